@@ -1,0 +1,1 @@
+"""ytmaker's render service."""

@@ -1,0 +1,1 @@
+"""ytmaker's script service."""

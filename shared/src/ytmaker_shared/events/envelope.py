@@ -1,0 +1,72 @@
+"""The one envelope every event on every topic carries (DESIGN §3)."""
+
+from __future__ import annotations
+
+import builtins
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import uuid6
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ytmaker_shared.stages import Stage
+
+#: The envelope version this code writes; `upcasting` brings older ones up to it.
+SCHEMA_VERSION = 2
+
+
+def new_event_id() -> str:
+    """A UUIDv7 string: unique, and sortable by the time it was made."""
+    return str(uuid6.uuid7())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+E = TypeVar("E", bound="Envelope")
+
+
+class Frozen(BaseModel):
+    """Base of every contract model: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Envelope(Frozen):
+    """The fields every event shares; subclasses fix `type` and type the `payload`."""
+
+    event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=64)
+    type: str
+    schema_version: int = SCHEMA_VERSION
+    task_id: str = Field(min_length=1, max_length=64)
+    project_id: str = Field(min_length=1, max_length=64)
+    owner: str = Field(min_length=1, max_length=128)
+    stage: Stage | None = None
+    occurred_at: datetime = Field(default_factory=utcnow)
+    producer: str = Field(min_length=1, max_length=200)
+    correlation_id: str = Field(min_length=1, max_length=64)
+    causation_id: str | None = Field(default=None, max_length=64)
+    payload: Any
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("occurred_at must carry a time zone (RFC 3339)")
+        return value.astimezone(UTC)
+
+    def caused(self, event_type: builtins.type[E], /, **fields: Any) -> E:
+        """A new event of `event_type` in the same run, caused by this one.
+
+        Copies task, project, owner and correlation; `causation_id` is this event's id. The
+        caller gives `producer`, `payload` and, for stage events, `stage`.
+        """
+        inherited: dict[str, Any] = {
+            "task_id": self.task_id,
+            "project_id": self.project_id,
+            "owner": self.owner,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.event_id,
+        }
+        return event_type(**(inherited | fields))

@@ -1,0 +1,17 @@
+"""The Kafka runtime every service uses: producer, consumer loop with DLQ, topic bootstrap."""
+
+from ytmaker_shared.kafka.admin import ensure_topics
+from ytmaker_shared.kafka.consumer import ConsumerLoop, Handler, Retry
+from ytmaker_shared.kafka.dlq import DeadLetter, DeadLetterWriter
+from ytmaker_shared.kafka.producer import BrokerUnavailable, EventProducer
+
+__all__ = [
+    "BrokerUnavailable",
+    "ConsumerLoop",
+    "DeadLetter",
+    "DeadLetterWriter",
+    "EventProducer",
+    "Handler",
+    "Retry",
+    "ensure_topics",
+]

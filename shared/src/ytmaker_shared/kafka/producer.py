@@ -1,0 +1,100 @@
+"""The one way services write events: idempotent, `acks=all`, keyed by `task_id` (DESIGN §3).
+
+A send that the broker has not acknowledged within the delivery deadline raises
+`BrokerUnavailable`: the caller learns of it, nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
+
+from ytmaker_shared.events import Event, encode
+from ytmaker_shared.metrics import EVENTS_PRODUCED
+from ytmaker_shared.settings import ServiceSettings
+from ytmaker_shared.topics import Topic
+
+log = logging.getLogger(__name__)
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not answer within the configured deadline."""
+
+
+class EventProducer:
+    """Owns one AIOKafkaProducer. `start()` before use, `stop()` after (flushes)."""
+
+    def __init__(self, settings: ServiceSettings, service: str, **producer_options: Any) -> None:
+        self.settings = settings
+        self.service = service
+        self._deadline = settings.producer_delivery_timeout_s
+        self.kafka = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=f"{service}-{settings.instance}",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            request_timeout_ms=int(min(self._deadline, 30) * 1000),
+            **producer_options,
+        )
+
+    async def start(self) -> None:
+        """Connect; raises BrokerUnavailable when no broker answers before the deadline."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._deadline
+        while True:
+            try:
+                await self.kafka.start()
+                return
+            except KafkaError as exc:
+                if loop.time() >= give_up:
+                    raise BrokerUnavailable(
+                        f"no Kafka broker at {self.settings.kafka_bootstrap_servers} "
+                        f"after {self._deadline:.0f}s: {exc}"
+                    ) from exc
+                await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        await self.kafka.stop()
+
+    async def __aenter__(self) -> EventProducer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    async def send(self, topic: Topic, event: Event) -> RecordMetadata:
+        """Write one event to its topic, keyed by its task; wait for the acknowledgement."""
+        return await self.send_raw(
+            self.settings.topics.name(topic), key=event.task_id.encode(), value=encode(event)
+        )
+
+    async def send_raw(
+        self,
+        topic_name: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers = (),
+    ) -> RecordMetadata:
+        """Write bytes as they are; raises BrokerUnavailable past the delivery deadline."""
+        try:
+            async with asyncio.timeout(self._deadline):
+                metadata: RecordMetadata = await self.kafka.send_and_wait(
+                    topic_name, value=value, key=key, headers=list(headers) or None
+                )
+        except (TimeoutError, KafkaError) as exc:
+            raise BrokerUnavailable(
+                f"{topic_name}: not acknowledged within {self._deadline:.0f}s: {exc!r}"
+            ) from exc
+        EVENTS_PRODUCED.labels(self.service, topic_name).inc()
+        return metadata

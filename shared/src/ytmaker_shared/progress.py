@@ -1,0 +1,100 @@
+"""The contract of what clients see (DESIGN §4–§5): a task's state and the updates on
+`progress.updates` (one per client-visible change) and `progress.state` (compacted, latest
+state per task, keyed by task_id).
+
+An update's offset is its Kafka offset in `progress.updates`; it is not inside the message (it
+is only known once written), so readers attach it from the record: `state.offset` and
+`epoch` are filled by whoever reads the update, never by the fold.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ytmaker_shared.events.envelope import Frozen
+from ytmaker_shared.events.tasks import ErrorInfo
+from ytmaker_shared.stages import Stage
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+class StageStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class StageState(Frozen):
+    status: StageStatus = StageStatus.PENDING
+    progress: float = Field(default=0.0, ge=0, le=100)
+    attempt: int = Field(default=0, ge=0)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class TaskState(Frozen):
+    """Everything a client needs to render a task from any single message."""
+
+    task_id: str
+    project_id: str
+    owner: str
+    title: str = ""
+    status: TaskStatus = TaskStatus.QUEUED
+    stage: Stage | None = None
+    progress: float = Field(default=0.0, ge=0, le=100, description="Overall, never decreases.")
+    sub_progress: float = Field(default=0.0, ge=0, le=100, description="Of the current stage.")
+    current_step: str | None = None
+    total_steps: int | None = None
+    completed_steps: int | None = None
+    message: str = ""
+    error: ErrorInfo | None = None
+    result: dict[str, Any] | None = None
+    stages: dict[Stage, StageState] = Field(default_factory=dict)
+    eta_seconds: float | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_event_id: str | None = None
+    offset: int | None = Field(default=None, description="Filled by readers, see module doc.")
+    epoch: str | None = Field(default=None, description="Filled by readers, see module doc.")
+
+
+class UpdateType(StrEnum):
+    PROGRESS = "progress"
+    STATUS = "status"
+    ERROR = "error"
+
+
+class ProgressUpdate(Frozen):
+    """One message on `progress.updates`, keyed by task_id."""
+
+    type: UpdateType
+    task_id: str
+    project_id: str
+    owner: str
+    event_id: str = Field(description="The pipeline event that caused this update.")
+    event_type: str
+    occurred_at: datetime = Field(description="When the causing event happened.")
+    state: TaskState
+    schema_version: Literal[1] = 1

@@ -1,0 +1,45 @@
+"""Running a service process: JSON logs, health server, and a clean stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from ytmaker_shared.health import HealthServer, Readiness
+from ytmaker_shared.logging import configure_logging
+from ytmaker_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+ServiceMain = Callable[[asyncio.Event], Awaitable[None]]
+
+
+def run_service(
+    service: str, settings: ServiceSettings, main: ServiceMain, ready: Readiness
+) -> None:
+    """Run `main(stopping)` until it returns. SIGTERM or SIGINT set `stopping`: `main` must
+    then finish or hand back the work in hand, commit and return."""
+    configure_logging(service, settings.log_level)
+    asyncio.run(_run(service, settings, main, ready))
+
+
+async def _run(
+    service: str, settings: ServiceSettings, main: ServiceMain, ready: Readiness
+) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    health = HealthServer(service, ready, settings.health_host, settings.health_port)
+    await health.start()
+    log.info(
+        "started",
+        extra={"health": f"http://{health.host}:{health.port}", "instance": settings.instance},
+    )
+    try:
+        await main(stopping)
+    finally:
+        await health.stop()
+        log.info("stopped")

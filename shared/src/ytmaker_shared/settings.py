@@ -1,0 +1,52 @@
+"""Settings shared by every service, from environment variables (docs/settings.md lists them).
+
+Each service extends `ServiceSettings` with its own fields; secrets are read from the
+environment only and are `SecretStr`, so they never reach a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ytmaker_shared.topics import Topics
+
+
+def _default_instance() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ServiceSettings(BaseSettings):
+    """What every ytmaker process needs: the broker, its topics, logging and health."""
+
+    model_config = SettingsConfigDict(env_prefix="YTMAKER_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "YTMAKER_KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers, comma-separated.",
+    )
+    topic_prefix: str = Field(default="", description="Prefix before every topic name.")
+    topic_partitions: int = Field(default=6, ge=1, description="Partitions of new topics.")
+    topic_replication_factor: int = Field(default=1, ge=1)
+    instance: str = Field(
+        default_factory=_default_instance, description="This process's name in `producer`."
+    )
+    log_level: str = "INFO"
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
+    producer_delivery_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long a send may wait for the broker before failing."
+    )
+    consumer_batch_size: int = Field(default=100, ge=1, description="Records per poll, at most.")
+    consumer_max_poll_interval_s: float = Field(
+        default=40 * 60.0, gt=0, description="Longest pause between polls before a rebalance."
+    )
+    max_in_flight: int = Field(default=4, ge=1, description="Partitions handled at once.")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)

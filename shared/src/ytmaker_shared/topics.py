@@ -1,0 +1,96 @@
+"""Every topic, its partitions, cleanup policy and retention, in one place (DESIGN §3).
+
+Names are logical (`pipeline.tasks`); `Topics(prefix)` gives the physical names, so that a test
+or a second environment can share a cluster without sharing topics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ytmaker_shared.stages import Stage
+
+
+class Topic(StrEnum):
+    TASKS = "pipeline.tasks"
+    SCRIPT = "pipeline.script"
+    ASSETS = "pipeline.assets"
+    RENDER = "pipeline.render"
+    UPLOAD = "pipeline.upload"
+    CONTROL = "pipeline.control"
+    PROGRESS_UPDATES = "progress.updates"
+    PROGRESS_STATE = "progress.state"
+    DLQ = "pipeline.dlq"
+
+
+#: The topics that the progress service folds: every pipeline topic but the dead letters.
+PIPELINE_TOPICS: tuple[Topic, ...] = (
+    Topic.TASKS,
+    Topic.SCRIPT,
+    Topic.ASSETS,
+    Topic.RENDER,
+    Topic.UPLOAD,
+    Topic.CONTROL,
+)
+
+#: The topic each stage writes its lifecycle events to.
+STAGE_TOPIC: dict[Stage, Topic] = {
+    Stage.SCRIPT: Topic.SCRIPT,
+    Stage.IMAGES: Topic.ASSETS,
+    Stage.AUDIO: Topic.ASSETS,
+    Stage.AVATARS: Topic.ASSETS,
+    Stage.RENDER: Topic.RENDER,
+    Stage.UPLOAD: Topic.UPLOAD,
+}
+
+_WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How one topic is created. `retention_ms=-1` keeps messages for ever."""
+
+    topic: Topic
+    cleanup_policy: str = "delete"
+    retention_ms: int = 4 * _WEEK_MS
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+            **self.extra,
+        }
+
+
+TOPIC_SPECS: tuple[TopicSpec, ...] = (
+    *(TopicSpec(t) for t in PIPELINE_TOPICS),
+    TopicSpec(Topic.PROGRESS_UPDATES),
+    TopicSpec(
+        Topic.PROGRESS_STATE,
+        cleanup_policy="compact",
+        retention_ms=-1,
+        extra={"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)},
+    ),
+    TopicSpec(Topic.DLQ, retention_ms=-1),
+)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Physical topic names: the logical name behind an optional prefix."""
+
+    prefix: str = ""
+
+    def name(self, topic: Topic) -> str:
+        return f"{self.prefix}{topic.value}"
+
+    def logical(self, name: str) -> Topic:
+        """The logical topic of a physical name; raises ValueError for a foreign topic."""
+        if not name.startswith(self.prefix):
+            raise ValueError(f"topic {name!r} is not under prefix {self.prefix!r}")
+        return Topic(name[len(self.prefix) :])
+
+    def all(self) -> list[str]:
+        return [self.name(spec.topic) for spec in TOPIC_SPECS]
