@@ -1,0 +1,329 @@
+"""The progress fold: `apply(state, event) -> (state, updates)`, pure, no I/O (DESIGN §2, §4).
+
+A task's `Folded` state is its client-visible `TaskState` plus what the fold needs to stay
+idempotent: the ids of the events it applied last (a duplicate of one of them changes nothing)
+and how many events arrived after the task had finished (kept in the log, counted, ignored).
+
+Rules, all of them order-tolerant because the events of one task arrive from six topics:
+- a stage's attempt only grows; an event of an older attempt is stale and changes nothing;
+- within one attempt a stage's progress only grows (a late, lower figure changes nothing);
+- the overall figure is `Σ weight × stage_progress / 100` and never decreases: a retried
+  stage resets its own progress, not the overall figure;
+- `completed`, `failed` and `cancelled` are final.
+
+An event yields at most one update, and only when something a client sees has changed; the
+update carries the full state, so a client can render from any single message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from ytmaker_shared.events import (
+    CancelTask,
+    Event,
+    PauseTask,
+    ResumeTask,
+    StageCancelled,
+    StageCompleted,
+    StageEvent,
+    StageFailed,
+    StageProgressed,
+    StageRetrying,
+    StageStarted,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskRequested,
+)
+from ytmaker_shared.progress import (
+    ProgressUpdate,
+    StageState,
+    StageStatus,
+    TaskState,
+    TaskStatus,
+    UpdateType,
+)
+from ytmaker_shared.stages import STAGE_WEIGHTS, Stage
+
+#: How many recent event ids a task remembers to drop duplicates (a redelivery or a producer
+#: that sent twice). Older duplicates are still harmless for stage events (attempts and
+#: progress only grow); see docs/decisions/0021-progress-fold-idempotence.md.
+DEDUPE_WINDOW = 64
+
+_FINISHED_STAGE = frozenset(
+    {StageStatus.COMPLETED, StageStatus.SKIPPED, StageStatus.FAILED, StageStatus.CANCELLED}
+)
+_DONE_STAGE = frozenset({StageStatus.COMPLETED, StageStatus.SKIPPED})
+
+# Fields that do not make a change visible by themselves.
+_BOOKKEEPING = frozenset({"updated_at", "last_event_id", "offset", "epoch"})
+
+
+@dataclass(frozen=True)
+class Folded:
+    """One task's fold state. `task` is what clients see; the rest is bookkeeping."""
+
+    task: TaskState
+    recent_ids: tuple[str, ...] = ()
+    ignored: int = 0
+
+
+def apply(state: Folded | None, event: Event) -> tuple[Folded, list[ProgressUpdate]]:
+    """Fold one event of a task into its state (None for a task not seen yet).
+
+    Returns the new state and the updates to publish (zero or one). The caller must pass
+    only events of `state`'s task. Never raises for a valid event.
+    """
+    if state is None:
+        state = Folded(task=_new_task(event))
+    if event.event_id in state.recent_ids:
+        return state, []
+    seen = (*state.recent_ids, event.event_id)[-DEDUPE_WINDOW:]
+    old = state.task
+    if old.status.terminal:
+        return replace(state, recent_ids=seen, ignored=state.ignored + 1), []
+    new = _RULES[type(event)](old, event)
+    if not _visible_change(old, new):
+        return replace(state, recent_ids=seen), []
+    new = new.model_copy(
+        update={
+            "progress": max(old.progress, _overall(new)),
+            "last_event_id": event.event_id,
+            "updated_at": max(old.updated_at or event.occurred_at, event.occurred_at),
+        }
+    )
+    if new.status is TaskStatus.COMPLETED:
+        new = new.model_copy(update={"progress": 100.0, "sub_progress": 100.0})
+    update = ProgressUpdate(
+        type=_update_type(old, new, event),
+        task_id=new.task_id,
+        project_id=new.project_id,
+        owner=new.owner,
+        event_id=event.event_id,
+        event_type=event.type,
+        occurred_at=event.occurred_at,
+        state=new,
+    )
+    return Folded(task=new, recent_ids=seen, ignored=state.ignored), [update]
+
+
+def _new_task(event: Event) -> TaskState:
+    return TaskState(
+        task_id=event.task_id,
+        project_id=event.project_id,
+        owner=event.owner,
+        created_at=event.occurred_at,
+    )
+
+
+def _visible_change(old: TaskState, new: TaskState) -> bool:
+    return old.model_dump(exclude=_BOOKKEEPING) != new.model_dump(exclude=_BOOKKEEPING)
+
+
+def _overall(task: TaskState) -> float:
+    """Σ weight × stage_progress / 100 over every stage (DESIGN §2)."""
+    total = sum(
+        STAGE_WEIGHTS[stage] * (100.0 if st.status in _DONE_STAGE else st.progress)
+        for stage, st in task.stages.items()
+    )
+    return min(100.0, round(total / 100.0, 4))
+
+
+def _update_type(old: TaskState, new: TaskState, event: Event) -> UpdateType:
+    if isinstance(event, StageFailed | StageRetrying | TaskFailed):
+        return UpdateType.ERROR
+    if old.status is not new.status:
+        return UpdateType.STATUS
+    return UpdateType.PROGRESS
+
+
+# --- task events -------------------------------------------------------------------------
+
+
+def _requested(task: TaskState, event: TaskRequested) -> TaskState:
+    created = min(task.created_at or event.occurred_at, event.occurred_at)
+    return task.model_copy(update={"title": event.payload.title, "created_at": created})
+
+
+def _completed(task: TaskState, event: TaskCompleted) -> TaskState:
+    return task.model_copy(
+        update={
+            "status": TaskStatus.COMPLETED,
+            "message": event.payload.message,
+            "result": event.payload.result,
+            "error": None,
+        }
+    )
+
+
+def _failed(task: TaskState, event: TaskFailed) -> TaskState:
+    return task.model_copy(
+        update={
+            "status": TaskStatus.FAILED,
+            "error": event.payload.error,
+            "message": event.payload.error.message,
+        }
+    )
+
+
+def _cancelled(task: TaskState, event: TaskCancelled) -> TaskState:
+    return task.model_copy(
+        update={"status": TaskStatus.CANCELLED, "message": event.payload.reason or "cancelled"}
+    )
+
+
+def _cancel_requested(task: TaskState, event: CancelTask) -> TaskState:
+    return task.model_copy(update={"message": "cancellation requested"})
+
+
+def _pause_requested(task: TaskState, event: PauseTask) -> TaskState:
+    return task.model_copy(update={"status": TaskStatus.PAUSED, "message": "paused"})
+
+
+def _resume_requested(task: TaskState, event: ResumeTask) -> TaskState:
+    if task.status is not TaskStatus.PAUSED:
+        return task
+    started = any(st.status is not StageStatus.PENDING for st in task.stages.values())
+    status = TaskStatus.RUNNING if started else TaskStatus.QUEUED
+    return task.model_copy(update={"status": status, "message": "resumed"})
+
+
+# --- stage events ------------------------------------------------------------------------
+
+
+def _with_stage(
+    task: TaskState, event: StageEvent, stage_state: StageState | None, **fields: Any
+) -> TaskState:
+    """The task with `event.stage` set to `stage_state` (None: the event is stale)."""
+    if stage_state is None:
+        return task
+    stages = {**task.stages, event.stage: stage_state}
+    status = task.status
+    if status is TaskStatus.QUEUED and stage_state.status is not StageStatus.PENDING:
+        status = TaskStatus.RUNNING
+    return task.model_copy(
+        update={
+            "stages": stages,
+            "stage": event.stage,
+            "sub_progress": stage_state.progress,
+            "status": status,
+            **fields,
+        }
+    )
+
+
+def _stage(task: TaskState, stage: Stage) -> StageState:
+    return task.stages.get(stage) or StageState()
+
+
+def _attempt_started(attempt: int, at: datetime, progress: float = 0.0) -> StageState:
+    return StageState(status=StageStatus.RUNNING, attempt=attempt, progress=progress, started_at=at)
+
+
+def _stage_started(task: TaskState, event: StageStarted) -> TaskState:
+    st, attempt = _stage(task, event.stage), event.payload.attempt
+    if attempt > st.attempt or (
+        attempt == st.attempt and st.status in (StageStatus.PENDING, StageStatus.RETRYING)
+    ):
+        return _with_stage(
+            task,
+            event,
+            _attempt_started(attempt, event.occurred_at),
+            message=event.payload.message or f"{event.stage} started",
+            current_step=None,
+            total_steps=None,
+            completed_steps=None,
+        )
+    return task
+
+
+def _stage_progressed(task: TaskState, event: StageProgressed) -> TaskState:
+    st, p = _stage(task, event.stage), event.payload
+    if p.attempt > st.attempt or (p.attempt == st.attempt and st.status is StageStatus.PENDING):
+        new = _attempt_started(p.attempt, event.occurred_at, p.progress)
+    elif p.attempt == st.attempt and st.status not in _FINISHED_STAGE and p.progress >= st.progress:
+        new = st.model_copy(update={"status": StageStatus.RUNNING, "progress": p.progress})
+        new = new if new.started_at else new.model_copy(update={"started_at": event.occurred_at})
+    else:
+        return task
+    return _with_stage(
+        task,
+        event,
+        new,
+        message=p.message or task.message,
+        current_step=p.current_step if p.current_step is not None else task.current_step,
+        total_steps=p.total_steps if p.total_steps is not None else task.total_steps,
+        completed_steps=p.completed_steps
+        if p.completed_steps is not None
+        else task.completed_steps,
+    )
+
+
+def _stage_completed(task: TaskState, event: StageCompleted) -> TaskState:
+    st, p = _stage(task, event.stage), event.payload
+    if p.attempt < st.attempt or st.status in _DONE_STAGE:
+        return task
+    status = StageStatus.SKIPPED if p.status == "skipped" else StageStatus.COMPLETED
+    new = StageState(
+        status=status,
+        progress=100.0,
+        attempt=max(p.attempt, st.attempt),
+        started_at=st.started_at or event.occurred_at,
+        finished_at=event.occurred_at,
+    )
+    return _with_stage(task, event, new, message=p.message or f"{event.stage} {status}", error=None)
+
+
+def _stage_failed(task: TaskState, event: StageFailed) -> TaskState:
+    st, p = _stage(task, event.stage), event.payload
+    if p.attempt < st.attempt or st.status in _FINISHED_STAGE:
+        return task
+    new = st.model_copy(
+        update={
+            "status": StageStatus.FAILED,
+            "attempt": p.attempt,
+            "finished_at": event.occurred_at,
+            "started_at": st.started_at or event.occurred_at,
+        }
+    )
+    return _with_stage(task, event, new, error=p.error, message=p.error.message)
+
+
+def _stage_retrying(task: TaskState, event: StageRetrying) -> TaskState:
+    st, p = _stage(task, event.stage), event.payload
+    if p.attempt <= st.attempt or st.status in _DONE_STAGE:
+        return task
+    new = StageState(status=StageStatus.RETRYING, attempt=p.attempt)
+    message = f"{event.stage} retrying (attempt {p.attempt}) in {p.delay_seconds:g}s"
+    return _with_stage(task, event, new, error=p.error, message=message)
+
+
+def _stage_cancelled(task: TaskState, event: StageCancelled) -> TaskState:
+    st = _stage(task, event.stage)
+    if st.status in _FINISHED_STAGE:
+        return task
+    new = st.model_copy(update={"status": StageStatus.CANCELLED, "finished_at": event.occurred_at})
+    return _with_stage(
+        task, event, new, message=event.payload.message or f"{event.stage} cancelled"
+    )
+
+
+_RULES: dict[type[Any], Callable[[TaskState, Any], TaskState]] = {
+    TaskRequested: _requested,
+    TaskCompleted: _completed,
+    TaskFailed: _failed,
+    TaskCancelled: _cancelled,
+    CancelTask: _cancel_requested,
+    PauseTask: _pause_requested,
+    ResumeTask: _resume_requested,
+    StageStarted: _stage_started,
+    StageProgressed: _stage_progressed,
+    StageCompleted: _stage_completed,
+    StageFailed: _stage_failed,
+    StageRetrying: _stage_retrying,
+    StageCancelled: _stage_cancelled,
+}
