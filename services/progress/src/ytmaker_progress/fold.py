@@ -59,9 +59,6 @@ _FINISHED_STAGE = frozenset(
 )
 _DONE_STAGE = frozenset({StageStatus.COMPLETED, StageStatus.SKIPPED})
 
-# Fields that do not make a change visible by themselves.
-_BOOKKEEPING = frozenset({"updated_at", "last_event_id", "offset", "epoch"})
-
 
 @dataclass(frozen=True)
 class Folded:
@@ -121,12 +118,13 @@ def _new_task(event: Event) -> TaskState:
 
 
 def _visible_change(old: TaskState, new: TaskState) -> bool:
-    return old.model_dump(exclude=_BOOKKEEPING) != new.model_dump(exclude=_BOOKKEEPING)
+    # The rules never touch the bookkeeping fields, so plain equality is the test.
+    return bool(old != new)
 
 
 def _overall(task: TaskState) -> float:
     """Σ weight × stage_progress / 100 over every stage (DESIGN §2)."""
-    total = sum(
+    total: float = sum(
         STAGE_WEIGHTS[stage] * (100.0 if st.status in _DONE_STAGE else st.progress)
         for stage, st in task.stages.items()
     )
