@@ -1,0 +1,251 @@
+"""The ffmpeg command that makes the video: a pure builder, no I/O (issue 3, render).
+
+Per segment: the slide, scaled and cropped to 1280×720, slowly zooms (in on even segments,
+out on odd ones) for its whole clip; its caption, a full-frame transparent PNG, is overlaid on
+the clip so that it cross-fades with its slide. The clips are chained with `xfade`, each
+transition starting where the next narration starts (see timeline.py). Narrations are padded
+to their slot and concatenated; a segment without narration gets silence. Avatar clips, when
+present, are overlaid in the top-right corner from their start time until they end.
+Output: H.264 (yuv420p) and AAC in MP4, 30 fps, `+faststart`, progress on stdout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ytmaker_render.timeline import FPS, HEIGHT, WIDTH, Slot, Timeline
+
+
+@dataclass(frozen=True)
+class SegmentMedia:
+    """The files of one segment. `caption` is a WIDTH×HEIGHT RGBA PNG, or None."""
+
+    index: int
+    image: Path
+    caption: Path | None = None
+    narration: Path | None = None
+
+
+@dataclass(frozen=True)
+class AvatarClip:
+    """A presenter clip shown in the corner from `start` seconds until it ends."""
+
+    path: Path
+    start: float = 0.0
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    preset: str = "veryfast"
+    crf: int = 23
+    audio_bitrate: str = "128k"
+    sample_rate: int = 44100
+    zoom: float = 0.08
+    #: Zoom on an image this many times the output size: smoother motion, more CPU.
+    supersample: float = 1.0
+    avatar_width: int = WIDTH // 4
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class FfmpegCommand:
+    args: list[str]
+    filtergraph: str
+    output: Path
+    duration_seconds: float
+
+
+class _Inputs:
+    """ffmpeg's `-i` list, numbering inputs as they are added."""
+
+    def __init__(self) -> None:
+        self.args: list[str] = []
+        self.count = 0
+
+    def add(self, path: Path, *options: str) -> int:
+        self.args += [*options, "-i", str(path)]
+        self.count += 1
+        return self.count - 1
+
+
+def build_command(
+    ffmpeg: str,
+    timeline: Timeline,
+    media: Sequence[SegmentMedia],
+    output: Path,
+    *,
+    avatars: Sequence[AvatarClip] = (),
+    options: EncodeOptions = EncodeOptions(),
+) -> FfmpegCommand:
+    """The full argument list for `ffmpeg`. Raises ValueError when the media do not match the
+    timeline's segments one to one."""
+    by_index = {m.index: m for m in media}
+    if sorted(by_index) != sorted(s.index for s in timeline.slots) or len(media) != len(by_index):
+        raise ValueError(
+            f"segments {sorted(s.index for s in timeline.slots)} need one media entry each, "
+            f"got {sorted(m.index for m in media)}"
+        )
+    inputs = _Inputs()
+    graph: list[str] = []
+    clips: list[str] = []
+    narrations: list[str] = []
+    for position, slot in enumerate(timeline.slots):
+        segment = by_index[slot.index]
+        clips.append(_slide(graph, inputs, segment, slot, position, options))
+        narrations.append(_narration(graph, inputs, segment, slot, options))
+    video = _crossfade(graph, clips, timeline)
+    for number, avatar in enumerate(avatars):
+        video = _avatar(graph, inputs, avatar, video, number, options)
+    graph.append(f"[{video}]format=yuv420p[vout]")
+    graph.append(f"{''.join(f'[{a}]' for a in narrations)}concat=n={len(narrations)}:v=0:a=1[aout]")
+    filtergraph = ";".join(graph)
+    total = f"{timeline.total_seconds:.3f}"
+    args = [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-y",
+        *inputs.args,
+        "-filter_complex",
+        filtergraph,
+        "-map",
+        "[vout]",
+        "-map",
+        "[aout]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        options.preset,
+        "-crf",
+        str(options.crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-r",
+        str(FPS),
+        "-c:a",
+        "aac",
+        "-b:a",
+        options.audio_bitrate,
+        "-ar",
+        str(options.sample_rate),
+        "-threads",
+        str(options.threads),
+        "-t",
+        total,
+        "-movflags",
+        "+faststart",
+        "-progress",
+        "pipe:1",
+        "-f",
+        "mp4",
+        str(output),
+    ]
+    return FfmpegCommand(args, filtergraph, output, timeline.total_seconds)
+
+
+def zoom_expression(frames: int, zoom: float, *, zoom_in: bool) -> str:
+    """zoompan's `z`: from 1 to 1+zoom over `frames` (or back), linear in the frame number."""
+    span = max(1, frames - 1)
+    if zoom_in:
+        return f"1+{zoom:g}*on/{span}"
+    return f"{1 + zoom:g}-{zoom:g}*on/{span}"
+
+
+def _slide(
+    graph: list[str],
+    inputs: _Inputs,
+    segment: SegmentMedia,
+    slot: Slot,
+    position: int,
+    options: EncodeOptions,
+) -> str:
+    image = inputs.add(segment.image)
+    w = _even(WIDTH * options.supersample)
+    h = _even(HEIGHT * options.supersample)
+    z = zoom_expression(slot.frames, options.zoom, zoom_in=position % 2 == 0)
+    zoomed = f"z{position}"
+    graph.append(
+        f"[{image}:v]scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1,"
+        f"zoompan=z='{z}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)'"
+        f":d={slot.frames}:s={WIDTH}x{HEIGHT}:fps={FPS},format=yuv420p[{zoomed}]"
+    )
+    if segment.caption is None:
+        return zoomed
+    caption = inputs.add(segment.caption)
+    clip = f"v{position}"
+    graph.append(
+        f"[{zoomed}][{caption}:v]overlay=0:0:format=auto:eof_action=repeat,format=yuv420p[{clip}]"
+    )
+    return clip
+
+
+def _narration(
+    graph: list[str],
+    inputs: _Inputs,
+    segment: SegmentMedia,
+    slot: Slot,
+    options: EncodeOptions,
+) -> str:
+    label = f"a{slot.index}"
+    seconds = f"{slot.seconds:.6f}"
+    layout = f"sample_fmts=fltp:sample_rates={options.sample_rate}:channel_layouts=stereo"
+    if segment.narration is None:
+        graph.append(
+            f"anullsrc=r={options.sample_rate}:cl=stereo,atrim=duration={seconds},"
+            f"aformat={layout}[{label}]"
+        )
+    else:
+        audio = inputs.add(segment.narration)
+        graph.append(
+            f"[{audio}:a]aformat={layout},apad=whole_dur={seconds},atrim=duration={seconds},"
+            f"asetpts=PTS-STARTPTS[{label}]"
+        )
+    return label
+
+
+def _crossfade(graph: list[str], clips: list[str], timeline: Timeline) -> str:
+    if timeline.fade_seconds <= 0 or len(clips) == 1:
+        if len(clips) == 1:
+            return clips[0]
+        graph.append(f"{''.join(f'[{c}]' for c in clips)}concat=n={len(clips)}:v=1:a=0[xall]")
+        return "xall"
+    current = clips[0]
+    for position in range(1, len(clips)):
+        label = f"x{position}"
+        offset = timeline.slots[position].start
+        graph.append(
+            f"[{current}][{clips[position]}]xfade=transition=fade"
+            f":duration={timeline.fade_seconds:.6f}:offset={offset:.6f}[{label}]"
+        )
+        current = label
+    return current
+
+
+def _avatar(
+    graph: list[str],
+    inputs: _Inputs,
+    avatar: AvatarClip,
+    video: str,
+    number: int,
+    options: EncodeOptions,
+) -> str:
+    clip = inputs.add(avatar.path)
+    scaled = f"av{number}"
+    out = f"vav{number}"
+    graph.append(
+        f"[{clip}:v]scale={_even(options.avatar_width)}:-2,fps={FPS},"
+        f"setpts=PTS-STARTPTS+{avatar.start:.6f}/TB[{scaled}]"
+    )
+    graph.append(
+        f"[{video}][{scaled}]overlay=main_w-overlay_w-24:24:eof_action=pass:format=auto[{out}]"
+    )
+    return out
+
+
+def _even(value: float) -> int:
+    return int(round(value / 2) * 2)
