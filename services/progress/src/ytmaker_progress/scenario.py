@@ -133,7 +133,11 @@ def run_events(
                     )
                 )
                 if pause and stage is Stage.SCRIPT and i == 1:
-                    for control in (PauseTask, ResumeTask):
+                    controls: tuple[type[PauseTask] | type[ResumeTask], ...] = (
+                        PauseTask,
+                        ResumeTask,
+                    )
+                    for control in controls:
                         out.append(
                             (
                                 Topic.CONTROL,

@@ -1,0 +1,354 @@
+"""The fold with exactly-once effect (DESIGN §4; docs/decisions/0020-progress-exactly-once.md).
+
+Every pipeline topic is keyed by task_id and has the same number of partitions, so partition
+*p* of every topic holds the same tasks: a **lane**. The range assignor gives one member the
+same partition numbers on every topic, so a lane lives on one member. Each lane has its own
+transactional producer (`transactional_id = <group>-lane-<p>`); one transaction per lane and
+poll holds the lane's updates (to `progress.updates` partition *p*), the latest states of its
+touched tasks (`progress.state` partition *p*), any dead letters, and the input offsets.
+
+When a lane is assigned, its producer is initialised first (this fences a zombie holding the
+same transactional id and ends its open transaction), then its states are read from
+`progress.state` to the end (read_committed), then the input positions are read from the group's
+committed offsets: all three describe the same committed transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.structs import ConsumerRecord
+
+from ytmaker_progress import metrics
+from ytmaker_progress.fold import Folded, apply
+from ytmaker_progress.records import BadStateRecord, decode_state, encode_state, encode_update
+from ytmaker_progress.settings import ProgressSettings
+from ytmaker_shared.events import DecodeError, decode
+from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
+from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
+
+log = logging.getLogger(__name__)
+
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+SERVICE = "progress"
+
+
+class FoldFatal(RuntimeError):
+    """The fold cannot go on in this process (fenced by a newer instance, topics that do not
+    match); the process must exit and be restarted."""
+
+
+@dataclass
+class Lane:
+    """Partition `number` of every pipeline topic, its producer and its tasks' states."""
+
+    number: int
+    producer: EventProducer
+    dead_letters: DeadLetterWriter
+    states: dict[str, Folded] = field(default_factory=dict)
+
+
+class FoldService:
+    """Consumes every pipeline topic and folds it into `progress.updates` and `progress.state`.
+
+    `await run(stopping)` until `stopping` is set; `ready` is true once lanes are restored.
+    Raises FoldFatal when fenced or misconfigured.
+    """
+
+    def __init__(self, settings: ProgressSettings) -> None:
+        self.settings = settings
+        topics = settings.topics
+        self.input_names = [topics.name(t) for t in PIPELINE_TOPICS]
+        self.updates_topic = topics.name(Topic.PROGRESS_UPDATES)
+        self.state_topic = topics.name(Topic.PROGRESS_STATE)
+        self.group_id = settings.fold_group_id
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=self.group_id,
+            client_id=f"{SERVICE}-fold-{settings.instance}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            max_poll_interval_ms=int(settings.consumer_max_poll_interval_s * 1000),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self.lanes: dict[int, Lane] = {}
+        self.ready = False
+        self._busy = asyncio.Lock()
+        self._generation = 0
+        self._fatal: BaseException | None = None
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        await self.consumer.start()
+        try:
+            await self._check_partitions()
+            self.consumer.subscribe(self.input_names, listener=_Rebalance(self))
+            while not stopping.is_set():
+                generation = self._generation
+                batch = await self._poll(stopping)
+                if self._fatal is not None:
+                    raise FoldFatal(str(self._fatal)) from self._fatal
+                if not batch:
+                    continue
+                async with self._busy:
+                    if generation != self._generation:
+                        continue  # fetched before a rebalance: positions were reset since
+                    await self._fold_batch(batch)
+        finally:
+            self.ready = False
+            async with self._busy:
+                await self._close_lanes()
+            await self.consumer.stop()
+
+    async def _poll(self, stopping: asyncio.Event) -> dict[TopicPartition, list[Record]]:
+        poll = asyncio.ensure_future(
+            self.consumer.getmany(
+                timeout_ms=200, max_records=self.settings.progress_fold_batch_size
+            )
+        )
+        stop = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not poll.done():
+            poll.cancel()
+            return {}
+        batch: dict[TopicPartition, list[Record]] = poll.result()
+        return batch
+
+    async def _check_partitions(self) -> None:
+        """Lanes need every input and output topic to have the same partition count."""
+        counts: dict[str, int] = {}
+        for name in [*self.input_names, self.updates_topic, self.state_topic]:
+            parts = await self._partitions(name)
+            if not parts:
+                raise FoldFatal(f"topic {name} does not exist: create the topics first")
+            counts[name] = len(parts)
+        if len(set(counts.values())) != 1:
+            raise FoldFatal(f"topics must have the same number of partitions: {counts}")
+
+    async def _partitions(self, name: str) -> set[int]:
+        for _ in range(50):
+            parts = self.consumer.partitions_for_topic(name)
+            if parts:
+                return set(parts)
+            await self.consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+        return set()
+
+    # --- folding ------------------------------------------------------------------------
+
+    async def _fold_batch(self, batch: dict[TopicPartition, list[Record]]) -> None:
+        by_lane: dict[int, dict[TopicPartition, list[Record]]] = defaultdict(dict)
+        for tp, records in batch.items():
+            by_lane[tp.partition][tp] = records
+        await asyncio.gather(
+            *(
+                self._fold_lane(self.lanes[number], parts)
+                for number, parts in by_lane.items()
+                if number in self.lanes
+            )
+        )
+
+    async def _fold_lane(self, lane: Lane, parts: dict[TopicPartition, list[Record]]) -> None:
+        """Fold one lane's records in one transaction; on a broker error, abort and go back to
+        the last committed state and offsets."""
+        started = time.perf_counter()
+        kafka = lane.producer.kafka
+        saved = dict(lane.states)
+        try:
+            await kafka.begin_transaction()
+            touched = await self._fold_records(lane, _merged(parts.values()))
+            for task_id, folded in touched.items():
+                value, headers = encode_state(folded)
+                await kafka.send(
+                    self.state_topic,
+                    value=value,
+                    key=task_id.encode(),
+                    partition=lane.number,
+                    headers=headers,
+                )
+            offsets = {tp: records[-1].offset + 1 for tp, records in parts.items()}
+            await kafka.send_offsets_to_transaction(offsets, self.group_id)
+            await kafka.commit_transaction()
+        except ProducerFenced as exc:
+            self._fatal = exc
+            raise FoldFatal(f"lane {lane.number} was fenced by a newer instance") from exc
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("fold transaction failed", extra={"lane": lane.number, "error": repr(exc)})
+            lane.states = saved
+            await self._recover_lane(lane)
+            return
+        metrics.TRANSACTION_SECONDS.observe(time.perf_counter() - started)
+        metrics.EVENTS_FOLDED.inc(sum(len(r) for r in parts.values()))
+
+    async def _fold_records(self, lane: Lane, records: Iterable[Record]) -> dict[str, Folded]:
+        kafka = lane.producer.kafka
+        touched: dict[str, Folded] = {}
+        for record in records:
+            try:
+                event = decode(record.value)
+            except DecodeError as exc:
+                await lane.dead_letters.write(record, exc.reason, exc.detail)
+                continue
+            old = lane.states.get(event.task_id)
+            try:
+                new, updates = apply(old, event)
+            except Exception as exc:  # a bug must not block the partition: dead-letter it
+                log.exception("fold failed", extra={"event_id": event.event_id})
+                await lane.dead_letters.write(record, "handler_error", repr(exc))
+                continue
+            if new is old:
+                continue
+            lane.states[event.task_id] = touched[event.task_id] = new
+            if old is not None and new.ignored > old.ignored:
+                metrics.IGNORED_AFTER_TERMINAL.inc()
+            for update in updates:
+                await kafka.send(
+                    self.updates_topic,
+                    value=encode_update(update),
+                    key=update.task_id.encode(),
+                    partition=lane.number,
+                )
+                metrics.UPDATES_PUBLISHED.labels(update.type.value).inc()
+        return touched
+
+    # --- lanes --------------------------------------------------------------------------
+
+    async def _open_lanes(self, numbers: set[int]) -> None:
+        self.ready = False
+        self._generation += 1
+        try:
+            lanes = await asyncio.gather(*(self._new_lane(n) for n in sorted(numbers)))
+            self.lanes = {lane.number: lane for lane in lanes}
+            await self._restore(self.lanes.values())
+            for lane in self.lanes.values():
+                await self._seek_committed(lane)
+        except Exception as exc:  # the listener must not raise: the loop will
+            log.exception("cannot open lanes")
+            self._fatal = exc
+            return
+        self.ready = True
+        log.info(
+            "lanes restored",
+            extra={
+                "lanes": sorted(numbers),
+                "tasks": sum(len(lane.states) for lane in self.lanes.values()),
+            },
+        )
+
+    async def _new_lane(self, number: int) -> Lane:
+        producer = EventProducer(
+            self.settings,
+            SERVICE,
+            transactional_id=self.settings.transactional_id(number),
+            transaction_timeout_ms=self.settings.progress_transaction_timeout_ms,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+        )
+        await producer.start()  # InitProducerId: fences the zombie, ends its transaction
+        return Lane(number, producer, DeadLetterWriter(producer, self.group_id))
+
+    async def _close_lanes(self) -> None:
+        lanes, self.lanes = list(self.lanes.values()), {}
+        self._generation += 1
+        await asyncio.gather(*(lane.producer.stop() for lane in lanes), return_exceptions=True)
+
+    async def _restore(self, lanes: Iterable[Lane]) -> None:
+        """Read `progress.state` of the lanes to its end (read_committed)."""
+        by_tp = {TopicPartition(self.state_topic, lane.number): lane for lane in lanes}
+        if not by_tp:
+            return
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=None,
+            client_id=f"{SERVICE}-restore-{self.settings.instance}",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        await reader.start()
+        try:
+            reader.assign(list(by_tp))
+            await reader.seek_to_beginning(*by_tp)
+            ends = await reader.end_offsets(list(by_tp))
+            for tp in by_tp:
+                by_tp[tp].states = {}
+            while [tp for tp in by_tp if await reader.position(tp) < ends[tp]]:
+                batch = await reader.getmany(timeout_ms=500, max_records=10_000)
+                for tp, records in batch.items():
+                    states = by_tp[tp].states
+                    for record in records:
+                        _restore_record(states, record)
+        finally:
+            await reader.stop()
+
+    async def _seek_committed(self, lane: Lane) -> None:
+        for tp in self.consumer.assignment():
+            if tp.partition != lane.number:
+                continue
+            committed = await self.consumer.committed(tp)
+            if committed is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+
+    async def _recover_lane(self, lane: Lane) -> None:
+        """After an aborted transaction: committed states and offsets, a fresh producer."""
+        self._generation += 1
+        with contextlib.suppress(KafkaError):
+            await lane.producer.stop()
+        fresh = await self._new_lane(lane.number)
+        self.lanes[lane.number] = fresh
+        await self._restore([fresh])
+        await self._seek_committed(fresh)
+
+
+def _restore_record(states: dict[str, Folded], record: Record) -> None:
+    task_id = record.key.decode() if record.key else ""
+    try:
+        folded = decode_state(record.value, record.headers)
+    except BadStateRecord as exc:
+        log.error("unreadable state record", extra={"offset": record.offset, "error": str(exc)})
+        return
+    if folded is None:
+        states.pop(task_id, None)
+    else:
+        states[folded.task.task_id] = folded
+
+
+def _merged(parts: Iterable[list[Record]]) -> Iterable[Record]:
+    """The lane's records, each partition in offset order, interleaved by timestamp, so that
+    a task's events from different stages come in about the order they happened."""
+    return heapq.merge(*parts, key=_timestamp)
+
+
+def _timestamp(record: Record) -> int:
+    return int(record.timestamp)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: FoldService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self.service._busy:  # the lane's transaction in hand finishes first
+            self.service.ready = False
+            await self.service._close_lanes()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        async with self.service._busy:
+            await self.service._open_lanes({tp.partition for tp in assigned})

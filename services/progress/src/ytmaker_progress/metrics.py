@@ -1,0 +1,21 @@
+"""Prometheus metrics of the progress service (served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_FOLDED = Counter("ytmaker_progress_events_folded_total", "Pipeline events folded.")
+UPDATES_PUBLISHED = Counter(
+    "ytmaker_progress_updates_published_total", "Updates written (committed or not).", ["type"]
+)
+IGNORED_AFTER_TERMINAL = Counter(
+    "ytmaker_progress_ignored_after_terminal_total",
+    "Events that arrived after their task had finished (kept in the log, changed nothing).",
+)
+TRANSACTION_SECONDS = Histogram(
+    "ytmaker_progress_transaction_seconds",
+    "Time to fold one lane's batch and commit its transaction.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+SINK_UPDATES = Counter("ytmaker_progress_sink_updates_total", "Updates stored in the read model.")
+SINK_LAG = Gauge("ytmaker_progress_sink_lag", "Updates not yet in the read model.")

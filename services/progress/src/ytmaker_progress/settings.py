@@ -1,0 +1,47 @@
+"""The progress service's settings: the shared ones plus its own (env prefix `YTMAKER_`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ytmaker_shared.settings import ServiceSettings
+
+
+class ProgressSettings(ServiceSettings):
+    """`YTMAKER_PROGRESS_*` variables, besides those every service reads."""
+
+    progress_http_host: str = Field(default="127.0.0.1", description="Internal API host.")
+    progress_http_port: int = Field(default=8081, ge=0, le=65535, description="0: a free port.")
+    progress_database_url: str = Field(
+        default="sqlite:///./progress.db",
+        description="Read model: sqlite:///path (WAL) or postgresql+psycopg://user@host/db.",
+    )
+    progress_group_id: str = Field(
+        default="progress-fold",
+        description="Consumer group of the fold; also the stem of its transactional ids.",
+    )
+    progress_fold_batch_size: int = Field(
+        default=2000, ge=1, description="Records per poll, folded in one transaction per lane."
+    )
+    progress_transaction_timeout_ms: int = Field(default=60_000, ge=1000)
+    progress_memory_history: int = Field(
+        default=100, ge=1, description="Recent updates kept in memory per task."
+    )
+    progress_retention_days: float = Field(
+        default=30.0, gt=0, description="Finished tasks older than this are cleaned up."
+    )
+    progress_cleanup_interval_s: float = Field(default=3600.0, gt=0)
+    progress_eta_window_s: float = Field(
+        default=3600.0, gt=0, description="Stage durations older than this do not count (ETA)."
+    )
+    progress_run_fold: bool = Field(default=True, description="Run the fold in this process.")
+    progress_run_api: bool = Field(default=True, description="Run the read model and API.")
+
+    @property
+    def fold_group_id(self) -> str:
+        """The fold's consumer group, under the topic prefix so test runs never share one."""
+        return f"{self.topic_prefix}{self.progress_group_id}"
+
+    def transactional_id(self, lane: int) -> str:
+        """One transactional id per input partition number (a lane), to fence zombies."""
+        return f"{self.fold_group_id}-lane-{lane}"
