@@ -1,0 +1,315 @@
+"""YouTube Data API v3 publisher on httpx: OAuth refresh-token flow, resumable upload, thumbnail.
+
+The protocol (Google's "resumable upload protocol" guide):
+1. `POST {api}/upload/youtube/v3/videos?uploadType=resumable&part=snippet,status` with the
+   video resource → 200 and the session URI in `Location`.
+2. `PUT` the file to the session URI in chunks (multiples of 256 KiB) with `Content-Range`;
+   308 with `Range: bytes=0-N` acknowledges N+1 bytes; 200/201 carries the video resource.
+3. After an interruption (connection error, timeout, 5xx, 429): `PUT` with
+   `Content-Range: bytes */total` asks where the upload stands, and the upload resumes from
+   the acknowledged byte, with exponential backoff between tries.
+4. `POST {api}/upload/youtube/v3/thumbnails/set?videoId=ID` with the JPEG.
+
+401 refreshes the access token once; 404/410 on the session means it expired and the upload
+starts over. Other 4xx are permanent: `PublishError(transient=False)`. Retries exhausted give
+`PublishError(transient=True)` for the stage to retry later. Cancelling the calling task ends
+the transfer in flight at once (httpx closes the connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+from pydantic import SecretStr
+
+from ytmaker_upload.domain import (
+    UploadedVideo,
+    VideoMetadata,
+    backoff_delay,
+    chunk_size,
+    content_range,
+    next_chunk,
+    stored_bytes,
+)
+from ytmaker_upload.errors import PublishError
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], Awaitable[None]]
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    client_id: str
+    client_secret: SecretStr
+    refresh_token: SecretStr
+    token_url: str = "https://oauth2.googleapis.com/token"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Tries per request before giving up, and the backoff between them."""
+
+    max_tries: int = 6
+    base_delay_s: float = 1.0
+    max_delay_s: float = 32.0
+
+
+class AccessTokens:
+    """Access tokens from a refresh token, cached until a minute before they expire."""
+
+    def __init__(self, http: httpx.AsyncClient, oauth: OAuthClient) -> None:
+        self.http = http
+        self.oauth = oauth
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self, *, refresh: bool = False) -> str:
+        """A valid access token; raises PublishError (permanent for a refused grant)."""
+        async with self._lock:
+            if refresh or self._token is None or time.monotonic() >= self._expires_at:
+                await self._refresh()
+            assert self._token is not None
+            return self._token
+
+    async def _refresh(self) -> None:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": self.oauth.client_id,
+            "client_secret": self.oauth.client_secret.get_secret_value(),
+            "refresh_token": self.oauth.refresh_token.get_secret_value(),
+        }
+        try:
+            response = await self.http.post(self.oauth.token_url, data=form)
+        except httpx.TransportError as exc:
+            raise PublishError("oauth_unreachable", f"token endpoint: {exc!r}", True) from exc
+        if response.status_code != 200:
+            transient = response.status_code in TRANSIENT_STATUSES
+            body = _json(response)
+            detail = body.get("error_description") or body.get("error") or response.text[:200]
+            raise PublishError(
+                "oauth_refused",
+                f"token refresh failed ({response.status_code}): {detail}",
+                transient,
+            )
+        body = _json(response)
+        self._token = str(body["access_token"])
+        self._expires_at = time.monotonic() + float(body.get("expires_in", 3600)) - 60
+
+
+class YouTubePublisher:
+    """Uploads one video with its thumbnail. `http` is owned by the caller."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        oauth: OAuthClient,
+        *,
+        api_base: str = "https://www.googleapis.com",
+        chunk_bytes: int = 8 * 256 * 1024,
+        retry: RetryPolicy = RetryPolicy(),
+        watch_url: str = "https://www.youtube.com/watch?v=",
+    ) -> None:
+        self.http = http
+        self.tokens = AccessTokens(http, oauth)
+        self.api_base = api_base.rstrip("/")
+        self.chunk_bytes = chunk_size(chunk_bytes)
+        self.retry = retry
+        self.watch_url = watch_url
+
+    async def upload(
+        self, video: Path, metadata: VideoMetadata, on_progress: ProgressCallback
+    ) -> UploadedVideo:
+        """Upload `video`; `on_progress(acknowledged_bytes, total)` after every acknowledged
+        chunk. Raises PublishError."""
+        total = (await asyncio.to_thread(video.stat)).st_size
+        if total == 0:
+            raise PublishError("empty_video", f"{video.name} is empty", False)
+        for _ in range(2):  # a session that expires midway is started over once
+            session = await self._initiate(total, metadata)
+            try:
+                resource = await self._send_file(session, video, total, on_progress)
+            except _SessionGone:
+                log.warning("upload session expired, starting over")
+                continue
+            video_id = str(resource["id"])
+            return UploadedVideo(video_id, f"{self.watch_url}{video_id}", resource)
+        raise PublishError("session_expired", "the upload session expired twice", True)
+
+    async def set_thumbnail(self, video_id: str, image: Path) -> dict[str, Any]:
+        """`thumbnails.set` with a JPEG or PNG; raises PublishError."""
+        data = await asyncio.to_thread(image.read_bytes)
+        content_type = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+        url = f"{self.api_base}/upload/youtube/v3/thumbnails/set"
+        response = await self._call(
+            "thumbnail",
+            lambda headers: self.http.post(
+                url,
+                params={"videoId": video_id, "uploadType": "media"},
+                content=data,
+                headers={**headers, "Content-Type": content_type},
+            ),
+        )
+        return _json(response)
+
+    # -- the resumable protocol -----------------------------------------------------------
+
+    async def _initiate(self, total: int, metadata: VideoMetadata) -> str:
+        url = f"{self.api_base}/upload/youtube/v3/videos"
+        response = await self._call(
+            "initiate",
+            lambda headers: self.http.post(
+                url,
+                params={"uploadType": "resumable", "part": "snippet,status"},
+                json=metadata.resource(),
+                headers={
+                    **headers,
+                    "X-Upload-Content-Length": str(total),
+                    "X-Upload-Content-Type": "video/mp4",
+                },
+            ),
+        )
+        location: str | None = response.headers.get("location")
+        if not location:
+            raise PublishError("protocol_error", "no Location in the session answer", True)
+        return location
+
+    async def _send_file(
+        self, session: str, video: Path, total: int, on_progress: ProgressCallback
+    ) -> dict[str, Any]:
+        offset = 0
+        failures = 0
+        ask_first = False
+        refreshed = False
+        with video.open("rb") as file:
+            while True:
+                try:
+                    if ask_first:
+                        response = await self._put(session, b"", f"bytes */{total}")
+                    else:
+                        first, last = next_chunk(offset, total, self.chunk_bytes)
+                        data = await asyncio.to_thread(_read, file, first, last - first + 1)
+                        response = await self._put(session, data, content_range(first, last, total))
+                except httpx.TransportError as exc:
+                    failures = await self._back_off(failures, f"transfer interrupted: {exc!r}")
+                    ask_first = True
+                    continue
+                status = response.status_code
+                if status in (200, 201):
+                    await on_progress(total, total)
+                    return _json(response)
+                if status == 308:
+                    acknowledged = stored_bytes(response.headers.get("range"))
+                    if acknowledged > offset or not ask_first:
+                        failures = 0
+                    offset, ask_first = acknowledged, False
+                    await on_progress(offset, total)
+                    if offset >= total:  # every byte stored but no resource yet: ask again
+                        failures = await self._back_off(failures, "complete but no resource")
+                        ask_first = True
+                    continue
+                if status == 401 and not refreshed:
+                    await self.tokens.get(refresh=True)
+                    refreshed, ask_first = True, True
+                    continue
+                if status in (404, 410):
+                    raise _SessionGone()
+                if status in TRANSIENT_STATUSES:
+                    failures = await self._back_off(
+                        failures, f"HTTP {status}", response.headers.get("retry-after")
+                    )
+                    ask_first = True
+                    continue
+                raise _permanent("upload", response)
+
+    async def _put(self, session: str, data: bytes, range_: str) -> httpx.Response:
+        token = await self.tokens.get()
+        return await self.http.put(
+            session,
+            content=data,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Range": range_,
+                "Content-Type": "video/mp4",
+            },
+        )
+
+    async def _call(
+        self,
+        what: str,
+        send: Callable[[dict[str, str]], Awaitable[httpx.Response]],
+    ) -> httpx.Response:
+        """One API request with token refresh on 401 and backoff on transient failures."""
+        failures = 0
+        refreshed = False
+        while True:
+            headers = {"Authorization": f"Bearer {await self.tokens.get()}"}
+            try:
+                response = await send(headers)
+            except httpx.TransportError as exc:
+                failures = await self._back_off(failures, f"{what}: {exc!r}")
+                continue
+            if response.status_code < 300:
+                return response
+            if response.status_code == 401 and not refreshed:
+                await self.tokens.get(refresh=True)
+                refreshed = True
+                continue
+            if response.status_code in TRANSIENT_STATUSES:
+                failures = await self._back_off(
+                    failures,
+                    f"{what}: HTTP {response.status_code}",
+                    response.headers.get("retry-after"),
+                )
+                continue
+            raise _permanent(what, response)
+
+    async def _back_off(self, failures: int, why: str, retry_after: str | None = None) -> int:
+        failures += 1
+        if failures >= self.retry.max_tries:
+            raise PublishError("upload_unavailable", f"gave up after {failures} tries: {why}", True)
+        delay = backoff_delay(failures, base=self.retry.base_delay_s, cap=self.retry.max_delay_s)
+        if retry_after and retry_after.isdigit():
+            delay = max(delay, min(float(retry_after), self.retry.max_delay_s))
+        log.warning("YouTube request failed, retrying", extra={"why": why, "delay_s": delay})
+        await asyncio.sleep(delay)
+        return failures
+
+
+def _read(file: BinaryIO, offset: int, length: int) -> bytes:
+    file.seek(offset)
+    return file.read(length)
+
+
+class _SessionGone(Exception):
+    pass
+
+
+def _permanent(what: str, response: httpx.Response) -> PublishError:
+    body = _json(response)
+    error = body.get("error")
+    if isinstance(error, dict):
+        reasons = [e.get("reason") for e in error.get("errors", []) if isinstance(e, dict)]
+        message = f"{error.get('message', '')} ({', '.join(r for r in reasons if r)})"
+    else:
+        message = response.text[:300]
+    return PublishError(
+        "youtube_rejected", f"{what}: HTTP {response.status_code}: {message.strip()}", False
+    )
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

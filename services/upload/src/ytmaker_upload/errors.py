@@ -1,0 +1,15 @@
+"""The one error the publishers raise: what went wrong and whether trying later may help."""
+
+from __future__ import annotations
+
+
+class PublishError(Exception):
+    """`code` is stable (for `stage.failed`), `transient` says whether a retry may succeed:
+    rate limits, 5xx and broken connections are transient; a refused grant, a rejected video
+    or bad metadata are not."""
+
+    def __init__(self, code: str, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.transient = transient
