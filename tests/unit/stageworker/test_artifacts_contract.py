@@ -1,0 +1,113 @@
+"""One contract for every artifact-store adapter (STYLE: one contract suite per port)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ytmaker_shared.artifacts import (
+    ArtifactNotFound,
+    ArtifactStore,
+    FileArtifactStore,
+    InvalidKey,
+    MemoryArtifactStore,
+    open_store,
+)
+
+
+@pytest.fixture(params=["file", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArtifactStore]:
+    if request.param == "file":
+        yield open_store(f"file://{tmp_path / 'artifacts'}")
+    else:
+        yield open_store(f"memory://{uuid.uuid4().hex}")
+
+
+async def test_put_reports_size_sha_and_type(store: ArtifactStore) -> None:
+    data = b"hello artifact" * 1000
+    stored = await store.put("t1/script/script.json", data)
+    assert stored.size == len(data)
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert stored.content_type == "application/json"
+    assert stored.uri == store.uri("t1/script/script.json")
+    artifact = stored.artifact()
+    assert artifact.name == "script.json" and artifact.size == len(data)
+
+
+async def test_read_open_stat_and_uri_roundtrip(store: ArtifactStore) -> None:
+    await store.put("t1/images/a.png", b"\x89PNG...", "image/png")
+    assert await store.read("t1/images/a.png") == b"\x89PNG..."
+    with store.open("t1/images/a.png") as f:
+        assert f.read() == b"\x89PNG..."
+    stat = await store.stat("t1/images/a.png")
+    assert stat.size == 7 and stat.content_type == "image/png"
+    uri = store.uri("t1/images/a.png")
+    assert store.key(uri) == "t1/images/a.png"
+    assert await store.read_uri(uri) == b"\x89PNG..."
+
+
+async def test_put_file(store: ArtifactStore, tmp_path: Path) -> None:
+    source = tmp_path / "clip.wav"
+    source.write_bytes(b"RIFF" + b"\0" * 100)
+    stored = await store.put_file("t1/audio/clip.wav", source)
+    assert stored.size == 104 and source.exists()
+    assert await store.read("t1/audio/clip.wav") == source.read_bytes()
+
+
+async def test_overwrite_replaces(store: ArtifactStore) -> None:
+    await store.put("k/x.txt", b"one")
+    await store.put("k/x.txt", b"two")
+    assert await store.read("k/x.txt") == b"two"
+
+
+async def test_missing_keys(store: ArtifactStore) -> None:
+    assert not await store.exists("nope/x")
+    with pytest.raises(ArtifactNotFound):
+        await store.read("nope/x")
+    with pytest.raises(ArtifactNotFound):
+        store.open("nope/x")
+    with pytest.raises(ArtifactNotFound):
+        await store.stat("nope/x")
+    assert await store.delete("nope/x") is False
+
+
+async def test_list_delete_and_delete_prefix(store: ArtifactStore) -> None:
+    for key in ("t1/images/1.png", "t1/images/2.png", "t1/audio/1.wav", "t2/images/1.png"):
+        await store.put(key, b"x")
+    assert await store.list("t1/images/") == ["t1/images/1.png", "t1/images/2.png"]
+    assert await store.delete("t1/audio/1.wav") is True
+    assert not await store.exists("t1/audio/1.wav")
+    assert await store.delete_prefix("t1/") == 2
+    assert await store.list("t1/") == []
+    assert await store.list() == ["t2/images/1.png"]
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "a/./b", "sp ace", "a\\b"])
+async def test_bad_keys_are_refused(store: ArtifactStore, key: str) -> None:
+    with pytest.raises(InvalidKey):
+        await store.put(key, b"x")
+
+
+async def test_foreign_uri_is_refused(store: ArtifactStore) -> None:
+    with pytest.raises(InvalidKey):
+        store.key("s3://bucket/key")
+
+
+def test_file_store_uri_is_a_file_uri_under_root(tmp_path: Path) -> None:
+    store = FileArtifactStore(tmp_path)
+    assert store.uri("a/b.mp4") == (tmp_path / "a" / "b.mp4").as_uri()
+    assert store.local_path("a/b.mp4") == tmp_path / "a" / "b.mp4"
+    with pytest.raises(InvalidKey):
+        store.key((tmp_path.parent / "elsewhere").as_uri())
+
+
+def test_open_store_by_url(tmp_path: Path) -> None:
+    assert isinstance(open_store(str(tmp_path)), FileArtifactStore)
+    same = open_store("memory://shared-name")
+    assert isinstance(same, MemoryArtifactStore) and open_store("memory://shared-name") is same
+    with pytest.raises(ValueError, match="unknown artifact store"):
+        open_store("ftp://host/x")
