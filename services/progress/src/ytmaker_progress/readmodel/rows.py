@@ -1,0 +1,108 @@
+"""From log records to read-model rows: pure functions, no database (DESIGN §4).
+
+`updates_to_rows` turns a batch of `progress.updates` records into history rows, the latest
+task row per task and the finished stage attempts; `project_row` turns a `task.requested` into
+a project. Updates are read as plain JSON (the fold wrote and validated them), which keeps a
+rebuild of millions of updates fast.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ytmaker_shared.events import TaskRequested
+from ytmaker_shared.progress import StageStatus
+
+_FINISHED = {StageStatus.COMPLETED, StageStatus.SKIPPED, StageStatus.FAILED, StageStatus.CANCELLED}
+
+
+class BadUpdate(ValueError):
+    """A `progress.updates` record that is not an update."""
+
+
+@dataclass
+class Rows:
+    """What one batch of records writes; each list is free of duplicate keys."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stage_runs: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def add_update(rows: Rows, offset: int, epoch: str | None, value: bytes) -> dict[str, Any]:
+    """Add one update record; returns the parsed update. Raises BadUpdate."""
+    try:
+        update = json.loads(value)
+        state = update["state"]
+        task_id = update["task_id"]
+        occurred = parse_time(update["occurred_at"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadUpdate(repr(exc)) from exc
+    state["offset"], state["epoch"] = offset, epoch
+    rows.history.append(
+        {
+            "task_id": task_id,
+            "offset": offset,
+            "epoch": epoch,
+            "event_id": update.get("event_id", ""),
+            "type": update.get("type", ""),
+            "progress": state.get("progress", 0.0),
+            "current_step": state.get("current_step"),
+            "total_steps": state.get("total_steps"),
+            "completed_steps": state.get("completed_steps"),
+            "message": state.get("message") or "",
+            "status": state.get("status", ""),
+            "update_metadata": value.decode(),
+            "created_at": occurred,
+        }
+    )
+    previous = rows.tasks.get(task_id)
+    if previous is None or previous["last_offset"] < offset:
+        rows.tasks[task_id] = {
+            "task_id": task_id,
+            "project_id": state["project_id"],
+            "owner": state["owner"],
+            "status": state["status"],
+            "progress": state["progress"],
+            "created_at": parse_time(state.get("created_at") or update["occurred_at"]),
+            "updated_at": parse_time(state.get("updated_at") or update["occurred_at"]),
+            "last_offset": offset,
+            "epoch": epoch,
+            "state": json.dumps(state, separators=(",", ":")),
+        }
+    for stage, st in (state.get("stages") or {}).items():
+        if st.get("status") in _FINISHED and st.get("finished_at"):
+            finished = parse_time(st["finished_at"])
+            started = parse_time(st["started_at"]) if st.get("started_at") else None
+            rows.stage_runs[(task_id, stage, int(st.get("attempt", 0)))] = {
+                "task_id": task_id,
+                "stage": stage,
+                "attempt": int(st.get("attempt", 0)),
+                "owner": state["owner"],
+                "status": st["status"],
+                "duration_s": (finished - started).total_seconds() if started else None,
+                "finished_at": finished,
+            }
+    return dict(update)
+
+
+def add_request(rows: Rows, event: TaskRequested) -> None:
+    """A project from the first `task.requested` of a batch (the database keeps the first)."""
+    if event.project_id in rows.projects:
+        return
+    rows.projects[event.project_id] = {
+        "project_id": event.project_id,
+        "owner": event.owner,
+        "title": event.payload.title,
+        "content": event.payload.content,
+        "settings": event.payload.settings.model_dump_json(),
+        "created_at": event.occurred_at,
+    }

@@ -1,0 +1,360 @@
+"""The read model's database: writes from the sink, queries for the API.
+
+Synchronous SQLAlchemy (run it in a worker thread from async code). SQLite (WAL) by default,
+PostgreSQL in production; the same statements serve both (`INSERT ... ON CONFLICT`).
+Every write of the sink is idempotent on (task_id, offset) and stores the sink's positions in
+the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, create_engine, delete, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import StaticPool
+
+from ytmaker_progress.readmodel import migrations
+from ytmaker_progress.readmodel.rows import Rows
+from ytmaker_progress.readmodel.tables import (
+    HistoryRow,
+    ProjectRow,
+    SessionRow,
+    SinkPosition,
+    StageRunRow,
+    TaskRow,
+)
+from ytmaker_shared.progress import TERMINAL_STATUSES
+
+_T = TaskRow.__table__  # type: ignore[attr-defined]
+_H = HistoryRow.__table__  # type: ignore[attr-defined]
+_P = ProjectRow.__table__  # type: ignore[attr-defined]
+_S = StageRunRow.__table__  # type: ignore[attr-defined]
+_W = SessionRow.__table__  # type: ignore[attr-defined]
+_POS = SinkPosition.__table__  # type: ignore[attr-defined]
+
+ACTIVE = ("queued", "running", "paused")
+_TERMINAL = tuple(str(s) for s in TERMINAL_STATUSES)
+
+
+class NotFinished(Exception):
+    """The task is still running: its history cannot be deleted."""
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class Store:
+    """The read model. `Store(url)` connects and migrates; `close()` when done."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        migrations.upgrade(self.engine)
+        dialect = self.engine.dialect.name
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- the sink's writes ----------------------------------------------------------------
+
+    def write(self, rows: Rows, positions: dict[tuple[str, int], tuple[int, str | None]]) -> None:
+        """Store one batch and the positions after it, atomically; idempotent."""
+        ins = self._insert
+        with self.engine.begin() as conn:
+            if rows.projects:
+                conn.execute(
+                    ins(_P).on_conflict_do_nothing(index_elements=["project_id"]),
+                    list(rows.projects.values()),
+                )
+            if rows.history:
+                conn.execute(
+                    ins(_H).on_conflict_do_nothing(index_elements=["task_id", "offset"]),
+                    [_history_params(r) for r in rows.history],
+                )
+            if rows.tasks:
+                stmt = ins(_T)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["task_id"],
+                        set_={
+                            c: stmt.excluded[c]
+                            for c in (
+                                "status",
+                                "progress",
+                                "updated_at",
+                                "last_offset",
+                                "epoch",
+                                "state",
+                            )
+                        },
+                        where=_T.c.last_offset < stmt.excluded.last_offset,
+                    ),
+                    list(rows.tasks.values()),
+                )
+            if rows.stage_runs:
+                stmt = ins(_S)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["task_id", "stage", "attempt"],
+                        set_={c: stmt.excluded[c] for c in ("status", "duration_s", "finished_at")},
+                    ),
+                    list(rows.stage_runs.values()),
+                )
+            if positions:
+                stmt = ins(_POS)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["topic", "partition"],
+                        set_={
+                            "next_offset": stmt.excluded.next_offset,
+                            "epoch": stmt.excluded.epoch,
+                        },
+                    ),
+                    [
+                        {"topic": t, "partition": p, "next_offset": o, "epoch": e}
+                        for (t, p), (o, e) in positions.items()
+                    ],
+                )
+
+    def positions(self) -> dict[tuple[str, int], tuple[int, str | None]]:
+        with self.engine.connect() as conn:
+            return {
+                (r.topic, r.partition): (r.next_offset, r.epoch) for r in conn.execute(select(_POS))
+            }
+
+    # --- tasks and projects ---------------------------------------------------------------
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        """The task's latest state (TaskState JSON with offset and epoch), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_T).where(_T.c.task_id == task_id)).first()
+        return _state(row) if row else None
+
+    def task_row(self, task_id: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(select(_T).where(_T.c.task_id == task_id)).first()
+
+    def tasks(
+        self,
+        *,
+        owner: str | None = None,
+        project_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Newest first."""
+        query = select(_T).order_by(_T.c.created_at.desc(), _T.c.task_id).limit(limit)
+        for column, value in (("owner", owner), ("project_id", project_id), ("status", status)):
+            if value is not None:
+                query = query.where(_T.c[column] == value)
+        with self.engine.connect() as conn:
+            return [_state(row) for row in conn.execute(query)]
+
+    def project(self, project_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_P).where(_P.c.project_id == project_id)).first()
+        if row is None:
+            return None
+        return {
+            "project_id": row.project_id,
+            "owner": row.owner,
+            "title": row.title,
+            "content": row.content,
+            "settings": json.loads(row.settings),
+            "created_at": row.created_at,
+        }
+
+    # --- history ----------------------------------------------------------------------------
+
+    def history(
+        self, task_id: str, *, since: int = -1, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored updates with offset > since (and above the deleted floor), by offset."""
+        floor = select(_T.c.history_floor).where(_T.c.task_id == task_id).scalar_subquery()
+        query = (
+            select(_H.c.offset, _H.c.epoch, _H.c.metadata)
+            .where(_H.c.task_id == task_id, _H.c.offset > since)
+            .where(_H.c.offset > func.coalesce(floor, -1))
+            .order_by(_H.c.offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_item(r.offset, r.epoch, r.metadata) for r in conn.execute(query)]
+
+    def delete_history(self, task_id: str) -> bool:
+        """Delete a finished task's stored history; False for an unknown task.
+        Raises NotFinished for a task that has not finished."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(_T).where(_T.c.task_id == task_id)).first()
+            if row is None:
+                return False
+            if row.status not in _TERMINAL:
+                raise NotFinished(task_id)
+            conn.execute(delete(_H).where(_H.c.task_id == task_id))
+            conn.execute(
+                update(_T).where(_T.c.task_id == task_id).values(history_floor=row.last_offset)
+            )
+        return True
+
+    def cleanup(self, older_than: datetime) -> int:
+        """Forget finished tasks last updated before `older_than`; return how many."""
+        with self.engine.begin() as conn:
+            old = select(_T.c.task_id).where(
+                _T.c.status.in_(_TERMINAL), _T.c.updated_at < older_than
+            )
+            ids = [r.task_id for r in conn.execute(old)]
+            for chunk in _chunks(ids, 500):
+                conn.execute(delete(_H).where(_H.c.task_id.in_(chunk)))
+                conn.execute(delete(_T).where(_T.c.task_id.in_(chunk)))
+        return len(ids)
+
+    # --- stats and ETA ----------------------------------------------------------------------
+
+    def stats(self, owner: str | None = None) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            counts = select(_T.c.status, func.count()).group_by(_T.c.status)
+            runs = select(
+                _S.c.stage,
+                func.avg(_S.c.duration_s).filter(_S.c.status == "completed"),
+                func.count().filter(_S.c.status == "failed"),
+                func.count(),
+            ).group_by(_S.c.stage)
+            if owner is not None:
+                counts = counts.where(_T.c.owner == owner)
+                runs = runs.where(_S.c.owner == owner)
+            by_status = {status: n for status, n in conn.execute(counts)}
+            stages = {
+                stage: {
+                    "avg_duration_s": float(avg) if avg is not None else None,
+                    "failure_rate": failed / total if total else 0.0,
+                }
+                for stage, avg, failed, total in conn.execute(runs)
+            }
+        return {
+            "total_tasks": sum(by_status.values()),
+            "active_tasks": sum(by_status.get(s, 0) for s in ACTIVE),
+            "completed_tasks": by_status.get("completed", 0),
+            "failed_tasks": by_status.get("failed", 0),
+            "cancelled_tasks": by_status.get("cancelled", 0),
+            "stages": stages,
+        }
+
+    def recent_stage_durations(self, since: datetime) -> dict[str, float]:
+        """Average duration of each stage over the completed attempts finished since `since`."""
+        query = (
+            select(_S.c.stage, func.avg(_S.c.duration_s))
+            .where(and_(_S.c.status == "completed", _S.c.finished_at >= since))
+            .group_by(_S.c.stage)
+        )
+        with self.engine.connect() as conn:
+            return {stage: float(avg) for stage, avg in conn.execute(query) if avg is not None}
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def upsert_session(self, session: dict[str, Any]) -> dict[str, Any]:
+        stmt = self._insert(_W)
+        values = {**session, "subscriptions": json.dumps(session.get("subscriptions", []))}
+        with self.engine.begin() as conn:
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["client_id"],
+                    set_={c: stmt.excluded[c] for c in values if c != "client_id"},
+                ),
+                values,
+            )
+            row = conn.execute(select(_W).where(_W.c.client_id == session["client_id"])).one()
+        return _session(row)
+
+    def sessions(self, *, active: bool | None = None, user: str | None = None) -> list[Any]:
+        query = select(_W).order_by(_W.c.connected_at.desc())
+        if active is True:
+            query = query.where(_W.c.disconnected_at.is_(None))
+        elif active is False:
+            query = query.where(_W.c.disconnected_at.is_not(None))
+        if user is not None:
+            query = query.where(_W.c.user == user)
+        with self.engine.connect() as conn:
+            return [_session(row) for row in conn.execute(query)]
+
+    # --- comparison (rebuild) ---------------------------------------------------------------
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row that the log determines, in a stable order, for comparing two stores."""
+        with self.engine.connect() as conn:
+            return {
+                "projects": [tuple(r) for r in conn.execute(select(_P).order_by(_P.c.project_id))],
+                "tasks": [
+                    tuple(r)
+                    for r in conn.execute(
+                        select(*[c for c in _T.c if c.name != "history_floor"]).order_by(
+                            _T.c.task_id
+                        )
+                    )
+                ],
+                "history": [
+                    tuple(r)
+                    for r in conn.execute(
+                        select(*[c for c in _H.c if c.name != "id"]).order_by(
+                            _H.c.task_id, _H.c.offset
+                        )
+                    )
+                ],
+                "stage_runs": [
+                    tuple(r)
+                    for r in conn.execute(
+                        select(_S).order_by(_S.c.task_id, _S.c.stage, _S.c.attempt)
+                    )
+                ],
+            }
+
+
+def _history_params(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["metadata"] = out.pop("update_metadata")
+    return out
+
+
+def _state(row: Any) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads(row.state)
+    state["offset"], state["epoch"] = row.last_offset, row.epoch
+    return state
+
+
+def _item(offset: int, epoch: str | None, metadata: str) -> dict[str, Any]:
+    update = json.loads(metadata)
+    update["state"]["offset"], update["state"]["epoch"] = offset, epoch
+    return {"offset": offset, "epoch": epoch, "update": update}
+
+
+def _session(row: Any) -> dict[str, Any]:
+    out = dict(row._mapping)
+    out["subscriptions"] = json.loads(out["subscriptions"])
+    return out
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
