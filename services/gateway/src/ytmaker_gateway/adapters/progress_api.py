@@ -1,0 +1,121 @@
+"""The progress service's internal HTTP API (services/progress/API.md), the gateway's read model.
+
+Answers are plain JSON dicts in the shapes API.md names. `None` means 404; anything the
+service cannot answer (down, 5xx, timeout) raises `ProgressUnavailable`, which REST turns into
+503 and the WebSocket into an `error` message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class ProgressUnavailable(RuntimeError):
+    """The progress service did not answer usefully."""
+
+
+class Conflict(RuntimeError):
+    """The progress service refused with 409; `str(exc)` is its message."""
+
+
+class ProgressApi:
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/internal/v1", timeout=timeout_s, transport=transport
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ProgressUnavailable(f"progress service: {type(exc).__name__}") from None
+        if response.status_code >= 500:
+            raise ProgressUnavailable(f"progress service answered {response.status_code}")
+        return response
+
+    async def _get(self, path: str, **params: Any) -> Any:
+        clean = {k: v for k, v in params.items() if v is not None}
+        response = await self._request("GET", path, params=clean)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise ProgressUnavailable(f"progress service refused {path}: {response.status_code}")
+        return response.json()
+
+    async def task(self, task_id: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = await self._get(f"/tasks/{task_id}")
+        return result
+
+    async def tasks(
+        self,
+        *,
+        owner: str | None = None,
+        project_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        result = await self._get(
+            "/tasks", owner=owner, project_id=project_id, status=status, limit=limit
+        )
+        items: list[dict[str, Any]] = (result or {}).get("items", [])
+        return items
+
+    async def project(self, project_id: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = await self._get(f"/projects/{project_id}")
+        return result
+
+    async def history(
+        self, task_id: str, *, source: str, limit: int | None, since: int | None
+    ) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = await self._get(
+            f"/tasks/{task_id}/history", source=source, limit=limit, since=since
+        )
+        return result
+
+    async def delete_history(self, task_id: str) -> bool:
+        """True when deleted, False for an unknown task; raises Conflict while it runs."""
+        response = await self._request("DELETE", f"/tasks/{task_id}/history")
+        if response.status_code == 404:
+            return False
+        if response.status_code == 409:
+            raise Conflict(_message(response) or "the task is not finished")
+        if response.status_code >= 400:
+            raise ProgressUnavailable(f"progress service answered {response.status_code}")
+        return True
+
+    async def stats(self, owner: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self._get("/stats", owner=owner) or {}
+        return result
+
+    async def save_session(self, record: dict[str, Any]) -> None:
+        response = await self._request("POST", "/sessions", json=record)
+        if response.status_code >= 400:
+            raise ProgressUnavailable(f"session not stored: {response.status_code}")
+
+    async def sessions(
+        self, *, active: bool | None = None, user: str | None = None
+    ) -> list[dict[str, Any]]:
+        result = await self._get(
+            "/sessions", active=None if active is None else str(active).lower(), user=user
+        )
+        items: list[dict[str, Any]] = (result or {}).get("items", [])
+        return items
+
+
+def _message(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+        message = body["error"]["message"]
+        return str(message)
+    except (ValueError, KeyError, TypeError):
+        return None

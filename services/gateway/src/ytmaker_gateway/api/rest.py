@@ -1,0 +1,323 @@
+"""The public REST API under /api/v1 (DESIGN §5). Every endpoint needs a bearer token; errors
+are `{"error": {"code", "message", "details"}}` (see `errors.py`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from ytmaker_gateway import metrics
+from ytmaker_gateway.adapters.progress_api import Conflict as UpstreamConflict
+from ytmaker_gateway.adapters.progress_api import ProgressUnavailable
+from ytmaker_gateway.api.models import (
+    ERRORS,
+    ClientSubscription,
+    ControlAccepted,
+    ControlRequest,
+    History,
+    ProjectCreate,
+    RunCreate,
+    Started,
+    Stats,
+)
+from ytmaker_gateway.artifact_names import PUBLIC_NAMES, find_artifact
+from ytmaker_gateway.auth import AuthError, Principal, authenticate, bearer
+from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.errors import (
+    Conflict,
+    Forbidden,
+    GatewayError,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+from ytmaker_shared.artifacts import ArtifactNotFound, InvalidKey
+from ytmaker_shared.events import ProjectSettings
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def principal(request: Request) -> Principal:
+    """The caller, from `Authorization: Bearer`; raises Unauthorized (401)."""
+    token = bearer(request.headers.get("authorization"))
+    if token is None and request.url.path.startswith("/api/v1/artifacts/"):
+        token = request.query_params.get("token")  # a <video src> cannot send headers
+    try:
+        return authenticate(gateway(request).tokens, token)
+    except AuthError as exc:
+        metrics.BAD_INPUT.labels("unauthorized").inc()
+        raise Unauthorized(str(exc)) from None
+
+
+def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not who.is_operator:
+        raise Forbidden("this view needs the operator role")
+    return who
+
+
+Gw = Annotated[Gateway, Depends(gateway)]
+Who = Annotated[Principal, Depends(principal)]
+Operator = Annotated[Principal, Depends(operator)]
+
+
+def _urls(request: Request, gw: Gateway, project_id: str) -> tuple[str, str]:
+    base = gw.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    ws = "ws" + base[len("http") :] if base.startswith("http") else base
+    return f"{ws}/api/v1/ws", f"{base}/projects/{project_id}"
+
+
+async def _upstream(call: Any) -> Any:
+    try:
+        return await call
+    except ProgressUnavailable as exc:
+        raise Unavailable(str(exc)) from None
+
+
+# --- projects and runs --------------------------------------------------------------------
+
+
+@router.post("/projects", status_code=201, response_model=Started, tags=["projects"])
+async def create_project(body: ProjectCreate, request: Request, gw: Gw, who: Who) -> Started:
+    """Create a project and start its first run (emits `task.requested`)."""
+    started = await gw.commands.start_run(
+        who, title=body.title, content=body.content, settings=body.settings
+    )
+    ws_url, page_url = _urls(request, gw, started.project_id)
+    return Started(
+        project_id=started.project_id, task_id=started.task_id, ws_url=ws_url, page_url=page_url
+    )
+
+
+@router.post(
+    "/projects/{project_id}/tasks", status_code=201, response_model=Started, tags=["projects"]
+)
+async def start_run(
+    project_id: str, request: Request, gw: Gw, who: Who, body: RunCreate | None = None
+) -> Started:
+    """Start another run of a project."""
+    found = await gw.access.project(who, project_id)
+    project = found["project"]
+    settings = (
+        body.settings if body and body.settings else None
+    ) or ProjectSettings.model_validate(project.get("settings") or {})
+    started = await gw.commands.start_run(
+        who,
+        title=project["title"],
+        content=project["content"],
+        settings=settings,
+        project_id=project_id,
+    )
+    ws_url, page_url = _urls(request, gw, project_id)
+    return Started(project_id=project_id, task_id=started.task_id, ws_url=ws_url, page_url=page_url)
+
+
+@router.get("/projects/{project_id}", tags=["projects"])
+async def get_project(project_id: str, gw: Gw, who: Who) -> dict[str, Any]:
+    """The project with its tasks, newest first."""
+    return await gw.access.project(who, project_id)
+
+
+@router.post(
+    "/tasks/{task_id}/{action}", response_model=ControlAccepted, status_code=202, tags=["tasks"]
+)
+async def control(
+    task_id: str,
+    action: Literal["cancel", "pause", "resume"],
+    gw: Gw,
+    who: Who,
+    body: ControlRequest | None = None,
+) -> dict[str, Any]:
+    """Cancel, pause or resume a run; 409 when its state forbids it."""
+    return await gw.commands.control(who, task_id, action, body.reason if body else "")
+
+
+# --- progress -----------------------------------------------------------------------------
+
+
+@router.get("/progress/stats", response_model=Stats, tags=["progress"])
+async def stats(gw: Gw, who: Who) -> dict[str, Any]:
+    """Task counts: an operator's cover every task, a user's their own."""
+    owner = None if who.is_operator else who.user
+    result: dict[str, Any] = await _upstream(gw.progress.stats(owner))
+    return result
+
+
+@router.get("/progress/active", tags=["operator"])
+async def active(gw: Gw, who: Operator) -> dict[str, Any]:
+    """Connected clients: this instance's, and every instance's from the read model."""
+    everywhere = await _upstream(gw.progress.sessions(active=True))
+    by_user: dict[str, int] = {}
+    for session in everywhere:
+        by_user[session.get("user", "")] = by_user.get(session.get("user", ""), 0) + 1
+    return {
+        "instance": gw.settings.instance,
+        "local": _local_clients(gw),
+        "total_clients": len(everywhere),
+        "by_user": by_user,
+        "sessions": everywhere,
+    }
+
+
+def _local_clients(gw: Gateway) -> dict[str, Any]:
+    by_project: dict[str, int] = {}
+    for sample in next(iter(metrics.PROJECT_WATCHERS.collect())).samples:
+        if sample.value > 0 and sample.labels["project"]:
+            by_project[sample.labels["project"]] = int(sample.value)
+    return {
+        "total_clients": len(gw.sessions.active),
+        "by_user": gw.sessions.by_user(),
+        "by_project": by_project,
+    }
+
+
+@router.get("/progress/{task_id}", tags=["progress"])
+async def progress(task_id: str, gw: Gw, who: Who) -> dict[str, Any]:
+    """The task's current state (DESIGN §5 state fields)."""
+    _, state = await gw.access.task(who, task_id)
+    if state is None:  # created here a moment ago, not folded yet
+        ref = gw.access.recent.get(task_id)
+        assert ref is not None
+        return {
+            "task_id": task_id,
+            "project_id": ref.project_id,
+            "owner": ref.owner,
+            "title": ref.title,
+            "status": "queued",
+            "progress": 0.0,
+            "stages": {},
+            "offset": None,
+            "epoch": gw.hub.epoch,
+        }
+    return state
+
+
+async def _history(
+    gw: Gateway, who: Principal, task_id: str, source: str, limit: int, since: int | None
+) -> dict[str, Any]:
+    await gw.access.task(who, task_id)
+    found = await _upstream(gw.progress.history(task_id, source=source, limit=limit, since=since))
+    if found is None:
+        return {"task_id": task_id, "source": source, "items": []}
+    result: dict[str, Any] = found
+    return result
+
+
+@router.get("/progress/{task_id}/history", response_model=History, tags=["progress"])
+async def history(
+    task_id: str,
+    gw: Gw,
+    who: Who,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    since: Annotated[int | None, Query(ge=-1)] = None,
+) -> dict[str, Any]:
+    """Recent updates from memory (`source: memory`), offsets above `since`."""
+    return await _history(gw, who, task_id, "memory", limit, since)
+
+
+@router.get("/progress/{task_id}/history/db", response_model=History, tags=["progress"])
+async def history_db(
+    task_id: str,
+    gw: Gw,
+    who: Who,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    since: Annotated[int | None, Query(ge=-1)] = None,
+) -> dict[str, Any]:
+    """The full stored history from the read model (`source: database`)."""
+    return await _history(gw, who, task_id, "database", limit, since)
+
+
+@router.delete("/progress/{task_id}/history", status_code=204, tags=["progress"])
+async def delete_history(task_id: str, gw: Gw, who: Who) -> Response:
+    """Clear the stored history of a finished task (the log keeps it for audit)."""
+    await gw.access.task(who, task_id)
+    try:
+        deleted = await _upstream(gw.progress.delete_history(task_id))
+    except UpstreamConflict as exc:
+        raise Conflict(str(exc)) from None
+    if not deleted:
+        raise Forbidden()
+    return Response(status_code=204)
+
+
+@router.post("/progress/{task_id}/subscribe", response_model=ClientSubscription, tags=["progress"])
+async def subscribe_client(
+    task_id: str,
+    client_id: str,
+    gw: Gw,
+    who: Who,
+    since: Annotated[int | None, Query(ge=-1)] = None,
+) -> dict[str, Any]:
+    """Subscribe a live WebSocket client of this instance to a task."""
+    connection = _connection(gw, who, client_id)
+    await connection.subscribe_from_rest(task_id, since)
+    return {"client_id": client_id, "task_id": task_id, "subscribed": True}
+
+
+@router.post(
+    "/progress/{task_id}/unsubscribe", response_model=ClientSubscription, tags=["progress"]
+)
+async def unsubscribe_client(task_id: str, client_id: str, gw: Gw, who: Who) -> dict[str, Any]:
+    """Unsubscribe a live WebSocket client of this instance from a task."""
+    connection = _connection(gw, who, client_id)
+    connection.unsubscribe(task_id)
+    return {"client_id": client_id, "task_id": task_id, "subscribed": False}
+
+
+def _connection(gw: Gateway, who: Principal, client_id: str) -> Any:
+    session = gw.sessions.active.get(client_id)
+    if session is None or session.connection is None or not who.may_see(session.user):
+        raise NotFound("no such client connected to this gateway instance")
+    return session.connection
+
+
+@router.get("/websocket/stats", tags=["operator"])
+async def websocket_stats(gw: Gw, who: Operator) -> dict[str, Any]:
+    """This instance's clients, messages and reconnects."""
+    local = _local_clients(gw)
+    return {
+        **local,
+        "instance": gw.settings.instance,
+        "messages_sent": int(metrics.MESSAGES_SENT._value.get()),
+        "reconnects": gw.reconnects,
+        "reconnects_restored": gw.reconnects_restored,
+        "fanout": gw.hub.stats(),
+    }
+
+
+# --- artifacts ----------------------------------------------------------------------------
+
+
+@router.get(
+    "/artifacts/{task_id}/{name}",
+    tags=["artifacts"],
+    responses={200: {"content": {"video/mp4": {}, "image/png": {}}}},
+)
+async def artifact(task_id: str, name: str, gw: Gw, who: Who) -> FileResponse:
+    """The task's `video` (with HTTP range requests), `thumbnail` or `script`, to its owner."""
+    if name not in PUBLIC_NAMES:
+        raise NotFound(f"no artifact {name[:40]!r}: use one of {sorted(PUBLIC_NAMES)}")
+    _, state = await gw.access.task(who, task_id)
+    found = find_artifact(state or {}, name)
+    if found is None:
+        raise NotFound(f"the task has no {name} (yet)")
+    try:
+        path = gw.artifacts.local_path(gw.artifacts.key(found.uri))
+    except (InvalidKey, ArtifactNotFound):
+        path = None
+    if path is None or not path.is_file():
+        raise NotFound(f"the {name} is not in this gateway's artifact store")
+    return FileResponse(
+        path,
+        media_type=found.content_type or None,
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+__all__ = ["GatewayError", "router"]

@@ -1,0 +1,121 @@
+"""The write side: start runs and control them (DESIGN §1, §5).
+
+Starting a run emits `task.requested` on `pipeline.tasks`; cancel, pause and resume emit
+control requests on `pipeline.control`. Whether the task's state allows the request is decided
+here from the read model, and refused with `Conflict` (409) and a clear message otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from ytmaker_gateway.access import Access, TaskRef
+from ytmaker_gateway.auth import Principal
+from ytmaker_gateway.errors import Conflict, Unavailable
+from ytmaker_shared.events import (
+    CancelTask,
+    ControlPayload,
+    Event,
+    PauseTask,
+    ProjectSettings,
+    ResumeTask,
+    TaskRequested,
+    TaskRequestedPayload,
+    new_event_id,
+)
+from ytmaker_shared.kafka import BrokerUnavailable
+from ytmaker_shared.topics import Topic
+
+ControlAction = Literal["cancel", "pause", "resume"]
+
+_CONTROL_EVENTS: dict[str, type[CancelTask | PauseTask | ResumeTask]] = {
+    "cancel": CancelTask,
+    "pause": PauseTask,
+    "resume": ResumeTask,
+}
+
+#: The statuses each control request is accepted in (DESIGN §2).
+ALLOWED_FROM: dict[str, frozenset[str]] = {
+    "cancel": frozenset({"queued", "running", "paused"}),
+    "pause": frozenset({"queued", "running"}),
+    "resume": frozenset({"paused"}),
+}
+
+
+class Producer(Protocol):
+    async def send(self, topic: Topic, event: Event) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Started:
+    project_id: str
+    task_id: str
+
+
+def refusal(action: str, status: str) -> str | None:
+    """Why `action` is refused for a task in `status`, or None when it is accepted."""
+    if status in ALLOWED_FROM[action]:
+        return None
+    if status in ("completed", "failed", "cancelled"):
+        return f"cannot {action} a task that is already {status}"
+    if action == "pause":
+        return "the task is already paused"
+    return f"cannot resume a task that is {status}, only a paused one"
+
+
+class Commands:
+    def __init__(self, producer: Producer, access: Access, producer_name: str) -> None:
+        self.producer = producer
+        self.access = access
+        self.producer_name = producer_name
+
+    async def start_run(
+        self,
+        principal: Principal,
+        *,
+        title: str,
+        content: str,
+        settings: ProjectSettings,
+        project_id: str | None = None,
+    ) -> Started:
+        """Emit `task.requested` for a new task (of a new project unless `project_id`)."""
+        task_id = new_event_id()
+        project_id = project_id or new_event_id()
+        event = TaskRequested(
+            task_id=task_id,
+            project_id=project_id,
+            owner=principal.user,
+            producer=self.producer_name,
+            correlation_id=task_id,
+            payload=TaskRequestedPayload(title=title, content=content, settings=settings),
+        )
+        await self._send(Topic.TASKS, event)
+        self.access.recent.add(TaskRef(task_id, project_id, principal.user, title))
+        return Started(project_id, task_id)
+
+    async def control(
+        self, principal: Principal, task_id: str, action: ControlAction, reason: str = ""
+    ) -> dict[str, Any]:
+        """Request cancel / pause / resume; raises Forbidden, Conflict or Unavailable."""
+        ref, state = await self.access.task(principal, task_id)
+        status = str(state["status"]) if state is not None else "queued"
+        why = refusal(action, status)
+        if why is not None:
+            raise Conflict(why, status=status)
+        event = _CONTROL_EVENTS[action](
+            task_id=task_id,
+            project_id=ref.project_id,
+            owner=ref.owner,
+            producer=self.producer_name,
+            correlation_id=task_id,
+            payload=ControlPayload(requested_by=principal.user, reason=reason),
+        )
+        await self._send(Topic.CONTROL, event)
+        return {"task_id": task_id, "action": action, "accepted": True, "event_id": event.event_id}
+
+    async def _send(self, topic: Topic, event: Event) -> None:
+        try:
+            await self.producer.send(topic, event)
+        except BrokerUnavailable as exc:
+            raise Unavailable("the event log is unavailable, try again", reason=str(exc)) from None

@@ -1,0 +1,55 @@
+"""The gateway's errors: one code for programs, a message for people, an HTTP status
+(DESIGN §5: `{"error": {"code", "message", "details"}}`). The WebSocket sends the same code and
+message in an `error` message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(GatewayError):
+    """Also used for a task that does not exist, so that nobody learns whether it does."""
+
+    status = 403
+    code = "forbidden"
+
+    def __init__(self, message: str = "no such task or project for you", **details: Any) -> None:
+        super().__init__(message, **details)
+
+
+class NotFound(GatewayError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(GatewayError):
+    status = 409
+    code = "conflict"
+
+
+class Invalid(GatewayError):
+    status = 422
+    code = "invalid_request"
+
+
+class Unavailable(GatewayError):
+    status = 503
+    code = "unavailable"

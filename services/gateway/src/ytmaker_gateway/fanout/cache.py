@@ -1,0 +1,66 @@
+"""Recent updates per task, kept by the hub so that most replays need no Kafka read.
+
+The hub sees every record of every partition from its start position on, so a task's cached
+updates are complete from `complete_from` (the partition's start position, raised when old
+updates are evicted). A replay from offset `first` may use the cache when
+`first >= complete_from`; otherwise it reads Kafka.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from ytmaker_gateway.fanout.delivery import Delivery
+
+
+@dataclass
+class _TaskUpdates:
+    complete_from: int
+    items: deque[Delivery] = field(default_factory=deque)
+
+
+class UpdateCache:
+    def __init__(self, *, per_task: int, tasks: int) -> None:
+        self._per_task = per_task
+        self._tasks = tasks
+        self._by_task: OrderedDict[str, _TaskUpdates] = OrderedDict()
+        # Per partition: above the last offset of any task dropped from the cache. A task not
+        # in the cache is known to have no update only from there on.
+        self._floor: dict[int, int] = {}
+
+    def add(self, delivery: Delivery, partition_start: int) -> None:
+        """Remember one update; `partition_start` is where the hub began reading its partition."""
+        if self._per_task == 0 or self._tasks == 0:
+            return
+        entry = self._by_task.get(delivery.task_id)
+        if entry is None:
+            entry = self._by_task[delivery.task_id] = _TaskUpdates(partition_start)
+            while len(self._by_task) > self._tasks:
+                _, dropped = self._by_task.popitem(last=False)
+                if dropped.items:
+                    last = dropped.items[-1]
+                    floor = self._floor.get(last.partition, 0)
+                    self._floor[last.partition] = max(floor, last.offset + 1)
+        else:
+            self._by_task.move_to_end(delivery.task_id)
+        entry.items.append(delivery)
+        if len(entry.items) > self._per_task:
+            evicted = entry.items.popleft()
+            entry.complete_from = evicted.offset + 1
+
+    def read(
+        self, task_id: str, partition: int, first: int, end: int, partition_start: int
+    ) -> list[Delivery] | None:
+        """The task's updates with `first <= offset < end`, or None when the cache cannot
+        prove it holds all of them."""
+        entry = self._by_task.get(task_id)
+        if entry is not None:
+            complete_from = entry.complete_from
+        else:
+            complete_from = max(partition_start, self._floor.get(partition, 0))
+        if first < complete_from:
+            return None
+        if entry is None:
+            return []
+        return [d for d in entry.items if first <= d.offset < end]

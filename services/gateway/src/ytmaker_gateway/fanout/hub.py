@@ -1,0 +1,155 @@
+"""The fan-out: one Kafka consumer per gateway process, shared by all its clients (DESIGN §1,
+STYLE "Ports with real adapters"; docs/decisions/0030-gateway-fanout.md).
+
+The consumer has no group: it is assigned every partition of `progress.updates` and starts at
+their ends, so every replica sees every update. For each record the hub advances its position,
+caches the update and offers it to the subscriptions of its task and project. All of that is
+synchronous within one event-loop step, so `register()` always sees a position that splits the
+log cleanly: below it, the replay; from it on, the subscription's own buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+
+from ytmaker_gateway import metrics
+from ytmaker_gateway.fanout.cache import UpdateCache
+from ytmaker_gateway.fanout.delivery import BadUpdate, Delivery, delivery_from_record
+from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
+from ytmaker_gateway.settings import GatewaySettings
+from ytmaker_shared.topics import Topic
+
+log = logging.getLogger(__name__)
+
+
+def partition_for(task_id: str, partitions: int) -> int:
+    """The partition a task's updates live in: Kafka's default partitioner (murmur2 of the
+    key), which every ytmaker producer uses."""
+    hashed: int = murmur2(task_id.encode())
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+class Hub:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.topic = settings.topics.name(Topic.PROGRESS_UPDATES)
+        self.cache = UpdateCache(
+            per_task=settings.cache_updates_per_task, tasks=settings.cache_tasks
+        )
+        self.epoch: str | None = None
+        self.positions: dict[int, int] = {}
+        self.start_positions: dict[int, int] = {}
+        self._tasks: dict[str, set[Subscription]] = defaultdict(set)
+        self._projects: dict[str, set[ProjectFeed]] = defaultdict(set)
+        self._consumer: AIOKafkaConsumer | None = None
+        self.ready = asyncio.Event()
+
+    @property
+    def partitions(self) -> int:
+        return len(self.positions)
+
+    def partition_of(self, task_id: str) -> int:
+        return partition_for(task_id, self.partitions)
+
+    async def start(self, timeout_s: float = 60.0) -> None:
+        """Connect, wait for the topic, assign all its partitions at their ends."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id=f"gateway-fanout-{self.settings.instance}",
+            fetch_max_wait_ms=100,
+        )
+        await consumer.start()
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not (parts := consumer.partitions_for_topic(self.topic)):
+                    await consumer.topics()  # refreshes metadata
+                    await asyncio.sleep(0.2)
+            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, ends[tp])
+                self.positions[tp.partition] = ends[tp]
+                self.start_positions[tp.partition] = ends[tp]
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self.ready.set()
+        log.info("fan-out assigned", extra={"topic": self.topic, "partitions": len(tps)})
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Consume and dispatch until `stopping` is set. `start()` first."""
+        assert self._consumer is not None, "start() the hub first"
+        consumer = self._consumer
+        try:
+            while not stopping.is_set():
+                try:
+                    batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+                except KafkaError as exc:
+                    log.warning("fan-out fetch failed", extra={"error": repr(exc)})
+                    await asyncio.sleep(0.5)
+                    continue
+                for tp, records in batch.items():
+                    for record in records:
+                        self.dispatch(tp.partition, record.offset, record.value)
+        finally:
+            await consumer.stop()
+
+    def dispatch(self, partition: int, offset: int, value: bytes | None) -> Delivery | None:
+        """Hand one record to its subscribers; bad records are counted and skipped."""
+        self.positions[partition] = offset + 1
+        try:
+            delivery = delivery_from_record(partition, offset, value, self.epoch)
+        except BadUpdate as exc:
+            metrics.BAD_UPDATES.inc()
+            log.warning(
+                "unreadable update",
+                extra={"partition": partition, "offset": offset, "reason": str(exc)},
+            )
+            return None
+        self.cache.add(delivery, self.start_positions.get(partition, 0))
+        for sub in tuple(self._tasks.get(delivery.task_id, ())):
+            sub.offer(delivery)
+        for feed in tuple(self._projects.get(delivery.project_id, ())):
+            feed.offer(delivery)
+        return delivery
+
+    def register(self, sub: Subscription) -> int:
+        """Start buffering the task's live updates; returns the position that splits replay
+        (offsets below it) from live (offsets from it on)."""
+        self._tasks[sub.task_id].add(sub)
+        return self.positions[self.partition_of(sub.task_id)]
+
+    def unregister(self, sub: Subscription) -> None:
+        subs = self._tasks.get(sub.task_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._tasks[sub.task_id]
+
+    def register_project(self, feed: ProjectFeed) -> None:
+        self._projects[feed.project_id].add(feed)
+
+    def unregister_project(self, feed: ProjectFeed) -> None:
+        feeds = self._projects.get(feed.project_id)
+        if feeds is not None:
+            feeds.discard(feed)
+            if not feeds:
+                del self._projects[feed.project_id]
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "partitions": self.partitions,
+            "subscribed_tasks": len(self._tasks),
+            "project_streams": sum(len(f) for f in self._projects.values()),
+        }

@@ -1,0 +1,97 @@
+"""A client's bounded outgoing queue and the writer that drains it (issue 5, "Fan-out").
+
+The hub only ever calls `push`, which never blocks: a client that cannot keep up fills its
+queue, is marked `overflowed`, and its connection is closed with 1013 by the caller, who sees
+`run()` return. Nobody else waits for it. The writer sends what is queued in batches of up to
+`batch` messages per wake-up, so a burst costs one wake-up, not one per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from ytmaker_gateway import metrics
+
+Send = Callable[[str], Awaitable[None]]
+
+
+class Outbox:
+    def __init__(self, send: Send, *, maxsize: int, batch: int = 64) -> None:
+        self._send = send
+        self._maxsize = maxsize
+        self._batch = batch
+        self._queue: deque[tuple[str, float | None, str | None, int]] = deque()
+        #: task_id → the last offset written to the socket (what a reconnect resumes from).
+        self.delivered: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self.overflowed = False
+        self.closed = False
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def push(
+        self,
+        text: str,
+        occurred_at: float | None = None,
+        task_id: str | None = None,
+        offset: int = -1,
+    ) -> bool:
+        """Queue one message; False (and `overflowed`) when the queue is full or closed.
+
+        For an update, `occurred_at` (epoch seconds) is the time of the event behind it (the
+        latency to the write goes to the metrics) and `task_id`/`offset` say which one it is.
+        """
+        if self.closed or self.overflowed:
+            return False
+        if len(self._queue) >= self._maxsize:
+            self.overflowed = True
+            self._wake.set()
+            return False
+        self._queue.append((text, occurred_at, task_id, offset))
+        self._wake.set()
+        return True
+
+    def overflow(self) -> None:
+        """Mark the client as unable to keep up (e.g. its replay buffer grew too long)."""
+        self.overflowed = True
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop the writer after what it is sending now; queued messages are dropped."""
+        self.closed = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Write queued messages until closed or overflowed; raises what `send` raises."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.closed or self.overflowed:
+                return
+            for _ in range(min(self._batch, len(self._queue))):
+                text, occurred_at, task_id, offset = self._queue.popleft()
+                await self._send(text)
+                self.sent += 1
+                if task_id is not None and offset >= 0:
+                    self.delivered[task_id] = offset
+                metrics.MESSAGES_SENT.inc()
+                if occurred_at is not None:
+                    metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - occurred_at))
+                if self.closed or self.overflowed:
+                    return
+            if self._queue:
+                self._wake.set()
+
+    async def flush(self, timeout_s: float) -> None:
+        """Write what is still queued (the writer task must have stopped), then close."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self._queue:
+                    await self._send(self._queue.popleft()[0])
+        finally:
+            self.close()

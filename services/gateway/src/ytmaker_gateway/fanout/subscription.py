@@ -1,0 +1,87 @@
+"""One client's interest in one task, and the rule that makes replay exact (DESIGN §4).
+
+A subscription is registered with the hub *before* the replay starts, in buffering mode: live
+updates that arrive meanwhile are kept in `pending`. The replay then sends everything from
+`since + 1` up to the hub's position at registration, and `go_live()` drains `pending`.
+Every send goes through one check, `offset > last_offset`, so whatever overlaps between
+replay, buffer and live is sent once, in order, and nothing in between is skipped.
+"""
+
+from __future__ import annotations
+
+from ytmaker_gateway.fanout.delivery import Delivery
+from ytmaker_gateway.fanout.outbox import Outbox
+
+
+class Subscription:
+    def __init__(self, task_id: str, outbox: Outbox, *, last_offset: int = -1, limit: int) -> None:
+        self.task_id = task_id
+        self.outbox = outbox
+        self.last_offset = last_offset
+        self.project_id: str | None = None
+        self._limit = limit
+        self._pending: list[Delivery] | None = []
+
+    @property
+    def live(self) -> bool:
+        return self._pending is None
+
+    def offer(self, delivery: Delivery) -> None:
+        """Called by the hub for every update of this task, in offset order."""
+        if self._pending is not None:
+            self._pending.append(delivery)
+            if len(self._pending) > self._limit:
+                self.outbox.overflow()
+            return
+        self.send(delivery)
+
+    def send(self, delivery: Delivery) -> None:
+        """Send unless this offset was already sent (or an older one)."""
+        if delivery.offset <= self.last_offset:
+            return
+        self.last_offset = delivery.offset
+        self.outbox.push(delivery.text, delivery.occurred_at, delivery.task_id, delivery.offset)
+
+    def skip_to(self, offset: int) -> None:
+        """Consider everything up to `offset` delivered (a snapshot covered it)."""
+        self.last_offset = max(self.last_offset, offset)
+
+    def go_live(self) -> None:
+        """Send the buffered live updates and deliver directly from now on."""
+        pending, self._pending = self._pending or [], None
+        for delivery in pending:
+            self.send(delivery)
+
+
+class ProjectFeed:
+    """A client's interest in every task of one project (`/projects/{id}/progress`).
+
+    Same rule as `Subscription`, kept per task: an update is sent when its offset is above the
+    last one sent for its task.
+    """
+
+    def __init__(self, project_id: str, outbox: Outbox, *, limit: int) -> None:
+        self.project_id = project_id
+        self.outbox = outbox
+        self.last_offsets: dict[str, int] = {}
+        self._limit = limit
+        self._pending: list[Delivery] | None = []
+
+    def offer(self, delivery: Delivery) -> None:
+        if self._pending is not None:
+            self._pending.append(delivery)
+            if len(self._pending) > self._limit:
+                self.outbox.overflow()
+            return
+        self.send(delivery)
+
+    def send(self, delivery: Delivery) -> None:
+        if delivery.offset <= self.last_offsets.get(delivery.task_id, -1):
+            return
+        self.last_offsets[delivery.task_id] = delivery.offset
+        self.outbox.push(delivery.text, delivery.occurred_at, delivery.task_id, delivery.offset)
+
+    def go_live(self) -> None:
+        pending, self._pending = self._pending or [], None
+        for delivery in pending:
+            self.send(delivery)

@@ -1,0 +1,113 @@
+"""Wiring: settings → producer, fan-out hub, replay readers, read-model client → the app, served
+by uvicorn until SIGTERM/SIGINT (`python -m ytmaker_gateway`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+
+import uvicorn
+
+from ytmaker_gateway.access import Access, RecentTasks
+from ytmaker_gateway.adapters.progress_api import ProgressApi
+from ytmaker_gateway.app import create_app
+from ytmaker_gateway.commands import Commands
+from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.fanout.hub import Hub
+from ytmaker_gateway.fanout.replay import ReplayReader
+from ytmaker_gateway.fanout.streams import Streams
+from ytmaker_gateway.sessions import SessionRegistry
+from ytmaker_gateway.settings import GatewaySettings
+from ytmaker_shared.artifacts import open_store
+from ytmaker_shared.kafka import EventProducer, ensure_topics
+from ytmaker_shared.logging import configure_logging
+
+log = logging.getLogger(__name__)
+
+SERVICE = "gateway"
+
+
+def build(settings: GatewaySettings, producer: EventProducer) -> Gateway:
+    """A Gateway from settings; the caller starts the producer and the hub."""
+    progress = ProgressApi(settings.progress_url, settings.progress_timeout_s)
+    access = Access(progress, RecentTasks(), settings.unknown_task_wait_s)
+    hub = Hub(settings)
+    return Gateway(
+        settings=settings,
+        tokens=settings.token_config(),
+        progress=progress,
+        access=access,
+        commands=Commands(producer, access, f"{SERVICE}/{settings.instance}"),
+        hub=hub,
+        streams=Streams(hub, ReplayReader(settings), settings.client_queue_size),
+        sessions=SessionRegistry(settings.session_window_s, progress),
+        artifacts=open_store(settings.artifacts_url),
+    )
+
+
+def bind(settings: GatewaySettings) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
+    """Run the gateway until `stopping` is set."""
+    if not settings.jwt_secret and not settings.dev_allow_anonymous:
+        log.warning("no YTMAKER_JWT_SECRET and anonymous access off: every request gets 401")
+    await ensure_topics(settings)
+    producer = EventProducer(settings, SERVICE)
+    await producer.start()
+    gateway = build(settings, producer)
+    hub_stopping = asyncio.Event()
+    try:
+        await gateway.hub.start()
+        hub_task = asyncio.create_task(gateway.hub.run(hub_stopping), name="fanout")
+        sock = bind(settings)
+        config = uvicorn.Config(
+            create_app(gateway),
+            ws="websockets",
+            ws_max_size=settings.max_frame_bytes,
+            ws_ping_interval=settings.heartbeat_interval_s,
+            ws_ping_timeout=2 * settings.heartbeat_interval_s,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            proxy_headers=False,
+        )
+        server = uvicorn.Server(config)
+        server_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
+        host, port = sock.getsockname()[:2]
+        log.info("listening", extra={"url": f"http://{host}:{port}/"})
+        stop_wait = asyncio.create_task(stopping.wait())
+        await asyncio.wait({server_task, hub_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        hub_stopping.set()
+        stop_wait.cancel()
+        for task in (server_task, hub_task):
+            with contextlib.suppress(Exception):
+                await task
+    finally:
+        await gateway.streams.reader.close()
+        await gateway.progress.close()
+        await producer.stop()
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    configure_logging(SERVICE, settings.log_level)
+
+    async def run() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await serve(settings, stopping)
+
+    asyncio.run(run())

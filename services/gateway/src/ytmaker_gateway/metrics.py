@@ -1,0 +1,43 @@
+"""The gateway's Prometheus metrics (issue 5, "Metrics"), served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONNECTED_CLIENTS = Gauge(
+    "ytmaker_gateway_connected_clients", "Open WebSocket connections, by user.", ["user"]
+)
+PROJECT_WATCHERS = Gauge(
+    "ytmaker_gateway_project_watchers",
+    "Open per-project streams and task subscriptions, by project.",
+    ["project"],
+)
+MESSAGES_SENT = Counter(
+    "ytmaker_gateway_messages_sent_total", "Messages written to WebSockets (rate = per second)."
+)
+REPLAYS = Counter(
+    "ytmaker_gateway_replays_total",
+    "Subscriptions that replayed missed updates, by source and whether every update was held.",
+    ["source", "recovered"],
+)
+RECONNECTS = Counter(
+    "ytmaker_gateway_reconnects_total",
+    "Connections that came with old_client_id; restored=true when the session was found.",
+    ["restored"],
+)
+SLOW_CLIENT_CLOSES = Counter(
+    "ytmaker_gateway_slow_client_closes_total", "Connections closed with 1013 (queue full)."
+)
+BAD_INPUT = Counter(
+    "ytmaker_gateway_bad_input_total",
+    "Rejected client input, by kind (invalid_json, unknown_action, oversize, rate_limited...).",
+    ["kind"],
+)
+BAD_UPDATES = Counter(
+    "ytmaker_gateway_bad_updates_total", "Records on progress.updates that could not be read."
+)
+DELIVERY_LATENCY = Histogram(
+    "ytmaker_gateway_delivery_latency_seconds",
+    "From an update's event occurred_at to its write on a socket.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

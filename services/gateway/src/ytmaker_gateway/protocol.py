@@ -1,0 +1,148 @@
+"""The WebSocket protocol of DESIGN §5, as pure functions: client frames in, server frames out.
+
+Every server message is `{"type", "task_id", "offset", "payload"}`. Client messages are
+`{"action": ...}` (or `{"type": "ping"}`); `parse_client_message` validates one frame and
+raises `ProtocolError` with a stable code for anything else, which the caller answers with an
+`error` message while the connection stays open.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from ytmaker_shared.progress import ProgressUpdate
+
+Action = Literal["subscribe", "unsubscribe", "cancel", "pause", "resume", "ping", "pong"]
+ACTIONS: frozenset[str] = frozenset(
+    {"subscribe", "unsubscribe", "cancel", "pause", "resume", "ping", "pong"}
+)
+CONTROL_ACTIONS: frozenset[str] = frozenset({"cancel", "pause", "resume"})
+MAX_TASK_ID = 64
+MAX_REASON = 1000
+
+# Close codes (RFC 6455 §7.4 and the application range 4000-4999).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_HEARTBEAT_TIMEOUT = 4408
+
+
+class ProtocolError(ValueError):
+    """A client frame that is not a valid message: `code` for programs, text for people."""
+
+    def __init__(self, code: str, message: str, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.task_id = task_id
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    action: Action
+    task_id: str | None = None
+    since: int | None = None
+    epoch: str | None = None
+    reason: str = ""
+
+
+def parse_client_message(frame: str | bytes) -> ClientMessage:
+    """Validate one client frame; raises ProtocolError (`invalid_json`, `invalid_message`,
+    `unknown_action`, `missing_field`, `invalid_field`)."""
+    try:
+        raw = json.loads(frame)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError("invalid_json", f"the frame is not JSON: {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise ProtocolError("invalid_json", "the frame is not UTF-8") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("invalid_message", "a message is a JSON object")
+    action = raw.get("action", raw.get("type"))
+    if action is None:
+        raise ProtocolError("missing_field", "a message needs an 'action'")
+    if not isinstance(action, str) or action not in ACTIONS:
+        shown = action if isinstance(action, str) else type(action).__name__
+        raise ProtocolError("unknown_action", f"unknown action {str(shown)[:40]!r}")
+    if action in ("ping", "pong"):
+        return ClientMessage(action)  # type: ignore[arg-type]
+    task_id = _task_id(raw)
+    if action == "subscribe":
+        return ClientMessage("subscribe", task_id, _since(raw, task_id), _epoch(raw, task_id))
+    reason = raw.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        raise ProtocolError("invalid_field", "'reason' is a string of at most 1000", task_id)
+    return ClientMessage(action, task_id, reason=reason)  # type: ignore[arg-type]
+
+
+def _task_id(raw: dict[str, Any]) -> str:
+    task_id = raw.get("task_id")
+    if task_id is None or task_id == "":
+        raise ProtocolError("missing_field", f"'{raw.get('action')}' needs a 'task_id'")
+    if not isinstance(task_id, str) or len(task_id) > MAX_TASK_ID:
+        raise ProtocolError("invalid_field", "'task_id' is a string of at most 64 characters")
+    return task_id
+
+
+def _since(raw: dict[str, Any], task_id: str) -> int | None:
+    since = raw.get("since")
+    if since is None:
+        return None
+    if type(since) is not int or since < -1:
+        raise ProtocolError("invalid_field", "'since' is an offset (integer ≥ -1) or null", task_id)
+    return since
+
+
+def _epoch(raw: dict[str, Any], task_id: str) -> str | None:
+    epoch = raw.get("epoch")
+    if epoch is None:
+        return None
+    if not isinstance(epoch, str) or len(epoch) > 200:
+        raise ProtocolError("invalid_field", "'epoch' is a string or null", task_id)
+    return epoch
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def message(
+    type_: str, payload: dict[str, Any], task_id: str | None = None, offset: int | None = None
+) -> str:
+    """One server message as JSON text."""
+    return json.dumps(
+        {"type": type_, "task_id": task_id, "offset": offset, "payload": payload},
+        separators=(",", ":"),
+        default=str,
+    )
+
+
+def error_message(code: str, text: str, task_id: str | None = None, **details: Any) -> str:
+    return message("error", {"code": code, "message": text, "details": details}, task_id)
+
+
+def update_payload(update: ProgressUpdate, offset: int, epoch: str | None) -> dict[str, Any]:
+    """What a client sees of one update: the task's whole state with its offset and epoch,
+    plus the pipeline event that caused it."""
+    state = update.state.model_dump(mode="json")
+    state["offset"] = offset
+    state["epoch"] = epoch
+    state["event_id"] = update.event_id
+    state["event_type"] = update.event_type
+    state["occurred_at"] = update.occurred_at.isoformat()
+    return state
+
+
+def update_message(update: ProgressUpdate, offset: int, epoch: str | None) -> str:
+    """The `progress` / `status` / `error` message of one update (DESIGN §5)."""
+    return message(update.type.value, update_payload(update, offset, epoch), update.task_id, offset)
+
+
+def state_payload(state: dict[str, Any], epoch: str | None) -> dict[str, Any]:
+    return {**state, "epoch": state.get("epoch") or epoch}

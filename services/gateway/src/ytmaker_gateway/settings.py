@@ -1,0 +1,76 @@
+"""The gateway's settings, from `YTMAKER_*` environment variables (on top of ServiceSettings).
+
+The JWT secret is a SecretStr read from the environment only: it never reaches a log line.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from ytmaker_gateway.auth import TokenConfig
+from ytmaker_shared.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    host: str = Field(default="127.0.0.1", description="Address the public server binds.")
+    port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port.")
+    public_url: str = Field(
+        default="", description="Base URL clients use (for ws_url); empty: from the request."
+    )
+    progress_url: str = Field(
+        default="http://127.0.0.1:8081", description="The progress service's internal API."
+    )
+    progress_timeout_s: float = Field(default=5.0, gt=0)
+
+    # Security (DESIGN §5, issue 5 "Security").
+    jwt_secret: SecretStr | None = Field(default=None, description="HS256 signing secret.")
+    jwt_issuer: str = "ytmaker"
+    jwt_audience: str = "ytmaker-gateway"
+    dev_allow_anonymous: bool = Field(
+        default=False, description="Development only: requests without a token act as 'dev'."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Allowed CORS origins, comma-separated."
+    )
+
+    # WebSocket behaviour.
+    heartbeat_interval_s: float = Field(default=30.0, gt=0)
+    session_window_s: float = Field(default=300.0, ge=0, description="Reconnect window.")
+    client_queue_size: int = Field(default=1000, ge=1, description="Messages buffered per client.")
+    max_subscriptions: int = Field(default=100, ge=1, description="Per connection.")
+    max_messages_per_second: float = Field(default=50.0, gt=0, description="Per connection.")
+    max_violations: int = Field(
+        default=5, ge=1, description="Rate or limit violations in a row before the close."
+    )
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024, description="Larger frames: 1009.")
+    write_batch: int = Field(default=64, ge=1, description="Messages sent per writer wake-up.")
+
+    # Replay and caches.
+    replay_readers: int = Field(default=4, ge=1, description="Kafka readers for replays.")
+    replay_timeout_s: float = Field(default=20.0, gt=0)
+    cache_updates_per_task: int = Field(default=2000, ge=0)
+    cache_tasks: int = Field(default=5000, ge=0)
+
+    # Artifacts: the store the stages write to (ytmaker_shared.artifacts.open_store).
+    artifacts_url: str = Field(default="file://data/artifacts", description="Artifact store URL.")
+    unknown_task_wait_s: float = Field(
+        default=3.0, ge=0, description="How long a subscribe waits for a brand-new task."
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def token_config(self) -> TokenConfig:
+        return TokenConfig(
+            secret=self.jwt_secret.get_secret_value() if self.jwt_secret else None,
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            allow_anonymous=self.dev_allow_anonymous,
+        )
