@@ -1,0 +1,18 @@
+"""Waiting for asynchronous outcomes with a deadline, never a fixed sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+
+async def wait_until(
+    condition: Callable[[], object], *, timeout: float, interval: float = 0.05, what: str = ""
+) -> None:
+    """Poll `condition()` until it is truthy; raise AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(interval)

@@ -1,0 +1,66 @@
+"""Runtime behaviour that needs no broker: a clear error when none answers, health endpoints,
+JSON logs with the event's context."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+
+import httpx
+import pytest
+
+from ytmaker_shared.health import HealthServer
+from ytmaker_shared.kafka import BrokerUnavailable, EventProducer
+from ytmaker_shared.logging import JsonFormatter, log_context
+from ytmaker_shared.settings import ServiceSettings
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def test_producer_fails_clearly_when_no_broker_answers() -> None:
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}", producer_delivery_timeout_s=1.0
+    )
+    producer = EventProducer(settings, "test")
+    with pytest.raises(BrokerUnavailable, match=r"no Kafka broker at 127\.0\.0\.1:\d+ after 1s"):
+        await producer.start()
+
+
+async def test_health_server_reports_liveness_readiness_and_metrics() -> None:
+    ready = False
+    server = HealthServer("test", lambda: ready, "127.0.0.1", 0)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            assert (await client.get("/healthz")).json()["status"] == "ok"
+            assert (await client.get("/readyz")).status_code == 503
+            ready = True
+            assert (await client.get("/readyz")).status_code == 200
+            metrics = await client.get("/metrics")
+            assert "ytmaker_events_consumed_total" in metrics.text
+    finally:
+        await server.stop()
+
+
+def test_log_lines_are_json_with_the_event_context() -> None:
+    formatter = JsonFormatter("script")
+    with log_context(task_id="t-1", event_id="e-1", correlation_id=None):
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello %s", ("you",), None)
+        record.attempt = 2
+        line = json.loads(formatter.format(record))
+    assert line["msg"] == "hello you"
+    assert (line["service"], line["task_id"], line["event_id"], line["attempt"]) == (
+        "script",
+        "t-1",
+        "e-1",
+        2,
+    )
+    assert "correlation_id" not in line
+    outside = json.loads(formatter.format(logging.LogRecord("x", 20, __file__, 1, "m", (), None)))
+    assert "task_id" not in outside
