@@ -1,0 +1,1 @@
+"""The script writers: Gemini (google-genai) and the offline writer."""

@@ -1,0 +1,204 @@
+"""What a script is, and the offline writer (issue 3, script). Pure: no I/O.
+
+A script is title, description, tags and segments (narration, on-screen caption, image
+prompt, duration); `Script` validates it, whoever wrote it (Gemini or the offline writer).
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ytmaker_shared.events import TaskRequestedPayload
+
+#: Narration pace used to time segments: words per second of calm documentary speech.
+WORDS_PER_SECOND = 2.5
+MIN_SEGMENT_SECONDS = 3.0
+MAX_SEGMENT_SECONDS = 120.0
+
+
+class Segment(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    index: int = Field(ge=1)
+    narration: str = Field(min_length=1, max_length=5000)
+    caption: str = Field(min_length=1, max_length=120)
+    image_prompt: str = Field(min_length=1, max_length=1000)
+    duration_seconds: float = Field(ge=MIN_SEGMENT_SECONDS, le=MAX_SEGMENT_SECONDS)
+
+    @field_validator("narration", "caption", "image_prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+
+class Script(BaseModel):
+    """The script JSON stored as `script.json` and read by assets and render."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    title: str = Field(min_length=1, max_length=100)
+    description: str = Field(min_length=1, max_length=5000)
+    tags: list[str] = Field(default_factory=list, max_length=30)
+    language: str = "en"
+    segments: list[Segment] = Field(min_length=1, max_length=50)
+
+    @field_validator("tags")
+    @classmethod
+    def _clean_tags(cls, tags: list[str]) -> list[str]:
+        out: list[str] = []
+        for tag in tags:
+            tag = " ".join(tag.split())[:30]
+            if tag and tag.lower() not in {t.lower() for t in out}:
+                out.append(tag)
+        return out
+
+    @model_validator(mode="after")
+    def _numbered(self) -> Script:
+        if [s.index for s in self.segments] != list(range(1, len(self.segments) + 1)):
+            raise ValueError("segments must be numbered 1..n in order")
+        return self
+
+    @property
+    def duration_seconds(self) -> float:
+        return round(sum(s.duration_seconds for s in self.segments), 2)
+
+
+def response_schema() -> dict[str, object]:
+    """The JSON schema asked of the model (Gemini's OpenAPI subset: no $defs, no bounds)."""
+    segment = {
+        "type": "OBJECT",
+        "properties": {
+            "index": {"type": "INTEGER"},
+            "narration": {"type": "STRING"},
+            "caption": {"type": "STRING"},
+            "image_prompt": {"type": "STRING"},
+            "duration_seconds": {"type": "NUMBER"},
+        },
+        "required": ["index", "narration", "caption", "image_prompt", "duration_seconds"],
+    }
+    return {
+        "type": "OBJECT",
+        "properties": {
+            "title": {"type": "STRING"},
+            "description": {"type": "STRING"},
+            "tags": {"type": "ARRAY", "items": {"type": "STRING"}},
+            "segments": {"type": "ARRAY", "items": segment},
+        },
+        "required": ["title", "description", "tags", "segments"],
+    }
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n{2,}")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")
+_STOP = frozenset(
+    """that this with from have were they their there which about would could should these
+    those into than then them when what where while also more most some such only other over
+    very just being been your will each because between through""".split()  # noqa: SIM905
+)
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of `text`, whitespace normalised, empty ones dropped."""
+    parts = (" ".join(p.split()) for p in _SENTENCE_END.split(text))
+    return [p for p in parts if p]
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def group_sentences(sentences: list[str], groups: int) -> list[list[str]]:
+    """Split sentences into at most `groups` consecutive groups of balanced word counts."""
+    groups = max(1, min(groups, len(sentences)))
+    total = sum(words(s) for s in sentences)
+    out: list[list[str]] = []
+    current: list[str] = []
+    done = 0
+    for i, sentence in enumerate(sentences):
+        current.append(sentence)
+        done += words(sentence)
+        left_sentences = len(sentences) - i - 1
+        left_groups = groups - len(out) - 1
+        boundary = total * (len(out) + 1) / groups
+        if left_groups > 0 and (done >= boundary or left_sentences == left_groups):
+            out.append(current)
+            current = []
+    if current:
+        out.append(current)
+    return out
+
+
+def durations(texts: list[str], target_seconds: float) -> list[float]:
+    """Seconds per segment: proportional to its words, scaled towards the target length, but
+    never faster than the narration can be spoken nor outside the segment bounds."""
+    counts = [max(1, words(t)) for t in texts]
+    spoken = [c / WORDS_PER_SECOND for c in counts]
+    scale = max(1.0, target_seconds / sum(spoken))
+    return [round(min(MAX_SEGMENT_SECONDS, max(MIN_SEGMENT_SECONDS, s * scale)), 2) for s in spoken]
+
+
+def keywords(text: str, limit: int = 5) -> list[str]:
+    """The most frequent meaningful words of `text`, first-seen order on ties."""
+    counts: dict[str, int] = {}
+    for word in _WORD.findall(text.lower()):
+        if word not in _STOP:
+            counts[word] = counts.get(word, 0) + 1
+    return sorted(counts, key=lambda w: -counts[w])[:limit]
+
+
+def caption_for(text: str, limit: int = 80) -> str:
+    first = split_sentences(text)[0] if split_sentences(text) else text
+    if len(first) <= limit:
+        return first
+    cut = first[: limit - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
+
+
+def offline_script(request: TaskRequestedPayload) -> Script:
+    """A deterministic script built from the real sentences of the content: each segment
+    narrates consecutive sentences; the caption is its first sentence, shortened."""
+    settings = request.settings
+    sentences = split_sentences(request.content) or [request.title]
+    groups = group_sentences(sentences, settings.segments)
+    texts = [" ".join(g) for g in groups]
+    times = durations(texts, settings.target_length_seconds)
+    segments = []
+    for i, (text, seconds) in enumerate(zip(texts, times, strict=True), start=1):
+        focus = ", ".join(keywords(text, 4)) or request.title
+        segments.append(
+            Segment(
+                index=i,
+                narration=text,
+                caption=caption_for(text),
+                image_prompt=f"{settings.style} illustration of {focus}; {request.title}",
+                duration_seconds=seconds,
+            )
+        )
+    tags = list(settings.tags) or keywords(request.content, 8)
+    description = " ".join(sentences[:2])[:4900]
+    return Script(
+        title=request.title[:100],
+        description=description or request.title,
+        tags=tags,
+        language=settings.language,
+        segments=segments,
+    )
+
+
+def prompt_for(request: TaskRequestedPayload) -> str:
+    """The instruction sent to the model for this project."""
+    s = request.settings
+    return (
+        f"Write the script of a {s.target_length_seconds}-second {s.style} video in language "
+        f"'{s.language}', titled {request.title!r}, in exactly {s.segments} segments numbered "
+        "from 1. Each segment has the narration to be spoken, a short on-screen caption "
+        "(at most 80 characters), a prompt for an illustrative image, and its duration in "
+        f"seconds; durations add up to about {s.target_length_seconds}. Also give a YouTube "
+        "description and up to 10 tags. Base everything only on this content:\n\n"
+        f"{request.content}"
+    )

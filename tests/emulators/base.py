@@ -1,0 +1,137 @@
+"""What the emulators share: fault switches and a uvicorn server on a free port.
+
+Faults are queued per request kind (`faults.inject("generate", Fail(503), Hang(5))`): each
+matching request takes the next one; with the queue empty the emulator behaves. Kinds:
+
+- `Fail(status, retry_after=None)`: answer with that status and the API's own error body;
+- `Hang(seconds)`: wait that long before answering (the client's timeout fires);
+- `Truncate(keep=None)`: cut the JSON the API returns in the middle (for Gemini, the model's
+  text inside a valid response, as a model stopped by its token limit does).
+
+Start a server in the test's event loop (`async with EmulatorServer(app) as server`) or in a
+thread for synchronous callers (`with EmulatorServer(app).in_thread() as server`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+
+@dataclass(frozen=True)
+class Fail:
+    status: int
+    retry_after: int | None = None
+
+
+@dataclass(frozen=True)
+class Hang:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Truncate:
+    keep: int | None = None  # bytes of the JSON to keep; None keeps about half
+
+
+Fault = Fail | Hang | Truncate
+
+
+class Faults:
+    """Queued faults per request kind, and counters of what was asked."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, deque[Fault]] = defaultdict(deque)
+        self.requests: dict[str, int] = defaultdict(int)
+
+    def inject(self, kind: str, *faults: Fault) -> None:
+        self._queues[kind].extend(faults)
+
+    def take(self, kind: str) -> Fault | None:
+        self.requests[kind] += 1
+        queue = self._queues[kind]
+        return queue.popleft() if queue else None
+
+    def pending(self, kind: str) -> int:
+        return len(self._queues[kind])
+
+
+def truncate(data: bytes, fault: Truncate) -> bytes:
+    keep = fault.keep if fault.keep is not None else max(1, len(data) // 2)
+    return data[:keep]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class EmulatorServer:
+    """Serves a FastAPI app on 127.0.0.1 and a free port; `url` is its base URL."""
+
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        self.app = app
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> EmulatorServer:
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def __aenter__(self) -> EmulatorServer:
+        return await self.start()
+
+    async def __aexit__(self, *_: Any) -> None:
+        await self.stop()
+
+    @contextlib.contextmanager
+    def in_thread(self) -> Iterator[EmulatorServer]:
+        started = threading.Event()
+        loop = asyncio.new_event_loop()
+
+        async def serve() -> None:
+            await self.start()
+            started.set()
+            assert self._task is not None
+            await self._task
+
+        thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+        thread.start()
+        if not started.wait(10):
+            raise RuntimeError("emulator did not start")
+        try:
+            yield self
+        finally:
+            self._server.should_exit = True
+            thread.join(10)
