@@ -263,3 +263,48 @@ async def test_a_consumer_killed_before_commit_gets_the_event_again_and_applies_
     finally:
         last.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(last.wait, 30) == 0
+
+
+async def test_a_second_member_takes_over_partitions_and_nothing_is_lost(
+    settings: ServiceSettings, producer: EventProducer
+) -> None:
+    group = unique_name("shared")
+    handled: dict[str, list[str]] = {"a": [], "b": []}
+
+    def member(name: str) -> ConsumerLoop:
+        async def handle(event: Event, record: Record) -> None:
+            handled[name].append(event.event_id)
+
+        return ConsumerLoop(
+            settings,
+            service=f"member-{name}",
+            group_id=group,
+            topics=[Topic.TASKS],
+            handler=handle,
+            producer=producer,
+        )
+
+    first_half = [requested(f"t-{i}") for i in range(30)]
+    for event in first_half:
+        await producer.send(Topic.TASKS, event)
+    a = member("a")
+    a_task = asyncio.create_task(a.run())
+    b: ConsumerLoop | None = None
+    try:
+        await wait_until(lambda: len(handled["a"]) == 30, timeout=60)
+        b = member("b")
+        b_task = asyncio.create_task(b.run())
+        await wait_until(lambda: b.ready and b.kafka.assignment(), timeout=60)
+        second_half = [requested(f"t-{i}") for i in range(30)]
+        for event in second_half:
+            await producer.send(Topic.TASKS, event)
+        wanted = {e.event_id for e in first_half + second_half}
+        await wait_until(lambda: set(handled["a"]) | set(handled["b"]) == wanted, timeout=60)
+        assert handled["b"], "the second member got no partition"
+        assert not set(handled["b"]) & {e.event_id for e in first_half}, "committed work redone"
+    finally:
+        a.stop()
+        await asyncio.wait_for(a_task, 30)
+        if b is not None:
+            b.stop()
+            await asyncio.wait_for(b_task, 30)
