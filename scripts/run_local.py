@@ -40,7 +40,7 @@ def service_env(bootstrap: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("YTMAKER_ARTIFACT_DIR", str(VAR / "artifacts"))
     env.setdefault("YTMAKER_PUBLISH_DIR", str(VAR / "published"))
-    env.setdefault("YTMAKER_DATABASE_URL", f"sqlite:///{VAR / 'progress.db'}")
+    env.setdefault("YTMAKER_PROGRESS_DATABASE_URL", f"sqlite:///{VAR / 'progress.db'}")
     env.setdefault("YTMAKER_DEV_ALLOW_ANONYMOUS", "true")  # a local run only: see README
     env.setdefault("YTMAKER_JWT_SECRET", secrets.token_urlsafe(32))
     env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
