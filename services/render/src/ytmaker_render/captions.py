@@ -1,0 +1,130 @@
+"""Burned-in captions and the thumbnail, drawn with Pillow (issue 3, render).
+
+Captions are full-frame transparent PNGs that ffmpeg overlays on each slide (filtergraph.py):
+white text on a translucent band at the bottom, wrapped to at most three lines, the font
+shrunk until it fits. Drawing them here rather than with ffmpeg's `subtitles` filter keeps the
+result independent of the fonts fontconfig finds on a given machine.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from ytmaker_render.timeline import HEIGHT, WIDTH
+
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+_FONT_FILES = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
+)
+MARGIN = 72
+MAX_LINES = 3
+
+
+@lru_cache(maxsize=32)
+def font(size: int) -> Font:
+    """A bold sans font of `size` px: a system DejaVu/Liberation where installed, else
+    Pillow's own bundled font (always available)."""
+    for candidate in _FONT_FILES:
+        if Path(candidate).is_file():
+            return ImageFont.truetype(candidate, size)
+    return ImageFont.load_default(size)
+
+
+def wrap(text: str, face: Font, width: int) -> list[str]:
+    """Greedy word wrap to `width` pixels; a word longer than a line is cut by characters."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}".strip()
+        if face.getlength(candidate) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        while face.getlength(word) > width and len(word) > 1:
+            cut = len(word)
+            while cut > 1 and face.getlength(word[:cut]) > width:
+                cut -= 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        current = word
+    if current:
+        lines.append(current)
+    return lines
+
+
+def fit(
+    text: str, width: int, *, start: int, smallest: int, max_lines: int
+) -> tuple[Font, list[str]]:
+    """The largest font from `start` down to `smallest` at which `text` wraps into
+    `max_lines`; at the smallest size, extra lines are dropped with an ellipsis."""
+    size = start
+    while True:
+        face = font(size)
+        lines = wrap(text, face, width)
+        if len(lines) <= max_lines or size <= smallest:
+            break
+        size -= 2
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1].rstrip(".,;: ") + "…"
+    return face, lines
+
+
+def draw_caption(text: str, target: Path) -> Path | None:
+    """Write the caption overlay for `text` to `target` (PNG); None for an empty caption."""
+    text = " ".join(text.split())
+    if not text:
+        return None
+    face, lines = fit(text, WIDTH - 2 * MARGIN - 48, start=44, smallest=26, max_lines=MAX_LINES)
+    line_height = int(face.size * 1.3) if isinstance(face, ImageFont.FreeTypeFont) else 30
+    band = line_height * len(lines) + 36
+    overlay = Image.new("RGBA", (WIDTH, HEIGHT), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    top = HEIGHT - MARGIN // 2 - band
+    draw.rounded_rectangle(
+        (MARGIN, top, WIDTH - MARGIN, HEIGHT - MARGIN // 2), radius=18, fill=(0, 0, 0, 165)
+    )
+    y = top + 18
+    for line in lines:
+        x = (WIDTH - face.getlength(line)) / 2
+        draw.text((x + 2, y + 2), line, font=face, fill=(0, 0, 0, 220))
+        draw.text((x, y), line, font=face, fill=(255, 255, 255, 255))
+        y += line_height
+    overlay.save(target, "PNG", optimize=False, compress_level=1)
+    return target
+
+
+def draw_thumbnail(background: Path | None, title: str, target: Path) -> Path:
+    """A 1280×720 JPEG (well under YouTube's 2 MiB): the first slide, darkened at the bottom,
+    with the title large on it."""
+    if background is not None and background.is_file():
+        with Image.open(background) as source:
+            image = ImageOps.fit(source.convert("RGB"), (WIDTH, HEIGHT))
+    else:
+        image = Image.new("RGB", (WIDTH, HEIGHT), (24, 32, 48))
+    shade = Image.new("RGBA", (WIDTH, HEIGHT), (0, 0, 0, 0))
+    ImageDraw.Draw(shade).rectangle((0, HEIGHT // 2, WIDTH, HEIGHT), fill=(0, 0, 0, 150))
+    image = Image.alpha_composite(image.convert("RGBA"), shade).convert("RGB")
+    face, lines = fit(
+        " ".join(title.split()) or "Untitled",
+        WIDTH - 2 * MARGIN,
+        start=84,
+        smallest=40,
+        max_lines=3,
+    )
+    draw = ImageDraw.Draw(image)
+    line_height = int(face.size * 1.2) if isinstance(face, ImageFont.FreeTypeFont) else 40
+    y = HEIGHT - MARGIN - line_height * len(lines)
+    for line in lines:
+        draw.text((MARGIN + 3, y + 3), line, font=face, fill=(0, 0, 0))
+        draw.text((MARGIN, y), line, font=face, fill=(255, 255, 255))
+        y += line_height
+    image.save(target, "JPEG", quality=88, optimize=True)
+    return target

@@ -1,0 +1,174 @@
+"""What render works from: the script and the asset artifacts of a task, matched to segments.
+
+Pure helpers (`by_segment`, `avatar_clips`) decide which file belongs to which segment; the
+loader (`load_inputs`) fetches the script JSON and makes every file a local path for ffmpeg.
+
+Artifacts are matched to segments by the number in their name (`segment-03.png`, `03.wav`),
+counting from 1 as the script does (or from 0 when the numbers start at 0); files without a
+number are taken in name order.
+"""
+
+from __future__ import annotations
+
+import re
+import wave
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ytmaker_render.join import JoinState
+from ytmaker_shared.artifacts import ArtifactNotFound, ArtifactStore, InvalidKey
+from ytmaker_shared.events import Artifact
+from ytmaker_shared.stages import Stage
+from ytmaker_shared.stageworker import PermanentError, TransientError, workspace_prefix
+
+SCRIPT_KEY = "script.json"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+AUDIO_SUFFIXES = (".wav",)
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv")
+
+
+class ScriptSegment(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    index: int
+    narration: str = ""
+    caption: str = ""
+    duration_seconds: float = Field(default=5.0, gt=0)
+
+
+class RenderScript(BaseModel):
+    """The part of the script JSON that render reads."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    title: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    language: str | None = None
+    segments: list[ScriptSegment] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class SegmentFiles:
+    index: int
+    caption: str
+    script_seconds: float
+    image: Path
+    narration: Path | None
+    narration_seconds: float | None
+
+
+@dataclass(frozen=True)
+class RenderInputs:
+    script: RenderScript
+    script_uri: str
+    segments: tuple[SegmentFiles, ...]
+    avatars: tuple[tuple[Path, int | None], ...]  # (clip, segment index or None for whole video)
+
+
+def number_in(name: str) -> int | None:
+    """The last number in a file name, or None."""
+    found = re.findall(r"\d+", Path(name).stem)
+    return int(found[-1]) if found else None
+
+
+def by_segment(
+    artifacts: Iterable[Artifact], suffixes: Sequence[str], indexes: Sequence[int]
+) -> dict[int, Artifact]:
+    """Map the artifacts with one of `suffixes` to the script's segment indexes."""
+    files = sorted(
+        (a for a in artifacts if a.name.lower().endswith(tuple(suffixes))), key=lambda a: a.name
+    )
+    numbers = [number_in(a.name) for a in files]
+    if files and all(n is not None for n in numbers) and len(set(numbers)) == len(numbers):
+        known = [n for n in numbers if n is not None]
+        shift = indexes[0] - min(known) if min(known) in (0, 1) else 0
+        mapped = {n + shift: a for n, a in zip(known, files, strict=True)}
+        return {i: mapped[i] for i in indexes if i in mapped}
+    return dict(zip(indexes, files, strict=False))
+
+
+def avatar_clips(
+    artifacts: Iterable[Artifact], indexes: Sequence[int]
+) -> list[tuple[Artifact, int | None]]:
+    """Per-segment clips when there is one per segment, else each clip from the start."""
+    clips = [a for a in artifacts if a.name.lower().endswith(VIDEO_SUFFIXES)]
+    if len(clips) == len(indexes) and len(indexes) > 1:
+        return [(a, i) for i, a in by_segment(clips, VIDEO_SUFFIXES, indexes).items()]
+    return [(a, None) for a in clips[:1]]
+
+
+def wav_seconds(path: Path) -> float | None:
+    """The duration of a WAV file from its header; None when it cannot be read."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            rate = wav.getframerate()
+            return wav.getnframes() / rate if rate else None
+    except (wave.Error, EOFError, OSError):
+        return None
+
+
+async def local_file(store: ArtifactStore, uri: str, scratch: Path, name: str) -> Path:
+    """A local path holding the artifact at `uri` (the store's own file when it has one)."""
+    try:
+        key = store.key(uri)
+        path = store.local_path(key)
+        if path is not None and path.is_file():
+            return path
+        target = scratch / "inputs" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(await store.read(key))
+        return target
+    except InvalidKey as exc:
+        raise PermanentError("invalid_artifact", f"cannot read {uri}: {exc}") from exc
+    except ArtifactNotFound as exc:
+        raise TransientError("artifact_missing", f"{uri} is not (yet) in the store") from exc
+
+
+async def load_script(store: ArtifactStore, task_id: str) -> tuple[RenderScript, str]:
+    key = workspace_prefix(task_id, Stage.SCRIPT) + SCRIPT_KEY
+    try:
+        raw = await store.read(key)
+    except ArtifactNotFound as exc:
+        raise TransientError("script_missing", f"no script at {key}") from exc
+    try:
+        return RenderScript.model_validate_json(raw), store.uri(key)
+    except ValidationError as exc:
+        raise PermanentError("invalid_script", f"{key}: {exc.errors()[:3]}") from exc
+
+
+async def load_inputs(store: ArtifactStore, join: JoinState, scratch: Path) -> RenderInputs:
+    """Everything render needs as local files. Raises PermanentError when an asset is missing
+    for a segment, TransientError when the store does not have a file yet."""
+    script, script_uri = await load_script(store, join.task_id)
+    indexes = [s.index for s in script.segments]
+    images = by_segment(join.done[Stage.IMAGES].artifacts, IMAGE_SUFFIXES, indexes)
+    narrations = by_segment(join.done[Stage.AUDIO].artifacts, AUDIO_SUFFIXES, indexes)
+    lacking = [i for i in indexes if i not in images]
+    if lacking:
+        raise PermanentError("missing_images", f"no image for segments {lacking}")
+    segments = []
+    for segment in script.segments:
+        image = await local_file(store, images[segment.index].uri, scratch, f"img{segment.index}")
+        narration = None
+        seconds = None
+        if segment.index in narrations:
+            narration = await local_file(
+                store, narrations[segment.index].uri, scratch, f"n{segment.index}.wav"
+            )
+            seconds = wav_seconds(narration)
+        segments.append(
+            SegmentFiles(
+                segment.index, segment.caption, segment.duration_seconds, image, narration, seconds
+            )
+        )
+    avatars = []
+    outcome = join.done[Stage.AVATARS]
+    if outcome.status != "skipped":
+        for artifact, index in avatar_clips(outcome.artifacts, indexes):
+            path = await local_file(store, artifact.uri, scratch, f"avatar-{artifact.name}")
+            avatars.append((path, index))
+    return RenderInputs(script, script_uri, tuple(segments), tuple(avatars))

@@ -1,0 +1,167 @@
+"""The render stage: when a task's images, audio and avatars are all done, make the video
+(H.264/AAC MP4, 1280×720, 30 fps, captions, slow zoom, cross-fades, avatar overlay) and its
+thumbnail (issue 3, render)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ytmaker_render.adapters import ffmpeg, probe
+from ytmaker_render.captions import draw_caption, draw_thumbnail
+from ytmaker_render.filtergraph import AvatarClip, EncodeOptions, SegmentMedia, build_command
+from ytmaker_render.inputs import RenderInputs, load_inputs
+from ytmaker_render.join import fires, relevant
+from ytmaker_render.joinstore import JoinStore
+from ytmaker_render.progress import ProgressSample, percent
+from ytmaker_render.timeline import SegmentTiming, Timeline, plan_timeline
+from ytmaker_shared.artifacts import ArtifactStore
+from ytmaker_shared.events import Event
+from ytmaker_shared.stages import Stage
+from ytmaker_shared.stageworker import (
+    JobContext,
+    PermanentError,
+    StagePolicy,
+    StageResult,
+    StageWork,
+    TransientError,
+)
+
+VIDEO_FILE = "video.mp4"
+THUMBNAIL_FILE = "thumbnail.jpg"
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    ffmpeg: str
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    fade_seconds: float = 0.5
+    pause_seconds: float = 0.35
+
+
+class RenderWork(StageWork):
+    stage = Stage.RENDER
+    policy = StagePolicy(max_attempts=2)
+
+    def __init__(self, store: ArtifactStore, options: RenderOptions) -> None:
+        self.joins = JoinStore(store)
+        self.options = options
+
+    def starts(self, event: Event) -> bool:
+        return relevant(event)
+
+    async def admit(self, event: Event) -> bool:
+        if not relevant(event):
+            return False
+        state = await self.joins.fold(event)
+        return fires(state, event)
+
+    async def run(self, ctx: JobContext) -> StageResult:
+        join = await self.joins.load(ctx.task_id)
+        if not join.ready:
+            raise PermanentError("join_incomplete", f"assets missing: {sorted(join.missing)}")
+        await ctx.progress.report(0, 100, "preparing slides and captions", current_step="prepare")
+        inputs = await load_inputs(ctx.store, join, ctx.scratch)
+        timeline = plan_timeline(
+            [
+                SegmentTiming(s.index, s.script_seconds, s.narration_seconds)
+                for s in inputs.segments
+            ],
+            fade=self.options.fade_seconds,
+            pause=self.options.pause_seconds,
+        )
+        media = await asyncio.to_thread(_media, inputs, ctx.scratch)
+        output = ctx.scratch / VIDEO_FILE
+        command = build_command(
+            self.options.ffmpeg,
+            timeline,
+            media,
+            output,
+            avatars=_avatars(inputs, timeline),
+            options=self.options.encode,
+        )
+
+        async def on_progress(sample: ProgressSample) -> None:
+            done = percent(sample, timeline.total_seconds)
+            frames = round(timeline.total_frames * done / 100)
+            await ctx.progress.report(
+                frames,
+                timeline.total_frames,
+                f"encoded {min(sample.out_seconds, timeline.total_seconds):.1f}s "
+                f"of {timeline.total_seconds:.1f}s",
+                current_step="encode",
+            )
+
+        ctx.log.info("encoding %.1fs of video", timeline.total_seconds)
+        try:
+            await ffmpeg.run(command.args, output=output, on_progress=on_progress)
+        except ffmpeg.FfmpegFailed as exc:
+            if exc.signalled:
+                raise TransientError("ffmpeg_killed", str(exc)) from exc
+            raise PermanentError("ffmpeg_failed", str(exc)[:3000]) from exc
+        info = await probe.inspect(self.options.ffmpeg, output)
+        if info.first("video") is None or info.first("audio") is None:
+            raise PermanentError("render_incomplete", f"the video lacks a stream: {info}")
+        first_image = inputs.segments[0].image
+        thumbnail = await asyncio.to_thread(
+            draw_thumbnail, first_image, inputs.script.title, ctx.scratch / THUMBNAIL_FILE
+        )
+        video = await ctx.put_file(VIDEO_FILE, output, "video/mp4")
+        thumb = await ctx.put_file(THUMBNAIL_FILE, thumbnail, "image/jpeg")
+        return StageResult(
+            artifacts=(video, thumb),
+            message=f"{timeline.total_seconds:.1f}s video, {len(inputs.segments)} segments",
+            result=_result(inputs, timeline, video.uri, thumb.uri, info),
+        )
+
+
+def _media(inputs: RenderInputs, scratch: Path) -> list[SegmentMedia]:
+    """Caption overlays drawn for each segment (blocking: run in a thread)."""
+    captions = scratch / "captions"
+    captions.mkdir(parents=True, exist_ok=True)
+    return [
+        SegmentMedia(
+            index=s.index,
+            image=s.image,
+            caption=draw_caption(s.caption, captions / f"caption-{s.index:03d}.png"),
+            narration=s.narration,
+        )
+        for s in inputs.segments
+    ]
+
+
+def _avatars(inputs: RenderInputs, timeline: Timeline) -> list[AvatarClip]:
+    starts = {slot.index: slot.start for slot in timeline.slots}
+    return [
+        AvatarClip(path, starts.get(index, 0.0) if index is not None else 0.0)
+        for path, index in inputs.avatars
+    ]
+
+
+def _result(
+    inputs: RenderInputs,
+    timeline: Timeline,
+    video_uri: str,
+    thumbnail_uri: str,
+    info: probe.MediaInfo,
+) -> dict[str, Any]:
+    script = inputs.script
+    return {
+        "video_uri": video_uri,
+        "thumbnail_uri": thumbnail_uri,
+        "script_uri": inputs.script_uri,
+        "duration_seconds": info.duration_seconds or round(timeline.total_seconds, 3),
+        "segments": [
+            {"index": s.index, "start": s.start, "seconds": s.seconds} for s in timeline.slots
+        ],
+        "width": 1280,
+        "height": 720,
+        "fps": 30,
+        "streams": [f"{st.kind}:{st.codec}" for st in info.streams],
+        "title": script.title,
+        "description": script.description,
+        "tags": list(script.tags),
+        "language": script.language,
+    }

@@ -1,0 +1,163 @@
+"""The render stage end to end without Kafka: join through `admit`, then a real encode of a
+short three-segment video from a memory artifact store, checked by decoding it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ytmaker_render.adapters import probe
+from ytmaker_render.stage import RenderOptions, RenderWork
+from ytmaker_shared.artifacts import MemoryArtifactStore
+from ytmaker_shared.events import (
+    Artifact,
+    StageCompleted,
+    StageCompletedPayload,
+    StageProgressPayload,
+)
+from ytmaker_shared.stages import Stage
+from ytmaker_shared.stageworker import JobContext, PermanentError, ProgressReporter
+
+NARRATION = [1.5, 2.0, 1.2]
+
+
+async def stage_assets(
+    media: Any, store: MemoryArtifactStore, task: str, tmp: Path, avatar: bool
+) -> list[StageCompleted]:
+    script = {
+        "title": "Tides",
+        "description": "Why the sea rises.",
+        "tags": ["sea"],
+        "segments": [
+            {
+                "index": i + 1,
+                "narration": "n",
+                "caption": f"Caption number {i + 1}",
+                "image_prompt": "p",
+                "duration_seconds": 3.0,
+            }
+            for i in range(3)
+        ],
+    }
+    await store.put(f"{task}/script/script.json", json.dumps(script).encode())
+    images, audio = [], []
+    for i in range(3):
+        slide = media.slide(tmp / f"s{i}.png", 40 * i, size=(1024, 768))  # not 16:9 on purpose
+        images.append(
+            (await store.put_file(f"{task}/images/segment-{i + 1:02d}.png", slide)).artifact()
+        )
+        tone = media.tone(tmp / f"a{i}.wav", NARRATION[i], 300 + 100 * i)
+        audio.append(
+            (await store.put_file(f"{task}/audio/segment-{i + 1:02d}.wav", tone)).artifact()
+        )
+    clips: list[Artifact] = []
+    if avatar:
+        clip = media.clip(tmp / "presenter.mp4", 2)
+        clips.append((await store.put_file(f"{task}/avatars/presenter.mp4", clip)).artifact())
+    base = {
+        "task_id": task,
+        "project_id": "p",
+        "owner": "u",
+        "producer": "assets/t",
+        "correlation_id": "c",
+    }
+    return [
+        StageCompleted(
+            **base, stage=Stage.IMAGES, payload=StageCompletedPayload(artifacts=tuple(images))
+        ),
+        StageCompleted(
+            **base, stage=Stage.AUDIO, payload=StageCompletedPayload(artifacts=tuple(audio))
+        ),
+        StageCompleted(
+            **base,
+            stage=Stage.AVATARS,
+            payload=StageCompletedPayload(
+                status="completed" if avatar else "skipped", artifacts=tuple(clips)
+            ),
+        ),
+    ]
+
+
+def context(
+    store: MemoryArtifactStore, trigger: StageCompleted, tmp: Path, seen: list[StageProgressPayload]
+) -> JobContext:
+    async def emit(payload: StageProgressPayload) -> None:
+        seen.append(payload)
+
+    scratch = tmp / "scratch"
+    scratch.mkdir()
+    return JobContext(
+        event=trigger,
+        stage=Stage.RENDER,
+        attempt=1,
+        store=store,
+        progress=ProgressReporter(emit, interval_s=0.0),
+        scratch=scratch,
+        log=logging.LoggerAdapter(logging.getLogger("test")),
+    )
+
+
+@pytest.mark.parametrize("avatar", [False, True])
+async def test_render_makes_a_playable_720p30_video_timed_by_the_narration(
+    ffmpeg: str, media: Any, tmp_path: Path, avatar: bool
+) -> None:
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    task = "task-" + uuid.uuid4().hex[:8]
+    events = await stage_assets(media, store, task, tmp_path, avatar)
+    work = RenderWork(store, RenderOptions(ffmpeg=ffmpeg))
+    assert [await work.admit(e) for e in events] == [False, False, True]
+    # The join is in the store, not in memory: a new instance sees it.
+    assert await RenderWork(store, RenderOptions(ffmpeg=ffmpeg)).admit(events[-1])
+
+    seen: list[StageProgressPayload] = []
+    result = await work.run(context(store, events[-1], tmp_path, seen))
+
+    names = {a.name: a for a in result.artifacts}
+    assert set(names) == {"video.mp4", "thumbnail.jpg"}
+    video = tmp_path / "out.mp4"
+    video.write_bytes(await store.read_uri(names["video.mp4"].uri))
+    info = await probe.decode(ffmpeg, video)
+    expected = sum(max(2.0, round((n + 0.35) * 30) / 30) for n in NARRATION)  # min 2 s
+    assert info.duration_seconds == pytest.approx(expected, abs=0.1)
+    assert info.decoded_seconds == pytest.approx(expected, abs=0.1)
+    v, a = info.first("video"), info.first("audio")
+    assert v is not None and v.codec == "h264" and v.size == (1280, 720) and v.fps == 30
+    assert a is not None and a.codec == "aac"
+    assert probe.is_faststart(video)
+    assert (await store.read_uri(names["thumbnail.jpg"].uri))[:2] == b"\xff\xd8"
+    assert result.result["duration_seconds"] == pytest.approx(expected, abs=0.1)
+    steps = [p.progress for p in seen]
+    assert steps == sorted(steps) and steps[-1] == 100.0 and len(steps) >= 2
+    assert any(p.current_step == "encode" for p in seen)
+
+
+async def test_a_segment_without_an_image_fails_permanently(
+    ffmpeg: str, media: Any, tmp_path: Path
+) -> None:
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    task = "task-" + uuid.uuid4().hex[:8]
+    images, audio, avatars = await stage_assets(media, store, task, tmp_path, avatar=False)
+    images = images.model_copy(
+        update={"payload": StageCompletedPayload(artifacts=images.payload.artifacts[:2])}
+    )
+    work = RenderWork(store, RenderOptions(ffmpeg=ffmpeg))
+    for event in (images, audio, avatars):
+        await work.admit(event)
+    with pytest.raises(PermanentError, match="no image for segments \\[3\\]"):
+        await work.run(context(store, avatars, tmp_path, []))
+
+
+async def test_concurrent_admits_of_one_task_lose_nothing(
+    ffmpeg: str, media: Any, tmp_path: Path
+) -> None:
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    events = await stage_assets(media, store, "t-" + uuid.uuid4().hex[:6], tmp_path, avatar=False)
+    work = RenderWork(store, RenderOptions(ffmpeg=ffmpeg))
+    fired = await asyncio.gather(*(work.admit(e) for e in events))
+    assert sum(fired) == 1
