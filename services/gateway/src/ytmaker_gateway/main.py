@@ -72,7 +72,7 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
         sock = bind(settings)
         config = uvicorn.Config(
             create_app(gateway),
-            ws="websockets",
+            ws="websockets-sansio",
             ws_max_size=settings.max_frame_bytes,
             ws_ping_interval=settings.heartbeat_interval_s,
             ws_ping_timeout=2 * settings.heartbeat_interval_s,

@@ -54,6 +54,8 @@ class UpdateCache:
     ) -> list[Delivery] | None:
         """The task's updates with `first <= offset < end`, or None when the cache cannot
         prove it holds all of them."""
+        if self._per_task == 0 or self._tasks == 0:
+            return None
         entry = self._by_task.get(task_id)
         if entry is not None:
             complete_from = entry.complete_from

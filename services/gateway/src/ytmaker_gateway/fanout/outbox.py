@@ -34,6 +34,10 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._queue)
 
+    def queued(self) -> list[str]:
+        """The messages waiting to be written, oldest first."""
+        return [item[0] for item in self._queue]
+
     def push(
         self,
         text: str,

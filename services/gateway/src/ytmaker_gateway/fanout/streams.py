@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.fanout.delivery import Delivery
 from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.outbox import Outbox
-from ytmaker_gateway.fanout.replay import ReplayReader, uuid7_millis
+from ytmaker_gateway.fanout.replay import uuid7_millis
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.protocol import message, state_payload
 
@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 
 #: How far before a task id's UUIDv7 time a replay from the task's start begins reading.
 _CLOCK_SKEW_MS = 60_000
+
+
+class HistoryReader(Protocol):
+    """Reads past updates of `progress.updates` (fanout.replay.ReplayReader)."""
+
+    async def bounds(self, partition: int) -> tuple[int, int]: ...
+    async def offset_at(self, partition: int, timestamp_ms: int) -> int | None: ...
+    async def read(
+        self, task_id: str, partition: int, first: int, end: int, epoch: str | None
+    ) -> list[Delivery]: ...
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class Plan:
 
 
 class Streams:
-    def __init__(self, hub: Hub, reader: ReplayReader, queue_limit: int) -> None:
+    def __init__(self, hub: Hub, reader: HistoryReader, queue_limit: int) -> None:
         self.hub = hub
         self.reader = reader
         self.queue_limit = queue_limit
@@ -123,29 +134,30 @@ class Streams:
             if self._cached(task_id, partition, since + 1) and since < end:
                 return Plan(True, since + 1, since, None)
             held_from, held_end = await self.reader.bounds(partition)
-            if held_from <= since + 1 and since < max(end, held_end):
-                return Plan(True, since + 1, since, None)
+            if since < max(end, held_end):  # an offset beyond the end: the topic was recreated
+                # Nothing of the task lies before its creation: skip what cannot be its.
+                first = max(since + 1, await self._task_start(task_id, partition, since + 1))
+                if first >= held_from:
+                    return Plan(True, first, since, None)
         # A snapshot: `since` is null, no longer held, or from another epoch.
         snapshot_offset = state.get("offset") if state is not None else None
         if isinstance(snapshot_offset, int):
             return Plan(False, snapshot_offset + 1, snapshot_offset, state)
-        return Plan(False, await self._task_start(task_id, partition), -1, state)
+        held_from, _ = await self.reader.bounds(partition)
+        return Plan(False, await self._task_start(task_id, partition, held_from), -1, state)
 
     def _cached(self, task_id: str, partition: int, first: int) -> bool:
         start = self.hub.start_positions.get(partition, 0)
         return self.hub.cache.read(task_id, partition, first, first, start) is not None
 
-    async def _task_start(self, task_id: str, partition: int) -> int:
-        """Where a task's first update can be: from its UUIDv7 time, else the partition's
-        first offset still held."""
+    async def _task_start(self, task_id: str, partition: int, default: int) -> int:
+        """The first offset that can hold an update of the task: from its UUIDv7 time (minus
+        clock skew) when the id is one, else `default`."""
         created_ms = uuid7_millis(task_id)
-        if created_ms is not None:
-            found = await self.reader.offset_at(partition, created_ms - _CLOCK_SKEW_MS)
-            if found is not None:
-                return found
-            return self.hub.positions[partition]
-        held_from, _ = await self.reader.bounds(partition)
-        return held_from
+        if created_ms is None:
+            return default
+        found = await self.reader.offset_at(partition, created_ms - _CLOCK_SKEW_MS)
+        return self.hub.positions[partition] if found is None else found
 
     async def _replay(self, task_id: str, partition: int, first: int, end: int) -> list[Delivery]:
         if first >= end:

@@ -1,0 +1,277 @@
+"""Test doubles for the gateway's neighbours, shared by unit tests, integration tests and the
+benchmark: a small in-memory fake of the progress service's internal API
+(services/progress/API.md), a producer that records events, and update builders.
+
+Not used by the running service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+
+from ytmaker_shared.events import Event
+from ytmaker_shared.progress import ProgressUpdate, TaskState, TaskStatus, UpdateType
+from ytmaker_shared.stages import Stage
+from ytmaker_shared.topics import Topic
+
+
+def make_state(
+    task_id: str,
+    *,
+    owner: str = "alice",
+    project_id: str = "p1",
+    status: TaskStatus = TaskStatus.RUNNING,
+    progress: float = 0.0,
+    offset: int | None = None,
+    epoch: str | None = None,
+    **fields: Any,
+) -> TaskState:
+    return TaskState(
+        task_id=task_id,
+        project_id=project_id,
+        owner=owner,
+        title=fields.pop("title", "A title"),
+        status=status,
+        progress=progress,
+        offset=offset,
+        epoch=epoch,
+        **fields,
+    )
+
+
+def make_update(
+    task_id: str,
+    *,
+    owner: str = "alice",
+    project_id: str = "p1",
+    progress: float = 0.0,
+    status: TaskStatus = TaskStatus.RUNNING,
+    kind: UpdateType = UpdateType.PROGRESS,
+    n: int = 0,
+    occurred_at: datetime | None = None,
+    **fields: Any,
+) -> ProgressUpdate:
+    """One update as the progress service writes it (the n-th of its task)."""
+    return ProgressUpdate(
+        type=kind,
+        task_id=task_id,
+        project_id=project_id,
+        owner=owner,
+        event_id=f"{task_id}-e{n}",
+        event_type="stage.progress",
+        occurred_at=occurred_at or datetime.now(UTC),
+        state=make_state(
+            task_id,
+            owner=owner,
+            project_id=project_id,
+            status=status,
+            progress=progress,
+            stage=Stage.SCRIPT,
+            message=f"step {n}",
+            **fields,
+        ),
+    )
+
+
+@dataclass
+class RecordingProducer:
+    """Records what the gateway sends instead of writing it to Kafka."""
+
+    sent: list[tuple[Topic, Event]] = field(default_factory=list)
+
+    async def send(self, topic: Topic, event: Event) -> None:
+        self.sent.append((topic, event))
+
+
+@dataclass
+class FakeProgress:
+    """The read model's state, editable by tests; `app()` serves it like the real service."""
+
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    down: bool = False
+
+    def put_task(self, state: TaskState) -> None:
+        data = state.model_dump(mode="json")
+        self.tasks[state.task_id] = data
+        project = self.projects.setdefault(
+            state.project_id,
+            {
+                "project_id": state.project_id,
+                "owner": state.owner,
+                "title": state.title,
+                "content": "Some content.",
+                "settings": {"language": "en"},
+                "created_at": None,
+            },
+        )
+        project["owner"] = state.owner
+
+    def record(self, offset: int, update: ProgressUpdate, epoch: str | None = None) -> None:
+        """Fold an update as the real service would: history plus the latest state."""
+        self.history.setdefault(update.task_id, []).append(
+            {"offset": offset, "epoch": epoch, "update": update.model_dump(mode="json")}
+        )
+        self.put_task(update.state.model_copy(update={"offset": offset, "epoch": epoch}))
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+        fake = self
+
+        def unavailable() -> JSONResponse | None:
+            if fake.down:
+                return JSONResponse({"error": {"code": "down"}}, status_code=503)
+            return None
+
+        def not_found() -> JSONResponse:
+            return JSONResponse({"error": {"code": "not_found", "message": "no"}}, 404)
+
+        @app.get("/internal/v1/tasks/{task_id}")
+        async def task(task_id: str) -> Any:
+            if (down := unavailable()) is not None:
+                return down
+            return fake.tasks.get(task_id) or not_found()
+
+        @app.get("/internal/v1/tasks")
+        async def tasks(owner: str | None = None, project_id: str | None = None) -> Any:
+            items = [
+                t
+                for t in fake.tasks.values()
+                if (owner is None or t["owner"] == owner)
+                and (project_id is None or t["project_id"] == project_id)
+            ]
+            return {"items": items}
+
+        @app.get("/internal/v1/projects/{project_id}")
+        async def project(project_id: str) -> Any:
+            if (down := unavailable()) is not None:
+                return down
+            found = fake.projects.get(project_id)
+            if found is None:
+                return not_found()
+            tasks = [t for t in fake.tasks.values() if t["project_id"] == project_id]
+            tasks.sort(key=lambda t: t["task_id"], reverse=True)
+            return {"project": found, "tasks": tasks}
+
+        @app.get("/internal/v1/tasks/{task_id}/history")
+        async def history(
+            task_id: str, source: str = "memory", limit: int = 100, since: int | None = None
+        ) -> Any:
+            if task_id not in fake.tasks:
+                return not_found()
+            items = [
+                i for i in fake.history.get(task_id, []) if since is None or i["offset"] > since
+            ]
+            return {"task_id": task_id, "source": source, "items": items[:limit]}
+
+        @app.delete("/internal/v1/tasks/{task_id}/history")
+        async def delete_history(task_id: str) -> Any:
+            state = fake.tasks.get(task_id)
+            if state is None:
+                return not_found()
+            if state["status"] not in ("completed", "failed", "cancelled"):
+                return JSONResponse(
+                    {"error": {"code": "conflict", "message": "the task is still running"}}, 409
+                )
+            fake.history.pop(task_id, None)
+            return Response(status_code=204)
+
+        @app.get("/internal/v1/stats")
+        async def stats(owner: str | None = None) -> Any:
+            mine = [t for t in fake.tasks.values() if owner is None or t["owner"] == owner]
+
+            def count(*statuses: str) -> int:
+                return sum(1 for t in mine if t["status"] in statuses)
+
+            return {
+                "total_tasks": len(mine),
+                "active_tasks": count("queued", "running", "paused"),
+                "completed_tasks": count("completed"),
+                "failed_tasks": count("failed"),
+                "cancelled_tasks": count("cancelled"),
+                "stages": {},
+            }
+
+        @app.post("/internal/v1/sessions")
+        async def save_session(record: dict[str, Any]) -> Any:
+            fake.sessions[record["client_id"]] = record
+            return record
+
+        @app.get("/internal/v1/sessions")
+        async def sessions(active: bool | None = None) -> Any:
+            items = [
+                s
+                for s in fake.sessions.values()
+                if active is None or (s.get("disconnected_at") is None) == active
+            ]
+            return {"items": items}
+
+        return app
+
+
+class FakeLog:
+    """`progress.updates` in memory, for tests without a broker: `append` writes a record and
+    (unless `deliver=False`) hands it to the hub as its consumer would; it also serves as the
+    hub's replay reader (`bounds`, `offset_at`, `read`)."""
+
+    def __init__(self, hub: Any, partitions: int = 4) -> None:
+        self.hub = hub
+        self.records: dict[int, list[tuple[int, bytes, bytes, int]]] = {
+            p: [] for p in range(partitions)
+        }
+        self.log_start: dict[int, int] = dict.fromkeys(range(partitions), 0)
+        self.reads = 0
+        hub.positions = dict.fromkeys(range(partitions), 0)
+        hub.start_positions = dict.fromkeys(range(partitions), 0)
+        hub.ready.set()
+
+    def append(self, update: ProgressUpdate, *, deliver: bool = True, ts_ms: int = 0) -> int:
+        partition = self.hub.partition_of(update.task_id)
+        records = self.records[partition]
+        offset = records[-1][0] + 1 if records else 0
+        value = update.model_dump_json().encode()
+        records.append((offset, update.task_id.encode(), value, ts_ms))
+        if deliver:
+            self.hub.dispatch(partition, offset, value)
+        return offset
+
+    def deliver_pending(self) -> None:
+        """Hand the hub every record it has not seen yet (a lagging consumer catching up)."""
+        for partition, records in self.records.items():
+            for offset, _, value, _ in records:
+                if offset >= self.hub.positions[partition]:
+                    self.hub.dispatch(partition, offset, value)
+
+    async def bounds(self, partition: int) -> tuple[int, int]:
+        records = self.records[partition]
+        return self.log_start[partition], (records[-1][0] + 1 if records else 0)
+
+    async def offset_at(self, partition: int, timestamp_ms: int) -> int | None:
+        for offset, _, _, ts in self.records[partition]:
+            if ts >= timestamp_ms and offset >= self.log_start[partition]:
+                return offset
+        return None
+
+    async def read(
+        self, task_id: str, partition: int, first: int, end: int, epoch: str | None
+    ) -> list[Any]:
+        from ytmaker_gateway.fanout.delivery import delivery_from_record
+
+        self.reads += 1
+        return [
+            delivery_from_record(partition, offset, value, epoch)
+            for offset, key, value, _ in self.records[partition]
+            if first <= offset < end
+            and offset >= self.log_start[partition]
+            and key == task_id.encode()
+        ]
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,207 @@
+"""The fan-out core without a broker: exact replay, the replay→live switch, snapshots,
+bounded queues (DESIGN §4, §5). The log is `FakeLog`; Kafka itself is covered by
+tests/integration/gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from ytmaker_gateway.fanout.cache import UpdateCache
+from ytmaker_gateway.fanout.hub import Hub
+from ytmaker_gateway.fanout.outbox import Outbox
+from ytmaker_gateway.fanout.streams import Streams
+from ytmaker_gateway.settings import GatewaySettings
+from ytmaker_gateway.testing import FakeLog, make_update
+from ytmaker_shared.progress import TaskStatus
+
+
+def _hub(**settings: Any) -> Hub:
+    return Hub(GatewaySettings(**settings))
+
+
+def _messages(outbox: Outbox) -> list[dict[str, Any]]:
+    return [json.loads(text) for text in outbox.queued()]
+
+
+def _offsets(outbox: Outbox, task_id: str) -> list[int]:
+    return [
+        m["offset"]
+        for m in _messages(outbox)
+        if m["type"] in ("progress", "status", "error") and m["task_id"] == task_id
+    ]
+
+
+def _outbox(size: int = 10_000) -> Outbox:
+    async def send(_: str) -> None:
+        return None
+
+    return Outbox(send, maxsize=size)
+
+
+def _fill(log: FakeLog, task_ids: list[str], rounds: int) -> dict[str, list[int]]:
+    """Interleave `rounds` updates of each task; the offsets of each task's updates."""
+    written: dict[str, list[int]] = {t: [] for t in task_ids}
+    for n in range(rounds):
+        for task_id in task_ids:
+            written[task_id].append(log.append(make_update(task_id, n=n, progress=n)))
+    return written
+
+
+TASKS = ["task-a", "task-b", "task-c", "task-d", "task-e"]
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["from-cache", "from-log"])
+async def test_subscribe_since_every_offset_gives_exactly_the_rest(cached: bool) -> None:
+    hub = _hub(cache_updates_per_task=1000 if cached else 0)
+    log = FakeLog(hub, partitions=2)
+    written = _fill(log, TASKS, rounds=6)
+    streams = Streams(hub, log, queue_limit=1000)
+    target = "task-c"
+    partition = hub.partition_of(target)
+    partition_end = log.records[partition][-1][0] + 1
+    for since in range(-1, partition_end):
+        outbox = _outbox()
+        sub = await streams.subscribe(target, outbox, since=since, epoch=None, state=None)
+        assert _offsets(outbox, target) == [o for o in written[target] if o > since], since
+        first = _messages(outbox)[0]
+        assert first["type"] == "subscribed" and first["payload"]["recovered"] is True
+        hub.unregister(sub)
+    assert (log.reads == 0) is cached
+
+
+async def test_updates_written_during_the_replay_arrive_once_and_in_order() -> None:
+    hub = _hub(cache_updates_per_task=0)
+    log = FakeLog(hub, partitions=1)
+    _fill(log, ["t1", "t2"], rounds=5)
+    real_read = log.read
+
+    async def read_while_live_goes_on(*args: Any) -> list[Any]:
+        for n in range(5, 9):  # live updates land while the replay is being read
+            log.append(make_update("t1", n=n))
+            await asyncio.sleep(0)
+        return await real_read(*args)
+
+    log.read = read_while_live_goes_on  # type: ignore[method-assign]
+    outbox = _outbox()
+    await Streams(hub, log, 1000).subscribe("t1", outbox, since=2, epoch=None, state=None)
+    log.append(make_update("t1", n=9))
+    every_t1 = [o for o, k, _, _ in log.records[0] if k == b"t1"]
+    assert _offsets(outbox, "t1") == [o for o in every_t1 if o > 2]
+
+
+async def test_a_lagging_hub_switches_to_live_without_gap() -> None:
+    hub = _hub(cache_updates_per_task=0)
+    log = FakeLog(hub, partitions=1)
+    _fill(log, ["t1"], rounds=3)
+    for n in range(3, 6):
+        log.append(make_update("t1", n=n), deliver=False)  # written, the hub has not seen them
+    outbox = _outbox()
+    await Streams(hub, log, 1000).subscribe("t1", outbox, since=0, epoch=None, state=None)
+    assert _offsets(outbox, "t1") == [1, 2]  # replay stops at the hub's position
+    log.deliver_pending()
+    assert _offsets(outbox, "t1") == [1, 2, 3, 4, 5]
+
+
+async def test_an_offset_no_longer_held_gives_recovered_false_and_a_snapshot() -> None:
+    hub = _hub(cache_updates_per_task=0)
+    log = FakeLog(hub, partitions=1)
+    written = _fill(log, ["t1"], rounds=6)
+    log.log_start[0] = 3  # retention removed offsets 0..2
+    state = {"task_id": "t1", "status": "running", "progress": 4.0, "offset": 4, "owner": "alice"}
+    outbox = _outbox()
+    await Streams(hub, log, 1000).subscribe("t1", outbox, since=0, epoch=None, state=state)
+    messages = _messages(outbox)
+    assert messages[0]["type"] == "subscribed"
+    assert messages[0]["payload"]["recovered"] is False and messages[0]["offset"] == 4
+    assert messages[1]["type"] == "snapshot" and messages[1]["payload"]["progress"] == 4.0
+    assert _offsets(outbox, "t1") == [o for o in written["t1"] if o > 4]
+
+
+@pytest.mark.parametrize("case", ["future-offset", "other-epoch", "since-null"])
+async def test_other_reasons_for_a_snapshot(case: str) -> None:
+    hub = _hub(cache_updates_per_task=0)
+    hub.epoch = "E1"
+    log = FakeLog(hub, partitions=1)
+    _fill(log, ["t1"], rounds=4)
+    state = {"task_id": "t1", "status": "running", "offset": 2, "owner": "alice"}
+    since, epoch = {
+        "future-offset": (99, None),
+        "other-epoch": (0, "E0"),
+        "since-null": (None, None),
+    }[case]
+    outbox = _outbox()
+    await Streams(hub, log, 1000).subscribe("t1", outbox, since=since, epoch=epoch, state=state)
+    messages = _messages(outbox)
+    assert messages[0]["payload"] == {
+        "task_id": "t1",
+        "offset": 2,
+        "epoch": "E1",
+        "recovered": False,
+    }
+    assert messages[1]["type"] == "snapshot"
+    assert _offsets(outbox, "t1") == [3]
+
+
+async def test_live_updates_reach_every_subscriber_and_a_slow_one_only_hurts_itself() -> None:
+    hub = _hub()
+    log = FakeLog(hub, partitions=1)
+    streams = Streams(hub, log, queue_limit=1000)
+    fast, slow = _outbox(size=100), _outbox(size=5)
+    await streams.subscribe("t1", fast, since=-1, epoch=None, state=None)
+    await streams.subscribe("t1", slow, since=-1, epoch=None, state=None)
+    for n in range(20):
+        log.append(make_update("t1", n=n))
+    assert _offsets(fast, "t1") == list(range(20))
+    assert slow.overflowed and not fast.overflowed
+
+
+async def test_the_writer_sends_in_order_and_records_what_was_delivered() -> None:
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    outbox = Outbox(send, maxsize=10, batch=3)
+    writer = asyncio.create_task(outbox.run())
+    for n in range(7):
+        outbox.push(f"m{n}", None, "t1", n)
+    async with asyncio.timeout(5):
+        while len(sent) < 7:
+            await asyncio.sleep(0.001)
+    assert sent == [f"m{n}" for n in range(7)] and outbox.delivered == {"t1": 6}
+    outbox.close()
+    await writer
+
+
+async def test_a_project_stream_gets_initial_then_its_tasks_updates() -> None:
+    hub = _hub()
+    log = FakeLog(hub, partitions=2)
+    log.append(make_update("t1", project_id="p1", n=0))
+    outbox = _outbox()
+    initial = {"task_id": "t1", "offset": 0, "status": "running"}
+    await Streams(hub, log, 1000).watch_project("p1", outbox, initial)
+    log.append(make_update("t1", project_id="p1", n=1))
+    log.append(make_update("t9", project_id="p2", n=0))
+    log.append(make_update("t2", project_id="p1", n=0, status=TaskStatus.QUEUED))
+    types = [(m["type"], m["task_id"]) for m in _messages(outbox)]
+    assert types == [("initial", "t1"), ("progress", "t1"), ("progress", "t2")]
+
+
+def test_the_cache_only_answers_what_it_provably_holds() -> None:
+    hub = _hub()
+    log = FakeLog(hub, partitions=1)
+    cache = UpdateCache(per_task=2, tasks=2)
+    hub.cache = cache
+    for n in range(4):
+        log.append(make_update("t1", n=n))  # offsets 0..3, the cache keeps 2 and 3
+    assert cache.read("t1", 0, 2, 4, 0) is not None
+    assert cache.read("t1", 0, 1, 4, 0) is None
+    log.append(make_update("t2", n=0))  # 4
+    log.append(make_update("t3", n=0))  # 5: t1 is dropped from the cache
+    assert cache.read("t1", 0, 2, 6, 0) is None
+    assert cache.read("never-seen", 0, 4, 6, 0) == []
+    assert cache.read("never-seen", 0, 3, 6, 0) is None

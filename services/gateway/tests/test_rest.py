@@ -1,0 +1,275 @@
+"""The REST API of DESIGN §5 against a fake read model: status codes, error bodies, who may
+see and control what, and the events the gateway emits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ytmaker_gateway.testing import make_state
+from ytmaker_shared.events import CancelTask, PauseTask, TaskRequested
+from ytmaker_shared.progress import TaskStatus
+from ytmaker_shared.topics import Topic
+
+from .conftest import Factory
+
+VALID = {"title": "Tides", "content": "The Moon pulls.", "settings": {"language": "en"}}
+
+
+def _error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
+    return dict(body["error"])
+
+
+async def test_creating_a_project_emits_task_requested(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    response = await gw.http.post("/api/v1/projects", json=VALID, headers=gw.auth("alice"))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["ws_url"].endswith("/api/v1/ws") and body["ws_url"].startswith("ws://")
+    [(topic, event)] = gw.producer.sent
+    assert topic is Topic.TASKS and isinstance(event, TaskRequested)
+    assert (event.task_id, event.project_id, event.owner) == (
+        body["task_id"],
+        body["project_id"],
+        "alice",
+    )
+    assert event.payload.title == "Tides" and event.payload.settings.language == "en"
+    # Not folded by the read model yet, and still visible to its owner right away:
+    state = await gw.http.get(f"/api/v1/progress/{body['task_id']}", headers=gw.auth("alice"))
+    assert state.status_code == 200 and state.json()["status"] == "queued"
+    other = await gw.http.get(f"/api/v1/progress/{body['task_id']}", headers=gw.auth("bob"))
+    _error(other, 403, "forbidden")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"content": "x"}, "body.title"),
+        ({**VALID, "title": "  "}, "body.title"),
+        ({**VALID, "title": "x" * 201}, "body.title"),
+        ({**VALID, "content": ""}, "body.content"),
+        ({**VALID, "settings": {"language": "english"}}, "body.settings.language"),
+        ({**VALID, "settings": {"segments": 0}}, "body.settings.segments"),
+        (
+            {**VALID, "settings": {"target_length_seconds": 5}},
+            "body.settings.target_length_seconds",
+        ),
+        ({**VALID, "settings": {"privacy": "everyone"}}, "body.settings.privacy"),
+        ({**VALID, "colour": "red"}, "body.colour"),
+    ],
+)
+async def test_invalid_project_bodies_get_422_naming_the_field(
+    gateway_factory: Factory, body: dict[str, Any], field: str
+) -> None:
+    gw = await gateway_factory()
+    response = await gw.http.post("/api/v1/projects", json=body, headers=gw.auth())
+    error = _error(response, 422, "invalid_request")
+    assert field in [e["field"] for e in error["details"]["errors"]]
+    assert gw.producer.sent == []
+
+
+async def test_malformed_json_body_gets_422(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    response = await gw.http.post(
+        "/api/v1/projects",
+        content=b"{nope",
+        headers=gw.auth() | {"content-type": "application/json"},
+    )
+    _error(response, 422, "invalid_request")
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer nope", "Basic abc", "Bearer " + "e30." * 3])
+async def test_every_endpoint_needs_a_valid_token(
+    gateway_factory: Factory, auth: str | None
+) -> None:
+    gw = await gateway_factory()
+    headers = {"Authorization": auth} if auth else {}
+    for method, path in [
+        ("POST", "/api/v1/projects"),
+        ("GET", "/api/v1/progress/t1"),
+        ("GET", "/api/v1/progress/stats"),
+        ("GET", "/api/v1/artifacts/t1/video"),
+        ("POST", "/api/v1/tasks/t1/cancel"),
+    ]:
+        response = await gw.http.request(method, path, headers=headers, json=VALID)
+        _error(response, 401, "unauthorized")
+
+
+async def test_anonymous_access_only_with_the_development_flag(gateway_factory: Factory) -> None:
+    gw = await gateway_factory(dev_allow_anonymous=True)
+    response = await gw.http.post("/api/v1/projects", json=VALID)
+    assert response.status_code == 201
+    assert gw.producer.sent[0][1].owner == "dev"
+
+
+async def test_someone_elses_task_and_an_unknown_task_look_the_same(
+    gateway_factory: Factory,
+) -> None:
+    gw = await gateway_factory()
+    gw.fake.put_task(make_state("t-bob", owner="bob"))
+    a = _error(
+        await gw.http.get("/api/v1/progress/t-bob", headers=gw.auth("alice")), 403, "forbidden"
+    )
+    b = _error(
+        await gw.http.get("/api/v1/progress/nope", headers=gw.auth("alice")), 403, "forbidden"
+    )
+    assert a == b
+    ok = await gw.http.get("/api/v1/progress/t-bob", headers=gw.auth("ops", "operator"))
+    assert ok.status_code == 200 and ok.json()["owner"] == "bob"
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "accepted"),
+    [
+        ("running", "cancel", True),
+        ("queued", "cancel", True),
+        ("paused", "cancel", True),
+        ("completed", "cancel", False),
+        ("failed", "cancel", False),
+        ("cancelled", "cancel", False),
+        ("running", "pause", True),
+        ("paused", "pause", False),
+        ("completed", "pause", False),
+        ("paused", "resume", True),
+        ("running", "resume", False),
+        ("cancelled", "resume", False),
+    ],
+)
+async def test_control_requests_follow_the_task_state(
+    gateway_factory: Factory, status: str, action: str, accepted: bool
+) -> None:
+    gw = await gateway_factory()
+    gw.fake.put_task(make_state("t1", owner="alice", status=TaskStatus(status)))
+    response = await gw.http.post(
+        f"/api/v1/tasks/t1/{action}", headers=gw.auth("alice"), json={"reason": "test"}
+    )
+    if accepted:
+        assert response.status_code == 202, response.text
+        [(topic, event)] = gw.producer.sent
+        assert topic is Topic.CONTROL and event.type == f"task.{action}_requested"
+        assert event.payload.requested_by == "alice" and event.owner == "alice"
+    else:
+        error = _error(response, 409, "conflict")
+        assert error["details"]["status"] == status and gw.producer.sent == []
+
+
+async def test_nobody_controls_someone_elses_task(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    gw.fake.put_task(make_state("t1", owner="bob"))
+    _error(
+        await gw.http.post("/api/v1/tasks/t1/cancel", headers=gw.auth("alice")), 403, "forbidden"
+    )
+    ok = await gw.http.post("/api/v1/tasks/t1/pause", headers=gw.auth("ops", "operator"))
+    assert ok.status_code == 202
+    assert isinstance(gw.producer.sent[0][1], PauseTask)
+    _error(
+        await gw.http.post("/api/v1/tasks/t1/explode", headers=gw.auth()), 422, "invalid_request"
+    )
+    assert not any(isinstance(e, CancelTask) for _, e in gw.producer.sent)
+
+
+async def test_projects_and_new_runs(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    gw.fake.put_task(make_state("t1", owner="alice", project_id="p1"))
+    project = await gw.http.get("/api/v1/projects/p1", headers=gw.auth("alice"))
+    assert project.status_code == 200 and project.json()["tasks"][0]["task_id"] == "t1"
+    _error(await gw.http.get("/api/v1/projects/p1", headers=gw.auth("bob")), 403, "forbidden")
+    run = await gw.http.post("/api/v1/projects/p1/tasks", headers=gw.auth("alice"))
+    assert run.status_code == 201 and run.json()["project_id"] == "p1"
+    [(_, event)] = gw.producer.sent
+    assert isinstance(event, TaskRequested) and event.project_id == "p1"
+    assert event.payload.content == "Some content."
+
+
+async def test_history_stats_and_deletion(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    from ytmaker_gateway.testing import make_update
+
+    for n in range(3):
+        gw.fake.record(n * 2, make_update("t1", n=n, progress=n))
+    gw.fake.put_task(make_state("t2", owner="bob", status=TaskStatus.COMPLETED))
+    memory = await gw.http.get("/api/v1/progress/t1/history?since=0", headers=gw.auth())
+    assert memory.json()["source"] == "memory"
+    assert [i["offset"] for i in memory.json()["items"]] == [2, 4]
+    db = await gw.http.get("/api/v1/progress/t1/history/db?limit=1", headers=gw.auth())
+    assert db.json()["source"] == "database" and len(db.json()["items"]) == 1
+    _error(
+        await gw.http.get("/api/v1/progress/t1/history?limit=0", headers=gw.auth()),
+        422,
+        "invalid_request",
+    )
+    mine = (await gw.http.get("/api/v1/progress/stats", headers=gw.auth("alice"))).json()
+    every = (await gw.http.get("/api/v1/progress/stats", headers=gw.auth("o", "operator"))).json()
+    assert mine["total_tasks"] == 1 and every["total_tasks"] == 2 and every["completed_tasks"] == 1
+    _error(await gw.http.delete("/api/v1/progress/t1/history", headers=gw.auth()), 409, "conflict")
+    deleted = await gw.http.delete("/api/v1/progress/t2/history", headers=gw.auth("bob"))
+    assert deleted.status_code == 204
+
+
+async def test_operator_views_need_the_operator_role(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    for path in ("/api/v1/progress/active", "/api/v1/websocket/stats"):
+        _error(await gw.http.get(path, headers=gw.auth("alice")), 403, "forbidden")
+        ok = await gw.http.get(path, headers=gw.auth("o", "operator"))
+        assert ok.status_code == 200 and "total_clients" in ok.json()
+
+
+async def test_an_unavailable_read_model_gives_503(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    gw.fake.down = True
+    _error(await gw.http.get("/api/v1/progress/t1", headers=gw.auth()), 503, "unavailable")
+
+
+async def test_artifacts_are_served_to_their_owner_with_ranges(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    video = bytes(range(256)) * 40
+    stored = await gw.gateway.artifacts.put("t1/render/video.mp4", video, "video/mp4")
+    result = {"artifacts": [stored.artifact("video.mp4").model_dump(mode="json")]}
+    gw.fake.put_task(make_state("t1", status=TaskStatus.COMPLETED, result=result))
+    full = await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("alice"))
+    assert full.status_code == 200 and full.content == video
+    assert full.headers["content-type"] == "video/mp4"
+    part = await gw.http.get(
+        "/api/v1/artifacts/t1/video", headers=gw.auth("alice") | {"Range": "bytes=100-199"}
+    )
+    assert part.status_code == 206 and part.content == video[100:200]
+    query = await gw.http.get(f"/api/v1/artifacts/t1/video?token={gw.token('alice')}")
+    assert query.status_code == 200
+    _error(
+        await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("bob")), 403, "forbidden"
+    )
+    _error(await gw.http.get("/api/v1/artifacts/t1/thumbnail", headers=gw.auth()), 404, "not_found")
+    _error(await gw.http.get("/api/v1/artifacts/t1/passwd", headers=gw.auth()), 404, "not_found")
+
+
+async def test_security_headers_openapi_and_the_page(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    page = await gw.http.get("/")
+    assert page.status_code == 200 and "<form" in page.text
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert (await gw.http.get("/projects/p1")).status_code == 200
+    assert (await gw.http.get("/static/app.js")).status_code == 200
+    spec = (await gw.http.get("/openapi.json")).json()
+    assert "/api/v1/projects" in spec["paths"]
+    assert spec["components"]["schemas"]["ProjectCreate"]["examples"]
+    assert (await gw.http.get("/healthz")).status_code == 200
+    assert "ytmaker_gateway_messages_sent_total" in (await gw.http.get("/metrics")).text
+
+
+async def test_cors_allowlist(gateway_factory: Factory) -> None:
+    gw = await gateway_factory(cors_origins="https://app.example")
+    allowed = await gw.http.options(
+        "/api/v1/projects",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert allowed.headers.get("access-control-allow-origin") == "https://app.example"
+    denied = await gw.http.options(
+        "/api/v1/projects",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in denied.headers
