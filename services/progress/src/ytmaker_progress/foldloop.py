@@ -255,7 +255,6 @@ class FoldService:
             SERVICE,
             transactional_id=self.settings.transactional_id(number),
             transaction_timeout_ms=self.settings.progress_transaction_timeout_ms,
-            linger_ms=5,
             max_batch_size=256 * 1024,
         )
         await producer.start()  # InitProducerId: fences the zombie, ends its transaction

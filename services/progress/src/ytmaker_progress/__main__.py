@@ -1,0 +1,33 @@
+"""`python -m ytmaker_progress [serve]` runs the service;
+`python -m ytmaker_progress rebuild --into URL [--compare URL]` rebuilds a read model."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from ytmaker_progress.main import ProgressService
+from ytmaker_progress.settings import ProgressSettings
+from ytmaker_shared.service import run_service
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="ytmaker_progress")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the fold, the read model and the API (default)")
+    rebuild = sub.add_parser("rebuild", help="replay the topics into a fresh database")
+    rebuild.add_argument("--into", required=True, help="URL of the new (empty) database")
+    rebuild.add_argument("--compare", help="URL of the live database to compare with")
+    args = parser.parse_args(argv)
+    settings = ProgressSettings()
+    if args.command == "rebuild":
+        from ytmaker_progress.rebuild import rebuild_and_compare
+
+        sys.exit(asyncio.run(rebuild_and_compare(settings, args.into, args.compare)))
+    service = ProgressService(settings)
+    run_service("progress", settings, service.run, service.ready)
+
+
+if __name__ == "__main__":
+    main()

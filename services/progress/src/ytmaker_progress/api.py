@@ -1,0 +1,223 @@
+"""The internal HTTP API the gateway calls (services/progress/API.md is its contract).
+
+Blocking database calls run in FastAPI's thread pool (plain `def` endpoints); the endpoints
+that read the in-memory history are `async` because the history lives in the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from ytmaker_progress import eta
+from ytmaker_progress.readmodel.memory import RecentHistory
+from ytmaker_progress.readmodel.store import NotFinished, Store
+
+
+class SessionIn(BaseModel):
+    """A WebSocket session as the gateway reports it."""
+
+    model_config = ConfigDict(extra="forbid")
+    client_id: str = Field(min_length=1, max_length=100)
+    user: str = Field(min_length=1, max_length=128)
+    connected_at: datetime
+    disconnected_at: datetime | None = None
+    last_active_at: datetime | None = None
+    message_count: int = Field(default=0, ge=0)
+    address: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=500)
+    subscriptions: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class ApiError(HTTPException):
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(status, message)
+        self.code = code
+        self.details = details
+
+
+def create_app(
+    store: Store,
+    memory: RecentHistory,
+    *,
+    epoch: Callable[[], str | None],
+    ready: Callable[[], bool],
+    eta_window_s: float = 3600.0,
+) -> FastAPI:
+    """The API over `store` and `memory`. `epoch()` is the current topic id of
+    `progress.updates`; `ready()` answers /readyz."""
+    app = FastAPI(title="ytmaker progress (internal)", version="1")
+    averages = _Averages(store, eta_window_s)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        body = {"error": {"code": exc.code, "message": exc.detail, "details": exc.details}}
+        return JSONResponse(body, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:10]
+        ]  # no input echo: it may be large
+        body = {
+            "error": {"code": "invalid_request", "message": "invalid request", "details": errors}
+        }
+        return JSONResponse(body, status_code=422)
+
+    def with_eta(state: dict[str, Any]) -> dict[str, Any]:
+        state["eta_seconds"] = eta.estimate(state, averages.get())
+        return state
+
+    def known(task_id: str) -> dict[str, Any]:
+        state = store.task(task_id)
+        if state is None:
+            raise ApiError(404, "not_found", f"no task {task_id}", task_id=task_id)
+        return state
+
+    @app.get("/internal/v1/tasks/{task_id}")
+    def get_task(task_id: str) -> dict[str, Any]:
+        return with_eta(known(task_id))
+
+    @app.get("/internal/v1/tasks")
+    def list_tasks(
+        owner: str | None = None,
+        project_id: str | None = None,
+        status: str | None = None,
+        limit: int = Query(default=100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        items = store.tasks(owner=owner, project_id=project_id, status=status, limit=limit)
+        return {"items": [with_eta(s) for s in items]}
+
+    @app.get("/internal/v1/projects/{project_id}")
+    def get_project(project_id: str) -> dict[str, Any]:
+        project = store.project(project_id)
+        if project is None:
+            raise ApiError(404, "not_found", f"no project {project_id}", project_id=project_id)
+        project["created_at"] = _utc(project["created_at"])
+        tasks = store.tasks(project_id=project_id, limit=1000)
+        return {"project": project, "tasks": [with_eta(s) for s in tasks]}
+
+    @app.get("/internal/v1/tasks/{task_id}/history")
+    async def history(
+        task_id: str,
+        source: Literal["memory", "database"] = "memory",
+        limit: int = Query(default=100, ge=1, le=10_000),
+        since: int = Query(default=-1, ge=-1),
+    ) -> dict[str, Any]:
+        await asyncio.to_thread(known, task_id)
+        if source == "database":
+            items = await asyncio.to_thread(store.history, task_id, since=since, limit=limit)
+        else:
+            if not memory.complete(task_id):
+                stored = await asyncio.to_thread(store.history, task_id)
+                memory.merge(task_id, stored[-memory.per_task :])
+            items = memory.items(task_id, since=since, limit=limit)
+        return {"task_id": task_id, "source": source, "items": items}
+
+    @app.get("/internal/v1/tasks/{task_id}/updates")
+    def updates(
+        task_id: str,
+        after: int | None = Query(default=None, ge=-1),
+        epoch_: str | None = Query(default=None, alias="epoch", max_length=64),
+    ) -> dict[str, Any]:
+        row = store.task_row(task_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"no task {task_id}", task_id=task_id)
+        current = epoch()
+        same_epoch = epoch_ is None or epoch_ == current
+        held = (
+            after is not None
+            and same_epoch
+            and after >= row.history_floor
+            and after <= row.last_offset
+        )
+        items = store.history(task_id, since=after) if after is not None and same_epoch else []
+        return {
+            "task_id": task_id,
+            "epoch": current,
+            "recovered": held,
+            "snapshot": None if held else with_eta(known(task_id)),
+            "items": [{"offset": i["offset"], "update": i["update"]} for i in items],
+        }
+
+    @app.delete("/internal/v1/tasks/{task_id}/history", status_code=204)
+    async def delete_history(task_id: str) -> Response:
+        try:
+            found = await asyncio.to_thread(store.delete_history, task_id)
+        except NotFinished:
+            raise ApiError(
+                409, "conflict", f"task {task_id} has not finished", task_id=task_id
+            ) from None
+        if not found:
+            raise ApiError(404, "not_found", f"no task {task_id}", task_id=task_id)
+        memory.drop(task_id)
+        return Response(status_code=204)
+
+    @app.get("/internal/v1/stats")
+    def stats(owner: str | None = None) -> dict[str, Any]:
+        return store.stats(owner)
+
+    @app.post("/internal/v1/sessions")
+    def upsert_session(session: SessionIn) -> dict[str, Any]:
+        values = session.model_dump() | {"updated_at": datetime.now(UTC)}
+        return _session_out(store.upsert_session(values))
+
+    @app.get("/internal/v1/sessions")
+    def sessions(active: bool | None = None, user: str | None = None) -> dict[str, Any]:
+        return {"items": [_session_out(s) for s in store.sessions(active=active, user=user)]}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": "progress"}
+
+    @app.get("/readyz")
+    async def readyz(response: Response) -> dict[str, str]:
+        if ready():
+            return {"status": "ready", "service": "progress"}
+        response.status_code = 503
+        return {"status": "starting", "service": "progress"}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+class _Averages:
+    """Recent stage durations for the ETA, recomputed at most every 10 seconds."""
+
+    def __init__(self, store: Store, window_s: float) -> None:
+        self.store = store
+        self.window_s = window_s
+        self._value: dict[str, float] = {}
+        self._at = float("-inf")
+
+    def get(self) -> dict[str, float]:
+        if time.monotonic() - self._at > 10:
+            since = datetime.now(UTC) - timedelta(seconds=self.window_s)
+            self._value = self.store.recent_stage_durations(since)
+            self._at = time.monotonic()
+        return self._value
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: they were stored in UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _session_out(session: dict[str, Any]) -> dict[str, Any]:
+    for key in ("connected_at", "disconnected_at", "last_active_at", "updated_at"):
+        session[key] = _utc(session.get(key))
+    return session

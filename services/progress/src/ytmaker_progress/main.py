@@ -1,0 +1,104 @@
+"""Wiring: the fold, the read-model sink, the cleanup and the internal API in one process.
+
+`YTMAKER_PROGRESS_RUN_FOLD=false` or `YTMAKER_PROGRESS_RUN_API=false` runs one half only
+(the fold scales with the number of partitions, the API with the readers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from datetime import UTC, datetime, timedelta
+
+import uvicorn
+
+from ytmaker_progress.api import create_app
+from ytmaker_progress.foldloop import FoldService
+from ytmaker_progress.readmodel.memory import RecentHistory
+from ytmaker_progress.readmodel.store import Store
+from ytmaker_progress.settings import ProgressSettings
+from ytmaker_progress.sink import Sink
+from ytmaker_shared.kafka import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+class ProgressService:
+    """Everything the process runs; `ready()` is its readiness."""
+
+    def __init__(self, settings: ProgressSettings) -> None:
+        self.settings = settings
+        self.fold = FoldService(settings) if settings.progress_run_fold else None
+        self.store: Store | None = None
+        self.sink: Sink | None = None
+        self.http_port: int | None = None
+
+    def ready(self) -> bool:
+        return (self.fold is None or self.fold.ready) and (self.sink is None or self.sink.ready)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Run until `stopping` is set or a part fails (then the process should exit)."""
+        await ensure_topics(self.settings)
+        tasks = []
+        if self.fold is not None:
+            tasks.append(asyncio.create_task(self.fold.run(stopping), name="fold"))
+        if self.settings.progress_run_api:
+            tasks += await self._start_read_side(stopping)
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a part that failed stops the process
+        finally:
+            stopping.set()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self.store is not None:
+                self.store.close()
+
+    async def _start_read_side(self, stopping: asyncio.Event) -> list[asyncio.Task[None]]:
+        s = self.settings
+        self.store = store = await asyncio.to_thread(Store, s.progress_database_url)
+        memory = RecentHistory(per_task=s.progress_memory_history)
+        self.sink = sink = Sink(s, store, memory)
+        app = create_app(
+            store,
+            memory,
+            epoch=lambda: sink.epoch,
+            ready=self.ready,
+            eta_window_s=s.progress_eta_window_s,
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((s.progress_http_host, s.progress_http_port))
+        self.http_port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        )
+        log.info("internal API", extra={"url": f"http://{s.progress_http_host}:{self.http_port}"})
+
+        async def serve() -> None:
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
+            await stopping.wait()
+            server.should_exit = True
+            await serving
+
+        return [
+            asyncio.create_task(sink.run(stopping), name="sink"),
+            asyncio.create_task(serve(), name="api"),
+            asyncio.create_task(self._cleanup(store, stopping), name="cleanup"),
+        ]
+
+    async def _cleanup(self, store: Store, stopping: asyncio.Event) -> None:
+        """Forget finished tasks older than the retention, every cleanup interval."""
+        s = self.settings
+        while not stopping.is_set():
+            cutoff = datetime.now(UTC) - timedelta(days=s.progress_retention_days)
+            removed = await asyncio.to_thread(store.cleanup, cutoff)
+            if removed:
+                log.info("cleaned up finished tasks", extra={"tasks": removed})
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(s.progress_cleanup_interval_s):
+                    await stopping.wait()

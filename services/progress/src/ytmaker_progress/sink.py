@@ -1,0 +1,162 @@
+"""The read-model sink: `progress.updates` and `pipeline.tasks` into the database and the
+in-memory recent history (DESIGN §4; docs/decisions/0022-progress-read-model.md).
+
+No consumer group: every process reads every partition (each API replica then holds the recent
+history of every task). Positions live in the database, written in the same transaction as the
+rows, so a crash never stores a batch twice nor skips one; rows are idempotent on
+(task_id, offset) anyway. Only committed transactions of the fold are read (read_committed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from ytmaker_progress import metrics
+from ytmaker_progress.adapters.topic_id import TopicIdUnavailable, fetch_topic_id
+from ytmaker_progress.readmodel.memory import RecentHistory
+from ytmaker_progress.readmodel.rows import BadUpdate, Rows, add_request, add_update
+from ytmaker_progress.readmodel.store import Store
+from ytmaker_progress.settings import ProgressSettings
+from ytmaker_shared.events import DecodeError, TaskRequested, decode
+from ytmaker_shared.topics import Topic
+
+log = logging.getLogger(__name__)
+
+Positions = dict[tuple[str, int], tuple[int, str | None]]
+
+
+class Sink:
+    """`await run(stopping)` follows the topics until `stopping` is set. `ready` turns true
+    once the database has caught up with the end of the topics as they were at start;
+    `epoch` is the topic id of `progress.updates` (None until known)."""
+
+    def __init__(
+        self,
+        settings: ProgressSettings,
+        store: Store,
+        memory: RecentHistory | None = None,
+        *,
+        batch_size: int = 5000,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.memory = memory
+        self.batch_size = batch_size
+        self.updates_topic = settings.topics.name(Topic.PROGRESS_UPDATES)
+        self.tasks_topic = settings.topics.name(Topic.TASKS)
+        self.epoch: str | None = None
+        self.ready = False
+        self.caught_up = asyncio.Event()
+        self.stored = 0
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            client_id=f"progress-sink-{settings.instance}",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        await self.consumer.start()
+        try:
+            await self._assign()
+            catch_up = await self.consumer.end_offsets(list(self.consumer.assignment()))
+            while not stopping.is_set():
+                batch = await self._poll(stopping)
+                if batch:
+                    await self._store(batch)
+                if not self.ready:
+                    behind = [
+                        tp for tp, end in catch_up.items() if await self.consumer.position(tp) < end
+                    ]
+                    if not behind:
+                        self.ready = True
+                        self.caught_up.set()
+                        log.info("read model caught up", extra={"updates": self.stored})
+        finally:
+            await self.consumer.stop()
+
+    async def _assign(self) -> None:
+        try:
+            self.epoch = await fetch_topic_id(self.consumer._client, self.updates_topic)
+        except TopicIdUnavailable as exc:
+            log.warning("no topic id: updates carry no epoch", extra={"error": str(exc)})
+        partitions: list[TopicPartition] = []
+        for name in (self.updates_topic, self.tasks_topic):
+            for _ in range(50):
+                parts = self.consumer.partitions_for_topic(name)
+                if parts:
+                    break
+                await self.consumer._client.force_metadata_update()
+                await asyncio.sleep(0.1)
+            partitions += [TopicPartition(name, p) for p in sorted(parts or ())]
+        self.consumer.assign(partitions)
+        stored = await asyncio.to_thread(self.store.positions)
+        for tp in partitions:
+            position = stored.get((tp.topic, tp.partition))
+            recreated = tp.topic == self.updates_topic and position and position[1] != self.epoch
+            if position is None or recreated:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, position[0])
+
+    async def _poll(
+        self, stopping: asyncio.Event
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        poll = asyncio.ensure_future(
+            self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+        )
+        stop = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not poll.done():
+            poll.cancel()
+            return {}
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = poll.result()
+        return batch
+
+    async def _store(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        rows, positions, items = Rows(), Positions(), []
+        for tp, records in batch.items():
+            for record in records:
+                if tp.topic == self.updates_topic:
+                    if record.value is None:
+                        continue
+                    try:
+                        update = add_update(rows, record.offset, self.epoch, record.value)
+                    except BadUpdate as exc:
+                        log.error(
+                            "unreadable update skipped",
+                            extra={"offset": record.offset, "error": str(exc)},
+                        )
+                        continue
+                    items.append(
+                        (
+                            update["task_id"],
+                            {"offset": record.offset, "epoch": self.epoch, "update": update},
+                        )
+                    )
+                else:
+                    try:
+                        event = decode(record.value)
+                    except DecodeError:
+                        continue  # the fold dead-letters it
+                    if isinstance(event, TaskRequested):
+                        add_request(rows, event)
+            epoch = self.epoch if tp.topic == self.updates_topic else None
+            positions[(tp.topic, tp.partition)] = (records[-1].offset + 1, epoch)
+        started = time.perf_counter()
+        await asyncio.to_thread(self.store.write, rows, positions)
+        log.debug("stored", extra={"rows": len(rows.history), "s": time.perf_counter() - started})
+        if self.memory is not None:
+            for task_id, item in items:
+                self.memory.add(task_id, item)
+        self.stored += len(items)
+        metrics.SINK_UPDATES.inc(len(items))
