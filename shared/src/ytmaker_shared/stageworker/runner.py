@@ -32,6 +32,8 @@ from ytmaker_shared.events import (
     StageStartedPayload,
     TaskCancelled,
     TaskCancelledPayload,
+    TaskCompleted,
+    TaskCompletedPayload,
     TaskFailed,
     TaskFailedPayload,
 )
@@ -178,7 +180,7 @@ class JobRunner:
             finally:
                 self.slots.release()
             if end.result is not None:
-                return [self._completed(end.result, attempt)]
+                return self._completed_events(end.result, attempt)
             await self._wipe()
             if end.stopped:
                 return await self._stopped()
@@ -215,6 +217,17 @@ class JobRunner:
                 )
             log.warning("stage failed: %s", error)
             return self.failed(info, attempt)
+
+    def _completed_events(self, result: StageResult, attempt: int) -> list[Event]:
+        events = [self._completed(result, attempt)]
+        if result.task_result is not None:
+            task_completed: Event = self.job.event.caused(
+                TaskCompleted,
+                producer=self.producer,
+                payload=TaskCompletedPayload(result=result.task_result),
+            )
+            events.append(task_completed)
+        return events
 
     def _completed(self, result: StageResult, attempt: int) -> Event:
         return self._stage_event(

@@ -20,12 +20,16 @@ from ytmaker_shared.stageworker.progress import ProgressReporter
 
 @dataclass(frozen=True)
 class StageResult:
-    """What finished work returns; becomes the payload of `stage.completed`."""
+    """What finished work returns; becomes the payload of `stage.completed`.
+
+    `task_result`, set by the last stage only (upload), also ends the task: `task.completed`
+    with that result follows `stage.completed`, through the same outbox."""
 
     artifacts: tuple[Artifact, ...] = ()
     status: Literal["completed", "skipped"] = "completed"
     message: str = ""
     result: dict[str, Any] = field(default_factory=dict)
+    task_result: dict[str, Any] | None = None
 
 
 def workspace_prefix(task_id: str, stage: Stage) -> str:
