@@ -25,7 +25,7 @@ from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.streams import Streams
 from ytmaker_gateway.sessions import SessionRegistry
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import FakeLog, FakeProgress, RecordingProducer
+from ytmaker_gateway.testing import FakeLog, FakeProgress, RecordingProducer, wait_until
 from ytmaker_shared.artifacts import open_store
 
 SECRET = "unit-test-secret-0123456789abcdef0123456789"
@@ -92,8 +92,7 @@ async def gateway_factory(tmp_path: Path) -> AsyncIterator[Factory]:
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: server.started, timeout=10, what="the server to start")
         base = f"http://127.0.0.1:{port}"
         harness = Harness(
             base,

@@ -15,7 +15,7 @@ from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.streams import Streams
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import FakeLog, make_update
+from ytmaker_gateway.testing import FakeLog, make_update, wait_until
 from ytmaker_shared.progress import TaskStatus
 
 
@@ -169,9 +169,7 @@ async def test_the_writer_sends_in_order_and_records_what_was_delivered() -> Non
     writer = asyncio.create_task(outbox.run())
     for n in range(7):
         outbox.push(f"m{n}", None, "t1", n)
-    async with asyncio.timeout(5):
-        while len(sent) < 7:
-            await asyncio.sleep(0.001)
+    await wait_until(lambda: len(sent) == 7, timeout=5)
     assert sent == [f"m{n}" for n in range(7)] and outbox.delivered == {"t1": 6}
     outbox.close()
     await writer

@@ -7,6 +7,9 @@ Not used by the running service.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +21,19 @@ from ytmaker_shared.events import Event
 from ytmaker_shared.progress import ProgressUpdate, TaskState, TaskStatus, UpdateType
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
+
+
+async def wait_until(
+    condition: Callable[[], object], *, timeout: float, interval: float = 0.01, what: str = ""
+) -> None:
+    """Poll `condition()` until it is truthy; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(interval)
 
 
 def make_state(

@@ -53,7 +53,9 @@ class _Close(Exception):
 
 async def _authenticate(ws: WebSocket, gateway: Gateway) -> Principal | None:
     """The principal of the `token` query parameter or the Authorization header; None (and
-    the socket closed with 4401) when there is none or it is invalid."""
+    the socket closed with 4401) when there is none or it is invalid. The socket is accepted
+    first either way: a refused handshake would show clients a bare HTTP 403, not the code."""
+    await ws.accept()
     token = ws.query_params.get("token") or bearer(ws.headers.get("authorization"))
     try:
         return authenticate(gateway.tokens, token)
@@ -69,7 +71,6 @@ async def websocket(ws: WebSocket) -> None:
     principal = await _authenticate(ws, gateway)
     if principal is None:
         return
-    await ws.accept()
     await Connection(ws, gateway, principal).run(ws.query_params.get("old_client_id"))
 
 
@@ -79,7 +80,6 @@ async def project_progress(ws: WebSocket, project_id: str) -> None:
     principal = await _authenticate(ws, gateway)
     if principal is None:
         return
-    await ws.accept()
     await Connection(ws, gateway, principal, project_id=project_id).run(None)
 
 

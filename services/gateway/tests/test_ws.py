@@ -1,0 +1,253 @@
+"""The WebSocket protocol of DESIGN §5 end to end through a real socket, with the fake log:
+auth, subscribe/replay/live, bad input, limits, slow clients, heartbeat, sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from ytmaker_gateway.testing import make_state, make_update, wait_until
+from ytmaker_shared.events import CancelTask
+from ytmaker_shared.progress import TaskStatus
+
+from .conftest import Factory, Harness
+
+
+async def _open(gw: Harness, user: str = "alice", **query: str) -> ClientConnection:
+    params = "&".join(f"{k}={v}" for k, v in ({"token": gw.token(user)} | query).items())
+    ws = await connect(f"{gw.ws}/api/v1/ws?{params}", max_size=None)
+    hello = await _recv(ws)
+    assert hello["type"] in ("connected", "reconnected")
+    ws.hello = hello  # type: ignore[attr-defined]
+    return ws
+
+
+async def _recv(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        message: dict[str, Any] = json.loads(await ws.recv())
+    return message
+
+
+async def _until(ws: ClientConnection, type_: str) -> list[dict[str, Any]]:
+    """Every message up to and including the first of `type_`."""
+    seen = []
+    while True:
+        seen.append(await _recv(ws))
+        if seen[-1]["type"] == type_:
+            return seen
+
+
+async def _closed_with(ws: ClientConnection, timeout: float = 5) -> int | None:
+    async with asyncio.timeout(timeout):
+        try:
+            while True:
+                await ws.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+
+
+def _seed(gw: Harness, task_id: str = "t1", owner: str = "alice", n: int = 5) -> list[int]:
+    offsets = []
+    for i in range(n):
+        update = make_update(task_id, owner=owner, n=i, progress=i * 10)
+        offset = gw.log.append(update)
+        gw.fake.record(offset, update)
+        offsets.append(offset)
+    return offsets
+
+
+@pytest.mark.parametrize("query", ["", "?token=forged", "?token="])
+async def test_no_or_bad_token_closes_with_4401(gateway_factory: Factory, query: str) -> None:
+    gw = await gateway_factory()
+    ws = await connect(f"{gw.ws}/api/v1/ws{query}")
+    assert await _closed_with(ws) == 4401
+
+
+async def test_the_authorization_header_works_too(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    async with connect(f"{gw.ws}/api/v1/ws", additional_headers=gw.auth()) as ws:
+        hello = await _recv(ws)
+    assert hello["type"] == "connected" and hello["payload"]["client_id"]
+    assert hello["payload"]["heartbeat_interval"] == 30.0 and hello["offset"] is None
+
+
+async def test_subscribe_replays_then_streams_live(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    offsets = _seed(gw)
+    ws = await _open(gw)
+    await ws.send(json.dumps({"action": "subscribe", "task_id": "t1", "since": offsets[1]}))
+    subscribed = await _recv(ws)
+    assert subscribed["type"] == "subscribed"
+    assert subscribed["payload"]["recovered"] is True and subscribed["offset"] == offsets[1]
+    replayed = [await _recv(ws) for _ in offsets[2:]]
+    assert [m["offset"] for m in replayed] == offsets[2:]
+    live = make_update("t1", n=9, status=TaskStatus.COMPLETED)
+    live_offset = gw.log.append(live)
+    message = await _recv(ws)
+    assert message["offset"] == live_offset and message["payload"]["status"] == "completed"
+    await ws.close()
+
+
+async def test_subscribe_without_since_sends_a_snapshot_first(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    offsets = _seed(gw)
+    ws = await _open(gw)
+    await ws.send(json.dumps({"action": "subscribe", "task_id": "t1", "since": None}))
+    subscribed, snapshot = await _recv(ws), await _recv(ws)
+    assert subscribed["payload"]["recovered"] is False
+    assert snapshot["type"] == "snapshot" and snapshot["offset"] == offsets[-1]
+    assert snapshot["payload"]["progress"] == 40
+    gw.log.append(make_update("t1", n=5))
+    assert (await _recv(ws))["type"] == "progress"
+    await ws.close()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{oops", "invalid_json"),
+        ('{"action": "dance"}', "unknown_action"),
+        ('{"action": "subscribe"}', "missing_field"),
+        ('{"action": "subscribe", "task_id": "t1", "since": "x"}', "invalid_field"),
+        ('{"action": "subscribe", "task_id": "t-bob"}', "forbidden"),
+        ('{"action": "subscribe", "task_id": "no-such-task"}', "forbidden"),
+        ('{"action": "cancel", "task_id": "t-done"}', "conflict"),
+    ],
+)
+async def test_bad_input_gets_an_error_and_the_connection_stays(
+    gateway_factory: Factory, frame: str, code: str
+) -> None:
+    gw = await gateway_factory()
+    _seed(gw, "t-bob", owner="bob", n=1)
+    gw.fake.put_task(make_state("t-done", status=TaskStatus.COMPLETED))
+    ws = await _open(gw)
+    await ws.send(frame)
+    error = await _recv(ws)
+    assert error["type"] == "error" and error["payload"]["code"] == code, error
+    await ws.send('{"type": "ping"}')
+    assert (await _recv(ws))["type"] == "pong"
+    await ws.close()
+
+
+async def test_an_oversize_frame_closes_with_1009(gateway_factory: Factory) -> None:
+    gw = await gateway_factory(max_frame_bytes=2048)
+    ws = await _open(gw)
+    await ws.send("x" * 5000)
+    assert await _closed_with(ws) == 1009
+
+
+async def test_flooding_gets_errors_then_a_close(gateway_factory: Factory) -> None:
+    gw = await gateway_factory(max_messages_per_second=5, max_violations=3)
+    ws = await _open(gw)
+    for _ in range(20):
+        await ws.send('{"type": "ping"}')
+    codes = []
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            message = await _recv(ws)
+            codes.append(message["payload"].get("code"))
+    assert codes.count("rate_limited") == 3
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_too_many_subscriptions(gateway_factory: Factory) -> None:
+    gw = await gateway_factory(max_subscriptions=2)
+    for t in ("t1", "t2", "t3"):
+        _seed(gw, t, n=1)
+    ws = await _open(gw)
+    for t in ("t1", "t2", "t3"):
+        await ws.send(json.dumps({"action": "subscribe", "task_id": t, "since": -1}))
+    messages = await _until(ws, "error")
+    assert messages[-1]["payload"]["code"] == "too_many_subscriptions"
+    assert messages[-1]["task_id"] == "t3"
+    await ws.close()
+
+
+async def test_a_client_that_cannot_keep_up_is_closed_with_1013(gateway_factory: Factory) -> None:
+    gw = await gateway_factory(client_queue_size=10)
+    _seed(gw, n=1)
+    fast, slow = await _open(gw), await _open(gw)
+    for ws in (fast, slow):
+        await ws.send(json.dumps({"action": "subscribe", "task_id": "t1", "since": 0}))
+        await _until(ws, "subscribed")
+    for n in range(30):  # one event-loop step: the writers cannot drain in between
+        gw.log.append(make_update("t1", n=n))
+    assert await _closed_with(slow) == 1013
+    await fast.close()
+
+
+async def test_silence_past_two_heartbeats_closes_the_connection(gateway_factory: Factory) -> None:
+    gw = await gateway_factory(heartbeat_interval_s=0.2)
+    ws = await _open(gw)
+    assert (await _recv(ws))["type"] == "ping"
+    assert await _closed_with(ws) == 4408
+
+
+async def test_a_reconnect_restores_subscriptions_and_sends_what_was_missed(
+    gateway_factory: Factory,
+) -> None:
+    gw = await gateway_factory()
+    offsets = _seed(gw, n=3)
+    ws = await _open(gw)
+    client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
+    await ws.send(json.dumps({"action": "subscribe", "task_id": "t1", "since": offsets[0]}))
+    await _until(ws, "subscribed")
+    seen = [(await _recv(ws))["offset"] for _ in offsets[1:]]
+    await ws.close()
+    await wait_until(lambda: client_id not in gw.gateway.sessions.active, timeout=5)
+    missed = [gw.log.append(make_update("t1", n=n)) for n in range(3, 6)]
+    again = await _open(gw, old_client_id=client_id)
+    hello = again.hello  # type: ignore[attr-defined]
+    assert hello["type"] == "reconnected" and hello["payload"]["old_client_id"] == client_id
+    assert hello["payload"]["subscribed"] == ["t1"]
+    subscribed = await _recv(again)
+    assert subscribed["type"] == "subscribed" and subscribed["offset"] == seen[-1]
+    assert [(await _recv(again))["offset"] for _ in missed] == missed
+    await again.close()
+    record = gw.fake.sessions[client_id]
+    assert record["user"] == "alice" and record["disconnected_at"] is not None
+
+
+async def test_someone_elses_old_client_id_restores_nothing(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    _seed(gw, n=1)
+    ws = await _open(gw, "alice")
+    client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
+    await ws.close()
+    await wait_until(lambda: client_id not in gw.gateway.sessions.active, timeout=5)
+    other = await _open(gw, "bob", old_client_id=client_id)
+    assert other.hello["type"] == "connected"  # type: ignore[attr-defined]
+    await other.close()
+
+
+async def test_control_over_the_socket(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    _seed(gw, n=1)
+    ws = await _open(gw)
+    await ws.send(json.dumps({"action": "cancel", "task_id": "t1", "reason": "enough"}))
+    ack = await _recv(ws)
+    assert ack["type"] == "ack" and ack["payload"]["action"] == "cancel"
+    [(_, event)] = gw.producer.sent
+    assert isinstance(event, CancelTask) and event.payload.reason == "enough"
+    await ws.close()
+
+
+async def test_the_project_stream(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    offsets = _seed(gw, "t1", n=2)
+    async with connect(f"{gw.ws}/api/v1/projects/p1/progress?token={gw.token()}") as ws:
+        assert (await _recv(ws))["type"] == "connected"
+        initial = await _recv(ws)
+        assert initial["type"] == "initial" and initial["offset"] == offsets[-1]
+        assert initial["payload"]["state"]["task_id"] == "t1"
+        later = gw.log.append(make_update("t1", n=2))
+        assert (await _recv(ws))["offset"] == later
+    async with connect(f"{gw.ws}/api/v1/projects/p1/progress?token={gw.token('bob')}") as ws:
+        await _recv(ws)
+        assert (await _recv(ws))["payload"]["code"] == "forbidden"
+        assert await _closed_with(ws) == 4403
