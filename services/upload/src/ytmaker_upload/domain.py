@@ -115,7 +115,7 @@ def clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
     seen: set[str] = set()
     budget = TAGS_MAX_CHARS
     for raw in tags:
-        tag = clean_text(raw).replace(",", " ").strip()[:100]
+        tag = clean_text(raw.replace(",", " "))[:100].strip()
         if not tag or tag.lower() in seen:
             continue
         cost = len(tag) + (2 if " " in tag else 0) + (1 if kept else 0)

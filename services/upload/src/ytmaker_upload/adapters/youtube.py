@@ -127,19 +127,34 @@ class YouTubePublisher:
         self.watch_url = watch_url
 
     async def upload(
-        self, video: Path, metadata: VideoMetadata, on_progress: ProgressCallback
+        self,
+        video: Path,
+        metadata: VideoMetadata,
+        on_progress: ProgressCallback,
+        *,
+        session: str | None = None,
+        on_session: Callable[[str], Awaitable[None]] | None = None,
     ) -> UploadedVideo:
         """Upload `video`; `on_progress(acknowledged_bytes, total)` after every acknowledged
-        chunk. Raises PublishError."""
+        chunk. With `session` (a URI kept from an earlier, interrupted run) the upload asks
+        where that session stands and resumes it; `on_session` learns every new session URI
+        so that the caller can keep it. Raises PublishError."""
         total = (await asyncio.to_thread(video.stat)).st_size
         if total == 0:
             raise PublishError("empty_video", f"{video.name} is empty", False)
         for _ in range(2):  # a session that expires midway is started over once
-            session = await self._initiate(total, metadata)
+            resuming = session is not None
+            if session is None:
+                session = await self._initiate(total, metadata)
+                if on_session is not None:
+                    await on_session(session)
             try:
-                resource = await self._send_file(session, video, total, on_progress)
+                resource = await self._send_file(
+                    session, video, total, on_progress, ask_first=resuming
+                )
             except _SessionGone:
                 log.warning("upload session expired, starting over")
+                session = None
                 continue
             video_id = str(resource["id"])
             return UploadedVideo(video_id, f"{self.watch_url}{video_id}", resource)
@@ -184,11 +199,16 @@ class YouTubePublisher:
         return location
 
     async def _send_file(
-        self, session: str, video: Path, total: int, on_progress: ProgressCallback
+        self,
+        session: str,
+        video: Path,
+        total: int,
+        on_progress: ProgressCallback,
+        *,
+        ask_first: bool = False,
     ) -> dict[str, Any]:
         offset = 0
         failures = 0
-        ask_first = False
         refreshed = False
         with video.open("rb") as file:
             while True:

@@ -1,0 +1,83 @@
+"""Metadata to YouTube's limits and the arithmetic of the resumable protocol."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ytmaker_upload.domain import (
+    CHUNK_UNIT,
+    MetadataError,
+    backoff_delay,
+    chunk_size,
+    clean_tags,
+    content_range,
+    metadata_from_script,
+    next_chunk,
+    stored_bytes,
+)
+
+
+def test_metadata_comes_from_the_script_cleaned_to_youtubes_limits() -> None:
+    meta = metadata_from_script(
+        {
+            "title": "  <b>Tides</b>  explained ",
+            "description": "Line one\n\n<i>two</i>",
+            "tags": ["sea", "Sea", "moon, tides"],
+        },
+        privacy="unlisted",
+        extra_tags=["science"],
+        language="en",
+    )
+    assert meta.title == "bTides/b explained"
+    assert meta.description == "Line one\n\nitwo/i"
+    assert meta.tags == ("sea", "moon tides", "science")
+    resource = meta.resource()
+    assert resource["status"] == {"privacyStatus": "unlisted", "selfDeclaredMadeForKids": False}
+    assert resource["snippet"]["defaultLanguage"] == "en"
+
+
+def test_long_titles_and_descriptions_are_cut_within_the_limits() -> None:
+    meta = metadata_from_script({"title": "word " * 40, "description": "é" * 4000})
+    assert len(meta.title) <= 100 and meta.title.endswith("…")
+    assert len(meta.description.encode()) <= 5000
+
+
+def test_tags_stay_within_500_characters_counting_quotes() -> None:
+    tags = clean_tags([f"tag number {i}" for i in range(100)])
+    assert sum(len(t) + 2 for t in tags) + len(tags) - 1 <= 500
+    assert len(tags) > 10
+
+
+def test_no_title_anywhere_is_an_error_but_a_fallback_title_is_used() -> None:
+    with pytest.raises(MetadataError):
+        metadata_from_script({"title": "<>"})
+    assert metadata_from_script({}, fallback_title="Project").title == "Project"
+
+
+def test_chunks_are_256k_multiples_and_the_last_one_is_short() -> None:
+    assert chunk_size(1) == CHUNK_UNIT and chunk_size(3 * CHUNK_UNIT + 5) == 3 * CHUNK_UNIT
+    assert next_chunk(0, 10 * CHUNK_UNIT, 4 * CHUNK_UNIT) == (0, 4 * CHUNK_UNIT - 1)
+    assert next_chunk(8 * CHUNK_UNIT, 10 * CHUNK_UNIT + 3, 4 * CHUNK_UNIT) == (
+        8 * CHUNK_UNIT,
+        10 * CHUNK_UNIT + 2,
+    )
+    assert content_range(0, 9, 10) == "bytes 0-9/10"
+    with pytest.raises(ValueError):
+        next_chunk(10, 10, CHUNK_UNIT)
+
+
+def test_the_range_of_a_308_says_how_many_bytes_are_stored() -> None:
+    assert stored_bytes(None) == 0 and stored_bytes("") == 0
+    assert stored_bytes("bytes=0-262143") == CHUNK_UNIT
+    with pytest.raises(ValueError):
+        stored_bytes("bytes=5-10")
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    rng = random.Random(7)
+    for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (10, 32.0)]:
+        delays = [backoff_delay(attempt, rng=rng) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1

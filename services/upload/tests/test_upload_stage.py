@@ -1,0 +1,207 @@
+"""The upload stage without Kafka: a render completion in, the publication and the task's end
+out, through the framework's JobRunner (retries included); YouTube via the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from tests.emulators.youtube import Cut, Status, YouTubeEmulator
+from ytmaker_shared.artifacts import MemoryArtifactStore
+from ytmaker_shared.events import (
+    Event,
+    ProjectSettings,
+    StageCompleted,
+    StageCompletedPayload,
+    TaskCompleted,
+    TaskRequested,
+    TaskRequestedPayload,
+)
+from ytmaker_shared.stages import Stage
+from ytmaker_shared.stageworker import ControlBoard, Job, JobRunner, StagePolicy
+from ytmaker_upload.adapters.channel import YouTubeChannel
+from ytmaker_upload.adapters.local import LocalPublisher
+from ytmaker_upload.adapters.youtube import OAuthClient, RetryPolicy, YouTubePublisher
+from ytmaker_upload.domain import CHUNK_UNIT
+from ytmaker_upload.publication import Publisher
+from ytmaker_upload.stage import StoreJournal, UploadWork
+
+BASE = {"project_id": "p", "owner": "u", "producer": "test", "correlation_id": "c"}
+
+
+async def render_done(store: MemoryArtifactStore, task: str, size: int) -> StageCompleted:
+    video = await store.put(f"{task}/render/video.mp4", os.urandom(size), "video/mp4")
+    thumb = await store.put(f"{task}/render/thumbnail.jpg", b"\xff\xd8" + os.urandom(500))
+    return StageCompleted(
+        **BASE,
+        task_id=task,
+        stage=Stage.RENDER,
+        payload=StageCompletedPayload(
+            artifacts=(video.artifact(), thumb.artifact()),
+            result={
+                "title": "Tides explained",
+                "description": "Why the sea rises.",
+                "tags": ["sea"],
+                "language": "en",
+                "duration_seconds": 61.2,
+            },
+        ),
+    )
+
+
+async def run_job(
+    work: UploadWork, store: MemoryArtifactStore, trigger: Event, policy: StagePolicy | None = None
+) -> tuple[list[Event], list[Event]]:
+    emitted: list[Event] = []
+
+    async def emit(event: Event) -> None:
+        emitted.append(event)
+
+    job = Job(
+        work=work,
+        event=trigger,
+        policy=policy or StagePolicy(backoff_base_s=0.01, backoff_max_s=0.02),
+    )
+    runner = JobRunner(
+        job,
+        producer_name="upload/test",
+        emit=emit,
+        store=store,
+        control=ControlBoard(),
+        slots=asyncio.Semaphore(1),
+        progress_interval_s=0,
+    )
+    terminal = await runner.run()
+    assert terminal is not None
+    return emitted, terminal
+
+
+async def test_without_credentials_the_video_is_published_locally_and_the_task_completes(
+    tmp_path: Path,
+) -> None:
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    task = "t-" + uuid.uuid4().hex[:8]
+    work = UploadWork(store, LocalPublisher(tmp_path / "pub"), "private")
+    requested = TaskRequested(
+        **BASE,
+        task_id=task,
+        payload=TaskRequestedPayload(
+            title="Tides", content="c.", settings=ProjectSettings(privacy="unlisted")
+        ),
+    )
+    assert await work.admit(requested) is False
+    trigger = await render_done(store, task, 3 * 2**20)
+    assert await work.admit(trigger) is True
+
+    emitted, terminal = await run_job(work, store, trigger)
+
+    completed, task_completed = terminal
+    assert isinstance(completed, StageCompleted) and completed.stage is Stage.UPLOAD
+    assert isinstance(task_completed, TaskCompleted)
+    result = task_completed.payload.result
+    assert result["platform"] == "local"
+    assert result["published_url"].endswith(f"/pub/{task}/video.mp4")
+    assert result["manifest_uri"].endswith(f"/pub/{task}/manifest.json")
+    assert result["source_video_uri"] == trigger.payload.artifacts[0].uri
+    assert (tmp_path / "pub" / task / "metadata.json").read_text().count('"unlisted"') == 1
+    assert completed.payload.result == result
+    progress = [e.payload.progress for e in emitted if e.type == "stage.progress"]
+    assert progress[0] == 0 and progress[-1] == 100 and progress == sorted(progress)
+
+
+def channel(
+    emulator: YouTubeEmulator,
+    http: httpx.AsyncClient,
+    store: MemoryArtifactStore,
+    tries: int = 3,
+    refresh_token: str | None = None,
+) -> Publisher:
+    oauth = OAuthClient(
+        emulator.client_id,
+        SecretStr(emulator.client_secret),
+        SecretStr(refresh_token or emulator.refresh_token),
+        emulator.token_url,
+    )
+    youtube = YouTubePublisher(
+        http,
+        oauth,
+        api_base=emulator.base_url,
+        chunk_bytes=CHUNK_UNIT,
+        retry=RetryPolicy(max_tries=tries, base_delay_s=0.01, max_delay_s=0.02),
+    )
+    return YouTubeChannel(youtube, StoreJournal(store))
+
+
+async def test_youtube_upload_resumes_its_session_in_the_next_attempt_and_never_twice(
+    tmp_path: Path,
+) -> None:
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    task = "t-" + uuid.uuid4().hex[:8]
+    trigger = await render_done(store, task, 6 * CHUNK_UNIT + 99)
+    async with YouTubeEmulator() as emulator, httpx.AsyncClient(timeout=5) as http:
+        # Attempt 1: two chunks go up, then the connection is cut and YouTube stays down
+        # past the adapter's tries: the stage retries.
+        emulator.inject("chunk", Status(308), Status(308), Cut(after_bytes=CHUNK_UNIT + 10))
+        emulator.inject("status", Status(503), Status(503), Status(503))
+        work = UploadWork(store, channel(emulator, http, store), "private")
+        emitted, terminal = await run_job(work, store, trigger)
+        assert [e.type for e in emitted].count("stage.retrying") == 1
+        assert isinstance(terminal[-1], TaskCompleted)
+        assert emulator.count("initiate") == 1  # attempt 2 resumed the same session
+        [video] = emulator.videos.values()
+        assert len(video.data) == 6 * CHUNK_UNIT + 99
+        assert video.thumbnail is not None
+        result = terminal[-1].payload.result
+        assert result["platform"] == "youtube" and result["video_id"] == video.id
+        assert result["published_url"].endswith(video.id)
+        assert video.resource["snippet"]["title"] == "Tides explained"
+        # A redelivered trigger whose outcome was lost re-runs the work: nothing is uploaded.
+        await run_job(work, store, trigger)
+        assert emulator.count("initiate") == 1 and len(emulator.videos) == 1
+
+
+async def test_a_refused_thumbnail_does_not_unpublish_the_video(tmp_path: Path) -> None:
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    task = "t-" + uuid.uuid4().hex[:8]
+    trigger = await render_done(store, task, CHUNK_UNIT)
+    async with YouTubeEmulator() as emulator, httpx.AsyncClient(timeout=5) as http:
+        emulator.inject("thumbnail", Status(403))
+        work = UploadWork(store, channel(emulator, http, store), "private")
+        _, terminal = await run_job(work, store, trigger)
+    result = terminal[-1].payload.result
+    assert "Forbidden" in result["thumbnail_error"] or "injected" in result["thumbnail_error"]
+    assert result["thumbnail_uri"] is None and result["video_id"]
+
+
+async def test_rejected_credentials_fail_the_stage_and_the_task_at_once(tmp_path: Path) -> None:
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    task = "t-" + uuid.uuid4().hex[:8]
+    trigger = await render_done(store, task, CHUNK_UNIT)
+    async with YouTubeEmulator() as emulator, httpx.AsyncClient() as http:
+        work = UploadWork(store, channel(emulator, http, store, refresh_token="revoked"), "private")
+        emitted, terminal = await run_job(work, store, trigger)
+    assert [e.type for e in terminal] == ["stage.failed", "task.failed"]
+    assert terminal[0].payload.error.code == "oauth_refused"
+    assert "stage.retrying" not in [e.type for e in emitted]
+
+
+@pytest.mark.parametrize("missing", ["video.mp4"])
+async def test_a_render_without_a_video_is_a_permanent_error(tmp_path: Path, missing: str) -> None:
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    trigger = await render_done(store, "t-x", 10)
+    broken = trigger.model_copy(
+        update={
+            "payload": trigger.payload.model_copy(
+                update={"artifacts": trigger.payload.artifacts[1:]}
+            )
+        }
+    )
+    work = UploadWork(store, LocalPublisher(tmp_path), "private")
+    _, terminal = await run_job(work, store, broken)
+    assert terminal[0].payload.error.code == "missing_artifact"
