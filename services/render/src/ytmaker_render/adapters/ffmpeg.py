@@ -3,15 +3,18 @@ and a prompt, clean stop (issue 3: cancel ends a running ffmpeg within a second 
 partial file).
 
 `run` starts ffmpeg in its own process group, parses its progress as it goes and calls
-`on_progress`. When the calling task is cancelled (cancel, soft time limit, shutdown) ffmpeg
-gets SIGTERM, then SIGKILL after `kill_after_s`, the partial output is deleted, and the
-cancellation goes on. A non-zero exit raises `FfmpegFailed` with the tail of stderr.
+`on_progress`. ffmpeg is asked to die with its parent (Linux `PR_SET_PDEATHSIG`): a render
+service killed with SIGKILL leaves no encoder running behind it. When the calling task is
+cancelled (cancel, soft time limit, shutdown) ffmpeg gets SIGTERM, then SIGKILL after
+`kill_after_s`, the partial output is deleted, and the cancellation goes on. A non-zero
+exit raises `FfmpegFailed` with the tail of stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -22,6 +25,8 @@ from pathlib import Path
 from ytmaker_render.progress import ProgressParser, ProgressSample
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
 
 ProgressCallback = Callable[[ProgressSample], Awaitable[None]]
 
@@ -61,6 +66,7 @@ async def run(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     stderr_tail: deque[str] = deque(maxlen=40)
     try:
@@ -111,6 +117,13 @@ async def _stop(process: asyncio.subprocess.Process, kill_after_s: float) -> Non
     except asyncio.CancelledError:
         _signal_group(process, signal.SIGKILL)
         raise
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent dies (Linux only; else nothing)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
