@@ -265,8 +265,8 @@ class StageWorker:
         try:
             partitions: set[int] | None = None
             while not partitions:
-                await consumer.topics()  # refreshes metadata
-                partitions = consumer.partitions_for_topic(topic)
+                cluster = await consumer._client.fetch_all_metadata()
+                partitions = cluster.partitions_for_topic(topic)
                 if not partitions:
                     await asyncio.sleep(0.2)
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]

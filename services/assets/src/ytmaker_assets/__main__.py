@@ -1,0 +1,4 @@
+from ytmaker_assets.main import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The outside world of the assets stages: image makers, speech, avatars."""

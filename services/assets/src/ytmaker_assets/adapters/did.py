@@ -1,0 +1,96 @@
+"""D-ID talks, as its API reference documents them: `POST /talks` (source picture and a text
+script) → `{id, status: created}`; `GET /talks/{id}` until `status` is `done` (with
+`result_url`) or `error`/`rejected`; then the clip is fetched from `result_url`. Auth is
+`Authorization: Basic <key>`. A cancelled job deletes its talk (best effort)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import httpx
+
+from ytmaker_assets.adapters.http import response_error, transport_error
+from ytmaker_script.domain import Segment
+from ytmaker_shared.stageworker import JobContext, PermanentError, TransientError
+
+SERVICE = "d-id"
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        return f"{body.get('kind', 'error')}: {body.get('description', '')}"
+    except ValueError:
+        return response.text[:500]
+
+
+class DIDAvatars:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str,
+        source_url: str,
+        timeout_s: float = 60.0,
+        poll_interval_s: float = 1.0,
+        max_polls: int = 600,
+    ) -> None:
+        self.base = base_url.rstrip("/")
+        self.source_url = source_url
+        self.poll_interval_s = poll_interval_s
+        self.max_polls = max_polls
+        self.client = httpx.AsyncClient(
+            headers={"authorization": f"Basic {api_key}", "accept": "application/json"},
+            timeout=timeout_s,
+        )
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self.client.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise transport_error(SERVICE, exc) from exc
+        if response.status_code >= 400:
+            raise response_error(SERVICE, response, _message(response))
+        return response
+
+    async def clip(self, ctx: JobContext, segment: Segment) -> tuple[bytes, str]:
+        body = {
+            "source_url": self.source_url,
+            "script": {"type": "text", "input": segment.narration[:2000]},
+            "config": {"result_format": "mp4"},
+        }
+        created = (await self._call("POST", f"{self.base}/talks", json=body)).json()
+        talk_id = created.get("id")
+        if not talk_id:
+            raise TransientError(f"{SERVICE}_bad_answer", f"no talk id in {created!r}")
+        finished = False
+        try:
+            for poll in range(1, self.max_polls + 1):
+                talk = (await self._call("GET", f"{self.base}/talks/{talk_id}")).json()
+                status = talk.get("status")
+                if status == "done" and talk.get("result_url"):
+                    video = await self._call("GET", talk["result_url"])
+                    finished = True
+                    return video.content, video.headers.get("content-type", "video/mp4")
+                if status in ("error", "rejected"):
+                    finished = True
+                    error = talk.get("error") or {}
+                    raise PermanentError(
+                        f"{SERVICE}_{status}",
+                        f"talk {talk_id} {status}: {error.get('kind', '')} "
+                        f"{error.get('description', '')}".strip(),
+                    )
+                await ctx.progress.report(
+                    min(poll, 9), 10, f"presenter clip {status}", current_step=str(status)
+                )
+                await asyncio.sleep(self.poll_interval_s)
+            raise TransientError(f"{SERVICE}_timeout", f"talk {talk_id} not done in time")
+        finally:
+            if not finished:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.client.delete(f"{self.base}/talks/{talk_id}"))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
