@@ -1,0 +1,39 @@
+"""Pure parts of assets: style per project, wrapping, WAV timing; and the offline makers."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from ytmaker_assets.adapters.slides import draw_slide
+from ytmaker_assets.adapters.speech import ToneEngine, best_engine
+from ytmaker_assets.domain import style_for, tone_wav, wav_duration, wrap
+
+
+def test_style_is_stable_per_project_and_varies() -> None:
+    assert style_for("p1") == style_for("p1")
+    assert len({style_for(f"p{i}") for i in range(30)}) > 1
+
+
+def test_wrap_respects_width_and_lines() -> None:
+    lines = wrap("one two three four five six", lambda s: len(s) <= 9, 2)
+    assert lines == ["one two", "three…"]
+    assert wrap("short", lambda s: True, 3) == ["short"]
+
+
+def test_tone_has_the_asked_duration() -> None:
+    assert abs(wav_duration(tone_wav(2.5)) - 2.5) < 0.01
+    assert abs(wav_duration(ToneEngine().synthesize("x", 3.0)) - 3.0) < 0.01
+
+
+def test_slide_is_720p_png() -> None:
+    data = draw_slide("A title", "A caption that is long enough to wrap " * 3, 1, 5, style_for("p"))
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG" and image.size == (1280, 720)
+
+
+def test_offline_speech_engine_speaks() -> None:
+    engine = best_engine("auto")
+    seconds = wav_duration(engine.synthesize("Kafka keeps events in order.", 2.0))
+    assert seconds > 0.5
