@@ -1,0 +1,96 @@
+"""Fixtures of the progress service's integration tests: real Kafka, real databases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from ytmaker_progress.settings import ProgressSettings
+from ytmaker_shared.events import Event
+from ytmaker_shared.kafka import EventProducer, ensure_topics
+from ytmaker_shared.topics import Topic
+
+from tests.support.kafka import unique_name
+from tests.support.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The read model's database: SQLite (WAL) in a file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'progress.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def settings(kafka_bootstrap: str, tmp_path: Path) -> ProgressSettings:
+    """Settings on unique topics, with the topics created."""
+    s = ProgressSettings(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        topic_prefix=unique_name("progress") + ".",
+        progress_database_url=f"sqlite:///{tmp_path / 'default.db'}",
+        progress_http_port=0,
+        health_port=0,
+        producer_delivery_timeout_s=20,
+    )
+    await ensure_topics(s)
+    return s
+
+
+@pytest.fixture
+async def publisher(settings: ProgressSettings) -> AsyncIterator[EventProducer]:
+    async with EventProducer(settings, "test") as producer:
+        yield producer
+
+
+async def publish(producer: EventProducer, events: Iterable[tuple[Topic, Event]]) -> int:
+    """Send events in order, each acknowledged before the next (the pipeline's causal order)."""
+    n = 0
+    for topic, event in events:
+        await producer.send(topic, event)
+        n += 1
+    return n
+
+
+async def read_updates(
+    settings: ProgressSettings, *, until: int | None = None, timeout: float = 60.0
+) -> list[tuple[int, int, dict[str, Any]]]:
+    """Every committed record of `progress.updates`: (partition, offset, update JSON).
+    With `until`, waits (up to `timeout`) until at least that many are there."""
+    name = settings.topics.name(Topic.PROGRESS_UPDATES)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        out: list[tuple[int, int, dict[str, Any]]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            ends = await consumer.end_offsets(partitions)
+            positions = {tp: await consumer.position(tp) for tp in partitions}
+            at_end = all(positions[tp] >= ends[tp] for tp in partitions)
+            if at_end and (until is None or len(out) >= until):
+                return out
+            if loop.time() > deadline:
+                raise AssertionError(f"only {len(out)} updates after {timeout}s (want {until})")
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, records in batch.items():
+                out += [(tp.partition, r.offset, json.loads(r.value)) for r in records]
+    finally:
+        await consumer.stop()

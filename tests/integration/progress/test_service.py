@@ -1,0 +1,211 @@
+"""The progress service end to end on the real broker and a real database (SQLite and
+PostgreSQL): fold → `progress.updates` → read model → internal API (services/progress/API.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from ytmaker_progress.main import ProgressService
+from ytmaker_progress.scenario import run_events
+from ytmaker_progress.settings import ProgressSettings
+from ytmaker_shared.kafka import DeadLetter, EventProducer
+from ytmaker_shared.stages import Stage
+from ytmaker_shared.topics import Topic
+
+from tests.support.wait import wait_until
+
+from .conftest import publish, read_updates
+
+pytestmark = [pytest.mark.kafka]
+
+
+@pytest.fixture
+async def service(
+    settings: ProgressSettings, database_url: str
+) -> AsyncIterator[tuple[ProgressService, httpx.AsyncClient]]:
+    s = settings.model_copy(update={"progress_database_url": database_url})
+    svc = ProgressService(s)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(svc.run(stopping))
+    await wait_until(lambda: svc.http_port is not None or running.done(), timeout=60)
+    if running.done():
+        running.result()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.http_port}") as client:
+        yield svc, client
+    stopping.set()
+    await running
+
+
+async def poll_json(client: httpx.AsyncClient, path: str, check: Any, timeout: float = 60) -> Any:
+    """GET `path` until `check(json)` holds; return the JSON."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        response = await client.get(path)
+        if response.status_code == 200 and check(response.json()):
+            return response.json()
+        if loop.time() > deadline:
+            raise AssertionError(f"{path}: {response.status_code} {response.text[:500]}")
+        await asyncio.sleep(0.1)
+
+
+async def test_runs_are_folded_stored_and_served(
+    service: tuple[ProgressService, httpx.AsyncClient],
+    publisher: EventProducer,
+    settings: ProgressSettings,
+) -> None:
+    svc, client = service
+    done = run_events("t-done", project_id="p-1", retry_stage=Stage.IMAGES, pause=True)
+    failed = run_events("t-failed", project_id="p-1", ending="failed", owner="alice")
+    cancelled = run_events("t-cancel", owner="bob", ending="cancelled")
+    running = run_events("t-running", owner="bob")[:8]
+    for events in (done, failed, cancelled, running):
+        await publish(publisher, events)
+    # a malformed record goes to the DLQ and blocks nothing
+    await publisher.send_raw(settings.topics.name(Topic.SCRIPT), key=b"t-done", value=b"{oops")
+
+    # the current state of each task
+    state = await poll_json(
+        client, "/internal/v1/tasks/t-done", lambda s: s["status"] == "completed"
+    )
+    assert state["progress"] == 100
+    assert state["stages"]["images"]["attempt"] == 2
+    assert state["epoch"] and state["offset"] is not None
+    await poll_json(client, "/internal/v1/tasks/t-failed", lambda s: s["status"] == "failed")
+    await poll_json(client, "/internal/v1/tasks/t-cancel", lambda s: s["status"] == "cancelled")
+    live = await poll_json(
+        client,
+        "/internal/v1/tasks/t-running",
+        lambda s: (
+            s["stages"].get("audio", {}).get("progress") == 25
+            and s["stages"]["script"]["status"] == "completed"
+        ),
+    )
+    assert live["status"] == "running"
+    assert (await client.get("/internal/v1/tasks/nope")).json()["error"]["code"] == "not_found"
+
+    # the log: every task's updates, in order, once each, and the API serves exactly them
+    records = await read_updates(settings)
+    by_task: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for _, offset, update in records:
+        by_task.setdefault(update["task_id"], []).append((offset, update))
+    for task_id, items in by_task.items():
+        event_ids = [u["event_id"] for _, u in items]
+        assert len(event_ids) == len(set(event_ids)), task_id
+        progress = [u["state"]["progress"] for _, u in items]
+        assert progress == sorted(progress), task_id
+    db = await poll_json(
+        client,
+        "/internal/v1/tasks/t-done/history?source=database&limit=1000",
+        lambda h: len(h["items"]) == len(by_task["t-done"]),
+    )
+    assert [i["offset"] for i in db["items"]] == [o for o, _ in by_task["t-done"]]
+    assert [i["update"]["event_id"] for i in db["items"]] == [
+        u["event_id"] for _, u in by_task["t-done"]
+    ]
+    memory = (await client.get("/internal/v1/tasks/t-done/history")).json()
+    assert memory["source"] == "memory"
+    assert memory["items"] == db["items"][-100:]
+    third = db["items"][2]["offset"]
+    since = (await client.get(f"/internal/v1/tasks/t-done/history?since={third}&limit=2")).json()
+    assert [i["offset"] for i in since["items"]] == [i["offset"] for i in db["items"][3:5]]
+
+    # replay after an offset; an offset of another epoch is not held
+    replay = (await client.get(f"/internal/v1/tasks/t-done/updates?after={third}")).json()
+    assert replay["recovered"] is True and replay["snapshot"] is None
+    assert [i["offset"] for i in replay["items"]] == [i["offset"] for i in db["items"][3:]]
+    assert replay["epoch"] == state["epoch"]
+    other = (
+        await client.get(f"/internal/v1/tasks/t-done/updates?after={third}&epoch=elsewhere")
+    ).json()
+    assert other["recovered"] is False and other["snapshot"]["status"] == "completed"
+
+    # a project with its tasks, newest first
+    project = (await client.get("/internal/v1/projects/p-1")).json()
+    assert project["project"]["title"] == "Video t-done"
+    assert project["project"]["content"]
+    assert {t["task_id"] for t in project["tasks"]} == {"t-done", "t-failed"}
+    assert (await client.get("/internal/v1/projects/none")).status_code == 404
+    listed = (await client.get("/internal/v1/tasks?owner=bob")).json()["items"]
+    assert {t["task_id"] for t in listed} == {"t-cancel", "t-running"}
+    running_only = (await client.get("/internal/v1/tasks?status=running")).json()["items"]
+    assert [t["task_id"] for t in running_only] == ["t-running"]
+
+    # stats
+    stats = (await client.get("/internal/v1/stats")).json()
+    assert stats["total_tasks"] == 4
+    assert (stats["completed_tasks"], stats["failed_tasks"], stats["cancelled_tasks"]) == (1, 1, 1)
+    assert stats["active_tasks"] == 1
+    assert stats["stages"]["images"]["failure_rate"] > 0
+    assert stats["stages"]["script"]["avg_duration_s"] > 0
+    assert (await client.get("/internal/v1/stats?owner=bob")).json()["total_tasks"] == 2
+
+    # deleting history: refused while running, done when finished, replay then says so
+    refused = await client.delete("/internal/v1/tasks/t-running/history")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "conflict"
+    assert (await client.delete("/internal/v1/tasks/t-done/history")).status_code == 204
+    for source in ("memory", "database"):
+        gone = await client.get(f"/internal/v1/tasks/t-done/history?source={source}")
+        assert gone.json()["items"] == []
+    lost = (await client.get(f"/internal/v1/tasks/t-done/updates?after={third}")).json()
+    assert lost["recovered"] is False and lost["snapshot"]["status"] == "completed"
+
+    # bad input is answered
+    bad = await client.get("/internal/v1/tasks?limit=0")
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+
+    # the malformed record reached the DLQ
+    dlq = await _dead_letters(settings)
+    assert any(d.reason == "invalid_json" and d.value == b"{oops" for d in dlq)
+
+    # health
+    assert (await client.get("/readyz")).status_code == 200
+    assert b"ytmaker_progress_events_folded_total" in (await client.get("/metrics")).content
+
+
+async def test_sessions_are_upserted_and_listed(
+    service: tuple[ProgressService, httpx.AsyncClient],
+) -> None:
+    _, client = service
+    now = datetime.now(UTC).isoformat()
+    body = {"client_id": "c-1", "user": "alice", "connected_at": now, "subscriptions": ["t-1"]}
+    first = await client.post("/internal/v1/sessions", json=body)
+    assert first.status_code == 200, first.text
+    await client.post(
+        "/internal/v1/sessions",
+        json={"client_id": "c-2", "user": "bob", "connected_at": now, "disconnected_at": now},
+    )
+    again = await client.post("/internal/v1/sessions", json=body | {"message_count": 7})
+    assert again.json()["message_count"] == 7
+    active = (await client.get("/internal/v1/sessions?active=true")).json()["items"]
+    assert [(s["client_id"], s["subscriptions"]) for s in active] == [("c-1", ["t-1"])]
+    everyone = (await client.get("/internal/v1/sessions")).json()["items"]
+    assert {s["client_id"] for s in everyone} == {"c-1", "c-2"}
+    bad = await client.post("/internal/v1/sessions", json={"client_id": "c-3"})
+    assert bad.status_code == 422
+
+
+async def _dead_letters(settings: ProgressSettings) -> list[DeadLetter]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    name = settings.topics.name(Topic.DLQ)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        batch = await consumer.getmany(timeout_ms=2000)
+        return [DeadLetter.from_record(r) for records in batch.values() for r in records]
+    finally:
+        await consumer.stop()
