@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from tests.support.kafka import unique_name
+from tests.support.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event
 from ytmaker_shared.kafka import EventProducer, ensure_topics
 from ytmaker_shared.topics import Topic
-
-from tests.support.kafka import unique_name
-from tests.support.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -10,14 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.support.wait import wait_until
 from ytmaker_progress.main import ProgressService
 from ytmaker_progress.scenario import run_events
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import DeadLetter, EventProducer
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
-
-from tests.support.wait import wait_until
 
 from .conftest import publish, read_updates
 
@@ -59,7 +59,7 @@ async def test_runs_are_folded_stored_and_served(
     publisher: EventProducer,
     settings: ProgressSettings,
 ) -> None:
-    svc, client = service
+    _, client = service
     done = run_events("t-done", project_id="p-1", retry_stage=Stage.IMAGES, pause=True)
     failed = run_events("t-failed", project_id="p-1", ending="failed", owner="alice")
     cancelled = run_events("t-cancel", owner="bob", ending="cancelled")
