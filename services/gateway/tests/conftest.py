@@ -4,8 +4,6 @@ producer (`RecordingProducer`). Kafka itself is exercised in tests/integration/g
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,20 +11,19 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from ytmaker_gateway.access import Access, RecentTasks
-from ytmaker_gateway.adapters.progress_api import ProgressApi
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.auth import mint_token
-from ytmaker_gateway.commands import Commands
 from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.fanout.hub import Hub
-from ytmaker_gateway.fanout.streams import Streams
-from ytmaker_gateway.sessions import SessionRegistry
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import FakeLog, FakeProgress, RecordingProducer, wait_until
-from ytmaker_shared.artifacts import open_store
+from ytmaker_gateway.testing import (
+    FakeLog,
+    FakeProgress,
+    RecordingProducer,
+    RunningServer,
+    build_gateway,
+    start_server,
+)
 
 SECRET = "unit-test-secret-0123456789abcdef0123456789"
 
@@ -53,7 +50,7 @@ Factory = Callable[..., Awaitable[Harness]]
 
 @pytest.fixture
 async def gateway_factory(tmp_path: Path) -> AsyncIterator[Factory]:
-    servers: list[tuple[uvicorn.Server, asyncio.Task[None], Harness]] = []
+    running: list[tuple[RunningServer, Harness]] = []
 
     async def start(**overrides: Any) -> Harness:
         values: dict[str, Any] = {
@@ -64,51 +61,18 @@ async def gateway_factory(tmp_path: Path) -> AsyncIterator[Factory]:
         } | overrides
         settings = GatewaySettings(**values)
         fake = FakeProgress()
-        progress = ProgressApi("http://progress", transport=httpx.ASGITransport(app=fake.app()))
-        access = Access(progress, RecentTasks(), settings.unknown_task_wait_s)
-        hub = Hub(settings)
-        log = FakeLog(hub, partitions=2)
         producer = RecordingProducer()
-        gateway = Gateway(
-            settings=settings,
-            tokens=settings.token_config(),
-            progress=progress,
-            access=access,
-            commands=Commands(producer, access, "gateway/unit"),
-            hub=hub,
-            streams=Streams(hub, log, settings.client_queue_size),
-            sessions=SessionRegistry(settings.session_window_s, progress),
-            artifacts=open_store(settings.artifacts_url),
-        )
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(gateway),
-            ws="websockets-sansio",
-            ws_max_size=settings.max_frame_bytes,
-            log_level="warning",
-            lifespan="off",
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        await wait_until(lambda: server.started, timeout=10, what="the server to start")
-        base = f"http://127.0.0.1:{port}"
-        harness = Harness(
-            base,
-            f"ws://127.0.0.1:{port}",
-            gateway,
-            fake,
-            log,
-            producer,
-            httpx.AsyncClient(base_url=base, timeout=10),
-        )
-        servers.append((server, task, harness))
+        gateway = build_gateway(settings, fake.app(), producer)
+        log = FakeLog(gateway.hub, partitions=2)
+        gateway.streams.reader = log  # the fake log is also the replay reader
+        server = await start_server(create_app(gateway), settings.max_frame_bytes)
+        http = httpx.AsyncClient(base_url=server.base, timeout=10)
+        harness = Harness(server.base, server.ws, gateway, fake, log, producer, http)
+        running.append((server, harness))
         return harness
 
     yield start
-    for server, task, harness in servers:
+    for server, harness in running:
         await harness.http.aclose()
         await harness.gateway.progress.close()
-        server.should_exit = True
-        await task
+        await server.stop()

@@ -141,6 +141,7 @@ async def test_other_reasons_for_a_snapshot(case: str) -> None:
         "offset": 2,
         "epoch": "E1",
         "recovered": False,
+        "restored": False,
     }
     assert messages[1]["type"] == "snapshot"
     assert _offsets(outbox, "t1") == [3]

@@ -291,3 +291,72 @@ class FakeLog:
 
     async def close(self) -> None:
         return None
+
+
+@dataclass
+class RunningServer:
+    """A gateway app served by uvicorn in this event loop (tests and benchmarks only)."""
+
+    base: str
+    ws: str
+    server: Any
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+async def start_server(app: Any, max_frame_bytes: int = 64 * 1024) -> RunningServer:
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        ws="websockets-sansio",
+        ws_max_size=max_frame_bytes,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    await wait_until(lambda: server.started or task.done(), timeout=10, what="the server")
+    if task.done():
+        task.result()
+    return RunningServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", server, task)
+
+
+def build_gateway(
+    settings: Any, progress_app: Any, producer: Any, reader: Any | None = None
+) -> Any:
+    """A Gateway wired like main.build, but reading the given fake progress app in-process."""
+    import httpx
+
+    from ytmaker_gateway.access import Access, RecentTasks
+    from ytmaker_gateway.adapters.progress_api import ProgressApi
+    from ytmaker_gateway.commands import Commands
+    from ytmaker_gateway.context import Gateway
+    from ytmaker_gateway.fanout.hub import Hub
+    from ytmaker_gateway.fanout.replay import ReplayReader
+    from ytmaker_gateway.fanout.streams import Streams
+    from ytmaker_gateway.sessions import SessionRegistry
+    from ytmaker_shared.artifacts import open_store
+
+    progress = ProgressApi("http://progress", transport=httpx.ASGITransport(app=progress_app))
+    access = Access(progress, RecentTasks(), settings.unknown_task_wait_s)
+    hub = Hub(settings)
+    return Gateway(
+        settings=settings,
+        tokens=settings.token_config(),
+        progress=progress,
+        access=access,
+        commands=Commands(producer, access, f"gateway/{settings.instance}"),
+        hub=hub,
+        streams=Streams(hub, reader or ReplayReader(settings), settings.client_queue_size),
+        sessions=SessionRegistry(settings.session_window_s, progress),
+        artifacts=open_store(settings.artifacts_url),
+    )

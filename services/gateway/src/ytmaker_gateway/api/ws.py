@@ -248,7 +248,7 @@ class Connection:
         )
         for task_id, offset in old.offsets.items():
             try:
-                await self._subscribe(task_id, offset if offset >= 0 else None, None)
+                await self._subscribe(task_id, offset if offset >= 0 else None, None, restored=True)
             except GatewayError as exc:
                 self.outbox.push(error_message(exc.code, exc.message, task_id))
 
@@ -291,7 +291,9 @@ class Connection:
             raise Conflict("the client's subscription limit is reached")
         await self._subscribe(task_id, since, None)
 
-    async def _subscribe(self, task_id: str, since: int | None, epoch: str | None) -> None:
+    async def _subscribe(
+        self, task_id: str, since: int | None, epoch: str | None, *, restored: bool = False
+    ) -> None:
         """(Re)subscribe; raises GatewayError (forbidden, unavailable)."""
         ref, state = await self.gateway.access.task(self.principal, task_id, wait=True)
         old = self.subs.pop(task_id, None)
@@ -300,7 +302,7 @@ class Connection:
             metrics.PROJECT_WATCHERS.labels(old.project_id or "").dec()
         try:
             sub = await self.gateway.streams.subscribe(
-                task_id, self.outbox, since=since, epoch=epoch, state=state
+                task_id, self.outbox, since=since, epoch=epoch, state=state, restored=restored
             )
         except (TimeoutError, KafkaError) as exc:
             log.warning("replay failed", extra={"task_id": task_id, "error": repr(exc)})

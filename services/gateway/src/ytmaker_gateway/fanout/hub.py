@@ -16,6 +16,7 @@ from collections import defaultdict
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
@@ -34,6 +35,28 @@ def partition_for(task_id: str, partitions: int) -> int:
     key), which every ytmaker producer uses."""
     hashed: int = murmur2(task_id.encode())
     return (hashed & 0x7FFFFFFF) % partitions
+
+
+async def partitions_of(bootstrap_servers: str, topic: str, timeout_s: float = 60.0) -> list[int]:
+    """The partition numbers of `topic`, waiting (up to `timeout_s`) until it exists;
+    raises TimeoutError."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                described = await admin.describe_topics([topic])
+                parts = [
+                    p["partition"]
+                    for d in described
+                    if d["error_code"] == 0
+                    for p in d["partitions"]
+                ]
+                if parts:
+                    return sorted(parts)
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
 
 
 class Hub:
@@ -67,13 +90,10 @@ class Hub:
             client_id=f"gateway-fanout-{self.settings.instance}",
             fetch_max_wait_ms=100,
         )
+        parts = await partitions_of(self.settings.kafka_bootstrap_servers, self.topic, timeout_s)
         await consumer.start()
         try:
-            async with asyncio.timeout(timeout_s):
-                while not (parts := consumer.partitions_for_topic(self.topic)):
-                    await consumer.topics()  # refreshes metadata
-                    await asyncio.sleep(0.2)
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            tps = [TopicPartition(self.topic, p) for p in parts]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
             for tp in tps:

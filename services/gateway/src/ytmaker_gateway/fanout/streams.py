@@ -68,8 +68,13 @@ class Streams:
         since: int | None,
         epoch: str | None,
         state: dict[str, Any] | None,
+        restored: bool = False,
     ) -> Subscription:
         """Subscribe `outbox` to the task (the caller has checked access and fetched `state`).
+
+        `restored` marks a subscription the server re-made from a session (`reconnected`);
+        it is said in `subscribed`, so that a client that re-subscribes itself can tell the
+        answer to its own request from the restored stream.
 
         Raises TimeoutError or a KafkaError when the replay cannot be read; the subscription
         is then unregistered.
@@ -90,6 +95,7 @@ class Streams:
                         "offset": plan.after if plan.after >= 0 else None,
                         "epoch": self.hub.epoch,
                         "recovered": plan.recovered,
+                        "restored": restored,
                     },
                     task_id,
                     plan.after if plan.after >= 0 else None,

@@ -12,7 +12,7 @@ const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 
 const page = {
   projectId: null, taskId: null, lastOffset: -1, epoch: null, clientId: null,
-  ws: null, attempt: 0, retryTimer: null, countdown: null, status: null, done: false,
+  ws: null, awaitingReply: false, attempt: 0, retryTimer: null, countdown: null, status: null, done: false,
 };
 window.ytmaker = page; // for tests and curious people
 
@@ -134,7 +134,10 @@ function connect() {
 }
 
 function subscribe() {
-  // From the start of the run (-1) the first time, then from the last offset we saw.
+  // From the start of the run (-1) the first time, then from the last offset we saw. Until
+  // the answer arrives, updates of the task belong to a subscription the server restored from
+  // our old session (it resumes from what it wrote, not from what we read): ignore them.
+  page.awaitingReply = true;
   send({ action: "subscribe", task_id: page.taskId, since: page.lastOffset, epoch: page.epoch });
 }
 
@@ -150,16 +153,18 @@ function onMessage(msg) {
       setConnection("connected", "connected");
       subscribe();
       break;
-    case "reconnected": // the server restored our subscription and sends what we missed
+    case "reconnected": // the server restored our session; we resume from our own offset
       page.attempt = 0;
       page.clientId = msg.payload.client_id;
       setConnection("connected", "connected");
-      if (!msg.payload.subscribed.includes(page.taskId)) subscribe();
+      subscribe();
       break;
     case "subscribed":
       if (msg.payload.epoch) page.epoch = msg.payload.epoch;
+      if (!msg.payload.restored) page.awaitingReply = false;
       break;
     case "snapshot":
+      if (page.awaitingReply) break;
       render(msg.payload);
       if (msg.offset != null && msg.offset > page.lastOffset) page.lastOffset = msg.offset;
       break;
@@ -174,6 +179,7 @@ function onMessage(msg) {
         $("control-result").textContent = `${msg.payload.code}: ${msg.payload.message}`;
         break;
       }
+      if (page.awaitingReply) break;
       if (msg.offset <= page.lastOffset) break; // already seen: offsets only grow
       page.lastOffset = msg.offset;
       addEvent(msg);

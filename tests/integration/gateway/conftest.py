@@ -1,0 +1,137 @@
+"""Gateways on the real broker: real fan-out consumer and replay readers on a test-prefixed
+`progress.updates`; the read model is the in-memory fake of the progress API (the progress
+service has its own tests), the updates are written here as the progress service would."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from tests.support.kafka import unique_name
+from ytmaker_gateway.app import create_app
+from ytmaker_gateway.auth import mint_token
+from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.fanout.hub import partitions_of
+from ytmaker_gateway.settings import GatewaySettings
+from ytmaker_gateway.testing import (
+    FakeProgress,
+    RecordingProducer,
+    RunningServer,
+    build_gateway,
+    start_server,
+)
+from ytmaker_shared.kafka import ensure_topics
+from ytmaker_shared.progress import ProgressUpdate
+from ytmaker_shared.topics import Topic
+
+SECRET = "integration-secret-0123456789abcdef0123456789"
+
+
+@dataclass
+class Replica:
+    gateway: Gateway
+    server: RunningServer
+    hub_task: asyncio.Task[None]
+    stopping: asyncio.Event
+
+    @property
+    def ws(self) -> str:
+        return self.server.ws
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await self.server.stop()
+        await self.hub_task
+        await self.gateway.streams.reader.close()
+        await self.gateway.progress.close()
+
+
+@dataclass
+class Cluster:
+    """The shared pieces of one test: settings, the fake read model, the update writer."""
+
+    settings: GatewaySettings
+    fake: FakeProgress
+    kafka: AIOKafkaProducer
+    replicas: list[Replica] = field(default_factory=list)
+
+    def token(self, user: str = "alice") -> str:
+        return mint_token(self.settings.token_config(), user)
+
+    async def write(self, update: ProgressUpdate, *, fold: bool = True) -> int:
+        """Append an update to progress.updates (keyed by task); with `fold`, also to the
+        fake read model, as the progress service would."""
+        meta = await self.kafka.send_and_wait(
+            self.settings.topics.name(Topic.PROGRESS_UPDATES),
+            key=update.task_id.encode(),
+            value=update.model_dump_json().encode(),
+        )
+        if fold:
+            self.fake.record(meta.offset, update)
+        return int(meta.offset)
+
+    async def log_of(self, task_id: str) -> list[int]:
+        """Every offset of the task's updates, read straight from Kafka."""
+        topic = self.settings.topics.name(Topic.PROGRESS_UPDATES)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None
+        )
+        parts = await partitions_of(self.settings.kafka_bootstrap_servers, topic)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in parts]
+            ends = await consumer.end_offsets(tps)
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            found: list[int] = []
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    found.extend(r.offset for r in records if r.key == task_id.encode())
+            return sorted(found)
+        finally:
+            await consumer.stop()
+
+    async def replica(self, **overrides: Any) -> Replica:
+        settings = self.settings.model_copy(update=overrides)
+        gateway = build_gateway(settings, self.fake.app(), RecordingProducer())
+        await gateway.hub.start()
+        stopping = asyncio.Event()
+        hub_task = asyncio.create_task(gateway.hub.run(stopping))
+        server = await start_server(create_app(gateway), settings.max_frame_bytes)
+        replica = Replica(gateway, server, hub_task, stopping)
+        self.replicas.append(replica)
+        return replica
+
+
+ClusterFactory = Callable[..., Awaitable[Cluster]]
+
+
+@pytest.fixture
+async def cluster(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Cluster]:
+    settings = GatewaySettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=unique_name("gw") + ".",
+        topic_partitions=3,
+        jwt_secret=SECRET,
+        unknown_task_wait_s=0.5,
+        artifacts_url=f"file://{tmp_path / 'artifacts'}",
+        instance="it",
+    )
+    await ensure_topics(settings)
+    kafka = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=0
+    )
+    await kafka.start()
+    result = Cluster(settings, FakeProgress(), kafka)
+    try:
+        yield result
+    finally:
+        for replica in result.replicas:
+            await replica.stop()
+        await kafka.stop()
