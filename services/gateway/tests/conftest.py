@@ -56,7 +56,7 @@ async def gateway_factory(tmp_path: Path) -> AsyncIterator[Factory]:
         values: dict[str, Any] = {
             "jwt_secret": SECRET,
             "unknown_task_wait_s": 0.3,
-            "artifacts_url": f"file://{tmp_path / 'artifacts'}",
+            "artifact_dir": tmp_path / "artifacts",
             "instance": "unit",
         } | overrides
         settings = GatewaySettings(**values)

@@ -228,7 +228,8 @@ async def test_artifacts_are_served_to_their_owner_with_ranges(gateway_factory: 
     gw = await gateway_factory()
     video = bytes(range(256)) * 40
     stored = await gw.gateway.artifacts.put("t1/render/video.mp4", video, "video/mp4")
-    result = {"artifacts": [stored.artifact("video.mp4").model_dump(mode="json")]}
+    await gw.gateway.artifacts.put("t1/script/script.json", b'{"segments": []}')
+    result = {"video_uri": "file:///published/elsewhere.mp4", "source_video_uri": stored.uri}
     gw.fake.put_task(make_state("t1", status=TaskStatus.COMPLETED, result=result))
     full = await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("alice"))
     assert full.status_code == 200 and full.content == video

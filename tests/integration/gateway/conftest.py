@@ -120,7 +120,7 @@ async def cluster(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Cluster
         topic_partitions=3,
         jwt_secret=SECRET,
         unknown_task_wait_s=0.5,
-        artifacts_url=f"file://{tmp_path / 'artifacts'}",
+        artifact_dir=tmp_path / "artifacts",
         instance="it",
     )
     await ensure_topics(settings)

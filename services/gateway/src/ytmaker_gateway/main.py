@@ -21,7 +21,6 @@ from ytmaker_gateway.fanout.replay import ReplayReader
 from ytmaker_gateway.fanout.streams import Streams
 from ytmaker_gateway.sessions import SessionRegistry
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_shared.artifacts import open_store
 from ytmaker_shared.kafka import EventProducer, ensure_topics
 from ytmaker_shared.logging import configure_logging
 
@@ -44,7 +43,7 @@ def build(settings: GatewaySettings, producer: EventProducer) -> Gateway:
         hub=hub,
         streams=Streams(hub, ReplayReader(settings), settings.client_queue_size),
         sessions=SessionRegistry(settings.session_window_s, progress),
-        artifacts=open_store(settings.artifacts_url),
+        artifacts=settings.artifact_store(),
     )
 
 

@@ -5,12 +5,14 @@ The JWT secret is a SecretStr read from the environment only: it never reaches a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from ytmaker_gateway.auth import TokenConfig
+from ytmaker_shared.artifacts import ArtifactStore, FileArtifactStore, open_store
 from ytmaker_shared.settings import ServiceSettings
 
 
@@ -54,8 +56,13 @@ class GatewaySettings(ServiceSettings):
     cache_updates_per_task: int = Field(default=2000, ge=0)
     cache_tasks: int = Field(default=5000, ge=0)
 
-    # Artifacts: the store the stages write to (ytmaker_shared.artifacts.open_store).
-    artifacts_url: str = Field(default="file://data/artifacts", description="Artifact store URL.")
+    # Artifacts: the store the stages write to (same variables as the stages' StageSettings).
+    artifact_dir: Path = Field(
+        default=Path("./var/artifacts"), description="Root of the local artifact store."
+    )
+    artifact_url: str | None = Field(
+        default=None, description="Artifact store URL (file:///..., memory://name); wins over dir."
+    )
     unknown_task_wait_s: float = Field(
         default=3.0, ge=0, description="How long a subscribe waits for a brand-new task."
     )
@@ -74,3 +81,8 @@ class GatewaySettings(ServiceSettings):
             audience=self.jwt_audience,
             allow_anonymous=self.dev_allow_anonymous,
         )
+
+    def artifact_store(self) -> ArtifactStore:
+        if self.artifact_url:
+            return open_store(self.artifact_url)
+        return FileArtifactStore(self.artifact_dir)

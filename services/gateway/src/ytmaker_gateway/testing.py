@@ -344,7 +344,6 @@ def build_gateway(
     from ytmaker_gateway.fanout.replay import ReplayReader
     from ytmaker_gateway.fanout.streams import Streams
     from ytmaker_gateway.sessions import SessionRegistry
-    from ytmaker_shared.artifacts import open_store
 
     progress = ProgressApi("http://progress", transport=httpx.ASGITransport(app=progress_app))
     access = Access(progress, RecentTasks(), settings.unknown_task_wait_s)
@@ -358,5 +357,5 @@ def build_gateway(
         hub=hub,
         streams=Streams(hub, reader or ReplayReader(settings), settings.client_queue_size),
         sessions=SessionRegistry(settings.session_window_s, progress),
-        artifacts=open_store(settings.artifacts_url),
+        artifacts=settings.artifact_store(),
     )

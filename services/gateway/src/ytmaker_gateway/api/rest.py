@@ -22,7 +22,7 @@ from ytmaker_gateway.api.models import (
     Started,
     Stats,
 )
-from ytmaker_gateway.artifact_names import PUBLIC_NAMES, find_artifact
+from ytmaker_gateway.artifact_names import PUBLIC_NAMES, candidates
 from ytmaker_gateway.auth import AuthError, Principal, authenticate, bearer
 from ytmaker_gateway.context import Gateway
 from ytmaker_gateway.errors import (
@@ -297,27 +297,26 @@ async def websocket_stats(gw: Gw, who: Operator) -> dict[str, Any]:
 @router.get(
     "/artifacts/{task_id}/{name}",
     tags=["artifacts"],
-    responses={200: {"content": {"video/mp4": {}, "image/png": {}}}},
+    responses={200: {"content": {"video/mp4": {}, "image/jpeg": {}, "application/json": {}}}},
 )
 async def artifact(task_id: str, name: str, gw: Gw, who: Who) -> FileResponse:
     """The task's `video` (with HTTP range requests), `thumbnail` or `script`, to its owner."""
     if name not in PUBLIC_NAMES:
         raise NotFound(f"no artifact {name[:40]!r}: use one of {sorted(PUBLIC_NAMES)}")
     _, state = await gw.access.task(who, task_id)
-    found = find_artifact(state or {}, name)
-    if found is None:
-        raise NotFound(f"the task has no {name} (yet)")
-    try:
-        path = gw.artifacts.local_path(gw.artifacts.key(found.uri))
-    except (InvalidKey, ArtifactNotFound):
-        path = None
-    if path is None or not path.is_file():
-        raise NotFound(f"the {name} is not in this gateway's artifact store")
-    return FileResponse(
-        path,
-        media_type=found.content_type or None,
-        headers={"Cache-Control": "private, max-age=3600"},
-    )
+    for found in candidates(task_id, state or {}, name):
+        try:
+            key = found.key or gw.artifacts.key(found.uri or "")
+            path = gw.artifacts.local_path(key)
+        except (InvalidKey, ArtifactNotFound):
+            continue
+        if path is not None and path.is_file():
+            return FileResponse(
+                path,
+                media_type=found.content_type,
+                headers={"Cache-Control": "private, max-age=3600"},
+            )
+    raise NotFound(f"the task has no {name} (yet)")
 
 
 __all__ = ["GatewayError", "router"]
