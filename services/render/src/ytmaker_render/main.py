@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from ytmaker_render.adapters.ffmpeg import ffmpeg_executable
 from ytmaker_render.filtergraph import EncodeOptions
 from ytmaker_render.settings import RenderSettings
@@ -33,5 +35,10 @@ def build(settings: RenderSettings) -> StageWorker:
 
 def main() -> None:
     settings = RenderSettings()
-    worker = build(settings)
-    run_service(SERVICE, settings, worker.run, worker.ready)
+    built: list[StageWorker] = []
+
+    async def serve(stopping: asyncio.Event) -> None:
+        built.append(build(settings))  # inside the event loop: aiokafka needs one
+        await built[0].run(stopping)
+
+    run_service(SERVICE, settings, serve, lambda: bool(built) and built[0].ready())

@@ -67,15 +67,11 @@ def build(settings: UploadSettings, http: httpx.AsyncClient | None) -> StageWork
 
 def main() -> None:
     settings = UploadSettings()
-    holder: dict[str, StageWorker] = {}
+    built: list[StageWorker] = []
 
     async def serve(stopping: asyncio.Event) -> None:
         async with http_client(settings) as http:
-            holder["worker"] = build(settings, http)
-            await holder["worker"].run(stopping)
+            built.append(build(settings, http))  # inside the event loop: aiokafka needs one
+            await built[0].run(stopping)
 
-    def ready() -> bool:
-        worker = holder.get("worker")
-        return worker is not None and worker.ready()
-
-    run_service(SERVICE, settings, serve, ready)
+    run_service(SERVICE, settings, serve, lambda: bool(built) and built[0].ready())
