@@ -243,6 +243,8 @@ async def test_artifacts_are_served_to_their_owner_with_ranges(gateway_factory: 
     _error(
         await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("bob")), 403, "forbidden"
     )
+    script = await gw.http.get("/api/v1/artifacts/t1/script", headers=gw.auth())
+    assert script.status_code == 200 and script.json() == {"segments": []}
     _error(await gw.http.get("/api/v1/artifacts/t1/thumbnail", headers=gw.auth()), 404, "not_found")
     _error(await gw.http.get("/api/v1/artifacts/t1/passwd", headers=gw.auth()), 404, "not_found")
 
