@@ -64,6 +64,17 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 6
             await asyncio.sleep(0.2)
 
 
+def start_gateway(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`python -m ytmaker_gateway`, its log in $TMPDIR/bench-gateway.log."""
+    with open(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-gateway.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ytmaker_gateway"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 class Client:
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
@@ -165,10 +176,7 @@ async def main() -> None:
         "YTMAKER_LOG_LEVEL": "WARNING",
         "YTMAKER_MAX_SUBSCRIPTIONS": "10",
     }
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-gateway.log", "wb")  # noqa: SIM115
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "ytmaker_gateway"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    gateway = start_gateway(env)
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url, gateway)
