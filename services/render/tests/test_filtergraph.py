@@ -8,6 +8,7 @@ import pytest
 
 from ytmaker_render.filtergraph import (
     AvatarClip,
+    Caption,
     SegmentMedia,
     build_command,
     zoom_expression,
@@ -16,7 +17,12 @@ from ytmaker_render.timeline import SegmentTiming, plan_timeline
 
 TIMELINE = plan_timeline([SegmentTiming(i, 5.0, 4.0) for i in range(3)], fade=0.5, pause=0.0)
 MEDIA = [
-    SegmentMedia(i, Path(f"/m/img{i}.png"), Path(f"/m/cap{i}.png"), Path(f"/m/n{i}.wav"))
+    SegmentMedia(
+        i,
+        Path(f"/m/img{i}.png"),
+        (Caption(Path(f"/m/cap{i}.png"), 0.0, 4.0),),
+        Path(f"/m/n{i}.wav"),
+    )
     for i in range(3)
 ]
 
@@ -30,7 +36,7 @@ def test_inputs_are_numbered_in_the_order_the_graph_uses_them() -> None:
     inputs = [cmd.args[i + 1] for i, a in enumerate(cmd.args) if a == "-i"]
     assert inputs[:3] == ["/m/img0.png", "/m/cap0.png", "/m/n0.wav"]
     assert "[0:v]scale=1280:720" in cmd.filtergraph
-    assert "[z0][1:v]overlay=0:0" in cmd.filtergraph
+    assert "[z0][1:v]overlay=0:main_h-overlay_h" in cmd.filtergraph
     assert "[2:a]aformat=" in cmd.filtergraph
 
 
@@ -60,6 +66,21 @@ def test_output_is_h264_aac_720p30_faststart_for_exactly_the_timeline() -> None:
     assert option(cmd.args, "-progress") == "pipe:1"
     assert option(cmd.args, "-t") == "12.000"
     assert cmd.args[-1] == "/out/v.mp4" and cmd.duration_seconds == 12.0
+
+
+def test_caption_lines_are_overlaid_in_their_time_windows_in_order() -> None:
+    captions = (Caption(Path("/c/a.png"), 0.0, 1.5), Caption(Path("/c/b.png"), 1.5, 4.0))
+    cmd = build_command(
+        "ffmpeg",
+        plan_timeline([SegmentTiming(0, 4.0)]),
+        [SegmentMedia(0, Path("/m/i.png"), captions, None)],
+        Path("/o.mp4"),
+    )
+    assert "[z0][1:v]overlay=0:main_h-overlay_h" in cmd.filtergraph
+    assert "enable='between(t,0.000,1.500)'[c0_0]" in cmd.filtergraph
+    assert "[c0_0][2:v]overlay" in cmd.filtergraph
+    assert "enable='between(t,1.500,4.000)'[c0_1]" in cmd.filtergraph
+    assert "[c0_1]format=yuv420p[v0]" in cmd.filtergraph
 
 
 def test_missing_caption_and_narration_give_a_bare_slide_and_silence() -> None:

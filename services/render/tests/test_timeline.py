@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ytmaker_render.timeline import FPS, SegmentTiming, plan_timeline, segment_seconds
+from ytmaker_render.timeline import (
+    FPS,
+    SegmentTiming,
+    caption_windows,
+    plan_timeline,
+    segment_seconds,
+)
 
 
 def test_a_segment_lasts_its_narration_plus_the_pause_in_whole_frames() -> None:
@@ -43,3 +49,11 @@ def test_bad_plans_are_refused_with_a_reason() -> None:
         plan_timeline([])
     with pytest.raises(ValueError, match="shorter than min_seconds"):
         plan_timeline([SegmentTiming(0, 3.0)], fade=2.0, min_seconds=2.0)
+
+
+def test_caption_lines_share_the_narration_by_length_and_the_last_stays_to_the_end() -> None:
+    windows = caption_windows(["a" * 30, "b" * 10], narration_seconds=4.0, slot_seconds=5.0)
+    assert windows == [(0.0, 3.0), (3.0, 5.0)]
+    assert caption_windows([], 4.0, 5.0) == []
+    # Without narration, the lines share the whole slot.
+    assert caption_windows(["x", "y"], None, 4.0) == [(0.0, 2.0), (2.0, 4.0)]

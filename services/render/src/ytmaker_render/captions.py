@@ -1,9 +1,9 @@
 """Burned-in captions and the thumbnail, drawn with Pillow (issue 3, render).
 
-Captions are full-frame transparent PNGs that ffmpeg overlays on each slide (filtergraph.py):
-white text on a translucent band at the bottom, wrapped to at most three lines, the font
-shrunk until it fits. Drawing them here rather than with ffmpeg's `subtitles` filter keeps the
-result independent of the fonts fontconfig finds on a given machine.
+Captions are the narration, one line at a time, as transparent PNG bands that ffmpeg overlays
+at the bottom of each slide while that part is spoken (filtergraph.py, timeline.py). Drawing
+them here rather than with ffmpeg's `subtitles` filter keeps the result independent of the
+fonts fontconfig finds on a given machine.
 """
 
 from __future__ import annotations
@@ -77,40 +77,42 @@ def fit(
     return face, lines
 
 
-def draw_caption(text: str, target: Path) -> Path | None:
-    """Write the caption overlay for `text` to `target` (PNG); None for an empty caption."""
-    text = " ".join(text.split())
-    if not text:
-        return None
-    face, lines = fit(text, WIDTH - 2 * MARGIN - 48, start=44, smallest=26, max_lines=MAX_LINES)
-    line_height = int(face.size * 1.3) if isinstance(face, ImageFont.FreeTypeFont) else 30
-    band = line_height * len(lines) + 36
-    overlay = Image.new("RGBA", (WIDTH, HEIGHT), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
-    top = HEIGHT - MARGIN // 2 - band
+BAND_HEIGHT = 64
+BAND_FONT = 30
+
+
+def caption_lines(text: str) -> list[str]:
+    """The narration cut into lines that each fit the caption band in one line."""
+    return wrap(" ".join(text.split()), font(BAND_FONT), WIDTH - 2 * MARGIN)
+
+
+def draw_band(line: str, target: Path) -> Path:
+    """One caption line as a WIDTH×BAND_HEIGHT transparent PNG: white text with a shadow on
+    a translucent strip, for the bottom of the frame (below what slides draw)."""
+    face = font(BAND_FONT)
+    band = Image.new("RGBA", (WIDTH, BAND_HEIGHT), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(band)
+    width = face.getlength(line)
+    left = (WIDTH - width) / 2
     draw.rounded_rectangle(
-        (MARGIN, top, WIDTH - MARGIN, HEIGHT - MARGIN // 2), radius=18, fill=(0, 0, 0, 165)
+        (left - 24, 8, left + width + 24, BAND_HEIGHT - 8), radius=10, fill=(0, 0, 0, 170)
     )
-    y = top + 18
-    for line in lines:
-        x = (WIDTH - face.getlength(line)) / 2
-        draw.text((x + 2, y + 2), line, font=face, fill=(0, 0, 0, 220))
-        draw.text((x, y), line, font=face, fill=(255, 255, 255, 255))
-        y += line_height
-    overlay.save(target, "PNG", optimize=False, compress_level=1)
+    top = (BAND_HEIGHT - BAND_FONT) / 2 - 3
+    draw.text((left + 2, top + 2), line, font=face, fill=(0, 0, 0, 230))
+    draw.text((left, top), line, font=face, fill=(255, 255, 255, 255))
+    band.save(target, "PNG", compress_level=1)
     return target
 
 
 def draw_thumbnail(background: Path | None, title: str, target: Path) -> Path:
-    """A 1280×720 JPEG (well under YouTube's 2 MiB): the first slide, darkened at the bottom,
-    with the title large on it."""
+    """A 1280×720 JPEG (well under YouTube's 2 MiB): the first slide, darkened, with the title
+    large in its upper half."""
     if background is not None and background.is_file():
         with Image.open(background) as source:
             image = ImageOps.fit(source.convert("RGB"), (WIDTH, HEIGHT))
     else:
         image = Image.new("RGB", (WIDTH, HEIGHT), (24, 32, 48))
-    shade = Image.new("RGBA", (WIDTH, HEIGHT), (0, 0, 0, 0))
-    ImageDraw.Draw(shade).rectangle((0, HEIGHT // 2, WIDTH, HEIGHT), fill=(0, 0, 0, 150))
+    shade = Image.new("RGBA", (WIDTH, HEIGHT), (0, 0, 0, 200))
     image = Image.alpha_composite(image.convert("RGBA"), shade).convert("RGB")
     face, lines = fit(
         " ".join(title.split()) or "Untitled",
@@ -121,10 +123,11 @@ def draw_thumbnail(background: Path | None, title: str, target: Path) -> Path:
     )
     draw = ImageDraw.Draw(image)
     line_height = int(face.size * 1.2) if isinstance(face, ImageFont.FreeTypeFont) else 40
-    y = HEIGHT - MARGIN - line_height * len(lines)
+    y = max(MARGIN, HEIGHT * 0.4 - line_height * len(lines) / 2)  # above a slide's caption
     for line in lines:
-        draw.text((MARGIN + 3, y + 3), line, font=face, fill=(0, 0, 0))
-        draw.text((MARGIN, y), line, font=face, fill=(255, 255, 255))
+        x = (WIDTH - face.getlength(line)) / 2
+        draw.text((x + 3, y + 3), line, font=face, fill=(0, 0, 0))
+        draw.text((x, y), line, font=face, fill=(255, 255, 255))
         y += line_height
     image.save(target, "JPEG", quality=88, optimize=True)
     return target

@@ -1,8 +1,9 @@
 """The ffmpeg command that makes the video: a pure builder, no I/O (issue 3, render).
 
 Per segment: the slide, scaled and cropped to 1280×720, slowly zooms (in on even segments,
-out on odd ones) for its whole clip; its caption, a full-frame transparent PNG, is overlaid on
-the clip so that it cross-fades with its slide. The clips are chained with `xfade`, each
+out on odd ones) for its whole clip; its captions (lines of the narration, transparent PNG
+bands, each shown in its time window) are overlaid at the bottom of the clip, so that they
+cross-fade with their slide. The clips are chained with `xfade`, each
 transition starting where the next narration starts (see timeline.py). Narrations are padded
 to their slot and concatenated; a segment without narration gets silence. Avatar clips, when
 present, are overlaid in the top-right corner from their start time until they end.
@@ -19,12 +20,22 @@ from ytmaker_render.timeline import FPS, HEIGHT, WIDTH, Slot, Timeline
 
 
 @dataclass(frozen=True)
+class Caption:
+    """A WIDTH-wide RGBA PNG band shown at the bottom from `start` to `end` seconds of its
+    segment's clip."""
+
+    path: Path
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class SegmentMedia:
-    """The files of one segment. `caption` is a WIDTH×HEIGHT RGBA PNG, or None."""
+    """The files of one segment."""
 
     index: int
     image: Path
-    caption: Path | None = None
+    captions: tuple[Caption, ...] = ()
     narration: Path | None = None
 
 
@@ -174,13 +185,19 @@ def _slide(
         f"zoompan=z='{z}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)'"
         f":d={slot.frames}:s={WIDTH}x{HEIGHT}:fps={FPS},format=yuv420p[{zoomed}]"
     )
-    if segment.caption is None:
+    current = zoomed
+    for number, caption in enumerate(segment.captions):
+        band = inputs.add(caption.path)
+        label = f"c{position}_{number}"
+        graph.append(
+            f"[{current}][{band}:v]overlay=0:main_h-overlay_h:format=auto:eof_action=repeat"
+            f":enable='between(t,{caption.start:.3f},{caption.end:.3f})'[{label}]"
+        )
+        current = label
+    if current == zoomed:
         return zoomed
-    caption = inputs.add(segment.caption)
     clip = f"v{position}"
-    graph.append(
-        f"[{zoomed}][{caption}:v]overlay=0:0:format=auto:eof_action=repeat,format=yuv420p[{clip}]"
-    )
+    graph.append(f"[{current}]format=yuv420p[{clip}]")
     return clip
 
 

@@ -55,6 +55,7 @@ class RenderScript(BaseModel):
 class SegmentFiles:
     index: int
     caption: str
+    narration_text: str
     script_seconds: float
     image: Path
     narration: Path | None
@@ -162,7 +163,13 @@ async def load_inputs(store: ArtifactStore, join: JoinState, scratch: Path) -> R
             seconds = wav_seconds(narration)
         segments.append(
             SegmentFiles(
-                segment.index, segment.caption, segment.duration_seconds, image, narration, seconds
+                index=segment.index,
+                caption=segment.caption,
+                narration_text=segment.narration or segment.caption,
+                script_seconds=segment.duration_seconds,
+                image=image,
+                narration=narration,
+                narration_seconds=seconds,
             )
         )
     avatars = []

@@ -10,13 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from ytmaker_render.adapters import ffmpeg, probe
-from ytmaker_render.captions import draw_caption, draw_thumbnail
-from ytmaker_render.filtergraph import AvatarClip, EncodeOptions, SegmentMedia, build_command
+from ytmaker_render.captions import caption_lines, draw_band, draw_thumbnail
+from ytmaker_render.filtergraph import (
+    AvatarClip,
+    Caption,
+    EncodeOptions,
+    SegmentMedia,
+    build_command,
+)
 from ytmaker_render.inputs import RenderInputs, load_inputs
 from ytmaker_render.join import fires, relevant
 from ytmaker_render.joinstore import JoinStore
 from ytmaker_render.progress import ProgressSample, percent
-from ytmaker_render.timeline import SegmentTiming, Timeline, plan_timeline
+from ytmaker_render.timeline import SegmentTiming, Timeline, caption_windows, plan_timeline
 from ytmaker_shared.artifacts import ArtifactStore
 from ytmaker_shared.events import Event
 from ytmaker_shared.stages import Stage
@@ -72,7 +78,7 @@ class RenderWork(StageWork):
             fade=self.options.fade_seconds,
             pause=self.options.pause_seconds,
         )
-        media = await asyncio.to_thread(_media, inputs, ctx.scratch)
+        media = await asyncio.to_thread(_media, inputs, timeline, ctx.scratch)
         output = ctx.scratch / VIDEO_FILE
         command = build_command(
             self.options.ffmpeg,
@@ -117,19 +123,22 @@ class RenderWork(StageWork):
         )
 
 
-def _media(inputs: RenderInputs, scratch: Path) -> list[SegmentMedia]:
-    """Caption overlays drawn for each segment (blocking: run in a thread)."""
-    captions = scratch / "captions"
-    captions.mkdir(parents=True, exist_ok=True)
-    return [
-        SegmentMedia(
-            index=s.index,
-            image=s.image,
-            caption=draw_caption(s.caption, captions / f"caption-{s.index:03d}.png"),
-            narration=s.narration,
+def _media(inputs: RenderInputs, timeline: Timeline, scratch: Path) -> list[SegmentMedia]:
+    """Each segment's caption bands, drawn and timed to its narration (blocking: run it in a
+    thread)."""
+    folder = scratch / "captions"
+    folder.mkdir(parents=True, exist_ok=True)
+    slots = {slot.index: slot for slot in timeline.slots}
+    media = []
+    for segment in inputs.segments:
+        lines = caption_lines(segment.narration_text)
+        windows = caption_windows(lines, segment.narration_seconds, slots[segment.index].seconds)
+        captions = tuple(
+            Caption(draw_band(line, folder / f"caption-{segment.index:03d}-{n:02d}.png"), a, b)
+            for n, (line, (a, b)) in enumerate(zip(lines, windows, strict=True))
         )
-        for s in inputs.segments
-    ]
+        media.append(SegmentMedia(segment.index, segment.image, captions, segment.narration))
+    return media
 
 
 def _avatars(inputs: RenderInputs, timeline: Timeline) -> list[AvatarClip]:

@@ -96,3 +96,27 @@ def plan_timeline(
         slots.append(Slot(segment.index, round(start, 6), seconds, round(clip, 6)))
         start += seconds
     return Timeline(tuple(slots), fade)
+
+
+def caption_windows(
+    lines: Sequence[str], narration_seconds: float | None, slot_seconds: float
+) -> list[tuple[float, float]]:
+    """When each caption line of a segment is on screen, relative to the segment's start.
+
+    The lines follow the narration: each gets a share of the narration's length proportional
+    to its characters (speech time is roughly proportional to text length); the last one stays
+    until the segment ends. Without a narration the lines share the whole slot.
+    """
+    if not lines:
+        return []
+    spoken = narration_seconds if narration_seconds and narration_seconds > 0 else slot_seconds
+    spoken = min(spoken, slot_seconds)
+    weights = [max(1, len(line)) for line in lines]
+    total = sum(weights)
+    windows: list[tuple[float, float]] = []
+    start = 0.0
+    for position, weight in enumerate(weights):
+        end = slot_seconds if position == len(lines) - 1 else start + spoken * weight / total
+        windows.append((round(start, 3), round(end, 3)))
+        start = end
+    return windows
