@@ -1,9 +1,10 @@
 """`make run`: the whole system on this machine, stopped cleanly by Ctrl-C.
 
 Starts the local Kafka broker (or uses KAFKA_BOOTSTRAP_SERVERS), creates the topics, starts
-every service that exists as its own process (logs in var/logs/), and, once the gateway is up,
-hands over to `scripts/watch_sample.py` when it exists (submit a sample project and show its
-progress live). Ctrl-C or SIGTERM stops the services with SIGTERM, then the broker.
+every service that exists as its own process (logs in var/logs/), then runs
+`python -m ytmaker_gateway.sample`: it submits a sample project, prints the live page's URL
+and shows the run's progress in the terminal. Ctrl-C or SIGTERM stops the services with
+SIGTERM, then the broker.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def main() -> int:
     print(f"  topics ready ({len(created)} created)")
 
     names = existing_services()
-    procs = start_services(names, service_env(broker.bootstrap_servers))
+    env = service_env(broker.bootstrap_servers)  # one JWT secret for the services and sample
+    procs = start_services(names, env)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -104,12 +106,9 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    watcher = ROOT / "scripts" / "watch_sample.py"
     watch = None
-    if "gateway" in names and watcher.is_file():
-        watch = subprocess.Popen(
-            [sys.executable, str(watcher)], env=service_env(broker.bootstrap_servers)
-        )
+    if "gateway" in names:
+        watch = subprocess.Popen([sys.executable, "-m", "ytmaker_gateway.sample"], env=env)
     print("ytmaker is running; Ctrl-C stops everything.")
     try:
         while not stopping:
