@@ -39,7 +39,7 @@ from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 SERVICES = ("script", "assets", "render", "upload")
 ROOT = Path(__file__).resolve().parents[3]
 
-#: A sample project: five paragraphs of real prose, about a minute of narration.
+#: A sample project: six paragraphs of real prose (~200 words, a minute of narration).
 SAMPLE_TITLE = "Why the sea rises twice a day"
 SAMPLE_CONTENT = """\
 Twice a day the sea creeps up the beach and slips away again. Sailors and fishermen have
@@ -56,6 +56,10 @@ grow large; when they stand at right angles, the tides stay small.
 
 Coastlines shape the rest. A narrow bay can funnel the rising water into a tide many metres
 high, while an open shore on a wide sea barely notices the change.
+
+Tide tables turn all of this into forecasts. By following the moon, the sun and the shape of
+each harbour, they tell a skipper weeks ahead the hour at which the water will be deep enough
+to sail, and the hour at which a sandbank will rise out of the sea.
 """
 
 
