@@ -243,6 +243,9 @@ class YouTubeEmulator:
         except (h11.RemoteProtocolError, ConnectionError, asyncio.IncompleteReadError):
             writer.transport.abort()
             return
+        except asyncio.CancelledError:  # the emulator is stopping: drop the connection quietly
+            writer.transport.abort()
+            return
         finally:
             with contextlib.suppress(Exception):
                 writer.close()

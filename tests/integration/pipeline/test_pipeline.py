@@ -5,10 +5,12 @@ separate processes (`python -m ytmaker_<service>`), offline, with no API key any
   it with ffmpeg, with a thumbnail and a manifest.
 - A cancel during render stops ffmpeg within about a second and leaves no partial file.
 - The render service killed with SIGKILL mid-encode and restarted still completes the task.
+- With credentials, upload publishes to the YouTube emulator through a connection cut.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 import time
@@ -18,6 +20,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+from tests.emulators.youtube import Cut, Status, YouTubeEmulator
 from tests.integration.pipeline.harness import Pipeline, cancel, requested, stage_times
 from tests.support.wait import wait_until
 from ytmaker_render.adapters import probe
@@ -194,3 +197,51 @@ async def test_render_killed_mid_encode_and_restarted_still_completes_the_task(
     info = await probe.decode(ffmpeg_executable(), path_of(done.payload.result["published_url"]))
     assert info.first("video") is not None and info.first("audio") is not None
     assert info.decoded_seconds == pytest.approx(info.duration_seconds or 0, abs=0.2)
+
+
+async def test_with_credentials_upload_publishes_to_youtube_through_a_cut_connection(
+    pipeline: Pipeline,
+) -> None:
+    async with YouTubeEmulator() as youtube:
+        pipeline.per_service_env["upload"] = {
+            "YTMAKER_YOUTUBE_CLIENT_ID": youtube.client_id,
+            "YTMAKER_YOUTUBE_CLIENT_SECRET": youtube.client_secret,
+            "YTMAKER_YOUTUBE_REFRESH_TOKEN": youtube.refresh_token,
+            "YTMAKER_YOUTUBE_TOKEN_URL": youtube.token_url,
+            "YTMAKER_YOUTUBE_API_BASE": youtube.base_url,
+            "YTMAKER_YOUTUBE_CHUNK_MIB": "0.25",
+            "YTMAKER_YOUTUBE_BACKOFF_BASE_S": "0.05",
+        }
+        youtube.inject("chunk", Status(308), Cut(after_bytes=300_000))
+        youtube.inject("status", Status(503))
+        await pipeline.start()
+        trigger = requested(segments=2, seconds=20)
+        task = trigger.task_id
+        async with pipeline.reading():
+            await pipeline.send(Topic.TASKS, trigger)
+            try:
+                await wait_until(pipeline.finished(task), timeout=RUN_TIMEOUT, what="task end")
+            except AssertionError:
+                pytest.fail(f"the task did not finish\n{pipeline.logs()}")
+
+        [done] = pipeline.events(task, "task.completed")
+        assert isinstance(done, TaskCompleted), pipeline.logs()
+        [video] = youtube.videos.values()
+        result = done.payload.result
+        assert result["platform"] == "youtube" and result["video_id"] == video.id
+        assert video.resource["snippet"]["title"] == trigger.payload.title
+        assert video.resource["status"]["privacyStatus"] == "private"
+        assert (
+            video.sha256
+            == hashlib.sha256(path_of(result["source_video_uri"]).read_bytes()).hexdigest()
+        )
+        assert video.thumbnail is not None and video.thumbnail[:2] == b"\xff\xd8"
+        assert youtube.count("status") >= 2  # asked where it stood after the cut
+        # Progress was the bytes YouTube acknowledged, chunk by chunk.
+        uploads = [
+            e.payload
+            for e in pipeline.events(task, "stage.progress", Stage.UPLOAD)
+            if isinstance(e, StageProgressed)
+        ]
+        assert uploads[0].completed_steps == 0
+        assert uploads[-1].completed_steps == uploads[-1].total_steps == len(video.data)
