@@ -67,6 +67,15 @@ def test_offline_script_uses_the_real_sentences() -> None:
     assert offline_script(request()) == script  # deterministic
 
 
+def test_offline_script_keeps_what_fits_the_target_length() -> None:
+    long = " ".join(f"Sentence number {i} tells one more thing about logs." for i in range(200))
+    script = offline_script(request(segments=5, target=60, content=long))
+    spoken = sum(len(s.narration.split()) for s in script.segments)
+    assert 100 <= spoken <= 150  # about 60 s at 2.5 words per second
+    assert script.segments[0].narration.startswith("Sentence number 0 ")
+    assert 55 <= script.duration_seconds <= 65
+
+
 def test_offline_script_with_fewer_sentences_than_segments() -> None:
     script = offline_script(request(segments=10, content="A single sentence about logs."))
     assert len(script.segments) == 1 and script.segments[0].duration_seconds >= 3

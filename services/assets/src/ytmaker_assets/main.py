@@ -12,8 +12,7 @@ from ytmaker_assets.stages import (
     ImagesWork,
     SlideMaker,
 )
-from ytmaker_shared.service import run_service
-from ytmaker_shared.stageworker import StageWorker
+from ytmaker_shared.stageworker import StageWorker, run_stage_service
 from ytmaker_shared.topics import Topic
 
 SERVICE = "assets"
@@ -56,5 +55,4 @@ def build(settings: AssetsSettings) -> StageWorker:
 
 def main() -> None:
     settings = AssetsSettings()
-    worker = build(settings)
-    run_service(SERVICE, settings, worker.run, worker.ready)
+    run_stage_service(SERVICE, settings, lambda: build(settings))

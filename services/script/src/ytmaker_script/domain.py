@@ -159,11 +159,30 @@ def caption_for(text: str, limit: int = 80) -> str:
     return cut.rstrip(",;:") + "…"
 
 
+def fit_to_length(sentences: list[str], target_seconds: float, at_least: int) -> list[str]:
+    """The leading sentences that can be spoken in about `target_seconds` (at least
+    `at_least` of them, when there are that many, so that every segment has one)."""
+    budget = target_seconds * WORDS_PER_SECOND
+    kept: list[str] = []
+    spoken = 0
+    for sentence in sentences:
+        if kept and len(kept) >= at_least and spoken + words(sentence) > budget:
+            break
+        kept.append(sentence)
+        spoken += words(sentence)
+    return kept
+
+
 def offline_script(request: TaskRequestedPayload) -> Script:
-    """A deterministic script built from the real sentences of the content: each segment
-    narrates consecutive sentences; the caption is its first sentence, shortened."""
+    """A deterministic script built from the real sentences of the content: the leading
+    sentences that fit the target length, each segment narrating consecutive ones; the caption
+    is its first sentence, shortened."""
     settings = request.settings
-    sentences = split_sentences(request.content) or [request.title]
+    sentences = fit_to_length(
+        split_sentences(request.content) or [request.title],
+        settings.target_length_seconds,
+        settings.segments,
+    )
     groups = group_sentences(sentences, settings.segments)
     texts = [" ".join(g) for g in groups]
     times = durations(texts, settings.target_length_seconds)

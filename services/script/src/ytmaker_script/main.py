@@ -5,8 +5,7 @@ from __future__ import annotations
 from ytmaker_script.adapters.gemini import GeminiWriter
 from ytmaker_script.settings import ScriptSettings
 from ytmaker_script.stage import OfflineWriter, ScriptWork, ScriptWriter
-from ytmaker_shared.service import run_service
-from ytmaker_shared.stageworker import StageWorker
+from ytmaker_shared.stageworker import StageWorker, run_stage_service
 from ytmaker_shared.topics import Topic
 
 SERVICE = "script"
@@ -29,5 +28,4 @@ def build(settings: ScriptSettings) -> StageWorker:
 
 def main() -> None:
     settings = ScriptSettings()
-    worker = build(settings)
-    run_service(SERVICE, settings, worker.run, worker.ready)
+    run_stage_service(SERVICE, settings, lambda: build(settings))

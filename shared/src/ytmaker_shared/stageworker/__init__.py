@@ -22,7 +22,7 @@ from ytmaker_shared.stageworker.progress import ProgressReporter, percent
 from ytmaker_shared.stageworker.runner import Job, JobRunner, StopReason
 from ytmaker_shared.stageworker.settings import StageSettings
 from ytmaker_shared.stageworker.work import JobContext, StageResult, StageWork, workspace_prefix
-from ytmaker_shared.stageworker.worker import StageWorker
+from ytmaker_shared.stageworker.worker import StageWorker, run_stage_service
 
 __all__ = [
     "INTERNAL_ERROR",
@@ -48,5 +48,6 @@ __all__ = [
     "is_transient_status",
     "parse_retry_after",
     "percent",
+    "run_stage_service",
     "workspace_prefix",
 ]

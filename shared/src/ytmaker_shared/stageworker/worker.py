@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -35,6 +35,7 @@ from ytmaker_shared.kafka import ConsumerLoop, EventProducer, Retry, ensure_topi
 from ytmaker_shared.kafka.consumer import Record, _Rebalance
 from ytmaker_shared.kafka.producer import BrokerUnavailable
 from ytmaker_shared.logging import log_context
+from ytmaker_shared.service import run_service
 from ytmaker_shared.stageworker.control import Control, ControlBoard
 from ytmaker_shared.stageworker.errors import INTERNAL_ERROR
 from ytmaker_shared.stageworker.offsets import OffsetTracker
@@ -347,3 +348,17 @@ class _StageRebalance(_Rebalance):
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await super().on_partitions_assigned(assigned)
         self.trigger_loop.worker._flow()
+
+
+def run_stage_service(
+    service: str, settings: StageSettings, build: Callable[[], StageWorker]
+) -> None:
+    """The `main()` of a stage service: JSON logs, health server, signals (`run_service`),
+    and the worker that `build()` makes, created inside the event loop (aiokafka needs one)."""
+    built: list[StageWorker] = []
+
+    async def main(stopping: asyncio.Event) -> None:
+        built.append(build())
+        await built[0].run(stopping)
+
+    run_service(service, settings, main, lambda: bool(built) and built[0].ready())
