@@ -8,6 +8,10 @@
   given delay, so a partition never skips ahead of an unfinished record.
 - Partitions of one batch are handled concurrently (at most `max_in_flight`), each in order.
 - `stop()` lets the record in hand finish, commits what was done, and leaves the group.
+
+Subclasses may override three hooks: `handled(tp, next_offset)` (default: commit at once; a
+loop whose work outlives its handler commits later through `commit`), `on_revoked(partitions)`
+and `on_assigned(partitions)` (called by the rebalance listener, after the loop's own duties).
 """
 
 from __future__ import annotations
@@ -131,7 +135,7 @@ class ConsumerLoop:
                     break
                 done = record.offset
             if done is not None:
-                await self._commit(tp, done + 1)
+                await self.handled(tp, done + 1)
 
     async def _handle_record(self, record: Record) -> bool:
         """Handle one record, retrying transient failures; False when stopped before done."""
@@ -166,7 +170,18 @@ class ConsumerLoop:
                         time.perf_counter() - started
                     )
 
-    async def _commit(self, tp: TopicPartition, next_offset: int) -> None:
+    async def handled(self, tp: TopicPartition, next_offset: int) -> None:
+        """Every record of `tp` below `next_offset` has been handled. Default: commit it."""
+        await self.commit(tp, next_offset)
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        """Partitions are being taken away; the batch in hand has finished and committed."""
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        """Partitions were given to this member."""
+
+    async def commit(self, tp: TopicPartition, next_offset: int) -> None:
+        """Commit `tp` up to `next_offset`; a failed commit is logged (records come again)."""
         async with self._commit_lock:
             try:
                 await self.kafka.commit({tp: next_offset})
@@ -201,6 +216,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # Let the batch in hand finish and commit while the partitions are still ours.
         await self.loop._idle.wait()
+        await self.loop.on_revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         loop = self.loop
@@ -208,3 +224,4 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         loop._catch_up = dict(await loop.kafka.end_offsets(list(assigned))) if assigned else {}
         loop._assigned = True
         log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
+        await loop.on_assigned(set(assigned))

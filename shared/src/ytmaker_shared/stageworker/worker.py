@@ -32,7 +32,7 @@ from ytmaker_shared.events import (
     decode,
 )
 from ytmaker_shared.kafka import ConsumerLoop, EventProducer, Retry, ensure_topics
-from ytmaker_shared.kafka.consumer import Record, _Rebalance
+from ytmaker_shared.kafka.consumer import Record
 from ytmaker_shared.kafka.producer import BrokerUnavailable
 from ytmaker_shared.logging import log_context
 from ytmaker_shared.service import run_service
@@ -312,11 +312,7 @@ class _TriggerLoop(ConsumerLoop):
         super().__init__(*args, **kwargs)
         self.worker = worker
 
-    async def start(self) -> None:
-        await self.kafka.start()
-        self.kafka.subscribe(self.topic_names, listener=_StageRebalance(self))
-
-    async def _commit(self, tp: TopicPartition, next_offset: int) -> None:
+    async def handled(self, tp: TopicPartition, next_offset: int) -> None:
         self.worker.offsets.handled(tp, next_offset)
         await self.commit_ready(tp)
 
@@ -325,29 +321,20 @@ class _TriggerLoop(ConsumerLoop):
         target = self.worker.offsets.committable(tp)
         if target is None:
             return
-        await super()._commit(tp, target)
+        await self.commit(tp, target)
         self.worker.offsets.committed(tp, target)
 
-
-class _StageRebalance(_Rebalance):
-    def __init__(self, loop: _TriggerLoop) -> None:
-        super().__init__(loop)
-        self.trigger_loop = loop
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        await super().on_partitions_revoked(revoked)
-        worker = self.trigger_loop.worker
-        lost = set(revoked)
-        jobs = [j for j in worker.jobs.values() if any(tp in lost for tp, _ in j.records)]
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        worker = self.worker
+        jobs = [j for j in worker.jobs.values() if any(tp in partitions for tp, _ in j.records)]
         if jobs:
             log.info("handing back %d jobs on rebalance", len(jobs))
             await worker._hand_back(jobs)
-        for tp in lost:
+        for tp in partitions:
             worker.offsets.forget(tp)
 
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        await super().on_partitions_assigned(assigned)
-        self.trigger_loop.worker._flow()
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        self.worker._flow()
 
 
 def run_stage_service(
