@@ -63,7 +63,7 @@ format: setup
 # name==version with hashes only.
 lock:
 	uv lock
-	uv export --quiet --format requirements-txt --all-groups --no-emit-workspace --no-header \
+	uv export --quiet --format requirements-txt --all-groups --all-extras --no-emit-workspace --no-header \
 		--output-file requirements.lock
 
 bench: setup kafka
