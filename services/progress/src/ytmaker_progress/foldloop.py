@@ -84,11 +84,13 @@ class FoldService:
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_poll_interval_ms=int(settings.consumer_max_poll_interval_s * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=settings.progress_session_timeout_ms,
+            heartbeat_interval_ms=max(100, settings.progress_session_timeout_ms // 3),
         )
         self.lanes: dict[int, Lane] = {}
         self.ready = False
         self._busy = asyncio.Lock()
-        self._generation = 0
+        self._generation = 0  # changes whenever lanes open or close
         self._fatal: BaseException | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -103,9 +105,13 @@ class FoldService:
                     raise FoldFatal(str(self._fatal)) from self._fatal
                 if not batch:
                     continue
-                async with self._busy:
+                async with self._busy:  # a rebalance waits until this batch is committed
                     if generation != self._generation:
-                        continue  # fetched before a rebalance: positions were reset since
+                        # Lanes changed while polling: the batch may predate the positions
+                        # set by the assignment. Drop it and start again from the commits.
+                        for lane in self.lanes.values():
+                            await self._seek_committed(lane)
+                        continue
                     await self._fold_batch(batch)
         finally:
             self.ready = False
@@ -229,7 +235,6 @@ class FoldService:
 
     async def _open_lanes(self, numbers: set[int]) -> None:
         self.ready = False
-        self._generation += 1
         try:
             lanes = await asyncio.gather(*(self._new_lane(n) for n in sorted(numbers)))
             self.lanes = {lane.number: lane for lane in lanes}
@@ -240,6 +245,7 @@ class FoldService:
             log.exception("cannot open lanes")
             self._fatal = exc
             return
+        self._generation += 1
         self.ready = True
         log.info(
             "lanes restored",
@@ -296,18 +302,19 @@ class FoldService:
             await reader.stop()
 
     async def _seek_committed(self, lane: Lane) -> None:
-        for tp in self.consumer.assignment():
-            if tp.partition != lane.number:
-                continue
-            committed = await self.consumer.committed(tp)
-            if committed is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, committed)
+        """Position the lane's inputs at the group's committed offsets, read now (after the
+        lane's producer fenced any zombie), not those the consumer may have fetched before;
+        a partition without a committed offset starts at its beginning. Every position is set
+        explicitly, so records fetched before this point are never skipped."""
+        tps = [tp for tp in self.consumer.assignment() if tp.partition == lane.number]
+        committed = await self.consumer._coordinator.fetch_committed_offsets(tps)
+        missing = [tp for tp in tps if tp not in committed or committed[tp].offset < 0]
+        beginnings = await self.consumer.beginning_offsets(missing) if missing else {}
+        for tp in tps:
+            self.consumer.seek(tp, beginnings[tp] if tp in beginnings else committed[tp].offset)
 
     async def _recover_lane(self, lane: Lane) -> None:
         """After an aborted transaction: committed states and offsets, a fresh producer."""
-        self._generation += 1
         with contextlib.suppress(KafkaError):
             await lane.producer.stop()
         fresh = await self._new_lane(lane.number)

@@ -30,19 +30,26 @@ class ProgressService:
 
     def __init__(self, settings: ProgressSettings) -> None:
         self.settings = settings
-        self.fold = FoldService(settings) if settings.progress_run_fold else None
+        self.fold: FoldService | None = None  # made in run(): aiokafka needs the loop
         self.store: Store | None = None
         self.sink: Sink | None = None
         self.http_port: int | None = None
 
     def ready(self) -> bool:
-        return (self.fold is None or self.fold.ready) and (self.sink is None or self.sink.ready)
+        fold_ready = not self.settings.progress_run_fold or (
+            self.fold is not None and self.fold.ready
+        )
+        read_ready = not self.settings.progress_run_api or (
+            self.sink is not None and self.sink.ready
+        )
+        return fold_ready and read_ready
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Run until `stopping` is set or a part fails (then the process should exit)."""
         await ensure_topics(self.settings)
         tasks = []
-        if self.fold is not None:
+        if self.settings.progress_run_fold:
+            self.fold = FoldService(self.settings)
             tasks.append(asyncio.create_task(self.fold.run(stopping), name="fold"))
         if self.settings.progress_run_api:
             tasks += await self._start_read_side(stopping)

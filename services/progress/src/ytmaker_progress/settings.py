@@ -24,6 +24,9 @@ class ProgressSettings(ServiceSettings):
         default=2000, ge=1, description="Records per poll, folded in one transaction per lane."
     )
     progress_transaction_timeout_ms: int = Field(default=60_000, ge=1000)
+    progress_session_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="How soon the group notices a dead fold member."
+    )
     progress_memory_history: int = Field(
         default=100, ge=1, description="Recent updates kept in memory per task."
     )

@@ -1,0 +1,171 @@
+"""Exactly-once effect under SIGKILL (DESIGN §4, §6): the fold is killed at random points while
+a stream of runs is published, restarted each time, and at the end `progress.updates` holds,
+for every task, each update once, in order, with nothing skipped.
+
+"Nothing skipped" is checked as a chain: an event that publishes no update changes nothing a
+client sees, so every update's state must be exactly `apply(previous update's state, its own
+event)`; the first must be `apply(None, its event)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ytmaker_progress.fold import Folded, apply
+from ytmaker_progress.scenario import run_events
+from ytmaker_progress.settings import ProgressSettings
+from ytmaker_shared.events import Event
+from ytmaker_shared.kafka import EventProducer
+from ytmaker_shared.progress import TaskState
+from ytmaker_shared.stages import Stage
+from ytmaker_shared.topics import Topic
+
+from .conftest import read_updates
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
+
+KILLS = int(os.environ.get("YTMAKER_TEST_KILLS", "6"))
+TASKS = 24
+
+
+def _endings(i: int) -> dict[str, Any]:
+    return [
+        {},
+        {"ending": "failed"},
+        {"ending": "cancelled"},
+        {"retry_stage": Stage.RENDER, "pause": True},
+    ][i % 4]
+
+
+async def _start(settings: ProgressSettings, log: Path) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "YTMAKER_TOPIC_PREFIX": settings.topic_prefix,
+        "YTMAKER_PROGRESS_RUN_API": "false",
+        "YTMAKER_PROGRESS_SESSION_TIMEOUT_MS": "6000",
+        "YTMAKER_PROGRESS_FOLD_BATCH_SIZE": "50",
+        "YTMAKER_HEALTH_PORT": "0",
+        "YTMAKER_LOG_LEVEL": "INFO",
+    }
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ytmaker_progress", env=env, stderr=out
+        )
+
+
+async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
+    settings: ProgressSettings, publisher: EventProducer, tmp_path: Path
+) -> None:
+    log = tmp_path / "fold.log"
+    rng = random.Random(int(os.environ.get("YTMAKER_TEST_SEED", "4")))
+    runs = {f"k-{i}": run_events(f"k-{i}", steps=4, **_endings(i)) for i in range(TASKS)}
+    events: dict[str, Event] = {e.event_id: e for run in runs.values() for _, e in run}
+
+    async def stream() -> None:
+        # runs interleaved, each in its own order, paced so that the kills fall inside
+        queues = {task: list(run) for task, run in runs.items()}
+        while queues:
+            task = rng.choice(sorted(queues))
+            topic, event = queues[task].pop(0)
+            await publisher.send(topic, event)
+            if not queues[task]:
+                del queues[task]
+            await asyncio.sleep(0.01)
+
+    publishing = asyncio.create_task(stream())
+    for _ in range(KILLS):
+        process = await _start(settings, log)
+        await asyncio.sleep(rng.uniform(1.0, 9.0))
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    await publishing
+    last = await _start(settings, log)
+    try:
+        expected_terminal = {task: run[-1][1].type for task, run in runs.items()}
+        try:
+            await _wait_all_finished(settings, set(expected_terminal))
+        except AssertionError:
+            print(log.read_text()[-20000:])
+            raise
+    finally:
+        last.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(last.wait(), 60)
+
+    records = await read_updates(settings)
+    by_task: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}
+    for partition, offset, update in records:
+        by_task.setdefault(update["task_id"], []).append((partition, offset, update))
+    assert set(by_task) == set(runs)
+    for task, items in by_task.items():
+        assert len({p for p, _, _ in items}) == 1, f"{task}: updates in several partitions"
+        offsets = [o for _, o, _ in items]
+        assert offsets == sorted(offsets)
+        event_ids = [u["event_id"] for _, _, u in items]
+        assert len(event_ids) == len(set(event_ids)), f"{task}: a duplicate update"
+        state: Folded | None = None
+        for _, _, update in items:
+            event = events[update["event_id"]]
+            folded, out = apply(state, event)
+            assert len(out) == 1, f"{task}: {event.type} published nothing when folded again"
+            assert out[0].model_dump(mode="json") == update, f"{task}: a skipped update"
+            state = Folded(task=folded.task)
+        assert state is not None
+        status = {"task.completed": "completed", "task.failed": "failed"}
+        assert state.task.status == status.get(expected_terminal[task], "cancelled")
+        if state.task.status == "completed":
+            assert state.task.progress == 100
+    # the compacted state topic agrees with the last update of each task
+    states = await _latest_states(settings)
+    for task, items in by_task.items():
+        assert states[task] == TaskState.model_validate(items[-1][2]["state"])
+
+
+async def _wait_all_finished(settings: ProgressSettings, tasks: set[str]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 240
+    while True:
+        finished = {
+            u["task_id"]
+            for _, _, u in await read_updates(settings)
+            if u["state"]["status"] in ("completed", "failed", "cancelled")
+        }
+        if finished >= tasks:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"not finished: {sorted(tasks - finished)}")
+        await asyncio.sleep(1)
+
+
+async def _latest_states(settings: ProgressSettings) -> dict[str, TaskState]:
+    name = settings.topics.name(Topic.PROGRESS_STATE)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: dict[str, TaskState] = {}
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    out[r.key.decode()] = TaskState.model_validate(json.loads(r.value))
+        return out
+    finally:
+        await consumer.stop()
