@@ -95,8 +95,13 @@ def add_update(rows: Rows, offset: int, epoch: str | None, value: bytes) -> dict
 
 
 def add_request(rows: Rows, event: TaskRequested) -> None:
-    """A project from the first `task.requested` of a batch (the database keeps the first)."""
-    if event.project_id in rows.projects:
+    """A project from the earliest `task.requested` of a batch (the database keeps the
+    earliest too, by time then task id)."""
+    known = rows.projects.get(event.project_id)
+    if known is not None and (known["created_at"], known["first_task_id"]) <= (
+        event.occurred_at,
+        event.task_id,
+    ):
         return
     rows.projects[event.project_id] = {
         "project_id": event.project_id,
@@ -105,4 +110,5 @@ def add_request(rows: Rows, event: TaskRequested) -> None:
         "content": event.payload.content,
         "settings": event.payload.settings.model_dump_json(),
         "created_at": event.occurred_at,
+        "first_task_id": event.task_id,
     }

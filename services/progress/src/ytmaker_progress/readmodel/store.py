@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, and_, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
@@ -84,8 +84,22 @@ class Store:
         ins = self._insert
         with self.engine.begin() as conn:
             if rows.projects:
+                stmt = ins(_P)
+                earlier = or_(
+                    _P.c.created_at > stmt.excluded.created_at,
+                    and_(
+                        _P.c.created_at == stmt.excluded.created_at,
+                        _P.c.first_task_id > stmt.excluded.first_task_id,
+                    ),
+                )
                 conn.execute(
-                    ins(_P).on_conflict_do_nothing(index_elements=["project_id"]),
+                    stmt.on_conflict_do_update(
+                        index_elements=["project_id"],
+                        set_={
+                            c.name: stmt.excluded[c.name] for c in _P.c if c.name != "project_id"
+                        },
+                        where=earlier,
+                    ),
                     list(rows.projects.values()),
                 )
             if rows.history:

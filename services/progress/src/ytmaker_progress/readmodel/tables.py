@@ -15,7 +15,8 @@ def _ts(**kw: object) -> Column[datetime]:
 
 
 class ProjectRow(SQLModel, table=True):
-    """A project, from its first `task.requested`."""
+    """A project, from its earliest `task.requested` (by time, then task id: deterministic,
+    whatever order a replay reads the partitions in)."""
 
     __tablename__ = "projects"
     project_id: str = Field(primary_key=True, max_length=64)
@@ -24,6 +25,7 @@ class ProjectRow(SQLModel, table=True):
     content: str = Field(sa_type=Text)
     settings: str = Field(sa_type=Text, description="ProjectSettings JSON")
     created_at: datetime = Field(sa_column=_ts(nullable=False))
+    first_task_id: str = Field(max_length=64)
 
 
 class TaskRow(SQLModel, table=True):
