@@ -1,0 +1,51 @@
+"""The ETA estimate and the in-memory recent history (pure parts of the read side)."""
+
+from __future__ import annotations
+
+from ytmaker_progress.eta import estimate
+from ytmaker_progress.readmodel.memory import RecentHistory
+
+AVERAGES = {
+    "script": 10.0,
+    "images": 30.0,
+    "audio": 5.0,
+    "avatars": 8.0,
+    "render": 20.0,
+    "upload": 4.0,
+}
+
+
+def test_eta_sums_what_is_left_with_parallel_assets_as_the_slowest() -> None:
+    state = {
+        "status": "running",
+        "stages": {"script": {"status": "running", "progress": 50.0}},
+    }
+    assert estimate(state, AVERAGES) == 5.0 + 30.0 + 20.0 + 4.0
+    state["stages"] = {
+        "script": {"status": "completed", "progress": 100.0},
+        "images": {"status": "running", "progress": 90.0},
+        "avatars": {"status": "running", "progress": 0.0},
+    }
+    assert estimate(state, AVERAGES) == 8.0 + 20.0 + 4.0
+
+
+def test_eta_is_unknown_without_durations_or_when_finished() -> None:
+    assert estimate({"status": "running", "stages": {}}, {"script": 1.0}) is None
+    assert estimate({"status": "completed", "stages": {}}, AVERAGES) is None
+
+
+def item(offset: int) -> dict[str, object]:
+    return {"offset": offset, "epoch": "e", "update": {}}
+
+
+def test_memory_keeps_the_last_n_in_order_and_merges_stored_items() -> None:
+    memory = RecentHistory(per_task=3)
+    for offset in (5, 7, 7, 9, 11):
+        memory.add("t", item(offset))
+    assert [i["offset"] for i in memory.items("t")] == [7, 9, 11]
+    assert not memory.complete("t")
+    memory.merge("t", [item(1), item(3), item(5), item(7)])
+    assert memory.complete("t")
+    assert [i["offset"] for i in memory.items("t", since=7)] == [9, 11]
+    memory.drop("t")
+    assert memory.items("t") == [] and memory.complete("t")
