@@ -12,7 +12,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.support.kafka import unique_name
-from tests.support.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event
 from ytmaker_shared.kafka import EventProducer, ensure_topics
