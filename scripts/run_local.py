@@ -10,6 +10,7 @@ SIGTERM, then the broker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -27,6 +28,13 @@ VAR = ROOT / "var"
 #: Start order: the read side first, so that nothing the pipeline writes waits for a reader.
 SERVICES = ("progress", "script", "assets", "render", "upload", "gateway")
 STOP_GRACE_S = 20.0
+
+
+def say(text: str) -> None:
+    """Print, and never fail: stopping the services matters more than telling about it (the
+    terminal or a pipe may be gone when Ctrl-C reached every process of the foreground group)."""
+    with contextlib.suppress(OSError):
+        print(text, flush=True)
 
 
 def existing_services() -> list[str]:
@@ -62,7 +70,7 @@ def start_services(names: list[str], env: dict[str, str]) -> dict[str, subproces
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us only; we stop them in order
             )
-        print(f"  started {name:9} pid {procs[name].pid:>7}  log var/logs/{name}.log")
+        say(f"  started {name:9} pid {procs[name].pid:>7}  log var/logs/{name}.log")
     return procs
 
 
@@ -74,26 +82,26 @@ def stop_services(procs: dict[str, subprocess.Popen[bytes]]) -> None:
     for name, proc in reversed(procs.items()):
         try:
             proc.wait(max(0.1, deadline - time.monotonic()))
-            print(f"  stopped {name} (exit {proc.returncode})")
+            say(f"  stopped {name} (exit {proc.returncode})")
         except subprocess.TimeoutExpired:
             proc.kill()
-            print(f"  killed {name}: it did not stop within {STOP_GRACE_S:.0f}s")
+            say(f"  killed {name}: it did not stop within {STOP_GRACE_S:.0f}s")
 
 
 def main() -> int:
-    print("ytmaker: starting Kafka")
+    say("ytmaker: starting Kafka")
     broker = LocalKafka(VAR / "kafka")
     try:
         broker.start()
         owned = not broker.is_external
         how = f"in {broker.last_startup_seconds:.1f}s" if owned else "(external)"
-        print(f"  Kafka at {broker.bootstrap_servers} {how}")
+        say(f"  Kafka at {broker.bootstrap_servers} {how}")
     except BrokerAlreadyRunningError:
         owned = False
-        print(f"  Kafka already runs at {broker.bootstrap_servers}; using it")
+        say(f"  Kafka already runs at {broker.bootstrap_servers}; using it")
     settings = ServiceSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
     created = asyncio.run(ensure_topics(settings))
-    print(f"  topics ready ({len(created)} created)")
+    say(f"  topics ready ({len(created)} created)")
 
     names = existing_services()
     env = service_env(broker.bootstrap_servers)  # one JWT secret for the services and sample
@@ -108,25 +116,27 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     watch = None
     if "gateway" in names:
-        watch = subprocess.Popen([sys.executable, "-m", "ytmaker_gateway.sample"], env=env)
-    print("ytmaker is running; Ctrl-C stops everything.")
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "ytmaker_gateway.sample"], env=env, start_new_session=True
+        )
+    say("ytmaker is running; Ctrl-C stops everything.")
     try:
         while not stopping:
             for name, proc in procs.items():
                 if proc.poll() is not None:
-                    print(f"  {name} exited with {proc.returncode}; see var/logs/{name}.log")
+                    say(f"  {name} exited with {proc.returncode}; see var/logs/{name}.log")
                     stopping = True
             if watch is not None and watch.poll() is not None:
                 watch = None
             time.sleep(0.2)
     finally:
-        print("ytmaker: stopping")
+        say("ytmaker: stopping")
         if watch is not None and watch.poll() is None:
             watch.terminate()
         stop_services(procs)
         if owned:
             broker.stop()
-            print("  Kafka stopped")
+            say("  Kafka stopped")
     return 0
 
 

@@ -71,6 +71,12 @@ async def watch(base: str, token: str | None, wait_s: float = 60.0) -> int:
                     message = json.loads(frame)
                     if message["type"] == "ping":
                         await ws.send('{"action": "pong"}')
+                    if message["type"] == "error" and message["offset"] is None and last < 0:
+                        # A brand-new task may not be known yet (the fold has not seen its
+                        # first event): ask again shortly.
+                        await asyncio.sleep(1.0)
+                        await ws.send(json.dumps(sub))
+                        continue
                     if message["type"] not in ("progress", "status", "error"):
                         continue
                     if message["offset"] is None or message["offset"] <= last:
