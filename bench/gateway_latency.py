@@ -1,43 +1,63 @@
-"""Delivery latency of the gateway's fan-out: an update produced to `progress.updates` →
-received by a WebSocket client, p50/p99, at a given event rate and number of clients.
+"""Delivery latency to WebSocket clients at a given event rate and number of clients,
+p50/p90/p99/max, in one of two paths:
+
+- `--path gateway` (default): an update produced to `progress.updates` → received by a client.
+  This process plays the progress service (the updates, and a fake of its read-model API for
+  the gateway's access checks).
+- `--path progress`: a stage's `stage.progress` event produced to `pipeline.script` → folded
+  by the progress service (`python -m ytmaker_progress`, SQLite read model) → its update on
+  `progress.updates` → the gateway → the client: the whole path of issue 5's latency target.
 
     KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 .venv/bin/python bench/gateway_latency.py \
-        --clients 1000 --tasks 1000 --rate 1000 --seconds 20
+        --clients 1000 --tasks 1000 --rate 1000 --seconds 20 [--path progress] [--runs 3]
 
-The gateway runs as its own process (`python -m ytmaker_gateway`), as in production; this
-process plays the progress service (its updates, and a fake of its read-model API for the
-gateway's access checks) and the clients. Each client subscribes to one task; each event goes
-to the clients of its task. Latency is measured on one clock (this machine): from the moment
-the update is handed to the Kafka producer (its `occurred_at`) to its arrival at the client.
-It leaves out the progress service's fold (measured by the progress service's own bench).
+The gateway (and the progress service) run as their own processes, as in production. Each
+client subscribes to one task; each event goes to the clients of its task. Latency is measured
+on one clock (this machine): from the event's `occurred_at` (set when it is handed to the
+producer) to its arrival at the client. Each run also prints the load average of the machine
+and the gateway's own figures from /metrics (GC pauses, write latency).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
+import re
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection, connect
 
 from ytmaker_gateway.auth import mint_token
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_gateway.testing import FakeProgress, make_state, make_update, start_server
-from ytmaker_shared.kafka import ensure_topics
+from ytmaker_shared.events import (
+    StageProgressed,
+    StageProgressPayload,
+    StageStarted,
+    StageStartedPayload,
+    TaskRequested,
+    TaskRequestedPayload,
+)
+from ytmaker_shared.kafka import EventProducer, ensure_topics
+from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+OWNER = "bench"
 
 
 def free_port() -> int:
@@ -46,42 +66,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    import httpx
-
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as http:
         while True:
             if proc.poll() is not None:
-                raise SystemExit(f"the gateway exited with {proc.returncode}")
+                raise SystemExit(f"{proc.args!r} exited with {proc.returncode}")
             try:
                 if (await http.get(f"{url}/readyz", timeout=2)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit("the gateway did not become ready")
+                raise SystemExit(f"{url} did not become ready")
             await asyncio.sleep(0.2)
 
 
-def start_gateway(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`python -m ytmaker_gateway`, its log in $TMPDIR/bench-gateway.log."""
-    with open(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-gateway.log", "wb") as log:
+def start_service(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`python -m ytmaker_<name>`, its log in $TMPDIR/bench-<name>.log."""
+    with open(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{name}.log", "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "ytmaker_gateway"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            [sys.executable, "-m", f"ytmaker_{name}"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
+
+
+def stop_service(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 class Client:
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
         self.latencies: list[float] = []
-        self.received = 0
         self.ws: ClientConnection | None = None
-        self.closed_code: int | None = None
 
     async def open(self, url: str, token: str) -> None:
         self.ws = await connect(f"{url}/api/v1/ws?token={token}", max_queue=None)
@@ -99,41 +121,97 @@ class Client:
                 if message["type"] == "progress" and measuring.is_set():
                     sent = datetime.fromisoformat(message["payload"]["occurred_at"]).timestamp()
                     self.latencies.append(now - sent)
-                    self.received += 1
         except Exception:
             pass
-        self.closed_code = self.ws.close_code
 
 
-async def produce(
-    settings: GatewaySettings, tasks: list[str], rate: float, seconds: float, stop: asyncio.Event
-) -> int:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=1,
-    )
-    await producer.start()
-    topic = settings.topics.name(Topic.PROGRESS_UPDATES)
-    sent = 0
-    started = time.monotonic()
-    try:
-        tick = 0.01
-        while not stop.is_set() and time.monotonic() - started < seconds:
-            due = int((time.monotonic() - started) * rate)
-            while sent < due:
-                task_id = tasks[sent % len(tasks)]
-                update = make_update(
-                    task_id, owner="bench", n=sent, progress=50, occurred_at=datetime.now(UTC)
+class Source:
+    """Writes the events of the measured path at a steady rate."""
+
+    def __init__(self, settings: GatewaySettings, tasks: list[str], path: str) -> None:
+        self.settings = settings
+        self.tasks = tasks
+        self.path = path
+
+    async def prepare(self, progress_url: str | None) -> None:
+        """For the progress path: request every task and start its script stage, and wait
+        until the progress service has folded them all."""
+        if self.path != "progress":
+            return
+        assert progress_url is not None
+        async with EventProducer(self.settings, "bench") as producer:
+            for task_id in self.tasks:
+                requested = _requested(task_id)
+                await producer.send(Topic.TASKS, requested)
+                started = requested.caused(
+                    StageStarted,
+                    producer="script-bench",
+                    stage=Stage.SCRIPT,
+                    payload=StageStartedPayload(),
                 )
-                await producer.send(topic, update.model_dump_json().encode(), key=task_id.encode())
-                sent += 1
-            await asyncio.sleep(tick)
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return sent
+                await producer.send(Topic.SCRIPT, started)
+        async with httpx.AsyncClient(base_url=progress_url) as http:
+            deadline = time.monotonic() + 120
+            for task_id in self.tasks:
+                while True:
+                    found = await http.get(f"/internal/v1/tasks/{task_id}")
+                    if found.status_code == 200 and found.json()["stage"] == "script":
+                        break
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"the progress service did not fold {task_id}")
+                    await asyncio.sleep(0.1)
+
+    async def produce(self, rate: float, seconds: float) -> int:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=1,
+        )
+        await producer.start()
+        sent = 0
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < seconds:
+                due = int((time.monotonic() - started) * rate)
+                while sent < due:
+                    topic, key, value = self._event(sent)
+                    await producer.send(topic, value, key=key)
+                    sent += 1
+                await asyncio.sleep(0.005)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        return sent
+
+    def _event(self, n: int) -> tuple[str, bytes, bytes]:
+        task_id = self.tasks[n % len(self.tasks)]
+        now = datetime.now(UTC)
+        if self.path == "gateway":
+            update = make_update(task_id, owner=OWNER, n=n, progress=50, occurred_at=now)
+            topic = self.settings.topics.name(Topic.PROGRESS_UPDATES)
+            return topic, task_id.encode(), update.model_dump_json().encode()
+        rounds = n // len(self.tasks)  # the task's how-many-th event: its progress grows
+        event = _requested(task_id).caused(
+            StageProgressed,
+            producer="script-bench",
+            stage=Stage.SCRIPT,
+            occurred_at=now,
+            payload=StageProgressPayload(progress=min(99.9, 1 + rounds * 0.1)),
+        )
+        topic = self.settings.topics.name(Topic.SCRIPT)
+        return topic, task_id.encode(), event.model_dump_json().encode()
+
+
+def _requested(task_id: str) -> TaskRequested:
+    return TaskRequested(
+        task_id=task_id,
+        project_id=f"p-{task_id}",
+        owner=OWNER,
+        producer="bench",
+        correlation_id=task_id,
+        payload=TaskRequestedPayload(title=f"Bench {task_id}", content="bench"),
+    )
 
 
 def pct(values: list[float], p: float) -> float:
@@ -141,15 +219,32 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=1000.0, help="events per second")
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured duration")
-    parser.add_argument("--warmup", type=float, default=3.0)
-    args = parser.parse_args()
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+async def gateway_figures(url: str) -> str:
+    """GC pauses and write latency as the gateway itself measured them."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{url}/metrics", timeout=5)).text
+    gc_count = sum(
+        float(v)
+        for v in re.findall(r"^ytmaker_gateway_gc_pause_seconds_count\S* (\S+)", text, re.M)
+    )
+    gc_sum = sum(
+        float(v) for v in re.findall(r"^ytmaker_gateway_gc_pause_seconds_sum\S* (\S+)", text, re.M)
+    )
+    over = sum(
+        float(v)
+        for v in re.findall(
+            r'^ytmaker_gateway_gc_pause_seconds_bucket\{generation="\d",le="0.01"\} (\S+)',
+            text,
+            re.M,
+        )
+    )
+    return (
+        f"gateway GC: {gc_count:.0f} collections, {gc_sum * 1000:.0f} ms in all, "
+        f"{gc_count - over:.0f} over 10 ms"
+    )
+
+
+async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
     prefix = f"bench-{uuid.uuid4().hex[:10]}."
     settings = GatewaySettings(
         kafka_bootstrap_servers=bootstrap,
@@ -158,29 +253,55 @@ async def main() -> None:
         jwt_secret=SECRET,
     )
     await ensure_topics(settings)
-
-    tasks = [f"bench-task-{i}" for i in range(args.tasks)]
-    fake = FakeProgress()
-    for task_id in tasks:
-        fake.put_task(make_state(task_id, owner="bench"))
-    progress = await start_server(fake.app())
-
-    port = free_port()
-    env = {
+    tasks = [f"bench-task-{uuid.uuid4().hex[:12]}-{i}" for i in range(args.tasks)]
+    base_env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "YTMAKER_TOPIC_PREFIX": prefix,
-        "YTMAKER_JWT_SECRET": SECRET,
-        "YTMAKER_PORT": str(port),
-        "YTMAKER_PROGRESS_URL": progress.base,
+        "YTMAKER_TOPIC_PARTITIONS": "6",
         "YTMAKER_LOG_LEVEL": "WARNING",
-        "YTMAKER_MAX_SUBSCRIPTIONS": "10",
     }
-    gateway = start_gateway(env)
-    url = f"http://127.0.0.1:{port}"
+    procs: list[subprocess.Popen[bytes]] = []
+    fake_server = None
+    progress_url: str | None = None
     try:
-        await wait_ready(url, gateway)
-        token = mint_token(settings.token_config(), "bench")
+        if args.path == "progress":
+            progress_port = free_port()
+            progress_url = f"http://127.0.0.1:{progress_port}"
+            db = tmp / f"{prefix}db"
+            procs.append(
+                start_service(
+                    "progress",
+                    base_env
+                    | {
+                        "YTMAKER_PROGRESS_DATABASE_URL": f"sqlite:///{db}",
+                        "YTMAKER_PROGRESS_HTTP_PORT": str(progress_port),
+                        "YTMAKER_HEALTH_PORT": "0",
+                    },
+                )
+            )
+            await wait_ready(progress_url, procs[-1])
+        else:
+            fake = FakeProgress()
+            for task_id in tasks:
+                fake.put_task(make_state(task_id, owner=OWNER))
+            fake_server = await start_server(fake.app())
+            progress_url = fake_server.base
+        port = free_port()
+        gateway_env = base_env | {
+            "YTMAKER_JWT_SECRET": SECRET,
+            "YTMAKER_PORT": str(port),
+            "YTMAKER_PROGRESS_URL": progress_url,
+            "YTMAKER_MAX_SUBSCRIPTIONS": "10",
+            **dict(kv.split("=", 1) for kv in args.gateway_env),
+        }
+        procs.append(start_service("gateway", gateway_env))
+        url = f"http://127.0.0.1:{port}"
+        await wait_ready(url, procs[-1])
+        source = Source(settings, tasks, args.path)
+        await source.prepare(progress_url)
+
+        token = mint_token(settings.token_config(), OWNER)
         clients = [Client(tasks[i % len(tasks)]) for i in range(args.clients)]
         gate = asyncio.Semaphore(50)
 
@@ -191,50 +312,77 @@ async def main() -> None:
         t0 = time.monotonic()
         await asyncio.gather(*(open_one(c) for c in clients))
         print(f"connected {len(clients)} clients in {time.monotonic() - t0:.1f}s")
+        # The clients are this process's long-lived objects: keep the measuring instrument's
+        # own garbage collections out of the figures.
+        gc.collect()
+        gc.freeze()
         measuring = asyncio.Event()
         readers = [asyncio.create_task(c.run(measuring)) for c in clients]
-        stop = asyncio.Event()
-        producing = asyncio.create_task(
-            produce(settings, tasks, args.rate, args.warmup + args.seconds, stop)
-        )
+        producing = asyncio.create_task(source.produce(args.rate, args.warmup + args.seconds))
         await asyncio.sleep(args.warmup)
         measuring.set()
-        cpu0 = os.times()
+        load_before = os.getloadavg()[0]
         sent = await producing
         await asyncio.sleep(2.0)  # let the last deliveries arrive
         measuring.clear()
-        cpu1 = os.times()
+        load_after = os.getloadavg()[0]
         latencies = [x for c in clients for x in c.latencies]
         expected = (sent - int(args.rate * args.warmup)) * args.clients / args.tasks
         closed = sum(1 for c in clients if c.ws is not None and c.ws.close_code is not None)
         print(
-            f"events produced: {sent} at {args.rate:.0f}/s; deliveries measured: "
-            f"{len(latencies)} (≈{expected:.0f} expected); clients closed: {closed}"
+            f"[{args.path}] events: {sent} at {args.rate:.0f}/s; deliveries measured: "
+            f"{len(latencies)} (≈{expected:.0f} expected); clients closed: {closed}; "
+            f"load average {load_before:.2f} → {load_after:.2f} (1 min, {os.cpu_count()} cores)"
         )
         if latencies:
             print(
-                f"latency p50 {pct(latencies, 50) * 1000:.1f} ms · p90 "
+                f"[{args.path}] latency p50 {pct(latencies, 50) * 1000:.1f} ms · p90 "
                 f"{pct(latencies, 90) * 1000:.1f} ms · p99 {pct(latencies, 99) * 1000:.1f} ms"
                 f" · max {max(latencies) * 1000:.1f} ms · mean "
                 f"{statistics.fmean(latencies) * 1000:.1f} ms"
             )
-        print(
-            f"bench process CPU: {cpu1.user - cpu0.user + cpu1.system - cpu0.system:.1f}s "
-            f"over the measured {args.seconds:.0f}s"
-        )
+        print(await gateway_figures(url))
+        gc.unfreeze()
         for c in clients:
             if c.ws is not None:
                 await c.ws.close()
         for r in readers:
             r.cancel()
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        try:
-            gateway.wait(20)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
-        await progress.stop()
+        for proc in reversed(procs):
+            stop_service(proc)
+        if fake_server is not None:
+            await fake_server.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=1000.0, help="events per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured duration")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--path", choices=("gateway", "progress"), default="gateway")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the gateway (e.g. YTMAKER_EVENT_LOOP=asyncio)",
+    )
+    args = parser.parse_args()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        for run in range(args.runs):
+            print(f"--- run {run + 1}/{args.runs} ({datetime.now(UTC):%H:%M:%S} UTC)")
+            await run_once(args, bootstrap, Path(tmp))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
+from collections.abc import Coroutine
+from typing import Any
 
 import uvicorn
 
+from ytmaker_gateway import metrics
 from ytmaker_gateway.access import Access, RecentTasks
 from ytmaker_gateway.adapters.progress_api import ProgressApi
 from ytmaker_gateway.app import create_app
@@ -42,7 +46,9 @@ def build(settings: GatewaySettings, producer: EventProducer) -> Gateway:
         commands=Commands(producer, access, f"{SERVICE}/{settings.instance}"),
         hub=hub,
         streams=Streams(hub, ReplayReader(settings), settings.client_queue_size),
-        sessions=SessionRegistry(settings.session_window_s, progress),
+        sessions=SessionRegistry(
+            settings.session_window_s, progress, restore_wait_s=settings.session_restore_wait_s
+        ),
         artifacts=settings.artifact_store(),
     )
 
@@ -68,11 +74,18 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
     try:
         await gateway.hub.start()
         hub_task = asyncio.create_task(gateway.hub.run(hub_stopping), name="fanout")
+        checkpoints = asyncio.create_task(
+            gateway.sessions.run_checkpoints(settings.session_checkpoint_s, hub_stopping)
+            if settings.session_checkpoint_s > 0
+            else hub_stopping.wait(),
+            name="session-checkpoints",
+        )
         sock = bind(settings)
         config = uvicorn.Config(
             create_app(gateway),
             ws="websockets-sansio",
             ws_max_size=settings.max_frame_bytes,
+            ws_per_message_deflate=settings.ws_compression,
             ws_ping_interval=settings.heartbeat_interval_s,
             ws_ping_timeout=2 * settings.heartbeat_interval_s,
             log_level="warning",
@@ -84,23 +97,52 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
         server_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         host, port = sock.getsockname()[:2]
         log.info("listening", extra={"url": f"http://{host}:{port}/"})
+        tune_gc(settings)
         stop_wait = asyncio.create_task(stopping.wait())
         await asyncio.wait({server_task, hub_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
         hub_stopping.set()
         stop_wait.cancel()
-        for task in (server_task, hub_task):
+        for task in (server_task, hub_task, checkpoints):
             with contextlib.suppress(Exception):
                 await task
+        await gateway.sessions.drain()
     finally:
         await gateway.streams.reader.close()
         await gateway.progress.close()
         await producer.stop()
 
 
+def tune_gc(settings: GatewaySettings) -> None:
+    """Fewer, cheaper garbage collections once started (decision 0033): the objects of the
+    start-up (modules, schemas, clients) leave the collector's reach, and the young
+    generation collects less often. Pauses are measured in ytmaker_gateway_gc_pause_seconds."""
+    gc.collect()
+    if settings.gc_freeze:
+        gc.freeze()
+    if settings.gc_threshold > 0:
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(settings.gc_threshold, older, oldest)
+
+
+def run_loop(settings: GatewaySettings, main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop when configured (or `auto` and installed), else asyncio's loop."""
+    if settings.event_loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if settings.event_loop == "uvloop":
+                raise
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
 def main() -> None:
     settings = GatewaySettings()
     configure_logging(SERVICE, settings.log_level)
+    metrics.watch_gc()
 
     async def run() -> None:
         stopping = asyncio.Event()
@@ -109,4 +151,4 @@ def main() -> None:
             loop.add_signal_handler(sig, stopping.set)
         await serve(settings, stopping)
 
-    asyncio.run(run())
+    run_loop(settings, run())

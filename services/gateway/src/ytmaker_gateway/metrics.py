@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import time
+
 from prometheus_client import Counter, Gauge, Histogram
 
 CONNECTED_CLIENTS = Gauge(
@@ -41,3 +44,25 @@ DELIVERY_LATENCY = Histogram(
     "From an update's event occurred_at to its write on a socket.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+GC_PAUSE = Histogram(
+    "ytmaker_gateway_gc_pause_seconds",
+    "Time the event loop stood still in Python's cyclic garbage collector, by generation.",
+    ["generation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+
+
+def watch_gc() -> None:
+    """Time every garbage collection into GC_PAUSE (call once per process)."""
+    started: list[float] = [0.0]
+    by_generation = [GC_PAUSE.labels(str(g)) for g in range(3)]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            by_generation[min(info.get("generation", 2), 2)].observe(
+                time.perf_counter() - started[0]
+            )
+
+    gc.callbacks.append(callback)

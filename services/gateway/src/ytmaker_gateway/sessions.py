@@ -1,10 +1,12 @@
 """WebSocket sessions: every connection has a client id; a reconnect with `old_client_id`
 within the window restores its subscriptions from the last offset delivered per task
-(issue 5, "Sessions").
+(issue 5, "Sessions"; docs/decisions/0032-gateway-sessions-across-replicas.md).
 
-The registry is this process's memory (the gateway is stateless apart from caches); session
-records also go to the read model for the operator's views, best effort, never blocking a
-client. A client that lands on another replica still resumes exactly: it sends `since` itself.
+A session is looked up first in this process's memory (the replica that served it), then in
+the read model (`/internal/v1/sessions` of the progress service), where every replica writes
+its sessions' records: on connect, on close (with the final offsets) and, while connected, at
+every checkpoint where the offsets delivered have moved. So any replica can restore any
+session. Records are written in the background and never block a client.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +33,16 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+def _ts(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
 @dataclass
 class Session:
     client_id: str
@@ -43,11 +56,15 @@ class Session:
     #: task_id → the last offset delivered (-1: none yet).
     offsets: dict[str, int] = field(default_factory=dict)
     projects: set[str] = field(default_factory=set)
+    #: While connected: returns the connection's current offsets (for checkpoints).
+    current_offsets: Callable[[], dict[str, int]] | None = field(
+        default=None, repr=False, compare=False
+    )
     #: The live connection object (api.ws.Connection) while connected; never serialised.
     connection: Any = field(default=None, repr=False, compare=False)
 
     def record(self) -> dict[str, Any]:
-        """The read model's session record (services/progress/API.md)."""
+        """The read model's session record (services/progress/API.md), with `offsets`."""
         return {
             "client_id": self.client_id,
             "user": self.user,
@@ -55,19 +72,52 @@ class Session:
             "disconnected_at": _iso(self.disconnected_at),
             "last_active_at": _iso(self.last_active_at),
             "message_count": self.message_count,
-            "address": self.address[:200],
+            "address": self.address[:64],
             "user_agent": self.user_agent[:500],
             "subscriptions": sorted(self.offsets),
+            "offsets": dict(self.offsets),
         }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Session | None:
+        """A closed session from a read-model record; None when the record is unusable."""
+        client_id, user = record.get("client_id"), record.get("user")
+        subscriptions, offsets = record.get("subscriptions"), record.get("offsets") or {}
+        if not isinstance(client_id, str) or not isinstance(user, str):
+            return None
+        if not isinstance(subscriptions, list) or not isinstance(offsets, dict):
+            return None
+        return cls(
+            client_id=client_id,
+            user=user,
+            connected_at=_ts(record.get("connected_at")) or 0.0,
+            disconnected_at=_ts(record.get("disconnected_at")),
+            last_active_at=_ts(record.get("last_active_at")) or 0.0,
+            offsets={
+                str(task_id): int(offsets.get(task_id, -1))
+                for task_id in subscriptions
+                if isinstance(task_id, str)
+            },
+        )
 
 
 class SessionRegistry:
-    def __init__(self, window_s: float, store: ProgressApi | None = None) -> None:
+    """Sessions of this process, backed by the read model for the other replicas.
+
+    `restore_wait_s`: how long a reconnect waits for another replica to record that the old
+    connection closed (its final offsets) before it restores from the last checkpoint.
+    """
+
+    def __init__(
+        self, window_s: float, store: ProgressApi | None = None, *, restore_wait_s: float = 2.0
+    ) -> None:
         self.window_s = window_s
         self.store = store
+        self.restore_wait_s = restore_wait_s
         self.active: dict[str, Session] = {}
         self._closed: dict[str, Session] = {}
-        self._saving: set[asyncio.Task[None]] = set()
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
 
     def open(self, session: Session) -> None:
         self.active[session.client_id] = session
@@ -76,6 +126,7 @@ class SessionRegistry:
     def close(self, session: Session) -> None:
         session.disconnected_at = time.time()
         session.connection = None
+        session.current_offsets = None
         self.active.pop(session.client_id, None)
         self._closed[session.client_id] = session
         self._expire()
@@ -83,13 +134,48 @@ class SessionRegistry:
 
     def take(self, old_client_id: str, user: str) -> Session | None:
         """The closed session `old_client_id` of `user` if it ended within the window (it is
-        then consumed: a session is restored once)."""
+        then consumed: a session is restored once per replica)."""
         self._expire()
         session = self._closed.get(old_client_id)
         if session is None or session.user != user:
             return None
         del self._closed[old_client_id]
         return session
+
+    async def restore(self, old_client_id: str, user: str) -> Session | None:
+        """`take()`, else the session as another replica recorded it in the read model.
+
+        A record of a connection that is still open (its replica has not seen the drop yet,
+        or died) is waited for up to `restore_wait_s`, then used as last checkpointed when
+        that checkpoint is within the window. Never raises: an unreachable read model means
+        no session (the client still resumes exactly with `since`)."""
+        local = self.take(old_client_id, user)
+        if local is not None or self.store is None or old_client_id in self.active:
+            return local
+        deadline = time.monotonic() + self.restore_wait_s
+        while True:
+            try:
+                record = await self._fetch(old_client_id, user)
+            except ProgressUnavailable as exc:
+                log.info("session not restorable", extra={"reason": str(exc)})
+                return None
+            session = Session.from_record(record) if record is not None else None
+            if session is None:
+                return None
+            now = time.time()
+            if session.disconnected_at is not None:
+                return session if session.disconnected_at >= now - self.window_s else None
+            if time.monotonic() >= deadline:
+                checkpoint = _ts(record.get("updated_at") if record else None) or 0.0
+                return session if checkpoint >= now - self.window_s else None
+            await asyncio.sleep(0.1)
+
+    async def _fetch(self, client_id: str, user: str) -> dict[str, Any] | None:
+        assert self.store is not None
+        for record in await self.store.sessions(user=user):
+            if record.get("client_id") == client_id and record.get("user") == user:
+                return record
+        return None
 
     def _expire(self) -> None:
         horizon = time.time() - self.window_s
@@ -98,20 +184,53 @@ class SessionRegistry:
         ]:
             del self._closed[client_id]
 
+    def checkpoint(self) -> int:
+        """Record every open session whose delivered offsets moved since its last record
+        (what another replica restores from if this one dies); returns how many."""
+        saved = 0
+        for session in list(self.active.values()):
+            if session.current_offsets is None:
+                continue
+            offsets = session.current_offsets()
+            if offsets != session.offsets:
+                session.offsets = offsets
+                self.save(session)
+                saved += 1
+        return saved
+
+    async def run_checkpoints(self, interval_s: float, stopping: asyncio.Event) -> None:
+        """`checkpoint()` every `interval_s` until `stopping` is set."""
+        while not stopping.is_set():
+            try:
+                await asyncio.wait_for(stopping.wait(), interval_s)
+            except TimeoutError:
+                self.checkpoint()
+
     def save(self, session: Session) -> None:
-        """Send the session's record to the read model in the background."""
+        """Send the session's record to the read model in the background. Records of one
+        session are written in order, one at a time; a newer one replaces one not yet sent."""
         if self.store is None:
             return
-        task = asyncio.create_task(self._save(session.record()))
-        self._saving.add(task)
-        task.add_done_callback(self._saving.discard)
+        self._pending[session.client_id] = session.record()
+        if session.client_id not in self._writers:
+            task = asyncio.create_task(self._write(session.client_id))
+            self._writers[session.client_id] = task
 
-    async def _save(self, record: dict[str, Any]) -> None:
+    async def _write(self, client_id: str) -> None:
         assert self.store is not None
         try:
-            await self.store.save_session(record)
-        except ProgressUnavailable as exc:
-            log.debug("session record not stored", extra={"reason": str(exc)})
+            while (record := self._pending.pop(client_id, None)) is not None:
+                try:
+                    await self.store.save_session(record)
+                except ProgressUnavailable as exc:
+                    log.debug("session record not stored", extra={"reason": str(exc)})
+        finally:
+            self._writers.pop(client_id, None)
+
+    async def drain(self) -> None:
+        """Wait until every record handed to `save()` is written (or failed)."""
+        while self._writers:
+            await asyncio.gather(*self._writers.values(), return_exceptions=True)
 
     def by_user(self) -> dict[str, int]:
         counts: dict[str, int] = {}

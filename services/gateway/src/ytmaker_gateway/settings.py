@@ -6,7 +6,7 @@ The JWT secret is a SecretStr read from the environment only: it never reaches a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -41,6 +41,18 @@ class GatewaySettings(ServiceSettings):
     # WebSocket behaviour.
     heartbeat_interval_s: float = Field(default=30.0, gt=0)
     session_window_s: float = Field(default=300.0, ge=0, description="Reconnect window.")
+    session_restore_wait_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a reconnect waits for another replica to record the old "
+        "connection's close before restoring from its last checkpoint.",
+    )
+    session_checkpoint_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How often open sessions' delivered offsets go to the read model "
+        "(what a reconnect restores from if this replica dies); 0: only on connect/close.",
+    )
     client_queue_size: int = Field(default=1000, ge=1, description="Messages buffered per client.")
     max_subscriptions: int = Field(default=100, ge=1, description="Per connection.")
     max_messages_per_second: float = Field(default=50.0, gt=0, description="Per connection.")
@@ -49,6 +61,22 @@ class GatewaySettings(ServiceSettings):
     )
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024, description="Larger frames: 1009.")
     write_batch: int = Field(default=64, ge=1, description="Messages sent per writer wake-up.")
+    ws_compression: bool = Field(
+        default=False,
+        description="Offer permessage-deflate: less bandwidth, more CPU and latency per message "
+        "(docs/decisions/0033-gateway-latency.md).",
+    )
+
+    # Runtime (docs/decisions/0033-gateway-latency.md).
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto", description="auto: uvloop when installed."
+    )
+    gc_freeze: bool = Field(
+        default=True, description="Move start-up objects out of the collector's reach."
+    )
+    gc_threshold: int = Field(
+        default=20_000, ge=0, description="Young-generation threshold; 0 keeps Python's."
+    )
 
     # Replay and caches.
     replay_readers: int = Field(default=4, ge=1, description="Kafka readers for replays.")

@@ -36,6 +36,9 @@ class SessionIn(BaseModel):
     address: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=500)
     subscriptions: list[str] = Field(default_factory=list, max_length=10_000)
+    #: task_id → the last offset the gateway delivered to this client (-1: none yet), so that
+    #: any gateway replica can restore the session (gateway decision 0032). Optional.
+    offsets: dict[str, int] = Field(default_factory=dict, max_length=10_000)
 
 
 class ApiError(HTTPException):
@@ -168,7 +171,8 @@ def create_app(
 
     @app.post("/internal/v1/sessions")
     def upsert_session(session: SessionIn) -> dict[str, Any]:
-        values = session.model_dump() | {"updated_at": datetime.now(UTC)}
+        values = session.model_dump(exclude={"offsets"}) | {"updated_at": datetime.now(UTC)}
+        values["subscriptions"] = _subscriptions_in(session.subscriptions, session.offsets)
         return _session_out(store.upsert_session(values))
 
     @app.get("/internal/v1/sessions")
@@ -217,7 +221,16 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
+def _subscriptions_in(subscriptions: list[str], offsets: dict[str, int]) -> list[Any]:
+    """The stored form of a session's subscriptions: a task id alone, or `[task_id, offset]`
+    where the gateway reported the last offset delivered (no schema change needed)."""
+    return [[t, offsets[t]] if t in offsets else t for t in subscriptions]
+
+
 def _session_out(session: dict[str, Any]) -> dict[str, Any]:
     for key in ("connected_at", "disconnected_at", "last_active_at", "updated_at"):
         session[key] = _utc(session.get(key))
+    stored = session.get("subscriptions") or []
+    session["subscriptions"] = [s[0] if isinstance(s, list) else s for s in stored]
+    session["offsets"] = {s[0]: s[1] for s in stored if isinstance(s, list)}
     return session

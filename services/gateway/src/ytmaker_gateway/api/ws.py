@@ -103,6 +103,7 @@ class Connection:
             user_agent=ws.headers.get("user-agent", ""),
         )
         self.session.connection = self
+        self.session.current_offsets = self.offsets
         self.subs: dict[str, Subscription] = {}
         self.feed: ProjectFeed | None = None
         self._violations = 0
@@ -157,11 +158,13 @@ class Connection:
         if self.feed is not None:
             self.gateway.hub.unregister_project(self.feed)
             metrics.PROJECT_WATCHERS.labels(self.feed.project_id).dec()
-        self.session.offsets = {
-            task_id: self.outbox.delivered.get(task_id, -1) for task_id in self.subs
-        }
+        self.session.offsets = self.offsets()
         self.gateway.sessions.close(self.session)
         metrics.CONNECTED_CLIENTS.labels(self.principal.user).dec()
+
+    def offsets(self) -> dict[str, int]:
+        """task_id → the last offset written to the socket, for every subscription."""
+        return {task_id: self.outbox.delivered.get(task_id, -1) for task_id in self.subs}
 
     async def _heartbeat(self) -> None:
         interval = self.settings.heartbeat_interval_s
@@ -233,7 +236,7 @@ class Connection:
         if not old_client_id:
             self.outbox.push(message("connected", base))
             return
-        old = self.gateway.sessions.take(old_client_id[:100], self.principal.user)
+        old = await self.gateway.sessions.restore(old_client_id[:100], self.principal.user)
         metrics.RECONNECTS.labels(str(old is not None).lower()).inc()
         self.gateway.reconnects += 1
         if old is None:
