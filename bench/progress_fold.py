@@ -15,6 +15,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer
 
@@ -28,13 +29,23 @@ from ytmaker_shared.kafka import EventProducer, ensure_topics
 from ytmaker_shared.topics import Topic
 
 
-async def produce_backlog(producer: EventProducer, tasks: int) -> int:
+async def produce_backlog(producer: EventProducer, tasks: int, prefix: str = "b") -> int:
+    """`tasks` runs of ~38 events each. Each record's timestamp is its event's time (runs
+    started an hour ago, a second between events), as if the stages had written them live:
+    the fold merges a lane's topics by timestamp, so a backlog stamped all in the same
+    millisecond would be folded out of causal order (and publish far fewer updates)."""
     n, futures = 0, []
+    start = datetime.now(UTC) - timedelta(hours=1)
     for i in range(tasks):
-        for topic, event in run_events(f"b-{i}", steps=4):
+        for topic, event in run_events(f"{prefix}-{i}", steps=4, start=start):
             name = producer.settings.topics.name(topic)
             futures.append(
-                await producer.kafka.send(name, encode(event), key=event.task_id.encode())
+                await producer.kafka.send(
+                    name,
+                    encode(event),
+                    key=event.task_id.encode(),
+                    timestamp_ms=int(event.occurred_at.timestamp() * 1000),
+                )
             )
             n += 1
     await asyncio.gather(*futures)

@@ -17,7 +17,7 @@ update carries the full state, so a client can render from any single message.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -59,6 +59,9 @@ _FINISHED_STAGE = frozenset(
 )
 _DONE_STAGE = frozenset({StageStatus.COMPLETED, StageStatus.SKIPPED})
 
+#: The fields of `TaskState` a rule sets (an empty dict: the event changes nothing).
+Changes = dict[str, Any]
+
 
 @dataclass(frozen=True)
 class Folded:
@@ -83,20 +86,25 @@ def apply(state: Folded | None, event: Event) -> tuple[Folded, list[ProgressUpda
     old = state.task
     if old.status.terminal:
         return replace(state, recent_ids=seen, ignored=state.ignored + 1), []
-    new = _RULES[type(event)](old, event)
-    if not _visible_change(old, new):
+    # A rule names the fields it sets; only those that differ are a visible change.
+    changes = {
+        name: value
+        for name, value in _RULES[type(event)](old, event).items()
+        if getattr(old, name) != value
+    }
+    if not changes:
         return replace(state, recent_ids=seen), []
-    new = new.model_copy(
-        update={
-            "progress": max(old.progress, _overall(new)),
-            "last_event_id": event.event_id,
-            "updated_at": max(old.updated_at or event.occurred_at, event.occurred_at),
-        }
-    )
-    if new.status is TaskStatus.COMPLETED:
-        new = new.model_copy(update={"progress": 100.0, "sub_progress": 100.0})
+    status = changes.get("status", old.status)
+    changes["progress"] = max(old.progress, _overall(changes.get("stages", old.stages)))
+    if status is TaskStatus.COMPLETED:
+        changes["progress"] = changes["sub_progress"] = 100.0
+    if status.terminal:
+        changes["eta_seconds"] = None
+    changes["last_event_id"] = event.event_id
+    changes["updated_at"] = max(old.updated_at or event.occurred_at, event.occurred_at)
+    new = old.model_copy(update=changes)  # one copy per update: this is the hot path
     update = ProgressUpdate(
-        type=_update_type(old, new, event),
+        type=_update_type(old.status, status, event),
         task_id=new.task_id,
         project_id=new.project_id,
         owner=new.owner,
@@ -117,77 +125,66 @@ def _new_task(event: Event) -> TaskState:
     )
 
 
-def _visible_change(old: TaskState, new: TaskState) -> bool:
-    # The rules never touch the bookkeeping fields, so plain equality is the test.
-    return bool(old != new)
-
-
-def _overall(task: TaskState) -> float:
+def _overall(stages: Mapping[Stage, StageState]) -> float:
     """Σ weight × stage_progress / 100 over every stage (DESIGN §2)."""
     total: float = sum(
         STAGE_WEIGHTS[stage] * (100.0 if st.status in _DONE_STAGE else st.progress)
-        for stage, st in task.stages.items()
+        for stage, st in stages.items()
     )
     return min(100.0, round(total / 100.0, 4))
 
 
-def _update_type(old: TaskState, new: TaskState, event: Event) -> UpdateType:
+def _update_type(old: TaskStatus, new: TaskStatus, event: Event) -> UpdateType:
     if isinstance(event, StageFailed | StageRetrying | TaskFailed):
         return UpdateType.ERROR
-    if old.status is not new.status:
+    if old is not new:
         return UpdateType.STATUS
     return UpdateType.PROGRESS
 
 
-# --- task events -------------------------------------------------------------------------
+# --- task events: each rule returns the fields it sets (`Changes`) ----------------------
 
 
-def _requested(task: TaskState, event: TaskRequested) -> TaskState:
+def _requested(task: TaskState, event: TaskRequested) -> Changes:
     created = min(task.created_at or event.occurred_at, event.occurred_at)
-    return task.model_copy(update={"title": event.payload.title, "created_at": created})
+    return {"title": event.payload.title, "created_at": created}
 
 
-def _completed(task: TaskState, event: TaskCompleted) -> TaskState:
-    return task.model_copy(
-        update={
-            "status": TaskStatus.COMPLETED,
-            "message": event.payload.message,
-            "result": event.payload.result,
-            "error": None,
-        }
-    )
+def _completed(task: TaskState, event: TaskCompleted) -> Changes:
+    return {
+        "status": TaskStatus.COMPLETED,
+        "message": event.payload.message,
+        "result": event.payload.result,
+        "error": None,
+    }
 
 
-def _failed(task: TaskState, event: TaskFailed) -> TaskState:
-    return task.model_copy(
-        update={
-            "status": TaskStatus.FAILED,
-            "error": event.payload.error,
-            "message": event.payload.error.message,
-        }
-    )
+def _failed(task: TaskState, event: TaskFailed) -> Changes:
+    return {
+        "status": TaskStatus.FAILED,
+        "error": event.payload.error,
+        "message": event.payload.error.message,
+    }
 
 
-def _cancelled(task: TaskState, event: TaskCancelled) -> TaskState:
-    return task.model_copy(
-        update={"status": TaskStatus.CANCELLED, "message": event.payload.reason or "cancelled"}
-    )
+def _cancelled(task: TaskState, event: TaskCancelled) -> Changes:
+    return {"status": TaskStatus.CANCELLED, "message": event.payload.reason or "cancelled"}
 
 
-def _cancel_requested(task: TaskState, event: CancelTask) -> TaskState:
-    return task.model_copy(update={"message": "cancellation requested"})
+def _cancel_requested(task: TaskState, event: CancelTask) -> Changes:
+    return {"message": "cancellation requested"}
 
 
-def _pause_requested(task: TaskState, event: PauseTask) -> TaskState:
-    return task.model_copy(update={"status": TaskStatus.PAUSED, "message": "paused"})
+def _pause_requested(task: TaskState, event: PauseTask) -> Changes:
+    return {"status": TaskStatus.PAUSED, "message": "paused"}
 
 
-def _resume_requested(task: TaskState, event: ResumeTask) -> TaskState:
+def _resume_requested(task: TaskState, event: ResumeTask) -> Changes:
     if task.status is not TaskStatus.PAUSED:
-        return task
+        return {}
     started = any(st.status is not StageStatus.PENDING for st in task.stages.values())
     status = TaskStatus.RUNNING if started else TaskStatus.QUEUED
-    return task.model_copy(update={"status": status, "message": "resumed"})
+    return {"status": status, "message": "resumed"}
 
 
 # --- stage events ------------------------------------------------------------------------
@@ -195,23 +192,20 @@ def _resume_requested(task: TaskState, event: ResumeTask) -> TaskState:
 
 def _with_stage(
     task: TaskState, event: StageEvent, stage_state: StageState | None, **fields: Any
-) -> TaskState:
-    """The task with `event.stage` set to `stage_state` (None: the event is stale)."""
+) -> Changes:
+    """The changes that set `event.stage` to `stage_state` (None: the event is stale)."""
     if stage_state is None:
-        return task
-    stages = {**task.stages, event.stage: stage_state}
+        return {}
     status = task.status
     if status is TaskStatus.QUEUED and stage_state.status is not StageStatus.PENDING:
         status = TaskStatus.RUNNING
-    return task.model_copy(
-        update={
-            "stages": stages,
-            "stage": event.stage,
-            "sub_progress": stage_state.progress,
-            "status": status,
-            **fields,
-        }
-    )
+    return {
+        "stages": {**task.stages, event.stage: stage_state},
+        "stage": event.stage,
+        "sub_progress": stage_state.progress,
+        "status": status,
+        **fields,
+    }
 
 
 def _stage(task: TaskState, stage: Stage) -> StageState:
@@ -222,7 +216,7 @@ def _attempt_started(attempt: int, at: datetime, progress: float = 0.0) -> Stage
     return StageState(status=StageStatus.RUNNING, attempt=attempt, progress=progress, started_at=at)
 
 
-def _stage_started(task: TaskState, event: StageStarted) -> TaskState:
+def _stage_started(task: TaskState, event: StageStarted) -> Changes:
     st, attempt = _stage(task, event.stage), event.payload.attempt
     if attempt > st.attempt or (
         attempt == st.attempt and st.status in (StageStatus.PENDING, StageStatus.RETRYING)
@@ -236,10 +230,10 @@ def _stage_started(task: TaskState, event: StageStarted) -> TaskState:
             total_steps=None,
             completed_steps=None,
         )
-    return task
+    return {}
 
 
-def _stage_progressed(task: TaskState, event: StageProgressed) -> TaskState:
+def _stage_progressed(task: TaskState, event: StageProgressed) -> Changes:
     st, p = _stage(task, event.stage), event.payload
     if p.attempt > st.attempt or (p.attempt == st.attempt and st.status is StageStatus.PENDING):
         new = _attempt_started(p.attempt, event.occurred_at, p.progress)
@@ -247,7 +241,7 @@ def _stage_progressed(task: TaskState, event: StageProgressed) -> TaskState:
         new = st.model_copy(update={"status": StageStatus.RUNNING, "progress": p.progress})
         new = new if new.started_at else new.model_copy(update={"started_at": event.occurred_at})
     else:
-        return task
+        return {}
     return _with_stage(
         task,
         event,
@@ -261,10 +255,10 @@ def _stage_progressed(task: TaskState, event: StageProgressed) -> TaskState:
     )
 
 
-def _stage_completed(task: TaskState, event: StageCompleted) -> TaskState:
+def _stage_completed(task: TaskState, event: StageCompleted) -> Changes:
     st, p = _stage(task, event.stage), event.payload
     if p.attempt < st.attempt or st.status in _DONE_STAGE:
-        return task
+        return {}
     status = StageStatus.SKIPPED if p.status == "skipped" else StageStatus.COMPLETED
     new = StageState(
         status=status,
@@ -276,10 +270,10 @@ def _stage_completed(task: TaskState, event: StageCompleted) -> TaskState:
     return _with_stage(task, event, new, message=p.message or f"{event.stage} {status}", error=None)
 
 
-def _stage_failed(task: TaskState, event: StageFailed) -> TaskState:
+def _stage_failed(task: TaskState, event: StageFailed) -> Changes:
     st, p = _stage(task, event.stage), event.payload
     if p.attempt < st.attempt or st.status in _FINISHED_STAGE:
-        return task
+        return {}
     new = st.model_copy(
         update={
             "status": StageStatus.FAILED,
@@ -291,26 +285,26 @@ def _stage_failed(task: TaskState, event: StageFailed) -> TaskState:
     return _with_stage(task, event, new, error=p.error, message=p.error.message)
 
 
-def _stage_retrying(task: TaskState, event: StageRetrying) -> TaskState:
+def _stage_retrying(task: TaskState, event: StageRetrying) -> Changes:
     st, p = _stage(task, event.stage), event.payload
     if p.attempt <= st.attempt or st.status in _DONE_STAGE:
-        return task
+        return {}
     new = StageState(status=StageStatus.RETRYING, attempt=p.attempt)
     message = f"{event.stage} retrying (attempt {p.attempt}) in {p.delay_seconds:g}s"
     return _with_stage(task, event, new, error=p.error, message=message)
 
 
-def _stage_cancelled(task: TaskState, event: StageCancelled) -> TaskState:
+def _stage_cancelled(task: TaskState, event: StageCancelled) -> Changes:
     st = _stage(task, event.stage)
     if st.status in _FINISHED_STAGE:
-        return task
+        return {}
     new = st.model_copy(update={"status": StageStatus.CANCELLED, "finished_at": event.occurred_at})
     return _with_stage(
         task, event, new, message=event.payload.message or f"{event.stage} cancelled"
     )
 
 
-_RULES: dict[type[Any], Callable[[TaskState, Any], TaskState]] = {
+_RULES: dict[type[Any], Callable[[TaskState, Any], Changes]] = {
     TaskRequested: _requested,
     TaskCompleted: _completed,
     TaskFailed: _failed,

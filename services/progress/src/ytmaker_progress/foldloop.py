@@ -20,7 +20,7 @@ import contextlib
 import heapq
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -32,9 +32,15 @@ from aiokafka.structs import ConsumerRecord
 
 from ytmaker_progress import metrics
 from ytmaker_progress.fold import Folded, apply
-from ytmaker_progress.records import BadStateRecord, decode_state, encode_state, encode_update
+from ytmaker_progress.records import (
+    BadStateRecord,
+    decode_event,
+    decode_state,
+    encode_state,
+    encode_update,
+)
 from ytmaker_progress.settings import ProgressSettings
-from ytmaker_shared.events import DecodeError, decode
+from ytmaker_shared.events import DecodeError
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
@@ -52,12 +58,43 @@ class FoldFatal(RuntimeError):
 
 @dataclass
 class Lane:
-    """Partition `number` of every pipeline topic, its producer and its tasks' states."""
+    """Partition `number` of every pipeline topic, its producer and its tasks' states.
+
+    Memory stays bounded (docs/decisions/0024-progress-memory.md): a task that has finished
+    keeps its full state for a grace period (`ended`: since when, by the monotonic clock),
+    then only a marker (`finished`: task id → since when) that makes later events of it be
+    ignored, as the fold would ignore them; markers go after the input topics' retention.
+    """
 
     number: int
     producer: EventProducer
     dead_letters: DeadLetterWriter
     states: dict[str, Folded] = field(default_factory=dict)
+    ended: dict[str, float] = field(default_factory=dict)
+    finished: dict[str, float] = field(default_factory=dict)
+
+    def keep(self, task_id: str, folded: Folded, now: float) -> None:
+        """Hold the task's new state; a task that just finished starts its grace period."""
+        self.states[task_id] = folded
+        if folded.task.status.terminal and task_id not in self.ended:
+            self.ended[task_id] = now
+
+    def evict(self, now: float, grace_s: float, marker_s: float) -> int:
+        """Replace finished tasks older than `grace_s` by markers, forget markers older than
+        `marker_s`; returns how many states were evicted. Both dicts are in time order."""
+        evicted = 0
+        for task_id, since in list(self.ended.items()):
+            if now - since < grace_s:
+                break
+            del self.ended[task_id]
+            self.states.pop(task_id, None)
+            self.finished[task_id] = now
+            evicted += 1
+        for task_id, since in list(self.finished.items()):
+            if now - since < marker_s:
+                break
+            del self.finished[task_id]
+        return evicted
 
 
 class FoldService:
@@ -173,7 +210,6 @@ class FoldService:
         the last committed state and offsets."""
         started = time.perf_counter()
         kafka = lane.producer.kafka
-        saved = dict(lane.states)
         try:
             await kafka.begin_transaction()
             touched = await self._fold_records(lane, _merged(parts.values()))
@@ -194,20 +230,33 @@ class FoldService:
             raise FoldFatal(f"lane {lane.number} was fenced by a newer instance") from exc
         except (KafkaError, TimeoutError) as exc:
             log.warning("fold transaction failed", extra={"lane": lane.number, "error": repr(exc)})
-            lane.states = saved
-            await self._recover_lane(lane)
+            await self._recover_lane(lane)  # the committed states, a fresh producer
             return
         metrics.TRANSACTION_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_FOLDED.inc(sum(len(r) for r in parts.values()))
+        s = self.settings
+        lane.evict(time.monotonic(), s.progress_evict_after_s, s.progress_marker_retention_s)
+        self._count_tasks()
+
+    def _count_tasks(self) -> None:
+        lanes = self.lanes.values()
+        metrics.TASKS_IN_MEMORY.labels("state").set(sum(len(lane.states) for lane in lanes))
+        metrics.TASKS_IN_MEMORY.labels("marker").set(sum(len(lane.finished) for lane in lanes))
 
     async def _fold_records(self, lane: Lane, records: Iterable[Record]) -> dict[str, Folded]:
         kafka = lane.producer.kafka
         touched: dict[str, Folded] = {}
+        ignored = 0
+        published: Counter[str] = Counter()
+        now = time.monotonic()
         for record in records:
             try:
-                event = decode(record.value)
+                event = decode_event(record.value)
             except DecodeError as exc:
                 await lane.dead_letters.write(record, exc.reason, exc.detail)
+                continue
+            if event.task_id in lane.finished:  # evicted after it finished: nothing changes
+                ignored += 1
                 continue
             old = lane.states.get(event.task_id)
             try:
@@ -218,9 +267,10 @@ class FoldService:
                 continue
             if new is old:
                 continue
-            lane.states[event.task_id] = touched[event.task_id] = new
+            lane.keep(event.task_id, new, now)
+            touched[event.task_id] = new
             if old is not None and new.ignored > old.ignored:
-                metrics.IGNORED_AFTER_TERMINAL.inc()
+                ignored += 1
             for update in updates:
                 await kafka.send(
                     self.updates_topic,
@@ -228,7 +278,10 @@ class FoldService:
                     key=update.task_id.encode(),
                     partition=lane.number,
                 )
-                metrics.UPDATES_PUBLISHED.labels(update.type.value).inc()
+                published[update.type.value] += 1
+        metrics.IGNORED_AFTER_TERMINAL.inc(ignored)
+        for kind, n in published.items():
+            metrics.UPDATES_PUBLISHED.labels(kind).inc(n)
         return touched
 
     # --- lanes --------------------------------------------------------------------------
@@ -252,6 +305,7 @@ class FoldService:
             extra={
                 "lanes": sorted(numbers),
                 "tasks": sum(len(lane.states) for lane in self.lanes.values()),
+                "finished": sum(len(lane.finished) for lane in self.lanes.values()),
             },
         )
 
@@ -291,13 +345,13 @@ class FoldService:
             await reader.seek_to_beginning(*by_tp)
             ends = await reader.end_offsets(list(by_tp))
             for tp in by_tp:
-                by_tp[tp].states = {}
+                by_tp[tp].states, by_tp[tp].ended, by_tp[tp].finished = {}, {}, {}
             while [tp for tp in by_tp if await reader.position(tp) < ends[tp]]:
                 batch = await reader.getmany(timeout_ms=500, max_records=10_000)
+                now = time.monotonic()
                 for tp, records in batch.items():
-                    states = by_tp[tp].states
                     for record in records:
-                        _restore_record(states, record)
+                        _restore_record(by_tp[tp], record, now)
         finally:
             await reader.stop()
 
@@ -323,17 +377,24 @@ class FoldService:
         await self._seek_committed(fresh)
 
 
-def _restore_record(states: dict[str, Folded], record: Record) -> None:
+def _restore_record(lane: Lane, record: Record, now: float) -> None:
+    """One `progress.state` record into the lane: a running task's state, or a finished
+    task's marker (its full state is not needed again, see `Lane`)."""
     task_id = record.key.decode() if record.key else ""
     try:
         folded = decode_state(record.value, record.headers)
     except BadStateRecord as exc:
         log.error("unreadable state record", extra={"offset": record.offset, "error": str(exc)})
         return
+    lane.states.pop(task_id, None)
+    lane.ended.pop(task_id, None)
+    lane.finished.pop(task_id, None)
     if folded is None:
-        states.pop(task_id, None)
+        return
+    if folded.task.status.terminal:
+        lane.finished[task_id] = now
     else:
-        states[folded.task.task_id] = folded
+        lane.states[task_id] = folded
 
 
 def _merged(parts: Iterable[list[Record]]) -> Iterable[Record]:

@@ -19,3 +19,9 @@ TRANSACTION_SECONDS = Histogram(
 )
 SINK_UPDATES = Counter("ytmaker_progress_sink_updates_total", "Updates stored in the read model.")
 SINK_LAG = Gauge("ytmaker_progress_sink_lag", "Updates not yet in the read model.")
+TASKS_IN_MEMORY = Gauge(
+    "ytmaker_progress_fold_tasks_in_memory",
+    "Tasks the fold holds: full states (running, or finished within the grace period) and "
+    "markers of finished tasks.",
+    ["kind"],
+)

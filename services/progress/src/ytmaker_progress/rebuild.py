@@ -23,11 +23,11 @@ async def rebuild(settings: ProgressSettings, url: str) -> tuple[Store, int, flo
     """Replay `progress.updates` and `pipeline.tasks` into the empty database at `url` until
     it has caught up with the end of the topics. Returns the store, the updates stored and
     the seconds it took; the caller closes the store. Raises NotEmpty."""
-    store = await asyncio.to_thread(Store, url)
-    if await asyncio.to_thread(store.positions):
-        store.close()
+    bulk = await asyncio.to_thread(Store, url, bulk=True)
+    if await asyncio.to_thread(bulk.positions):
+        bulk.close()
         raise NotEmpty(f"{url} already holds a read model")
-    sink = Sink(settings, store, None, batch_size=20_000)
+    sink = Sink(settings, bulk, None, batch_size=20_000)
     stopping = asyncio.Event()
     started = time.perf_counter()
     running = asyncio.create_task(sink.run(stopping))
@@ -36,7 +36,9 @@ async def rebuild(settings: ProgressSettings, url: str) -> tuple[Store, int, flo
     caught_up.cancel()
     stopping.set()
     await running
-    return store, sink.stored, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    bulk.close()  # every transaction is written; a fresh engine serves with the usual pragmas
+    return await asyncio.to_thread(Store, url), sink.stored, seconds
 
 
 def differences(live: Store, rebuilt: Store, *, limit: int = 20) -> list[str]:

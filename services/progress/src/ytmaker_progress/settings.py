@@ -21,7 +21,7 @@ class ProgressSettings(ServiceSettings):
         description="Consumer group of the fold; also the stem of its transactional ids.",
     )
     progress_fold_batch_size: int = Field(
-        default=2000, ge=1, description="Records per poll, folded in one transaction per lane."
+        default=10_000, ge=1, description="Records per poll, folded in one transaction per lane."
     )
     progress_transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     progress_session_timeout_ms: int = Field(
@@ -36,6 +36,17 @@ class ProgressSettings(ServiceSettings):
     progress_cleanup_interval_s: float = Field(default=3600.0, gt=0)
     progress_eta_window_s: float = Field(
         default=3600.0, gt=0, description="Stage durations older than this do not count (ETA)."
+    )
+    progress_evict_after_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="A finished task's full state leaves the fold's memory after this.",
+    )
+    progress_marker_retention_s: float = Field(
+        default=28 * 24 * 3600.0,
+        ge=0,
+        description="How long the fold remembers that an evicted task had finished (the "
+        "input topics' retention: no older event can be redelivered).",
     )
     progress_run_fold: bool = Field(default=True, description="Run the fold in this process.")
     progress_run_api: bool = Field(default=True, description="Run the read model and API.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -53,6 +54,7 @@ class Sink:
         self.ready = False
         self.caught_up = asyncio.Event()
         self.stored = 0
+        self._writing: asyncio.Task[None] | None = None
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=None,
@@ -77,11 +79,21 @@ class Sink:
                         tp for tp, end in catch_up.items() if await self.consumer.position(tp) < end
                     ]
                     if not behind:
+                        await self._written()
                         self.ready = True
                         self.caught_up.set()
                         log.info("read model caught up", extra={"updates": self.stored})
+            await self._written()
         finally:
+            if self._writing is not None and not self._writing.done():
+                self._writing.cancel()
             await self.consumer.stop()
+
+    async def _written(self) -> None:
+        """Wait for the batch being written (and raise what it raised)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
 
     async def _assign(self) -> None:
         try:
@@ -123,7 +135,8 @@ class Sink:
         return batch
 
     async def _store(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        rows, positions, items = Rows(), Positions(), []
+        rows, positions = Rows(), Positions()
+        items: list[tuple[str, Any]] = []
         for tp, records in batch.items():
             for record in records:
                 if tp.topic == self.updates_topic:
@@ -152,6 +165,12 @@ class Sink:
                         add_request(rows, event)
             epoch = self.epoch if tp.topic == self.updates_topic else None
             positions[(tp.topic, tp.partition)] = (records[-1].offset + 1, epoch)
+        # One batch is written (in a thread) while the next is fetched and parsed; batches
+        # are written one at a time, in order, each with its positions.
+        await self._written()
+        self._writing = asyncio.create_task(self._write(rows, positions, items))
+
+    async def _write(self, rows: Rows, positions: Positions, items: list[tuple[str, Any]]) -> None:
         started = time.perf_counter()
         await asyncio.to_thread(self.store.write, rows, positions)
         log.debug("stored", extra={"rows": len(rows.history), "s": time.perf_counter() - started})

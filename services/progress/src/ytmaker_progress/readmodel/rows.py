@@ -13,10 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from ytmaker_shared.events import TaskRequested
 from ytmaker_shared.progress import StageStatus
 
 _FINISHED = {StageStatus.COMPLETED, StageStatus.SKIPPED, StageStatus.FAILED, StageStatus.CANCELLED}
+
+
+_TASK_FIELDS = ("project_id", "owner", "status", "progress")
 
 
 class BadUpdate(ValueError):
@@ -25,12 +30,24 @@ class BadUpdate(ValueError):
 
 @dataclass
 class Rows:
-    """What one batch of records writes; each list is free of duplicate keys."""
+    """What one batch of records writes; each collection is free of duplicate keys.
+
+    `tasks` is built once per batch from the latest update of each task (`latest`), not per
+    update: a rebuild reads millions of updates and most tasks have many in one batch."""
 
     history: list[dict[str, Any]] = field(default_factory=list)
-    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     stage_runs: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latest: dict[str, tuple[int, dict[str, Any], str]] = field(default_factory=dict)
+    _finished_seen: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        """Each task's row, from its latest update in the batch."""
+        return {
+            task_id: _task_row(task_id, offset, state, occurred)
+            for task_id, (offset, state, occurred) in self.latest.items()
+        }
 
 
 def parse_time(value: str) -> datetime:
@@ -40,12 +57,16 @@ def parse_time(value: str) -> datetime:
 def add_update(rows: Rows, offset: int, epoch: str | None, value: bytes) -> dict[str, Any]:
     """Add one update record; returns the parsed update. Raises BadUpdate."""
     try:
-        update = json.loads(value)
+        update = orjson.loads(value)
         state = update["state"]
         task_id = update["task_id"]
-        occurred = parse_time(update["occurred_at"])
+        occurred_at = update["occurred_at"]
+        occurred = parse_time(occurred_at)
+        missing = [name for name in _TASK_FIELDS if name not in state]
     except (ValueError, KeyError, TypeError) as exc:
         raise BadUpdate(repr(exc)) from exc
+    if missing:
+        raise BadUpdate(f"the state lacks {missing}")
     state["offset"], state["epoch"] = offset, epoch
     rows.history.append(
         {
@@ -64,34 +85,49 @@ def add_update(rows: Rows, offset: int, epoch: str | None, value: bytes) -> dict
             "created_at": occurred,
         }
     )
-    previous = rows.tasks.get(task_id)
-    if previous is None or previous["last_offset"] < offset:
-        rows.tasks[task_id] = {
-            "task_id": task_id,
-            "project_id": state["project_id"],
-            "owner": state["owner"],
-            "status": state["status"],
-            "progress": state["progress"],
-            "created_at": parse_time(state.get("created_at") or update["occurred_at"]),
-            "updated_at": parse_time(state.get("updated_at") or update["occurred_at"]),
-            "last_offset": offset,
-            "epoch": epoch,
-            "state": json.dumps(state, separators=(",", ":")),
-        }
+    previous = rows.latest.get(task_id)
+    if previous is None or previous[0] < offset:
+        rows.latest[task_id] = (offset, state, occurred_at)
     for stage, st in (state.get("stages") or {}).items():
         if st.get("status") in _FINISHED and st.get("finished_at"):
-            finished = parse_time(st["finished_at"])
-            started = parse_time(st["started_at"]) if st.get("started_at") else None
-            rows.stage_runs[(task_id, stage, int(st.get("attempt", 0)))] = {
-                "task_id": task_id,
-                "stage": stage,
-                "attempt": int(st.get("attempt", 0)),
-                "owner": state["owner"],
-                "status": st["status"],
-                "duration_s": (finished - started).total_seconds() if started else None,
-                "finished_at": finished,
-            }
+            _add_stage_run(rows, task_id, stage, st, state["owner"])
     return dict(update)
+
+
+def _add_stage_run(rows: Rows, task_id: str, stage: str, st: dict[str, Any], owner: str) -> None:
+    """A finished stage attempt; the same attempt in a later update is skipped unless its
+    status or finish time changed (each update repeats every finished stage)."""
+    key = (task_id, stage, int(st.get("attempt", 0)))
+    seen = (st["status"], st["finished_at"])
+    if rows._finished_seen.get(key) == seen:
+        return
+    rows._finished_seen[key] = seen
+    finished = parse_time(st["finished_at"])
+    started = parse_time(st["started_at"]) if st.get("started_at") else None
+    rows.stage_runs[key] = {
+        "task_id": task_id,
+        "stage": stage,
+        "attempt": key[2],
+        "owner": owner,
+        "status": st["status"],
+        "duration_s": (finished - started).total_seconds() if started else None,
+        "finished_at": finished,
+    }
+
+
+def _task_row(task_id: str, offset: int, state: dict[str, Any], occurred: str) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "project_id": state["project_id"],
+        "owner": state["owner"],
+        "status": state["status"],
+        "progress": state["progress"],
+        "created_at": parse_time(state.get("created_at") or occurred),
+        "updated_at": parse_time(state.get("updated_at") or occurred),
+        "last_offset": offset,
+        "epoch": state["epoch"],
+        "state": json.dumps(state, separators=(",", ":")),
+    }
 
 
 def add_request(rows: Rows, event: TaskRequested) -> None:
