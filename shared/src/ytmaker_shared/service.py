@@ -8,6 +8,7 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from ytmaker_shared.health import HealthServer, Readiness
+from ytmaker_shared.kafka.admin import wait_for_broker
 from ytmaker_shared.logging import configure_logging
 from ytmaker_shared.settings import ServiceSettings
 
@@ -20,7 +21,8 @@ def run_service(
     service: str, settings: ServiceSettings, main: ServiceMain, ready: Readiness
 ) -> None:
     """Run `main(stopping)` until it returns. SIGTERM or SIGINT set `stopping`: `main` must
-    then finish or hand back the work in hand, commit and return."""
+    then finish or hand back the work in hand, commit and return. `main` starts once the
+    broker answers (waiting up to `settings.broker_startup_wait_s`)."""
     configure_logging(service, settings.log_level)
     asyncio.run(_run(service, settings, main, ready))
 
@@ -39,7 +41,9 @@ async def _run(
         extra={"health": f"http://{health.host}:{health.port}", "instance": settings.instance},
     )
     try:
-        await main(stopping)
+        # A process started while the broker is down waits for it, not ready (DESIGN §6).
+        if await wait_for_broker(settings, stopping):
+            await main(stopping)
     finally:
         await health.stop()
         log.info("stopped")

@@ -46,6 +46,11 @@ class ServiceSettings(BaseSettings):
         default=40 * 60.0, gt=0, description="Longest pause between polls before a rebalance."
     )
     max_in_flight: int = Field(default=4, ge=1, description="Partitions handled at once.")
+    broker_startup_wait_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long a starting process waits for an unreachable broker (DESIGN §6).",
+    )
 
     @property
     def topics(self) -> Topics:

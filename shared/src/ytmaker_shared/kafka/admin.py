@@ -9,7 +9,8 @@ import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import for_code
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaConnectionError, for_code
 
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import TOPIC_SPECS
@@ -19,8 +20,51 @@ log = logging.getLogger(__name__)
 _TOPIC_ALREADY_EXISTS = 36
 
 
+async def wait_for_broker(
+    settings: ServiceSettings,
+    stopping: asyncio.Event | None = None,
+    *,
+    timeout_s: float | None = None,
+    interval_s: float = 0.5,
+) -> bool:
+    """Wait until a client can bootstrap from the configured broker (DESIGN §6: a process that
+    starts while the broker is down waits for it instead of exiting).
+
+    Returns True once it answers, False when `stopping` is set first. Raises
+    KafkaConnectionError when `timeout_s` (default `settings.broker_startup_wait_s`) passes.
+    """
+    loop = asyncio.get_running_loop()
+    wait = settings.broker_startup_wait_s if timeout_s is None else timeout_s
+    give_up = loop.time() + wait
+    warned = False
+    while stopping is None or not stopping.is_set():
+        client = AIOKafkaClient(
+            bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=5000
+        )
+        try:
+            await client.bootstrap()
+            if warned:
+                log.info("broker reachable", extra={"bootstrap": settings.kafka_bootstrap_servers})
+            return True
+        except KafkaConnectionError:
+            if loop.time() >= give_up:
+                raise
+            if not warned:
+                log.warning(
+                    "broker unreachable, waiting",
+                    extra={"bootstrap": settings.kafka_bootstrap_servers, "wait_s": wait},
+                )
+                warned = True
+        finally:
+            await client.close()
+        await asyncio.sleep(interval_s)
+    return False
+
+
 async def ensure_topics(settings: ServiceSettings) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet; return the names created. Waits up to
+    `settings.broker_startup_wait_s` for an unreachable broker (see `wait_for_broker`)."""
+    await wait_for_broker(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
