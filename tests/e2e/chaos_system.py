@@ -146,11 +146,12 @@ class ChaosSystem:
         """SIGKILL service `name` (no goodbye, no commit) and wait until it is gone."""
         self.services[name].kill()
 
-    async def restart(self, name: str) -> None:
-        """Start `name` again (same ports and environment) and wait until it is ready."""
+    async def restart(self, name: str, *, wait: bool = True) -> None:
+        """Start `name` again (same ports and environment); with `wait`, until it is ready."""
         self.services[name].stop()  # closes the log of the killed process
         self.services[name].start()
-        await self.wait_ready(name)
+        if wait:
+            await self.wait_ready(name)
 
     def kill_broker(self) -> None:
         self.broker.kill()
