@@ -78,24 +78,7 @@ class Cluster:
 
     async def log_of(self, task_id: str) -> list[int]:
         """Every offset of the task's updates, read straight from Kafka."""
-        topic = self.settings.topics.name(Topic.PROGRESS_UPDATES)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None
-        )
-        parts = await partitions_of(self.settings.kafka_bootstrap_servers, topic)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(topic, p) for p in parts]
-            ends = await consumer.end_offsets(tps)
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            found: list[int] = []
-            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    found.extend(r.offset for r in records if r.key == task_id.encode())
-            return sorted(found)
-        finally:
-            await consumer.stop()
+        return await task_offsets(self.settings, task_id)
 
     async def replica(self, **overrides: Any) -> Replica:
         settings = self.settings.model_copy(update=overrides)
@@ -107,6 +90,26 @@ class Cluster:
         replica = Replica(gateway, server, hub_task, stopping)
         self.replicas.append(replica)
         return replica
+
+
+async def task_offsets(settings: GatewaySettings, task_id: str) -> list[int]:
+    """Every offset of the task's updates in progress.updates, read straight from Kafka."""
+    topic = settings.topics.name(Topic.PROGRESS_UPDATES)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    parts = await partitions_of(settings.kafka_bootstrap_servers, topic)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in parts]
+        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        found: list[int] = []
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found.extend(r.offset for r in records if r.key == task_id.encode())
+        return sorted(found)
+    finally:
+        await consumer.stop()
 
 
 ClusterFactory = Callable[..., Awaitable[Cluster]]

@@ -1,0 +1,373 @@
+"""Sessions across gateway replicas (issue 5, "Sessions"; docs/decisions/0032): a client that
+reconnects with `old_client_id` to ANOTHER replica gets `reconnected`, its subscriptions back
+and exactly the updates it missed, from the last offset delivered per task.
+
+Everything is real: the broker, the progress service (`python -m ytmaker_progress`, its fold
+and its SQLite read model, where the replicas keep the session records), and two gateways
+wired as `main.build` wires them (real producer, fan-out, replay readers, read-model client).
+This test plays the script stage: it writes `stage.progress` events, which the progress
+service folds into the updates the clients receive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.e2e.system import free_port
+from tests.support.kafka import unique_name
+from tests.support.wait import wait_until
+from ytmaker_gateway.app import create_app
+from ytmaker_gateway.auth import mint_token
+from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.main import build
+from ytmaker_gateway.settings import GatewaySettings
+from ytmaker_gateway.testing import RunningServer, start_server
+from ytmaker_shared.events import (
+    StageProgressed,
+    StageProgressPayload,
+    StageStarted,
+    StageStartedPayload,
+    TaskRequested,
+    TaskRequestedPayload,
+)
+from ytmaker_shared.kafka import EventProducer, ensure_topics
+from ytmaker_shared.stages import Stage
+from ytmaker_shared.topics import Topic
+
+from .conftest import SECRET, task_offsets
+
+pytestmark = pytest.mark.kafka
+
+UPDATES = {"progress", "status", "error"}
+
+
+@dataclass
+class Replica:
+    gateway: Gateway
+    server: RunningServer
+    producer: EventProducer
+    hub_task: asyncio.Task[None]
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await self.server.stop()
+        await self.hub_task
+        await self.gateway.sessions.drain()
+        await self.gateway.streams.reader.close()
+        await self.gateway.progress.close()
+        await self.producer.stop()
+
+
+@dataclass
+class World:
+    settings: GatewaySettings
+    progress_url: str
+    stage: EventProducer
+    env: dict[str, str]
+    tmp: Path
+    replicas: list[Replica] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def token(self, user: str = "alice") -> str:
+        return mint_token(self.settings.token_config(), user)
+
+    async def replica(self) -> Replica:
+        settings = self.settings.model_copy(update={"instance": f"r{len(self.replicas)}"})
+        producer = EventProducer(settings, "gateway")
+        await producer.start()
+        gateway = build(settings, producer)
+        await gateway.hub.start()
+        stopping = asyncio.Event()
+        hub_task = asyncio.create_task(gateway.hub.run(stopping))
+        server = await start_server(create_app(gateway), settings.max_frame_bytes)
+        replica = Replica(gateway, server, producer, hub_task, stopping)
+        self.replicas.append(replica)
+        return replica
+
+    async def gateway_process(self, **env: str) -> tuple[str, subprocess.Popen[bytes]]:
+        """A gateway as its own process (to be SIGKILLed); returns its ws:// base."""
+        port = free_port()
+        proc = _spawn("gateway", self.env | {"YTMAKER_PORT": str(port)} | env, self.tmp)
+        self.procs.append(proc)
+        await _ready(f"http://127.0.0.1:{port}", proc)
+        return f"ws://127.0.0.1:{port}", proc
+
+    async def start_task(self, owner: str = "alice") -> TaskRequested:
+        """A requested task whose script stage has started, folded by the progress service."""
+        task_id = f"t-{uuid.uuid4().hex[:12]}"
+        requested = TaskRequested(
+            task_id=task_id,
+            project_id=f"p-{task_id}",
+            owner=owner,
+            producer="test",
+            correlation_id=task_id,
+            payload=TaskRequestedPayload(title="Sessions", content="Owls at night."),
+        )
+        await self.stage.send(Topic.TASKS, requested)
+        started = requested.caused(
+            StageStarted, producer="script", stage=Stage.SCRIPT, payload=StageStartedPayload()
+        )
+        await self.stage.send(Topic.SCRIPT, started)
+        await self.wait_folded(task_id, lambda state: state["stage"] == "script")
+        return requested
+
+    async def progress(self, requested: TaskRequested, value: float) -> None:
+        event = requested.caused(
+            StageProgressed,
+            producer="script",
+            stage=Stage.SCRIPT,
+            payload=StageProgressPayload(progress=value, message=f"at {value}"),
+        )
+        await self.stage.send(Topic.SCRIPT, event)
+
+    async def wait_folded(self, task_id: str, condition: Any, timeout: float = 30) -> int:
+        """Wait until the read model's state of the task satisfies `condition`; its offset."""
+        found: dict[str, Any] = {}
+
+        async def check() -> bool:
+            async with httpx.AsyncClient(base_url=self.progress_url) as http:
+                response = await http.get(f"/internal/v1/tasks/{task_id}")
+            if response.status_code == 200 and condition(response.json()):
+                found.update(response.json())
+                return True
+            return False
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await check():
+            assert asyncio.get_running_loop().time() < deadline, f"{task_id} not folded"
+            await asyncio.sleep(0.1)
+        return int(found["offset"])
+
+    async def session_record(self, client_id: str) -> dict[str, Any] | None:
+        async with httpx.AsyncClient(base_url=self.progress_url) as http:
+            items = (await http.get("/internal/v1/sessions")).json()["items"]
+        return next((s for s in items if s["client_id"] == client_id), None)
+
+
+def _spawn(service: str, env: dict[str, str], tmp: Path) -> subprocess.Popen[bytes]:
+    """`python -m ytmaker_<service>`, its output in `tmp/<service>-<n>.log`."""
+    path = tmp / f"{service}-{len(list(tmp.glob(f'{service}-*.log')))}.log"
+    with open(path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", f"ytmaker_{service}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _log_tails(tmp: Path, lines: int = 20) -> str:
+    return "\n".join(
+        f"--- {path.name} ---\n" + "\n".join(path.read_text().splitlines()[-lines:])
+        for path in sorted(tmp.glob("*.log"))
+    )
+
+
+async def _ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    async with httpx.AsyncClient() as http:
+
+        async def ready() -> bool:
+            assert proc.poll() is None, f"{url}: the process exited with {proc.returncode}"
+            try:
+                return (await http.get(f"{url}/readyz", timeout=2)).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await ready():
+            assert asyncio.get_running_loop().time() < deadline, f"{url} not ready"
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def world(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[World]:
+    prefix = unique_name("gwsess") + "."
+    progress_port = free_port()
+    progress_url = f"http://127.0.0.1:{progress_port}"
+    settings = GatewaySettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=prefix,
+        topic_partitions=3,
+        jwt_secret=SECRET,
+        progress_url=progress_url,
+        unknown_task_wait_s=5,
+        artifact_dir=tmp_path / "artifacts",
+        session_restore_wait_s=5,
+    )
+    await ensure_topics(settings)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "YTMAKER_TOPIC_PREFIX": prefix,
+        "YTMAKER_TOPIC_PARTITIONS": "3",
+        "YTMAKER_JWT_SECRET": SECRET,
+        "YTMAKER_PROGRESS_URL": progress_url,
+        "YTMAKER_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+        "YTMAKER_HEALTH_PORT": "0",
+        "YTMAKER_LOG_LEVEL": "INFO",
+    }
+    progress = _spawn(
+        "progress",
+        env
+        | {
+            "YTMAKER_PROGRESS_DATABASE_URL": f"sqlite:///{tmp_path / 'progress.db'}",
+            "YTMAKER_PROGRESS_HTTP_PORT": str(progress_port),
+        },
+        tmp_path,
+    )
+    stage = EventProducer(settings, "script")
+    world = World(settings, progress_url, stage, env, tmp_path, procs=[progress])
+    try:
+        await _ready(progress_url, progress)
+        await stage.start()
+        yield world
+    finally:
+        for replica in world.replicas:
+            await replica.stop()
+        await stage.stop()
+        for proc in world.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+        print(_log_tails(tmp_path))  # shown when the test fails
+
+
+async def _recv(ws: ClientConnection, timeout: float = 20) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        message: dict[str, Any] = json.loads(await ws.recv())
+    return message
+
+
+async def _updates_until(
+    ws: ClientConnection, task_id: str, offset: int, seen: list[dict[str, Any]]
+) -> None:
+    """Receive into `seen` until the task's update at `offset` (or a later one) arrived."""
+    while not any(m["offset"] >= offset for m in seen if m["type"] in UPDATES):
+        message = await _recv(ws)
+        if message["task_id"] == task_id:
+            seen.append(message)
+
+
+def _offsets(messages: list[dict[str, Any]]) -> list[int]:
+    return [m["offset"] for m in messages if m["type"] in UPDATES]
+
+
+async def _watch_then_leave(
+    world: World, url: str, requested: TaskRequested
+) -> tuple[str, ClientConnection, list[dict[str, Any]]]:
+    """Connect, subscribe from the snapshot, receive two progress updates; the client id,
+    the open socket and what it received."""
+    ws = await connect(f"{url}/api/v1/ws?token={world.token()}")
+    connected = await _recv(ws)
+    assert connected["type"] == "connected"
+    task_id = requested.task_id
+    await ws.send(json.dumps({"action": "subscribe", "task_id": task_id, "since": None}))
+    seen: list[dict[str, Any]] = []
+    for value in (10.0, 20.0):
+        await world.progress(requested, value)
+        last = await world.wait_folded(task_id, lambda s, v=value: s["progress"] >= v * 0.2)
+        await _updates_until(ws, task_id, last, seen)
+    assert [m["type"] for m in seen][:2] == ["subscribed", "snapshot"]
+    return str(connected["payload"]["client_id"]), ws, seen
+
+
+async def _reconnect_and_check(
+    world: World, url: str, old_client_id: str, requested: TaskRequested, last_seen: int
+) -> list[int]:
+    """Reconnect with `old_client_id`; assert `reconnected`, the restored subscription from
+    `last_seen`, exactly the missed updates, then live ones. Returns the offsets received."""
+    task_id = requested.task_id
+    ws = await connect(f"{url}/api/v1/ws?token={world.token()}&old_client_id={old_client_id}")
+    try:
+        greeting = await _recv(ws)
+        assert greeting["type"] == "reconnected", greeting
+        assert greeting["payload"]["old_client_id"] == old_client_id
+        assert greeting["payload"]["subscribed"] == [task_id]
+        subscribed = await _recv(ws)
+        assert subscribed["type"] == "subscribed", subscribed
+        assert subscribed["payload"]["restored"] is True
+        assert subscribed["offset"] == last_seen
+        await world.progress(requested, 60.0)
+        live = await world.wait_folded(task_id, lambda s: s["progress"] >= 12)
+        seen: list[dict[str, Any]] = []
+        await _updates_until(ws, task_id, live, seen)
+        return _offsets(seen)
+    finally:
+        await ws.close()
+
+
+async def test_a_session_left_on_one_replica_is_restored_by_another(world: World) -> None:
+    a, b = await world.replica(), await world.replica()
+    requested = await world.start_task()
+    task_id = requested.task_id
+    client_id, ws, seen = await _watch_then_leave(world, a.server.ws, requested)
+    last_seen = _offsets(seen)[-1]
+    await ws.close()
+    # Missed while away: written, folded, not received.
+    for value in (30.0, 40.0, 50.0):
+        await world.progress(requested, value)
+    missed_up_to = await world.wait_folded(task_id, lambda s: s["progress"] >= 10)
+
+    # Replica A records the close with the last offset it delivered.
+    await wait_until(lambda: not a.gateway.sessions._writers, timeout=10, what="A's record")
+    record = await world.session_record(client_id)
+    assert record is not None and record["disconnected_at"] is not None
+    assert record["offsets"] == {task_id: last_seen}
+
+    received = await _reconnect_and_check(world, b.server.ws, client_id, requested, last_seen)
+    log = await task_offsets(world.settings, task_id)
+    assert missed_up_to in log
+    assert received == [o for o in log if o > last_seen], "exactly what was missed, then live"
+    assert b.gateway.reconnects_restored == 1
+    assert a.gateway.reconnects == 0
+
+
+async def test_a_replica_that_dies_leaves_its_last_checkpoint_to_the_others(world: World) -> None:
+    """Replica A is a process, killed with SIGKILL: it never records the close; replica B
+    waits `session_restore_wait_s`, then restores from A's last checkpoint."""
+    url_a, proc_a = await world.gateway_process(YTMAKER_SESSION_CHECKPOINT_S="0.2")
+    b = await world.replica()
+    requested = await world.start_task()
+    task_id = requested.task_id
+    client_id, ws, seen = await _watch_then_leave(world, url_a, requested)
+    last_seen = _offsets(seen)[-1]
+
+    async def checkpointed() -> bool:
+        record = await world.session_record(client_id)
+        return record is not None and record["offsets"].get(task_id) == last_seen
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await checkpointed():
+        assert asyncio.get_running_loop().time() < deadline, "no checkpoint"
+        await asyncio.sleep(0.1)
+    proc_a.send_signal(signal.SIGKILL)
+    proc_a.wait(10)
+    await ws.close()
+    await world.progress(requested, 30.0)
+    missed = await world.wait_folded(task_id, lambda s: s["progress"] >= 6)
+
+    record = await world.session_record(client_id)
+    assert record is not None and record["disconnected_at"] is None  # A never said goodbye
+    received = await _reconnect_and_check(world, b.server.ws, client_id, requested, last_seen)
+    log = await task_offsets(world.settings, task_id)
+    assert missed in log
+    assert received == [o for o in log if o > last_seen], "exactly what was missed, then live"
