@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
@@ -59,6 +60,27 @@ async def wait_for_broker(
             await client.close()
         await asyncio.sleep(interval_s)
     return False
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+
+async def start_when_reachable(client: _Startable, settings: ServiceSettings) -> None:
+    """`await client.start()` (an aiokafka consumer or producer), retried while the broker
+    cannot be reached, for up to `settings.broker_startup_wait_s`; then the error is raised.
+    The broker may go away between a process's first contact and its clients' start."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + settings.broker_startup_wait_s
+    while True:
+        try:
+            await client.start()
+            return
+        except KafkaConnectionError:
+            if loop.time() >= give_up:
+                raise
+            log.warning("broker unreachable at start, retrying")
+            await asyncio.sleep(0.5)
 
 
 async def ensure_topics(settings: ServiceSettings) -> list[str]:

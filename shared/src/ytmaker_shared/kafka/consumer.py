@@ -27,6 +27,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from ytmaker_shared.events import DecodeError, Event, decode
+from ytmaker_shared.kafka.admin import start_when_reachable
 from ytmaker_shared.kafka.dlq import DeadLetterWriter
 from ytmaker_shared.kafka.producer import EventProducer
 from ytmaker_shared.logging import log_context
@@ -87,7 +88,7 @@ class ConsumerLoop:
         self.ready = False
 
     async def start(self) -> None:
-        await self.kafka.start()
+        await start_when_reachable(self.kafka, self.settings)
         self.kafka.subscribe(self.topic_names, listener=_Rebalance(self))
 
     def stop(self) -> None:

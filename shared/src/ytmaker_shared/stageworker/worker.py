@@ -32,6 +32,7 @@ from ytmaker_shared.events import (
     decode,
 )
 from ytmaker_shared.kafka import ConsumerLoop, EventProducer, Retry, ensure_topics
+from ytmaker_shared.kafka.admin import start_when_reachable
 from ytmaker_shared.kafka.consumer import Record
 from ytmaker_shared.kafka.producer import BrokerUnavailable
 from ytmaker_shared.logging import log_context
@@ -262,7 +263,7 @@ class StageWorker:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
-        await consumer.start()
+        await start_when_reachable(consumer, self.settings)
         try:
             partitions: set[int] | None = None
             while not partitions:
