@@ -76,6 +76,7 @@ class ChaosSystem:
     prefix: str
     services: dict[str, Service] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    crashes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in SERVICES:
@@ -176,6 +177,17 @@ class ChaosSystem:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{name} not ready after {timeout:.0f}s\n{self.logs()}")
             await asyncio.sleep(0.2)
+
+    def revive(self) -> None:
+        """What an orchestrator does (Kubernetes' `restartPolicy: Always`): start again every
+        service that exited on its own. Each such crash is recorded in `crashes`."""
+        for name, service in self.services.items():
+            process = service.process
+            if process is not None and process.poll() is not None:
+                tail = service.log_text()[-1500:]
+                self.crashes.append(f"{name} exited with {process.returncode}:\n{tail}")
+                service.stop()
+                service.start()
 
     def check_alive(self) -> None:
         """Raise when a service exited on its own (not one the test killed)."""
@@ -292,7 +304,9 @@ class Watcher:
     It never passes `old_client_id`: on every (re)connection it subscribes to each task with
     the last offset it received (`-1` before any), so the stream after each `subscribed` must
     continue exactly there. Offsets that do not grow are recorded in `problems`, as is a
-    `subscribed` with `recovered: false`. With `drop_rate`, it also drops its own connection at
+    `subscribed` with `recovered: false`. An `unavailable` error (the gateway could not reach
+    the progress service) makes it subscribe again, after 0.5 s, to every task not yet
+    answered on this connection. With `drop_rate`, it also drops its own connection at
     random moments (half with a close handshake, half without).
     """
 
@@ -305,6 +319,8 @@ class Watcher:
     problems: list[str] = field(default_factory=list)
     connections: int = 0
     drops: int = 0
+    unavailable: int = 0
+    _resubscribe_at: float | None = None
 
     def watch(self, task_id: str) -> None:
         """Start watching `task_id` (subscribed at once when connected)."""
@@ -343,6 +359,9 @@ class Watcher:
         answered: set[str] = set()  # ... whose `subscribed` answer came
         last_ping = time.monotonic()
         while not stopping.is_set():
+            if self._resubscribe_at is not None and time.monotonic() >= self._resubscribe_at:
+                subscribed &= answered  # ask again for what the gateway could not serve
+                self._resubscribe_at = None
             for task_id in [t for t in self.seen if t not in subscribed]:
                 since = self.last(task_id)
                 message = {"action": "subscribe", "task_id": task_id, "since": since}
@@ -371,7 +390,11 @@ class Watcher:
                 self.problems.append(f"{task_id}: not recovered from {self.last(task_id)}")
             answered.add(task_id)
         elif kind == "error" and message.get("offset") is None:  # a protocol error
-            self.problems.append(f"error: {message}")
+            if message["payload"].get("code") == "unavailable":  # progress service down
+                self.unavailable += 1
+                self._resubscribe_at = time.monotonic() + 0.5
+            else:
+                self.problems.append(f"error: {message}")
         elif kind in UPDATE_TYPES and task_id in answered:
             offset, payload = message["offset"], message["payload"]
             if offset <= self.last(task_id):
