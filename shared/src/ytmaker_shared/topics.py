@@ -21,6 +21,7 @@ class Topic(StrEnum):
     CONTROL = "pipeline.control"
     PROGRESS_UPDATES = "progress.updates"
     PROGRESS_STATE = "progress.state"
+    PROGRESS_ETA = "progress.eta"
     DLQ = "pipeline.dlq"
 
 
@@ -67,6 +68,9 @@ class TopicSpec:
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
     *(TopicSpec(t) for t in PIPELINE_TOPICS),
     TopicSpec(Topic.PROGRESS_UPDATES),
+    # Time-left estimates, keyed by task_id: an input of the progress fold like the pipeline
+    # topics (services/progress, docs/decisions/0024-eta-window.md).
+    TopicSpec(Topic.PROGRESS_ETA),
     TopicSpec(
         Topic.PROGRESS_STATE,
         cleanup_policy="compact",

@@ -53,6 +53,7 @@ async def _start(settings: ProgressSettings, log: Path) -> asyncio.subprocess.Pr
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "YTMAKER_TOPIC_PREFIX": settings.topic_prefix,
         "YTMAKER_PROGRESS_RUN_API": "false",
+        "YTMAKER_PROGRESS_RUN_ETA": "false",  # the chain below refolds pipeline events only
         "YTMAKER_PROGRESS_SESSION_TIMEOUT_MS": "6000",
         "YTMAKER_PROGRESS_FOLD_BATCH_SIZE": "50",
         "YTMAKER_HEALTH_PORT": "0",

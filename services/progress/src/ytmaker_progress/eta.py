@@ -1,15 +1,21 @@
 """Time left of a running task, from how long each stage took recently (pure).
 
-The averages come from the read model: completed stage attempts finished within the window
-(`YTMAKER_PROGRESS_ETA_WINDOW_S`, an hour by default). Asset stages run in parallel, so they
+The averages come from the stage window (`window.StageWindow`, in the ETA projector) or the
+read model: completed stage attempts finished within the last hour
+(`YTMAKER_PROGRESS_ETA_WINDOW_S`). Asset stages run in parallel, so they
 count as the slowest of them; a stage's own progress shortens its share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
+from pydantic import Field
+
+from ytmaker_shared.events import new_event_id, utcnow
+from ytmaker_shared.events.envelope import Frozen
 from ytmaker_shared.stages import ASSET_STAGES, Stage
 
 _DONE = {"completed", "skipped"}
@@ -35,3 +41,24 @@ def estimate(state: Mapping[str, Any], averages: Mapping[str, float]) -> float |
             left.append(averages[stage.value] * (1 - float(st.get("progress", 0.0)) / 100))
         total += max(left, default=0.0)
     return round(total, 1)
+
+
+class EtaEstimated(Frozen):
+    """A record of `progress.eta` (keyed by task_id): the time left of a task, estimated by
+    the ETA projector from the stage window. An input of the fold like a pipeline event, so
+    the fold stays a pure function of its log (docs/decisions/0024-eta-window.md)."""
+
+    event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=64)
+    type: Literal["task.eta_estimated"] = "task.eta_estimated"
+    schema_version: Literal[1] = 1
+    task_id: str = Field(min_length=1, max_length=64)
+    project_id: str = Field(min_length=1, max_length=64)
+    owner: str = Field(min_length=1, max_length=128)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    eta_seconds: float = Field(ge=0)
+    based_on_offset: int = Field(ge=0, description="The update of the task it was made from.")
+
+
+def significant(old: float | None, new: float) -> bool:
+    """Whether a new estimate is worth an update: the first one, or 5 s and 10 % away."""
+    return old is None or abs(new - old) >= max(5.0, 0.1 * old)

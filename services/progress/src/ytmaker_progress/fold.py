@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from ytmaker_progress.eta import EtaEstimated
 from ytmaker_shared.events import (
     CancelTask,
     Event,
@@ -72,7 +73,11 @@ class Folded:
     ignored: int = 0
 
 
-def apply(state: Folded | None, event: Event) -> tuple[Folded, list[ProgressUpdate]]:
+#: What the fold folds: the pipeline's events and the ETA projector's estimates.
+Input = Event | EtaEstimated
+
+
+def apply(state: Folded | None, event: Input) -> tuple[Folded, list[ProgressUpdate]]:
     """Fold one event of a task into its state (None for a task not seen yet).
 
     Returns the new state and the updates to publish (zero or one). The caller must pass
@@ -116,7 +121,7 @@ def apply(state: Folded | None, event: Event) -> tuple[Folded, list[ProgressUpda
     return Folded(task=new, recent_ids=seen, ignored=state.ignored), [update]
 
 
-def _new_task(event: Event) -> TaskState:
+def _new_task(event: Input) -> TaskState:
     return TaskState(
         task_id=event.task_id,
         project_id=event.project_id,
@@ -134,7 +139,7 @@ def _overall(stages: Mapping[Stage, StageState]) -> float:
     return min(100.0, round(total / 100.0, 4))
 
 
-def _update_type(old: TaskStatus, new: TaskStatus, event: Event) -> UpdateType:
+def _update_type(old: TaskStatus, new: TaskStatus, event: Input) -> UpdateType:
     if isinstance(event, StageFailed | StageRetrying | TaskFailed):
         return UpdateType.ERROR
     if old is not new:
@@ -185,6 +190,10 @@ def _resume_requested(task: TaskState, event: ResumeTask) -> Changes:
     started = any(st.status is not StageStatus.PENDING for st in task.stages.values())
     status = TaskStatus.RUNNING if started else TaskStatus.QUEUED
     return {"status": status, "message": "resumed"}
+
+
+def _eta_estimated(task: TaskState, event: EtaEstimated) -> Changes:
+    return {"eta_seconds": event.eta_seconds}
 
 
 # --- stage events ------------------------------------------------------------------------
@@ -318,4 +327,5 @@ _RULES: dict[type[Any], Callable[[TaskState, Any], Changes]] = {
     StageFailed: _stage_failed,
     StageRetrying: _stage_retrying,
     StageCancelled: _stage_cancelled,
+    EtaEstimated: _eta_estimated,
 }

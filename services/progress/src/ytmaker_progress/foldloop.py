@@ -31,9 +31,10 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from ytmaker_progress import metrics
-from ytmaker_progress.fold import Folded, apply
+from ytmaker_progress.fold import Folded, Input, apply
 from ytmaker_progress.records import (
     BadStateRecord,
+    decode_estimate,
     decode_event,
     decode_state,
     encode_state,
@@ -107,7 +108,8 @@ class FoldService:
     def __init__(self, settings: ProgressSettings) -> None:
         self.settings = settings
         topics = settings.topics
-        self.input_names = [topics.name(t) for t in PIPELINE_TOPICS]
+        self.eta_topic = topics.name(Topic.PROGRESS_ETA)
+        self.input_names = [*(topics.name(t) for t in PIPELINE_TOPICS), self.eta_topic]
         self.updates_topic = topics.name(Topic.PROGRESS_UPDATES)
         self.state_topic = topics.name(Topic.PROGRESS_STATE)
         self.group_id = settings.fold_group_id
@@ -251,7 +253,11 @@ class FoldService:
         now = time.monotonic()
         for record in records:
             try:
-                event = decode_event(record.value)
+                event: Input = (
+                    decode_estimate(record.value)
+                    if record.topic == self.eta_topic
+                    else decode_event(record.value)
+                )
             except DecodeError as exc:
                 await lane.dead_letters.write(record, exc.reason, exc.detail)
                 continue

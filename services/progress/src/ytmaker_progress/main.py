@@ -1,7 +1,8 @@
 """Wiring: the fold, the read-model sink, the cleanup and the internal API in one process.
 
-`YTMAKER_PROGRESS_RUN_FOLD=false` or `YTMAKER_PROGRESS_RUN_API=false` runs one half only
-(the fold scales with the number of partitions, the API with the readers).
+`YTMAKER_PROGRESS_RUN_FOLD=false`, `..._RUN_API=false` or `..._RUN_ETA=false` leaves a part out
+(the fold scales with the number of partitions, the API with the readers; one ETA projector
+per deployment is enough, more only write the same estimates twice).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import uvicorn
 
 from ytmaker_progress.api import create_app
+from ytmaker_progress.etaloop import EtaProjector
 from ytmaker_progress.foldloop import FoldService
 from ytmaker_progress.readmodel.memory import RecentHistory
 from ytmaker_progress.readmodel.store import Store
@@ -34,6 +36,7 @@ class ProgressService:
         self.store: Store | None = None
         self.sink: Sink | None = None
         self.http_port: int | None = None
+        self.eta: EtaProjector | None = None
 
     def ready(self) -> bool:
         fold_ready = not self.settings.progress_run_fold or (
@@ -51,6 +54,9 @@ class ProgressService:
         if self.settings.progress_run_fold:
             self.fold = FoldService(self.settings)
             tasks.append(asyncio.create_task(self.fold.run(stopping), name="fold"))
+        if self.settings.progress_run_eta:
+            self.eta = EtaProjector(self.settings)
+            tasks.append(asyncio.create_task(self.eta.run(stopping), name="eta"))
         if self.settings.progress_run_api:
             tasks += await self._start_read_side(stopping)
         try:

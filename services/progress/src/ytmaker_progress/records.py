@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from ytmaker_progress.eta import EtaEstimated
 from ytmaker_progress.fold import Folded
-from ytmaker_shared.events import EVENT_ADAPTER, Event, decode
+from ytmaker_shared.events import EVENT_ADAPTER, DecodeError, Event, decode
 from ytmaker_shared.events.envelope import SCHEMA_VERSION
 from ytmaker_shared.progress import ProgressUpdate, TaskState
 
@@ -42,6 +43,15 @@ def decode_event(value: bytes | None) -> Event:
             if event.schema_version == SCHEMA_VERSION:
                 return event
     return decode(value)
+
+
+def decode_estimate(value: bytes | None) -> EtaEstimated:
+    """A `progress.eta` record; raises DecodeError (`invalid_event`) for anything else."""
+    try:
+        return EtaEstimated.model_validate_json(value or b"")
+    except ValidationError as exc:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise DecodeError("invalid_event", detail) from None
 
 
 def encode_update(update: ProgressUpdate) -> bytes:

@@ -48,6 +48,12 @@ class ProgressSettings(ServiceSettings):
         description="How long the fold remembers that an evicted task had finished (the "
         "input topics' retention: no older event can be redelivered).",
     )
+    progress_eta_step_s: float = Field(
+        default=60.0, gt=0, description="How far the ETA's hopping window moves at a time."
+    )
+    progress_run_eta: bool = Field(
+        default=True, description="Run the ETA projector (estimates into progress.eta)."
+    )
     progress_run_fold: bool = Field(default=True, description="Run the fold in this process.")
     progress_run_api: bool = Field(default=True, description="Run the read model and API.")
 
