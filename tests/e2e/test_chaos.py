@@ -204,3 +204,41 @@ async def test_every_process_killed_mid_run_loses_and_repeats_nothing(
 def _finished(reader: PipelineReader, task_id: str) -> bool:
     ends = ("task.completed", "task.failed", "task.cancelled")
     return reader.count(lambda e: e.task_id == task_id and e.type in ends) > 0
+
+
+async def test_services_started_while_the_broker_is_down_wait_for_it(
+    system: ChaosSystem,
+) -> None:
+    """Every process restarted while the broker is down waits for it (not ready, not exited),
+    then serves: a project submitted afterwards completes."""
+    system.kill_broker()
+    for name in system.services:
+        system.kill(name)
+        await system.restart(name, wait=False)
+    for name, service in system.services.items():
+        await poll(
+            lambda service=service: "broker unreachable" in service.log_text(),  # type: ignore[misc]
+            timeout=60,
+            what=f"{name} to wait for the broker",
+            alive=system.check_alive,
+        )
+    system.check_alive()
+    await system.restart_broker()
+    for name in system.services:
+        await system.wait_ready(name)
+
+    created = await system.create_project(
+        TITLES[0], SAMPLE_CONTENT, segments=2, target_length_seconds=15
+    )
+    states: list[dict[str, object]] = []
+
+    async def finished() -> bool:
+        states.append(await system.state(created["task_id"]))
+        return states[-1]["status"] in ("completed", "failed", "cancelled")
+
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not await finished():
+        system.check_alive()
+        assert time.monotonic() < deadline, f"the task did not finish\n{system.logs()}"
+        await asyncio.sleep(0.5)
+    assert states[-1]["status"] == "completed", system.logs()
