@@ -200,7 +200,7 @@ class ChaosSystem:
             raise AssertionError(f"services exited: {dead}\n{self.logs()}")
 
     def token(self, user: str = "alice") -> str:
-        return mint_token(TokenConfig(secret=SECRET), user)
+        return str(mint_token(TokenConfig(secret=SECRET), user))
 
     async def create_project(self, title: str, content: str, **settings: Any) -> dict[str, Any]:
         """POST /api/v1/projects as alice; returns `{project_id, task_id, ws_url, ...}`."""

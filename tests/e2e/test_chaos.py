@@ -67,7 +67,7 @@ def schedule(rng: random.Random) -> list[Kill]:
 
     def working(stages: set[Stage], k: int) -> Callable[[PipelineReader, int], bool]:
         def hit(e: Event) -> bool:
-            return e.type in ("stage.started", "stage.progress") and e.stage in stages  # type: ignore[attr-defined]
+            return e.type in ("stage.started", "stage.progress") and e.stage in stages
 
         return lambda reader, _base: reader.count(hit) >= k
 
@@ -130,7 +130,7 @@ async def test_every_process_killed_mid_run_loses_and_repeats_nothing(
         for kill in kills:
             base = reader.count()
             await poll(  # a kill point after the end of every run is the end itself
-                lambda kill=kill, base=base: (  # type: ignore[misc]
+                lambda kill=kill, base=base: (
                     kill.at(reader, base) or all(_finished(reader, t) for t in tasks)
                 ),
                 timeout=STEP_TIMEOUT,
@@ -203,7 +203,7 @@ async def test_every_process_killed_mid_run_loses_and_repeats_nothing(
 
 def _finished(reader: PipelineReader, task_id: str) -> bool:
     ends = ("task.completed", "task.failed", "task.cancelled")
-    return reader.count(lambda e: e.task_id == task_id and e.type in ends) > 0
+    return bool(reader.count(lambda e: e.task_id == task_id and e.type in ends) > 0)
 
 
 async def test_services_started_while_the_broker_is_down_wait_for_it(
@@ -217,7 +217,7 @@ async def test_services_started_while_the_broker_is_down_wait_for_it(
         await system.restart(name, wait=False)
     for name, service in system.services.items():
         await poll(
-            lambda service=service: "broker unreachable" in service.log_text(),  # type: ignore[misc]
+            lambda service=service: "broker unreachable" in service.log_text(),
             timeout=60,
             what=f"{name} to wait for the broker",
             alive=system.check_alive,
@@ -234,7 +234,7 @@ async def test_services_started_while_the_broker_is_down_wait_for_it(
 
     async def finished() -> bool:
         states.append(await system.state(created["task_id"]))
-        return states[-1]["status"] in ("completed", "failed", "cancelled")
+        return str(states[-1]["status"]) in ("completed", "failed", "cancelled")
 
     deadline = time.monotonic() + RUN_TIMEOUT
     while not await finished():
