@@ -12,6 +12,12 @@ printed; `YTMAKER_CHAOS_SEED=<n>` replays a schedule), and each is restarted. Th
   that task (read from the topic directly): the same offsets and events, once each, in order;
 - each task's video decodes with ffmpeg (duration, video and audio streams), and its thumbnail
   is a JPEG.
+
+The test restarts what it kills at once, without waiting for readiness, so a kill may hit a
+process that is still starting, and the broker may die while others start. A service that
+exits on its own is started again, as an orchestrator would, and reported in the output
+(`YTMAKER_CHAOS_STRICT=true` fails the test on it instead). A second test proves that every
+process restarted while the broker is down waits for it and then serves.
 """
 
 from __future__ import annotations
