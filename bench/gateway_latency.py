@@ -102,7 +102,8 @@ def stop_service(proc: subprocess.Popen[bytes]) -> None:
 class Client:
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
-        self.latencies: list[float] = []
+        #: (occurred_at, received at) of every progress message, both epoch seconds.
+        self.arrivals: list[tuple[float, float]] = []
         self.ws: ClientConnection | None = None
 
     async def open(self, url: str, token: str) -> None:
@@ -112,17 +113,21 @@ class Client:
         while json.loads(await self.ws.recv())["type"] != "subscribed":
             pass
 
-    async def run(self, measuring: asyncio.Event) -> None:
+    async def run(self) -> None:
         assert self.ws is not None
         try:
             async for frame in self.ws:
                 now = time.time()
                 message = json.loads(frame)
-                if message["type"] == "progress" and measuring.is_set():
+                if message["type"] == "progress":
                     sent = datetime.fromisoformat(message["payload"]["occurred_at"]).timestamp()
-                    self.latencies.append(now - sent)
+                    self.arrivals.append((sent, now))
         except Exception:
             pass
+
+    def latencies(self, since: float) -> list[float]:
+        """Latencies of the events that occurred from `since` on."""
+        return [now - sent for sent, now in self.arrivals if sent >= since]
 
 
 class Source:
@@ -132,6 +137,7 @@ class Source:
         self.settings = settings
         self.tasks = tasks
         self.path = path
+        self.sent = 0
 
     async def prepare(self, progress_url: str | None) -> None:
         """For the progress path: request every task and start its script stage, and wait
@@ -169,20 +175,19 @@ class Source:
             linger_ms=1,
         )
         await producer.start()
-        sent = 0
         started = time.monotonic()
         try:
             while time.monotonic() - started < seconds:
                 due = int((time.monotonic() - started) * rate)
-                while sent < due:
-                    topic, key, value = self._event(sent)
+                while self.sent < due:
+                    topic, key, value = self._event(self.sent)
                     await producer.send(topic, value, key=key)
-                    sent += 1
+                    self.sent += 1
                 await asyncio.sleep(0.005)
             await producer.flush()
         finally:
             await producer.stop()
-        return sent
+        return self.sent
 
     def _event(self, n: int) -> tuple[str, bytes, bytes]:
         task_id = self.tasks[n % len(self.tasks)]
@@ -220,28 +225,22 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def gateway_figures(url: str) -> str:
-    """GC pauses and write latency as the gateway itself measured them."""
+    """GC pauses per generation as the gateway itself measured them (/metrics)."""
     async with httpx.AsyncClient() as http:
         text = (await http.get(f"{url}/metrics", timeout=5)).text
-    gc_count = sum(
-        float(v)
-        for v in re.findall(r"^ytmaker_gateway_gc_pause_seconds_count\S* (\S+)", text, re.M)
-    )
-    gc_sum = sum(
-        float(v) for v in re.findall(r"^ytmaker_gateway_gc_pause_seconds_sum\S* (\S+)", text, re.M)
-    )
-    over = sum(
-        float(v)
-        for v in re.findall(
-            r'^ytmaker_gateway_gc_pause_seconds_bucket\{generation="\d",le="0.01"\} (\S+)',
-            text,
-            re.M,
-        )
-    )
-    return (
-        f"gateway GC: {gc_count:.0f} collections, {gc_sum * 1000:.0f} ms in all, "
-        f"{gc_count - over:.0f} over 10 ms"
-    )
+    out = []
+    for generation in range(3):
+        label = f'generation="{generation}"'
+
+        def value(name: str, extra: str = "", label: str = label) -> float:
+            pattern = rf"^ytmaker_gateway_gc_pause_seconds_{name}\{{{label}{extra}\}} (\S+)"
+            found = re.search(pattern, text, re.M)
+            return float(found.group(1)) if found else 0.0
+
+        count, total = value("count"), value("sum")
+        over = count - value("bucket", ',le="0.01"')
+        out.append(f"gen{generation} {count:.0f}× {total * 1000:.0f} ms ({over:.0f} over 10 ms)")
+    return "gateway GC: " + ", ".join(out)
 
 
 async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
@@ -316,22 +315,24 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
         # own garbage collections out of the figures.
         gc.collect()
         gc.freeze()
-        measuring = asyncio.Event()
-        readers = [asyncio.create_task(c.run(measuring)) for c in clients]
+        readers = [asyncio.create_task(c.run()) for c in clients]
         producing = asyncio.create_task(source.produce(args.rate, args.warmup + args.seconds))
         await asyncio.sleep(args.warmup)
-        measuring.set()
+        first, since = source.sent, time.time()
         load_before = os.getloadavg()[0]
         sent = await producing
-        await asyncio.sleep(2.0)  # let the last deliveries arrive
-        measuring.clear()
+        expected = (sent - first) * args.clients // args.tasks
+        deadline = time.monotonic() + 15  # let the last deliveries arrive
+        while time.monotonic() < deadline:
+            if sum(len(c.latencies(since)) for c in clients) >= expected:
+                break
+            await asyncio.sleep(0.1)
         load_after = os.getloadavg()[0]
-        latencies = [x for c in clients for x in c.latencies]
-        expected = (sent - int(args.rate * args.warmup)) * args.clients / args.tasks
+        latencies = [x for c in clients for x in c.latencies(since)]
         closed = sum(1 for c in clients if c.ws is not None and c.ws.close_code is not None)
         print(
             f"[{args.path}] events: {sent} at {args.rate:.0f}/s; deliveries measured: "
-            f"{len(latencies)} (≈{expected:.0f} expected); clients closed: {closed}; "
+            f"{len(latencies)} of {expected}; clients closed: {closed}; "
             f"load average {load_before:.2f} → {load_after:.2f} (1 min, {os.cpu_count()} cores)"
         )
         if latencies:

@@ -75,7 +75,7 @@ class GatewaySettings(ServiceSettings):
         default=True, description="Move start-up objects out of the collector's reach."
     )
     gc_threshold: int = Field(
-        default=20_000, ge=0, description="Young-generation threshold; 0 keeps Python's."
+        default=0, ge=0, description="Young-generation threshold; 0 keeps Python's (700)."
     )
 
     # Replay and caches.

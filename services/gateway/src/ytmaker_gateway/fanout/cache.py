@@ -4,20 +4,32 @@ The hub sees every record of every partition from its start position on, so a ta
 updates are complete from `complete_from` (the partition's start position, raised when old
 updates are evicted). A replay from offset `first` may use the cache when
 `first >= complete_from`; otherwise it reads Kafka.
+
+Entries are kept as plain tuples of strings and numbers, which Python's garbage collector
+stops tracking after their first collection: a cache of millions of updates adds nothing to
+the collector's pauses (docs/decisions/0033-gateway-latency.md).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from ytmaker_gateway.fanout.delivery import Delivery
+
+_FIELDS = tuple(f.name for f in fields(Delivery))
+_PARTITION, _OFFSET = _FIELDS.index("partition"), _FIELDS.index("offset")
+
+
+def _pack(delivery: Delivery) -> tuple[Any, ...]:
+    return tuple(getattr(delivery, name) for name in _FIELDS)
 
 
 @dataclass
 class _TaskUpdates:
     complete_from: int
-    items: deque[Delivery] = field(default_factory=deque)
+    items: deque[tuple[Any, ...]] = field(default_factory=deque)
 
 
 class UpdateCache:
@@ -40,14 +52,14 @@ class UpdateCache:
                 _, dropped = self._by_task.popitem(last=False)
                 if dropped.items:
                     last = dropped.items[-1]
-                    floor = self._floor.get(last.partition, 0)
-                    self._floor[last.partition] = max(floor, last.offset + 1)
+                    floor = self._floor.get(last[_PARTITION], 0)
+                    self._floor[last[_PARTITION]] = max(floor, last[_OFFSET] + 1)
         else:
             self._by_task.move_to_end(delivery.task_id)
-        entry.items.append(delivery)
+        entry.items.append(_pack(delivery))
         if len(entry.items) > self._per_task:
             evicted = entry.items.popleft()
-            entry.complete_from = evicted.offset + 1
+            entry.complete_from = evicted[_OFFSET] + 1
 
     def read(
         self, task_id: str, partition: int, first: int, end: int, partition_start: int
@@ -65,4 +77,4 @@ class UpdateCache:
             return None
         if entry is None:
             return []
-        return [d for d in entry.items if first <= d.offset < end]
+        return [Delivery(*d) for d in entry.items if first <= d[_OFFSET] < end]
