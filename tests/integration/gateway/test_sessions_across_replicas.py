@@ -29,7 +29,6 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.e2e.system import free_port
 from tests.support.kafka import unique_name
-from tests.support.wait import wait_until
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.auth import mint_token
 from ytmaker_gateway.context import Gateway
@@ -328,7 +327,8 @@ async def test_a_session_left_on_one_replica_is_restored_by_another(world: World
     missed_up_to = await world.wait_folded(task_id, lambda s: s["progress"] >= 10)
 
     # Replica A records the close with the last offset it delivered.
-    await wait_until(lambda: not a.gateway.sessions._writers, timeout=10, what="A's record")
+    async with asyncio.timeout(10):
+        await a.gateway.sessions.drain()
     record = await world.session_record(client_id)
     assert record is not None and record["disconnected_at"] is not None
     assert record["offsets"] == {task_id: last_seen}

@@ -18,11 +18,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from ytmaker_gateway.adapters.progress_api import ProgressApi, ProgressUnavailable
 
 log = logging.getLogger(__name__)
+
+_BATCH = 500  # session records per request to the read model
 
 
 def new_client_id() -> str:
@@ -117,7 +120,7 @@ class SessionRegistry:
         self.active: dict[str, Session] = {}
         self._closed: dict[str, Session] = {}
         self._pending: dict[str, dict[str, Any]] = {}
-        self._writers: dict[str, asyncio.Task[None]] = {}
+        self._writer: asyncio.Task[None] | None = None
 
     def open(self, session: Session) -> None:
         self.active[session.client_id] = session
@@ -207,30 +210,30 @@ class SessionRegistry:
                 self.checkpoint()
 
     def save(self, session: Session) -> None:
-        """Send the session's record to the read model in the background. Records of one
-        session are written in order, one at a time; a newer one replaces one not yet sent."""
+        """Send the session's record to the read model in the background.
+
+        One writer sends what is pending in batches, one request at a time, so the records of
+        a session land in order; a newer record replaces one not yet sent."""
         if self.store is None:
             return
         self._pending[session.client_id] = session.record()
-        if session.client_id not in self._writers:
-            task = asyncio.create_task(self._write(session.client_id))
-            self._writers[session.client_id] = task
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="session-records")
 
-    async def _write(self, client_id: str) -> None:
+    async def _write(self) -> None:
         assert self.store is not None
-        try:
-            while (record := self._pending.pop(client_id, None)) is not None:
-                try:
-                    await self.store.save_session(record)
-                except ProgressUnavailable as exc:
-                    log.debug("session record not stored", extra={"reason": str(exc)})
-        finally:
-            self._writers.pop(client_id, None)
+        while self._pending:
+            batch = list(islice(self._pending, _BATCH))
+            records = [self._pending.pop(client_id) for client_id in batch]
+            try:
+                await self.store.save_sessions(records)
+            except ProgressUnavailable as exc:
+                log.debug("session records not stored", extra={"reason": str(exc)})
 
     async def drain(self) -> None:
         """Wait until every record handed to `save()` is written (or failed)."""
-        while self._writers:
-            await asyncio.gather(*self._writers.values(), return_exceptions=True)
+        while self._writer is not None and not self._writer.done():
+            await asyncio.gather(self._writer, return_exceptions=True)
 
     def by_user(self) -> dict[str, int]:
         counts: dict[str, int] = {}

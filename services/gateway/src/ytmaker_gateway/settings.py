@@ -48,7 +48,7 @@ class GatewaySettings(ServiceSettings):
         "connection's close before restoring from its last checkpoint.",
     )
     session_checkpoint_s: float = Field(
-        default=5.0,
+        default=10.0,
         ge=0,
         description="How often open sessions' delivered offsets go to the read model "
         "(what a reconnect restores from if this replica dies); 0: only on connect/close.",

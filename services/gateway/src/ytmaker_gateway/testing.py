@@ -220,6 +220,12 @@ class FakeProgress:
             fake.sessions[record["client_id"]] = record
             return record
 
+        @app.post("/internal/v1/sessions/batch")
+        async def save_sessions(batch: dict[str, Any]) -> Any:
+            for record in batch["items"]:
+                fake.sessions[record["client_id"]] = record
+            return {"stored": len(batch["items"])}
+
         @app.get("/internal/v1/sessions")
         async def sessions(active: bool | None = None) -> Any:
             items = [

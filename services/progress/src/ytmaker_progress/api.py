@@ -41,6 +41,13 @@ class SessionIn(BaseModel):
     offsets: dict[str, int] = Field(default_factory=dict, max_length=10_000)
 
 
+class SessionBatchIn(BaseModel):
+    """Several session records at once (a gateway's checkpoint), upserted in order."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[SessionIn] = Field(max_length=1000)
+
+
 class ApiError(HTTPException):
     def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
         super().__init__(status, message)
@@ -174,6 +181,12 @@ def create_app(
         values = session.model_dump(exclude={"offsets"}) | {"updated_at": datetime.now(UTC)}
         values["subscriptions"] = _subscriptions_in(session.subscriptions, session.offsets)
         return _session_out(store.upsert_session(values))
+
+    @app.post("/internal/v1/sessions/batch")
+    def upsert_sessions(batch: SessionBatchIn) -> dict[str, int]:
+        for session in batch.items:
+            upsert_session(session)
+        return {"stored": len(batch.items)}
 
     @app.get("/internal/v1/sessions")
     def sessions(active: bool | None = None, user: str | None = None) -> dict[str, Any]:

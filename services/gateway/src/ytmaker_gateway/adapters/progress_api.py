@@ -102,6 +102,12 @@ class ProgressApi:
         if response.status_code >= 400:
             raise ProgressUnavailable(f"session not stored: {response.status_code}")
 
+    async def save_sessions(self, records: list[dict[str, Any]]) -> None:
+        """Upsert several session records in one request, in order (at most 1000)."""
+        response = await self._request("POST", "/sessions/batch", json={"items": records})
+        if response.status_code >= 400:
+            raise ProgressUnavailable(f"sessions not stored: {response.status_code}")
+
     async def sessions(
         self, *, active: bool | None = None, user: str | None = None
     ) -> list[dict[str, Any]]:
