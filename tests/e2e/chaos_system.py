@@ -301,9 +301,11 @@ class PipelineReader:
 class Watcher:
     """A WebSocket client watching tasks through the gateway (docs/api.md, "WebSocket").
 
-    It never passes `old_client_id`: on every (re)connection it subscribes to each task with
-    the last offset it received (`-1` before any), so the stream after each `subscribed` must
-    continue exactly there. Offsets that do not grow are recorded in `problems`, as is a
+    On every (re)connection it subscribes to each task with the last offset it received (`-1`
+    before any), so the stream after each answering `subscribed` must continue exactly there.
+    Half of its reconnections also pass `old_client_id`: the server's restored subscriptions
+    (`restored: true`) are then ignored until the answer to its own subscribe, as docs/api.md
+    advises. Offsets that do not grow are recorded in `problems`, as is a
     `subscribed` with `recovered: false`. An `unavailable` error (the gateway could not reach
     the progress service) makes it subscribe again, after 0.5 s, to every task not yet
     answered on this connection. With `drop_rate`, it also drops its own connection at
@@ -319,6 +321,8 @@ class Watcher:
     problems: list[str] = field(default_factory=list)
     connections: int = 0
     drops: int = 0
+    received_at: list[float] = field(default_factory=list)  # time.monotonic() of each update
+    _client_id: str | None = None
     unavailable: int = 0
     _resubscribe_at: float | None = None
 
@@ -341,10 +345,11 @@ class Watcher:
         """Watch until `stopping` is set, reconnecting (every 0.2 s) whenever the gateway is
         unreachable or the connection drops."""
         while not stopping.is_set():
+            url = f"{self.ws_url}/api/v1/ws?token={self.token}"
+            if self._client_id is not None and self.rng.random() < 0.5:
+                url += f"&old_client_id={self._client_id}"
             try:
-                async with connect(
-                    f"{self.ws_url}/api/v1/ws?token={self.token}", open_timeout=5
-                ) as ws:
+                async with connect(url, open_timeout=5) as ws:
                     self.connections += 1
                     await self._session(ws, stopping)
             except (OSError, TimeoutError, WebSocketException):
@@ -354,7 +359,8 @@ class Watcher:
 
     async def _session(self, ws: ClientConnection, stopping: asyncio.Event) -> None:
         hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert hello["type"] == "connected", hello
+        assert hello["type"] in ("connected", "reconnected"), hello
+        self._client_id = hello["payload"]["client_id"]
         subscribed: set[str] = set()  # tasks subscribed on this connection
         answered: set[str] = set()  # ... whose `subscribed` answer came
         last_ping = time.monotonic()
@@ -385,7 +391,9 @@ class Watcher:
 
     def _handle(self, message: dict[str, Any], answered: set[str]) -> None:
         kind, task_id = message.get("type"), message.get("task_id")
-        if kind == "subscribed" and task_id in self.seen:
+        if kind == "subscribed" and message["payload"].get("restored"):
+            answered.discard(task_id)  # the server's resume, not the answer to ours
+        elif kind == "subscribed" and task_id in self.seen:
             if not message["payload"].get("recovered", False):
                 self.problems.append(f"{task_id}: not recovered from {self.last(task_id)}")
             answered.add(task_id)
@@ -400,4 +408,5 @@ class Watcher:
             if offset <= self.last(task_id):
                 self.problems.append(f"{task_id}: {offset} after {self.last(task_id)}")
             self.seen[task_id].append((offset, payload["event_id"]))
+            self.received_at.append(time.monotonic())
             self.status[task_id] = payload["status"]

@@ -125,6 +125,7 @@ async def test_every_process_killed_mid_run_loses_and_repeats_nothing(
     ]
     tasks: list[str] = []
     done: list[str] = []
+    kill_times: list[float] = []
     try:
         for title in TITLES:
             created = await system.create_project(
@@ -145,6 +146,7 @@ async def test_every_process_killed_mid_run_loses_and_repeats_nothing(
             )
             unfinished = [t for t in tasks if not _finished(reader, t)]
             at = time.monotonic() - started
+            kill_times.append(time.monotonic())
             if kill.victim == "broker":
                 system.kill_broker()
                 await system.restart_broker()
@@ -178,7 +180,11 @@ async def test_every_process_killed_mid_run_loses_and_repeats_nothing(
             with contextlib.suppress(asyncio.CancelledError):
                 await job
 
-    print("kills:\n" + "\n".join(done))
+    gaps = [  # from each kill to the next update the client received
+        min((t - k for t in watcher.received_at if t > k), default=float("nan")) for k in kill_times
+    ]
+    lines = [f"{d}; next update {g:.1f}s later" for d, g in zip(done, gaps, strict=True)]
+    print("kills:\n" + "\n".join(lines))
     print(f"{len(system.crashes)} crash(es) restarted by the supervisor")
     for crash in system.crashes:
         print(crash)
