@@ -224,23 +224,35 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def gateway_figures(url: str) -> str:
-    """GC pauses per generation as the gateway itself measured them (/metrics)."""
+async def gc_figures(url: str) -> list[tuple[float, float, float]]:
+    """(collections, seconds, collections over 10 ms) per generation, from /metrics."""
     async with httpx.AsyncClient() as http:
         text = (await http.get(f"{url}/metrics", timeout=5)).text
-    out = []
-    for generation in range(3):
-        label = f'generation="{generation}"'
 
-        def value(name: str, extra: str = "", label: str = label) -> float:
-            pattern = rf"^ytmaker_gateway_gc_pause_seconds_{name}\{{{label}{extra}\}} (\S+)"
-            found = re.search(pattern, text, re.M)
-            return float(found.group(1)) if found else 0.0
+    def value(generation: int, name: str, extra: str = "") -> float:
+        label = f'generation="{generation}"{extra}'
+        pattern = rf"^ytmaker_gateway_gc_pause_seconds_{name}\{{{label}\}} (\S+)"
+        found = re.search(pattern, text, re.M)
+        return float(found.group(1)) if found else 0.0
 
-        count, total = value("count"), value("sum")
-        over = count - value("bucket", ',le="0.01"')
-        out.append(f"gen{generation} {count:.0f}× {total * 1000:.0f} ms ({over:.0f} over 10 ms)")
-    return "gateway GC: " + ", ".join(out)
+    return [
+        (
+            value(g, "count"),
+            value(g, "sum"),
+            value(g, "count") - value(g, "bucket", ',le="0.01"'),
+        )
+        for g in range(3)
+    ]
+
+
+def gc_delta(
+    before: list[tuple[float, float, float]], after: list[tuple[float, float, float]]
+) -> str:
+    parts = []
+    for g, (b, a) in enumerate(zip(before, after, strict=True)):
+        count, total, over = (x - y for x, y in zip(a, b, strict=True))
+        parts.append(f"gen{g} {count:.0f}× {total * 1000:.0f} ms ({over:.0f} over 10 ms)")
+    return "gateway GC while measured: " + ", ".join(parts)
 
 
 async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
@@ -319,6 +331,7 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
         producing = asyncio.create_task(source.produce(args.rate, args.warmup + args.seconds))
         await asyncio.sleep(args.warmup)
         first, since = source.sent, time.time()
+        gc_before = await gc_figures(url)
         load_before = os.getloadavg()[0]
         sent = await producing
         expected = (sent - first) * args.clients // args.tasks
@@ -328,6 +341,7 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
                 break
             await asyncio.sleep(0.1)
         load_after = os.getloadavg()[0]
+        gc_after = await gc_figures(url)
         latencies = [x for c in clients for x in c.latencies(since)]
         closed = sum(1 for c in clients if c.ws is not None and c.ws.close_code is not None)
         print(
@@ -342,7 +356,7 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
                 f" · max {max(latencies) * 1000:.1f} ms · mean "
                 f"{statistics.fmean(latencies) * 1000:.1f} ms"
             )
-        print(await gateway_figures(url))
+        print(gc_delta(gc_before, gc_after))
         gc.unfreeze()
         for c in clients:
             if c.ws is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import socket
@@ -14,7 +13,7 @@ from typing import Any
 
 import uvicorn
 
-from ytmaker_gateway import metrics
+from ytmaker_gateway import gcpolicy, metrics
 from ytmaker_gateway.access import Access, RecentTasks
 from ytmaker_gateway.adapters.progress_api import ProgressApi
 from ytmaker_gateway.app import create_app
@@ -97,12 +96,19 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
         server_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         host, port = sock.getsockname()[:2]
         log.info("listening", extra={"url": f"http://{host}:{port}/"})
-        tune_gc(settings)
+        if settings.gc_freeze:
+            gcpolicy.start_up(settings.gc_threshold)
+            gc_task = asyncio.create_task(
+                gcpolicy.run(settings.gc_freeze_interval_s, settings.gc_full_every_s, hub_stopping),
+                name="gc",
+            )
         stop_wait = asyncio.create_task(stopping.wait())
         await asyncio.wait({server_task, hub_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
         hub_stopping.set()
         stop_wait.cancel()
+        if settings.gc_freeze:
+            await gc_task
         for task in (server_task, hub_task, checkpoints):
             with contextlib.suppress(Exception):
                 await task
@@ -111,18 +117,6 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
         await gateway.streams.reader.close()
         await gateway.progress.close()
         await producer.stop()
-
-
-def tune_gc(settings: GatewaySettings) -> None:
-    """Fewer, cheaper garbage collections once started (decision 0033): the objects of the
-    start-up (modules, schemas, clients) leave the collector's reach, and the young
-    generation collects less often. Pauses are measured in ytmaker_gateway_gc_pause_seconds."""
-    gc.collect()
-    if settings.gc_freeze:
-        gc.freeze()
-    if settings.gc_threshold > 0:
-        _, older, oldest = gc.get_threshold()
-        gc.set_threshold(settings.gc_threshold, older, oldest)
 
 
 def run_loop(settings: GatewaySettings, main: Coroutine[Any, Any, None]) -> None:

@@ -72,7 +72,14 @@ class GatewaySettings(ServiceSettings):
         default="auto", description="auto: uvloop when installed."
     )
     gc_freeze: bool = Field(
-        default=True, description="Move start-up objects out of the collector's reach."
+        default=True,
+        description="Keep long-lived objects out of the collector's reach (gcpolicy.py).",
+    )
+    gc_freeze_interval_s: float = Field(
+        default=10.0, gt=0, description="How often survivors are collected and frozen."
+    )
+    gc_full_every_s: float = Field(
+        default=600.0, ge=0, description="A full collection of everything (0: never)."
     )
     gc_threshold: int = Field(
         default=0, ge=0, description="Young-generation threshold; 0 keeps Python's (700)."
