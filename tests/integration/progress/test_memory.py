@@ -1,4 +1,4 @@
-"""The fold's memory stays bounded (docs/decisions/0024-progress-memory.md): a finished task's
+"""The fold's memory stays bounded (docs/decisions/0025-progress-memory.md): a finished task's
 state leaves memory after the grace period, only a marker stays, and a late event of such a
 task is still ignored, before and after a restart, on the real broker."""
 

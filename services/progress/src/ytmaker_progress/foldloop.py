@@ -61,7 +61,7 @@ class FoldFatal(RuntimeError):
 class Lane:
     """Partition `number` of every pipeline topic, its producer and its tasks' states.
 
-    Memory stays bounded (docs/decisions/0024-progress-memory.md): a task that has finished
+    Memory stays bounded (docs/decisions/0025-progress-memory.md): a task that has finished
     keeps its full state for a grace period (`ended`: since when, by the monotonic clock),
     then only a marker (`finished`: task id → since when) that makes later events of it be
     ignored, as the fold would ignore them; markers go after the input topics' retention.
