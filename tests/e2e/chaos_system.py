@@ -318,6 +318,7 @@ class Watcher:
     drop_rate: float = 0.0
     seen: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
+    progress: dict[str, list[float]] = field(default_factory=dict)  # overall, per update
     problems: list[str] = field(default_factory=list)
     connections: int = 0
     drops: int = 0
@@ -409,4 +410,5 @@ class Watcher:
                 self.problems.append(f"{task_id}: {offset} after {self.last(task_id)}")
             self.seen[task_id].append((offset, payload["event_id"]))
             self.received_at.append(time.monotonic())
+            self.progress.setdefault(task_id, []).append(payload["progress"])
             self.status[task_id] = payload["status"]

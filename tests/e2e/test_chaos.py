@@ -10,6 +10,7 @@ printed; `YTMAKER_CHAOS_SEED=<n>` replays a schedule), and each is restarted. Th
 - every task is `completed`;
 - the updates the client received for each task are exactly those in `progress.updates` for
   that task (read from the topic directly): the same offsets and events, once each, in order;
+- the overall progress the client was shown never went back (DESIGN §2), retries included;
 - each task's video decodes with ffmpeg (duration, video and audio streams), and its thumbnail
   is a JPEG.
 
@@ -202,6 +203,8 @@ async def test_every_process_killed_mid_run_loses_and_repeats_nothing(
         offsets = [offset for offset, _ in watcher.seen[task_id]]
         assert offsets == sorted(set(offsets)), task_id  # once each, in order
         assert watcher.seen[task_id] == logs[task_id], task_id  # exactly the log
+        shown = watcher.progress[task_id]
+        assert shown == sorted(shown), f"overall progress went back (DESIGN §2): {shown}"
 
         state = await system.state(task_id)
         assert state["status"] == "completed" and state["progress"] == 100
