@@ -10,16 +10,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection, connect
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.testing import make_update
 from ytmaker_shared.progress import TaskStatus
+from ytmaker_shared.topics import Topic
 
 from .conftest import Cluster
 
@@ -161,3 +164,48 @@ async def test_random_disconnects_during_a_live_run_lose_and_repeat_nothing(
     await writer
     assert reconnects >= 5
     assert seen == await cluster.log_of(task_id)
+
+
+class _Abort(Exception):
+    pass
+
+
+async def test_updates_of_an_aborted_transaction_reach_no_client(cluster: Cluster) -> None:
+    """The progress service writes updates in transactions; the gateway reads committed ones
+    only, live and in replays (an aborted fold is redone: its first updates must not count)."""
+    task_id = "it-aborted"
+    first = await cluster.write(make_update(task_id, n=0))
+    replica = await cluster.replica()  # starts after `first`: its replay is read from Kafka
+    ws, _ = await _open(replica.ws, cluster.token())
+    _, replayed = await _subscribe_exactly(ws, task_id, -1)
+    assert replayed == [first]
+    topic = cluster.settings.topics.name(Topic.PROGRESS_UPDATES)
+    fold = AIOKafkaProducer(
+        bootstrap_servers=cluster.settings.kafka_bootstrap_servers,
+        transactional_id=f"it-fold-{cluster.settings.topic_prefix}",
+    )
+    await fold.start()
+    key = task_id.encode()
+    try:
+        with contextlib.suppress(_Abort):
+            async with fold.transaction():
+                aborted = await fold.send_and_wait(
+                    topic, make_update(task_id, n=1).model_dump_json().encode(), key=key
+                )
+                raise _Abort
+        async with fold.transaction():
+            committed = await fold.send_and_wait(
+                topic, make_update(task_id, n=1).model_dump_json().encode(), key=key
+            )
+    finally:
+        await fold.stop()
+    assert first < aborted.offset < committed.offset
+    live: list[int] = []
+    while committed.offset not in live:
+        message = await _recv(ws)
+        if message["type"] in UPDATE_TYPES:
+            live.append(message["offset"])
+    assert live == [committed.offset]
+    _, replayed = await _subscribe_exactly(ws, task_id, -1)
+    assert replayed == [first, committed.offset]
+    await ws.close()

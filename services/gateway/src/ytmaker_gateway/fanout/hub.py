@@ -89,6 +89,9 @@ class Hub:
             enable_auto_commit=False,
             client_id=f"gateway-fanout-{self.settings.instance}",
             fetch_max_wait_ms=100,
+            # The progress service writes its updates in transactions (exactly-once fold):
+            # an aborted one must never reach a client.
+            isolation_level="read_committed",
         )
         parts = await partitions_of(self.settings.kafka_bootstrap_servers, self.topic, timeout_s)
         await consumer.start()

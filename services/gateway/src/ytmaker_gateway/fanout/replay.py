@@ -41,6 +41,9 @@ class ReplayReader:
                     enable_auto_commit=False,
                     client_id=f"gateway-replay-{self.settings.instance}-{self._created}",
                     fetch_max_wait_ms=50,
+                    # The progress service writes its updates in transactions (exactly-once fold):
+                    # an aborted one must never reach a client.
+                    isolation_level="read_committed",
                 )
                 try:
                     await consumer.start()
