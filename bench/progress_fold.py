@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -52,6 +54,11 @@ async def produce_backlog(producer: EventProducer, tasks: int, prefix: str = "b"
     return n
 
 
+def _samples(counter: Any) -> list[Any]:
+    """The values of a labelled prometheus counter (for the bench's own figures)."""
+    return [child._value for child in counter._metrics.values()]
+
+
 async def main(tasks: int) -> None:
     settings = ProgressSettings(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     await ensure_topics(settings)
@@ -66,11 +73,16 @@ async def main(tasks: int) -> None:
         running = asyncio.create_task(fold.run(stopping))
         while not fold.ready:  # noqa: ASYNC110 - polling a counter is the measurement
             await asyncio.sleep(0.01)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         while metrics.EVENTS_FOLDED._value.get() - base < total:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        seconds = time.perf_counter() - started
-        print(f"fold throughput: {total / seconds:,.0f} events/s ({total} in {seconds:.1f}s)")
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        published = sum(s.get() for s in _samples(metrics.UPDATES_PUBLISHED))
+        print(
+            f"fold throughput: {total / seconds:,.0f} events/s ({total} in {seconds:.1f}s, "
+            f"{published:,.0f} updates; CPU time {cpu:.1f}s = {total / cpu:,.0f} events per "
+            "CPU second; load average " + " ".join(f"{x:.1f}" for x in os.getloadavg()) + ")"
+        )
 
         # added latency at a light rate: send, then wait for the update of that event
         consumer = AIOKafkaConsumer(

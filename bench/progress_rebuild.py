@@ -109,12 +109,14 @@ async def main(total: int, prefix: str | None, keep: bool, into: str | None) -> 
             print(f"produced {sent:,} updates in {seconds:.1f}s under {settings.topic_prefix}")
         with tempfile.TemporaryDirectory() as tmp:
             url = into or f"sqlite:///{tmp}/rebuild.db"
+            cpu = time.process_time()
             store, stored, seconds = await rebuild(settings, url)
+            cpu = time.process_time() - cpu
             counts = {k: len(v) for k, v in store.dump().items()}
             store.close()
         print(
-            f"rebuild: {stored:,} updates in {seconds:.1f}s ({stored / seconds:,.0f} updates/s); "
-            f"rows {counts}"
+            f"rebuild: {stored:,} updates in {seconds:.1f}s ({stored / seconds:,.0f} updates/s; "
+            f"CPU time of the process {cpu:.1f}s); rows {counts}"
         )
     finally:
         if not keep:

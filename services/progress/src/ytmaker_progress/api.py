@@ -84,7 +84,10 @@ def create_app(
         return JSONResponse(body, status_code=422)
 
     def with_eta(state: dict[str, Any]) -> dict[str, Any]:
-        state["eta_seconds"] = eta.estimate(state, averages.get())
+        """The projector's estimate (on the stream, 0024) when the state has one; else the
+        read model's (0023). A finished task has none."""
+        if state.get("eta_seconds") is None or state.get("status") not in eta.ACTIVE:
+            state["eta_seconds"] = eta.estimate(state, averages.get())
         return state
 
     def known(task_id: str) -> dict[str, Any]:

@@ -19,13 +19,14 @@ from ytmaker_shared.events.envelope import Frozen
 from ytmaker_shared.stages import ASSET_STAGES, Stage
 
 _DONE = {"completed", "skipped"}
+ACTIVE = frozenset({"queued", "running", "paused"})
 _SEQUENCE = (Stage.SCRIPT, ASSET_STAGES, Stage.RENDER, Stage.UPLOAD)
 
 
 def estimate(state: Mapping[str, Any], averages: Mapping[str, float]) -> float | None:
     """Seconds left for a queued, running or paused task (a TaskState as JSON); None when a
     stage still to run has no recent duration, or the task has finished."""
-    if state.get("status") not in ("queued", "running", "paused"):
+    if state.get("status") not in ACTIVE:
         return None
     stages: Mapping[str, Any] = state.get("stages") or {}
     total = 0.0
