@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from progress_rebuild import delete_topics
 
 from ytmaker_progress import metrics
 from ytmaker_progress.foldloop import FoldService
@@ -130,6 +131,7 @@ async def main(tasks: int) -> None:
             f"rebuild: {stored} updates in {seconds:.1f}s ({stored / seconds:,.0f}/s; "
             f"1,000,000 would take ~{1_000_000 / (stored / seconds):.0f}s)"
         )
+    await delete_topics(settings)  # the bench's own topics
 
 
 if __name__ == "__main__":
