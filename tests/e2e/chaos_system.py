@@ -306,10 +306,10 @@ class Watcher:
     Half of its reconnections also pass `old_client_id`: the server's restored subscriptions
     (`restored: true`) are then ignored until the answer to its own subscribe, as docs/api.md
     advises. Offsets that do not grow are recorded in `problems`, as is a
-    `subscribed` with `recovered: false`. An `unavailable` error (the gateway could not reach
-    the progress service) makes it subscribe again, after 0.5 s, to every task not yet
-    answered on this connection. With `drop_rate`, it also drops its own connection at
-    random moments (half with a close handshake, half without).
+    `subscribed` with `recovered: false`. A subscribe refused with `unavailable` or
+    `forbidden` (see `_handle`) is asked again after 0.5 s and counted in `refused`. With
+    `drop_rate`, it also drops its own connection at random moments (half with a close
+    handshake, half without).
     """
 
     ws_url: str
@@ -324,8 +324,8 @@ class Watcher:
     drops: int = 0
     received_at: list[float] = field(default_factory=list)  # time.monotonic() of each update
     _client_id: str | None = None
-    unavailable: int = 0
-    _resubscribe_at: float | None = None
+    refused: dict[str, int] = field(default_factory=dict)  # subscribes refused, by code
+    _outstanding: str | None = None  # the subscribe awaiting its answer
 
     def watch(self, task_id: str) -> None:
         """Start watching `task_id` (subscribed at once when connected)."""
@@ -359,29 +359,37 @@ class Watcher:
                 await asyncio.sleep(0.2)
 
     async def _session(self, ws: ClientConnection, stopping: asyncio.Event) -> None:
+        """One connection. Subscribes one task at a time: the gateway answers a failed
+        subscribe with an `error` that names no task, so only one may be outstanding."""
         hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert hello["type"] in ("connected", "reconnected"), hello
         self._client_id = hello["payload"]["client_id"]
-        subscribed: set[str] = set()  # tasks subscribed on this connection
+        asked: set[str] = set()  # tasks subscribed (or being subscribed) on this connection
         answered: set[str] = set()  # ... whose `subscribed` answer came
+        retry_at: dict[str, float] = {}
+        self._outstanding = None
         last_ping = time.monotonic()
         while not stopping.is_set():
-            if self._resubscribe_at is not None and time.monotonic() >= self._resubscribe_at:
-                subscribed &= answered  # ask again for what the gateway could not serve
-                self._resubscribe_at = None
-            for task_id in [t for t in self.seen if t not in subscribed]:
+            now = time.monotonic()
+            if self._outstanding is not None and self._outstanding not in asked:
+                retry_at[self._outstanding] = now + 0.5  # refused: ask again a bit later
+                self._outstanding = None
+            waiting = [t for t in self.seen if t not in asked and retry_at.get(t, 0) <= now]
+            if self._outstanding is None and waiting:
+                task_id = waiting[0]
                 since = self.last(task_id)
                 message = {"action": "subscribe", "task_id": task_id, "since": since}
                 await ws.send(json.dumps(message))
-                subscribed.add(task_id)
-            if time.monotonic() - last_ping > 5:  # any message counts as life
+                asked.add(task_id)
+                self._outstanding = task_id
+            if now - last_ping > 5:  # any message counts as life
                 await ws.send(json.dumps({"type": "ping"}))
-                last_ping = time.monotonic()
+                last_ping = now
             try:
-                raw = await asyncio.wait_for(ws.recv(), 0.5)
+                raw = await asyncio.wait_for(ws.recv(), 0.2)
             except TimeoutError:
                 continue
-            self._handle(json.loads(raw), answered)
+            self._handle(json.loads(raw), asked, answered)
             if self.drop_rate and self.rng.random() < self.drop_rate:
                 self.drops += 1
                 if self.rng.random() < 0.5:
@@ -390,7 +398,7 @@ class Watcher:
                     ws.transport.abort()  # as if the network went away
                 return
 
-    def _handle(self, message: dict[str, Any], answered: set[str]) -> None:
+    def _handle(self, message: dict[str, Any], asked: set[str], answered: set[str]) -> None:
         kind, task_id = message.get("type"), message.get("task_id")
         if kind == "subscribed" and message["payload"].get("restored"):
             answered.discard(task_id)  # the server's resume, not the answer to ours
@@ -398,10 +406,16 @@ class Watcher:
             if not message["payload"].get("recovered", False):
                 self.problems.append(f"{task_id}: not recovered from {self.last(task_id)}")
             answered.add(task_id)
+            if task_id == self._outstanding:
+                self._outstanding = None
         elif kind == "error" and message.get("offset") is None:  # a protocol error
-            if message["payload"].get("code") == "unavailable":  # progress service down
-                self.unavailable += 1
-                self._resubscribe_at = time.monotonic() + 0.5
+            code = message["payload"].get("code")
+            if code in ("unavailable", "forbidden") and self._outstanding:
+                # unavailable: the progress service is down. forbidden: our own task, but the
+                # gateway (restarted: it forgot the tasks it created) and the read model (not
+                # caught up) do not know it yet. Both pass: ask again.
+                self.refused[code] = self.refused.get(code, 0) + 1
+                asked.discard(self._outstanding)
             else:
                 self.problems.append(f"error: {message}")
         elif kind in UPDATE_TYPES and task_id in answered:
