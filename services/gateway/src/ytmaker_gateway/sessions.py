@@ -90,17 +90,21 @@ class Session:
             return None
         if not isinstance(subscriptions, list) or not isinstance(offsets, dict):
             return None
+        try:
+            restored = {
+                task_id: int(offsets.get(task_id, -1))
+                for task_id in subscriptions
+                if isinstance(task_id, str)
+            }
+        except (TypeError, ValueError):
+            return None
         return cls(
             client_id=client_id,
             user=user,
             connected_at=_ts(record.get("connected_at")) or 0.0,
             disconnected_at=_ts(record.get("disconnected_at")),
             last_active_at=_ts(record.get("last_active_at")) or 0.0,
-            offsets={
-                str(task_id): int(offsets.get(task_id, -1))
-                for task_id in subscriptions
-                if isinstance(task_id, str)
-            },
+            offsets=restored,
         )
 
 
