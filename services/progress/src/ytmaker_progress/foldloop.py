@@ -20,7 +20,7 @@ import contextlib
 import heapq
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -73,6 +73,9 @@ class Lane:
     states: dict[str, Folded] = field(default_factory=dict)
     ended: dict[str, float] = field(default_factory=dict)
     finished: dict[str, float] = field(default_factory=dict)
+    # Records fetched but not folded yet (FoldService._release), and since when they wait.
+    held: dict[TopicPartition, list[Record]] = field(default_factory=dict)
+    held_since: float = field(default_factory=time.monotonic)
 
     def keep(self, task_id: str, folded: Folded, now: float) -> None:
         """Hold the task's new state; a task that just finished starts its grace period."""
@@ -142,7 +145,7 @@ class FoldService:
                 batch = await self._poll(stopping)
                 if self._fatal is not None:
                     raise FoldFatal(str(self._fatal)) from self._fatal
-                if not batch:
+                if not batch and not any(lane.held for lane in self.lanes.values()):
                     continue
                 async with self._busy:  # a rebalance waits until this batch is committed
                     if generation != self._generation:
@@ -196,20 +199,65 @@ class FoldService:
     # --- folding ------------------------------------------------------------------------
 
     async def _fold_batch(self, batch: dict[TopicPartition, list[Record]]) -> None:
-        by_lane: dict[int, dict[TopicPartition, list[Record]]] = defaultdict(dict)
         for tp, records in batch.items():
-            by_lane[tp.partition][tp] = records
-        await asyncio.gather(
-            *(
-                self._fold_lane(self.lanes[number], parts)
-                for number, parts in by_lane.items()
-                if number in self.lanes
-            )
-        )
+            if tp.partition in self.lanes:
+                self.lanes[tp.partition].held.setdefault(tp, []).extend(records)
+        await asyncio.gather(*(self._fold_lane(lane) for lane in self.lanes.values() if lane.held))
 
-    async def _fold_lane(self, lane: Lane, parts: dict[TopicPartition, list[Record]]) -> None:
-        """Fold one lane's records in one transaction; on a broker error, abort and go back to
-        the last committed state and offsets."""
+    async def _release(self, lane: Lane) -> dict[TopicPartition, list[Record]]:
+        """The lane's held records that can be folded now, per partition.
+
+        Within a poll the lane's topics are merged by timestamp, but a poll may bring one
+        topic further in time than another (a backlog: the small `pipeline.tasks` partition
+        is read to its end while the stage topics are not). So a record is released only up
+        to the earliest last-held timestamp of any input partition still behind its last
+        stable offset, or not fetched yet (one with nothing held releases nothing); a caught-up
+        lane releases everything. Records held longer than a second are released anyway,
+        so a partition that never delivers cannot stall the lane.
+        """
+        cutoff = float("inf")
+        for tp in self.consumer.assignment():
+            if tp.partition != lane.number:
+                continue
+            lso = self.consumer.last_stable_offset(tp)  # None: not fetched yet
+            if lso is not None and await self.consumer.position(tp) >= lso:
+                continue  # caught up: no constraint
+            held = lane.held.get(tp)
+            cutoff = min(cutoff, _timestamp(held[-1]) if held else float("-inf"))
+        now = time.monotonic()
+        if cutoff == float("-inf") and now - lane.held_since > _HOLD_AT_MOST_S:
+            cutoff = float("inf")
+        out: dict[TopicPartition, list[Record]] = {}
+        for tp, records in list(lane.held.items()):
+            n = 0
+            while n < len(records) and _timestamp(records[n]) <= cutoff:
+                n += 1
+            if n:
+                out[tp], lane.held[tp] = records[:n], records[n:]
+            if not lane.held[tp]:
+                del lane.held[tp]
+        if out or not lane.held:
+            lane.held_since = now
+        self._pause_piling_up(lane)
+        return out
+
+    def _pause_piling_up(self, lane: Lane) -> None:
+        """Stop fetching a partition whose held records pile up; resume it once released."""
+        limit = self.settings.progress_fold_batch_size
+        for tp in self.consumer.assignment():
+            if tp.partition != lane.number:
+                continue
+            if len(lane.held.get(tp, ())) > limit:
+                self.consumer.pause(tp)
+            elif tp in self.consumer.paused():
+                self.consumer.resume(tp)
+
+    async def _fold_lane(self, lane: Lane) -> None:
+        """Fold what the lane can release in one transaction; on a broker error, abort and go
+        back to the last committed state and offsets."""
+        parts = await self._release(lane)
+        if not parts:
+            return
         started = time.perf_counter()
         kafka = lane.producer.kafka
         try:
@@ -367,6 +415,8 @@ class FoldService:
         a partition without a committed offset starts at its beginning. Every position is set
         explicitly, so records fetched before this point are never skipped."""
         tps = [tp for tp in self.consumer.assignment() if tp.partition == lane.number]
+        lane.held.clear()  # fetched before the seek: read again from the committed offsets
+        self.consumer.resume(*tps)
         committed = await self.consumer._coordinator.fetch_committed_offsets(tps)
         missing = [tp for tp in tps if tp not in committed or committed[tp].offset < 0]
         beginnings = await self.consumer.beginning_offsets(missing) if missing else {}
@@ -407,6 +457,10 @@ def _merged(parts: Iterable[list[Record]]) -> Iterable[Record]:
     """The lane's records, each partition in offset order, interleaved by timestamp, so that
     a task's events from different stages come in about the order they happened."""
     return heapq.merge(*parts, key=_timestamp)
+
+
+#: How long held records may wait for a partition that is behind but delivers nothing.
+_HOLD_AT_MOST_S = 1.0
 
 
 def _timestamp(record: Record) -> int:
