@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from tests.support.wait import wait_until
 from ytmaker_progress.main import ProgressService
@@ -69,6 +69,12 @@ async def test_rebuild_equals_the_live_read_model(
     try:
         assert stored > 0
         assert differences(live, rebuilt) == []
+        # a rebuild defers the history's secondary indexes, then creates them
+        indexes = [
+            sorted(ix["name"] for ix in inspect(store.engine).get_indexes("progress_history"))
+            for store in (live, rebuilt)
+        ]
+        assert indexes[0] == indexes[1] and len(indexes[0]) >= 2
         assert len(live.dump()["history"]) < len(rebuilt.dump()["history"])  # r-0 came back
     finally:
         live.close()

@@ -36,6 +36,7 @@ async def rebuild(settings: ProgressSettings, url: str) -> tuple[Store, int, flo
     caught_up.cancel()
     stopping.set()
     await running
+    await asyncio.to_thread(bulk.finish_bulk)
     seconds = time.perf_counter() - started
     bulk.close()  # every transaction is written; a fresh engine serves with the usual pragmas
     return await asyncio.to_thread(Store, url), sink.stored, seconds

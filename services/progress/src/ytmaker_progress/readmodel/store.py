@@ -84,6 +84,22 @@ class Store:
         dialect = self.engine.dialect.name
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self._history_sql = _sqlite_history_insert(self.engine) if dialect == "sqlite" else None
+        # A bulk fill of SQLite maintains only the history's unique index; `finish_bulk`
+        # creates the others at the end, in one sorted pass each.
+        self._deferred = (
+            [ix for ix in _H.indexes if not ix.unique] if bulk and dialect == "sqlite" else []
+        )
+        if self._deferred:
+            with self.engine.begin() as conn:
+                for index in self._deferred:
+                    index.drop(conn, checkfirst=True)
+
+    def finish_bulk(self) -> None:
+        """After a bulk fill: create the indexes it left out. Call before `close`."""
+        with self.engine.begin() as conn:
+            for index in self._deferred:
+                index.create(conn, checkfirst=True)
+        self._deferred = []
 
     def close(self) -> None:
         self.engine.dispose()
