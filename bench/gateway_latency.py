@@ -245,6 +245,31 @@ async def gc_figures(url: str) -> list[tuple[float, float, float]]:
     ]
 
 
+async def write_latency(url: str) -> tuple[float, float, float]:
+    """(writes, writes within 25 ms, within 50 ms) of the gateway's own delivery histogram:
+    event `occurred_at` → written on the socket, without the clients' side."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{url}/metrics", timeout=5)).text
+
+    def bucket(le: str) -> float:
+        name = "ytmaker_gateway_delivery_latency_seconds_bucket"
+        found = re.search(rf'^{name}\{{le="{re.escape(le)}"\}} (\S+)', text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    return bucket("+Inf"), bucket("0.025"), bucket("0.05")
+
+
+def write_delta(before: tuple[float, float, float], after: tuple[float, float, float]) -> str:
+    total, within25, within50 = (a - b for a, b in zip(after, before, strict=True))
+    if not total:
+        return "gateway writes while measured: none"
+    return (
+        f"gateway writes while measured: {total:.0f}, over 25 ms "
+        f"{100 * (1 - within25 / total):.2f} %, over 50 ms {100 * (1 - within50 / total):.2f} %"
+        " (event → socket write, the gateway's own histogram)"
+    )
+
+
 def gc_delta(
     before: list[tuple[float, float, float]], after: list[tuple[float, float, float]]
 ) -> str:
@@ -331,7 +356,7 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
         producing = asyncio.create_task(source.produce(args.rate, args.warmup + args.seconds))
         await asyncio.sleep(args.warmup)
         first, since = source.sent, time.time()
-        gc_before = await gc_figures(url)
+        gc_before, writes_before = await gc_figures(url), await write_latency(url)
         load_before = os.getloadavg()[0]
         sent = await producing
         expected = (sent - first) * args.clients // args.tasks
@@ -341,7 +366,7 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
                 break
             await asyncio.sleep(0.1)
         load_after = os.getloadavg()[0]
-        gc_after = await gc_figures(url)
+        gc_after, writes_after = await gc_figures(url), await write_latency(url)
         latencies = [x for c in clients for x in c.latencies(since)]
         closed = sum(1 for c in clients if c.ws is not None and c.ws.close_code is not None)
         print(
@@ -357,6 +382,7 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
                 f"{statistics.fmean(latencies) * 1000:.1f} ms"
             )
         print(gc_delta(gc_before, gc_after))
+        print(write_delta(writes_before, writes_after))
         gc.unfreeze()
         for c in clients:
             if c.ws is not None:

@@ -145,10 +145,10 @@ async def test_a_checkpoint_records_only_sessions_whose_offsets_moved() -> None:
     moving.current_offsets = lambda: dict(current)
     still.current_offsets = dict
     registry.active = {"c-1": moving, "c-2": still}
-    assert registry.checkpoint() == 1
-    assert registry.checkpoint() == 0
+    assert await registry.checkpoint() == 1
+    assert await registry.checkpoint() == 0
     current["t1"] = 4
-    assert registry.checkpoint() == 1
+    assert await registry.checkpoint() == 1
     async with asyncio.timeout(5):
         await registry.drain()
     assert store.records["c-1"]["offsets"] == {"t1": 4} and "c-2" not in store.records

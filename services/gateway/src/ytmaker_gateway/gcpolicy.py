@@ -29,8 +29,11 @@ def start_up(threshold: int = 0) -> None:
 
 
 def refreeze() -> None:
-    """Collect what is not frozen (recent objects only: short), then freeze the survivors."""
-    gc.collect()
+    """Collect the young generations (a few thousand objects at most: short), then freeze
+    everything alive. The old generation is not scanned here: after a burst of connections
+    that alone would be a pause of 100 ms and more; its garbage cycles, if any, wait for the
+    next `full_collection()`."""
+    gc.collect(1)
     gc.freeze()
 
 

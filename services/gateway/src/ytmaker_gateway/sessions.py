@@ -25,7 +25,8 @@ from ytmaker_gateway.adapters.progress_api import ProgressApi, ProgressUnavailab
 
 log = logging.getLogger(__name__)
 
-_BATCH = 500  # session records per request to the read model
+_BATCH = 100  # session records per request to the read model
+_SLICE = 100  # sessions checkpointed per event-loop step
 
 
 def new_client_id() -> str:
@@ -191,11 +192,15 @@ class SessionRegistry:
         ]:
             del self._closed[client_id]
 
-    def checkpoint(self) -> int:
+    async def checkpoint(self) -> int:
         """Record every open session whose delivered offsets moved since its last record
-        (what another replica restores from if this one dies); returns how many."""
+        (what another replica restores from if this one dies); returns how many. Yields to
+        the event loop every `_SLICE` sessions: a thousand clients' records are not built in
+        one step that would hold their updates back."""
         saved = 0
-        for session in list(self.active.values()):
+        for n, session in enumerate(list(self.active.values()), start=1):
+            if n % _SLICE == 0:
+                await asyncio.sleep(0)
             if session.current_offsets is None:
                 continue
             offsets = session.current_offsets()
@@ -211,7 +216,7 @@ class SessionRegistry:
             try:
                 await asyncio.wait_for(stopping.wait(), interval_s)
             except TimeoutError:
-                self.checkpoint()
+                await self.checkpoint()
 
     def save(self, session: Session) -> None:
         """Send the session's record to the read model in the background.
