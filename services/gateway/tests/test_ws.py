@@ -251,3 +251,23 @@ async def test_the_project_stream(gateway_factory: Factory) -> None:
         await _recv(ws)
         assert (await _recv(ws))["payload"]["code"] == "forbidden"
         assert await _closed_with(ws) == 4403
+
+
+async def test_subscribe_while_the_read_model_catches_up_is_retryable_and_names_the_task(
+    gateway_factory: Factory,
+) -> None:
+    """After a restart the read model may not have folded a task yet: the answer is the
+    retryable `unavailable` for that task, never `forbidden` (found by the chaos test)."""
+    gw = await gateway_factory()
+    subscribe = {"action": "subscribe", "task_id": "t-not-folded-yet", "since": None}
+    gw.fake.catching_up = True
+    ws = await _open(gw)
+    await ws.send(json.dumps(subscribe))
+    error = await _recv(ws)
+    assert (error["type"], error["task_id"]) == ("error", "t-not-folded-yet")
+    assert error["payload"]["code"] == "unavailable"
+    gw.fake.catching_up = False
+    await ws.send(json.dumps(subscribe))
+    error = await _recv(ws)
+    assert (error["task_id"], error["payload"]["code"]) == ("t-not-folded-yet", "forbidden")
+    await ws.close()

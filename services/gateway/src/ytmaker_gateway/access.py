@@ -3,7 +3,10 @@
 The read model (progress service) knows every task it has folded. A task created a moment ago
 through this replica may not be folded yet: the replica remembers what it created, and
 otherwise waits a little for the read model before answering `forbidden`, the same answer
-as for somebody else's task, so that nobody learns whether a task exists.
+as for somebody else's task, so that nobody learns whether a task exists. While the read model
+is still catching up (after a restart of the progress service), an unknown task may simply
+not be folded yet: the answer is then the retryable `unavailable`, which depends on the
+service's state only, never on the task.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class Access:
                 state = await self.state(task_id)
         if state is not None:
             ref = TaskRef(task_id, state["project_id"], state["owner"], state.get("title", ""))
+        if ref is None and wait and not await self.progress.caught_up():
+            raise Unavailable("the progress read model is catching up; subscribe again shortly")
         if ref is None or not principal.may_see(ref.owner):
             raise Forbidden()
         return ref, state

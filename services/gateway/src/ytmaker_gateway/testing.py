@@ -113,6 +113,7 @@ class FakeProgress:
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     down: bool = False
+    catching_up: bool = False
 
     def put_task(self, state: TaskState) -> None:
         data = state.model_dump(mode="json")
@@ -148,6 +149,12 @@ class FakeProgress:
 
         def not_found() -> JSONResponse:
             return JSONResponse({"error": {"code": "not_found", "message": "no"}}, 404)
+
+        @app.get("/readyz")
+        async def readyz() -> Any:
+            if fake.down or fake.catching_up:
+                return JSONResponse({"status": "starting"}, status_code=503)
+            return {"status": "ready"}
 
         @app.get("/internal/v1/tasks/{task_id}")
         async def task(task_id: str) -> Any:

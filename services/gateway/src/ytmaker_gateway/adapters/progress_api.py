@@ -27,8 +27,9 @@ class ProgressApi:
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        self._root = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/internal/v1", timeout=timeout_s, transport=transport
+            base_url=self._root + "/internal/v1", timeout=timeout_s, transport=transport
         )
 
     async def close(self) -> None:
@@ -51,6 +52,14 @@ class ProgressApi:
         if response.status_code >= 400:
             raise ProgressUnavailable(f"progress service refused {path}: {response.status_code}")
         return response.json()
+
+    async def caught_up(self) -> bool:
+        """Whether the read model has folded everything up to now (its `/readyz`)."""
+        try:
+            response = await self._http.get(self._root + "/readyz")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
     async def task(self, task_id: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = await self._get(f"/tasks/{task_id}")

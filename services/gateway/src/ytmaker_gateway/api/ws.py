@@ -195,13 +195,18 @@ class Connection:
             if not self._within_rate():
                 self._violation("rate_limited", "too many messages per second")
                 continue
+            request: ClientMessage | None = None
             try:
-                await self._handle(parse_client_message(frame))
+                request = parse_client_message(frame)
+                await self._handle(request)
             except ProtocolError as exc:
                 metrics.BAD_INPUT.labels(exc.code).inc()
                 self.outbox.push(error_message(exc.code, exc.message, exc.task_id))
             except GatewayError as exc:
-                self.outbox.push(error_message(exc.code, exc.message, None, **exc.details))
+                # Name the task the failed request was about, so a client with several
+                # requests in flight knows which one to repeat.
+                task_id = getattr(request, "task_id", None)
+                self.outbox.push(error_message(exc.code, exc.message, task_id, **exc.details))
 
     def _within_rate(self) -> bool:
         """A token bucket of `max_messages_per_second`, holding one second's worth."""
