@@ -126,6 +126,7 @@ class FoldService:
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_poll_interval_ms=int(settings.consumer_max_poll_interval_s * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=settings.progress_fetch_max_wait_ms,
             session_timeout_ms=settings.progress_session_timeout_ms,
             heartbeat_interval_ms=max(100, settings.progress_session_timeout_ms // 3),
         )
@@ -210,18 +211,20 @@ class FoldService:
         Within a poll the lane's topics are merged by timestamp, but a poll may bring one
         topic further in time than another (a backlog: the small `pipeline.tasks` partition
         is read to its end while the stage topics are not). So a record is released only up
-        to the earliest last-held timestamp of any input partition still behind its last
-        stable offset, or not fetched yet (one with nothing held releases nothing); a caught-up
-        lane releases everything. Records held longer than a second are released anyway,
-        so a partition that never delivers cannot stall the lane.
+        to the earliest last-held timestamp of any input partition in a backlog (more than
+        `progress_backlog_records` behind its last stable offset) or not fetched yet (one with
+        nothing held releases nothing); a lane without a backlog releases everything, so a
+        live stream, always a few records behind, is never held. Records held longer than a
+        second are released anyway, so a partition that never delivers cannot stall the lane.
         """
         cutoff = float("inf")
+        backlog = self.settings.progress_backlog_records
         for tp in self.consumer.assignment():
             if tp.partition != lane.number:
                 continue
             lso = self.consumer.last_stable_offset(tp)  # None: not fetched yet
-            if lso is not None and await self.consumer.position(tp) >= lso:
-                continue  # caught up: no constraint
+            if lso is not None and await self.consumer.position(tp) >= lso - backlog:
+                continue  # caught up, or as good as: no constraint
             held = lane.held.get(tp)
             cutoff = min(cutoff, _timestamp(held[-1]) if held else float("-inf"))
         now = time.monotonic()

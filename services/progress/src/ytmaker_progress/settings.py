@@ -23,6 +23,17 @@ class ProgressSettings(ServiceSettings):
     progress_fold_batch_size: int = Field(
         default=10_000, ge=1, description="Records per poll, folded in one transaction per lane."
     )
+    progress_backlog_records: int = Field(
+        default=200,
+        ge=0,
+        description="An input partition further behind than this is a backlog: its lane holds "
+        "later records of its other topics until it catches up (decision 0026).",
+    )
+    progress_fetch_max_wait_ms: int = Field(
+        default=10,
+        ge=0,
+        description="How long the broker may hold a fetch of the fold's inputs for more data.",
+    )
     progress_transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     progress_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="How soon the group notices a dead fold member."
