@@ -32,9 +32,17 @@ log = logging.getLogger(__name__)
 SERVICE = "gateway"
 
 
-def build(settings: GatewaySettings, producer: EventProducer) -> Gateway:
-    """A Gateway from settings; the caller starts the producer and the hub."""
-    progress = ProgressApi(settings.progress_url, settings.progress_timeout_s)
+def build(
+    settings: GatewaySettings,
+    producer: EventProducer,
+    *,
+    progress: ProgressApi | None = None,
+    reader: ReplayReader | None = None,
+) -> Gateway:
+    """A Gateway from settings; the caller starts the producer and the hub. Tests pass their
+    own `progress` client and replay `reader`."""
+    if progress is None:
+        progress = ProgressApi(settings.progress_url, settings.progress_timeout_s)
     access = Access(progress, RecentTasks(), settings.unknown_task_wait_s)
     hub = Hub(settings)
     return Gateway(
@@ -44,7 +52,7 @@ def build(settings: GatewaySettings, producer: EventProducer) -> Gateway:
         access=access,
         commands=Commands(producer, access, f"{SERVICE}/{settings.instance}"),
         hub=hub,
-        streams=Streams(hub, ReplayReader(settings), settings.client_queue_size),
+        streams=Streams(hub, reader or ReplayReader(settings), settings.client_queue_size),
         sessions=SessionRegistry(
             settings.session_window_s, progress, restore_wait_s=settings.session_restore_wait_s
         ),

@@ -346,29 +346,11 @@ async def start_server(app: Any, max_frame_bytes: int = 64 * 1024) -> RunningSer
 def build_gateway(
     settings: Any, progress_app: Any, producer: Any, reader: Any | None = None
 ) -> Any:
-    """A Gateway wired like main.build, but reading the given fake progress app in-process."""
+    """A Gateway wired by main.build, but reading the given fake progress app in-process."""
     import httpx
 
-    from ytmaker_gateway.access import Access, RecentTasks
     from ytmaker_gateway.adapters.progress_api import ProgressApi
-    from ytmaker_gateway.commands import Commands
-    from ytmaker_gateway.context import Gateway
-    from ytmaker_gateway.fanout.hub import Hub
-    from ytmaker_gateway.fanout.replay import ReplayReader
-    from ytmaker_gateway.fanout.streams import Streams
-    from ytmaker_gateway.sessions import SessionRegistry
+    from ytmaker_gateway.main import build
 
     progress = ProgressApi("http://progress", transport=httpx.ASGITransport(app=progress_app))
-    access = Access(progress, RecentTasks(), settings.unknown_task_wait_s)
-    hub = Hub(settings)
-    return Gateway(
-        settings=settings,
-        tokens=settings.token_config(),
-        progress=progress,
-        access=access,
-        commands=Commands(producer, access, f"gateway/{settings.instance}"),
-        hub=hub,
-        streams=Streams(hub, reader or ReplayReader(settings), settings.client_queue_size),
-        sessions=SessionRegistry(settings.session_window_s, progress),
-        artifacts=settings.artifact_store(),
-    )
+    return build(settings, producer, progress=progress, reader=reader)
