@@ -231,12 +231,17 @@ async def read_updates(settings: ServiceSettings, task_ids: Iterable[str]) -> di
     wanted = {t: [] for t in task_ids}  # type: dict[str, list[Any]]
     topic = settings.topics.name(Topic.PROGRESS_UPDATES)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        # The log as clients may see it: updates of an aborted fold transaction (a fold that
+        # crashed mid-batch) are in the topic but were never committed.
+        isolation_level="read_committed",
     )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        ends = await consumer.end_offsets(tps)
+        ends = await consumer.end_offsets(tps)  # read_committed: the last stable offsets
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
@@ -359,8 +364,8 @@ class Watcher:
                 await asyncio.sleep(0.2)
 
     async def _session(self, ws: ClientConnection, stopping: asyncio.Event) -> None:
-        """One connection. Subscribes one task at a time: the gateway answers a failed
-        subscribe with an `error` that names no task, so only one may be outstanding."""
+        """One connection. Subscribes one task at a time, so that a refused subscribe is
+        always the outstanding one."""
         hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert hello["type"] in ("connected", "reconnected"), hello
         self._client_id = hello["payload"]["client_id"]
@@ -408,6 +413,11 @@ class Watcher:
             answered.add(task_id)
             if task_id == self._outstanding:
                 self._outstanding = None
+        elif kind == "error" and message["payload"].get("details", {}).get("restored"):
+            # The server could not resume a stream of the old session (the read model was
+            # down or behind); like restored streams, it does not count: ours decides.
+            code = message["payload"].get("code")
+            self.refused[code] = self.refused.get(code, 0) + 1
         elif kind == "error" and message.get("offset") is None:  # a protocol error
             code = message["payload"].get("code")
             if code in ("unavailable", "forbidden") and self._outstanding:

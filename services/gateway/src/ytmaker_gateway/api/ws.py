@@ -258,7 +258,8 @@ class Connection:
             try:
                 await self._subscribe(task_id, offset if offset >= 0 else None, None, restored=True)
             except GatewayError as exc:
-                self.outbox.push(error_message(exc.code, exc.message, task_id))
+                # Marked like `subscribed.restored`: the client's own subscribe decides.
+                self.outbox.push(error_message(exc.code, exc.message, task_id, restored=True))
 
     async def _handle(self, msg: ClientMessage) -> None:
         if msg.action == "ping":
