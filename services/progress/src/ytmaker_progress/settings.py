@@ -24,10 +24,11 @@ class ProgressSettings(ServiceSettings):
         default=10_000, ge=1, description="Records per poll, folded in one transaction per lane."
     )
     progress_backlog_records: int = Field(
-        default=200,
+        default=0,
         ge=0,
         description="An input partition further behind than this is a backlog: its lane holds "
-        "later records of its other topics until it catches up (decision 0026).",
+        "later records of its other topics until it catches up (decision 0026). Above 0 "
+        "trades strict cross-topic order in small backlogs for live latency.",
     )
     progress_fetch_max_wait_ms: int = Field(
         default=10,
