@@ -57,12 +57,12 @@ async def publish(producer: EventProducer, events: Iterable[tuple[Topic, Event]]
     return n
 
 
-async def read_updates(
-    settings: ProgressSettings, *, until: int | None = None, timeout: float = 60.0
-) -> list[tuple[int, int, dict[str, Any]]]:
-    """Every committed record of `progress.updates`: (partition, offset, update JSON).
-    With `until`, waits (up to `timeout`) until at least that many are there."""
-    name = settings.topics.name(Topic.PROGRESS_UPDATES)
+async def read_topic(
+    settings: ProgressSettings, topic: Topic, *, until: int | None = None, timeout: float = 60.0
+) -> list[Any]:
+    """Every committed record of `topic`, partition by partition in offset order. With
+    `until`, waits (up to `timeout`) until at least that many are there."""
+    name = settings.topics.name(topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         isolation_level="read_committed",
@@ -77,7 +77,7 @@ async def read_updates(
             partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        out: list[tuple[int, int, dict[str, Any]]] = []
+        out: list[Any] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -87,9 +87,17 @@ async def read_updates(
             if at_end and (until is None or len(out) >= until):
                 return out
             if loop.time() > deadline:
-                raise AssertionError(f"only {len(out)} updates after {timeout}s (want {until})")
-            batch = await consumer.getmany(timeout_ms=200)
-            for tp, records in batch.items():
-                out += [(tp.partition, r.offset, json.loads(r.value)) for r in records]
+                raise AssertionError(f"only {len(out)} records after {timeout}s (want {until})")
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                out += records
     finally:
         await consumer.stop()
+
+
+async def read_updates(
+    settings: ProgressSettings, *, until: int | None = None, timeout: float = 60.0
+) -> list[tuple[int, int, dict[str, Any]]]:
+    """Every committed record of `progress.updates`: (partition, offset, update JSON).
+    With `until`, waits (up to `timeout`) until at least that many are there."""
+    records = await read_topic(settings, Topic.PROGRESS_UPDATES, until=until, timeout=timeout)
+    return [(r.partition, r.offset, json.loads(r.value)) for r in records]

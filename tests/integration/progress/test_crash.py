@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ytmaker_progress.fold import Folded, apply
 from ytmaker_progress.scenario import run_events
@@ -30,7 +29,7 @@ from ytmaker_shared.progress import TaskState
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
 
-from .conftest import read_updates
+from .conftest import read_topic, read_updates
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
@@ -149,24 +148,5 @@ async def _wait_all_finished(settings: ProgressSettings, tasks: set[str]) -> Non
 
 
 async def _latest_states(settings: ProgressSettings) -> dict[str, TaskState]:
-    name = settings.topics.name(Topic.PROGRESS_STATE)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: dict[str, TaskState] = {}
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    out[r.key.decode()] = TaskState.model_validate(json.loads(r.value))
-        return out
-    finally:
-        await consumer.stop()
+    records = await read_topic(settings, Topic.PROGRESS_STATE)
+    return {r.key.decode(): TaskState.model_validate(json.loads(r.value)) for r in records}

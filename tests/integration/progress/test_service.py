@@ -19,7 +19,7 @@ from ytmaker_shared.kafka import DeadLetter, EventProducer
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
 
-from .conftest import publish, read_updates
+from .conftest import publish, read_topic, read_updates
 
 pytestmark = [pytest.mark.kafka]
 
@@ -191,21 +191,4 @@ async def test_sessions_are_upserted_and_listed(
 
 
 async def _dead_letters(settings: ProgressSettings) -> list[DeadLetter]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    name = settings.topics.name(Topic.DLQ)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        batch = await consumer.getmany(timeout_ms=2000)
-        return [DeadLetter.from_record(r) for records in batch.values() for r in records]
-    finally:
-        await consumer.stop()
+    return [DeadLetter.from_record(r) for r in await read_topic(settings, Topic.DLQ)]
