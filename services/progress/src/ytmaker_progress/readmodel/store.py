@@ -148,6 +148,7 @@ class Store:
                             for c in (
                                 "status",
                                 "progress",
+                                "created_at",  # the fold's may move earlier (a late request)
                                 "updated_at",
                                 "last_offset",
                                 "epoch",
