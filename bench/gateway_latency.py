@@ -82,9 +82,10 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 1
             await asyncio.sleep(0.2)
 
 
-def start_service(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`python -m ytmaker_<name>`, its log in $TMPDIR/bench-<name>.log."""
-    with open(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{name}.log", "wb") as log:
+def start_service(name: str, env: dict[str, str], label: str = "") -> subprocess.Popen[bytes]:
+    """`python -m ytmaker_<name>`, its log in $TMPDIR/bench-<label or name>.log."""
+    logfile = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{label or name}.log"
+    with open(logfile, "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", f"ytmaker_{name}"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -285,7 +286,7 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
     settings = GatewaySettings(
         kafka_bootstrap_servers=bootstrap,
         topic_prefix=prefix,
-        topic_partitions=6,
+        topic_partitions=args.partitions,
         jwt_secret=SECRET,
     )
     await ensure_topics(settings)
@@ -294,7 +295,7 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "YTMAKER_TOPIC_PREFIX": prefix,
-        "YTMAKER_TOPIC_PARTITIONS": "6",
+        "YTMAKER_TOPIC_PARTITIONS": str(args.partitions),
         "YTMAKER_LOG_LEVEL": "WARNING",
     }
     procs: list[subprocess.Popen[bytes]] = []
@@ -305,17 +306,22 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
             progress_port = free_port()
             progress_url = f"http://127.0.0.1:{progress_port}"
             db = tmp / f"{prefix}db"
-            procs.append(
-                start_service(
-                    "progress",
-                    base_env
-                    | {
-                        "YTMAKER_PROGRESS_DATABASE_URL": f"sqlite:///{db}",
-                        "YTMAKER_PROGRESS_HTTP_PORT": str(progress_port),
-                        "YTMAKER_HEALTH_PORT": "0",
-                    },
-                )
-            )
+            progress_env = base_env | {
+                "YTMAKER_PROGRESS_DATABASE_URL": f"sqlite:///{db}",
+                "YTMAKER_PROGRESS_HTTP_PORT": str(progress_port),
+                "YTMAKER_HEALTH_PORT": "0",
+            }
+            if args.progress_processes == "split":  # as deployed: fold, and read side + ETA
+                fold_port = free_port()
+                fold_env = base_env | {
+                    "YTMAKER_HEALTH_PORT": str(fold_port),
+                    "YTMAKER_PROGRESS_RUN_API": "false",
+                    "YTMAKER_PROGRESS_RUN_ETA": "false",
+                }
+                procs.append(start_service("progress", fold_env, label="progress-fold"))
+                await wait_ready(f"http://127.0.0.1:{fold_port}", procs[-1])
+                progress_env["YTMAKER_PROGRESS_RUN_FOLD"] = "false"
+            procs.append(start_service("progress", progress_env))
             await wait_ready(progress_url, procs[-1])
         else:
             fake = FakeProgress()
@@ -405,6 +411,14 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--path", choices=("gateway", "progress"), default="gateway")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--partitions", type=int, default=6, help="of every topic (lanes)")
+    parser.add_argument(
+        "--progress-processes",
+        choices=("split", "one"),
+        default="split",
+        help="the progress service as deployed (a fold process, and a read-model/API/ETA "
+        "process) or all of it in one process",
+    )
     parser.add_argument(
         "--gateway-env",
         action="append",

@@ -11,6 +11,11 @@ When a lane is assigned, its producer is initialised first (this fences a zombie
 same transactional id and ends its open transaction), then its states are read from
 `progress.state` to the end (read_committed), then the input positions are read from the group's
 committed offsets: all three describe the same committed transactions.
+
+One loop polls the consumer and hands each lane its records; each lane folds and commits in its
+own task, so a lane waiting for the broker to finish its transaction never delays the others
+or the next poll (docs/decisions/0027-progress-fold-latency.md). Only the polling loop moves
+consumer positions (assignment, recovery), never while a poll is in flight.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+import aiokafka.producer.sender
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, ProducerFenced
@@ -76,6 +82,11 @@ class Lane:
     # Records fetched but not folded yet (FoldService._release), and since when they wait.
     held: dict[TopicPartition, list[Record]] = field(default_factory=dict)
     held_since: float = field(default_factory=time.monotonic)
+    # The lane's folding task (FoldService._work) and how the polling loop talks to it.
+    worker: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: bool = False
+    failed: bool = False  # a transaction failed: the polling loop recovers the lane
 
     def keep(self, task_id: str, folded: Folded, now: float) -> None:
         """Hold the task's new state; a task that just finished starts its grace period."""
@@ -132,6 +143,7 @@ class FoldService:
         )
         self.lanes: dict[int, Lane] = {}
         self.ready = False
+        _wait_between_transactions(settings.progress_retry_backoff_ms / 1000)
         self._busy = asyncio.Lock()
         self._generation = 0  # changes whenever lanes open or close
         self._fatal: BaseException | None = None
@@ -146,16 +158,16 @@ class FoldService:
                 batch = await self._poll(stopping)
                 if self._fatal is not None:
                     raise FoldFatal(str(self._fatal)) from self._fatal
-                if not batch and not any(lane.held for lane in self.lanes.values()):
-                    continue
-                async with self._busy:  # a rebalance waits until this batch is committed
+                async with self._busy:  # no rebalance while positions move
                     if generation != self._generation:
                         # Lanes changed while polling: the batch may predate the positions
                         # set by the assignment. Drop it and start again from the commits.
                         for lane in self.lanes.values():
                             await self._seek_committed(lane)
                         continue
-                    await self._fold_batch(batch)
+                    for lane in [lane for lane in self.lanes.values() if lane.failed]:
+                        await self._recover_lane(lane)  # drops what this poll brought it
+                    self._hand_out(batch)
         finally:
             self.ready = False
             async with self._busy:
@@ -199,11 +211,33 @@ class FoldService:
 
     # --- folding ------------------------------------------------------------------------
 
-    async def _fold_batch(self, batch: dict[TopicPartition, list[Record]]) -> None:
+    def _hand_out(self, batch: dict[TopicPartition, list[Record]]) -> None:
+        """Give each lane its records and wake every lane holding some (held records are
+        looked at again after every poll, see `_release`)."""
         for tp, records in batch.items():
             if tp.partition in self.lanes:
                 self.lanes[tp.partition].held.setdefault(tp, []).extend(records)
-        await asyncio.gather(*(self._fold_lane(lane) for lane in self.lanes.values() if lane.held))
+        for lane in self.lanes.values():
+            if lane.held:
+                lane.wake.set()
+
+    async def _work(self, lane: Lane) -> None:
+        """The lane's folding task: one transaction at a time, with all that was handed out
+        meanwhile. Ends when the lane closes (after the transaction in hand) or fails."""
+        try:
+            while True:
+                await lane.wake.wait()
+                lane.wake.clear()
+                if lane.closing:
+                    return
+                if not await self._fold_lane(lane):
+                    lane.failed = True
+                    return
+        except FoldFatal:
+            return  # `_fatal` is set: the polling loop stops the process
+        except Exception as exc:  # a bug: stop the process rather than a silent lane
+            log.exception("lane worker failed", extra={"lane": lane.number})
+            self._fatal = exc
 
     async def _release(self, lane: Lane) -> dict[TopicPartition, list[Record]]:
         """The lane's held records that can be folded now, per partition.
@@ -247,20 +281,22 @@ class FoldService:
     def _pause_piling_up(self, lane: Lane) -> None:
         """Stop fetching a partition whose held records pile up; resume it once released."""
         limit = self.settings.progress_fold_batch_size
+        paused = self.consumer.paused()
         for tp in self.consumer.assignment():
             if tp.partition != lane.number:
                 continue
             if len(lane.held.get(tp, ())) > limit:
                 self.consumer.pause(tp)
-            elif tp in self.consumer.paused():
+            elif tp in paused:
                 self.consumer.resume(tp)
 
-    async def _fold_lane(self, lane: Lane) -> None:
-        """Fold what the lane can release in one transaction; on a broker error, abort and go
-        back to the last committed state and offsets."""
+    async def _fold_lane(self, lane: Lane) -> bool:
+        """Fold what the lane can release in one transaction. False after a broker error: the
+        transaction is not committed and the lane must go back to its committed state and
+        offsets (`_recover_lane`)."""
         parts = await self._release(lane)
         if not parts:
-            return
+            return True
         started = time.perf_counter()
         kafka = lane.producer.kafka
         try:
@@ -283,13 +319,13 @@ class FoldService:
             raise FoldFatal(f"lane {lane.number} was fenced by a newer instance") from exc
         except (KafkaError, TimeoutError) as exc:
             log.warning("fold transaction failed", extra={"lane": lane.number, "error": repr(exc)})
-            await self._recover_lane(lane)  # the committed states, a fresh producer
-            return
+            return False
         metrics.TRANSACTION_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_FOLDED.inc(sum(len(r) for r in parts.values()))
         s = self.settings
         lane.evict(time.monotonic(), s.progress_evict_after_s, s.progress_marker_retention_s)
         self._count_tasks()
+        return True
 
     def _count_tasks(self) -> None:
         lanes = self.lanes.values()
@@ -351,6 +387,7 @@ class FoldService:
             await self._restore(self.lanes.values())
             for lane in self.lanes.values():
                 await self._seek_committed(lane)
+                self._start_worker(lane)
         except Exception as exc:  # the listener must not raise: the loop will
             log.exception("cannot open lanes")
             self._fatal = exc
@@ -373,13 +410,19 @@ class FoldService:
             transactional_id=self.settings.transactional_id(number),
             transaction_timeout_ms=self.settings.progress_transaction_timeout_ms,
             max_batch_size=256 * 1024,
+            retry_backoff_ms=self.settings.progress_retry_backoff_ms,
         )
         await producer.start()  # InitProducerId: fences the zombie, ends its transaction
         return Lane(number, producer, DeadLetterWriter(producer, self.group_id))
 
+    def _start_worker(self, lane: Lane) -> None:
+        lane.worker = asyncio.create_task(self._work(lane), name=f"fold-lane-{lane.number}")
+
     async def _close_lanes(self) -> None:
+        """Let every lane finish the transaction in hand, then close its producer."""
         lanes, self.lanes = list(self.lanes.values()), {}
         self._generation += 1
+        await asyncio.gather(*(_stop_worker(lane) for lane in lanes))
         await asyncio.gather(*(lane.producer.stop() for lane in lanes), return_exceptions=True)
 
     async def _restore(self, lanes: Iterable[Lane]) -> None:
@@ -427,13 +470,23 @@ class FoldService:
             self.consumer.seek(tp, beginnings[tp] if tp in beginnings else committed[tp].offset)
 
     async def _recover_lane(self, lane: Lane) -> None:
-        """After an aborted transaction: committed states and offsets, a fresh producer."""
+        """After a failed transaction: a fresh producer (which aborts it), the committed
+        states and offsets, a new worker."""
+        await _stop_worker(lane)
         with contextlib.suppress(KafkaError):
             await lane.producer.stop()
         fresh = await self._new_lane(lane.number)
         self.lanes[lane.number] = fresh
         await self._restore([fresh])
         await self._seek_committed(fresh)
+        self._start_worker(fresh)
+
+
+async def _stop_worker(lane: Lane) -> None:
+    lane.closing = True
+    lane.wake.set()
+    if lane.worker is not None:
+        await asyncio.gather(lane.worker, return_exceptions=True)
 
 
 def _restore_record(lane: Lane, record: Record, now: float) -> None:
@@ -460,6 +513,19 @@ def _merged(parts: Iterable[list[Record]]) -> Iterable[Record]:
     """The lane's records, each partition in offset order, interleaved by timestamp, so that
     a task's events from different stages come in about the order they happened."""
     return heapq.merge(*parts, key=_timestamp)
+
+
+def _wait_between_transactions(seconds: float) -> None:
+    """How long aiokafka waits before asking again to add a partition to a new transaction
+    while the broker still writes the markers of the previous one (CONCURRENT_TRANSACTIONS).
+
+    aiokafka fixes it at 20 ms in a module constant (KAFKA-5477); a lane that commits every few
+    milliseconds would spend most of its time in that wait (decision 0027). Only transactional
+    producers meet this error, and in this process they are all the fold's lanes.
+    """
+    if not hasattr(aiokafka.producer.sender, "BACKOFF_OVERRIDE"):
+        raise RuntimeError("aiokafka no longer has producer.sender.BACKOFF_OVERRIDE: see 0027")
+    aiokafka.producer.sender.BACKOFF_OVERRIDE = seconds
 
 
 #: How long held records may wait for a partition that is behind but delivers nothing.

@@ -35,6 +35,14 @@ class ProgressSettings(ServiceSettings):
         ge=0,
         description="How long the broker may hold a fetch of the fold's inputs for more data.",
     )
+    progress_retry_backoff_ms: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="How long a lane's producer waits before retrying a request, including "
+        "adding a partition to a new transaction while the previous one's markers are still "
+        "being written (decision 0027).",
+    )
     progress_transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     progress_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="How soon the group notices a dead fold member."
