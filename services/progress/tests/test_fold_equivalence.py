@@ -13,7 +13,7 @@ import importlib.util
 import json
 import sys
 from dataclasses import fields
-from datetime import timedelta
+from datetime import UTC, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ stages = st.sampled_from(list(Stage))
 attempts = st.integers(min_value=1, max_value=3)
 figures = st.sampled_from([0.0, 10.0, 25.0, 33.33, 50.0, 99.99, 100.0]) | st.floats(0, 100)
 maybe_text = st.sampled_from(["", "working", "step 2"])
+zones = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))])
 errors = st.builds(ErrorInfo, code=st.sampled_from(["boom", "flaky"]), message=maybe_text)
 
 
@@ -129,7 +130,8 @@ def histories(draw: st.DrawFn) -> tuple[list[Input], set[int]]:
                     task_id=base.task_id,
                     project_id=base.project_id,
                     owner=base.owner,
-                    occurred_at=event.occurred_at,
+                    # estimates are not normalised to UTC: their times keep any offset
+                    occurred_at=event.occurred_at.astimezone(draw(zones)),
                     eta_seconds=draw(st.sampled_from([0.0, 12.5, 60.0]) | st.floats(0, 1e6)),
                     based_on_offset=i,
                 )
