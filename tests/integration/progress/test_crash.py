@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ytmaker_progress.fold import Folded, apply
+from ytmaker_progress.positions import decode_positions, is_positions, positions_key
 from ytmaker_progress.scenario import run_events
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event
 from ytmaker_shared.kafka import EventProducer
 from ytmaker_shared.progress import TaskState
 from ytmaker_shared.stages import Stage
-from ytmaker_shared.topics import Topic
+from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
 from .conftest import read_topic, read_updates
 
@@ -55,6 +57,8 @@ async def _start(settings: ProgressSettings, log: Path) -> asyncio.subprocess.Pr
         "YTMAKER_PROGRESS_RUN_ETA": "false",  # the chain below refolds pipeline events only
         "YTMAKER_PROGRESS_SESSION_TIMEOUT_MS": "6000",
         "YTMAKER_PROGRESS_FOLD_BATCH_SIZE": "50",
+        # the group's offsets stay unwritten: the fold must resume from its own positions
+        "YTMAKER_PROGRESS_REPORT_POSITIONS_S": "86400",
         "YTMAKER_HEALTH_PORT": "0",
         "YTMAKER_LOG_LEVEL": "INFO",
     }
@@ -129,6 +133,32 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     states = await _latest_states(settings)
     for task, items in by_task.items():
         assert states[task] == TaskState.model_validate(items[-1][2]["state"])
+    # and each lane's positions, committed with them, stand at the end of its inputs
+    ends = await _input_ends(settings)
+    positions = await _latest_positions(settings)
+    assert positions == {tp: end for tp, end in ends.items() if end > 0}
+
+
+async def _latest_positions(settings: ProgressSettings) -> dict[TopicPartition, int]:
+    """Every lane's last committed positions record, merged (lanes have disjoint inputs)."""
+    merged: dict[TopicPartition, int] = {}
+    for record in await read_topic(settings, Topic.PROGRESS_STATE):
+        if is_positions(record.headers):
+            assert record.key == positions_key(record.partition)
+            merged |= decode_positions(record.value)
+    return merged
+
+
+async def _input_ends(settings: ProgressSettings) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        names = [settings.topics.name(t) for t in (*PIPELINE_TOPICS, Topic.PROGRESS_ETA)]
+        tps = [TopicPartition(name, p) for name in names for p in range(settings.topic_partitions)]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+    finally:
+        await consumer.stop()
 
 
 async def _wait_all_finished(settings: ProgressSettings, tasks: set[str]) -> None:
@@ -149,4 +179,8 @@ async def _wait_all_finished(settings: ProgressSettings, tasks: set[str]) -> Non
 
 async def _latest_states(settings: ProgressSettings) -> dict[str, TaskState]:
     records = await read_topic(settings, Topic.PROGRESS_STATE)
-    return {r.key.decode(): TaskState.model_validate(json.loads(r.value)) for r in records}
+    return {
+        r.key.decode(): TaskState.model_validate(json.loads(r.value))
+        for r in records
+        if not is_positions(r.headers)
+    }

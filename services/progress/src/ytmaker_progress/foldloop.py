@@ -5,12 +5,13 @@ Every pipeline topic is keyed by task_id and has the same number of partitions, 
 same partition numbers on every topic, so a lane lives on one member. Each lane has its own
 transactional producer (`transactional_id = <group>-lane-<p>`); one transaction per lane and
 poll holds the lane's updates (to `progress.updates` partition *p*), the latest states of its
-touched tasks (`progress.state` partition *p*), any dead letters, and the input offsets.
+touched tasks and the lane's input positions (`progress.state` partition *p*, see
+`positions.py`), and any dead letters.
 
 When a lane is assigned, its producer is initialised first (this fences a zombie holding the
-same transactional id and ends its open transaction), then its states are read from
-`progress.state` to the end (read_committed), then the input positions are read from the group's
-committed offsets: all three describe the same committed transactions.
+same transactional id and ends its open transaction), then its states and positions are read
+from `progress.state` to the end (read_committed): both from the same committed transactions.
+The consumer group's committed offsets only follow, for monitoring (`_report_positions`).
 
 One loop polls the consumer and hands each lane its records; each lane folds and commits in its
 own task, so a lane waiting for the broker to finish its transaction never delays the others
@@ -38,6 +39,13 @@ from aiokafka.structs import ConsumerRecord
 
 from ytmaker_progress import metrics
 from ytmaker_progress.fold import Folded, Input, apply
+from ytmaker_progress.positions import (
+    BadPositionsRecord,
+    decode_positions,
+    encode_positions,
+    is_positions,
+    positions_key,
+)
 from ytmaker_progress.records import (
     BadStateRecord,
     decode_estimate,
@@ -82,6 +90,9 @@ class Lane:
     # Records fetched but not folded yet (FoldService._release), and since when they wait.
     held: dict[TopicPartition, list[Record]] = field(default_factory=dict)
     held_since: float = field(default_factory=time.monotonic)
+    # Where the lane's committed transactions stand in each input: the next offset to fold.
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+    reported_at: float = 0.0  # when `positions` last went to the consumer group
     # The lane's folding task (FoldService._work) and how the polling loop talks to it.
     worker: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -163,7 +174,7 @@ class FoldService:
                         # Lanes changed while polling: the batch may predate the positions
                         # set by the assignment. Drop it and start again from the commits.
                         for lane in self.lanes.values():
-                            await self._seek_committed(lane)
+                            await self._seek_positions(lane)
                         continue
                     for lane in [lane for lane in self.lanes.values() if lane.failed]:
                         await self._recover_lane(lane)  # drops what this poll brought it
@@ -311,8 +322,15 @@ class FoldService:
                     partition=lane.number,
                     headers=headers,
                 )
-            offsets = {tp: records[-1].offset + 1 for tp, records in parts.items()}
-            await kafka.send_offsets_to_transaction(offsets, self.group_id)
+            positions = lane.positions | {tp: rs[-1].offset + 1 for tp, rs in parts.items()}
+            value, headers = encode_positions(positions)
+            await kafka.send(
+                self.state_topic,
+                value=value,
+                key=positions_key(lane.number),
+                partition=lane.number,
+                headers=headers,
+            )
             await kafka.commit_transaction()
         except ProducerFenced as exc:
             self._fatal = exc
@@ -320,12 +338,30 @@ class FoldService:
         except (KafkaError, TimeoutError) as exc:
             log.warning("fold transaction failed", extra={"lane": lane.number, "error": repr(exc)})
             return False
+        lane.positions = positions
         metrics.TRANSACTION_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_FOLDED.inc(sum(len(r) for r in parts.values()))
         s = self.settings
         lane.evict(time.monotonic(), s.progress_evict_after_s, s.progress_marker_retention_s)
         self._count_tasks()
+        await self._report_positions(lane)
         return True
+
+    async def _report_positions(self, lane: Lane) -> None:
+        """Every few seconds, commit the lane's positions to the consumer group as well, so
+        that lag monitoring and `kafka-consumer-groups` see the fold. Not what the fold resumes
+        from (its transactions' own positions are), so a failure here only waits for the next
+        time."""
+        now = time.monotonic()
+        if now - lane.reported_at < self.settings.progress_report_positions_s:
+            return
+        lane.reported_at = now
+        assigned = self.consumer.assignment()
+        offsets = {tp: offset for tp, offset in lane.positions.items() if tp in assigned}
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            log.info("positions not reported", extra={"lane": lane.number, "error": repr(exc)})
 
     def _count_tasks(self) -> None:
         lanes = self.lanes.values()
@@ -386,7 +422,7 @@ class FoldService:
             self.lanes = {lane.number: lane for lane in lanes}
             await self._restore(self.lanes.values())
             for lane in self.lanes.values():
-                await self._seek_committed(lane)
+                await self._seek_positions(lane)
                 self._start_worker(lane)
         except Exception as exc:  # the listener must not raise: the loop will
             log.exception("cannot open lanes")
@@ -426,7 +462,8 @@ class FoldService:
         await asyncio.gather(*(lane.producer.stop() for lane in lanes), return_exceptions=True)
 
     async def _restore(self, lanes: Iterable[Lane]) -> None:
-        """Read `progress.state` of the lanes to its end (read_committed)."""
+        """Read `progress.state` of the lanes to its end (read_committed): states, markers
+        and positions."""
         by_tp = {TopicPartition(self.state_topic, lane.number): lane for lane in lanes}
         if not by_tp:
             return
@@ -444,8 +481,8 @@ class FoldService:
             reader.assign(list(by_tp))
             await reader.seek_to_beginning(*by_tp)
             ends = await reader.end_offsets(list(by_tp))
-            for tp in by_tp:
-                by_tp[tp].states, by_tp[tp].ended, by_tp[tp].finished = {}, {}, {}
+            for lane in by_tp.values():
+                lane.states, lane.ended, lane.finished, lane.positions = {}, {}, {}, {}
             while [tp for tp in by_tp if await reader.position(tp) < ends[tp]]:
                 batch = await reader.getmany(timeout_ms=500, max_records=10_000)
                 now = time.monotonic()
@@ -455,19 +492,29 @@ class FoldService:
         finally:
             await reader.stop()
 
-    async def _seek_committed(self, lane: Lane) -> None:
-        """Position the lane's inputs at the group's committed offsets, read now (after the
-        lane's producer fenced any zombie), not those the consumer may have fetched before;
-        a partition without a committed offset starts at its beginning. Every position is set
-        explicitly, so records fetched before this point are never skipped."""
+    async def _seek_positions(self, lane: Lane) -> None:
+        """Position the lane's inputs where its committed transactions stand (restored with
+        its states, after the lane's producer fenced any zombie), not where the consumer may
+        have fetched before. An input the lane never folded starts at the group's committed
+        offset (written by a fold that committed offsets there, before 0029) or its beginning.
+        Every position is set explicitly, so records fetched before this point are never
+        skipped."""
         tps = [tp for tp in self.consumer.assignment() if tp.partition == lane.number]
-        lane.held.clear()  # fetched before the seek: read again from the committed offsets
+        lane.held.clear()  # fetched before the seek: read again from the positions
         self.consumer.resume(*tps)
-        committed = await self.consumer._coordinator.fetch_committed_offsets(tps)
-        missing = [tp for tp in tps if tp not in committed or committed[tp].offset < 0]
+        unknown = [tp for tp in tps if tp not in lane.positions]
+        committed = (
+            await self.consumer._coordinator.fetch_committed_offsets(unknown) if unknown else {}
+        )
+        missing = [tp for tp in unknown if tp not in committed or committed[tp].offset < 0]
         beginnings = await self.consumer.beginning_offsets(missing) if missing else {}
         for tp in tps:
-            self.consumer.seek(tp, beginnings[tp] if tp in beginnings else committed[tp].offset)
+            if tp in lane.positions:
+                self.consumer.seek(tp, lane.positions[tp])
+            elif tp in beginnings:
+                self.consumer.seek(tp, beginnings[tp])
+            else:
+                self.consumer.seek(tp, committed[tp].offset)
 
     async def _recover_lane(self, lane: Lane) -> None:
         """After a failed transaction: a fresh producer (which aborts it), the committed
@@ -478,7 +525,7 @@ class FoldService:
         fresh = await self._new_lane(lane.number)
         self.lanes[lane.number] = fresh
         await self._restore([fresh])
-        await self._seek_committed(fresh)
+        await self._seek_positions(fresh)
         self._start_worker(fresh)
 
 
@@ -490,8 +537,14 @@ async def _stop_worker(lane: Lane) -> None:
 
 
 def _restore_record(lane: Lane, record: Record, now: float) -> None:
-    """One `progress.state` record into the lane: a running task's state, or a finished
-    task's marker (its full state is not needed again, see `Lane`)."""
+    """One `progress.state` record into the lane: its positions, a running task's state, or
+    a finished task's marker (its full state is not needed again, see `Lane`)."""
+    if is_positions(record.headers):
+        try:
+            lane.positions = decode_positions(record.value)
+        except BadPositionsRecord as exc:
+            log.error("unreadable positions", extra={"offset": record.offset, "error": str(exc)})
+        return
     task_id = record.key.decode() if record.key else ""
     try:
         folded = decode_state(record.value, record.headers)

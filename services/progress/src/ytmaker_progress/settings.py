@@ -43,6 +43,12 @@ class ProgressSettings(ServiceSettings):
         "adding a partition to a new transaction while the previous one's markers are still "
         "being written (decision 0027).",
     )
+    progress_report_positions_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the fold also commits its input positions to its consumer "
+        "group, for lag monitoring (it resumes from those in its own transactions, 0029).",
+    )
     progress_transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     progress_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="How soon the group notices a dead fold member."

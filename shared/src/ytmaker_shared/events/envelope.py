@@ -33,13 +33,17 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: Longest task id: also what keeps internal keys of task-keyed topics apart from task ids.
+TASK_ID_MAX_LENGTH = 64
+
+
 class Envelope(Frozen):
     """The fields every event shares; subclasses fix `type` and type the `payload`."""
 
     event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=64)
     type: str
     schema_version: int = SCHEMA_VERSION
-    task_id: str = Field(min_length=1, max_length=64)
+    task_id: str = Field(min_length=1, max_length=TASK_ID_MAX_LENGTH)
     project_id: str = Field(min_length=1, max_length=64)
     owner: str = Field(min_length=1, max_length=128)
     stage: Stage | None = None

@@ -1,0 +1,55 @@
+"""A lane's input positions, written to `progress.state` in the lane's own transactions.
+
+The fold commits where it stands in its inputs together with what it wrote, in one Kafka
+transaction, as a record of the compacted `progress.state` (docs/decisions/0029): the restore
+that reads a lane's states then gives, from the same committed transactions, where to resume.
+Its key is longer than any task id may be (at most 64 characters), so compaction never mixes
+it with a task's state; its header tells readers of `progress.state` that it is not a state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import orjson
+from aiokafka import TopicPartition
+
+from ytmaker_shared.events.envelope import TASK_ID_MAX_LENGTH
+
+POSITIONS_HEADER = "ytmaker.fold.positions"
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class BadPositionsRecord(ValueError):
+    """A positions record that this code did not write."""
+
+
+def positions_key(lane: int) -> bytes:
+    """The record key of lane `lane`'s positions: longer than any task id, by design."""
+    return f"ytmaker.fold.input-positions.lane-{lane}".ljust(TASK_ID_MAX_LENGTH + 1, ".").encode()
+
+
+def is_positions(headers: Headers) -> bool:
+    return any(key == POSITIONS_HEADER for key, _ in headers)
+
+
+def encode_positions(
+    positions: Mapping[TopicPartition, int],
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The value and headers of a positions record: the next offset to fold, per input."""
+    value = {f"{tp.topic}/{tp.partition}": offset for tp, offset in positions.items()}
+    return orjson.dumps(value), [(POSITIONS_HEADER, b"1")]
+
+
+def decode_positions(value: bytes | None) -> dict[TopicPartition, int]:
+    """Raises BadPositionsRecord."""
+    try:
+        raw = orjson.loads(value or b"")
+        out = {}
+        for name, offset in raw.items():
+            topic, partition = name.rsplit("/", 1)
+            out[TopicPartition(topic, int(partition))] = int(offset)
+        return out
+    except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError) as exc:
+        raise BadPositionsRecord(str(exc)) from exc
