@@ -27,14 +27,15 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import aiokafka.producer.sender
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import ConsumerRecord
 
 from ytmaker_progress import metrics
@@ -62,6 +63,7 @@ from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Headers: TypeAlias = Sequence[tuple[str, bytes]]
 
 SERVICE = "progress"
 
@@ -89,7 +91,12 @@ class Lane:
     finished: dict[str, float] = field(default_factory=dict)
     # Records fetched but not folded yet (FoldService._release), and since when they wait.
     held: dict[TopicPartition, list[Record]] = field(default_factory=dict)
-    held_since: float = field(default_factory=time.monotonic)
+    # Per input partition: the latest record timestamp delivered (timestamps of one partition
+    # need not grow: producers' clocks differ) and when it last delivered (monotonic clock).
+    watermarks: dict[TopicPartition, int] = field(default_factory=dict)
+    delivered: dict[TopicPartition, float] = field(default_factory=dict)
+    opened: float = field(default_factory=time.monotonic)
+    released: float = field(default_factory=time.monotonic)  # when held records last went
     # Where the lane's committed transactions stand in each input: the next offset to fold.
     positions: dict[TopicPartition, int] = field(default_factory=dict)
     reported_at: float = 0.0  # when `positions` last went to the consumer group
@@ -225,9 +232,13 @@ class FoldService:
     def _hand_out(self, batch: dict[TopicPartition, list[Record]]) -> None:
         """Give each lane its records and wake every lane holding some (held records are
         looked at again after every poll, see `_release`)."""
+        now = time.monotonic()
         for tp, records in batch.items():
-            if tp.partition in self.lanes:
-                self.lanes[tp.partition].held.setdefault(tp, []).extend(records)
+            if (lane := self.lanes.get(tp.partition)) is not None:
+                lane.held.setdefault(tp, []).extend(records)
+                lane.delivered[tp] = now
+                latest = max(_timestamp(record) for record in records)
+                lane.watermarks[tp] = max(lane.watermarks.get(tp, latest), latest)
         for lane in self.lanes.values():
             if lane.held:
                 lane.wake.set()
@@ -256,25 +267,31 @@ class FoldService:
         Within a poll the lane's topics are merged by timestamp, but a poll may bring one
         topic further in time than another (a backlog: the small `pipeline.tasks` partition
         is read to its end while the stage topics are not). So a record is released only up
-        to the earliest last-held timestamp of any input partition in a backlog (more than
-        `progress_backlog_records` behind its last stable offset) or not fetched yet (one with
-        nothing held releases nothing); a lane without a backlog releases everything, so a
-        live stream, always a few records behind, is never held. Records held longer than a
-        second are released anyway, so a partition that never delivers cannot stall the lane.
+        to the earliest watermark (latest timestamp delivered) of any input partition in a
+        backlog (more than `progress_backlog_records` behind its last stable offset) or not
+        fetched yet (one with nothing held releases nothing); a lane without a backlog releases
+        everything, so a live stream, always a few records behind, is never held. The partition
+        with the earliest watermark releases all it holds, so the lane always moves on.
+
+        A partition that is behind but has delivered nothing for `_STALLED_AFTER_S` stops
+        holding the others back, so one that never delivers cannot stall the lane (a busy
+        consumer still working through other partitions of a backlog is not a stall); and a
+        lane that has released nothing for as long releases everything it holds (decision
+        0026).
         """
         cutoff = float("inf")
         backlog = self.settings.progress_backlog_records
+        now = time.monotonic()
         for tp in self.consumer.assignment():
             if tp.partition != lane.number:
                 continue
             lso = self.consumer.last_stable_offset(tp)  # None: not fetched yet
             if lso is not None and await self.consumer.position(tp) >= lso - backlog:
                 continue  # caught up, or as good as: no constraint
-            held = lane.held.get(tp)
-            cutoff = min(cutoff, _timestamp(held[-1]) if held else float("-inf"))
-        now = time.monotonic()
-        if cutoff == float("-inf") and now - lane.held_since > _HOLD_AT_MOST_S:
-            cutoff = float("inf")
+            if lane.held.get(tp):
+                cutoff = min(cutoff, lane.watermarks[tp])
+            elif now - lane.delivered.get(tp, lane.opened) < _STALLED_AFTER_S:
+                cutoff = float("-inf")  # its next records may come before anything held
         out: dict[TopicPartition, list[Record]] = {}
         for tp, records in list(lane.held.items()):
             n = 0
@@ -285,7 +302,10 @@ class FoldService:
             if not lane.held[tp]:
                 del lane.held[tp]
         if out or not lane.held:
-            lane.held_since = now
+            lane.released = now
+        elif now - lane.released > _STALLED_AFTER_S:
+            log.warning("held records released out of order", extra={"lane": lane.number})
+            out, lane.held = lane.held, {}
         self._pause_piling_up(lane)
         return out
 
@@ -312,25 +332,17 @@ class FoldService:
         kafka = lane.producer.kafka
         try:
             await kafka.begin_transaction()
-            touched = await self._fold_records(lane, _merged(parts.values()))
+            updates = _PartitionWriter(kafka, self.updates_topic, lane.number)
+            touched = await self._fold_records(lane, _merged(parts.values()), updates)
+            await updates.flush()
+            states = _PartitionWriter(kafka, self.state_topic, lane.number)
             for task_id, folded in touched.items():
                 value, headers = encode_state(folded)
-                await kafka.send(
-                    self.state_topic,
-                    value=value,
-                    key=task_id.encode(),
-                    partition=lane.number,
-                    headers=headers,
-                )
+                await states.write(task_id.encode(), value, headers)
             positions = lane.positions | {tp: rs[-1].offset + 1 for tp, rs in parts.items()}
             value, headers = encode_positions(positions)
-            await kafka.send(
-                self.state_topic,
-                value=value,
-                key=positions_key(lane.number),
-                partition=lane.number,
-                headers=headers,
-            )
+            await states.write(positions_key(lane.number), value, headers)
+            await states.flush()
             await kafka.commit_transaction()
         except ProducerFenced as exc:
             self._fatal = exc
@@ -368,8 +380,9 @@ class FoldService:
         metrics.TASKS_IN_MEMORY.labels("state").set(sum(len(lane.states) for lane in lanes))
         metrics.TASKS_IN_MEMORY.labels("marker").set(sum(len(lane.finished) for lane in lanes))
 
-    async def _fold_records(self, lane: Lane, records: Iterable[Record]) -> dict[str, Folded]:
-        kafka = lane.producer.kafka
+    async def _fold_records(
+        self, lane: Lane, records: Iterable[Record], updates: _PartitionWriter
+    ) -> dict[str, Folded]:
         touched: dict[str, Folded] = {}
         ignored = 0
         published: Counter[str] = Counter()
@@ -389,7 +402,7 @@ class FoldService:
                 continue
             old = lane.states.get(event.task_id)
             try:
-                new, updates = apply(old, event)
+                new, changes = apply(old, event)
             except Exception as exc:  # a bug must not block the partition: dead-letter it
                 log.exception("fold failed", extra={"event_id": event.event_id})
                 await lane.dead_letters.write(record, "handler_error", repr(exc))
@@ -400,13 +413,8 @@ class FoldService:
             touched[event.task_id] = new
             if old is not None and new.ignored > old.ignored:
                 ignored += 1
-            for update in updates:
-                await kafka.send(
-                    self.updates_topic,
-                    value=encode_update(update),
-                    key=update.task_id.encode(),
-                    partition=lane.number,
-                )
+            for update in changes:
+                await updates.write(update.task_id.encode(), encode_update(update))
                 published[update.type.value] += 1
         metrics.IGNORED_AFTER_TERMINAL.inc(ignored)
         for kind, n in published.items():
@@ -501,6 +509,7 @@ class FoldService:
         skipped."""
         tps = [tp for tp in self.consumer.assignment() if tp.partition == lane.number]
         lane.held.clear()  # fetched before the seek: read again from the positions
+        lane.watermarks.clear()
         self.consumer.resume(*tps)
         unknown = [tp for tp in tps if tp not in lane.positions]
         committed = (
@@ -534,6 +543,31 @@ async def _stop_worker(lane: Lane) -> None:
     lane.wake.set()
     if lane.worker is not None:
         await asyncio.gather(lane.worker, return_exceptions=True)
+
+
+class _PartitionWriter:
+    """A transaction's records for one partition, sent in batches: aiokafka's `send` checks
+    the topic's metadata for every record, a tenth of the fold's CPU; `send_batch` does it
+    once per batch. Records keep their order; `flush` sends what is left."""
+
+    def __init__(self, kafka: AIOKafkaProducer, topic: str, partition: int) -> None:
+        self.kafka, self.topic, self.partition = kafka, topic, partition
+        self.batch: BatchBuilder | None = None
+
+    async def write(self, key: bytes, value: bytes, headers: Headers = ()) -> None:
+        headers = list(headers)  # the C batch builder takes only a list
+        if self.batch is None:
+            self.batch = self.kafka.create_batch()
+        if self.batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            await self.flush()  # full: send it, start the next one
+            self.batch = self.kafka.create_batch()
+            if self.batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                raise ValueError(f"a record of {len(value)} bytes exceeds the batch size")
+
+    async def flush(self) -> None:
+        if self.batch is not None and self.batch.record_count():
+            await self.kafka.send_batch(self.batch, self.topic, partition=self.partition)
+        self.batch = None
 
 
 def _restore_record(lane: Lane, record: Record, now: float) -> None:
@@ -581,8 +615,9 @@ def _wait_between_transactions(seconds: float) -> None:
     aiokafka.producer.sender.BACKOFF_OVERRIDE = seconds
 
 
-#: How long held records may wait for a partition that is behind but delivers nothing.
-_HOLD_AT_MOST_S = 1.0
+#: How long a partition that is behind may deliver nothing before it no longer holds back
+#: the lane's other partitions.
+_STALLED_AFTER_S = 5.0
 
 
 def _timestamp(record: Record) -> int:
