@@ -35,6 +35,18 @@ class ProgressSettings(ServiceSettings):
         ge=0,
         description="How long the broker may hold a fetch of the fold's inputs for more data.",
     )
+    progress_sink_fetch_max_wait_ms: int = Field(
+        default=50,
+        ge=0,
+        description="How long the read model's sink lets the broker gather updates into one "
+        "fetch (and one database transaction); the read model lags by up to this much.",
+    )
+    progress_sink_fetch_min_bytes: int = Field(
+        default=256 * 1024,
+        ge=1,
+        description="How many bytes of updates a fetch of the sink waits for (at most "
+        "`progress_sink_fetch_max_wait_ms`).",
+    )
     progress_retry_backoff_ms: int = Field(
         default=2,
         ge=1,

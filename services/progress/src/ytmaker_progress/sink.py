@@ -63,6 +63,9 @@ class Sink:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            # every fold commit would otherwise be a fetch and a database transaction
+            fetch_max_wait_ms=settings.progress_sink_fetch_max_wait_ms,
+            fetch_min_bytes=settings.progress_sink_fetch_min_bytes,
         )
 
     async def run(self, stopping: asyncio.Event) -> None:
