@@ -4,8 +4,11 @@ live one (DESIGN §1, §6: the log is the source of truth, the database a projec
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ytmaker_progress.readmodel.store import Store
@@ -19,6 +22,20 @@ class NotEmpty(RuntimeError):
     """A rebuild goes into a fresh database only."""
 
 
+@contextlib.contextmanager
+def _no_cyclic_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a bulk load. Every update makes a dozen objects,
+    so a collection comes every few hundred updates and scans the whole growing batch: a
+    quarter of the rebuild's time. Rows are plain dicts and lists, freed by reference
+    counting; whatever cycles remain are collected once at the end."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+
+
 async def rebuild(settings: ProgressSettings, url: str) -> tuple[Store, int, float]:
     """Replay `progress.updates` and `pipeline.tasks` into the empty database at `url` until
     it has caught up with the end of the topics. Returns the store, the updates stored and
@@ -30,12 +47,13 @@ async def rebuild(settings: ProgressSettings, url: str) -> tuple[Store, int, flo
     sink = Sink(settings, bulk, None, batch_size=20_000)
     stopping = asyncio.Event()
     started = time.perf_counter()
-    running = asyncio.create_task(sink.run(stopping))
-    caught_up = asyncio.create_task(sink.caught_up.wait())
-    await asyncio.wait({running, caught_up}, return_when=asyncio.FIRST_COMPLETED)
-    caught_up.cancel()
-    stopping.set()
-    await running
+    with _no_cyclic_collection():
+        running = asyncio.create_task(sink.run(stopping))
+        caught_up = asyncio.create_task(sink.caught_up.wait())
+        await asyncio.wait({running, caught_up}, return_when=asyncio.FIRST_COMPLETED)
+        caught_up.cancel()
+        stopping.set()
+        await running
     await asyncio.to_thread(bulk.finish_bulk)
     seconds = time.perf_counter() - started
     bulk.close()  # every transaction is written; a fresh engine serves with the usual pragmas
