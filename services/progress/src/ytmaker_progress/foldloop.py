@@ -27,7 +27,7 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -63,7 +63,6 @@ from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-Headers: TypeAlias = Sequence[tuple[str, bytes]]
 
 SERVICE = "progress"
 
@@ -89,7 +88,7 @@ class Lane:
     states: dict[str, Folded] = field(default_factory=dict)
     ended: dict[str, float] = field(default_factory=dict)
     finished: dict[str, float] = field(default_factory=dict)
-    # Records fetched but not folded yet (FoldService._release), and since when they wait.
+    # Records fetched but not folded yet (FoldService._release).
     held: dict[TopicPartition, list[Record]] = field(default_factory=dict)
     # Per input partition: the latest record timestamp delivered (timestamps of one partition
     # need not grow: producers' clocks differ) and when it last delivered (monotonic clock).
@@ -554,8 +553,10 @@ class _PartitionWriter:
         self.kafka, self.topic, self.partition = kafka, topic, partition
         self.batch: BatchBuilder | None = None
 
-    async def write(self, key: bytes, value: bytes, headers: Headers = ()) -> None:
-        headers = list(headers)  # the C batch builder takes only a list
+    async def write(
+        self, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        headers = headers or []  # the C batch builder takes only a list
         if self.batch is None:
             self.batch = self.kafka.create_batch()
         if self.batch.append(key=key, value=value, timestamp=None, headers=headers) is None:

@@ -9,16 +9,15 @@ it with a task's state; its header tells readers of `progress.state` that it is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import orjson
 from aiokafka import TopicPartition
 
+from ytmaker_progress.records import Headers
 from ytmaker_shared.events.envelope import TASK_ID_MAX_LENGTH
 
 POSITIONS_HEADER = "ytmaker.fold.positions"
-
-Headers = Sequence[tuple[str, bytes]]
 
 
 class BadPositionsRecord(ValueError):

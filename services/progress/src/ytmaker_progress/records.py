@@ -12,7 +12,6 @@ integer beyond 64 bits in a result, say) is written by the contract's model inst
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -86,7 +85,7 @@ def decode_state(value: bytes | None, headers: Headers) -> Folded | None:
     try:
         task = TaskState.model_validate_json(value)
         raw = next((v for k, v in headers if k == FOLD_HEADER), b"{}")
-        bookkeeping = json.loads(raw)
+        bookkeeping = orjson.loads(raw)
         return Folded(
             task=Task.from_model(task),
             recent_ids=tuple(str(i) for i in bookkeeping.get("recent_ids", ())),
