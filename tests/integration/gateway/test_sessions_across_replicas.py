@@ -259,8 +259,10 @@ async def _recv(ws: ClientConnection, timeout: float = 20) -> dict[str, Any]:
 async def _updates_until(
     ws: ClientConnection, task_id: str, offset: int, seen: list[dict[str, Any]]
 ) -> None:
-    """Receive into `seen` until the task's update at `offset` (or a later one) arrived."""
-    while not any(m["offset"] >= offset for m in seen if m["type"] in UPDATES):
+    """Receive into `seen` until the task's update at `offset` (or a later one) arrived, or a
+    snapshot that covers it (a subscription the gateway handles after that update was folded
+    starts from a snapshot past it)."""
+    while not any(m["offset"] >= offset for m in seen if m["type"] in UPDATES | {"snapshot"}):
         message = await _recv(ws)
         if message["task_id"] == task_id:
             seen.append(message)
