@@ -190,5 +190,43 @@ async def test_sessions_are_upserted_and_listed(
     assert bad.status_code == 422
 
 
+async def test_a_batch_of_sessions_is_stored_in_one_request(
+    service: tuple[ProgressService, httpx.AsyncClient],
+) -> None:
+    """A gateway's checkpoint: new and known sessions together, with their offsets; records
+    of different shapes (one disconnected) in the same batch."""
+    _, client = service
+    now = datetime.now(UTC).isoformat()
+    known = {"client_id": "b-0", "user": "alice", "connected_at": now, "subscriptions": ["t-0"]}
+    assert (await client.post("/internal/v1/sessions", json=known)).status_code == 200
+    items = [
+        {
+            "client_id": f"b-{n}",
+            "user": "alice",
+            "connected_at": now,
+            "message_count": n,
+            "subscriptions": [f"t-{n}"],
+            "offsets": {f"t-{n}": 100 + n},
+        }
+        for n in range(250)
+    ]
+    items[7] |= {"disconnected_at": now}
+    stored = await client.post("/internal/v1/sessions/batch", json={"items": items})
+    assert stored.status_code == 200, stored.text
+    assert stored.json() == {"stored": 250}
+    found = {
+        s["client_id"]: s
+        for s in (await client.get("/internal/v1/sessions?user=alice")).json()["items"]
+    }
+    assert len(found) == 250
+    for n in (0, 7, 249):
+        record = found[f"b-{n}"]
+        assert record["message_count"] == n
+        assert record["subscriptions"] == [f"t-{n}"] and record["offsets"] == {f"t-{n}": 100 + n}
+    assert found["b-7"]["disconnected_at"] is not None and found["b-8"]["disconnected_at"] is None
+    bad = await client.post("/internal/v1/sessions/batch", json={"items": [{"client_id": "x"}]})
+    assert bad.status_code == 422
+
+
 async def _dead_letters(settings: ProgressSettings) -> list[DeadLetter]:
     return [DeadLetter.from_record(r) for r in await read_topic(settings, Topic.DLQ)]

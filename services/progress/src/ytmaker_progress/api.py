@@ -181,14 +181,12 @@ def create_app(
 
     @app.post("/internal/v1/sessions")
     def upsert_session(session: SessionIn) -> dict[str, Any]:
-        values = session.model_dump(exclude={"offsets"}) | {"updated_at": datetime.now(UTC)}
-        values["subscriptions"] = _subscriptions_in(session.subscriptions, session.offsets)
-        return _session_out(store.upsert_session(values))
+        return _session_out(store.upsert_session(_session_in(session, datetime.now(UTC))))
 
     @app.post("/internal/v1/sessions/batch")
     def upsert_sessions(batch: SessionBatchIn) -> dict[str, int]:
-        for session in batch.items:
-            upsert_session(session)
+        now = datetime.now(UTC)
+        store.upsert_sessions([_session_in(session, now) for session in batch.items])
         return {"stored": len(batch.items)}
 
     @app.get("/internal/v1/sessions")
@@ -237,10 +235,16 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
-def _subscriptions_in(subscriptions: list[str], offsets: dict[str, int]) -> list[Any]:
-    """The stored form of a session's subscriptions: a task id alone, or `[task_id, offset]`
-    where the gateway reported the last offset delivered (no schema change needed)."""
-    return [[t, offsets[t]] if t in offsets else t for t in subscriptions]
+def _session_in(session: SessionIn, now: datetime) -> dict[str, Any]:
+    """The stored form of a session record. Its subscriptions are a task id alone, or
+    `[task_id, offset]` where the gateway reported the last offset delivered (no schema change
+    needed)."""
+    values = session.model_dump(exclude={"offsets"}) | {"updated_at": now}
+    offsets = session.offsets
+    values["subscriptions"] = [
+        [t, offsets[t]] if t in offsets else t for t in session.subscriptions
+    ]
+    return values
 
 
 def _session_out(session: dict[str, Any]) -> dict[str, Any]:

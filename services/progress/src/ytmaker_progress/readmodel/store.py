@@ -321,18 +321,27 @@ class Store:
     # --- sessions ---------------------------------------------------------------------------
 
     def upsert_session(self, session: dict[str, Any]) -> dict[str, Any]:
-        stmt = self._insert(_W)
-        values = {**session, "subscriptions": json.dumps(session.get("subscriptions", []))}
-        with self.engine.begin() as conn:
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["client_id"],
-                    set_={c: stmt.excluded[c] for c in values if c != "client_id"},
-                ),
-                values,
-            )
+        """Insert or update one session record; the record as stored."""
+        self.upsert_sessions([session])
+        with self.engine.connect() as conn:
             row = conn.execute(select(_W).where(_W.c.client_id == session["client_id"])).one()
         return _session(row)
+
+    def upsert_sessions(self, sessions: list[dict[str, Any]]) -> None:
+        """Insert or update session records, all in one transaction (a gateway's checkpoint
+        of a thousand clients is one commit, not a thousand)."""
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for session in sessions:
+            values = {**session, "subscriptions": json.dumps(session.get("subscriptions", []))}
+            by_columns.setdefault(tuple(values), []).append(values)
+        with self.engine.begin() as conn:
+            for columns, rows in by_columns.items():
+                stmt = self._insert(_W)
+                upsert = stmt.on_conflict_do_update(
+                    index_elements=["client_id"],
+                    set_={c: stmt.excluded[c] for c in columns if c != "client_id"},
+                )
+                conn.execute(upsert, rows)
 
     def sessions(self, *, active: bool | None = None, user: str | None = None) -> list[Any]:
         query = select(_W).order_by(_W.c.connected_at.desc())
