@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from ytmaker_shared.health import HealthServer, Readiness
 from ytmaker_shared.kafka.admin import wait_for_broker
@@ -24,7 +25,21 @@ def run_service(
     then finish or hand back the work in hand, commit and return. `main` starts once the
     broker answers (waiting up to `settings.broker_startup_wait_s`)."""
     configure_logging(service, settings.log_level)
-    asyncio.run(_run(service, settings, main, ready))
+    run_loop(settings, _run(service, settings, main, ready))
+
+
+def run_loop(settings: ServiceSettings, main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop when configured (or `auto` and installed), else asyncio's loop."""
+    if settings.event_loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if settings.event_loop == "uvloop":
+                raise
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
 
 
 async def _run(

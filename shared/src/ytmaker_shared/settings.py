@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,10 @@ class ServiceSettings(BaseSettings):
         default=40 * 60.0, gt=0, description="Longest pause between polls before a rebalance."
     )
     max_in_flight: int = Field(default=4, ge=1, description="Partitions handled at once.")
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto",
+        description="auto: uvloop when installed (docs/decisions/0033, 0034).",
+    )
     broker_startup_wait_s: float = Field(
         default=120.0,
         ge=0,

@@ -8,8 +8,6 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Coroutine
-from typing import Any
 
 import uvicorn
 
@@ -26,6 +24,7 @@ from ytmaker_gateway.sessions import SessionRegistry
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.kafka import EventProducer, ensure_topics
 from ytmaker_shared.logging import configure_logging
+from ytmaker_shared.service import run_loop
 
 log = logging.getLogger(__name__)
 
@@ -125,20 +124,6 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
         await gateway.streams.reader.close()
         await gateway.progress.close()
         await producer.stop()
-
-
-def run_loop(settings: GatewaySettings, main: Coroutine[Any, Any, None]) -> None:
-    """Run `main` on uvloop when configured (or `auto` and installed), else asyncio's loop."""
-    if settings.event_loop != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if settings.event_loop == "uvloop":
-                raise
-        else:
-            uvloop.run(main)
-            return
-    asyncio.run(main)
 
 
 def main() -> None:

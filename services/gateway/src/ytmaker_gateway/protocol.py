@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
+
 from ytmaker_shared.progress import ProgressUpdate
 
 Action = Literal["subscribe", "unsubscribe", "cancel", "pause", "resume", "ping", "pong"]
@@ -115,12 +117,12 @@ def now_iso() -> str:
 def message(
     type_: str, payload: dict[str, Any], task_id: str | None = None, offset: int | None = None
 ) -> str:
-    """One server message as JSON text."""
-    return json.dumps(
+    """One server message as JSON text (orjson: every update is encoded here once)."""
+    return orjson.dumps(
         {"type": type_, "task_id": task_id, "offset": offset, "payload": payload},
-        separators=(",", ":"),
         default=str,
-    )
+        option=orjson.OPT_NON_STR_KEYS,
+    ).decode()
 
 
 def error_message(code: str, text: str, task_id: str | None = None, **details: Any) -> str:

@@ -6,7 +6,7 @@ The JWT secret is a SecretStr read from the environment only: it never reaches a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -68,9 +68,6 @@ class GatewaySettings(ServiceSettings):
     )
 
     # Runtime (docs/decisions/0033-gateway-latency.md).
-    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
-        default="auto", description="auto: uvloop when installed."
-    )
     gc_freeze: bool = Field(
         default=True,
         description="Keep long-lived objects out of the collector's reach (gcpolicy.py).",

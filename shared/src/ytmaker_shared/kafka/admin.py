@@ -116,6 +116,21 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
         await admin.close()
 
 
+async def delete_topics(settings: ServiceSettings) -> list[str]:
+    """Delete this prefix's topics that exist (a benchmark's or a test's own set, when it is
+    done with them: every partition left behind costs the broker); return the names deleted."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        names = sorted(set(settings.topics.all()) & set(await admin.list_topics()))
+        if names:
+            await admin.delete_topics(names)
+            log.info("deleted topics", extra={"topics": names})
+        return names
+    finally:
+        await admin.close()
+
+
 async def _wait_until_listed(
     admin: AIOKafkaAdminClient, names: set[str], timeout_s: float = 30.0
 ) -> None:

@@ -138,7 +138,7 @@ class Store:
                     ins(_H).on_conflict_do_nothing(index_elements=["task_id", "offset"]),
                     [_history_params(r) for r in rows.history],
                 )
-            if rows.tasks:
+            if tasks := rows.tasks:  # built on each access: once
                 stmt = ins(_T)
                 conn.execute(
                     stmt.on_conflict_do_update(
@@ -157,7 +157,7 @@ class Store:
                         },
                         where=_T.c.last_offset < stmt.excluded.last_offset,
                     ),
-                    list(rows.tasks.values()),
+                    list(tasks.values()),
                 )
             if rows.stage_runs:
                 stmt = ins(_S)
