@@ -96,6 +96,7 @@ class Lane:
     delivered: dict[TopicPartition, float] = field(default_factory=dict)
     opened: float = field(default_factory=time.monotonic)
     released: float = field(default_factory=time.monotonic)  # when held records last went
+    began: float = 0.0  # when the lane's latest transaction began (monotonic clock)
     # Where the lane's committed transactions stand in each input: the next offset to fold.
     positions: dict[TopicPartition, int] = field(default_factory=dict)
     reported_at: float = 0.0  # when `positions` last went to the consumer group
@@ -251,6 +252,7 @@ class FoldService:
                 lane.wake.clear()
                 if lane.closing:
                     return
+                await self._pace(lane)  # meanwhile, more is handed out
                 if not await self._fold_lane(lane):
                     lane.failed = True
                     return
@@ -259,6 +261,13 @@ class FoldService:
         except Exception as exc:  # a bug: stop the process rather than a silent lane
             log.exception("lane worker failed", extra={"lane": lane.number})
             self._fatal = exc
+
+    async def _pace(self, lane: Lane) -> None:
+        """Wait until `progress_transaction_interval_ms` after the lane's previous transaction
+        began."""
+        wait = lane.began + self.settings.progress_transaction_interval_ms / 1000 - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def _release(self, lane: Lane) -> dict[TopicPartition, list[Record]]:
         """The lane's held records that can be folded now, per partition.
@@ -328,6 +337,7 @@ class FoldService:
         if not parts:
             return True
         started = time.perf_counter()
+        lane.began = time.monotonic()
         kafka = lane.producer.kafka
         try:
             await kafka.begin_transaction()
