@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 
 import pytest
 
+from tests.support.wait import wait_until
 from ytmaker_progress.foldloop import FoldService
 from ytmaker_progress.scenario import run_events
 from ytmaker_progress.settings import ProgressSettings
@@ -34,9 +36,7 @@ async def test_events_arriving_within_the_interval_share_a_transaction(
     stopping = asyncio.Event()
     folding = asyncio.create_task(fold.run(stopping))
     try:
-        async with asyncio.timeout(60):
-            while not fold.ready:
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: fold.ready, timeout=60, what="lanes restored")
         run = run_events("paced-1", steps=20)
         started = time.monotonic()
         for topic, event in run:  # one task: one lane
@@ -51,7 +51,7 @@ async def test_events_arriving_within_the_interval_share_a_transaction(
 
     assert [u["event_id"] for _, _, u in updates] == [e.event_id for _, e in run]
     offsets = [offset for _, offset, _ in updates]
-    transactions = 1 + sum(1 for a, b in zip(offsets, offsets[1:], strict=False) if b != a + 1)
+    transactions = 1 + sum(1 for a, b in itertools.pairwise(offsets) if b != a + 1)
     # Unpaced, a lane commits every few milliseconds: about one transaction per event here.
     assert transactions <= sending_s / INTERVAL_S + 2, (transactions, len(run), sending_s)
     assert len(run) >= 4 * transactions
