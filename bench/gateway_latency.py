@@ -403,7 +403,8 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
         latencies = [x for c in clients for x in c.latencies(since)]
         closed = sum(1 for c in clients if c.ws is not None and c.ws.close_code is not None)
         print(
-            f"[{args.path}] events: {sent} at {args.rate:.0f}/s; deliveries measured: "
+            f"[{args.path}] {args.partitions} partitions; events: {sent} at {args.rate:.0f}/s; "
+            "deliveries measured: "
             f"{len(latencies)} of {expected}; clients closed: {closed}; "
             f"load average {load_before:.2f} → {load_after:.2f} (1 min, {os.cpu_count()} cores)"
         )

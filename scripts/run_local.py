@@ -88,7 +88,14 @@ def stop_services(procs: dict[str, subprocess.Popen[bytes]]) -> None:
             say(f"  killed {name}: it did not stop within {STOP_GRACE_S:.0f}s")
 
 
+def single_host_partitions() -> int:
+    """Partitions of new topics when everything runs on this one machine: one fold lane per
+    core, at most the usual 6 (docs/decisions/0034: on 2 cores, 6 lanes tripled the p99)."""
+    return max(1, min(6, os.cpu_count() or 1))
+
+
 def main() -> int:
+    os.environ.setdefault("YTMAKER_TOPIC_PARTITIONS", str(single_host_partitions()))
     say("ytmaker: starting Kafka")
     broker = LocalKafka(VAR / "kafka")
     try:
