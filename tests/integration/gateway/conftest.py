@@ -26,7 +26,7 @@ from ytmaker_gateway.testing import (
     build_gateway,
     start_server,
 )
-from ytmaker_shared.kafka import ensure_topics
+from ytmaker_shared.kafka import delete_topics, ensure_topics
 from ytmaker_shared.progress import ProgressUpdate
 from ytmaker_shared.topics import Topic
 
@@ -138,3 +138,4 @@ async def cluster(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Cluster
         for replica in result.replicas:
             await replica.stop()
         await kafka.stop()
+        await delete_topics(settings)

@@ -43,7 +43,7 @@ from ytmaker_shared.events import (
     TaskRequested,
     TaskRequestedPayload,
 )
-from ytmaker_shared.kafka import EventProducer, ensure_topics
+from ytmaker_shared.kafka import EventProducer, delete_topics, ensure_topics
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
 
@@ -247,6 +247,7 @@ async def world(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[World]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(10)
+        await delete_topics(settings)
         print(_log_tails(tmp_path))  # shown when the test fails
 
 

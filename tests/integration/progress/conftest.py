@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tests.support.kafka import unique_name
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event
-from ytmaker_shared.kafka import EventProducer, ensure_topics
+from ytmaker_shared.kafka import EventProducer, delete_topics, ensure_topics
 from ytmaker_shared.topics import Topic
 
 
@@ -28,8 +28,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def settings(kafka_bootstrap: str, tmp_path: Path) -> ProgressSettings:
-    """Settings on unique topics, with the topics created."""
+async def settings(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[ProgressSettings]:
+    """Settings on unique topics, with the topics created (and deleted after the test)."""
     s = ProgressSettings(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         topic_prefix=unique_name("progress") + ".",
@@ -39,7 +39,8 @@ async def settings(kafka_bootstrap: str, tmp_path: Path) -> ProgressSettings:
         producer_delivery_timeout_s=20,
     )
     await ensure_topics(s)
-    return s
+    yield s
+    await delete_topics(s)
 
 
 @pytest.fixture

@@ -27,7 +27,14 @@ from ytmaker_shared.events import (
     TaskRequestedPayload,
     encode,
 )
-from ytmaker_shared.kafka import ConsumerLoop, DeadLetter, EventProducer, Retry, ensure_topics
+from ytmaker_shared.kafka import (
+    ConsumerLoop,
+    DeadLetter,
+    EventProducer,
+    Retry,
+    delete_topics,
+    ensure_topics,
+)
 from ytmaker_shared.kafka.consumer import Record
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.stages import Stage
@@ -48,7 +55,7 @@ def requested(task_id: str, title: str = "A title") -> TaskRequested:
 
 
 @pytest.fixture
-async def settings(kafka_bootstrap: str) -> ServiceSettings:
+async def settings(kafka_bootstrap: str) -> AsyncIterator[ServiceSettings]:
     s = ServiceSettings(
         kafka_bootstrap_servers=kafka_bootstrap,
         topic_prefix=unique_name("rt") + ".",
@@ -56,7 +63,8 @@ async def settings(kafka_bootstrap: str) -> ServiceSettings:
         producer_delivery_timeout_s=20,
     )
     await ensure_topics(s)
-    return s
+    yield s
+    await delete_topics(s)
 
 
 @pytest.fixture
