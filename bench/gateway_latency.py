@@ -11,7 +11,9 @@ p50/p90/p99/max, in one of two paths:
     KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 .venv/bin/python bench/gateway_latency.py \
         --clients 1000 --tasks 1000 --rate 1000 --seconds 20 [--path progress] [--runs 3]
 
-The gateway (and the progress service) run as their own processes, as in production. Each
+Topics get `--partitions` partitions: by default as `make run` makes them on this machine (one
+per core, at most 6; decision 0034); `--partitions 6` is the multi-machine default. The gateway
+(and the progress service) run as their own processes, as in production. Each
 client subscribes to one task; each event goes to the clients of its task. Latency is measured
 on one clock (this machine): from the event's `occurred_at` (set when it is handed to the
 producer) to its arrival at the client. Each run also prints the load average of the machine
@@ -56,6 +58,7 @@ from ytmaker_shared.events import (
 )
 from ytmaker_shared.events.envelope import new_event_id
 from ytmaker_shared.kafka import EventProducer, delete_topics, ensure_topics
+from ytmaker_shared.settings import single_host_partitions
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
 
@@ -441,7 +444,12 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--path", choices=("gateway", "progress"), default="gateway")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--partitions", type=int, default=6, help="of every topic (lanes)")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=single_host_partitions(),
+        help="of every topic (the fold's lanes); default: as `make run` on this machine",
+    )
     parser.add_argument(
         "--progress-processes",
         choices=("split", "one"),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ytmaker_shared.devkafka import BrokerAlreadyRunningError, LocalKafka
 from ytmaker_shared.kafka import ensure_topics
-from ytmaker_shared.settings import ServiceSettings
+from ytmaker_shared.settings import ServiceSettings, single_host_partitions
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
@@ -86,12 +86,6 @@ def stop_services(procs: dict[str, subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             say(f"  killed {name}: it did not stop within {STOP_GRACE_S:.0f}s")
-
-
-def single_host_partitions() -> int:
-    """Partitions of new topics when everything runs on this one machine: one fold lane per
-    core, at most the usual 6 (docs/decisions/0034: on 2 cores, 6 lanes tripled the p99)."""
-    return max(1, min(6, os.cpu_count() or 1))
 
 
 def main() -> int:

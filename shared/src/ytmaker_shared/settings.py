@@ -16,6 +16,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ytmaker_shared.topics import Topics
 
 
+def single_host_partitions() -> int:
+    """Partitions of new topics when every service shares one machine (`make run`, the latency
+    bench): one fold lane per core, at most the usual 6 (docs/decisions/0034: on 2 cores, six
+    lanes took the CPU that the path's other hops needed)."""
+    return max(1, min(6, os.cpu_count() or 1))
+
+
 def _default_instance() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
