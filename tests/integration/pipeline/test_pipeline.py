@@ -26,6 +26,7 @@ from tests.support.wait import wait_until
 from ytmaker_render.adapters import probe
 from ytmaker_render.adapters.ffmpeg import ffmpeg_executable
 from ytmaker_shared.events import StageCompleted, StageProgressed, TaskCompleted
+from ytmaker_shared.kafka import delete_topics
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
 
@@ -41,6 +42,7 @@ async def pipeline(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Pipeli
         yield run
     finally:
         run.stop()
+        await delete_topics(run.settings)
 
 
 def path_of(uri: str) -> Path:

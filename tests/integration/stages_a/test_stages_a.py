@@ -39,7 +39,7 @@ from ytmaker_shared.events import (
     TaskRequestedPayload,
     decode,
 )
-from ytmaker_shared.kafka import EventProducer, ensure_topics
+from ytmaker_shared.kafka import EventProducer, delete_topics, ensure_topics
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import Control, StageWorker
 from ytmaker_shared.topics import Topic
@@ -135,6 +135,7 @@ async def env(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[dict[str, A
         collector.cancel()
         await consumer.stop()
         await producer.stop()
+        await delete_topics(ScriptSettings(**common))
 
 
 async def start(env: dict[str, Any], worker: StageWorker) -> StageWorker:
