@@ -32,8 +32,8 @@ class BadUpdate(ValueError):
 class Rows:
     """What one batch of records writes; each collection is free of duplicate keys.
 
-    `tasks` is built once per batch from the latest update of each task (`latest`), not per
-    update: a rebuild reads millions of updates and most tasks have many in one batch."""
+    Task rows are built once per batch from the latest update of each task (`latest`), not
+    per update: a rebuild reads millions of updates and most tasks have many in one batch."""
 
     history: list[dict[str, Any]] = field(default_factory=list)
     stage_runs: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
@@ -41,13 +41,12 @@ class Rows:
     latest: dict[str, tuple[int, dict[str, Any], str]] = field(default_factory=dict)
     _finished_seen: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
 
-    @property
-    def tasks(self) -> dict[str, dict[str, Any]]:
-        """Each task's row, from its latest update in the batch."""
-        return {
-            task_id: _task_row(task_id, offset, state, occurred)
+    def task_rows(self) -> list[dict[str, Any]]:
+        """Each task's row, from its latest update in the batch (built on each call)."""
+        return [
+            _task_row(task_id, offset, state, occurred)
             for task_id, (offset, state, occurred) in self.latest.items()
-        }
+        ]
 
 
 def parse_time(value: str) -> datetime:

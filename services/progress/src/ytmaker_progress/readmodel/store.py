@@ -138,7 +138,7 @@ class Store:
                     ins(_H).on_conflict_do_nothing(index_elements=["task_id", "offset"]),
                     [_history_params(r) for r in rows.history],
                 )
-            if tasks := rows.tasks:  # built on each access: once
+            if tasks := rows.task_rows():
                 stmt = ins(_T)
                 conn.execute(
                     stmt.on_conflict_do_update(
@@ -157,7 +157,7 @@ class Store:
                         },
                         where=_T.c.last_offset < stmt.excluded.last_offset,
                     ),
-                    list(tasks.values()),
+                    tasks,
                 )
             if rows.stage_runs:
                 stmt = ins(_S)
@@ -329,19 +329,18 @@ class Store:
 
     def upsert_sessions(self, sessions: list[dict[str, Any]]) -> None:
         """Insert or update session records, all in one transaction (a gateway's checkpoint
-        of a thousand clients is one commit, not a thousand)."""
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for session in sessions:
-            values = {**session, "subscriptions": json.dumps(session.get("subscriptions", []))}
-            by_columns.setdefault(tuple(values), []).append(values)
+        of a thousand clients is one commit, not a thousand). Every record has the same fields
+        (`api._session_in` makes them)."""
+        if not sessions:
+            return
+        rows = [{**s, "subscriptions": json.dumps(s.get("subscriptions", []))} for s in sessions]
+        stmt = self._insert(_W)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=["client_id"],
+            set_={c: stmt.excluded[c] for c in rows[0] if c != "client_id"},
+        )
         with self.engine.begin() as conn:
-            for columns, rows in by_columns.items():
-                stmt = self._insert(_W)
-                upsert = stmt.on_conflict_do_update(
-                    index_elements=["client_id"],
-                    set_={c: stmt.excluded[c] for c in columns if c != "client_id"},
-                )
-                conn.execute(upsert, rows)
+            conn.execute(upsert, rows)
 
     def sessions(self, *, active: bool | None = None, user: str | None = None) -> list[Any]:
         query = select(_W).order_by(_W.c.connected_at.desc())
