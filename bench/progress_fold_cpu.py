@@ -19,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ytmaker_progress.fold import Folded, Input, apply
-from ytmaker_progress.records import decode_event, encode_state, encode_update
+from ytmaker_progress.records import encode_state, encode_update
 from ytmaker_progress.scenario import run_events
+from ytmaker_shared.events import decode as decode_event
 from ytmaker_shared.events import encode
 from ytmaker_shared.stages import Stage
 

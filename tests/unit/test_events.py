@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import uuid6
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ytmaker_shared.events import (
     EVENT_TYPES,
@@ -41,6 +43,7 @@ from ytmaker_shared.events import (
     TaskRequested,
     TaskRequestedPayload,
     decode,
+    decode_model,
     encode,
 )
 from ytmaker_shared.events.schema import SCHEMA_FILE, render
@@ -167,6 +170,55 @@ def test_bad_bytes_are_refused_with_a_reason(data: bytes | None, reason: str) ->
         decode(data)
     assert caught.value.reason == reason
     assert caught.value.detail
+
+
+def _v1_progress(progress: str) -> bytes:
+    """A version-1 stage.progress event whose `progress` is the JSON text given."""
+    raw = json.loads(encode(StageProgressed(**ENVELOPE, **SAMPLES[StageProgressed])))
+    raw["schema_version"] = 1
+    raw["timestamp"] = raw.pop("occurred_at")
+    raw["source"] = raw.pop("producer")
+    raw["payload"]["progress"] = 0.5
+    return json.dumps(raw).replace("0.5", progress, 1).encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[" * 2000 + b"]" * 2000,  # deep nesting: RecursionError in the stdlib parser
+        b'{"a": ' * 2000 + b"1" + b"}" * 2000,
+        b"9" * 5000,  # more digits than int() takes: ValueError in the stdlib parser
+        _v1_progress("1e400"),  # infinity in the v1 upcaster: OverflowError
+        _v1_progress("9" * 5000),
+        _v1_progress('"half"'),  # a string where the upcaster multiplies
+        _v1_progress("[1]"),
+        _v1_progress("1e300"),  # finite, then out of range once scaled
+        b'{"schema_version": 1, "type": "stage.progress"}',  # v1 without its fields
+        b'{"schema_version": 1, "timestamp": 1, "source": 2, "payload": "x", '
+        b'"type": "stage.progress"}',
+        b'{"schema_version": 2, "type": {"a": 1}}',
+        b'"\\ud800"',  # a lone surrogate
+        b"\x00" * 10,
+    ],
+)
+def test_any_bytes_raise_decode_error_and_nothing_else(data: bytes) -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode(data)
+    assert caught.value.reason in {"invalid_json", "invalid_event", "unknown_schema_version"}
+    assert 0 < len(caught.value.detail) <= 500
+
+
+@given(st.binary(max_size=512))
+def test_random_bytes_raise_decode_error_and_nothing_else(data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        decode(data)
+
+
+def test_decode_model_refuses_any_bytes_with_decode_error() -> None:
+    for data in (None, b"", b"[" * 5000, b"9" * 5000, b'{"task_id": 1}'):
+        with pytest.raises(DecodeError) as caught:
+            decode_model(TaskRequested, data)
+        assert caught.value.reason == "invalid_record"
 
 
 def test_invalid_fields_are_named_in_the_error() -> None:

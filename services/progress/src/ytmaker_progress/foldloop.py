@@ -50,13 +50,13 @@ from ytmaker_progress.positions import (
 from ytmaker_progress.records import (
     BadStateRecord,
     decode_estimate,
-    decode_event,
     decode_state,
     encode_state,
     encode_update,
 )
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError
+from ytmaker_shared.events import decode as decode_event
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 

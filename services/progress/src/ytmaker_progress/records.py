@@ -16,12 +16,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from ytmaker_progress.eta import EtaEstimated
 from ytmaker_progress.fold import Folded, Task, Update
-from ytmaker_shared.events import EVENT_ADAPTER, DecodeError, Event, decode
-from ytmaker_shared.events.envelope import SCHEMA_VERSION
+from ytmaker_shared.events import decode_model
 from ytmaker_shared.progress import ProgressUpdate, TaskState
 
 FOLD_HEADER = "ytmaker.fold"
@@ -33,31 +32,9 @@ class BadStateRecord(ValueError):
     """A `progress.state` record that is not a state this code wrote."""
 
 
-def decode_event(value: bytes | None) -> Event:
-    """`ytmaker_shared.events.decode`, faster for events of the current schema version.
-
-    Bytes of the current version are parsed and validated in one pass by pydantic's own JSON
-    parser; anything else (older versions to upcast, bad bytes) takes the shared path, which
-    raises DecodeError with the reason for the dead-letter topic.
-    """
-    if value is not None:
-        try:
-            event: Event = EVENT_ADAPTER.validate_json(value)
-        except ValidationError:
-            pass
-        else:
-            if event.schema_version == SCHEMA_VERSION:
-                return event
-    return decode(value)
-
-
 def decode_estimate(value: bytes | None) -> EtaEstimated:
-    """A `progress.eta` record; raises DecodeError (`invalid_event`) for anything else."""
-    try:
-        return EtaEstimated.model_validate_json(value or b"")
-    except ValidationError as exc:
-        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise DecodeError("invalid_event", detail) from None
+    """A `progress.eta` record; raises DecodeError (`invalid_record`) for anything else."""
+    return decode_model(EtaEstimated, value)
 
 
 def encode_update(update: Update) -> bytes:

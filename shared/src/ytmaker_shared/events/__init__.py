@@ -7,7 +7,9 @@ from ytmaker_shared.events.codec import (
     DecodeError,
     Event,
     decode,
+    decode_model,
     encode,
+    parse_object,
 )
 from ytmaker_shared.events.control import CancelTask, ControlPayload, PauseTask, ResumeTask
 from ytmaker_shared.events.envelope import SCHEMA_VERSION, Envelope, new_event_id, utcnow
@@ -77,7 +79,9 @@ __all__ = [
     "TaskRequested",
     "TaskRequestedPayload",
     "decode",
+    "decode_model",
     "encode",
     "new_event_id",
+    "parse_object",
     "utcnow",
 ]
