@@ -13,6 +13,16 @@ EVENTS_PRODUCED = Counter(
 DEAD_LETTERED = Counter(
     "ytmaker_events_dead_lettered_total", "Records sent to the DLQ.", ["service", "topic", "reason"]
 )
+HANDLER_RETRIES = Counter(
+    "ytmaker_handler_retries_total",
+    "Transient handler failures: the same record is tried again after a backoff.",
+    ["service", "topic"],
+)
+RECORDS_SKIPPED = Counter(
+    "ytmaker_records_skipped_total",
+    "Undecodable records a reader that must not write skipped (counted, logged once).",
+    ["service", "topic", "reason"],
+)
 HANDLER_SECONDS = Histogram(
     "ytmaker_handler_seconds",
     "Time a handler took for one event.",

@@ -18,15 +18,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from ytmaker_progress import SERVICE
 from ytmaker_progress.eta import EtaEstimated, estimate, significant
-from ytmaker_progress.readmodel.rows import parse_time
+from ytmaker_progress.readmodel.rows import checked_update, parse_time
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_progress.window import StageWindow
+from ytmaker_shared.events import DecodeError, decode_with
 from ytmaker_shared.kafka import EventProducer
+from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -106,13 +108,13 @@ class EtaProjector:
         self, producer: EventProducer, record: ConsumerRecord[bytes, bytes]
     ) -> list[asyncio.Future[object]]:
         try:
-            update = orjson.loads(record.value or b"")
-            state = update["state"]
-            task_id, status = update["task_id"], state["status"]
-            self.window.advance(parse_time(state["updated_at"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("unreadable update", extra={"offset": record.offset, "error": repr(exc)})
+            update = decode_with(checked_update, record.value)
+        except DecodeError as exc:
+            skip_record(SERVICE, record, exc)
             return []
+        state = update["state"]
+        task_id, status = update["task_id"], state["status"]
+        self.window.advance(parse_time(state.get("updated_at") or update["occurred_at"]))
         task = self.tasks.setdefault(task_id, _Task())
         self._count(task, state)
         if status in _TERMINAL:

@@ -38,7 +38,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import ConsumerRecord
 
-from ytmaker_progress import metrics
+from ytmaker_progress import SERVICE, metrics
 from ytmaker_progress.fold import Folded, Input, apply
 from ytmaker_progress.positions import (
     BadPositionsRecord,
@@ -63,8 +63,6 @@ from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-
-SERVICE = "progress"
 
 
 class FoldFatal(RuntimeError):

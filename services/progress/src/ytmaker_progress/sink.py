@@ -17,13 +17,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from ytmaker_progress import metrics
+from ytmaker_progress import SERVICE, metrics
 from ytmaker_progress.adapters.topic_id import TopicIdUnavailable, fetch_topic_id
 from ytmaker_progress.readmodel.memory import RecentHistory
-from ytmaker_progress.readmodel.rows import BadUpdate, Rows, add_request, add_update
+from ytmaker_progress.readmodel.rows import Rows, add_request, add_update
 from ytmaker_progress.readmodel.store import Store
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError, TaskRequested, decode
+from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -143,15 +144,10 @@ class Sink:
         for tp, records in batch.items():
             for record in records:
                 if tp.topic == self.updates_topic:
-                    if record.value is None:
-                        continue
                     try:
                         update = add_update(rows, record.offset, self.epoch, record.value)
-                    except BadUpdate as exc:
-                        log.error(
-                            "unreadable update skipped",
-                            extra={"offset": record.offset, "error": str(exc)},
-                        )
+                    except DecodeError as exc:
+                        skip_record(SERVICE, record, exc)
                         continue
                     items.append(
                         (
@@ -162,8 +158,9 @@ class Sink:
                 else:
                     try:
                         event = decode(record.value)
-                    except DecodeError:
-                        continue  # the fold dead-letters it
+                    except DecodeError as exc:
+                        skip_record(SERVICE, record, exc)  # the fold dead-letters it
+                        continue
                     if isinstance(event, TaskRequested):
                         add_request(rows, event)
             epoch = self.epoch if tp.topic == self.updates_topic else None

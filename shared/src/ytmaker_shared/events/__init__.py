@@ -8,6 +8,7 @@ from ytmaker_shared.events.codec import (
     Event,
     decode,
     decode_model,
+    decode_with,
     encode,
     parse_object,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "TaskRequestedPayload",
     "decode",
     "decode_model",
+    "decode_with",
     "encode",
     "new_event_id",
     "parse_object",

@@ -2,10 +2,13 @@
 
 - Offsets are committed by hand, after the handler returned: at-least-once, so handlers are
   idempotent (they deduplicate on `event_id` or on what they already made).
-- A record that cannot be decoded (bad JSON, unknown schema version, invalid event), or whose
-  handler raises anything but `Retry`, goes to the DLQ with its reason; the loop moves on.
-- `Retry` from a handler means a transient failure: the same record is handled again after the
-  given delay, so a partition never skips ahead of an unfinished record.
+- A record that cannot be decoded (any bytes: `events.decode` raises only DecodeError), or
+  whose handler refuses it (an error that is not transient), goes to the DLQ with its reason;
+  the loop moves on.
+- A transient failure (`Retry` from a handler, or any error `transient.is_transient` accepts:
+  OS, network and broker errors, timeouts) keeps the loop on the same record, handled again
+  after `Retry.delay_s` or an exponential backoff, so a partition never skips ahead of an
+  unfinished record and no effect is lost to a hiccup.
 - Partitions of one batch are handled concurrently (at most `max_in_flight`), each in order.
 - `stop()` lets the record in hand finish, commits what was done, and leaves the group.
 
@@ -31,9 +34,15 @@ from ytmaker_shared.kafka.admin import start_when_reachable
 from ytmaker_shared.kafka.dlq import DeadLetterWriter
 from ytmaker_shared.kafka.producer import EventProducer
 from ytmaker_shared.logging import log_context
-from ytmaker_shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, HANDLER_SECONDS
+from ytmaker_shared.metrics import (
+    CONSUMER_LAG,
+    EVENTS_CONSUMED,
+    HANDLER_RETRIES,
+    HANDLER_SECONDS,
+)
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import Topic
+from ytmaker_shared.transient import backoff_s, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -144,32 +153,60 @@ class ConsumerLoop:
         try:
             event = decode(record.value)
         except DecodeError as exc:
-            await self.dead_letters.write(record, exc.reason, exc.detail)
-            return True
+            return await self._dead_letter(record, exc.reason, exc.detail)
         with log_context(
             task_id=event.task_id, event_id=event.event_id, correlation_id=event.correlation_id
         ):
+            attempt = 0
             while True:
+                attempt += 1
                 started = time.perf_counter()
                 try:
                     await self.handler(event, record)
                     return True
                 except Retry as retry:
-                    log.warning("transient failure, retrying", extra={"reason": str(retry)})
-                    try:
-                        async with asyncio.timeout(retry.delay_s):
-                            await self._stopping.wait()
-                        return False
-                    except TimeoutError:
-                        continue
+                    delay, reason = retry.delay_s, str(retry)
                 except Exception as exc:
-                    log.exception("handler failed")
-                    await self.dead_letters.write(record, "handler_error", repr(exc))
-                    return True
+                    if not is_transient(exc):
+                        log.exception("handler refused the record")
+                        return await self._dead_letter(record, "handler_error", repr(exc))
+                    delay, reason = backoff_s(attempt), repr(exc)
                 finally:
                     HANDLER_SECONDS.labels(self.service, event.type).observe(
                         time.perf_counter() - started
                     )
+                HANDLER_RETRIES.labels(self.service, record.topic).inc()
+                log.warning(
+                    "transient failure, retrying the same record",
+                    extra={"reason": reason, "attempt": attempt, "delay_s": round(delay, 3)},
+                )
+                if await self._stopped_within(delay):
+                    return False
+
+    async def _dead_letter(self, record: Record, reason: str, detail: str) -> bool:
+        """Send the record to the DLQ, waiting out a broker that is away; False when stopped
+        first (the record stays uncommitted and comes again)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.dead_letters.write(record, reason, detail)
+                return True
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("dead letter not written, retrying", extra={"error": repr(exc)})
+            if await self._stopped_within(backoff_s(attempt)):
+                return False
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Wait `seconds`, or less if the loop is stopped meanwhile; True when stopped."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+            return True
+        except TimeoutError:
+            return False
 
     async def handled(self, tp: TopicPartition, next_offset: int) -> None:
         """Every record of `tp` below `next_offset` has been handled. Default: commit it."""

@@ -28,6 +28,8 @@ Headers = Sequence[tuple[str, bytes]]
 class BrokerUnavailable(RuntimeError):
     """The broker did not answer within the configured deadline."""
 
+    transient = True  # ytmaker_shared.transient: the same send may succeed later
+
 
 class EventProducer:
     """Owns one AIOKafkaProducer. `start()` before use, `stop()` after (flushes)."""

@@ -29,6 +29,8 @@ class TransientError(StageError):
     """May succeed if tried again. `retry_after_s` (e.g. from a Retry-After header) is the
     least delay before the next attempt."""
 
+    transient = True  # ytmaker_shared.transient
+
     def __init__(
         self,
         code: str,
@@ -43,6 +45,8 @@ class TransientError(StageError):
 
 class PermanentError(StageError):
     """Will fail the same way every time: do not retry."""
+
+    transient = False  # ytmaker_shared.transient, whatever it was raised from
 
 
 def is_transient_status(status: int) -> bool:

@@ -54,6 +54,7 @@ from ytmaker_shared.stageworker.work import (
     scratch_dir,
     workspace_prefix,
 )
+from ytmaker_shared.transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -367,6 +368,8 @@ def _classify(exc: BaseException | None) -> StageError:
         return TransientError("timeout", f"timed out: {exc!r}")
     if isinstance(exc, ConnectionError):
         return TransientError("connection_error", f"connection failed: {exc!r}")
+    if exc is not None and is_transient(exc):  # storage, network, broker
+        return TransientError("transient_error", f"{exc!r}"[:4000])
     log.error("work raised an unexpected error", exc_info=exc)
     return PermanentError(INTERNAL_ERROR, f"unexpected error: {exc!r}"[:4000])
 

@@ -31,10 +31,11 @@ from ytmaker_shared.events import (
     StageEvent,
     decode,
 )
-from ytmaker_shared.kafka import ConsumerLoop, EventProducer, Retry, ensure_topics
+from ytmaker_shared.kafka import ConsumerLoop, EventProducer, ensure_topics
 from ytmaker_shared.kafka.admin import start_when_reachable
 from ytmaker_shared.kafka.consumer import Record
 from ytmaker_shared.kafka.producer import BrokerUnavailable
+from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.logging import log_context
 from ytmaker_shared.service import run_service
 from ytmaker_shared.stageworker.control import Control, ControlBoard
@@ -109,9 +110,13 @@ class StageWorker:
                 control.result()  # raises why the control consumer died
             if not stopping.is_set():
                 triggers = asyncio.create_task(self.loop.run(), name="triggers")
-                await asyncio.wait({stop_wait, triggers}, return_when=asyncio.FIRST_COMPLETED)
-                if triggers.done():
-                    triggers.result()
+                await asyncio.wait(
+                    {stop_wait, triggers, control}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for part in (triggers, control):  # a part that ended on its own: exit
+                    if part.done() and not stopping.is_set():
+                        part.result()
+                        raise RuntimeError(f"the {part.get_name()} loop ended unexpectedly")
             stop_wait.cancel()
         finally:
             self._stopping.set()
@@ -141,10 +146,8 @@ class StageWorker:
         tp = TopicPartition(record.topic, record.partition)
         for work in self.works:
             if await work.admit(event):
-                try:
-                    await self._trigger(work, event, tp, record.offset)
-                except BrokerUnavailable as exc:
-                    raise Retry(f"broker unavailable: {exc}", 1.0) from exc
+                # A transient failure (broker, storage) keeps the loop on this record.
+                await self._trigger(work, event, tp, record.offset)
 
     async def _trigger(
         self, work: StageWork, event: Event, tp: TopicPartition, offset: int
@@ -293,8 +296,8 @@ class StageWorker:
         try:
             event = decode(record.value)
         except DecodeError as exc:
-            # Every instance reads every control record; the gateway validates what it writes.
-            log.warning("ignored a bad control record: %s", exc)
+            # Every instance reads every control record: the fold dead-letters a bad one.
+            skip_record(self.service, record, exc)
             return
         self._apply_control(event)
 
