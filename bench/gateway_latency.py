@@ -63,6 +63,7 @@ from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+INTERNAL_TOKEN = "bench-internal-0123456789abcdef0123456789"
 OWNER = "bench"
 
 
@@ -74,7 +75,7 @@ def free_port() -> int:
 
 async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {INTERNAL_TOKEN}"}) as http:
         while True:
             if proc.poll() is not None:
                 raise SystemExit(f"{proc.args!r} exited with {proc.returncode}")
@@ -164,7 +165,8 @@ class Source:
                     payload=StageStartedPayload(),
                 )
                 await producer.send(Topic.SCRIPT, started)
-        async with httpx.AsyncClient(base_url=progress_url) as http:
+        headers = {"authorization": f"Bearer {INTERNAL_TOKEN}"}
+        async with httpx.AsyncClient(base_url=progress_url, headers=headers) as http:
             deadline = time.monotonic() + 120
             for task_id in self.tasks:
                 while True:
@@ -324,6 +326,7 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
         "YTMAKER_TOPIC_PREFIX": prefix,
         "YTMAKER_TOPIC_PARTITIONS": str(args.partitions),
         "YTMAKER_LOG_LEVEL": "WARNING",
+        "YTMAKER_INTERNAL_TOKEN": INTERNAL_TOKEN,
     }
     procs: list[subprocess.Popen[bytes]] = []
     fake_server = None

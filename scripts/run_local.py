@@ -3,31 +3,45 @@
 Starts the local Kafka broker (or uses KAFKA_BOOTSTRAP_SERVERS), creates the topics, starts
 every service that exists as its own process (logs in var/logs/), then runs
 `python -m ytmaker_gateway.sample`: it submits a sample project, prints the live page's URL
-and shows the run's progress in the terminal. Ctrl-C or SIGTERM stops the services with
-SIGTERM, then the broker.
+and shows the run's progress in the terminal.
+
+It is the services' supervisor: a service that exits on its own (a part of it failed, so it
+stopped rather than run half-alive) is started again, after a backoff that grows while it
+keeps failing. Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stop the services with SIGTERM,
+then the broker. One `make run` at a time per `var/` directory: a second one says so and exits.
+
+Options (for benchmarks and tests): `--services a,b` starts only those services,
+`--no-sample` submits no sample project; `YTMAKER_VAR_DIR` moves `var/`.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import fcntl
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from ytmaker_shared.devkafka import BrokerAlreadyRunningError, LocalKafka
 from ytmaker_shared.kafka import ensure_topics
 from ytmaker_shared.settings import ServiceSettings, single_host_partitions
 
 ROOT = Path(__file__).resolve().parents[1]
-VAR = ROOT / "var"
+VAR = Path(os.environ.get("YTMAKER_VAR_DIR") or ROOT / "var").absolute()
 #: Start order: the read side first, so that nothing the pipeline writes waits for a reader.
 SERVICES = ("progress", "script", "assets", "render", "upload", "gateway")
 STOP_GRACE_S = 20.0
+#: Restart backoff: doubles from the first to the last while a service keeps failing; a
+#: service that ran this long since its last start is healthy again.
+RESTART_FIRST_S, RESTART_MAX_S, HEALTHY_AFTER_S = 1.0, 30.0, 60.0
 
 
 def say(text: str) -> None:
@@ -52,43 +66,123 @@ def service_env(bootstrap: str) -> dict[str, str]:
     env.setdefault("YTMAKER_PROGRESS_DATABASE_URL", f"sqlite:///{VAR / 'progress.db'}")
     env.setdefault("YTMAKER_DEV_ALLOW_ANONYMOUS", "true")  # a local run only: see README
     env.setdefault("YTMAKER_JWT_SECRET", secrets.token_urlsafe(32))
+    env.setdefault("YTMAKER_INTERNAL_TOKEN", secrets.token_urlsafe(32))
     env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     return env
 
 
-def start_services(names: list[str], env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
-    logs = VAR / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    procs = {}
-    for name in names:
-        with open(logs / f"{name}.log", "ab") as log:
-            procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"ytmaker_{name}"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us only; we stop them in order
+@dataclass
+class Supervised:
+    """One service process and its restart bookkeeping."""
+
+    name: str
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    failures: int = 0  # exits in a row, each within HEALTHY_AFTER_S of its start
+    restart_at: float | None = None
+    log: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        logs = VAR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        if self.log is None:
+            self.log = open(logs / f"{self.name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"ytmaker_{self.name}"],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop them in order
+        )
+        self.started_at, self.restart_at = time.monotonic(), None
+        say(f"  started {self.name:9} pid {self.proc.pid:>7}  log var/logs/{self.name}.log")
+
+    def watch(self, now: float) -> None:
+        """Notice an exit and schedule the restart; restart when its time has come."""
+        if self.proc is not None and self.proc.poll() is not None:
+            code, self.proc = self.proc.returncode, None
+            ran = now - self.started_at
+            self.failures = self.failures + 1 if ran < HEALTHY_AFTER_S else 1
+            delay = min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** (self.failures - 1))
+            self.restart_at = now + delay
+            say(
+                f"  {self.name} exited with {code} after {ran:.0f}s; restarting in {delay:.0f}s "
+                f"(see var/logs/{self.name}.log)"
             )
-        say(f"  started {name:9} pid {procs[name].pid:>7}  log var/logs/{name}.log")
-    return procs
+        if self.proc is None and self.restart_at is not None and now >= self.restart_at:
+            self.start()
 
 
-def stop_services(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+def stop_services(services: list[Supervised]) -> None:
+    running = [s for s in services if s.proc is not None and s.proc.poll() is None]
+    for service in running:
+        assert service.proc is not None
+        service.proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
-    for name, proc in reversed(procs.items()):
+    for service in reversed(running):
+        assert service.proc is not None
         try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-            say(f"  stopped {name} (exit {proc.returncode})")
+            service.proc.wait(max(0.1, deadline - time.monotonic()))
+            say(f"  stopped {service.name} (exit {service.proc.returncode})")
         except subprocess.TimeoutExpired:
-            proc.kill()
-            say(f"  killed {name}: it did not stop within {STOP_GRACE_S:.0f}s")
+            service.proc.kill()
+            service.proc.wait()
+            say(f"  killed {service.name}: it did not stop within {STOP_GRACE_S:.0f}s")
+    for service in services:
+        if service.log is not None:
+            service.log.close()
 
 
-def main() -> int:
+def take_lock() -> IO[str] | None:
+    """Hold `var/run.lock` for as long as this process lives; None when another holds it."""
+    VAR.mkdir(parents=True, exist_ok=True)
+    lock = open(VAR / "run.lock", "a+")  # noqa: SIM115 - held until exit
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        say(f"ytmaker is already running here ({holder}); stop it first (Ctrl-C in its terminal)")
+        return None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}")
+    lock.flush()
+    return lock
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__.split("\n")[0])
+    parser.add_argument("--services", help="comma-separated services to start (default: all)")
+    parser.add_argument("--no-sample", action="store_true", help="submit no sample project")
+    args = parser.parse_args(argv)
+    known = existing_services()
+    args.names = known
+    if args.services:
+        args.names = [n.strip() for n in args.services.split(",") if n.strip()]
+        unknown = sorted(set(args.names) - set(known))
+        if unknown:
+            parser.error(f"unknown services {unknown}; known: {', '.join(known)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    lock = take_lock()
+    if lock is None:
+        return 1
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
     os.environ.setdefault("YTMAKER_TOPIC_PARTITIONS", str(single_host_partitions()))
     say("ytmaker: starting Kafka")
     broker = LocalKafka(VAR / "kafka")
@@ -100,33 +194,26 @@ def main() -> int:
     except BrokerAlreadyRunningError:
         owned = False
         say(f"  Kafka already runs at {broker.bootstrap_servers}; using it")
-    settings = ServiceSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
-    created = asyncio.run(ensure_topics(settings))
-    say(f"  topics ready ({len(created)} created)")
-
-    names = existing_services()
-    env = service_env(broker.bootstrap_servers)  # one JWT secret for the services and sample
-    procs = start_services(names, env)
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    services: list[Supervised] = []
     watch = None
-    if "gateway" in names:
-        watch = subprocess.Popen(
-            [sys.executable, "-m", "ytmaker_gateway.sample"], env=env, start_new_session=True
-        )
-    say("ytmaker is running; Ctrl-C stops everything.")
     try:
+        settings = ServiceSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
+        created = asyncio.run(ensure_topics(settings))
+        say(f"  topics ready ({len(created)} created)")
+        env = service_env(broker.bootstrap_servers)  # one JWT secret for services and sample
+        services = [Supervised(name, env) for name in args.names]
+        for service in services:
+            if not stopping:
+                service.start()
+        if "gateway" in args.names and not args.no_sample and not stopping:
+            watch = subprocess.Popen(
+                [sys.executable, "-m", "ytmaker_gateway.sample"], env=env, start_new_session=True
+            )
+        say("ytmaker is running; Ctrl-C stops everything.")
         while not stopping:
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    say(f"  {name} exited with {proc.returncode}; see var/logs/{name}.log")
-                    stopping = True
+            now = time.monotonic()
+            for service in services:
+                service.watch(now)
             if watch is not None and watch.poll() is not None:
                 watch = None
             time.sleep(0.2)
@@ -134,10 +221,11 @@ def main() -> int:
         say("ytmaker: stopping")
         if watch is not None and watch.poll() is None:
             watch.terminate()
-        stop_services(procs)
+        stop_services(services)
         if owned:
             broker.stop()
             say("  Kafka stopped")
+        lock.close()
     return 0
 
 

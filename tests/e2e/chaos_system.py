@@ -32,6 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from tests.integration.pipeline.harness import Service
+from tests.support.internal import internal_headers
 from ytmaker_gateway.auth import TokenConfig, mint_token
 from ytmaker_shared.devkafka import LocalKafka, find_free_port
 from ytmaker_shared.events import Event, decode
@@ -166,7 +167,7 @@ class ChaosSystem:
 
         async def ready() -> bool:
             try:
-                async with httpx.AsyncClient(timeout=2) as client:
+                async with httpx.AsyncClient(timeout=2, headers=internal_headers()) as client:
                     return (await client.get(url)).status_code == 200
             except httpx.HTTPError:
                 return False

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.internal import internal_headers
+
 SERVICES = ("progress", "script", "assets", "render", "upload", "gateway")
 
 
@@ -87,7 +89,10 @@ class System:
         while True:
             self.check_alive()
             try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                if (
+                    httpx.get(f"{url}/readyz", timeout=2, headers=internal_headers()).status_code
+                    == 200
+                ):
                     return
             except httpx.HTTPError:
                 pass

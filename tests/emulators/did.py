@@ -5,7 +5,9 @@
   created_at}`.
 - `GET /talks/{id}` → the talk; each poll moves `created → started → done` (after
   `polls_to_done` polls), `done` carries `result_url` and `duration`. `DELETE /talks/{id}`.
-- `GET /results/{id}.mp4`: the clip bytes (a stand-in unless `clip` is set to a real MP4).
+- `GET /results/{id}.mp4`: the clip bytes (a stand-in unless `clip` is set to a real MP4),
+  on `result_base_url` when set (D-ID's results live on a storage host, not on its API's);
+  the Authorization header each result request carried is kept in `result_authorizations`.
 - Errors: `{"kind": "...", "description": "..."}`: 400 ValidationError, 401
   AuthorizationError, 404 NotFoundError, 429 TooManyRequestsError, 5xx InternalServerError.
 - Fault kinds `create`, `poll`: `Fail(status)`, `Hang(s)`. `fail_talks = True` makes new
@@ -50,6 +52,10 @@ class DIDEmulator:
         self.fail_talks = False
         self.clip = b"\x00\x00\x00\x18ftypmp42emulated-clip"
         self.base_url = ""
+        self.result_base_url = ""
+        self.result_authorizations: list[str | None] = []
+        self.result_url_override: Any = None  # what `result_url` says instead, when set
+        self.talk_id_override: Any = None  # what `id` says instead, when set
         self.app = FastAPI()
         self.app.post("/talks")(self._create)
         self.app.get("/talks/{talk_id}")(self._get)
@@ -88,9 +94,10 @@ class DIDEmulator:
             "polls": 0,
         }
         self.base_url = str(request.base_url).rstrip("/")
-        return JSONResponse(
-            {k: v for k, v in self.talks[talk_id].items() if k != "polls"}, status_code=201
-        )
+        shown = {k: v for k, v in self.talks[talk_id].items() if k != "polls"}
+        if self.talk_id_override is not None:
+            shown["id"] = self.talk_id_override
+        return JSONResponse(shown, status_code=201)
 
     async def _get(self, talk_id: str, request: Request) -> Response:
         if (denied := self._auth(request)) or (failed := await self._fault("poll")):
@@ -104,7 +111,8 @@ class DIDEmulator:
             talk["error"] = {"kind": "FaceError", "description": "no face found in the source"}
         elif talk["polls"] >= self.polls_to_done:
             talk["status"] = "done"
-            talk["result_url"] = f"{self.base_url}/results/{talk_id}.mp4"
+            results = self.result_base_url or self.base_url
+            talk["result_url"] = self.result_url_override or f"{results}/results/{talk_id}.mp4"
             talk["duration"] = 4.0
         else:
             talk["status"] = "started"
@@ -117,7 +125,8 @@ class DIDEmulator:
         self.talks.pop(talk_id, None)
         return JSONResponse({"deleted": 1})
 
-    async def _result(self, name: str) -> Response:
+    async def _result(self, name: str, request: Request) -> Response:
+        self.result_authorizations.append(request.headers.get("authorization"))
         return Response(self.clip, media_type="video/mp4")
 
     def server(self) -> EmulatorServer:

@@ -98,6 +98,43 @@ async def test_did_talk_is_created_polled_and_fetched() -> None:
     assert next(iter(emulator.talks.values()))["polls"] == 3
 
 
+async def test_did_key_goes_to_the_api_host_only() -> None:
+    emulator = DIDEmulator(polls_to_done=2)
+    async with emulator.server() as api, emulator.server() as storage:
+        emulator.result_base_url = storage.url  # another port: another origin
+        avatars = DIDAvatars(
+            emulator.api_key, base_url=api.url, source_url="http://x/face.jpg", poll_interval_s=0
+        )
+        data, _ = await avatars.clip(context(), SEGMENT)  # the API refuses calls without key
+    assert data == emulator.clip
+    assert emulator.result_authorizations == [None]
+
+
+@pytest.mark.parametrize(
+    ("talk_id", "result_url", "error"),
+    [
+        ("../../admin", None, TransientError),
+        ("a/b?c=d", None, TransientError),
+        ({"id": 1}, None, TransientError),
+        (None, "file:///etc/passwd", PermanentError),
+        (None, ["not", "a", "url"], PermanentError),
+    ],
+)
+async def test_did_hostile_answers_are_refused(
+    talk_id: object, result_url: object, error: type[Exception]
+) -> None:
+    emulator = DIDEmulator(polls_to_done=1)
+    emulator.talk_id_override = talk_id
+    emulator.result_url_override = result_url
+    async with emulator.server() as server:
+        avatars = DIDAvatars(
+            emulator.api_key, base_url=server.url, source_url="u", poll_interval_s=0
+        )
+        with pytest.raises(error, match="d-id_bad_answer"):
+            await avatars.clip(context(), SEGMENT)
+    assert emulator.result_authorizations == []
+
+
 async def test_did_failed_talk_is_permanent_and_5xx_transient() -> None:
     emulator = DIDEmulator()
     async with emulator.server() as server:

@@ -10,7 +10,7 @@ import os
 import socket
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ytmaker_shared.topics import Topics
@@ -57,6 +57,12 @@ class ServiceSettings(BaseSettings):
     event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
         default="auto",
         description="auto: uvloop when installed (docs/decisions/0033, 0034).",
+    )
+    internal_token: SecretStr | None = Field(
+        default=None,
+        description="The service credential: a shared secret that internal APIs require "
+        "(`Authorization: Bearer`) and their callers present. The progress service refuses "
+        "to serve its API without one.",
     )
     broker_startup_wait_s: float = Field(
         default=120.0,

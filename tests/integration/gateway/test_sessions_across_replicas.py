@@ -28,6 +28,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.e2e.system import free_port
+from tests.support.internal import internal_headers
 from tests.support.kafka import unique_name
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.auth import mint_token
@@ -139,7 +140,9 @@ class World:
         found: dict[str, Any] = {}
 
         async def check() -> bool:
-            async with httpx.AsyncClient(base_url=self.progress_url) as http:
+            async with httpx.AsyncClient(
+                base_url=self.progress_url, headers=internal_headers()
+            ) as http:
                 response = await http.get(f"/internal/v1/tasks/{task_id}")
             if response.status_code == 200 and condition(response.json()):
                 found.update(response.json())
@@ -153,7 +156,9 @@ class World:
         return int(found["offset"])
 
     async def session_record(self, client_id: str) -> dict[str, Any] | None:
-        async with httpx.AsyncClient(base_url=self.progress_url) as http:
+        async with httpx.AsyncClient(
+            base_url=self.progress_url, headers=internal_headers()
+        ) as http:
             items = (await http.get("/internal/v1/sessions")).json()["items"]
         return next((s for s in items if s["client_id"] == client_id), None)
 
@@ -178,7 +183,7 @@ def _log_tails(tmp: Path, lines: int = 20) -> str:
 
 
 async def _ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=internal_headers()) as http:
 
         async def ready() -> bool:
             assert proc.poll() is None, f"{url}: the process exited with {proc.returncode}"

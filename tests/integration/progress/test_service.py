@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.internal import internal_headers
 from tests.support.wait import wait_until
 from ytmaker_progress.main import ProgressService
 from ytmaker_progress.scenario import run_events
@@ -35,7 +36,9 @@ async def service(
     await wait_until(lambda: svc.http_port is not None or running.done(), timeout=60)
     if running.done():
         running.result()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.http_port}") as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{svc.http_port}", headers=internal_headers()
+    ) as client:
         yield svc, client
     stopping.set()
     await running

@@ -41,7 +41,8 @@ def build(
     """A Gateway from settings; the caller starts the producer and the hub. Tests pass their
     own `progress` client and replay `reader`."""
     if progress is None:
-        progress = ProgressApi(settings.progress_url, settings.progress_timeout_s)
+        token = settings.internal_token.get_secret_value() if settings.internal_token else None
+        progress = ProgressApi(settings.progress_url, settings.progress_timeout_s, token=token)
     access = Access(progress, RecentTasks(), settings.unknown_task_wait_s)
     hub = Hub(settings)
     return Gateway(

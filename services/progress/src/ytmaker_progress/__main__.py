@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> None:
         from ytmaker_progress.rebuild import rebuild_and_compare
 
         sys.exit(asyncio.run(rebuild_and_compare(settings, args.into, args.compare)))
+    if settings.progress_run_api and settings.internal_token is None:
+        sys.exit(
+            "ytmaker_progress: set YTMAKER_INTERNAL_TOKEN (the service credential the gateway "
+            "presents): the internal API does not run unauthenticated"
+        )
     service = ProgressService(settings)
     run_service("progress", settings, service.run, service.ready)
 

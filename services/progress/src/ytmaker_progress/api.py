@@ -7,12 +7,13 @@ that read the in-memory history are `async` because the history lives in the eve
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,6 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ytmaker_progress import eta
 from ytmaker_progress.readmodel.memory import RecentHistory
 from ytmaker_progress.readmodel.store import NotFinished, Store
+
+
+#: The largest offset Kafka (and a BIGINT column) can hold: a larger `since` is refused (422).
+MAX_OFFSET = 2**63 - 1
 
 
 class SessionIn(BaseModel):
@@ -38,7 +43,9 @@ class SessionIn(BaseModel):
     subscriptions: list[str] = Field(default_factory=list, max_length=10_000)
     #: task_id → the last offset the gateway delivered to this client (-1: none yet), so that
     #: any gateway replica can restore the session (gateway decision 0032). Optional.
-    offsets: dict[str, int] = Field(default_factory=dict, max_length=10_000)
+    offsets: dict[str, Annotated[int, Field(ge=-1, le=MAX_OFFSET)]] = Field(
+        default_factory=dict, max_length=10_000
+    )
 
 
 class SessionBatchIn(BaseModel):
@@ -59,13 +66,32 @@ def create_app(
     store: Store,
     memory: RecentHistory,
     *,
+    token: str,
     epoch: Callable[[], str | None],
     ready: Callable[[], bool],
     eta_window_s: float = 3600.0,
 ) -> FastAPI:
-    """The API over `store` and `memory`. `epoch()` is the current topic id of
+    """The API over `store` and `memory`. Every endpoint requires `Authorization: Bearer
+    <token>` (the service credential); `epoch()` is the current topic id of
     `progress.updates`; `ready()` answers /readyz."""
-    app = FastAPI(title="ytmaker progress (internal)", version="1")
+    if not token:
+        raise ValueError("the internal API needs a service credential (YTMAKER_INTERNAL_TOKEN)")
+    expected = f"Bearer {token}".encode()
+
+    def credential(authorization: str | None = Header(default=None)) -> None:
+        given = (authorization or "").encode()
+        if not secrets.compare_digest(given, expected):
+            raise ApiError(401, "unauthorized", "this API needs the service credential")
+
+    app = FastAPI(
+        title="ytmaker progress (internal)",
+        version="1",
+        dependencies=[Depends(credential)],
+        # No unauthenticated documentation routes: API.md is the contract.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     averages = _Averages(store, eta_window_s)
 
     @app.exception_handler(ApiError)
@@ -124,7 +150,7 @@ def create_app(
         task_id: str,
         source: Literal["memory", "database"] = "memory",
         limit: int = Query(default=100, ge=1, le=10_000),
-        since: int = Query(default=-1, ge=-1),
+        since: int = Query(default=-1, ge=-1, le=MAX_OFFSET),
     ) -> dict[str, Any]:
         await asyncio.to_thread(known, task_id)
         if source == "database":
@@ -139,7 +165,7 @@ def create_app(
     @app.get("/internal/v1/tasks/{task_id}/updates")
     def updates(
         task_id: str,
-        after: int | None = Query(default=None, ge=-1),
+        after: int | None = Query(default=None, ge=-1, le=MAX_OFFSET),
         epoch_: str | None = Query(default=None, alias="epoch", max_length=64),
     ) -> dict[str, Any]:
         row = store.task_row(task_id)

@@ -79,6 +79,7 @@ class ProgressService:
         app = create_app(
             store,
             memory,
+            token=s.internal_token.get_secret_value() if s.internal_token else "",
             epoch=lambda: sink.epoch,
             ready=self.ready,
             eta_window_s=s.progress_eta_window_s,

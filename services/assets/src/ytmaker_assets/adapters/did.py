@@ -1,12 +1,15 @@
 """D-ID talks, as its API reference documents them: `POST /talks` (source picture and a text
 script) → `{id, status: created}`; `GET /talks/{id}` until `status` is `done` (with
 `result_url`) or `error`/`rejected`; then the clip is fetched from `result_url`. Auth is
-`Authorization: Basic <key>`. A cancelled job deletes its talk (best effort)."""
+`Authorization: Basic <key>`, sent to D-ID's own host only: `result_url` (a storage link
+on another host) is fetched without it, and no redirect is followed. A cancelled job deletes
+its talk (best effort)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import Any
 
 import httpx
@@ -16,6 +19,7 @@ from ytmaker_script.domain import Segment
 from ytmaker_shared.stageworker import JobContext, PermanentError, TransientError
 
 SERVICE = "d-id"
+_TALK_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
 def _message(response: httpx.Response) -> str:
@@ -41,14 +45,27 @@ class DIDAvatars:
         self.source_url = source_url
         self.poll_interval_s = poll_interval_s
         self.max_polls = max_polls
+        self.api = httpx.URL(self.base)
+        self._auth = {"authorization": f"Basic {api_key}"}
         self.client = httpx.AsyncClient(
-            headers={"authorization": f"Basic {api_key}", "accept": "application/json"},
-            timeout=timeout_s,
+            headers={"accept": "application/json"}, timeout=timeout_s, follow_redirects=False
         )
+
+    def _credentials_for(self, url: str) -> dict[str, str]:
+        """The key, for a URL on D-ID's own scheme, host and port only."""
+        target = httpx.URL(url)
+        same = (target.scheme, target.host, target.port) == (
+            self.api.scheme,
+            self.api.host,
+            self.api.port,
+        )
+        return self._auth if same else {}
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = await self.client.request(method, url, **kwargs)
+            response = await self.client.request(
+                method, url, headers=self._credentials_for(url), **kwargs
+            )
         except httpx.TransportError as exc:
             raise transport_error(SERVICE, exc) from exc
         if response.status_code >= 400:
@@ -63,15 +80,15 @@ class DIDAvatars:
         }
         created = (await self._call("POST", f"{self.base}/talks", json=body)).json()
         talk_id = created.get("id")
-        if not talk_id:
-            raise TransientError(f"{SERVICE}_bad_answer", f"no talk id in {created!r}")
+        if not isinstance(talk_id, str) or not _TALK_ID.match(talk_id):
+            raise TransientError(f"{SERVICE}_bad_answer", f"no valid talk id in {created!r}"[:500])
         finished = False
         try:
             for poll in range(1, self.max_polls + 1):
                 talk = (await self._call("GET", f"{self.base}/talks/{talk_id}")).json()
                 status = talk.get("status")
                 if status == "done" and talk.get("result_url"):
-                    video = await self._call("GET", talk["result_url"])
+                    video = await self._call("GET", _https_or_http(talk["result_url"]))
                     finished = True
                     return video.content, video.headers.get("content-type", "video/mp4")
                 if status in ("error", "rejected"):
@@ -90,7 +107,17 @@ class DIDAvatars:
         finally:
             if not finished:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self.client.delete(f"{self.base}/talks/{talk_id}"))
+                    url = f"{self.base}/talks/{talk_id}"
+                    await asyncio.shield(
+                        self.client.delete(url, headers=self._credentials_for(url))
+                    )
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _https_or_http(url: Any) -> str:
+    """`url` if it is an absolute http(s) URL; raises PermanentError otherwise."""
+    if not isinstance(url, str) or httpx.URL(url).scheme not in ("https", "http"):
+        raise PermanentError(f"{SERVICE}_bad_answer", "result_url is not an http(s) URL")
+    return url

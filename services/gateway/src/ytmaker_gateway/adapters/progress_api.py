@@ -26,10 +26,16 @@ class ProgressApi:
         base_url: str,
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        token: str | None = None,
     ) -> None:
+        """`token` is the service credential the progress service requires on every call."""
         self._root = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=self._root + "/internal/v1", timeout=timeout_s, transport=transport
+            base_url=self._root + "/internal/v1",
+            timeout=timeout_s,
+            transport=transport,
+            headers={"authorization": f"Bearer {token}"} if token else None,
         )
 
     async def close(self) -> None:
