@@ -23,7 +23,6 @@ from ytmaker_progress import eta
 from ytmaker_progress.readmodel.memory import RecentHistory
 from ytmaker_progress.readmodel.store import NotFinished, Store
 
-
 #: The largest offset Kafka (and a BIGINT column) can hold: a larger `since` is refused (422).
 MAX_OFFSET = 2**63 - 1
 
