@@ -30,6 +30,18 @@ STAGE_WEIGHTS: MappingProxyType[Stage, int] = MappingProxyType(
 #: The stages that run in parallel once the script is done; render waits for all of them.
 ASSET_STAGES: frozenset[Stage] = frozenset({Stage.IMAGES, Stage.AUDIO, Stage.AVATARS})
 
+#: The stages whose completion each stage starts from (the pipeline's shape, DESIGN §1).
+STAGE_INPUTS: MappingProxyType[Stage, frozenset[Stage]] = MappingProxyType(
+    {
+        Stage.SCRIPT: frozenset(),
+        Stage.IMAGES: frozenset({Stage.SCRIPT}),
+        Stage.AUDIO: frozenset({Stage.SCRIPT}),
+        Stage.AVATARS: frozenset({Stage.SCRIPT}),
+        Stage.RENDER: ASSET_STAGES,
+        Stage.UPLOAD: frozenset({Stage.RENDER}),
+    }
+)
+
 #: The service that runs each stage.
 STAGE_SERVICE: MappingProxyType[Stage, str] = MappingProxyType(
     {

@@ -1,4 +1,5 @@
-"""Wiring: the fold, the read-model sink, the cleanup and the internal API in one process.
+"""Wiring: the fold, the read-model sink, the cleanup, the stall watch and the internal API in
+one process.
 
 `YTMAKER_PROGRESS_RUN_FOLD=false`, `..._RUN_API=false` or `..._RUN_ETA=false` leaves a part out
 (the fold scales with the number of partitions, the API with the readers; one ETA projector
@@ -22,6 +23,7 @@ from ytmaker_progress.readmodel.memory import RecentHistory
 from ytmaker_progress.readmodel.store import Store
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_progress.sink import Sink
+from ytmaker_progress.stallwatch import StallWatch
 from ytmaker_shared.kafka import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -99,10 +101,12 @@ class ProgressService:
             server.should_exit = True
             await serving
 
+        stall_watch = StallWatch(s, store, ready=lambda: sink.ready)
         return [
             asyncio.create_task(sink.run(stopping), name="sink"),
             asyncio.create_task(serve(), name="api"),
             asyncio.create_task(self._cleanup(store, stopping), name="cleanup"),
+            asyncio.create_task(stall_watch.run(stopping), name="stall-watch"),
         ]
 
     async def _cleanup(self, store: Store, stopping: asyncio.Event) -> None:

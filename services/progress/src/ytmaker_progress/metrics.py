@@ -25,3 +25,7 @@ TASKS_IN_MEMORY = Gauge(
     "markers of finished tasks.",
     ["kind"],
 )
+TASKS_STALLED = Counter(
+    "ytmaker_progress_tasks_stalled_total",
+    "Tasks failed as `stalled`: silent past their stage's time limit plus the grace.",
+)

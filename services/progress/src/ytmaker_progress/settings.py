@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ytmaker_progress.stall import StallPolicy
 from ytmaker_shared.settings import ServiceSettings
+from ytmaker_shared.stages import Stage
 
 
 class ProgressSettings(ServiceSettings):
@@ -96,11 +98,35 @@ class ProgressSettings(ServiceSettings):
     progress_eta_step_s: float = Field(
         default=60.0, gt=0, description="How far the ETA's hopping window moves at a time."
     )
+    progress_stall_check_s: float = Field(
+        default=30.0, gt=0, description="How often the read side looks for stalled tasks."
+    )
+    progress_stage_time_limit_s: float = Field(
+        default=30 * 60.0,
+        gt=0,
+        description="A stage's hard time limit, as the stage services enforce it "
+        "(YTMAKER_STAGE_HARD_TIME_LIMIT_S there): a task silent for longer, plus the grace, "
+        "has stalled and is failed with the error code `stalled`.",
+    )
+    progress_stage_time_limits: dict[Stage, float] = Field(
+        default_factory=dict,
+        description='Per-stage hard time limits that differ, as JSON: {"render": 3600}.',
+    )
+    progress_stall_grace_s: float = Field(
+        default=5 * 60.0, ge=0, description="Silence allowed beyond a stage's time limit."
+    )
     progress_run_eta: bool = Field(
         default=True, description="Run the ETA projector (estimates into progress.eta)."
     )
     progress_run_fold: bool = Field(default=True, description="Run the fold in this process.")
     progress_run_api: bool = Field(default=True, description="Run the read model and API.")
+
+    def stall_policy(self) -> StallPolicy:
+        return StallPolicy(
+            default_limit_s=self.progress_stage_time_limit_s,
+            limits_s={stage.value: s for stage, s in self.progress_stage_time_limits.items()},
+            grace_s=self.progress_stall_grace_s,
+        )
 
     @property
     def fold_group_id(self) -> str:

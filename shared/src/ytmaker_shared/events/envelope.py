@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import hashlib
+import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -18,6 +20,16 @@ SCHEMA_VERSION = 2
 def new_event_id() -> str:
     """A UUIDv7 string: unique, and sortable by the time it was made."""
     return str(uuid6.uuid7())
+
+
+def derived_event_id(millis: int, seed: str) -> str:
+    """A UUIDv7 string for `millis` whose other bits come from `seed`: every process that
+    derives an event from the same facts gives it the same id, so consumers that deduplicate
+    on `event_id` (the fold) see one event however many wrote it."""
+    bits = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:10], "big")
+    value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | (bits >> 68) << 64  # rand_a: 12 bits
+    value |= 0b10 << 62 | bits & (2**62 - 1)  # variant, rand_b: 62 bits
+    return str(uuid.UUID(int=value))
 
 
 def utcnow() -> datetime:

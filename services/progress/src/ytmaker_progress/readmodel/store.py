@@ -218,6 +218,18 @@ class Store:
         with self.engine.connect() as conn:
             return [_state(row) for row in conn.execute(query)]
 
+    def silent_tasks(self, before: datetime, limit: int = 1000) -> list[dict[str, Any]]:
+        """Queued or running tasks (not paused) whose latest update happened before
+        `before`, oldest first: what the stall watch looks at."""
+        query = (
+            select(_T)
+            .where(_T.c.status.in_(("queued", "running")), _T.c.updated_at < before)
+            .order_by(_T.c.updated_at, _T.c.task_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_state(row) for row in conn.execute(query)]
+
     def project(self, project_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(_P).where(_P.c.project_id == project_id)).first()

@@ -1,0 +1,121 @@
+"""Stalled tasks (stall.py): which stages a task waits on, when its silence is a stall, and the
+events that fail it, folded like any other."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ytmaker_progress.fold import Folded, apply
+from ytmaker_progress.scenario import run_events
+from ytmaker_progress.stall import StallPolicy, awaited_stages, stall_events, stalled
+from ytmaker_shared.events import Event
+from ytmaker_shared.progress import TaskStatus
+from ytmaker_shared.stages import Stage
+
+POLICY = StallPolicy(default_limit_s=60, limits_s={"render": 600}, grace_s=30)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def folded(events: list[Event]) -> Folded:
+    state = None
+    for event in events:
+        state, _ = apply(state, event)
+    assert state is not None
+    return state
+
+
+def state_after(n: int, **kw: Any) -> dict[str, Any]:
+    """The task's state (as the read model serves it) after its first `n` events."""
+    events = [e for _, e in run_events("t-1", start=T0, **kw)][:n]
+    return folded(events).task.model().model_dump(mode="json")
+
+
+def test_a_queued_task_waits_on_the_script() -> None:
+    assert awaited_stages(state_after(1)) == [Stage.SCRIPT]
+
+
+def test_a_running_stage_is_awaited() -> None:
+    assert awaited_stages(state_after(3)) == [Stage.SCRIPT]
+
+
+def test_after_the_script_the_three_asset_stages_are_awaited() -> None:
+    events = [e for _, e in run_events("t-1", start=T0)]
+    done = next(i for i, e in enumerate(events) if e.type == "stage.completed")
+    assert set(awaited_stages(state_after(done + 1))) == {
+        Stage.IMAGES,
+        Stage.AUDIO,
+        Stage.AVATARS,
+    }
+
+
+def test_render_waits_for_every_asset_stage() -> None:
+    events = [e for _, e in run_events("t-1", start=T0)]
+    first_render = next(i for i, e in enumerate(events) if e.stage is Stage.RENDER)
+    assert awaited_stages(state_after(first_render)) == [Stage.RENDER]  # assets done: next
+    assert awaited_stages(state_after(first_render + 1)) == [Stage.RENDER]  # started
+    last_asset = max(i for i, e in enumerate(events) if e.stage in (Stage.AUDIO, Stage.AVATARS))
+    waiting = awaited_stages(state_after(last_asset))  # one asset stage still running
+    assert Stage.RENDER not in waiting and waiting
+
+
+def test_silence_within_the_limit_and_grace_is_no_stall() -> None:
+    state = state_after(3)
+    updated = datetime.fromisoformat(state["updated_at"])
+    assert stalled(state, updated + timedelta(seconds=90), T0, POLICY) is None
+    stall = stalled(state, updated + timedelta(seconds=91), T0, POLICY)
+    assert stall is not None and stall.stage is Stage.SCRIPT and stall.allowed_s == 90
+
+
+def test_a_stage_with_a_longer_limit_gets_it() -> None:
+    events = [e for _, e in run_events("t-1", start=T0)]
+    first_render = next(i for i, e in enumerate(events) if e.stage is Stage.RENDER)
+    state = state_after(first_render + 1)
+    updated = datetime.fromisoformat(state["updated_at"])
+    assert stalled(state, updated + timedelta(seconds=600), T0, POLICY) is None
+    assert stalled(state, updated + timedelta(seconds=631), T0, POLICY) is not None
+
+
+def test_silence_counts_from_the_watch_start_after_a_downtime() -> None:
+    state = state_after(3)
+    long_after = datetime.fromisoformat(state["updated_at"]) + timedelta(days=3)
+    assert stalled(state, long_after, long_after - timedelta(seconds=10), POLICY) is None
+    assert stalled(state, long_after, long_after - timedelta(seconds=91), POLICY) is not None
+
+
+@pytest.mark.parametrize("ending", ["completed", "failed", "cancelled"])
+def test_finished_tasks_never_stall(ending: str) -> None:
+    state = state_after(10_000, ending=ending)
+    assert stalled(state, T0 + timedelta(days=30), T0, POLICY) is None
+
+
+def test_a_paused_task_never_stalls() -> None:
+    events = [e for _, e in run_events("t-1", start=T0, pause=True)]
+    paused = next(i for i, e in enumerate(events) if e.type == "task.pause_requested")
+    state = state_after(paused + 1, pause=True)
+    assert state["status"] == "paused"
+    assert stalled(state, T0 + timedelta(days=30), T0, POLICY) is None
+
+
+def test_the_stall_fails_the_task_once_with_the_code_and_the_stage() -> None:
+    events = [e for _, e in run_events("t-1", start=T0)][:3]
+    state = state_after(3)
+    now = datetime.fromisoformat(state["updated_at"]) + timedelta(hours=1)
+    stall = stalled(state, now, T0, POLICY)
+    assert stall is not None
+    failed, cancel = stall_events(state, stall, "progress/test")
+    again, cancel_again = stall_events(state, stall, "progress/other-replica")
+    assert (failed.event_id, cancel.event_id) == (again.event_id, cancel_again.event_id)
+    assert failed.event_id != cancel.event_id
+    assert cancel.type == "task.cancel_requested" and "stalled" in cancel.payload.reason
+
+    before = folded(events)
+    after, updates = apply(before, failed)
+    assert after.task.status is TaskStatus.FAILED
+    assert after.task.error is not None and after.task.error.code == "stalled"
+    assert "script" in after.task.error.message
+    assert len(updates) == 1
+    twice, none = apply(after, again)  # the same event from another replica: nothing
+    assert none == [] and twice.task == after.task
