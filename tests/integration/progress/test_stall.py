@@ -4,6 +4,7 @@ model and every reader of `progress.updates` see it, and the stages get a cancel
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,8 @@ def database_url(request: pytest.FixtureRequest, settings: ProgressSettings) -> 
 
 
 async def test_a_silent_task_fails_as_stalled_and_its_stages_are_cancelled(
-    service, publisher: EventProducer, settings: ProgressSettings
+    service: Any,  # noqa: F811 - the fixture of test_service
+    publisher: EventProducer, settings: ProgressSettings
 ) -> None:
     _, client = service
     stuck = run_events("t-stuck", owner="alice")[:3]  # requested, script started, one step

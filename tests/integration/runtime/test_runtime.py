@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.support.kafka import unique_name
 from tests.support.wait import wait_until
@@ -28,6 +28,7 @@ from ytmaker_shared.events import (
     encode,
 )
 from ytmaker_shared.kafka import (
+    BrokerUnavailable,
     ConsumerLoop,
     DeadLetter,
     EventProducer,
@@ -196,7 +197,18 @@ async def test_a_failing_handler_dead_letters_and_a_transient_one_retries(
     settings: ServiceSettings, producer: EventProducer, run_loop: Any
 ) -> None:
     poison, flaky, after = requested("t-1", "poison"), requested("t-1", "flaky"), requested("t-1")
-    for event in (poison, flaky, after):
+    # Transient failures that are not `Retry`: a storage hiccup, a broker away, a timeout.
+    disk, broker, slow = (
+        requested("t-1", "disk"),
+        requested("t-1", "broker"),
+        requested("t-1", "slow"),
+    )
+    transient: dict[str, Exception] = {
+        "disk": OSError(5, "Input/output error"),
+        "broker": BrokerUnavailable("no broker after 30s"),
+        "slow": TimeoutError("the artifact store did not answer"),
+    }
+    for event in (poison, flaky, disk, broker, slow, after):
         await producer.send(Topic.TASKS, event)
     attempts: dict[str, int] = {}
     done: list[str] = []
@@ -204,20 +216,38 @@ async def test_a_failing_handler_dead_letters_and_a_transient_one_retries(
     async def handle(event: Event, record: Record) -> None:
         assert isinstance(event, TaskRequested)
         attempts[event.event_id] = attempts.get(event.event_id, 0) + 1
-        if event.payload.title == "poison":
+        title = event.payload.title
+        if title == "poison":
             raise ValueError("this handler cannot cope")
-        if event.payload.title == "flaky" and attempts[event.event_id] < 3:
+        if title == "flaky" and attempts[event.event_id] < 3:
             raise Retry("the image API said 503", delay_s=0.05)
+        if title in transient and attempts[event.event_id] < 3:
+            raise transient[title]
         done.append(event.event_id)
 
     run_loop(handle)
-    await wait_until(lambda: len(done) == 2, timeout=30)
-    assert done == [flaky.event_id, after.event_id]
-    assert attempts[flaky.event_id] == 3
+    await wait_until(lambda: len(done) == 5, timeout=60)
+    assert done == [e.event_id for e in (flaky, disk, broker, slow, after)]  # in order
+    assert [attempts[e.event_id] for e in (flaky, disk, broker, slow)] == [3, 3, 3, 3]
     [letter] = [DeadLetter.from_record(r) for r in await read_all(settings, Topic.DLQ, 1)]
     assert letter.reason == "handler_error"
     assert "this handler cannot cope" in letter.detail
     assert letter.value == encode(poison)
+    assert await count_records(settings, Topic.DLQ) == 1  # nothing transient was dead-lettered
+
+
+async def count_records(settings: ServiceSettings, topic: Topic) -> int:
+    """How many records `topic` holds (the sum of its partitions' end offsets)."""
+    name = settings.topics.name(topic)
+    consumer = AIOKafkaConsumer(name, bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        assert tps, f"{name} has no partitions"
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
 
 
 def start_consumer(
