@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ytmaker_shared.settings import ServiceSettings
-from ytmaker_shared.topics import TOPIC_SPECS, Topic, Topics
+from ytmaker_shared.topics import CONSUMED_BY, TOPIC_SPECS, Topic, Topics
 
 
 def test_every_topic_has_one_spec() -> None:
@@ -38,3 +38,9 @@ def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YTMAKER_MAX_IN_FLIGHT", "0")
     with pytest.raises(ValueError, match="max_in_flight"):
         ServiceSettings()
+
+
+def test_every_topic_says_who_consumes_it() -> None:
+    assert set(CONSUMED_BY) == set(Topic)
+    services = {"script", "assets", "render", "upload", "progress", "gateway"}
+    assert set().union(*CONSUMED_BY.values()) <= services

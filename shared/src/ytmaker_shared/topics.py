@@ -45,6 +45,22 @@ STAGE_TOPIC: dict[Stage, Topic] = {
     Stage.UPLOAD: Topic.UPLOAD,
 }
 
+#: The services that consume each topic (every topic is named: a topic that gains a consumer
+#: gains it here, and the reliability suite feeds it hostile records). Consumer groups
+#: dead-letter what they cannot decode; group-less readers count and skip it.
+CONSUMED_BY: dict[Topic, frozenset[str]] = {
+    Topic.TASKS: frozenset({"script", "progress"}),
+    Topic.SCRIPT: frozenset({"assets", "progress"}),
+    Topic.ASSETS: frozenset({"render", "progress"}),
+    Topic.RENDER: frozenset({"upload", "progress"}),
+    Topic.UPLOAD: frozenset({"progress"}),
+    Topic.CONTROL: frozenset({"script", "assets", "render", "upload", "progress"}),
+    Topic.PROGRESS_UPDATES: frozenset({"progress", "gateway"}),
+    Topic.PROGRESS_STATE: frozenset({"progress"}),
+    Topic.PROGRESS_ETA: frozenset({"progress"}),
+    Topic.DLQ: frozenset(),  # operators read it (`ytmaker dlq`)
+}
+
 _WEEK_MS = 7 * 24 * 3600 * 1000
 
 

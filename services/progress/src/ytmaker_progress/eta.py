@@ -57,7 +57,9 @@ class EtaEstimated(Frozen):
     owner: str = Field(min_length=1, max_length=128)
     occurred_at: datetime = Field(default_factory=utcnow)
     eta_seconds: float = Field(ge=0)
-    based_on_offset: int = Field(ge=0, description="The update of the task it was made from.")
+    based_on_offset: int = Field(
+        ge=0, le=2**63 - 1, description="The update of the task it was made from."
+    )
 
 
 def significant(old: float | None, new: float) -> bool:

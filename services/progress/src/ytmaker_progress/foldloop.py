@@ -41,14 +41,12 @@ from aiokafka.structs import ConsumerRecord
 from ytmaker_progress import SERVICE, metrics
 from ytmaker_progress.fold import Folded, Input, apply
 from ytmaker_progress.positions import (
-    BadPositionsRecord,
     decode_positions,
     encode_positions,
     is_positions,
     positions_key,
 )
 from ytmaker_progress.records import (
-    BadStateRecord,
     decode_estimate,
     decode_state,
     encode_state,
@@ -58,6 +56,7 @@ from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.events import decode as decode_event
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
+from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
 log = logging.getLogger(__name__)
@@ -585,14 +584,14 @@ def _restore_record(lane: Lane, record: Record, now: float) -> None:
     if is_positions(record.headers):
         try:
             lane.positions = decode_positions(record.value)
-        except BadPositionsRecord as exc:
-            log.error("unreadable positions", extra={"offset": record.offset, "error": str(exc)})
+        except DecodeError as exc:
+            skip_record(SERVICE, record, exc)
         return
-    task_id = record.key.decode() if record.key else ""
+    task_id = record.key.decode(errors="replace") if record.key else ""
     try:
         folded = decode_state(record.value, record.headers)
-    except BadStateRecord as exc:
-        log.error("unreadable state record", extra={"offset": record.offset, "error": str(exc)})
+    except DecodeError as exc:
+        skip_record(SERVICE, record, exc)  # not the fold's: the task is restored without it
         return
     lane.states.pop(task_id, None)
     lane.ended.pop(task_id, None)

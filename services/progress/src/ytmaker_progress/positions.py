@@ -15,13 +15,10 @@ import orjson
 from aiokafka import TopicPartition
 
 from ytmaker_progress.records import Headers
+from ytmaker_shared.events import decode_with
 from ytmaker_shared.events.envelope import TASK_ID_MAX_LENGTH
 
 POSITIONS_HEADER = "ytmaker.fold.positions"
-
-
-class BadPositionsRecord(ValueError):
-    """A positions record that this code did not write."""
 
 
 def positions_key(lane: int) -> bytes:
@@ -42,13 +39,15 @@ def encode_positions(
 
 
 def decode_positions(value: bytes | None) -> dict[TopicPartition, int]:
-    """Raises BadPositionsRecord."""
-    try:
-        raw = orjson.loads(value or b"")
-        out = {}
-        for name, offset in raw.items():
-            topic, partition = name.rsplit("/", 1)
-            out[TopicPartition(topic, int(partition))] = int(offset)
-        return out
-    except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError) as exc:
-        raise BadPositionsRecord(str(exc)) from exc
+    """Raises DecodeError for anything but a positions record as `encode_positions` writes it."""
+    return decode_with(_positions, value)
+
+
+def _positions(raw: dict[str, object]) -> dict[TopicPartition, int]:
+    out = {}
+    for name, offset in raw.items():
+        topic, partition = name.rsplit("/", 1)
+        if not isinstance(offset, int) or not 0 <= offset < 2**63:
+            raise ValueError(f"{name}: {offset!r} is not an offset")
+        out[TopicPartition(topic, int(partition))] = offset
+    return out

@@ -6,30 +6,26 @@ so that a restore gives back exactly the `Folded` that was written.
 
 Updates and states are written from the fold's dataclasses with orjson: the same JSON as the
 contract's `model_dump_json` (times in UTC end in `Z`, stage names are the keys of `stages`),
-at a fraction of its cost (docs/decisions/0028-fold-cpu.md). What orjson cannot write (an
-integer beyond 64 bits in a result, say) is written by the contract's model instead.
+at a fraction of its cost (docs/decisions/0028-fold-cpu.md). Everything in a state fits
+orjson: the event contracts bound every integer and the size of every JSON object.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
 
 from ytmaker_progress.eta import EtaEstimated
-from ytmaker_progress.fold import Folded, Task, Update
-from ytmaker_shared.events import decode_model
+from ytmaker_progress.fold import DEDUPE_WINDOW, Folded, Task, Update
+from ytmaker_shared.events import decode_model, decode_with
 from ytmaker_shared.progress import ProgressUpdate, TaskState
 
 FOLD_HEADER = "ytmaker.fold"
 
 Headers = Sequence[tuple[str, bytes]]
-
-
-class BadStateRecord(ValueError):
-    """A `progress.state` record that is not a state this code wrote."""
 
 
 def decode_estimate(value: bytes | None) -> EtaEstimated:
@@ -38,7 +34,7 @@ def decode_estimate(value: bytes | None) -> EtaEstimated:
 
 
 def encode_update(update: Update) -> bytes:
-    return _dumps(update, lambda: update.model().model_dump_json().encode())
+    return orjson.dumps(update, default=_nested_model, option=_OPTIONS)
 
 
 def decode_update(value: bytes) -> ProgressUpdate:
@@ -49,38 +45,32 @@ def decode_update(value: bytes) -> ProgressUpdate:
 def encode_state(folded: Folded) -> tuple[bytes, list[tuple[str, bytes]]]:
     """The value and headers of the task's `progress.state` record."""
     bookkeeping = {"recent_ids": list(folded.recent_ids), "ignored": folded.ignored}
-    task = folded.task
-    return _dumps(task, lambda: task.model().model_dump_json().encode()), [
-        (FOLD_HEADER, orjson.dumps(bookkeeping))
-    ]
+    value = orjson.dumps(folded.task, default=_nested_model, option=_OPTIONS)
+    return value, [(FOLD_HEADER, orjson.dumps(bookkeeping))]
 
 
 def decode_state(value: bytes | None, headers: Headers) -> Folded | None:
-    """The `Folded` of a state record; None for a tombstone. Raises BadStateRecord."""
+    """The `Folded` of a state record; None for a tombstone. Raises DecodeError."""
     if value is None:
         return None
-    try:
-        task = TaskState.model_validate_json(value)
-        raw = next((v for k, v in headers if k == FOLD_HEADER), b"{}")
-        bookkeeping = orjson.loads(raw)
-        return Folded(
-            task=Task.from_model(task),
-            recent_ids=tuple(str(i) for i in bookkeeping.get("recent_ids", ())),
-            ignored=int(bookkeeping.get("ignored", 0)),
-        )
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise BadStateRecord(str(exc)) from exc
+    task = decode_model(TaskState, value)
+    raw = next((v for k, v in headers if k == FOLD_HEADER), b"{}")
+    return decode_with(lambda bookkeeping: _folded(task, bookkeeping), raw)
+
+
+def _folded(task: TaskState, bookkeeping: dict[str, Any]) -> Folded:
+    recent_ids = bookkeeping.get("recent_ids", ())
+    ignored = bookkeeping.get("ignored", 0)
+    if not isinstance(recent_ids, list) or not isinstance(ignored, int) or ignored < 0:
+        raise ValueError("the fold's bookkeeping is not what the fold writes")
+    return Folded(
+        task=Task.from_model(task),
+        recent_ids=tuple(str(i) for i in recent_ids[-DEDUPE_WINDOW:]),
+        ignored=ignored,
+    )
 
 
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS  # as pydantic: `Z`; `Stage` keys
-
-
-def _dumps(value: Update | Task, by_model: Callable[[], bytes]) -> bytes:
-    """`value` as JSON with orjson, or by `by_model` (the contract's model) if orjson cannot."""
-    try:
-        return orjson.dumps(value, default=_nested_model, option=_OPTIONS)
-    except orjson.JSONEncodeError:
-        return by_model()
 
 
 def _nested_model(value: Any) -> Any:

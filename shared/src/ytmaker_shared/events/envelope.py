@@ -6,10 +6,11 @@ import builtins
 import hashlib
 import uuid
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import orjson
 import uuid6
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from ytmaker_shared.stages import Stage
 
@@ -44,6 +45,27 @@ class Frozen(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+
+#: Longest free text in an event (a message, a reason).
+TEXT_MAX_LENGTH = 4000
+#: Largest JSON object an event carries as a result or error details, in bytes: it travels in
+#: every progress update of the task, which must fit one of the fold's record batches.
+DETAILS_MAX_BYTES = 16 * 1024
+
+
+def _small_json(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        size = len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. an integer beyond 64 bits
+        raise ValueError(f"not a JSON object this system can carry: {exc}") from None
+    if size > DETAILS_MAX_BYTES:
+        raise ValueError(f"{size} bytes of JSON: at most {DETAILS_MAX_BYTES} are allowed")
+    return value
+
+
+#: Free text of bounded length, and a JSON object of bounded size.
+Text = Annotated[str, Field(max_length=TEXT_MAX_LENGTH)]
+SmallJson = Annotated[dict[str, Any], AfterValidator(_small_json)]
 
 #: Longest task id: also what keeps internal keys of task-keyed topics apart from task ids.
 TASK_ID_MAX_LENGTH = 64

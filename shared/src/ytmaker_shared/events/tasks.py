@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from ytmaker_shared.events.envelope import Envelope, Frozen
+from ytmaker_shared.events.envelope import Envelope, Frozen, SmallJson, Text
 from ytmaker_shared.stages import Stage
 
 
@@ -32,13 +32,13 @@ class ErrorInfo(Frozen):
     """Why something failed: a stable code for programs, a message for people."""
 
     code: str = Field(min_length=1, max_length=64)
-    message: str = Field(max_length=4000)
-    details: dict[str, Any] = Field(default_factory=dict)
+    message: Text
+    details: SmallJson = Field(default_factory=dict)
 
 
 class TaskCompletedPayload(Frozen):
-    result: dict[str, Any] = Field(default_factory=dict)
-    message: str = "completed"
+    result: SmallJson = Field(default_factory=dict)
+    message: Text = "completed"
 
 
 class TaskFailedPayload(Frozen):
@@ -47,7 +47,7 @@ class TaskFailedPayload(Frozen):
 
 
 class TaskCancelledPayload(Frozen):
-    reason: str = ""
+    reason: Text = ""
 
 
 class TaskRequested(Envelope):
