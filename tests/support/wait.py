@@ -16,3 +16,15 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         await asyncio.sleep(interval)
+
+
+def poll(
+    condition: Callable[[], object], *, timeout: float, what: str, interval: float = 0.25
+) -> None:
+    """`wait_until` for synchronous code: poll `condition()` until it is truthy; raise
+    AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.support.kafka import unique_name
+from tests.support.topics import read_topic as read_topic  # the suite's helpers, re-exported
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event
 from ytmaker_shared.kafka import EventProducer, delete_topics, ensure_topics
@@ -56,43 +55,6 @@ async def publish(producer: EventProducer, events: Iterable[tuple[Topic, Event]]
         await producer.send(topic, event)
         n += 1
     return n
-
-
-async def read_topic(
-    settings: ProgressSettings, topic: Topic, *, until: int | None = None, timeout: float = 60.0
-) -> list[Any]:
-    """Every committed record of `topic`, partition by partition in offset order. With
-    `until`, waits (up to `timeout`) until at least that many are there."""
-    name = settings.topics.name(topic)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        out: list[Any] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            ends = await consumer.end_offsets(partitions)
-            positions = {tp: await consumer.position(tp) for tp in partitions}
-            at_end = all(positions[tp] >= ends[tp] for tp in partitions)
-            if at_end and (until is None or len(out) >= until):
-                return out
-            if loop.time() > deadline:
-                raise AssertionError(f"only {len(out)} records after {timeout}s (want {until})")
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                out += records
-    finally:
-        await consumer.stop()
 
 
 async def read_updates(

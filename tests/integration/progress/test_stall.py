@@ -37,7 +37,8 @@ def database_url(request: pytest.FixtureRequest, settings: ProgressSettings) -> 
 
 async def test_a_silent_task_fails_as_stalled_and_its_stages_are_cancelled(
     service: Any,  # noqa: F811 - the fixture of test_service
-    publisher: EventProducer, settings: ProgressSettings
+    publisher: EventProducer,
+    settings: ProgressSettings,
 ) -> None:
     _, client = service
     stuck = run_events("t-stuck", owner="alice")[:3]  # requested, script started, one step

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ytmaker_shared.events import TaskRequested, decode_with
+from ytmaker_shared.events.envelope import TEXT_MAX_LENGTH
 from ytmaker_shared.progress import StageStatus, TaskStatus
 from ytmaker_shared.stages import Stage
 
@@ -107,7 +108,7 @@ def checked_update(update: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("state.status is not a task status")
     _number(state, "progress")
     _text(state, "current_step", _STEP, optional=True)
-    _text(state, "message", None, optional=True)
+    _text(state, "message", TEXT_MAX_LENGTH, optional=True)
     for name in ("total_steps", "completed_steps"):
         _integer(state, name, optional=True)
     for name in ("created_at", "updated_at"):
@@ -131,11 +132,11 @@ def checked_update(update: dict[str, Any]) -> dict[str, Any]:
     return update
 
 
-def _text(obj: dict[str, Any], name: str, limit: int | None, *, optional: bool = False) -> Any:
+def _text(obj: dict[str, Any], name: str, limit: int, *, optional: bool = False) -> Any:
     value = obj.get(name) if optional else obj[name]
     if value is None and optional:
         return None
-    if not isinstance(value, str) or (limit is not None and len(value) > limit):
+    if not isinstance(value, str) or len(value) > limit:
         raise ValueError(f"{name} is not a text of at most {limit} characters")
     if "\x00" in value:  # PostgreSQL's text cannot hold it
         raise ValueError(f"{name} holds a NUL character")
