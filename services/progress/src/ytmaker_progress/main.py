@@ -62,9 +62,13 @@ class ProgressService:
         if self.settings.progress_run_api:
             tasks += await self._start_read_side(stopping)
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()  # a part that failed stops the process
+            stop = asyncio.create_task(stopping.wait())
+            done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            for task in done - {stop}:  # a part that ended on its own stops the process
+                task.result()
+                if not stopping.is_set():
+                    raise RuntimeError(f"the {task.get_name()} part ended unexpectedly")
         finally:
             stopping.set()
             for task in tasks:
