@@ -10,7 +10,7 @@ time to rebuild a SQLite read model from the resulting updates. Uses its own top
 `--processes N` instead runs N service processes (`python -m ytmaker_progress`, fold only:
 no API, no ETA) in one consumer group, waits until they are ready, then produces the backlog
 and measures end to end: from the first event sent to the last update seen on
-`progress.updates` (read_committed), with the CPU seconds of the fold processes.
+`progress.updates`, with the CPU seconds of the fold processes.
 """
 
 from __future__ import annotations
@@ -100,7 +100,6 @@ async def main(tasks: int) -> None:
         consumer = AIOKafkaConsumer(
             settings.topics.name(Topic.PROGRESS_UPDATES),
             bootstrap_servers=settings.kafka_bootstrap_servers,
-            isolation_level="read_committed",
             auto_offset_reset="latest",
         )
         await consumer.start()
@@ -207,7 +206,6 @@ async def main_processes(tasks: int, processes: int, prefill: bool) -> None:
     }
     updates = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        isolation_level="read_committed",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )

@@ -16,7 +16,7 @@ import tracemalloc
 from typing import Any, cast
 
 from ytmaker_progress.fold import apply
-from ytmaker_progress.foldloop import Lane
+from ytmaker_progress.lanes import Lane
 from ytmaker_progress.scenario import run_events
 
 

@@ -235,14 +235,13 @@ async def read_updates(settings: ServiceSettings, task_ids: Iterable[str]) -> di
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
-        # The log as clients may see it: updates of an aborted fold transaction (a fold that
-        # crashed mid-batch) are in the topic but were never committed.
-        isolation_level="read_committed",
+        # The log as clients see it: every update the fold wrote, committed or not (0038).
+        isolation_level="read_uncommitted",
     )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        ends = await consumer.end_offsets(tps)  # read_committed: the last stable offsets
+        ends = await consumer.end_offsets(tps)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:

@@ -14,12 +14,16 @@ from ytmaker_shared.topics import Topic
 async def read_topic(
     settings: ServiceSettings, topic: Topic, *, until: int | None = None, timeout: float = 60.0
 ) -> list[Any]:
-    """Every committed record of `topic`, partition by partition in offset order. With
-    `until`, waits (up to `timeout`) until at least that many are there."""
+    """Every record of `topic` as its readers see it, partition by partition in offset order:
+    committed records only, but every record of `progress.updates`, which readers read
+    uncommitted (decision 0038). With `until`, waits (up to `timeout`) until at least that
+    many are there."""
     name = settings.topics.name(topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        isolation_level="read_committed",
+        isolation_level=(
+            "read_uncommitted" if topic is Topic.PROGRESS_UPDATES else "read_committed"
+        ),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )

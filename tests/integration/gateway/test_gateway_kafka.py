@@ -170,10 +170,14 @@ class _Abort(Exception):
     pass
 
 
-async def test_updates_of_an_aborted_transaction_reach_no_client(cluster: Cluster) -> None:
-    """The progress service writes updates in transactions; the gateway reads committed ones
-    only, live and in replays (an aborted fold is redone: its first updates must not count)."""
-    task_id = "it-aborted"
+async def test_updates_reach_clients_before_the_folds_transaction_commits(
+    cluster: Cluster,
+) -> None:
+    """The fold writes updates inside a long transaction that commits its checkpoints; the
+    gateway reads them uncommitted, live and in replays, so an update reaches a client one
+    produce after its event. An update whose transaction never commits (its fold died) stays
+    an update: the next fold adopts it rather than folding its event again (decision 0038)."""
+    task_id = "it-uncommitted"
     first = await cluster.write(make_update(task_id, n=0))
     replica = await cluster.replica()  # starts after `first`: its replay is read from Kafka
     ws, _ = await _open(replica.ws, cluster.token())
@@ -189,23 +193,18 @@ async def test_updates_of_an_aborted_transaction_reach_no_client(cluster: Cluste
     try:
         with contextlib.suppress(_Abort):
             async with fold.transaction():
-                aborted = await fold.send_and_wait(
+                open_one = await fold.send_and_wait(
                     topic, make_update(task_id, n=1).model_dump_json().encode(), key=key
                 )
-                raise _Abort
-        async with fold.transaction():
-            committed = await fold.send_and_wait(
-                topic, make_update(task_id, n=1).model_dump_json().encode(), key=key
-            )
+                live: list[int] = []
+                while open_one.offset not in live:  # delivered while the transaction is open
+                    message = await _recv(ws)
+                    if message["type"] in UPDATE_TYPES:
+                        live.append(message["offset"])
+                raise _Abort  # the fold dies: its transaction never commits
     finally:
         await fold.stop()
-    assert first < aborted.offset < committed.offset
-    live: list[int] = []
-    while committed.offset not in live:
-        message = await _recv(ws)
-        if message["type"] in UPDATE_TYPES:
-            live.append(message["offset"])
-    assert live == [committed.offset]
+    assert live == [open_one.offset]
     _, replayed = await _subscribe_exactly(ws, task_id, -1)
-    assert replayed == [first, committed.offset]
+    assert replayed == [first, open_one.offset]
     await ws.close()

@@ -1,7 +1,7 @@
 """The ETA projector: stage durations over the last hour → `progress.eta` → the fold
 (docs/decisions/0024-eta-window.md).
 
-It follows `progress.updates` (read_committed, every partition, no consumer group), adds each
+It follows `progress.updates` (uncommitted, every partition, no consumer group), adds each
 completed stage attempt once to a hopping `StageWindow`, and for each update of a running task
 estimates the time left (`eta.estimate`). A significant change is written to `progress.eta`
 (keyed by task_id, so it lands in the task's lane); the fold folds it into `eta_seconds` and
@@ -64,7 +64,7 @@ class EtaProjector:
             group_id=None,
             client_id=f"progress-eta-{self.settings.instance}",
             enable_auto_commit=False,
-            isolation_level="read_committed",
+            isolation_level="read_uncommitted",  # the fold's updates (0038)
             auto_offset_reset="earliest",
         )
         await consumer.start()

@@ -1,22 +1,20 @@
-"""The fold with exactly-once effect (DESIGN §4; docs/decisions/0020-progress-exactly-once.md).
+"""The fold with exactly-once effect (decision 0038, after 0020 and 0029).
 
-Every pipeline topic is keyed by task_id and has the same number of partitions, so partition
-*p* of every topic holds the same tasks: a **lane**. The range assignor gives one member the
-same partition numbers on every topic, so a lane lives on one member. Each lane has its own
-transactional producer (`transactional_id = <group>-lane-<p>`); one transaction per lane and
-poll holds the lane's updates (to `progress.updates` partition *p*), the latest states of its
-touched tasks and the lane's input positions (`progress.state` partition *p*, see
-`positions.py`), and any dead letters.
+The fold consumes every pipeline topic (and the ETA projector's estimates) in one consumer
+group; the range assignor gives a member the same partition number of every topic, a lane
+(`lanes.py`). One loop polls the consumer and hands each lane its records; each lane folds in
+a task of its own, so a lane waiting for the broker never delays the others or the next poll.
 
-When a lane is assigned, its producer is initialised first (this fences a zombie holding the
-same transactional id and ends its open transaction), then its states and positions are read
-from `progress.state` to the end (read_committed): both from the same committed transactions.
-The consumer group's committed offsets only follow, for monitoring (`_report_positions`).
-
-One loop polls the consumer and hands each lane its records; each lane folds and commits in its
-own task, so a lane waiting for the broker to finish its transaction never delays the others
-or the next poll (docs/decisions/0027-progress-fold-latency.md). Only the polling loop moves
-consumer positions (assignment, recovery), never while a poll is in flight.
+A lane's updates go to `progress.updates` as soon as they are folded, each with the lane's input
+positions after its event in a header, through the lane's transactional producer; readers read
+them uncommitted, so an update reaches clients one produce after its event, not one commit
+after. Every `progress_checkpoint_interval_ms` the lane ends its transaction with a checkpoint
+on `progress.state` (the states it changed, its positions, the end of its updates) and commits.
+The transaction is kept for fencing, not for visibility: a new owner's `InitProducerId` aborts
+a zombie's open transaction and makes the broker refuse the zombie's writes, so the log holds
+only what owners wrote; the new owner then adopts the updates written after the last
+checkpoint (`restore.py`), whose clients have already seen them, and resumes right after the
+last one's event. Every event's update is in the log once.
 """
 
 from __future__ import annotations
@@ -28,35 +26,32 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import aiokafka.producer.sender
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, ProducerFenced
-from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import ConsumerRecord
 
 from ytmaker_progress import SERVICE, metrics
-from ytmaker_progress.fold import Folded, Input, apply
+from ytmaker_progress.fold import Input, apply
+from ytmaker_progress.lanes import Lane
 from ytmaker_progress.positions import (
-    decode_positions,
+    POSITIONS_HEADER,
+    encode_checkpoint,
     encode_positions,
-    is_positions,
     positions_key,
 )
-from ytmaker_progress.records import (
-    decode_estimate,
-    decode_state,
-    encode_state,
-    encode_update,
-)
+from ytmaker_progress.records import decode_estimate, encode_state, encode_update
+from ytmaker_progress.release import Input as ReleaseInput
+from ytmaker_progress.release import release
+from ytmaker_progress.restore import restore
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.events import decode as decode_event
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
-from ytmaker_shared.kafka.skipped import skip_record
+from ytmaker_shared.kafka.batches import PartitionWriter
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
 log = logging.getLogger(__name__)
@@ -67,64 +62,6 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 class FoldFatal(RuntimeError):
     """The fold cannot go on in this process (fenced by a newer instance, topics that do not
     match); the process must exit and be restarted."""
-
-
-@dataclass
-class Lane:
-    """Partition `number` of every pipeline topic, its producer and its tasks' states.
-
-    Memory stays bounded (docs/decisions/0025-progress-memory.md): a task that has finished
-    keeps its full state for a grace period (`ended`: since when, by the monotonic clock),
-    then only a marker (`finished`: task id → since when) that makes later events of it be
-    ignored, as the fold would ignore them; markers go after the input topics' retention.
-    """
-
-    number: int
-    producer: EventProducer
-    dead_letters: DeadLetterWriter
-    states: dict[str, Folded] = field(default_factory=dict)
-    ended: dict[str, float] = field(default_factory=dict)
-    finished: dict[str, float] = field(default_factory=dict)
-    # Records fetched but not folded yet (FoldService._release).
-    held: dict[TopicPartition, list[Record]] = field(default_factory=dict)
-    # Per input partition: the latest record timestamp delivered (timestamps of one partition
-    # need not grow: producers' clocks differ) and when it last delivered (monotonic clock).
-    watermarks: dict[TopicPartition, int] = field(default_factory=dict)
-    delivered: dict[TopicPartition, float] = field(default_factory=dict)
-    opened: float = field(default_factory=time.monotonic)
-    released: float = field(default_factory=time.monotonic)  # when held records last went
-    began: float = 0.0  # when the lane's latest transaction began (monotonic clock)
-    # Where the lane's committed transactions stand in each input: the next offset to fold.
-    positions: dict[TopicPartition, int] = field(default_factory=dict)
-    reported_at: float = 0.0  # when `positions` last went to the consumer group
-    # The lane's folding task (FoldService._work) and how the polling loop talks to it.
-    worker: asyncio.Task[None] | None = None
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    closing: bool = False
-    failed: bool = False  # a transaction failed: the polling loop recovers the lane
-
-    def keep(self, task_id: str, folded: Folded, now: float) -> None:
-        """Hold the task's new state; a task that just finished starts its grace period."""
-        self.states[task_id] = folded
-        if folded.task.status.terminal and task_id not in self.ended:
-            self.ended[task_id] = now
-
-    def evict(self, now: float, grace_s: float, marker_s: float) -> int:
-        """Replace finished tasks older than `grace_s` by markers, forget markers older than
-        `marker_s`; returns how many states were evicted. Both dicts are in time order."""
-        evicted = 0
-        for task_id, since in list(self.ended.items()):
-            if now - since < grace_s:
-                break
-            del self.ended[task_id]
-            self.states.pop(task_id, None)
-            self.finished[task_id] = now
-            evicted += 1
-        for task_id, since in list(self.finished.items()):
-            if now - since < marker_s:
-                break
-            del self.finished[task_id]
-        return evicted
 
 
 class FoldService:
@@ -156,6 +93,10 @@ class FoldService:
             session_timeout_ms=settings.progress_session_timeout_ms,
             heartbeat_interval_ms=max(100, settings.progress_session_timeout_ms // 3),
         )
+        # Dead letters are not part of a lane's transaction: one that is written stays written
+        # (after a crash a record may be dead-lettered twice, never lost).
+        self.letters = EventProducer(settings, SERVICE)
+        self.dead_letters = DeadLetterWriter(self.letters, self.group_id)
         self.lanes: dict[int, Lane] = {}
         self.ready = False
         _wait_between_transactions(settings.progress_retry_backoff_ms / 1000)
@@ -164,6 +105,7 @@ class FoldService:
         self._fatal: BaseException | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
+        await self.letters.start()
         await self.consumer.start()
         try:
             await self._check_partitions()
@@ -176,7 +118,7 @@ class FoldService:
                 async with self._busy:  # no rebalance while positions move
                     if generation != self._generation:
                         # Lanes changed while polling: the batch may predate the positions
-                        # set by the assignment. Drop it and start again from the commits.
+                        # set by the assignment. Drop it and start again from the restore.
                         for lane in self.lanes.values():
                             await self._seek_positions(lane)
                         continue
@@ -188,6 +130,7 @@ class FoldService:
             async with self._busy:
                 await self._close_lanes()
             await self.consumer.stop()
+            await self.letters.stop()
 
     async def _poll(self, stopping: asyncio.Event) -> dict[TopicPartition, list[Record]]:
         poll = asyncio.ensure_future(
@@ -228,7 +171,7 @@ class FoldService:
 
     def _hand_out(self, batch: dict[TopicPartition, list[Record]]) -> None:
         """Give each lane its records and wake every lane holding some (held records are
-        looked at again after every poll, see `_release`)."""
+        looked at again after every poll, see `release`)."""
         now = time.monotonic()
         for tp, records in batch.items():
             if (lane := self.lanes.get(tp.partition)) is not None:
@@ -241,17 +184,20 @@ class FoldService:
                 lane.wake.set()
 
     async def _work(self, lane: Lane) -> None:
-        """The lane's folding task: one transaction at a time, with all that was handed out
-        meanwhile. Ends when the lane closes (after the transaction in hand) or fails."""
+        """The lane's folding task: folds what was handed out, checkpoints when due. Ends when
+        the lane closes (with a last checkpoint) or a write fails."""
         try:
             while True:
-                await lane.wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._until_checkpoint(lane)):
+                        await lane.wake.wait()
                 lane.wake.clear()
-                if lane.closing:
-                    return
-                await self._pace(lane)  # meanwhile, more is handed out
                 if not await self._fold_lane(lane):
                     lane.failed = True
+                    return
+                if lane.closing:
+                    if lane.in_transaction and not await self._checkpoint(lane):
+                        lane.failed = True
                     return
         except FoldFatal:
             return  # `_fatal` is set: the polling loop stops the process
@@ -259,60 +205,65 @@ class FoldService:
             log.exception("lane worker failed", extra={"lane": lane.number})
             self._fatal = exc
 
-    async def _pace(self, lane: Lane) -> None:
-        """Wait until `progress_transaction_interval_ms` after the lane's previous transaction
-        began."""
-        wait = lane.began + self.settings.progress_transaction_interval_ms / 1000 - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+    def _until_checkpoint(self, lane: Lane) -> float | None:
+        if not lane.in_transaction:
+            return None
+        due = lane.began + self.settings.progress_checkpoint_interval_ms / 1000
+        return max(0.0, due - time.monotonic())
+
+    async def _fold_lane(self, lane: Lane) -> bool:
+        """Fold and send what the lane can release; checkpoint when due. False after a broker
+        error: the lane must start again from the log (`_recover_lane`)."""
+        try:
+            parts = await self._release(lane)
+            if parts:
+                started = time.perf_counter()
+                if lane.updates is None:
+                    await lane.producer.kafka.begin_transaction()
+                    lane.began = time.monotonic()
+                    lane.updates = PartitionWriter(
+                        lane.producer.kafka, self.updates_topic, lane.number
+                    )
+                await self._fold_records(lane, _merged(parts.values()), lane.updates)
+                await lane.updates.flush()
+                metrics.FOLD_SECONDS.observe(time.perf_counter() - started)
+                metrics.EVENTS_FOLDED.inc(sum(len(r) for r in parts.values()))
+            if lane.in_transaction and self._until_checkpoint(lane) == 0:
+                return await self._checkpoint(lane)
+        except ProducerFenced as exc:
+            self._fatal = exc
+            raise FoldFatal(f"lane {lane.number} was fenced by a newer instance") from exc
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("fold write failed", extra={"lane": lane.number, "error": repr(exc)})
+            return False
+        return True
 
     async def _release(self, lane: Lane) -> dict[TopicPartition, list[Record]]:
-        """The lane's held records that can be folded now, per partition.
-
-        Within a poll the lane's topics are merged by timestamp, but a poll may bring one
-        topic further in time than another (a backlog: the small `pipeline.tasks` partition
-        is read to its end while the stage topics are not). So a record is released only up
-        to the earliest watermark (latest timestamp delivered) of any input partition in a
-        backlog (more than `progress_backlog_records` behind its last stable offset) or not
-        fetched yet (one with nothing held releases nothing); a lane without a backlog releases
-        everything, so a live stream, always a few records behind, is never held. The partition
-        with the earliest watermark releases all it holds, so the lane always moves on.
-
-        A partition that is behind but has delivered nothing for `_STALLED_AFTER_S` stops
-        holding the others back, so one that never delivers cannot stall the lane (a busy
-        consumer still working through other partitions of a backlog is not a stall); and a
-        lane that has released nothing for as long releases everything it holds (decision
-        0026).
-        """
-        cutoff = float("inf")
-        backlog = self.settings.progress_backlog_records
-        now = time.monotonic()
+        """The lane's held records that can be folded now, per partition (`release.py`)."""
+        inputs = []
         for tp in self.consumer.assignment():
             if tp.partition != lane.number:
                 continue
             lso = self.consumer.last_stable_offset(tp)  # None: not fetched yet
-            if lso is not None and await self.consumer.position(tp) >= lso - backlog:
-                continue  # caught up, or as good as: no constraint
-            if lane.held.get(tp):
-                cutoff = min(cutoff, lane.watermarks[tp])
-            elif now - lane.delivered.get(tp, lane.opened) < _STALLED_AFTER_S:
-                cutoff = float("-inf")  # its next records may come before anything held
-        out: dict[TopicPartition, list[Record]] = {}
-        for tp, records in list(lane.held.items()):
-            n = 0
-            while n < len(records) and _timestamp(records[n]) <= cutoff:
-                n += 1
-            if n:
-                out[tp], lane.held[tp] = records[:n], records[n:]
-            if not lane.held[tp]:
-                del lane.held[tp]
-        if out or not lane.held:
-            lane.released = now
-        elif now - lane.released > _STALLED_AFTER_S:
+            behind = None if lso is None else lso - await self.consumer.position(tp)
+            inputs.append(ReleaseInput(tp, behind, lane.delivered.get(tp)))
+        now = time.monotonic()
+        out = release(
+            lane.held,
+            lane.watermarks,
+            inputs,
+            now=now,
+            opened_at=lane.opened,
+            released_at=lane.released,
+            backlog_records=self.settings.progress_backlog_records,
+        )
+        if out.forced:
             log.warning("held records released out of order", extra={"lane": lane.number})
-            out, lane.held = lane.held, {}
+        if out.ready or not out.held:
+            lane.released = now
+        lane.held = out.held
         self._pause_piling_up(lane)
-        return out
+        return out.ready
 
     def _pause_piling_up(self, lane: Lane) -> None:
         """Stop fetching a partition whose held records pile up; resume it once released."""
@@ -326,27 +277,67 @@ class FoldService:
             elif tp in paused:
                 self.consumer.resume(tp)
 
-    async def _fold_lane(self, lane: Lane) -> bool:
-        """Fold what the lane can release in one transaction. False after a broker error: the
-        transaction is not committed and the lane must go back to its committed state and
-        offsets (`_recover_lane`)."""
-        parts = await self._release(lane)
-        if not parts:
-            return True
+    async def _fold_records(
+        self, lane: Lane, records: Iterable[Record], updates: PartitionWriter
+    ) -> None:
+        """Fold `records` in order into the lane's states; every update goes to `updates`
+        with the lane's positions after its event."""
+        ignored = 0
+        published: Counter[str] = Counter()
+        now = time.monotonic()
+        topics = self.settings.topics
+        for record in records:
+            lane.positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            try:
+                event: Input = (
+                    decode_estimate(record.value)
+                    if record.topic == self.eta_topic
+                    else decode_event(record.value)
+                )
+            except DecodeError as exc:
+                await self.dead_letters.write(record, exc.reason, exc.detail)
+                continue
+            if event.task_id in lane.finished:  # evicted after it finished: nothing changes
+                ignored += 1
+                continue
+            old = lane.states.get(event.task_id)
+            try:
+                new, changes = apply(old, event)
+            except Exception as exc:  # a bug must not block the partition: dead-letter it
+                log.exception("fold failed", extra={"event_id": event.event_id})
+                await self.dead_letters.write(record, "handler_error", repr(exc))
+                continue
+            if new is old:
+                continue
+            lane.keep(event.task_id, new, now)
+            if old is not None and new.ignored > old.ignored:
+                ignored += 1
+            if changes:
+                headers = [(POSITIONS_HEADER, encode_positions(lane.positions, topics))]
+                for update in changes:
+                    await updates.write(update.task_id.encode(), encode_update(update), headers)
+                    published[update.type.value] += 1
+        metrics.IGNORED_AFTER_TERMINAL.inc(ignored)
+        for kind, n in published.items():
+            metrics.UPDATES_PUBLISHED.labels(kind).inc(n)
+
+    async def _checkpoint(self, lane: Lane) -> bool:
+        """End the lane's transaction: the states it changed and a checkpoint (positions, end
+        of the updates) on `progress.state`, then commit. False after a broker error."""
         started = time.perf_counter()
-        lane.began = time.monotonic()
         kafka = lane.producer.kafka
         try:
-            await kafka.begin_transaction()
-            updates = _PartitionWriter(kafka, self.updates_topic, lane.number)
-            touched = await self._fold_records(lane, _merged(parts.values()), updates)
-            await updates.flush()
-            states = _PartitionWriter(kafka, self.state_topic, lane.number)
-            for task_id, folded in touched.items():
+            assert lane.updates is not None
+            end = await lane.updates.acked_end()
+            if end is not None:
+                lane.updates_end = end
+            states = PartitionWriter(kafka, self.state_topic, lane.number)
+            for task_id, folded in lane.touched.items():
                 value, headers = encode_state(folded)
                 await states.write(task_id.encode(), value, headers)
-            positions = lane.positions | {tp: rs[-1].offset + 1 for tp, rs in parts.items()}
-            value, headers = encode_positions(positions)
+            value, headers = encode_checkpoint(
+                lane.positions, lane.updates_end or 0, self.settings.topics
+            )
             await states.write(positions_key(lane.number), value, headers)
             await states.flush()
             await kafka.commit_transaction()
@@ -354,11 +345,10 @@ class FoldService:
             self._fatal = exc
             raise FoldFatal(f"lane {lane.number} was fenced by a newer instance") from exc
         except (KafkaError, TimeoutError) as exc:
-            log.warning("fold transaction failed", extra={"lane": lane.number, "error": repr(exc)})
+            log.warning("checkpoint failed", extra={"lane": lane.number, "error": repr(exc)})
             return False
-        lane.positions = positions
+        lane.updates, lane.touched = None, {}
         metrics.TRANSACTION_SECONDS.observe(time.perf_counter() - started)
-        metrics.EVENTS_FOLDED.inc(sum(len(r) for r in parts.values()))
         s = self.settings
         lane.evict(time.monotonic(), s.progress_evict_after_s, s.progress_marker_retention_s)
         self._count_tasks()
@@ -368,8 +358,7 @@ class FoldService:
     async def _report_positions(self, lane: Lane) -> None:
         """Every few seconds, commit the lane's positions to the consumer group as well, so
         that lag monitoring and `kafka-consumer-groups` see the fold. Not what the fold resumes
-        from (its transactions' own positions are), so a failure here only waits for the next
-        time."""
+        from (its own records are), so a failure here only waits for the next time."""
         now = time.monotonic()
         if now - lane.reported_at < self.settings.progress_report_positions_s:
             return
@@ -386,47 +375,6 @@ class FoldService:
         metrics.TASKS_IN_MEMORY.labels("state").set(sum(len(lane.states) for lane in lanes))
         metrics.TASKS_IN_MEMORY.labels("marker").set(sum(len(lane.finished) for lane in lanes))
 
-    async def _fold_records(
-        self, lane: Lane, records: Iterable[Record], updates: _PartitionWriter
-    ) -> dict[str, Folded]:
-        touched: dict[str, Folded] = {}
-        ignored = 0
-        published: Counter[str] = Counter()
-        now = time.monotonic()
-        for record in records:
-            try:
-                event: Input = (
-                    decode_estimate(record.value)
-                    if record.topic == self.eta_topic
-                    else decode_event(record.value)
-                )
-            except DecodeError as exc:
-                await lane.dead_letters.write(record, exc.reason, exc.detail)
-                continue
-            if event.task_id in lane.finished:  # evicted after it finished: nothing changes
-                ignored += 1
-                continue
-            old = lane.states.get(event.task_id)
-            try:
-                new, changes = apply(old, event)
-            except Exception as exc:  # a bug must not block the partition: dead-letter it
-                log.exception("fold failed", extra={"event_id": event.event_id})
-                await lane.dead_letters.write(record, "handler_error", repr(exc))
-                continue
-            if new is old:
-                continue
-            lane.keep(event.task_id, new, now)
-            touched[event.task_id] = new
-            if old is not None and new.ignored > old.ignored:
-                ignored += 1
-            for update in changes:
-                await updates.write(update.task_id.encode(), encode_update(update))
-                published[update.type.value] += 1
-        metrics.IGNORED_AFTER_TERMINAL.inc(ignored)
-        for kind, n in published.items():
-            metrics.UPDATES_PUBLISHED.labels(kind).inc(n)
-        return touched
-
     # --- lanes --------------------------------------------------------------------------
 
     async def _open_lanes(self, numbers: set[int]) -> None:
@@ -434,7 +382,7 @@ class FoldService:
         try:
             lanes = await asyncio.gather(*(self._new_lane(n) for n in sorted(numbers)))
             self.lanes = {lane.number: lane for lane in lanes}
-            await self._restore(self.lanes.values())
+            await restore(self.settings, self.lanes.values())
             for lane in self.lanes.values():
                 await self._seek_positions(lane)
                 self._start_worker(lane)
@@ -460,59 +408,27 @@ class FoldService:
             transactional_id=self.settings.transactional_id(number),
             transaction_timeout_ms=self.settings.progress_transaction_timeout_ms,
             max_batch_size=256 * 1024,
+            linger_ms=0,  # an update goes out as soon as its round is folded
             retry_backoff_ms=self.settings.progress_retry_backoff_ms,
         )
         await producer.start()  # InitProducerId: fences the zombie, ends its transaction
-        return Lane(number, producer, DeadLetterWriter(producer, self.group_id))
+        return Lane(number, producer)
 
     def _start_worker(self, lane: Lane) -> None:
         lane.worker = asyncio.create_task(self._work(lane), name=f"fold-lane-{lane.number}")
 
     async def _close_lanes(self) -> None:
-        """Let every lane finish the transaction in hand, then close its producer."""
+        """Let every lane fold what it released and checkpoint, then close its producer."""
         lanes, self.lanes = list(self.lanes.values()), {}
         self._generation += 1
         await asyncio.gather(*(_stop_worker(lane) for lane in lanes))
         await asyncio.gather(*(lane.producer.stop() for lane in lanes), return_exceptions=True)
 
-    async def _restore(self, lanes: Iterable[Lane]) -> None:
-        """Read `progress.state` of the lanes to its end (read_committed): states, markers
-        and positions."""
-        by_tp = {TopicPartition(self.state_topic, lane.number): lane for lane in lanes}
-        if not by_tp:
-            return
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            group_id=None,
-            client_id=f"{SERVICE}-restore-{self.settings.instance}",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
-        await reader.start()
-        try:
-            reader.assign(list(by_tp))
-            await reader.seek_to_beginning(*by_tp)
-            ends = await reader.end_offsets(list(by_tp))
-            for lane in by_tp.values():
-                lane.states, lane.ended, lane.finished, lane.positions = {}, {}, {}, {}
-            while [tp for tp in by_tp if await reader.position(tp) < ends[tp]]:
-                batch = await reader.getmany(timeout_ms=500, max_records=10_000)
-                now = time.monotonic()
-                for tp, records in batch.items():
-                    for record in records:
-                        _restore_record(by_tp[tp], record, now)
-        finally:
-            await reader.stop()
-
     async def _seek_positions(self, lane: Lane) -> None:
-        """Position the lane's inputs where its committed transactions stand (restored with
-        its states, after the lane's producer fenced any zombie), not where the consumer may
-        have fetched before. An input the lane never folded starts at the group's committed
-        offset (written by a fold that committed offsets there, before 0029) or its beginning.
-        Every position is set explicitly, so records fetched before this point are never
-        skipped."""
+        """Position the lane's inputs where its restore says it stands, not where the consumer
+        may have fetched before. An input the lane never folded starts at the group's committed
+        offset (written by a fold before 0029) or its beginning. Every position is set
+        explicitly, so records fetched before this point are never skipped."""
         tps = [tp for tp in self.consumer.assignment() if tp.partition == lane.number]
         lane.held.clear()  # fetched before the seek: read again from the positions
         lane.watermarks.clear()
@@ -528,18 +444,20 @@ class FoldService:
                 self.consumer.seek(tp, lane.positions[tp])
             elif tp in beginnings:
                 self.consumer.seek(tp, beginnings[tp])
+                lane.positions[tp] = beginnings[tp]
             else:
                 self.consumer.seek(tp, committed[tp].offset)
+                lane.positions[tp] = committed[tp].offset
 
     async def _recover_lane(self, lane: Lane) -> None:
-        """After a failed transaction: a fresh producer (which aborts it), the committed
-        states and offsets, a new worker."""
+        """After a failed write: a fresh producer (which aborts the open transaction), the
+        lane's state from the log, a new worker."""
         await _stop_worker(lane)
         with contextlib.suppress(KafkaError):
             await lane.producer.stop()
         fresh = await self._new_lane(lane.number)
         self.lanes[lane.number] = fresh
-        await self._restore([fresh])
+        await restore(self.settings, [fresh])
         await self._seek_positions(fresh)
         self._start_worker(fresh)
 
@@ -549,59 +467,6 @@ async def _stop_worker(lane: Lane) -> None:
     lane.wake.set()
     if lane.worker is not None:
         await asyncio.gather(lane.worker, return_exceptions=True)
-
-
-class _PartitionWriter:
-    """A transaction's records for one partition, sent in batches: aiokafka's `send` checks
-    the topic's metadata for every record, a tenth of the fold's CPU; `send_batch` does it
-    once per batch. Records keep their order; `flush` sends what is left."""
-
-    def __init__(self, kafka: AIOKafkaProducer, topic: str, partition: int) -> None:
-        self.kafka, self.topic, self.partition = kafka, topic, partition
-        self.batch: BatchBuilder | None = None
-
-    async def write(
-        self, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None
-    ) -> None:
-        headers = headers or []  # the C batch builder takes only a list
-        if self.batch is None:
-            self.batch = self.kafka.create_batch()
-        if self.batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            await self.flush()  # full: send it, start the next one
-            self.batch = self.kafka.create_batch()
-            if self.batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                raise ValueError(f"a record of {len(value)} bytes exceeds the batch size")
-
-    async def flush(self) -> None:
-        if self.batch is not None and self.batch.record_count():
-            await self.kafka.send_batch(self.batch, self.topic, partition=self.partition)
-        self.batch = None
-
-
-def _restore_record(lane: Lane, record: Record, now: float) -> None:
-    """One `progress.state` record into the lane: its positions, a running task's state, or
-    a finished task's marker (its full state is not needed again, see `Lane`)."""
-    if is_positions(record.headers):
-        try:
-            lane.positions = decode_positions(record.value)
-        except DecodeError as exc:
-            skip_record(SERVICE, record, exc)
-        return
-    task_id = record.key.decode(errors="replace") if record.key else ""
-    try:
-        folded = decode_state(record.value, record.headers)
-    except DecodeError as exc:
-        skip_record(SERVICE, record, exc)  # not the fold's: the task is restored without it
-        return
-    lane.states.pop(task_id, None)
-    lane.ended.pop(task_id, None)
-    lane.finished.pop(task_id, None)
-    if folded is None:
-        return
-    if folded.task.status.terminal:
-        lane.finished[task_id] = now
-    else:
-        lane.states[task_id] = folded
 
 
 def _merged(parts: Iterable[list[Record]]) -> Iterable[Record]:
@@ -614,18 +479,13 @@ def _wait_between_transactions(seconds: float) -> None:
     """How long aiokafka waits before asking again to add a partition to a new transaction
     while the broker still writes the markers of the previous one (CONCURRENT_TRANSACTIONS).
 
-    aiokafka fixes it at 20 ms in a module constant (KAFKA-5477); a lane that commits every few
-    milliseconds would spend most of its time in that wait (decision 0027). Only transactional
-    producers meet this error, and in this process they are all the fold's lanes.
+    aiokafka fixes it at 20 ms in a module constant (KAFKA-5477); the first update after a
+    checkpoint would wait that long (decision 0027). Only transactional producers meet this
+    error, and in this process they are all the fold's lanes.
     """
     if not hasattr(aiokafka.producer.sender, "BACKOFF_OVERRIDE"):
         raise RuntimeError("aiokafka no longer has producer.sender.BACKOFF_OVERRIDE: see 0027")
     aiokafka.producer.sender.BACKOFF_OVERRIDE = seconds
-
-
-#: How long a partition that is behind may deliver nothing before it no longer holds back
-#: the lane's other partitions.
-_STALLED_AFTER_S = 5.0
 
 
 def _timestamp(record: Record) -> int:
@@ -637,7 +497,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.service = service
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        async with self.service._busy:  # the lane's transaction in hand finishes first
+        async with self.service._busy:  # the lane's round in hand finishes first
             self.service.ready = False
             await self.service._close_lanes()
 

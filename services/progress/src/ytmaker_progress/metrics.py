@@ -12,9 +12,14 @@ IGNORED_AFTER_TERMINAL = Counter(
     "ytmaker_progress_ignored_after_terminal_total",
     "Events that arrived after their task had finished (kept in the log, changed nothing).",
 )
+FOLD_SECONDS = Histogram(
+    "ytmaker_progress_fold_seconds",
+    "Time to fold one lane's released records and hand their updates to the producer.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
 TRANSACTION_SECONDS = Histogram(
     "ytmaker_progress_transaction_seconds",
-    "Time to fold one lane's batch and commit its transaction.",
+    "Time to write one lane's checkpoint and commit its transaction.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
 SINK_UPDATES = Counter("ytmaker_progress_sink_updates_total", "Updates stored in the read model.")

@@ -1,15 +1,22 @@
-"""A lane's input positions, written to `progress.state` in the lane's own transactions.
+"""Where a lane stands in its inputs, written with what it folded (decision 0038).
 
-The fold commits where it stands in its inputs together with what it wrote, in one Kafka
-transaction, as a record of the compacted `progress.state` (docs/decisions/0029): the restore
-that reads a lane's states then gives, from the same committed transactions, where to resume.
-Its key is longer than any task id may be (at most 64 characters), so compaction never mixes
-it with a task's state; its header tells readers of `progress.state` that it is not a state.
+- Every update the fold writes to `progress.updates` carries, in its `ytmaker.fold.positions`
+  header, the lane's positions right after the event that made it: the next offset to fold of
+  each input partition of the lane, by logical topic name (the lane's partition number is the
+  update's own). A restore that adopts the update resumes exactly after its event.
+- Each checkpoint of the lane (a transaction on `progress.state`) ends with a checkpoint record:
+  the positions at that moment (events that made no update included) and `updates_end`, the
+  offset of `progress.updates` up to which the checkpoint's states account for every update.
+  Its key is longer than any task id may be (at most 64 characters), so compaction never mixes
+  it with a task's state; its header tells readers of `progress.state` that it is not a state.
+  Checkpoints written before this design hold the positions alone (all their updates were
+  committed with them): they are read as `updates_end = None`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import orjson
 from aiokafka import TopicPartition
@@ -17,12 +24,21 @@ from aiokafka import TopicPartition
 from ytmaker_progress.records import Headers
 from ytmaker_shared.events import decode_with
 from ytmaker_shared.events.envelope import TASK_ID_MAX_LENGTH
+from ytmaker_shared.topics import Topic, Topics
 
 POSITIONS_HEADER = "ytmaker.fold.positions"
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    positions: dict[TopicPartition, int]
+    #: Updates below this offset are accounted for by the states before the checkpoint;
+    #: None for a checkpoint of the transaction-per-batch design (nothing to adopt).
+    updates_end: int | None
+
+
 def positions_key(lane: int) -> bytes:
-    """The record key of lane `lane`'s positions: longer than any task id, by design."""
+    """The record key of lane `lane`'s checkpoints: longer than any task id, by design."""
     return f"ytmaker.fold.input-positions.lane-{lane}".ljust(TASK_ID_MAX_LENGTH + 1, ".").encode()
 
 
@@ -30,24 +46,51 @@ def is_positions(headers: Headers) -> bool:
     return any(key == POSITIONS_HEADER for key, _ in headers)
 
 
-def encode_positions(
-    positions: Mapping[TopicPartition, int],
+def encode_positions(positions: Mapping[TopicPartition, int], topics: Topics) -> bytes:
+    """The positions header of an update: next offset per input, by logical topic name."""
+    return orjson.dumps({topics.logical(tp.topic).value: o for tp, o in positions.items()})
+
+
+def decode_positions(value: bytes, topics: Topics, lane: int) -> dict[TopicPartition, int]:
+    """The positions of an update's header; raises DecodeError."""
+    return decode_with(lambda raw: _offsets(raw, topics, lane), value)
+
+
+def encode_checkpoint(
+    positions: Mapping[TopicPartition, int], updates_end: int, topics: Topics
 ) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The value and headers of a positions record: the next offset to fold, per input."""
-    value = {f"{tp.topic}/{tp.partition}": offset for tp, offset in positions.items()}
-    return orjson.dumps(value), [(POSITIONS_HEADER, b"1")]
+    """The value and headers of a checkpoint record."""
+    inputs = {topics.logical(tp.topic).value: offset for tp, offset in positions.items()}
+    value = orjson.dumps({"inputs": inputs, "updates_end": updates_end})
+    return value, [(POSITIONS_HEADER, b"2")]
 
 
-def decode_positions(value: bytes | None) -> dict[TopicPartition, int]:
-    """Raises DecodeError for anything but a positions record as `encode_positions` writes it."""
-    return decode_with(_positions, value)
+def decode_checkpoint(value: bytes | None, topics: Topics, lane: int) -> Checkpoint:
+    """A checkpoint record, of this design or the one before; raises DecodeError."""
+    return decode_with(lambda raw: _checkpoint(raw, topics, lane), value)
 
 
-def _positions(raw: dict[str, object]) -> dict[TopicPartition, int]:
-    out = {}
-    for name, offset in raw.items():
-        topic, partition = name.rsplit("/", 1)
-        if not isinstance(offset, int) or not 0 <= offset < 2**63:
-            raise ValueError(f"{name}: {offset!r} is not an offset")
-        out[TopicPartition(topic, int(partition))] = offset
-    return out
+def _checkpoint(raw: dict[str, object], topics: Topics, lane: int) -> Checkpoint:
+    if "inputs" not in raw:  # before 0038: {"<physical topic>/<partition>": offset}
+        old = {}
+        for name, offset in raw.items():
+            topic, partition = name.rsplit("/", 1)
+            old[TopicPartition(topic, int(partition))] = _offset(offset)
+        return Checkpoint(old, None)
+    inputs = raw["inputs"]
+    if not isinstance(inputs, dict):
+        raise ValueError("inputs is not an object")
+    return Checkpoint(_offsets(inputs, topics, lane), _offset(raw["updates_end"]))
+
+
+def _offsets(raw: dict[str, object], topics: Topics, lane: int) -> dict[TopicPartition, int]:
+    return {
+        TopicPartition(topics.name(Topic(name)), lane): _offset(offset)
+        for name, offset in raw.items()
+    }
+
+
+def _offset(value: object) -> int:
+    if not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValueError(f"{value!r} is not an offset")
+    return value

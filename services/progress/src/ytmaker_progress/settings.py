@@ -63,12 +63,13 @@ class ProgressSettings(ServiceSettings):
         description="How often the fold also commits its input positions to its consumer "
         "group, for lag monitoring (it resumes from those in its own transactions, 0029).",
     )
-    progress_transaction_interval_ms: float = Field(
-        default=15,
-        ge=0,
-        description="Shortest time from one of a lane's transactions to its next (0: right after "
-        "the previous commits). Fewer, larger transactions: less CPU for the fold and the "
-        "broker, more wait per event (decision 0034).",
+    progress_checkpoint_interval_ms: float = Field(
+        default=1000,
+        gt=0,
+        description="How often a lane commits a checkpoint (the states it changed, its input "
+        "positions) to progress.state. Updates go out as soon as they are folded whatever "
+        "this is; a longer interval costs fewer transactions and a longer restore after a "
+        "crash (decision 0038).",
     )
     progress_transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     progress_session_timeout_ms: int = Field(

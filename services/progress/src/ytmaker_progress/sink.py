@@ -4,7 +4,8 @@ in-memory recent history (DESIGN §4; docs/decisions/0022-progress-read-model.md
 No consumer group: every process reads every partition (each API replica then holds the recent
 history of every task). Positions live in the database, written in the same transaction as the
 rows, so a crash never stores a batch twice nor skips one; rows are idempotent on
-(task_id, offset) anyway. Only committed transactions of the fold are read (read_committed).
+(task_id, offset) anyway. Updates are read as soon as the fold writes them, uncommitted: every
+update in the log is one (decision 0038).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Sink:
             group_id=None,
             client_id=f"progress-sink-{settings.instance}",
             enable_auto_commit=False,
-            isolation_level="read_committed",
+            isolation_level="read_uncommitted",  # the fold's updates (0038)
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             # every fold commit would otherwise be a fetch and a database transaction

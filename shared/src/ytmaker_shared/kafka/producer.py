@@ -38,14 +38,16 @@ class EventProducer:
         self.settings = settings
         self.service = service
         self._deadline = settings.producer_delivery_timeout_s
+        options: dict[str, Any] = {
+            "linger_ms": 2,
+            "request_timeout_ms": int(min(self._deadline, 30) * 1000),
+        }
         self.kafka = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             client_id=f"{service}-{settings.instance}",
             acks="all",
             enable_idempotence=True,
-            linger_ms=2,
-            request_timeout_ms=int(min(self._deadline, 30) * 1000),
-            **producer_options,
+            **(options | producer_options),  # the caller's options win
         )
 
     async def start(self) -> None:

@@ -89,9 +89,8 @@ class Hub:
             enable_auto_commit=False,
             client_id=f"gateway-fanout-{self.settings.instance}",
             fetch_max_wait_ms=100,
-            # The progress service writes its updates in transactions (exactly-once fold):
-            # an aborted one must never reach a client.
-            isolation_level="read_committed",
+            # Every update the fold writes is one, committed or not (decision 0038).
+            isolation_level="read_uncommitted",
         )
         parts = await partitions_of(self.settings.kafka_bootstrap_servers, self.topic, timeout_s)
         await consumer.start()

@@ -41,9 +41,8 @@ class ReplayReader:
                     enable_auto_commit=False,
                     client_id=f"gateway-replay-{self.settings.instance}-{self._created}",
                     fetch_max_wait_ms=50,
-                    # The progress service writes its updates in transactions (exactly-once fold):
-                    # an aborted one must never reach a client.
-                    isolation_level="read_committed",
+                    # Every update the fold writes is one, committed or not (decision 0038).
+                    isolation_level="read_uncommitted",
                 )
                 try:
                     await consumer.start()

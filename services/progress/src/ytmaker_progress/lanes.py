@@ -1,0 +1,97 @@
+"""A lane: partition *p* of every input topic, the states of its tasks, and its writers.
+
+Every pipeline topic is keyed by task_id and has the same number of partitions, so partition
+*p* of every topic holds the same tasks: a lane. A lane lives on one fold member; it writes its
+updates to `progress.updates` partition *p* and its checkpoints to `progress.state` partition
+*p*, through one transactional producer (`<group>-lane-<p>`) that fences any zombie of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from ytmaker_progress.fold import Folded
+from ytmaker_shared.kafka import EventProducer
+from ytmaker_shared.kafka.batches import PartitionWriter
+
+
+@dataclass
+class Lane:
+    """One lane's state (the tasks), inbox (records fetched, not folded yet) and transaction.
+
+    Memory stays bounded (docs/decisions/0025-progress-memory.md): a task that has finished
+    keeps its full state for a grace period (`ended`: since when, by the monotonic clock),
+    then only a marker (`finished`: task id → since when) that makes later events of it be
+    ignored, as the fold would ignore them; markers go after the input topics' retention.
+    """
+
+    number: int
+    producer: EventProducer  # transactional: the lane's updates and checkpoints
+
+    # --- the tasks -------------------------------------------------------------------------
+    states: dict[str, Folded] = field(default_factory=dict)
+    ended: dict[str, float] = field(default_factory=dict)
+    finished: dict[str, float] = field(default_factory=dict)
+
+    # --- the inbox (FoldService hands records out; `release` decides what goes) ------------
+    held: dict[TopicPartition, list[Any]] = field(default_factory=dict)
+    # Per input partition: the latest record timestamp delivered (timestamps of one partition
+    # need not grow: producers' clocks differ) and when it last delivered (monotonic clock).
+    watermarks: dict[TopicPartition, int] = field(default_factory=dict)
+    delivered: dict[TopicPartition, float] = field(default_factory=dict)
+    opened: float = field(default_factory=time.monotonic)
+    released: float = field(default_factory=time.monotonic)  # when held records last went
+
+    # --- where it stands ------------------------------------------------------------------
+    #: The next offset to fold, per input: after every event folded so far.
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+    #: The open transaction: its updates writer, the tasks it changed, when it began.
+    updates: PartitionWriter | None = None
+    touched: dict[str, Folded] = field(default_factory=dict)
+    began: float = 0.0
+    updates_end: int | None = None  # after the last update of the last checkpoint
+    reported_at: float = 0.0  # when `positions` last went to the consumer group
+
+    # --- its task (FoldService._work) and how the polling loop talks to it ------------------
+    worker: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: bool = False
+    failed: bool = False  # a write failed: the polling loop recovers the lane
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.updates is not None
+
+    def keep(self, task_id: str, folded: Folded, now: float) -> None:
+        """Hold the task's new state; a task that just finished starts its grace period."""
+        self.states[task_id] = folded
+        self.touched[task_id] = folded
+        if folded.task.status.terminal and task_id not in self.ended:
+            self.ended[task_id] = now
+
+    def evict(self, now: float, grace_s: float, marker_s: float) -> int:
+        """Replace finished tasks older than `grace_s` by markers, forget markers older than
+        `marker_s`; returns how many states were evicted. Both dicts are in time order."""
+        evicted = 0
+        for task_id, since in list(self.ended.items()):
+            if now - since < grace_s:
+                break
+            del self.ended[task_id]
+            self.states.pop(task_id, None)
+            self.finished[task_id] = now
+            evicted += 1
+        for task_id, since in list(self.finished.items()):
+            if now - since < marker_s:
+                break
+            del self.finished[task_id]
+        return evicted
+
+    def forget(self) -> None:
+        """Drop the tasks and positions before a restore fills them again."""
+        self.states, self.ended, self.finished, self.positions = {}, {}, {}, {}
+        self.touched = {}

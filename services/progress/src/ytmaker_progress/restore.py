@@ -1,0 +1,183 @@
+"""A lane's state, from the log, when it is assigned or after a failed write (decision 0038).
+
+Run it after the lane's producer has fenced any zombie (its `InitProducerId` aborts the
+zombie's open transaction and makes the broker refuse its writes), so the log holds all that
+will ever be written for the lane before this owner writes:
+
+1. `progress.state` of the lane to its end, read_committed: the states of its tasks, the
+   markers of finished ones, and the latest checkpoint (positions, `updates_end`).
+2. `progress.updates` of the lane from the checkpoint's `updates_end` to its end,
+   read_uncommitted: the updates written after the checkpoint, by an owner that did not live
+   to commit them, are adopted: each is its task's state, and the last one's positions header
+   says where to resume. Clients have seen them; folding their events again would repeat them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import TypeAlias
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from ytmaker_progress import SERVICE
+from ytmaker_progress.fold import DEDUPE_WINDOW, Folded, Task
+from ytmaker_progress.lanes import Lane
+from ytmaker_progress.positions import (
+    POSITIONS_HEADER,
+    Checkpoint,
+    decode_checkpoint,
+    decode_positions,
+    is_positions,
+)
+from ytmaker_progress.records import decode_state
+from ytmaker_progress.settings import ProgressSettings
+from ytmaker_shared.events import DecodeError, decode_model
+from ytmaker_shared.kafka.skipped import skip_record
+from ytmaker_shared.progress import ProgressUpdate
+from ytmaker_shared.topics import Topic
+
+log = logging.getLogger(__name__)
+
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+async def restore(settings: ProgressSettings, lanes: Iterable[Lane]) -> None:
+    """Fill every lane of `lanes` from the log (see the module docstring)."""
+    by_number = {lane.number: lane for lane in lanes}
+    if not by_number:
+        return
+    for lane in by_number.values():
+        lane.forget()
+    checkpoints = await _read_states(settings, by_number)
+    await _adopt_updates(settings, by_number, checkpoints)
+
+
+async def _read_states(
+    settings: ProgressSettings, lanes: dict[int, Lane]
+) -> dict[int, Checkpoint | None]:
+    topic = settings.topics.name(Topic.PROGRESS_STATE)
+    checkpoints: dict[int, Checkpoint | None] = dict.fromkeys(lanes)
+    async with _reader(settings, "read_committed") as reader:
+        tps = [TopicPartition(topic, n) for n in lanes]
+        async for record in _to_the_end(reader, tps, from_start=True):
+            lane = lanes[record.partition]
+            if is_positions(record.headers):
+                try:
+                    checkpoints[lane.number] = decode_checkpoint(
+                        record.value, settings.topics, lane.number
+                    )
+                except DecodeError as exc:
+                    skip_record(SERVICE, record, exc)
+                continue
+            _restore_state(lane, record)
+    return checkpoints
+
+
+def _restore_state(lane: Lane, record: Record) -> None:
+    """One state record: a running task's state, or a finished task's marker (its full state
+    is not needed again, see `Lane`)."""
+    task_id = record.key.decode(errors="replace") if record.key else ""
+    try:
+        folded = decode_state(record.value, record.headers)
+    except DecodeError as exc:
+        skip_record(SERVICE, record, exc)  # not the fold's: the task is restored without it
+        return
+    lane.states.pop(task_id, None)
+    lane.ended.pop(task_id, None)
+    lane.finished.pop(task_id, None)
+    if folded is None:
+        return
+    if folded.task.status.terminal:
+        lane.finished[task_id] = time.monotonic()
+    else:
+        lane.states[task_id] = folded
+
+
+async def _adopt_updates(
+    settings: ProgressSettings, lanes: dict[int, Lane], checkpoints: dict[int, Checkpoint | None]
+) -> None:
+    topic = settings.topics.name(Topic.PROGRESS_UPDATES)
+    async with _reader(settings, "read_uncommitted") as reader:
+        tps = [TopicPartition(topic, n) for n in lanes]
+        reader.assign(tps)
+        starts = await reader.beginning_offsets(tps)
+        ends = await reader.end_offsets(tps)
+        for tp in tps:
+            lane, checkpoint = lanes[tp.partition], checkpoints[tp.partition]
+            if checkpoint is not None:
+                lane.positions = dict(checkpoint.positions)
+            if checkpoint is None:
+                start = starts[tp]  # nothing was checkpointed: adopt all there is
+            elif checkpoint.updates_end is None:
+                start = ends[tp]  # the design before 0038 committed every update
+            else:
+                start = max(starts[tp], checkpoint.updates_end)
+            reader.seek(tp, start)
+            lane.updates_end = ends[tp]
+        adopted = 0
+        async for record in _to_the_end(reader, tps, from_start=False):
+            adopted += _adopt(lanes[record.partition], record, settings)
+    if adopted:
+        log.info("adopted updates written after the last checkpoint", extra={"n": adopted})
+
+
+def _adopt(lane: Lane, record: Record, settings: ProgressSettings) -> int:
+    try:
+        update = decode_model(ProgressUpdate, record.value)
+    except DecodeError as exc:
+        skip_record(SERVICE, record, exc)
+        return 0
+    now = time.monotonic()
+    previous = lane.states.get(update.task_id)
+    recent = (*(previous.recent_ids if previous else ()), update.event_id)[-DEDUPE_WINDOW:]
+    ignored = previous.ignored if previous else 0
+    lane.finished.pop(update.task_id, None)
+    lane.keep(update.task_id, Folded(Task.from_model(update.state), recent, ignored), now)
+    for key, value in record.headers:
+        if key == POSITIONS_HEADER:
+            try:
+                lane.positions = decode_positions(value, settings.topics, lane.number)
+            except DecodeError as exc:
+                skip_record(SERVICE, record, exc)
+    return 1
+
+
+class _reader:
+    """A group-less consumer for the restore, closed on exit."""
+
+    def __init__(self, settings: ProgressSettings, isolation: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            client_id=f"{SERVICE}-restore-{settings.instance}",
+            enable_auto_commit=False,
+            isolation_level=isolation,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+
+    async def __aenter__(self) -> AIOKafkaConsumer:
+        await self.consumer.start()
+        return self.consumer
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+
+async def _to_the_end(
+    reader: AIOKafkaConsumer, tps: list[TopicPartition], *, from_start: bool
+) -> AsyncIterator[Record]:
+    """Every record of `tps` from where the reader stands (or their beginning) to the end
+    they had when this began."""
+    if from_start:
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+    ends = await reader.end_offsets(tps)
+    while [tp for tp in tps if await reader.position(tp) < ends[tp]]:
+        batch = await reader.getmany(timeout_ms=500, max_records=10_000)
+        for records in batch.values():
+            for record in records:
+                yield record
