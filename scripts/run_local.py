@@ -30,14 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ytmaker_dev.layout import PROCESSES, Process, select
 from ytmaker_shared.devkafka import BrokerAlreadyRunningError, LocalKafka
 from ytmaker_shared.kafka import ensure_topics
 from ytmaker_shared.settings import ServiceSettings, single_host_partitions
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = Path(os.environ.get("YTMAKER_VAR_DIR") or ROOT / "var").absolute()
-#: Start order: the read side first, so that nothing the pipeline writes waits for a reader.
-SERVICES = ("progress", "script", "assets", "render", "upload", "gateway")
 STOP_GRACE_S = 20.0
 #: Restart backoff: doubles from the first to the last while a service keeps failing; a
 #: service that ran this long since its last start is healthy again.
@@ -51,11 +50,12 @@ def say(text: str) -> None:
         print(text, flush=True)
 
 
-def existing_services() -> list[str]:
+def existing_processes() -> list[Process]:
+    """The system's processes (ytmaker_dev.layout) whose service is in this checkout."""
     return [
-        name
-        for name in SERVICES
-        if (ROOT / "services" / name / "src" / f"ytmaker_{name}" / "__main__.py").is_file()
+        p
+        for p in PROCESSES
+        if (ROOT / "services" / p.service / "src" / f"ytmaker_{p.service}").is_dir()
     ]
 
 
@@ -76,6 +76,7 @@ class Supervised:
     """One service process and its restart bookkeeping."""
 
     name: str
+    argv: list[str]
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
@@ -89,7 +90,7 @@ class Supervised:
         if self.log is None:
             self.log = open(logs / f"{self.name}.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"ytmaker_{self.name}"],
+            self.argv,
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -156,16 +157,21 @@ def take_lock() -> IO[str] | None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__.split("\n")[0])
-    parser.add_argument("--services", help="comma-separated services to start (default: all)")
+    parser.add_argument(
+        "--services",
+        help="comma-separated processes or services to start (default: all; `progress` is "
+        "both of its processes)",
+    )
     parser.add_argument("--no-sample", action="store_true", help="submit no sample project")
     args = parser.parse_args(argv)
-    known = existing_services()
-    args.names = known
+    known = existing_processes()
+    args.processes = known
     if args.services:
-        args.names = [n.strip() for n in args.services.split(",") if n.strip()]
-        unknown = sorted(set(args.names) - set(known))
-        if unknown:
-            parser.error(f"unknown services {unknown}; known: {', '.join(known)}")
+        try:
+            asked = select({n.strip() for n in args.services.split(",") if n.strip()})
+        except KeyError as exc:
+            parser.error(f"unknown services: {exc.args[0]}")
+        args.processes = [p for p in asked if p in known]
     return args
 
 
@@ -201,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         created = asyncio.run(ensure_topics(settings))
         say(f"  topics ready ({len(created)} created)")
         env = service_env(broker.bootstrap_servers)  # one JWT secret for services and sample
-        services = [Supervised(name, env) for name in args.names]
+        services = [Supervised(p.name, p.command(), env) for p in args.processes]
         for service in services:
             if not stopping:
                 service.start()
-        if "gateway" in args.names and not args.no_sample and not stopping:
+        if any(p.service == "gateway" for p in args.processes) and not args.no_sample:
             watch = subprocess.Popen(
                 [sys.executable, "-m", "ytmaker_gateway.sample"], env=env, start_new_session=True
             )

@@ -33,6 +33,7 @@ from websockets.exceptions import WebSocketException
 
 from tests.integration.pipeline.harness import Service
 from tests.support.internal import internal_headers
+from ytmaker_dev.layout import PROCESSES, process
 from ytmaker_gateway.auth import TokenConfig, mint_token
 from ytmaker_shared.devkafka import LocalKafka, find_free_port
 from ytmaker_shared.events import Event, decode
@@ -41,8 +42,8 @@ from ytmaker_shared.progress import ProgressUpdate
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
-#: Start order: the read side first (DESIGN §1), the gateway last.
-SERVICES = ("progress", "script", "assets", "render", "upload", "gateway")
+#: The processes of the system as `make run` starts them, in its start order.
+SERVICES = tuple(p.name for p in PROCESSES)
 STAGE_SERVICES = ("script", "assets", "render", "upload")
 UPDATE_TYPES = {"progress", "status", "error"}
 SECRET = "chaos-secret-0123456789abcdef0123456789abcdef"
@@ -123,6 +124,7 @@ class ChaosSystem:
             "YTMAKER_PORT": str(self.ports["gateway"]),
             "YTMAKER_PUBLIC_URL": self.base,
             "YTMAKER_JWT_SECRET": SECRET,
+            "YTMAKER_INTERNAL_TOKEN": os.environ["YTMAKER_INTERNAL_TOKEN"],
             "YTMAKER_HEALTH_PORT": str(self.ports[name]) if name != "gateway" else "0",
             "YTMAKER_LOG_LEVEL": "INFO",
         }
@@ -134,7 +136,9 @@ class ChaosSystem:
         """Create the topics, start every service, wait until each is ready."""
         await ensure_topics(self.settings)
         for name in SERVICES:
-            self.services[name] = Service(name, self.env(name), self.root / "logs")
+            self.services[name] = Service(
+                name, self.env(name), self.root / "logs", command=process(name).command()
+            )
             self.services[name].start()
         for name in SERVICES:
             await self.wait_ready(name)

@@ -8,15 +8,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from tests.support.internal import internal_headers
+from ytmaker_dev.layout import PROCESSES, process
 
-SERVICES = ("progress", "script", "assets", "render", "upload", "gateway")
+SERVICES = tuple(p.name for p in PROCESSES)  # as `make run` starts them
 
 
 def free_port() -> int:
@@ -56,7 +56,7 @@ class System:
     def start(self, name: str) -> None:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"ytmaker_{name}"],
+            process(name).command(),
             env=self.env,
             cwd=self.tmp,
             stdin=subprocess.DEVNULL,

@@ -70,9 +70,9 @@ class Kill:
 
 def schedule(rng: random.Random) -> list[Kill]:
     """The stage services in pipeline order, each at its k-th `stage.started`/`stage.progress`
-    (k in 1..3: some kills land as a stage starts, some mid-work); the progress service, the
-    gateway and the broker inserted at random places, each n pipeline events (n in 1..4) after
-    the previous kill."""
+    (k in 1..3: some kills land as a stage starts, some mid-work); the progress service's fold
+    and read side, the gateway and the broker inserted at random places, each n pipeline
+    events (n in 1..4) after the previous kill."""
 
     def working(stages: set[Stage], k: int) -> Callable[[PipelineReader, int], bool]:
         def hit(e: Event) -> bool:
@@ -87,7 +87,7 @@ def schedule(rng: random.Random) -> list[Kill]:
     for name in ("script", "assets", "render", "upload"):
         k = rng.randint(1, 3)
         kills.append(Kill(name, working(STAGES_OF[name], k), f"{name} work event #{k}"))
-    for name in ("progress", "gateway", "broker"):
+    for name in ("progress-fold", "progress", "gateway", "broker"):
         n = rng.randint(1, 4)
         kills.insert(rng.randint(0, len(kills)), Kill(name, later(n), f"{n} events later"))
     return kills

@@ -18,7 +18,7 @@ import pytest
 from ytmaker_shared.devkafka import find_free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTED = re.compile(r"started (\w+)\s+pid\s+(\d+)")
+STARTED = re.compile(r"started ([\w-]+)\s+pid\s+(\d+)")
 
 
 class Supervisor:
@@ -87,6 +87,7 @@ def test_one_run_per_directory_restart_on_crash_and_sighup_stops_all(
         first.wait_for(lambda: "ytmaker is running" in "\n".join(first.lines), 120, "the start")
         broker_pid = int((Path(env["YTMAKER_VAR_DIR"]) / "kafka" / "kafka.pid").read_text())
         [progress] = first.pids("progress")
+        [fold] = first.pids("progress-fold")  # `--services progress`: both of its processes
 
         second = subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "run_local.py"), "--no-sample"],
@@ -110,6 +111,7 @@ def test_one_run_per_directory_restart_on_crash_and_sighup_stops_all(
         while (_alive(restarted) or _alive(broker_pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _alive(restarted), "\n".join(first.lines)
+        assert not _alive(fold), "\n".join(first.lines)
         assert not _alive(broker_pid), "\n".join(first.lines)
     finally:
         if first.proc.poll() is None:

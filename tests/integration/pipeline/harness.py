@@ -99,6 +99,8 @@ class Service:
     name: str
     env: dict[str, str]
     log_dir: Path
+    #: The command line; default `python -m ytmaker_<name>`.
+    command: list[str] | None = None
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     _log: IO[bytes] | None = None
@@ -108,7 +110,7 @@ class Service:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._log = (self.log_dir / f"{self.name}-{self.starts}.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"ytmaker_{self.name}"],
+            self.command or [sys.executable, "-m", f"ytmaker_{self.name}"],
             env=self.env,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
