@@ -4,17 +4,23 @@ keys); logs go to `<tmp>/logs/<service>.log` and are shown when a test fails."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from tests.support.internal import internal_headers
+from tests.support.kafka import unique_name
 from ytmaker_dev.layout import PROCESSES, process
+from ytmaker_shared.kafka import delete_topics
+from ytmaker_shared.settings import ServiceSettings
 
 SERVICES = tuple(p.name for p in PROCESSES)  # as `make run` starts them
 
@@ -27,6 +33,7 @@ def free_port() -> int:
 
 class System:
     def __init__(self, bootstrap: str, tmp: Path, prefix: str) -> None:
+        self.prefix = prefix
         self.tmp = tmp
         self.logs = tmp / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -111,3 +118,20 @@ class System:
             tail = path.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"--- {path.name} ---\n" + "\n".join(tail))
         return "\n".join(out)
+
+
+@contextlib.contextmanager
+def running_system(bootstrap: str, tmp: Path, name: str, **env: str) -> Iterator[System]:
+    """A whole system on topics of its own (`<name>-<hex>.` prefix, `env` on top of the
+    defaults), ready; stopped and its topics deleted at the end."""
+    system = System(bootstrap, tmp, unique_name(name) + ".")
+    system.env.update(env)
+    system.start_all()
+    try:
+        system.wait_ready(system.progress)
+        system.wait_ready(system.base)
+        yield system
+    finally:
+        system.stop_all()
+        settings = ServiceSettings(kafka_bootstrap_servers=bootstrap, topic_prefix=system.prefix)
+        asyncio.run(delete_topics(settings))

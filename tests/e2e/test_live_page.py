@@ -13,9 +13,8 @@ import httpx
 import pytest
 
 from tests.support.components import unavailable
-from tests.support.kafka import unique_name
 
-from .system import System
+from .system import System, running_system
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -35,14 +34,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 @pytest.fixture
 def system(kafka_bootstrap: str, tmp_path: Path) -> Iterator[System]:
-    running = System(kafka_bootstrap, tmp_path, unique_name("e2e") + ".")
-    running.start_all()
-    try:
-        running.wait_ready(running.progress)
-        running.wait_ready(running.base)
+    with running_system(kafka_bootstrap, tmp_path, "e2e") as running:
         yield running
-    finally:
-        running.stop_all()
 
 
 def _poll(condition, timeout: float, what: str, system: System) -> None:  # type: ignore[no-untyped-def]

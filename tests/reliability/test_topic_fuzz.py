@@ -21,12 +21,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.e2e.system import System
+from tests.e2e.system import System, running_system
 from tests.support.internal import internal_headers
-from tests.support.kafka import unique_name
 from tests.support.topics import read_topic
 from tests.support.wait import poll
-from ytmaker_shared.kafka import DeadLetter, EventProducer, delete_topics
+from ytmaker_shared.kafka import DeadLetter, EventProducer
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import CONSUMED_BY, Topic
 
@@ -56,16 +55,8 @@ def _settings(system: System) -> ServiceSettings:
 
 @pytest.fixture
 def system(kafka_bootstrap: str, tmp_path: Path) -> Iterator[System]:
-    running = System(kafka_bootstrap, tmp_path, unique_name("fuzz") + ".")
-    running.env["YTMAKER_TOPIC_PARTITIONS"] = "1"
-    running.start_all()
-    try:
-        running.wait_ready(running.progress)
-        running.wait_ready(running.base)
+    with running_system(kafka_bootstrap, tmp_path, "fuzz", YTMAKER_TOPIC_PARTITIONS="1") as running:
         yield running
-    finally:
-        running.stop_all()
-        asyncio.run(delete_topics(_settings(running)))
 
 
 def complete_a_run(system: System) -> str:
