@@ -21,47 +21,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import time
-from collections import Counter
-from collections.abc import Iterable
 from typing import Any, TypeAlias
 
 import aiokafka.producer.sender
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from ytmaker_progress import SERVICE, metrics
-from ytmaker_progress.fold import Input, apply
 from ytmaker_progress.lanes import Lane
-from ytmaker_progress.positions import (
-    POSITIONS_HEADER,
-    encode_checkpoint,
-    encode_positions,
-    positions_key,
-)
-from ytmaker_progress.records import decode_estimate, encode_state, encode_update
-from ytmaker_progress.release import Input as ReleaseInput
-from ytmaker_progress.release import release
+from ytmaker_progress.lanework import FoldFatal, LaneWorker
+from ytmaker_progress.release import record_time
 from ytmaker_progress.restore import restore
 from ytmaker_progress.settings import ProgressSettings
-from ytmaker_shared.events import DecodeError
-from ytmaker_shared.events import decode as decode_event
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
-from ytmaker_shared.kafka.batches import PartitionWriter
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-
-
-class FoldFatal(RuntimeError):
-    """The fold cannot go on in this process (fenced by a newer instance, topics that do not
-    match); the process must exit and be restarted."""
 
 
 class FoldService:
@@ -125,6 +106,7 @@ class FoldService:
                     for lane in [lane for lane in self.lanes.values() if lane.failed]:
                         await self._recover_lane(lane)  # drops what this poll brought it
                     self._hand_out(batch)
+                    self._count_tasks()
         finally:
             self.ready = False
             async with self._busy:
@@ -177,198 +159,11 @@ class FoldService:
             if (lane := self.lanes.get(tp.partition)) is not None:
                 lane.held.setdefault(tp, []).extend(records)
                 lane.delivered[tp] = now
-                latest = max(_timestamp(record) for record in records)
+                latest = max(record_time(record) for record in records)
                 lane.watermarks[tp] = max(lane.watermarks.get(tp, latest), latest)
         for lane in self.lanes.values():
             if lane.held:
                 lane.wake.set()
-
-    async def _work(self, lane: Lane) -> None:
-        """The lane's folding task: folds what was handed out, checkpoints when due. Ends when
-        the lane closes (with a last checkpoint) or a write fails."""
-        try:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._until_checkpoint(lane)):
-                        await lane.wake.wait()
-                lane.wake.clear()
-                if not await self._fold_lane(lane):
-                    lane.failed = True
-                    return
-                if lane.closing:
-                    if lane.in_transaction and not await self._checkpoint(lane):
-                        lane.failed = True
-                    return
-        except FoldFatal:
-            return  # `_fatal` is set: the polling loop stops the process
-        except Exception as exc:  # a bug: stop the process rather than a silent lane
-            log.exception("lane worker failed", extra={"lane": lane.number})
-            self._fatal = exc
-
-    def _until_checkpoint(self, lane: Lane) -> float | None:
-        if not lane.in_transaction:
-            return None
-        due = lane.began + self.settings.progress_checkpoint_interval_ms / 1000
-        return max(0.0, due - time.monotonic())
-
-    async def _fold_lane(self, lane: Lane) -> bool:
-        """Fold and send what the lane can release; checkpoint when due. False after a broker
-        error: the lane must start again from the log (`_recover_lane`)."""
-        try:
-            parts = await self._release(lane)
-            if parts:
-                started = time.perf_counter()
-                if lane.updates is None:
-                    await lane.producer.kafka.begin_transaction()
-                    lane.began = time.monotonic()
-                    lane.updates = PartitionWriter(
-                        lane.producer.kafka, self.updates_topic, lane.number
-                    )
-                await self._fold_records(lane, _merged(parts.values()), lane.updates)
-                await lane.updates.flush()
-                metrics.FOLD_SECONDS.observe(time.perf_counter() - started)
-                metrics.EVENTS_FOLDED.inc(sum(len(r) for r in parts.values()))
-            if lane.in_transaction and self._until_checkpoint(lane) == 0:
-                return await self._checkpoint(lane)
-        except ProducerFenced as exc:
-            self._fatal = exc
-            raise FoldFatal(f"lane {lane.number} was fenced by a newer instance") from exc
-        except (KafkaError, TimeoutError) as exc:
-            log.warning("fold write failed", extra={"lane": lane.number, "error": repr(exc)})
-            return False
-        return True
-
-    async def _release(self, lane: Lane) -> dict[TopicPartition, list[Record]]:
-        """The lane's held records that can be folded now, per partition (`release.py`)."""
-        inputs = []
-        for tp in self.consumer.assignment():
-            if tp.partition != lane.number:
-                continue
-            lso = self.consumer.last_stable_offset(tp)  # None: not fetched yet
-            behind = None if lso is None else lso - await self.consumer.position(tp)
-            inputs.append(ReleaseInput(tp, behind, lane.delivered.get(tp)))
-        now = time.monotonic()
-        out = release(
-            lane.held,
-            lane.watermarks,
-            inputs,
-            now=now,
-            opened_at=lane.opened,
-            released_at=lane.released,
-            backlog_records=self.settings.progress_backlog_records,
-        )
-        if out.forced:
-            log.warning("held records released out of order", extra={"lane": lane.number})
-        if out.ready or not out.held:
-            lane.released = now
-        lane.held = out.held
-        self._pause_piling_up(lane)
-        return out.ready
-
-    def _pause_piling_up(self, lane: Lane) -> None:
-        """Stop fetching a partition whose held records pile up; resume it once released."""
-        limit = self.settings.progress_fold_batch_size
-        paused = self.consumer.paused()
-        for tp in self.consumer.assignment():
-            if tp.partition != lane.number:
-                continue
-            if len(lane.held.get(tp, ())) > limit:
-                self.consumer.pause(tp)
-            elif tp in paused:
-                self.consumer.resume(tp)
-
-    async def _fold_records(
-        self, lane: Lane, records: Iterable[Record], updates: PartitionWriter
-    ) -> None:
-        """Fold `records` in order into the lane's states; every update goes to `updates`
-        with the lane's positions after its event."""
-        ignored = 0
-        published: Counter[str] = Counter()
-        now = time.monotonic()
-        topics = self.settings.topics
-        for record in records:
-            lane.positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
-            try:
-                event: Input = (
-                    decode_estimate(record.value)
-                    if record.topic == self.eta_topic
-                    else decode_event(record.value)
-                )
-            except DecodeError as exc:
-                await self.dead_letters.write(record, exc.reason, exc.detail)
-                continue
-            if event.task_id in lane.finished:  # evicted after it finished: nothing changes
-                ignored += 1
-                continue
-            old = lane.states.get(event.task_id)
-            try:
-                new, changes = apply(old, event)
-            except Exception as exc:  # a bug must not block the partition: dead-letter it
-                log.exception("fold failed", extra={"event_id": event.event_id})
-                await self.dead_letters.write(record, "handler_error", repr(exc))
-                continue
-            if new is old:
-                continue
-            lane.keep(event.task_id, new, now)
-            if old is not None and new.ignored > old.ignored:
-                ignored += 1
-            if changes:
-                headers = [(POSITIONS_HEADER, encode_positions(lane.positions, topics))]
-                for update in changes:
-                    await updates.write(update.task_id.encode(), encode_update(update), headers)
-                    published[update.type.value] += 1
-        metrics.IGNORED_AFTER_TERMINAL.inc(ignored)
-        for kind, n in published.items():
-            metrics.UPDATES_PUBLISHED.labels(kind).inc(n)
-
-    async def _checkpoint(self, lane: Lane) -> bool:
-        """End the lane's transaction: the states it changed and a checkpoint (positions, end
-        of the updates) on `progress.state`, then commit. False after a broker error."""
-        started = time.perf_counter()
-        kafka = lane.producer.kafka
-        try:
-            assert lane.updates is not None
-            end = await lane.updates.acked_end()
-            if end is not None:
-                lane.updates_end = end
-            states = PartitionWriter(kafka, self.state_topic, lane.number)
-            for task_id, folded in lane.touched.items():
-                value, headers = encode_state(folded)
-                await states.write(task_id.encode(), value, headers)
-            value, headers = encode_checkpoint(
-                lane.positions, lane.updates_end or 0, self.settings.topics
-            )
-            await states.write(positions_key(lane.number), value, headers)
-            await states.flush()
-            await kafka.commit_transaction()
-        except ProducerFenced as exc:
-            self._fatal = exc
-            raise FoldFatal(f"lane {lane.number} was fenced by a newer instance") from exc
-        except (KafkaError, TimeoutError) as exc:
-            log.warning("checkpoint failed", extra={"lane": lane.number, "error": repr(exc)})
-            return False
-        lane.updates, lane.touched = None, {}
-        metrics.TRANSACTION_SECONDS.observe(time.perf_counter() - started)
-        s = self.settings
-        lane.evict(time.monotonic(), s.progress_evict_after_s, s.progress_marker_retention_s)
-        self._count_tasks()
-        await self._report_positions(lane)
-        return True
-
-    async def _report_positions(self, lane: Lane) -> None:
-        """Every few seconds, commit the lane's positions to the consumer group as well, so
-        that lag monitoring and `kafka-consumer-groups` see the fold. Not what the fold resumes
-        from (its own records are), so a failure here only waits for the next time."""
-        now = time.monotonic()
-        if now - lane.reported_at < self.settings.progress_report_positions_s:
-            return
-        lane.reported_at = now
-        assigned = self.consumer.assignment()
-        offsets = {tp: offset for tp, offset in lane.positions.items() if tp in assigned}
-        try:
-            await self.consumer.commit(offsets)
-        except KafkaError as exc:
-            log.info("positions not reported", extra={"lane": lane.number, "error": repr(exc)})
 
     def _count_tasks(self) -> None:
         lanes = self.lanes.values()
@@ -415,7 +210,12 @@ class FoldService:
         return Lane(number, producer)
 
     def _start_worker(self, lane: Lane) -> None:
-        lane.worker = asyncio.create_task(self._work(lane), name=f"fold-lane-{lane.number}")
+        worker = LaneWorker(lane, self.settings, self.consumer, self.dead_letters, self._fail)
+        lane.worker = asyncio.create_task(worker.run(), name=f"fold-lane-{lane.number}")
+
+    def _fail(self, exc: BaseException) -> None:
+        """A lane cannot go on: the polling loop stops the process (FoldFatal)."""
+        self._fatal = exc
 
     async def _close_lanes(self) -> None:
         """Let every lane fold what it released and checkpoint, then close its producer."""
@@ -469,12 +269,6 @@ async def _stop_worker(lane: Lane) -> None:
         await asyncio.gather(lane.worker, return_exceptions=True)
 
 
-def _merged(parts: Iterable[list[Record]]) -> Iterable[Record]:
-    """The lane's records, each partition in offset order, interleaved by timestamp, so that
-    a task's events from different stages come in about the order they happened."""
-    return heapq.merge(*parts, key=_timestamp)
-
-
 def _wait_between_transactions(seconds: float) -> None:
     """How long aiokafka waits before asking again to add a partition to a new transaction
     while the broker still writes the markers of the previous one (CONCURRENT_TRANSACTIONS).
@@ -486,10 +280,6 @@ def _wait_between_transactions(seconds: float) -> None:
     if not hasattr(aiokafka.producer.sender, "BACKOFF_OVERRIDE"):
         raise RuntimeError("aiokafka no longer has producer.sender.BACKOFF_OVERRIDE: see 0027")
     aiokafka.producer.sender.BACKOFF_OVERRIDE = seconds
-
-
-def _timestamp(record: Record) -> int:
-    return int(record.timestamp)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -72,7 +72,7 @@ def release(
     kept: dict[P, list[R]] = {}
     for partition, records in held.items():
         n = 0
-        while n < len(records) and _timestamp(records[n]) <= cutoff:
+        while n < len(records) and record_time(records[n]) <= cutoff:
             n += 1
         if n:
             ready[partition] = records[:n]
@@ -83,5 +83,6 @@ def release(
     return Released(ready=ready, held=kept, forced=False)
 
 
-def _timestamp(record: Any) -> int:
+def record_time(record: Any) -> int:
+    """A record's timestamp (ms), by which the lane merges its partitions."""
     return int(record.timestamp)
