@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from ytmaker_progress import SERVICE
@@ -28,6 +28,7 @@ from ytmaker_progress.settings import ProgressSettings
 from ytmaker_progress.window import StageWindow
 from ytmaker_shared.events import DecodeError, decode_with
 from ytmaker_shared.kafka import EventProducer
+from ytmaker_shared.kafka.reader import LogReader
 from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.topics import Topic
 
@@ -59,49 +60,26 @@ class EtaProjector:
         self.eta_topic = settings.topics.name(Topic.PROGRESS_ETA)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            group_id=None,
-            client_id=f"progress-eta-{self.settings.instance}",
-            enable_auto_commit=False,
-            isolation_level="read_uncommitted",  # the fold's updates (0038)
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        try:
-            async with EventProducer(self.settings, "progress-eta") as producer:
-                ends = await self._start_position(consumer)
-                while not stopping.is_set():
-                    batch = await consumer.getmany(timeout_ms=200, max_records=5000)
-                    sends = []
-                    for records in batch.values():
-                        for record in records:
-                            sends += await self._handle(producer, record)
-                    await asyncio.gather(*sends)
-                    if not self.caught_up:
-                        positions = {tp: await consumer.position(tp) for tp in ends}
-                        self.caught_up = all(positions[tp] >= end for tp, end in ends.items())
-                        if self.caught_up:
-                            log.info("ETA window rebuilt", extra=self.window.averages())
-        finally:
-            await consumer.stop()
+        reader = LogReader(self.settings, name="progress-eta", isolation="read_uncommitted")
+        async with reader, EventProducer(self.settings, "progress-eta") as producer:
+            ends = await self._start_position(reader)
+            async for batch in reader.batches(stopping, max_records=5000):
+                sends = []
+                for records in batch.values():
+                    for record in records:
+                        sends += await self._handle(producer, record)
+                await asyncio.gather(*sends)
+                if not self.caught_up and await reader.reached(ends):
+                    self.caught_up = True
+                    log.info("ETA window rebuilt", extra=self.window.averages())
 
-    async def _start_position(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+    async def _start_position(self, reader: LogReader) -> dict[TopicPartition, int]:
         """Assign every partition at the first update of the last window; the end offsets."""
-        for _ in range(50):
-            parts = consumer.partitions_for_topic(self.updates_topic)
-            if parts:
-                break
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(self.updates_topic, p) for p in sorted(parts or ())]
-        consumer.assign(tps)
+        tps = await reader.assign(await reader.partitions(self.updates_topic))
         since_ms = int((time.time() - self.settings.progress_eta_window_s) * 1000)
-        starts = await consumer.offsets_for_times({tp: since_ms for tp in tps})
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        for tp in tps:
-            found = starts.get(tp)
-            consumer.seek(tp, found.offset if found is not None else ends[tp])
+        starts = await reader.offsets_at(tps, since_ms)
+        ends = await reader.ends(tps)
+        reader.seek({tp: _or(starts[tp], ends[tp]) for tp in tps})
         return ends
 
     async def _handle(
@@ -154,3 +132,7 @@ class EtaProjector:
             finished = parse_time(st["finished_at"])
             seconds = (finished - parse_time(st["started_at"])).total_seconds()
             self.window.add(stage, finished, seconds)
+
+
+def _or(offset: int | None, default: int) -> int:
+    return default if offset is None else offset

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
-from typing import TypeAlias
+from collections.abc import Iterable
+from typing import Literal
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka import TopicPartition
 
 from ytmaker_progress import SERVICE
 from ytmaker_progress.fold import DEDUPE_WINDOW, Folded, Task
@@ -35,13 +34,14 @@ from ytmaker_progress.positions import (
 from ytmaker_progress.records import decode_state
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError, decode_model
+from ytmaker_shared.kafka.reader import LogReader, Record
 from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.progress import ProgressUpdate
 from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
 
-Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Isolation = Literal["read_committed", "read_uncommitted"]
 
 
 async def restore(settings: ProgressSettings, lanes: Iterable[Lane]) -> None:
@@ -61,8 +61,9 @@ async def _read_states(
     topic = settings.topics.name(Topic.PROGRESS_STATE)
     checkpoints: dict[int, Checkpoint | None] = dict.fromkeys(lanes)
     async with _reader(settings, "read_committed") as reader:
-        tps = [TopicPartition(topic, n) for n in lanes]
-        async for record in _to_the_end(reader, tps, from_start=True):
+        tps = await reader.assign(TopicPartition(topic, n) for n in lanes)
+        await reader.seek_to_beginning(tps)
+        async for record in reader.to_the_end(tps):
             lane = lanes[record.partition]
             if is_positions(record.headers):
                 try:
@@ -101,10 +102,9 @@ async def _adopt_updates(
 ) -> None:
     topic = settings.topics.name(Topic.PROGRESS_UPDATES)
     async with _reader(settings, "read_uncommitted") as reader:
-        tps = [TopicPartition(topic, n) for n in lanes]
-        reader.assign(tps)
-        starts = await reader.beginning_offsets(tps)
-        ends = await reader.end_offsets(tps)
+        tps = await reader.assign(TopicPartition(topic, n) for n in lanes)
+        starts = await reader.beginnings(tps)
+        ends = await reader.ends(tps)
         for tp in tps:
             lane, checkpoint = lanes[tp.partition], checkpoints[tp.partition]
             if checkpoint is not None:
@@ -115,10 +115,10 @@ async def _adopt_updates(
                 start = ends[tp]  # the design before 0038 committed every update
             else:
                 start = max(starts[tp], checkpoint.updates_end)
-            reader.seek(tp, start)
+            reader.seek({tp: start})
             lane.updates_end = ends[tp]
         adopted = 0
-        async for record in _to_the_end(reader, tps, from_start=False):
+        async for record in reader.to_the_end(tps):
             adopted += _adopt(lanes[record.partition], record, settings)
     if adopted:
         log.info("adopted updates written after the last checkpoint", extra={"n": adopted})
@@ -145,39 +145,10 @@ def _adopt(lane: Lane, record: Record, settings: ProgressSettings) -> int:
     return 1
 
 
-class _reader:
-    """A group-less consumer for the restore, closed on exit."""
-
-    def __init__(self, settings: ProgressSettings, isolation: str) -> None:
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=None,
-            client_id=f"{SERVICE}-restore-{settings.instance}",
-            enable_auto_commit=False,
-            isolation_level=isolation,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
-
-    async def __aenter__(self) -> AIOKafkaConsumer:
-        await self.consumer.start()
-        return self.consumer
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.consumer.stop()
-
-
-async def _to_the_end(
-    reader: AIOKafkaConsumer, tps: list[TopicPartition], *, from_start: bool
-) -> AsyncIterator[Record]:
-    """Every record of `tps` from where the reader stands (or their beginning) to the end
-    they had when this began."""
-    if from_start:
-        reader.assign(tps)
-        await reader.seek_to_beginning(*tps)
-    ends = await reader.end_offsets(tps)
-    while [tp for tp in tps if await reader.position(tp) < ends[tp]]:
-        batch = await reader.getmany(timeout_ms=500, max_records=10_000)
-        for records in batch.values():
-            for record in records:
-                yield record
+def _reader(settings: ProgressSettings, isolation: Isolation) -> LogReader:
+    return LogReader(
+        settings,
+        name=f"{SERVICE}-restore",
+        isolation=isolation,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )

@@ -15,17 +15,17 @@ import logging
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka import TopicPartition
 
 from ytmaker_progress import SERVICE, metrics
-from ytmaker_progress.adapters.topic_id import TopicIdUnavailable, fetch_topic_id
 from ytmaker_progress.readmodel.memory import RecentHistory
 from ytmaker_progress.readmodel.rows import Rows, add_request, add_update
 from ytmaker_progress.readmodel.store import Store
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError, TaskRequested, decode
+from ytmaker_shared.kafka.reader import Batch, LogReader
 from ytmaker_shared.kafka.skipped import skip_record
+from ytmaker_shared.kafka.topic_id import TopicIdUnavailable
 from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -57,13 +57,10 @@ class Sink:
         self.caught_up = asyncio.Event()
         self.stored = 0
         self._writing: asyncio.Task[None] | None = None
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=None,
-            client_id=f"progress-sink-{settings.instance}",
-            enable_auto_commit=False,
-            isolation_level="read_uncommitted",  # the fold's updates (0038)
-            auto_offset_reset="earliest",
+        self.reader = LogReader(
+            settings,
+            name="progress-sink",
+            isolation="read_uncommitted",  # the fold's updates (0038)
             max_partition_fetch_bytes=8 * 1024 * 1024,
             # every fold commit would otherwise be a fetch and a database transaction
             fetch_max_wait_ms=settings.progress_sink_fetch_max_wait_ms,
@@ -71,28 +68,21 @@ class Sink:
         )
 
     async def run(self, stopping: asyncio.Event) -> None:
-        await self.consumer.start()
-        try:
-            await self._assign()
-            catch_up = await self.consumer.end_offsets(list(self.consumer.assignment()))
-            while not stopping.is_set():
-                batch = await self._poll(stopping)
-                if batch:
-                    await self._store(batch)
-                if not self.ready:
-                    behind = [
-                        tp for tp, end in catch_up.items() if await self.consumer.position(tp) < end
-                    ]
-                    if not behind:
+        async with self.reader as reader:
+            catch_up = await reader.ends(await self._assign())
+            try:
+                async for batch in reader.batches(stopping, max_records=self.batch_size):
+                    if batch:
+                        await self._store(batch)
+                    if not self.ready and await reader.reached(catch_up):
                         await self._written()
                         self.ready = True
                         self.caught_up.set()
                         log.info("read model caught up", extra={"updates": self.stored})
-            await self._written()
-        finally:
-            if self._writing is not None and not self._writing.done():
-                self._writing.cancel()
-            await self.consumer.stop()
+                await self._written()
+            finally:
+                if self._writing is not None and not self._writing.done():
+                    self._writing.cancel()
 
     async def _written(self) -> None:
         """Wait for the batch being written (and raise what it raised)."""
@@ -100,46 +90,30 @@ class Sink:
             writing, self._writing = self._writing, None
             await writing
 
-    async def _assign(self) -> None:
+    async def _assign(self) -> list[TopicPartition]:
+        """Read both topics from the positions stored with the rows (from the start where
+        there are none, or where `progress.updates` was recreated: another epoch)."""
+        reader = self.reader
         try:
-            self.epoch = await fetch_topic_id(self.consumer._client, self.updates_topic)
+            self.epoch = await reader.topic_id(self.updates_topic)
         except TopicIdUnavailable as exc:
             log.warning("no topic id: updates carry no epoch", extra={"error": str(exc)})
-        partitions: list[TopicPartition] = []
-        for name in (self.updates_topic, self.tasks_topic):
-            for _ in range(50):
-                parts = self.consumer.partitions_for_topic(name)
-                if parts:
-                    break
-                await self.consumer._client.force_metadata_update()
-                await asyncio.sleep(0.1)
-            partitions += [TopicPartition(name, p) for p in sorted(parts or ())]
-        self.consumer.assign(partitions)
+        partitions = [
+            *await reader.partitions(self.updates_topic),
+            *await reader.partitions(self.tasks_topic),
+        ]
+        await reader.assign(partitions)
         stored = await asyncio.to_thread(self.store.positions)
         for tp in partitions:
             position = stored.get((tp.topic, tp.partition))
             recreated = tp.topic == self.updates_topic and position and position[1] != self.epoch
             if position is None or recreated:
-                await self.consumer.seek_to_beginning(tp)
+                await reader.seek_to_beginning([tp])
             else:
-                self.consumer.seek(tp, position[0])
+                reader.seek({tp: position[0]})
+        return partitions
 
-    async def _poll(
-        self, stopping: asyncio.Event
-    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
-        poll = asyncio.ensure_future(
-            self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
-        )
-        stop = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if not poll.done():
-            poll.cancel()
-            return {}
-        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = poll.result()
-        return batch
-
-    async def _store(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    async def _store(self, batch: Batch) -> None:
         rows, positions = Rows(), Positions()
         items: list[tuple[str, Any]] = []
         for tp, records in batch.items():

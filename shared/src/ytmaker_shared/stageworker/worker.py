@@ -20,22 +20,19 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import TopicPartition
 
 from ytmaker_shared.artifacts import ArtifactStore
 from ytmaker_shared.events import (
-    DecodeError,
     ErrorInfo,
     Event,
     StageEvent,
     decode,
 )
 from ytmaker_shared.kafka import ConsumerLoop, EventProducer, ensure_topics
-from ytmaker_shared.kafka.admin import start_when_reachable
 from ytmaker_shared.kafka.consumer import Record
 from ytmaker_shared.kafka.producer import BrokerUnavailable
-from ytmaker_shared.kafka.skipped import skip_record
+from ytmaker_shared.kafka.reader import LogReader, decoded
 from ytmaker_shared.logging import log_context
 from ytmaker_shared.service import run_service
 from ytmaker_shared.stageworker.control import Control, ControlBoard
@@ -258,55 +255,17 @@ class StageWorker:
     async def _control_loop(self) -> None:
         """Read all of pipeline.control from the beginning, for ever (no consumer group)."""
         topic = self.settings.topics.name(Topic.CONTROL)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            group_id=None,
-            client_id=f"{self.service}-{self.settings.instance}-control",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-        )
-        await start_when_reachable(consumer, self.settings)
-        try:
-            partitions: set[int] | None = None
-            while not partitions:
-                cluster = await consumer._client.fetch_all_metadata()
-                partitions = cluster.partitions_for_topic(topic)
-                if not partitions:
-                    await asyncio.sleep(0.2)
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-            while True:
-                batch = await consumer.getmany(timeout_ms=200, max_records=500)
+        async with LogReader(self.settings, name=f"{self.service}-control") as reader:
+            tps = await reader.assign(await reader.partitions(topic, timeout_s=3600))
+            await reader.seek_to_beginning(tps)
+            ends = await reader.ends(tps)
+            async for batch in reader.batches(asyncio.Event(), max_records=500):
                 for records in batch.values():
-                    for record in records:
-                        self._control_record(record)
-                if not self._control_ready.is_set() and await _caught_up(consumer, ends):
+                    for _, event in decoded(self.service, records, decode):
+                        self._apply_control(event)
+                if not self._control_ready.is_set() and await reader.reached(ends):
                     log.info("control caught up", extra={"partitions": len(tps)})
                     self._control_ready.set()
-        except KafkaError:
-            log.exception("control consumer failed")
-            raise
-        finally:
-            await consumer.stop()
-
-    def _control_record(self, record: Any) -> None:
-        try:
-            event = decode(record.value)
-        except DecodeError as exc:
-            # Every instance reads every control record: the fold dead-letters a bad one.
-            skip_record(self.service, record, exc)
-            return
-        self._apply_control(event)
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
 
 
 class _TriggerLoop(ConsumerLoop):
