@@ -16,9 +16,9 @@ from tests.emulators.stability import StabilityEmulator
 from tests.support.wait import wait_until
 from ytmaker_assets.adapters.did import DIDAvatars
 from ytmaker_assets.adapters.stability import StabilityImages
-from ytmaker_script.domain import Script, Segment
 from ytmaker_shared.artifacts import MemoryArtifactStore
 from ytmaker_shared.events import TaskRequested, TaskRequestedPayload
+from ytmaker_shared.script import Script, Segment
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import JobContext, PermanentError, ProgressReporter, TransientError
 

@@ -6,13 +6,13 @@ import pytest
 from pydantic import ValidationError
 
 from ytmaker_script.domain import (
-    Script,
     durations,
     group_sentences,
     offline_script,
     split_sentences,
 )
 from ytmaker_shared.events import ProjectSettings, TaskRequestedPayload
+from ytmaker_shared.script import Script
 
 CONTENT = (
     "Apache Kafka is a distributed event log. Producers append events to topics, and every "

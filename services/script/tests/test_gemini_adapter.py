@@ -8,7 +8,7 @@ import pytest
 
 from tests.emulators.base import EmulatorServer, Fail, Hang, Truncate
 from tests.emulators.gemini import GeminiEmulator
-from ytmaker_script.adapters.gemini import GeminiWriter, parse_script
+from ytmaker_script.adapters.gemini import GeminiWriter, script_from_answer
 from ytmaker_shared.events import ProjectSettings, TaskRequestedPayload
 from ytmaker_shared.stageworker import PermanentError, TransientError
 
@@ -88,6 +88,6 @@ async def test_timeout_is_transient(gemini: tuple[GeminiEmulator, EmulatorServer
 
 def test_schema_violations_are_reported() -> None:
     with pytest.raises(TransientError, match="does not validate"):
-        parse_script('{"title": "t", "description": "d", "tags": [], "segments": []}')
+        script_from_answer('{"title": "t", "description": "d", "tags": [], "segments": []}')
     with pytest.raises(TransientError, match="no text"):
-        parse_script(None)
+        script_from_answer(None)

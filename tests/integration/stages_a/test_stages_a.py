@@ -23,7 +23,6 @@ from tests.support.wait import wait_until
 from ytmaker_assets.adapters.speech import best_engine
 from ytmaker_assets.settings import AssetsSettings
 from ytmaker_assets.stages import AudioWork, AvatarsWork, ImagesWork, SlideMaker
-from ytmaker_script.domain import Script
 from ytmaker_script.main import writer_for
 from ytmaker_script.settings import ScriptSettings
 from ytmaker_script.stage import ScriptWork
@@ -40,6 +39,7 @@ from ytmaker_shared.events import (
     decode,
 )
 from ytmaker_shared.kafka import EventProducer, delete_topics, ensure_topics
+from ytmaker_shared.script import Script
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import Control, StageWorker
 from ytmaker_shared.topics import Topic

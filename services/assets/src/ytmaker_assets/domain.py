@@ -10,11 +10,6 @@ import struct
 import wave
 from dataclasses import dataclass
 
-from ytmaker_script.domain import Script
-from ytmaker_shared.events import StageCompleted
-from ytmaker_shared.stageworker import PermanentError
-
-SCRIPT_ARTIFACT = "script.json"
 WIDTH, HEIGHT = 1280, 720
 
 # Palettes (background top, background bottom, accent, text): one chosen per project, so every
@@ -41,23 +36,6 @@ def style_for(project_id: str) -> Style:
     """The project's style: stable for a project, spread across projects."""
     digest = int(hashlib.sha256(project_id.encode()).hexdigest(), 16)
     return Style(*PALETTES[digest % len(PALETTES)])
-
-
-def script_uri(event: StageCompleted) -> str:
-    """The script artifact's URI in the script stage's `stage.completed`."""
-    for artifact in event.payload.artifacts:
-        if artifact.name == SCRIPT_ARTIFACT:
-            return artifact.uri
-    raise PermanentError("missing_script", "the script stage completed without a script.json")
-
-
-def parse_script(data: bytes) -> Script:
-    try:
-        return Script.model_validate_json(data)
-    except ValueError as exc:
-        raise PermanentError(
-            "invalid_script", f"the stored script does not validate: {exc}"
-        ) from exc
 
 
 def wrap(text: str, fits: object, max_lines: int) -> list[str]:

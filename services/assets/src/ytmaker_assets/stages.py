@@ -8,9 +8,9 @@ from typing import Any, Protocol
 
 from ytmaker_assets.adapters.slides import draw_slide
 from ytmaker_assets.adapters.speech import SpeechEngine
-from ytmaker_assets.domain import parse_script, script_uri, style_for, wav_duration
-from ytmaker_script.domain import Script, Segment
+from ytmaker_assets.domain import style_for, wav_duration
 from ytmaker_shared.events import Artifact, Event, StageCompleted
+from ytmaker_shared.script import Script, Segment, parse_script, script_uri
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import (
     JobContext,

@@ -16,39 +16,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from ytmaker_render.join import JoinState
 from ytmaker_shared.artifacts import ArtifactNotFound, ArtifactStore, InvalidKey
 from ytmaker_shared.events import Artifact
+from ytmaker_shared.script import SCRIPT_ARTIFACT, Script, parse_script
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import PermanentError, TransientError, workspace_prefix
 
-SCRIPT_KEY = "script.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 AUDIO_SUFFIXES = (".wav",)
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv")
-
-
-class ScriptSegment(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    index: int
-    narration: str = ""
-    caption: str = ""
-    duration_seconds: float = Field(default=5.0, gt=0)
-
-
-class RenderScript(BaseModel):
-    """The part of the script JSON that render reads."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    title: str
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
-    language: str | None = None
-    segments: list[ScriptSegment] = Field(min_length=1)
 
 
 @dataclass(frozen=True)
@@ -64,7 +41,7 @@ class SegmentFiles:
 
 @dataclass(frozen=True)
 class RenderInputs:
-    script: RenderScript
+    script: Script
     script_uri: str
     segments: tuple[SegmentFiles, ...]
     avatars: tuple[tuple[Path, int | None], ...]  # (clip, segment index or None for whole video)
@@ -129,16 +106,13 @@ async def local_file(store: ArtifactStore, uri: str, scratch: Path, name: str) -
         raise TransientError("artifact_missing", f"{uri} is not (yet) in the store") from exc
 
 
-async def load_script(store: ArtifactStore, task_id: str) -> tuple[RenderScript, str]:
-    key = workspace_prefix(task_id, Stage.SCRIPT) + SCRIPT_KEY
+async def load_script(store: ArtifactStore, task_id: str) -> tuple[Script, str]:
+    key = workspace_prefix(task_id, Stage.SCRIPT) + SCRIPT_ARTIFACT
     try:
         raw = await store.read(key)
     except ArtifactNotFound as exc:
         raise TransientError("script_missing", f"no script at {key}") from exc
-    try:
-        return RenderScript.model_validate_json(raw), store.uri(key)
-    except ValidationError as exc:
-        raise PermanentError("invalid_script", f"{key}: {exc.errors()[:3]}") from exc
+    return parse_script(raw), store.uri(key)
 
 
 async def load_inputs(store: ArtifactStore, join: JoinState, scratch: Path) -> RenderInputs:

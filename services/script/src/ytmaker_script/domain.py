@@ -1,71 +1,22 @@
 """What a script is, and the offline writer (issue 3, script). Pure: no I/O.
 
 A script is title, description, tags and segments (narration, on-screen caption, image
-prompt, duration); `Script` validates it, whoever wrote it (Gemini or the offline writer).
+prompt, duration); `ytmaker_shared.script.Script` validates it, whoever wrote it (Gemini or
+the offline writer).
 """
 
 from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from ytmaker_shared.events import TaskRequestedPayload
-
-#: Narration pace used to time segments: words per second of calm documentary speech.
-WORDS_PER_SECOND = 2.5
-MIN_SEGMENT_SECONDS = 3.0
-MAX_SEGMENT_SECONDS = 120.0
-
-
-class Segment(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    index: int = Field(ge=1)
-    narration: str = Field(min_length=1, max_length=5000)
-    caption: str = Field(min_length=1, max_length=120)
-    image_prompt: str = Field(min_length=1, max_length=1000)
-    duration_seconds: float = Field(ge=MIN_SEGMENT_SECONDS, le=MAX_SEGMENT_SECONDS)
-
-    @field_validator("narration", "caption", "image_prompt")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        value = " ".join(value.split())
-        if not value:
-            raise ValueError("must not be blank")
-        return value
-
-
-class Script(BaseModel):
-    """The script JSON stored as `script.json` and read by assets and render."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    title: str = Field(min_length=1, max_length=100)
-    description: str = Field(min_length=1, max_length=5000)
-    tags: list[str] = Field(default_factory=list, max_length=30)
-    language: str = "en"
-    segments: list[Segment] = Field(min_length=1, max_length=50)
-
-    @field_validator("tags")
-    @classmethod
-    def _clean_tags(cls, tags: list[str]) -> list[str]:
-        out: list[str] = []
-        for tag in tags:
-            tag = " ".join(tag.split())[:30]
-            if tag and tag.lower() not in {t.lower() for t in out}:
-                out.append(tag)
-        return out
-
-    @model_validator(mode="after")
-    def _numbered(self) -> Script:
-        if [s.index for s in self.segments] != list(range(1, len(self.segments) + 1)):
-            raise ValueError("segments must be numbered 1..n in order")
-        return self
-
-    @property
-    def duration_seconds(self) -> float:
-        return round(sum(s.duration_seconds for s in self.segments), 2)
+from ytmaker_shared.script import (
+    MAX_SEGMENT_SECONDS,
+    MIN_SEGMENT_SECONDS,
+    WORDS_PER_SECOND,
+    Script,
+    Segment,
+)
 
 
 def response_schema() -> dict[str, object]:

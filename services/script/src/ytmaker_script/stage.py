@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ytmaker_script.domain import Script, offline_script
+from ytmaker_script.domain import offline_script
 from ytmaker_shared.events import Event, TaskRequested, TaskRequestedPayload
+from ytmaker_shared.script import SCRIPT_ARTIFACT, Script
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import (
     JobContext,
@@ -14,8 +15,6 @@ from ytmaker_shared.stageworker import (
     StageResult,
     StageWork,
 )
-
-SCRIPT_FILE = "script.json"
 
 
 class ScriptWriter(Protocol):
@@ -47,7 +46,7 @@ class ScriptWork(StageWork):
         await ctx.progress.report(0, 2, "writing the script", current_step="write")
         script = await self.writer.write(request)
         await ctx.progress.report(1, 2, "storing the script", current_step="store")
-        artifact = await ctx.put(SCRIPT_FILE, script.model_dump_json(indent=2).encode())
+        artifact = await ctx.put(SCRIPT_ARTIFACT, script.model_dump_json(indent=2).encode())
         await ctx.progress.report(2, 2, f"{len(script.segments)} segments")
         return StageResult(
             artifacts=(artifact,),

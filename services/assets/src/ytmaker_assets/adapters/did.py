@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from ytmaker_assets.adapters.http import response_error, transport_error
-from ytmaker_script.domain import Segment
+from ytmaker_shared.script import Segment
 from ytmaker_shared.stageworker import JobContext, PermanentError, TransientError
 
 SERVICE = "d-id"

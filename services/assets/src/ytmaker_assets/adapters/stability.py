@@ -13,7 +13,7 @@ from PIL import Image
 
 from ytmaker_assets.adapters.http import response_error, transport_error
 from ytmaker_assets.domain import HEIGHT, WIDTH
-from ytmaker_script.domain import Script, Segment
+from ytmaker_shared.script import Script, Segment
 from ytmaker_shared.stageworker import PermanentError
 
 SERVICE = "stability"

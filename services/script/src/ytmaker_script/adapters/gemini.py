@@ -14,8 +14,9 @@ from google import genai
 from google.genai import errors, types
 from pydantic import ValidationError
 
-from ytmaker_script.domain import Script, prompt_for, response_schema
+from ytmaker_script.domain import prompt_for, response_schema
 from ytmaker_shared.events import TaskRequestedPayload
+from ytmaker_shared.script import Script
 from ytmaker_shared.stageworker import TransientError, error_for_status
 
 
@@ -55,7 +56,7 @@ class GeminiWriter:
             if kind is None:
                 raise
             raise TransientError(f"gemini_{kind}", f"Gemini call failed: {exc!r}") from exc
-        return parse_script(response.text, finish=_finish_reason(response))
+        return script_from_answer(response.text, finish=_finish_reason(response))
 
 
 def _transport_failure(exc: BaseException) -> str | None:
@@ -75,7 +76,7 @@ def _finish_reason(response: types.GenerateContentResponse) -> str | None:
     return None
 
 
-def parse_script(text: str | None, *, finish: str | None = None) -> Script:
+def script_from_answer(text: str | None, *, finish: str | None = None) -> Script:
     """The model's JSON text as a validated Script. Truncated or invalid JSON is transient
     (the model may do better next time); the stage gives up after its attempts."""
     if not text:
