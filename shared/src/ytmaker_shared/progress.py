@@ -33,7 +33,9 @@ class TaskStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
+#: A task's statuses: final ones, and those of a task still under way.
 TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset({TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.PAUSED})
 
 
 class StageStatus(StrEnum):
@@ -44,6 +46,13 @@ class StageStatus(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+#: A stage's statuses: its output exists (done); it will not run again in this attempt
+#: (finished); it is at work (active). Members compare equal to their strings.
+DONE_STAGE_STATUSES = frozenset({StageStatus.COMPLETED, StageStatus.SKIPPED})
+FINISHED_STAGE_STATUSES = DONE_STAGE_STATUSES | {StageStatus.FAILED, StageStatus.CANCELLED}
+ACTIVE_STAGE_STATUSES = frozenset({StageStatus.RUNNING, StageStatus.RETRYING})
 
 
 class StageState(Frozen):

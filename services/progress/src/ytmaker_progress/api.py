@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ytmaker_progress import eta
 from ytmaker_progress.readmodel.memory import RecentHistory
 from ytmaker_progress.readmodel.store import NotFinished, Store
+from ytmaker_shared.progress import ACTIVE_STATUSES
 
 #: The largest offset Kafka (and a BIGINT column) can hold: a larger `since` is refused (422).
 MAX_OFFSET = 2**63 - 1
@@ -111,7 +112,7 @@ def create_app(
     def with_eta(state: dict[str, Any]) -> dict[str, Any]:
         """The projector's estimate (on the stream, 0024) when the state has one; else the
         read model's (0023). A finished task has none."""
-        if state.get("eta_seconds") is None or state.get("status") not in eta.ACTIVE:
+        if state.get("eta_seconds") is None or state.get("status") not in ACTIVE_STATUSES:
             state["eta_seconds"] = eta.estimate(state, averages.get())
         return state
 

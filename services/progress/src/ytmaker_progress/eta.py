@@ -16,17 +16,16 @@ from pydantic import Field
 
 from ytmaker_shared.events import new_event_id, utcnow
 from ytmaker_shared.events.envelope import Frozen
+from ytmaker_shared.progress import ACTIVE_STATUSES, DONE_STAGE_STATUSES
 from ytmaker_shared.stages import ASSET_STAGES, Stage
 
-_DONE = {"completed", "skipped"}
-ACTIVE = frozenset({"queued", "running", "paused"})
 _SEQUENCE = (Stage.SCRIPT, ASSET_STAGES, Stage.RENDER, Stage.UPLOAD)
 
 
 def estimate(state: Mapping[str, Any], averages: Mapping[str, float]) -> float | None:
     """Seconds left for a queued, running or paused task (a TaskState as JSON); None when a
     stage still to run has no recent duration, or the task has finished."""
-    if state.get("status") not in ACTIVE:
+    if state.get("status") not in ACTIVE_STATUSES:
         return None
     stages: Mapping[str, Any] = state.get("stages") or {}
     total = 0.0
@@ -35,7 +34,7 @@ def estimate(state: Mapping[str, Any], averages: Mapping[str, float]) -> float |
         left: list[float] = []
         for stage in group:
             st = stages.get(stage.value) or {}
-            if st.get("status") in _DONE:
+            if st.get("status") in DONE_STAGE_STATUSES:
                 continue
             if stage.value not in averages:
                 return None

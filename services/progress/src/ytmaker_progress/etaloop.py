@@ -30,11 +30,10 @@ from ytmaker_shared.events import DecodeError, decode_with
 from ytmaker_shared.kafka import EventProducer
 from ytmaker_shared.kafka.reader import LogReader
 from ytmaker_shared.kafka.skipped import skip_record
+from ytmaker_shared.progress import TERMINAL_STATUSES
 from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
-
-_TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 
 @dataclass
@@ -95,7 +94,7 @@ class EtaProjector:
         self.window.advance(parse_time(state.get("updated_at") or update["occurred_at"]))
         task = self.tasks.setdefault(task_id, _Task())
         self._count(task, state)
-        if status in _TERMINAL:
+        if status in TERMINAL_STATUSES:
             del self.tasks[task_id]
             return []
         task.shown = state.get("eta_seconds")

@@ -47,6 +47,8 @@ from ytmaker_shared.events import (
     TaskRequested,
 )
 from ytmaker_shared.progress import (
+    DONE_STAGE_STATUSES,
+    FINISHED_STAGE_STATUSES,
     ProgressUpdate,
     StageStatus,
     TaskState,
@@ -60,10 +62,6 @@ from ytmaker_shared.stages import STAGE_WEIGHTS, Stage
 #: progress only grow); see docs/decisions/0021-progress-fold-idempotence.md.
 DEDUPE_WINDOW = 64
 
-_FINISHED_STAGE = frozenset(
-    {StageStatus.COMPLETED, StageStatus.SKIPPED, StageStatus.FAILED, StageStatus.CANCELLED}
-)
-_DONE_STAGE = frozenset({StageStatus.COMPLETED, StageStatus.SKIPPED})
 #: Events whose update is an `error` (by exact type, as `_RULES`: isinstance on pydantic
 #: models goes through their metaclass, 5× slower).
 _ERROR_EVENTS: tuple[type[Any], ...] = (StageFailed, StageRetrying, TaskFailed)
@@ -224,7 +222,7 @@ def _overall(stages: Mapping[Stage, StageRun]) -> float:
     """Σ weight × stage_progress / 100 over every stage (DESIGN §2)."""
     total = 0.0  # a loop rather than sum(generator): the same additions, in half the time
     for stage, st in stages.items():
-        total += STAGE_WEIGHTS[stage] * (100.0 if st.status in _DONE_STAGE else st.progress)
+        total += STAGE_WEIGHTS[stage] * (100.0 if st.status in DONE_STAGE_STATUSES else st.progress)
     return min(100.0, round(total / 100.0, 4))
 
 
@@ -335,7 +333,11 @@ def _stage_progressed(task: Task, event: StageProgressed) -> Changes:
     st, p = _stage(task, event.stage), event.payload
     if p.attempt > st.attempt or (p.attempt == st.attempt and st.status is StageStatus.PENDING):
         new = _attempt_started(p.attempt, event.occurred_at, p.progress)
-    elif p.attempt == st.attempt and st.status not in _FINISHED_STAGE and p.progress >= st.progress:
+    elif (
+        p.attempt == st.attempt
+        and st.status not in FINISHED_STAGE_STATUSES
+        and p.progress >= st.progress
+    ):
         new = StageRun(
             status=StageStatus.RUNNING,
             progress=p.progress,
@@ -360,7 +362,7 @@ def _stage_progressed(task: Task, event: StageProgressed) -> Changes:
 
 def _stage_completed(task: Task, event: StageCompleted) -> Changes:
     st, p = _stage(task, event.stage), event.payload
-    if p.attempt < st.attempt or st.status in _DONE_STAGE:
+    if p.attempt < st.attempt or st.status in DONE_STAGE_STATUSES:
         return {}
     status = StageStatus.SKIPPED if p.status == "skipped" else StageStatus.COMPLETED
     new = StageRun(
@@ -375,7 +377,7 @@ def _stage_completed(task: Task, event: StageCompleted) -> Changes:
 
 def _stage_failed(task: Task, event: StageFailed) -> Changes:
     st, p = _stage(task, event.stage), event.payload
-    if p.attempt < st.attempt or st.status in _FINISHED_STAGE:
+    if p.attempt < st.attempt or st.status in FINISHED_STAGE_STATUSES:
         return {}
     new = replace(
         st,
@@ -389,7 +391,7 @@ def _stage_failed(task: Task, event: StageFailed) -> Changes:
 
 def _stage_retrying(task: Task, event: StageRetrying) -> Changes:
     st, p = _stage(task, event.stage), event.payload
-    if p.attempt <= st.attempt or st.status in _DONE_STAGE:
+    if p.attempt <= st.attempt or st.status in DONE_STAGE_STATUSES:
         return {}
     new = StageRun(status=StageStatus.RETRYING, attempt=p.attempt)
     message = f"{event.stage} retrying (attempt {p.attempt}) in {p.delay_seconds:g}s"
@@ -398,7 +400,7 @@ def _stage_retrying(task: Task, event: StageRetrying) -> Changes:
 
 def _stage_cancelled(task: Task, event: StageCancelled) -> Changes:
     st = _stage(task, event.stage)
-    if st.status in _FINISHED_STAGE:
+    if st.status in FINISHED_STAGE_STATUSES:
         return {}
     new = replace(st, status=StageStatus.CANCELLED, finished_at=event.occurred_at)
     return _with_stage(

@@ -27,12 +27,10 @@ from ytmaker_shared.events import (
     TaskFailedPayload,
 )
 from ytmaker_shared.events.envelope import derived_event_id
+from ytmaker_shared.progress import ACTIVE_STAGE_STATUSES, DONE_STAGE_STATUSES
 from ytmaker_shared.stages import STAGE_INPUTS, Stage
 
 STALLED = "stalled"
-
-_DONE = frozenset({"completed", "skipped"})
-_ACTIVE_STAGE = frozenset({"running", "retrying"})
 
 
 @dataclass(frozen=True)
@@ -59,13 +57,14 @@ def awaited_stages(state: Mapping[str, Any]) -> list[Stage]:
     """The stages a queued or running task waits on (see the module docstring)."""
     stages: Mapping[str, Any] = state.get("stages") or {}
     status = {stage: (stages.get(stage.value) or {}).get("status", "pending") for stage in Stage}
-    active = [stage for stage in Stage if status[stage] in _ACTIVE_STAGE]
+    active = [stage for stage in Stage if status[stage] in ACTIVE_STAGE_STATUSES]
     if active:
         return active
     return [
         stage
         for stage in Stage
-        if status[stage] == "pending" and all(status[i] in _DONE for i in STAGE_INPUTS[stage])
+        if status[stage] == "pending"
+        and all(status[i] in DONE_STAGE_STATUSES for i in STAGE_INPUTS[stage])
     ]
 
 

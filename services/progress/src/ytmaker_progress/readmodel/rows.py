@@ -15,11 +15,8 @@ from typing import Any
 
 from ytmaker_shared.events import TaskRequested, decode_with
 from ytmaker_shared.events.envelope import TEXT_MAX_LENGTH
-from ytmaker_shared.progress import StageStatus, TaskStatus
+from ytmaker_shared.progress import FINISHED_STAGE_STATUSES, StageStatus, TaskStatus
 from ytmaker_shared.stages import Stage
-
-_FINISHED = {StageStatus.COMPLETED, StageStatus.SKIPPED, StageStatus.FAILED, StageStatus.CANCELLED}
-
 
 _TASK_FIELDS = ("project_id", "owner", "status", "progress")
 
@@ -77,7 +74,7 @@ def add_update(rows: Rows, offset: int, epoch: str | None, value: bytes | None) 
     if previous is None or previous[0] < offset:
         rows.latest[task_id] = (offset, state, occurred_at)
     for stage, st in state["stages"].items():
-        if st["status"] in _FINISHED and st.get("finished_at"):
+        if st["status"] in FINISHED_STAGE_STATUSES and st.get("finished_at"):
             _add_stage_run(rows, task_id, stage, st, state["owner"])
     return update
 

@@ -27,7 +27,7 @@ from ytmaker_progress.readmodel.tables import (
     StageRunRow,
     TaskRow,
 )
-from ytmaker_shared.progress import TERMINAL_STATUSES
+from ytmaker_shared.progress import ACTIVE_STATUSES, TERMINAL_STATUSES
 
 _T = TaskRow.__table__  # type: ignore[attr-defined]
 _H = HistoryRow.__table__  # type: ignore[attr-defined]
@@ -36,8 +36,8 @@ _S = StageRunRow.__table__  # type: ignore[attr-defined]
 _W = SessionRow.__table__  # type: ignore[attr-defined]
 _POS = SinkPosition.__table__  # type: ignore[attr-defined]
 
-ACTIVE = ("queued", "running", "paused")
 _TERMINAL = tuple(str(s) for s in TERMINAL_STATUSES)
+_ACTIVE = tuple(str(s) for s in ACTIVE_STATUSES)
 
 
 class NotFinished(Exception):
@@ -313,7 +313,7 @@ class Store:
             }
         return {
             "total_tasks": sum(by_status.values()),
-            "active_tasks": sum(by_status.get(s, 0) for s in ACTIVE),
+            "active_tasks": sum(by_status.get(s, 0) for s in _ACTIVE),
             "completed_tasks": by_status.get("completed", 0),
             "failed_tasks": by_status.get("failed", 0),
             "cancelled_tasks": by_status.get("cancelled", 0),
