@@ -1,4 +1,4 @@
-"""The fold's rules (DESIGN §2, §4), by feeding events; hypothesis for the invariants."""
+"""The fold's rules, by feeding events; hypothesis for the invariants."""
 
 from __future__ import annotations
 

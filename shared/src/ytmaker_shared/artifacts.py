@@ -1,5 +1,5 @@
-"""The artifact store: where stages keep the files they make (DESIGN §3: events carry URIs and
-sizes, never bytes).
+"""The artifact store: where stages keep the files they make (events carry URIs and sizes,
+never bytes).
 
 A store is chosen by URL (`open_store`): `file:///var/lib/ytmaker/artifacts` (a local directory,
 the default) or `memory://name` (one process, for tests). Every adapter passes the same contract

@@ -1,4 +1,4 @@
-"""The contract of what clients see (DESIGN §4–§5): a task's state and the updates on
+"""The contract of what clients see: a task's state and the updates on
 `progress.updates` (one per client-visible change) and `progress.state` (compacted, latest
 state per task, keyed by task_id).
 

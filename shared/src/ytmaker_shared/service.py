@@ -56,7 +56,7 @@ async def _run(
         extra={"health": f"http://{health.host}:{health.port}", "instance": settings.instance},
     )
     try:
-        # A process started while the broker is down waits for it, not ready (DESIGN §6).
+        # A process started while the broker is down waits for it, not ready.
         if await wait_for_broker(settings, stopping):
             await main(stopping)
     finally:

@@ -67,7 +67,7 @@ class ServiceSettings(BaseSettings):
     broker_startup_wait_s: float = Field(
         default=120.0,
         ge=0,
-        description="How long a starting process waits for an unreachable broker (DESIGN §6).",
+        description="How long a starting process waits for an unreachable broker.",
     )
 
     @property

@@ -1,4 +1,4 @@
-"""The pipeline's stages, their services and their weight in overall progress (DESIGN §2)."""
+"""The pipeline's stages, their services and their weight in overall progress."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ STAGE_WEIGHTS: MappingProxyType[Stage, int] = MappingProxyType(
 #: The stages that run in parallel once the script is done; render waits for all of them.
 ASSET_STAGES: frozenset[Stage] = frozenset({Stage.IMAGES, Stage.AUDIO, Stage.AVATARS})
 
-#: The stages whose completion each stage starts from (the pipeline's shape, DESIGN §1).
+#: The stages whose completion each stage starts from (the pipeline's shape).
 STAGE_INPUTS: MappingProxyType[Stage, frozenset[Stage]] = MappingProxyType(
     {
         Stage.SCRIPT: frozenset(),

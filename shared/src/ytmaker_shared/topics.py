@@ -1,4 +1,4 @@
-"""Every topic, its partitions, cleanup policy and retention, in one place (DESIGN §3).
+"""Every topic, its partitions, cleanup policy and retention, in one place.
 
 Names are logical (`pipeline.tasks`); `Topics(prefix)` gives the physical names, so that a test
 or a second environment can share a cluster without sharing topics.

@@ -1,5 +1,5 @@
 """The three asset stages, each its own stage with its own events, all started by the
-script's `stage.completed` and run concurrently (DESIGN §2)."""
+script's `stage.completed` and run concurrently."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The progress fold: `apply(state, event) -> (state, updates)`, pure, no I/O (DESIGN §2, §4).
+"""The progress fold: `apply(state, event) -> (state, updates)`, pure, no I/O.
 
 A task's `Folded` state is its client-visible `TaskState` plus what the fold needs to stay
 idempotent: the ids of the events it applied last (a duplicate of one of them changes nothing)
@@ -219,7 +219,7 @@ def _new_task(event: Input) -> Task:
 
 
 def _overall(stages: Mapping[Stage, StageRun]) -> float:
-    """Σ weight × stage_progress / 100 over every stage (DESIGN §2)."""
+    """Σ weight × stage_progress / 100 over every stage."""
     total = 0.0  # a loop rather than sum(generator): the same additions, in half the time
     for stage, st in stages.items():
         total += STAGE_WEIGHTS[stage] * (100.0 if st.status in DONE_STAGE_STATUSES else st.progress)

@@ -1,5 +1,5 @@
 """Rebuild a read model by replaying the topics from the beginning, and compare it with the
-live one (DESIGN §1, §6: the log is the source of truth, the database a projection)."""
+live one: the log is the source of truth, the database a projection."""
 
 from __future__ import annotations
 

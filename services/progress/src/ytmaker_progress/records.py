@@ -1,6 +1,6 @@
 """The bytes of what the fold writes: updates on `progress.updates`, states on `progress.state`.
 
-A `progress.state` record's value is the task's `TaskState` (the contract, DESIGN §4); the
+A `progress.state` record's value is the task's `TaskState` (the contract); the
 fold's own bookkeeping (recent event ids, ignored events) travels in the `ytmaker.fold` header,
 so that a restore gives back exactly the `Folded` that was written.
 

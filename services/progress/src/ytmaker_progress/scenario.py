@@ -1,4 +1,4 @@
-"""Realistic event streams of whole runs, as the stages write them (DESIGN §1–§3).
+"""Realistic event streams of whole runs, as the stages write them.
 
 Used by the tests, the integration tests and the benchmarks to feed the fold; pure (no I/O).
 `run_events(...)` returns `(topic, event)` pairs in the order the pipeline would write them.

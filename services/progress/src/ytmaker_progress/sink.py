@@ -1,5 +1,5 @@
 """The read-model sink: `progress.updates` and `pipeline.tasks` into the database and the
-in-memory recent history (DESIGN §4; docs/decisions/0022-progress-read-model.md).
+in-memory recent history (docs/decisions/0022-progress-read-model.md).
 
 No consumer group: every process reads every partition (each API replica then holds the recent
 history of every task). Positions live in the database, written in the same transaction as the

@@ -1,4 +1,4 @@
-"""Burned-in captions and the thumbnail, drawn with Pillow (issue 3, render).
+"""Burned-in captions and the thumbnail, drawn with Pillow.
 
 Captions are the narration, one line at a time, as transparent PNG bands that ffmpeg overlays
 at the bottom of each slide while that part is spoken (filtergraph.py, timeline.py). Drawing

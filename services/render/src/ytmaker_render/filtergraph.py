@@ -1,4 +1,4 @@
-"""The ffmpeg command that makes the video: a pure builder, no I/O (issue 3, render).
+"""The ffmpeg command that makes the video: a pure builder, no I/O.
 
 Per segment: the slide, scaled and cropped to 1280×720, slowly zooms (in on even segments,
 out on odd ones) for its whole clip; its captions (lines of the narration, transparent PNG

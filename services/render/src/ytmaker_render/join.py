@@ -1,5 +1,5 @@
-"""Render's join: it starts only when images, audio and avatars have all completed for a task
-(DESIGN §2; issue 3, render). Pure: the state is folded from `pipeline.assets` events.
+"""Render's join: it starts only when images, audio and avatars have all completed for a task.
+Pure: the state is folded from `pipeline.assets` events.
 
 A completion with status `skipped` (avatars offline) counts as done. Once any of the three
 failed or was cancelled the join never fires for that task (the task has failed or been

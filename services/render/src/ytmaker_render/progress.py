@@ -1,4 +1,4 @@
-"""ffmpeg's `-progress pipe:1` output, parsed into honest sub-progress (issue 3, render).
+"""ffmpeg's `-progress pipe:1` output, parsed into honest sub-progress.
 
 ffmpeg writes blocks of `key=value` lines, each block closed by `progress=continue` or, at
 the very end, `progress=end`. The encoded position is `out_time_us` (microseconds; older

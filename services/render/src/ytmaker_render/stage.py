@@ -1,6 +1,6 @@
 """The render stage: when a task's images, audio and avatars are all done, make the video
 (H.264/AAC MP4, 1280×720, 30 fps, captions, slow zoom, cross-fades, avatar overlay) and its
-thumbnail (issue 3, render)."""
+thumbnail."""
 
 from __future__ import annotations
 

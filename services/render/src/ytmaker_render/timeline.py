@@ -1,6 +1,6 @@
 """When each segment is on screen: pure timing from the narration's measured durations.
 
-The narration drives the video (issue 3, render): a segment lasts as long as its WAV plus a
+The narration drives the video: a segment lasts as long as its WAV plus a
 short pause, never less than `min_seconds`; where a segment has no narration the script's
 own duration is used. Slides cross-fade into each other; to keep pictures and narration in
 step, every clip but the last is `fade` longer than its slot, and the cross-fade into segment

@@ -1,4 +1,4 @@
-"""What a script is, and the offline writer (issue 3, script). Pure: no I/O.
+"""What a script is, and the offline writer. Pure: no I/O.
 
 A script is title, description, tags and segments (narration, on-screen caption, image
 prompt, duration); `ytmaker_shared.script.Script` validates it, whoever wrote it (Gemini or

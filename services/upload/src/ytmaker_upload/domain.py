@@ -1,5 +1,5 @@
 """What a publication is, free of I/O: the video's metadata and the arithmetic of YouTube's
-resumable protocol (issue 3, upload; YouTube Data API v3 "resumable uploads" guide).
+resumable protocol (YouTube Data API v3, "resumable uploads" guide).
 
 - Metadata comes from the script (title, description, tags) and the project's settings
   (privacy, extra tags, language), cleaned to YouTube's limits: a title of 1–100 characters, a

@@ -1,4 +1,4 @@
-"""The port every publisher implements, and what a publication is (issue 3, upload)."""
+"""The port every publisher implements, and what a publication is."""
 
 from __future__ import annotations
 

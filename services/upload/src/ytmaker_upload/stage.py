@@ -1,5 +1,5 @@
 """The upload stage: when render completed, publish the video with its thumbnail and metadata
-(YouTube, or a local folder without credentials) and end the task (issue 3, upload).
+(YouTube, or a local folder without credentials) and end the task.
 
 It consumes `pipeline.tasks` too, only to remember each task's publishing settings (privacy,
 language) from `task.requested` (`_requests/<task_id>.json` in the artifact store); the script

@@ -1,4 +1,4 @@
-"""ytmaker's event contracts: one envelope, typed payloads, versioned (DESIGN §3)."""
+"""ytmaker's event contracts: one envelope, typed payloads, versioned."""
 
 from ytmaker_shared.events.codec import (
     BY_TYPE,

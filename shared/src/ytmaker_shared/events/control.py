@@ -1,4 +1,4 @@
-"""Requests to control a run, on `pipeline.control` (DESIGN §1). Imperative: they ask, the
+"""Requests to control a run, on `pipeline.control`. Imperative: they ask, the
 stages decide; what happened is told by the stages' own events."""
 
 from __future__ import annotations

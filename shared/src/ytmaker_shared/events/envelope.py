@@ -1,4 +1,4 @@
-"""The one envelope every event on every topic carries (DESIGN §3)."""
+"""The one envelope every event on every topic carries."""
 
 from __future__ import annotations
 

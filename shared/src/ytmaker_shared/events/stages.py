@@ -1,4 +1,4 @@
-"""Stage lifecycle events, written by each stage to its own topic (DESIGN §3)."""
+"""Stage lifecycle events, written by each stage to its own topic."""
 
 from __future__ import annotations
 

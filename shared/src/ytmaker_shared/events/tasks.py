@@ -1,4 +1,4 @@
-"""The `pipeline.tasks` stream: a run is requested, and how it ended (DESIGN §3)."""
+"""The `pipeline.tasks` stream: a run is requested, and how it ended."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bring stored events of older schema versions up to the current one (DESIGN §3).
+"""Bring stored events of older schema versions up to the current one.
 
 Each `upcast_vN_vN1` takes the raw event dict of version N and returns version N+1; `upcast`
 chains them. They work on dicts, before validation, so old bytes in the log stay readable for

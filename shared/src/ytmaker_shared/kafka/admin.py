@@ -28,8 +28,7 @@ async def wait_for_broker(
     timeout_s: float | None = None,
     interval_s: float = 0.5,
 ) -> bool:
-    """Wait until a client can bootstrap from the configured broker (DESIGN §6: a process that
-    starts while the broker is down waits for it instead of exiting).
+    """Wait until a client can bootstrap from the configured broker.
 
     Returns True once it answers, False when `stopping` is set first. Raises
     KafkaConnectionError when `timeout_s` (default `settings.broker_startup_wait_s`) passes.

@@ -1,4 +1,4 @@
-"""The consumer loop every service shares: consume, decode, handle, commit (DESIGN §3).
+"""The consumer loop every service shares: consume, decode, handle, commit.
 
 - Offsets are committed by hand, after the handler returned: at-least-once, so handlers are
   idempotent (they deduplicate on `event_id` or on what they already made).

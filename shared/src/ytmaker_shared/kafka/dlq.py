@@ -1,4 +1,4 @@
-"""Dead letters: a record that cannot be handled goes to `pipeline.dlq` as it was (DESIGN §3).
+"""Dead letters: a record that cannot be handled goes to `pipeline.dlq` as it was.
 
 The value and key are the original bytes; headers say where it came from and why it failed
 (the same idea as Kafka Connect's dead-letter context headers).

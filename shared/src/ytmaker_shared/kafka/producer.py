@@ -1,4 +1,4 @@
-"""The one way services write events: idempotent, `acks=all`, keyed by `task_id` (DESIGN §3).
+"""The one way services write events: idempotent, `acks=all`, keyed by `task_id`.
 
 A send that the broker has not acknowledged within the delivery deadline raises
 `BrokerUnavailable`: the caller learns of it, nothing is dropped silently.

@@ -1,4 +1,4 @@
-"""A topic's id (its *epoch*, DESIGN §4), read with Kafka's Metadata request version 10.
+"""A topic's id (its *epoch*, docs/architecture.md), read with Kafka's Metadata request version 10.
 
 aiokafka speaks Metadata up to version 5, which has no topic ids, so this module adds the one
 request version that carries them (KIP-516: `topic_id`, a UUID, in Metadata v10 and later).

@@ -1,4 +1,4 @@
-"""The stage worker framework every stage service shares (issue 3, decision 0010).
+"""The stage worker framework every stage service shares.
 
 A stage service writes `StageWork` subclasses (`starts(event)`, `run(ctx) -> StageResult`)
 and runs them with `StageWorker(settings, service, works, topics).run(stopping)`.

@@ -1,4 +1,4 @@
-"""What `pipeline.control` asked of each task (DESIGN §2): cancelled (final), or paused until
+"""What `pipeline.control` asked of each task: cancelled (final), or paused until
 resumed. Every instance folds the whole control topic into one `ControlBoard` (decision 0010)."""
 
 from __future__ import annotations

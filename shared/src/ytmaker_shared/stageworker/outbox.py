@@ -3,7 +3,7 @@ to the artifact store *before* they are published, then marked published.
 
 - A redelivered trigger whose job is recorded and published: nothing is done or sent.
 - Recorded but not yet published (a crash between the two): the same events, with the same
-  `event_id`s, are published again (consumers deduplicate on event_id, DESIGN §3).
+  `event_id`s, are published again (consumers deduplicate on event_id).
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""How a stage is retried and timed (issue 3, "Every stage"; the first design's Celery
-settings: 3 attempts for script and assets, 2 for render, 3 for upload, limits 25/30 min)."""
+"""How a stage is retried and timed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """One job: the attempts of one stage for one task, with retries, time limits, pause and stop
-(issue 3, "Every stage"). It emits `stage.started`, `stage.progress` and `stage.retrying` as it
+. It emits `stage.started`, `stage.progress` and `stage.retrying` as it
 goes and returns the terminal events, which the worker records and publishes (decision 0010)."""
 
 from __future__ import annotations
@@ -316,8 +316,7 @@ class JobRunner:
         return self.cancelled("cancelled on request")
 
     async def _wipe(self) -> None:
-        """Remove the partial artifacts of this stage (issue 3: cancel removes them; a restart
-        starts clean)."""
+        """Remove the partial artifacts of this stage."""
         try:
             await self.store.delete_prefix(workspace_prefix(self.job.event.task_id, self.stage))
         except Exception as exc:

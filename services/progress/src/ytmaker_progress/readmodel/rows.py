@@ -1,4 +1,4 @@
-"""From log records to read-model rows: pure functions, no database (DESIGN §4).
+"""From log records to read-model rows: pure functions, no database.
 
 `updates_to_rows` turns a batch of `progress.updates` records into history rows, the latest
 task row per task and the finished stage attempts; `project_row` turns a `task.requested` into

@@ -1,5 +1,5 @@
 """The read model's tables (SQLModel): a projection of `progress.updates` and `pipeline.tasks`
-that can be dropped and rebuilt from the log (DESIGN §1). Schema changes go through
+that can be dropped and rebuilt from the log. Schema changes go through
 `readmodel.migrations`, never `create_all` on a live database."""
 
 from __future__ import annotations

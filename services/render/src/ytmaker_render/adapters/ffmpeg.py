@@ -1,6 +1,6 @@
 """Running ffmpeg: the static binary imageio-ffmpeg ships, progress from `-progress pipe:1`,
-and a prompt, clean stop (issue 3: cancel ends a running ffmpeg within a second and leaves no
-partial file).
+and a prompt, clean stop: a cancel ends a running ffmpeg within a second and leaves no
+partial file.
 
 `run` starts ffmpeg in its own process group, parses its progress as it goes and calls
 `on_progress`. ffmpeg is asked to die with its parent (Linux `PR_SET_PDEATHSIG`): a render

@@ -1,4 +1,4 @@
-"""Gemini through google-genai, with structured JSON output (issue 3, script).
+"""Gemini through google-genai, with structured JSON output.
 
 The SDK's own retries are off: the stage worker retries, so every attempt is visible as
 `stage.retrying`. Errors are classified for it: 429/5xx/timeouts/invalid or truncated JSON

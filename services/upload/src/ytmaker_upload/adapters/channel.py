@@ -1,5 +1,5 @@
 """Publishing to YouTube as one step of the upload stage: the video (resumable, resumed across
-attempts and restarts), then its thumbnail (issue 3, upload).
+attempts and restarts), then its thumbnail.
 
 A journal (`UploadJournal`, kept by the stage in the artifact store) remembers the session URI
 as soon as YouTube gives it and the video id once uploaded: an attempt that was cut off (crash,

@@ -1,5 +1,5 @@
 """Publishing without credentials: the video, its thumbnail and its metadata JSON are copied
-into `<publish_dir>/<task_id>/` with a `manifest.json` (issue 3, upload).
+into `<publish_dir>/<task_id>/` with a `manifest.json`.
 
 The copy goes to a hidden temporary folder first and is renamed into place at the end, so a
 cancelled or crashed publication leaves no half-published folder; publishing the same video
