@@ -1,4 +1,4 @@
-"""The stage worker framework every stage service shares.
+"""The stage worker framework every stage service shares (decision 0010).
 
 A stage service writes `StageWork` subclasses (`starts(event)`, `run(ctx) -> StageResult`)
 and runs them with `StageWorker(settings, service, works, topics).run(stopping)`.

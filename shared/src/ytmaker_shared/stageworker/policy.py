@@ -1,4 +1,5 @@
-"""How a stage is retried and timed."""
+"""How a stage is retried and timed (the first design's Celery settings: 3 attempts for script
+and assets, 2 for render, 3 for upload; time limits of 25 and 30 minutes)."""
 
 from __future__ import annotations
 
