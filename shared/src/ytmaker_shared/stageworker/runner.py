@@ -1,5 +1,6 @@
 """One job: the attempts of one stage for one task, with retries, time limits, pause and stop.
-It emits `stage.started`, `stage.progress` and `stage.retrying` as it goes and returns the terminal events, which the worker records and publishes (decision 0010)."""
+It emits `stage.started`, `stage.progress` and `stage.retrying` as it goes and returns the
+terminal events, which the worker records and publishes (decision 0010)."""
 
 from __future__ import annotations
 
