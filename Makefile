@@ -33,7 +33,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 kafka: setup
-	$(PY) -m ytmaker_shared.devkafka fetch
+	$(PY) -m ytmaker_dev.kafka fetch
 
 run: setup kafka
 	$(PY) scripts/run_local.py

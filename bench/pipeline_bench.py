@@ -28,9 +28,9 @@ from tests.integration.pipeline.harness import (  # noqa: E402
     stage_times,
 )
 from tests.support.wait import wait_until  # noqa: E402
+from ytmaker_dev.kafka import LocalKafka  # noqa: E402
 from ytmaker_render.adapters import probe  # noqa: E402
 from ytmaker_render.adapters.ffmpeg import ffmpeg_executable  # noqa: E402
-from ytmaker_shared.devkafka import LocalKafka  # noqa: E402
 from ytmaker_shared.topics import Topic  # noqa: E402
 
 COLUMNS = ("script", "images", "audio", "avatars", "render", "upload", "total")

@@ -2,7 +2,7 @@
 
     python bench/progress_fold_cpu.py [--runs 300] [--batch 2000] [--repeat 5]
 
-Folds `--runs` whole runs (`ytmaker_progress.scenario`, ~33 events each, most of them
+Folds `--runs` whole runs (`ytmaker_dev.scenario`, ~33 events each, most of them
 stage.progress) whose events interleave by time as in a lane, from their bytes, the way
 `foldloop` does: `decode_event`, `apply`, `encode_update` for each update and `encode_state`
 once per task touched in a batch of `--batch` records. Prints µs per event for each step (the
@@ -18,9 +18,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import Folded, Input, apply
 from ytmaker_progress.records import encode_state, encode_update
-from ytmaker_progress.scenario import run_events
 from ytmaker_shared.events import decode as decode_event
 from ytmaker_shared.events import encode
 from ytmaker_shared.stages import Stage

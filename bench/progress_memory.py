@@ -15,9 +15,9 @@ import time
 import tracemalloc
 from typing import Any, cast
 
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import apply
 from ytmaker_progress.lanes import Lane
-from ytmaker_progress.scenario import run_events
 
 
 def fill(tasks: int, running: int) -> Lane:

@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import Folded, apply
 from ytmaker_progress.rebuild import rebuild
 from ytmaker_progress.records import encode_update
-from ytmaker_progress.scenario import run_events
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import TaskRequested, encode
 from ytmaker_shared.kafka import ensure_topics

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ytmaker_dev.kafka import BrokerAlreadyRunningError, LocalKafka
 from ytmaker_dev.layout import PROCESSES, Process, select
-from ytmaker_shared.devkafka import BrokerAlreadyRunningError, LocalKafka
 from ytmaker_shared.kafka import ensure_topics
 from ytmaker_shared.settings import ServiceSettings, single_host_partitions
 

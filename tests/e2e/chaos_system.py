@@ -33,9 +33,9 @@ from websockets.exceptions import WebSocketException
 
 from tests.integration.pipeline.harness import Service
 from tests.support.internal import internal_headers
+from ytmaker_dev.kafka import LocalKafka, find_free_port
 from ytmaker_dev.layout import PROCESSES, process
 from ytmaker_gateway.auth import TokenConfig, mint_token
-from ytmaker_shared.devkafka import LocalKafka, find_free_port
 from ytmaker_shared.events import Event, decode
 from ytmaker_shared.kafka import ensure_topics
 from ytmaker_shared.progress import ProgressUpdate

@@ -1,4 +1,4 @@
-"""The local development/test broker (ytmaker_shared.devkafka) keeps every message.
+"""The local development/test broker (ytmaker_dev.kafka) keeps every message.
 
 Restart after a clean stop and after SIGKILL on the same data directory, checked with raw
 aiokafka; and ``KAFKA_BOOTSTRAP_SERVERS`` makes ``start`` start nothing.
@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.kafka import KafkaBrokerFactory, unique_name
-from ytmaker_shared.devkafka import (
+from ytmaker_dev.kafka import (
     ENV_BOOTSTRAP,
     LocalKafka,
     ensure_broker,
@@ -169,7 +169,7 @@ def test_start_with_external_bootstrap_servers_starts_nothing(
     }
     for command in ("start", "run"):
         proc = subprocess.run(
-            [sys.executable, "-m", "ytmaker_shared.devkafka", command],
+            [sys.executable, "-m", "ytmaker_dev.kafka", command],
             env=env,
             capture_output=True,
             text=True,

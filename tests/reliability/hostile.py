@@ -15,11 +15,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.eta import EtaEstimated
 from ytmaker_progress.fold import apply
 from ytmaker_progress.readmodel.rows import checked_update
 from ytmaker_progress.records import FOLD_HEADER, decode_state, encode_state, encode_update
-from ytmaker_progress.scenario import run_events
 from ytmaker_shared.events import DecodeError, decode, decode_model, decode_with, encode
 from ytmaker_shared.topics import Topic
 

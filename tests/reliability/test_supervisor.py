@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ytmaker_shared.devkafka import find_free_port
+from ytmaker_dev.kafka import find_free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTED = re.compile(r"started ([\w-]+)\s+pid\s+(\d+)")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from ytmaker_shared.devkafka import (
+from ytmaker_dev.kafka import (
     DevKafkaError,
     LocalKafka,
     external_bootstrap_servers,

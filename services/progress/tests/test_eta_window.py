@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.eta import EtaEstimated, significant
 from ytmaker_progress.fold import apply
-from ytmaker_progress.scenario import run_events
 from ytmaker_progress.window import StageWindow
 from ytmaker_shared.progress import TaskStatus, UpdateType
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import Folded, apply
-from ytmaker_progress.scenario import run_events
 from ytmaker_shared.events import Event, StageProgressed, StageProgressPayload
 from ytmaker_shared.progress import StageStatus, TaskStatus, UpdateType
 from ytmaker_shared.stages import Stage

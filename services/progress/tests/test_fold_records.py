@@ -19,10 +19,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.eta import EtaEstimated
 from ytmaker_progress.fold import Folded, Input, StageRun, Task, Update, apply
 from ytmaker_progress.records import decode_state, encode_state, encode_update
-from ytmaker_progress.scenario import run_events
 from ytmaker_shared.events import (
     ErrorInfo,
     StageCancelled,

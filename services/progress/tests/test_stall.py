@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import Folded, apply
-from ytmaker_progress.scenario import run_events
 from ytmaker_progress.stall import StallPolicy, awaited_stages, stall_events, stalled
 from ytmaker_shared.events import Event
 from ytmaker_shared.progress import TaskStatus

@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import Folded, apply
 from ytmaker_progress.foldloop import FoldService
-from ytmaker_progress.scenario import run_events
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event, encode
 from ytmaker_shared.kafka import EventProducer

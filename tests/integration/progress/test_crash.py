@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import Folded, apply
 from ytmaker_progress.positions import decode_checkpoint, is_positions, positions_key
-from ytmaker_progress.scenario import run_events
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event
 from ytmaker_shared.kafka import EventProducer

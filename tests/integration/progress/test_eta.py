@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.support.wait import wait_until
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.eta import estimate
 from ytmaker_progress.main import ProgressService
-from ytmaker_progress.scenario import run_events
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import EventProducer
 

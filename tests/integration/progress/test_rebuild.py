@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import inspect, text
 
 from tests.support.wait import wait_until
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.main import ProgressService
 from ytmaker_progress.readmodel.store import Store
 from ytmaker_progress.rebuild import NotEmpty, differences, rebuild
-from ytmaker_progress.scenario import run_events
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import EventProducer
 from ytmaker_shared.stages import Stage

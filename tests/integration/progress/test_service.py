@@ -13,8 +13,8 @@ import pytest
 
 from tests.support.internal import internal_headers
 from tests.support.wait import wait_until
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.main import ProgressService
-from ytmaker_progress.scenario import run_events
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import DeadLetter, EventProducer
 from ytmaker_shared.stages import Stage

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ytmaker_progress.scenario import run_events
+from ytmaker_dev.scenario import run_events
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import EventProducer
 from ytmaker_shared.topics import Topic

@@ -1,0 +1,211 @@
+"""A local broker's data directory and configuration: where its files go, the
+``server.properties`` and ``log4j.properties`` written at every start, the JVM command line,
+and formatting the storage once.
+
+:class:`BrokerFiles` holds no process; :class:`~ytmaker_dev.kafka.broker.LocalKafka` adds it.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from .errors import BrokerStartError
+from .processes import tail
+
+# The JVM options of the official kafka-server-start.sh / kafka-run-class.sh.
+JVM_PERFORMANCE_OPTS: Final = (
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15",
+    "-Djava.awt.headless=true",
+)
+KAFKA_MAIN: Final = "kafka.Kafka"
+STORAGE_TOOL_MAIN: Final = "kafka.tools.StorageTool"
+PID_FILE: Final = "kafka.pid"
+_HEADER: Final = "# Written by ytmaker_dev.kafka at every start; edits are lost."
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: base64url of a random UUID, no padding, not starting with '-'."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def _prop_escape(value: str) -> str:
+    return value.replace("\\", "\\\\")
+
+
+class BrokerFiles:
+    """The files and configuration of one single-node KRaft broker on *data_dir*.
+
+    Layout of *data_dir*: ``config/`` (server.properties, log4j.properties, written at every
+    start), ``data/`` (the Kafka log directory with ``meta.properties``), ``logs/``
+    (``server.log`` and the JVM's stdout/stderr in ``kafka.out``) and ``kafka.pid``.
+
+    The caller passes resolved, checked values (an absolute *data_dir*, two different ports).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str,
+        port: int,
+        controller_port: int,
+        heap_opts: Sequence[str],
+    ) -> None:
+        self.data_dir = data_dir
+        self.host = host
+        self.port = port
+        self.controller_port = controller_port
+        self.heap_opts = tuple(heap_opts)
+
+    # -- paths ---------------------------------------------------------------------------
+
+    @property
+    def config_dir(self) -> Path:
+        return self.data_dir / "config"
+
+    @property
+    def log_dir(self) -> Path:
+        """Directory of the broker's own log files (``server.log``, ``kafka.out``)."""
+        return self.data_dir / "logs"
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        """Kafka's ``log.dirs``: the topic partitions and ``meta.properties``."""
+        return self.data_dir / "data"
+
+    @property
+    def server_properties(self) -> Path:
+        return self.config_dir / "server.properties"
+
+    @property
+    def log4j_properties(self) -> Path:
+        return self.config_dir / "log4j.properties"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / PID_FILE
+
+    @property
+    def server_log(self) -> Path:
+        return self.log_dir / "server.log"
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.log_dir / "kafka.out"
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def server_config(self) -> dict[str, str]:
+        """The broker configuration written to ``server.properties``."""
+        host, port, cport = self.host, self.port, self.controller_port
+        return {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{host}:{cport}",
+            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.kafka_data_dir),
+            # single node: every internal topic has one replica, transactions work
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "10",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            "num.partitions": "3",
+            # event sourcing: keep events unless a topic sets its own retention
+            "log.retention.ms": "-1",
+            # after a crash (SIGKILL) the restarted node cannot register until the session of
+            # its previous incarnation expires: 5s instead of 9s (heartbeats every second)
+            "broker.heartbeat.interval.ms": "1000",
+            "broker.session.timeout.ms": "5000",
+            # small footprint, fast start
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "background.threads": "4",
+            "num.recovery.threads.per.data.dir": "2",
+            "log.cleaner.threads": "1",
+            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+            "log.segment.bytes": str(256 * 1024 * 1024),
+        }
+
+    def _write_config(self) -> None:
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        lines = [_HEADER]
+        lines += [f"{k}={_prop_escape(v)}" for k, v in self.server_config().items()]
+        self.server_properties.write_text("\n".join(lines) + "\n")
+        server_log = _prop_escape(str(self.server_log))
+        self.log4j_properties.write_text(
+            f"{_HEADER}\n"
+            "log4j.rootLogger=INFO, server\n"
+            "log4j.appender.server=org.apache.log4j.RollingFileAppender\n"
+            f"log4j.appender.server.File={server_log}\n"
+            "log4j.appender.server.MaxFileSize=20MB\n"
+            "log4j.appender.server.MaxBackupIndex=3\n"
+            "log4j.appender.server.layout=org.apache.log4j.PatternLayout\n"
+            "log4j.appender.server.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
+            "log4j.logger.kafka.request.logger=WARN\n"
+            "log4j.logger.kafka.authorizer.logger=WARN\n"
+            "log4j.logger.state.change.logger=WARN\n"
+            "log4j.logger.org.apache.kafka.clients=WARN\n"
+        )
+
+    def _java_cmd(self, java: str, libs: Path, main: str, *args: str) -> list[str]:
+        return [
+            java,
+            *self.heap_opts,
+            *JVM_PERFORMANCE_OPTS,
+            f"-Dlog4j.configuration={self.log4j_properties.as_uri()}",
+            f"-Dkafka.logs.dir={self.log_dir}",
+            "-cp",
+            str(libs / "*"),
+            main,
+            *args,
+        ]
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def is_formatted(self) -> bool:
+        """True when the storage of this data directory is formatted (``meta.properties``)."""
+        return (self.kafka_data_dir / "meta.properties").is_file()
+
+    def _format(self, java: str, libs: Path) -> None:
+        cmd = self._java_cmd(
+            java,
+            libs,
+            STORAGE_TOOL_MAIN,
+            "format",
+            "--cluster-id",
+            new_cluster_id(),
+            "--config",
+            str(self.server_properties),
+            "--ignore-formatted",
+        )
+        proc = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0 or not self.is_formatted():
+            raise BrokerStartError(
+                f"formatting {self.kafka_data_dir} failed (exit {proc.returncode}):\n"
+                f"{proc.stdout}{proc.stderr}\n{tail(self.server_log)}"
+            )
