@@ -38,6 +38,7 @@ from ytmaker_progress.release import record_time
 from ytmaker_progress.restore import restore
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
+from ytmaker_shared.kafka.fetchwait import AdaptiveFetchWait
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ class FoldService:
         # (after a crash a record may be dead-lettered twice, never lost).
         self.letters = EventProducer(settings, SERVICE)
         self.dead_letters = DeadLetterWriter(self.letters, self.group_id)
+        self.fetch_wait = AdaptiveFetchWait(
+            self.consumer, busy_ms=settings.progress_fetch_max_wait_ms
+        )
         self.lanes: dict[int, Lane] = {}
         self.ready = False
         _wait_between_transactions(settings.progress_retry_backoff_ms / 1000)
@@ -94,6 +98,7 @@ class FoldService:
             while not stopping.is_set():
                 generation = self._generation
                 batch = await self._poll(stopping)
+                self.fetch_wait.saw(sum(len(records) for records in batch.values()))
                 if self._fatal is not None:
                     raise FoldFatal(str(self._fatal)) from self._fatal
                 async with self._busy:  # no rebalance while positions move

@@ -23,6 +23,7 @@ from ytmaker_progress.readmodel.rows import Rows, add_request, add_update
 from ytmaker_progress.readmodel.store import Store
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError, TaskRequested, decode
+from ytmaker_shared.kafka.fetchwait import AdaptiveFetchWait
 from ytmaker_shared.kafka.reader import Batch, LogReader
 from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.kafka.topic_id import TopicIdUnavailable
@@ -70,8 +71,14 @@ class Sink:
     async def run(self, stopping: asyncio.Event) -> None:
         async with self.reader as reader:
             catch_up = await reader.ends(await self._assign())
+            fetch_wait = AdaptiveFetchWait(
+                reader.consumer,
+                busy_ms=self.settings.progress_sink_fetch_max_wait_ms,
+                busy_min_bytes=self.settings.progress_sink_fetch_min_bytes,
+            )
             try:
                 async for batch in reader.batches(stopping, max_records=self.batch_size):
+                    fetch_wait.saw(sum(len(records) for records in batch.values()))
                     if batch:
                         await self._store(batch)
                     if not self.ready and await reader.reached(catch_up):
