@@ -87,3 +87,29 @@ def test_the_validators_catch_a_misspelt_field() -> None:
     cluster = copy.deepcopy(named(objects, "Cluster", "ytmaker-db"))
     cluster["spec"]["instances"] = 0
     assert crd_errors(cluster)
+
+
+def test_the_audit_job_is_valid_and_reaches_the_database() -> None:
+    import yaml
+
+    from .manifests import K8S, matches, pod_labels
+
+    job = yaml.safe_load((K8S / "jobs" / "rebuild-read-model.yaml").read_text(encoding="utf-8"))
+    assert not builtin_errors(job)
+    policies = [o for o in render("prod") if o["kind"] == "NetworkPolicy"]
+    to_database = [
+        p
+        for p in policies
+        if any(
+            peer.get("podSelector", {}).get("matchLabels", {}).get("cnpg.io/cluster")
+            for rule in p["spec"].get("egress", [])
+            for peer in rule.get("to", [])
+        )
+    ]
+    assert to_database and all(
+        matches(p["spec"]["podSelector"], pod_labels(job)) for p in to_database
+    )
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][0] == "ytmaker-progress" and container["args"][-1].endswith(
+        "/ytmaker"
+    )
