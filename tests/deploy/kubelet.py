@@ -22,6 +22,8 @@ What cannot be the same on one machine is translated, and only that:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import signal
@@ -71,6 +73,10 @@ class Pod:
     liveness: str
     grace_s: float
     root: Path
+    image: str = ""
+    user: str = ""  # runAsUser:runAsGroup
+    mounts: dict[str, Path] = field(default_factory=dict)  # mountPath -> host directory
+    container: str | None = None  # buildah's working container (images mode)
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
 
@@ -84,7 +90,11 @@ class LocalCluster:
     """`plan()` the pods of `objects` (a rendered overlay), `start()`, `wait_ready()`, `stop()`.
 
     `stand_ins` maps a Service name of an operator or a third party (no pod of ours behind it)
-    to `host:port`; `operator_secrets` holds the Secrets an operator would make."""
+    to `host:port`; `operator_secrets` holds the Secrets an operator would make.
+
+    With `images=True` each pod runs in its built image instead (`buildah run`, chroot
+    isolation, the host's network, the pod's user, its emptyDirs bind-mounted at their mount
+    paths, the image's own PATH and HOME): deploy/docker/build.sh must have built them."""
 
     objects: list[Obj]
     root: Path
@@ -92,6 +102,8 @@ class LocalCluster:
     operator_secrets: dict[str, dict[str, str]]
     topic_prefix: str
     namespace: str = ""
+    images: bool = False
+    storage_driver: str = "vfs"
     pods: dict[str, Pod] = field(default_factory=dict)
 
     # -- planning ------------------------------------------------------------------------------
@@ -109,7 +121,14 @@ class LocalCluster:
                 kind: self._probe_url(container, ports, kind)
                 for kind in ("readinessProbe", "livenessProbe")
             }
+            security = pod_spec(deployment).get("securityContext", {})
+            root = self.root / name
             self.pods[name] = Pod(
+                image=str(container["image"]),
+                user=f"{security.get('runAsUser', 0)}:{security.get('runAsGroup', 0)}",
+                mounts={
+                    m["mountPath"]: root / m["name"] for m in container.get("volumeMounts", [])
+                },
                 name=name,
                 command=[*container.get("command", []), *container.get("args", [])],
                 env={},
@@ -117,7 +136,7 @@ class LocalCluster:
                 readiness=probe_url["readinessProbe"],
                 liveness=probe_url["livenessProbe"],
                 grace_s=float(pod_spec(deployment).get("terminationGracePeriodSeconds", 30)),
-                root=self.root / name,
+                root=root,
             )
         addresses = self._addresses(deployments)
         for deployment in deployments:
@@ -178,7 +197,7 @@ class LocalCluster:
     ) -> dict[str, str]:
         container = containers(deployment)[0]
         secrets = secret_values(self.objects) | self.operator_secrets
-        mounts = {m["mountPath"]: pod.root / m["name"] for m in container.get("volumeMounts", [])}
+        mounts = {} if self.images else pod.mounts
         env: dict[str, str] = {}
         for name, var in container_env(self.objects, container).items():
             if var.field is not None:
@@ -221,17 +240,57 @@ class LocalCluster:
     def start(self) -> None:
         self._make_volumes()
         for pod in self.pods.values():
-            executable = shutil.which(pod.command[0], path=pod.env["PATH"])
-            assert executable, f"{pod.name}: {pod.command[0]} is not installed"
             pod.log = pod.log_path.open("ab")
+            if self.images:
+                argv, env, cwd = self._in_image(pod), None, pod.root
+            else:
+                executable = shutil.which(pod.command[0], path=pod.env["PATH"])
+                assert executable, f"{pod.name}: {pod.command[0]} is not installed"
+                argv, env, cwd = [executable, *pod.command[1:]], pod.env, pod.root / "tmp"
             pod.process = subprocess.Popen(
-                [executable, *pod.command[1:]],
-                env=pod.env,
-                cwd=pod.root / "tmp",
+                argv,
+                env=env,
+                cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=pod.log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # stop() signals the pod's own process group
             )
+
+    def _buildah(self, *args: str) -> str:
+        done = subprocess.run(
+            ["buildah", "--storage-driver", self.storage_driver, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, f"buildah {' '.join(args[:2])}: {done.stderr[-500:]}"
+        return done.stdout.strip()
+
+    def _in_image(self, pod: Pod) -> list[str]:
+        """`buildah run` of the pod's command in a working container of its image."""
+        pod.container = self._buildah("from", "--pull=never", f"localhost/{pod.image}")
+        uid, gid = (int(x) for x in pod.user.split(":"))
+        for directory in pod.mounts.values():
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chown(directory, uid, gid)
+        return [
+            "buildah",
+            "--storage-driver",
+            self.storage_driver,
+            "run",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",
+            "--user",
+            pod.user,
+            *(f"--env={k}={v}" for k, v in pod.env.items()),
+            *(f"--volume={d}:{path}" for path, d in pod.mounts.items()),
+            pod.container,
+            "--",
+            *pod.command,
+        ]
 
     def _make_volumes(self) -> None:
         """Each pod's TMPDIR and the emptyDirs its environment points into."""
@@ -279,7 +338,8 @@ class LocalCluster:
         started = time.monotonic()
         for pod in self.pods.values():
             if pod.process is not None and pod.process.poll() is None:
-                pod.process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pod.process.pid, signal.SIGTERM)
         result: dict[str, tuple[int | None, float]] = {}
         for name, pod in self.pods.items():
             if pod.process is None:
@@ -289,12 +349,16 @@ class LocalCluster:
                     max(0.1, pod.grace_s - (time.monotonic() - started))
                 )
             except subprocess.TimeoutExpired:
-                pod.process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pod.process.pid, signal.SIGKILL)
                 pod.process.wait()
                 code = None
             result[name] = (code, time.monotonic() - started)
             if pod.log is not None:
                 pod.log.close()
+            if pod.container is not None:
+                self._buildah("rm", pod.container)
+                pod.container = None
         return result
 
     def log_tails(self, lines: int = 30) -> str:
