@@ -94,7 +94,8 @@ class GatewaySettings(ServiceSettings):
     )
     artifact_url: str | None = Field(
         default=None,
-        description="Artifact store URL (file:///..., s3://bucket/prefix, memory://name); wins over dir.",
+        description="Artifact store URL (file:///dir, s3://bucket/prefix, memory://name); "
+        "wins over dir.",
     )
     unknown_task_wait_s: float = Field(
         default=3.0, ge=0, description="How long a subscribe waits for a brand-new task."

@@ -20,7 +20,8 @@ class StageSettings(ServiceSettings):
     )
     artifact_url: str | None = Field(
         default=None,
-        description="Artifact store URL (file:///..., s3://bucket/prefix, memory://name); wins over dir.",
+        description="Artifact store URL (file:///dir, s3://bucket/prefix, memory://name); "
+        "wins over dir.",
     )
     stage_max_tasks: int = Field(default=4, ge=1, description="Jobs running at once, at most.")
     stage_max_attempts: int | None = Field(default=None, ge=1)
