@@ -233,6 +233,8 @@ class LocalCluster:
         assert set(image_env) == SHIM_ENV and not SHIM_ENV & set(env), (
             "the manifests set what the shim sets"
         )
+        if self.images:  # the image brings its own PATH, HOME and /tmp
+            image_env = {"YTMAKER_TOPIC_PREFIX": self.topic_prefix}
         return image_env | env
 
     # -- running -------------------------------------------------------------------------------
@@ -339,7 +341,10 @@ class LocalCluster:
         for pod in self.pods.values():
             if pod.process is not None and pod.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pod.process.pid, signal.SIGTERM)
+                    if self.images:  # the container's own process, as a runtime signals PID 1
+                        os.kill(_innermost(pod.process.pid), signal.SIGTERM)
+                    else:
+                        os.killpg(pod.process.pid, signal.SIGTERM)
         result: dict[str, tuple[int | None, float]] = {}
         for name, pod in self.pods.items():
             if pod.process is None:
@@ -356,6 +361,7 @@ class LocalCluster:
             result[name] = (code, time.monotonic() - started)
             if pod.log is not None:
                 pod.log.close()
+        for pod in self.pods.values():  # after the clock: removing a vfs container takes seconds
             if pod.container is not None:
                 self._buildah("rm", pod.container)
                 pod.container = None
@@ -368,3 +374,16 @@ class LocalCluster:
                 tail = pod.log_path.read_text(errors="replace").splitlines()[-lines:]
                 out.append(f"--- {name} ---\n" + "\n".join(tail))
         return "\n".join(out)
+
+
+def _innermost(pid: int) -> int:
+    """The last descendant of `pid` (`buildah run` -> chroot runtime -> exec -> the command)."""
+    while True:
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").glob("*")
+            for child in (task / "children").read_text().split()
+        ]
+        if not children:
+            return pid
+        pid = children[-1]
