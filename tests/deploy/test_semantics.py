@@ -143,6 +143,10 @@ def test_the_ingress_reaches_the_gateway_with_websocket_timeouts() -> None:
     for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
         assert int(annotations[f"nginx.ingress.kubernetes.io/{timeout}"]) >= 60 * heartbeat
     assert ingress["spec"]["tls"], "prod serves the gateway over TLS"
+    host = ingress["spec"]["rules"][0]["host"]
+    assert host in ingress["spec"]["tls"][0]["hosts"]
+    gateway = container_env(objects, containers(named(objects, "Deployment", "gateway"))[0])
+    assert gateway["YTMAKER_PUBLIC_URL"].value == f"https://{host}", "ws_url must be the public one"
 
 
 def test_only_the_gateway_takes_traffic_from_outside() -> None:
