@@ -42,9 +42,6 @@ LIBRARY_ENV = frozenset(
         "PGPASSWORD",
     }
 )
-#: Settings other engineers are adding right now, referenced by the manifests already:
-#: the progress service's internal credential (issue 10). Remove a name once its setting exists.
-PENDING_SETTINGS = frozenset({"YTMAKER_INTERNAL_TOKEN"})
 
 
 def env_names(cls: type[BaseSettings]) -> dict[str, str]:

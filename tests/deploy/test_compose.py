@@ -95,7 +95,7 @@ def test_the_backing_services_carry_the_kubernetes_service_names() -> None:
     advertised = services[kafka_host]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     assert config["KAFKA_BOOTSTRAP_SERVERS"] in advertised
     assert services[kafka_host]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-    url = container_env(objects, containers(named(objects, "Deployment", "progress-api"))[0])
+    url = container_env(objects, containers(named(objects, "Deployment", "progress"))[0])
     database_url = url["YTMAKER_PROGRESS_DATABASE_URL"].value or ""
     match = re.match(r"postgresql\+psycopg://(\w+)@([\w-]+):5432/(\w+)$", database_url)
     assert match, database_url

@@ -31,7 +31,7 @@ def env_of(objects: list[Obj], name: str) -> list[Obj]:
 
 def test_services_ports_secrets_and_mounts_are_translated(tmp_path: Path) -> None:
     cluster = plan(render("dev"), tmp_path)
-    gateway, api, upload = (cluster.pods[n] for n in ("gateway", "progress-api", "upload"))
+    gateway, api, upload = (cluster.pods[n] for n in ("gateway", "progress", "upload"))
     assert gateway.env["YTMAKER_PROGRESS_URL"] == f"http://127.0.0.1:{api.ports[8081]}"
     assert gateway.env["YTMAKER_PORT"] == str(gateway.ports[8080])
     assert gateway.env["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
@@ -54,8 +54,8 @@ def test_a_url_with_the_wrong_service_port_is_refused(tmp_path: Path) -> None:
     objects = render("dev")
     for item in env_of(objects, "gateway"):
         if item["name"] == "YTMAKER_PROGRESS_URL":
-            item["value"] = "http://progress-api:8080"
-    with pytest.raises(AssertionError, match="still names Service progress-api"):
+            item["value"] = "http://progress:8080"
+    with pytest.raises(AssertionError, match="still names Service progress"):
         plan(objects, tmp_path)
 
 

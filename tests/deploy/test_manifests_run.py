@@ -135,10 +135,7 @@ def test_the_dev_overlay_runs_a_project_to_a_video(cluster: LocalCluster, tmp_pa
         shim = {"YTMAKER_TOPIC_PREFIX"} if cluster.images else SHIM_ENV
         assert set(pod.env) == (set(given) - unset_optional) | shim
     gateway = pods["gateway"]
-    assert (
-        gateway.env["YTMAKER_PROGRESS_URL"]
-        == f"http://127.0.0.1:{pods['progress-api'].ports[8081]}"
-    )
+    assert gateway.env["YTMAKER_PROGRESS_URL"] == f"http://127.0.0.1:{pods['progress'].ports[8081]}"
 
     cluster.start()
     ready = cluster.wait_ready(READY_TIMEOUT)

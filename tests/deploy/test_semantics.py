@@ -12,12 +12,13 @@ import re
 import pytest
 from pydantic import ValidationError
 
+from ytmaker_dev.layout import PROCESSES
+from ytmaker_progress.__main__ import PARTS as PROGRESS_PARTS
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import TOPIC_SPECS
 
 from .catalog import (
     LIBRARY_ENV,
-    PENDING_SETTINGS,
     SETTINGS,
     STAGES,
     env_names,
@@ -45,12 +46,8 @@ from .manifests import (
 LOCAL_DEFAULT = re.compile(r"^(127\.|localhost|\./|sqlite:|var/)")
 #: Settings that another one makes irrelevant when that one is set...
 SUPERSEDED = {"artifact_dir": "artifact_url"}
-#: ...or when a part of the process is switched off (the progress Deployments).
-SWITCHED_OFF = {
-    "progress_http_host": "YTMAKER_PROGRESS_RUN_API",
-    "progress_http_port": "YTMAKER_PROGRESS_RUN_API",
-    "progress_database_url": "YTMAKER_PROGRESS_RUN_API",
-}
+#: ...or when the command runs without the part that reads them (`ytmaker-progress fold`).
+READ_SIDE = {"progress_http_host", "progress_http_port", "progress_database_url"}
 #: Which port setting each image listens on, by the probe's port.
 LISTENS = {"gateway": "YTMAKER_PORT"}
 TEST_SECRET = "test-value-0123456789abcdef0123456789"
@@ -73,12 +70,11 @@ def literal_env(objects: list[Obj], container: Obj) -> dict[str, str]:
     return env
 
 
-#: Our Deployments: one per process kind (progress runs as three).
+#: Our Deployments: the processes of ytmaker_dev.layout (test_the_deployments_are_the_layout).
 DEPLOYMENTS = (
     "gateway",
     "progress-fold",
-    "progress-eta",
-    "progress-api",
+    "progress",
     "script",
     "assets",
     "render",
@@ -88,8 +84,25 @@ ALL = [pytest.param(ov, name, id=f"{ov}-{name}") for ov in OVERLAYS for name in 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_deployments_are_ours(overlay: str) -> None:
-    assert sorted(d["metadata"]["name"] for d in ours(render(overlay))) == sorted(DEPLOYMENTS)
+def test_the_deployments_are_the_layout(overlay: str) -> None:
+    """The processes `make run` and the end-to-end tests start (ytmaker_dev.layout) are the
+    Deployments, with the same image (service) and arguments."""
+    deployed = {
+        d["metadata"]["name"]: (image_of(d), containers(d)[0]["command"][1:])
+        for d in ours(render(overlay))
+    }
+    assert deployed == {p.name: (p.service, list(p.arguments)) for p in PROCESSES}
+    assert sorted(deployed) == sorted(DEPLOYMENTS)
+    for deployment in ours(render(overlay)):
+        command = containers(deployment)[0]["command"][0]
+        assert command == f"ytmaker-{image_of(deployment)}", "the entry point the image installs"
+
+
+def runs_read_side(container: Obj) -> bool:
+    """Whether `ytmaker-progress <command>` runs the read side (its API, database)."""
+    arguments = container["command"][1:] or ["serve"]
+    parts = {"progress_run_api": True} | PROGRESS_PARTS[arguments[0]]
+    return bool(parts["progress_run_api"])
 
 
 # -- selectors ----------------------------------------------------------------------------
@@ -190,7 +203,7 @@ def test_probes_reach_what_the_service_listens_on(overlay: str, name: str) -> No
         if image == "gateway":
             listens = int(env["YTMAKER_PORT"])
             assert env["YTMAKER_HOST"] == "0.0.0.0"
-        elif probe["port"] == "http":  # progress-api's internal API
+        elif probe["port"] == "http":  # the progress read side's internal API
             listens = int(env["YTMAKER_PROGRESS_HTTP_PORT"])
             assert env["YTMAKER_PROGRESS_HTTP_HOST"] == "0.0.0.0"
         else:
@@ -206,7 +219,7 @@ def test_every_variable_is_read_and_every_needed_one_is_set(overlay: str, name: 
     cls = SETTINGS[image_of(deployment)]
     reads = env_names(cls)
     env = container_env(objects, containers(deployment)[0])
-    unknown = set(env) - set(reads) - LIBRARY_ENV - PENDING_SETTINGS
+    unknown = set(env) - set(reads) - LIBRARY_ENV
     assert not unknown, f"set but read by nobody (a typo?): {sorted(unknown)}"
     fields_set = {reads[name] for name in env if name in reads}
     missing = []
@@ -214,9 +227,8 @@ def test_every_variable_is_read_and_every_needed_one_is_set(overlay: str, name: 
         info = cls.model_fields[field]
         default = info.get_default(call_default_factory=False)
         local_only = default is not None and bool(LOCAL_DEFAULT.match(str(default)))
-        switch = env.get(SWITCHED_OFF.get(field, ""))
         superseded = SUPERSEDED.get(field) in fields_set or (
-            switch is not None and switch.value == "false"
+            field in READ_SIDE and not runs_read_side(containers(deployment)[0])
         )
         if (
             local_only
@@ -255,7 +267,7 @@ def test_secrets_carry_the_gateway_and_internal_credentials() -> None:
     for overlay in OVERLAYS:
         objects = render(overlay)
         gateway = container_env(objects, containers(named(objects, "Deployment", "gateway"))[0])
-        api = container_env(objects, containers(named(objects, "Deployment", "progress-api"))[0])
+        api = container_env(objects, containers(named(objects, "Deployment", "progress"))[0])
         for env, name in (
             (gateway, "YTMAKER_JWT_SECRET"),
             (gateway, "YTMAKER_INTERNAL_TOKEN"),
