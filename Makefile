@@ -65,6 +65,10 @@ lock:
 	uv lock
 	uv export --quiet --format requirements-txt --all-groups --all-extras --no-emit-workspace --no-header \
 		--output-file requirements.lock
+	@# One lock per service image (deploy/docker/locks), the same pins as requirements.lock.
+	@for s in $(notdir $(wildcard services/*)); do \
+		uv export --quiet --frozen --format requirements-txt --package ytmaker-$$s --no-dev \
+			--no-emit-workspace --no-header --output-file deploy/docker/locks/$$s.txt; done
 
 bench: setup kafka
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.s3 import s3_bucket, s3_env, s3_server  # noqa: F401 - fixtures for S3 tests
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.auth import mint_token
 from ytmaker_gateway.context import Gateway

@@ -19,12 +19,16 @@ from ytmaker_shared.artifacts import (
 )
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArtifactStore]:
     if request.param == "file":
         yield open_store(f"file://{tmp_path / 'artifacts'}")
-    else:
+    elif request.param == "memory":
         yield open_store(f"memory://{uuid.uuid4().hex}")
+    else:  # a real S3-compatible server (moto), reached through the environment as in production
+        request.getfixturevalue("s3_env")
+        bucket = request.getfixturevalue("s3_bucket")
+        yield open_store(f"s3://{bucket}/deploy/artifacts")
 
 
 async def test_put_reports_size_sha_and_type(store: ArtifactStore) -> None:
@@ -111,3 +115,21 @@ def test_open_store_by_url(tmp_path: Path) -> None:
     assert isinstance(same, MemoryArtifactStore) and open_store("memory://shared-name") is same
     with pytest.raises(ValueError, match="unknown artifact store"):
         open_store("ftp://host/x")
+
+
+async def test_download_local_file_and_ranges(store: ArtifactStore, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    await store.put("t1/render/video.mp4", data)
+    target = await store.download("t1/render/video.mp4", tmp_path / "dl" / "video.mp4")
+    assert target.read_bytes() == data
+    local = await store.local_file("t1/render/video.mp4", tmp_path / "scratch")
+    assert local.read_bytes() == data
+    with store.open_range("t1/render/video.mp4", 1000, 4999) as part:
+        assert part.read() == data[1000:5000]
+    with store.open_range("t1/render/video.mp4", len(data) - 10, len(data) - 1) as tail:
+        assert tail.read() == data[-10:]
+    with pytest.raises(ArtifactNotFound):
+        await store.download("nope/x", tmp_path / "dl" / "x")
+    with pytest.raises(ArtifactNotFound):
+        store.open_range("nope/x", 0, 1)
+    assert not (tmp_path / "dl" / "x").exists()

@@ -93,7 +93,9 @@ class GatewaySettings(ServiceSettings):
         default=Path("./var/artifacts"), description="Root of the local artifact store."
     )
     artifact_url: str | None = Field(
-        default=None, description="Artifact store URL (file:///..., memory://name); wins over dir."
+        default=None,
+        description="Artifact store URL (file:///dir, s3://bucket/prefix, memory://name); "
+        "wins over dir.",
     )
     unknown_task_wait_s: float = Field(
         default=3.0, ge=0, description="How long a subscribe waits for a brand-new task."

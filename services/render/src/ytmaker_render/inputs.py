@@ -92,14 +92,7 @@ def wav_seconds(path: Path) -> float | None:
 async def local_file(store: ArtifactStore, uri: str, scratch: Path, name: str) -> Path:
     """A local path holding the artifact at `uri` (the store's own file when it has one)."""
     try:
-        key = store.key(uri)
-        path = store.local_path(key)
-        if path is not None and path.is_file():
-            return path
-        target = scratch / "inputs" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(await store.read(key))
-        return target
+        return await store.local_file(store.key(uri), scratch / "inputs", name)
     except InvalidKey as exc:
         raise PermanentError("invalid_artifact", f"cannot read {uri}: {exc}") from exc
     except ArtifactNotFound as exc:

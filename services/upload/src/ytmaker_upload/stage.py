@@ -130,13 +130,7 @@ class UploadWork(StageWork):
 
     async def _local(self, artifact: Artifact, scratch: Path) -> Path:
         try:
-            key = self.store.key(artifact.uri)
-            path = self.store.local_path(key)
-            if path is not None and path.is_file():
-                return path
-            target = scratch / artifact.name
-            target.write_bytes(await self.store.read(key))
-            return target
+            return await self.store.local_file(self.store.key(artifact.uri), scratch, artifact.name)
         except InvalidKey as exc:
             raise PermanentError("invalid_artifact", f"{artifact.uri}: {exc}") from exc
         except ArtifactNotFound as exc:

@@ -19,7 +19,9 @@ class StageSettings(ServiceSettings):
         default=Path("./var/artifacts"), description="Root of the local artifact store."
     )
     artifact_url: str | None = Field(
-        default=None, description="Artifact store URL (file:///..., memory://name); wins over dir."
+        default=None,
+        description="Artifact store URL (file:///dir, s3://bucket/prefix, memory://name); "
+        "wins over dir.",
     )
     stage_max_tasks: int = Field(default=4, ge=1, description="Jobs running at once, at most.")
     stage_max_attempts: int | None = Field(default=None, ge=1)

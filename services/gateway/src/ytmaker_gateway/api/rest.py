@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from ytmaker_gateway import metrics
 from ytmaker_gateway.adapters.progress_api import Conflict as UpstreamConflict
 from ytmaker_gateway.adapters.progress_api import ProgressUnavailable
+from ytmaker_gateway.api.download import stream_artifact
 from ytmaker_gateway.api.models import (
     ERRORS,
     ClientSubscription,
@@ -33,7 +34,7 @@ from ytmaker_gateway.errors import (
     Unauthorized,
     Unavailable,
 )
-from ytmaker_shared.artifacts import ArtifactNotFound, InvalidKey
+from ytmaker_shared.artifacts import ArtifactNotFound, ArtifactStoreUnavailable, InvalidKey
 from ytmaker_shared.events import ProjectSettings
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -299,8 +300,9 @@ async def websocket_stats(gw: Gw, who: Operator) -> dict[str, Any]:
     tags=["artifacts"],
     responses={200: {"content": {"video/mp4": {}, "image/jpeg": {}, "application/json": {}}}},
 )
-async def artifact(task_id: str, name: str, gw: Gw, who: Who) -> FileResponse:
-    """The task's `video` (with HTTP range requests), `thumbnail` or `script`, to its owner."""
+async def artifact(task_id: str, name: str, gw: Gw, who: Who, request: Request) -> Response:
+    """The task's `video` (with HTTP range requests), `thumbnail` or `script`, to its owner:
+    a local file as is, an object of a remote store (s3://) streamed from it."""
     if name not in PUBLIC_NAMES:
         raise NotFound(f"no artifact {name[:40]!r}: use one of {sorted(PUBLIC_NAMES)}")
     _, state = await gw.access.task(who, task_id)
@@ -308,9 +310,15 @@ async def artifact(task_id: str, name: str, gw: Gw, who: Who) -> FileResponse:
         try:
             key = found.key or gw.artifacts.key(found.uri or "")
             path = gw.artifacts.local_path(key)
+            if path is None:
+                return await stream_artifact(
+                    gw.artifacts, key, found.content_type, request.headers.get("range")
+                )
         except (InvalidKey, ArtifactNotFound):
             continue
-        if path is not None and path.is_file():
+        except ArtifactStoreUnavailable as exc:
+            raise Unavailable("the artifact store cannot be reached; try again") from exc
+        if path.is_file():
             return FileResponse(
                 path,
                 media_type=found.content_type,

@@ -1,0 +1,88 @@
+"""Serving an artifact that is not a file on this machine (an `s3://` store): streamed from the
+store in chunks, never whole in memory, with single HTTP range requests (RFC 9110 §14) so that
+a video player can seek. A file store's artifacts go out as `FileResponse` instead."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from ytmaker_shared.artifacts import ArtifactStore
+
+CHUNK = 256 * 1024
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(ValueError):
+    """A range that starts beyond the object (answered with 416)."""
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The inclusive (start, end) that a `Range` header asks for within `size` bytes; None to
+    send the whole object (no header, several ranges or a malformed one: RFC 9110 lets a server
+    ignore those). Raises RangeNotSatisfiable for a range that starts past the end."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        length = int(last)
+        if length == 0:
+            raise RangeNotSatisfiable(header)
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise RangeNotSatisfiable(header)
+    return start, end
+
+
+async def _chunks(store: ArtifactStore, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+    source = await asyncio.to_thread(store.open_range, key, start, end)
+    try:
+        while chunk := await asyncio.to_thread(source.read, CHUNK):
+            yield chunk
+    finally:
+        await asyncio.to_thread(source.close)
+
+
+async def stream_artifact(
+    store: ArtifactStore, key: str, content_type: str | None, range_header: str | None
+) -> Response:
+    """The object under `key` as a 200 or 206 streaming response (416 for a range past its
+    end). Raises ArtifactNotFound / ArtifactStoreUnavailable from the store's `stat`."""
+    stat = await store.stat(key)
+    media_type = content_type or stat.content_type
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+    try:
+        wanted = byte_range(range_header, stat.size)
+    except RangeNotSatisfiable:
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "range_not_satisfiable",
+                    "message": f"the artifact has {stat.size} bytes",
+                    "details": {},
+                }
+            },
+            status_code=416,
+            headers={"Content-Range": f"bytes */{stat.size}"},
+        )
+    if stat.size == 0:
+        return Response(b"", media_type=media_type, headers=headers)
+    start, end = wanted or (0, stat.size - 1)
+    headers["Content-Length"] = str(end - start + 1)
+    status = 200
+    if wanted is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{stat.size}"
+    return StreamingResponse(
+        _chunks(store, key, start, end), status_code=status, media_type=media_type, headers=headers
+    )

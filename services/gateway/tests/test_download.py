@@ -1,0 +1,93 @@
+"""Artifacts of a remote store (s3://) streamed by the gateway with ranges: the range rules
+(pure) and the endpoint against a real S3-compatible server (moto)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ytmaker_gateway.api.download import RangeNotSatisfiable, byte_range
+from ytmaker_gateway.testing import make_state
+from ytmaker_shared.progress import TaskStatus
+
+from .conftest import Factory
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-99", (0, 99)),
+        ("bytes=100-", (100, 999)),
+        ("bytes=-10", (990, 999)),
+        ("bytes=-5000", (0, 999)),
+        ("bytes=900-5000", (900, 999)),
+        ("bytes=0-1,5-6", None),  # several ranges: the whole object
+        ("items=0-1", None),
+        ("bytes=x-y", None),
+        ("bytes=-", None),
+    ],
+)
+def test_byte_range(header: str | None, expected: tuple[int, int] | None) -> None:
+    assert byte_range(header, 1000) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=1000-1001", "bytes=-0", "bytes=9-3"])
+def test_unsatisfiable_ranges(header: str) -> None:
+    with pytest.raises(RangeNotSatisfiable):
+        byte_range(header, 1000)
+
+
+async def test_video_streams_from_s3_with_ranges(
+    gateway_factory: Factory, s3_env: dict[str, str], s3_bucket: str
+) -> None:
+    gw = await gateway_factory(artifact_url=f"s3://{s3_bucket}/artifacts")
+    store = gw.gateway.artifacts
+    assert store.scheme == "s3" and store.local_path("t1/render/video.mp4") is None
+    video = os.urandom(3 * 1024 * 1024 + 17)
+    stored = await store.put("t1/render/video.mp4", video, "video/mp4")
+    assert stored.uri.startswith(f"s3://{s3_bucket}/artifacts/")
+    await store.put("t1/script/script.json", b'{"segments": []}')
+    result = {"source_video_uri": stored.uri}
+    gw.fake.put_task(make_state("t1", status=TaskStatus.COMPLETED, result=result))
+
+    full = await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("alice"))
+    assert full.status_code == 200 and full.content == video
+    assert full.headers["content-type"] == "video/mp4"
+    assert full.headers["accept-ranges"] == "bytes"
+    assert int(full.headers["content-length"]) == len(video)
+
+    seek = {"Range": f"bytes=1048576-{1048576 + 300_000}"}
+    part = await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("alice") | seek)
+    assert part.status_code == 206 and part.content == video[1048576 : 1048576 + 300_001]
+    assert part.headers["content-range"] == f"bytes 1048576-1348576/{len(video)}"
+    tail = await gw.http.get(
+        "/api/v1/artifacts/t1/video", headers=gw.auth("alice") | {"Range": "bytes=-100"}
+    )
+    assert tail.status_code == 206 and tail.content == video[-100:]
+    beyond = await gw.http.get(
+        "/api/v1/artifacts/t1/video", headers=gw.auth("alice") | {"Range": "bytes=99999999-"}
+    )
+    assert beyond.status_code == 416
+    assert beyond.headers["content-range"] == f"bytes */{len(video)}"
+    assert beyond.json()["error"]["code"] == "range_not_satisfiable"
+
+    script = await gw.http.get("/api/v1/artifacts/t1/script", headers=gw.auth())
+    assert script.status_code == 200 and script.json() == {"segments": []}
+    missing = await gw.http.get("/api/v1/artifacts/t1/thumbnail", headers=gw.auth())
+    assert missing.status_code == 404
+    denied = await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("bob"))
+    assert denied.status_code == 403
+
+
+async def test_an_unreachable_store_answers_503(
+    gateway_factory: Factory, s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    gw = await gateway_factory(artifact_url="s3://bucket/artifacts")
+    result = {"source_video_uri": "s3://bucket/artifacts/t1/render/video.mp4"}
+    gw.fake.put_task(make_state("t1", status=TaskStatus.COMPLETED, result=result))
+    response = await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("alice"))
+    assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"
