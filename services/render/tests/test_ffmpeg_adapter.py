@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.wait import wait_until
 from ytmaker_render.adapters import ffmpeg as runner
-from ytmaker_render.progress import ProgressSample
+from ytmaker_render.encoding import ProgressSample
 
 
 def lavfi_encode(ffmpeg: str, seconds: float, output: Path, *, realtime: bool = False) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ytmaker_render.adapters import ffmpeg, probe
 from ytmaker_render.captions import caption_lines, draw_band, draw_thumbnail
+from ytmaker_render.encoding import ProgressSample, percent
 from ytmaker_render.filtergraph import (
     AvatarClip,
     Caption,
@@ -21,7 +22,6 @@ from ytmaker_render.filtergraph import (
 from ytmaker_render.inputs import RenderInputs, load_inputs
 from ytmaker_render.join import fires, relevant
 from ytmaker_render.joinstore import JoinStore
-from ytmaker_render.progress import ProgressSample, percent
 from ytmaker_render.timeline import SegmentTiming, Timeline, caption_windows, plan_timeline
 from ytmaker_shared.artifacts import ArtifactStore
 from ytmaker_shared.events import Event

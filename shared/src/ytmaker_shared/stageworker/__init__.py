@@ -18,7 +18,7 @@ from ytmaker_shared.stageworker.errors import (
 from ytmaker_shared.stageworker.offsets import OffsetTracker
 from ytmaker_shared.stageworker.outbox import Outbox
 from ytmaker_shared.stageworker.policy import StagePolicy
-from ytmaker_shared.stageworker.progress import ProgressReporter, percent
+from ytmaker_shared.stageworker.reporter import ProgressReporter, percent
 from ytmaker_shared.stageworker.runner import Job, JobRunner, StopReason
 from ytmaker_shared.stageworker.settings import StageSettings
 from ytmaker_shared.stageworker.work import JobContext, StageResult, StageWork, workspace_prefix

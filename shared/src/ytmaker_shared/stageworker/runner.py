@@ -46,7 +46,7 @@ from ytmaker_shared.stageworker.errors import (
     TransientError,
 )
 from ytmaker_shared.stageworker.policy import StagePolicy
-from ytmaker_shared.stageworker.progress import ProgressReporter
+from ytmaker_shared.stageworker.reporter import ProgressReporter
 from ytmaker_shared.stageworker.work import (
     JobContext,
     StageResult,

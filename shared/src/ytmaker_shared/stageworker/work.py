@@ -15,7 +15,7 @@ from ytmaker_shared.artifacts import ArtifactStore
 from ytmaker_shared.events import Artifact, Envelope, Event
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker.policy import StagePolicy
-from ytmaker_shared.stageworker.progress import ProgressReporter
+from ytmaker_shared.stageworker.reporter import ProgressReporter
 
 
 @dataclass(frozen=True)

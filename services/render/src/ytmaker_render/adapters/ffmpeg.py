@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from ytmaker_render.progress import ProgressParser, ProgressSample
+from ytmaker_render.encoding import ProgressParser, ProgressSample
 
 log = logging.getLogger(__name__)
 

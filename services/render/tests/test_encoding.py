@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ytmaker_render.progress import ProgressParser, ProgressSample, percent
+from ytmaker_render.encoding import ProgressParser, ProgressSample, percent
 
 BLOCK = """frame=450
 fps=88.31
