@@ -12,15 +12,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.system import System
-from tests.support.kafka import unique_name
+from tests.e2e.system import System, running_system
 from ytmaker_client import RestClient
 from ytmaker_gateway.auth import TokenConfig, mint_token
-from ytmaker_shared.kafka import delete_topics
-from ytmaker_shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 YTMAKER = ROOT / ".venv" / "bin" / "ytmaker"
@@ -34,8 +32,15 @@ TERMINAL = ("completed", "failed", "cancelled")
 SHORT = {"language": "en", "segments": 2, "target_length_seconds": 10}
 
 
-class Running(System):
-    """The system, with what the tests need to reach it."""
+class Running:
+    """The running system (`tests.e2e.system.running_system`), with what these tests need to
+    reach it; everything else is the `System`'s."""
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.system, name)
 
     @property
     def bootstrap(self) -> str:
@@ -86,18 +91,8 @@ def finished(running: Running) -> tuple[str, str]:
 @pytest.fixture(scope="package")
 def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("clients-system")
-    system = Running(kafka_bootstrap, tmp, unique_name("clients") + ".")
-    system.start_all()
-    try:
-        system.wait_ready(system.progress)
-        system.wait_ready(system.base)
-        yield system
-    finally:
-        system.stop_all()
-        settings = ServiceSettings(
-            kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=system.prefix
-        )
-        asyncio.run(delete_topics(settings))
+    with running_system(kafka_bootstrap, tmp, "clients") as system:
+        yield Running(system)
 
 
 @dataclass
