@@ -1,9 +1,9 @@
 """`make run`: the whole system on this machine, stopped cleanly by Ctrl-C.
 
 Starts the local Kafka broker (or uses KAFKA_BOOTSTRAP_SERVERS), creates the topics, starts
-every service that exists as its own process (logs in var/logs/), then runs
-`python -m ytmaker_gateway.sample`: it submits a sample project, prints the live page's URL
-and shows the run's progress in the terminal.
+every service that exists as its own process (logs in var/logs/), and once the gateway is
+ready submits a sample project with the command line, `ytmaker submit --watch` (docs/cli.md):
+the run's live display in the terminal, and the live page's URL.
 
 It is the services' supervisor: a service that exits on its own (a part of it failed, so it
 stopped rather than run half-alive) is started again, after a backoff that grows while it
@@ -30,8 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import httpx
+
 from ytmaker_dev.kafka import BrokerAlreadyRunningError, LocalKafka
 from ytmaker_dev.layout import PROCESSES, Process, select
+from ytmaker_gateway.auth import AuthError, TokenConfig, mint_token
 from ytmaker_shared.kafka import ensure_topics
 from ytmaker_shared.settings import ServiceSettings, single_host_partitions
 
@@ -41,6 +44,14 @@ STOP_GRACE_S = 20.0
 #: Restart backoff: doubles from the first to the last while a service keeps failing; a
 #: service that ran this long since its last start is healthy again.
 RESTART_FIRST_S, RESTART_MAX_S, HEALTHY_AFTER_S = 1.0, 30.0, 60.0
+
+SAMPLE_TITLE = "How tides work"
+SAMPLE_TEXT = (
+    "The Moon's gravity pulls on the oceans, raising a bulge of water on the side facing it "
+    "and another on the far side. As the Earth turns, each coast passes through both "
+    "bulges, so most places see two high tides a day. When the Sun and Moon line up, their "
+    "pulls add up and the tides are strongest."
+)
 
 
 def say(text: str) -> None:
@@ -155,6 +166,33 @@ def take_lock() -> IO[str] | None:
     return lock
 
 
+def gateway_url(env: dict[str, str]) -> str:
+    return env.get("YTMAKER_URL") or f"http://127.0.0.1:{env.get('YTMAKER_PORT', '8080')}"
+
+
+def gateway_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def watch_sample(env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
+    """Submit the sample project with `ytmaker submit --watch`: the run is shown live."""
+    cli_env = {**env, "YTMAKER_URL": url}
+    with contextlib.suppress(AuthError):  # for a gateway without anonymous development access
+        cli_env.setdefault(
+            "YTMAKER_TOKEN", mint_token(TokenConfig(env.get("YTMAKER_JWT_SECRET")), "dev")
+        )
+    argv = [sys.executable, "-m", "ytmaker_cli", "submit", "--title", SAMPLE_TITLE]
+    argv += ["--segments", "3", "--target-length", "20", "--watch", "-"]
+    watch = subprocess.Popen(argv, env=cli_env, stdin=subprocess.PIPE, start_new_session=True)
+    assert watch.stdin is not None
+    watch.stdin.write(SAMPLE_TEXT.encode())
+    watch.stdin.close()
+    return watch
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -211,22 +249,28 @@ def main(argv: list[str] | None = None) -> int:
         for service in services:
             if not stopping:
                 service.start()
-        if any(p.service == "gateway" for p in args.processes) and not args.no_sample:
-            watch = subprocess.Popen(
-                [sys.executable, "-m", "ytmaker_gateway.sample"], env=env, start_new_session=True
-            )
+        sample = any(p.service == "gateway" for p in args.processes) and not args.no_sample
+        url, next_check = gateway_url(env), 0.0
         say("ytmaker is running; Ctrl-C stops everything.")
         while not stopping:
             now = time.monotonic()
             for service in services:
                 service.watch(now)
+            if sample and now >= next_check:  # once the gateway is ready
+                next_check = now + 0.5
+                if gateway_ready(url):
+                    watch, sample = watch_sample(env, url), False
             if watch is not None and watch.poll() is not None:
                 watch = None
             time.sleep(0.2)
     finally:
         say("ytmaker: stopping")
         if watch is not None and watch.poll() is None:
-            watch.terminate()
+            watch.send_signal(signal.SIGINT)  # as Ctrl-C: the display gives the terminal back
+            try:
+                watch.wait(5)
+            except subprocess.TimeoutExpired:
+                watch.kill()
         stop_services(services)
         if owned:
             broker.stop()

@@ -1,0 +1,386 @@
+"""One WebSocket to the gateway that stays up: it reconnects with backoff, keeps a heartbeat,
+and after every (re)connect subscribes each of its task streams again from its cursor
+(docs/api.md). The decisions are the pure objects of `protocol`; this module carries them out.
+
+A `TaskStream` is one task's subscription on a channel: its `Cursor` and where its items go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from ytmaker_client import protocol
+from ytmaker_client.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    SubscriptionError,
+    YtmakerError,
+)
+from ytmaker_client.models import Item
+from ytmaker_client.options import ClientOptions, ConnectionState, StateChange
+from ytmaker_client.protocol import Cursor, ServerMessage
+
+log = logging.getLogger(__name__)
+
+
+class StreamOwner(Protocol):
+    """A subscription that task streams deliver to."""
+
+    def deliver(self, item: Item) -> None: ...
+    def stream_ended(self, stream: TaskStream, error: BaseException | None) -> None: ...
+
+
+class TaskStream:
+    """One task's subscription on a channel."""
+
+    def __init__(self, task_id: str, cursor: Cursor, owner: StreamOwner) -> None:
+        self.task_id = task_id
+        self.cursor = cursor
+        self.owner = owner
+        self.refused_since: float | None = None
+        self.retry: asyncio.TimerHandle | None = None
+
+    def cancel_retry(self) -> None:
+        if self.retry is not None:
+            self.retry.cancel()
+            self.retry = None
+
+
+class _Ended(Exception):
+    """Why a connection ended (for the reconnect decision and the state listeners)."""
+
+    def __init__(self, reason: str, *, final: YtmakerError | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.final = final
+
+
+class Channel:
+    """A reconnecting WebSocket at `url` (with the token in the Authorization header, so that
+    it never appears in a URL or a log line).
+
+    `on_message` sees every message the channel does not handle itself (a project stream's
+    `initial` and updates); `on_connected` runs after every (re)connect; `on_refused` gets a
+    close with 4403 (a project stream that refuses the caller). Call `start()` once, then
+    `close()`."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        options: ClientOptions,
+        *,
+        name: str,
+        on_state: Callable[[StateChange], None],
+        on_message: Callable[[ServerMessage], None] | None = None,
+        on_connected: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        on_refused: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.options = options
+        self.name = name
+        self.streams: dict[str, TaskStream] = {}
+        self.state = ConnectionState.DISCONNECTED
+        self._on_state = on_state
+        self._on_message = on_message
+        self._on_connected = on_connected
+        self._on_refused = on_refused
+        self._ws: ClientConnection | None = None
+        self._send_lock = asyncio.Lock()
+        self._closing = asyncio.Event()
+        self._first: asyncio.Future[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._backoff = options.backoff()
+        self.connections = 0  # how many times a connection was made (for tests and stats)
+        self._up_since: float | None = None  # when the last connection was greeted
+        self._delivered = False  # whether it delivered anything
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self, *, wait: bool = True) -> None:
+        """Connect. With `wait`, return once connected; the first connection's failure is
+        raised (AuthenticationError, ConnectionLost) instead of retried."""
+        if self._runner is not None:
+            raise RuntimeError("a channel starts once")
+        loop = asyncio.get_running_loop()
+        self._first = loop.create_future() if wait else None
+        self._runner = asyncio.create_task(self._run(), name=f"ytmaker-channel:{self.name}")
+        if self._first is not None:
+            await self._first
+
+    async def close(self) -> None:
+        """Close the socket and stop reconnecting; every stream ends without error."""
+        self._closing.set()
+        for stream in list(self.streams.values()):
+            self.remove(stream, unsubscribe=False)
+            stream.owner.stream_ended(stream, None)
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if self._runner is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._runner
+        self._set_state(ConnectionState.DISCONNECTED, reason="closed")
+
+    # --- streams -------------------------------------------------------------------------
+
+    def add(self, stream: TaskStream) -> None:
+        """Subscribe `stream` now if connected, else at the next connect."""
+        if stream.task_id in self.streams:
+            raise ValueError(f"task {stream.task_id} is already subscribed on this channel")
+        self.streams[stream.task_id] = stream
+        self._subscribe_soon(stream)
+
+    def remove(self, stream: TaskStream, *, unsubscribe: bool = True) -> None:
+        stream.cancel_retry()
+        if self.streams.get(stream.task_id) is stream:
+            del self.streams[stream.task_id]
+            if unsubscribe:
+                self._send_soon(protocol.unsubscribe_frame(stream.task_id))
+
+    def _subscribe_soon(self, stream: TaskStream) -> None:
+        stream.cancel_retry()
+        if self.streams.get(stream.task_id) is stream:
+            since, epoch = stream.cursor.request()
+            self._send_soon(protocol.subscribe_frame(stream.task_id, since, epoch))
+
+    def _send_soon(self, frame: str) -> None:
+        if self._ws is not None and self.state is ConnectionState.CONNECTED:
+            asyncio.get_running_loop().create_task(self._send(frame))
+
+    async def _send(self, frame: str) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+        async with self._send_lock:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(frame)
+
+    # --- the connection loop -------------------------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        self._set_state(ConnectionState.CONNECTING)
+        while not self._closing.is_set():
+            try:
+                await self._connect_and_serve()
+                reason = _Ended("the connection closed")
+            except _Ended as ended:
+                reason = ended
+            if self._closing.is_set():
+                break
+            if reason.final is not None:
+                self._give_up(reason.final)
+                return
+            if self._useful():  # the connection had served: count attempts afresh
+                attempt = 0
+            attempt += 1
+            if self._backoff.exhausted(attempt):
+                self._give_up(ConnectionLost(f"gave up after {attempt - 1} attempts: {reason}"))
+                return
+            delay = self._backoff.delay(attempt)
+            self._set_state(ConnectionState.RECONNECTING, attempt, delay, reason.reason)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay)
+        self._set_state(ConnectionState.DISCONNECTED, reason="closed")
+
+    def _give_up(self, error: YtmakerError) -> None:
+        if self._first is not None and not self._first.done():
+            self._first.set_exception(error)
+        for stream in list(self.streams.values()):
+            self.remove(stream, unsubscribe=False)
+            stream.owner.stream_ended(stream, error)
+        self._set_state(ConnectionState.DISCONNECTED, reason=str(error))
+
+    async def _connect_and_serve(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            ws = await connect(
+                self.url,
+                additional_headers=headers,
+                open_timeout=self.options.open_timeout,
+                close_timeout=self.options.close_timeout,
+                ping_interval=None,  # the heartbeat is the protocol's own (docs/api.md)
+                max_size=16 * 1024 * 1024,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403) and self._first is not None and not self._first.done():
+                raise _Ended(
+                    f"refused with HTTP {status}",
+                    final=AuthenticationError(f"the gateway refused the connection ({status})"),
+                ) from None
+            raise self._first_failure(f"refused with HTTP {status}") from None
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            raise self._first_failure(f"cannot connect: {type(exc).__name__}: {exc}") from None
+        self._ws = ws
+        try:
+            await self._serve(ws)
+        finally:
+            self._ws = None
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    def _first_failure(self, reason: str) -> _Ended:
+        """The first connection's failure is the caller's error; later ones are retried."""
+        if self._first is not None and not self._first.done():
+            return _Ended(reason, final=ConnectionLost(f"{self.url}: {reason}"))
+        return _Ended(reason)
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        liveness = self.options.liveness()
+        liveness.start(time.monotonic())
+        reader = asyncio.create_task(self._read(ws, liveness))
+        heartbeat = asyncio.create_task(self._heartbeat(ws, liveness))
+        try:
+            done, _ = await asyncio.wait({reader, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, heartbeat):
+                task.cancel()
+            for task in (reader, heartbeat):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for task in done:
+            exc = task.exception()
+            if exc is not None:
+                raise exc
+
+    async def _heartbeat(self, ws: ClientConnection, liveness: protocol.Liveness) -> None:
+        while True:
+            await asyncio.sleep(liveness.next_check(time.monotonic()))
+            now = time.monotonic()
+            if liveness.dead(now):
+                raise _Ended(f"no message for {liveness.timeout:g}s (heartbeat timeout)")
+            if liveness.ping_due(now):
+                liveness.sent(now)
+                await self._send(protocol.PING_FRAME)
+
+    async def _read(self, ws: ClientConnection, liveness: protocol.Liveness) -> None:
+        greeted = False
+        try:
+            async for frame in ws:
+                liveness.received(time.monotonic())
+                try:
+                    msg = protocol.parse(frame)
+                except protocol.ProtocolViolation as exc:
+                    log.warning("ignored a bad frame from the gateway: %s", exc)
+                    continue
+                if not greeted and msg.type in ("connected", "reconnected"):
+                    greeted = True
+                    await self._connected(msg)
+                    continue
+                self._dispatch(msg)
+        except ConnectionClosed:
+            pass
+        raise self._closed(ws)
+
+    def _closed(self, ws: ClientConnection) -> _Ended:
+        code, why = ws.close_code, ws.close_reason or ""
+        reason = f"closed by the gateway ({code}{': ' + why if why else ''})"
+        if code == protocol.CLOSE_UNAUTHORIZED:
+            refused = AuthenticationError(f"the gateway refused the token: {why}")
+            return _Ended(reason, final=refused)
+        if code == protocol.CLOSE_FORBIDDEN and self._on_refused is not None:
+            if self._on_refused(why or "forbidden"):
+                return _Ended(reason)
+            return _Ended(reason, final=SubscriptionError("forbidden", why or "forbidden"))
+        return _Ended(reason)
+
+    def _useful(self) -> bool:
+        """Whether the connection that just ended had served: it delivered an update, or it
+        stayed up for `stable_after` seconds. A gateway that greets and closes at once (or
+        1013s without progress) keeps the backoff growing towards `max_attempts`."""
+        up_since, self._up_since = self._up_since, None
+        delivered, self._delivered = self._delivered, False
+        if up_since is None:
+            return False
+        return delivered or time.monotonic() - up_since >= self.options.stable_after
+
+    async def _connected(self, msg: ServerMessage) -> None:
+        self.connections += 1
+        self._up_since = time.monotonic()
+        self._set_state(ConnectionState.CONNECTED)
+        if self._first is not None and not self._first.done():
+            self._first.set_result(None)
+        for stream in list(self.streams.values()):
+            self._subscribe_soon(stream)
+        if self._on_connected is not None:
+            asyncio.get_running_loop().create_task(self._on_connected())
+
+    # --- messages ------------------------------------------------------------------------
+
+    def _dispatch(self, msg: ServerMessage) -> None:
+        if msg.type == "ping":
+            self._send_soon(protocol.PONG_FRAME)
+            return
+        stream = self.streams.get(msg.task_id or "")
+        if stream is None:
+            if self._on_message is not None:
+                self._on_message(msg)
+            elif msg.type == "error":
+                log.warning("the gateway said: %s", msg.payload.get("message", msg.payload))
+            return
+        if msg.type == "subscribed":
+            if not msg.payload.get("restored"):
+                stream.refused_since = None
+                stream.cursor.subscribed(msg.payload)
+        elif msg.type == "snapshot":
+            self._deliver(stream, stream.cursor.snapshot(msg))
+        elif msg.is_update:
+            try:
+                update = protocol.to_update(msg)
+            except protocol.ProtocolViolation as exc:
+                log.warning("ignored a bad update from the gateway: %s", exc)
+                return
+            owed = stream.cursor.missing_snapshot(stream.task_id)
+            if owed is not None:
+                self._deliver(stream, owed)
+            if stream.cursor.accept(update):
+                self._deliver(stream, update)
+        elif msg.type == "error" and not msg.payload.get("details", {}).get("restored"):
+            self._refused(stream, msg)
+
+    def _deliver(self, stream: TaskStream, item: Item) -> None:
+        self._delivered = True
+        stream.owner.deliver(item)
+        if item.terminal:  # nothing follows a finished task: free the gateway's subscription
+            self.remove(stream)
+            stream.owner.stream_ended(stream, None)
+
+    def _refused(self, stream: TaskStream, msg: ServerMessage) -> None:
+        code, text = msg.error_code, str(msg.payload.get("message", ""))
+        now = time.monotonic()
+        if stream.refused_since is None:
+            stream.refused_since = now
+        within = now - stream.refused_since < self.options.refusal_window
+        if code in protocol.RETRYABLE_REFUSALS or (code == "forbidden" and within):
+            delay = self.options.retry_delay
+            stream.cancel_retry()
+            stream.retry = asyncio.get_running_loop().call_later(
+                delay, self._subscribe_soon, stream
+            )
+            return
+        self.remove(stream, unsubscribe=False)
+        error = SubscriptionError(code or "refused", text, task_id=stream.task_id)
+        stream.owner.stream_ended(stream, error)
+
+    def _set_state(
+        self, state: ConnectionState, attempt: int = 0, delay: float = 0.0, reason: str = ""
+    ) -> None:
+        if state is self.state and state is not ConnectionState.RECONNECTING:
+            return
+        self.state = state
+        try:
+            self._on_state(StateChange(state, self.name, attempt, delay, reason))
+        except Exception:
+            log.exception("a connection-state listener raised")

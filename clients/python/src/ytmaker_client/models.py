@@ -1,0 +1,172 @@
+"""Typed answers of the gateway (docs/api.md), built on the shared contracts: a task's state
+is `ytmaker_shared.progress.TaskState`, a stored update `ProgressUpdate`, a project's settings
+`ytmaker_shared.events.ProjectSettings`.
+
+What the live stream delivers is an `Update` (one update of the task's log, with its offset)
+or a `Snapshot` (the task's state where the log could not be replayed: `recovered` False).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ytmaker_shared.events import ProjectSettings
+from ytmaker_shared.progress import (
+    TERMINAL_STATUSES,
+    ProgressUpdate,
+    StageState,
+    StageStatus,
+    TaskState,
+    TaskStatus,
+    UpdateType,
+)
+from ytmaker_shared.stages import STAGE_WEIGHTS, Stage
+
+__all__ = [
+    "STAGE_WEIGHTS",
+    "ControlResult",
+    "History",
+    "HistoryItem",
+    "Item",
+    "ProgressUpdate",
+    "Project",
+    "ProjectSettings",
+    "ProjectView",
+    "Snapshot",
+    "Stage",
+    "StageState",
+    "StageStatus",
+    "Started",
+    "Stats",
+    "TaskState",
+    "TaskStatus",
+    "Update",
+    "UpdateType",
+    "task_state",
+]
+
+
+class _Answer(BaseModel):
+    """An answer of the gateway: fields it adds in a later version are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Started(_Answer):
+    """`POST /projects` and `POST /projects/{id}/tasks`."""
+
+    project_id: str
+    task_id: str
+    ws_url: str
+    page_url: str
+
+
+class ControlResult(_Answer):
+    """`POST /tasks/{id}/cancel|pause|resume` (202)."""
+
+    task_id: str
+    action: Literal["cancel", "pause", "resume"]
+    accepted: bool
+    event_id: str
+
+
+class Project(_Answer):
+    project_id: str
+    owner: str
+    title: str
+    content: str = ""
+    settings: ProjectSettings = ProjectSettings()
+    created_at: datetime | None = None
+
+
+class ProjectView(_Answer):
+    """`GET /projects/{id}`: the project and its tasks, newest first."""
+
+    project: Project
+    tasks: list[TaskState]
+
+
+class HistoryItem(_Answer):
+    offset: int
+    epoch: str | None = None
+    update: ProgressUpdate
+
+
+class History(_Answer):
+    """`GET /progress/{id}/history[/db]`: updates in offset order."""
+
+    task_id: str
+    source: Literal["memory", "database"]
+    items: list[HistoryItem]
+
+
+class Stats(_Answer):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    total_tasks: int
+    active_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    cancelled_tasks: int
+
+
+_STATE_FIELDS = frozenset(TaskState.model_fields)
+
+
+def task_state(data: dict[str, Any]) -> TaskState:
+    """A `TaskState` from a state payload that may carry more (an update's `event_id`, ...,
+    or fields of a newer gateway). Raises pydantic.ValidationError for a payload that is not
+    a state."""
+    return TaskState.model_validate({k: v for k, v in data.items() if k in _STATE_FIELDS})
+
+
+@dataclass(frozen=True)
+class Update:
+    """One update of a task's log (`progress`, `status` or `error`), delivered once, in
+    offset order. `state` is the task's whole state after it."""
+
+    type: UpdateType
+    task_id: str
+    offset: int
+    epoch: str | None
+    event_id: str
+    event_type: str
+    occurred_at: datetime | None
+    state: TaskState
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The task's state at `offset`, sent instead of a replay.
+
+    `recovered` is the gateway's word: False means the log could not be replayed from where
+    this subscription asked (a first subscribe without `since`, or an offset no longer held).
+    `missed` is True when updates were lost for this subscription: it had asked to resume
+    from `requested_since` and the gateway could not replay from there. `state` is None only
+    when the gateway had no state to send (a task not folded yet)."""
+
+    task_id: str
+    offset: int | None
+    epoch: str | None
+    state: TaskState | None
+    recovered: bool
+    requested_since: int | None
+
+    @property
+    def missed(self) -> bool:
+        return not self.recovered and self.requested_since is not None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state is not None and self.state.status in TERMINAL_STATUSES
+
+
+Item = Update | Snapshot

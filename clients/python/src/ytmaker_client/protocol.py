@@ -1,0 +1,264 @@
+"""The client side of the gateway's WebSocket protocol (docs/api.md), without I/O.
+
+- `parse` turns a server frame into a `ServerMessage`; the `*_frame` functions make client
+  frames.
+- `Backoff`: the delay before reconnect attempt n (1, 2, 4 … capped at 30 s, with jitter).
+- `Liveness`: when to send a heartbeat and when a silent connection is dead.
+- `Cursor`: one subscription's position in its task's log, the rule that makes delivery
+  exact across reconnects: resume with the last offset delivered, deliver an update only when
+  its offset is above it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ytmaker_client.models import Snapshot, Update, UpdateType, task_state
+
+#: Server message types that carry an update of a task's log (with an offset).
+UPDATE_TYPES = frozenset({"progress", "status", "error"})
+
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_HEARTBEAT_TIMEOUT = 4408
+
+#: Refusals of a subscription that are worth asking again (docs/api.md: `unavailable` is
+#: retryable; the others are limits of the moment or a replay that failed).
+RETRYABLE_REFUSALS = frozenset(
+    {"unavailable", "replay_failed", "rate_limited", "too_many_subscriptions"}
+)
+
+
+class ProtocolViolation(ValueError):
+    """A server frame that is not a message of the protocol."""
+
+
+@dataclass(frozen=True)
+class ServerMessage:
+    type: str
+    task_id: str | None
+    offset: int | None
+    payload: dict[str, Any]
+
+    @property
+    def is_update(self) -> bool:
+        """An update of a task's log; an `error` without an offset is a refusal instead."""
+        return self.type in UPDATE_TYPES and self.offset is not None and self.task_id is not None
+
+    @property
+    def error_code(self) -> str:
+        return str(self.payload.get("code", ""))
+
+
+def parse(frame: str | bytes) -> ServerMessage:
+    """One server frame; raises ProtocolViolation."""
+    try:
+        raw = json.loads(frame)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolViolation(f"not JSON: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise ProtocolViolation("a message is an object with a 'type'")
+    task_id, offset, payload = raw.get("task_id"), raw.get("offset"), raw.get("payload") or {}
+    if task_id is not None and not isinstance(task_id, str):
+        raise ProtocolViolation("'task_id' is a string or null")
+    if offset is not None and type(offset) is not int:
+        raise ProtocolViolation("'offset' is an integer or null")
+    if not isinstance(payload, dict):
+        raise ProtocolViolation("'payload' is an object")
+    return ServerMessage(raw["type"], task_id, offset, payload)
+
+
+def to_update(msg: ServerMessage) -> Update:
+    """The `Update` of an update message; raises ProtocolViolation."""
+    assert msg.offset is not None and msg.task_id is not None
+    try:
+        state = task_state(msg.payload)
+    except ValidationError as exc:
+        raise ProtocolViolation(f"an update without a valid state: {exc.errors()[:2]}") from None
+    return Update(
+        type=UpdateType(msg.type),
+        task_id=msg.task_id,
+        offset=msg.offset,
+        epoch=_str_or_none(msg.payload.get("epoch")),
+        event_id=str(msg.payload.get("event_id", "")),
+        event_type=str(msg.payload.get("event_type", "")),
+        occurred_at=_time(msg.payload.get("occurred_at")),
+        state=state,
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+
+
+def subscribe_frame(task_id: str, since: int | None, epoch: str | None) -> str:
+    body: dict[str, Any] = {"action": "subscribe", "task_id": task_id, "since": since}
+    if epoch is not None:
+        body["epoch"] = epoch
+    return json.dumps(body)
+
+
+def unsubscribe_frame(task_id: str) -> str:
+    return json.dumps({"action": "unsubscribe", "task_id": task_id})
+
+
+PING_FRAME = '{"type": "ping"}'
+PONG_FRAME = '{"action": "pong"}'
+
+
+@dataclass
+class Backoff:
+    """Delays between reconnect attempts: `base × factor^(n-1)`, at most `cap`, each reduced
+    by a random fraction up to `jitter` (so that many clients dropped at once do not come
+    back at once). `max_attempts` None: try for ever."""
+
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 30.0
+    jitter: float = 0.5
+    max_attempts: int | None = None
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        if self.base <= 0 or self.factor < 1 or self.cap < self.base or not 0 <= self.jitter < 1:
+            raise ValueError("backoff needs base > 0, factor ≥ 1, cap ≥ base, 0 ≤ jitter < 1")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError("max_attempts is at least 1 (or None: for ever)")
+
+    def exhausted(self, attempt: int) -> bool:
+        """Whether reconnect attempt `attempt` (1-based) is one too many."""
+        return self.max_attempts is not None and attempt > self.max_attempts
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt `attempt` (1-based)."""
+        nominal = min(self.cap, self.base * self.factor ** max(0, attempt - 1))
+        return nominal * (1.0 - self.jitter * self.rng.random())
+
+
+@dataclass
+class Liveness:
+    """The client's heartbeat: a ping every `interval` seconds of quiet on our side (the
+    gateway counts any client message as life, docs/api.md), and the connection counts as
+    dead after `timeout` seconds without any message from the server (its `pong` answers
+    our ping, so a healthy server is never silent that long)."""
+
+    interval: float = 15.0
+    timeout: float = 40.0
+    last_received: float = 0.0
+    last_sent: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0 or self.timeout <= self.interval:
+            raise ValueError("heartbeat needs interval > 0 and timeout > interval")
+
+    def start(self, now: float) -> None:
+        self.last_received = self.last_sent = now
+
+    def received(self, now: float) -> None:
+        self.last_received = now
+
+    def sent(self, now: float) -> None:
+        self.last_sent = now
+
+    def ping_due(self, now: float) -> bool:
+        return now - self.last_sent >= self.interval
+
+    def dead(self, now: float) -> bool:
+        return now - self.last_received > self.timeout
+
+    def next_check(self, now: float) -> float:
+        """Seconds until something may be due."""
+        until_ping = self.interval - (now - self.last_sent)
+        until_dead = self.timeout - (now - self.last_received)
+        return max(0.01, min(until_ping, until_dead))
+
+
+@dataclass
+class Cursor:
+    """One subscription's position in its task's log.
+
+    `since` is what the caller asked first (-1: the whole run, None: the current state, an
+    offset: what comes after it). Once something is delivered, every (re)subscribe asks for
+    what comes after `last`, with the `epoch` the gateway named, and only offsets above
+    `last` are delivered: nothing twice, nothing skipped without a `Snapshot` that says so.
+    """
+
+    since: int | None = -1
+    epoch: str | None = None
+    last: int | None = None
+    recovered: bool = True
+    snapshot_due: bool = False
+    asked: int | None = None
+
+    def request(self) -> tuple[int | None, str | None]:
+        """`since` and `epoch` of the next subscribe (remembered as `asked`)."""
+        self.asked = self.last if self.last is not None else self.since
+        return self.asked, self.epoch
+
+    def subscribed(self, payload: dict[str, Any]) -> None:
+        """The gateway's `subscribed` answer to our (re)subscribe. Another epoch than the one
+        of `last` means a recreated log, whose offsets start again: `last` is forgotten (the
+        gateway then sends a snapshot, `recovered: false`)."""
+        epoch = payload.get("epoch")
+        if epoch is not None:
+            if self.epoch is not None and str(epoch) != self.epoch:
+                self.last = None
+            self.epoch = str(epoch)
+        self.recovered = bool(payload.get("recovered", True))
+        self.snapshot_due = not self.recovered
+
+    def snapshot(self, msg: ServerMessage) -> Snapshot:
+        """The `Snapshot` to deliver for a `snapshot` message; moves past its offset."""
+        state = None
+        try:
+            state = task_state(msg.payload) if msg.payload else None
+        except ValidationError:
+            state = None
+        offset = msg.offset if msg.offset is not None else (state.offset if state else None)
+        self.snapshot_due = False
+        # The stream starts again from the snapshot: the gateway could not replay after
+        # `last` (an offset beyond the end of a recreated log is lower afterwards).
+        if offset is not None:
+            self.last = offset
+        if state is not None and state.epoch:
+            self.epoch = state.epoch
+        return Snapshot(
+            task_id=msg.task_id or (state.task_id if state else ""),
+            offset=offset,
+            epoch=self.epoch,
+            state=state,
+            recovered=self.recovered,
+            requested_since=self.asked,
+        )
+
+    def missing_snapshot(self, task_id: str) -> Snapshot | None:
+        """Where `subscribed` said `recovered: false` and the gateway had no state to send,
+        the first update comes without a snapshot: the caller still learns that the replay
+        was not complete. None when nothing is owed."""
+        if not self.snapshot_due:
+            return None
+        self.snapshot_due = False
+        return Snapshot(task_id, None, self.epoch, None, False, self.asked)
+
+    def accept(self, update: Update) -> bool:
+        """Whether to deliver `update` (its offset is above the last delivered)."""
+        if self.last is not None and update.offset <= self.last:
+            return False
+        self.last = update.offset
+        if update.epoch:
+            self.epoch = update.epoch
+        return True

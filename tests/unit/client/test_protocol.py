@@ -1,0 +1,94 @@
+"""The SDK's pure protocol pieces: backoff, heartbeat, the cursor, message parsing."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ytmaker_client.protocol import (
+    Backoff,
+    Cursor,
+    Liveness,
+    ProtocolViolation,
+    ServerMessage,
+    parse,
+    to_update,
+)
+
+from .fake_gateway import update
+
+
+def test_backoff_doubles_to_the_cap_with_jitter() -> None:
+    backoff = Backoff(rng=random.Random(7))
+    for attempt, nominal in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 16), (6, 30), (12, 30)]:
+        delays = [backoff.delay(attempt) for _ in range(200)]
+        assert all(nominal * 0.5 <= d <= nominal for d in delays)
+        assert max(delays) - min(delays) > nominal * 0.3  # jitter really spreads them
+    assert not Backoff().exhausted(10**6)
+    limited = Backoff(max_attempts=3)
+    assert not limited.exhausted(3) and limited.exhausted(4)
+    with pytest.raises(ValueError):
+        Backoff(cap=0.5)
+    with pytest.raises(ValueError):
+        Backoff(max_attempts=0)
+
+
+def test_liveness() -> None:
+    beat = Liveness(interval=10, timeout=25)
+    beat.start(100.0)
+    assert not beat.ping_due(105) and beat.ping_due(110)
+    beat.sent(110)
+    assert not beat.dead(124) and beat.dead(126)
+    beat.received(120)
+    assert not beat.dead(140)
+    assert beat.next_check(115) == pytest.approx(5)  # the next ping is due at 120
+    with pytest.raises(ValueError):
+        Liveness(interval=10, timeout=10)
+
+
+def test_cursor_resumes_from_the_last_offset_and_drops_repeats() -> None:
+    cursor = Cursor(since=-1)
+    assert cursor.request() == (-1, None)
+    cursor.subscribed({"epoch": "E1", "recovered": True})
+    first = to_update(parse_msg(update("t", 4, 10)))
+    assert cursor.accept(first) and not cursor.accept(first)
+    assert cursor.request() == (4, "E1")
+    assert not cursor.accept(to_update(parse_msg(update("t", 2, 5))))
+    assert cursor.accept(to_update(parse_msg(update("t", 6, 20))))
+
+
+def test_cursor_forgets_offsets_of_another_epoch() -> None:
+    cursor = Cursor(since=-1)
+    cursor.subscribed({"epoch": "E1", "recovered": True})
+    assert cursor.accept(to_update(parse_msg(update("t", 40, 10))))
+    cursor.request()
+    cursor.subscribed({"epoch": "E2", "recovered": False})  # the topic was recreated
+    snapshot = cursor.snapshot(ServerMessage("snapshot", "t", 3, {"task_id": "t"}))
+    assert snapshot.missed and snapshot.requested_since == 40 and snapshot.offset == 3
+    assert cursor.accept(to_update(parse_msg(update("t", 5, 20))))
+
+
+def test_parse_refuses_what_is_not_a_message() -> None:
+    for frame in ["nope", "[]", '{"x": 1}', '{"type": "a", "offset": "3"}', '{"type": 1}']:
+        with pytest.raises(ProtocolViolation):
+            parse(frame)
+    msg = parse('{"type": "error", "task_id": "t", "offset": null, "payload": {"code": "x"}}')
+    assert not msg.is_update and msg.error_code == "x"
+    with pytest.raises(ProtocolViolation):
+        to_update(ServerMessage("progress", "t", 1, {"status": "nonsense"}))
+
+
+def parse_msg(raw: dict[str, object]) -> ServerMessage:
+    import json
+
+    return parse(json.dumps(raw))
+
+
+def test_a_snapshot_restarts_the_stream_even_lower() -> None:
+    cursor = Cursor(since=10**9, last=10**9)  # resumed from an offset the log never had
+    cursor.request()
+    cursor.subscribed({"epoch": None, "recovered": False})
+    snapshot = cursor.snapshot(ServerMessage("snapshot", "t", 12, {"task_id": "t"}))
+    assert snapshot.missed and snapshot.requested_since == 10**9
+    assert cursor.accept(to_update(parse_msg(update("t", 13, 20))))

@@ -1,0 +1,1 @@
+"""The `ytmaker` command line (docs/cli.md)."""

@@ -1,0 +1,1 @@
+"""`ytmaker replay --verify`: an audit of the log (docs/cli.md, "Audit")."""

@@ -1,0 +1,68 @@
+"""What every command shares: where the gateway and Kafka are, the token, the consoles.
+
+Options come from the command line, else the environment (`YTMAKER_URL`, `YTMAKER_TOKEN`,
+`KAFKA_BOOTSTRAP_SERVERS`, `YTMAKER_TOPIC_PREFIX`), else the defaults of a local `make run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from ytmaker_shared.topics import Topics
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def state_dir() -> Path:
+    """Where the CLI remembers what it submitted (`ytmaker runs`)."""
+    explicit = os.environ.get("YTMAKER_CLI_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ytmaker"
+
+
+@dataclass
+class Cli:
+    url: str = DEFAULT_URL
+    token: str | None = None
+    bootstrap: str = DEFAULT_BOOTSTRAP
+    prefix: str = ""
+    out: Console = field(default_factory=lambda: Console(highlight=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.prefix)
+
+    def json(self, value: Any) -> None:
+        """One JSON document (or JSON Lines record) on stdout, nothing else."""
+        sys.stdout.write(json.dumps(value, default=str) + "\n")
+        sys.stdout.flush()
+
+
+def cli(ctx: typer.Context) -> Cli:
+    """The command's shared options (set by the app's callback)."""
+    obj = ctx.find_root().obj
+    if not isinstance(obj, Cli):
+        obj = Cli()
+        ctx.find_root().obj = obj
+    return obj
+
+
+class CliError(Exception):
+    """A failure to report as one line and a non-zero exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code

@@ -1,0 +1,262 @@
+"""`ytmaker dlq list / show / requeue`: the dead letters of `pipeline.dlq` (DESIGN §3).
+
+A requeue sends the original key and value, byte for byte, back to the topic and partition
+they came from, with the original headers and three of its own, so that the log says what
+happened: `ytmaker.requeued.from` (`<dlq topic>/<partition>/<offset>`), `.at` and `.by`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from rich.table import Table
+
+from ytmaker_cli.context import Cli, CliError, cli
+from ytmaker_cli.kafka.reader import KafkaUnavailable, LogReader, Raw
+from ytmaker_cli.ops.records import dead_letter
+from ytmaker_shared.kafka.dlq import DeadLetter
+from ytmaker_shared.topics import Topic
+
+app = typer.Typer(help="Dead letters: list, show, requeue.", no_args_is_help=True)
+
+DLQ_HEADER_PREFIX = "ytmaker.dlq."
+REQUEUED_FROM = "ytmaker.requeued.from"
+REQUEUED_AT = "ytmaker.requeued.at"
+REQUEUED_BY = "ytmaker.requeued.by"
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A dead letter and where it is in `pipeline.dlq` (`id`: `partition:offset`)."""
+
+    raw: Raw
+    letter: DeadLetter
+
+    @property
+    def id(self) -> str:
+        return f"{self.raw.partition}:{self.raw.offset}"
+
+    def summary(self) -> dict[str, Any]:
+        d = self.letter
+        return {
+            "id": self.id,
+            "topic": d.topic,
+            "partition": d.partition,
+            "offset": d.offset,
+            "reason": d.reason,
+            "detail": d.detail,
+            "group": d.consumer_group,
+            "service": d.service,
+            "failed_at": d.failed_at,
+            "key": _text(d.key),
+        }
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode(errors="replace")
+
+
+async def read_letters(c: Cli) -> list[Letter]:
+    async with LogReader(c.bootstrap) as log:
+        name = c.topics.name(Topic.DLQ)
+        bounds = await log.bounds(await log.partitions(name))
+        found: list[Letter] = []
+        async for raw in log.read({tp: b for tp, b in bounds.items()}):
+            try:
+                found.append(Letter(raw, dead_letter(raw)))
+            except (KeyError, ValueError):
+                continue  # not written by a DeadLetterWriter: nothing to requeue
+        found.sort(key=lambda x: (x.raw.timestamp, x.raw.partition, x.raw.offset))
+        return found
+
+
+@dataclass(frozen=True)
+class LetterFilter:
+    reason: str | None = None
+    topic: str | None = None
+    group: str | None = None
+
+    def keeps(self, letter: Letter, c: Cli) -> bool:
+        d = letter.letter
+        if self.reason and d.reason != self.reason:
+            return False
+        if self.topic and d.topic not in (self.topic, c.topics.name(Topic(self.topic))):
+            return False
+        return not self.group or d.consumer_group == self.group
+
+
+def _filter(reason: str | None, topic: str | None, group: str | None) -> LetterFilter:
+    if topic is not None:
+        try:
+            Topic(topic)
+        except ValueError:
+            raise CliError(f"--topic: unknown topic {topic!r}", 2) from None
+    return LetterFilter(reason, topic, group)
+
+
+Reason = Annotated[str | None, typer.Option(help="Only this reason (invalid_json, ...).")]
+FromTopic = Annotated[str | None, typer.Option("--topic", help="Only from this topic.")]
+Group = Annotated[str | None, typer.Option(help="Only of this consumer group.")]
+Json = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    reason: Reason = None,
+    topic: FromTopic = None,
+    group: Group = None,
+    json_out: Json = False,
+) -> None:
+    """Every dead letter, oldest first."""
+    c = cli(ctx)
+    keep = _filter(reason, topic, group)
+    letters = [x for x in asyncio.run(read_letters(c)) if keep.keeps(x, c)]
+    if json_out:
+        c.json([x.summary() for x in letters])
+        return
+    table = Table(title=f"dead letters ({len(letters)})")
+    for name in ("id", "from", "reason", "group", "failed at", "detail"):
+        table.add_column(name, overflow="fold")
+    for x in letters:
+        d = x.letter
+        table.add_row(
+            x.id,
+            f"{d.topic}[{d.partition}]@{d.offset}",
+            d.reason,
+            d.consumer_group,
+            d.failed_at[:19],
+            d.detail[:120],
+        )
+    c.out.print(table)
+
+
+def _find(letters: list[Letter], ident: str) -> Letter:
+    for x in letters:
+        if x.id == ident:
+            return x
+    if ":" not in ident:
+        raise CliError(f"{ident!r}: a dead letter's id is partition:offset (see `dlq list`)", 2)
+    raise CliError(f"no dead letter {ident} in {Topic.DLQ}")
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ident: Annotated[str, typer.Argument(metavar="ID", help="partition:offset (`dlq list`).")],
+    json_out: Json = False,
+) -> None:
+    """One dead letter: where it came from, why, and its bytes."""
+    c = cli(ctx)
+    x = _find(asyncio.run(read_letters(c)), ident)
+    value = x.letter.value
+    try:
+        shown: Any = json.loads(value) if value is not None else None
+    except ValueError:
+        shown = _text(value)
+    headers = {k: v.decode(errors="replace") for k, v in x.raw.headers}
+    if json_out:
+        c.json(x.summary() | {"value": shown, "headers": headers})
+        return
+    for key, val in x.summary().items():
+        c.out.print(f"[dim]{key:>10}[/dim] {val}", soft_wrap=True)
+    original = {k: v for k, v in headers.items() if not k.startswith(DLQ_HEADER_PREFIX)}
+    if original:
+        c.out.print(f"[dim]{'headers':>10}[/dim] {original}", soft_wrap=True)
+    c.out.print("[dim]     value[/dim]")
+    c.out.print_json(data=shown) if isinstance(shown, dict | list) else c.out.print(repr(shown))
+
+
+def requeue_headers(x: Letter, dlq_name: str, by: str) -> list[tuple[str, bytes]]:
+    """The original headers (without the dead-letter context) and the requeue's own."""
+    kept = [(k, v) for k, v in x.raw.headers if not k.startswith(DLQ_HEADER_PREFIX)]
+    return [
+        *kept,
+        (REQUEUED_FROM, f"{dlq_name}/{x.raw.partition}/{x.raw.offset}".encode()),
+        (REQUEUED_AT, datetime.now(UTC).isoformat().encode()),
+        (REQUEUED_BY, by.encode()),
+    ]
+
+
+async def _send(c: Cli, letters: list[Letter], by: str) -> list[dict[str, Any]]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=c.bootstrap, acks="all", enable_idempotence=True, linger_ms=0
+    )
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise KafkaUnavailable(f"cannot reach Kafka at {c.bootstrap}: {exc}") from None
+    sent = []
+    try:
+        for x in letters:
+            d = x.letter
+            partitions = await producer.partitions_for(d.topic)
+            meta = await producer.send_and_wait(
+                d.topic,
+                key=d.key,
+                value=d.value,
+                headers=requeue_headers(x, c.topics.name(Topic.DLQ), by),
+                partition=d.partition if d.partition in partitions else None,
+            )
+            sent.append(
+                x.summary() | {"requeued_to": f"{meta.topic}[{meta.partition}]@{meta.offset}"}
+            )
+    finally:
+        await producer.stop()
+    return sent
+
+
+@app.command()
+def requeue(
+    ctx: typer.Context,
+    ident: Annotated[
+        list[str] | None, typer.Argument(metavar="ID...", help="partition:offset of each.")
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every dead letter that the filters keep.")
+    ] = False,
+    reason: Reason = None,
+    topic: FromTopic = None,
+    group: Group = None,
+    by: Annotated[str | None, typer.Option(help="Who requeues (default: your login).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Say what would be sent; send nothing.")] = False,
+    json_out: Json = False,
+) -> None:
+    """Send dead letters' original bytes back to their topic, marked as requeued."""
+    c = cli(ctx)
+    if bool(ident) == all_:
+        raise CliError("give dead letters' ids, or --all (with filters)", 2)
+    letters = asyncio.run(read_letters(c))
+    if all_:
+        keep = _filter(reason, topic, group)
+        chosen = [x for x in letters if keep.keeps(x, c)]
+    else:
+        chosen = [_find(letters, i) for i in ident or []]
+    who = by or _login()
+    if dry_run:
+        result = [x.summary() | {"requeued_to": None} for x in chosen]
+    else:
+        result = asyncio.run(_send(c, chosen, who))
+    if json_out:
+        c.json(result)
+        return
+    for row in result:
+        target = row["requeued_to"] or "(dry run)"
+        c.out.print(f"{row['id']}  {row['topic']}[{row['partition']}]@{row['offset']} → {target}")
+    c.out.print(f"{'would requeue' if dry_run else 'requeued'} {len(result)} dead letter(s)")
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
