@@ -199,7 +199,7 @@ async def test_every_process_killed_mid_run_loses_and_repeats_nothing(
     if os.environ.get("YTMAKER_CHAOS_STRICT", "").lower() == "true":
         assert system.crashes == [], "a service exited on its own"
         assert "forbidden" not in watcher.refused, "the client's own task was refused"
-    assert len(done) == len(kills) == 7
+    assert len(done) == len(kills) == 8  # four stages, the fold, the read side, gateway, broker
     assert watcher.problems == []
     for task_id in tasks:
         assert watcher.status[task_id] == "completed", system.logs()
