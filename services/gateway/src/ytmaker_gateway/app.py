@@ -1,6 +1,6 @@
-"""The FastAPI application: routers, error bodies, CORS, security headers, the live page and
-health. `create_app(gateway)` takes a built `Gateway` (see main.py), so tests can build one
-with fakes."""
+"""The FastAPI application: routers, error bodies, CORS, security headers, the live page,
+the Socket.IO endpoint and health. `create_app(gateway)` takes a built `Gateway` (see
+main.py), so tests can build one with fakes."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ytmaker_gateway import metrics
 from ytmaker_gateway.api import rest, ws
 from ytmaker_gateway.context import Gateway
 from ytmaker_gateway.errors import GatewayError
+from ytmaker_gateway.sio.server import SocketIOMount
 
 WEB_DIR = Path(str(resources.files("ytmaker_gateway") / "web"))
 
@@ -124,5 +125,6 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["authorization", "content-type"],
         )
+    app.add_middleware(SocketIOMount, gateway=gateway)  # /socket.io/: the /progress namespace
     app.add_middleware(SecurityHeaders)
     return app
