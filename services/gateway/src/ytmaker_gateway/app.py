@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ytmaker_gateway import metrics
-from ytmaker_gateway.api import rest, ws
+from ytmaker_gateway.api import rest, runs, ws
 from ytmaker_gateway.context import Gateway
 from ytmaker_gateway.errors import GatewayError
 from ytmaker_gateway.sio.server import SocketIOMount
@@ -73,6 +73,7 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
     )
     app.state.gateway = gateway
     app.include_router(rest.router)
+    app.include_router(runs.router)
     app.include_router(ws.router)
 
     @app.exception_handler(GatewayError)
