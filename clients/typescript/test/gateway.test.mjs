@@ -1,9 +1,12 @@
 // The SDK against the real gateway (the whole system, started here): a full run followed with
 // ProgressClient through a network cut and a gateway restart (SIGKILL) mid-run; what it
-// received equals the stored history, once each, in order. Then: a late subscriber, a
-// snapshot subscriber (recovered: false surfaced), a project subscription, a refused token.
+// received equals the stored history, once each, in order. socket.io-client (npm) follows the
+// same run on the /progress namespace and recovers from both drops by Socket.IO's connection
+// state recovery, just as exactly. Then: a late subscriber, a snapshot subscriber
+// (recovered: false surfaced), a project subscription, a refused token.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { io } from "socket.io-client";
 import WebSocket from "ws";
 
 import { ProgressClient, RestClient, WebSocketManager, isTaskState } from "../dist/esm/index.js";
@@ -62,6 +65,18 @@ test("a full run, through a network cut and a gateway restart, equals the stored
   });
   assert.equal(progress.getSubscriptionCount(), 1);
 
+  const sock = io(`${proxy.base}/progress`, {
+    auth: { token }, transports: ["websocket"], reconnectionDelay: 200, reconnectionDelayMax: 1000,
+  });
+  const sioOffsets = [];
+  const sioConnects = [];
+  sock.on("connect", () => sioConnects.push(sock.recovered));
+  for (const kind of ["progress", "status", "error"]) {
+    sock.on(kind, (msg) => msg.offset !== null && msg.task_id === started.task_id && sioOffsets.push(msg.offset));
+  }
+  await waitFor(() => sioConnects.length === 1, { what: "socket.io to connect" });
+  assert.deepEqual(await sock.emitWithAck("join", { task_id: started.task_id, since: -1 }), { ok: true, task_id: started.task_id });
+
   await waitFor(() => events.length >= 3, { timeoutMs: 120_000, what: "the first updates" });
   assert.ok(proxy.cut() >= 1, "the network cut closed the socket");
   await waitFor(() => states.includes("reconnecting"), { what: "reconnecting" });
@@ -85,6 +100,11 @@ test("a full run, through a network cut and a gateway restart, equals the stored
     what: "the stored history to equal what was received",
   });
   assert.ok(subscribed.length >= 2 && subscribed.every((s) => s.recovered), "every resume was exact");
+  await waitFor(() => sioOffsets.length >= received.length, { what: "socket.io-client to catch up" });
+  assert.deepEqual(sioOffsets, received, "socket.io-client received exactly the same updates");
+  assert.ok(sioConnects.length >= 2, "socket.io-client reconnected");
+  assert.deepEqual(sioConnects, [false, ...sioConnects.slice(1).map(() => true)], "and recovered every time");
+  sock.close();
   assert.ok(progress.manager.stats.reconnects >= 1);
   stop();
   assert.equal(progress.getSubscriptionCount(), 0);
