@@ -1,6 +1,6 @@
 /**
  * `<ProgressTracker taskId … />`: a run's overall and per-stage bars, status, ETA, message and
- * history, live (useTaskProgress). Unstyled apart from the bars' widths: style it by its class
+ * history, live (useTaskProgress). Bare apart from the bars (inline defaults): style it by its class
  * names (`ytm-tracker`, `ytm-bar`, `ytm-stage` with `data-stage` and `data-status`...).
  */
 import type { ReactElement } from "react";
@@ -19,8 +19,16 @@ export interface ProgressTrackerProps extends UseTaskProgressOptions {
 function Bar({ value, label }: { value: number; label: string }): ReactElement {
   const pct = Math.max(0, Math.min(100, value));
   return (
-    <div className="ytm-bar" role="progressbar" aria-label={label} aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(pct * 10) / 10}>
-      <div className="ytm-bar-fill" style={{ width: `${pct}%` }} />
+    <div
+      className="ytm-bar"
+      role="progressbar"
+      aria-label={label}
+      aria-valuemin={0}
+      aria-valuemax={100}
+      aria-valuenow={Math.round(pct * 10) / 10}
+      style={{ height: 10, background: "#e6e8f0", borderRadius: 5, overflow: "hidden", minWidth: 120 }}
+    >
+      <div className="ytm-bar-fill" style={{ width: `${pct}%`, height: "100%", background: "#2f6fed", transition: "width .3s" }} />
     </div>
   );
 }
