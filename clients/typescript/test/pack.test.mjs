@@ -48,3 +48,8 @@ test("npm pack installs and loads as ESM and CommonJS, with declarations", { tim
   const dts = readFileSync(join(app, "node_modules/@ytmaker/sdk/dist/cjs/index.d.ts"), "utf8");
   assert.match(dts, /ProgressClient/);
 });
+
+test("the gateway's live page serves the current browser build", async () => {
+  const { differences } = await import("../scripts/copy-web.mjs");
+  assert.deepEqual(differences(), [], "run: npm run web (in clients/typescript)");
+});
