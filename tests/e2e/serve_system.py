@@ -14,6 +14,7 @@ End of input (the test finished, or died) stops everything and deletes its topic
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import traceback
@@ -86,6 +87,7 @@ def main() -> int:
         finally:
             if broker is not None:
                 broker.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

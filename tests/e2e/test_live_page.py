@@ -181,9 +181,7 @@ def test_a_run_through_a_network_cut_and_a_gateway_restart(
     page.close()
 
 
-def test_my_runs_lists_and_filters_the_runs(
-    system: System, proxy: TcpProxy, browser: Any
-) -> None:
+def test_my_runs_lists_and_filters_the_runs(system: System, proxy: TcpProxy, browser: Any) -> None:
     if not FINISHED:
         pytest.fail("needs the finished run of the previous test")
     page = browser.new_page(viewport={"width": 1100, "height": 900})

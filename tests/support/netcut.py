@@ -47,7 +47,9 @@ class TcpProxy:
             for a, b in (pair, pair[::-1]):
                 threading.Thread(target=self._pump, args=(a, b, pair), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, pair: tuple[socket.socket, ...]) -> None:
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, pair: tuple[socket.socket, ...]
+    ) -> None:
         try:
             while data := src.recv(65536):
                 dst.sendall(data)

@@ -100,7 +100,9 @@ test("a full run, through a network cut and a gateway restart, equals the stored
     what: "the stored history to equal what was received",
   });
   assert.ok(subscribed.length >= 2 && subscribed.every((s) => s.recovered), "every resume was exact");
-  await waitFor(() => sioOffsets.length >= received.length, { what: "socket.io-client to catch up" });
+  await waitFor(() => sioOffsets.length >= received.length, { what: "socket.io-client to catch up" }).catch((err) => {
+    throw new Error(`${err.message}: connects ${JSON.stringify(sioConnects)}, got ${JSON.stringify(sioOffsets)}, want ${JSON.stringify(received)}`);
+  });
   assert.deepEqual(sioOffsets, received, "socket.io-client received exactly the same updates");
   assert.ok(sioConnects.length >= 2, "socket.io-client reconnected");
   assert.deepEqual(sioConnects, [false, ...sioConnects.slice(1).map(() => true)], "and recovered every time");
@@ -114,7 +116,7 @@ test("a full run, through a network cut and a gateway restart, equals the stored
 });
 
 test("a late subscriber replays the whole run; a snapshot subscriber is told recovered: false", { timeout: 60_000 }, async (t) => {
-  if (!run) t.skip("needs the full run");
+  if (!run) return t.skip("needs the full run");
   const progress = client(system.base);
   await progress.connect();
   const replayed = [];
@@ -136,7 +138,7 @@ test("a late subscriber replays the whole run; a snapshot subscriber is told rec
 });
 
 test("a project subscription follows its runs exactly, a new run included", { timeout: 240_000 }, async (t) => {
-  if (!run) t.skip("needs the full run");
+  if (!run) return t.skip("needs the full run");
   const progress = client(system.base);
   await progress.connect();
   const byTask = new Map();

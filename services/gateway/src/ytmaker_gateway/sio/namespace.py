@@ -104,6 +104,16 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "heartbeat_interval": self.gateway.settings.heartbeat_interval_s,
         }
         self.sio.announce(sid, pid, client)
+        log.info(
+            "socket.io client connected",
+            extra={
+                "client_id": sid,
+                "user": principal.user,
+                "recovered": recovered,
+                "restored": len(restored),
+                "asked": auth.get("offset") is not None,
+            },
+        )
 
     async def _recover(
         self, client: SioClient, auth: dict[str, Any]

@@ -43,6 +43,7 @@ const match = location.pathname.match(/^\/projects\/([^/]+)$/);
 if (match) {
   showRun(page, decodeURIComponent(match[1]), params.get("task"));
 } else {
+  $("connection").hidden = true; // the list polls REST; only a run has a live connection
   showForm();
   showRuns(page);
   if (location.hash === "#new") $("create").scrollIntoView();
