@@ -277,3 +277,24 @@ async def test_recovery_never_reaches_somebody_elses_task(
     assert r.of("error")[0]["payload"]["code"] == "forbidden"
     assert r.of("error")[0]["payload"]["details"]["restored"] is True
     assert r.offsets("t-bob") == [] and r.of("connected")[0]["payload"]["recovered"] is False
+
+
+async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    gw = await gateway_factory(client_queue_size=5)
+    offsets = _seed(gw, n=3)
+    r = await _client(gw, recorders)
+    await r.call("join", {"task_id": "t1", "since": -1})
+    await wait_until(lambda: r.offsets("t1") == offsets, timeout=5, what="the replay")
+    pid, position = r.of("connected")[0]["payload"]["pid"], r.offset
+    client = next(iter(gw.gateway.hub._tasks["t1"])).outbox
+    for i in range(3, 40):  # a burst the queue of 5 cannot hold
+        client.push(f'{{"type": "pong", "payload": {{"n": {i}}}}}')
+    await wait_until(lambda: not r.client.connected, timeout=5, what="the drop")
+    assert "t1" not in gw.gateway.hub._tasks  # unregistered
+    missed = _seed(gw, n=2)
+    back = Recorder()
+    recorders.append(back)
+    await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": position})
+    await wait_until(lambda: back.offsets("t1") == missed, timeout=5, what="recovery")

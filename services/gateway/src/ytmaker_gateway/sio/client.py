@@ -161,7 +161,7 @@ class SioClient:
         for task_id in list(self.subs):
             self.drop(task_id)
         self.outbox.close()
-        if self.writer is not None:
+        if self.writer is not None and self.writer is not asyncio.current_task():
             self.writer.cancel()
             with contextlib.suppress(BaseException):
                 await self.writer

@@ -60,13 +60,20 @@ class RecoveringServer(socketio.AsyncServer):  # type: ignore[misc]
             if pending is not None:
                 pkt.data = {**pkt.data, "pid": pending[0]}
         await super()._send_packet(eio_sid, pkt)
-        if pending is not None:
-            sid = pending[1].sid
+        if pending is None:
+            return
+        client = pending[1]
+        namespace: ProgressNamespace = self.namespace_handlers[NAMESPACE]
+        if eio_sid not in self.eio.sockets:
+            # The client left while its connect was handled: python-socketio sends it no
+            # disconnect event (it was not connected yet), so let go of it here.
+            await namespace.disconnect(client.sid)
+            return
 
-            async def drop() -> None:
-                await self.drop_transport(sid)
+        async def drop() -> None:
+            await self.drop_transport(client.sid)
 
-            pending[1].start(drop)
+        client.start(drop)
 
 
 def build_server(gateway: Gateway) -> RecoveringServer:
