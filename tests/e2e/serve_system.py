@@ -8,7 +8,8 @@ one per line, each answered `ok` or `error: …`:
     start <service>    start it again and wait until it is ready
     logs               print the tail of every log (to stderr)
 
-End of input (the test finished, or died) stops everything and deletes its topics.
+End of input (the test finished, or died) stops everything and deletes its topics; the logs
+are kept in test-artifacts/system-logs/<prefix>/.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def main() -> int:
         finally:
             if broker is not None:
                 broker.stop()
+            kept = Path(__file__).resolve().parents[2] / "test-artifacts" / "system-logs" / prefix
+            shutil.copytree(system.logs, kept, dirs_exist_ok=True)  # for a failure's post-mortem
             shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -15,6 +15,7 @@ import { mintToken, startProxy, startSystem, waitFor } from "./support/system.mj
 let system;
 let proxy;
 let token;
+const opened = []; // every client a test made: closed in after(), whatever happened
 
 before(async () => {
   system = await startSystem();
@@ -23,11 +24,12 @@ before(async () => {
 }, { timeout: 240_000 });
 
 after(async () => {
+  for (const c of opened) c.disconnect?.() ?? c.close?.();
   await proxy?.close();
   await system?.stop();
 });
 
-const client = (base = proxy.base, extra = {}) =>
+const client = (base = proxy.base, extra = {}) => keep(
   new ProgressClient({
     baseUrl: base,
     token,
@@ -37,7 +39,8 @@ const client = (base = proxy.base, extra = {}) =>
     heartbeatIntervalMs: 5000,
     connectionTimeoutMs: 5000,
     ...extra,
-  });
+  }));
+const keep = (c) => (opened.push(c), c);
 
 const storedOffsets = async (rest, taskId) =>
   (await rest.history(taskId, { source: "database" })).items.map((item) => item.offset);
@@ -65,9 +68,9 @@ test("a full run, through a network cut and a gateway restart, equals the stored
   });
   assert.equal(progress.getSubscriptionCount(), 1);
 
-  const sock = io(`${proxy.base}/progress`, {
+  const sock = keep(io(`${proxy.base}/progress`, {
     auth: { token }, transports: ["websocket"], reconnectionDelay: 200, reconnectionDelayMax: 1000,
-  });
+  }));
   const sioOffsets = [];
   const sioConnects = [];
   sock.on("connect", () => sioConnects.push(sock.recovered));
@@ -164,7 +167,7 @@ test("a project subscription follows its runs exactly, a new run included", { ti
 });
 
 test("a forged token fails the connection with 4401 and no retry", { timeout: 30_000 }, async () => {
-  const manager = new WebSocketManager({ url: `${system.base.replace("http", "ws")}/api/v1/ws`, token: "forged", WebSocket, initialDelayMs: 50 });
+  const manager = keep(new WebSocketManager({ url: `${system.base.replace("http", "ws")}/api/v1/ws`, token: "forged", WebSocket, initialDelayMs: 50 }));
   const details = [];
   manager.onConnectionState((state, detail) => details.push([state, detail?.code]));
   await assert.rejects(manager.connect(), /failed: 4401/);

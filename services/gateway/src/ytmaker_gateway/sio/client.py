@@ -70,6 +70,14 @@ class SioClient:
                 await on_overflow()
 
         self.writer = asyncio.create_task(run(), name=f"sio-writer-{self.sid}")
+        self.writer.add_done_callback(self._writer_done)
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "socket.io writer failed",
+                extra={"client_id": self.sid, "error": repr(task.exception())},
+            )
 
     async def _write(self, text: str) -> None:
         msg = orjson.loads(text)
