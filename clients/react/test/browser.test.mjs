@@ -66,7 +66,7 @@ test("a whole run, through a network cut, shows every update once", { timeout: 3
   if (!browser) return t.skip("no Chromium");
   const started = await rest.createProject({
     title: "React run", content: "Tides rise and fall twice a day.",
-    settings: { language: "en", segments: 2, target_length_seconds: 10 },
+    settings: { language: "en", segments: 1, target_length_seconds: 10 },
   });
   const page = await open({ task: started.task_id, base: proxy.base, token });
   const history = () => page.$$eval(".ytm-history li", (lis) => lis.map((li) => Number(li.dataset.offset)));
