@@ -52,6 +52,8 @@ class SioClient:
         self._tokens = self.settings.max_messages_per_second
         self._refilled = time.monotonic()
         self._violations = 0
+        #: (message type, task_id) → set once such a message has been written.
+        self._written: dict[tuple[str, str], asyncio.Event] = {}
 
     # --- writing -------------------------------------------------------------------------
 
@@ -83,6 +85,21 @@ class SioClient:
         msg = orjson.loads(text)
         self._track(msg)
         await self._emit(str(msg["type"]), (msg, self.positions.encode()))
+        written = self._written.pop((str(msg["type"]), str(msg.get("task_id"))), None)
+        if written is not None:
+            written.set()
+
+    def expect(self, kind: str, task_id: str) -> asyncio.Event:
+        """An event set once the next `kind` message about the task has been written."""
+        return self._written.setdefault((kind, task_id), asyncio.Event())
+
+    async def written(self, event: asyncio.Event, timeout_s: float = 5.0) -> None:
+        """Wait for `event` (from `expect`), at most `timeout_s`: a request is acknowledged
+        after what it changed in the client's positions, so that the position string the
+        client holds when it has the acknowledgement already includes it."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
 
     def _track(self, msg: dict[str, Any]) -> None:
         """Move the position vector past one message about to be written."""

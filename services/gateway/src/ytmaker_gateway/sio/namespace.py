@@ -9,7 +9,9 @@ and `data: {code: "unauthorized"}`). A client that reconnects with Socket.IO's `
 resumed after the offset it had (docs/decisions/0061-socketio-recovery.md).
 
 Every request answers through its acknowledgement (`{ok: true, ...}` or `{ok: false, error}`);
-a failed one is also sent as an `error` event, for clients that ask without an ack.
+a failed one is also sent as an `error` event, for clients that ask without an ack. `join` and
+`leave` are acknowledged only once their `subscribed` / `unsubscribed` event is written: from
+then on, the position string the client holds names the change, so a reconnect keeps it.
 """
 
 from __future__ import annotations
@@ -209,14 +211,18 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if task_id not in client.subs and len(client.subs) >= limit:
                 metrics.BAD_INPUT.labels("too_many_subscriptions").inc()
                 raise ProtocolError("too_many_subscriptions", "subscription limit reached", task_id)
+            subscribed = client.expect("subscribed", task_id)
             if not await client.subscribe(task_id, msg.since, msg.epoch):
                 return {"ok": False, "task_id": task_id, "error": {"code": "replay_failed"}}
             await self.enter_room(client.sid, room(task_id))
+            await client.written(subscribed)
             return {"ok": True, "task_id": task_id}
         if msg.action == "unsubscribe":
             client.drop(task_id)
             await self.leave_room(client.sid, room(task_id))
+            unsubscribed = client.expect("unsubscribed", task_id)
             client.outbox.push(message("unsubscribed", {"task_id": task_id}, task_id))
+            await client.written(unsubscribed)
             return {"ok": True, "task_id": task_id}
         result = await client.control(task_id, msg.action, msg.reason)
         return {"ok": True, **result}
