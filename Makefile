@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 MEMBERS := shared $(wildcard services/*) dev clients/python tools/cli
 SRC_DIRS := shared/src $(wildcard services/*/src) dev/src clients/python/src tools/cli/src
 
-.PHONY: help setup system-deps kafka run test test-unit test-integration test-e2e lint format lock bench clean
+.PHONY: help setup system-deps kafka clients run test test-unit test-integration test-e2e lint format lock bench clean
 
 help:
 	@echo "make run    start Kafka and every service, submit a sample project, watch it live"
@@ -35,10 +35,21 @@ system-deps:
 kafka: setup
 	$(PY) -m ytmaker_dev.kafka fetch
 
+# The TypeScript SDK and the React component (clients/): npm ci from the committed lock, then
+# tsc. Their Node tests run inside the e2e tier (tests/e2e/test_clients.py).
+CLIENT_MANIFESTS := clients/package-lock.json clients/package.json $(wildcard clients/*/package.json)
+
+clients: clients/node_modules/.installed
+	cd clients && npm run build
+
+clients/node_modules/.installed: $(CLIENT_MANIFESTS)
+	cd clients && npm ci --no-audit --no-fund
+	@touch $@
+
 run: setup kafka
 	$(PY) scripts/run_local.py
 
-test: setup kafka
+test: setup kafka clients
 	@bash scripts/pytest.sh
 
 test-unit: setup
@@ -47,7 +58,7 @@ test-unit: setup
 test-integration: setup kafka
 	@bash scripts/pytest.sh tests/integration
 
-test-e2e: setup kafka
+test-e2e: setup kafka clients
 	@bash scripts/pytest.sh tests/e2e
 
 lint: setup
@@ -74,4 +85,4 @@ bench: setup kafka
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache clients/node_modules clients/*/dist

@@ -1,6 +1,6 @@
-"""The FastAPI application: routers, error bodies, CORS, security headers, the live page and
-health. `create_app(gateway)` takes a built `Gateway` (see main.py), so tests can build one
-with fakes."""
+"""The FastAPI application: routers, error bodies, CORS, security headers, the live page,
+the Socket.IO endpoint and health. `create_app(gateway)` takes a built `Gateway` (see
+main.py), so tests can build one with fakes."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ytmaker_gateway import metrics
-from ytmaker_gateway.api import rest, ws
+from ytmaker_gateway.api import rest, runs, ws
 from ytmaker_gateway.context import Gateway
 from ytmaker_gateway.errors import GatewayError
+from ytmaker_gateway.sio.server import SocketIOMount
 
 WEB_DIR = Path(str(resources.files("ytmaker_gateway") / "web"))
 
@@ -72,6 +73,7 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
     )
     app.state.gateway = gateway
     app.include_router(rest.router)
+    app.include_router(runs.router)
     app.include_router(ws.router)
 
     @app.exception_handler(GatewayError)
@@ -124,5 +126,6 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["authorization", "content-type"],
         )
+    app.add_middleware(SocketIOMount, gateway=gateway)  # /socket.io/: the /progress namespace
     app.add_middleware(SecurityHeaders)
     return app

@@ -1,0 +1,25 @@
+/** ytmaker's TypeScript SDK: follow runs live with exact resume (docs/api.md). */
+export * from "./generated/contract.js";
+export { backoffDelay, type BackoffOptions } from "./backoff.js";
+export { GatewayError, RestClient, type FetchLike, type RestOptions, type RunStatus } from "./rest.js";
+export {
+  ProgressClient,
+  wsUrl,
+  type ProgressClientOptions,
+  type ProjectHandlers,
+  type TaskHandlers,
+  type TaskOptions,
+  type UpdateMessage,
+} from "./progress-client.js";
+export {
+  WebSocketManager,
+  type CloseDetail,
+  type ConnectionState,
+  type ManagerStats,
+  type MessageOf,
+  type MessageType,
+  type Subscription,
+  type WebSocketConstructor,
+  type WebSocketLike,
+  type WebSocketManagerOptions,
+} from "./websocket-manager.js";

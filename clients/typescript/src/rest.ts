@@ -1,0 +1,114 @@
+/** The gateway's REST API (docs/api.md "REST"), typed by the generated contract. */
+import type {
+  ControlAccepted,
+  History,
+  ProjectCreate,
+  ProjectView,
+  RunList,
+  Started,
+  TaskState,
+} from "./generated/contract.js";
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+export interface RestOptions {
+  /** http(s):// base of the gateway; "" for the page's own origin. */
+  baseUrl: string;
+  token?: string | (() => string | undefined);
+  fetch?: FetchLike;
+}
+
+/** A refused request: `code` is the gateway's error code (`forbidden`, `conflict`...). */
+export class GatewayError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = "GatewayError";
+  }
+}
+
+export type RunStatus = NonNullable<TaskState["status"]>;
+
+export class RestClient {
+  private readonly options: RestOptions;
+
+  constructor(options: RestOptions) {
+    this.options = options;
+  }
+
+  token(): string | undefined {
+    const token = this.options.token;
+    return typeof token === "function" ? token() : token;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    const token = this.token();
+    if (token) headers.authorization = `Bearer ${token}`;
+    const doFetch = this.options.fetch ?? (globalThis.fetch as FetchLike);
+    const response = await doFetch(`${this.options.baseUrl}/api/v1${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = response.status === 204 ? "" : await response.text();
+    let parsed: unknown = null;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON */
+    }
+    if (!response.ok) {
+      const err = (parsed as { error?: { code?: string; message?: string; details?: Record<string, unknown> } })?.error;
+      throw new GatewayError(response.status, err?.code ?? `http_${response.status}`, err?.message ?? response.statusText, err?.details);
+    }
+    return parsed as T;
+  }
+
+  createProject(body: ProjectCreate): Promise<Started> {
+    return this.request("POST", "/projects", body);
+  }
+
+  startRun(projectId: string): Promise<Started> {
+    return this.request("POST", `/projects/${encodeURIComponent(projectId)}/tasks`, {});
+  }
+
+  project(projectId: string): Promise<ProjectView> {
+    return this.request("GET", `/projects/${encodeURIComponent(projectId)}`);
+  }
+
+  runs(filter: { status?: RunStatus; projectId?: string; limit?: number } = {}): Promise<RunList> {
+    const q = new URLSearchParams();
+    if (filter.status) q.set("status", filter.status);
+    if (filter.projectId) q.set("project_id", filter.projectId);
+    if (filter.limit) q.set("limit", String(filter.limit));
+    const query = q.toString();
+    return this.request("GET", `/runs${query ? `?${query}` : ""}`);
+  }
+
+  progress(taskId: string): Promise<TaskState> {
+    return this.request("GET", `/progress/${encodeURIComponent(taskId)}`);
+  }
+
+  history(taskId: string, options: { source?: "memory" | "database"; since?: number; limit?: number } = {}): Promise<History> {
+    const q = new URLSearchParams({ limit: String(options.limit ?? 10000) });
+    if (options.since !== undefined) q.set("since", String(options.since));
+    const db = options.source === "memory" ? "" : "/db";
+    return this.request("GET", `/progress/${encodeURIComponent(taskId)}/history${db}?${q}`);
+  }
+
+  control(taskId: string, action: "cancel" | "pause" | "resume", reason = ""): Promise<ControlAccepted> {
+    return this.request("POST", `/tasks/${encodeURIComponent(taskId)}/${action}`, { reason });
+  }
+
+  /** The URL of an artifact (`video`, `thumbnail`, `script`), with the token for <video src>. */
+  artifactUrl(taskId: string, name: "video" | "thumbnail" | "script"): string {
+    const token = this.token();
+    const q = token ? `?token=${encodeURIComponent(token)}` : "";
+    return `${this.options.baseUrl}/api/v1/artifacts/${encodeURIComponent(taskId)}/${name}${q}`;
+  }
+}

@@ -1,0 +1,365 @@
+/**
+ * One WebSocket to the gateway (docs/api.md "WebSocket"), kept open: reconnects with
+ * exponential backoff, heartbeats, a connection timeout, and resumes every subscription from
+ * the last offset it delivered, so that a listener sees each update of a task once, in order,
+ * across any number of disconnects. No dependencies: give it a WebSocket constructor where
+ * there is no global one (Node 20: the `ws` package).
+ */
+import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import {
+  isServerMessage,
+  type ClientMessage,
+  type ServerMessage,
+} from "./generated/contract.js";
+
+export type ConnectionState =
+  | "idle"
+  | "connecting"
+  | "connected"
+  | "reconnecting"
+  | "disconnected"
+  | "failed";
+
+/** What the manager needs of a WebSocket (the browser's, or Node's `ws`). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface WebSocketManagerOptions extends BackoffOptions {
+  /** ws:// or wss:// URL of `/api/v1/ws` (or a project stream). */
+  url: string;
+  /** A JWT, or a function returning the current one (called at every connect). */
+  token?: string | (() => string | undefined);
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect after a drop; default true. */
+  autoReconnect?: boolean;
+  /** Give up (state `failed`) after this many failed attempts in a row; default Infinity. */
+  maxReconnectAttempts?: number;
+  /** The client pings this often; silence for two intervals counts as a drop. Default 25 s. */
+  heartbeatIntervalMs?: number;
+  /** No `connected` within this long counts as a failed attempt. Default 10 s. */
+  connectionTimeoutMs?: number;
+}
+
+export type MessageType = ServerMessage["type"];
+export type MessageOf<T extends MessageType> = Extract<ServerMessage, { type: T }>;
+type Handler = (msg: ServerMessage) => void;
+
+export interface Subscription {
+  taskId: string;
+  /** What the first subscribe asked for: -1 the whole run, null a snapshot, or an offset. */
+  since: number | null;
+  /** The last offset delivered to listeners (-1: none yet). */
+  lastOffset: number;
+  epoch: string | null;
+}
+
+export interface ManagerStats {
+  connects: number;
+  reconnects: number;
+  duplicatesDropped: number;
+  invalidMessages: number;
+}
+
+const OPEN = 1;
+const CLOSE_UNAUTHORIZED = 4401;
+const CLOSE_FORBIDDEN = 4403;
+const UPDATE_TYPES = new Set(["progress", "status", "error"]);
+
+export class WebSocketManager {
+  private readonly options: WebSocketManagerOptions;
+  private readonly Ctor: WebSocketConstructor;
+  private ws: WebSocketLike | null = null;
+  private state: ConnectionState = "idle";
+  private attempt = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  private connectTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastMessageAt = 0;
+  private everConnected = false;
+  private readonly handlers = new Map<string, Set<Handler>>();
+  private readonly stateHandlers = new Set<(state: ConnectionState, detail?: CloseDetail) => void>();
+  private readonly subs = new Map<string, Subscription>();
+  readonly stats: ManagerStats = { connects: 0, reconnects: 0, duplicatesDropped: 0, invalidMessages: 0 };
+  /** The client id the server gave this connection. */
+  clientId: string | null = null;
+  /** When the next reconnect attempt starts (ms since the epoch), while reconnecting. */
+  nextAttemptAt: number | null = null;
+
+  constructor(options: WebSocketManagerOptions) {
+    this.options = options;
+    const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!Ctor) throw new Error("no WebSocket: pass options.WebSocket (e.g. the ws package)");
+    this.Ctor = Ctor;
+  }
+
+  // --- state -------------------------------------------------------------------------------
+
+  getState(): ConnectionState {
+    return this.state;
+  }
+
+  isConnected(): boolean {
+    return this.state === "connected";
+  }
+
+  /** Listen to state changes; returns the function that stops listening. */
+  onConnectionState(handler: (state: ConnectionState, detail?: CloseDetail) => void): () => void {
+    this.stateHandlers.add(handler);
+    return () => this.stateHandlers.delete(handler);
+  }
+
+  private setState(state: ConnectionState, detail?: CloseDetail): void {
+    if (state === this.state && detail === undefined) return;
+    this.state = state;
+    for (const handler of [...this.stateHandlers]) handler(state, detail);
+  }
+
+  // --- messages ----------------------------------------------------------------------------
+
+  /** Listen to one type of server message (`"*"`: every message). */
+  on<T extends MessageType>(type: T, handler: (msg: MessageOf<T>) => void): void;
+  on(type: "*", handler: (msg: ServerMessage) => void): void;
+  on(type: string, handler: (msg: never) => void): void {
+    let set = this.handlers.get(type);
+    if (!set) this.handlers.set(type, (set = new Set()));
+    set.add(handler as Handler);
+  }
+
+  off(type: MessageType | "*", handler: (msg: never) => void): void {
+    this.handlers.get(type)?.delete(handler as Handler);
+  }
+
+  /** Send a client message; false when not connected (subscriptions are re-sent anyway). */
+  send(msg: ClientMessage): boolean {
+    if (!this.ws || this.ws.readyState !== OPEN || this.state !== "connected") return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  // --- subscriptions -----------------------------------------------------------------------
+
+  /**
+   * Follow a task: `since` -1 replays the whole run, null starts from a snapshot, an offset
+   * resumes after it. After a reconnect the subscription resumes after the last offset
+   * delivered; updates at or below it are dropped, so each is delivered once.
+   */
+  subscribe(taskId: string, since: number | null = -1, epoch: string | null = null): Subscription {
+    const sub: Subscription = { taskId, since, lastOffset: since ?? -1, epoch };
+    this.subs.set(taskId, sub);
+    this.sendSubscribe(sub);
+    return sub;
+  }
+
+  unsubscribe(taskId: string): void {
+    if (this.subs.delete(taskId)) this.send({ action: "unsubscribe", task_id: taskId });
+  }
+
+  subscription(taskId: string): Subscription | undefined {
+    return this.subs.get(taskId);
+  }
+
+  private sendSubscribe(sub: Subscription): void {
+    const since = sub.lastOffset >= 0 ? sub.lastOffset : sub.since;
+    this.send({ action: "subscribe", task_id: sub.taskId, since, epoch: sub.epoch });
+  }
+
+  // --- connecting --------------------------------------------------------------------------
+
+  /** Open the connection; resolves once the server said `connected`. */
+  connect(): Promise<void> {
+    const ready = new Promise<void>((resolve, reject) => {
+      const stop = this.onConnectionState((state, detail) => {
+        if (state === "connected") {
+          stop();
+          resolve();
+        } else if (state === "failed" || state === "disconnected") {
+          stop();
+          reject(new Error(`connection ${state}${detail ? `: ${detail.code} ${detail.reason}` : ""}`));
+        }
+      });
+    });
+    if (this.state === "connected") return Promise.resolve();
+    if (this.state !== "connecting" && this.state !== "reconnecting") {
+      this.attempt = 0;
+      this.open();
+    }
+    return ready;
+  }
+
+  /** Close for good (no reconnect). */
+  disconnect(): void {
+    this.clearTimers();
+    this.drop(1000, "client disconnect");
+    this.setState("disconnected");
+  }
+
+  /** Drop the connection now and open a new one (subscriptions resume). */
+  reconnect(): void {
+    this.clearTimers();
+    this.drop(4000, "client reconnect");
+    this.attempt = 0;
+    this.open();
+  }
+
+  private open(): void {
+    this.clearTimers();
+    this.nextAttemptAt = null;
+    this.setState(this.everConnected ? "reconnecting" : "connecting");
+    const url = new URL(this.options.url);
+    const token = typeof this.options.token === "function" ? this.options.token() : this.options.token;
+    if (token) url.searchParams.set("token", token);
+    let ws: WebSocketLike;
+    try {
+      ws = new this.Ctor(url.toString());
+    } catch (err) {
+      this.scheduleReconnect({ code: 0, reason: String(err) });
+      return;
+    }
+    this.ws = ws;
+    ws.onmessage = (ev) => {
+      if (this.ws === ws) this.receive(ev.data);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.lost({ code: ev.code, reason: ev.reason });
+    };
+    ws.onerror = () => undefined; // a close follows
+    this.connectTimer = setTimeout(() => {
+      if (this.ws === ws && this.state !== "connected") this.lost({ code: 0, reason: "connection timeout" }, true);
+    }, this.options.connectionTimeoutMs ?? 10000);
+  }
+
+  private drop(code: number, reason: string): void {
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onclose = null;
+      ws.onmessage = null;
+      try {
+        ws.close(code, reason);
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+
+  private lost(detail: CloseDetail, dropSocket = false): void {
+    this.clearTimers();
+    if (dropSocket) this.drop(4000, detail.reason);
+    if (detail.code === CLOSE_UNAUTHORIZED || detail.code === CLOSE_FORBIDDEN) {
+      this.setState("failed", detail);
+      return;
+    }
+    this.scheduleReconnect(detail);
+  }
+
+  private scheduleReconnect(detail: CloseDetail): void {
+    const max = this.options.maxReconnectAttempts ?? Infinity;
+    if (this.options.autoReconnect === false || this.attempt >= max) {
+      this.setState(this.options.autoReconnect === false ? "disconnected" : "failed", detail);
+      return;
+    }
+    const delay = backoffDelay(this.attempt, this.options);
+    this.attempt += 1;
+    this.nextAttemptAt = Date.now() + delay;
+    this.setState("reconnecting", detail);
+    this.retryTimer = setTimeout(() => this.open(), delay);
+  }
+
+  private clearTimers(): void {
+    for (const timer of [this.retryTimer, this.connectTimer]) if (timer) clearTimeout(timer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.retryTimer = this.connectTimer = this.heartbeatTimer = null;
+  }
+
+  private startHeartbeat(): void {
+    const interval = this.options.heartbeatIntervalMs ?? 25000;
+    this.heartbeatTimer = setInterval(() => {
+      if (Date.now() - this.lastMessageAt > 2 * interval) {
+        this.lost({ code: 4408, reason: "no message for two heartbeat intervals" }, true);
+        return;
+      }
+      this.send({ action: "ping" });
+    }, interval);
+  }
+
+  // --- receiving ---------------------------------------------------------------------------
+
+  private receive(data: unknown): void {
+    this.lastMessageAt = Date.now();
+    let msg: unknown;
+    try {
+      msg = JSON.parse(typeof data === "string" ? data : String(data));
+    } catch {
+      this.stats.invalidMessages += 1;
+      return;
+    }
+    if (!isServerMessage(msg)) {
+      this.stats.invalidMessages += 1;
+      return;
+    }
+    switch (msg.type) {
+      case "connected":
+      case "reconnected":
+        this.onConnected(msg.payload.client_id);
+        break;
+      case "ping":
+        this.send({ action: "pong" });
+        break;
+      case "subscribed": {
+        const sub = this.subs.get(msg.payload.task_id);
+        if (sub && msg.payload.epoch) sub.epoch = msg.payload.epoch;
+        break;
+      }
+      case "snapshot": {
+        const sub = msg.task_id ? this.subs.get(msg.task_id) : undefined;
+        if (!sub) return;
+        if (msg.offset !== null && msg.offset > sub.lastOffset) sub.lastOffset = msg.offset;
+        break;
+      }
+      default:
+        if (UPDATE_TYPES.has(msg.type) && msg.offset !== null && msg.task_id) {
+          const sub = this.subs.get(msg.task_id);
+          if (!sub) break; // a project stream's update, or one in flight after unsubscribe
+          if (msg.offset <= sub.lastOffset) {
+            this.stats.duplicatesDropped += 1;
+            return;
+          }
+          sub.lastOffset = msg.offset;
+        }
+    }
+    this.dispatch(msg);
+  }
+
+  private onConnected(clientId: string): void {
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    this.clientId = clientId;
+    this.stats.connects += 1;
+    if (this.everConnected) this.stats.reconnects += 1;
+    this.everConnected = true;
+    this.attempt = 0;
+    this.setState("connected");
+    this.startHeartbeat();
+    for (const sub of this.subs.values()) this.sendSubscribe(sub);
+  }
+
+  private dispatch(msg: ServerMessage): void {
+    for (const handler of [...(this.handlers.get(msg.type) ?? [])]) handler(msg);
+    for (const handler of [...(this.handlers.get("*") ?? [])]) handler(msg);
+  }
+}
+
+export interface CloseDetail {
+  code: number;
+  reason: string;
+}

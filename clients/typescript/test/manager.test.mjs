@@ -1,0 +1,106 @@
+// WebSocketManager's rules with a scripted socket (no network): backoff up to max attempts,
+// the connection timeout, heartbeat silence, resume by offset per subscription with
+// duplicates dropped, no retry on 4401, invalid messages counted and not delivered.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { WebSocketManager } from "../dist/esm/index.js";
+import { waitFor } from "./support/system.mjs";
+
+/** A fake server: each new socket is handed to `script(socket)`. */
+function fakeSockets(script) {
+  const made = [];
+  class FakeSocket {
+    readyState = 0;
+    onopen = null; onmessage = null; onclose = null; onerror = null;
+    sent = [];
+    constructor(url) {
+      this.url = url;
+      made.push(this);
+      queueMicrotask(() => script(this, made.length));
+    }
+    open() { this.readyState = 1; this.onopen?.({}); }
+    deliver(msg) { this.onmessage?.({ data: typeof msg === "string" ? msg : JSON.stringify(msg) }); }
+    send(data) { this.sent.push(JSON.parse(data)); }
+    close(code = 1000, reason = "") { this.drop(code, reason); }
+    drop(code, reason = "") {
+      if (this.readyState === 3) return;
+      this.readyState = 3;
+      this.onclose?.({ code, reason });
+    }
+  }
+  return { FakeSocket, made };
+}
+
+const connected = (id) => ({ type: "connected", task_id: null, offset: null, payload: { client_id: id, heartbeat_interval: 30 } });
+const state = { task_id: "t1", project_id: "p1", owner: "a", status: "running", progress: 10, stages: {} };
+const update = (offset) => ({
+  type: "progress", task_id: "t1", offset,
+  payload: { ...state, offset, event_id: `e${offset}`, event_type: "stage.progress", occurred_at: "2026-01-01T00:00:00Z" },
+});
+
+test("gives up after maxReconnectAttempts, with growing delays", async () => {
+  const { FakeSocket, made } = fakeSockets((s) => s.drop(1006));
+  const m = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, maxReconnectAttempts: 3, initialDelayMs: 10, maxDelayMs: 40 });
+  const states = [];
+  m.onConnectionState((st) => states.push(st));
+  const started = Date.now();
+  await assert.rejects(m.connect(), /failed/);
+  assert.equal(made.length, 4, "the first try and three retries");
+  assert.ok(Date.now() - started >= 10 + 20 + 40 - 5, "delays 10, 20, 40 ms");
+  assert.equal(states.at(-1), "failed");
+});
+
+test("a connection that never says connected times out and is retried", async () => {
+  const { FakeSocket, made } = fakeSockets((s, n) => { s.open(); if (n === 2) s.deliver(connected("c2")); });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, connectionTimeoutMs: 50, initialDelayMs: 5 });
+  await m.connect();
+  assert.equal(made.length, 2);
+  assert.equal(made[0].readyState, 3, "the silent socket was closed");
+  assert.equal(m.clientId, "c2");
+  m.disconnect();
+});
+
+test("silence for two heartbeat intervals reconnects; the client pings meanwhile", async () => {
+  const { FakeSocket, made } = fakeSockets((s) => { s.open(); s.deliver(connected(`c${made.length}`)); });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, heartbeatIntervalMs: 100, initialDelayMs: 5 });
+  await m.connect();
+  await waitFor(() => made.length >= 2 && m.isConnected(), { timeoutMs: 5000, what: "a reconnect after silence" });
+  assert.equal(made[0].readyState, 3, "the silent socket was dropped");
+  assert.ok(made.some((s) => s.sent.some((msg) => msg.action === "ping")), "pings while waiting");
+  assert.ok(m.stats.reconnects >= 1);
+  m.disconnect();
+});
+
+test("resubscribes after the last offset delivered; duplicates and invalid messages are dropped", async () => {
+  const { FakeSocket, made } = fakeSockets((s) => { s.open(); s.deliver(connected(`c${made.length}`)); });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const seen = [];
+  m.on("progress", (msg) => seen.push(msg.offset));
+  await m.connect();
+  m.subscribe("t1", -1);
+  assert.deepEqual(made[0].sent.at(-1), { action: "subscribe", task_id: "t1", since: -1, epoch: null });
+  made[0].deliver({ type: "subscribed", task_id: "t1", offset: -1, payload: { task_id: "t1", offset: null, epoch: "E", recovered: true, restored: false } });
+  for (const o of [3, 5, 5, 4]) made[0].deliver(update(o));
+  made[0].deliver("{not json");
+  made[0].deliver({ ...update(9), offset: "9" });
+  made[0].drop(1006);
+  await waitFor(() => made.length === 2 && m.isConnected(), { timeoutMs: 2000, what: "the reconnect" });
+  assert.deepEqual(made[1].sent.find((x) => x.action === "subscribe"), { action: "subscribe", task_id: "t1", since: 5, epoch: "E" });
+  for (const o of [5, 6]) made[1].deliver(update(o));
+  assert.deepEqual(seen, [3, 5, 6]);
+  assert.equal(m.stats.duplicatesDropped, 3);
+  assert.equal(m.stats.invalidMessages, 2);
+  m.unsubscribe("t1");
+  made[1].deliver(update(7));
+  assert.deepEqual(seen, [3, 5, 6, 7], "an unfollowed task's update passes through, undeduplicated");
+  m.disconnect();
+});
+
+test("4401 fails at once, without retrying", async () => {
+  const { FakeSocket, made } = fakeSockets((s) => { s.open(); s.drop(4401, "invalid token"); });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 1 });
+  await assert.rejects(m.connect(), /4401/);
+  assert.equal(made.length, 1);
+  assert.equal(m.getState(), "failed");
+});

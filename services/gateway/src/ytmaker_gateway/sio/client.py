@@ -1,0 +1,196 @@
+"""One Socket.IO connection to `/progress`: who it is, its outbox, its subscriptions, and the
+position vector every event carries (sio/positions.py).
+
+Everything the connection sends goes through one bounded `Outbox`, exactly like a WebSocket
+client's, so the fan-out, the replay and the slow-client rule are the same code. The writer
+turns each queued message into a Socket.IO event named by its `type`, with two arguments: the
+message (`{type, task_id, offset, payload}`, as on the WebSocket) and the position string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiokafka.errors import KafkaError
+
+from ytmaker_gateway import metrics
+from ytmaker_gateway.auth import Principal
+from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.errors import GatewayError
+from ytmaker_gateway.fanout.outbox import Outbox
+from ytmaker_gateway.fanout.subscription import Subscription
+from ytmaker_gateway.protocol import error_message, message
+from ytmaker_gateway.sio.positions import Positions
+
+log = logging.getLogger(__name__)
+
+#: emit(event, data) to this connection.
+Emit = Callable[[str, Any], Awaitable[None]]
+
+
+class SioClient:
+    def __init__(self, sid: str, gateway: Gateway, principal: Principal, emit: Emit) -> None:
+        self.sid = sid
+        self.gateway = gateway
+        self.settings = gateway.settings
+        self.principal = principal
+        self._emit = emit
+        self.outbox = Outbox(
+            self._write, maxsize=self.settings.client_queue_size, batch=self.settings.write_batch
+        )
+        #: What the client has been sent; a recovering client starts from what it says it has.
+        self.positions = Positions(gateway.hub.epoch)
+        self.subs: dict[str, Subscription] = {}
+        self.hello: dict[str, Any] = {}
+        self.writer: asyncio.Task[None] | None = None
+        self._tokens = self.settings.max_messages_per_second
+        self._refilled = time.monotonic()
+        self._violations = 0
+        #: (message type, task_id) → set once such a message has been written.
+        self._written: dict[tuple[str, str], asyncio.Event] = {}
+
+    # --- writing -------------------------------------------------------------------------
+
+    def start(self, on_overflow: Callable[[], Awaitable[None]]) -> None:
+        """Start writing (call once the namespace's CONNECT packet is out): the `connected`
+        event first, then the outbox. `on_overflow` closes the transport of a slow client, which
+        reconnects and recovers by its positions."""
+
+        async def run() -> None:
+            # One argument only: the client keeps the position string it had.
+            hello = {"type": "connected", "task_id": None, "offset": None, "payload": self.hello}
+            await self._emit("connected", hello)
+            await self.outbox.run()
+            if self.outbox.overflowed:
+                metrics.SLOW_CLIENT_CLOSES.inc()
+                await on_overflow()
+
+        self.writer = asyncio.create_task(run(), name=f"sio-writer-{self.sid}")
+        self.writer.add_done_callback(self._writer_done)
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "socket.io writer failed",
+                extra={"client_id": self.sid, "error": repr(task.exception())},
+            )
+
+    async def _write(self, text: str) -> None:
+        msg = orjson.loads(text)
+        self._track(msg)
+        await self._emit(str(msg["type"]), (msg, self.positions.encode()))
+        written = self._written.pop((str(msg["type"]), str(msg.get("task_id"))), None)
+        if written is not None:
+            written.set()
+
+    def expect(self, kind: str, task_id: str) -> asyncio.Event:
+        """An event set once the next `kind` message about the task has been written."""
+        return self._written.setdefault((kind, task_id), asyncio.Event())
+
+    async def written(self, event: asyncio.Event, timeout_s: float = 5.0) -> None:
+        """Wait for `event` (from `expect`), at most `timeout_s`: a request is acknowledged
+        after what it changed in the client's positions, so that the position string the
+        client holds when it has the acknowledgement already includes it."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+
+    def _track(self, msg: dict[str, Any]) -> None:
+        """Move the position vector past one message about to be written."""
+        kind, task_id, offset = msg["type"], msg.get("task_id"), msg.get("offset")
+        payload = msg.get("payload") or {}
+        if not isinstance(task_id, str):
+            return
+        if kind == "subscribed":
+            if payload.get("epoch"):
+                self.positions.epoch = str(payload["epoch"])
+            if payload.get("recovered") or offset is None:
+                self.positions.tasks[task_id] = -1 if offset is None else int(offset)
+            else:
+                self.positions.tasks[task_id] = None  # a snapshot follows
+        elif kind == "unsubscribed":
+            self.positions.tasks.pop(task_id, None)
+        elif isinstance(offset, int) and task_id in self.positions.tasks:
+            self.positions.advance(task_id, offset)
+
+    # --- requests ------------------------------------------------------------------------
+
+    def within_rate(self) -> bool:
+        """A token bucket of `max_messages_per_second`, as on the WebSocket."""
+        now = time.monotonic()
+        rate = self.settings.max_messages_per_second
+        self._tokens = min(rate, self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        self._violations = 0
+        return True
+
+    def violation(self) -> bool:
+        """Count a broken limit; True when they went on too long and the client must go."""
+        self._violations += 1
+        return self._violations > self.settings.max_violations
+
+    def error(self, code: str, text: str, task_id: str | None = None, **details: Any) -> None:
+        self.outbox.push(error_message(code, text, task_id, **details))
+
+    async def subscribe(
+        self, task_id: str, since: int | None, epoch: str | None, *, restored: bool = False
+    ) -> bool:
+        """Subscribe (or re-subscribe) to the task; False when the replay could not be read
+        (a `replay_failed` error is queued). Raises GatewayError (forbidden, unavailable)."""
+        ref, state = await self.gateway.access.task(self.principal, task_id, wait=True)
+        self.drop(task_id)
+        try:
+            sub = await self.gateway.streams.subscribe(
+                task_id, self.outbox, since=since, epoch=epoch, state=state, restored=restored
+            )
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("replay failed", extra={"task_id": task_id, "error": repr(exc)})
+            self.error("replay_failed", "could not read history", task_id, restored=restored)
+            return False
+        sub.project_id = ref.project_id
+        metrics.PROJECT_WATCHERS.labels(ref.project_id).inc()
+        self.subs[task_id] = sub
+        return True
+
+    def drop(self, task_id: str) -> bool:
+        """Stop the task's subscription, if any; True when there was one."""
+        sub = self.subs.pop(task_id, None)
+        if sub is None:
+            return False
+        self.gateway.hub.unregister(sub)
+        metrics.PROJECT_WATCHERS.labels(sub.project_id or "").dec()
+        return True
+
+    async def control(self, task_id: str, action: str, reason: str) -> dict[str, Any]:
+        """Cancel / pause / resume; raises GatewayError."""
+        result = await self.gateway.commands.control(
+            self.principal,
+            task_id,
+            action,  # type: ignore[arg-type]
+            reason,
+        )
+        self.outbox.push(message("ack", result, task_id))
+        return result
+
+    async def close(self) -> None:
+        """Unregister everything; stop the writer."""
+        for task_id in list(self.subs):
+            self.drop(task_id)
+        self.outbox.close()
+        if self.writer is not None and self.writer is not asyncio.current_task():
+            self.writer.cancel()
+            with contextlib.suppress(BaseException):
+                await self.writer
+
+
+def gateway_error(exc: GatewayError) -> dict[str, Any]:
+    return {"code": exc.code, "message": exc.message, "details": exc.details}

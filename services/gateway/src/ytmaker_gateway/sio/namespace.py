@@ -1,0 +1,240 @@
+"""The `/progress` namespace (docs/api.md "Socket.IO"): `join` / `leave` a task's room,
+`ping` → `pong`, `cancel_task` / `pause_task` / `resume_task`; the server sends `subscribed`,
+`snapshot`, `progress`, `status`, `error`, `unsubscribed`, `ack`, `pong` as on the WebSocket.
+
+Authentication is the WebSocket's: a JWT in `auth.token`, the `token` query parameter or the
+Authorization header; without one the connection is refused (`connect_error` with `message`
+and `data: {code: "unauthorized"}`). A client that reconnects with Socket.IO's `auth.pid` and
+`auth.offset` (the position string of the last event it handled) gets its tasks back, each
+resumed after the offset it had (docs/decisions/0061-socketio-recovery.md).
+
+Every request answers through its acknowledgement (`{ok: true, ...}` or `{ok: false, error}`);
+a failed one is also sent as an `error` event, for clients that ask without an ack. `join` and
+`leave` are acknowledged only once their `subscribed` / `unsubscribed` event is written: from
+then on, the position string the client holds names the change, so a reconnect keeps it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import socketio
+
+from ytmaker_gateway import metrics
+from ytmaker_gateway.auth import AuthError, authenticate, bearer
+from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.errors import GatewayError
+from ytmaker_gateway.protocol import ClientMessage, ProtocolError, message, parse_client_message
+from ytmaker_gateway.sio.client import SioClient, gateway_error
+from ytmaker_gateway.sio.positions import BadPositions, encodable, parse
+
+if TYPE_CHECKING:
+    from ytmaker_gateway.sio.server import RecoveringServer
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/progress"
+
+#: Socket.IO event → the WebSocket action it stands for.
+ACTIONS = {
+    "join": "subscribe",
+    "leave": "unsubscribe",
+    "cancel_task": "cancel",
+    "pause_task": "pause",
+    "resume_task": "resume",
+}
+
+
+def room(task_id: str) -> str:
+    return f"task:{task_id}"
+
+
+class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(NAMESPACE)
+        self.gateway = gateway
+        self.clients: dict[str, SioClient] = {}
+
+    @property
+    def sio(self) -> RecoveringServer:
+        server: RecoveringServer = self.server
+        return server
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        """Route every event; unknown ones and malformed arguments get an `error`, never an
+        exception."""
+        if event == "connect":
+            return await self.connect(args[0], args[1], args[2] if len(args) > 2 else None)
+        if event == "disconnect":
+            await self.disconnect(args[0])
+            return None
+        sid, data = args[0], (args[1] if len(args) > 1 else None)
+        client = self.clients.get(sid)
+        if client is None:
+            return None
+        return await self.request(client, event, data)
+
+    # --- connecting ----------------------------------------------------------------------
+
+    async def connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        auth = auth if isinstance(auth, dict) else {}
+        token = auth.get("token") if isinstance(auth.get("token"), str) else None
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        token = token or (query.get("token") or [None])[0]
+        token = token or bearer(environ.get("HTTP_AUTHORIZATION"))
+        try:
+            principal = authenticate(self.gateway.tokens, token)
+        except AuthError as exc:
+            metrics.BAD_INPUT.labels("unauthorized").inc()
+            raise socketio.exceptions.ConnectionRefusedError(
+                str(exc)[:120], {"code": "unauthorized"}
+            ) from None
+        client = SioClient(sid, self.gateway, principal, self._emitter(sid))
+        self.clients[sid] = client
+        metrics.CONNECTED_CLIENTS.labels(principal.user).inc()
+        pid, recovered, restored = await self._recover(client, auth)
+        client.hello = {
+            "client_id": sid,
+            "pid": pid,
+            "recovered": recovered,
+            "restored": restored,
+            "heartbeat_interval": self.gateway.settings.heartbeat_interval_s,
+        }
+        self.sio.announce(sid, pid, client)
+        log.info(
+            "socket.io client connected",
+            extra={
+                "client_id": sid,
+                "user": principal.user,
+                "recovered": recovered,
+                "restored": len(restored),
+                "asked": auth.get("offset") is not None,
+            },
+        )
+
+    async def _recover(
+        self, client: SioClient, auth: dict[str, Any]
+    ) -> tuple[str, bool, list[str]]:
+        """Connection state recovery: re-join the tasks of `auth.offset`, each after its offset.
+        Returns (pid, whether everything missed is replayed, the tasks re-joined)."""
+        pid, offset = auth.get("pid"), auth.get("offset")
+        if not isinstance(pid, str) or not pid or len(pid) > 64 or offset is None:
+            return uuid.uuid4().hex, False, []
+        try:
+            wanted = parse(offset, self.gateway.settings.max_subscriptions)
+        except BadPositions as exc:
+            metrics.BAD_INPUT.labels("invalid_field").inc()
+            metrics.RECONNECTS.labels("false").inc()
+            client.error("invalid_field", f"cannot recover: {exc}", restored=True)
+            return uuid.uuid4().hex, False, []
+        client.positions.tasks = dict(wanted.tasks)
+        all_held = True
+        restored: list[str] = []
+        for task_id, since in wanted.tasks.items():
+            try:
+                ok = await client.subscribe(task_id, since, wanted.epoch, restored=True)
+            except GatewayError as exc:
+                client.error(exc.code, exc.message, task_id, restored=True, **exc.details)
+                client.positions.tasks.pop(task_id, None)
+                all_held = False
+                continue
+            all_held = all_held and ok and _recovered(client, task_id)
+            if ok:
+                restored.append(task_id)
+                await self.enter_room(client.sid, room(task_id))
+        metrics.RECONNECTS.labels(str(all_held).lower()).inc()
+        self.gateway.reconnects += 1
+        self.gateway.reconnects_restored += int(all_held)
+        return (pid if all_held else uuid.uuid4().hex), all_held, restored
+
+    async def disconnect(self, sid: str) -> None:
+        client = self.clients.pop(sid, None)
+        if client is None:
+            return
+        self.sio.forget(sid)
+        await client.close()
+        metrics.CONNECTED_CLIENTS.labels(client.principal.user).dec()
+
+    def _emitter(self, sid: str) -> Any:
+        async def emit(event: str, data: Any) -> None:
+            await self.emit(event, data, to=sid)
+
+        return emit
+
+    # --- requests ------------------------------------------------------------------------
+
+    async def request(self, client: SioClient, event: str, data: Any) -> dict[str, Any]:
+        """Answer one client event; the return value is the acknowledgement."""
+        task_id = data.get("task_id") if isinstance(data, dict) else None
+        task_id = task_id if isinstance(task_id, str) else None
+        if not client.within_rate():
+            metrics.BAD_INPUT.labels("rate_limited").inc()
+            if client.violation():
+                await self.sio.drop_transport(client.sid)
+            return self._refuse(client, "rate_limited", "too many messages per second", task_id)
+        try:
+            if event == "ping":
+                client.outbox.push(message("pong", {"timestamp": time.time()}))
+                return {"ok": True, "timestamp": time.time()}
+            action = ACTIONS.get(event)
+            if action is None:
+                raise ProtocolError("unknown_event", f"unknown event {event[:40]!r}", task_id)
+            if not isinstance(data, dict):
+                raise ProtocolError("invalid_message", f"'{event}' takes an object", task_id)
+            msg = parse_client_message(json.dumps({**data, "action": action}))
+            return await self._act(client, msg)
+        except ProtocolError as exc:
+            metrics.BAD_INPUT.labels(exc.code).inc()
+            return self._refuse(client, exc.code, exc.message, exc.task_id or task_id)
+        except GatewayError as exc:
+            return self._refuse(client, exc.code, exc.message, task_id, **exc.details)
+
+    def _refuse(
+        self, client: SioClient, code: str, text: str, task_id: str | None, **details: Any
+    ) -> dict[str, Any]:
+        client.error(code, text, task_id, **details)
+        error = {"code": code, "message": text, "details": details}
+        return {"ok": False, "task_id": task_id, "error": error}
+
+    async def _act(self, client: SioClient, msg: ClientMessage) -> dict[str, Any]:
+        task_id = msg.task_id
+        assert task_id is not None
+        if msg.action == "subscribe":
+            if not encodable(task_id):
+                raise ProtocolError("invalid_field", "'task_id' may not hold , | or :", task_id)
+            limit = self.gateway.settings.max_subscriptions
+            if task_id not in client.subs and len(client.subs) >= limit:
+                metrics.BAD_INPUT.labels("too_many_subscriptions").inc()
+                raise ProtocolError("too_many_subscriptions", "subscription limit reached", task_id)
+            subscribed = client.expect("subscribed", task_id)
+            if not await client.subscribe(task_id, msg.since, msg.epoch):
+                return {"ok": False, "task_id": task_id, "error": {"code": "replay_failed"}}
+            await self.enter_room(client.sid, room(task_id))
+            await client.written(subscribed)
+            return {"ok": True, "task_id": task_id}
+        if msg.action == "unsubscribe":
+            client.drop(task_id)
+            await self.leave_room(client.sid, room(task_id))
+            unsubscribed = client.expect("unsubscribed", task_id)
+            client.outbox.push(message("unsubscribed", {"task_id": task_id}, task_id))
+            await client.written(unsubscribed)
+            return {"ok": True, "task_id": task_id}
+        result = await client.control(task_id, msg.action, msg.reason)
+        return {"ok": True, **result}
+
+
+def _recovered(client: SioClient, task_id: str) -> bool:
+    """Whether the `subscribed` just queued for the task says every missed update follows."""
+    for text in reversed(client.outbox.queued()):
+        msg = json.loads(text)
+        if msg.get("type") == "subscribed" and msg.get("task_id") == task_id:
+            return bool(msg["payload"].get("recovered"))
+    return False
+
+
+__all__ = ["NAMESPACE", "ProgressNamespace", "gateway_error"]

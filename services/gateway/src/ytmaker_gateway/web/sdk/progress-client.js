@@ -1,0 +1,135 @@
+/**
+ * Follow tasks and projects with callbacks, on one `WebSocketManager` (docs/api.md).
+ *
+ * Every update of a followed task reaches `onEvent` once, in offset order, across reconnects.
+ * When the server cannot replay what was missed (`recovered: false`: retention, a deleted
+ * history, a recreated topic), `onSubscribed` says so and `onSnapshot` brings the current state.
+ */
+import { isUpdatePayload, } from "./generated/contract.js";
+import { RestClient } from "./rest.js";
+import { WebSocketManager, } from "./websocket-manager.js";
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+export class ProgressClient {
+    manager;
+    rest;
+    options;
+    listeners = new Map();
+    projectFeeds = new Map();
+    constructor(options) {
+        this.options = options;
+        this.manager = new WebSocketManager({ ...options, url: wsUrl(options.baseUrl, "/api/v1/ws") });
+        this.rest = new RestClient({ baseUrl: options.baseUrl, token: options.token, fetch: options.fetch });
+        this.manager.on("subscribed", (msg) => this.each(msg.payload.task_id, (l) => l.onSubscribed?.(msg.payload)));
+        this.manager.on("snapshot", (msg) => {
+            if (msg.task_id)
+                this.each(msg.task_id, (l) => { l.onSnapshot?.(msg.payload, msg.offset); this.terminal(l, msg.payload); });
+        });
+        const update = (msg) => {
+            if (msg.task_id === null)
+                return;
+            if (msg.offset === null || !isUpdatePayload(msg.payload)) {
+                const error = msg.payload;
+                this.each(msg.task_id, (l) => l.onError?.(error));
+                return;
+            }
+            const full = msg;
+            this.each(msg.task_id, (l) => { l.onEvent?.(full); this.terminal(l, full.payload); });
+        };
+        this.manager.on("progress", update);
+        this.manager.on("status", update);
+        this.manager.on("error", update);
+    }
+    connect() {
+        return this.manager.connect();
+    }
+    disconnect() {
+        this.manager.disconnect();
+        for (const feed of this.projectFeeds.values())
+            feed.disconnect();
+        this.projectFeeds.clear();
+    }
+    getState() {
+        return this.manager.getState();
+    }
+    onConnectionState(handler) {
+        return this.manager.onConnectionState(handler);
+    }
+    /** How many task subscriptions are open (each `subscribeToTask` that was not undone). */
+    getSubscriptionCount() {
+        let count = 0;
+        for (const set of this.listeners.values())
+            count += set.size;
+        return count;
+    }
+    /** Follow a task; returns the function that stops following it. */
+    subscribeToTask(taskId, handlers, options = {}) {
+        const listener = { ...handlers, done: false };
+        let set = this.listeners.get(taskId);
+        if (!set) {
+            this.listeners.set(taskId, (set = new Set()));
+            this.manager.subscribe(taskId, options.since === undefined ? -1 : options.since, options.epoch ?? null);
+        }
+        set.add(listener);
+        return () => {
+            const current = this.listeners.get(taskId);
+            if (!current?.delete(listener) || current.size > 0)
+                return;
+            this.listeners.delete(taskId);
+            this.manager.unsubscribe(taskId);
+        };
+    }
+    /**
+     * Follow every run of a project, each exactly like `subscribeToTask` (whole runs), the
+     * existing ones and every new one as it starts (the project stream announces it).
+     */
+    subscribeToProject(projectId, handlers) {
+        const undo = new Map();
+        let stopped = false;
+        const follow = (taskId) => {
+            if (stopped || !taskId || undo.has(taskId))
+                return;
+            undo.set(taskId, this.subscribeToTask(taskId, handlers));
+            handlers.onTask?.(taskId);
+        };
+        const feed = new WebSocketManager({
+            ...this.options,
+            url: wsUrl(this.options.baseUrl, `/api/v1/projects/${encodeURIComponent(projectId)}/progress`),
+        });
+        const key = `${projectId}#${Math.random()}`;
+        this.projectFeeds.set(key, feed);
+        feed.on("initial", (msg) => follow(msg.payload.state?.task_id ?? null));
+        feed.on("*", (msg) => follow(msg.task_id));
+        feed.connect().catch((err) => handlers.onError?.({ code: "unavailable", message: String(err), details: {} }));
+        this.rest.project(projectId).then((found) => { for (const task of [...found.tasks].reverse())
+            follow(task.task_id); }, (err) => handlers.onError?.({ code: err.code ?? "unavailable", message: err.message ?? String(err), details: {} }));
+        return () => {
+            stopped = true;
+            feed.disconnect();
+            this.projectFeeds.delete(key);
+            for (const stop of undo.values())
+                stop();
+        };
+    }
+    each(taskId, call) {
+        for (const listener of [...(this.listeners.get(taskId) ?? [])])
+            call(listener);
+    }
+    terminal(listener, state) {
+        if (listener.done || !state.status || !TERMINAL.has(state.status))
+            return;
+        listener.done = true;
+        if (state.status === "completed")
+            listener.onComplete?.(state);
+        else if (state.status === "failed")
+            listener.onFailed?.(state);
+        else
+            listener.onCancelled?.(state);
+    }
+}
+/** ws(s)://… of a path on the gateway at `baseUrl` ("" : this page's origin). */
+export function wsUrl(baseUrl, path) {
+    const origin = baseUrl || globalThis.location?.origin || "";
+    const url = new URL(path, origin);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    return url.toString();
+}

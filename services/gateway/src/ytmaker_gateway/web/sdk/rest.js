@@ -1,0 +1,87 @@
+/** A refused request: `code` is the gateway's error code (`forbidden`, `conflict`...). */
+export class GatewayError extends Error {
+    status;
+    code;
+    details;
+    constructor(status, code, message, details = {}) {
+        super(message);
+        this.status = status;
+        this.code = code;
+        this.details = details;
+        this.name = "GatewayError";
+    }
+}
+export class RestClient {
+    options;
+    constructor(options) {
+        this.options = options;
+    }
+    token() {
+        const token = this.options.token;
+        return typeof token === "function" ? token() : token;
+    }
+    async request(method, path, body) {
+        const headers = { "content-type": "application/json" };
+        const token = this.token();
+        if (token)
+            headers.authorization = `Bearer ${token}`;
+        const doFetch = this.options.fetch ?? globalThis.fetch;
+        const response = await doFetch(`${this.options.baseUrl}/api/v1${path}`, {
+            method,
+            headers,
+            body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        const text = response.status === 204 ? "" : await response.text();
+        let parsed = null;
+        try {
+            parsed = text ? JSON.parse(text) : null;
+        }
+        catch {
+            /* not JSON */
+        }
+        if (!response.ok) {
+            const err = parsed?.error;
+            throw new GatewayError(response.status, err?.code ?? `http_${response.status}`, err?.message ?? response.statusText, err?.details);
+        }
+        return parsed;
+    }
+    createProject(body) {
+        return this.request("POST", "/projects", body);
+    }
+    startRun(projectId) {
+        return this.request("POST", `/projects/${encodeURIComponent(projectId)}/tasks`, {});
+    }
+    project(projectId) {
+        return this.request("GET", `/projects/${encodeURIComponent(projectId)}`);
+    }
+    runs(filter = {}) {
+        const q = new URLSearchParams();
+        if (filter.status)
+            q.set("status", filter.status);
+        if (filter.projectId)
+            q.set("project_id", filter.projectId);
+        if (filter.limit)
+            q.set("limit", String(filter.limit));
+        const query = q.toString();
+        return this.request("GET", `/runs${query ? `?${query}` : ""}`);
+    }
+    progress(taskId) {
+        return this.request("GET", `/progress/${encodeURIComponent(taskId)}`);
+    }
+    history(taskId, options = {}) {
+        const q = new URLSearchParams({ limit: String(options.limit ?? 10000) });
+        if (options.since !== undefined)
+            q.set("since", String(options.since));
+        const db = options.source === "memory" ? "" : "/db";
+        return this.request("GET", `/progress/${encodeURIComponent(taskId)}/history${db}?${q}`);
+    }
+    control(taskId, action, reason = "") {
+        return this.request("POST", `/tasks/${encodeURIComponent(taskId)}/${action}`, { reason });
+    }
+    /** The URL of an artifact (`video`, `thumbnail`, `script`), with the token for <video src>. */
+    artifactUrl(taskId, name) {
+        const token = this.token();
+        const q = token ? `?token=${encodeURIComponent(token)}` : "";
+        return `${this.options.baseUrl}/api/v1/artifacts/${encodeURIComponent(taskId)}/${name}${q}`;
+    }
+}

@@ -1,0 +1,293 @@
+/**
+ * One WebSocket to the gateway (docs/api.md "WebSocket"), kept open: reconnects with
+ * exponential backoff, heartbeats, a connection timeout, and resumes every subscription from
+ * the last offset it delivered, so that a listener sees each update of a task once, in order,
+ * across any number of disconnects. No dependencies: give it a WebSocket constructor where
+ * there is no global one (Node 20: the `ws` package).
+ */
+import { backoffDelay } from "./backoff.js";
+import { isServerMessage, } from "./generated/contract.js";
+const OPEN = 1;
+const CLOSE_UNAUTHORIZED = 4401;
+const CLOSE_FORBIDDEN = 4403;
+const UPDATE_TYPES = new Set(["progress", "status", "error"]);
+export class WebSocketManager {
+    options;
+    Ctor;
+    ws = null;
+    state = "idle";
+    attempt = 0;
+    retryTimer = null;
+    heartbeatTimer = null;
+    connectTimer = null;
+    lastMessageAt = 0;
+    everConnected = false;
+    handlers = new Map();
+    stateHandlers = new Set();
+    subs = new Map();
+    stats = { connects: 0, reconnects: 0, duplicatesDropped: 0, invalidMessages: 0 };
+    /** The client id the server gave this connection. */
+    clientId = null;
+    /** When the next reconnect attempt starts (ms since the epoch), while reconnecting. */
+    nextAttemptAt = null;
+    constructor(options) {
+        this.options = options;
+        const Ctor = options.WebSocket ?? globalThis.WebSocket;
+        if (!Ctor)
+            throw new Error("no WebSocket: pass options.WebSocket (e.g. the ws package)");
+        this.Ctor = Ctor;
+    }
+    // --- state -------------------------------------------------------------------------------
+    getState() {
+        return this.state;
+    }
+    isConnected() {
+        return this.state === "connected";
+    }
+    /** Listen to state changes; returns the function that stops listening. */
+    onConnectionState(handler) {
+        this.stateHandlers.add(handler);
+        return () => this.stateHandlers.delete(handler);
+    }
+    setState(state, detail) {
+        if (state === this.state && detail === undefined)
+            return;
+        this.state = state;
+        for (const handler of [...this.stateHandlers])
+            handler(state, detail);
+    }
+    on(type, handler) {
+        let set = this.handlers.get(type);
+        if (!set)
+            this.handlers.set(type, (set = new Set()));
+        set.add(handler);
+    }
+    off(type, handler) {
+        this.handlers.get(type)?.delete(handler);
+    }
+    /** Send a client message; false when not connected (subscriptions are re-sent anyway). */
+    send(msg) {
+        if (!this.ws || this.ws.readyState !== OPEN || this.state !== "connected")
+            return false;
+        this.ws.send(JSON.stringify(msg));
+        return true;
+    }
+    // --- subscriptions -----------------------------------------------------------------------
+    /**
+     * Follow a task: `since` -1 replays the whole run, null starts from a snapshot, an offset
+     * resumes after it. After a reconnect the subscription resumes after the last offset
+     * delivered; updates at or below it are dropped, so each is delivered once.
+     */
+    subscribe(taskId, since = -1, epoch = null) {
+        const sub = { taskId, since, lastOffset: since ?? -1, epoch };
+        this.subs.set(taskId, sub);
+        this.sendSubscribe(sub);
+        return sub;
+    }
+    unsubscribe(taskId) {
+        if (this.subs.delete(taskId))
+            this.send({ action: "unsubscribe", task_id: taskId });
+    }
+    subscription(taskId) {
+        return this.subs.get(taskId);
+    }
+    sendSubscribe(sub) {
+        const since = sub.lastOffset >= 0 ? sub.lastOffset : sub.since;
+        this.send({ action: "subscribe", task_id: sub.taskId, since, epoch: sub.epoch });
+    }
+    // --- connecting --------------------------------------------------------------------------
+    /** Open the connection; resolves once the server said `connected`. */
+    connect() {
+        const ready = new Promise((resolve, reject) => {
+            const stop = this.onConnectionState((state, detail) => {
+                if (state === "connected") {
+                    stop();
+                    resolve();
+                }
+                else if (state === "failed" || state === "disconnected") {
+                    stop();
+                    reject(new Error(`connection ${state}${detail ? `: ${detail.code} ${detail.reason}` : ""}`));
+                }
+            });
+        });
+        if (this.state === "connected")
+            return Promise.resolve();
+        if (this.state !== "connecting" && this.state !== "reconnecting") {
+            this.attempt = 0;
+            this.open();
+        }
+        return ready;
+    }
+    /** Close for good (no reconnect). */
+    disconnect() {
+        this.clearTimers();
+        this.drop(1000, "client disconnect");
+        this.setState("disconnected");
+    }
+    /** Drop the connection now and open a new one (subscriptions resume). */
+    reconnect() {
+        this.clearTimers();
+        this.drop(4000, "client reconnect");
+        this.attempt = 0;
+        this.open();
+    }
+    open() {
+        this.clearTimers();
+        this.nextAttemptAt = null;
+        this.setState(this.everConnected ? "reconnecting" : "connecting");
+        const url = new URL(this.options.url);
+        const token = typeof this.options.token === "function" ? this.options.token() : this.options.token;
+        if (token)
+            url.searchParams.set("token", token);
+        let ws;
+        try {
+            ws = new this.Ctor(url.toString());
+        }
+        catch (err) {
+            this.scheduleReconnect({ code: 0, reason: String(err) });
+            return;
+        }
+        this.ws = ws;
+        ws.onmessage = (ev) => {
+            if (this.ws === ws)
+                this.receive(ev.data);
+        };
+        ws.onclose = (ev) => {
+            if (this.ws !== ws)
+                return;
+            this.ws = null;
+            this.lost({ code: ev.code, reason: ev.reason });
+        };
+        ws.onerror = () => undefined; // a close follows
+        this.connectTimer = setTimeout(() => {
+            if (this.ws === ws && this.state !== "connected")
+                this.lost({ code: 0, reason: "connection timeout" }, true);
+        }, this.options.connectionTimeoutMs ?? 10000);
+    }
+    drop(code, reason) {
+        const ws = this.ws;
+        this.ws = null;
+        if (ws) {
+            ws.onclose = null;
+            ws.onmessage = null;
+            try {
+                ws.close(code, reason);
+            }
+            catch {
+                /* already closed */
+            }
+        }
+    }
+    lost(detail, dropSocket = false) {
+        this.clearTimers();
+        if (dropSocket)
+            this.drop(4000, detail.reason);
+        if (detail.code === CLOSE_UNAUTHORIZED || detail.code === CLOSE_FORBIDDEN) {
+            this.setState("failed", detail);
+            return;
+        }
+        this.scheduleReconnect(detail);
+    }
+    scheduleReconnect(detail) {
+        const max = this.options.maxReconnectAttempts ?? Infinity;
+        if (this.options.autoReconnect === false || this.attempt >= max) {
+            this.setState(this.options.autoReconnect === false ? "disconnected" : "failed", detail);
+            return;
+        }
+        const delay = backoffDelay(this.attempt, this.options);
+        this.attempt += 1;
+        this.nextAttemptAt = Date.now() + delay;
+        this.setState("reconnecting", detail);
+        this.retryTimer = setTimeout(() => this.open(), delay);
+    }
+    clearTimers() {
+        for (const timer of [this.retryTimer, this.connectTimer])
+            if (timer)
+                clearTimeout(timer);
+        if (this.heartbeatTimer)
+            clearInterval(this.heartbeatTimer);
+        this.retryTimer = this.connectTimer = this.heartbeatTimer = null;
+    }
+    startHeartbeat() {
+        const interval = this.options.heartbeatIntervalMs ?? 25000;
+        this.heartbeatTimer = setInterval(() => {
+            if (Date.now() - this.lastMessageAt > 2 * interval) {
+                this.lost({ code: 4408, reason: "no message for two heartbeat intervals" }, true);
+                return;
+            }
+            this.send({ action: "ping" });
+        }, interval);
+    }
+    // --- receiving ---------------------------------------------------------------------------
+    receive(data) {
+        this.lastMessageAt = Date.now();
+        let msg;
+        try {
+            msg = JSON.parse(typeof data === "string" ? data : String(data));
+        }
+        catch {
+            this.stats.invalidMessages += 1;
+            return;
+        }
+        if (!isServerMessage(msg)) {
+            this.stats.invalidMessages += 1;
+            return;
+        }
+        switch (msg.type) {
+            case "connected":
+            case "reconnected":
+                this.onConnected(msg.payload.client_id);
+                break;
+            case "ping":
+                this.send({ action: "pong" });
+                break;
+            case "subscribed": {
+                const sub = this.subs.get(msg.payload.task_id);
+                if (sub && msg.payload.epoch)
+                    sub.epoch = msg.payload.epoch;
+                break;
+            }
+            case "snapshot": {
+                const sub = msg.task_id ? this.subs.get(msg.task_id) : undefined;
+                if (!sub)
+                    return;
+                if (msg.offset !== null && msg.offset > sub.lastOffset)
+                    sub.lastOffset = msg.offset;
+                break;
+            }
+            default:
+                if (UPDATE_TYPES.has(msg.type) && msg.offset !== null && msg.task_id) {
+                    const sub = this.subs.get(msg.task_id);
+                    if (!sub)
+                        break; // a project stream's update, or one in flight after unsubscribe
+                    if (msg.offset <= sub.lastOffset) {
+                        this.stats.duplicatesDropped += 1;
+                        return;
+                    }
+                    sub.lastOffset = msg.offset;
+                }
+        }
+        this.dispatch(msg);
+    }
+    onConnected(clientId) {
+        if (this.connectTimer)
+            clearTimeout(this.connectTimer);
+        this.connectTimer = null;
+        this.clientId = clientId;
+        this.stats.connects += 1;
+        if (this.everConnected)
+            this.stats.reconnects += 1;
+        this.everConnected = true;
+        this.attempt = 0;
+        this.setState("connected");
+        this.startHeartbeat();
+        for (const sub of this.subs.values())
+            this.sendSubscribe(sub);
+    }
+    dispatch(msg) {
+        for (const handler of [...(this.handlers.get(msg.type) ?? [])])
+            handler(msg);
+        for (const handler of [...(this.handlers.get("*") ?? [])])
+            handler(msg);
+    }
+}

@@ -1,0 +1,300 @@
+"""The Socket.IO `/progress` namespace through a real server and the python-socketio client,
+with the fake log: auth, join (replay then live), leave, ping/pong, cancel_task, bad input, and
+connection state recovery (a client that comes back with its pid and last offset gets exactly
+what it missed)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import socketio
+
+from ytmaker_gateway.sio.positions import parse
+from ytmaker_gateway.testing import make_state, make_update, wait_until
+from ytmaker_shared.events import CancelTask
+from ytmaker_shared.progress import TaskStatus
+
+from .conftest import Factory, Harness
+
+NS = "/progress"
+UPDATES = ("snapshot", "progress", "status", "error")
+
+
+class Recorder:
+    """A python-socketio client on /progress that keeps every event and the last position
+    string, as Socket.IO's own clients do for connection state recovery."""
+
+    def __init__(self) -> None:
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.offset: str | None = None
+        self.refused: Any = None
+
+        @self.client.on("*", namespace=NS)  # type: ignore[misc]
+        async def any_event(event: str, msg: dict[str, Any], *rest: Any) -> None:
+            self.events.append((event, msg))
+            if rest and isinstance(rest[-1], str):
+                self.offset = rest[-1]
+
+        @self.client.on("connect_error", namespace=NS)  # type: ignore[misc]
+        async def refused(data: Any) -> None:
+            self.refused = data
+
+    async def connect(self, gw: Harness, auth: dict[str, Any] | None, **kw: Any) -> None:
+        await self.client.connect(
+            gw.base, namespaces=[NS], auth=auth, transports=["websocket"], wait_timeout=5, **kw
+        )
+
+    def of(self, *kinds: str) -> list[dict[str, Any]]:
+        return [m for e, m in self.events if e in kinds]
+
+    def offsets(self, task_id: str) -> list[int]:
+        return [
+            m["offset"]
+            for m in self.of(*UPDATES[1:])
+            if m["task_id"] == task_id and m["offset"] is not None
+        ]
+
+    async def call(self, event: str, data: Any) -> Any:
+        return await self.client.call(event, data, namespace=NS, timeout=5)
+
+
+@pytest.fixture
+async def recorders() -> AsyncIterator[list[Recorder]]:
+    made: list[Recorder] = []
+    yield made
+    for r in made:
+        await r.client.disconnect()
+
+
+def _seed(gw: Harness, task_id: str = "t1", owner: str = "alice", n: int = 5) -> list[int]:
+    offsets = []
+    for i in range(n):
+        update = make_update(task_id, owner=owner, n=i, progress=i * 10)
+        offset = gw.log.append(update)
+        gw.fake.record(offset, update)
+        offsets.append(offset)
+    return offsets
+
+
+async def _client(gw: Harness, made: list[Recorder], user: str = "alice") -> Recorder:
+    r = Recorder()
+    made.append(r)
+    await r.connect(gw, {"token": gw.token(user)})
+    await wait_until(lambda: r.of("connected"), timeout=5, what="connected")
+    return r
+
+
+@pytest.mark.parametrize("auth", [None, {"token": "forged"}, {"token": 7}])
+async def test_no_or_bad_token_is_refused(
+    gateway_factory: Factory, recorders: list[Recorder], auth: Any
+) -> None:
+    gw = await gateway_factory()
+    r = Recorder()
+    recorders.append(r)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await r.connect(gw, auth)
+    assert r.refused and r.refused["data"] == {"code": "unauthorized"}
+
+
+async def test_the_token_query_parameter_works_too(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    gw = await gateway_factory()
+    r = Recorder()
+    recorders.append(r)
+    await r.client.connect(
+        f"{gw.base}?token={gw.token()}", namespaces=[NS], transports=["websocket"], wait_timeout=5
+    )
+    await wait_until(lambda: r.of("connected"), timeout=5, what="connected")
+    hello = r.of("connected")[0]["payload"]
+    assert hello["recovered"] is False and hello["pid"] and hello["restored"] == []
+
+
+async def test_join_replays_then_streams_live_and_leave_stops(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    gw = await gateway_factory()
+    offsets = _seed(gw)
+    r = await _client(gw, recorders)
+    ack = await r.call("join", {"task_id": "t1", "since": offsets[1]})
+    assert ack == {"ok": True, "task_id": "t1"}
+    await wait_until(lambda: r.offsets("t1") == offsets[2:], timeout=5, what="the replay")
+    subscribed = r.of("subscribed")[0]
+    assert subscribed["payload"]["recovered"] is True and subscribed["offset"] == offsets[1]
+    live = gw.log.append(make_update("t1", n=9, status=TaskStatus.COMPLETED))
+    await wait_until(lambda: r.offsets("t1") == [*offsets[2:], live], timeout=5, what="live")
+    assert r.of("progress")[-1]["payload"]["status"] == "completed"
+    assert parse(r.offset, 10).tasks == {"t1": live}
+
+    assert await r.call("leave", {"task_id": "t1"}) == {"ok": True, "task_id": "t1"}
+    await wait_until(lambda: r.of("unsubscribed"), timeout=5, what="unsubscribed")
+    gw.log.append(make_update("t1", n=10))
+    assert await r.call("ping", {}) == {"ok": True, "timestamp": pytest.approx(0, abs=1e10)}
+    await wait_until(lambda: r.of("pong"), timeout=5, what="pong")
+    assert r.offsets("t1")[-1] == live  # nothing after leave
+    assert parse(r.offset, 10).tasks == {}
+
+
+async def test_join_without_since_sends_a_snapshot(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    gw = await gateway_factory()
+    offsets = _seed(gw)
+    r = await _client(gw, recorders)
+    await r.call("join", {"task_id": "t1", "since": None})
+    await wait_until(lambda: r.of("snapshot"), timeout=5, what="the snapshot")
+    assert r.of("snapshot")[0]["offset"] == offsets[-1]
+    assert r.of("snapshot")[0]["payload"]["progress"] == 40
+    assert parse(r.offset, 10).tasks == {"t1": offsets[-1]}
+
+
+@pytest.mark.parametrize(
+    ("event", "data", "code"),
+    [
+        ("join", {}, "missing_field"),
+        ("join", "t1", "invalid_message"),
+        ("join", {"task_id": "t1", "since": "x"}, "invalid_field"),
+        ("join", {"task_id": "a,b"}, "invalid_field"),
+        ("join", {"task_id": "t-bob"}, "forbidden"),
+        ("join", {"task_id": "no-such-task"}, "forbidden"),
+        ("dance", {}, "unknown_event"),
+        ("cancel_task", {"task_id": "t-done"}, "conflict"),
+        ("cancel_task", {"task_id": "t1", "reason": 5}, "invalid_field"),
+    ],
+)
+async def test_bad_requests_get_an_error_and_the_socket_stays(
+    gateway_factory: Factory, recorders: list[Recorder], event: str, data: Any, code: str
+) -> None:
+    gw = await gateway_factory()
+    gw.fake.put_task(make_state("t1"))
+    gw.fake.put_task(make_state("t-bob", owner="bob"))
+    gw.fake.put_task(make_state("t-done", status=TaskStatus.COMPLETED))
+    r = await _client(gw, recorders)
+    ack = await r.call(event, data)
+    assert ack["ok"] is False and ack["error"]["code"] == code
+    await wait_until(lambda: r.of("error"), timeout=5, what="the error event")
+    assert r.of("error")[0]["payload"]["code"] == code
+    assert (await r.call("ping", None))["ok"] is True
+
+
+async def test_cancel_task_emits_the_control_request(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    gw = await gateway_factory()
+    gw.fake.put_task(make_state("t1"))
+    r = await _client(gw, recorders)
+    ack = await r.call("cancel_task", {"task_id": "t1", "reason": "enough"})
+    assert ack["ok"] is True and ack["action"] == "cancel" and ack["accepted"] is True
+    (_topic, event) = gw.producer.sent[-1]
+    assert isinstance(event, CancelTask) and event.task_id == "t1"
+    assert event.payload.reason == "enough" and event.payload.requested_by == "alice"
+    await wait_until(lambda: r.of("ack"), timeout=5, what="the ack event")
+
+
+async def test_recovery_resumes_every_task_exactly_after_its_offset(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    gw = await gateway_factory()
+    first = {t: _seed(gw, t, n=3) for t in ("t1", "t2")}
+    r = await _client(gw, recorders)
+    for task_id in first:
+        await r.call("join", {"task_id": task_id, "since": -1})
+    await wait_until(
+        lambda: all(r.offsets(t) == first[t] for t in first), timeout=5, what="the replays"
+    )
+    pid = r.of("connected")[0]["payload"]["pid"]
+    offset = r.offset
+    assert offset is not None and parse(offset, 10).tasks == {t: o[-1] for t, o in first.items()}
+    await r.client.disconnect()
+
+    # Missed while away, on both tasks.
+    missed = {t: _seed(gw, t, n=2) for t in first}
+    back = Recorder()
+    recorders.append(back)
+    await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": offset})
+    await wait_until(
+        lambda: all(back.offsets(t) == missed[t] for t in missed), timeout=5, what="recovery"
+    )
+    hello = back.of("connected")[0]["payload"]
+    assert hello["recovered"] is True and hello["pid"] == pid
+    assert sorted(hello["restored"]) == ["t1", "t2"]
+    assert all(m["payload"]["restored"] for m in back.of("subscribed"))
+    live = gw.log.append(make_update("t2", n=20))
+    await wait_until(lambda: back.offsets("t2")[-1:] == [live], timeout=5, what="live again")
+    assert back.offsets("t1") == missed["t1"]
+
+
+async def test_recovery_of_an_offset_no_longer_held_says_so(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    gw = await gateway_factory()
+    offsets = _seed(gw, n=4)
+    r = await _client(gw, recorders)
+    await r.call("join", {"task_id": "t1", "since": -1})
+    await wait_until(lambda: r.offsets("t1") == offsets, timeout=5, what="the replay")
+    pid, offset = r.of("connected")[0]["payload"]["pid"], r.offset
+    await r.client.disconnect()
+    _seed(gw, n=3)
+    partition = gw.gateway.hub.partition_of("t1")
+    gw.log.log_start[partition] = 10_000  # retention took everything
+    gw.gateway.hub.cache = type(gw.gateway.hub.cache)(per_task=0, tasks=0)
+    back = Recorder()
+    recorders.append(back)
+    await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": offset})
+    await wait_until(lambda: back.of("snapshot"), timeout=5, what="the snapshot")
+    hello = back.of("connected")[0]["payload"]
+    assert hello["recovered"] is False and hello["pid"] != pid
+    assert back.of("subscribed")[0]["payload"]["recovered"] is False
+
+
+@pytest.mark.parametrize(
+    "offset", ["garbage", "1|e|t1:x", "1|e|" + ",".join(f"t{i}:1" for i in range(200)), 5]
+)
+async def test_recovery_with_a_forged_offset_starts_afresh(
+    gateway_factory: Factory, recorders: list[Recorder], offset: Any
+) -> None:
+    gw = await gateway_factory()
+    r = Recorder()
+    recorders.append(r)
+    await r.connect(gw, {"token": gw.token(), "pid": "p", "offset": offset})
+    await wait_until(lambda: r.of("connected") and r.of("error"), timeout=5, what="refusal")
+    assert r.of("connected")[0]["payload"]["recovered"] is False
+    assert r.of("error")[0]["payload"]["code"] == "invalid_field"
+
+
+async def test_recovery_never_reaches_somebody_elses_task(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    gw = await gateway_factory()
+    _seed(gw, "t-bob", owner="bob", n=2)
+    r = Recorder()
+    recorders.append(r)
+    await r.connect(gw, {"token": gw.token(), "pid": "p", "offset": "1||t-bob:-1"})
+    await wait_until(lambda: r.of("error"), timeout=5, what="the refusal")
+    assert r.of("error")[0]["payload"]["code"] == "forbidden"
+    assert r.of("error")[0]["payload"]["details"]["restored"] is True
+    assert r.offsets("t-bob") == [] and r.of("connected")[0]["payload"]["recovered"] is False
+
+
+async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    gw = await gateway_factory(client_queue_size=5)
+    offsets = _seed(gw, n=3)
+    r = await _client(gw, recorders)
+    await r.call("join", {"task_id": "t1", "since": -1})
+    await wait_until(lambda: r.offsets("t1") == offsets, timeout=5, what="the replay")
+    pid, position = r.of("connected")[0]["payload"]["pid"], r.offset
+    client = next(iter(gw.gateway.hub._tasks["t1"])).outbox
+    for i in range(3, 40):  # a burst the queue of 5 cannot hold
+        client.push(f'{{"type": "pong", "payload": {{"n": {i}}}}}')
+    await wait_until(lambda: not r.client.connected, timeout=5, what="the drop")
+    assert "t1" not in gw.gateway.hub._tasks  # unregistered
+    missed = _seed(gw, n=2)
+    back = Recorder()
+    recorders.append(back)
+    await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": position})
+    await wait_until(lambda: back.offsets("t1") == missed, timeout=5, what="recovery")
