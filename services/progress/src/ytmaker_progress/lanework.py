@@ -26,6 +26,7 @@ from ytmaker_progress.positions import (
     POSITIONS_HEADER,
     encode_checkpoint,
     encode_positions,
+    logical_names,
     positions_key,
 )
 from ytmaker_progress.records import decode_estimate, encode_state, encode_update
@@ -68,6 +69,7 @@ class LaneWorker:
         self.eta_topic = settings.topics.name(Topic.PROGRESS_ETA)
         self.updates_topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self.state_topic = settings.topics.name(Topic.PROGRESS_STATE)
+        self.names = logical_names(settings.topics)
 
     async def run(self) -> None:
         """The lane's folding task: folds what was handed out, checkpoints when due. Ends when
@@ -175,7 +177,6 @@ class LaneWorker:
         ignored = 0
         published: Counter[str] = Counter()
         now = time.monotonic()
-        topics = self.settings.topics
         for record in records:
             lane.positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
             try:
@@ -203,7 +204,7 @@ class LaneWorker:
             if old is not None and new.ignored > old.ignored:
                 ignored += 1
             if changes:
-                headers = [(POSITIONS_HEADER, encode_positions(lane.positions, topics))]
+                headers = [(POSITIONS_HEADER, encode_positions(lane.positions, self.names))]
                 for update in changes:
                     await updates.write(update.task_id.encode(), encode_update(update), headers)
                     published[update.type.value] += 1

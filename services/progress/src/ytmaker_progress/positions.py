@@ -46,9 +46,15 @@ def is_positions(headers: Headers) -> bool:
     return any(key == POSITIONS_HEADER for key, _ in headers)
 
 
-def encode_positions(positions: Mapping[TopicPartition, int], topics: Topics) -> bytes:
-    """The positions header of an update: next offset per input, by logical topic name."""
-    return orjson.dumps({topics.logical(tp.topic).value: o for tp, o in positions.items()})
+def logical_names(topics: Topics) -> dict[str, str]:
+    """Physical topic name → logical name, of every topic (for `encode_positions`)."""
+    return {topics.name(topic): topic.value for topic in Topic}
+
+
+def encode_positions(positions: Mapping[TopicPartition, int], names: Mapping[str, str]) -> bytes:
+    """The positions header of an update: next offset per input, by logical topic name
+    (`names` from `logical_names`: this runs for every update)."""
+    return orjson.dumps({names[tp.topic]: offset for tp, offset in positions.items()})
 
 
 def decode_positions(value: bytes, topics: Topics, lane: int) -> dict[TopicPartition, int]:
