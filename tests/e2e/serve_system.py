@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tests.e2e.system import SERVICES, System
 from tests.support.kafka import new_local_broker, unique_name
-from ytmaker_shared.devkafka import external_bootstrap_servers
+from ytmaker_dev.kafka import external_bootstrap_servers
 
 
 def _command(system: System, line: str) -> str:
