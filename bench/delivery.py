@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--disconnect-seconds", type=float, default=20.0, help="the disconnect test's window")
     add("--away", type=float, default=2.0, help="how long a client is away (s)")
     add("--away-fraction", type=float, default=0.1, help="share of the clients that go away")
-    add("--resume-sizes", default="1000,10000", help="missed updates, comma-separated")
+    add("--resume-sizes", default="100,500,1000,10000", help="missed updates, comma-separated")
     add("--resume-repeats", type=int, default=3)
     add("--fanout-tasks", type=int, default=100)
     add("--fanout-clients", type=int, default=1000)
@@ -87,11 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--plots-dir", type=Path, help="where the PNGs go (default: <out>/<run>/)")
     add("--plot", type=Path, help="only draw the plots of this results JSON")
     args = p.parse_args(argv)
-    if args.tiny:
-        defaults = p.parse_args([])
-        for key, value in TINY.items():
-            if getattr(args, key) == getattr(defaults, key):
-                setattr(args, key, value)
+    if args.tiny:  # the tiny sizes, under what the command line gives explicitly
+        p.set_defaults(**TINY)
+        args = p.parse_args(argv)
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = set(args.targets) - set(TARGETS)
     if unknown:

@@ -101,7 +101,7 @@ def create_app(redis_url: str) -> FastAPI:
             manager.disconnect(project_id, websocket)
             with contextlib.suppress(Exception):
                 await pubsub.unsubscribe()
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     return app
 

@@ -75,63 +75,58 @@ class ProgressManager:
         return True
 
 
-def create_app(publisher_token: str) -> tuple[socketio.AsyncServer, Any]:
-    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
-    manager = ProgressManager(sio)
-    publishers: set[str] = set()
-    clients: dict[str, dict[str, Any]] = {}  # the design's record of connections and rooms
+class SocketIOHandlers(socketio.AsyncNamespace):  # type: ignore[misc]
+    """The design's `SocketIOHandlers`: connect, disconnect, join, leave, ping, cancel_task;
+    plus `publish`, the benchmark's publisher side (the business code's `update_progress`)."""
 
-    @sio.on("connect", namespace=NAMESPACE)
-    async def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    def __init__(self, manager: ProgressManager, publisher_token: str) -> None:
+        super().__init__(NAMESPACE)
+        self.manager = manager
+        self.publisher_token = publisher_token
+        self.publishers: set[str] = set()
+        self.clients: dict[str, dict[str, Any]] = {}  # connections and their rooms
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("publisher_token") if isinstance(auth, dict) else None
-        if isinstance(token, str) and hmac.compare_digest(token, publisher_token):
-            publishers.add(sid)
-        clients[sid] = {"connected_at": time.time(), "rooms": set()}
-        await sio.emit("connected", {"client_id": sid}, to=sid, namespace=NAMESPACE)
+        if isinstance(token, str) and hmac.compare_digest(token, self.publisher_token):
+            self.publishers.add(sid)
+        self.clients[sid] = {"connected_at": time.time(), "rooms": set()}
+        await self.emit("connected", {"client_id": sid}, to=sid)
 
-    @sio.on("disconnect", namespace=NAMESPACE)
-    async def on_disconnect(sid: str, *_: Any) -> None:
-        publishers.discard(sid)
-        clients.pop(sid, None)
+    async def on_disconnect(self, sid: str, *_: Any) -> None:
+        self.publishers.discard(sid)
+        self.clients.pop(sid, None)
 
-    @sio.on("join", namespace=NAMESPACE)
-    async def on_join(sid: str, data: Any) -> None:
+    async def on_join(self, sid: str, data: Any) -> None:
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not isinstance(task_id, str):
-            await sio.emit("error", {"message": "task_id required"}, to=sid, namespace=NAMESPACE)
+            await self.emit("error", {"message": "task_id required"}, to=sid)
             return
-        await sio.enter_room(sid, task_id, namespace=NAMESPACE)
-        clients.get(sid, {}).setdefault("rooms", set()).add(task_id)
-        current = manager.get(task_id)
+        await self.enter_room(sid, task_id)
+        self.clients.get(sid, {}).setdefault("rooms", set()).add(task_id)
+        current = self.manager.get(task_id)
         if current is not None:  # the design sends the current progress on join
-            await sio.emit("progress", current, to=sid, namespace=NAMESPACE)
-        await sio.emit("joined", {"task_id": task_id}, to=sid, namespace=NAMESPACE)
+            await self.emit("progress", current, to=sid)
+        await self.emit("joined", {"task_id": task_id}, to=sid)
 
-    @sio.on("leave", namespace=NAMESPACE)
-    async def on_leave(sid: str, data: Any) -> None:
+    async def on_leave(self, sid: str, data: Any) -> None:
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if isinstance(task_id, str):
-            await sio.leave_room(sid, task_id, namespace=NAMESPACE)
-            clients.get(sid, {}).get("rooms", set()).discard(task_id)
+            await self.leave_room(sid, task_id)
+            self.clients.get(sid, {}).get("rooms", set()).discard(task_id)
 
-    @sio.on("ping", namespace=NAMESPACE)
-    async def on_ping(sid: str, *_: Any) -> None:
-        await sio.emit("pong", {"timestamp": time.time()}, to=sid, namespace=NAMESPACE)
+    async def on_ping(self, sid: str, *_: Any) -> None:
+        await self.emit("pong", {"timestamp": time.time()}, to=sid)
 
-    @sio.on("cancel_task", namespace=NAMESPACE)
-    async def on_cancel_task(sid: str, data: Any) -> None:
+    async def on_cancel_task(self, sid: str, data: Any) -> None:
         task_id = data.get("task_id") if isinstance(data, dict) else None
-        ok = isinstance(task_id, str) and await manager.cancel_task(task_id)
-        await sio.emit(
-            "cancel_result", {"task_id": task_id, "cancelled": ok}, to=sid, namespace=NAMESPACE
-        )
+        ok = isinstance(task_id, str) and await self.manager.cancel_task(task_id)
+        await self.emit("cancel_result", {"task_id": task_id, "cancelled": ok}, to=sid)
 
-    @sio.on("publish", namespace=NAMESPACE)
-    async def on_publish(sid: str, data: Any) -> None:
-        """The benchmark's publisher side: the business code's `update_progress` call."""
-        if sid not in publishers or not isinstance(data, dict):
+    async def on_publish(self, sid: str, data: Any) -> None:
+        if sid not in self.publishers or not isinstance(data, dict):
             return
-        await manager.update_progress(
+        await self.manager.update_progress(
             data["task_id"],
             float(data.get("progress", 0)),
             data.get("status"),
@@ -139,6 +134,10 @@ def create_app(publisher_token: str) -> tuple[socketio.AsyncServer, Any]:
             data.get("details"),
         )
 
+
+def create_app(publisher_token: str) -> tuple[socketio.AsyncServer, Any]:
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
+    sio.register_namespace(SocketIOHandlers(ProgressManager(sio), publisher_token))
     return sio, socketio.ASGIApp(sio)
 
 

@@ -47,21 +47,24 @@ class Client:
         self.first_arrival: float | None = None  # when the first bench update arrived
         self.ws: ClientConnection | None = None
         self.unexpected_closes: list[int | None] = []
+        self.open_failures: list[str] = []
         self.stopped = False
         self._away_until: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._replies: set[asyncio.Future[None]] = set()
 
-    async def open(self) -> None:
+    async def open(self, timeout: float = OPEN_TIMEOUT_S) -> None:
         """Connect and subscribe (resuming by offset where the target can), retrying while
-        the server refuses for a moment; raises after OPEN_TIMEOUT_S."""
-        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        the server refuses for a moment (each refusal is kept in `open_failures`); raises
+        the last refusal after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 since = self.last_offset if self.wire.resumes else None
                 self.ws, early = await self.wire.open(self.task_id, since)
                 break
-            except (OSError, SubscribeRefused, ConnectionClosed, TimeoutError):
+            except (OSError, SubscribeRefused, ConnectionClosed, TimeoutError) as exc:
+                self.open_failures.append(_reason(exc))
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(RETRY_S)
@@ -121,6 +124,12 @@ class Client:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionClosed) and exc.rcvd is not None:
+        return f"closed {exc.rcvd.code} {exc.rcvd.reason}"
+    return repr(exc)[:200]
 
 
 async def open_all(clients: list[Client], concurrency: int = 50) -> float:

@@ -42,6 +42,8 @@ def _targets(results: dict[str, Any]) -> list[str]:
 def latency_plot(results: dict[str, Any], path: Path, title: str) -> None:
     grouped = _by(results["rounds"])
     scenarios = sorted({s for _, s in grouped})
+    if not scenarios:
+        return
     targets = _targets(results)
     fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.2), sharey=True)
     axes = axes if len(scenarios) > 1 else [axes]
@@ -71,6 +73,8 @@ def latency_plot(results: dict[str, Any], path: Path, title: str) -> None:
 def cpu_plot(results: dict[str, Any], path: Path, title: str) -> None:
     grouped = _by(results["rounds"])
     scenarios = sorted({s for _, s in grouped})
+    if not scenarios:
+        return
     targets = _targets(results)
     fig, ax = plt.subplots(figsize=(1.6 * len(targets) * len(scenarios) + 2, 4.2))
     labels = []
@@ -101,11 +105,18 @@ def resume_plot(results: dict[str, Any], path: Path, title: str) -> None:
     if not resume:
         return
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    xs = [r["missed"] for r in resume]
-    ax.plot(xs, [r["resume_s_median"] for r in resume], marker="o", label="median")
+    done = [r for r in resume if r["resume_s_median"] is not None]
+    ax.plot([r["missed"] for r in done], [r["resume_s_median"] for r in done], marker="o")
     for r in resume:
         ax.scatter([r["missed"]] * len(r["resume_s"]), r["resume_s"], color="black", s=10)
+        if r["failed"]:
+            ax.annotate(f"failed {len(r['failed'])}×", (r["missed"], 0), color="#c44e52",
+                        xycoords=("data", "axes fraction"), xytext=(0, 8),
+                        textcoords="offset points", ha="center")  # fmt: skip
+    sizes = [r["missed"] for r in resume]
     ax.set_xscale("log")
+    ax.set_xlim(min(sizes) / 2, max(sizes) * 2)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("missed updates")
     ax.set_ylabel("reconnect → last missed update received (s)")
     ax.grid(alpha=0.3)

@@ -166,14 +166,16 @@ def resume_table(results: list[dict[str, Any]]) -> str:
     rows = [
         [
             r["missed"],
-            r["resume_s_median"],
+            r["resume_s_median"] if r["resume_s_median"] is not None else "failed",
             ", ".join(f"{x:g}" for x in r["resume_s"]),
             r["first_update_s_median"],
             r["lost"],
             r["repeated"],
+            "; ".join(r["failed"]) or "-",
         ]
         for r in results
     ]
     return _table(
-        ["missed", "resume s (median)", "each", "first update s", "lost", "repeated"], rows
+        ["missed", "resume s (median)", "each", "first update s", "lost", "repeated", "failed"],
+        rows,
     )

@@ -142,7 +142,7 @@ class YtmakerStack(Stack):
         return env
 
     def token(self, user: str) -> str:
-        return mint_token(self.tokens, user, ttl_s=24 * 3600)
+        return str(mint_token(self.tokens, user, ttl_s=24 * 3600))
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -224,7 +224,7 @@ def default_services() -> list[str]:
     """Every service `make run` starts except the pipeline's stage workers."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        import run_local  # type: ignore[import-not-found]
+        import run_local
     finally:
         sys.path.pop(0)
     return [s for s in run_local.existing_services() if s not in STAGE_SERVICES]

@@ -9,13 +9,16 @@ the read side: whatever the process layout, a task is "there" when a client woul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
 import orjson
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from bench.harness.clients import Client, Window, count_losses
 from bench.harness.phases import Target, all_processes
@@ -96,49 +99,69 @@ async def _burst_and_wait(target: Target, api: Api, task_id: str, count: int) ->
 async def resume(target: Target, sizes: list[int], repeats: int) -> list[dict[str, Any]]:
     """For each size: a client reads its task, goes away, `size` updates are made and folded,
     and the client comes back with its last offset. Time from the reconnect to the last
-    missed update; what it got must be exactly the missed updates."""
+    missed update; what it got must be exactly the missed updates. A resume the gateway
+    refuses for 30 s is reported as failed, with the gateway's answers."""
     assert isinstance(target.stack, YtmakerStack)
     owner = "bench-resume"
     api = Api(target.stack, owner)
-    wire = target.stack.wire(owner)
     results = []
     try:
         for size in sizes:
-            times, firsts, lost, repeated = [], [], 0, 0
-            for n in range(repeats):
-                task_id = f"resume-{size}-{n}-{target.stack.prefix.strip('.')}"
-                await prepare(target, owner, [task_id])
-                reader = Client(wire, task_id, Window())
-                await reader.open()
-                reader.start()
-                await _burst_and_wait(target, api, task_id, 1)
-                await _until(lambda r=reader: len(r.seqs) >= 1, 30)  # type: ignore[misc]
-                await reader.close()
-                burst = await _burst_and_wait(target, api, task_id, size)
-                back = Client(wire, task_id, Window())
-                back.last_offset = reader.last_offset
-                started = time.time()
-                await back.open()
-                back.start()
-                await _until(lambda b=back, last=burst["last"]: b.seqs and b.seqs[-1] >= last, 120)  # type: ignore[misc]
-                times.append(round(time.time() - started, 3))
-                await back.close()
-                firsts.append(round(_first_arrival(back, started), 3))
-                losses = count_losses([back], {task_id: [burst["first"], burst["last"]]})
-                lost += losses["lost"]
-                earlier = sum(1 for s in back.seqs if s < burst["first"])  # seen before
-                repeated += losses["repeated"] + earlier
+            tries = [await _resume_once(target, api, owner, size, n) for n in range(repeats)]
+            done = [t for t in tries if "failed" not in t]
             results.append({
                 "missed": size,
-                "resume_s": times,
-                "resume_s_median": statistics.median(times),
-                "first_update_s_median": statistics.median(firsts),
-                "lost": lost,
-                "repeated": repeated,
+                "resume_s": [t["seconds"] for t in done],
+                "resume_s_median": statistics.median(t["seconds"] for t in done) if done else None,
+                "first_update_s_median": (
+                    statistics.median(t["first"] for t in done) if done else None
+                ),
+                "lost": sum(t["lost"] for t in done),
+                "repeated": sum(t["repeated"] for t in done),
+                "failed": [t["failed"] for t in tries if "failed" in t],
             })  # fmt: skip
     finally:
         await api.close()
     return results
+
+
+async def _resume_once(target: Target, api: Api, owner: str, size: int, n: int) -> dict[str, Any]:
+    assert isinstance(target.stack, YtmakerStack)
+    wire = target.stack.wire(owner)
+    task_id = f"resume-{size}-{n}-{target.stack.prefix.strip('.')}"
+    await prepare(target, owner, [task_id])
+    reader = Client(wire, task_id, Window())
+    await reader.open()
+    reader.start()
+    await _burst_and_wait(target, api, task_id, 1)
+    await _until(lambda: len(reader.seqs) >= 1, 30)
+    await reader.close()
+    burst = await _burst_and_wait(target, api, task_id, size)
+    back = Client(wire, task_id, Window())
+    back.last_offset = reader.last_offset
+    started = time.time()
+    try:
+        await back.open(timeout=30)
+        back.start()
+        await _until(lambda: bool(back.seqs) and back.seqs[-1] >= burst["last"], 120)
+        elapsed = time.time() - started
+    except Exception as exc:  # reported as a failed resume, with what the gateway said
+        failures = Counter(back.open_failures + back_closes(back))
+        return {"failed": f"{exc!r:.120}; answers: {dict(failures)}"}
+    finally:
+        await back.close()
+    losses = count_losses([back], {task_id: [burst["first"], burst["last"]]})
+    earlier = sum(1 for s in back.seqs if s < burst["first"])  # seen before it went away
+    return {
+        "seconds": round(elapsed, 3),
+        "first": round(_first_arrival(back, started), 3),
+        "lost": losses["lost"],
+        "repeated": losses["repeated"] + earlier,
+    }
+
+
+def back_closes(client: Client) -> list[str]:
+    return [f"closed {code} after subscribing" for code in client.unexpected_closes]
 
 
 def _first_arrival(client: Client, started: float) -> float:
@@ -180,22 +203,28 @@ async def fanout(
         await ws.recv()  # connected
     counts = [0] * clients
 
+    complete = [False] * clients
+
     async def read(n: int, task_id: str) -> None:
         last = states[task_id]["offset"]
         ws = sockets[n]
         await ws.send(orjson.dumps({"action": "subscribe", "task_id": task_id, "since": -1}))
-        async for frame in ws:
-            message = orjson.loads(frame)
-            if message["type"] in ("progress", "status", "error"):
-                counts[n] += 1
-                if message["offset"] >= last:
-                    return
+        with contextlib.suppress(ConnectionClosed):  # counted as incomplete, with its code
+            async for frame in ws:
+                message = orjson.loads(frame)
+                if message["type"] in ("progress", "status", "error"):
+                    counts[n] += 1
+                    if message["offset"] >= last:
+                        complete[n] = True
+                        return
 
     before = snapshot(all_processes(targets))
     started = time.time()
     await asyncio.wait_for(asyncio.gather(*(read(n, ids[n % tasks]) for n in range(clients))), 600)
     seconds = time.time() - started
     after = snapshot(all_processes(targets))
+    closes = Counter(str(ws.close_code) for ws, done in zip(sockets, complete, strict=True)
+                     if not done)  # fmt: skip
     await asyncio.gather(*(ws.close() for ws in sockets))
     delivered = sum(counts)
     return {
@@ -205,6 +234,8 @@ async def fanout(
         "delivered": delivered,
         "seconds": round(seconds, 2),
         "updates_per_s": round(delivered / seconds),
+        "incomplete_clients": sum(1 for done in complete if not done),
+        "incomplete_close_codes": dict(closes),
         "cpu": cpu_between(before, after),
     }
 
