@@ -1,8 +1,8 @@
 """The three targets as running processes: start, stop, their pids (for CPU), their clients.
 
 ytmaker is started by `scripts/run_local.py`, the code behind `make run`, with the services
-that are not pipeline stages (`--services`, by default every service run_local knows minus
-the stage workers) and `--no-sample`; whatever processes it starts are found from its output
+that are not pipeline stages (`--services`, by default every service of the checkout but the
+stage workers: run_local starts every process of each) and `--no-sample`; whatever processes it starts are found from its output
 (`started <name> pid <pid>`) and from the process tree, so a new layout is measured as it is.
 The broker is run_local's too: the one of `KAFKA_BOOTSTRAP_SERVERS` when set, otherwise one it
 starts in its var directory (`YTMAKER_VAR_DIR`, here a temporary directory).
@@ -221,13 +221,14 @@ class YtmakerStack(Stack):
 
 
 def default_services() -> list[str]:
-    """Every service `make run` starts except the pipeline's stage workers."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import run_local
-    finally:
-        sys.path.pop(0)
-    return [s for s in run_local.existing_services() if s not in STAGE_SERVICES]
+    """Every service of this checkout but the pipeline's stage workers: run_local starts
+    every process of each (`--services` takes service names)."""
+    names = [
+        d.name
+        for d in (ROOT / "services").iterdir()
+        if d.name not in STAGE_SERVICES and (d / "src" / f"ytmaker_{d.name}").is_dir()
+    ]
+    return sorted(names, key=lambda name: (name == "gateway", name))  # make run's order
 
 
 class RedisStack(Stack):
