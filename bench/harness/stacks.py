@@ -2,8 +2,9 @@
 
 ytmaker is started by `scripts/run_local.py`, the code behind `make run`, with the services
 that are not pipeline stages (`--services`, by default every service of the checkout but the
-stage workers: run_local starts every process of each) and `--no-sample`; whatever processes it starts are found from its output
-(`started <name> pid <pid>`) and from the process tree, so a new layout is measured as it is.
+stage workers: run_local starts every process of each) and `--no-sample`; whatever processes
+it starts are found from its output (`started <name> pid <pid>`) and from the process tree, so
+a new layout is measured as it is.
 The broker is run_local's too: the one of `KAFKA_BOOTSTRAP_SERVERS` when set, otherwise one it
 starts in its var directory (`YTMAKER_VAR_DIR`, here a temporary directory).
 """

@@ -112,10 +112,8 @@ async def resume(target: Target, sizes: list[int], repeats: int) -> list[dict[st
             results.append({
                 "missed": size,
                 "resume_s": [t["seconds"] for t in done],
-                "resume_s_median": statistics.median(t["seconds"] for t in done) if done else None,
-                "first_update_s_median": (
-                    statistics.median(t["first"] for t in done) if done else None
-                ),
+                "resume_s_median": _median([t["seconds"] for t in done]),
+                "first_update_s_median": _median([t["first"] for t in done]),
                 "lost": sum(t["lost"] for t in done),
                 "repeated": sum(t["repeated"] for t in done),
                 "failed": [t["failed"] for t in tries if "failed" in t],
@@ -146,8 +144,8 @@ async def _resume_once(target: Target, api: Api, owner: str, size: int, n: int) 
         await _until(lambda: bool(back.seqs) and back.seqs[-1] >= burst["last"], 120)
         elapsed = time.time() - started
     except Exception as exc:  # reported as a failed resume, with what the gateway said
-        failures = Counter(back.open_failures + back_closes(back))
-        return {"failed": f"{exc!r:.120}; answers: {dict(failures)}"}
+        answers = Counter(back.open_failures + back_closes(back)) or Counter([repr(exc)[:120]])
+        return {"failed": ", ".join(f"{n}× {answer}" for answer, n in answers.items())}
     finally:
         await back.close()
     losses = count_losses([back], {task_id: [burst["first"], burst["last"]]})
@@ -158,6 +156,10 @@ async def _resume_once(target: Target, api: Api, owner: str, size: int, n: int) 
         "lost": losses["lost"],
         "repeated": losses["repeated"] + earlier,
     }
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
 
 
 def back_closes(client: Client) -> list[str]:
