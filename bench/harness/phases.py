@@ -78,6 +78,7 @@ async def run_phase(
     wire = target.stack.wire(target.owners[scenario.name])
     clients = [Client(wire, tasks[i % len(tasks)], window) for i in range(scenario.clients)]
     connect_s = await open_all(clients)
+    processes = all_processes(targets)  # scans /proc: never inside the window
     gc.collect()
     gc.freeze()  # the clients' objects never reach the collector during the window
     try:
@@ -94,7 +95,7 @@ async def run_phase(
             )
         )
         await _sleep_until(window.start)
-        before, load_before = snapshot(all_processes(targets)), load_average()
+        before, load_before = snapshot(processes), load_average()
         away_clients: list[Client] = []
         if away is not None:
             fraction, away_s = away
@@ -103,7 +104,7 @@ async def run_phase(
             await _sleep_until(window.start + (seconds - away_s) / 2)
             await asyncio.gather(*(c.away(away_s) for c in away_clients))
         await _sleep_until(window.end)
-        after, load_after = snapshot(all_processes(targets)), load_average()
+        after, load_after = snapshot(processes), load_average()
         produced = await stream
         await _drain(clients, produced["ranges"])
     finally:

@@ -26,7 +26,13 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness.procs import command_name, descendants, free_port, listening_pid
+from bench.harness.procs import (
+    command_name,
+    descendants,
+    free_port,
+    listening_pid,
+    process_ticks,
+)
 from bench.harness.wire import RedisWire, SocketioWire, Wire, YtmakerWire
 from ytmaker_gateway.auth import TokenConfig, mint_token
 
@@ -125,6 +131,7 @@ class YtmakerStack(Stack):
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self.external_broker = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+        self._broker_pid: int | None = None
 
     def env(self) -> dict[str, str]:
         env = {
@@ -196,9 +203,11 @@ class YtmakerStack(Stack):
         return found
 
     def broker_pid(self) -> int | None:
-        if not self.bootstrap:
-            return None
-        return listening_pid(int(self.bootstrap.split(",")[0].rsplit(":", 1)[1]))
+        """The process listening on the bootstrap port (found once, again if it is gone)."""
+        if self._broker_pid is None or process_ticks(self._broker_pid) is None:
+            port = int(self.bootstrap.split(",")[0].rsplit(":", 1)[1]) if self.bootstrap else 0
+            self._broker_pid = listening_pid(port) if port else None
+        return self._broker_pid
 
     def wire(self, owner: str) -> Wire:
         return YtmakerWire(self.base_url.replace("http", "ws", 1), self.token(owner))
