@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import plots
-from bench.harness.loadgen import ProducerProcess
+from bench.harness.loadgen import ProducerProcess, TapProcess
 from bench.harness.phases import Scenario, Target, run_phase
 from bench.harness.procs import machine_info
 from bench.harness.report import (
     disconnect_table,
+    hops_table,
     process_table,
     resume_table,
     rounds_table,
@@ -128,6 +129,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             producer = ProducerProcess(name, stack.producer_env(), work / f"producer-{name}.log")
             targets.append(Target(stack, producer))
             await producer.start()
+            if name == "ytmaker":
+                targets[-1].tap = TapProcess(name, stack.producer_env(), work / "tap.log")
+                await targets[-1].tap.start()
             for scenario in (s1, s2):
                 ids = [f"{scenario.name.lower()}-{i}-{run_id}" for i in range(scenario.tasks)]
                 owner = f"bench-{scenario.name.lower()}"
@@ -177,6 +181,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for target in reversed(targets):
             with contextlib.suppress(Exception):
                 await target.producer.stop()
+            if target.tap is not None:
+                with contextlib.suppress(Exception):
+                    await target.tap.stop()
             with contextlib.suppress(Exception):
                 await target.stack.stop()
     results["summary"] = summarize(results["rounds"])
@@ -187,6 +194,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def print_tables(results: dict[str, Any]) -> None:
     say("\n## Rounds\n\n" + rounds_table(results["rounds"]))
     say("\n## Summary (median of the rounds)\n\n" + summary_table(results["summary"]))
+    if any("in_log_latency_ms" in p for p in results["rounds"]):
+        say("\n## ytmaker: event → log → client (ms)\n\n" + hops_table(results["rounds"]))
     for scenario in ("S1", "S2"):
         say(f"\n## CPU per process, {scenario}\n\n" + process_table(results["rounds"], scenario))
     if results["disconnect"]:

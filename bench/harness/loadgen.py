@@ -1,4 +1,5 @@
-"""The harness's handle on a producer process (`bench/harness/producer.py`)."""
+"""The harness's handle on its helper processes: a producer per target
+(`bench/harness/producer.py`) and ytmaker's log tap (`bench/harness/tap.py`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ class ProducerFailed(RuntimeError):
 class ProducerProcess:
     """`start()`, then `call(op, ...)` one command at a time, then `stop()`."""
 
+    module = "bench.harness.producer"
+
     def __init__(self, target: str, env: dict[str, str], log: Path) -> None:
         self.target = target
         self.env = {**os.environ, **env}
@@ -33,7 +36,7 @@ class ProducerProcess:
     async def start(self) -> None:
         with self.log.open("ab") as err:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.harness.producer", self.target,
+                sys.executable, "-m", self.module, self.target,
                 env=self.env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=err, start_new_session=True, limit=64 * 1024 * 1024, cwd=ROOT,
             )  # fmt: skip
@@ -51,10 +54,10 @@ class ProducerProcess:
         try:
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         except TimeoutError:
-            raise ProducerFailed(f"{self.target} producer: no answer in {timeout:.0f}s") from None
+            raise ProducerFailed(f"{self.module}: no answer in {timeout:.0f}s") from None
         if not line:
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise ProducerFailed(f"{self.target} producer exited:\n{tail}")
+            raise ProducerFailed(f"{self.module} {self.target} exited:\n{tail}")
         answer: dict[str, Any] = json.loads(line)
         return answer
 
@@ -69,3 +72,9 @@ class ProducerProcess:
         except (TimeoutError, ConnectionError):
             self.proc.kill()
             await self.proc.wait()
+
+
+class TapProcess(ProducerProcess):
+    """ytmaker's log tap: when each update becomes readable in `progress.updates`."""
+
+    module = "bench.harness.tap"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.harness.clients import Client, Window, close_all, count_losses, open_all
-from bench.harness.loadgen import ProducerProcess
+from bench.harness.loadgen import ProducerProcess, TapProcess
 from bench.harness.procs import cpu_between, load_average, snapshot
 from bench.harness.report import latency_summary
 from bench.harness.stacks import Stack
@@ -41,6 +41,7 @@ class Scenario:
 class Target:
     stack: Stack
     producer: ProducerProcess
+    tap: TapProcess | None = None  # ytmaker: when updates become readable in the log
     tasks: dict[str, list[str]] = field(default_factory=dict)  # task set name → task ids
     owners: dict[str, str] = field(default_factory=dict)  # task set name → owner
 
@@ -58,6 +59,8 @@ def all_processes(targets: list[Target]) -> dict[str, int]:
             found[f"{target.name}/{label}"] = pid
         if target.producer.pid is not None:
             found[f"loadgen/producer-{target.name}"] = target.producer.pid
+        if target.tap is not None and target.tap.pid is not None:
+            found["loadgen/tap"] = target.tap.pid
     return found
 
 
@@ -84,6 +87,8 @@ async def run_phase(
     try:
         start_at = time.time() + START_DELAY_S
         window.start, window.end = start_at + settle, start_at + settle + seconds
+        if target.tap is not None:
+            await target.tap.call("window", start=window.start, end=window.end)
         stream = asyncio.create_task(
             target.producer.call(
                 "stream",
@@ -107,6 +112,7 @@ async def run_phase(
         after, load_after = snapshot(processes), load_average()
         produced = await stream
         await _drain(clients, produced["ranges"])
+        in_log = await target.tap.call("report") if target.tap is not None else None
     finally:
         await close_all(clients)
         gc.unfreeze()
@@ -127,6 +133,8 @@ async def run_phase(
         "cpu": cpu_between(before, after),
         "load_average": [round(load_before, 2), round(load_after, 2)],
     }
+    if in_log is not None:
+        result["in_log_latency_ms"] = in_log  # event → readable in progress.updates
     if away is not None:
         result["away"] = {
             "clients": len(away_clients),

@@ -34,6 +34,13 @@ def latency_summary(latencies: Iterable[float]) -> dict[str, float | int]:
     return summary
 
 
+def is_loadgen_of(label: str, target: str) -> bool:
+    """The load generator's processes for `target`: the clients, its producer, ytmaker's tap."""
+    return label in ("loadgen/clients", f"loadgen/producer-{target}") or (
+        label == "loadgen/tap" and target == "ytmaker"
+    )
+
+
 def cpu_groups(cpu: dict[str, Any], target: str) -> dict[str, float]:
     """A phase's CPU by group: the measured target's processes, the load generator (the clients
     and the target's producer), the other targets (idle meanwhile, with their producers) and
@@ -43,7 +50,7 @@ def cpu_groups(cpu: dict[str, Any], target: str) -> dict[str, float]:
     for label, pct in processes.items():
         if label.split("/", 1)[0] == target:
             groups["target"] += pct
-        elif label in ("loadgen/clients", f"loadgen/producer-{target}"):
+        elif is_loadgen_of(label, target):
             groups["loadgen"] += pct
         else:
             groups["other targets"] += pct
@@ -135,8 +142,7 @@ def process_table(rounds: list[dict[str, Any]], scenario: str) -> str:
         if p["scenario"] != scenario:
             continue
         for label, pct in p["cpu"]["processes"].items():
-            owner = label.split("/", 1)[0]
-            if owner in (p["target"], "loadgen"):
+            if label.split("/", 1)[0] == p["target"] or is_loadgen_of(label, p["target"]):
                 per.setdefault(p["target"], {}).setdefault(label, []).append(pct)
     rows = [
         [target, label, round(statistics.median(values), 1)]
@@ -179,3 +185,22 @@ def resume_table(results: list[dict[str, Any]]) -> str:
         ["missed", "resume s (median)", "each", "first update s", "lost", "repeated", "failed"],
         rows,
     )
+
+
+def hops_table(rounds: list[dict[str, Any]]) -> str:
+    """ytmaker's latency in two hops: event → update readable in the log, and the whole way
+    to the client (the difference is the gateway, its reads and the socket)."""
+    rows = []
+    for p in rounds:
+        if "in_log_latency_ms" not in p:
+            continue
+        log, end = p["in_log_latency_ms"], p["latency_ms"]
+        rows.append([
+            p["scenario"], p.get("round", "-"), log["p50"], log["p99"], log["max"],
+            end["p50"], end["p99"], end["max"],
+        ])  # fmt: skip
+    return _table(
+        ["scen.", "round", "→ log p50", "→ log p99", "→ log max", "→ client p50",
+         "→ client p99", "→ client max"],
+        rows,
+    )  # fmt: skip

@@ -56,6 +56,8 @@ def test_every_target_is_measured_in_each_scenario_with_ordered_percentiles(
         assert latency["max"] < 60_000, phase
         assert 0 < phase["cpu"]["machine_busy_pct"] <= 100, phase
         assert phase["losses"]["expected"] > 0, phase
+        if phase["target"] == "ytmaker":  # the tap saw the updates arrive in the log
+            assert phase["in_log_latency_ms"]["count"] > 0, phase
     assert set(results["summary"]) == TARGETS
     assert "## Summary" in results["_stdout"] and "| ytmaker" in results["_stdout"]
 
@@ -78,7 +80,7 @@ def test_ytmaker_loses_and_repeats_nothing_and_the_baselines_lose_what_was_sent_
 
 def test_cpu_is_counted_for_every_process_of_every_target(results: dict[str, Any]) -> None:
     labels = set(results["rounds"][0]["cpu"]["processes"])
-    assert {"loadgen/clients", "ytmaker/kafka", "redis/redis-server"} <= labels
+    assert {"loadgen/clients", "loadgen/tap", "ytmaker/kafka", "redis/redis-server"} <= labels
     assert {"redis/fastapi-server", "socketio/socketio-server"} <= labels
     services = {label for label in labels if label.startswith("ytmaker/")}
     assert services - {"ytmaker/kafka", "ytmaker/run_local"}, "no ytmaker service found"
