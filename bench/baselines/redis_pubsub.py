@@ -2,8 +2,8 @@
 Pub/Sub. A BASELINE for the benchmark, not part of ytmaker.
 
 What it keeps from the design: the endpoint `/projects/{project_id}/progress`, the
-`ConnectionManager` of active connections per project, one Redis Pub/Sub subscription per
-WebSocket on the channel `progress:{project_id}`, every message forwarded with
+`ConnectionManager` of active connections per project, one Redis client and one Pub/Sub
+subscription per WebSocket on the channel `progress:{project_id}`, every message forwarded with
 `send_json({"type": "progress", "data": data})`, `"ping"` answered with `"pong"`, and the
 publisher's `ProgressManager.update_progress` (overall progress from the stage weights, then
 PUBLISH of a JSON object with stage, progress, sub_progress, message, timestamp).
@@ -72,7 +72,6 @@ class ConnectionManager:
 def create_app(redis_url: str) -> FastAPI:
     app = FastAPI()
     manager = ConnectionManager()
-    client = aioredis.from_url(redis_url, decode_responses=True)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -81,6 +80,7 @@ def create_app(redis_url: str) -> FastAPI:
     @app.websocket("/projects/{project_id}/progress")
     async def websocket_progress(websocket: WebSocket, project_id: str) -> None:
         await manager.connect(project_id, websocket)
+        client = aioredis.from_url(redis_url, decode_responses=True)  # the design's, per socket
         pubsub = client.pubsub()
         await pubsub.subscribe(channel(project_id))
         try:
@@ -102,6 +102,7 @@ def create_app(redis_url: str) -> FastAPI:
             with contextlib.suppress(Exception):
                 await pubsub.unsubscribe()
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await client.aclose()
 
     return app
 
@@ -126,7 +127,8 @@ class RedisPublisher:
     `ProgressService.publish_progress`): what the benchmark's load generator calls."""
 
     def __init__(self, redis_url: str) -> None:
-        self.redis = aioredis.from_url(redis_url, decode_responses=True)
+        # A connection per publish in flight, as many Celery workers would have.
+        self.redis = aioredis.from_url(redis_url, decode_responses=True, max_connections=5000)
 
     async def close(self) -> None:
         await self.redis.aclose()
