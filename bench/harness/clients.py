@@ -83,7 +83,7 @@ class Client:
             if reply is not None and self.ws is not None:
                 sending = asyncio.ensure_future(self.ws.send(reply))
                 self._replies.add(sending)
-                sending.add_done_callback(self._replies.discard)
+                sending.add_done_callback(self._replied)
             return
         seq, produced, offset = parsed
         if offset >= 0:
@@ -93,6 +93,11 @@ class Client:
                 self.first_arrival = received
             self.seqs.append(seq)
             self.window.record(produced, received)
+
+    def _replied(self, sending: asyncio.Future[None]) -> None:
+        self._replies.discard(sending)
+        if not sending.cancelled():
+            sending.exception()  # a reply to a closing socket is lost, and that is fine
 
     async def _run(self) -> None:
         while not self.stopped:
