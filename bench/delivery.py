@@ -27,6 +27,7 @@ import resource
 import secrets
 import sys
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,33 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+class Run:
+    """The results of a run, written to `path` after every step (a failed step is recorded as
+    `{"error": ...}` and the run goes on)."""
+
+    def __init__(self, results: dict[str, Any], path: Path) -> None:
+        self.results = results
+        self.path = path
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.results, indent=1))
+
+    async def step(self, key: str, work: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            value = await work
+        except Exception as exc:
+            value = {"error": repr(exc)[:500]}
+            say(f"WARNING: {key} failed: {exc!r:.300}")
+        if isinstance(self.results.get(key), list):
+            self.results[key].append(value)
+        else:
+            self.results[key] = value
+        self.save()
+        return value
+
+
+async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     started = datetime.now(UTC)
     run_id = secrets.token_hex(3)
     work = new_workdir()
@@ -120,6 +147,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": [],
         "disconnect": [],
     }  # fmt: skip
+    record = Run(results, path)
     targets: list[Target] = []
     try:
         for name in args.targets:
@@ -143,38 +171,41 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["meta"]["ytmaker_processes"] = ytmaker.stack.processes()
         if args.history and ytmaker is not None:
             say(f"filling the history: {args.history_tasks} tasks × {args.history_updates} ...")
-            results["history"] = await fill_history(
-                ytmaker, args.history_tasks, args.history_updates
+            await record.step(
+                "history", fill_history(ytmaker, args.history_tasks, args.history_updates)
             )
             say(json.dumps(results["history"]))
         for target in targets:
             say(f"warm-up: {target.name}")
             await run_phase(targets, target, s1, args.warmup, 0.0)
         if ytmaker is not None and "idle" not in args.skip:
-            results["idle"] = await idle(targets, ytmaker, args.idle_seconds)
-            say(f"idle ytmaker: {results['idle']['services_pct_of_one_core']} % of one core")
+            await record.step("idle", idle(targets, ytmaker, args.idle_seconds))
+            say(f"idle ytmaker: {results['idle']}")
         for n in range(1, args.rounds + 1):
             for scenario in (s1, s2):
                 order = targets[n - 1 :] + targets[: n - 1]  # rotates per round
                 for target in order:
-                    phase = await run_phase(targets, target, scenario, args.seconds, args.settle)
-                    phase["round"] = n
-                    results["rounds"].append(phase)
-                    say(rounds_table([phase]).splitlines()[-1])
+                    phase = await record.step(
+                        "rounds", run_phase(targets, target, scenario, args.seconds, args.settle)
+                    )
+                    phase.update(round=n, target=target.name, scenario=scenario.name)
+                    record.save()
+                    if "error" not in phase:
+                        say(rounds_table([phase]).splitlines()[-1])
         if "disconnect" not in args.skip:
             for target in targets:
-                phase = await run_phase(
+                phase = await record.step("disconnect", run_phase(
                     targets, target, s1, args.disconnect_seconds, args.settle,
                     away=(args.away_fraction, args.away),
-                )  # fmt: skip
-                results["disconnect"].append(phase)
-                say(f"disconnect {target.name}: {phase['away']}")
+                ))  # fmt: skip
+                phase.update(target=target.name)
+                say(f"disconnect {target.name}: {phase.get('away', phase)}")
         if ytmaker is not None and "resume" not in args.skip:
-            results["resume"] = await resume(ytmaker, args.resume_sizes, args.resume_repeats)
+            await record.step("resume", resume(ytmaker, args.resume_sizes, args.resume_repeats))
         if ytmaker is not None and "fanout" not in args.skip:
-            results["fanout"] = await fanout(
+            await record.step("fanout", fanout(
                 targets, ytmaker, args.fanout_tasks, args.fanout_clients, args.fanout_updates
-            )
+            ))  # fmt: skip
         if ytmaker is not None:
             results["meta"]["ytmaker_restarts"] = ytmaker.stack.restarts  # type: ignore[attr-defined]
     finally:
@@ -186,22 +217,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await target.tap.stop()
             with contextlib.suppress(Exception):
                 await target.stack.stop()
-    results["summary"] = summarize(results["rounds"])
+    results["summary"] = summarize([p for p in results["rounds"] if "error" not in p])
     results["meta"]["seconds"] = round((datetime.now(UTC) - started).total_seconds())
+    results["meta"]["complete"] = True
+    record.save()
     return results
 
 
 def print_tables(results: dict[str, Any]) -> None:
-    say("\n## Rounds\n\n" + rounds_table(results["rounds"]))
+    rounds = [p for p in results["rounds"] if "error" not in p]
+    say("\n## Rounds\n\n" + rounds_table(rounds))
     say("\n## Summary (median of the rounds)\n\n" + summary_table(results["summary"]))
-    if any("in_log_latency_ms" in p for p in results["rounds"]):
-        say("\n## ytmaker: event → log → client (ms)\n\n" + hops_table(results["rounds"]))
+    if any("in_log_latency_ms" in p for p in rounds):
+        say("\n## ytmaker: event → log → client (ms)\n\n" + hops_table(rounds))
     for scenario in ("S1", "S2"):
-        say(f"\n## CPU per process, {scenario}\n\n" + process_table(results["rounds"], scenario))
-    if results["disconnect"]:
-        say("\n## 2-s disconnect\n\n" + disconnect_table(results["disconnect"]))
-    if results.get("resume"):
+        say(f"\n## CPU per process, {scenario}\n\n" + process_table(rounds, scenario))
+    disconnect = [p for p in results["disconnect"] if "error" not in p]
+    if disconnect:
+        say("\n## 2-s disconnect\n\n" + disconnect_table(disconnect))
+    if isinstance(results.get("resume"), list):
         say("\n## ytmaker resume by offset\n\n" + resume_table(results["resume"]))
+    failed = [p for p in results["rounds"] + results["disconnect"] if "error" in p]
+    for phase in failed + [results[k] for k in ("resume",) if isinstance(results.get(k), dict)]:
+        say(f"\nFAILED: {phase}")
     for key in ("fanout", "idle", "history"):
         if results.get(key):
             say(f"\n## ytmaker {key}\n\n{json.dumps(results[key], indent=1)}")
@@ -220,11 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # a socket per client
     import uvloop
 
-    results = uvloop.run(run(args))
-    args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = args.out / f"{stamp}{'-tiny' if args.tiny else ''}.json"
-    path.write_text(json.dumps(results, indent=1))
+    say(f"results go to {path} (written after every step)")
+    results = uvloop.run(run(args, path))
     print_tables(results)
     for png in plots.draw(results, args.plots_dir or args.out / path.stem):
         say(f"plot: {png}")

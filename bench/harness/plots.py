@@ -31,7 +31,8 @@ GROUP_COLORS = {
 def _by(rounds: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for phase in rounds:
-        out.setdefault((phase["target"], phase["scenario"]), []).append(phase)
+        if "error" not in phase:
+            out.setdefault((phase["target"], phase["scenario"]), []).append(phase)
     return out
 
 
@@ -102,7 +103,7 @@ def cpu_plot(results: dict[str, Any], path: Path, title: str) -> None:
 
 def resume_plot(results: dict[str, Any], path: Path, title: str) -> None:
     resume = results.get("resume") or []
-    if not resume:
+    if not isinstance(resume, list) or not resume:
         return
     fig, ax = plt.subplots(figsize=(5.5, 4))
     done = [r for r in resume if r["resume_s_median"] is not None]

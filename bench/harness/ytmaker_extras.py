@@ -206,6 +206,7 @@ async def fanout(
     counts = [0] * clients
 
     complete = [False] * clients
+    refused: dict[int, str] = {}
 
     async def read(n: int, task_id: str) -> None:
         last = states[task_id]["offset"]
@@ -214,6 +215,9 @@ async def fanout(
         with contextlib.suppress(ConnectionClosed):  # counted as incomplete, with its code
             async for frame in ws:
                 message = orjson.loads(frame)
+                if message["type"] == "error" and message["offset"] is None:
+                    refused[n] = str(message["payload"].get("code"))  # not subscribed
+                    return
                 if message["type"] in ("progress", "status", "error"):
                     counts[n] += 1
                     if message["offset"] >= last:
@@ -226,8 +230,11 @@ async def fanout(
     await asyncio.wait_for(asyncio.gather(*(read(n, ids[n % tasks]) for n in range(clients))), 600)
     seconds = time.time() - started
     after = snapshot(processes)
-    closes = Counter(str(ws.close_code) for ws, done in zip(sockets, complete, strict=True)
-                     if not done)  # fmt: skip
+    closes = Counter(
+        refused.get(n) or f"closed {ws.close_code}"
+        for n, (ws, done) in enumerate(zip(sockets, complete, strict=True))
+        if not done
+    )
     await asyncio.gather(*(ws.close() for ws in sockets))
     delivered = sum(counts)
     return {
@@ -238,7 +245,7 @@ async def fanout(
         "seconds": round(seconds, 2),
         "updates_per_s": round(delivered / seconds),
         "incomplete_clients": sum(1 for done in complete if not done),
-        "incomplete_close_codes": dict(closes),
+        "incomplete_why": dict(closes),
         "cpu": cpu_between(before, after),
     }
 
