@@ -48,8 +48,15 @@ class Api:
         state: dict[str, Any] = answer.json()
         return state
 
-    async def stats(self) -> dict[str, Any]:
-        answer = await self.http.get("/progress/stats")
+    async def stats(self) -> dict[str, Any] | None:
+        """The user's task counts; None while the read side does not answer in time (503,
+        e.g. busy storing a history)."""
+        try:
+            answer = await self.http.get("/progress/stats")
+        except httpx.TimeoutException:
+            return None
+        if answer.status_code == 503:
+            return None
         answer.raise_for_status()
         stats: dict[str, Any] = answer.json()
         return stats
@@ -280,7 +287,7 @@ async def fill_history(target: Target, tasks: int, updates: int) -> dict[str, An
     api = Api(target.stack, owner)
     try:
         deadline = time.monotonic() + 3600
-        while (await api.stats()).get("completed_tasks", 0) < tasks:
+        while ((await api.stats()) or {}).get("completed_tasks", 0) < tasks:
             if time.monotonic() > deadline:
                 raise TimeoutError("the history was not folded within an hour")
             await asyncio.sleep(2)
