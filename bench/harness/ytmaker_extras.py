@@ -292,9 +292,12 @@ async def fill_history(target: Target, tasks: int, updates: int) -> dict[str, An
                 raise TimeoutError("the history was not folded within an hour")
             await asyncio.sleep(2)
         folded_s = time.monotonic() - started
-        last = await api.http.get(
-            f"/progress/{filled['last_task']}/history/db", params={"limit": 10_000}
-        )
+        url = f"/progress/{filled['last_task']}/history/db"
+        for _ in range(300):  # 503 while the read side is too busy to answer in time
+            last = await api.http.get(url, params={"limit": 10_000})
+            if last.status_code != 503:
+                break
+            await asyncio.sleep(2)
         last.raise_for_status()
         stored = len(last.json()["items"])
     finally:
