@@ -101,6 +101,8 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def rounds_table(rounds: list[dict[str, Any]]) -> str:
+    """One row per phase. `missing`: updates of the phase not received by its end (5 s after
+    the last was produced): lost by a baseline, or late."""
     rows = []
     for p in rounds:
         lat, groups = p["latency_ms"], cpu_groups(p["cpu"], p["target"])
@@ -113,7 +115,7 @@ def rounds_table(rounds: list[dict[str, Any]]) -> str:
         ])  # fmt: skip
     return _table(
         ["target", "scen.", "round", "p50 ms", "p90 ms", "p99 ms", "max ms", "measured/exp.",
-         "lost", "machine %", "target %core", "loadgen %core", "others %core", "load"],
+         "missing", "machine %", "target %core", "loadgen %core", "others %core", "load"],
         rows,
     )  # fmt: skip
 
@@ -130,7 +132,7 @@ def summary_table(summary: dict[str, dict[str, Any]]) -> str:
             ])  # fmt: skip
     return _table(
         ["target", "scen.", "p50 ms (median)", "p99 ms (median)", "p99 per round", "max ms",
-         "machine %", "target %core", "loadgen %core", "lost", "repeated"],
+         "machine %", "target %core", "loadgen %core", "missing", "repeated"],
         rows,
     )  # fmt: skip
 
