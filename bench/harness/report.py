@@ -101,8 +101,8 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def rounds_table(rounds: list[dict[str, Any]]) -> str:
-    """One row per phase. `missing`: updates of the phase not received by its end (5 s after
-    the last was produced): lost by a baseline, or late."""
+    """One row per phase. `missing`: updates of the phase never received (nothing more came
+    for 5 s, or 2 minutes passed after the last was produced)."""
     rows = []
     for p in rounds:
         lat, groups = p["latency_ms"], cpu_groups(p["cpu"], p["target"])
