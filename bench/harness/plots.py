@@ -2,8 +2,8 @@
 
 - `latency.png`: p50/p90/p99 per target and scenario (median of the rounds; the bars' whiskers
   span the rounds' lowest and highest value), log scale;
-- `cpu.png`: CPU per target and scenario in % of one core: the target's processes, the load
-  generator, the other (idle) targets and the rest of the machine;
+- `cpu.png`: CPU per target and scenario in % of one core (mean of the rounds): the target's
+  processes, the load generator, the other (idle) targets and the rest of the machine;
 - `resume.png`: ytmaker's resume time against the number of missed updates.
 """
 
@@ -51,8 +51,13 @@ def latency_plot(results: dict[str, Any], path: Path, title: str) -> None:
     for ax, scenario in zip(axes, scenarios, strict=True):
         for i, target in enumerate(targets):
             phases = grouped.get((target, scenario), [])
+            empty = sum(1 for p in phases if not p["latency_ms"]["count"])
+            if empty:
+                ax.annotate(f"{empty} round(s):\nnothing arrived", (i, 1), xytext=(0, -4),
+                            xycoords=("data", "axes fraction"), textcoords="offset points",
+                            ha="center", va="top", fontsize="small", color="#c44e52")  # fmt: skip
             for j, key in enumerate(("p50", "p90", "p99")):
-                values = sorted(p["latency_ms"][key] for p in phases)
+                values = sorted(p["latency_ms"][key] for p in phases if p["latency_ms"]["count"])
                 if not values:
                     continue
                 median = values[len(values) // 2]
@@ -86,13 +91,12 @@ def cpu_plot(results: dict[str, Any], path: Path, title: str) -> None:
         groups = [cpu_groups(p["cpu"], target) for p in phases]
         bottom = 0.0
         for name, color in GROUP_COLORS.items():
-            values = sorted(g[name] for g in groups)
-            value = values[len(values) // 2]
+            value = sum(g[name] for g in groups) / len(groups)  # means add up, medians do not
             ax.bar(k, value, 0.6, bottom=bottom, color=color, label=name if k == 0 else None)
             bottom += value
         labels.append((k, f"{target}\n{scenario}"))
     ax.set_xticks([k for k, _ in labels], [t for _, t in labels])
-    ax.set_ylabel("% of one core (median of rounds)")
+    ax.set_ylabel("% of one core (mean of the rounds)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
     ax.set_title(title)

@@ -21,12 +21,13 @@ def percentile(ordered: Sequence[float], p: float) -> float:
     return ordered[rank - 1]
 
 
-def latency_summary(latencies: Iterable[float]) -> dict[str, float | int]:
-    """p50/p90/p99/max/mean in ms and the count; zeros when nothing was measured."""
+def latency_summary(latencies: Iterable[float]) -> dict[str, float | int | None]:
+    """p50/p90/p99/max/mean in ms and the count; None when nothing was measured (nothing
+    produced in the window arrived before the phase ended)."""
     ordered = sorted(latencies)
     if not ordered:
-        return {"count": 0, "p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
-    summary: dict[str, float | int] = {"count": len(ordered)}
+        return {"count": 0, "p50": None, "p90": None, "p99": None, "max": None, "mean": None}
+    summary: dict[str, float | int | None] = {"count": len(ordered)}
     for p in PERCENTILES:
         summary[f"p{p}"] = round(1000 * percentile(ordered, p), 2)
     summary["max"] = round(1000 * ordered[-1], 2)
@@ -68,15 +69,16 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for target, scenarios in out.items():
         summary[target] = {}
         for scenario, phases in scenarios.items():
-            lat = [p["latency_ms"] for p in phases]
+            lat = [p["latency_ms"] for p in phases if p["latency_ms"]["count"]]
             groups = [cpu_groups(p["cpu"], target) for p in phases]
             summary[target][scenario] = {
                 "rounds": len(phases),
+                "rounds_without_delivery": len(phases) - len(lat),
                 **{
-                    f"{k}_median": round(statistics.median(x[k] for x in lat), 2)
+                    f"{k}_median": round(statistics.median(x[k] for x in lat), 2) if lat else None
                     for k in ("p50", "p90", "p99", "max")
                 },
-                "p99_rounds": [x["p99"] for x in lat],
+                "p99_rounds": [p["latency_ms"]["p99"] for p in phases],
                 "machine_busy_pct_median": round(
                     statistics.median(p["cpu"]["machine_busy_pct"] for p in phases), 1
                 ),
@@ -89,7 +91,7 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    text = [[str(c) for c in row] for row in rows]
+    text = [["-" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in text)) if text else len(h) for i, h in
               enumerate(headers)]  # fmt: skip
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
@@ -126,7 +128,8 @@ def summary_table(summary: dict[str, dict[str, Any]]) -> str:
         for scenario, s in sorted(scenarios.items()):
             rows.append([
                 target, scenario, s["p50_median"], s["p99_median"],
-                ", ".join(f"{x:g}" for x in s["p99_rounds"]), s["max_median"],
+                ", ".join("none" if x is None else f"{x:g}" for x in s["p99_rounds"]),
+                s["max_median"],
                 s["machine_busy_pct_median"], s["target_cpu_pct_median"],
                 s["loadgen_cpu_pct_median"], s["lost"], s["repeated"],
             ])  # fmt: skip
