@@ -1,6 +1,6 @@
 """Delivery latency and CPU of ytmaker beside the two first designs, in one run (issue 11).
 
-    make bench                                   # full size (about 20 minutes)
+    make bench                                   # full size (about 30 minutes)
     make bench BENCH_ARGS="--tiny"               # a tiny size, to see that it works
     .venv/bin/python -m bench.delivery --history  # with 10,000 finished tasks in the read model
     .venv/bin/python -m bench.delivery --plot bench/results/<run>.json --plots-dir docs/performance
@@ -12,9 +12,10 @@ redis-server); the python-socketio rooms baseline (bench/baselines/socketio_room
 After a warm-up of each target, `--rounds` rounds; each round measures S1 (clients on as many
 tasks) and S2 (the same clients on a tenth of the tasks) for every target in turn (the order
 rotates per round). Then a 2-s disconnect of a tenth of the clients mid-stream for each target,
-and for ytmaker: the idle stack's CPU, resume after 1k/10k missed updates, and the fan-out of
-one gateway process. Tables are printed; every figure goes to `--out/<time>.json`, the plots
-to `--plots-dir` (default: next to the JSON). docs/performance.md explains each figure.
+and for ytmaker: the idle stack's CPU, resume after 100 to 10k missed updates, and the fan-out
+of one gateway process (`--tap` also splits ytmaker's latency at the log). Tables are printed;
+every figure goes to `--out/<time>.json`, the plots to `--plots-dir` (default: next to the
+JSON). docs/performance.md explains each figure.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--history", action="store_true", help="fill the read model before the rounds")
     add("--history-tasks", type=int, default=10_000)
     add("--history-updates", type=int, default=100, help="updates per finished task")
+    add(
+        "--tap",
+        action="store_true",
+        help="split ytmaker's latency at the log (one more "
+        "reader of progress.updates: it costs the broker CPU, so it is off by default)",
+    )
     add("--ytmaker-services", help="services run_local starts (default: all but the stages)")
     add("--skip", default="", help="parts to leave out: disconnect,idle,resume,fanout")
     add("--out", type=Path, default=ROOT / "bench" / "results", help="where the JSON goes")
@@ -157,7 +164,7 @@ async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
             producer = ProducerProcess(name, stack.producer_env(), work / f"producer-{name}.log")
             targets.append(Target(stack, producer))
             await producer.start()
-            if name == "ytmaker":
+            if name == "ytmaker" and args.tap:
                 targets[-1].tap = TapProcess(name, stack.producer_env(), work / "tap.log")
                 await targets[-1].tap.start()
             for scenario in (s1, s2):

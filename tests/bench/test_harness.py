@@ -29,7 +29,7 @@ def results(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> d
     out = tmp_path_factory.mktemp("bench")
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
     run = subprocess.run(
-        [sys.executable, "-m", "bench.delivery", "--tiny", "--history", "--out", str(out)],
+        [sys.executable, "-m", "bench.delivery", "--tiny", "--history", "--tap", "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
