@@ -46,7 +46,7 @@ from bench.harness.report import (
     summarize,
     summary_table,
 )
-from bench.harness.stacks import make_stack, new_workdir
+from bench.harness.stacks import make_stack, new_workdir, prune_workdir
 from bench.harness.ytmaker_extras import fanout, fill_history, idle, prepare, resume
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,6 +224,8 @@ async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
                     await target.tap.stop()
             with contextlib.suppress(Exception):
                 await target.stack.stop()
+        prune_workdir(work)  # the logs stay, for what went wrong
+        say(f"logs of every process: {work}")
     results["summary"] = summarize([p for p in results["rounds"] if "error" not in p])
     results["meta"]["seconds"] = round((datetime.now(UTC) - started).total_seconds())
     results["meta"]["complete"] = True

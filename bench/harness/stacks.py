@@ -387,3 +387,15 @@ def make_stack(name: str, work: Path, services: list[str] | None) -> Stack:
 
 def new_workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="ytmaker-bench-"))
+
+
+def prune_workdir(work: Path) -> None:
+    """Remove what a run leaves in `work` but its logs (the broker's data and the read model
+    of a run with history take gigabytes; Kafka's segments, also `*.log`, live under `data/`)."""
+    for path in sorted(work.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        log = path.suffix in (".log", ".out") and "data" not in path.relative_to(work).parts
+        if not (log or (path.is_dir() and any(path.iterdir()))):
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
