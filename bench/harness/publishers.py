@@ -38,7 +38,6 @@ from ytmaker_shared.events import (
 from ytmaker_shared.kafka import EventProducer
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.stages import Stage
-from ytmaker_shared.stageworker.progress import percent
 from ytmaker_shared.topics import Topic
 
 #: `total_steps` of the bench's stage: progress grows by 0.01 % per 100 updates, so that it
@@ -46,6 +45,11 @@ from ytmaker_shared.topics import Topic
 #: event is a visible change and makes one update.
 TOTAL_STEPS = 1_000_000
 MESSAGE = "writing the script"
+
+
+def percent(completed: int, total: int) -> float:
+    """`completed / total` as 0..100 with two decimals, as a stage reports its progress."""
+    return round(max(0.0, min(100.0, 100.0 * completed / total)), 2) if total > 0 else 0.0
 
 
 class Publisher(ABC):
