@@ -15,7 +15,7 @@ help:
 	@echo "make run    start Kafka and every service, submit a sample project, watch it live"
 	@echo "make test   set up what is needed and run every test (unit, integration, e2e)"
 	@echo "make lint   ruff format --check, ruff check, mypy --strict on src"
-	@echo "make bench  run the benchmarks under bench/ and print their figures"
+	@echo "make bench  delivery latency and CPU of ytmaker beside the first designs (docs/performance.md)"
 	@echo "make lock   re-resolve dependencies into requirements.lock (no download addresses)"
 
 setup: $(VENV)/.installed
@@ -81,8 +81,11 @@ lock:
 		uv export --quiet --frozen --format requirements-txt --package ytmaker-$$s --no-dev \
 			--no-emit-workspace --no-header --output-file deploy/docker/locks/$$s.txt; done
 
+# The delivery benchmark of docs/performance.md (ytmaker beside the first designs): tables,
+# bench/results/<time>.json and plots. `make bench BENCH_ARGS=--tiny` for a quick look; the
+# other scripts in bench/ run on their own (their docstrings say how).
 bench: setup kafka
-	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+	$(PY) -m bench.delivery $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache clients/node_modules clients/*/dist

@@ -1,0 +1,1 @@
+"""ytmaker's benchmarks. `make bench` runs `bench.delivery` (docs/performance.md)."""

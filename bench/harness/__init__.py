@@ -1,0 +1,1 @@
+"""The delivery benchmark's parts: targets, clients, producers, measurements, report, plots."""

@@ -1,0 +1,176 @@
+"""The machine as /proc shows it: CPU busy, CPU per process, who listens on a port.
+
+All figures come from the kernel's counters, read before and after a measured window, so the
+measuring itself costs two reads per process per window. CPU per process is utime + stime of
+`/proc/<pid>/stat` (every thread of the process, e.g. the broker's JVM), in % of one core; the
+machine's busy share is everything but idle and iowait in `/proc/stat`, in % of all cores.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def process_ticks(pid: int) -> int | None:
+    """utime + stime of `pid` in clock ticks; None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces
+    return int(fields[11]) + int(fields[12])
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(raw[raw.rindex(")") + 2 :].split()[1])
+
+
+def command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def descendants(root: int) -> list[int]:
+    """Every living process below `root` (children, their children, ...)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            parent = parent_of(int(entry))
+            if parent is not None:
+                parents.setdefault(parent, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def listening_pid(port: int) -> int | None:
+    """The process that listens on TCP `port` (IPv4 or IPv6), from /proc/net and the fds."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            local, state, inode = parts[1], parts[3], parts[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{inode}]")
+    if not inodes:
+        return None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}") in inodes:
+                    return int(entry)
+            except OSError:
+                continue
+    return None
+
+
+@dataclass
+class CpuSnapshot:
+    at: float
+    busy: int
+    total: int
+    processes: dict[str, int] = field(default_factory=dict)  # label → ticks
+
+
+def snapshot(processes: dict[str, int]) -> CpuSnapshot:
+    """CPU counters of the machine and of `processes` (label → pid) at this instant."""
+    busy, total = machine_ticks()
+    ticks = {label: process_ticks(pid) for label, pid in processes.items()}
+    return CpuSnapshot(time.time(), busy, total, {k: v for k, v in ticks.items() if v is not None})
+
+
+def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, object]:
+    """`machine_busy_pct` (of all cores) and `processes` (label → % of one core) over the
+    window; a process present in only one snapshot is left out."""
+    wall = max(1e-6, after.at - before.at)
+    total = max(1, after.total - before.total)
+    per_process = {
+        label: round(100.0 * (after.processes[label] - ticks) / TICKS / wall, 1)
+        for label, ticks in before.processes.items()
+        if label in after.processes
+    }
+    return {
+        "seconds": round(wall, 2),
+        "machine_busy_pct": round(100.0 * (after.busy - before.busy) / total, 1),
+        "processes": per_process,
+    }
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def machine_info() -> dict[str, object]:
+    """What the figures were measured on."""
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = 0.0
+    try:
+        mem_kb = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
+        mem_gb = round(mem_kb / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gb": mem_gb,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }

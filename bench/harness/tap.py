@@ -1,0 +1,109 @@
+"""ytmaker's log tap: a process that reads `progress.updates` like a gateway would and notes,
+for every update made from a bench `stage.progress` event, how long after the event it became
+readable in the log. With the clients' figure it splits ytmaker's latency in two hops:
+event → update in the log (the fold and the broker), and log → client (the gateway and the
+socket).
+
+    python -m bench.harness.tap ytmaker   (driven by `TapProcess`, JSON lines like the producer)
+
+It reads `read_uncommitted`: the moment any reader of the log can have the update. A gateway
+that reads `read_committed` waits for the fold's commit on top; that wait then shows in the
+second hop. Commands: `{"op": "window", "start", "end"}` starts collecting the updates whose
+event occurred in [start, end); `{"op": "report"}` answers their latency summary (ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from array import array
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from bench.harness.report import latency_summary
+from ytmaker_shared.settings import ServiceSettings
+from ytmaker_shared.topics import Topic
+
+
+class Tap:
+    def __init__(self) -> None:
+        self.settings = ServiceSettings()  # KAFKA_BOOTSTRAP_SERVERS, YTMAKER_TOPIC_PREFIX
+        self.window = (0.0, 0.0)
+        self.latencies = array("d")
+        self.consumer = AIOKafkaConsumer(
+            self.settings.topics.name(Topic.PROGRESS_UPDATES),
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            isolation_level="read_uncommitted",
+            fetch_max_wait_ms=100,
+        )
+
+    async def run(self) -> None:
+        await self.consumer.start()
+        try:
+            while True:
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=5000)
+                received = time.time()
+                for records in batches.values():
+                    for record in records:
+                        self._note(record.value, received)
+        finally:
+            await self.consumer.stop()
+
+    def _note(self, value: bytes | None, received: float) -> None:
+        if value is None or b'"stage.progress"' not in value:
+            return
+        update = orjson.loads(value)
+        if update.get("event_type") != "stage.progress":
+            return
+        produced = datetime.fromisoformat(update["occurred_at"]).timestamp()
+        if self.window[0] <= produced < self.window[1]:
+            self.latencies.append(received - produced)
+
+
+async def serve() -> None:
+    tap = Tap()
+    reading = asyncio.create_task(tap.run())
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    answer({"ready": True})
+    try:
+        while line := await reader.readline():
+            command: dict[str, Any] = json.loads(line)
+            if command["op"] == "quit":
+                break
+            if command["op"] == "window":
+                tap.window, tap.latencies = (command["start"], command["end"]), array("d")
+                answer({"ok": True})
+            elif command["op"] == "report":
+                answer(latency_summary(tap.latencies))
+            else:
+                answer({"error": f"unknown op {command['op']!r}"})
+    finally:
+        reading.cancel()
+        with contextlib.suppress(BaseException):
+            await reading
+
+
+def answer(value: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(value) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    import uvloop
+
+    uvloop.run(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""The figures only ytmaker has: tasks made through its pipeline topics and awaited through its
+public API, resume by offset after 1k/10k missed updates, the fan-out of one gateway process,
+the idle stack, and a read model filled with history.
+
+Everything is awaited through the gateway's public REST API (docs/api.md), which answers from
+the read side: whatever the process layout, a task is "there" when a client would see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+import orjson
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from bench.harness.clients import Client, Window, count_losses
+from bench.harness.phases import Target, all_processes
+from bench.harness.procs import cpu_between, rss_mb, snapshot
+from bench.harness.stacks import YtmakerStack
+from bench.harness.wire import CONNECT
+
+
+class Api:
+    """The gateway's REST API as one user."""
+
+    def __init__(self, stack: YtmakerStack, user: str) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=f"{stack.base_url}/api/v1",
+            headers={"authorization": f"Bearer {stack.token(user)}"},
+            timeout=30,
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def state(self, task_id: str) -> dict[str, Any] | None:
+        answer = await self.http.get(f"/progress/{task_id}")
+        if answer.status_code in (403, 503):  # not folded yet (or catching up)
+            return None
+        answer.raise_for_status()
+        state: dict[str, Any] = answer.json()
+        return state
+
+    async def stats(self) -> dict[str, Any] | None:
+        """The user's task counts; None while the read side does not answer in time (503,
+        e.g. busy storing a history)."""
+        try:
+            answer = await self.http.get("/progress/stats")
+        except httpx.TimeoutException:
+            return None
+        if answer.status_code == 503:
+            return None
+        answer.raise_for_status()
+        stats: dict[str, Any] = answer.json()
+        return stats
+
+    async def wait_states(
+        self, tasks: list[str], ready: Any, timeout: float, what: str
+    ) -> dict[str, dict[str, Any]]:
+        """Poll every task's state until `ready(state)` holds for all; returns the states."""
+        deadline = time.monotonic() + timeout
+        done: dict[str, dict[str, Any]] = {}
+        gate = asyncio.Semaphore(20)
+
+        async def check(task_id: str) -> None:
+            async with gate:
+                state = await self.state(task_id)
+            if state is not None and ready(state):
+                done[task_id] = state
+
+        while True:
+            await asyncio.gather(*(check(t) for t in tasks if t not in done))
+            if len(done) == len(tasks):
+                return done
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: {len(tasks) - len(done)} of {len(tasks)} not ready")
+            await asyncio.sleep(0.2)
+
+
+async def prepare(target: Target, owner: str, tasks: list[str]) -> None:
+    """Make the tasks (requested, script stage started) and wait until a client can see them."""
+    await target.producer.call("prepare", owner=owner, tasks=tasks, timeout=300)
+    if isinstance(target.stack, YtmakerStack):
+        api = Api(target.stack, owner)
+        try:
+            await api.wait_states(tasks, lambda s: s.get("stage") == "script", 300, "prepare")
+        finally:
+            await api.close()
+
+
+async def _burst_and_wait(target: Target, api: Api, task_id: str, count: int) -> dict[str, Any]:
+    burst = await target.producer.call("burst", task=task_id, count=count, timeout=600)
+    await api.wait_states(
+        [task_id], lambda s: (s.get("completed_steps") or 0) >= burst["last"], 600, "burst"
+    )
+    return burst
+
+
+async def resume(target: Target, sizes: list[int], repeats: int) -> list[dict[str, Any]]:
+    """For each size: a client reads its task, goes away, `size` updates are made and folded,
+    and the client comes back with its last offset. Time from the reconnect to the last
+    missed update; what it got must be exactly the missed updates. A resume the gateway
+    refuses for 15 s is reported as failed, with the gateway's answers."""
+    assert isinstance(target.stack, YtmakerStack)
+    owner = "bench-resume"
+    api = Api(target.stack, owner)
+    results = []
+    try:
+        for size in sizes:
+            tries = [await _resume_once(target, api, owner, size, n) for n in range(repeats)]
+            done = [t for t in tries if "failed" not in t]
+            results.append({
+                "missed": size,
+                "resume_s": [t["seconds"] for t in done],
+                "resume_s_median": _median([t["seconds"] for t in done]),
+                "first_update_s_median": _median([t["first"] for t in done]),
+                "lost": sum(t["lost"] for t in done),
+                "repeated": sum(t["repeated"] for t in done),
+                "failed": [t["failed"] for t in tries if "failed" in t],
+            })  # fmt: skip
+    finally:
+        await api.close()
+    return results
+
+
+async def _resume_once(target: Target, api: Api, owner: str, size: int, n: int) -> dict[str, Any]:
+    assert isinstance(target.stack, YtmakerStack)
+    wire = target.stack.wire(owner)
+    task_id = f"resume-{size}-{n}-{target.stack.prefix.strip('.')}"
+    await prepare(target, owner, [task_id])
+    reader = Client(wire, task_id, Window())
+    await reader.open()
+    reader.start()
+    await _burst_and_wait(target, api, task_id, 1)
+    await _until(lambda: len(reader.seqs) >= 1, 30)
+    await reader.close()
+    burst = await _burst_and_wait(target, api, task_id, size)
+    back = Client(wire, task_id, Window())
+    back.last_offset = reader.last_offset
+    started = time.time()
+    try:
+        await back.open(timeout=15)
+        back.start()
+        await _until(lambda: bool(back.seqs) and back.seqs[-1] >= burst["last"], 120)
+        elapsed = time.time() - started
+    except Exception as exc:  # reported as a failed resume, with what the gateway said
+        answers = Counter(back.open_failures + back_closes(back)) or Counter([repr(exc)[:120]])
+        return {"failed": ", ".join(f"{n}× {answer}" for answer, n in answers.items())}
+    finally:
+        await back.close()
+    losses = count_losses([back], {task_id: [burst["first"], burst["last"]]})
+    earlier = sum(1 for s in back.seqs if s < burst["first"])  # seen before it went away
+    return {
+        "seconds": round(elapsed, 3),
+        "first": round(_first_arrival(back, started), 3),
+        "lost": losses["lost"],
+        "repeated": losses["repeated"] + earlier,
+    }
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def back_closes(client: Client) -> list[str]:
+    return [f"closed {code} after subscribing" for code in client.unexpected_closes]
+
+
+def _first_arrival(client: Client, started: float) -> float:
+    return client.first_arrival - started if client.first_arrival else float("nan")
+
+
+async def _until(condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the client did not get the updates it waited for")
+        await asyncio.sleep(0.005)
+
+
+async def fanout(
+    targets: list[Target], target: Target, tasks: int, clients: int, updates: int
+) -> dict[str, Any]:
+    """S2-shaped: `updates` updates of each of `tasks` tasks already in the log; `clients`
+    connected clients subscribe at once from the start (`since: -1`); updates delivered per
+    second until every client has its task's last update."""
+    assert isinstance(target.stack, YtmakerStack)
+    owner = "bench-fanout"
+    ids = [f"fanout-{i}-{target.stack.prefix.strip('.')}" for i in range(tasks)]
+    await prepare(target, owner, ids)
+    api = Api(target.stack, owner)
+    try:
+        await asyncio.gather(
+            *(target.producer.call("burst", task=t, count=updates, timeout=600) for t in ids)
+        )
+        states = await api.wait_states(
+            ids, lambda s: (s.get("completed_steps") or 0) >= updates, 600, "fan-out fill"
+        )
+    finally:
+        await api.close()
+    url = f"{target.stack.base_url.replace('http', 'ws', 1)}/api/v1/ws?token="
+    url += target.stack.token(owner)
+    sockets = [await connect(url, **CONNECT) for _ in range(clients)]  # type: ignore[arg-type]
+    for ws in sockets:
+        await ws.recv()  # connected
+    counts = [0] * clients
+
+    complete = [False] * clients
+    refused: dict[int, str] = {}
+
+    async def read(n: int, task_id: str) -> None:
+        last = states[task_id]["offset"]
+        ws = sockets[n]
+        await ws.send(orjson.dumps({"action": "subscribe", "task_id": task_id, "since": -1}))
+        with contextlib.suppress(ConnectionClosed):  # counted as incomplete, with its code
+            async for frame in ws:
+                message = orjson.loads(frame)
+                if message["type"] == "error" and message["offset"] is None:
+                    refused[n] = str(message["payload"].get("code"))  # not subscribed
+                    return
+                if message["type"] in ("progress", "status", "error"):
+                    counts[n] += 1
+                    if message["offset"] >= last:
+                        complete[n] = True
+                        return
+
+    processes = all_processes(targets)
+    before = snapshot(processes)
+    started = time.time()
+    await asyncio.wait_for(asyncio.gather(*(read(n, ids[n % tasks]) for n in range(clients))), 600)
+    seconds = time.time() - started
+    after = snapshot(processes)
+    closes = Counter(
+        refused.get(n) or f"closed {ws.close_code}"
+        for n, (ws, done) in enumerate(zip(sockets, complete, strict=True))
+        if not done
+    )
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    delivered = sum(counts)
+    return {
+        "tasks": tasks,
+        "clients": clients,
+        "updates_per_task": updates,
+        "delivered": delivered,
+        "seconds": round(seconds, 2),
+        "updates_per_s": round(delivered / seconds),
+        "incomplete_clients": sum(1 for done in complete if not done),
+        "incomplete_why": dict(closes),
+        "cpu": cpu_between(before, after),
+    }
+
+
+async def idle(targets: list[Target], target: Target, seconds: float) -> dict[str, Any]:
+    """CPU of the ytmaker stack with no clients and no events."""
+    processes = all_processes(targets)
+    before = snapshot(processes)
+    await asyncio.sleep(seconds)
+    cpu = cpu_between(before, snapshot(processes))
+    mine = {k: v for k, v in cpu["processes"].items() if k.startswith("ytmaker/")}  # type: ignore[attr-defined]
+    services = sum(v for k, v in mine.items() if k != "ytmaker/kafka")
+    return {
+        "seconds": seconds,
+        "services_pct_of_one_core": round(services, 2),
+        "broker_pct_of_one_core": mine.get("ytmaker/kafka"),
+        "processes": mine,
+        "machine_busy_pct": cpu["machine_busy_pct"],
+    }
+
+
+async def fill_history(target: Target, tasks: int, updates: int) -> dict[str, Any]:
+    """`tasks` finished runs of `updates` updates each, produced into the pipeline topics and
+    folded by ytmaker; returns once the read model counts them all as completed."""
+    assert isinstance(target.stack, YtmakerStack)
+    owner = "bench-history"
+    rss_before = _rss(target)
+    started = time.monotonic()
+    filled = await target.producer.call(
+        "fill", owner=owner, tasks=tasks, updates_per_task=updates, timeout=3600
+    )
+    api = Api(target.stack, owner)
+    try:
+        deadline = time.monotonic() + 3600
+        while ((await api.stats()) or {}).get("completed_tasks", 0) < tasks:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the history was not folded within an hour")
+            await asyncio.sleep(2)
+        folded_s = time.monotonic() - started
+        url = f"/progress/{filled['last_task']}/history/db"
+        for _ in range(300):  # 503 while the read side is too busy to answer in time
+            last = await api.http.get(url, params={"limit": 10_000})
+            if last.status_code != 503:
+                break
+            await asyncio.sleep(2)
+        last.raise_for_status()
+        stored = len(last.json()["items"])
+    finally:
+        await api.close()
+    return {
+        "tasks": tasks,
+        "updates_per_task": updates,
+        "events_produced": filled["events"],
+        "produce_s": filled["seconds"],
+        "folded_and_stored_s": round(folded_s, 1),
+        "last_task_updates_in_read_model": stored,
+        "how": "pipeline events produced into the stage topics and folded by ytmaker itself",
+        "rss_mb_before": rss_before,
+        "rss_mb_after": _rss(target),
+    }
+
+
+def _rss(target: Target) -> dict[str, float | None]:
+    return {label: rss_mb(pid) for label, pid in target.stack.processes().items()}

@@ -1,0 +1,106 @@
+"""The delivery benchmark (`bench/delivery.py`, issue 11) runs against every target at a tiny
+size and reports figures of the expected shape. Benchmarks are not timed tests: nothing here
+asserts a latency target, only that the instrument works and its figures are plausible."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.components import unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGETS = {"ytmaker", "redis", "socketio"}
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def results(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed (scripts/apt-packages.txt)")
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.delivery", "--tiny", "--history", "--tap", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=840,
+    )
+    assert run.returncode == 0, f"{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    (path,) = out.glob("*.json")
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    loaded["_plots"] = sorted(p.name for p in (out / path.stem).glob("*.png"))
+    loaded["_stdout"] = run.stdout
+    return loaded
+
+
+def test_every_target_is_measured_in_each_scenario_with_ordered_percentiles(
+    results: dict[str, Any],
+) -> None:
+    measured = {(p["target"], p["scenario"]) for p in results["rounds"]}
+    assert measured == {(t, s) for t in TARGETS for s in ("S1", "S2")}
+    for phase in results["rounds"]:
+        latency = phase["latency_ms"]
+        assert latency["count"] > 0, phase
+        assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"], phase
+        assert latency["max"] < 60_000, phase
+        assert 0 < phase["cpu"]["machine_busy_pct"] <= 100, phase
+        assert phase["losses"]["expected"] > 0, phase
+        if phase["target"] == "ytmaker":  # the tap saw the updates arrive in the log
+            assert phase["in_log_latency_ms"]["count"] > 0, phase
+    assert set(results["summary"]) == TARGETS
+    assert "## Summary" in results["_stdout"] and "| ytmaker" in results["_stdout"]
+
+
+def test_ytmaker_loses_and_repeats_nothing_and_the_baselines_lose_what_was_sent_while_away(
+    results: dict[str, Any],
+) -> None:
+    for phase in results["rounds"] + results["disconnect"]:
+        if phase["target"] == "ytmaker":
+            losses = phase["losses"]
+            assert losses["lost"] == losses["repeated"] == losses["out_of_order"] == 0, phase
+    away = {p["target"]: p["away"] for p in results["disconnect"]}
+    assert set(away) == TARGETS
+    assert away["ytmaker"]["clients"] > 0
+    assert away["ytmaker"]["received"] == away["ytmaker"]["expected"] > 0
+    assert away["ytmaker"]["lost"] == away["ytmaker"]["repeated"] == 0
+    for baseline in ("redis", "socketio"):
+        assert 0 < away[baseline]["lost"] < away[baseline]["expected"], away[baseline]
+
+
+def test_cpu_is_counted_for_every_process_of_every_target(results: dict[str, Any]) -> None:
+    labels = set(results["rounds"][0]["cpu"]["processes"])
+    assert {"loadgen/clients", "loadgen/tap", "ytmaker/kafka", "redis/redis-server"} <= labels
+    assert {"redis/fastapi-server", "socketio/socketio-server"} <= labels
+    services = {label for label in labels if label.startswith("ytmaker/")}
+    assert services - {"ytmaker/kafka", "ytmaker/run_local"}, "no ytmaker service found"
+    for target in TARGETS:
+        assert any(label == f"loadgen/producer-{target}" for label in labels)
+    assert results["idle"]["services_pct_of_one_core"] >= 0
+
+
+def test_ytmaker_resumes_exactly_fans_out_and_folds_the_history(results: dict[str, Any]) -> None:
+    assert [r["missed"] for r in results["resume"]] == [20, 100]
+    for figure in results["resume"]:
+        assert figure["lost"] == figure["repeated"] == 0, figure
+        assert 0 < figure["resume_s_median"] < 60
+    fanout = results["fanout"]
+    assert fanout["delivered"] >= fanout["clients"] * fanout["updates_per_task"]
+    assert fanout["updates_per_s"] > 0
+    history = results["history"]
+    assert history["tasks"] == 20
+    assert history["last_task_updates_in_read_model"] == history["updates_per_task"] == 100
+
+
+def test_the_plots_are_drawn(results: dict[str, Any]) -> None:
+    assert results["_plots"] == ["cpu.png", "latency.png", "resume.png"]
