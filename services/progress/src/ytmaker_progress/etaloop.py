@@ -59,7 +59,15 @@ class EtaProjector:
         self.eta_topic = settings.topics.name(Topic.PROGRESS_ETA)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        reader = LogReader(self.settings, name="progress-eta", isolation="read_uncommitted")
+        reader = LogReader(
+            self.settings,
+            name="progress-eta",
+            isolation="read_uncommitted",
+            # Estimates need no haste: one fetch a second, not one per write of the fold (a
+            # broker request each).
+            fetch_max_wait_ms=1000,
+            fetch_min_bytes=1024 * 1024,
+        )
         async with reader, EventProducer(self.settings, "progress-eta") as producer:
             ends = await self._start_position(reader)
             async for batch in reader.batches(stopping, max_records=5000):

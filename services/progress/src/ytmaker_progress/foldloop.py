@@ -72,6 +72,7 @@ class FoldService:
             max_poll_interval_ms=int(settings.consumer_max_poll_interval_s * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=settings.progress_fetch_max_wait_ms,
+            fetch_min_bytes=settings.progress_fetch_min_bytes,
             session_timeout_ms=settings.progress_session_timeout_ms,
             heartbeat_interval_ms=max(100, settings.progress_session_timeout_ms // 3),
         )
@@ -80,7 +81,9 @@ class FoldService:
         self.letters = EventProducer(settings, SERVICE)
         self.dead_letters = DeadLetterWriter(self.letters, self.group_id)
         self.fetch_wait = AdaptiveFetchWait(
-            self.consumer, busy_ms=settings.progress_fetch_max_wait_ms
+            self.consumer,
+            busy_ms=settings.progress_fetch_max_wait_ms,
+            busy_min_bytes=settings.progress_fetch_min_bytes,
         )
         self.lanes: dict[int, Lane] = {}
         self.ready = False
@@ -208,7 +211,7 @@ class FoldService:
             transactional_id=self.settings.transactional_id(number),
             transaction_timeout_ms=self.settings.progress_transaction_timeout_ms,
             max_batch_size=256 * 1024,
-            linger_ms=0,  # an update goes out as soon as its round is folded
+            linger_ms=self.settings.progress_linger_ms,
             retry_backoff_ms=self.settings.progress_retry_backoff_ms,
         )
         await producer.start()  # InitProducerId: fences the zombie, ends its transaction

@@ -37,6 +37,17 @@ class ProgressSettings(ServiceSettings):
         ge=0,
         description="How long the broker may hold a fetch of the fold's inputs for more data.",
     )
+    progress_fetch_min_bytes: int = Field(
+        default=1,
+        ge=1,
+        description="How many bytes of inputs a fetch of the fold waits for (at most "
+        "`progress_fetch_max_wait_ms`): fewer, larger rounds, each a produce request.",
+    )
+    progress_linger_ms: int = Field(
+        default=0,
+        ge=0,
+        description="How long a lane's producer gathers updates before sending them.",
+    )
     progress_sink_fetch_max_wait_ms: int = Field(
         default=50,
         ge=0,
