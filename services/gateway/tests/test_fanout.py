@@ -77,7 +77,7 @@ async def test_updates_written_during_the_replay_arrive_once_and_in_order() -> N
     hub = _hub(cache_updates_per_task=0)
     log = FakeLog(hub, partitions=1)
     _fill(log, ["t1", "t2"], rounds=5)
-    real_read = log.read
+    real_read = log.page
 
     async def read_while_live_goes_on(*args: Any) -> list[Any]:
         for n in range(5, 9):  # live updates land while the replay is being read
@@ -85,7 +85,7 @@ async def test_updates_written_during_the_replay_arrive_once_and_in_order() -> N
             await asyncio.sleep(0)
         return await real_read(*args)
 
-    log.read = read_while_live_goes_on  # type: ignore[method-assign]
+    log.page = read_while_live_goes_on  # type: ignore[method-assign]
     outbox = _outbox()
     await Streams(hub, log, 1000).subscribe("t1", outbox, since=2, epoch=None, state=None)
     log.append(make_update("t1", n=9))

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ytmaker_gateway import metrics
 from ytmaker_gateway.api import rest, ws
 from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.edge import EdgeGuard
 from ytmaker_gateway.errors import GatewayError
 
 WEB_DIR = Path(str(resources.files("ytmaker_gateway") / "web"))
@@ -76,7 +77,7 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, exc: GatewayError) -> Any:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Any:
@@ -89,7 +90,9 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Any:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.get("/healthz", include_in_schema=False)
@@ -124,5 +127,10 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["authorization", "content-type"],
         )
+    app.add_middleware(
+        EdgeGuard,
+        max_body_bytes=gateway.settings.max_body_bytes,
+        loopback_only=gateway.settings.dev_allow_anonymous,
+    )
     app.add_middleware(SecurityHeaders)
     return app

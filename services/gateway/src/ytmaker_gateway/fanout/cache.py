@@ -61,20 +61,25 @@ class UpdateCache:
             evicted = entry.items.popleft()
             entry.complete_from = evicted[_OFFSET] + 1
 
+    def complete_from(self, task_id: str, partition: int, partition_start: int) -> int | None:
+        """The offset from which the cache holds every update of the task (None: it keeps
+        nothing)."""
+        if self._per_task == 0 or self._tasks == 0:
+            return None
+        entry = self._by_task.get(task_id)
+        if entry is not None:
+            return entry.complete_from
+        return max(partition_start, self._floor.get(partition, 0))
+
     def read(
         self, task_id: str, partition: int, first: int, end: int, partition_start: int
     ) -> list[Delivery] | None:
         """The task's updates with `first <= offset < end`, or None when the cache cannot
         prove it holds all of them."""
-        if self._per_task == 0 or self._tasks == 0:
+        complete_from = self.complete_from(task_id, partition, partition_start)
+        if complete_from is None or first < complete_from:
             return None
         entry = self._by_task.get(task_id)
-        if entry is not None:
-            complete_from = entry.complete_from
-        else:
-            complete_from = max(partition_start, self._floor.get(partition, 0))
-        if first < complete_from:
-            return None
         if entry is None:
             return []
         return [Delivery(*d) for d in entry.items if first <= d[_OFFSET] < end]

@@ -7,16 +7,17 @@ JSON encodings.
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Literal
 
-from pydantic import ValidationError
-
+from ytmaker_gateway import metrics
 from ytmaker_gateway.protocol import update_message
+from ytmaker_shared.events import DecodeError, decode_model
 from ytmaker_shared.progress import ProgressUpdate
 
-
-class BadUpdate(ValueError):
-    """A record on progress.updates that is not a ProgressUpdate."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +36,10 @@ class Delivery:
 def delivery_from_record(
     partition: int, offset: int, value: bytes | None, epoch: str | None
 ) -> Delivery:
-    """Decode one record of progress.updates; raises BadUpdate."""
-    if value is None:
-        raise BadUpdate("the record has no value")
-    try:
-        update = ProgressUpdate.model_validate_json(value)
-    except ValidationError as exc:
-        raise BadUpdate(f"not a ProgressUpdate: {exc.error_count()} errors") from None
+    """Decode one record of progress.updates through the one decode entry point of every
+    consumer (`ytmaker_shared.events.decode_model`); raises DecodeError and nothing else,
+    whatever the bytes."""
+    update = decode_model(ProgressUpdate, value)
     return Delivery(
         partition=partition,
         offset=offset,
@@ -53,3 +51,33 @@ def delivery_from_record(
         occurred_at=update.occurred_at.timestamp(),
         text=update_message(update, offset, epoch),
     )
+
+
+class BadRecords:
+    """Unreadable records of progress.updates: each is counted where it is skipped
+    (`ytmaker_gateway_bad_updates_total{reader, reason}`) and logged once per partition and
+    offset, however many replays read it again. The gateway only reads: nothing is written
+    anywhere else (the dead-letter topic is for consumers that may write)."""
+
+    def __init__(self, remember: int = 10_000) -> None:
+        self._remember = remember
+        self._logged: OrderedDict[tuple[int, int], None] = OrderedDict()
+
+    def skip(
+        self, partition: int, offset: int, error: DecodeError, reader: Literal["live", "replay"]
+    ) -> None:
+        metrics.BAD_UPDATES.labels(reader, error.reason).inc()
+        key = (partition, offset)
+        if key in self._logged:
+            return
+        self._logged[key] = None
+        if len(self._logged) > self._remember:
+            self._logged.popitem(last=False)
+        log.warning(
+            "unreadable update skipped",
+            extra={"partition": partition, "offset": offset, "reason": str(error)},
+        )
+
+
+#: One per process: the hub and the replay readers report here.
+BAD_RECORDS = BadRecords()

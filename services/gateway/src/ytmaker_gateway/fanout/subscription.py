@@ -21,10 +21,16 @@ class Subscription:
         self.project_id: str | None = None
         self._limit = limit
         self._pending: list[Delivery] | None = []
+        self.cancelled = False
 
     @property
     def live(self) -> bool:
         return self._pending is None
+
+    def cancel(self) -> None:
+        """Send nothing more (unsubscribed or replaced); a replay still running stops."""
+        self.cancelled = True
+        self._pending = None
 
     def offer(self, delivery: Delivery) -> None:
         """Called by the hub for every update of this task, in offset order."""
@@ -37,7 +43,7 @@ class Subscription:
 
     def send(self, delivery: Delivery) -> None:
         """Send unless this offset was already sent (or an older one)."""
-        if delivery.offset <= self.last_offset:
+        if delivery.offset <= self.last_offset or self.cancelled:
             return
         self.last_offset = delivery.offset
         self.outbox.push(delivery.text, delivery.occurred_at, delivery.task_id, delivery.offset)
