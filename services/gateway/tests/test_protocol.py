@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -10,8 +11,10 @@ from ytmaker_gateway.ids import MAX_OFFSET
 from ytmaker_gateway.protocol import (
     ClientMessage,
     ProtocolError,
+    message,
     parse_client_message,
     update_message,
+    update_payload,
 )
 from ytmaker_gateway.testing import make_update, stable_id
 
@@ -106,3 +109,21 @@ def test_an_update_message_carries_type_task_offset_and_the_state() -> None:
     assert payload["offset"] == 42 and payload["epoch"] == "EPOCH"
     assert payload["progress"] == 12.5 and payload["event_id"] == f"{T1}-e3"
     assert payload["stages"] == {} and payload["status"] == "running"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"error": {"code": "boom", "message": 'quotes " and \\ and ünïcode', "details": {"n": 1}}},
+        {"result": {"video_uri": "file:///x.mp4", "nested": [1, 2.5, None, True]}},
+        {"eta_seconds": 12.25, "current_step": "step 3", "total_steps": 9},
+    ],
+)
+def test_an_update_message_is_the_update_payload_written_in_one_pass(
+    fields: dict[str, Any],
+) -> None:
+    update = make_update(T1, progress=33.3, n=7, **fields)
+    fast = json.loads(update_message(update, 9, None))
+    slow = json.loads(message(str(update.type), update_payload(update, 9, None), T1, 9))
+    assert fast == slow

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import orjson
 
 from ytmaker_gateway.ids import MAX_OFFSET, SHOWN, is_offset, is_uuid
-from ytmaker_shared.progress import ProgressUpdate
+from ytmaker_shared.progress import ProgressUpdate, TaskState
 
 Action = Literal["subscribe", "unsubscribe", "cancel", "pause", "resume", "ping", "pong"]
 ACTIONS: frozenset[str] = frozenset(
@@ -164,9 +164,40 @@ def update_payload(update: ProgressUpdate, offset: int, epoch: str | None) -> di
     return state
 
 
+_STATE_SERIALIZER = TaskState.__pydantic_serializer__
+_FILLED_BY_READERS = {"offset": True, "epoch": True}
+
+
 def update_message(update: ProgressUpdate, offset: int, epoch: str | None) -> str:
-    """The `progress` / `status` / `error` message of one update (DESIGN §5)."""
-    return message(update.type.value, update_payload(update, offset, epoch), update.task_id, offset)
+    """The `progress` / `status` / `error` message of one update (DESIGN §5): the same JSON
+    as `message(type, update_payload(...))`, written in one pass (the state serialised by
+    pydantic, the few added fields spliced after it), because every replayed update pays it
+    (docs/decisions/0040-paged-replay.md)."""
+    state = _STATE_SERIALIZER.to_json(update.state, exclude=_FILLED_BY_READERS)
+    number = str(offset).encode()
+    return b"".join(
+        (
+            b'{"type":',
+            orjson.dumps(str(update.type)),
+            b',"task_id":',
+            orjson.dumps(update.task_id),
+            b',"offset":',
+            number,
+            b',"payload":',
+            state[:-1],  # a state always has fields: `{...}` continues with `,`
+            b',"offset":',
+            number,
+            b',"epoch":',
+            orjson.dumps(epoch),
+            b',"event_id":',
+            orjson.dumps(update.event_id),
+            b',"event_type":',
+            orjson.dumps(update.event_type),
+            b',"occurred_at":',
+            orjson.dumps(update.occurred_at.isoformat()),
+            b"}}",
+        )
+    ).decode()
 
 
 def state_payload(state: dict[str, Any], epoch: str | None) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def delivery_from_record(
         task_id=update.task_id,
         project_id=update.project_id,
         owner=update.owner,
-        kind=update.type.value,
+        kind=str(update.type),
         terminal=update.state.status.terminal,
         occurred_at=update.occurred_at.timestamp(),
         text=update_message(update, offset, epoch),

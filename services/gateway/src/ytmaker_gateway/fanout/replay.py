@@ -58,6 +58,8 @@ class ReplayReader:
             enable_auto_commit=False,
             client_id=f"gateway-replay-{self.settings.instance}-{len(self._readers) + 1}",
             fetch_max_wait_ms=50,
+            # Fewer, larger fetches: a replay reads whole stretches of the partition.
+            max_partition_fetch_bytes=4 * 1024 * 1024,
             # Every update the fold writes is one, committed or not (decision 0038).
             isolation_level="read_uncommitted",
         )

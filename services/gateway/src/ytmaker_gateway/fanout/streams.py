@@ -161,7 +161,7 @@ class Streams:
                     ):
                         break  # the client does not read: its connection closes (1013)
                     for delivery in page:
-                        sub.send(delivery)
+                        sub.send(delivery, replayed=True)
             sub.go_live()
         except BaseException:
             self.hub.unregister(sub)

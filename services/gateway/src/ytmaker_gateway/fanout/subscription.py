@@ -41,12 +41,14 @@ class Subscription:
             return
         self.send(delivery)
 
-    def send(self, delivery: Delivery) -> None:
-        """Send unless this offset was already sent (or an older one)."""
+    def send(self, delivery: Delivery, *, replayed: bool = False) -> None:
+        """Send unless this offset was already sent (or an older one). A replayed update
+        does not count in the delivery-latency metric (its event is old by design)."""
         if delivery.offset <= self.last_offset or self.cancelled:
             return
         self.last_offset = delivery.offset
-        self.outbox.push(delivery.text, delivery.occurred_at, delivery.task_id, delivery.offset)
+        occurred_at = None if replayed else delivery.occurred_at
+        self.outbox.push(delivery.text, occurred_at, delivery.task_id, delivery.offset)
 
     def skip_to(self, offset: int) -> None:
         """Consider everything up to `offset` delivered (a snapshot covered it)."""
