@@ -361,20 +361,24 @@ class Connection:
     ) -> None:
         """(Re)subscribe; raises GatewayError (forbidden, unavailable).
 
-        One at a time per connection. A subscription that replaces one of the same task
-        continues after what that one sent at least: on one connection every update of a
-        task is sent once, whether the requests came over the socket or REST."""
+        One at a time per connection. On one connection every update of a task is sent
+        once: a subscribe that replaces a subscription of the same task (over the socket or
+        REST) continues after the last update that one sent. The exception is a subscription
+        the server restored for `old_client_id`: the client's own subscribe replaces it with
+        the client's `since` (the client ignores the restored stream until that answer)."""
         ref, state = await self.gateway.access.task(self.principal, task_id, wait=True)
         async with self._subscribing:
             old = self.subs.pop(task_id, None)
             if old is not None:
                 self._drop(old)
-                if old.last_offset >= 0 and (since is None or since < old.last_offset):
-                    since, epoch = old.last_offset, None
+                if not old.restored and old.last_offset >= 0:
+                    if since is None or since < old.last_offset:
+                        since, epoch = old.last_offset, None
             attached: list[Subscription] = []
 
             def attach(sub: Subscription) -> None:
                 sub.project_id = ref.project_id
+                sub.restored = restored
                 self.subs[task_id] = sub
                 attached.append(sub)
                 metrics.PROJECT_WATCHERS.inc()

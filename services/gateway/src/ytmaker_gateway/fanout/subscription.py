@@ -19,6 +19,8 @@ class Subscription:
         self.outbox = outbox
         self.last_offset = last_offset
         self.project_id: str | None = None
+        #: Re-made by the server for `old_client_id` (the client's own subscribe replaces it).
+        self.restored = False
         self._limit = limit
         self._pending: list[Delivery] | None = []
         self.cancelled = False
