@@ -371,9 +371,9 @@ class Connection:
             old = self.subs.pop(task_id, None)
             if old is not None:
                 self._drop(old)
-                if not old.restored and old.last_offset >= 0:
-                    if since is None or since < old.last_offset:
-                        since, epoch = old.last_offset, None
+                sent = -1 if old.restored else old.last_offset
+                if sent >= 0 and (since is None or since < sent):
+                    since, epoch = sent, None
             attached: list[Subscription] = []
 
             def attach(sub: Subscription) -> None:
