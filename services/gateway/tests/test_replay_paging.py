@@ -19,6 +19,7 @@ from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.streams import Streams
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_gateway.testing import FakeLog, make_state, make_update, stable_id, wait_until
+from ytmaker_shared.metrics import RECORDS_SKIPPED
 from ytmaker_shared.progress import TaskStatus
 
 T = stable_id("long-task")
@@ -178,6 +179,15 @@ def _bad_count(reader: str) -> float:
     )
 
 
+def _skipped() -> float:
+    return sum(
+        s.value
+        for m in RECORDS_SKIPPED.collect()
+        for s in m.samples
+        if s.name.endswith("_total") and s.labels["service"] == "gateway"
+    )
+
+
 BAD_RECORDS = [
     None,  # a tombstone
     b"",
@@ -197,6 +207,7 @@ async def test_unreadable_records_are_skipped_counted_and_logged_once(
     hub = _hub(cache_updates_per_task=0)
     log = FakeLog(hub, partitions=1)
     live_before, replay_before = _bad_count("live"), _bad_count("replay")
+    skipped_before = _skipped()
     good = []
     with caplog.at_level(logging.WARNING, logger="ytmaker_gateway.fanout.delivery"):
         for n, value in enumerate(BAD_RECORDS):
@@ -211,6 +222,7 @@ async def test_unreadable_records_are_skipped_counted_and_logged_once(
             assert client.offsets(T) == good
             await client.stop()
     assert _bad_count("live") - live_before == len(BAD_RECORDS)
+    assert _skipped() - skipped_before == len(BAD_RECORDS)  # the fan-out's, once per record
     assert _bad_count("replay") - replay_before == 2 * len(BAD_RECORDS)
     logged = [r for r in caplog.records if r.getMessage() == "unreadable update skipped"]
     assert len(logged) == len(BAD_RECORDS)  # once each, however often read

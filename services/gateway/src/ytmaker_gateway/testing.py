@@ -328,7 +328,7 @@ class FakeLog:
                 try:
                     items.append(delivery_from_record(partition, offset, value, epoch))
                 except DecodeError as exc:
-                    BAD_RECORDS.skip(partition, offset, exc, "replay")
+                    BAD_RECORDS.skip("progress.updates", partition, offset, exc, "replay")
         return Page(items, end)
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ from typing import Literal
 from ytmaker_gateway import metrics
 from ytmaker_gateway.protocol import update_message
 from ytmaker_shared.events import DecodeError, decode_model
+from ytmaker_shared.metrics import RECORDS_SKIPPED
 from ytmaker_shared.progress import ProgressUpdate
 
 log = logging.getLogger(__name__)
@@ -55,18 +56,26 @@ def delivery_from_record(
 
 class BadRecords:
     """Unreadable records of progress.updates: each is counted where it is skipped
-    (`ytmaker_gateway_bad_updates_total{reader, reason}`) and logged once per partition and
-    offset, however many replays read it again. The gateway only reads: nothing is written
-    anywhere else (the dead-letter topic is for consumers that may write)."""
+    (`ytmaker_gateway_bad_updates_total{reader, reason}`; the fan-out's, once per record, also
+    in every service's `ytmaker_records_skipped_total{service="gateway"}`) and logged once per
+    partition and offset, however many replays read it again. The gateway only reads: nothing
+    is written anywhere (the dead-letter topic is for the consumers that own the records)."""
 
     def __init__(self, remember: int = 10_000) -> None:
         self._remember = remember
         self._logged: OrderedDict[tuple[int, int], None] = OrderedDict()
 
     def skip(
-        self, partition: int, offset: int, error: DecodeError, reader: Literal["live", "replay"]
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        error: DecodeError,
+        reader: Literal["live", "replay"],
     ) -> None:
         metrics.BAD_UPDATES.labels(reader, error.reason).inc()
+        if reader == "live":
+            RECORDS_SKIPPED.labels("gateway", topic, error.reason).inc()
         key = (partition, offset)
         if key in self._logged:
             return
@@ -75,7 +84,13 @@ class BadRecords:
             self._logged.popitem(last=False)
         log.warning(
             "unreadable update skipped",
-            extra={"partition": partition, "offset": offset, "reason": str(error)},
+            extra={
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "reason": error.reason,
+                "detail": error.detail,
+            },
         )
 
 

@@ -134,7 +134,7 @@ class Hub:
         try:
             delivery = delivery_from_record(partition, offset, value, self.epoch)
         except DecodeError as exc:
-            BAD_RECORDS.skip(partition, offset, exc, "live")
+            BAD_RECORDS.skip(self.topic, partition, offset, exc, "live")
             return None
         self.cache.add(delivery, self.start_positions.get(partition, 0))
         for sub in tuple(self._tasks.get(delivery.task_id, ())):

@@ -147,7 +147,7 @@ class ReplayReader:
                                 delivery_from_record(partition, record.offset, record.value, epoch)
                             )
                         except DecodeError as exc:
-                            BAD_RECORDS.skip(partition, record.offset, exc, "replay")
+                            BAD_RECORDS.skip(self.topic, partition, record.offset, exc, "replay")
                 position = await consumer.position(tp)
             reader.position = position
         return Page(items, min(position, end))
