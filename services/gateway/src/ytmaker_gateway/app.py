@@ -90,6 +90,8 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Any:
+        if exc.status_code == 400:  # a body the framework could not even parse (not UTF-8)
+            return _error(422, "invalid_request", "the body is not valid JSON", {"errors": []})
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "http_error"
         )
