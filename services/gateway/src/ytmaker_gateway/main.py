@@ -124,6 +124,8 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
             access_log=False,
             lifespan="off",
             proxy_headers=False,
+            # A client that does not read must not hold a stopping gateway up for ever.
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
         server = uvicorn.Server(config)
         server_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")

@@ -99,7 +99,7 @@ def make_update(
             status=status,
             progress=progress,
             stage=Stage.SCRIPT,
-            message=f"step {n}",
+            message=fields.pop("message", f"step {n}"),
             **fields,
         ),
     )
