@@ -84,8 +84,8 @@ class GatewaySettings(ServiceSettings):
         "(docs/decisions/0033-gateway-latency.md).",
     )
 
-    shutdown_grace_s: float = Field(
-        default=5.0, gt=0, description="How long a stopping gateway waits for open connections."
+    shutdown_grace_s: int = Field(
+        default=5, ge=1, description="How long a stopping gateway waits for open connections."
     )
 
     # Runtime (docs/decisions/0033-gateway-latency.md).

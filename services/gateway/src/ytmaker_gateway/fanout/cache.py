@@ -5,31 +5,23 @@ updates are complete from `complete_from` (the partition's start position, raise
 updates are evicted). A replay from offset `first` may use the cache when
 `first >= complete_from`; otherwise it reads Kafka.
 
-Entries are kept as plain tuples of strings and numbers, which Python's garbage collector
-stops tracking after their first collection: a cache of millions of updates adds nothing to
-the collector's pauses (docs/decisions/0033-gateway-latency.md).
+Entries are `Delivery` tuples of strings and numbers, which Python's garbage collector stops
+tracking after their first collection: a cache of millions of updates adds nothing to the
+collector's pauses (docs/decisions/0033-gateway-latency.md).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 from ytmaker_gateway.fanout.delivery import Delivery
-
-_FIELDS = tuple(f.name for f in fields(Delivery))
-_PARTITION, _OFFSET = _FIELDS.index("partition"), _FIELDS.index("offset")
-
-
-def _pack(delivery: Delivery) -> tuple[Any, ...]:
-    return tuple(getattr(delivery, name) for name in _FIELDS)
 
 
 @dataclass
 class _TaskUpdates:
     complete_from: int
-    items: deque[tuple[Any, ...]] = field(default_factory=deque)
+    items: deque[Delivery] = field(default_factory=deque)
 
 
 class UpdateCache:
@@ -52,14 +44,14 @@ class UpdateCache:
                 _, dropped = self._by_task.popitem(last=False)
                 if dropped.items:
                     last = dropped.items[-1]
-                    floor = self._floor.get(last[_PARTITION], 0)
-                    self._floor[last[_PARTITION]] = max(floor, last[_OFFSET] + 1)
+                    floor = self._floor.get(last.partition, 0)
+                    self._floor[last.partition] = max(floor, last.offset + 1)
         else:
             self._by_task.move_to_end(delivery.task_id)
-        entry.items.append(_pack(delivery))
+        entry.items.append(delivery)
         if len(entry.items) > self._per_task:
             evicted = entry.items.popleft()
-            entry.complete_from = evicted[_OFFSET] + 1
+            entry.complete_from = evicted.offset + 1
 
     def complete_from(self, task_id: str, partition: int, partition_start: int) -> int | None:
         """The offset from which the cache holds every update of the task (None: it keeps
@@ -82,4 +74,11 @@ class UpdateCache:
         entry = self._by_task.get(task_id)
         if entry is None:
             return []
-        return [Delivery(*d) for d in entry.items if first <= d[_OFFSET] < end]
+        found: list[Delivery] = []
+        for delivery in reversed(entry.items):  # a replay wants the newest: stop before them
+            if delivery.offset < first:
+                break
+            if delivery.offset < end:
+                found.append(delivery)
+        found.reverse()
+        return found

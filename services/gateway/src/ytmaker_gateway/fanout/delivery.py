@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.protocol import update_message
@@ -21,8 +20,10 @@ from ytmaker_shared.progress import ProgressUpdate
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
+    """A tuple of strings and numbers: cheap to make (a replay makes one per update), and
+    untracked by the garbage collector when cached (docs/decisions/0033)."""
+
     partition: int
     offset: int
     task_id: str

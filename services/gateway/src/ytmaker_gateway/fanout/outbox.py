@@ -107,18 +107,22 @@ class Outbox:
             if self.closed or self.overflowed:
                 self._progress.set()
                 return
-            for _ in range(min(self._batch, len(self._queue))):
-                text, occurred_at, task_id, offset = self._queue.popleft()
-                await self._send(text)
-                self.sent += 1
+            sent = 0
+            try:
+                for _ in range(min(self._batch, len(self._queue))):
+                    text, occurred_at, task_id, offset = self._queue.popleft()
+                    await self._send(text)
+                    sent += 1
+                    if task_id is not None and offset >= 0:
+                        self.delivered[task_id] = offset
+                    if occurred_at is not None:
+                        metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - occurred_at))
+                    if self.closed or self.overflowed:
+                        return
+            finally:  # counted once per batch: a replay writes thousands
+                self.sent += sent
+                metrics.MESSAGES_SENT.inc(sent)
                 self._progress.set()
-                if task_id is not None and offset >= 0:
-                    self.delivered[task_id] = offset
-                metrics.MESSAGES_SENT.inc()
-                if occurred_at is not None:
-                    metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - occurred_at))
-                if self.closed or self.overflowed:
-                    return
             if self._queue:
                 self._wake.set()
 

@@ -200,7 +200,8 @@ class Streams:
     def _cached(self, task_id: str, partition: int, first: int) -> bool:
         """Whether the hub's cache holds every update of the task from `first` on."""
         start = self.hub.start_positions.get(partition, 0)
-        return self.hub.cache.read(task_id, partition, first, first, start) is not None
+        complete_from = self.hub.cache.complete_from(task_id, partition, start)
+        return complete_from is not None and first >= complete_from
 
     async def _task_start(self, task_id: str, partition: int, default: int) -> int:
         """The first offset that can hold an update of the task: from its UUIDv7 time (minus
