@@ -174,30 +174,19 @@ def update_message(update: ProgressUpdate, offset: int, epoch: str | None) -> st
     pydantic, the few added fields spliced after it), because every replayed update pays it
     (docs/decisions/0040-paged-replay.md)."""
     state = _STATE_SERIALIZER.to_json(update.state, exclude=_FILLED_BY_READERS)
-    number = str(offset).encode()
-    return b"".join(
-        (
-            b'{"type":',
-            orjson.dumps(str(update.type)),
-            b',"task_id":',
-            orjson.dumps(update.task_id),
-            b',"offset":',
-            number,
-            b',"payload":',
-            state[:-1],  # a state always has fields: `{...}` continues with `,`
-            b',"offset":',
-            number,
-            b',"epoch":',
-            orjson.dumps(epoch),
-            b',"event_id":',
-            orjson.dumps(update.event_id),
-            b',"event_type":',
-            orjson.dumps(update.event_type),
-            b',"occurred_at":',
-            orjson.dumps(update.occurred_at.isoformat()),
-            b"}}",
-        )
-    ).decode()
+    added = orjson.dumps(
+        {
+            "offset": offset,
+            "epoch": epoch,
+            "event_id": update.event_id,
+            "event_type": update.event_type,
+            "occurred_at": update.occurred_at.isoformat(),
+        }
+    )
+    head = orjson.dumps({"type": str(update.type), "task_id": update.task_id, "offset": offset})
+    # `{"type":…,"offset":N` + `,"payload":` + `{state…` + `,` + `"offset":N,…}` + `}`; a state
+    # always has fields, so its `{…}` continues with a comma.
+    return b"".join((head[:-1], b',"payload":', state[:-1], b",", added[1:], b"}")).decode()
 
 
 def state_payload(state: dict[str, Any], epoch: str | None) -> dict[str, Any]:

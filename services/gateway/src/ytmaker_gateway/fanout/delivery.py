@@ -15,7 +15,7 @@ from ytmaker_gateway import metrics
 from ytmaker_gateway.protocol import update_message
 from ytmaker_shared.events import DecodeError, decode_model
 from ytmaker_shared.metrics import RECORDS_SKIPPED
-from ytmaker_shared.progress import ProgressUpdate
+from ytmaker_shared.progress import TERMINAL_STATUSES, ProgressUpdate
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +36,27 @@ class Delivery(NamedTuple):
 
 
 def delivery_from_record(
-    partition: int, offset: int, value: bytes | None, epoch: str | None
+    partition: int, offset: int, value: bytes | None, epoch: str | None, *, live: bool = True
 ) -> Delivery:
     """Decode one record of progress.updates through the one decode entry point of every
     consumer (`ytmaker_shared.events.decode_model`); raises DecodeError and nothing else,
-    whatever the bytes."""
+    whatever the bytes. A replayed one (`live=False`) has no `occurred_at` (0.0): it is only
+    for the delivery-latency metric of live updates."""
     update = decode_model(ProgressUpdate, value)
     return Delivery(
-        partition=partition,
-        offset=offset,
-        task_id=update.task_id,
-        project_id=update.project_id,
-        owner=update.owner,
-        kind=str(update.type),
-        terminal=update.state.status.terminal,
-        occurred_at=update.occurred_at.timestamp(),
-        text=update_message(update, offset, epoch),
+        partition,
+        offset,
+        update.task_id,
+        update.project_id,
+        update.owner,
+        str(update.type),
+        str(update.state.status) in _TERMINAL,  # not `.terminal`: an enum property is slow
+        update.occurred_at.timestamp() if live else 0.0,
+        update_message(update, offset, epoch),
     )
+
+
+_TERMINAL = frozenset(str(status) for status in TERMINAL_STATUSES)
 
 
 class BadRecords:

@@ -144,7 +144,9 @@ class ReplayReader:
                     if record.key == key:
                         try:
                             items.append(
-                                delivery_from_record(partition, record.offset, record.value, epoch)
+                                delivery_from_record(
+                                    partition, record.offset, record.value, epoch, live=False
+                                )
                             )
                         except DecodeError as exc:
                             BAD_RECORDS.skip(self.topic, partition, record.offset, exc, "replay")
