@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.topics import read_topic
 from ytmaker_gateway.fanout.hub import partition_for
+from ytmaker_gateway.fanout.replay import ReplayReader
 from ytmaker_gateway.testing import make_update
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.progress import TaskStatus
@@ -115,3 +116,29 @@ async def test_a_resume_after_many_more_updates_than_the_queue_holds(cluster: Cl
     )
     assert whole == written
     assert rest == written[300:]
+
+
+async def test_a_replay_reader_moved_to_another_partition_reads_from_the_asked_offset(
+    cluster: Cluster,
+) -> None:
+    """A pooled reader keeps its position for the next page of the same partition; one
+    handed to another partition must seek, whatever offset it stood at (found by the churn
+    test: two partitions at similar offsets, a page of the second read from its end)."""
+    partitions = cluster.settings.topic_partitions
+    by_partition: dict[int, str] = {}
+    while len(by_partition) < 2:
+        task_id = new_event_id()
+        by_partition.setdefault(partition_for(task_id, partitions), task_id)
+    (pa, task_a), (pb, task_b) = sorted(by_partition.items())[:2]
+    for n in range(40):
+        await cluster.write(make_update(task_b, n=n))
+        if n < 20:
+            await cluster.write(make_update(task_a, n=n))
+    reader = ReplayReader(cluster.settings.model_copy(update={"replay_readers": 1}))
+    try:
+        a = await reader.page(task_a, pa, 0, 20, None, 100)
+        assert [d.offset for d in a.items] == list(range(20))
+        b = await reader.page(task_b, pb, 20, 40, None, 100)  # the same reader, "at 20"
+        assert [d.offset for d in b.items] == list(range(20, 40))
+    finally:
+        await reader.close()

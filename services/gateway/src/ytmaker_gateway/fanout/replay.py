@@ -50,24 +50,22 @@ class ReplayReader:
         self.topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self._readers: list[_Reader] = []
         self._freed = asyncio.Condition()
+        self._offsets_consumer: AIOKafkaConsumer | None = None
+        self._offsets_lock = asyncio.Lock()
 
-    def _consumer(self) -> AIOKafkaConsumer:
+    def _consumer(self, name: str) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             group_id=None,
             enable_auto_commit=False,
-            client_id=f"gateway-replay-{self.settings.instance}-{len(self._readers) + 1}",
+            client_id=f"gateway-replay-{self.settings.instance}-{name}",
             fetch_max_wait_ms=50,
-            # Fewer, larger fetches: a replay reads whole stretches of the partition.
-            max_partition_fetch_bytes=4 * 1024 * 1024,
             # Every update the fold writes is one, committed or not (decision 0038).
             isolation_level="read_uncommitted",
         )
 
     @asynccontextmanager
-    async def _borrow(
-        self, tp: TopicPartition | None = None, position: int | None = None
-    ) -> AsyncIterator[_Reader]:
+    async def _borrow(self, tp: TopicPartition, position: int) -> AsyncIterator[_Reader]:
         """A free reader, preferably one that stands at `position` of `tp` already."""
         async with self._freed:
             while True:
@@ -77,7 +75,7 @@ class ReplayReader:
                     reader = (ready or free)[0]
                     break
                 if len(self._readers) < self.settings.replay_readers:
-                    reader = _Reader(self._consumer(), busy=True)
+                    reader = _Reader(self._consumer(str(len(self._readers) + 1)), busy=True)
                     self._readers.append(reader)
                     try:
                         await reader.consumer.start()
@@ -95,21 +93,35 @@ class ReplayReader:
         finally:
             async with self._freed:
                 reader.busy = False
-                self._freed.notify()
+                # Every waiter looks again: with notify() a waiter woken and then cancelled
+                # (its client left) took the wake-up with it, and the others slept on with a
+                # free reader (found by the churn test).
+                self._freed.notify_all()
+
+    async def _offsets(self) -> AIOKafkaConsumer:
+        """The consumer that answers offset queries: one, shared, not borrowed (its requests
+        run side by side), so that a storm of subscribes does not queue behind page reads."""
+        async with self._offsets_lock:
+            if self._offsets_consumer is None:
+                consumer = self._consumer("offsets")
+                await consumer.start()
+                self._offsets_consumer = consumer
+        return self._offsets_consumer
 
     async def bounds(self, partition: int) -> tuple[int, int]:
         """(first offset still held, offset after the last) of one partition."""
         tp = TopicPartition(self.topic, partition)
-        async with self._borrow() as reader:
-            first = (await reader.consumer.beginning_offsets([tp]))[tp]
-            end = (await reader.consumer.end_offsets([tp]))[tp]
-        return first, end
+        consumer = await self._offsets()
+        first, end = await asyncio.gather(
+            consumer.beginning_offsets([tp]), consumer.end_offsets([tp])
+        )
+        return first[tp], end[tp]
 
     async def offset_at(self, partition: int, timestamp_ms: int) -> int | None:
         """The first offset written at or after `timestamp_ms`, or None if none is."""
         tp = TopicPartition(self.topic, partition)
-        async with self._borrow() as reader:
-            found = (await reader.consumer.offsets_for_times({tp: timestamp_ms}))[tp]
+        consumer = await self._offsets()
+        found = (await consumer.offsets_for_times({tp: timestamp_ms}))[tp]
         return None if found is None else found.offset
 
     async def page(
@@ -132,7 +144,7 @@ class ReplayReader:
             consumer = reader.consumer
             if reader.tp != tp:
                 consumer.assign([tp])
-                reader.tp = tp
+                reader.tp, reader.position = tp, None  # another partition's offset says nothing
             if reader.position != first:
                 consumer.seek(tp, first)
             reader.position = None
@@ -157,6 +169,8 @@ class ReplayReader:
     async def close(self) -> None:
         for reader in self._readers:
             await reader.consumer.stop()
+        if self._offsets_consumer is not None:
+            await self._offsets_consumer.stop()
 
 
 def uuid7_millis(task_id: str) -> int | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 #: How far before a task id's UUIDv7 time a replay from the task's start begins reading.
 _CLOCK_SKEW_MS = 60_000
 TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
+_STARTS_KEPT = 10_000
 
 
 class HistoryReader(Protocol):
@@ -85,6 +87,7 @@ class Streams:
         self.queue_limit = queue_limit
         self.page_size = page_size
         self.stall_s = stall_s
+        self._starts: OrderedDict[str, int] = OrderedDict()
 
     async def subscribe(
         self,
@@ -205,12 +208,21 @@ class Streams:
 
     async def _task_start(self, task_id: str, partition: int, default: int) -> int:
         """The first offset that can hold an update of the task: from its UUIDv7 time (minus
-        clock skew) when the id is one, else `default`."""
+        clock skew) when the id is one, else `default`. Remembered per task (it does not
+        change), so that a storm of resumes asks Kafka once per task."""
         created_ms = uuid7_millis(task_id)
         if created_ms is None:
             return default
+        known = self._starts.get(task_id)
+        if known is not None:
+            return known
         found = await self.reader.offset_at(partition, created_ms - _CLOCK_SKEW_MS)
-        return self.hub.positions[partition] if found is None else found
+        if found is None:
+            return self.hub.positions[partition]
+        self._starts[task_id] = found
+        while len(self._starts) > _STARTS_KEPT:
+            self._starts.popitem(last=False)
+        return found
 
     async def _pages(
         self, task_id: str, partition: int, first: int, end: int, last: int | None, source: _Source
