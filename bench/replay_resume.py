@@ -108,9 +108,10 @@ class Writer:
 
 async def one_size(
     ws_url: str, writer: Writer, task_id: str, others: list[str], missed: int, pid: int
-) -> tuple[float, float, bool]:
+) -> tuple[float, float, bool, float, float]:
     """(seconds from the reconnect to the last missed update, the gateway's CPU seconds in
-    that time, whether exactly the missed updates came, once each, in order)."""
+    that time, whether exactly the missed updates came, once each, in order, the gateway's
+    resident MiB before the reconnect and after the replay)."""
     writer.fake.put_task(make_state(task_id, owner=OWNER))
     # The client sees the task's first update, then loses its connection.
     ws = await connect(f"{ws_url}/api/v1/ws", max_size=None, max_queue=None)
@@ -139,6 +140,7 @@ async def one_size(
         ):
             pass
     # The reconnect.
+    rss_before = rss_mib(pid)
     cpu = cpu_seconds(pid)
     started = time.perf_counter()
     ws = await connect(f"{ws_url}/api/v1/ws", max_size=None, max_queue=None)
@@ -151,8 +153,9 @@ async def one_size(
             got.append(int(message["offset"]))  # type: ignore[call-overload]
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(pid) - cpu
+    rss_after = rss_mib(pid)
     await ws.close()
-    return elapsed, cpu, got == written
+    return elapsed, cpu, got == written, rss_before, rss_after
 
 
 async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
@@ -186,16 +189,15 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
             others = same_partition(task_id, args.partitions, args.others)
             for other in others:
                 fake.put_task(make_state(other, owner=OWNER))
-            before = rss_mib(gateway.pid)
             load = os.getloadavg()[0]
-            elapsed, cpu, exact = await one_size(
+            elapsed, cpu, exact, before, after = await one_size(
                 f"ws://127.0.0.1:{port}", writer, task_id, others, missed, gateway.pid
             )
             print(
                 f"missed {missed:>7,}: last missed update after {elapsed * 1000:8.1f} ms "
-                f"(gateway CPU {cpu * 1000:.0f} ms); "
-                f"exactly once, in order: {exact}; gateway RSS {before:.0f} → "
-                f"{rss_mib(gateway.pid):.0f} MiB; load {load:.2f} → {os.getloadavg()[0]:.2f}",
+                f"(gateway CPU {cpu * 1000:.0f} ms); exactly once, in order: {exact}; "
+                f"gateway RSS {before:.0f} → {after:.0f} MiB during the replay; "
+                f"load {load:.2f} → {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
     finally:

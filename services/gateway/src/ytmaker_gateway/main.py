@@ -105,6 +105,7 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
     hub_stopping = asyncio.Event()
     try:
         await gateway.hub.start()
+        await gateway.streams.reader.warm_up()
         hub_task = asyncio.create_task(gateway.hub.run(hub_stopping), name="fanout")
         checkpoints = asyncio.create_task(
             gateway.sessions.run_checkpoints(settings.session_checkpoint_s, hub_stopping)

@@ -116,8 +116,16 @@ class GatewaySettings(ServiceSettings):
         gt=0,
         description="A replay waiting for a client that read nothing for this long: 1013.",
     )
-    cache_updates_per_task: int = Field(default=2000, ge=0)
-    cache_tasks: int = Field(default=5000, ge=0)
+    cache_updates_per_task: int = Field(
+        default=20_000, ge=0, description="Recent updates the hub keeps per task, at most..."
+    )
+    cache_tasks: int = Field(default=5000, ge=0, description="...for this many tasks...")
+    cache_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="...in this many bytes: past it, the task updated longest ago goes "
+        "(docs/decisions/0040-paged-replay.md).",
+    )
 
     # Artifacts: the store the stages write to (same variables as the stages' StageSettings).
     artifact_dir: Path = Field(

@@ -331,6 +331,9 @@ class FakeLog:
                     BAD_RECORDS.skip("progress.updates", partition, offset, exc, "replay")
         return Page(items, end)
 
+    async def warm_up(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 

@@ -64,7 +64,9 @@ class Hub:
         self.settings = settings
         self.topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self.cache = UpdateCache(
-            per_task=settings.cache_updates_per_task, tasks=settings.cache_tasks
+            per_task=settings.cache_updates_per_task,
+            tasks=settings.cache_tasks,
+            max_bytes=settings.cache_bytes,
         )
         self.epoch: str | None = None
         self.positions: dict[int, int] = {}

@@ -98,6 +98,16 @@ class ReplayReader:
                 # free reader (found by the churn test).
                 self._freed.notify_all()
 
+    async def warm_up(self) -> None:
+        """Connect the offset consumer and one page reader now, so that the first resume
+        after a start (every client of a restarted gateway) does not wait for them."""
+        await self._offsets()
+        async with self._freed:
+            if not self._readers:
+                reader = _Reader(self._consumer("1"))
+                await reader.consumer.start()
+                self._readers.append(reader)
+
     async def _offsets(self) -> AIOKafkaConsumer:
         """The consumer that answers offset queries: one, shared, not borrowed (its requests
         run side by side), so that a storm of subscribes does not queue behind page reads."""
@@ -128,9 +138,10 @@ class ReplayReader:
         self, task_id: str, partition: int, first: int, end: int, epoch: str | None, limit: int
     ) -> Page:
         """The task's updates from `first` on, in order: at least `limit` of them (fewer
-        only when `end` is reached; whole fetched batches are kept, so at most about twice
-        `limit`), and the offset the next page starts at (`end` when done). Records that
-        cannot be decoded are counted and skipped. Raises TimeoutError."""
+        only when `end` is reached; whole fetches are kept, so at most `limit` plus one
+        fetch, `max_partition_fetch_bytes`), and the offset the next page starts at (`end`
+        when done). Records that cannot be decoded are counted and skipped. Raises
+        TimeoutError."""
         if first >= end:
             return Page([], end)
         tp = TopicPartition(self.topic, partition)
@@ -149,7 +160,9 @@ class ReplayReader:
                 consumer.seek(tp, first)
             reader.position = None
             while position < end and len(items) < limit:
-                batch = await consumer.getmany(tp, timeout_ms=500, max_records=limit)
+                # Everything fetched so far, at once: the consumer asks for the next fetch
+                # only when nothing is left, so it is on its way while this batch is decoded.
+                batch = await consumer.getmany(tp, timeout_ms=500)
                 for record in batch.get(tp, ()):
                     if record.offset >= end:
                         break
