@@ -15,6 +15,11 @@ once the gateway has read them all (a second client watches the last of the othe
 client reconnects with `since: L`. Printed: the time to the last missed update, that every
 missed update came exactly once and in order, and the gateway's resident memory before and
 after (the replay is paged: it must not grow with N). The target is 10k missed in ≤ 0.5 s.
+
+The gateway keeps recent updates in memory (decision 0040), so a reconnect to a gateway that
+saw the updates is served from there as far as they are kept; `--gateway-env
+YTMAKER_CACHE_UPDATES_PER_TASK=0` measures the other case, every update read from Kafka (a
+gateway started after the updates were written).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from gateway_latency import free_port, start_service, stop_service, wait_ready
 from websockets.asyncio.client import ClientConnection, connect
@@ -47,8 +53,9 @@ OWNER = ANONYMOUS_USER  # make run's page acts as the development user
 
 
 async def recv(ws: ClientConnection, timeout: float = 60) -> dict[str, object]:
+    """The next message (orjson: the measuring client must not be what is measured)."""
     async with asyncio.timeout(timeout):
-        message: dict[str, object] = json.loads(await ws.recv())
+        message: dict[str, object] = orjson.loads(await ws.recv(decode=False))
     return message
 
 
@@ -178,6 +185,7 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
         "YTMAKER_PORT": str(port),
         "YTMAKER_PROGRESS_URL": fake_server.base,
         "YTMAKER_LOG_LEVEL": "WARNING",
+        **dict(kv.split("=", 1) for kv in args.gateway_env),
     }
     gateway = start_service("gateway", env, label="replay-gateway")
     writer = Writer(settings, fake)
@@ -217,6 +225,14 @@ async def main() -> None:
         type=int,
         default=single_host_partitions(),
         help="of progress.updates; default: as `make run` on this machine",
+    )
+    parser.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the gateway, e.g. YTMAKER_CACHE_UPDATES_PER_TASK=0 to "
+        "replay everything from Kafka (a gateway that did not see the updates)",
     )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
