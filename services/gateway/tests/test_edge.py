@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -299,4 +300,38 @@ async def test_a_replay_far_longer_than_the_client_queue_reaches_the_client(
     messages: list[dict[str, Any]] = await _until(ws, "subscribed")
     got = [(await _recv(ws))["offset"] for _ in offsets]
     assert messages[-1]["payload"]["recovered"] is True and got == offsets
+    await ws.close()
+
+
+async def test_a_client_reading_a_long_replay_is_not_taken_for_silent(
+    gateway_factory: Factory,
+) -> None:
+    """Its own messages wait until the replay ends (they are handled in order): reading the
+    replay counts as life for the heartbeat. ~5 MB, more than the kernel's buffers hold, read
+    slowly through a small receive window: the replay lasts many heartbeat intervals."""
+    gw = await gateway_factory(
+        heartbeat_interval_s=0.15, client_queue_size=20, cache_updates_per_task=0, replay_page=5
+    )
+    offsets = []
+    for n in range(1500):
+        update = make_update(T1, n=n, progress=n / 15, message="x" * 3500)
+        offsets.append(gw.log.append(update))
+        gw.fake.record(offsets[-1], update)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    raw.connect(("127.0.0.1", int(gw.base.rsplit(":", 1)[1])))
+    ws = await connect(f"{gw.ws}/api/v1/ws?token={gw.token()}", sock=raw, max_queue=4)
+    await _recv(ws)
+    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": -1}))
+    got: list[int] = []
+    started = asyncio.get_running_loop().time()
+    async with asyncio.timeout(60):
+        while len(got) < len(offsets):
+            message = await _recv(ws)
+            if message["type"] == "progress":
+                got.append(message["offset"])
+                if len(got) % 10 == 0:
+                    await asyncio.sleep(0.01)
+    assert got == offsets
+    assert asyncio.get_running_loop().time() - started > 4 * 0.15  # it did last
     await ws.close()

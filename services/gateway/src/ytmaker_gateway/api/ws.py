@@ -138,6 +138,7 @@ class Connection:
         self.subs: dict[str, Subscription] = {}
         self.feed: ProjectFeed | None = None
         self._subscribing = asyncio.Lock()  # one (re)subscribe at a time, WebSocket or REST
+        self._replaying = 0  # subscribes whose replay is running
         self._violations = 0
         self._tokens = self.settings.max_messages_per_second
         self._refilled = time.monotonic()
@@ -222,9 +223,19 @@ class Connection:
         raise _Close(CLOSE_UNAUTHORIZED, "token expired")
 
     async def _heartbeat(self) -> None:
+        """Ping every interval; close (4408) a client silent for two. While a replay runs
+        the client's own messages wait for it to end (they are read in order), so a client
+        that keeps reading the replay counts as alive (a dead one stalls the replay: its
+        writes stop once the kernel's buffers are full)."""
         interval = self.settings.heartbeat_interval_s
+        sent = self.outbox.sent
         while True:
             await asyncio.sleep(interval)
+            reading, sent = self._replaying > 0 and self.outbox.sent > sent + 1, self.outbox.sent
+            if reading:
+                self.session.last_active_at = max(
+                    self.session.last_active_at, time.time() - interval
+                )
             if time.time() - self.session.last_active_at > 2 * interval:
                 raise _Close(CLOSE_HEARTBEAT_TIMEOUT, "no message for two heartbeat intervals")
             self.outbox.push(message("ping", {"timestamp": time.time()}))
@@ -383,6 +394,7 @@ class Connection:
                 attached.append(sub)
                 metrics.PROJECT_WATCHERS.inc()
 
+            self._replaying += 1
             try:
                 await self.gateway.streams.subscribe(
                     task_id,
@@ -402,6 +414,8 @@ class Connection:
                     raise
                 log.warning("replay failed", extra={"task_id": task_id, "error": repr(exc)})
                 self.outbox.push(error_message("replay_failed", "could not read history", task_id))
+            finally:
+                self._replaying -= 1
 
     async def _watch_project(self, project_id: str) -> None:
         try:
