@@ -160,6 +160,10 @@ class Tally:
     slow_closes: int = 0  # closed with 1013 (too slow, here) and resumed
     refused: int = 0  # `unavailable` / `replay_failed`: asked again, as clients do
     seconds: float = 0.0  # from the first update written to the last client done
+    opening: tuple[float, float] = (0.0, 0.0)
+    closing: float = 0.0
+    #: (seconds, start, connections, longest wait for a message) of the slowest clients
+    slowest: list[tuple[float, int, int, float]] = field(default_factory=list)
 
 
 async def _client(
@@ -171,6 +175,7 @@ async def _client(
 ) -> None:
     """Follow `run` from a random offset with random drops, until its last update."""
     await asyncio.sleep(rng.uniform(0, 1))  # some arrive while the run is well under way
+    began, connections, longest_wait = time.monotonic(), 0, 0.0
     start = rng.choice([-1, *run.written[: len(run.written) // 2 + 1]])
     tally.from_start += start == -1
     seen: list[int] = []
@@ -178,21 +183,36 @@ async def _client(
     token = cluster.token(run.owner)
     while not seen or seen[-1] != run.written[-1] or not run.done.is_set():
         query = f"&old_client_id={client_id}" if client_id and rng.random() < 0.4 else ""
+        opening = time.monotonic()
         ws = await connect(f"{gw.ws}/api/v1/ws?token={token}{query}", open_timeout=60)
+        opened = time.monotonic()
         client_id = (await _recv(ws))["payload"]["client_id"]
+        tally.opening = max(
+            tally.opening, (round(opened - opening, 1), round(time.monotonic() - opened, 1))
+        )
         since = seen[-1] if seen else start
         await ws.send(json.dumps({"action": "subscribe", "task_id": run.task_id, "since": since}))
         budget, answered, last = rng.randint(1, 40), False, []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+
+        def finished() -> bool:
+            return bool(seen) and run.done.is_set() and seen[-1] == run.written[-1]
+
         try:
-            while budget > 0 and not (seen and run.done.is_set() and seen[-1] == run.written[-1]):
-                try:
-                    message = await _recv(ws)
+            while budget > 0 and not finished():
+                try:  # short waits: the run may end while this client waits for more
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 0.25))
                 except TimeoutError:
+                    if loop.time() < deadline:
+                        continue
                     raise AssertionError(
                         f"nothing for 30 s: {run.task_id} since {since}, seen up to "
                         f"{seen[-1:]} of {run.written[-1]} (done: {run.done.is_set()}), "
                         f"answered {answered}, client {client_id}, last messages {last}"
                     ) from None
+                longest_wait = max(longest_wait, loop.time() - (deadline - 30))
+                deadline = loop.time() + 30
                 last = [*last[-4:], str(message)[:200]]
                 retryable = message["type"] == "error" and message["payload"]["code"] in (
                     "unavailable",
@@ -211,13 +231,22 @@ async def _client(
             assert closed.rcvd is not None and closed.rcvd.code == 1013, closed
             tally.slow_closes += 1
         finally:
+            closing = time.monotonic()
             if rng.random() < 0.5:
                 await ws.close()
             else:
                 ws.transport.abort()  # no close handshake: the network went away
+            tally.closing = max(tally.closing, round(time.monotonic() - closing, 1))
         tally.connections += 1
+        connections += 1
         await asyncio.sleep(rng.uniform(0, 0.2))
     assert seen == [o for o in run.written if o > start], (run.task_id, start)
+    tally.slowest = sorted(
+        [
+            *tally.slowest,
+            (round(time.monotonic() - began, 1), start, connections, round(longest_wait, 1)),
+        ]
+    )[-3:]
 
 
 async def _round(gateway: Gateway, cluster: Cluster, rng: random.Random) -> Tally:  # noqa: F811
@@ -285,7 +314,8 @@ async def test_hundreds_of_clients_churning_during_live_runs(
             f"{tally.connections} connections ({tally.from_start} clients from the start of "
             f"the run, the others from an offset; {tally.slow_closes} closed for being too "
             f"slow and {tally.refused} refused for a moment, each resumed) in "
-            f"{tally.seconds:.1f} s"
+            f"{tally.seconds:.1f} s; the slowest clients (s, start, connections, longest wait): "
+            f"{tally.slowest}; longest (handshake, hello) {tally.opening}, close {tally.closing}"
         )
     print(
         f"gateway memory: {ready_mib:.1f} MiB ready, {started_mib:.1f} after round 1, "

@@ -303,12 +303,12 @@ async def test_a_replay_far_longer_than_the_client_queue_reaches_the_client(
     await ws.close()
 
 
-async def test_a_client_reading_a_long_replay_is_not_taken_for_silent(
+async def test_a_client_answering_pings_during_a_long_replay_stays(
     gateway_factory: Factory,
 ) -> None:
-    """Its own messages wait until the replay ends (they are handled in order): reading the
-    replay counts as life for the heartbeat. ~5 MB, more than the kernel's buffers hold, read
-    slowly through a small receive window: the replay lasts many heartbeat intervals."""
+    """Frames are read while the replay runs (they are answered after it, in order): the
+    client's pongs keep it alive. ~5 MB, more than the kernel's buffers hold, read slowly
+    through a small receive window: the replay lasts many heartbeat intervals."""
     gw = await gateway_factory(
         heartbeat_interval_s=0.15, client_queue_size=20, cache_updates_per_task=0, replay_page=5
     )
@@ -328,10 +328,37 @@ async def test_a_client_reading_a_long_replay_is_not_taken_for_silent(
     async with asyncio.timeout(60):
         while len(got) < len(offsets):
             message = await _recv(ws)
-            if message["type"] == "progress":
+            if message["type"] == "ping":
+                await ws.send('{"action": "pong"}')
+            elif message["type"] == "progress":
                 got.append(message["offset"])
                 if len(got) % 10 == 0:
                     await asyncio.sleep(0.01)
     assert got == offsets
     assert asyncio.get_running_loop().time() - started > 4 * 0.15  # it did last
     await ws.close()
+
+
+async def test_a_client_closing_during_a_long_replay_is_let_go_at_once(
+    gateway_factory: Factory,
+) -> None:
+    """Its close is read while the replay runs: the replay stops and the session ends at
+    once, not when the replay would have ended (or when the client gives up waiting for the
+    closing handshake, which a client that stops reading its messages may never see)."""
+    gw = await gateway_factory(client_queue_size=20, cache_updates_per_task=0, replay_page=5)
+    for n in range(1500):
+        update = make_update(T1, n=n, progress=n / 15, message="x" * 3500)
+        gw.fake.record(gw.log.append(update), update)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    raw.connect(("127.0.0.1", int(gw.base.rsplit(":", 1)[1])))
+    ws = await connect(f"{gw.ws}/api/v1/ws?token={gw.token()}", sock=raw, max_queue=4)
+    await _recv(ws)
+    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": -1}))
+    for _ in range(20):
+        await _recv(ws)
+    closing = asyncio.create_task(ws.close())  # it waits for the handshake (up to 10 s)
+    await wait_until(lambda: not gw.gateway.sessions.active, timeout=3)
+    assert gw.gateway.hub.stats()["subscribed_tasks"] == 0
+    ws.transport.abort()  # this client would wait out its close timeout: no need
+    await closing

@@ -15,7 +15,7 @@ import pytest
 from tests.support.topics import read_topic
 from ytmaker_gateway.fanout.hub import partition_for
 from ytmaker_gateway.fanout.replay import ReplayReader
-from ytmaker_gateway.testing import make_update
+from ytmaker_gateway.testing import make_update, wait_until
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic
@@ -109,6 +109,10 @@ async def test_a_resume_after_many_more_updates_than_the_queue_holds(cluster: Cl
         await cluster.kafka.send(topic, noise.model_dump_json().encode(), key=other.encode())
     written = [meta.offset for meta in await asyncio.gather(*pending)]
     cluster.fake.record(written[-1], make_update(task_id, n=1499, progress=99.9))
+    partition = partition_for(task_id, partitions)
+    await wait_until(  # the whole run is in the past: a queue of 100 takes no live burst
+        lambda: replica.gateway.hub.positions[partition] > written[-1], timeout=30
+    )
     token = cluster.token()
     whole, rest = await asyncio.gather(
         _collect(replica.ws, token, task_id, -1, written[-1]),

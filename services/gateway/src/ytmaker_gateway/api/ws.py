@@ -1,12 +1,13 @@
 """The WebSocket endpoints of DESIGN §5: `/api/v1/ws` and `/api/v1/projects/{id}/progress`.
 
-A `Connection` owns one socket and runs three tasks: the reader (client messages), the writer
-(the outbox) and the heartbeat. The first of them to finish decides how the socket closes:
-the writer on overflow (1013: a slow client resumes by offset), the heartbeat on silence
-(4408), the token's expiry (4401), the reader when the client leaves or keeps breaking the
-rules (1008) or sends an oversize frame (1009). Bad messages otherwise get an `error` message
-and the socket stays. A user past `max_connections_per_user` open sockets is told so and
-closed with 4429 before anything else happens.
+A `Connection` owns one socket and runs five tasks: the receiver (reads every frame at once),
+the handler (answers them in order; a subscribe's replay runs here, paced by the client), the
+writer (the outbox), the heartbeat and the token's expiry. The first of them to finish decides
+how the socket closes: the writer on overflow (1013: a slow client resumes by offset), the
+heartbeat on silence (4408), the expiry (4401), the receiver when the client leaves or keeps
+breaking the rules (1008) or sends an oversize frame (1009). Bad messages otherwise get an
+`error` message and the socket stays. A user past `max_connections_per_user` open sockets is
+told so and closed with 4429 before anything else happens.
 """
 
 from __future__ import annotations
@@ -139,6 +140,10 @@ class Connection:
         self.feed: ProjectFeed | None = None
         self._subscribing = asyncio.Lock()  # one (re)subscribe at a time, WebSocket or REST
         self._replaying = 0  # subscribes whose replay is running
+        #: Frames received, waiting for the handler (a replay may keep it a while).
+        self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue(
+            maxsize=max(16, 2 * int(self.settings.max_messages_per_second))
+        )
         self._violations = 0
         self._tokens = self.settings.max_messages_per_second
         self._refilled = time.monotonic()
@@ -149,10 +154,11 @@ class Connection:
         metrics.CONNECTED_CLIENTS.inc()
         self.gateway.sessions.open(self.session)
         writer = asyncio.create_task(self.outbox.run(), name="ws-writer")
-        reader = asyncio.create_task(self._read_loop(old_client_id), name="ws-reader")
+        receiver = asyncio.create_task(self._receive_loop(), name="ws-receiver")
+        handler = asyncio.create_task(self._handle_loop(old_client_id), name="ws-handler")
         heartbeat = asyncio.create_task(self._heartbeat(), name="ws-heartbeat")
         expiry = asyncio.create_task(self._expiry(), name="ws-expiry")
-        tasks = {writer, reader, heartbeat, expiry}
+        tasks = {writer, receiver, handler, heartbeat, expiry}
         close: tuple[int, str] | None = None
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -223,10 +229,9 @@ class Connection:
         raise _Close(CLOSE_UNAUTHORIZED, "token expired")
 
     async def _heartbeat(self) -> None:
-        """Ping every interval; close (4408) a client silent for two. While a replay runs
-        the client's own messages wait for it to end (they are read in order), so a client
-        that keeps reading the replay counts as alive (a dead one stalls the replay: its
-        writes stop once the kernel's buffers are full)."""
+        """Ping every interval; close (4408) a client silent for two. While a replay runs,
+        a client that keeps reading it is alive too: its pong may wait behind megabytes of
+        replay in the buffers (a dead one stalls the replay once the kernel's buffers fill)."""
         interval = self.settings.heartbeat_interval_s
         sent = self.outbox.sent
         while True:
@@ -242,8 +247,10 @@ class Connection:
 
     # --- reading -------------------------------------------------------------------------
 
-    async def _read_loop(self, old_client_id: str | None) -> None:
-        await self._greet(old_client_id)
+    async def _receive_loop(self) -> None:
+        """Read every frame as it comes, whatever the handler is doing (a replay can take a
+        while): a client's close, its pings and a flood are seen at once. Frames go to the
+        handler, in order, through a small queue."""
         while True:
             incoming = await self.ws.receive()
             if incoming["type"] == "websocket.disconnect":
@@ -261,6 +268,17 @@ class Connection:
             if not self._within_rate():
                 self._violation("rate_limited", "too many messages per second")
                 continue
+            try:
+                self._inbox.put_nowait(frame)
+            except asyncio.QueueFull:
+                metrics.BAD_INPUT.labels("rate_limited").inc()
+                raise _Close(CLOSE_POLICY, "too many messages waiting") from None
+
+    async def _handle_loop(self, old_client_id: str | None) -> None:
+        """Greet, then answer the client's messages one after the other, in order."""
+        await self._greet(old_client_id)
+        while True:
+            frame = await self._inbox.get()
             request: ClientMessage | None = None
             try:
                 request = parse_client_message(frame)

@@ -92,7 +92,10 @@ class Outbox:
             self._progress.clear()
             sent = self.sent
             try:
-                await asyncio.wait_for(self._progress.wait(), stall_s)
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
+                # comes as the event is set (the connection closing), and the replay went on.
+                async with asyncio.timeout(stall_s):
+                    await self._progress.wait()
             except TimeoutError:
                 if self.sent == sent:
                     self.overflow()

@@ -155,17 +155,21 @@ class Streams:
             source = _Source()
             high_water = max(1, outbox.maxsize // 2)
             last = _last_offset(state, self.hub.epoch)
-            pages = self._pages(task_id, partition, plan.first, end, last, source)
-            async with contextlib.aclosing(pages):
-                async for page in pages:
-                    if sub.cancelled:
-                        break
-                    if not await outbox.room(
-                        len(page), high_water=high_water, stall_s=self.stall_s
-                    ):
-                        break  # the client does not read: its connection closes (1013)
-                    for delivery in page:
-                        sub.send(delivery, replayed=True)
+            first = plan.first
+            while True:
+                pages = self._pages(task_id, partition, first, end, last, source)
+                async with contextlib.aclosing(pages):
+                    async for page in pages:
+                        if not await self._send_page(sub, page, high_water):
+                            break
+                if not sub.behind or sub.cancelled or outbox.overflowed or outbox.closed:
+                    break
+                # More live updates came than the buffer holds: they are in the log. Read
+                # on to where the hub is now; from here on they are buffered again.
+                first, end = end, self.hub.positions[partition]
+                sub.catch_up()
+            # The buffered live updates go out at once: make room for them first.
+            await outbox.room(sub.buffered, high_water=outbox.maxsize, stall_s=self.stall_s)
             sub.go_live()
         except BaseException:
             self.hub.unregister(sub)
@@ -224,6 +228,20 @@ class Streams:
         while len(self._starts) > _STARTS_KEPT:
             self._starts.popitem(last=False)
         return found
+
+    async def _send_page(self, sub: Subscription, page: list[Delivery], high_water: int) -> bool:
+        """Queue a page (a Kafka read may hold more than `page_size`: a whole fetch) in
+        pieces of `page_size`, each when it fits; False when the replay must stop (the
+        subscription was dropped, or the client does not read: its connection closes 1013)."""
+        for i in range(0, len(page), self.page_size):
+            piece = page[i : i + self.page_size]
+            if sub.cancelled or not await sub.outbox.room(
+                len(piece), high_water=high_water, stall_s=self.stall_s
+            ):
+                return False
+            for delivery in piece:
+                sub.send(delivery, replayed=True)
+        return True
 
     async def _pages(
         self, task_id: str, partition: int, first: int, end: int, last: int | None, source: _Source
