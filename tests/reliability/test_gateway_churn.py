@@ -12,6 +12,7 @@ Seeded: the seed is printed, and `YTMAKER_FUZZ_SEED=<seed>` repeats a run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -41,7 +42,7 @@ from ytmaker_shared.topics import Topic
 pytestmark = pytest.mark.kafka
 
 SEED = int(os.environ.get("YTMAKER_FUZZ_SEED") or random.randrange(2**32))
-TASKS, UPDATES, CLIENTS = 8, 40, 100
+TASKS, UPDATES, CLIENTS = 8, 60, 200
 #: Closed sessions are kept for the reconnect window, and garbage cycles of frozen objects
 #: wait for the collector's full pass (decision 0033): both short here, so that "memory back
 #: to where it started" is seen in seconds rather than minutes (defaults: 300 s and 600 s).
@@ -166,6 +167,17 @@ class Tally:
     slowest: list[tuple[float, int, int, float]] = field(default_factory=list)
 
 
+async def _close(ws: ClientConnection) -> None:
+    """Close, reading (and dropping) what still comes until the server's close frame: a
+    client library whose queue of unread messages is full stops reading, and would wait out
+    its close timeout (10 s) for a close frame it never reads."""
+    closing = asyncio.create_task(ws.close())
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await ws.recv()
+    await closing
+
+
 async def _client(
     gw: Gateway,
     cluster: Cluster,  # noqa: F811
@@ -233,7 +245,7 @@ async def _client(
         finally:
             closing = time.monotonic()
             if rng.random() < 0.5:
-                await ws.close()
+                await _close(ws)
             else:
                 ws.transport.abort()  # no close handshake: the network went away
             tally.closing = max(tally.closing, round(time.monotonic() - closing, 1))
