@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ytmaker_gateway.fanout.cache import UpdateCache
+from ytmaker_gateway.fanout.cache import ENTRY_OVERHEAD, UpdateCache
 from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.streams import Streams
@@ -77,7 +77,7 @@ async def test_updates_written_during_the_replay_arrive_once_and_in_order() -> N
     hub = _hub(cache_updates_per_task=0)
     log = FakeLog(hub, partitions=1)
     _fill(log, ["t1", "t2"], rounds=5)
-    real_read = log.read
+    real_read = log.page
 
     async def read_while_live_goes_on(*args: Any) -> list[Any]:
         for n in range(5, 9):  # live updates land while the replay is being read
@@ -85,7 +85,7 @@ async def test_updates_written_during_the_replay_arrive_once_and_in_order() -> N
             await asyncio.sleep(0)
         return await real_read(*args)
 
-    log.read = read_while_live_goes_on  # type: ignore[method-assign]
+    log.page = read_while_live_goes_on  # type: ignore[method-assign]
     outbox = _outbox()
     await Streams(hub, log, 1000).subscribe("t1", outbox, since=2, epoch=None, state=None)
     log.append(make_update("t1", n=9))
@@ -204,3 +204,41 @@ def test_the_cache_only_answers_what_it_provably_holds() -> None:
     assert cache.read("t1", 0, 2, 6, 0) is None
     assert cache.read("never-seen", 0, 4, 6, 0) == []
     assert cache.read("never-seen", 0, 3, 6, 0) is None
+
+
+def test_a_task_back_in_the_cache_after_being_dropped_is_not_complete_from_the_start() -> None:
+    hub = _hub()
+    log = FakeLog(hub, partitions=1)
+    cache = hub.cache = UpdateCache(per_task=10, tasks=1)
+    log.append(make_update("t1", n=0))  # 0
+    log.append(make_update("t2", n=0))  # 1: t1 is dropped
+    log.append(make_update("t1", n=1))  # 2: t1 is back, without its update at 0
+    assert cache.read("t1", 0, 0, 3, 0) is None
+    assert [d.offset for d in cache.read("t1", 0, 2, 3, 0) or []] == [2]
+
+
+def test_the_cache_keeps_to_its_byte_budget() -> None:
+    hub = _hub()
+    log = FakeLog(hub, partitions=1)
+    one = len(update_message_of("t1")) + ENTRY_OVERHEAD
+    cache = hub.cache = UpdateCache(per_task=1000, tasks=1000, max_bytes=int(one * 10.5))
+    for n in range(5):
+        log.append(make_update("t1", n=n))  # offsets 0..4
+    for n in range(5):
+        log.append(make_update("t2", n=n))  # offsets 5..9: the budget holds ten
+    log.append(make_update("t2", n=5))  # 10: t1, updated longest ago, goes whole
+    assert cache.size <= int(one * 10.5)
+    assert cache.read("t1", 0, 0, 11, 0) is None
+    assert [d.offset for d in cache.read("t2", 0, 5, 11, 0) or []] == [5, 6, 7, 8, 9, 10]
+    for n in range(6, 20):
+        log.append(make_update("t2", n=n))  # alone over the budget: its oldest go
+    assert cache.size <= int(one * 10.5)
+    kept = cache.read("t2", 0, 0, 100, 0)
+    assert kept is None  # no longer complete from the start...
+    assert len(cache.read("t2", 0, 15, 100, 0) or []) == 10  # ...but the newest ten are there
+
+
+def update_message_of(task_id: str) -> str:
+    from ytmaker_gateway.protocol import update_message
+
+    return update_message(make_update(task_id, n=0), 0, None)

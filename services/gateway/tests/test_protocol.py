@@ -3,37 +3,50 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from ytmaker_gateway.ids import MAX_OFFSET
 from ytmaker_gateway.protocol import (
     ClientMessage,
     ProtocolError,
+    message,
     parse_client_message,
     update_message,
+    update_payload,
 )
-from ytmaker_gateway.testing import make_update
+from ytmaker_gateway.testing import make_update, stable_id
+
+T1 = stable_id("t1")
+
+
+def _frame(**fields: object) -> str:
+    return json.dumps(fields)
 
 
 @pytest.mark.parametrize(
     ("frame", "expected"),
     [
-        ('{"action":"subscribe","task_id":"t1","since":null}', ClientMessage("subscribe", "t1")),
+        (_frame(action="subscribe", task_id=T1, since=None), ClientMessage("subscribe", T1)),
         (
-            '{"action":"subscribe","task_id":"t1","since":7,"epoch":"E"}',
-            ClientMessage("subscribe", "t1", 7, "E"),
+            _frame(action="subscribe", task_id=T1, since=7, epoch="E"),
+            ClientMessage("subscribe", T1, 7, "E"),
         ),
-        ('{"action":"subscribe","task_id":"t1","since":-1}', ClientMessage("subscribe", "t1", -1)),
-        ('{"action":"unsubscribe","task_id":"t1"}', ClientMessage("unsubscribe", "t1")),
+        (_frame(action="subscribe", task_id=T1, since=-1), ClientMessage("subscribe", T1, -1)),
         (
-            '{"action":"cancel","task_id":"t1","reason":"oops"}',
-            ClientMessage("cancel", "t1", reason="oops"),
+            _frame(action="subscribe", task_id=T1, since=MAX_OFFSET),
+            ClientMessage("subscribe", T1, MAX_OFFSET),
         ),
-        ('{"action":"pause","task_id":"t1"}', ClientMessage("pause", "t1")),
-        ('{"action":"resume","task_id":"t1"}', ClientMessage("resume", "t1")),
+        (_frame(action="unsubscribe", task_id=T1), ClientMessage("unsubscribe", T1)),
+        (
+            _frame(action="cancel", task_id=T1, reason="oops"),
+            ClientMessage("cancel", T1, reason="oops"),
+        ),
+        (_frame(action="pause", task_id=T1), ClientMessage("pause", T1)),
+        (_frame(action="resume", task_id=T1), ClientMessage("resume", T1)),
         ('{"type":"ping"}', ClientMessage("ping")),
         ('{"action":"pong"}', ClientMessage("pong")),
-        (b'{"type":"ping"}', ClientMessage("ping")),
     ],
 )
 def test_valid_messages(frame: str, expected: ClientMessage) -> None:
@@ -44,7 +57,8 @@ def test_valid_messages(frame: str, expected: ClientMessage) -> None:
     ("frame", "code"),
     [
         ("{not json", "invalid_json"),
-        (b"\xff\xfe", "invalid_json"),
+        (b"\xff\xfe", "invalid_frame"),
+        (b'{"type":"ping"}', "invalid_frame"),  # JSON, but in a binary frame
         ("[1,2]", "invalid_message"),
         ('"subscribe"', "invalid_message"),
         ("{}", "missing_field"),
@@ -54,26 +68,62 @@ def test_valid_messages(frame: str, expected: ClientMessage) -> None:
         ('{"action":"subscribe","task_id":""}', "missing_field"),
         ('{"action":"subscribe","task_id":5}', "invalid_field"),
         ('{"action":"subscribe","task_id":"' + "x" * 65 + '"}', "invalid_field"),
-        ('{"action":"subscribe","task_id":"t","since":"3"}', "invalid_field"),
-        ('{"action":"subscribe","task_id":"t","since":1.5}', "invalid_field"),
-        ('{"action":"subscribe","task_id":"t","since":true}', "invalid_field"),
-        ('{"action":"subscribe","task_id":"t","since":-2}', "invalid_field"),
-        ('{"action":"subscribe","task_id":"t","epoch":7}', "invalid_field"),
-        ('{"action":"cancel","task_id":"t","reason":["x"]}', "invalid_field"),
+        ('{"action":"subscribe","task_id":"t1"}', "invalid_field"),  # not an id we issue
+        (_frame(action="subscribe", task_id=T1.upper()), "invalid_field"),
+        (_frame(action="subscribe", task_id=f"{T1}/../../internal"), "invalid_field"),
+        (_frame(action="subscribe", task_id=T1, since="3"), "invalid_field"),
+        (_frame(action="subscribe", task_id=T1, since=1.5), "invalid_field"),
+        (_frame(action="subscribe", task_id=T1, since=True), "invalid_field"),
+        (_frame(action="subscribe", task_id=T1, since=-2), "invalid_field"),
+        (_frame(action="subscribe", task_id=T1, since=MAX_OFFSET + 1), "invalid_field"),
+        (_frame(action="subscribe", task_id=T1, epoch=7), "invalid_field"),
+        (_frame(action="subscribe", task_id=T1, colour="red"), "invalid_field"),  # unknown
+        (_frame(action="ping", task_id=T1), "invalid_field"),
+        (_frame(action="cancel", task_id=T1, reason=["x"]), "invalid_field"),
+        # Numbers of any size, any nesting: an error, never a crash of the reader.
+        (
+            '{"action":"subscribe","task_id":"' + T1 + '","since":' + "9" * 5000 + "}",
+            "invalid_json",
+        ),
+        ('{"action":"subscribe","task_id":"' + T1 + '","since":1e400}', "invalid_json"),
+        ('{"action":"subscribe","since":' + "[" * 5000 + "]" * 5000 + "}", "invalid_json"),
+        ("[" * 100_000, "invalid_json"),
+        (
+            '{"action":"subscribe","task_id":"' + T1 + '","since":18446744073709551616}',
+            "invalid_field",
+        ),
     ],
 )
 def test_bad_messages(frame: str | bytes, code: str) -> None:
     with pytest.raises(ProtocolError) as caught:
         parse_client_message(frame)
     assert caught.value.code == code
-    assert caught.value.message
+    assert caught.value.message and len(caught.value.message) < 300
 
 
 def test_an_update_message_carries_type_task_offset_and_the_state() -> None:
-    update = make_update("t1", progress=12.5, n=3)
+    update = make_update(T1, progress=12.5, n=3)
     sent = json.loads(update_message(update, 42, "EPOCH"))
-    assert sent["type"] == "progress" and sent["task_id"] == "t1" and sent["offset"] == 42
+    assert sent["type"] == "progress" and sent["task_id"] == T1 and sent["offset"] == 42
     payload = sent["payload"]
     assert payload["offset"] == 42 and payload["epoch"] == "EPOCH"
-    assert payload["progress"] == 12.5 and payload["event_id"] == "t1-e3"
+    assert payload["progress"] == 12.5 and payload["event_id"] == f"{T1}-e3"
     assert payload["stages"] == {} and payload["status"] == "running"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"error": {"code": "boom", "message": 'quotes " and \\ and ünïcode', "details": {"n": 1}}},
+        {"result": {"video_uri": "file:///x.mp4", "nested": [1, 2.5, None, True]}},
+        {"eta_seconds": 12.25, "current_step": "step 3", "total_steps": 9},
+    ],
+)
+def test_an_update_message_is_the_update_payload_written_in_one_pass(
+    fields: dict[str, Any],
+) -> None:
+    update = make_update(T1, progress=33.3, n=7, **fields)
+    fast = json.loads(update_message(update, 9, None))
+    slow = json.loads(message(str(update.type), update_payload(update, 9, None), T1, 9))
+    assert fast == slow

@@ -7,12 +7,17 @@ from typing import Any
 
 import pytest
 
-from ytmaker_gateway.testing import make_state
+from ytmaker_gateway.testing import PROJECT, make_state, stable_id
 from ytmaker_shared.events import CancelTask, PauseTask, TaskRequested
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic
 
 from .conftest import Factory
+
+T1, T2, T3 = stable_id("t1"), stable_id("t2"), stable_id("t3")
+T_BOB, T_DONE, T_NONE = stable_id("t-bob"), stable_id("t-done"), stable_id("no-such-task")
+P1 = PROJECT
+
 
 VALID = {"title": "Tides", "content": "The Moon pulls.", "settings": {"language": "en"}}
 
@@ -90,10 +95,10 @@ async def test_every_endpoint_needs_a_valid_token(
     headers = {"Authorization": auth} if auth else {}
     for method, path in [
         ("POST", "/api/v1/projects"),
-        ("GET", "/api/v1/progress/t1"),
+        ("GET", f"/api/v1/progress/{T1}"),
         ("GET", "/api/v1/progress/stats"),
-        ("GET", "/api/v1/artifacts/t1/video"),
-        ("POST", "/api/v1/tasks/t1/cancel"),
+        ("GET", f"/api/v1/artifacts/{T1}/video"),
+        ("POST", f"/api/v1/tasks/{T1}/cancel"),
     ]:
         response = await gw.http.request(method, path, headers=headers, json=VALID)
         _error(response, 401, "unauthorized")
@@ -110,15 +115,15 @@ async def test_someone_elses_task_and_an_unknown_task_look_the_same(
     gateway_factory: Factory,
 ) -> None:
     gw = await gateway_factory()
-    gw.fake.put_task(make_state("t-bob", owner="bob"))
+    gw.fake.put_task(make_state(T_BOB, owner="bob"))
     a = _error(
-        await gw.http.get("/api/v1/progress/t-bob", headers=gw.auth("alice")), 403, "forbidden"
+        await gw.http.get(f"/api/v1/progress/{T_BOB}", headers=gw.auth("alice")), 403, "forbidden"
     )
     b = _error(
-        await gw.http.get("/api/v1/progress/nope", headers=gw.auth("alice")), 403, "forbidden"
+        await gw.http.get(f"/api/v1/progress/{T_NONE}", headers=gw.auth("alice")), 403, "forbidden"
     )
     assert a == b
-    ok = await gw.http.get("/api/v1/progress/t-bob", headers=gw.auth("ops", "operator"))
+    ok = await gw.http.get(f"/api/v1/progress/{T_BOB}", headers=gw.auth("ops", "operator"))
     assert ok.status_code == 200 and ok.json()["owner"] == "bob"
 
 
@@ -143,9 +148,9 @@ async def test_control_requests_follow_the_task_state(
     gateway_factory: Factory, status: str, action: str, accepted: bool
 ) -> None:
     gw = await gateway_factory()
-    gw.fake.put_task(make_state("t1", owner="alice", status=TaskStatus(status)))
+    gw.fake.put_task(make_state(T1, owner="alice", status=TaskStatus(status)))
     response = await gw.http.post(
-        f"/api/v1/tasks/t1/{action}", headers=gw.auth("alice"), json={"reason": "test"}
+        f"/api/v1/tasks/{T1}/{action}", headers=gw.auth("alice"), json={"reason": "test"}
     )
     if accepted:
         assert response.status_code == 202, response.text
@@ -159,29 +164,29 @@ async def test_control_requests_follow_the_task_state(
 
 async def test_nobody_controls_someone_elses_task(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    gw.fake.put_task(make_state("t1", owner="bob"))
+    gw.fake.put_task(make_state(T1, owner="bob"))
     _error(
-        await gw.http.post("/api/v1/tasks/t1/cancel", headers=gw.auth("alice")), 403, "forbidden"
+        await gw.http.post(f"/api/v1/tasks/{T1}/cancel", headers=gw.auth("alice")), 403, "forbidden"
     )
-    ok = await gw.http.post("/api/v1/tasks/t1/pause", headers=gw.auth("ops", "operator"))
+    ok = await gw.http.post(f"/api/v1/tasks/{T1}/pause", headers=gw.auth("ops", "operator"))
     assert ok.status_code == 202
     assert isinstance(gw.producer.sent[0][1], PauseTask)
     _error(
-        await gw.http.post("/api/v1/tasks/t1/explode", headers=gw.auth()), 422, "invalid_request"
+        await gw.http.post(f"/api/v1/tasks/{T1}/explode", headers=gw.auth()), 422, "invalid_request"
     )
     assert not any(isinstance(e, CancelTask) for _, e in gw.producer.sent)
 
 
 async def test_projects_and_new_runs(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    gw.fake.put_task(make_state("t1", owner="alice", project_id="p1"))
-    project = await gw.http.get("/api/v1/projects/p1", headers=gw.auth("alice"))
-    assert project.status_code == 200 and project.json()["tasks"][0]["task_id"] == "t1"
-    _error(await gw.http.get("/api/v1/projects/p1", headers=gw.auth("bob")), 403, "forbidden")
-    run = await gw.http.post("/api/v1/projects/p1/tasks", headers=gw.auth("alice"))
-    assert run.status_code == 201 and run.json()["project_id"] == "p1"
+    gw.fake.put_task(make_state(T1, owner="alice", project_id=P1))
+    project = await gw.http.get(f"/api/v1/projects/{P1}", headers=gw.auth("alice"))
+    assert project.status_code == 200 and project.json()["tasks"][0]["task_id"] == T1
+    _error(await gw.http.get(f"/api/v1/projects/{P1}", headers=gw.auth("bob")), 403, "forbidden")
+    run = await gw.http.post(f"/api/v1/projects/{P1}/tasks", headers=gw.auth("alice"))
+    assert run.status_code == 201 and run.json()["project_id"] == P1
     [(_, event)] = gw.producer.sent
-    assert isinstance(event, TaskRequested) and event.project_id == "p1"
+    assert isinstance(event, TaskRequested) and event.project_id == P1
     assert event.payload.content == "Some content."
 
 
@@ -190,23 +195,25 @@ async def test_history_stats_and_deletion(gateway_factory: Factory) -> None:
     from ytmaker_gateway.testing import make_update
 
     for n in range(3):
-        gw.fake.record(n * 2, make_update("t1", n=n, progress=n))
-    gw.fake.put_task(make_state("t2", owner="bob", status=TaskStatus.COMPLETED))
-    memory = await gw.http.get("/api/v1/progress/t1/history?since=0", headers=gw.auth())
+        gw.fake.record(n * 2, make_update(T1, n=n, progress=n))
+    gw.fake.put_task(make_state(T2, owner="bob", status=TaskStatus.COMPLETED))
+    memory = await gw.http.get(f"/api/v1/progress/{T1}/history?since=0", headers=gw.auth())
     assert memory.json()["source"] == "memory"
     assert [i["offset"] for i in memory.json()["items"]] == [2, 4]
-    db = await gw.http.get("/api/v1/progress/t1/history/db?limit=1", headers=gw.auth())
+    db = await gw.http.get(f"/api/v1/progress/{T1}/history/db?limit=1", headers=gw.auth())
     assert db.json()["source"] == "database" and len(db.json()["items"]) == 1
     _error(
-        await gw.http.get("/api/v1/progress/t1/history?limit=0", headers=gw.auth()),
+        await gw.http.get(f"/api/v1/progress/{T1}/history?limit=0", headers=gw.auth()),
         422,
         "invalid_request",
     )
     mine = (await gw.http.get("/api/v1/progress/stats", headers=gw.auth("alice"))).json()
     every = (await gw.http.get("/api/v1/progress/stats", headers=gw.auth("o", "operator"))).json()
     assert mine["total_tasks"] == 1 and every["total_tasks"] == 2 and every["completed_tasks"] == 1
-    _error(await gw.http.delete("/api/v1/progress/t1/history", headers=gw.auth()), 409, "conflict")
-    deleted = await gw.http.delete("/api/v1/progress/t2/history", headers=gw.auth("bob"))
+    _error(
+        await gw.http.delete(f"/api/v1/progress/{T1}/history", headers=gw.auth()), 409, "conflict"
+    )
+    deleted = await gw.http.delete(f"/api/v1/progress/{T2}/history", headers=gw.auth("bob"))
     assert deleted.status_code == 204
 
 
@@ -221,32 +228,34 @@ async def test_operator_views_need_the_operator_role(gateway_factory: Factory) -
 async def test_an_unavailable_read_model_gives_503(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
     gw.fake.down = True
-    _error(await gw.http.get("/api/v1/progress/t1", headers=gw.auth()), 503, "unavailable")
+    _error(await gw.http.get(f"/api/v1/progress/{T1}", headers=gw.auth()), 503, "unavailable")
 
 
 async def test_artifacts_are_served_to_their_owner_with_ranges(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
     video = bytes(range(256)) * 40
-    stored = await gw.gateway.artifacts.put("t1/render/video.mp4", video, "video/mp4")
-    await gw.gateway.artifacts.put("t1/script/script.json", b'{"segments": []}')
+    stored = await gw.gateway.artifacts.put(f"{T1}/render/video.mp4", video, "video/mp4")
+    await gw.gateway.artifacts.put(f"{T1}/script/script.json", b'{"segments": []}')
     result = {"video_uri": "file:///published/elsewhere.mp4", "source_video_uri": stored.uri}
-    gw.fake.put_task(make_state("t1", status=TaskStatus.COMPLETED, result=result))
-    full = await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("alice"))
+    gw.fake.put_task(make_state(T1, status=TaskStatus.COMPLETED, result=result))
+    full = await gw.http.get(f"/api/v1/artifacts/{T1}/video", headers=gw.auth("alice"))
     assert full.status_code == 200 and full.content == video
     assert full.headers["content-type"] == "video/mp4"
     part = await gw.http.get(
-        "/api/v1/artifacts/t1/video", headers=gw.auth("alice") | {"Range": "bytes=100-199"}
+        f"/api/v1/artifacts/{T1}/video", headers=gw.auth("alice") | {"Range": "bytes=100-199"}
     )
     assert part.status_code == 206 and part.content == video[100:200]
-    query = await gw.http.get(f"/api/v1/artifacts/t1/video?token={gw.token('alice')}")
+    query = await gw.http.get(f"/api/v1/artifacts/{T1}/video?token={gw.token('alice')}")
     assert query.status_code == 200
     _error(
-        await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("bob")), 403, "forbidden"
+        await gw.http.get(f"/api/v1/artifacts/{T1}/video", headers=gw.auth("bob")), 403, "forbidden"
     )
-    script = await gw.http.get("/api/v1/artifacts/t1/script", headers=gw.auth())
+    script = await gw.http.get(f"/api/v1/artifacts/{T1}/script", headers=gw.auth())
     assert script.status_code == 200 and script.json() == {"segments": []}
-    _error(await gw.http.get("/api/v1/artifacts/t1/thumbnail", headers=gw.auth()), 404, "not_found")
-    _error(await gw.http.get("/api/v1/artifacts/t1/passwd", headers=gw.auth()), 404, "not_found")
+    _error(
+        await gw.http.get(f"/api/v1/artifacts/{T1}/thumbnail", headers=gw.auth()), 404, "not_found"
+    )
+    _error(await gw.http.get(f"/api/v1/artifacts/{T1}/passwd", headers=gw.auth()), 404, "not_found")
 
 
 async def test_security_headers_openapi_and_the_page(gateway_factory: Factory) -> None:
@@ -255,7 +264,7 @@ async def test_security_headers_openapi_and_the_page(gateway_factory: Factory) -
     assert page.status_code == 200 and "<form" in page.text
     assert page.headers["x-content-type-options"] == "nosniff"
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    assert (await gw.http.get("/projects/p1")).status_code == 200
+    assert (await gw.http.get(f"/projects/{P1}")).status_code == 200
     assert (await gw.http.get("/static/app.js")).status_code == 200
     spec = (await gw.http.get("/openapi.json")).json()
     assert "/api/v1/projects" in spec["paths"]

@@ -11,11 +11,16 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from ytmaker_gateway.testing import make_state, make_update, wait_until
+from ytmaker_gateway.testing import PROJECT, make_state, make_update, stable_id, wait_until
 from ytmaker_shared.events import CancelTask
 from ytmaker_shared.progress import TaskStatus
 
 from .conftest import Factory, Harness
+
+T1, T2, T3 = stable_id("t1"), stable_id("t2"), stable_id("t3")
+T_BOB, T_DONE, T_NONE = stable_id("t-bob"), stable_id("t-done"), stable_id("no-such-task")
+T_LATE = stable_id("t-not-folded-yet")
+P1 = PROJECT
 
 
 async def _open(gw: Harness, user: str = "alice", **query: str) -> ClientConnection:
@@ -51,7 +56,7 @@ async def _closed_with(ws: ClientConnection, timeout: float = 5) -> int | None:
             return closed.rcvd.code if closed.rcvd else None
 
 
-def _seed(gw: Harness, task_id: str = "t1", owner: str = "alice", n: int = 5) -> list[int]:
+def _seed(gw: Harness, task_id: str = T1, owner: str = "alice", n: int = 5) -> list[int]:
     offsets = []
     for i in range(n):
         update = make_update(task_id, owner=owner, n=i, progress=i * 10)
@@ -80,13 +85,13 @@ async def test_subscribe_replays_then_streams_live(gateway_factory: Factory) -> 
     gw = await gateway_factory()
     offsets = _seed(gw)
     ws = await _open(gw)
-    await ws.send(json.dumps({"action": "subscribe", "task_id": "t1", "since": offsets[1]}))
+    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": offsets[1]}))
     subscribed = await _recv(ws)
     assert subscribed["type"] == "subscribed"
     assert subscribed["payload"]["recovered"] is True and subscribed["offset"] == offsets[1]
     replayed = [await _recv(ws) for _ in offsets[2:]]
     assert [m["offset"] for m in replayed] == offsets[2:]
-    live = make_update("t1", n=9, status=TaskStatus.COMPLETED)
+    live = make_update(T1, n=9, status=TaskStatus.COMPLETED)
     live_offset = gw.log.append(live)
     message = await _recv(ws)
     assert message["offset"] == live_offset and message["payload"]["status"] == "completed"
@@ -97,12 +102,12 @@ async def test_subscribe_without_since_sends_a_snapshot_first(gateway_factory: F
     gw = await gateway_factory()
     offsets = _seed(gw)
     ws = await _open(gw)
-    await ws.send(json.dumps({"action": "subscribe", "task_id": "t1", "since": None}))
+    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": None}))
     subscribed, snapshot = await _recv(ws), await _recv(ws)
     assert subscribed["payload"]["recovered"] is False
     assert snapshot["type"] == "snapshot" and snapshot["offset"] == offsets[-1]
     assert snapshot["payload"]["progress"] == 40
-    gw.log.append(make_update("t1", n=5))
+    gw.log.append(make_update(T1, n=5))
     assert (await _recv(ws))["type"] == "progress"
     await ws.close()
 
@@ -113,18 +118,20 @@ async def test_subscribe_without_since_sends_a_snapshot_first(gateway_factory: F
         ("{oops", "invalid_json"),
         ('{"action": "dance"}', "unknown_action"),
         ('{"action": "subscribe"}', "missing_field"),
-        ('{"action": "subscribe", "task_id": "t1", "since": "x"}', "invalid_field"),
-        ('{"action": "subscribe", "task_id": "t-bob"}', "forbidden"),
-        ('{"action": "subscribe", "task_id": "no-such-task"}', "forbidden"),
-        ('{"action": "cancel", "task_id": "t-done"}', "conflict"),
+        (json.dumps({"action": "subscribe", "task_id": T1, "since": "x"}), "invalid_field"),
+        (json.dumps({"action": "subscribe", "task_id": T_BOB}), "forbidden"),
+        (json.dumps({"action": "subscribe", "task_id": T_NONE}), "forbidden"),
+        (json.dumps({"action": "cancel", "task_id": T_DONE}), "conflict"),
+        ('{"action": "subscribe", "task_id": "no-such-task"}', "invalid_field"),
+        (json.dumps({"action": "subscribe", "task_id": f"{T1}/../x"}), "invalid_field"),
     ],
 )
 async def test_bad_input_gets_an_error_and_the_connection_stays(
     gateway_factory: Factory, frame: str, code: str
 ) -> None:
     gw = await gateway_factory()
-    _seed(gw, "t-bob", owner="bob", n=1)
-    gw.fake.put_task(make_state("t-done", status=TaskStatus.COMPLETED))
+    _seed(gw, T_BOB, owner="bob", n=1)
+    gw.fake.put_task(make_state(T_DONE, status=TaskStatus.COMPLETED))
     ws = await _open(gw)
     await ws.send(frame)
     error = await _recv(ws)
@@ -157,14 +164,14 @@ async def test_flooding_gets_errors_then_a_close(gateway_factory: Factory) -> No
 
 async def test_too_many_subscriptions(gateway_factory: Factory) -> None:
     gw = await gateway_factory(max_subscriptions=2)
-    for t in ("t1", "t2", "t3"):
+    for t in (T1, T2, T3):
         _seed(gw, t, n=1)
     ws = await _open(gw)
-    for t in ("t1", "t2", "t3"):
+    for t in (T1, T2, T3):
         await ws.send(json.dumps({"action": "subscribe", "task_id": t, "since": -1}))
     messages = await _until(ws, "error")
     assert messages[-1]["payload"]["code"] == "too_many_subscriptions"
-    assert messages[-1]["task_id"] == "t3"
+    assert messages[-1]["task_id"] == T3
     await ws.close()
 
 
@@ -173,10 +180,10 @@ async def test_a_client_that_cannot_keep_up_is_closed_with_1013(gateway_factory:
     _seed(gw, n=1)
     fast, slow = await _open(gw), await _open(gw)
     for ws in (fast, slow):
-        await ws.send(json.dumps({"action": "subscribe", "task_id": "t1", "since": 0}))
+        await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": 0}))
         await _until(ws, "subscribed")
     for n in range(30):  # one event-loop step: the writers cannot drain in between
-        gw.log.append(make_update("t1", n=n))
+        gw.log.append(make_update(T1, n=n))
     assert await _closed_with(slow) == 1013
     await fast.close()
 
@@ -195,16 +202,16 @@ async def test_a_reconnect_restores_subscriptions_and_sends_what_was_missed(
     offsets = _seed(gw, n=3)
     ws = await _open(gw)
     client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
-    await ws.send(json.dumps({"action": "subscribe", "task_id": "t1", "since": offsets[0]}))
+    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": offsets[0]}))
     await _until(ws, "subscribed")
     seen = [(await _recv(ws))["offset"] for _ in offsets[1:]]
     await ws.close()
     await wait_until(lambda: client_id not in gw.gateway.sessions.active, timeout=5)
-    missed = [gw.log.append(make_update("t1", n=n)) for n in range(3, 6)]
+    missed = [gw.log.append(make_update(T1, n=n)) for n in range(3, 6)]
     again = await _open(gw, old_client_id=client_id)
     hello = again.hello  # type: ignore[attr-defined]
     assert hello["type"] == "reconnected" and hello["payload"]["old_client_id"] == client_id
-    assert hello["payload"]["subscribed"] == ["t1"]
+    assert hello["payload"]["subscribed"] == [T1]
     subscribed = await _recv(again)
     assert subscribed["type"] == "subscribed" and subscribed["offset"] == seen[-1]
     assert [(await _recv(again))["offset"] for _ in missed] == missed
@@ -229,7 +236,7 @@ async def test_control_over_the_socket(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
     _seed(gw, n=1)
     ws = await _open(gw)
-    await ws.send(json.dumps({"action": "cancel", "task_id": "t1", "reason": "enough"}))
+    await ws.send(json.dumps({"action": "cancel", "task_id": T1, "reason": "enough"}))
     ack = await _recv(ws)
     assert ack["type"] == "ack" and ack["payload"]["action"] == "cancel"
     [(_, event)] = gw.producer.sent
@@ -239,15 +246,15 @@ async def test_control_over_the_socket(gateway_factory: Factory) -> None:
 
 async def test_the_project_stream(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw, "t1", n=2)
-    async with connect(f"{gw.ws}/api/v1/projects/p1/progress?token={gw.token()}") as ws:
+    offsets = _seed(gw, T1, n=2)
+    async with connect(f"{gw.ws}/api/v1/projects/{P1}/progress?token={gw.token()}") as ws:
         assert (await _recv(ws))["type"] == "connected"
         initial = await _recv(ws)
         assert initial["type"] == "initial" and initial["offset"] == offsets[-1]
-        assert initial["payload"]["state"]["task_id"] == "t1"
-        later = gw.log.append(make_update("t1", n=2))
+        assert initial["payload"]["state"]["task_id"] == T1
+        later = gw.log.append(make_update(T1, n=2))
         assert (await _recv(ws))["offset"] == later
-    async with connect(f"{gw.ws}/api/v1/projects/p1/progress?token={gw.token('bob')}") as ws:
+    async with connect(f"{gw.ws}/api/v1/projects/{P1}/progress?token={gw.token('bob')}") as ws:
         await _recv(ws)
         assert (await _recv(ws))["payload"]["code"] == "forbidden"
         assert await _closed_with(ws) == 4403
@@ -259,15 +266,15 @@ async def test_subscribe_while_the_read_model_catches_up_is_retryable_and_names_
     """After a restart the read model may not have folded a task yet: the answer is the
     retryable `unavailable` for that task, never `forbidden` (found by the chaos test)."""
     gw = await gateway_factory()
-    subscribe = {"action": "subscribe", "task_id": "t-not-folded-yet", "since": None}
+    subscribe = {"action": "subscribe", "task_id": T_LATE, "since": None}
     gw.fake.catching_up = True
     ws = await _open(gw)
     await ws.send(json.dumps(subscribe))
     error = await _recv(ws)
-    assert (error["type"], error["task_id"]) == ("error", "t-not-folded-yet")
+    assert (error["type"], error["task_id"]) == ("error", T_LATE)
     assert error["payload"]["code"] == "unavailable"
     gw.fake.catching_up = False
     await ws.send(json.dumps(subscribe))
     error = await _recv(ws)
-    assert (error["task_id"], error["payload"]["code"]) == ("t-not-folded-yet", "forbidden")
+    assert (error["task_id"], error["payload"]["code"]) == (T_LATE, "forbidden")
     await ws.close()

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from ytmaker_shared.events import (
     StageStartedPayload,
     TaskRequested,
     TaskRequestedPayload,
+    new_event_id,
 )
 from ytmaker_shared.kafka import EventProducer, delete_topics, ensure_topics
 from ytmaker_shared.stages import Stage
@@ -109,10 +109,10 @@ class World:
 
     async def start_task(self, owner: str = "alice") -> TaskRequested:
         """A requested task whose script stage has started, folded by the progress service."""
-        task_id = f"t-{uuid.uuid4().hex[:12]}"
+        task_id = new_event_id()
         requested = TaskRequested(
             task_id=task_id,
-            project_id=f"p-{task_id}",
+            project_id=new_event_id(),
             owner=owner,
             producer="test",
             correlation_id=task_id,

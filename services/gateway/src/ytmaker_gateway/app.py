@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ytmaker_gateway import metrics
 from ytmaker_gateway.api import rest, runs, ws
 from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.edge import EdgeGuard
 from ytmaker_gateway.errors import GatewayError
 from ytmaker_gateway.sio.server import SocketIOMount
 
@@ -78,7 +79,7 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, exc: GatewayError) -> Any:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Any:
@@ -91,7 +92,11 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Any:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if exc.status_code == 400:  # a body the framework could not even parse (not UTF-8)
+            return _error(422, "invalid_request", "the body is not valid JSON", {"errors": []})
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.get("/healthz", include_in_schema=False)
@@ -127,5 +132,10 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
             allow_headers=["authorization", "content-type"],
         )
     app.add_middleware(SocketIOMount, gateway=gateway)  # /socket.io/: the /progress namespace
+    app.add_middleware(
+        EdgeGuard,
+        max_body_bytes=gateway.settings.max_body_bytes,
+        loopback_only=gateway.settings.dev_allow_anonymous,
+    )
     app.add_middleware(SecurityHeaders)
     return app

@@ -27,6 +27,9 @@ class Principal:
 
     user: str
     roles: frozenset[str] = field(default_factory=frozenset)
+    #: When the token stops being valid (epoch seconds, its `exp` plus the leeway); None for
+    #: the development user. An open WebSocket is closed with 4401 then.
+    expires_at: float | None = field(default=None, compare=False)
 
     @property
     def is_operator(self) -> bool:
@@ -93,13 +96,16 @@ def authenticate(config: TokenConfig, token: str | None) -> Principal:
         raise AuthError("token expired") from None
     except jwt.InvalidTokenError as exc:
         raise AuthError(f"invalid token: {type(exc).__name__}") from None
+    except Exception as exc:  # e.g. a signed `exp` of Infinity: still only a bad token
+        raise AuthError(f"invalid token: {type(exc).__name__}") from None
     user = claims.get("sub")
     roles = claims.get("roles", [])
     if not isinstance(user, str) or not user or len(user) > 128:
         raise AuthError("invalid token: bad subject")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise AuthError("invalid token: roles must be a list of strings")
-    return Principal(user, frozenset(roles))
+    expires_at = float(min(int(claims["exp"]), 2**53)) + config.leeway_s  # int: checked above
+    return Principal(user, frozenset(roles), expires_at)
 
 
 def bearer(header: str | None) -> str | None:

@@ -7,12 +7,14 @@ here from the read model, and refused with `Conflict` (409) and a clear message 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from ytmaker_gateway.access import Access, TaskRef
 from ytmaker_gateway.auth import Principal
-from ytmaker_gateway.errors import Conflict, Unavailable
+from ytmaker_gateway.errors import Conflict, TooManyRequests, Unavailable
+from ytmaker_gateway.limits import RateLimiter
 from ytmaker_shared.events import (
     CancelTask,
     ControlPayload,
@@ -65,10 +67,19 @@ def refusal(action: str, status: str) -> str | None:
 
 
 class Commands:
-    def __init__(self, producer: Producer, access: Access, producer_name: str) -> None:
+    """`runs` limits how many projects and runs each user may start (429 past it)."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        access: Access,
+        producer_name: str,
+        runs: RateLimiter | None = None,
+    ) -> None:
         self.producer = producer
         self.access = access
         self.producer_name = producer_name
+        self.runs = runs
 
     async def start_run(
         self,
@@ -79,7 +90,14 @@ class Commands:
         settings: ProjectSettings,
         project_id: str | None = None,
     ) -> Started:
-        """Emit `task.requested` for a new task (of a new project unless `project_id`)."""
+        """Emit `task.requested` for a new task (of a new project unless `project_id`);
+        raises TooManyRequests past the user's limit, Unavailable when the log is down."""
+        if self.runs is not None:
+            wait_s = self.runs.take(principal.user, time.monotonic())
+            if wait_s:
+                raise TooManyRequests(
+                    "too many projects and runs started: try again later", retry_after=wait_s
+                )
         task_id = new_event_id()
         project_id = project_id or new_event_id()
         event = TaskRequested(

@@ -19,6 +19,10 @@ class GatewayError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with the error (e.g. `Retry-After`)."""
+        return {}
+
 
 class Unauthorized(GatewayError):
     status = 401
@@ -53,3 +57,17 @@ class Invalid(GatewayError):
 class Unavailable(GatewayError):
     status = 503
     code = "unavailable"
+
+
+class TooManyRequests(GatewayError):
+    """A per-user limit: `details.retry_after` (seconds) is also sent as `Retry-After`."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

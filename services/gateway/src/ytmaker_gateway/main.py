@@ -17,9 +17,11 @@ from ytmaker_gateway.adapters.progress_api import ProgressApi
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.commands import Commands
 from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.edge import is_loopback_host
 from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.replay import ReplayReader
 from ytmaker_gateway.fanout.streams import Streams
+from ytmaker_gateway.limits import RateLimiter
 from ytmaker_gateway.sessions import SessionRegistry
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.kafka import EventProducer, ensure_topics
@@ -50,9 +52,20 @@ def build(
         tokens=settings.token_config(),
         progress=progress,
         access=access,
-        commands=Commands(producer, access, f"{SERVICE}/{settings.instance}"),
+        commands=Commands(
+            producer,
+            access,
+            f"{SERVICE}/{settings.instance}",
+            RateLimiter(settings.runs_per_minute, settings.runs_burst),
+        ),
         hub=hub,
-        streams=Streams(hub, reader or ReplayReader(settings), settings.client_queue_size),
+        streams=Streams(
+            hub,
+            reader or ReplayReader(settings),
+            settings.client_queue_size,
+            page_size=settings.replay_page,
+            stall_s=settings.replay_stall_s,
+        ),
         sessions=SessionRegistry(
             settings.session_window_s, progress, restore_wait_s=settings.session_restore_wait_s
         ),
@@ -60,7 +73,18 @@ def build(
     )
 
 
+def refuse_anonymous_on_a_network(settings: GatewaySettings) -> None:
+    """Raise SystemExit when anonymous access is on and the address to bind is not a loopback
+    one: a development flag must not open the system to a network."""
+    if settings.dev_allow_anonymous and not is_loopback_host(settings.host):
+        raise SystemExit(
+            f"YTMAKER_DEV_ALLOW_ANONYMOUS is for development on this machine only: refusing to "
+            f"listen on {settings.host!r}; bind a loopback address (127.0.0.1) or turn it off"
+        )
+
+
 def bind(settings: GatewaySettings) -> socket.socket:
+    refuse_anonymous_on_a_network(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
@@ -71,6 +95,7 @@ def bind(settings: GatewaySettings) -> socket.socket:
 
 async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
     """Run the gateway until `stopping` is set."""
+    refuse_anonymous_on_a_network(settings)
     if not settings.jwt_secret and not settings.dev_allow_anonymous:
         log.warning("no YTMAKER_JWT_SECRET and anonymous access off: every request gets 401")
     await ensure_topics(settings)
@@ -80,6 +105,7 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
     hub_stopping = asyncio.Event()
     try:
         await gateway.hub.start()
+        await gateway.streams.reader.warm_up()
         hub_task = asyncio.create_task(gateway.hub.run(hub_stopping), name="fanout")
         checkpoints = asyncio.create_task(
             gateway.sessions.run_checkpoints(settings.session_checkpoint_s, hub_stopping)
@@ -99,6 +125,8 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
             access_log=False,
             lifespan="off",
             proxy_headers=False,
+            # A client that does not read must not hold a stopping gateway up for ever.
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
         server = uvicorn.Server(config)
         server_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")

@@ -1,4 +1,9 @@
-"""The gateway's Prometheus metrics (issue 5, "Metrics"), served at /metrics."""
+"""The gateway's Prometheus metrics (issue 5, "Metrics"), served at /metrics.
+
+Aggregate counts only: no label holds a user name, a project or task id, or anything else a
+client chose (labels are fixed sets of codes), so `/metrics` tells nobody who is connected or
+what they watch (docs/decisions/0042-closed-doors-at-the-gateway.md). The operator's views
+(`/progress/active`, `/websocket/stats`) give the details, behind the operator role."""
 
 from __future__ import annotations
 
@@ -7,13 +12,9 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-CONNECTED_CLIENTS = Gauge(
-    "ytmaker_gateway_connected_clients", "Open WebSocket connections, by user.", ["user"]
-)
+CONNECTED_CLIENTS = Gauge("ytmaker_gateway_connected_clients", "Open WebSocket connections.")
 PROJECT_WATCHERS = Gauge(
-    "ytmaker_gateway_project_watchers",
-    "Open per-project streams and task subscriptions, by project.",
-    ["project"],
+    "ytmaker_gateway_project_watchers", "Open task subscriptions and per-project streams."
 )
 MESSAGES_SENT = Counter(
     "ytmaker_gateway_messages_sent_total", "Messages written to WebSockets (rate = per second)."
@@ -37,7 +38,10 @@ BAD_INPUT = Counter(
     ["kind"],
 )
 BAD_UPDATES = Counter(
-    "ytmaker_gateway_bad_updates_total", "Records on progress.updates that could not be read."
+    "ytmaker_gateway_bad_updates_total",
+    "Records on progress.updates that could not be decoded and were skipped, by reader (live: "
+    "the fan-out, once per record; replay: each replay that read it) and decode reason.",
+    ["reader", "reason"],
 )
 DELIVERY_LATENCY = Histogram(
     "ytmaker_gateway_delivery_latency_seconds",

@@ -8,22 +8,29 @@ raises `ProtocolError` with a stable code for anything else, which the caller an
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 
-from ytmaker_shared.progress import ProgressUpdate
+from ytmaker_gateway.ids import MAX_OFFSET, SHOWN, is_offset, is_uuid
+from ytmaker_shared.progress import ProgressUpdate, TaskState
 
 Action = Literal["subscribe", "unsubscribe", "cancel", "pause", "resume", "ping", "pong"]
 ACTIONS: frozenset[str] = frozenset(
     {"subscribe", "unsubscribe", "cancel", "pause", "resume", "ping", "pong"}
 )
 CONTROL_ACTIONS: frozenset[str] = frozenset({"cancel", "pause", "resume"})
-MAX_TASK_ID = 64
 MAX_REASON = 1000
+MAX_EPOCH = 200
+#: The fields each action takes; any other field is refused (`invalid_field`).
+FIELDS: dict[str, frozenset[str]] = {
+    "subscribe": frozenset({"action", "task_id", "since", "epoch"}),
+    "unsubscribe": frozenset({"action", "task_id"}),
+    **dict.fromkeys(CONTROL_ACTIONS, frozenset({"action", "task_id", "reason"})),
+    **dict.fromkeys(("ping", "pong"), frozenset({"action", "type"})),
+}
 
 # Close codes (RFC 6455 §7.4 and the application range 4000-4999).
 CLOSE_NORMAL = 1000
@@ -31,9 +38,10 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_UNAUTHORIZED = 4401
+CLOSE_UNAUTHORIZED = 4401  # no, a bad or an expired token
 CLOSE_FORBIDDEN = 4403
 CLOSE_HEARTBEAT_TIMEOUT = 4408
+CLOSE_TOO_MANY_CONNECTIONS = 4429
 
 
 class ProtocolError(ValueError):
@@ -56,27 +64,36 @@ class ClientMessage:
 
 
 def parse_client_message(frame: str | bytes) -> ClientMessage:
-    """Validate one client frame; raises ProtocolError (`invalid_json`, `invalid_message`,
-    `unknown_action`, `missing_field`, `invalid_field`)."""
+    """Validate one client frame; raises ProtocolError (`invalid_frame`, `invalid_json`,
+    `invalid_message`, `unknown_action`, `missing_field`, `invalid_field`) and nothing else,
+    whatever the frame holds (docs/decisions/0041-strict-input-at-the-gateway.md)."""
+    if not isinstance(frame, str):
+        raise ProtocolError("invalid_frame", "send each message as a text frame of JSON")
     try:
-        raw = json.loads(frame)
-    except json.JSONDecodeError as exc:
-        raise ProtocolError("invalid_json", f"the frame is not JSON: {exc.msg}") from None
-    except UnicodeDecodeError:
-        raise ProtocolError("invalid_json", "the frame is not UTF-8") from None
+        raw = orjson.loads(frame)  # nesting and number size bounded; never a RecursionError
+    except Exception as exc:  # orjson raises JSONDecodeError; anything else is bad input too
+        raise ProtocolError("invalid_json", f"the frame is not JSON: {str(exc)[:120]}") from None
     if not isinstance(raw, dict):
         raise ProtocolError("invalid_message", "a message is a JSON object")
     action = raw.get("action", raw.get("type"))
     if action is None:
         raise ProtocolError("missing_field", "a message needs an 'action'")
     if not isinstance(action, str) or action not in ACTIONS:
-        shown = action if isinstance(action, str) else type(action).__name__
-        raise ProtocolError("unknown_action", f"unknown action {str(shown)[:40]!r}")
+        shown = action[:SHOWN] if isinstance(action, str) else type(action).__name__
+        raise ProtocolError("unknown_action", f"unknown action {shown!r}")
+    task_id = raw.get("task_id") if is_uuid(raw.get("task_id")) else None
+    unknown = sorted(str(k)[:SHOWN] for k in raw if k not in FIELDS[action])
+    if unknown:
+        raise ProtocolError(
+            "invalid_field", f"unknown field(s) for '{action}': {', '.join(unknown[:5])}", task_id
+        )
     if action in ("ping", "pong"):
         return ClientMessage(action)  # type: ignore[arg-type]
     task_id = _task_id(raw)
     if action == "subscribe":
         return ClientMessage("subscribe", task_id, _since(raw, task_id), _epoch(raw, task_id))
+    if action == "unsubscribe":
+        return ClientMessage("unsubscribe", task_id)
     reason = raw.get("reason", "")
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
         raise ProtocolError("invalid_field", "'reason' is a string of at most 1000", task_id)
@@ -87,26 +104,32 @@ def _task_id(raw: dict[str, Any]) -> str:
     task_id = raw.get("task_id")
     if task_id is None or task_id == "":
         raise ProtocolError("missing_field", f"'{raw.get('action')}' needs a 'task_id'")
-    if not isinstance(task_id, str) or len(task_id) > MAX_TASK_ID:
-        raise ProtocolError("invalid_field", "'task_id' is a string of at most 64 characters")
-    return task_id
+    if not is_uuid(task_id):
+        raise ProtocolError(
+            "invalid_field", "'task_id' is a task id as the system issues them (a lowercase UUID)"
+        )
+    return str(task_id)
 
 
 def _since(raw: dict[str, Any], task_id: str) -> int | None:
     since = raw.get("since")
     if since is None:
         return None
-    if type(since) is not int or since < -1:
-        raise ProtocolError("invalid_field", "'since' is an offset (integer ≥ -1) or null", task_id)
-    return since
+    if not is_offset(since):
+        raise ProtocolError(
+            "invalid_field", f"'since' is an offset (integer -1 … {MAX_OFFSET}) or null", task_id
+        )
+    return int(since)
 
 
 def _epoch(raw: dict[str, Any], task_id: str) -> str | None:
     epoch = raw.get("epoch")
     if epoch is None:
         return None
-    if not isinstance(epoch, str) or len(epoch) > 200:
-        raise ProtocolError("invalid_field", "'epoch' is a string or null", task_id)
+    if not isinstance(epoch, str) or len(epoch) > MAX_EPOCH:
+        raise ProtocolError(
+            "invalid_field", f"'epoch' is a string of at most {MAX_EPOCH} or null", task_id
+        )
     return epoch
 
 
@@ -141,9 +164,29 @@ def update_payload(update: ProgressUpdate, offset: int, epoch: str | None) -> di
     return state
 
 
+_STATE_SERIALIZER = TaskState.__pydantic_serializer__
+_FILLED_BY_READERS = {"offset": True, "epoch": True}
+
+
 def update_message(update: ProgressUpdate, offset: int, epoch: str | None) -> str:
-    """The `progress` / `status` / `error` message of one update (DESIGN §5)."""
-    return message(update.type.value, update_payload(update, offset, epoch), update.task_id, offset)
+    """The `progress` / `status` / `error` message of one update (DESIGN §5): the same JSON
+    as `message(type, update_payload(...))`, written in one pass (the state serialised by
+    pydantic, the few added fields spliced after it), because every replayed update pays it
+    (docs/decisions/0040-paged-replay.md)."""
+    state = _STATE_SERIALIZER.to_json(update.state, exclude=_FILLED_BY_READERS)
+    added = orjson.dumps(
+        {
+            "offset": offset,
+            "epoch": epoch,
+            "event_id": update.event_id,
+            "event_type": update.event_type,
+            "occurred_at": update.occurred_at.isoformat(),
+        }
+    )
+    head = orjson.dumps({"type": str(update.type), "task_id": update.task_id, "offset": offset})
+    # `{"type":…,"offset":N` + `,"payload":` + `{state…` + `,` + `"offset":N,…}` + `}`; a state
+    # always has fields, so its `{…}` continues with a comma.
+    return b"".join((head[:-1], b',"payload":', state[:-1], b",", added[1:], b"}")).decode()
 
 
 def state_payload(state: dict[str, Any], epoch: str | None) -> dict[str, Any]:

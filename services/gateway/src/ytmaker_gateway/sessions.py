@@ -123,19 +123,26 @@ class SessionRegistry:
         self.store = store
         self.restore_wait_s = restore_wait_s
         self.active: dict[str, Session] = {}
+        self._per_user: dict[str, int] = {}
         self._closed: dict[str, Session] = {}
         self._pending: dict[str, dict[str, Any]] = {}
         self._writer: asyncio.Task[None] | None = None
 
     def open(self, session: Session) -> None:
         self.active[session.client_id] = session
+        self._per_user[session.user] = self._per_user.get(session.user, 0) + 1
         self.save(session)
 
     def close(self, session: Session) -> None:
         session.disconnected_at = time.time()
         session.connection = None
         session.current_offsets = None
-        self.active.pop(session.client_id, None)
+        if self.active.pop(session.client_id, None) is not None:
+            left = self._per_user.get(session.user, 1) - 1
+            if left > 0:
+                self._per_user[session.user] = left
+            else:
+                self._per_user.pop(session.user, None)
         self._closed[session.client_id] = session
         self._expire()
         self.save(session)
@@ -245,7 +252,9 @@ class SessionRegistry:
             await asyncio.gather(self._writer, return_exceptions=True)
 
     def by_user(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for session in self.active.values():
-            counts[session.user] = counts.get(session.user, 0) + 1
-        return counts
+        """Open connections of this process, by user."""
+        return dict(self._per_user)
+
+    def open_count(self, user: str) -> int:
+        """How many connections `user` has open on this process."""
+        return self._per_user.get(user, 0)

@@ -31,12 +31,29 @@ class GatewaySettings(ServiceSettings):
     jwt_secret: SecretStr | None = Field(default=None, description="HS256 signing secret.")
     jwt_issuer: str = "ytmaker"
     jwt_audience: str = "ytmaker-gateway"
+    jwt_leeway_s: float = Field(
+        default=30.0, ge=0, le=300, description="Clock skew allowed on a token's expiry."
+    )
     dev_allow_anonymous: bool = Field(
-        default=False, description="Development only: requests without a token act as 'dev'."
+        default=False,
+        description="Development only: requests without a token act as 'dev'. Refuses a "
+        "non-loopback bind; every request must then name a loopback Host (and Origin).",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Allowed CORS origins, comma-separated."
     )
+
+    # Limits at the edge (docs/decisions/0041-strict-input-at-the-gateway.md, 0042).
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Larger REST bodies: 413, before reading them."
+    )
+    max_connections_per_user: int = Field(
+        default=50, ge=1, description="Open WebSockets per user on one replica; more: 4429."
+    )
+    runs_per_minute: float = Field(
+        default=10.0, gt=0, description="Projects and runs a user may start per minute..."
+    )
+    runs_burst: int = Field(default=20, ge=1, description="...and at once; more: 429.")
 
     # WebSocket behaviour.
     heartbeat_interval_s: float = Field(default=30.0, gt=0)
@@ -67,6 +84,10 @@ class GatewaySettings(ServiceSettings):
         "(docs/decisions/0033-gateway-latency.md).",
     )
 
+    shutdown_grace_s: int = Field(
+        default=5, ge=1, description="How long a stopping gateway waits for open connections."
+    )
+
     # Runtime (docs/decisions/0033-gateway-latency.md).
     gc_freeze: bool = Field(
         default=True,
@@ -84,9 +105,27 @@ class GatewaySettings(ServiceSettings):
 
     # Replay and caches.
     replay_readers: int = Field(default=4, ge=1, description="Kafka readers for replays.")
-    replay_timeout_s: float = Field(default=20.0, gt=0)
-    cache_updates_per_task: int = Field(default=2000, ge=0)
-    cache_tasks: int = Field(default=5000, ge=0)
+    replay_timeout_s: float = Field(
+        default=20.0, gt=0, description="How long one page of a replay may take to read."
+    )
+    replay_page: int = Field(
+        default=500, ge=1, description="Updates per replay page (docs/decisions/0040)."
+    )
+    replay_stall_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A replay waiting for a client that read nothing for this long: 1013.",
+    )
+    cache_updates_per_task: int = Field(
+        default=20_000, ge=0, description="Recent updates the hub keeps per task, at most..."
+    )
+    cache_tasks: int = Field(default=5000, ge=0, description="...for this many tasks...")
+    cache_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="...in this many bytes: past it, the task updated longest ago goes "
+        "(docs/decisions/0040-paged-replay.md).",
+    )
 
     # Artifacts: the store the stages write to (same variables as the stages' StageSettings).
     artifact_dir: Path = Field(
@@ -114,6 +153,7 @@ class GatewaySettings(ServiceSettings):
             issuer=self.jwt_issuer,
             audience=self.jwt_audience,
             allow_anonymous=self.dev_allow_anonymous,
+            leeway_s=self.jwt_leeway_s,
         )
 
     def artifact_store(self) -> ArtifactStore:

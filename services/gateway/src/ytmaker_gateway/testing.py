@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,16 @@ from ytmaker_shared.events import Event
 from ytmaker_shared.progress import ProgressUpdate, TaskState, TaskStatus, UpdateType
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
+
+
+def stable_id(name: str) -> str:
+    """An id of the form the system issues (a lowercase UUID), the same for the same `name`:
+    tests name their tasks and projects readably and still pass the gateway's id checks."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ytmaker-test:{name}"))
+
+
+#: The project of `make_state` and `make_update` unless a test names another.
+PROJECT = stable_id("p1")
 
 
 async def wait_until(
@@ -40,7 +51,7 @@ def make_state(
     task_id: str,
     *,
     owner: str = "alice",
-    project_id: str = "p1",
+    project_id: str = PROJECT,
     status: TaskStatus = TaskStatus.RUNNING,
     progress: float = 0.0,
     offset: int | None = None,
@@ -64,7 +75,7 @@ def make_update(
     task_id: str,
     *,
     owner: str = "alice",
-    project_id: str = "p1",
+    project_id: str = PROJECT,
     progress: float = 0.0,
     status: TaskStatus = TaskStatus.RUNNING,
     kind: UpdateType = UpdateType.PROGRESS,
@@ -88,7 +99,7 @@ def make_update(
             status=status,
             progress=progress,
             stage=Stage.SCRIPT,
-            message=f"step {n}",
+            message=fields.pop("message", f"step {n}"),
             **fields,
         ),
     )
@@ -257,16 +268,24 @@ class FakeLog:
         }
         self.log_start: dict[int, int] = dict.fromkeys(range(partitions), 0)
         self.reads = 0
+        self.scanned = 0
         hub.positions = dict.fromkeys(range(partitions), 0)
         hub.start_positions = dict.fromkeys(range(partitions), 0)
         hub.ready.set()
 
     def append(self, update: ProgressUpdate, *, deliver: bool = True, ts_ms: int = 0) -> int:
-        partition = self.hub.partition_of(update.task_id)
+        return self.append_raw(
+            update.task_id, update.model_dump_json().encode(), deliver=deliver, ts_ms=ts_ms
+        )
+
+    def append_raw(
+        self, task_id: str, value: bytes | None, *, deliver: bool = True, ts_ms: int = 0
+    ) -> int:
+        """Write any bytes (a bad record too) as a record of the task's partition."""
+        partition = self.hub.partition_of(task_id)
         records = self.records[partition]
         offset = records[-1][0] + 1 if records else 0
-        value = update.model_dump_json().encode()
-        records.append((offset, update.task_id.encode(), value, ts_ms))
+        records.append((offset, task_id.encode(), value, ts_ms))  # type: ignore[arg-type]
         if deliver:
             self.hub.dispatch(partition, offset, value)
         return offset
@@ -288,19 +307,32 @@ class FakeLog:
                 return offset
         return None
 
-    async def read(
-        self, task_id: str, partition: int, first: int, end: int, epoch: str | None
-    ) -> list[Any]:
-        from ytmaker_gateway.fanout.delivery import delivery_from_record
+    async def page(
+        self, task_id: str, partition: int, first: int, end: int, epoch: str | None, limit: int
+    ) -> Any:
+        """As ReplayReader.page: at least `limit` of the task's updates from `first` (fewer at
+        `end`), bad records counted and skipped; `scanned` counts the records looked at."""
+        from ytmaker_gateway.fanout.delivery import BAD_RECORDS, delivery_from_record
+        from ytmaker_gateway.fanout.replay import Page
+        from ytmaker_shared.events import DecodeError
 
         self.reads += 1
-        return [
-            delivery_from_record(partition, offset, value, epoch)
-            for offset, key, value, _ in self.records[partition]
-            if first <= offset < end
-            and offset >= self.log_start[partition]
-            and key == task_id.encode()
-        ]
+        items: list[Any] = []
+        for offset, key, value, _ in self.records[partition]:
+            if offset < max(first, self.log_start[partition]):
+                continue
+            if offset >= end or len(items) >= limit:
+                return Page(items, min(offset, end))
+            self.scanned += 1
+            if key == task_id.encode():
+                try:
+                    items.append(delivery_from_record(partition, offset, value, epoch))
+                except DecodeError as exc:
+                    BAD_RECORDS.skip("progress.updates", partition, offset, exc, "replay")
+        return Page(items, end)
+
+    async def warm_up(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -11,6 +11,18 @@ from ytmaker_shared.events import ProjectSettings
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Settings(ProjectSettings):
+    """`ProjectSettings` as a client may send them: every field bounded (each tag too)."""
+
+    tags: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field(
+        default=(), max_length=30
+    )
+
+    def contract(self) -> ProjectSettings:
+        """The same settings as the event contract's model."""
+        return ProjectSettings.model_validate(self.model_dump())
 
 
 class ProjectCreate(Strict):
@@ -31,7 +43,7 @@ class ProjectCreate(Strict):
 
     title: str = Field(min_length=1, max_length=200)
     content: str = Field(min_length=1, max_length=100_000)
-    settings: ProjectSettings = ProjectSettings()
+    settings: Settings = Settings()
 
     @field_validator("title", "content")
     @classmethod
@@ -44,7 +56,7 @@ class ProjectCreate(Strict):
 class RunCreate(Strict):
     """Another run of a project; `settings` replaces the project's settings for this run."""
 
-    settings: ProjectSettings | None = None
+    settings: Settings | None = None
 
 
 class Started(BaseModel):
@@ -158,8 +170,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in (
         (401, "no or bad token"),
         (403, "not yours (or does not exist)"),
+        (404, "no such route, artifact or connected client"),
         (409, "the task's state forbids it"),
+        (413, "the body is larger than the limit (YTMAKER_MAX_BODY_BYTES)"),
         (422, "invalid input"),
+        (429, "a per-user limit: wait `Retry-After` seconds"),
         (503, "a backing service is unavailable"),
     )
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from ytmaker_gateway import metrics
@@ -34,6 +34,7 @@ from ytmaker_gateway.errors import (
     Unauthorized,
     Unavailable,
 )
+from ytmaker_gateway.ids import CLIENT_ID_PATTERN, MAX_OFFSET, UUID_PATTERN
 from ytmaker_shared.artifacts import ArtifactNotFound, ArtifactStoreUnavailable, InvalidKey
 from ytmaker_shared.events import ProjectSettings
 
@@ -67,6 +68,22 @@ Gw = Annotated[Gateway, Depends(gateway)]
 Who = Annotated[Principal, Depends(principal)]
 Operator = Annotated[Principal, Depends(operator)]
 
+# Ids are checked as the system issues them before any lookup or URL is built (422 otherwise).
+_EXAMPLE_ID = "0190f1c2-7a3b-7c00-8000-000000000002"
+TaskId = Annotated[
+    str, Path(pattern=UUID_PATTERN, max_length=36, description="A task id.", examples=[_EXAMPLE_ID])
+]
+ProjectId = Annotated[
+    str,
+    Path(pattern=UUID_PATTERN, max_length=36, description="A project id.", examples=[_EXAMPLE_ID]),
+]
+ClientId = Annotated[
+    str, Query(pattern=CLIENT_ID_PATTERN, max_length=34, description="A WebSocket client id.")
+]
+Since = Annotated[
+    int | None, Query(ge=-1, le=MAX_OFFSET, description="Only offsets above it (-1: all).")
+]
+
 
 def _urls(request: Request, gw: Gateway, project_id: str) -> tuple[str, str]:
     base = gw.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
@@ -88,7 +105,7 @@ async def _upstream(call: Any) -> Any:
 async def create_project(body: ProjectCreate, request: Request, gw: Gw, who: Who) -> Started:
     """Create a project and start its first run (emits `task.requested`)."""
     started = await gw.commands.start_run(
-        who, title=body.title, content=body.content, settings=body.settings
+        who, title=body.title, content=body.content, settings=body.settings.contract()
     )
     ws_url, page_url = _urls(request, gw, started.project_id)
     return Started(
@@ -100,13 +117,13 @@ async def create_project(body: ProjectCreate, request: Request, gw: Gw, who: Who
     "/projects/{project_id}/tasks", status_code=201, response_model=Started, tags=["projects"]
 )
 async def start_run(
-    project_id: str, request: Request, gw: Gw, who: Who, body: RunCreate | None = None
+    project_id: ProjectId, request: Request, gw: Gw, who: Who, body: RunCreate | None = None
 ) -> Started:
     """Start another run of a project."""
     found = await gw.access.project(who, project_id)
     project = found["project"]
     settings = (
-        body.settings if body and body.settings else None
+        body.settings.contract() if body and body.settings else None
     ) or ProjectSettings.model_validate(project.get("settings") or {})
     started = await gw.commands.start_run(
         who,
@@ -120,7 +137,7 @@ async def start_run(
 
 
 @router.get("/projects/{project_id}", tags=["projects"])
-async def get_project(project_id: str, gw: Gw, who: Who) -> dict[str, Any]:
+async def get_project(project_id: ProjectId, gw: Gw, who: Who) -> dict[str, Any]:
     """The project with its tasks, newest first."""
     return await gw.access.project(who, project_id)
 
@@ -129,7 +146,7 @@ async def get_project(project_id: str, gw: Gw, who: Who) -> dict[str, Any]:
     "/tasks/{task_id}/{action}", response_model=ControlAccepted, status_code=202, tags=["tasks"]
 )
 async def control(
-    task_id: str,
+    task_id: TaskId,
     action: Literal["cancel", "pause", "resume"],
     gw: Gw,
     who: Who,
@@ -168,9 +185,10 @@ async def active(gw: Gw, who: Operator) -> dict[str, Any]:
 
 def _local_clients(gw: Gateway) -> dict[str, Any]:
     by_project: dict[str, int] = {}
-    for sample in next(iter(metrics.PROJECT_WATCHERS.collect())).samples:
-        if sample.value > 0 and sample.labels["project"]:
-            by_project[sample.labels["project"]] = int(sample.value)
+    for session in list(gw.sessions.active.values()):
+        projects = getattr(session.connection, "projects", None)
+        for project_id in projects() if callable(projects) else ():
+            by_project[project_id] = by_project.get(project_id, 0) + 1
     return {
         "total_clients": len(gw.sessions.active),
         "by_user": gw.sessions.by_user(),
@@ -179,7 +197,7 @@ def _local_clients(gw: Gateway) -> dict[str, Any]:
 
 
 @router.get("/progress/{task_id}", tags=["progress"])
-async def progress(task_id: str, gw: Gw, who: Who) -> dict[str, Any]:
+async def progress(task_id: TaskId, gw: Gw, who: Who) -> dict[str, Any]:
     """The task's current state (DESIGN §5 state fields)."""
     _, state = await gw.access.task(who, task_id)
     if state is None:  # created here a moment ago, not folded yet
@@ -212,11 +230,11 @@ async def _history(
 
 @router.get("/progress/{task_id}/history", response_model=History, tags=["progress"])
 async def history(
-    task_id: str,
+    task_id: TaskId,
     gw: Gw,
     who: Who,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    since: Annotated[int | None, Query(ge=-1)] = None,
+    since: Since = None,
 ) -> dict[str, Any]:
     """Recent updates from memory (`source: memory`), offsets above `since`."""
     return await _history(gw, who, task_id, "memory", limit, since)
@@ -224,18 +242,18 @@ async def history(
 
 @router.get("/progress/{task_id}/history/db", response_model=History, tags=["progress"])
 async def history_db(
-    task_id: str,
+    task_id: TaskId,
     gw: Gw,
     who: Who,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    since: Annotated[int | None, Query(ge=-1)] = None,
+    since: Since = None,
 ) -> dict[str, Any]:
     """The full stored history from the read model (`source: database`)."""
     return await _history(gw, who, task_id, "database", limit, since)
 
 
 @router.delete("/progress/{task_id}/history", status_code=204, tags=["progress"])
-async def delete_history(task_id: str, gw: Gw, who: Who) -> Response:
+async def delete_history(task_id: TaskId, gw: Gw, who: Who) -> Response:
     """Clear the stored history of a finished task (the log keeps it for audit)."""
     await gw.access.task(who, task_id)
     try:
@@ -249,11 +267,11 @@ async def delete_history(task_id: str, gw: Gw, who: Who) -> Response:
 
 @router.post("/progress/{task_id}/subscribe", response_model=ClientSubscription, tags=["progress"])
 async def subscribe_client(
-    task_id: str,
-    client_id: str,
+    task_id: TaskId,
+    client_id: ClientId,
     gw: Gw,
     who: Who,
-    since: Annotated[int | None, Query(ge=-1)] = None,
+    since: Since = None,
 ) -> dict[str, Any]:
     """Subscribe a live WebSocket client of this instance to a task."""
     connection = _connection(gw, who, client_id)
@@ -264,7 +282,9 @@ async def subscribe_client(
 @router.post(
     "/progress/{task_id}/unsubscribe", response_model=ClientSubscription, tags=["progress"]
 )
-async def unsubscribe_client(task_id: str, client_id: str, gw: Gw, who: Who) -> dict[str, Any]:
+async def unsubscribe_client(
+    task_id: TaskId, client_id: ClientId, gw: Gw, who: Who
+) -> dict[str, Any]:
     """Unsubscribe a live WebSocket client of this instance from a task."""
     connection = _connection(gw, who, client_id)
     connection.unsubscribe(task_id)
@@ -300,7 +320,13 @@ async def websocket_stats(gw: Gw, who: Operator) -> dict[str, Any]:
     tags=["artifacts"],
     responses={200: {"content": {"video/mp4": {}, "image/jpeg": {}, "application/json": {}}}},
 )
-async def artifact(task_id: str, name: str, gw: Gw, who: Who, request: Request) -> Response:
+async def artifact(
+    task_id: TaskId,
+    name: Annotated[str, Path(max_length=40)],
+    gw: Gw,
+    who: Who,
+    request: Request,
+) -> Response:
     """The task's `video` (with HTTP range requests), `thumbnail` or `script`, to its owner:
     a local file as is, an object of a remote store (s3://) streamed from it."""
     if name not in PUBLIC_NAMES:

@@ -1,10 +1,13 @@
 """The WebSocket endpoints of DESIGN §5: `/api/v1/ws` and `/api/v1/projects/{id}/progress`.
 
-A `Connection` owns one socket and runs three tasks: the reader (client messages), the writer
-(the outbox) and the heartbeat. The first of them to finish decides how the socket closes:
-the writer on overflow (1013: a slow client resumes by offset), the heartbeat on silence
-(4408), the reader when the client leaves or keeps breaking the rules (1008) or sends an
-oversize frame (1009). Bad messages otherwise get an `error` message and the socket stays.
+A `Connection` owns one socket and runs five tasks: the receiver (reads every frame at once),
+the handler (answers them in order; a subscribe's replay runs here, paced by the client), the
+writer (the outbox), the heartbeat and the token's expiry. The first of them to finish decides
+how the socket closes: the writer on overflow (1013: a slow client resumes by offset), the
+heartbeat on silence (4408), the expiry (4401), the receiver when the client leaves or keeps
+breaking the rules (1008) or sends an oversize frame (1009). Bad messages otherwise get an
+`error` message and the socket stays. A user past `max_connections_per_user` open sockets is
+told so and closed with 4429 before anything else happens.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from ytmaker_gateway.context import Gateway
 from ytmaker_gateway.errors import Conflict, GatewayError
 from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
+from ytmaker_gateway.ids import is_client_id, is_uuid
 from ytmaker_gateway.protocol import (
     CLOSE_HEARTBEAT_TIMEOUT,
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
+    CLOSE_TOO_MANY_CONNECTIONS,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
     ClientMessage,
@@ -65,20 +70,47 @@ async def _authenticate(ws: WebSocket, gateway: Gateway) -> Principal | None:
         return None
 
 
+async def _admit(ws: WebSocket, gateway: Gateway, principal: Principal) -> bool:
+    """Whether the user may open one more connection here; if not, the socket is told why
+    (`error too_many_connections`, with `retry_after`) and closed with 4429."""
+    limit = gateway.settings.max_connections_per_user
+    if gateway.sessions.open_count(principal.user) < limit:
+        return True
+    metrics.BAD_INPUT.labels("too_many_connections").inc()
+    text = f"at most {limit} open connections per user: close one, then retry"
+    with contextlib.suppress(Exception):
+        await ws.send_text(error_message("too_many_connections", text, retry_after=RETRY_AFTER_S))
+        await ws.close(CLOSE_TOO_MANY_CONNECTIONS, text[:120])
+    return False
+
+
+#: What a refused connection is told to wait before it tries again (seconds).
+RETRY_AFTER_S = 5
+
+
 @router.websocket("/api/v1/ws")
 async def websocket(ws: WebSocket) -> None:
     gateway: Gateway = ws.app.state.gateway
     principal = await _authenticate(ws, gateway)
-    if principal is None:
+    if principal is None or not await _admit(ws, gateway, principal):
         return
-    await Connection(ws, gateway, principal).run(ws.query_params.get("old_client_id"))
+    old_client_id = ws.query_params.get("old_client_id")
+    await Connection(ws, gateway, principal).run(
+        old_client_id if is_client_id(old_client_id) else None
+    )
 
 
 @router.websocket("/api/v1/projects/{project_id}/progress")
 async def project_progress(ws: WebSocket, project_id: str) -> None:
     gateway: Gateway = ws.app.state.gateway
     principal = await _authenticate(ws, gateway)
-    if principal is None:
+    if principal is None or not await _admit(ws, gateway, principal):
+        return
+    if not is_uuid(project_id):
+        metrics.BAD_INPUT.labels("invalid_field").inc()
+        text = "the project id is not an id as the system issues them (a lowercase UUID)"
+        await ws.send_text(error_message("invalid_field", text))
+        await ws.close(CLOSE_POLICY, "invalid project id")
         return
     await Connection(ws, gateway, principal, project_id=project_id).run(None)
 
@@ -106,6 +138,12 @@ class Connection:
         self.session.current_offsets = self.offsets
         self.subs: dict[str, Subscription] = {}
         self.feed: ProjectFeed | None = None
+        self._subscribing = asyncio.Lock()  # one (re)subscribe at a time, WebSocket or REST
+        self._replaying = 0  # subscribes whose replay is running
+        #: Frames received, waiting for the handler (a replay may keep it a while).
+        self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue(
+            maxsize=max(16, 2 * int(self.settings.max_messages_per_second))
+        )
         self._violations = 0
         self._tokens = self.settings.max_messages_per_second
         self._refilled = time.monotonic()
@@ -113,12 +151,14 @@ class Connection:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def run(self, old_client_id: str | None) -> None:
-        metrics.CONNECTED_CLIENTS.labels(self.principal.user).inc()
+        metrics.CONNECTED_CLIENTS.inc()
         self.gateway.sessions.open(self.session)
         writer = asyncio.create_task(self.outbox.run(), name="ws-writer")
-        reader = asyncio.create_task(self._read_loop(old_client_id), name="ws-reader")
+        receiver = asyncio.create_task(self._receive_loop(), name="ws-receiver")
+        handler = asyncio.create_task(self._handle_loop(old_client_id), name="ws-handler")
         heartbeat = asyncio.create_task(self._heartbeat(), name="ws-heartbeat")
-        tasks = {writer, reader, heartbeat}
+        expiry = asyncio.create_task(self._expiry(), name="ws-expiry")
+        tasks = {writer, receiver, handler, heartbeat, expiry}
         close: tuple[int, str] | None = None
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -153,31 +193,64 @@ class Connection:
 
     def _teardown(self) -> None:
         for sub in self.subs.values():
-            self.gateway.hub.unregister(sub)
-            metrics.PROJECT_WATCHERS.labels(sub.project_id or "").dec()
+            self._drop(sub)
         if self.feed is not None:
             self.gateway.hub.unregister_project(self.feed)
-            metrics.PROJECT_WATCHERS.labels(self.feed.project_id).dec()
+            metrics.PROJECT_WATCHERS.dec()
         self.session.offsets = self.offsets()
         self.gateway.sessions.close(self.session)
-        metrics.CONNECTED_CLIENTS.labels(self.principal.user).dec()
+        metrics.CONNECTED_CLIENTS.dec()
+
+    def _drop(self, sub: Subscription) -> None:
+        sub.cancel()
+        self.gateway.hub.unregister(sub)
+        metrics.PROJECT_WATCHERS.dec()
+
+    def projects(self) -> list[str]:
+        """The project of every open subscription and stream (for the operator's views)."""
+        found = [sub.project_id for sub in self.subs.values() if sub.project_id]
+        return found + ([self.feed.project_id] if self.feed is not None else [])
 
     def offsets(self) -> dict[str, int]:
         """task_id → the last offset written to the socket, for every subscription."""
         return {task_id: self.outbox.delivered.get(task_id, -1) for task_id in self.subs}
 
+    async def _expiry(self) -> None:
+        """Close with 4401 when the token expires (its `exp` plus the leeway): a socket lives
+        no longer than the credential it was opened with. Reconnect with a new token and
+        `old_client_id` to resume."""
+        expires_at = self.principal.expires_at
+        if expires_at is None:
+            await asyncio.Event().wait()  # the development user: no expiry
+            return
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        metrics.BAD_INPUT.labels("token_expired").inc()
+        self.outbox.push(error_message("unauthorized", "token expired: reconnect with a new one"))
+        raise _Close(CLOSE_UNAUTHORIZED, "token expired")
+
     async def _heartbeat(self) -> None:
+        """Ping every interval; close (4408) a client silent for two. While a replay runs,
+        a client that keeps reading it is alive too: its pong may wait behind megabytes of
+        replay in the buffers (a dead one stalls the replay once the kernel's buffers fill)."""
         interval = self.settings.heartbeat_interval_s
+        sent = self.outbox.sent
         while True:
             await asyncio.sleep(interval)
+            reading, sent = self._replaying > 0 and self.outbox.sent > sent + 1, self.outbox.sent
+            if reading:
+                self.session.last_active_at = max(
+                    self.session.last_active_at, time.time() - interval
+                )
             if time.time() - self.session.last_active_at > 2 * interval:
                 raise _Close(CLOSE_HEARTBEAT_TIMEOUT, "no message for two heartbeat intervals")
             self.outbox.push(message("ping", {"timestamp": time.time()}))
 
     # --- reading -------------------------------------------------------------------------
 
-    async def _read_loop(self, old_client_id: str | None) -> None:
-        await self._greet(old_client_id)
+    async def _receive_loop(self) -> None:
+        """Read every frame as it comes, whatever the handler is doing (a replay can take a
+        while): a client's close, its pings and a flood are seen at once. Frames go to the
+        handler, in order, through a small queue."""
         while True:
             incoming = await self.ws.receive()
             if incoming["type"] == "websocket.disconnect":
@@ -195,6 +268,17 @@ class Connection:
             if not self._within_rate():
                 self._violation("rate_limited", "too many messages per second")
                 continue
+            try:
+                self._inbox.put_nowait(frame)
+            except asyncio.QueueFull:
+                metrics.BAD_INPUT.labels("rate_limited").inc()
+                raise _Close(CLOSE_POLICY, "too many messages waiting") from None
+
+    async def _handle_loop(self, old_client_id: str | None) -> None:
+        """Greet, then answer the client's messages one after the other, in order."""
+        await self._greet(old_client_id)
+        while True:
+            frame = await self._inbox.get()
             request: ClientMessage | None = None
             try:
                 request = parse_client_message(frame)
@@ -241,7 +325,7 @@ class Connection:
         if not old_client_id:
             self.outbox.push(message("connected", base))
             return
-        old = await self.gateway.sessions.restore(old_client_id[:100], self.principal.user)
+        old = await self.gateway.sessions.restore(old_client_id, self.principal.user)
         metrics.RECONNECTS.labels(str(old is not None).lower()).inc()
         self.gateway.reconnects += 1
         if old is None:
@@ -255,6 +339,8 @@ class Connection:
             )
         )
         for task_id, offset in old.offsets.items():
+            if not is_uuid(task_id):
+                continue  # not a task id: a record of the read model nobody should trust
             try:
                 await self._subscribe(task_id, offset if offset >= 0 else None, None, restored=True)
             except GatewayError as exc:
@@ -290,8 +376,7 @@ class Connection:
     def unsubscribe(self, task_id: str) -> None:
         sub = self.subs.pop(task_id, None)
         if sub is not None:
-            self.gateway.hub.unregister(sub)
-            metrics.PROJECT_WATCHERS.labels(sub.project_id or "").dec()
+            self._drop(sub)
         self.outbox.push(message("unsubscribed", {"task_id": task_id}, task_id))
 
     async def subscribe_from_rest(self, task_id: str, since: int | None) -> None:
@@ -303,23 +388,52 @@ class Connection:
     async def _subscribe(
         self, task_id: str, since: int | None, epoch: str | None, *, restored: bool = False
     ) -> None:
-        """(Re)subscribe; raises GatewayError (forbidden, unavailable)."""
+        """(Re)subscribe; raises GatewayError (forbidden, unavailable).
+
+        One at a time per connection. On one connection every update of a task is sent
+        once: a subscribe that replaces a subscription of the same task (over the socket or
+        REST) continues after the last update that one sent. The exception is a subscription
+        the server restored for `old_client_id`: the client's own subscribe replaces it with
+        the client's `since` (the client ignores the restored stream until that answer)."""
         ref, state = await self.gateway.access.task(self.principal, task_id, wait=True)
-        old = self.subs.pop(task_id, None)
-        if old is not None:
-            self.gateway.hub.unregister(old)
-            metrics.PROJECT_WATCHERS.labels(old.project_id or "").dec()
-        try:
-            sub = await self.gateway.streams.subscribe(
-                task_id, self.outbox, since=since, epoch=epoch, state=state, restored=restored
-            )
-        except (TimeoutError, KafkaError) as exc:
-            log.warning("replay failed", extra={"task_id": task_id, "error": repr(exc)})
-            self.outbox.push(error_message("replay_failed", "could not read history", task_id))
-            return
-        sub.project_id = ref.project_id
-        metrics.PROJECT_WATCHERS.labels(ref.project_id).inc()
-        self.subs[task_id] = sub
+        async with self._subscribing:
+            old = self.subs.pop(task_id, None)
+            if old is not None:
+                self._drop(old)
+                sent = -1 if old.restored else old.last_offset
+                if sent >= 0 and (since is None or since < sent):
+                    since, epoch = sent, None
+            attached: list[Subscription] = []
+
+            def attach(sub: Subscription) -> None:
+                sub.project_id = ref.project_id
+                sub.restored = restored
+                self.subs[task_id] = sub
+                attached.append(sub)
+                metrics.PROJECT_WATCHERS.inc()
+
+            self._replaying += 1
+            try:
+                await self.gateway.streams.subscribe(
+                    task_id,
+                    self.outbox,
+                    since=since,
+                    epoch=epoch,
+                    state=state,
+                    restored=restored,
+                    attach=attach,
+                )
+            except BaseException as exc:
+                for sub in attached:
+                    if self.subs.get(task_id) is sub:
+                        del self.subs[task_id]
+                        metrics.PROJECT_WATCHERS.dec()
+                if not isinstance(exc, TimeoutError | KafkaError):
+                    raise
+                log.warning("replay failed", extra={"task_id": task_id, "error": repr(exc)})
+                self.outbox.push(error_message("replay_failed", "could not read history", task_id))
+            finally:
+                self._replaying -= 1
 
     async def _watch_project(self, project_id: str) -> None:
         try:
@@ -331,4 +445,4 @@ class Connection:
         self.feed = await self.gateway.streams.watch_project(
             project_id, self.outbox, tasks[0] if tasks else None
         )
-        metrics.PROJECT_WATCHERS.labels(project_id).inc()
+        metrics.PROJECT_WATCHERS.inc()

@@ -5,76 +5,120 @@ updates are complete from `complete_from` (the partition's start position, raise
 updates are evicted). A replay from offset `first` may use the cache when
 `first >= complete_from`; otherwise it reads Kafka.
 
-Entries are kept as plain tuples of strings and numbers, which Python's garbage collector
-stops tracking after their first collection: a cache of millions of updates adds nothing to
-the collector's pauses (docs/decisions/0033-gateway-latency.md).
+Bounded three ways: updates per task, tasks, and bytes (the messages' text plus a fixed
+overhead per entry). Past the byte budget the task updated longest ago goes first, whole;
+a task alone over it loses its oldest updates (docs/decisions/0040-paged-replay.md).
+
+Entries are `Delivery` tuples of strings and numbers, which Python's garbage collector stops
+tracking after their first collection: a cache of millions of updates adds nothing to the
+collector's pauses (docs/decisions/0033-gateway-latency.md).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 from ytmaker_gateway.fanout.delivery import Delivery
 
-_FIELDS = tuple(f.name for f in fields(Delivery))
-_PARTITION, _OFFSET = _FIELDS.index("partition"), _FIELDS.index("offset")
+#: What one cached update costs besides its text (the tuple, its numbers and references).
+ENTRY_OVERHEAD = 200
 
 
-def _pack(delivery: Delivery) -> tuple[Any, ...]:
-    return tuple(getattr(delivery, name) for name in _FIELDS)
+def _size(delivery: Delivery) -> int:
+    return len(delivery.text) + ENTRY_OVERHEAD
 
 
 @dataclass
 class _TaskUpdates:
     complete_from: int
-    items: deque[tuple[Any, ...]] = field(default_factory=deque)
+    items: deque[Delivery] = field(default_factory=deque)
+    size: int = 0
 
 
 class UpdateCache:
-    def __init__(self, *, per_task: int, tasks: int) -> None:
+    def __init__(self, *, per_task: int, tasks: int, max_bytes: int = 256 * 1024 * 1024) -> None:
         self._per_task = per_task
         self._tasks = tasks
+        self._max_bytes = max_bytes
+        self._size = 0
         self._by_task: OrderedDict[str, _TaskUpdates] = OrderedDict()
         # Per partition: above the last offset of any task dropped from the cache. A task not
-        # in the cache is known to have no update only from there on.
+        # in the cache (or back in it after being dropped) is known to have no update missing
+        # only from there on.
         self._floor: dict[int, int] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self._per_task > 0 and self._tasks > 0 and self._max_bytes > 0
+
+    @property
+    def size(self) -> int:
+        """Bytes held (text plus the fixed overhead per update)."""
+        return self._size
 
     def add(self, delivery: Delivery, partition_start: int) -> None:
         """Remember one update; `partition_start` is where the hub began reading its partition."""
-        if self._per_task == 0 or self._tasks == 0:
+        if not self.enabled:
             return
         entry = self._by_task.get(delivery.task_id)
         if entry is None:
-            entry = self._by_task[delivery.task_id] = _TaskUpdates(partition_start)
-            while len(self._by_task) > self._tasks:
-                _, dropped = self._by_task.popitem(last=False)
-                if dropped.items:
-                    last = dropped.items[-1]
-                    floor = self._floor.get(last[_PARTITION], 0)
-                    self._floor[last[_PARTITION]] = max(floor, last[_OFFSET] + 1)
+            floor = self._floor.get(delivery.partition, 0)
+            entry = self._by_task[delivery.task_id] = _TaskUpdates(max(partition_start, floor))
         else:
             self._by_task.move_to_end(delivery.task_id)
-        entry.items.append(_pack(delivery))
+        entry.items.append(delivery)
+        entry.size += _size(delivery)
+        self._size += _size(delivery)
         if len(entry.items) > self._per_task:
-            evicted = entry.items.popleft()
-            entry.complete_from = evicted[_OFFSET] + 1
+            self._evict_oldest(entry)
+        while len(self._by_task) > self._tasks or (
+            self._size > self._max_bytes and len(self._by_task) > 1
+        ):
+            self._drop_least_recent()
+        while self._size > self._max_bytes and entry.items:
+            self._evict_oldest(entry)
+
+    def _evict_oldest(self, entry: _TaskUpdates) -> None:
+        evicted = entry.items.popleft()
+        entry.complete_from = evicted.offset + 1
+        entry.size -= _size(evicted)
+        self._size -= _size(evicted)
+
+    def _drop_least_recent(self) -> None:
+        _, dropped = self._by_task.popitem(last=False)
+        self._size -= dropped.size
+        if dropped.items:
+            last = dropped.items[-1]
+            floor = self._floor.get(last.partition, 0)
+            self._floor[last.partition] = max(floor, last.offset + 1)
+
+    def complete_from(self, task_id: str, partition: int, partition_start: int) -> int | None:
+        """The offset from which the cache holds every update of the task (None: it keeps
+        nothing)."""
+        if not self.enabled:
+            return None
+        entry = self._by_task.get(task_id)
+        if entry is not None:
+            return entry.complete_from
+        return max(partition_start, self._floor.get(partition, 0))
 
     def read(
         self, task_id: str, partition: int, first: int, end: int, partition_start: int
     ) -> list[Delivery] | None:
         """The task's updates with `first <= offset < end`, or None when the cache cannot
         prove it holds all of them."""
-        if self._per_task == 0 or self._tasks == 0:
+        complete_from = self.complete_from(task_id, partition, partition_start)
+        if complete_from is None or first < complete_from:
             return None
         entry = self._by_task.get(task_id)
-        if entry is not None:
-            complete_from = entry.complete_from
-        else:
-            complete_from = max(partition_start, self._floor.get(partition, 0))
-        if first < complete_from:
-            return None
         if entry is None:
             return []
-        return [Delivery(*d) for d in entry.items if first <= d[_OFFSET] < end]
+        found: list[Delivery] = []
+        for delivery in reversed(entry.items):  # a replay wants the newest: stop before them
+            if delivery.offset < first:
+                break
+            if delivery.offset < end:
+                found.append(delivery)
+        found.reverse()
+        return found

@@ -7,20 +7,23 @@ JSON encodings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections import OrderedDict
+from typing import Literal, NamedTuple
 
-from pydantic import ValidationError
-
+from ytmaker_gateway import metrics
 from ytmaker_gateway.protocol import update_message
-from ytmaker_shared.progress import ProgressUpdate
+from ytmaker_shared.events import DecodeError, decode_model
+from ytmaker_shared.metrics import RECORDS_SKIPPED
+from ytmaker_shared.progress import TERMINAL_STATUSES, ProgressUpdate
+
+log = logging.getLogger(__name__)
 
 
-class BadUpdate(ValueError):
-    """A record on progress.updates that is not a ProgressUpdate."""
+class Delivery(NamedTuple):
+    """A tuple of strings and numbers: cheap to make (a replay makes one per update), and
+    untracked by the garbage collector when cached (docs/decisions/0033)."""
 
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
     partition: int
     offset: int
     task_id: str
@@ -33,23 +36,68 @@ class Delivery:
 
 
 def delivery_from_record(
-    partition: int, offset: int, value: bytes | None, epoch: str | None
+    partition: int, offset: int, value: bytes | None, epoch: str | None, *, live: bool = True
 ) -> Delivery:
-    """Decode one record of progress.updates; raises BadUpdate."""
-    if value is None:
-        raise BadUpdate("the record has no value")
-    try:
-        update = ProgressUpdate.model_validate_json(value)
-    except ValidationError as exc:
-        raise BadUpdate(f"not a ProgressUpdate: {exc.error_count()} errors") from None
+    """Decode one record of progress.updates through the one decode entry point of every
+    consumer (`ytmaker_shared.events.decode_model`); raises DecodeError and nothing else,
+    whatever the bytes. A replayed one (`live=False`) has no `occurred_at` (0.0): it is only
+    for the delivery-latency metric of live updates."""
+    update = decode_model(ProgressUpdate, value)
     return Delivery(
-        partition=partition,
-        offset=offset,
-        task_id=update.task_id,
-        project_id=update.project_id,
-        owner=update.owner,
-        kind=update.type.value,
-        terminal=update.state.status.terminal,
-        occurred_at=update.occurred_at.timestamp(),
-        text=update_message(update, offset, epoch),
+        partition,
+        offset,
+        update.task_id,
+        update.project_id,
+        update.owner,
+        str(update.type),
+        str(update.state.status) in _TERMINAL,  # not `.terminal`: an enum property is slow
+        update.occurred_at.timestamp() if live else 0.0,
+        update_message(update, offset, epoch),
     )
+
+
+_TERMINAL = frozenset(str(status) for status in TERMINAL_STATUSES)
+
+
+class BadRecords:
+    """Unreadable records of progress.updates: each is counted where it is skipped
+    (`ytmaker_gateway_bad_updates_total{reader, reason}`; the fan-out's, once per record, also
+    in every service's `ytmaker_records_skipped_total{service="gateway"}`) and logged once per
+    partition and offset, however many replays read it again. The gateway only reads: nothing
+    is written anywhere (the dead-letter topic is for the consumers that own the records)."""
+
+    def __init__(self, remember: int = 10_000) -> None:
+        self._remember = remember
+        self._logged: OrderedDict[tuple[int, int], None] = OrderedDict()
+
+    def skip(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        error: DecodeError,
+        reader: Literal["live", "replay"],
+    ) -> None:
+        metrics.BAD_UPDATES.labels(reader, error.reason).inc()
+        if reader == "live":
+            RECORDS_SKIPPED.labels("gateway", topic, error.reason).inc()
+        key = (partition, offset)
+        if key in self._logged:
+            return
+        self._logged[key] = None
+        if len(self._logged) > self._remember:
+            self._logged.popitem(last=False)
+        log.warning(
+            "unreadable update skipped",
+            extra={
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "reason": error.reason,
+                "detail": error.detail,
+            },
+        )
+
+
+#: One per process: the hub and the replay readers report here.
+BAD_RECORDS = BadRecords()

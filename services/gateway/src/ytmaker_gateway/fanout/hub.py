@@ -20,11 +20,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from ytmaker_gateway import metrics
 from ytmaker_gateway.fanout.cache import UpdateCache
-from ytmaker_gateway.fanout.delivery import BadUpdate, Delivery, delivery_from_record
+from ytmaker_gateway.fanout.delivery import BAD_RECORDS, Delivery, delivery_from_record
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.settings import GatewaySettings
+from ytmaker_shared.events import DecodeError
 from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,9 @@ class Hub:
         self.settings = settings
         self.topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self.cache = UpdateCache(
-            per_task=settings.cache_updates_per_task, tasks=settings.cache_tasks
+            per_task=settings.cache_updates_per_task,
+            tasks=settings.cache_tasks,
+            max_bytes=settings.cache_bytes,
         )
         self.epoch: str | None = None
         self.positions: dict[int, int] = {}
@@ -128,16 +130,13 @@ class Hub:
             await consumer.stop()
 
     def dispatch(self, partition: int, offset: int, value: bytes | None) -> Delivery | None:
-        """Hand one record to its subscribers; bad records are counted and skipped."""
+        """Hand one record to its subscribers; a record that cannot be decoded is counted,
+        logged once and skipped (never written anywhere)."""
         self.positions[partition] = offset + 1
         try:
             delivery = delivery_from_record(partition, offset, value, self.epoch)
-        except BadUpdate as exc:
-            metrics.BAD_UPDATES.inc()
-            log.warning(
-                "unreadable update",
-                extra={"partition": partition, "offset": offset, "reason": str(exc)},
-            )
+        except DecodeError as exc:
+            BAD_RECORDS.skip(self.topic, partition, offset, exc, "live")
             return None
         self.cache.add(delivery, self.start_positions.get(partition, 0))
         for sub in tuple(self._tasks.get(delivery.task_id, ())):

@@ -4,6 +4,10 @@ The hub only ever calls `push`, which never blocks: a client that cannot keep up
 queue, is marked `overflowed`, and its connection is closed with 1013 by the caller, who sees
 `run()` return. Nobody else waits for it. The writer sends what is queued in batches of up to
 `batch` messages per wake-up, so a burst costs one wake-up, not one per message.
+
+A replay is the one producer that waits: `room()` holds it until the writer has made space
+below a high-water mark, so a replay of any length moves at the pace the client reads and
+leaves the rest of the queue for live updates (docs/decisions/0040-paged-replay.md).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class Outbox:
         #: task_id → the last offset written to the socket (what a reconnect resumes from).
         self.delivered: dict[str, int] = {}
         self._wake = asyncio.Event()
+        self._progress = asyncio.Event()  # set whenever the writer sent something or stopped
         self.overflowed = False
         self.closed = False
         self.sent = 0
@@ -60,15 +65,42 @@ class Outbox:
         self._wake.set()
         return True
 
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
     def overflow(self) -> None:
         """Mark the client as unable to keep up (e.g. its replay buffer grew too long)."""
         self.overflowed = True
         self._wake.set()
+        self._progress.set()
 
     def close(self) -> None:
         """Stop the writer after what it is sending now; queued messages are dropped."""
         self.closed = True
         self._wake.set()
+        self._progress.set()
+
+    async def room(self, needed: int, *, high_water: int, stall_s: float) -> bool:
+        """Wait until `needed` more messages fit below `high_water` queued ones (or the queue
+        is empty). False when the outbox is closed or overflowed, or when the writer sent
+        nothing for `stall_s` while waited for: the client does not read, and the outbox is
+        then marked overflowed (its connection closes with 1013 and resumes by offset)."""
+        while self._queue and len(self._queue) + needed > high_water:
+            if self.closed or self.overflowed:
+                return False
+            self._progress.clear()
+            sent = self.sent
+            try:
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
+                # comes as the event is set (the connection closing), and the replay went on.
+                async with asyncio.timeout(stall_s):
+                    await self._progress.wait()
+            except TimeoutError:
+                if self.sent == sent:
+                    self.overflow()
+                    return False
+        return not (self.closed or self.overflowed)
 
     async def run(self) -> None:
         """Write queued messages until closed or overflowed; raises what `send` raises."""
@@ -76,18 +108,24 @@ class Outbox:
             await self._wake.wait()
             self._wake.clear()
             if self.closed or self.overflowed:
+                self._progress.set()
                 return
-            for _ in range(min(self._batch, len(self._queue))):
-                text, occurred_at, task_id, offset = self._queue.popleft()
-                await self._send(text)
-                self.sent += 1
-                if task_id is not None and offset >= 0:
-                    self.delivered[task_id] = offset
-                metrics.MESSAGES_SENT.inc()
-                if occurred_at is not None:
-                    metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - occurred_at))
-                if self.closed or self.overflowed:
-                    return
+            sent = 0
+            try:
+                for _ in range(min(self._batch, len(self._queue))):
+                    text, occurred_at, task_id, offset = self._queue.popleft()
+                    await self._send(text)
+                    sent += 1
+                    if task_id is not None and offset >= 0:
+                        self.delivered[task_id] = offset
+                    if occurred_at is not None:
+                        metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - occurred_at))
+                    if self.closed or self.overflowed:
+                        return
+            finally:  # counted once per batch: a replay writes thousands
+                self.sent += sent
+                metrics.MESSAGES_SENT.inc(sent)
+                self._progress.set()
             if self._queue:
                 self._wake.set()
 

@@ -1,9 +1,14 @@
-"""Reading a task's past updates from `progress.updates` by offset (DESIGN §4).
+"""Reading a task's past updates from `progress.updates` by offset, one page at a time
+(DESIGN §4; docs/decisions/0040-paged-replay.md).
 
-A small pool of Kafka consumers without a group; each replay borrows one, assigns the task's
-partition, seeks to the first wanted offset and reads up to (not including) the end it was
-given, keeping the records keyed by the task. `bounds()` tells which offsets the partition
-still holds, so that the caller can say `recovered: false` when the asked-for ones are gone.
+A small pool of Kafka consumers without a group. A replay borrows one for one page: the
+task's partition is assigned, the reader seeks to where the page starts (unless the consumer
+already stands there, which keeps what it prefetched), and records are read until the page
+holds `limit` of the task's updates or the page's end is reached. Between pages the consumer
+goes back to the pool, so a client that reads slowly holds no reader while it is waited for,
+and the updates of a replay are never all in memory at once. `bounds()` tells which offsets
+the partition still holds, so that the caller can say `recovered: false` when the asked-for
+ones are gone.
 """
 
 from __future__ import annotations
@@ -12,97 +17,173 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ytmaker_gateway import metrics
-from ytmaker_gateway.fanout.delivery import BadUpdate, Delivery, delivery_from_record
+from ytmaker_gateway.fanout.delivery import BAD_RECORDS, Delivery, delivery_from_record
 from ytmaker_gateway.settings import GatewaySettings
+from ytmaker_shared.events import DecodeError
 from ytmaker_shared.topics import Topic
+
+
+@dataclass(frozen=True)
+class Page:
+    """Some of a task's updates, in order, and where the next page starts."""
+
+    items: list[Delivery]
+    position: int
+
+
+@dataclass(eq=False)
+class _Reader:
+    consumer: AIOKafkaConsumer
+    #: The partition assigned and the offset the consumer will fetch next (None: unknown).
+    tp: TopicPartition | None = None
+    position: int | None = None
+    busy: bool = field(default=False)
 
 
 class ReplayReader:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.topic = settings.topics.name(Topic.PROGRESS_UPDATES)
-        self._free: asyncio.Queue[AIOKafkaConsumer] = asyncio.Queue()
-        self._created = 0
-        self._all: list[AIOKafkaConsumer] = []
-        self._lock = asyncio.Lock()
+        self._readers: list[_Reader] = []
+        self._freed = asyncio.Condition()
+        self._offsets_consumer: AIOKafkaConsumer | None = None
+        self._offsets_lock = asyncio.Lock()
+
+    def _consumer(self, name: str) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id=f"gateway-replay-{self.settings.instance}-{name}",
+            fetch_max_wait_ms=50,
+            # Every update the fold writes is one, committed or not (decision 0038).
+            isolation_level="read_uncommitted",
+        )
 
     @asynccontextmanager
-    async def _borrow(self) -> AsyncIterator[AIOKafkaConsumer]:
-        async with self._lock:
-            if self._free.empty() and self._created < self.settings.replay_readers:
-                self._created += 1
-                consumer = AIOKafkaConsumer(
-                    bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                    group_id=None,
-                    enable_auto_commit=False,
-                    client_id=f"gateway-replay-{self.settings.instance}-{self._created}",
-                    fetch_max_wait_ms=50,
-                    # Every update the fold writes is one, committed or not (decision 0038).
-                    isolation_level="read_uncommitted",
-                )
-                try:
-                    await consumer.start()
-                except BaseException:
-                    self._created -= 1
-                    raise
-                self._all.append(consumer)
-                self._free.put_nowait(consumer)
-        consumer = await self._free.get()
+    async def _borrow(self, tp: TopicPartition, position: int) -> AsyncIterator[_Reader]:
+        """A free reader, preferably one that stands at `position` of `tp` already."""
+        async with self._freed:
+            while True:
+                free = [r for r in self._readers if not r.busy]
+                ready = [r for r in free if r.tp == tp and r.position == position]
+                if ready or free:
+                    reader = (ready or free)[0]
+                    break
+                if len(self._readers) < self.settings.replay_readers:
+                    reader = _Reader(self._consumer(str(len(self._readers) + 1)), busy=True)
+                    self._readers.append(reader)
+                    try:
+                        await reader.consumer.start()
+                    except BaseException:
+                        self._readers.remove(reader)
+                        raise
+                    break
+                await self._freed.wait()
+            reader.busy = True
         try:
-            yield consumer
+            yield reader
+        except BaseException:
+            reader.tp = reader.position = None  # interrupted mid-fetch: seek next time
+            raise
         finally:
-            self._free.put_nowait(consumer)
+            async with self._freed:
+                reader.busy = False
+                # Every waiter looks again: with notify() a waiter woken and then cancelled
+                # (its client left) took the wake-up with it, and the others slept on with a
+                # free reader (found by the churn test).
+                self._freed.notify_all()
+
+    async def warm_up(self) -> None:
+        """Connect the offset consumer and one page reader now, so that the first resume
+        after a start (every client of a restarted gateway) does not wait for them."""
+        await self._offsets()
+        async with self._freed:
+            if not self._readers:
+                reader = _Reader(self._consumer("1"))
+                await reader.consumer.start()
+                self._readers.append(reader)
+
+    async def _offsets(self) -> AIOKafkaConsumer:
+        """The consumer that answers offset queries: one, shared, not borrowed (its requests
+        run side by side), so that a storm of subscribes does not queue behind page reads."""
+        async with self._offsets_lock:
+            if self._offsets_consumer is None:
+                consumer = self._consumer("offsets")
+                await consumer.start()
+                self._offsets_consumer = consumer
+        return self._offsets_consumer
 
     async def bounds(self, partition: int) -> tuple[int, int]:
         """(first offset still held, offset after the last) of one partition."""
         tp = TopicPartition(self.topic, partition)
-        async with self._borrow() as consumer:
-            first = (await consumer.beginning_offsets([tp]))[tp]
-            end = (await consumer.end_offsets([tp]))[tp]
-        return first, end
+        consumer = await self._offsets()
+        first, end = await asyncio.gather(
+            consumer.beginning_offsets([tp]), consumer.end_offsets([tp])
+        )
+        return first[tp], end[tp]
 
     async def offset_at(self, partition: int, timestamp_ms: int) -> int | None:
         """The first offset written at or after `timestamp_ms`, or None if none is."""
         tp = TopicPartition(self.topic, partition)
-        async with self._borrow() as consumer:
-            found = (await consumer.offsets_for_times({tp: timestamp_ms}))[tp]
+        consumer = await self._offsets()
+        found = (await consumer.offsets_for_times({tp: timestamp_ms}))[tp]
         return None if found is None else found.offset
 
-    async def read(
-        self, task_id: str, partition: int, first: int, end: int, epoch: str | None
-    ) -> list[Delivery]:
-        """The task's updates with `first <= offset < end`, in order; raises TimeoutError."""
+    async def page(
+        self, task_id: str, partition: int, first: int, end: int, epoch: str | None, limit: int
+    ) -> Page:
+        """The task's updates from `first` on, in order: at least `limit` of them (fewer
+        only when `end` is reached; whole fetches are kept, so at most `limit` plus one
+        fetch, `max_partition_fetch_bytes`), and the offset the next page starts at (`end`
+        when done). Records that cannot be decoded are counted and skipped. Raises
+        TimeoutError."""
         if first >= end:
-            return []
+            return Page([], end)
         tp = TopicPartition(self.topic, partition)
         key = task_id.encode()
-        out: list[Delivery] = []
-        async with self._borrow() as consumer, asyncio.timeout(self.settings.replay_timeout_s):
-            consumer.assign([tp])
-            consumer.seek(tp, first)
-            position = first
-            while position < end:
-                batch = await consumer.getmany(tp, timeout_ms=500, max_records=2000)
+        items: list[Delivery] = []
+        position = first
+        async with (
+            self._borrow(tp, first) as reader,
+            asyncio.timeout(self.settings.replay_timeout_s),
+        ):
+            consumer = reader.consumer
+            if reader.tp != tp:
+                consumer.assign([tp])
+                reader.tp, reader.position = tp, None  # another partition's offset says nothing
+            if reader.position != first:
+                consumer.seek(tp, first)
+            reader.position = None
+            while position < end and len(items) < limit:
+                # Everything fetched so far, at once: the consumer asks for the next fetch
+                # only when nothing is left, so it is on its way while this batch is decoded.
+                batch = await consumer.getmany(tp, timeout_ms=500)
                 for record in batch.get(tp, ()):
                     if record.offset >= end:
                         break
                     if record.key == key:
                         try:
-                            out.append(
-                                delivery_from_record(partition, record.offset, record.value, epoch)
+                            items.append(
+                                delivery_from_record(
+                                    partition, record.offset, record.value, epoch, live=False
+                                )
                             )
-                        except BadUpdate:
-                            metrics.BAD_UPDATES.inc()
+                        except DecodeError as exc:
+                            BAD_RECORDS.skip(self.topic, partition, record.offset, exc, "replay")
                 position = await consumer.position(tp)
-        return out
+            reader.position = position
+        return Page(items, min(position, end))
 
     async def close(self) -> None:
-        for consumer in self._all:
-            await consumer.stop()
+        for reader in self._readers:
+            await reader.consumer.stop()
+        if self._offsets_consumer is not None:
+            await self._offsets_consumer.stop()
 
 
 def uuid7_millis(task_id: str) -> int | None:

@@ -6,7 +6,10 @@ The order of operations is what makes the switch from replay to live exact:
 2. decide what the client gets: with `since` still held, every update after it; with `since`
    null or gone (before the partition's first offset, beyond its end, or another epoch), a
    snapshot of the current state and every update after the snapshot's offset;
-3. replay offsets below P (from the hub's cache when it provably holds them, else from Kafka);
+3. replay offsets below P, page by page (docs/decisions/0040-paged-replay.md): from Kafka
+   until the hub's cache provably holds the rest, and for a finished task only up to its last
+   update (the read model knows its offset). Each page waits for room in the client's outbox,
+   so the replay moves at the pace the client reads and never holds more than a page;
 4. go live: drain the buffer. Every send is deduplicated by offset, so overlaps are harmless.
 
 All messages go through the client's outbox, in this order: `subscribed`, `snapshot`, replayed
@@ -15,7 +18,10 @@ updates, live updates.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,14 +29,17 @@ from ytmaker_gateway import metrics
 from ytmaker_gateway.fanout.delivery import Delivery
 from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.outbox import Outbox
-from ytmaker_gateway.fanout.replay import uuid7_millis
+from ytmaker_gateway.fanout.replay import Page, uuid7_millis
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.protocol import message, state_payload
+from ytmaker_shared.progress import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 
 #: How far before a task id's UUIDv7 time a replay from the task's start begins reading.
 _CLOCK_SKEW_MS = 60_000
+TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
+_STARTS_KEPT = 10_000
 
 
 class HistoryReader(Protocol):
@@ -38,9 +47,10 @@ class HistoryReader(Protocol):
 
     async def bounds(self, partition: int) -> tuple[int, int]: ...
     async def offset_at(self, partition: int, timestamp_ms: int) -> int | None: ...
-    async def read(
-        self, task_id: str, partition: int, first: int, end: int, epoch: str | None
-    ) -> list[Delivery]: ...
+    async def warm_up(self) -> None: ...
+    async def page(
+        self, task_id: str, partition: int, first: int, end: int, epoch: str | None, limit: int
+    ) -> Page: ...
     async def close(self) -> None: ...
 
 
@@ -54,11 +64,31 @@ class Plan:
     snapshot: dict[str, Any] | None
 
 
+@dataclass
+class _Source:
+    kafka: bool = False
+
+
 class Streams:
-    def __init__(self, hub: Hub, reader: HistoryReader, queue_limit: int) -> None:
+    """`page_size`: updates per replay page; a replay keeps the client's outbox at most half
+    full (the other half is for live updates) and gives up on a client whose writer sent
+    nothing for `stall_s` (1013)."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        reader: HistoryReader,
+        queue_limit: int,
+        *,
+        page_size: int = 500,
+        stall_s: float = 20.0,
+    ) -> None:
         self.hub = hub
         self.reader = reader
         self.queue_limit = queue_limit
+        self.page_size = page_size
+        self.stall_s = stall_s
+        self._starts: OrderedDict[str, int] = OrderedDict()
 
     async def subscribe(
         self,
@@ -69,15 +99,21 @@ class Streams:
         epoch: str | None,
         state: dict[str, Any] | None,
         restored: bool = False,
+        attach: Callable[[Subscription], None] | None = None,
     ) -> Subscription:
-        """Subscribe `outbox` to the task (the caller has checked access and fetched `state`).
+        """Subscribe `outbox` to the task (the caller has checked access and fetched `state`)
+        and return once the replay is written to the outbox and the subscription is live.
+        The outbox's writer must be running: the replay waits for it.
 
         `restored` marks a subscription the server re-made from a session (`reconnected`);
         it is said in `subscribed`, so that a client that re-subscribes itself can tell the
-        answer to its own request from the restored stream.
+        answer to its own request from the restored stream. `attach` is called with the
+        subscription once `subscribed` is queued, before the replay (so that a connection
+        counts it, and its offsets, while a long replay runs).
 
         Raises TimeoutError or a KafkaError when the replay cannot be read; the subscription
-        is then unregistered.
+        is then unregistered. A client that stops reading ends the replay early (its outbox
+        is then overflowed and its connection closes).
         """
         await self.hub.ready.wait()
         if self.hub.epoch is None and state is not None and state.get("epoch"):
@@ -114,16 +150,33 @@ class Streams:
                     plan.after,
                 )
             sub.skip_to(plan.after)
-            for delivery in await self._replay(task_id, partition, plan.first, end):
-                sub.send(delivery)
+            if attach is not None:
+                attach(sub)
+            source = _Source()
+            high_water = max(1, outbox.maxsize // 2)
+            last = _last_offset(state, self.hub.epoch)
+            first = plan.first
+            while True:
+                pages = self._pages(task_id, partition, first, end, last, source)
+                async with contextlib.aclosing(pages):
+                    async for page in pages:
+                        if not await self._send_page(sub, page, high_water):
+                            break
+                if not sub.behind or sub.cancelled or outbox.overflowed or outbox.closed:
+                    break
+                # More live updates came than the buffer holds: they are in the log. Read
+                # on to where the hub is now; from here on they are buffered again.
+                first, end = end, self.hub.positions[partition]
+                sub.catch_up()
+            # The buffered live updates go out at once: make room for them first.
+            await outbox.room(sub.buffered, high_water=outbox.maxsize, stall_s=self.stall_s)
             sub.go_live()
         except BaseException:
             self.hub.unregister(sub)
             raise
         if since is not None:
             metrics.REPLAYS.labels(
-                "memory" if self._cached(task_id, partition, plan.first) else "kafka",
-                str(plan.recovered).lower(),
+                "kafka" if source.kafka else "memory", str(plan.recovered).lower()
             ).inc()
         return sub
 
@@ -153,26 +206,73 @@ class Streams:
         return Plan(False, await self._task_start(task_id, partition, held_from), -1, state)
 
     def _cached(self, task_id: str, partition: int, first: int) -> bool:
+        """Whether the hub's cache holds every update of the task from `first` on."""
         start = self.hub.start_positions.get(partition, 0)
-        return self.hub.cache.read(task_id, partition, first, first, start) is not None
+        complete_from = self.hub.cache.complete_from(task_id, partition, start)
+        return complete_from is not None and first >= complete_from
 
     async def _task_start(self, task_id: str, partition: int, default: int) -> int:
         """The first offset that can hold an update of the task: from its UUIDv7 time (minus
-        clock skew) when the id is one, else `default`."""
+        clock skew) when the id is one, else `default`. Remembered per task (it does not
+        change), so that a storm of resumes asks Kafka once per task."""
         created_ms = uuid7_millis(task_id)
         if created_ms is None:
             return default
+        known = self._starts.get(task_id)
+        if known is not None:
+            return known
         found = await self.reader.offset_at(partition, created_ms - _CLOCK_SKEW_MS)
-        return self.hub.positions[partition] if found is None else found
+        if found is None:
+            return self.hub.positions[partition]
+        self._starts[task_id] = found
+        while len(self._starts) > _STARTS_KEPT:
+            self._starts.popitem(last=False)
+        return found
 
-    async def _replay(self, task_id: str, partition: int, first: int, end: int) -> list[Delivery]:
-        if first >= end:
-            return []
+    async def _send_page(self, sub: Subscription, page: list[Delivery], high_water: int) -> bool:
+        """Queue a page (a Kafka read may hold more than `page_size`: a whole fetch) in
+        pieces of `page_size`, each when it fits; False when the replay must stop (the
+        subscription was dropped, or the client does not read: its connection closes 1013)."""
+        for i in range(0, len(page), self.page_size):
+            piece = page[i : i + self.page_size]
+            if sub.cancelled or not await sub.outbox.room(
+                len(piece), high_water=high_water, stall_s=self.stall_s
+            ):
+                return False
+            for delivery in piece:
+                sub.send(delivery, replayed=True)
+        return True
+
+    async def _pages(
+        self, task_id: str, partition: int, first: int, end: int, last: int | None, source: _Source
+    ) -> AsyncGenerator[list[Delivery], None]:
+        """The task's updates with `first <= offset < end`, in pages of about `page_size`:
+        from Kafka until the hub's cache provably holds the rest, then from the cache. `last`
+        (the offset after a finished task's last update) ends the reading there: nothing of
+        the task lies beyond it."""
         start = self.hub.start_positions.get(partition, 0)
-        cached = self.hub.cache.read(task_id, partition, first, end, start)
-        if cached is not None:
-            return cached
-        return await self.reader.read(task_id, partition, first, end, self.hub.epoch)
+        position = first
+        while position < end:
+            cached = self.hub.cache.read(task_id, partition, position, end, start)
+            if cached is not None:
+                for i in range(0, len(cached), self.page_size):
+                    yield cached[i : i + self.page_size]
+                return
+            if last is not None and position >= last:
+                return
+            stop = end
+            complete_from = self.hub.cache.complete_from(task_id, partition, start)
+            if complete_from is not None and complete_from > position:
+                stop = min(stop, complete_from)
+            if last is not None:
+                stop = min(stop, last)
+            source.kafka = True
+            page = await self.reader.page(
+                task_id, partition, position, stop, self.hub.epoch, self.page_size
+            )
+            position = page.position
+            if page.items:
+                yield page.items
 
     async def watch_project(
         self, project_id: str, outbox: Outbox, initial: dict[str, Any] | None
@@ -195,3 +295,14 @@ class Streams:
             feed.last_offsets[initial["task_id"]] = initial["offset"]
         feed.go_live()
         return feed
+
+
+def _last_offset(state: dict[str, Any] | None, epoch: str | None) -> int | None:
+    """The offset after a finished task's last update, from its state in the read model; None
+    while the task may still get updates (or the state is of another epoch)."""
+    if state is None or state.get("status") not in TERMINAL:
+        return None
+    if state.get("epoch") and epoch and state["epoch"] != epoch:
+        return None
+    offset = state.get("offset")
+    return offset + 1 if type(offset) is int and offset >= 0 else None

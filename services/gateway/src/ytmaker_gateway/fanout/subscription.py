@@ -5,6 +5,11 @@ updates that arrive meanwhile are kept in `pending`. The replay then sends every
 `since + 1` up to the hub's position at registration, and `go_live()` drains `pending`.
 Every send goes through one check, `offset > last_offset`, so whatever overlaps between
 replay, buffer and live is sent once, in order, and nothing in between is skipped.
+
+The buffer is bounded: when more live updates come during a replay than it holds (a busy
+task, a hub catching up), it is emptied and the subscription is marked `behind`: those updates
+are in the log, so the replay reads on to the hub's new position (`catch_up()`) instead of
+giving the client up (docs/decisions/0040-paged-replay.md).
 """
 
 from __future__ import annotations
@@ -19,28 +24,53 @@ class Subscription:
         self.outbox = outbox
         self.last_offset = last_offset
         self.project_id: str | None = None
+        #: Re-made by the server for `old_client_id` (the client's own subscribe replaces it).
+        self.restored = False
         self._limit = limit
         self._pending: list[Delivery] | None = []
+        self.cancelled = False
+        #: Live updates were dropped from the full buffer: the replay must read on.
+        self.behind = False
 
     @property
     def live(self) -> bool:
         return self._pending is None
 
+    @property
+    def buffered(self) -> int:
+        """Live updates waiting for the replay to end."""
+        return len(self._pending or ())
+
+    def cancel(self) -> None:
+        """Send nothing more (unsubscribed or replaced); a replay still running stops."""
+        self.cancelled = True
+        self._pending = None
+
     def offer(self, delivery: Delivery) -> None:
         """Called by the hub for every update of this task, in offset order."""
         if self._pending is not None:
+            if self.behind:
+                return  # the replay reads it from the log
             self._pending.append(delivery)
             if len(self._pending) > self._limit:
-                self.outbox.overflow()
+                self._pending.clear()
+                self.behind = True
             return
         self.send(delivery)
 
-    def send(self, delivery: Delivery) -> None:
-        """Send unless this offset was already sent (or an older one)."""
-        if delivery.offset <= self.last_offset:
+    def catch_up(self) -> None:
+        """Clear `behind` (the caller now replays up to the hub's current position: what
+        arrives from here on is buffered again)."""
+        self.behind = False
+
+    def send(self, delivery: Delivery, *, replayed: bool = False) -> None:
+        """Send unless this offset was already sent (or an older one). A replayed update
+        does not count in the delivery-latency metric (its event is old by design)."""
+        if delivery.offset <= self.last_offset or self.cancelled:
             return
         self.last_offset = delivery.offset
-        self.outbox.push(delivery.text, delivery.occurred_at, delivery.task_id, delivery.offset)
+        occurred_at = None if replayed else delivery.occurred_at
+        self.outbox.push(delivery.text, occurred_at, delivery.task_id, delivery.offset)
 
     def skip_to(self, offset: int) -> None:
         """Consider everything up to `offset` delivered (a snapshot covered it)."""
