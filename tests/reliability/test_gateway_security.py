@@ -44,7 +44,11 @@ PUBLIC = {
     "/redoc",
 }
 #: Routes where another user's valid token legitimately succeeds, with their own data.
-OWN_DATA = {("POST", "/api/v1/projects"), ("GET", "/api/v1/progress/stats")}
+OWN_DATA = {
+    ("POST", "/api/v1/projects"),
+    ("GET", "/api/v1/progress/stats"),
+    ("GET", "/api/v1/runs"),
+}
 WEBSOCKETS = {"/api/v1/ws", "/api/v1/projects/{project_id}/progress"}
 
 

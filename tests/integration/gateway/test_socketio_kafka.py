@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import socketio
 
-from ytmaker_gateway.testing import make_update, wait_until
+from ytmaker_gateway.testing import make_update, stable_id, wait_until
 
 from .conftest import Cluster
 
@@ -42,7 +42,7 @@ class Follower:
 
 
 async def test_recovery_on_another_replica_replays_from_kafka(cluster: Cluster) -> None:
-    task_id = "sio-task"
+    task_id = stable_id("sio-task")
     token = cluster.token()
     written = [await cluster.write(make_update(task_id, n=i)) for i in range(3)]
     first = await cluster.replica()
@@ -64,4 +64,31 @@ async def test_recovery_on_another_replica_replays_from_kafka(cluster: Cluster) 
     assert back.hello[0]["recovered"] is True and back.hello[0]["pid"] == pid
     live = await cluster.write(make_update(task_id, n=7))
     await wait_until(lambda: back.offsets == [*missed, live], timeout=15, what="live again")
+    await back.client.disconnect()
+
+
+async def test_recovery_of_more_than_the_queue_holds_replays_every_missed_update(
+    cluster: Cluster,
+) -> None:
+    """A recovery longer than the client's queue is replayed page by page after the CONNECT,
+    at the pace the client reads: every missed update once, in order, then live ones."""
+    task_id = stable_id("sio-long-recovery")
+    token = cluster.token()
+    first_update = await cluster.write(make_update(task_id, n=0))
+    replica = await cluster.replica(client_queue_size=100)
+    follower = Follower()
+    await follower.connect(replica.server.base, {"token": token})
+    await follower.client.call("join", {"task_id": task_id, "since": -1}, namespace=NS)
+    await wait_until(lambda: follower.offsets == [first_update], timeout=15, what="the first")
+    pid, position = follower.hello[0]["pid"], follower.position
+    await follower.client.disconnect()
+
+    missed = [await cluster.write(make_update(task_id, n=i)) for i in range(1, 601)]
+    back = Follower()
+    await back.connect(replica.server.base, {"token": token, "pid": pid, "offset": position})
+    await wait_until(lambda: len(back.offsets) >= len(missed), timeout=30, what="the replay")
+    assert back.hello[0]["recovered"] is True and back.hello[0]["pid"] == pid
+    live = await cluster.write(make_update(task_id, n=601))
+    await wait_until(lambda: back.offsets[-1:] == [live], timeout=15, what="live again")
+    assert back.offsets == [*missed, live]
     await back.client.disconnect()

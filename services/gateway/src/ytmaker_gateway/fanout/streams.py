@@ -180,6 +180,17 @@ class Streams:
             ).inc()
         return sub
 
+    async def resumable(self, task_id: str, since: int | None, epoch: str | None) -> bool:
+        """Whether every update of the task after `since` can still be replayed: what a
+        `subscribed` would say as `recovered`, known before the replay is read (a Socket.IO
+        reconnect decides its `pid` by it at connect)."""
+        if since is None:
+            return False
+        await self.hub.ready.wait()
+        partition = self.hub.partition_of(task_id)
+        end = self.hub.positions[partition]
+        return (await self._plan(task_id, partition, since, epoch, None, end)).recovered
+
     async def _plan(
         self,
         task_id: str,
@@ -231,10 +242,12 @@ class Streams:
 
     async def _send_page(self, sub: Subscription, page: list[Delivery], high_water: int) -> bool:
         """Queue a page (a Kafka read may hold more than `page_size`: a whole fetch) in
-        pieces of `page_size`, each when it fits; False when the replay must stop (the
-        subscription was dropped, or the client does not read: its connection closes 1013)."""
-        for i in range(0, len(page), self.page_size):
-            piece = page[i : i + self.page_size]
+        pieces of `page_size` (or `high_water`, for a small outbox), each when it fits; False
+        when the replay must stop (the subscription was dropped, or the client does not read:
+        its connection closes 1013)."""
+        size = min(self.page_size, high_water)
+        for i in range(0, len(page), size):
+            piece = page[i : i + size]
             if sub.cancelled or not await sub.outbox.room(
                 len(piece), high_water=high_water, stall_s=self.stall_s
             ):

@@ -47,6 +47,10 @@ class SioClient:
         #: What the client has been sent; a recovering client starts from what it says it has.
         self.positions = Positions(gateway.hub.epoch)
         self.subs: dict[str, Subscription] = {}
+        #: The tasks of a recovered session and the offset each resumes after, subscribed
+        #: again once the writer runs.
+        self.restoring: list[tuple[str, int | None]] = []
+        self._subscribing = asyncio.Lock()  # one (re)subscribe at a time
         self.hello: dict[str, Any] = {}
         self.writer: asyncio.Task[None] | None = None
         self._tokens = self.settings.max_messages_per_second
@@ -59,20 +63,52 @@ class SioClient:
 
     def start(self, on_overflow: Callable[[], Awaitable[None]]) -> None:
         """Start writing (call once the namespace's CONNECT packet is out): the `connected`
-        event first, then the outbox. `on_overflow` closes the transport of a slow client, which
-        reconnects and recovers by its positions."""
+        event first, then the outbox, while the tasks of a recovered session are subscribed
+        again (their replays wait for the writer: they move at the pace the client reads).
+        `on_overflow` closes the transport of a slow client, which reconnects and recovers by
+        its positions; so does the token's expiry."""
 
         async def run() -> None:
             # One argument only: the client keeps the position string it had.
             hello = {"type": "connected", "task_id": None, "offset": None, "payload": self.hello}
             await self._emit("connected", hello)
-            await self.outbox.run()
+            helpers = [
+                asyncio.create_task(self._restore(), name=f"sio-restore-{self.sid}"),
+                asyncio.create_task(self._expiry(on_overflow), name=f"sio-expiry-{self.sid}"),
+            ]
+            try:
+                await self.outbox.run()
+            finally:
+                for helper in helpers:
+                    helper.cancel()
             if self.outbox.overflowed:
                 metrics.SLOW_CLIENT_CLOSES.inc()
                 await on_overflow()
 
         self.writer = asyncio.create_task(run(), name=f"sio-writer-{self.sid}")
         self.writer.add_done_callback(self._writer_done)
+
+    async def _restore(self) -> None:
+        for task_id, since in self.restoring:
+            try:
+                await self.subscribe(task_id, since, self.positions.epoch, restored=True)
+            except GatewayError as exc:
+                self.error(exc.code, exc.message, task_id, restored=True, **exc.details)
+                self.positions.tasks.pop(task_id, None)
+        self.restoring = []
+
+    async def _expiry(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Close the transport when the token expires: a connection lives no longer than the
+        credential it was opened with (it reconnects with a new token and recovers)."""
+        expires_at = self.principal.expires_at
+        if expires_at is None:
+            return  # the development user: no expiry
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        metrics.BAD_INPUT.labels("token_expired").inc()
+        expired = self.expect("error", "")
+        self.error("unauthorized", "token expired: reconnect with a new one")
+        await self.written(expired, timeout_s=1.0)
+        await close()
 
     def _writer_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -85,7 +121,7 @@ class SioClient:
         msg = orjson.loads(text)
         self._track(msg)
         await self._emit(str(msg["type"]), (msg, self.positions.encode()))
-        written = self._written.pop((str(msg["type"]), str(msg.get("task_id"))), None)
+        written = self._written.pop((str(msg["type"]), str(msg.get("task_id") or "")), None)
         if written is not None:
             written.set()
 
@@ -144,21 +180,37 @@ class SioClient:
     async def subscribe(
         self, task_id: str, since: int | None, epoch: str | None, *, restored: bool = False
     ) -> bool:
-        """Subscribe (or re-subscribe) to the task; False when the replay could not be read
-        (a `replay_failed` error is queued). Raises GatewayError (forbidden, unavailable)."""
+        """Subscribe (or re-subscribe) to the task and return once its replay is queued (the
+        writer must be running); False when the replay could not be read (a `replay_failed`
+        error is queued). Raises GatewayError (forbidden, unavailable)."""
         ref, state = await self.gateway.access.task(self.principal, task_id, wait=True)
-        self.drop(task_id)
-        try:
-            sub = await self.gateway.streams.subscribe(
-                task_id, self.outbox, since=since, epoch=epoch, state=state, restored=restored
-            )
-        except (TimeoutError, KafkaError) as exc:
-            log.warning("replay failed", extra={"task_id": task_id, "error": repr(exc)})
-            self.error("replay_failed", "could not read history", task_id, restored=restored)
-            return False
-        sub.project_id = ref.project_id
-        metrics.PROJECT_WATCHERS.labels(ref.project_id).inc()
-        self.subs[task_id] = sub
+        async with self._subscribing:
+            self.drop(task_id)
+
+            def attach(sub: Subscription) -> None:
+                sub.project_id = ref.project_id
+                sub.restored = restored
+                self.subs[task_id] = sub
+                metrics.PROJECT_WATCHERS.inc()
+
+            try:
+                await self.gateway.streams.subscribe(
+                    task_id,
+                    self.outbox,
+                    since=since,
+                    epoch=epoch,
+                    state=state,
+                    restored=restored,
+                    attach=attach,
+                )
+            except (TimeoutError, KafkaError) as exc:
+                self.drop(task_id)
+                log.warning("replay failed", extra={"task_id": task_id, "error": repr(exc)})
+                self.error("replay_failed", "could not read history", task_id, restored=restored)
+                return False
+            except BaseException:
+                self.drop(task_id)
+                raise
         return True
 
     def drop(self, task_id: str) -> bool:
@@ -166,8 +218,9 @@ class SioClient:
         sub = self.subs.pop(task_id, None)
         if sub is None:
             return False
+        sub.cancel()
         self.gateway.hub.unregister(sub)
-        metrics.PROJECT_WATCHERS.labels(sub.project_id or "").dec()
+        metrics.PROJECT_WATCHERS.dec()
         return True
 
     async def control(self, task_id: str, action: str, reason: str) -> dict[str, Any]:

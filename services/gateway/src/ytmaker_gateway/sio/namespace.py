@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import socketio
+from aiokafka.errors import KafkaError
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.auth import AuthError, authenticate, bearer
@@ -96,7 +97,7 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             ) from None
         client = SioClient(sid, self.gateway, principal, self._emitter(sid))
         self.clients[sid] = client
-        metrics.CONNECTED_CLIENTS.labels(principal.user).inc()
+        metrics.CONNECTED_CLIENTS.inc()
         pid, recovered, restored = await self._recover(client, auth)
         client.hello = {
             "client_id": sid,
@@ -120,8 +121,10 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def _recover(
         self, client: SioClient, auth: dict[str, Any]
     ) -> tuple[str, bool, list[str]]:
-        """Connection state recovery: re-join the tasks of `auth.offset`, each after its offset.
-        Returns (pid, whether everything missed is replayed, the tasks re-joined)."""
+        """Connection state recovery: the tasks of `auth.offset` the client may still watch,
+        each to be re-joined after its offset once the writer runs (`client.restoring`).
+        Returns (pid, whether everything missed can be replayed, the tasks re-joined): the
+        pid is kept only when it can."""
         pid, offset = auth.get("pid"), auth.get("offset")
         if not isinstance(pid, str) or not pid or len(pid) > 64 or offset is None:
             return uuid.uuid4().hex, False, []
@@ -134,22 +137,24 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return uuid.uuid4().hex, False, []
         client.positions.tasks = dict(wanted.tasks)
         all_held = True
-        restored: list[str] = []
         for task_id, since in wanted.tasks.items():
             try:
-                ok = await client.subscribe(task_id, since, wanted.epoch, restored=True)
+                await self.gateway.access.task(client.principal, task_id, wait=True)
+                held = await self.gateway.streams.resumable(task_id, since, wanted.epoch)
             except GatewayError as exc:
                 client.error(exc.code, exc.message, task_id, restored=True, **exc.details)
                 client.positions.tasks.pop(task_id, None)
                 all_held = False
                 continue
-            all_held = all_held and ok and _recovered(client, task_id)
-            if ok:
-                restored.append(task_id)
-                await self.enter_room(client.sid, room(task_id))
+            except (TimeoutError, KafkaError):
+                held = False
+            all_held = all_held and held
+            client.restoring.append((task_id, since))
+            await self.enter_room(client.sid, room(task_id))
         metrics.RECONNECTS.labels(str(all_held).lower()).inc()
         self.gateway.reconnects += 1
         self.gateway.reconnects_restored += int(all_held)
+        restored = [task_id for task_id, _ in client.restoring]
         return (pid if all_held else uuid.uuid4().hex), all_held, restored
 
     async def disconnect(self, sid: str) -> None:
@@ -158,7 +163,7 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return
         self.sio.forget(sid)
         await client.close()
-        metrics.CONNECTED_CLIENTS.labels(client.principal.user).dec()
+        metrics.CONNECTED_CLIENTS.dec()
 
     def _emitter(self, sid: str) -> Any:
         async def emit(event: str, data: Any) -> None:
@@ -226,15 +231,6 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return {"ok": True, "task_id": task_id}
         result = await client.control(task_id, msg.action, msg.reason)
         return {"ok": True, **result}
-
-
-def _recovered(client: SioClient, task_id: str) -> bool:
-    """Whether the `subscribed` just queued for the task says every missed update follows."""
-    for text in reversed(client.outbox.queued()):
-        msg = json.loads(text)
-        if msg.get("type") == "subscribed" and msg.get("task_id") == task_id:
-            return bool(msg["payload"].get("recovered"))
-    return False
 
 
 __all__ = ["NAMESPACE", "ProgressNamespace", "gateway_error"]
