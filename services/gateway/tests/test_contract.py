@@ -11,12 +11,14 @@ from websockets.asyncio.client import connect
 
 from ytmaker_gateway import schema
 from ytmaker_gateway.api.messages import ServerMessage
-from ytmaker_gateway.testing import make_state, make_update
+from ytmaker_gateway.testing import PROJECT, make_state, make_update, stable_id
 from ytmaker_shared.progress import TaskStatus, UpdateType
 
 from .conftest import Factory
 
 SERVER_MESSAGE: TypeAdapter[Any] = TypeAdapter(ServerMessage)
+
+T1, T_DONE = stable_id("t1"), stable_id("t-done")
 
 
 def test_the_committed_schema_is_current() -> None:
@@ -27,9 +29,9 @@ def test_the_committed_schema_is_current() -> None:
 async def test_every_message_of_a_session_matches_the_contract(gateway_factory: Factory) -> None:
     gw = await gateway_factory(heartbeat_interval_s=0.5)
     for i in range(3):
-        update = make_update("t1", n=i, progress=i * 10)
+        update = make_update(T1, n=i, progress=i * 10)
         gw.fake.record(gw.log.append(update), update)
-    gw.fake.put_task(make_state("t-done", status=TaskStatus.COMPLETED))
+    gw.fake.put_task(make_state(T_DONE, status=TaskStatus.COMPLETED))
     seen: dict[str, dict[str, Any]] = {}
     async with connect(f"{gw.ws}/api/v1/ws?token={gw.token()}") as ws:
 
@@ -42,39 +44,42 @@ async def test_every_message_of_a_session_matches_the_contract(gateway_factory: 
                     await ws.send(json.dumps({"action": "pong"}))
 
         await until("connected")
-        await ws.send(json.dumps({"action": "subscribe", "task_id": "t1", "since": None}))
+        await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": None}))
         await until("snapshot")
-        await ws.send(json.dumps({"action": "subscribe", "task_id": "t1", "since": -1}))
+        # Again on the same connection: it continues after what it sent (the snapshot).
+        await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": -1}))
+        update = make_update(T1, n=3, progress=30)
+        gw.fake.record(gw.log.append(update), update)
         await until("progress")
-        paused = make_update("t1", n=7, kind=UpdateType.STATUS, status=TaskStatus.PAUSED)
+        paused = make_update(T1, n=7, kind=UpdateType.STATUS, status=TaskStatus.PAUSED)
         gw.fake.record(gw.log.append(paused), paused)
         await until("status")
-        await ws.send(json.dumps({"action": "resume", "task_id": "t1"}))
+        await ws.send(json.dumps({"action": "resume", "task_id": T1}))
         await until("ack")
-        await ws.send(json.dumps({"action": "cancel", "task_id": "t-done"}))
+        await ws.send(json.dumps({"action": "cancel", "task_id": T_DONE}))
         await until("error")
         await ws.send(json.dumps({"type": "ping"}))
         await until("pong")
         await until("ping")
-        await ws.send(json.dumps({"action": "unsubscribe", "task_id": "t1"}))
+        await ws.send(json.dumps({"action": "unsubscribe", "task_id": T1}))
         await until("unsubscribed")
         old = seen["connected"]["payload"]["client_id"]
     async with connect(f"{gw.ws}/api/v1/ws?token={gw.token()}&old_client_id={old}") as ws:
         SERVER_MESSAGE.validate_python(json.loads(await ws.recv()))
-    async with connect(f"{gw.ws}/api/v1/projects/p1/progress?token={gw.token()}") as ws:
+    async with connect(f"{gw.ws}/api/v1/projects/{PROJECT}/progress?token={gw.token()}") as ws:
         assert SERVER_MESSAGE.validate_python(json.loads(await ws.recv())).type == "connected"
         initial = SERVER_MESSAGE.validate_python(json.loads(await ws.recv()))
-        assert initial.type == "initial" and initial.payload.project_id == "p1"
+        assert initial.type == "initial" and initial.payload.project_id == PROJECT
     assert {"subscribed", "snapshot", "progress", "status", "ack", "error"} <= set(seen)
 
 
 async def test_runs_lists_the_callers_runs_filtered(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    gw.fake.put_task(make_state("t1"))
+    gw.fake.put_task(make_state(T1))
     gw.fake.put_task(make_state("t2", status=TaskStatus.COMPLETED, project_id="p2"))
     gw.fake.put_task(make_state("t-bob", owner="bob"))
     mine = (await gw.http.get("/api/v1/runs", headers=gw.auth())).json()["items"]
-    assert sorted(t["task_id"] for t in mine) == ["t1", "t2"]
+    assert sorted(t["task_id"] for t in mine) == [T1, "t2"]
     done = await gw.http.get("/api/v1/runs?project_id=p2", headers=gw.auth())
     assert [t["task_id"] for t in done.json()["items"]] == ["t2"]
     everyone = await gw.http.get("/api/v1/runs?all=true", headers=gw.auth("op", "operator"))

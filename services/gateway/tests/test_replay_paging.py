@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import OrderedDict
 from typing import Any
 
 import pytest
 
 from ytmaker_gateway import metrics
+from ytmaker_gateway.fanout import delivery
 from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.streams import Streams
@@ -202,8 +204,10 @@ BAD_RECORDS = [
 
 
 async def test_unreadable_records_are_skipped_counted_and_logged_once(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The process remembers what it logged; earlier tests' fake logs used the same offsets.
+    monkeypatch.setattr(delivery.BAD_RECORDS, "_logged", OrderedDict())
     hub = _hub(cache_updates_per_task=0)
     log = FakeLog(hub, partitions=1)
     live_before, replay_before = _bad_count("live"), _bad_count("replay")

@@ -12,7 +12,7 @@ import pytest
 import socketio
 
 from ytmaker_gateway.sio.positions import parse
-from ytmaker_gateway.testing import make_state, make_update, wait_until
+from ytmaker_gateway.testing import make_state, make_update, stable_id, wait_until
 from ytmaker_shared.events import CancelTask
 from ytmaker_shared.progress import TaskStatus
 
@@ -20,6 +20,11 @@ from .conftest import Factory, Harness
 
 NS = "/progress"
 UPDATES = ("snapshot", "progress", "status", "error")
+
+#: Task ids as the system issues them (the gateway refuses any other).
+T1, T2, T_BOB, T_DONE, MISSING = (
+    stable_id(name) for name in ("t1", "t2", "t-bob", "t-done", "no-such-task")
+)
 
 
 class Recorder:
@@ -69,7 +74,7 @@ async def recorders() -> AsyncIterator[list[Recorder]]:
         await r.client.disconnect()
 
 
-def _seed(gw: Harness, task_id: str = "t1", owner: str = "alice", n: int = 5) -> list[int]:
+def _seed(gw: Harness, task_id: str = T1, owner: str = "alice", n: int = 5) -> list[int]:
     offsets = []
     for i in range(n):
         update = make_update(task_id, owner=owner, n=i, progress=i * 10)
@@ -119,22 +124,22 @@ async def test_join_replays_then_streams_live_and_leave_stops(
     gw = await gateway_factory()
     offsets = _seed(gw)
     r = await _client(gw, recorders)
-    ack = await r.call("join", {"task_id": "t1", "since": offsets[1]})
-    assert ack == {"ok": True, "task_id": "t1"}
-    await wait_until(lambda: r.offsets("t1") == offsets[2:], timeout=5, what="the replay")
+    ack = await r.call("join", {"task_id": T1, "since": offsets[1]})
+    assert ack == {"ok": True, "task_id": T1}
+    await wait_until(lambda: r.offsets(T1) == offsets[2:], timeout=5, what="the replay")
     subscribed = r.of("subscribed")[0]
     assert subscribed["payload"]["recovered"] is True and subscribed["offset"] == offsets[1]
-    live = gw.log.append(make_update("t1", n=9, status=TaskStatus.COMPLETED))
-    await wait_until(lambda: r.offsets("t1") == [*offsets[2:], live], timeout=5, what="live")
+    live = gw.log.append(make_update(T1, n=9, status=TaskStatus.COMPLETED))
+    await wait_until(lambda: r.offsets(T1) == [*offsets[2:], live], timeout=5, what="live")
     assert r.of("progress")[-1]["payload"]["status"] == "completed"
-    assert parse(r.offset, 10).tasks == {"t1": live}
+    assert parse(r.offset, 10).tasks == {T1: live}
 
-    assert await r.call("leave", {"task_id": "t1"}) == {"ok": True, "task_id": "t1"}
+    assert await r.call("leave", {"task_id": T1}) == {"ok": True, "task_id": T1}
     await wait_until(lambda: r.of("unsubscribed"), timeout=5, what="unsubscribed")
-    gw.log.append(make_update("t1", n=10))
+    gw.log.append(make_update(T1, n=10))
     assert await r.call("ping", {}) == {"ok": True, "timestamp": pytest.approx(0, abs=1e10)}
     await wait_until(lambda: r.of("pong"), timeout=5, what="pong")
-    assert r.offsets("t1")[-1] == live  # nothing after leave
+    assert r.offsets(T1)[-1] == live  # nothing after leave
     assert parse(r.offset, 10).tasks == {}
 
 
@@ -144,34 +149,34 @@ async def test_join_without_since_sends_a_snapshot(
     gw = await gateway_factory()
     offsets = _seed(gw)
     r = await _client(gw, recorders)
-    await r.call("join", {"task_id": "t1", "since": None})
+    await r.call("join", {"task_id": T1, "since": None})
     await wait_until(lambda: r.of("snapshot"), timeout=5, what="the snapshot")
     assert r.of("snapshot")[0]["offset"] == offsets[-1]
     assert r.of("snapshot")[0]["payload"]["progress"] == 40
-    assert parse(r.offset, 10).tasks == {"t1": offsets[-1]}
+    assert parse(r.offset, 10).tasks == {T1: offsets[-1]}
 
 
 @pytest.mark.parametrize(
     ("event", "data", "code"),
     [
         ("join", {}, "missing_field"),
-        ("join", "t1", "invalid_message"),
-        ("join", {"task_id": "t1", "since": "x"}, "invalid_field"),
+        ("join", T1, "invalid_message"),
+        ("join", {"task_id": T1, "since": "x"}, "invalid_field"),
         ("join", {"task_id": "a,b"}, "invalid_field"),
-        ("join", {"task_id": "t-bob"}, "forbidden"),
-        ("join", {"task_id": "no-such-task"}, "forbidden"),
+        ("join", {"task_id": T_BOB}, "forbidden"),
+        ("join", {"task_id": MISSING}, "forbidden"),
         ("dance", {}, "unknown_event"),
-        ("cancel_task", {"task_id": "t-done"}, "conflict"),
-        ("cancel_task", {"task_id": "t1", "reason": 5}, "invalid_field"),
+        ("cancel_task", {"task_id": T_DONE}, "conflict"),
+        ("cancel_task", {"task_id": T1, "reason": 5}, "invalid_field"),
     ],
 )
 async def test_bad_requests_get_an_error_and_the_socket_stays(
     gateway_factory: Factory, recorders: list[Recorder], event: str, data: Any, code: str
 ) -> None:
     gw = await gateway_factory()
-    gw.fake.put_task(make_state("t1"))
-    gw.fake.put_task(make_state("t-bob", owner="bob"))
-    gw.fake.put_task(make_state("t-done", status=TaskStatus.COMPLETED))
+    gw.fake.put_task(make_state(T1))
+    gw.fake.put_task(make_state(T_BOB, owner="bob"))
+    gw.fake.put_task(make_state(T_DONE, status=TaskStatus.COMPLETED))
     r = await _client(gw, recorders)
     ack = await r.call(event, data)
     assert ack["ok"] is False and ack["error"]["code"] == code
@@ -184,12 +189,12 @@ async def test_cancel_task_emits_the_control_request(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    gw.fake.put_task(make_state("t1"))
+    gw.fake.put_task(make_state(T1))
     r = await _client(gw, recorders)
-    ack = await r.call("cancel_task", {"task_id": "t1", "reason": "enough"})
+    ack = await r.call("cancel_task", {"task_id": T1, "reason": "enough"})
     assert ack["ok"] is True and ack["action"] == "cancel" and ack["accepted"] is True
     (_topic, event) = gw.producer.sent[-1]
-    assert isinstance(event, CancelTask) and event.task_id == "t1"
+    assert isinstance(event, CancelTask) and event.task_id == T1
     assert event.payload.reason == "enough" and event.payload.requested_by == "alice"
     await wait_until(lambda: r.of("ack"), timeout=5, what="the ack event")
 
@@ -198,7 +203,7 @@ async def test_recovery_resumes_every_task_exactly_after_its_offset(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    first = {t: _seed(gw, t, n=3) for t in ("t1", "t2")}
+    first = {t: _seed(gw, t, n=3) for t in (T1, T2)}
     r = await _client(gw, recorders)
     for task_id in first:
         await r.call("join", {"task_id": task_id, "since": -1})
@@ -220,11 +225,11 @@ async def test_recovery_resumes_every_task_exactly_after_its_offset(
     )
     hello = back.of("connected")[0]["payload"]
     assert hello["recovered"] is True and hello["pid"] == pid
-    assert sorted(hello["restored"]) == ["t1", "t2"]
+    assert sorted(hello["restored"]) == sorted([T1, T2])
     assert all(m["payload"]["restored"] for m in back.of("subscribed"))
-    live = gw.log.append(make_update("t2", n=20))
-    await wait_until(lambda: back.offsets("t2")[-1:] == [live], timeout=5, what="live again")
-    assert back.offsets("t1") == missed["t1"]
+    live = gw.log.append(make_update(T2, n=20))
+    await wait_until(lambda: back.offsets(T2)[-1:] == [live], timeout=5, what="live again")
+    assert back.offsets(T1) == missed[T1]
 
 
 async def test_recovery_of_an_offset_no_longer_held_says_so(
@@ -233,12 +238,12 @@ async def test_recovery_of_an_offset_no_longer_held_says_so(
     gw = await gateway_factory()
     offsets = _seed(gw, n=4)
     r = await _client(gw, recorders)
-    await r.call("join", {"task_id": "t1", "since": -1})
-    await wait_until(lambda: r.offsets("t1") == offsets, timeout=5, what="the replay")
+    await r.call("join", {"task_id": T1, "since": -1})
+    await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the replay")
     pid, offset = r.of("connected")[0]["payload"]["pid"], r.offset
     await r.client.disconnect()
     _seed(gw, n=3)
-    partition = gw.gateway.hub.partition_of("t1")
+    partition = gw.gateway.hub.partition_of(T1)
     gw.log.log_start[partition] = 10_000  # retention took everything
     gw.gateway.hub.cache = type(gw.gateway.hub.cache)(per_task=0, tasks=0)
     back = Recorder()
@@ -269,14 +274,14 @@ async def test_recovery_never_reaches_somebody_elses_task(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    _seed(gw, "t-bob", owner="bob", n=2)
+    _seed(gw, T_BOB, owner="bob", n=2)
     r = Recorder()
     recorders.append(r)
     await r.connect(gw, {"token": gw.token(), "pid": "p", "offset": "1||t-bob:-1"})
     await wait_until(lambda: r.of("error"), timeout=5, what="the refusal")
     assert r.of("error")[0]["payload"]["code"] == "forbidden"
     assert r.of("error")[0]["payload"]["details"]["restored"] is True
-    assert r.offsets("t-bob") == [] and r.of("connected")[0]["payload"]["recovered"] is False
+    assert r.offsets(T_BOB) == [] and r.of("connected")[0]["payload"]["recovered"] is False
 
 
 async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
@@ -285,16 +290,16 @@ async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
     gw = await gateway_factory(client_queue_size=5)
     offsets = _seed(gw, n=3)
     r = await _client(gw, recorders)
-    await r.call("join", {"task_id": "t1", "since": -1})
-    await wait_until(lambda: r.offsets("t1") == offsets, timeout=5, what="the replay")
+    await r.call("join", {"task_id": T1, "since": -1})
+    await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the replay")
     pid, position = r.of("connected")[0]["payload"]["pid"], r.offset
-    client = next(iter(gw.gateway.hub._tasks["t1"])).outbox
+    client = next(iter(gw.gateway.hub._tasks[T1])).outbox
     for i in range(3, 40):  # a burst the queue of 5 cannot hold
         client.push(f'{{"type": "pong", "payload": {{"n": {i}}}}}')
     await wait_until(lambda: not r.client.connected, timeout=5, what="the drop")
-    assert "t1" not in gw.gateway.hub._tasks  # unregistered
+    assert T1 not in gw.gateway.hub._tasks  # unregistered
     missed = _seed(gw, n=2)
     back = Recorder()
     recorders.append(back)
     await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": position})
-    await wait_until(lambda: back.offsets("t1") == missed, timeout=5, what="recovery")
+    await wait_until(lambda: back.offsets(T1) == missed, timeout=5, what="recovery")

@@ -263,13 +263,13 @@ export function isProgressUpdate(v: unknown): v is ProgressUpdate {
 /** A new project; its first run starts at once. */
 export interface ProjectCreate {
   content: string;
-  settings?: ProjectSettings;
+  settings?: ProjectSettingsInput;
   title: string;
 }
 
 /** Whether `v` has the shape of ProjectCreate (generated from the schema). */
 export function isProjectCreate(v: unknown): v is ProjectCreate {
-  return (isRecord(v) && typeof v["content"] === "string" && (v["settings"] === undefined || isProjectSettings(v["settings"])) && typeof v["title"] === "string");
+  return (isRecord(v) && typeof v["content"] === "string" && (v["settings"] === undefined || isProjectSettingsInput(v["settings"])) && typeof v["title"] === "string");
 }
 
 export interface ProjectInfo {
@@ -299,6 +299,22 @@ export interface ProjectSettings {
 
 /** Whether `v` has the shape of ProjectSettings (generated from the schema). */
 export function isProjectSettings(v: unknown): v is ProjectSettings {
+  return (isRecord(v) && (v["language"] === undefined || typeof v["language"] === "string") && (v["privacy"] === undefined || ["private", "unlisted", "public"].includes(v["privacy"] as never)) && (v["segments"] === undefined || Number.isInteger(v["segments"])) && (v["style"] === undefined || typeof v["style"] === "string") && (v["tags"] === undefined || (Array.isArray(v["tags"]) && v["tags"].every((x: unknown) => typeof x === "string"))) && (v["target_length_seconds"] === undefined || Number.isInteger(v["target_length_seconds"])) && (v["voice"] === undefined || (typeof v["voice"] === "string" || v["voice"] === null)));
+}
+
+/** `ProjectSettings` as a client may send them: every field bounded (each tag too). */
+export interface ProjectSettingsInput {
+  language?: string;
+  privacy?: "private" | "unlisted" | "public";
+  segments?: number;
+  style?: string;
+  tags?: string[];
+  target_length_seconds?: number;
+  voice?: string | null;
+}
+
+/** Whether `v` has the shape of ProjectSettingsInput (generated from the schema). */
+export function isProjectSettingsInput(v: unknown): v is ProjectSettingsInput {
   return (isRecord(v) && (v["language"] === undefined || typeof v["language"] === "string") && (v["privacy"] === undefined || ["private", "unlisted", "public"].includes(v["privacy"] as never)) && (v["segments"] === undefined || Number.isInteger(v["segments"])) && (v["style"] === undefined || typeof v["style"] === "string") && (v["tags"] === undefined || (Array.isArray(v["tags"]) && v["tags"].every((x: unknown) => typeof x === "string"))) && (v["target_length_seconds"] === undefined || Number.isInteger(v["target_length_seconds"])) && (v["voice"] === undefined || (typeof v["voice"] === "string" || v["voice"] === null)));
 }
 
@@ -341,12 +357,12 @@ export function isReconnectedPayload(v: unknown): v is ReconnectedPayload {
 
 /** Another run of a project; `settings` replaces the project's settings for this run. */
 export interface RunCreate {
-  settings?: ProjectSettings | null;
+  settings?: ProjectSettingsInput | null;
 }
 
 /** Whether `v` has the shape of RunCreate (generated from the schema). */
 export function isRunCreate(v: unknown): v is RunCreate {
-  return (isRecord(v) && (v["settings"] === undefined || (isProjectSettings(v["settings"]) || v["settings"] === null)));
+  return (isRecord(v) && (v["settings"] === undefined || (isProjectSettingsInput(v["settings"]) || v["settings"] === null)));
 }
 
 /** The caller's runs, newest first (an operator's cover every user with `all=true`). */

@@ -13,7 +13,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Settings(ProjectSettings):
+class ProjectSettingsInput(ProjectSettings):
     """`ProjectSettings` as a client may send them: every field bounded (each tag too)."""
 
     tags: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field(
@@ -43,7 +43,7 @@ class ProjectCreate(Strict):
 
     title: str = Field(min_length=1, max_length=200)
     content: str = Field(min_length=1, max_length=100_000)
-    settings: Settings = Settings()
+    settings: ProjectSettingsInput = ProjectSettingsInput()
 
     @field_validator("title", "content")
     @classmethod
@@ -56,7 +56,7 @@ class ProjectCreate(Strict):
 class RunCreate(Strict):
     """Another run of a project; `settings` replaces the project's settings for this run."""
 
-    settings: Settings | None = None
+    settings: ProjectSettingsInput | None = None
 
 
 class Started(BaseModel):

@@ -90,7 +90,7 @@ export function isProgressUpdate(v) {
 }
 /** Whether `v` has the shape of ProjectCreate (generated from the schema). */
 export function isProjectCreate(v) {
-    return (isRecord(v) && typeof v["content"] === "string" && (v["settings"] === undefined || isProjectSettings(v["settings"])) && typeof v["title"] === "string");
+    return (isRecord(v) && typeof v["content"] === "string" && (v["settings"] === undefined || isProjectSettingsInput(v["settings"])) && typeof v["title"] === "string");
 }
 /** Whether `v` has the shape of ProjectInfo (generated from the schema). */
 export function isProjectInfo(v) {
@@ -98,6 +98,10 @@ export function isProjectInfo(v) {
 }
 /** Whether `v` has the shape of ProjectSettings (generated from the schema). */
 export function isProjectSettings(v) {
+    return (isRecord(v) && (v["language"] === undefined || typeof v["language"] === "string") && (v["privacy"] === undefined || ["private", "unlisted", "public"].includes(v["privacy"])) && (v["segments"] === undefined || Number.isInteger(v["segments"])) && (v["style"] === undefined || typeof v["style"] === "string") && (v["tags"] === undefined || (Array.isArray(v["tags"]) && v["tags"].every((x) => typeof x === "string"))) && (v["target_length_seconds"] === undefined || Number.isInteger(v["target_length_seconds"])) && (v["voice"] === undefined || (typeof v["voice"] === "string" || v["voice"] === null)));
+}
+/** Whether `v` has the shape of ProjectSettingsInput (generated from the schema). */
+export function isProjectSettingsInput(v) {
     return (isRecord(v) && (v["language"] === undefined || typeof v["language"] === "string") && (v["privacy"] === undefined || ["private", "unlisted", "public"].includes(v["privacy"])) && (v["segments"] === undefined || Number.isInteger(v["segments"])) && (v["style"] === undefined || typeof v["style"] === "string") && (v["tags"] === undefined || (Array.isArray(v["tags"]) && v["tags"].every((x) => typeof x === "string"))) && (v["target_length_seconds"] === undefined || Number.isInteger(v["target_length_seconds"])) && (v["voice"] === undefined || (typeof v["voice"] === "string" || v["voice"] === null)));
 }
 /** Whether `v` has the shape of ProjectView (generated from the schema). */
@@ -114,7 +118,7 @@ export function isReconnectedPayload(v) {
 }
 /** Whether `v` has the shape of RunCreate (generated from the schema). */
 export function isRunCreate(v) {
-    return (isRecord(v) && (v["settings"] === undefined || (isProjectSettings(v["settings"]) || v["settings"] === null)));
+    return (isRecord(v) && (v["settings"] === undefined || (isProjectSettingsInput(v["settings"]) || v["settings"] === null)));
 }
 /** Whether `v` has the shape of RunList (generated from the schema). */
 export function isRunList(v) {
