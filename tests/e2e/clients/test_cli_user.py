@@ -21,6 +21,7 @@ import pytest
 
 from tests.support.proxy import Proxy
 from tests.support.terminal import Terminal
+from tests.support.wait import poll
 
 from .conftest import SAMPLE, YTMAKER, InProcess, Result, Running
 
@@ -181,8 +182,15 @@ def test_submit_from_stdin_and_runs(ytmaker: InProcess, running: Running) -> Non
     started = json.loads(submitted.stdout)
     task_id = started["task_id"]
     assert ytmaker("cancel", task_id, "--reason", "a test").returncode == 0
-    runs = json.loads(ytmaker("runs", "--json").stdout)  # remembered by submit
-    mine = next(r for r in runs if r["task_id"] == task_id)
+    listed: dict[str, dict[str, str]] = {}
+
+    def in_my_runs() -> bool:  # once the read model has folded the run's first event
+        runs = json.loads(ytmaker("runs", "--json").stdout)
+        listed.update({r["task_id"]: r for r in runs})
+        return task_id in listed
+
+    poll(in_my_runs, timeout=30, what="the run in `ytmaker runs`")
+    mine = listed[task_id]
     assert mine["project_id"] == started["project_id"]
     assert mine["title"] == SAMPLE.splitlines()[0][:200]
     watched = ytmaker("watch", task_id, "--plain")

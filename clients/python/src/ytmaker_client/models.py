@@ -36,6 +36,7 @@ __all__ = [
     "Project",
     "ProjectSettings",
     "ProjectView",
+    "RunList",
     "Snapshot",
     "Stage",
     "StageState",
@@ -88,6 +89,13 @@ class ProjectView(_Answer):
 
     project: Project
     tasks: list[TaskState]
+
+
+class RunList(_Answer):
+    """`GET /runs`: the caller's runs (every user's for an operator who asks), newest
+    first."""
+
+    items: list[TaskState]
 
 
 class HistoryItem(_Answer):
