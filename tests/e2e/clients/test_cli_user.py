@@ -257,8 +257,10 @@ def test_errors_are_one_line(ytmaker: InProcess, running: Running, tmp_path: Pat
     forged = running.cli_env(YTMAKER_TOKEN="forged")
     assert "unauthorized" in one_line_error(ytmaker("status", "x", env=forged))
     assert "unauthorized" in one_line_error(ytmaker("watch", "x", env=forged))
-    unknown = ytmaker("watch", "no-such-task")
+    unknown = ytmaker("watch", "0190f1c2-7a3b-7c00-8000-00000000beef")
     assert one_line_error(unknown) == "error: forbidden: no such task or project for you"
+    not_an_id = one_line_error(ytmaker("status", "no-such-task"))
+    assert not_an_id.startswith("error: invalid_request: ") and "task_id" in not_an_id
     kafka_down = running.cli_env(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")
     assert "Kafka" in one_line_error(console_script(running, "dlq", "list", env=kafka_down))
     usage = ytmaker("replay", "no.such.topic")

@@ -1,4 +1,4 @@
-"""Typed answers of the gateway (docs/api.md), built on the shared contracts: a task's state
+"""Typed answers of the gateway (docs/protocol.md), built on the shared contracts: a task's state
 is `ytmaker_shared.progress.TaskState`, a stored update `ProgressUpdate`, a project's settings
 `ytmaker_shared.events.ProjectSettings`.
 

@@ -1,4 +1,4 @@
-"""The gateway's REST API (docs/api.md) on httpx, with typed answers.
+"""The gateway's REST API (docs/protocol.md) on httpx, with typed answers.
 
 Every method raises `ApiError` (with the API's error `code`) when the gateway refuses, and
 `TransportError` when it cannot be reached. The token goes in the Authorization header.
