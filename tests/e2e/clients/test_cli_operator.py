@@ -1,4 +1,4 @@
-"""The operators' commands straight on Kafka, against the running system's topics (issue 13).
+"""The operators' commands straight on Kafka, against the running system's topics (docs/cli.md).
 
 - The audit: a run is produced and `replay --verify` exits 0; then a copy of the topics gets
   an out-of-order record, a malformed one, a progress event after completion and an update

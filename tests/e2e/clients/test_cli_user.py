@@ -1,4 +1,4 @@
-"""The `ytmaker` command line for users, against the running system (issue 13).
+"""The `ytmaker` command line for users, against the running system (docs/cli.md).
 
 - `submit --watch` in a pseudo-terminal, read through a terminal emulator: the live display
   as a person sees it (overall bar, one bar per stage with status and attempt, the message,

@@ -1,4 +1,4 @@
-"""The Python SDK against the running system (issue 13, "Proof").
+"""The Python SDK against the running system (docs/sdk-python.md).
 
 A run is started and followed through a TCP proxy that the test cuts, then freezes, mid-run:
 the client reconnects by itself (the freeze is noticed by its heartbeat) and the updates it
@@ -94,7 +94,7 @@ async def test_a_run_followed_across_cuts_equals_its_history(
             assert final.state.progress == 100.0
             received = [(i.offset, i.event_id) for i in seen if isinstance(i, Update)]
             assert received == await stored_history(rest, started.task_id, len(received))
-            assert progress_shown == sorted(progress_shown)  # never goes back (DESIGN §2)
+            assert progress_shown == sorted(progress_shown)  # never goes back (docs/protocol.md)
 
             states = [c.state for c in changes if c.channel == "tasks"]
             assert states.count(ConnectionState.RECONNECTING) >= 2
