@@ -136,11 +136,11 @@ def test_commands_on_a_run(
     assert history["items"][-1]["update"]["state"]["status"] == "completed"
 
     runs = json.loads(ytmaker("runs", "--project", project_id, "--json").stdout)
-    assert [(r["task_id"], r["status"]) for r in runs if r["project_id"] == project_id] == [
-        (task_id, "completed")
-    ]
+    assert (task_id, "completed") in [(r["task_id"], r["status"]) for r in runs]
+    assert {r["project_id"] for r in runs} == {project_id}  # (other tests run it again)
     failed = ytmaker("runs", "--project", project_id, "--status", "failed", "--json")
-    assert json.loads(failed.stdout) == []
+    assert task_id not in [r["task_id"] for r in json.loads(failed.stdout)]
+    assert f"runs ({len(runs)})" in ytmaker("runs", "--project", project_id).stdout
 
     out = tmp_path / "out"
     out.mkdir()
