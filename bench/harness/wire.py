@@ -43,7 +43,7 @@ class Wire(ABC):
 
 
 class YtmakerWire(Wire):
-    """docs/api.md: `/api/v1/ws?token=`, `subscribe {task_id, since}` → `subscribed`."""
+    """docs/protocol.md: `/api/v1/ws?token=`, `subscribe {task_id, since}` → `subscribed`."""
 
     name = "ytmaker"
     resumes = True

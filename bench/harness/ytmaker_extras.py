@@ -2,7 +2,7 @@
 public API, resume by offset after 1k/10k missed updates, the fan-out of one gateway process,
 the idle stack, and a read model filled with history.
 
-Everything is awaited through the gateway's public REST API (docs/api.md), which answers from
+Everything is awaited through the gateway's public REST API (docs/protocol.md), which answers from
 the read side: whatever the process layout, a task is "there" when a client would see it.
 """
 

@@ -1,4 +1,5 @@
-"""The whole ytmaker system as processes on a broker of its own, for the chaos test (DESIGN §6).
+"""The whole ytmaker system as processes on a broker of its own, for the chaos test
+(docs/architecture.md, "The guarantees").
 
 - :class:`ChaosSystem`: the broker (a `LocalKafka` the test may SIGKILL and start again on the
   same ports and data directory), topics, and every service as its own process
@@ -7,7 +8,7 @@
 - :class:`PipelineReader`: every event of the `pipeline.*` topics, read straight from Kafka
   (the kill points are chosen from it, independent of the services under test).
 - :class:`Watcher`: a real WebSocket client of the gateway, authenticated by JWT, that resumes
-  every task by its own last offset whenever its connection drops (DESIGN §4, docs/api.md).
+  every task by its own last offset whenever its connection drops (docs/protocol.md).
 - :func:`read_updates`: the task's updates as `progress.updates` holds them, in offset order.
 
 Nothing here sleeps for a fixed time to wait for an outcome: waits poll with a deadline.
@@ -308,12 +309,12 @@ class PipelineReader:
 
 @dataclass
 class Watcher:
-    """A WebSocket client watching tasks through the gateway (docs/api.md, "WebSocket").
+    """A WebSocket client watching tasks through the gateway (docs/protocol.md, "WebSocket").
 
     On every (re)connection it subscribes to each task with the last offset it received (`-1`
     before any), so the stream after each answering `subscribed` must continue exactly there.
     Half of its reconnections also pass `old_client_id`: the server's restored subscriptions
-    (`restored: true`) are then ignored until the answer to its own subscribe, as docs/api.md
+    (`restored: true`) are then ignored until the answer to its own subscribe, as docs/protocol.md
     advises. Offsets that do not grow are recorded in `problems`, as is a
     `subscribed` with `recovered: false`. A subscribe refused with `unavailable` or
     `forbidden` (see `_handle`) is asked again after 0.5 s and counted in `refused`. With

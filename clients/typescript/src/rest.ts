@@ -1,4 +1,4 @@
-/** The gateway's REST API (docs/api.md "REST"), typed by the generated contract. */
+/** The gateway's REST API (docs/protocol.md "REST"), typed by the generated contract. */
 import type {
   ControlAccepted,
   History,

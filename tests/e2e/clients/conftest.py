@@ -59,7 +59,6 @@ class Running:
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                 "YTMAKER_TOPIC_PREFIX": self.prefix,
                 "YTMAKER_JWT_SECRET": self.env["YTMAKER_JWT_SECRET"],
-                "YTMAKER_CLI_STATE_DIR": str(self.tmp / "cli-state"),
                 "YTMAKER_PROGRESS_DATABASE_URL": self.env["YTMAKER_PROGRESS_DATABASE_URL"],
                 "YTMAKER_INTERNAL_TOKEN": self.env.get("YTMAKER_INTERNAL_TOKEN", ""),
                 "NO_COLOR": "1",

@@ -1,4 +1,4 @@
-"""The operators' commands straight on Kafka, against the running system's topics (issue 13).
+"""The operators' commands straight on Kafka, against the running system's topics (docs/cli.md).
 
 - The audit: a run is produced and `replay --verify` exits 0; then a copy of the topics gets
   an out-of-order record, a malformed one, a progress event after completion and an update
@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from tests.support.kafka import unique_name
-from ytmaker_cli.kafka.reader import LogReader
+from ytmaker_cli.kafka.reader import RangeReader
 from ytmaker_progress.records import decode_update
 from ytmaker_shared.events import StageProgressed, StageProgressPayload, decode, encode
 from ytmaker_shared.kafka import ConsumerLoop, EventProducer, delete_topics, ensure_topics
@@ -52,14 +52,14 @@ class Copy:
         )
         await producer.start()
         try:
-            async with LogReader(self.running.bootstrap) as log:
+            async with RangeReader(self.running.bootstrap) as log:
                 for spec in TOPIC_SPECS:
                     await self._copy(log, producer, spec.topic, task_id)
         finally:
             await producer.stop()
 
     async def _copy(
-        self, log: LogReader, producer: AIOKafkaProducer, topic: Topic, task_id: str
+        self, log: RangeReader, producer: AIOKafkaProducer, topic: Topic, task_id: str
     ) -> None:
         source = f"{self.running.prefix}{topic.value}"
         target = f"{self.prefix}{topic.value}"
@@ -150,7 +150,7 @@ class Copy:
         return self._partitions[task_id]
 
     async def locate(self, task_id: str) -> None:
-        async with LogReader(self.running.bootstrap) as log:
+        async with RangeReader(self.running.bootstrap) as log:
             name = f"{self.running.prefix}{Topic.TASKS.value}"
             bounds = await log.bounds(await log.partitions(name))
             async for raw in log.read(bounds):
@@ -310,7 +310,7 @@ def test_dead_letters_list_show_requeue(ytmaker: InProcess, running: Running) ->
             producer=producer,
         )
         runner = asyncio.create_task(loop.run())
-        async with LogReader(running.bootstrap) as log:
+        async with RangeReader(running.bootstrap) as log:
             dlq = settings.topics.name(Topic.DLQ)
             deadline = time.monotonic() + 60
             while sum(e for _, e in (await log.bounds(await log.partitions(dlq))).values()) < 1:
@@ -344,7 +344,7 @@ def test_dead_letters_list_show_requeue(ytmaker: InProcess, running: Running) ->
         assert target == f"{settings.topics.name(Topic.SCRIPT)}[{letter['partition']}]@1"
 
         async def read_back() -> tuple[bytes | None, dict[str, bytes]]:
-            async with LogReader(running.bootstrap) as log:
+            async with RangeReader(running.bootstrap) as log:
                 tp = TopicPartition(settings.topics.name(Topic.SCRIPT), letter["partition"])
                 async for raw in log.read({tp: (1, 2)}):
                     return raw.value, dict(raw.headers)

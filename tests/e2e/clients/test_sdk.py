@@ -1,4 +1,4 @@
-"""The Python SDK against the running system (issue 13, "Proof").
+"""The Python SDK against the running system (docs/sdk-python.md).
 
 A run is started and followed through a TCP proxy that the test cuts, then freezes, mid-run:
 the client reconnects by itself (the freeze is noticed by its heartbeat) and the updates it
@@ -94,7 +94,7 @@ async def test_a_run_followed_across_cuts_equals_its_history(
             assert final.state.progress == 100.0
             received = [(i.offset, i.event_id) for i in seen if isinstance(i, Update)]
             assert received == await stored_history(rest, started.task_id, len(received))
-            assert progress_shown == sorted(progress_shown)  # never goes back (DESIGN §2)
+            assert progress_shown == sorted(progress_shown)  # never goes back (docs/protocol.md)
 
             states = [c.state for c in changes if c.channel == "tasks"]
             assert states.count(ConnectionState.RECONNECTING) >= 2
@@ -209,4 +209,17 @@ def test_the_sync_facade(running: Running, finished: tuple[str, str]) -> None:
         assert yt.cancel(started.task_id, "a test").accepted
         assert yt.wait(started.task_id).status == "cancelled"
         assert yt.project(started.project_id).tasks[0].task_id == started.task_id
+
+        mine = yt.runs(project_id=finished[1])  # GET /api/v1/runs (other tests run it again)
+        assert task_id in {r.task_id for r in mine} and {r.project_id for r in mine} == {
+            finished[1]
+        }
+        completed = yt.runs(project_id=finished[1], status="completed")
+        assert task_id in {r.task_id for r in completed}
+        assert {r.status for r in completed} == {"completed"}
+        failed = yt.runs(project_id=finished[1], status="failed")
+        assert task_id not in {r.task_id for r in failed}
+        assert task_id in {r.task_id for r in yt.runs(limit=1000)}
+    with SyncClient(running.base, running.token("bob"), options=FAST) as bob:
+        assert task_id not in {r.task_id for r in bob.runs(limit=1000, all_users=True)}
     assert httpx.get(running.base + "/healthz").status_code == 200

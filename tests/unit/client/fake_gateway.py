@@ -1,4 +1,4 @@
-"""A scripted stand-in for the gateway's WebSocket (docs/api.md), for the SDK's unit tests of
+"""A scripted stand-in for the gateway's WebSocket (docs/protocol.md), for the SDK's unit tests of
 what a real gateway does only under load or failure: close with 1013, go silent, refuse a
 token or a subscription, lose history (`recovered: false`). Real websockets on localhost.
 

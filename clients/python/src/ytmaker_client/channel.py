@@ -1,6 +1,6 @@
 """One WebSocket to the gateway that stays up: it reconnects with backoff, keeps a heartbeat,
 and after every (re)connect subscribes each of its task streams again from its cursor
-(docs/api.md). The decisions are the pure objects of `protocol`; this module carries them out.
+(docs/protocol.md). The decisions are the pure objects of `protocol`; this module carries them out.
 
 A `TaskStream` is one task's subscription on a channel: its `Cursor` and where its items go.
 """
@@ -210,7 +210,7 @@ class Channel:
                 additional_headers=headers,
                 open_timeout=self.options.open_timeout,
                 close_timeout=self.options.close_timeout,
-                ping_interval=None,  # the heartbeat is the protocol's own (docs/api.md)
+                ping_interval=None,  # the heartbeat is the protocol's own (docs/protocol.md)
                 max_size=16 * 1024 * 1024,
             )
         except InvalidStatus as exc:

@@ -1,4 +1,4 @@
-"""What the SDK raises. Every error the API answers carries its code (docs/api.md: `forbidden`,
+"""What the SDK raises. Every error the API answers carries its code (docs/protocol.md: `forbidden`,
 `conflict`, `invalid_request`, ...); catch `YtmakerError` for all of them."""
 
 from __future__ import annotations

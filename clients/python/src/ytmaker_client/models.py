@@ -1,4 +1,4 @@
-"""Typed answers of the gateway (docs/api.md), built on the shared contracts: a task's state
+"""Typed answers of the gateway (docs/protocol.md), built on the shared contracts: a task's state
 is `ytmaker_shared.progress.TaskState`, a stored update `ProgressUpdate`, a project's settings
 `ytmaker_shared.events.ProjectSettings`.
 
@@ -36,6 +36,7 @@ __all__ = [
     "Project",
     "ProjectSettings",
     "ProjectView",
+    "RunList",
     "Snapshot",
     "Stage",
     "StageState",
@@ -88,6 +89,13 @@ class ProjectView(_Answer):
 
     project: Project
     tasks: list[TaskState]
+
+
+class RunList(_Answer):
+    """`GET /runs`: the caller's runs (every user's for an operator who asks), newest
+    first."""
+
+    items: list[TaskState]
 
 
 class HistoryItem(_Answer):

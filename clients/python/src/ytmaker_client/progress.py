@@ -1,5 +1,5 @@
 """`ProgressClient`: a task's or a project's live progress, every update exactly once and in
-order across any number of reconnects (docs/api.md; docs/sdk-python.md shows how to use it).
+order across any number of reconnects (docs/protocol.md; docs/sdk-python.md shows how to use it).
 
 ```python
 async with ProgressClient("http://127.0.0.1:8080", token) as client:

@@ -1,4 +1,4 @@
-"""The client side of the gateway's WebSocket protocol (docs/api.md), without I/O.
+"""The client side of the gateway's WebSocket protocol (docs/protocol.md), without I/O.
 
 - `parse` turns a server frame into a `ServerMessage`; the `*_frame` functions make client
   frames.
@@ -29,7 +29,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_HEARTBEAT_TIMEOUT = 4408
 
-#: Refusals of a subscription that are worth asking again (docs/api.md: `unavailable` is
+#: Refusals of a subscription that are worth asking again (docs/protocol.md: `unavailable` is
 #: retryable; the others are limits of the moment or a replay that failed).
 RETRYABLE_REFUSALS = frozenset(
     {"unavailable", "replay_failed", "rate_limited", "too_many_subscriptions"}
@@ -152,7 +152,7 @@ class Backoff:
 @dataclass
 class Liveness:
     """The client's heartbeat: a ping every `interval` seconds of quiet on our side (the
-    gateway counts any client message as life, docs/api.md), and the connection counts as
+    gateway counts any client message as life, docs/protocol.md), and the connection counts as
     dead after `timeout` seconds without any message from the server (its `pong` answers
     our ping, so a healthy server is never silent that long)."""
 

@@ -1,4 +1,4 @@
-"""The gateway's REST API (docs/api.md) on httpx, with typed answers.
+"""The gateway's REST API (docs/protocol.md) on httpx, with typed answers.
 
 Every method raises `ApiError` (with the API's error `code`) when the gateway refuses, and
 `TransportError` when it cannot be reached. The token goes in the Authorization header.
@@ -22,9 +22,11 @@ from ytmaker_client.models import (
     History,
     ProjectSettings,
     ProjectView,
+    RunList,
     Started,
     Stats,
     TaskState,
+    TaskStatus,
     task_state,
 )
 
@@ -134,6 +136,26 @@ class RestClient:
             ProjectView, await self._json("GET", f"/projects/{project_id}")
         )
         return view
+
+    async def runs(
+        self,
+        *,
+        status: TaskStatus | str | None = None,
+        project_id: str | None = None,
+        limit: int = 100,
+        all_users: bool = False,
+    ) -> list[TaskState]:
+        """The caller's runs, newest first, at most `limit` (1 to 1000); `status` and
+        `project_id` filter them; `all_users` (the operator role only) lists every user's."""
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = str(status)
+        if project_id is not None:
+            params["project_id"] = project_id
+        if all_users:
+            params["all"] = "true"
+        found: RunList = self._model(RunList, await self._json("GET", "/runs", params=params))
+        return found.items
 
     async def control(
         self, task_id: str, action: Literal["cancel", "pause", "resume"], reason: str = ""

@@ -2,7 +2,7 @@
 
 A subscription made with callbacks calls them from its own task, one item at a time, so a
 slow callback delays only its own subscription (never the socket: the gateway would close a
-client that stops reading, docs/api.md). A subscription without callbacks keeps its items
+client that stops reading, docs/protocol.md). A subscription without callbacks keeps its items
 until the caller iterates. An exception raised by a callback is logged and the stream goes on.
 """
 

@@ -28,6 +28,7 @@ from ytmaker_client.models import (
     Started,
     Stats,
     TaskState,
+    TaskStatus,
 )
 from ytmaker_client.options import ClientOptions
 from ytmaker_client.progress import ProgressClient
@@ -94,6 +95,18 @@ class SyncClient:
 
     def project(self, project_id: str) -> ProjectView:
         return self._run(self._rest.project(project_id))
+
+    def runs(
+        self,
+        *,
+        status: TaskStatus | str | None = None,
+        project_id: str | None = None,
+        limit: int = 100,
+        all_users: bool = False,
+    ) -> list[TaskState]:
+        return self._run(
+            self._rest.runs(status=status, project_id=project_id, limit=limit, all_users=all_users)
+        )
 
     def task(self, task_id: str) -> TaskState:
         return self._run(self._rest.task(task_id))

@@ -7,10 +7,8 @@ Options come from the command line, else the environment (`YTMAKER_URL`, `YTMAKE
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -20,15 +18,6 @@ from ytmaker_shared.topics import Topics
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-
-
-def state_dir() -> Path:
-    """Where the CLI remembers what it submitted (`ytmaker runs`)."""
-    explicit = os.environ.get("YTMAKER_CLI_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "ytmaker"
 
 
 @dataclass

@@ -76,7 +76,7 @@ def _message(exc: BaseException) -> tuple[str, int]:
         return f"{exc} (give a token with --token or YTMAKER_TOKEN)", 1
     if isinstance(exc, ApiError):
         hint = " (give a token with --token or YTMAKER_TOKEN)" if exc.code == "unauthorized" else ""
-        return f"{exc.code}: {exc.message}{hint}", 1
+        return f"{exc.code}: {exc.message}{hint}{_first_problem(exc)}", 1
     if isinstance(exc, TransportError | ConnectionLost):
         return f"cannot reach the gateway: {exc}", 1
     if isinstance(exc, YtmakerError | KafkaUnavailable):
@@ -87,6 +87,14 @@ def _message(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, OSError):
         return f"{type(exc).__name__}: {exc}", 1
     return f"unexpected {type(exc).__name__}: {exc}", 1
+
+
+def _first_problem(exc: ApiError) -> str:
+    """What an `invalid_request` says about its first field (`details.errors`), if anything."""
+    errors = exc.details.get("errors")
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+        return ""
+    return f" ({errors[0].get('field', '?')}: {errors[0].get('message', '')})"
 
 
 def _quiet_libraries() -> None:

@@ -22,17 +22,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ytmaker_cli import registry
 from ytmaker_cli.context import Cli, CliError, cli
 from ytmaker_cli.display import eta
 from ytmaker_cli.watch import Mode, watch_task
 from ytmaker_client import (
     ARTIFACT_NAMES,
-    ApiError,
     ClientOptions,
     ProjectSettings,
     RestClient,
     TaskState,
+    TaskStatus,
 )
 
 T = TypeVar("T")
@@ -141,7 +140,6 @@ def submit(
         )
         raise CliError(f"--{field}: {first['msg']}", 2) from None
     started = run(lambda api: api.create_project(chosen, content, settings), c)
-    registry.remember(c.url, started.project_id, started.task_id, chosen)
     if json_out and not watch:
         c.json(started.model_dump())
         return
@@ -268,47 +266,44 @@ def history(
 def runs(
     ctx: typer.Context,
     status_filter: Annotated[
-        str | None, typer.Option("--status", help="Only runs with this status.")
+        TaskStatus | None, typer.Option("--status", help="Only runs with this status.")
     ] = None,
     project: Annotated[
-        list[str] | None, typer.Option(help="A project id to list (repeatable).")
+        list[str] | None, typer.Option(metavar="ID", help="Only this project's runs (repeatable).")
     ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many runs.")] = 100,
+    all_users: Annotated[
+        bool, typer.Option("--all", help="Every user's runs (the operator role only).")
+    ] = False,
     json_out: Json = False,
 ) -> None:
-    """Your projects and their runs: those submitted from this command line, and any given
-    with --project."""
+    """Your runs, newest first (`GET /api/v1/runs`), filtered by status or project."""
     c = cli(ctx)
-    ids = list(dict.fromkeys([*(project or []), *registry.projects(c.url)]))
 
-    async def gather(api: RestClient) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        for project_id in ids:
-            try:
-                view = await api.project(project_id)
-            except ApiError as exc:
-                if exc.code in ("forbidden", "not_found"):
-                    continue  # another user's, or gone
-                raise
-            for task in view.tasks:
-                if status_filter and str(task.status) != status_filter:
-                    continue
-                rows.append(
-                    {
-                        "project_id": project_id,
-                        "title": view.project.title,
-                        "task_id": task.task_id,
-                        "status": str(task.status),
-                        "progress": task.progress,
-                        "created_at": task.created_at.isoformat() if task.created_at else None,
-                    }
-                )
-        return rows
+    async def gather(api: RestClient) -> list[TaskState]:
+        found: list[TaskState] = []
+        projects: list[str | None] = list(project) if project else [None]
+        for project_id in projects:
+            found += await api.runs(
+                status=status_filter, project_id=project_id, limit=limit, all_users=all_users
+            )
+        return found
 
-    rows = run(gather, c)
+    rows: list[dict[str, Any]] = [
+        {
+            "project_id": task.project_id,
+            "title": task.title,
+            "task_id": task.task_id,
+            "status": str(task.status),
+            "progress": task.progress,
+            "created_at": task.created_at.isoformat() if task.created_at else None,
+        }
+        for task in run(gather, c)
+    ]
     if json_out:
         c.json(rows)
         return
-    table = Table(title="runs")
+    table = Table(title=f"runs ({len(rows)})")
     for name in ("project", "title", "task", "status", "progress", "created"):
         table.add_column(name, justify="right" if name == "progress" else "left")
     for row in rows:
@@ -321,8 +316,8 @@ def runs(
             (row["created_at"] or "")[:19],
         )
     c.out.print(table)
-    if not ids:
-        c.err.print("no projects yet: submit one with `ytmaker submit`, or give --project")
+    if not rows:
+        c.err.print("no runs yet: start one with `ytmaker submit`")
 
 
 def download(

@@ -25,7 +25,7 @@ from ytmaker_cli.audit.records import Input
 from ytmaker_cli.audit.report import Report
 from ytmaker_progress.eta import EtaEstimated
 from ytmaker_shared.events import Event, StageEvent
-from ytmaker_shared.stages import ASSET_STAGES, Stage
+from ytmaker_shared.stages import STAGE_INPUTS, Stage
 from ytmaker_shared.topics import STAGE_TOPIC, Topic
 
 ROOTS = frozenset(
@@ -35,19 +35,9 @@ _CONTROL = frozenset(ROOTS - {"task.requested"})
 _ACTIVE = frozenset({"stage.started", "stage.progress", "stage.retrying"})
 _TERMINAL = frozenset({"stage.completed", "stage.failed", "stage.cancelled"})
 
-#: The stages whose completion a stage needs before it starts (DESIGN §2).
-INPUTS: dict[Stage, tuple[Stage, ...]] = {
-    Stage.SCRIPT: (),
-    Stage.IMAGES: (Stage.SCRIPT,),
-    Stage.AUDIO: (Stage.SCRIPT,),
-    Stage.AVATARS: (Stage.SCRIPT,),
-    Stage.RENDER: tuple(sorted(ASSET_STAGES)),
-    Stage.UPLOAD: (Stage.RENDER,),
-}
-
 
 def home_topic(event: Event | EtaEstimated) -> Topic:
-    """The topic an event of this type is written to (DESIGN §3)."""
+    """The topic an event of this type is written to (docs/architecture.md, "Topics")."""
     if isinstance(event, EtaEstimated):
         return Topic.PROGRESS_ETA
     if isinstance(event, StageEvent):
@@ -219,7 +209,7 @@ def _stage_machines(task_id: str, events: list[Input], report: Report, skew: tim
             at = _ev(rec).occurred_at
             missing = [
                 str(need)
-                for need in INPUTS[stage]
+                for need in sorted(STAGE_INPUTS[stage])
                 if need not in completed_at or completed_at[need] > at + skew
             ]
             if missing:

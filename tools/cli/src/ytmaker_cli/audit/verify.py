@@ -19,7 +19,7 @@ from ytmaker_cli.audit.checks import check_records, check_task
 from ytmaker_cli.audit.foldcheck import Positions, check_fold, updates_by_task
 from ytmaker_cli.audit.records import Input, Output, decode_input, decode_output
 from ytmaker_cli.audit.report import Report
-from ytmaker_cli.kafka.reader import LogReader
+from ytmaker_cli.kafka.reader import RangeReader
 from ytmaker_progress.positions import decode_checkpoint, is_positions
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic, Topics
@@ -66,7 +66,7 @@ def logical(name: str, topics: Topics) -> tuple[str, bool]:
     return name, False
 
 
-async def checkpoint_positions(log: LogReader, topics: Topics) -> Positions | None:
+async def checkpoint_positions(log: RangeReader, topics: Topics) -> Positions | None:
     """The fold's input positions at each lane's latest checkpoint (the records with the
     `ytmaker.fold.positions` header on `progress.state`, decision 0038); None when none."""
     name = topics.name(Topic.PROGRESS_STATE)
@@ -99,7 +99,9 @@ def with_update_positions(positions: Positions | None, outputs: list[Output]) ->
     return merged if positions is not None or merged else None
 
 
-async def _ranges(log: LogReader, name: str) -> tuple[dict[TopicPartition, tuple[int, int]], bool]:
+async def _ranges(
+    log: RangeReader, name: str
+) -> tuple[dict[TopicPartition, tuple[int, int]], bool]:
     parts = await log.partitions(name)
     bounds = await log.bounds(parts)
     truncated = any(begin > 0 for begin, _ in bounds.values())
@@ -117,7 +119,10 @@ async def verify(
 ) -> Report:
     """Audit the log under `topics`; raises KafkaUnavailable."""
     report = Report()
-    async with LogReader(bootstrap) as log, LogReader(bootstrap, committed=False) as uncommitted:
+    async with (
+        RangeReader(bootstrap) as log,
+        RangeReader(bootstrap, committed=False) as uncommitted,
+    ):
         positions = await checkpoint_positions(log, topics)
         update_ranges, _ = await _ranges(uncommitted, topics.name(Topic.PROGRESS_UPDATES))
         input_ranges: dict[TopicPartition, tuple[int, int]] = {}

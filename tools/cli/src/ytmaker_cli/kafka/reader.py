@@ -1,27 +1,35 @@
-"""Read topics as an auditor does: no consumer group (nothing committed, nobody's offsets
-moved), committed transactions only unless asked otherwise (`progress.updates` is read
+"""Read topics as an auditor does, on the shared group-less reader
+(`ytmaker_shared.kafka.reader.LogReader`): no consumer group (nothing committed, nobody's
+offsets moved), committed transactions only unless asked otherwise (`progress.updates` is read
 uncommitted, as its own readers do), each partition from a start offset to the end offset it
 had when the read began.
 
-`read` yields records partition by partition as they come; `merged` yields them in time
-order across every partition of every topic asked (a k-way merge on the record timestamp,
-with a bounded buffer per partition).
+`read` yields records partition by partition as they come; `merged` yields them in time order
+across every partition of every topic asked (a k-way merge on the record timestamp, with a
+bounded buffer per partition). Every failure of the cluster is a `KafkaUnavailable` whose text
+says what could not be done: the command line prints it as its one-line error.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord
 
-#: Records held per partition before the merge pauses fetching it.
+from ytmaker_shared.kafka.reader import Batch, LogReader, Record, TopicMissing
+from ytmaker_shared.settings import ServiceSettings
+
+#: Records held per partition before the merge stops fetching it.
 _BUFFER = 2000
+#: How long the command line waits for a broker that does not answer at start (seconds).
+BROKER_WAIT_S = 3.0
+
+T = TypeVar("T")
 
 
 class KafkaUnavailable(RuntimeError):
@@ -45,10 +53,10 @@ class Raw:
 Ranges = dict[TopicPartition, tuple[int, int]]
 
 
-class LogReader:
-    """`async with LogReader(bootstrap) as log: ...`. `committed=False` reads aborted and
+class RangeReader:
+    """`async with RangeReader(bootstrap) as log: ...`. `committed=False` reads aborted and
     open transactions too: how `progress.updates` must be read (decision 0038: every update
-    there is real, whether its transaction committed or not)."""
+    there is real, whether its transaction committed or not). Raises KafkaUnavailable."""
 
     def __init__(
         self,
@@ -61,48 +69,45 @@ class LogReader:
         self.bootstrap = bootstrap
         self.stall_s = stall_s
         self._last_progress = 0.0
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed" if committed else "read_uncommitted",
-            auto_offset_reset="earliest",
+        settings = ServiceSettings(
+            kafka_bootstrap_servers=bootstrap, broker_startup_wait_s=BROKER_WAIT_S
+        )
+        self._log = LogReader(
+            settings,
+            name="ytmaker-cli",
+            isolation="read_committed" if committed else "read_uncommitted",
             request_timeout_ms=timeout_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms
-        )
 
-    async def __aenter__(self) -> LogReader:
+    async def __aenter__(self) -> RangeReader:
         try:
-            await self._consumer.start()
-            await self._admin.start()
-        except KafkaError as exc:
-            await self.__aexit__()
+            await self._log.__aenter__()
+        except (KafkaError, OSError) as exc:
+            await self._log.__aexit__()
             raise KafkaUnavailable(f"cannot reach Kafka at {self.bootstrap}: {exc}") from None
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        await self._consumer.stop()
-        await self._admin.close()
+        await self._log.__aexit__()
+
+    async def _ask(self, what: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"cannot {what}: {exc}") from None
 
     async def topics(self) -> set[str]:
-        try:
-            return set(await self._admin.list_topics())
-        except KafkaError as exc:
-            raise KafkaUnavailable(f"cannot list topics: {exc}") from None
+        return set(await self._ask("list topics", self._log.consumer.topics()))
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
         """Every partition of `topic`; raises KafkaUnavailable for a topic that is missing."""
-        try:
-            described = await self._admin.describe_topics([topic])
-        except KafkaError as exc:
-            raise KafkaUnavailable(f"cannot describe {topic}: {exc}") from None
-        found = [p["partition"] for d in described if d["error_code"] == 0 for p in d["partitions"]]
-        if not found:
+        if topic not in await self.topics():
             raise KafkaUnavailable(f"topic {topic} does not exist")
-        return [TopicPartition(topic, p) for p in sorted(found)]
+        try:
+            return await self._ask(f"describe {topic}", self._log.partitions(topic, timeout_s=5))
+        except TopicMissing:
+            raise KafkaUnavailable(f"topic {topic} does not exist") from None
 
     async def bounds(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
         """Per partition: its first offset still held and its end (for `read_committed`:
@@ -110,11 +115,8 @@ class LogReader:
         tps = list(tps)
         if not tps:
             return {}
-        try:
-            begin = await self._consumer.beginning_offsets(tps)
-            end = await self._consumer.end_offsets(tps)
-        except KafkaError as exc:
-            raise KafkaUnavailable(f"cannot read offsets: {exc}") from None
+        begin = await self._ask("read offsets", self._log.beginnings(tps))
+        end = await self._ask("read offsets", self._log.ends(tps))
         return {tp: (begin[tp], end[tp]) for tp in tps}
 
     async def offsets_at(
@@ -123,36 +125,39 @@ class LogReader:
         """Per partition: the first offset whose timestamp is at or after `timestamp_ms`
         (None: none is)."""
         tps = list(tps)
-        try:
-            found = await self._consumer.offsets_for_times(dict.fromkeys(tps, timestamp_ms))
-        except KafkaError as exc:
-            raise KafkaUnavailable(f"cannot look up offsets by time: {exc}") from None
-        return {tp: (found[tp].offset if found.get(tp) is not None else None) for tp in tps}
+        found = await self._ask("look up offsets by time", self._log.offsets_at(tps, timestamp_ms))
+        return {tp: found.get(tp) for tp in tps}
+
+    async def _start(self, ranges: Mapping[TopicPartition, tuple[int, int]]) -> Ranges:
+        """Assign and seek the non-empty ranges; returns them."""
+        wanted = {tp: r for tp, r in ranges.items() if r[0] < r[1]}
+        if wanted:
+            await self._log.assign(wanted)
+            self._log.seek({tp: start for tp, (start, _) in wanted.items()})
+        self._last_progress = time.monotonic()
+        return wanted
+
+    async def _finished(self, wanted: Ranges, reading: set[TopicPartition]) -> None:
+        """Drop from `reading` the partitions whose range is read."""
+        for tp in list(reading):
+            if await self._ask("read positions", self._log.position(tp)) >= wanted[tp][1]:
+                reading.discard(tp)
 
     async def read(self, ranges: Mapping[TopicPartition, tuple[int, int]]) -> AsyncIterator[Raw]:
         """Every record in `ranges`, each partition in offset order (partitions
         interleaved)."""
-        wanted = {tp: r for tp, r in ranges.items() if r[0] < r[1]}
-        if not wanted:
-            return
-        self._consumer.assign(list(wanted))
-        for tp, (start, _) in wanted.items():
-            self._consumer.seek(tp, start)
-        open_ = set(wanted)
-        self._last_progress = time.monotonic()
-        while open_:
-            batch = await self._get(open_)
+        wanted = await self._start(ranges)
+        reading = set(wanted)
+        while reading:
+            batch = await self._get(reading)
             for tp, records in batch.items():
                 end = wanted[tp][1]
                 for r in records:
                     if r.offset >= end:
                         break
                     yield _raw(r)
-            for tp in list(open_):
-                if await self._consumer.position(tp) >= wanted[tp][1]:
-                    open_.discard(tp)
-                    self._consumer.pause(tp)
-        self._consumer.assign([])
+            await self._finished(wanted, reading)
+        await self._log.assign([])
 
     async def merged(
         self,
@@ -163,15 +168,9 @@ class LogReader:
         topic, partition and offset. Partitions are merged as they are (each in offset
         order); a record is released once every unfinished partition has one to compare."""
         order = key or (lambda r: (r.timestamp, r.topic, r.partition, r.offset))
-        wanted = {tp: r for tp, r in ranges.items() if r[0] < r[1]}
-        if not wanted:
-            return
-        self._consumer.assign(list(wanted))
-        for tp, (start, _) in wanted.items():
-            self._consumer.seek(tp, start)
+        wanted = await self._start(ranges)
         buffers: dict[TopicPartition, deque[Raw]] = {tp: deque() for tp in wanted}
         fetching = set(wanted)
-        self._last_progress = time.monotonic()
         while True:
             while any(not buffers[tp] for tp in fetching):
                 await self._fetch(wanted, buffers, fetching)
@@ -180,16 +179,16 @@ class LogReader:
                 break
             first = min(heads, key=lambda tp: order(buffers[tp][0]))
             yield buffers[first].popleft()
-        self._consumer.assign([])
+        await self._log.assign([])
 
     async def _fetch(
         self,
-        wanted: Mapping[TopicPartition, tuple[int, int]],
+        wanted: Ranges,
         buffers: dict[TopicPartition, deque[Raw]],
         fetching: set[TopicPartition],
     ) -> None:
-        """One fetch into the buffers of the partitions still being read; partitions with a
-        full buffer are paused meanwhile, finished ones leave `fetching`."""
+        """One fetch into the buffers of the partitions still being read whose buffer has
+        room; finished ones leave `fetching`."""
         active = [tp for tp in fetching if len(buffers[tp]) < _BUFFER]
         if not active:
             return
@@ -197,20 +196,11 @@ class LogReader:
         for tp, records in batch.items():
             end = wanted[tp][1]
             buffers[tp].extend(_raw(r) for r in records if r.offset < end)
-        for tp in list(fetching):
-            if await self._consumer.position(tp) >= wanted[tp][1]:
-                fetching.discard(tp)
-                self._consumer.pause(tp)
+        await self._finished(wanted, fetching)
 
-    async def _get(
-        self, partitions: Iterable[TopicPartition]
-    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
-        """One fetch; KafkaUnavailable when nothing came for `stall_s` seconds."""
-        try:
-            batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-            batch = await self._consumer.getmany(*partitions, timeout_ms=500)
-        except KafkaError as exc:
-            raise KafkaUnavailable(f"cannot read: {exc}") from None
+    async def _get(self, partitions: Iterable[TopicPartition]) -> Batch:
+        """One fetch of these partitions; KafkaUnavailable when nothing came for `stall_s`."""
+        batch = await self._ask("read", self._log.poll(timeout_ms=500, partitions=list(partitions)))
         now = time.monotonic()
         if any(batch.values()):
             self._last_progress = now
@@ -219,7 +209,7 @@ class LogReader:
         return batch
 
 
-def _raw(record: ConsumerRecord[bytes, bytes]) -> Raw:
+def _raw(record: Record) -> Raw:
     return Raw(
         record.topic,
         record.partition,

@@ -1,4 +1,5 @@
-"""`ytmaker dlq list / show / requeue`: the dead letters of `pipeline.dlq` (DESIGN §3).
+"""`ytmaker dlq list / show / requeue`: the dead letters of `pipeline.dlq`
+(docs/architecture.md, "Topics").
 
 A requeue sends the original key and value, byte for byte, back to the topic and partition
 they came from, with the original headers and three of its own, so that the log says what
@@ -20,7 +21,7 @@ from aiokafka.errors import KafkaError
 from rich.table import Table
 
 from ytmaker_cli.context import Cli, CliError, cli
-from ytmaker_cli.kafka.reader import KafkaUnavailable, LogReader, Raw
+from ytmaker_cli.kafka.reader import KafkaUnavailable, RangeReader, Raw
 from ytmaker_cli.ops.records import dead_letter
 from ytmaker_shared.kafka.dlq import DeadLetter
 from ytmaker_shared.topics import Topic
@@ -65,7 +66,7 @@ def _text(data: bytes | None) -> str | None:
 
 
 async def read_letters(c: Cli) -> list[Letter]:
-    async with LogReader(c.bootstrap) as log:
+    async with RangeReader(c.bootstrap) as log:
         name = c.topics.name(Topic.DLQ)
         bounds = await log.bounds(await log.partitions(name))
         found: list[Letter] = []

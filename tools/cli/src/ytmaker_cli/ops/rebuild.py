@@ -1,6 +1,6 @@
 """`ytmaker rebuild`: the progress read model rebuilt from the log into a fresh database
-(`ytmaker_progress.rebuild`), and compared with the live one (DESIGN §6: the log is the
-source of truth, the database a projection)."""
+(`ytmaker_progress.rebuild`), and compared with the live one (docs/architecture.md: the log is
+the source of truth, the database a projection)."""
 
 from __future__ import annotations
 

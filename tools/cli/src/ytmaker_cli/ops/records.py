@@ -1,5 +1,6 @@
 """A record of any ytmaker topic, decoded for people (a table row) and programs (JSON):
-pipeline events through the shared codec, updates, estimates, states, dead letters."""
+pipeline events, updates, estimates and states through the one decode entry point
+(`ytmaker_shared.events.codec`), dead letters by their headers."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from pydantic import ValidationError
 
 from ytmaker_cli.kafka.reader import Raw
 from ytmaker_progress.positions import is_positions
-from ytmaker_progress.records import decode_estimate, decode_update
-from ytmaker_shared.events import DecodeError, decode
+from ytmaker_progress.records import decode_estimate
+from ytmaker_shared.events import DecodeError, decode, decode_model
 from ytmaker_shared.kafka.dlq import DeadLetter
-from ytmaker_shared.progress import TaskState
+from ytmaker_shared.progress import ProgressUpdate, TaskState
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
 
@@ -97,7 +98,7 @@ def show(topic: Topic | str, raw: Raw) -> Shown:
                 None,
             )
         if topic is Topic.PROGRESS_UPDATES:
-            update = decode_update(raw.value or b"")
+            update = decode_model(ProgressUpdate, raw.value)
             state = update.state
             detail = f"{state.progress:.1f} %  {state.status}  {state.message}"
             return Shown(
@@ -129,7 +130,7 @@ def show(topic: Topic | str, raw: Raw) -> Shown:
                 return Shown(name, raw, None, None, "fold.positions", "", "", None, None)
             if raw.value is None:
                 return Shown(name, raw, key, None, "tombstone", "", "", None, None)
-            task = TaskState.model_validate_json(raw.value)
+            task = decode_model(TaskState, raw.value)
             return Shown(
                 name,
                 raw,

@@ -17,7 +17,7 @@ from rich.table import Table
 from ytmaker_cli.audit.report import Report
 from ytmaker_cli.audit.verify import Scope, verify
 from ytmaker_cli.context import Cli, CliError, cli
-from ytmaker_cli.kafka.reader import LogReader, Ranges
+from ytmaker_cli.kafka.reader import RangeReader, Ranges
 from ytmaker_cli.ops.records import Shown, show
 from ytmaker_cli.ops.timeparse import parse_time, to_ms
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
@@ -57,7 +57,7 @@ class Filter:
 
 
 async def _ranges(
-    log: LogReader,
+    log: RangeReader,
     names: list[str],
     partitions: list[int] | None,
     first: int | None,
@@ -145,7 +145,7 @@ def replay(
         count = 0
         # `progress.updates` is read uncommitted like its own readers (decision 0038).
         committed = Topic.PROGRESS_UPDATES not in wanted
-        async with LogReader(c.bootstrap, committed=committed) as log:
+        async with RangeReader(c.bootstrap, committed=committed) as log:
             names = [c.topics.name(t) for t in wanted]
             ranges = await _ranges(
                 log, names, partition, from_offset, to_offset, since_ms, until_ms

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 from rich.table import Table
 
 from ytmaker_cli.context import Cli, cli
-from ytmaker_cli.kafka.reader import KafkaUnavailable
+from ytmaker_cli.kafka.reader import KafkaUnavailable, RangeReader
 from ytmaker_shared.kafka import ensure_topics
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import TOPIC_SPECS
@@ -72,47 +72,55 @@ async def describe_topics(c: Cli, groups: list[str] | None) -> list[TopicInfo]:
     except KafkaError as exc:
         await admin.close()
         raise KafkaUnavailable(f"cannot reach Kafka at {c.bootstrap}: {exc}") from None
-    consumer = AIOKafkaConsumer(bootstrap_servers=c.bootstrap, group_id=None)
     try:
-        await consumer.start()
-        existing = set(await admin.list_topics())
-        present = [i for i in infos if i.name in existing]
-        for info in present:
-            info.exists = True
-        if not present:
-            return infos
-        for described in await admin.describe_topics([i.name for i in present]):
-            info = next(i for i in present if i.name == described["topic"])
-            parts = described["partitions"]
-            info.partitions = len(parts)
-            info.replicas = max((len(p["replicas"]) for p in parts), default=0)
-        resources = [ConfigResource(ConfigResourceType.TOPIC, i.name) for i in present]
-        for response in await admin.describe_configs(resources):
-            for _code, _msg, _type, name, entries in response.resources:
-                info = next(i for i in present if i.name == name)
-                values = {e[0]: e[1] for e in entries}
-                info.cleanup_policy = values.get("cleanup.policy", "")
-                info.retention_ms = values.get("retention.ms", "")
-        tps = [TopicPartition(i.name, p) for i in present for p in range(i.partitions)]
-        begin = await consumer.beginning_offsets(tps)
-        end = await consumer.end_offsets(tps)
-        for info in present:
-            info.offsets = sum(end[tp] - begin[tp] for tp in tps if tp.topic == info.name)
-        names = groups if groups else await _groups(admin, c.prefix)
-        for group in names:
-            committed = await admin.list_consumer_group_offsets(group)
-            for info in present:
-                mine = {tp: m for tp, m in committed.items() if tp.topic == info.name}
-                if mine:
-                    info.lag[group] = sum(
-                        max(0, end.get(tp, m.offset) - m.offset) for tp, m in mine.items()
-                    )
-        return infos
+        async with RangeReader(c.bootstrap) as log:
+            return await _describe(admin, log, infos, groups, c.prefix)
     except KafkaError as exc:
         raise KafkaUnavailable(f"cannot describe the topics: {exc}") from None
     finally:
-        await consumer.stop()
         await admin.close()
+
+
+async def _describe(
+    admin: AIOKafkaAdminClient,
+    log: RangeReader,
+    infos: list[TopicInfo],
+    groups: list[str] | None,
+    prefix: str,
+) -> list[TopicInfo]:
+    existing = set(await admin.list_topics())
+    present = [i for i in infos if i.name in existing]
+    for info in present:
+        info.exists = True
+    if not present:
+        return infos
+    for described in await admin.describe_topics([i.name for i in present]):
+        info = next(i for i in present if i.name == described["topic"])
+        parts = described["partitions"]
+        info.partitions = len(parts)
+        info.replicas = max((len(p["replicas"]) for p in parts), default=0)
+    resources = [ConfigResource(ConfigResourceType.TOPIC, i.name) for i in present]
+    for response in await admin.describe_configs(resources):
+        for _code, _msg, _type, name, entries in response.resources:
+            info = next(i for i in present if i.name == name)
+            values = {e[0]: e[1] for e in entries}
+            info.cleanup_policy = values.get("cleanup.policy", "")
+            info.retention_ms = values.get("retention.ms", "")
+    tps = [TopicPartition(i.name, p) for i in present for p in range(i.partitions)]
+    bounds = await log.bounds(tps)
+    end = {tp: e for tp, (_, e) in bounds.items()}
+    for info in present:
+        info.offsets = sum(e - b for tp, (b, e) in bounds.items() if tp.topic == info.name)
+    names = groups if groups else await _groups(admin, prefix)
+    for group in names:
+        committed = await admin.list_consumer_group_offsets(group)
+        for info in present:
+            mine = {tp: m for tp, m in committed.items() if tp.topic == info.name}
+            if mine:
+                info.lag[group] = sum(
+                    max(0, end.get(tp, m.offset) - m.offset) for tp, m in mine.items()
+                )
+    return infos
 
 
 async def _groups(admin: AIOKafkaAdminClient, prefix: str) -> list[str]:
