@@ -1,4 +1,4 @@
-/** ytmaker's TypeScript SDK: follow runs live with exact resume (docs/api.md). */
+/** ytmaker's TypeScript SDK: follow runs live with exact resume (docs/protocol.md). */
 export * from "./generated/contract.js";
 export { backoffDelay } from "./backoff.js";
 export { GatewayError, RestClient } from "./rest.js";

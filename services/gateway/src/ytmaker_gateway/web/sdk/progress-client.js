@@ -1,5 +1,5 @@
 /**
- * Follow tasks and projects with callbacks, on one `WebSocketManager` (docs/api.md).
+ * Follow tasks and projects with callbacks, on one `WebSocketManager` (docs/protocol.md).
  *
  * Every update of a followed task reaches `onEvent` once, in offset order, across reconnects.
  * When the server cannot replay what was missed (`recovered: false`: retention, a deleted

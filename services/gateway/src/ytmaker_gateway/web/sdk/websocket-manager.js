@@ -1,5 +1,5 @@
 /**
- * One WebSocket to the gateway (docs/api.md "WebSocket"), kept open: reconnects with
+ * One WebSocket to the gateway (docs/protocol.md "WebSocket"), kept open: reconnects with
  * exponential backoff, heartbeats, a connection timeout, and resumes every subscription from
  * the last offset it delivered, so that a listener sees each update of a task once, in order,
  * across any number of disconnects. No dependencies: give it a WebSocket constructor where
