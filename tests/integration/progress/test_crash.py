@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from tests.support.wait import wait_until_async
 from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import Folded, apply
+from ytmaker_progress.foldloop import FoldService
 from ytmaker_progress.positions import decode_checkpoint, is_positions, positions_key
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event
@@ -48,7 +50,7 @@ def _endings(i: int) -> dict[str, Any]:
     ][i % 4]
 
 
-async def _start(settings: ProgressSettings, log: Path) -> asyncio.subprocess.Process:
+async def _start(settings: ProgressSettings, log: Path, **extra: str) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
@@ -61,6 +63,7 @@ async def _start(settings: ProgressSettings, log: Path) -> asyncio.subprocess.Pr
         "YTMAKER_PROGRESS_REPORT_POSITIONS_S": "86400",
         "YTMAKER_HEALTH_PORT": "0",
         "YTMAKER_LOG_LEVEL": "INFO",
+        **extra,
     }
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(
@@ -138,6 +141,40 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     positions = await _latest_positions(settings)
     assert positions == {tp: end for tp, end in ends.items() if tp in positions}
     assert {tp for tp, end in ends.items() if end > 0} <= set(positions)
+
+
+async def test_states_adopted_after_a_kill_are_checkpointed_without_new_events(
+    settings: ProgressSettings, publisher: EventProducer, tmp_path: Path
+) -> None:
+    """A fold killed after writing a run's updates and before its checkpoint: the next owner
+    adopts those updates, and its checkpoint writes their states to `progress.state` even
+    though no event of the lane comes any more."""
+    run = run_events("adopted-1", steps=3)
+    slow = {"YTMAKER_PROGRESS_CHECKPOINT_INTERVAL_MS": "600000"}
+    first = await _start(settings, tmp_path / "fold.log", **slow)
+    try:
+        for topic, event in run:
+            await publisher.send(topic, event)
+        updates = await read_updates(settings, until=len(run), timeout=60)
+    finally:
+        first.kill()
+        await first.wait()
+    assert "adopted-1" not in await _latest_states(settings)  # never checkpointed
+
+    last_state = TaskState.model_validate(updates[-1][2]["state"])
+    second = FoldService(settings)
+    stopping = asyncio.Event()
+    folding = asyncio.create_task(second.run(stopping))
+    try:
+
+        async def checkpointed() -> bool:
+            return (await _latest_states(settings)).get("adopted-1") == last_state
+
+        await wait_until_async(checkpointed, timeout=30, what="the adopted state checkpointed")
+    finally:
+        stopping.set()
+        await folding
+    assert len(await read_updates(settings, until=len(run), timeout=10)) == len(run)
 
 
 async def _latest_positions(settings: ProgressSettings) -> dict[TopicPartition, int]:

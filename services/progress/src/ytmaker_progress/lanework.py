@@ -75,6 +75,8 @@ class LaneWorker:
         """The lane's folding task: folds what was handed out, checkpoints when due. Ends when
         the lane closes (with a last checkpoint) or a write fails."""
         lane = self.lane
+        if lane.touched:
+            lane.wake.set()  # states adopted at the restore: checkpoint them even if idle
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -107,14 +109,14 @@ class LaneWorker:
         lane = self.lane
         try:
             parts = await self._release()
+            if (parts or lane.touched) and lane.updates is None:
+                # Also for states adopted at the restore alone: a checkpoint writes them.
+                await lane.producer.kafka.begin_transaction()
+                lane.began = time.monotonic()
+                lane.updates = PartitionWriter(lane.producer.kafka, self.updates_topic, lane.number)
             if parts:
+                assert lane.updates is not None
                 started = time.perf_counter()
-                if lane.updates is None:
-                    await lane.producer.kafka.begin_transaction()
-                    lane.began = time.monotonic()
-                    lane.updates = PartitionWriter(
-                        lane.producer.kafka, self.updates_topic, lane.number
-                    )
                 await self._fold_records(_merged(parts.values()), lane.updates)
                 await lane.updates.flush()
                 metrics.FOLD_SECONDS.observe(time.perf_counter() - started)
