@@ -33,8 +33,8 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.system import free_port
 from tests.integration.gateway.conftest import SECRET, Cluster, cluster  # noqa: F401
+from tests.support.gateway import make_update, start_server
 from ytmaker_gateway.auth import mint_token
-from ytmaker_gateway.testing import make_update, start_server
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.integration.gateway.conftest import Cluster, cluster  # noqa: F401 (a fixture)
-from ytmaker_gateway.testing import make_update
+from tests.support.gateway import make_update
 from ytmaker_shared.events import new_event_id
 
 pytestmark = pytest.mark.kafka

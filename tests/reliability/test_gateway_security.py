@@ -23,8 +23,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.integration.gateway.conftest import SECRET, Cluster, cluster  # noqa: F401
+from tests.support.gateway import make_update
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import make_update
 from ytmaker_shared.events import new_event_id
 
 pytestmark = pytest.mark.kafka

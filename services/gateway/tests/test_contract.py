@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import TypeAdapter
 from websockets.asyncio.client import connect
 
+from tests.support.gateway import make_state, make_update
 from ytmaker_gateway import schema
 from ytmaker_gateway.api.messages import ServerMessage
-from ytmaker_gateway.testing import make_state, make_update
 from ytmaker_shared.progress import TaskStatus, UpdateType
 
 from .conftest import Factory

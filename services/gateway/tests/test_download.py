@@ -7,8 +7,8 @@ import os
 
 import pytest
 
+from tests.support.gateway import make_state
 from ytmaker_gateway.api.download import RangeNotSatisfiable, byte_range
-from ytmaker_gateway.testing import make_state
 from ytmaker_shared.progress import TaskStatus
 
 from .conftest import Factory

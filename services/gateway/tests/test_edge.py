@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.support.gateway import PROJECT, make_update, stable_id
+from tests.support.wait import wait_until
 from ytmaker_gateway.main import refuse_anonymous_on_a_network
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import PROJECT, make_update, stable_id, wait_until
 
 from .conftest import Factory
 from .test_ws import _closed_with, _open, _recv, _seed, _until

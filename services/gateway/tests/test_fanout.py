@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.gateway import FakeLog, make_update
+from tests.support.wait import wait_until
 from ytmaker_gateway.fanout.cache import ENTRY_OVERHEAD, UpdateCache
 from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.streams import Streams
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import FakeLog, make_update, wait_until
 from ytmaker_shared.progress import TaskStatus
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.gateway import make_update, stable_id
 from ytmaker_gateway.ids import MAX_OFFSET
 from ytmaker_gateway.protocol import (
     ClientMessage,
@@ -16,7 +17,6 @@ from ytmaker_gateway.protocol import (
     update_message,
     update_payload,
 )
-from ytmaker_gateway.testing import make_update, stable_id
 
 T1 = stable_id("t1")
 

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.gateway import FakeLog, make_state, make_update, stable_id
+from tests.support.wait import wait_until
 from ytmaker_gateway import metrics
 from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.streams import Streams
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import FakeLog, make_state, make_update, stable_id, wait_until
 from ytmaker_shared.metrics import RECORDS_SKIPPED
 from ytmaker_shared.progress import TaskStatus
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import socketio
 
+from tests.support.gateway import make_state, make_update
+from tests.support.wait import wait_until
 from ytmaker_gateway.sio.positions import parse
-from ytmaker_gateway.testing import make_state, make_update, wait_until
 from ytmaker_shared.events import CancelTask
 from ytmaker_shared.progress import TaskStatus
 

@@ -11,7 +11,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from ytmaker_gateway.testing import PROJECT, make_state, make_update, stable_id, wait_until
+from tests.support.gateway import PROJECT, make_state, make_update, stable_id
+from tests.support.wait import wait_until
 from ytmaker_shared.events import CancelTask
 from ytmaker_shared.progress import TaskStatus
 

@@ -12,10 +12,11 @@ import re
 import httpx
 import pytest
 
+from tests.support.gateway import make_update
 from tests.support.topics import read_topic
+from tests.support.wait import wait_until
 from ytmaker_gateway.fanout.hub import partition_for
 from ytmaker_gateway.fanout.replay import ReplayReader
-from ytmaker_gateway.testing import make_update, wait_until
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic

@@ -19,8 +19,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.support.gateway import make_update
 from ytmaker_gateway import metrics
-from ytmaker_gateway.testing import make_update
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic

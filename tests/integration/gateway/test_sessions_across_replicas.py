@@ -27,6 +27,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.e2e.system import free_port
+from tests.support.gateway import RunningServer, start_server
 from tests.support.internal import internal_headers
 from tests.support.kafka import unique_name
 from ytmaker_gateway.app import create_app
@@ -34,7 +35,6 @@ from ytmaker_gateway.auth import mint_token
 from ytmaker_gateway.context import Gateway
 from ytmaker_gateway.main import build
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import RunningServer, start_server
 from ytmaker_shared.events import (
     StageProgressed,
     StageProgressPayload,
