@@ -7,11 +7,13 @@ import os
 
 import pytest
 
-from tests.support.gateway import make_state
+from tests.support.gateway import make_state, stable_id
 from ytmaker_gateway.api.download import RangeNotSatisfiable, byte_range
 from ytmaker_shared.progress import TaskStatus
 
 from .conftest import Factory
+
+T1 = stable_id("t1")
 
 
 @pytest.mark.parametrize(
@@ -44,40 +46,40 @@ async def test_video_streams_from_s3_with_ranges(
 ) -> None:
     gw = await gateway_factory(artifact_url=f"s3://{s3_bucket}/artifacts")
     store = gw.gateway.artifacts
-    assert store.scheme == "s3" and store.local_path("t1/render/video.mp4") is None
+    assert store.scheme == "s3" and store.local_path(f"{T1}/render/video.mp4") is None
     video = os.urandom(3 * 1024 * 1024 + 17)
-    stored = await store.put("t1/render/video.mp4", video, "video/mp4")
+    stored = await store.put(f"{T1}/render/video.mp4", video, "video/mp4")
     assert stored.uri.startswith(f"s3://{s3_bucket}/artifacts/")
-    await store.put("t1/script/script.json", b'{"segments": []}')
+    await store.put(f"{T1}/script/script.json", b'{"segments": []}')
     result = {"source_video_uri": stored.uri}
-    gw.fake.put_task(make_state("t1", status=TaskStatus.COMPLETED, result=result))
+    gw.fake.put_task(make_state(T1, status=TaskStatus.COMPLETED, result=result))
 
-    full = await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("alice"))
+    full = await gw.http.get(f"/api/v1/artifacts/{T1}/video", headers=gw.auth("alice"))
     assert full.status_code == 200 and full.content == video
     assert full.headers["content-type"] == "video/mp4"
     assert full.headers["accept-ranges"] == "bytes"
     assert int(full.headers["content-length"]) == len(video)
 
     seek = {"Range": f"bytes=1048576-{1048576 + 300_000}"}
-    part = await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("alice") | seek)
+    part = await gw.http.get(f"/api/v1/artifacts/{T1}/video", headers=gw.auth("alice") | seek)
     assert part.status_code == 206 and part.content == video[1048576 : 1048576 + 300_001]
     assert part.headers["content-range"] == f"bytes 1048576-1348576/{len(video)}"
     tail = await gw.http.get(
-        "/api/v1/artifacts/t1/video", headers=gw.auth("alice") | {"Range": "bytes=-100"}
+        f"/api/v1/artifacts/{T1}/video", headers=gw.auth("alice") | {"Range": "bytes=-100"}
     )
     assert tail.status_code == 206 and tail.content == video[-100:]
     beyond = await gw.http.get(
-        "/api/v1/artifacts/t1/video", headers=gw.auth("alice") | {"Range": "bytes=99999999-"}
+        f"/api/v1/artifacts/{T1}/video", headers=gw.auth("alice") | {"Range": "bytes=99999999-"}
     )
     assert beyond.status_code == 416
     assert beyond.headers["content-range"] == f"bytes */{len(video)}"
     assert beyond.json()["error"]["code"] == "range_not_satisfiable"
 
-    script = await gw.http.get("/api/v1/artifacts/t1/script", headers=gw.auth())
+    script = await gw.http.get(f"/api/v1/artifacts/{T1}/script", headers=gw.auth())
     assert script.status_code == 200 and script.json() == {"segments": []}
-    missing = await gw.http.get("/api/v1/artifacts/t1/thumbnail", headers=gw.auth())
+    missing = await gw.http.get(f"/api/v1/artifacts/{T1}/thumbnail", headers=gw.auth())
     assert missing.status_code == 404
-    denied = await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("bob"))
+    denied = await gw.http.get(f"/api/v1/artifacts/{T1}/video", headers=gw.auth("bob"))
     assert denied.status_code == 403
 
 
@@ -87,7 +89,7 @@ async def test_an_unreachable_store_answers_503(
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     gw = await gateway_factory(artifact_url="s3://bucket/artifacts")
-    result = {"source_video_uri": "s3://bucket/artifacts/t1/render/video.mp4"}
-    gw.fake.put_task(make_state("t1", status=TaskStatus.COMPLETED, result=result))
-    response = await gw.http.get("/api/v1/artifacts/t1/video", headers=gw.auth("alice"))
+    result = {"source_video_uri": f"s3://bucket/artifacts/{T1}/render/video.mp4"}
+    gw.fake.put_task(make_state(T1, status=TaskStatus.COMPLETED, result=result))
+    response = await gw.http.get(f"/api/v1/artifacts/{T1}/video", headers=gw.auth("alice"))
     assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"

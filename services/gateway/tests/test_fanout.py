@@ -16,6 +16,7 @@ from ytmaker_gateway.fanout.cache import ENTRY_OVERHEAD, UpdateCache
 from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.streams import Streams
+from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.progress import TaskStatus
 
@@ -66,7 +67,7 @@ async def test_subscribe_since_every_offset_gives_exactly_the_rest(cached: bool)
     partition_end = log.records[partition][-1][0] + 1
     for since in range(-1, partition_end):
         outbox = _outbox()
-        sub = await streams.subscribe(target, outbox, since=since, epoch=None, state=None)
+        sub = await streams.subscribe(target, outbox, StreamPosition(since), state=None)
         assert _offsets(outbox, target) == [o for o in written[target] if o > since], since
         first = _messages(outbox)[0]
         assert first["type"] == "subscribed" and first["payload"]["recovered"] is True
@@ -88,7 +89,7 @@ async def test_updates_written_during_the_replay_arrive_once_and_in_order() -> N
 
     log.page = read_while_live_goes_on  # type: ignore[method-assign]
     outbox = _outbox()
-    await Streams(hub, log, 1000).subscribe("t1", outbox, since=2, epoch=None, state=None)
+    await Streams(hub, log, 1000).subscribe("t1", outbox, StreamPosition(2), state=None)
     log.append(make_update("t1", n=9))
     every_t1 = [o for o, k, _, _ in log.records[0] if k == b"t1"]
     assert _offsets(outbox, "t1") == [o for o in every_t1 if o > 2]
@@ -101,7 +102,7 @@ async def test_a_lagging_hub_switches_to_live_without_gap() -> None:
     for n in range(3, 6):
         log.append(make_update("t1", n=n), deliver=False)  # written, the hub has not seen them
     outbox = _outbox()
-    await Streams(hub, log, 1000).subscribe("t1", outbox, since=0, epoch=None, state=None)
+    await Streams(hub, log, 1000).subscribe("t1", outbox, StreamPosition(0), state=None)
     assert _offsets(outbox, "t1") == [1, 2]  # replay stops at the hub's position
     log.deliver_pending()
     assert _offsets(outbox, "t1") == [1, 2, 3, 4, 5]
@@ -114,7 +115,7 @@ async def test_an_offset_no_longer_held_gives_recovered_false_and_a_snapshot() -
     log.log_start[0] = 3  # retention removed offsets 0..2
     state = {"task_id": "t1", "status": "running", "progress": 4.0, "offset": 4, "owner": "alice"}
     outbox = _outbox()
-    await Streams(hub, log, 1000).subscribe("t1", outbox, since=0, epoch=None, state=state)
+    await Streams(hub, log, 1000).subscribe("t1", outbox, StreamPosition(0), state=state)
     messages = _messages(outbox)
     assert messages[0]["type"] == "subscribed"
     assert messages[0]["payload"]["recovered"] is False and messages[0]["offset"] == 4
@@ -135,7 +136,7 @@ async def test_other_reasons_for_a_snapshot(case: str) -> None:
         "since-null": (None, None),
     }[case]
     outbox = _outbox()
-    await Streams(hub, log, 1000).subscribe("t1", outbox, since=since, epoch=epoch, state=state)
+    await Streams(hub, log, 1000).subscribe("t1", outbox, StreamPosition(since, epoch), state=state)
     messages = _messages(outbox)
     assert messages[0]["payload"] == {
         "task_id": "t1",
@@ -153,8 +154,8 @@ async def test_live_updates_reach_every_subscriber_and_a_slow_one_only_hurts_its
     log = FakeLog(hub, partitions=1)
     streams = Streams(hub, log, queue_limit=1000)
     fast, slow = _outbox(size=100), _outbox(size=5)
-    await streams.subscribe("t1", fast, since=-1, epoch=None, state=None)
-    await streams.subscribe("t1", slow, since=-1, epoch=None, state=None)
+    await streams.subscribe("t1", fast, StreamPosition(-1), state=None)
+    await streams.subscribe("t1", slow, StreamPosition(-1), state=None)
     for n in range(20):
         log.append(make_update("t1", n=n))
     assert _offsets(fast, "t1") == list(range(20))

@@ -17,6 +17,7 @@ from ytmaker_gateway.protocol import (
     update_message,
     update_payload,
 )
+from ytmaker_gateway.rules.position import StreamPosition
 
 T1 = stable_id("t1")
 
@@ -31,12 +32,15 @@ def _frame(**fields: object) -> str:
         (_frame(action="subscribe", task_id=T1, since=None), ClientMessage("subscribe", T1)),
         (
             _frame(action="subscribe", task_id=T1, since=7, epoch="E"),
-            ClientMessage("subscribe", T1, 7, "E"),
+            ClientMessage("subscribe", T1, StreamPosition(7, "E")),
         ),
-        (_frame(action="subscribe", task_id=T1, since=-1), ClientMessage("subscribe", T1, -1)),
+        (
+            _frame(action="subscribe", task_id=T1, since=-1),
+            ClientMessage("subscribe", T1, StreamPosition(-1)),
+        ),
         (
             _frame(action="subscribe", task_id=T1, since=MAX_OFFSET),
-            ClientMessage("subscribe", T1, MAX_OFFSET),
+            ClientMessage("subscribe", T1, StreamPosition(MAX_OFFSET)),
         ),
         (_frame(action="unsubscribe", task_id=T1), ClientMessage("unsubscribe", T1)),
         (

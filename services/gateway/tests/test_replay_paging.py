@@ -19,6 +19,7 @@ from ytmaker_gateway import metrics
 from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.streams import Streams
+from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.metrics import RECORDS_SKIPPED
 from ytmaker_shared.progress import TaskStatus
@@ -78,7 +79,7 @@ async def test_a_replay_many_times_longer_than_the_queue_arrives_whole_and_paced
     written = _write(log, T, 3000)
     client = Client(maxsize=100, pause_every=50)
     streams = Streams(hub, log, queue_limit=100, page_size=40)
-    await streams.subscribe(T, client.outbox, since=-1, epoch=None, state=None)
+    await streams.subscribe(T, client.outbox, StreamPosition(-1), state=None)
     live = log.append(make_update(T, n=3000))
     await wait_until(lambda: client.offsets(T)[-1:] == [live], timeout=10)
     assert client.offsets(T) == [*written, live]
@@ -94,7 +95,7 @@ async def test_since_minus_one_of_a_long_run_is_the_whole_run() -> None:
     log = FakeLog(hub, partitions=1)
     written = _write(log, T, 1500, noise=0)
     client = Client(maxsize=1000)
-    await Streams(hub, log, 1000).subscribe(T, client.outbox, since=-1, epoch=None, state=None)
+    await Streams(hub, log, 1000).subscribe(T, client.outbox, StreamPosition(-1), state=None)
     await wait_until(lambda: len(client.offsets(T)) == 1500, timeout=10)
     assert client.offsets(T) == written
     await client.stop()
@@ -108,7 +109,7 @@ async def test_a_finished_task_is_read_up_to_its_last_update_not_to_the_partitio
     state = make_state(T, status=TaskStatus.COMPLETED, offset=written[-1]).model_dump(mode="json")
     client = Client(maxsize=1000)
     streams = Streams(hub, log, 1000, page_size=50)
-    await streams.subscribe(T, client.outbox, since=written[9], epoch=None, state=state)
+    await streams.subscribe(T, client.outbox, StreamPosition(written[9]), state=state)
     await wait_until(lambda: len(client.offsets(T)) == 190, timeout=10)
     assert client.offsets(T) == written[10:]
     assert log.scanned <= written[-1] - written[9]  # not one record past its last update
@@ -121,7 +122,7 @@ async def test_the_log_is_read_until_the_cache_holds_the_rest() -> None:
     written = _write(log, T, 1000)
     client = Client(maxsize=1000)
     await Streams(hub, log, 1000).subscribe(
-        T, client.outbox, since=written[0], epoch=None, state=None
+        T, client.outbox, StreamPosition(written[0]), state=None
     )
     await wait_until(lambda: len(client.offsets(T)) == 999, timeout=10)
     assert client.offsets(T) == written[1:]
@@ -142,7 +143,7 @@ async def test_a_client_that_reads_nothing_is_given_up_during_the_replay() -> No
     outbox = Outbox(never, maxsize=100)
     writer = asyncio.create_task(outbox.run())
     streams = Streams(hub, log, 100, page_size=20, stall_s=0.2)
-    sub = await streams.subscribe(T, outbox, since=-1, epoch=None, state=None)
+    sub = await streams.subscribe(T, outbox, StreamPosition(-1), state=None)
     assert outbox.overflowed and len(outbox) <= 50  # given up, not grown: its socket gets 1013
     assert sub.last_offset < 499
     writer.cancel()
@@ -156,9 +157,7 @@ async def test_an_unsubscribe_during_a_replay_stops_it() -> None:
     streams = Streams(hub, log, 100, page_size=20)
     attached: list[Any] = []
     subscribing = asyncio.create_task(
-        streams.subscribe(
-            T, client.outbox, since=-1, epoch=None, state=None, attach=attached.append
-        )
+        streams.subscribe(T, client.outbox, StreamPosition(-1), state=None, attach=attached.append)
     )
     await wait_until(lambda: len(client.offsets(T)) >= 100, timeout=10)
     attached[0].cancel()
@@ -217,7 +216,7 @@ async def test_unreadable_records_are_skipped_counted_and_logged_once(
         for _ in range(2):  # two replays read every bad record again
             client = Client(maxsize=1000)
             await Streams(hub, log, 1000).subscribe(
-                T, client.outbox, since=-1, epoch=None, state=None
+                T, client.outbox, StreamPosition(-1), state=None
             )
             await wait_until(lambda c=client: len(c.offsets(T)) == len(good), timeout=5)
             assert client.offsets(T) == good
@@ -249,7 +248,7 @@ async def test_more_live_updates_during_a_replay_than_the_buffer_holds_are_read_
     log.page = page_while_the_task_goes_on  # type: ignore[method-assign]
     client = Client(maxsize=10_000)
     streams = Streams(hub, log, queue_limit=10, page_size=50)
-    await streams.subscribe(T, client.outbox, since=-1, epoch=None, state=None)
+    await streams.subscribe(T, client.outbox, StreamPosition(-1), state=None)
     await wait_until(lambda: len(client.offsets(T)) == len(written) + len(live), timeout=10)
     assert client.offsets(T) == written + live
     assert not client.outbox.overflowed

@@ -11,13 +11,16 @@ from typing import Any
 import pytest
 import socketio
 
-from tests.support.gateway import make_state, make_update
+from tests.support.gateway import make_state, make_update, stable_id
 from tests.support.wait import wait_until
 from ytmaker_gateway.sio.positions import parse
 from ytmaker_shared.events import CancelTask
 from ytmaker_shared.progress import TaskStatus
 
 from .conftest import Factory, Harness
+
+T1, T2 = stable_id("t1"), stable_id("t2")
+BOB_TASK, DONE_TASK = stable_id("t-bob"), stable_id("t-done")
 
 NS = "/progress"
 UPDATES = ("snapshot", "progress", "status", "error")
@@ -70,7 +73,7 @@ async def recorders() -> AsyncIterator[list[Recorder]]:
         await r.client.disconnect()
 
 
-def _seed(gw: Harness, task_id: str = "t1", owner: str = "alice", n: int = 5) -> list[int]:
+def _seed(gw: Harness, task_id: str = T1, owner: str = "alice", n: int = 5) -> list[int]:
     offsets = []
     for i in range(n):
         update = make_update(task_id, owner=owner, n=i, progress=i * 10)
@@ -120,22 +123,22 @@ async def test_join_replays_then_streams_live_and_leave_stops(
     gw = await gateway_factory()
     offsets = _seed(gw)
     r = await _client(gw, recorders)
-    ack = await r.call("join", {"task_id": "t1", "since": offsets[1]})
-    assert ack == {"ok": True, "task_id": "t1"}
-    await wait_until(lambda: r.offsets("t1") == offsets[2:], timeout=5, what="the replay")
+    ack = await r.call("join", {"task_id": T1, "since": offsets[1]})
+    assert ack == {"ok": True, "task_id": T1}
+    await wait_until(lambda: r.offsets(T1) == offsets[2:], timeout=5, what="the replay")
     subscribed = r.of("subscribed")[0]
     assert subscribed["payload"]["recovered"] is True and subscribed["offset"] == offsets[1]
-    live = gw.log.append(make_update("t1", n=9, status=TaskStatus.COMPLETED))
-    await wait_until(lambda: r.offsets("t1") == [*offsets[2:], live], timeout=5, what="live")
+    live = gw.log.append(make_update(T1, n=9, status=TaskStatus.COMPLETED))
+    await wait_until(lambda: r.offsets(T1) == [*offsets[2:], live], timeout=5, what="live")
     assert r.of("progress")[-1]["payload"]["status"] == "completed"
-    assert parse(r.offset, 10).tasks == {"t1": live}
+    assert parse(r.offset, 10).tasks == {T1: live}
 
-    assert await r.call("leave", {"task_id": "t1"}) == {"ok": True, "task_id": "t1"}
+    assert await r.call("leave", {"task_id": T1}) == {"ok": True, "task_id": T1}
     await wait_until(lambda: r.of("unsubscribed"), timeout=5, what="unsubscribed")
-    gw.log.append(make_update("t1", n=10))
+    gw.log.append(make_update(T1, n=10))
     assert await r.call("ping", {}) == {"ok": True, "timestamp": pytest.approx(0, abs=1e10)}
     await wait_until(lambda: r.of("pong"), timeout=5, what="pong")
-    assert r.offsets("t1")[-1] == live  # nothing after leave
+    assert r.offsets(T1)[-1] == live  # nothing after leave
     assert parse(r.offset, 10).tasks == {}
 
 
@@ -145,34 +148,34 @@ async def test_join_without_since_sends_a_snapshot(
     gw = await gateway_factory()
     offsets = _seed(gw)
     r = await _client(gw, recorders)
-    await r.call("join", {"task_id": "t1", "since": None})
+    await r.call("join", {"task_id": T1, "since": None})
     await wait_until(lambda: r.of("snapshot"), timeout=5, what="the snapshot")
     assert r.of("snapshot")[0]["offset"] == offsets[-1]
     assert r.of("snapshot")[0]["payload"]["progress"] == 40
-    assert parse(r.offset, 10).tasks == {"t1": offsets[-1]}
+    assert parse(r.offset, 10).tasks == {T1: offsets[-1]}
 
 
 @pytest.mark.parametrize(
     ("event", "data", "code"),
     [
         ("join", {}, "missing_field"),
-        ("join", "t1", "invalid_message"),
-        ("join", {"task_id": "t1", "since": "x"}, "invalid_field"),
+        ("join", T1, "invalid_message"),
+        ("join", {"task_id": T1, "since": "x"}, "invalid_field"),
         ("join", {"task_id": "a,b"}, "invalid_field"),
-        ("join", {"task_id": "t-bob"}, "forbidden"),
-        ("join", {"task_id": "no-such-task"}, "forbidden"),
+        ("join", {"task_id": BOB_TASK}, "forbidden"),
+        ("join", {"task_id": stable_id("no-such-task")}, "forbidden"),
         ("dance", {}, "unknown_event"),
-        ("cancel_task", {"task_id": "t-done"}, "conflict"),
-        ("cancel_task", {"task_id": "t1", "reason": 5}, "invalid_field"),
+        ("cancel_task", {"task_id": DONE_TASK}, "conflict"),
+        ("cancel_task", {"task_id": T1, "reason": 5}, "invalid_field"),
     ],
 )
 async def test_bad_requests_get_an_error_and_the_socket_stays(
     gateway_factory: Factory, recorders: list[Recorder], event: str, data: Any, code: str
 ) -> None:
     gw = await gateway_factory()
-    gw.fake.put_task(make_state("t1"))
-    gw.fake.put_task(make_state("t-bob", owner="bob"))
-    gw.fake.put_task(make_state("t-done", status=TaskStatus.COMPLETED))
+    gw.fake.put_task(make_state(T1))
+    gw.fake.put_task(make_state(BOB_TASK, owner="bob"))
+    gw.fake.put_task(make_state(DONE_TASK, status=TaskStatus.COMPLETED))
     r = await _client(gw, recorders)
     ack = await r.call(event, data)
     assert ack["ok"] is False and ack["error"]["code"] == code
@@ -185,12 +188,12 @@ async def test_cancel_task_emits_the_control_request(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    gw.fake.put_task(make_state("t1"))
+    gw.fake.put_task(make_state(T1))
     r = await _client(gw, recorders)
-    ack = await r.call("cancel_task", {"task_id": "t1", "reason": "enough"})
+    ack = await r.call("cancel_task", {"task_id": T1, "reason": "enough"})
     assert ack["ok"] is True and ack["action"] == "cancel" and ack["accepted"] is True
     (_topic, event) = gw.producer.sent[-1]
-    assert isinstance(event, CancelTask) and event.task_id == "t1"
+    assert isinstance(event, CancelTask) and event.task_id == T1
     assert event.payload.reason == "enough" and event.payload.requested_by == "alice"
     await wait_until(lambda: r.of("ack"), timeout=5, what="the ack event")
 
@@ -199,7 +202,7 @@ async def test_recovery_resumes_every_task_exactly_after_its_offset(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    first = {t: _seed(gw, t, n=3) for t in ("t1", "t2")}
+    first = {t: _seed(gw, t, n=3) for t in (T1, T2)}
     r = await _client(gw, recorders)
     for task_id in first:
         await r.call("join", {"task_id": task_id, "since": -1})
@@ -221,11 +224,11 @@ async def test_recovery_resumes_every_task_exactly_after_its_offset(
     )
     hello = back.of("connected")[0]["payload"]
     assert hello["recovered"] is True and hello["pid"] == pid
-    assert sorted(hello["restored"]) == ["t1", "t2"]
+    assert sorted(hello["restored"]) == sorted([T1, T2])
     assert all(m["payload"]["restored"] for m in back.of("subscribed"))
-    live = gw.log.append(make_update("t2", n=20))
-    await wait_until(lambda: back.offsets("t2")[-1:] == [live], timeout=5, what="live again")
-    assert back.offsets("t1") == missed["t1"]
+    live = gw.log.append(make_update(T2, n=20))
+    await wait_until(lambda: back.offsets(T2)[-1:] == [live], timeout=5, what="live again")
+    assert back.offsets(T1) == missed[T1]
 
 
 async def test_recovery_of_an_offset_no_longer_held_says_so(
@@ -234,12 +237,12 @@ async def test_recovery_of_an_offset_no_longer_held_says_so(
     gw = await gateway_factory()
     offsets = _seed(gw, n=4)
     r = await _client(gw, recorders)
-    await r.call("join", {"task_id": "t1", "since": -1})
-    await wait_until(lambda: r.offsets("t1") == offsets, timeout=5, what="the replay")
+    await r.call("join", {"task_id": T1, "since": -1})
+    await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the replay")
     pid, offset = r.of("connected")[0]["payload"]["pid"], r.offset
     await r.client.disconnect()
     _seed(gw, n=3)
-    partition = gw.gateway.hub.partition_of("t1")
+    partition = gw.gateway.hub.partition_of(T1)
     gw.log.log_start[partition] = 10_000  # retention took everything
     gw.gateway.hub.cache = type(gw.gateway.hub.cache)(per_task=0, tasks=0)
     back = Recorder()
@@ -270,14 +273,14 @@ async def test_recovery_never_reaches_somebody_elses_task(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    _seed(gw, "t-bob", owner="bob", n=2)
+    _seed(gw, BOB_TASK, owner="bob", n=2)
     r = Recorder()
     recorders.append(r)
     await r.connect(gw, {"token": gw.token(), "pid": "p", "offset": "1||t-bob:-1"})
     await wait_until(lambda: r.of("error"), timeout=5, what="the refusal")
     assert r.of("error")[0]["payload"]["code"] == "forbidden"
     assert r.of("error")[0]["payload"]["details"]["restored"] is True
-    assert r.offsets("t-bob") == [] and r.of("connected")[0]["payload"]["recovered"] is False
+    assert r.offsets(BOB_TASK) == [] and r.of("connected")[0]["payload"]["recovered"] is False
 
 
 async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
@@ -286,16 +289,16 @@ async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
     gw = await gateway_factory(client_queue_size=5)
     offsets = _seed(gw, n=3)
     r = await _client(gw, recorders)
-    await r.call("join", {"task_id": "t1", "since": -1})
-    await wait_until(lambda: r.offsets("t1") == offsets, timeout=5, what="the replay")
+    await r.call("join", {"task_id": T1, "since": -1})
+    await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the replay")
     pid, position = r.of("connected")[0]["payload"]["pid"], r.offset
-    client = next(iter(gw.gateway.hub._tasks["t1"])).outbox
+    client = next(iter(gw.gateway.hub._tasks[T1])).outbox
     for i in range(3, 40):  # a burst the queue of 5 cannot hold
         client.push(f'{{"type": "pong", "payload": {{"n": {i}}}}}')
     await wait_until(lambda: not r.client.connected, timeout=5, what="the drop")
-    assert "t1" not in gw.gateway.hub._tasks  # unregistered
+    assert T1 not in gw.gateway.hub._tasks  # unregistered
     missed = _seed(gw, n=2)
     back = Recorder()
     recorders.append(back)
     await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": position})
-    await wait_until(lambda: back.offsets("t1") == missed, timeout=5, what="recovery")
+    await wait_until(lambda: back.offsets(T1) == missed, timeout=5, what="recovery")

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import orjson
 
 from ytmaker_gateway.ids import MAX_OFFSET, SHOWN, is_offset, is_uuid
+from ytmaker_gateway.rules.position import FRESH, StreamPosition
 from ytmaker_shared.progress import ProgressUpdate, TaskState
 
 Action = Literal["subscribe", "unsubscribe", "cancel", "pause", "resume", "ping", "pong"]
@@ -58,8 +59,8 @@ class ProtocolError(ValueError):
 class ClientMessage:
     action: Action
     task_id: str | None = None
-    since: int | None = None
-    epoch: str | None = None
+    #: A subscribe's `since` and `epoch`.
+    position: StreamPosition = FRESH
     reason: str = ""
 
 
@@ -91,7 +92,8 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
         return ClientMessage(action)  # type: ignore[arg-type]
     task_id = _task_id(raw)
     if action == "subscribe":
-        return ClientMessage("subscribe", task_id, _since(raw, task_id), _epoch(raw, task_id))
+        position = StreamPosition(_since(raw, task_id), _epoch(raw, task_id))
+        return ClientMessage("subscribe", task_id, position)
     if action == "unsubscribe":
         return ClientMessage("unsubscribe", task_id)
     reason = raw.get("reason", "")

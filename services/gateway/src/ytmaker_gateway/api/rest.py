@@ -35,6 +35,7 @@ from ytmaker_gateway.errors import (
     Unavailable,
 )
 from ytmaker_gateway.ids import CLIENT_ID_PATTERN, MAX_OFFSET, UUID_PATTERN
+from ytmaker_gateway.sessions import LiveConnection
 from ytmaker_shared.artifacts import ArtifactNotFound, ArtifactStoreUnavailable, InvalidKey
 from ytmaker_shared.events import ProjectSettings
 
@@ -186,8 +187,8 @@ async def active(gw: Gw, who: Operator) -> dict[str, Any]:
 def _local_clients(gw: Gateway) -> dict[str, Any]:
     by_project: dict[str, int] = {}
     for session in list(gw.sessions.active.values()):
-        projects = getattr(session.connection, "projects", None)
-        for project_id in projects() if callable(projects) else ():
+        projects = session.connection.projects() if session.connection is not None else []
+        for project_id in projects:
             by_project[project_id] = by_project.get(project_id, 0) + 1
     return {
         "total_clients": len(gw.sessions.active),
@@ -291,7 +292,7 @@ async def unsubscribe_client(
     return {"client_id": client_id, "task_id": task_id, "subscribed": False}
 
 
-def _connection(gw: Gateway, who: Principal, client_id: str) -> Any:
+def _connection(gw: Gateway, who: Principal, client_id: str) -> LiveConnection:
     session = gw.sessions.active.get(client_id)
     if session is None or session.connection is None or not who.may_see(session.user):
         raise NotFound("no such client connected to this gateway instance")

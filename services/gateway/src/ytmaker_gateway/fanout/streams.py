@@ -32,6 +32,7 @@ from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.replay import Page, uuid7_millis
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.protocol import message, state_payload
+from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_shared.progress import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -94,16 +95,15 @@ class Streams:
         self,
         task_id: str,
         outbox: Outbox,
+        position: StreamPosition,
         *,
-        since: int | None,
-        epoch: str | None,
         state: dict[str, Any] | None,
         restored: bool = False,
         attach: Callable[[Subscription], None] | None = None,
     ) -> Subscription:
-        """Subscribe `outbox` to the task (the caller has checked access and fetched `state`)
-        and return once the replay is written to the outbox and the subscription is live.
-        The outbox's writer must be running: the replay waits for it.
+        """Subscribe `outbox` to the task after `position` (the caller has checked access and
+        fetched `state`) and return once the replay is written to the outbox and the
+        subscription is live. The outbox's writer must be running: the replay waits for it.
 
         `restored` marks a subscription the server re-made from a session (`reconnected`);
         it is said in `subscribed`, so that a client that re-subscribes itself can tell the
@@ -122,7 +122,7 @@ class Streams:
         end = self.hub.register(sub)
         try:
             partition = self.hub.partition_of(task_id)
-            plan = await self._plan(task_id, partition, since, epoch, state, end)
+            plan = await self._plan(task_id, partition, position, state, end)
             outbox.push(
                 message(
                     "subscribed",
@@ -174,33 +174,33 @@ class Streams:
         except BaseException:
             self.hub.unregister(sub)
             raise
-        if since is not None:
+        if position.offset is not None:
             metrics.REPLAYS.labels(
                 "kafka" if source.kafka else "memory", str(plan.recovered).lower()
             ).inc()
         return sub
 
-    async def resumable(self, task_id: str, since: int | None, epoch: str | None) -> bool:
-        """Whether every update of the task after `since` can still be replayed: what a
+    async def resumable(self, task_id: str, position: StreamPosition) -> bool:
+        """Whether every update of the task after `position` can still be replayed: what a
         `subscribed` would say as `recovered`, known before the replay is read (a Socket.IO
         reconnect decides its `pid` by it at connect)."""
-        if since is None:
+        if position.offset is None:
             return False
         await self.hub.ready.wait()
         partition = self.hub.partition_of(task_id)
         end = self.hub.positions[partition]
-        return (await self._plan(task_id, partition, since, epoch, None, end)).recovered
+        return (await self._plan(task_id, partition, position, None, end)).recovered
 
     async def _plan(
         self,
         task_id: str,
         partition: int,
-        since: int | None,
-        epoch: str | None,
+        position: StreamPosition,
         state: dict[str, Any] | None,
         end: int,
     ) -> Plan:
-        if since is not None and not (epoch and self.hub.epoch and epoch != self.hub.epoch):
+        since = position.offset
+        if since is not None and position.resumable_in(self.hub.epoch):
             if self._cached(task_id, partition, since + 1) and since < end:
                 return Plan(True, since + 1, since, None)
             held_from, held_end = await self.reader.bounds(partition)
