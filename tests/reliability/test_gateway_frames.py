@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.integration.gateway.conftest import Cluster, cluster  # noqa: F401 (a fixture)
 from tests.support.gateway import make_update
-from ytmaker_gateway.protocol import ACTIONS, ProtocolError, parse_client_message
+from ytmaker_gateway.rules.protocol import ACTIONS, ProtocolError, parse_client_message
 from ytmaker_shared.events import new_event_id
 
 pytestmark = pytest.mark.kafka

@@ -23,7 +23,7 @@ from tests.support.gateway import (
 from tests.support.s3 import s3_bucket, s3_env, s3_server  # noqa: F401 - fixtures for S3 tests
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.auth import mint_token
-from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.gateway import Gateway
 from ytmaker_gateway.settings import GatewaySettings
 
 SECRET = "unit-test-secret-0123456789abcdef0123456789"

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from tests.support.gateway import make_update, stable_id
-from ytmaker_gateway.ids import MAX_OFFSET
-from ytmaker_gateway.protocol import (
+from ytmaker_gateway.rules.ids import MAX_OFFSET
+from ytmaker_gateway.rules.position import StreamPosition
+from ytmaker_gateway.rules.protocol import (
     ClientMessage,
     ProtocolError,
     message,
@@ -17,7 +18,6 @@ from ytmaker_gateway.protocol import (
     update_message,
     update_payload,
 )
-from ytmaker_gateway.rules.position import StreamPosition
 
 T1 = stable_id("t1")
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from ytmaker_gateway import metrics
+from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.hub import Hub
-from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.fanout.watching import Watching
-from ytmaker_gateway.protocol import CLOSE_POLICY, CLOSE_TOO_BIG
 from ytmaker_gateway.rules.position import StreamPosition
+from ytmaker_gateway.rules.protocol import CLOSE_POLICY, CLOSE_TOO_BIG
 from ytmaker_gateway.rules.session import Close, Refuse, SessionLimits, SessionRules
 from ytmaker_gateway.settings import GatewaySettings
 
@@ -123,20 +123,20 @@ async def _nothing(_: str) -> None:
 def test_watching_pairs_registration_with_the_watchers_metric() -> None:
     hub = Hub(GatewaySettings())
     hub.positions = {0: 0}
-    outbox = Outbox(_nothing, maxsize=10)
+    queue = ClientQueue(_nothing, maxsize=10)
     watching = Watching(hub)
     before = metrics.PROJECT_WATCHERS._value.get()
 
-    first = Subscription("t1", outbox, limit=10)
+    first = Subscription("t1", queue, limit=10)
     hub.register(first)
     watching.attach(first)
-    feed = ProjectFeed("p1", outbox, limit=10)
+    feed = ProjectFeed("p1", queue, limit=10)
     hub.register_project(feed)
     watching.watch_project(feed)
     assert metrics.PROJECT_WATCHERS._value.get() == before + 2
     assert "t1" in watching and len(watching) == 1
 
-    again = Subscription("t1", outbox, limit=10)  # a re-subscribe replaces the first
+    again = Subscription("t1", queue, limit=10)  # a re-subscribe replaces the first
     hub.register(again)
     watching.attach(again)
     assert first.cancelled and metrics.PROJECT_WATCHERS._value.get() == before + 2

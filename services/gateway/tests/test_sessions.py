@@ -1,4 +1,4 @@
-"""SessionRegistry across replicas (sessions.py, decision 0032), against a fake read model."""
+"""SessionRegistry across replicas (core/sessions.py, decision 0032), against a fake read model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from ytmaker_gateway.adapters.progress_api import ProgressApi, ProgressUnavailable
-from ytmaker_gateway.sessions import Session, SessionRegistry
+from ytmaker_gateway.core.sessions import Session, SessionRegistry
 
 
 def _iso(ts: float) -> str:

@@ -292,7 +292,7 @@ async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
     await r.call("join", {"task_id": T1, "since": -1})
     await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the replay")
     pid, position = r.of("connected")[0]["payload"]["pid"], r.offset
-    client = next(iter(gw.gateway.hub._tasks[T1])).outbox
+    client = next(iter(gw.gateway.hub._tasks[T1])).queue
     for i in range(3, 40):  # a burst the queue of 5 cannot hold
         client.push(f'{{"type": "pong", "payload": {{"n": {i}}}}}')
     await wait_until(lambda: not r.client.connected, timeout=5, what="the drop")

@@ -23,8 +23,8 @@ from tests.support.gateway import (
 from tests.support.kafka import unique_name
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.auth import mint_token
-from ytmaker_gateway.context import Gateway
 from ytmaker_gateway.fanout.hub import partitions_of
+from ytmaker_gateway.gateway import Gateway
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.kafka import delete_topics, ensure_topics
 from ytmaker_shared.progress import ProgressUpdate

@@ -32,7 +32,7 @@ from tests.support.internal import internal_headers
 from tests.support.kafka import unique_name
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.auth import mint_token
-from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.gateway import Gateway
 from ytmaker_gateway.main import build
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.events import (

@@ -24,13 +24,15 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.auth import Principal
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.errors import Conflict, GatewayError
-from ytmaker_gateway.fanout.outbox import Outbox
+from ytmaker_gateway.core.sessions import Session, new_client_id
+from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.subscription import Subscription
 from ytmaker_gateway.fanout.watching import Watching
-from ytmaker_gateway.ids import is_uuid
-from ytmaker_gateway.protocol import (
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.rules.errors import Conflict, GatewayError
+from ytmaker_gateway.rules.ids import is_uuid
+from ytmaker_gateway.rules.position import StreamPosition
+from ytmaker_gateway.rules.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_HEARTBEAT_TIMEOUT,
     CLOSE_POLICY,
@@ -44,9 +46,7 @@ from ytmaker_gateway.protocol import (
     now_iso,
     parse_client_message,
 )
-from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.rules.session import Close, Refuse, SessionLimits, SessionRules, Verdict
-from ytmaker_gateway.sessions import Session, new_client_id
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Connection:
         self.settings = gateway.settings
         self.principal = principal
         self.project_id = project_id
-        self.outbox = Outbox(
+        self.queue = ClientQueue(
             ws.send_text, maxsize=self.settings.client_queue_size, batch=self.settings.write_batch
         )
         client = ws.client
@@ -99,7 +99,7 @@ class Connection:
     async def run(self, old_client_id: str | None) -> None:
         metrics.CONNECTED_CLIENTS.inc()
         self.gateway.sessions.open(self.session)
-        writer = asyncio.create_task(self.outbox.run(), name="ws-writer")
+        writer = asyncio.create_task(self.queue.run(), name="ws-writer")
         receiver = asyncio.create_task(self._receive_loop(), name="ws-receiver")
         handler = asyncio.create_task(self._handle_loop(old_client_id), name="ws-handler")
         heartbeat = asyncio.create_task(self._heartbeat(), name="ws-heartbeat")
@@ -119,11 +119,11 @@ class Connection:
             if close is not None and self.ws.client_state is WebSocketState.CONNECTED:
                 with contextlib.suppress(Exception):
                     if close[0] != CLOSE_TRY_AGAIN_LATER:
-                        await self.outbox.flush(timeout_s=1.0)  # e.g. the error that explains
+                        await self.queue.flush(timeout_s=1.0)  # e.g. the error that explains
                     await self.ws.close(*close)
 
     def _close_reason(self, done: set[asyncio.Task[Any]]) -> tuple[int, str] | None:
-        if self.outbox.overflowed:
+        if self.queue.overflowed:
             metrics.SLOW_CLIENT_CLOSES.inc()
             return CLOSE_TRY_AGAIN_LATER, "too slow: resume with your last offset"
         for task in done:
@@ -147,7 +147,7 @@ class Connection:
 
     def offsets(self) -> dict[str, int]:
         """task_id → the last offset written to the socket, for every subscription."""
-        return {task_id: self.outbox.delivered.get(task_id, -1) for task_id in self.watching}
+        return {task_id: self.queue.delivered.get(task_id, -1) for task_id in self.watching}
 
     async def _expiry(self) -> None:
         """Close with 4401 when the token expires (its `exp` plus the leeway): a socket lives
@@ -159,7 +159,7 @@ class Connection:
             return
         await asyncio.sleep(max(0.0, expires_at - time.time()))
         metrics.BAD_INPUT.labels("token_expired").inc()
-        self.outbox.push(error_message("unauthorized", "token expired: reconnect with a new one"))
+        self.queue.push(error_message("unauthorized", "token expired: reconnect with a new one"))
         raise _Close(CLOSE_UNAUTHORIZED, "token expired")
 
     async def _heartbeat(self) -> None:
@@ -167,12 +167,12 @@ class Connection:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval_s)
             silent = self.rules.beat(
-                time.time(), sent=self.outbox.sent, replaying=self._replaying > 0
+                time.time(), sent=self.queue.sent, replaying=self._replaying > 0
             )
             self.session.last_active_at = self.rules.last_heard
             if silent:
                 raise _Close(CLOSE_HEARTBEAT_TIMEOUT, "no message for two heartbeat intervals")
-            self.outbox.push(message("ping", {"timestamp": time.time()}))
+            self.queue.push(message("ping", {"timestamp": time.time()}))
 
     # --- reading -------------------------------------------------------------------------
 
@@ -208,7 +208,7 @@ class Connection:
             raise _Close(verdict.code, verdict.reason)
         if isinstance(verdict, Refuse):
             metrics.BAD_INPUT.labels(verdict.code).inc()
-            self.outbox.push(error_message(verdict.code, verdict.text, task_id))
+            self.queue.push(error_message(verdict.code, verdict.text, task_id))
 
     async def _handle_loop(self, old_client_id: str | None) -> None:
         """Greet, then answer the client's messages one after the other, in order."""
@@ -221,12 +221,12 @@ class Connection:
                 await self._handle(request)
             except ProtocolError as exc:
                 metrics.BAD_INPUT.labels(exc.code).inc()
-                self.outbox.push(error_message(exc.code, exc.message, exc.task_id))
+                self.queue.push(error_message(exc.code, exc.message, exc.task_id))
             except GatewayError as exc:
                 # Name the task the failed request was about, so a client with several
                 # requests in flight knows which one to repeat.
                 task_id = getattr(request, "task_id", None)
-                self.outbox.push(error_message(exc.code, exc.message, task_id, **exc.details))
+                self.queue.push(error_message(exc.code, exc.message, task_id, **exc.details))
 
     async def _greet(self, old_client_id: str | None) -> None:
         base = {
@@ -235,20 +235,20 @@ class Connection:
             "server_time": now_iso(),
         }
         if self.project_id is not None:
-            self.outbox.push(message("connected", base))
+            self.queue.push(message("connected", base))
             await self._watch_project(self.project_id)
             return
         if not old_client_id:
-            self.outbox.push(message("connected", base))
+            self.queue.push(message("connected", base))
             return
         old = await self.gateway.sessions.restore(old_client_id, self.principal.user)
         metrics.RECONNECTS.labels(str(old is not None).lower()).inc()
         self.gateway.reconnects += 1
         if old is None:
-            self.outbox.push(message("connected", base | {"restored": False}))
+            self.queue.push(message("connected", base | {"restored": False}))
             return
         self.gateway.reconnects_restored += 1
-        self.outbox.push(
+        self.queue.push(
             message(
                 "reconnected",
                 base | {"old_client_id": old_client_id, "subscribed": sorted(old.offsets)},
@@ -262,11 +262,11 @@ class Connection:
                 await self._subscribe(task_id, position, restored=True)
             except GatewayError as exc:
                 # Marked like `subscribed.restored`: the client's own subscribe decides.
-                self.outbox.push(error_message(exc.code, exc.message, task_id, restored=True))
+                self.queue.push(error_message(exc.code, exc.message, task_id, restored=True))
 
     async def _handle(self, msg: ClientMessage) -> None:
         if msg.action == "ping":
-            self.outbox.push(message("pong", {"timestamp": time.time()}))
+            self.queue.push(message("pong", {"timestamp": time.time()}))
         elif msg.action == "pong":
             pass
         elif not self.rules.accepts(msg.action):
@@ -288,13 +288,13 @@ class Connection:
             result = await self.gateway.commands.control(
                 self.principal, msg.task_id, msg.action, msg.reason
             )
-            self.outbox.push(message("ack", result, msg.task_id))
+            self.queue.push(message("ack", result, msg.task_id))
 
     # --- subscriptions (the WebSocket's and REST's) --------------------------------------
 
     def unsubscribe(self, task_id: str) -> None:
         self.watching.drop(task_id)
-        self.outbox.push(message("unsubscribed", {"task_id": task_id}, task_id))
+        self.queue.push(message("unsubscribed", {"task_id": task_id}, task_id))
 
     async def subscribe_from_rest(self, task_id: str, since: int | None) -> None:
         """`POST /progress/{task_id}/subscribe?client_id=`: as if the client had asked."""
@@ -330,7 +330,7 @@ class Connection:
             self._replaying += 1
             try:
                 await self.gateway.streams.subscribe(
-                    task_id, self.outbox, position, state=state, restored=restored, attach=attach
+                    task_id, self.queue, position, state=state, restored=restored, attach=attach
                 )
             except BaseException as exc:
                 for sub in attached:
@@ -338,7 +338,7 @@ class Connection:
                 if not isinstance(exc, TimeoutError | KafkaError):
                     raise
                 log.warning("replay failed", extra={"task_id": task_id, "error": repr(exc)})
-                self.outbox.push(error_message("replay_failed", "could not read history", task_id))
+                self.queue.push(error_message("replay_failed", "could not read history", task_id))
             finally:
                 self._replaying -= 1
 
@@ -346,10 +346,10 @@ class Connection:
         try:
             found = await self.gateway.access.project(self.principal, project_id)
         except GatewayError as exc:
-            self.outbox.push(error_message(exc.code, exc.message))
+            self.queue.push(error_message(exc.code, exc.message))
             raise _Close(CLOSE_FORBIDDEN if exc.status == 403 else 1011, exc.code) from None
         tasks = found.get("tasks") or []
         feed = await self.gateway.streams.watch_project(
-            project_id, self.outbox, tasks[0] if tasks else None
+            project_id, self.queue, tasks[0] if tasks else None
         )
         self.watching.watch_project(feed)

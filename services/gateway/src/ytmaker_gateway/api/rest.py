@@ -1,5 +1,5 @@
 """The public REST API under /api/v1 (DESIGN §5). Every endpoint needs a bearer token; errors
-are `{"error": {"code", "message", "details"}}` (see `errors.py`)."""
+are `{"error": {"code", "message", "details"}}` (see `rules/errors.py`)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ from ytmaker_gateway.api.models import (
     Started,
     Stats,
 )
-from ytmaker_gateway.artifact_names import PUBLIC_NAMES, candidates
 from ytmaker_gateway.auth import AuthError, Principal, authenticate, bearer
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.errors import (
+from ytmaker_gateway.core.sessions import LiveConnection
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.rules.artifact_names import PUBLIC_NAMES, candidates
+from ytmaker_gateway.rules.errors import (
     Conflict,
     Forbidden,
     GatewayError,
@@ -34,8 +35,7 @@ from ytmaker_gateway.errors import (
     Unauthorized,
     Unavailable,
 )
-from ytmaker_gateway.ids import CLIENT_ID_PATTERN, MAX_OFFSET, UUID_PATTERN
-from ytmaker_gateway.sessions import LiveConnection
+from ytmaker_gateway.rules.ids import CLIENT_ID_PATTERN, MAX_OFFSET, UUID_PATTERN
 from ytmaker_shared.artifacts import ArtifactNotFound, ArtifactStoreUnavailable, InvalidKey
 from ytmaker_shared.events import ProjectSettings
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from ytmaker_gateway.adapters.progress_api import ProgressUnavailable
 from ytmaker_gateway.api.models import ERRORS
 from ytmaker_gateway.api.rest import Gw, Who
-from ytmaker_gateway.errors import Unavailable
+from ytmaker_gateway.rules.errors import Unavailable
 from ytmaker_shared.progress import TaskState
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)

@@ -15,9 +15,9 @@ from fastapi import APIRouter, WebSocket
 from ytmaker_gateway import metrics
 from ytmaker_gateway.api.connection import Connection
 from ytmaker_gateway.auth import AuthError, Principal, authenticate, bearer
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.ids import is_client_id, is_uuid
-from ytmaker_gateway.protocol import (
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.rules.ids import is_client_id, is_uuid
+from ytmaker_gateway.rules.protocol import (
     CLOSE_POLICY,
     CLOSE_TOO_MANY_CONNECTIONS,
     CLOSE_UNAUTHORIZED,

@@ -20,7 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from ytmaker_gateway.protocol import CLOSE_POLICY, CLOSE_TOO_BIG
+from ytmaker_gateway.rules.protocol import CLOSE_POLICY, CLOSE_TOO_BIG
 
 #: What a project stream takes from its client.
 PROJECT_STREAM_ACTIONS = frozenset({"ping", "pong"})

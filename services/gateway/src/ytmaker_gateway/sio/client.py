@@ -1,7 +1,7 @@
-"""One Socket.IO connection to `/progress`: who it is, its outbox, its subscriptions, and the
+"""One Socket.IO connection to `/progress`: who it is, its queue, its subscriptions, and the
 position vector every event carries (sio/positions.py).
 
-Everything the connection sends goes through one bounded `Outbox`, exactly like a WebSocket
+Everything the connection sends goes through one bounded `ClientQueue`, exactly like a WebSocket
 client's, so the fan-out, the replay and the slow-client rule are the same code. The writer
 turns each queued message into a Socket.IO event named by its `type`, with two arguments: the
 message (`{type, task_id, offset, payload}`, as on the WebSocket) and the position string.
@@ -21,13 +21,13 @@ from aiokafka.errors import KafkaError
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.auth import Principal
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.errors import GatewayError
-from ytmaker_gateway.fanout.outbox import Outbox
+from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.subscription import Subscription
 from ytmaker_gateway.fanout.watching import Watching
-from ytmaker_gateway.protocol import error_message, message
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.rules.errors import GatewayError
 from ytmaker_gateway.rules.position import StreamPosition
+from ytmaker_gateway.rules.protocol import error_message, message
 from ytmaker_gateway.rules.session import SessionLimits, SessionRules
 from ytmaker_gateway.sio.positions import Positions
 
@@ -44,7 +44,7 @@ class SioClient:
         self.settings = gateway.settings
         self.principal = principal
         self._emit = emit
-        self.outbox = Outbox(
+        self.queue = ClientQueue(
             self._write, maxsize=self.settings.client_queue_size, batch=self.settings.write_batch
         )
         #: What the client has been sent; a recovering client starts from what it says it has.
@@ -68,7 +68,7 @@ class SioClient:
 
     def start(self, on_overflow: Callable[[], Awaitable[None]]) -> None:
         """Start writing (call once the namespace's CONNECT packet is out): the `connected`
-        event first, then the outbox, while the tasks of a recovered session are subscribed
+        event first, then the queue, while the tasks of a recovered session are subscribed
         again (their replays wait for the writer: they move at the pace the client reads).
         `on_overflow` closes the transport of a slow client, which reconnects and recovers by
         its positions; so does the token's expiry."""
@@ -82,11 +82,11 @@ class SioClient:
                 asyncio.create_task(self._expiry(on_overflow), name=f"sio-expiry-{self.sid}"),
             ]
             try:
-                await self.outbox.run()
+                await self.queue.run()
             finally:
                 for helper in helpers:
                     helper.cancel()
-            if self.outbox.overflowed:
+            if self.queue.overflowed:
                 metrics.SLOW_CLIENT_CLOSES.inc()
                 await on_overflow()
 
@@ -164,7 +164,7 @@ class SioClient:
     # --- requests ------------------------------------------------------------------------
 
     def error(self, code: str, text: str, task_id: str | None = None, **details: Any) -> None:
-        self.outbox.push(error_message(code, text, task_id, **details))
+        self.queue.push(error_message(code, text, task_id, **details))
 
     async def subscribe(
         self, task_id: str, position: StreamPosition, *, restored: bool = False
@@ -183,7 +183,7 @@ class SioClient:
 
             try:
                 await self.gateway.streams.subscribe(
-                    task_id, self.outbox, position, state=state, restored=restored, attach=attach
+                    task_id, self.queue, position, state=state, restored=restored, attach=attach
                 )
             except (TimeoutError, KafkaError) as exc:
                 self.drop(task_id)
@@ -207,13 +207,13 @@ class SioClient:
             action,  # type: ignore[arg-type]
             reason,
         )
-        self.outbox.push(message("ack", result, task_id))
+        self.queue.push(message("ack", result, task_id))
         return result
 
     async def close(self) -> None:
         """Unregister everything; stop the writer."""
         self.watching.close()
-        self.outbox.close()
+        self.queue.close()
         if self.writer is not None and self.writer is not asyncio.current_task():
             self.writer.cancel()
             with contextlib.suppress(BaseException):

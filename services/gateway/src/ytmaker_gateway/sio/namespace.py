@@ -28,10 +28,15 @@ from aiokafka.errors import KafkaError
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.auth import AuthError, authenticate, bearer
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.errors import GatewayError
-from ytmaker_gateway.protocol import ClientMessage, ProtocolError, message, parse_client_message
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.rules.errors import GatewayError
 from ytmaker_gateway.rules.position import StreamPosition
+from ytmaker_gateway.rules.protocol import (
+    ClientMessage,
+    ProtocolError,
+    message,
+    parse_client_message,
+)
 from ytmaker_gateway.rules.session import Close
 from ytmaker_gateway.sio.client import SioClient, gateway_error
 from ytmaker_gateway.sio.positions import BadPositions, encodable, parse
@@ -188,7 +193,7 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return self._refuse(client, "rate_limited", text, task_id)
         try:
             if event == "ping":
-                client.outbox.push(message("pong", {"timestamp": time.time()}))
+                client.queue.push(message("pong", {"timestamp": time.time()}))
                 return {"ok": True, "timestamp": time.time()}
             action = ACTIONS.get(event)
             if action is None:
@@ -229,7 +234,7 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             client.drop(task_id)
             await self.leave_room(client.sid, room(task_id))
             unsubscribed = client.expect("unsubscribed", task_id)
-            client.outbox.push(message("unsubscribed", {"task_id": task_id}, task_id))
+            client.queue.push(message("unsubscribed", {"task_id": task_id}, task_id))
             await client.written(unsubscribed)
             return {"ok": True, "task_id": task_id}
         result = await client.control(task_id, msg.action, msg.reason)

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ytmaker_gateway import metrics
-from ytmaker_gateway.protocol import CLOSE_FORBIDDEN
+from ytmaker_gateway.rules.protocol import CLOSE_FORBIDDEN
 
 
 class PayloadTooLarge(HTTPException):

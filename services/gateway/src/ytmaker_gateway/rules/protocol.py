@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
-from ytmaker_gateway.ids import MAX_OFFSET, SHOWN, is_offset, is_uuid
+from ytmaker_gateway.rules.ids import MAX_OFFSET, SHOWN, is_offset, is_uuid
 from ytmaker_gateway.rules.position import FRESH, StreamPosition
 from ytmaker_shared.progress import ProgressUpdate, TaskState
 

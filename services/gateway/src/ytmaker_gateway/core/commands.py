@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from ytmaker_gateway.access import Access, TaskRef
 from ytmaker_gateway.auth import Principal
-from ytmaker_gateway.errors import Conflict, TooManyRequests, Unavailable
-from ytmaker_gateway.limits import RateLimiter
+from ytmaker_gateway.core.access import Access, TaskRef
+from ytmaker_gateway.rules.errors import Conflict, TooManyRequests, Unavailable
+from ytmaker_gateway.rules.limits import RateLimiter
 from ytmaker_shared.events import (
     CancelTask,
     ControlPayload,

@@ -18,7 +18,7 @@ from typing import Any
 
 from ytmaker_gateway.adapters.progress_api import ProgressApi, ProgressUnavailable
 from ytmaker_gateway.auth import Principal
-from ytmaker_gateway.errors import Forbidden, Unavailable
+from ytmaker_gateway.rules.errors import Forbidden, Unavailable
 
 
 @dataclass(frozen=True)

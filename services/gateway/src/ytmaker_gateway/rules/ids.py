@@ -2,7 +2,7 @@
 "Strict input at the edges"; docs/decisions/0041-strict-input-at-the-gateway.md).
 
 Task and project ids are UUIDs as `ytmaker_shared.events.new_event_id` makes them (lowercase,
-hyphenated); client ids are what `sessions.new_client_id` makes. Offsets are Kafka offsets,
+hyphenated); client ids are what `core.sessions.new_client_id` makes. Offsets are Kafka offsets,
 which are signed 64-bit integers. Pure: no I/O.
 """
 
