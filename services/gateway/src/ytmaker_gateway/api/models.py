@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ytmaker_shared.events import ProjectSettings
+from ytmaker_shared.events import ControlAction, ProjectSettings
 
 
 class Strict(BaseModel):
@@ -93,7 +93,7 @@ class ControlAccepted(BaseModel):
     )
 
     task_id: str
-    action: Literal["cancel", "pause", "resume"]
+    action: ControlAction
     accepted: bool
     event_id: str
 

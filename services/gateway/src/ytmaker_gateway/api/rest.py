@@ -3,7 +3,7 @@ are `{"error": {"code", "message", "details"}}` (see `rules/errors.py`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
@@ -37,7 +37,8 @@ from ytmaker_gateway.rules.errors import (
 )
 from ytmaker_gateway.rules.ids import CLIENT_ID_PATTERN, MAX_OFFSET, UUID_PATTERN
 from ytmaker_shared.artifacts import ArtifactNotFound, ArtifactStoreUnavailable, InvalidKey
-from ytmaker_shared.events import ProjectSettings
+from ytmaker_shared.events import ControlAction, ProjectSettings
+from ytmaker_shared.progress import TaskStatus
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -148,7 +149,7 @@ async def get_project(project_id: ProjectId, gw: Gw, who: Who) -> dict[str, Any]
 )
 async def control(
     task_id: TaskId,
-    action: Literal["cancel", "pause", "resume"],
+    action: ControlAction,
     gw: Gw,
     who: Who,
     body: ControlRequest | None = None,
@@ -209,7 +210,7 @@ async def progress(task_id: TaskId, gw: Gw, who: Who) -> dict[str, Any]:
             "project_id": ref.project_id,
             "owner": ref.owner,
             "title": ref.title,
-            "status": "queued",
+            "status": TaskStatus.QUEUED.value,
             "progress": 0.0,
             "stages": {},
             "offset": None,

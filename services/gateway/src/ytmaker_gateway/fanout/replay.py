@@ -14,7 +14,6 @@ ones are gone.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -184,14 +183,3 @@ class ReplayReader:
             await reader.consumer.stop()
         if self._offsets_consumer is not None:
             await self._offsets_consumer.stop()
-
-
-def uuid7_millis(task_id: str) -> int | None:
-    """The creation time (ms) of a UUIDv7 task id, or None for any other id."""
-    try:
-        value = uuid.UUID(task_id)
-    except ValueError:
-        return None
-    if value.version != 7:
-        return None
-    return value.int >> 80

@@ -29,17 +29,17 @@ from ytmaker_gateway import metrics
 from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.delivery import Delivery
 from ytmaker_gateway.fanout.hub import Hub
-from ytmaker_gateway.fanout.replay import Page, uuid7_millis
+from ytmaker_gateway.fanout.replay import Page
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.rules.protocol import message, state_payload
+from ytmaker_shared.events import uuid7_millis
 from ytmaker_shared.progress import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 
 #: How far before a task id's UUIDv7 time a replay from the task's start begins reading.
 _CLOCK_SKEW_MS = 60_000
-TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
 _STARTS_KEPT = 10_000
 
 
@@ -313,7 +313,7 @@ class Streams:
 def _last_offset(state: dict[str, Any] | None, epoch: str | None) -> int | None:
     """The offset after a finished task's last update, from its state in the read model; None
     while the task may still get updates (or the state is of another epoch)."""
-    if state is None or state.get("status") not in TERMINAL:
+    if state is None or state.get("status") not in TERMINAL_STATUSES:
         return None
     if state.get("epoch") and epoch and state["epoch"] != epoch:
         return None

@@ -16,13 +16,11 @@ import orjson
 
 from ytmaker_gateway.rules.ids import MAX_OFFSET, SHOWN, is_offset, is_uuid
 from ytmaker_gateway.rules.position import FRESH, StreamPosition
+from ytmaker_shared.events import CONTROL_ACTIONS, ControlAction
 from ytmaker_shared.progress import ProgressUpdate, TaskState
 
-Action = Literal["subscribe", "unsubscribe", "cancel", "pause", "resume", "ping", "pong"]
-ACTIONS: frozenset[str] = frozenset(
-    {"subscribe", "unsubscribe", "cancel", "pause", "resume", "ping", "pong"}
-)
-CONTROL_ACTIONS: frozenset[str] = frozenset({"cancel", "pause", "resume"})
+Action = Literal["subscribe", "unsubscribe", "ping", "pong"] | ControlAction
+ACTIONS: frozenset[str] = frozenset({"subscribe", "unsubscribe", "ping", "pong"} | CONTROL_ACTIONS)
 MAX_REASON = 1000
 MAX_EPOCH = 200
 #: The fields each action takes; any other field is refused (`invalid_field`).
