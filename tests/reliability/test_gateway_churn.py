@@ -1,4 +1,4 @@
-"""Churn (issue 10, "The reliability suite"): hundreds of clients connect to a gateway process
+"""Churn: hundreds of clients connect to a gateway process
 (started as `make run` starts it) during live runs, subscribe from random offsets, drop their
 connections at random moments (closed or cut) and resume, with or without `old_client_id`.
 Each ends with exactly its task's log after the offset it started from; afterwards the

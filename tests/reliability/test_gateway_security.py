@@ -1,4 +1,4 @@
-"""The gateway's closed doors (issue 10, "Security matrix"): every route the app serves (read
+"""The gateway's closed doors (docs/decisions/0042): every route the app serves (read
 from the app, so that a new route cannot escape) and both WebSockets, against six callers who
 must not get in: no token, an expired one, a forged signature, a wrong audience, `alg: none`,
 and another user's valid token. The first five are refused (401, or close 4401 before a single

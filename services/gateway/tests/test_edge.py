@@ -1,4 +1,4 @@
-"""The gateway's edge (issue 10, "Strict input at the edges" and "Closed doors";
+"""The gateway's edge (docs/protocol.md "Limits at the edge";
 docs/decisions/0041, 0042): malformed frames keep the connection, ids are checked before any
 lookup, ranges give 422, bodies past the limit 413 before they are read (without a token too),
 per-user limits, the token's expiry closes the socket, `/metrics` names nobody, the
@@ -289,7 +289,7 @@ async def test_a_replay_far_longer_than_the_client_queue_reaches_the_client(
     gateway_factory: Factory,
 ) -> None:
     """Once a resume after more missed updates than the queue holds was closed with 1013
-    before anything was sent, on every retry (issue 10)."""
+    before anything was sent, on every retry."""
     gw = await gateway_factory(client_queue_size=50, cache_updates_per_task=0, replay_page=10)
     offsets = []
     for n in range(600):

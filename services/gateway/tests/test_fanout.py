@@ -1,5 +1,5 @@
 """The fan-out core without a broker: exact replay, the replay→live switch, snapshots,
-bounded queues (DESIGN §4, §5). The log is `FakeLog`; Kafka itself is covered by
+bounded queues. The log is `FakeLog`; Kafka itself is covered by
 tests/integration/gateway."""
 
 from __future__ import annotations

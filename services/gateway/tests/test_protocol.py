@@ -1,4 +1,5 @@
-"""Parsing client frames (DESIGN §5): every bad input gets a stable error code."""
+"""Parsing client frames (docs/protocol.md "Client messages"): every bad input gets a stable error
+code."""
 
 from __future__ import annotations
 

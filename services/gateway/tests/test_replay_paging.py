@@ -1,4 +1,4 @@
-"""Replay of any length (issue 10; docs/decisions/0040-paged-replay.md), without a broker:
+"""Replay of any length (docs/decisions/0040-paged-replay.md), without a broker:
 a replay far longer than the client's queue arrives whole, once, in order, paced by the
 client's writer and a page at a time; a finished task is read only up to its last update;
 the hub's cache takes over from the log where it holds the rest; a client that reads nothing

@@ -1,5 +1,5 @@
-"""The REST API of DESIGN §5 against a fake read model: status codes, error bodies, who may
-see and control what, and the events the gateway emits."""
+"""The REST API (docs/protocol.md "REST") against a fake read model: status codes, error bodies, who
+may see and control what, and the events the gateway emits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The WebSocket protocol of DESIGN §5 end to end through a real socket, with the fake log:
+"""The WebSocket protocol (docs/protocol.md) end to end through a real socket, with the fake log:
 auth, subscribe/replay/live, bad input, limits, slow clients, heartbeat, sessions."""
 
 from __future__ import annotations

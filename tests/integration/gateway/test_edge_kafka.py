@@ -1,4 +1,4 @@
-"""The gateway's edge on the real broker (issue 10): records of `progress.updates` that cannot
+"""The gateway's edge on the real broker: records of `progress.updates` that cannot
 be decoded are skipped live and in replays, counted, and nothing is written anywhere (the
 dead-letter topic stays empty); a resume after far more missed updates than the client's
 queue holds gets every one of them, once, in order, from Kafka."""

@@ -1,4 +1,4 @@
-"""The gateway's fan-out and replay on the real broker (issue 5, "Proof"):
+"""The gateway's fan-out and replay on the real broker:
 
 - subscribe with `since` at every possible offset of a finished task gives exactly the rest of
   its history (read back from Kafka, not from a cache);

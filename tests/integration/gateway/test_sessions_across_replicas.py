@@ -1,4 +1,4 @@
-"""Sessions across gateway replicas (issue 5, "Sessions"; docs/decisions/0032): a client that
+"""Sessions across gateway replicas (docs/decisions/0032): a client that
 reconnects with `old_client_id` to ANOTHER replica gets `reconnected`, its subscriptions back
 and exactly the updates it missed, from the last offset delivered per task.
 

@@ -70,7 +70,7 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
         title="ytmaker gateway",
         version="1.0.0",
         description="Text to published video: start runs, control them, watch them live "
-        "(docs/api.md).",
+        "(docs/protocol.md).",
     )
     app.state.gateway = gateway
     app.include_router(rest.router)

@@ -1,4 +1,4 @@
-"""The WebSocket (and Socket.IO) messages of docs/api.md as pydantic models: the contract the
+"""The WebSocket (and Socket.IO) messages of docs/protocol.md as pydantic models: the contract the
 clients are generated from (shared/schemas/gateway.schema.json, `python -m
 ytmaker_gateway.schema`).
 

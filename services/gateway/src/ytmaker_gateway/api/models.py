@@ -1,4 +1,5 @@
-"""Request and response bodies of the public REST API (DESIGN §5), with OpenAPI examples."""
+"""Request and response bodies of the public REST API (docs/protocol.md "REST"), with OpenAPI
+examples."""
 
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every error (DESIGN §5)."""
+    """Every error (docs/protocol.md "Errors")."""
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -1,5 +1,5 @@
-"""The public REST API under /api/v1 (DESIGN §5). Every endpoint needs a bearer token; errors
-are `{"error": {"code", "message", "details"}}` (see `rules/errors.py`)."""
+"""The public REST API under /api/v1 (docs/protocol.md "REST"). Every endpoint needs a bearer token;
+errors are `{"error": {"code", "message", "details"}}` (see `rules/errors.py`)."""
 
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ def _local_clients(gw: Gateway) -> dict[str, Any]:
 
 @router.get("/progress/{task_id}", tags=["progress"])
 async def progress(task_id: TaskId, gw: Gw, who: Who) -> dict[str, Any]:
-    """The task's current state (DESIGN §5 state fields)."""
+    """The task's current state (docs/protocol.md "A task's state")."""
     _, state = await gw.access.task(who, task_id)
     if state is None:  # created here a moment ago, not folded yet
         ref = gw.access.recent.get(task_id)

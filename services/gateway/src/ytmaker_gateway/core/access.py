@@ -1,4 +1,4 @@
-"""Who owns a task, and whether the caller may see it (issue 5, "Security").
+"""Who owns a task, and whether the caller may see it.
 
 The read model (progress service) knows every task it has folded. A task created a moment ago
 through this replica may not be folded yet: the replica remembers what it created, and

@@ -1,4 +1,4 @@
-"""The write side: start runs and control them (DESIGN §1, §5).
+"""The write side: start runs and control them (docs/architecture.md "Topics").
 
 Starting a run emits `task.requested` on `pipeline.tasks`; cancel, pause and resume emit
 control requests on `pipeline.control`. Whether the task's state allows the request is decided

@@ -1,6 +1,7 @@
 """WebSocket sessions: every connection has a client id; a reconnect with `old_client_id`
 within the window restores its subscriptions from the last offset delivered per task
-(issue 5, "Sessions"; docs/decisions/0032-gateway-sessions-across-replicas.md).
+(docs/protocol.md "Offsets, epochs and resume";
+docs/decisions/0032-gateway-sessions-across-replicas.md).
 
 A session is looked up first in this process's memory (the replica that served it), then in
 the read model (`/internal/v1/sessions` of the progress service), where every replica writes

@@ -1,4 +1,4 @@
-"""A client's bounded outgoing queue and the writer that drains it (issue 5, "Fan-out").
+"""A client's bounded outgoing queue and the writer that drains it.
 
 The hub only ever calls `push`, which never blocks: a client that cannot keep up fills its
 queue, is marked `overflowed`, and its connection is closed with 1013 by the caller, who sees

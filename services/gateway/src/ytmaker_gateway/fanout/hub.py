@@ -1,5 +1,5 @@
-"""The fan-out: one Kafka consumer per gateway process, shared by all its clients (DESIGN §1,
-STYLE "Ports with real adapters"; docs/decisions/0030-gateway-fanout.md).
+"""The fan-out: one Kafka consumer per gateway process, shared by all its clients
+(docs/architecture.md "The processes"; docs/decisions/0030-gateway-fanout-and-exact-replay.md).
 
 The consumer has no group: it is assigned every partition of `progress.updates` and starts at
 their ends, so every replica sees every update. For each record the hub advances its position,

@@ -1,5 +1,5 @@
 """Reading a task's past updates from `progress.updates` by offset, one page at a time
-(DESIGN §4; docs/decisions/0040-paged-replay.md).
+(docs/protocol.md "Paged replay"; docs/decisions/0040-paged-replay.md).
 
 A small pool of Kafka consumers without a group. A replay borrows one for one page: the
 task's partition is assigned, the reader seeks to where the page starts (unless the consumer

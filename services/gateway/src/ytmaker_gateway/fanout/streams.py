@@ -1,4 +1,5 @@
-"""Subscribing a client to a task: snapshot, exact replay, then live (DESIGN §4, §5).
+"""Subscribing a client to a task: snapshot, exact replay, then live (docs/protocol.md
+"Offsets, epochs and resume").
 
 The order of operations is what makes the switch from replay to live exact:
 

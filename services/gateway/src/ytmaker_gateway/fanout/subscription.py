@@ -1,4 +1,5 @@
-"""One client's interest in one task, and the rule that makes replay exact (DESIGN §4).
+"""One client's interest in one task, and the rule that makes replay exact
+(docs/architecture.md "The guarantees, and how they are kept").
 
 A subscription is registered with the hub *before* the replay starts, in buffering mode: live
 updates that arrive meanwhile are kept in `pending`. The replay then sends everything from

@@ -1,5 +1,5 @@
 """Where a client stands in one task's updates: an offset never travels without its epoch
-(docs/architecture.md "Offsets and epochs")."""
+(docs/architecture.md "Progress updates, offsets and epochs")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The WebSocket protocol of DESIGN §5, as pure functions: client frames in, server frames out.
+"""The WebSocket protocol (docs/protocol.md "WebSocket"), as pure functions: client frames in,
+server frames out.
 
 Every server message is `{"type", "task_id", "offset", "payload"}`. Client messages are
 `{"action": ...}` (or `{"type": "ping"}`); `parse_client_message` validates one frame and
@@ -169,10 +170,10 @@ _FILLED_BY_READERS = {"offset": True, "epoch": True}
 
 
 def update_message(update: ProgressUpdate, offset: int, epoch: str | None) -> str:
-    """The `progress` / `status` / `error` message of one update (DESIGN §5): the same JSON
-    as `message(type, update_payload(...))`, written in one pass (the state serialised by
-    pydantic, the few added fields spliced after it), because every replayed update pays it
-    (docs/decisions/0040-paged-replay.md)."""
+    """The `progress` / `status` / `error` message of one update (docs/protocol.md "Server
+    messages"): the same JSON as `message(type, update_payload(...))`, written in one pass (the
+    state serialised by pydantic, the few added fields spliced after it), because every replayed
+    update pays it (docs/decisions/0040-paged-replay.md)."""
     state = _STATE_SERIALIZER.to_json(update.state, exclude=_FILLED_BY_READERS)
     added = orjson.dumps(
         {

@@ -1,7 +1,7 @@
 """The rules one client connection lives by, as a pure object: the caller passes the time and
 what it saw, the rules answer what to do; nothing here reads a socket, sleeps or counts a
 metric (after python-websockets' Sans-I/O protocol: the decisions here, the glue in
-api/ws.py and sio/client.py). docs/protocol.md "Limits" tells clients what they are.
+api/ws.py and sio/client.py). docs/protocol.md "Errors and limits" tells clients what they are.
 
 - a token bucket of `max_messages_per_second`, holding one second's worth; a message within
   it forgives the broken limits before it;

@@ -1,4 +1,4 @@
-"""The `/progress` namespace (docs/api.md "Socket.IO"): `join` / `leave` a task's room,
+"""The `/progress` namespace (docs/protocol.md "Socket.IO"): `join` / `leave` a task's room,
 `ping` → `pong`, `cancel_task` / `pause_task` / `resume_task`; the server sends `subscribed`,
 `snapshot`, `progress`, `status`, `error`, `unsubscribed`, `ack`, `pong` as on the WebSocket.
 

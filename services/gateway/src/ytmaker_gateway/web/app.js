@@ -1,4 +1,4 @@
-// The live page (docs/api.md "The live page"), on the TypeScript SDK's browser build
+// The live page (docs/protocol.md "The live page"), on the TypeScript SDK's browser build
 // (./sdk/, a copy of clients/typescript/dist/esm). `/`: my runs and the form; `/projects/{id}
 // ?task=`: one run, live, resumed by offset after any disconnect (the SDK's WebSocketManager).
 import { RestClient } from "./sdk/index.js";
