@@ -18,6 +18,7 @@ from tests.support.gateway import (
     RecordingProducer,
     RunningServer,
     build_gateway,
+    make_update,
     start_server,
 )
 from tests.support.s3 import s3_bucket, s3_env, s3_server  # noqa: F401 - fixtures for S3 tests
@@ -44,6 +45,17 @@ class Harness:
 
     def auth(self, user: str = "alice", *roles: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user, *roles)}"}
+
+    def seed(self, task_id: str, owner: str = "alice", n: int = 5) -> list[int]:
+        """Write `n` updates of the task to the log, folded into the read model; their
+        offsets."""
+        offsets = []
+        for i in range(n):
+            update = make_update(task_id, owner=owner, n=i, progress=i * 10)
+            offset = self.log.append(update)
+            self.fake.record(offset, update)
+            offsets.append(offset)
+        return offsets
 
 
 Factory = Callable[..., Awaitable[Harness]]

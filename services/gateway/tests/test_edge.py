@@ -22,7 +22,7 @@ from ytmaker_gateway.main import refuse_anonymous_on_a_network
 from ytmaker_gateway.settings import GatewaySettings
 
 from .conftest import Factory
-from .test_ws import _closed_with, _open, _recv, _seed, _until
+from .test_ws import _closed_with, _open, _recv, _until
 
 T1 = stable_id("t1")
 VALID = {"title": "Tides", "content": "The Moon pulls.", "settings": {"language": "en"}}
@@ -196,7 +196,7 @@ async def test_an_open_socket_is_closed_with_4401_when_its_token_expires(
 
 async def test_metrics_name_no_user_project_or_task(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    _seed(gw, T1, owner="alice-the-user", n=2)
+    gw.seed(T1, owner="alice-the-user", n=2)
     ws = await _open(gw, "alice-the-user")
     await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": -1}))
     await _until(ws, "subscribed")
@@ -216,7 +216,7 @@ async def test_a_rest_and_a_websocket_subscribe_of_one_task_deliver_each_update_
     gateway_factory: Factory,
 ) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw, T1, n=5)
+    offsets = gw.seed(T1, n=5)
     ws = await _open(gw)
     client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
     await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": -1}))

@@ -73,16 +73,6 @@ async def recorders() -> AsyncIterator[list[Recorder]]:
         await r.client.disconnect()
 
 
-def _seed(gw: Harness, task_id: str = T1, owner: str = "alice", n: int = 5) -> list[int]:
-    offsets = []
-    for i in range(n):
-        update = make_update(task_id, owner=owner, n=i, progress=i * 10)
-        offset = gw.log.append(update)
-        gw.fake.record(offset, update)
-        offsets.append(offset)
-    return offsets
-
-
 async def _client(gw: Harness, made: list[Recorder], user: str = "alice") -> Recorder:
     r = Recorder()
     made.append(r)
@@ -121,7 +111,7 @@ async def test_join_replays_then_streams_live_and_leave_stops(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw)
+    offsets = gw.seed(T1)
     r = await _client(gw, recorders)
     ack = await r.call("join", {"task_id": T1, "since": offsets[1]})
     assert ack == {"ok": True, "task_id": T1}
@@ -146,7 +136,7 @@ async def test_join_without_since_sends_a_snapshot(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw)
+    offsets = gw.seed(T1)
     r = await _client(gw, recorders)
     await r.call("join", {"task_id": T1, "since": None})
     await wait_until(lambda: r.of("snapshot"), timeout=5, what="the snapshot")
@@ -202,7 +192,7 @@ async def test_recovery_resumes_every_task_exactly_after_its_offset(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    first = {t: _seed(gw, t, n=3) for t in (T1, T2)}
+    first = {t: gw.seed(t, n=3) for t in (T1, T2)}
     r = await _client(gw, recorders)
     for task_id in first:
         await r.call("join", {"task_id": task_id, "since": -1})
@@ -215,7 +205,7 @@ async def test_recovery_resumes_every_task_exactly_after_its_offset(
     await r.client.disconnect()
 
     # Missed while away, on both tasks.
-    missed = {t: _seed(gw, t, n=2) for t in first}
+    missed = {t: gw.seed(t, n=2) for t in first}
     back = Recorder()
     recorders.append(back)
     await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": offset})
@@ -235,13 +225,13 @@ async def test_recovery_of_an_offset_no_longer_held_says_so(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw, n=4)
+    offsets = gw.seed(T1, n=4)
     r = await _client(gw, recorders)
     await r.call("join", {"task_id": T1, "since": -1})
     await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the replay")
     pid, offset = r.of("connected")[0]["payload"]["pid"], r.offset
     await r.client.disconnect()
-    _seed(gw, n=3)
+    gw.seed(T1, n=3)
     partition = gw.gateway.hub.partition_of(T1)
     gw.log.log_start[partition] = 10_000  # retention took everything
     gw.gateway.hub.cache = type(gw.gateway.hub.cache)(per_task=0, tasks=0)
@@ -273,7 +263,7 @@ async def test_recovery_never_reaches_somebody_elses_task(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    _seed(gw, BOB_TASK, owner="bob", n=2)
+    gw.seed(BOB_TASK, owner="bob", n=2)
     r = Recorder()
     recorders.append(r)
     await r.connect(gw, {"token": gw.token(), "pid": "p", "offset": "1||t-bob:-1"})
@@ -287,7 +277,7 @@ async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory(client_queue_size=5)
-    offsets = _seed(gw, n=3)
+    offsets = gw.seed(T1, n=3)
     r = await _client(gw, recorders)
     await r.call("join", {"task_id": T1, "since": -1})
     await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the replay")
@@ -297,7 +287,7 @@ async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
         client.push(f'{{"type": "pong", "payload": {{"n": {i}}}}}')
     await wait_until(lambda: not r.client.connected, timeout=5, what="the drop")
     assert T1 not in gw.gateway.hub._tasks  # unregistered
-    missed = _seed(gw, n=2)
+    missed = gw.seed(T1, n=2)
     back = Recorder()
     recorders.append(back)
     await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": position})
