@@ -22,7 +22,7 @@ from ytmaker_gateway.main import refuse_anonymous_on_a_network
 from ytmaker_gateway.settings import GatewaySettings
 
 from .conftest import Factory
-from .test_ws import _closed_with, _open, _recv, _until
+from .test_ws import _closed_with, _open, _recv, _refused_and_stays, _until
 
 T1 = stable_id("t1")
 VALID = {"title": "Tides", "content": "The Moon pulls.", "settings": {"language": "en"}}
@@ -47,13 +47,7 @@ async def test_a_malformed_frame_gets_an_error_and_the_connection_stays(
     gateway_factory: Factory, frame: str | bytes, code: str
 ) -> None:
     gw = await gateway_factory()
-    ws = await _open(gw)
-    await ws.send(frame)
-    error = await _recv(ws)
-    assert error["type"] == "error" and error["payload"]["code"] == code, error
-    await ws.send('{"type": "ping"}')
-    assert (await _recv(ws))["type"] == "pong"
-    await ws.close()
+    await _refused_and_stays(gw, frame, code)
 
 
 async def test_an_old_client_id_that_is_not_one_is_a_new_connection(

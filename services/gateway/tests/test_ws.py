@@ -123,6 +123,11 @@ async def test_bad_input_gets_an_error_and_the_connection_stays(
     gw = await gateway_factory()
     gw.seed(T_BOB, owner="bob", n=1)
     gw.fake.put_task(make_state(T_DONE, status=TaskStatus.COMPLETED))
+    await _refused_and_stays(gw, frame, code)
+
+
+async def _refused_and_stays(gw: Harness, frame: str | bytes, code: str) -> None:
+    """`frame` is answered with an `error` of `code`, and the connection still answers."""
     ws = await _open(gw)
     await ws.send(frame)
     error = await _recv(ws)
