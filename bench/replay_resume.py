@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import secrets
+import sys
 import tempfile
 import time
 import uuid
@@ -43,11 +44,20 @@ from websockets.asyncio.client import ClientConnection, connect
 from ytmaker_gateway.auth import ANONYMOUS_USER
 from ytmaker_gateway.fanout.hub import partition_for
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import FakeProgress, make_state, make_update, start_server
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.kafka import delete_topics, ensure_topics
 from ytmaker_shared.settings import single_host_partitions
 from ytmaker_shared.topics import Topic
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the gateway's test doubles (tests/support/gateway.py)
+
+from tests.support.gateway import (  # noqa: E402
+    FakeProgress,
+    make_state,
+    make_update,
+    start_server,
+)
 
 OWNER = ANONYMOUS_USER  # make run's page acts as the development user
 

@@ -1,4 +1,4 @@
-"""Churn (issue 10, "The reliability suite"): hundreds of clients connect to a gateway process
+"""Churn: hundreds of clients connect to a gateway process
 (started as `make run` starts it) during live runs, subscribe from random offsets, drop their
 connections at random moments (closed or cut) and resume, with or without `old_client_id`.
 Each ends with exactly its task's log after the offset it started from; afterwards the
@@ -33,8 +33,8 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.system import free_port
 from tests.integration.gateway.conftest import SECRET, Cluster, cluster  # noqa: F401
+from tests.support.gateway import make_update, start_server
 from ytmaker_gateway.auth import mint_token
-from ytmaker_gateway.testing import make_update, start_server
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic

@@ -1,10 +1,10 @@
-"""Hostile WebSocket frames against a gateway on the real broker (issue 10, "Strict input at
-the edges"): hypothesis writes frames of every kind (any text, binary, any JSON, numbers of
-thousands of digits or beyond a double, nesting thousands deep, near-valid messages with a
-wrong type, an unknown field, a task id that is not one, somebody else's task) and sends them,
-one after the other, on one connection. Each gets its answer (an `error` with a stable code
-for every frame the protocol refuses) and the connection stays; nothing about another user's
-task comes back; only an oversize frame closes (1009).
+"""Hostile WebSocket frames against a gateway on the real broker (docs/decisions/0041): hypothesis
+writes frames of every kind (any text, binary, any JSON, numbers of thousands of digits or beyond a
+double, nesting thousands deep, near-valid messages with a wrong type, an unknown field, a task id
+that is not one, somebody else's task) and sends them, one after the other, on one connection. Each
+gets its answer (an `error` with a stable code for every frame the protocol refuses) and the
+connection stays; nothing about another user's task comes back; only an oversize frame closes
+(1009).
 
 Seeded: the seed is printed, and `YTMAKER_FUZZ_SEED=<seed>` repeats a run.
 """
@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.integration.gateway.conftest import Cluster, cluster  # noqa: F401 (a fixture)
-from ytmaker_gateway.protocol import ACTIONS, ProtocolError, parse_client_message
-from ytmaker_gateway.testing import make_update
+from tests.support.gateway import make_update
+from ytmaker_gateway.rules.protocol import ACTIONS, ProtocolError, parse_client_message
 from ytmaker_shared.events import new_event_id
 
 pytestmark = pytest.mark.kafka

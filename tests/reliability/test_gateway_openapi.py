@@ -1,4 +1,4 @@
-"""The gateway's OpenAPI document, tried by schemathesis (issue 10, "The reliability suite"):
+"""The gateway's OpenAPI document, tried by schemathesis:
 every operation, with inputs the document allows (positive) and inputs it forbids (negative),
 with generated ids and with the ids of a real task and project of the caller, against a
 gateway on the real broker. No answer is a 5xx, every status and content type is one the
@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.integration.gateway.conftest import Cluster, cluster  # noqa: F401 (a fixture)
-from ytmaker_gateway.testing import make_update
+from tests.support.gateway import make_update
 from ytmaker_shared.events import new_event_id
 
 pytestmark = pytest.mark.kafka

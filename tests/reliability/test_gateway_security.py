@@ -1,4 +1,4 @@
-"""The gateway's closed doors (issue 10, "Security matrix"): every route the app serves (read
+"""The gateway's closed doors (docs/decisions/0042): every route the app serves (read
 from the app, so that a new route cannot escape) and both WebSockets, against six callers who
 must not get in: no token, an expired one, a forged signature, a wrong audience, `alg: none`,
 and another user's valid token. The first five are refused (401, or close 4401 before a single
@@ -23,8 +23,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.integration.gateway.conftest import SECRET, Cluster, cluster  # noqa: F401
+from tests.support.gateway import make_update
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import make_update
 from ytmaker_shared.events import new_event_id
 
 pytestmark = pytest.mark.kafka

@@ -4,6 +4,8 @@ refused with a reason, and the committed JSON Schema is current."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ytmaker_shared.events import (
+    CONTROL_ACTIONS,
+    CONTROL_REQUESTS,
     EVENT_TYPES,
     SCHEMA_VERSION,
     Artifact,
@@ -45,7 +49,10 @@ from ytmaker_shared.events import (
     decode,
     decode_model,
     encode,
+    new_event_id,
+    uuid7_millis,
 )
+from ytmaker_shared.events.envelope import derived_event_id
 from ytmaker_shared.events.schema import SCHEMA_FILE, render
 from ytmaker_shared.events.upcasting import UnknownSchemaVersion, upcast
 from ytmaker_shared.stages import STAGE_WEIGHTS, Stage
@@ -258,3 +265,20 @@ def test_json_schema_names_every_event_type() -> None:
 def test_stage_weights_sum_to_100() -> None:
     assert sum(STAGE_WEIGHTS.values()) == 100
     assert set(STAGE_WEIGHTS) == set(Stage)
+
+
+@given(st.integers(min_value=0, max_value=2**48 - 1), st.text(max_size=20))
+def test_a_uuid7_tells_the_millisecond_it_was_made(millis: int, seed: str) -> None:
+    assert uuid7_millis(derived_event_id(millis, seed)) == millis
+
+
+def test_only_a_uuid7_has_a_time() -> None:
+    made = uuid7_millis(new_event_id())
+    assert made is not None and abs(made - time.time() * 1000) < 60_000
+    assert uuid7_millis(str(uuid.uuid4())) is None
+    assert uuid7_millis("not-a-uuid") is None
+
+
+def test_the_control_actions_are_the_control_requests() -> None:
+    assert set(CONTROL_REQUESTS) == CONTROL_ACTIONS == {"cancel", "pause", "resume"}
+    assert CONTROL_REQUESTS["cancel"] is CancelTask

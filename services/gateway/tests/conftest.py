@@ -12,19 +12,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.s3 import s3_bucket, s3_env, s3_server  # noqa: F401 - fixtures for S3 tests
-from ytmaker_gateway.app import create_app
-from ytmaker_gateway.auth import mint_token
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import (
+from tests.support.gateway import (
     FakeLog,
     FakeProgress,
     RecordingProducer,
     RunningServer,
     build_gateway,
+    make_update,
     start_server,
 )
+from tests.support.s3 import s3_bucket, s3_env, s3_server  # noqa: F401 - fixtures for S3 tests
+from ytmaker_gateway.app import create_app
+from ytmaker_gateway.auth import mint_token
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.settings import GatewaySettings
 
 SECRET = "unit-test-secret-0123456789abcdef0123456789"
 
@@ -44,6 +45,17 @@ class Harness:
 
     def auth(self, user: str = "alice", *roles: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user, *roles)}"}
+
+    def seed(self, task_id: str, owner: str = "alice", n: int = 5) -> list[int]:
+        """Write `n` updates of the task to the log, folded into the read model; their
+        offsets."""
+        offsets = []
+        for i in range(n):
+            update = make_update(task_id, owner=owner, n=i, progress=i * 10)
+            offset = self.log.append(update)
+            self.fake.record(offset, update)
+            offsets.append(offset)
+        return offsets
 
 
 Factory = Callable[..., Awaitable[Harness]]

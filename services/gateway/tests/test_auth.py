@@ -1,4 +1,4 @@
-"""JWT authentication and the visibility rule (issue 5, "Security")."""
+"""JWT authentication and the visibility rule (docs/protocol.md "Authentication")."""
 
 from __future__ import annotations
 

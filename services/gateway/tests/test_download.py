@@ -7,8 +7,8 @@ import os
 
 import pytest
 
+from tests.support.gateway import make_state, stable_id
 from ytmaker_gateway.api.download import RangeNotSatisfiable, byte_range
-from ytmaker_gateway.testing import make_state, stable_id
 from ytmaker_shared.progress import TaskStatus
 
 from .conftest import Factory
@@ -89,7 +89,7 @@ async def test_an_unreachable_store_answers_503(
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     gw = await gateway_factory(artifact_url="s3://bucket/artifacts")
-    result = {"source_video_uri": "s3://bucket/artifacts/t1/render/video.mp4"}
+    result = {"source_video_uri": f"s3://bucket/artifacts/{T1}/render/video.mp4"}
     gw.fake.put_task(make_state(T1, status=TaskStatus.COMPLETED, result=result))
     response = await gw.http.get(f"/api/v1/artifacts/{T1}/video", headers=gw.auth("alice"))
     assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"

@@ -1,4 +1,4 @@
-"""The gateway's edge (issue 10, "Strict input at the edges" and "Closed doors";
+"""The gateway's edge (docs/protocol.md "Limits at the edge";
 docs/decisions/0041, 0042): malformed frames keep the connection, ids are checked before any
 lookup, ranges give 422, bodies past the limit 413 before they are read (without a token too),
 per-user limits, the token's expiry closes the socket, `/metrics` names nobody, the
@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.support.gateway import PROJECT, make_update, stable_id
+from tests.support.wait import wait_until
 from ytmaker_gateway.main import refuse_anonymous_on_a_network
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import PROJECT, make_update, stable_id, wait_until
 
 from .conftest import Factory
-from .test_ws import _closed_with, _open, _recv, _seed, _until
+from .test_ws import _closed_with, _open, _recv, _refused_and_stays, _until
 
 T1 = stable_id("t1")
 VALID = {"title": "Tides", "content": "The Moon pulls.", "settings": {"language": "en"}}
@@ -46,13 +47,7 @@ async def test_a_malformed_frame_gets_an_error_and_the_connection_stays(
     gateway_factory: Factory, frame: str | bytes, code: str
 ) -> None:
     gw = await gateway_factory()
-    ws = await _open(gw)
-    await ws.send(frame)
-    error = await _recv(ws)
-    assert error["type"] == "error" and error["payload"]["code"] == code, error
-    await ws.send('{"type": "ping"}')
-    assert (await _recv(ws))["type"] == "pong"
-    await ws.close()
+    await _refused_and_stays(gw, frame, code)
 
 
 async def test_an_old_client_id_that_is_not_one_is_a_new_connection(
@@ -195,7 +190,7 @@ async def test_an_open_socket_is_closed_with_4401_when_its_token_expires(
 
 async def test_metrics_name_no_user_project_or_task(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    _seed(gw, T1, owner="alice-the-user", n=2)
+    gw.seed(T1, owner="alice-the-user", n=2)
     ws = await _open(gw, "alice-the-user")
     await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": -1}))
     await _until(ws, "subscribed")
@@ -215,7 +210,7 @@ async def test_a_rest_and_a_websocket_subscribe_of_one_task_deliver_each_update_
     gateway_factory: Factory,
 ) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw, T1, n=5)
+    offsets = gw.seed(T1, n=5)
     ws = await _open(gw)
     client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
     await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": -1}))
@@ -288,7 +283,7 @@ async def test_a_replay_far_longer_than_the_client_queue_reaches_the_client(
     gateway_factory: Factory,
 ) -> None:
     """Once a resume after more missed updates than the queue holds was closed with 1013
-    before anything was sent, on every retry (issue 10)."""
+    before anything was sent, on every retry."""
     gw = await gateway_factory(client_queue_size=50, cache_updates_per_task=0, replay_page=10)
     offsets = []
     for n in range(600):

@@ -1,5 +1,5 @@
 """The fan-out core without a broker: exact replay, the replay→live switch, snapshots,
-bounded queues (DESIGN §4, §5). The log is `FakeLog`; Kafka itself is covered by
+bounded queues. The log is `FakeLog`; Kafka itself is covered by
 tests/integration/gateway."""
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
+from tests.support.gateway import FakeLog, make_update
+from tests.support.wait import wait_until
 from ytmaker_gateway.fanout.cache import ENTRY_OVERHEAD, UpdateCache
+from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.hub import Hub
-from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.streams import Streams
+from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import FakeLog, make_update, wait_until
 from ytmaker_shared.progress import TaskStatus
 
 
@@ -23,23 +25,23 @@ def _hub(**settings: Any) -> Hub:
     return Hub(GatewaySettings(**settings))
 
 
-def _messages(outbox: Outbox) -> list[dict[str, Any]]:
-    return [json.loads(text) for text in outbox.queued()]
+def _messages(queue: ClientQueue) -> list[dict[str, Any]]:
+    return [json.loads(text) for text in queue.queued()]
 
 
-def _offsets(outbox: Outbox, task_id: str) -> list[int]:
+def _offsets(queue: ClientQueue, task_id: str) -> list[int]:
     return [
         m["offset"]
-        for m in _messages(outbox)
+        for m in _messages(queue)
         if m["type"] in ("progress", "status", "error") and m["task_id"] == task_id
     ]
 
 
-def _outbox(size: int = 10_000) -> Outbox:
+def _queue(size: int = 10_000) -> ClientQueue:
     async def send(_: str) -> None:
         return None
 
-    return Outbox(send, maxsize=size)
+    return ClientQueue(send, maxsize=size)
 
 
 def _fill(log: FakeLog, task_ids: list[str], rounds: int) -> dict[str, list[int]]:
@@ -64,10 +66,10 @@ async def test_subscribe_since_every_offset_gives_exactly_the_rest(cached: bool)
     partition = hub.partition_of(target)
     partition_end = log.records[partition][-1][0] + 1
     for since in range(-1, partition_end):
-        outbox = _outbox()
-        sub = await streams.subscribe(target, outbox, since=since, epoch=None, state=None)
-        assert _offsets(outbox, target) == [o for o in written[target] if o > since], since
-        first = _messages(outbox)[0]
+        queue = _queue()
+        sub = await streams.subscribe(target, queue, StreamPosition(since), state=None)
+        assert _offsets(queue, target) == [o for o in written[target] if o > since], since
+        first = _messages(queue)[0]
         assert first["type"] == "subscribed" and first["payload"]["recovered"] is True
         hub.unregister(sub)
     assert (log.reads == 0) is cached
@@ -86,11 +88,11 @@ async def test_updates_written_during_the_replay_arrive_once_and_in_order() -> N
         return await real_read(*args)
 
     log.page = read_while_live_goes_on  # type: ignore[method-assign]
-    outbox = _outbox()
-    await Streams(hub, log, 1000).subscribe("t1", outbox, since=2, epoch=None, state=None)
+    queue = _queue()
+    await Streams(hub, log, 1000).subscribe("t1", queue, StreamPosition(2), state=None)
     log.append(make_update("t1", n=9))
     every_t1 = [o for o, k, _, _ in log.records[0] if k == b"t1"]
-    assert _offsets(outbox, "t1") == [o for o in every_t1 if o > 2]
+    assert _offsets(queue, "t1") == [o for o in every_t1 if o > 2]
 
 
 async def test_a_lagging_hub_switches_to_live_without_gap() -> None:
@@ -99,11 +101,11 @@ async def test_a_lagging_hub_switches_to_live_without_gap() -> None:
     _fill(log, ["t1"], rounds=3)
     for n in range(3, 6):
         log.append(make_update("t1", n=n), deliver=False)  # written, the hub has not seen them
-    outbox = _outbox()
-    await Streams(hub, log, 1000).subscribe("t1", outbox, since=0, epoch=None, state=None)
-    assert _offsets(outbox, "t1") == [1, 2]  # replay stops at the hub's position
+    queue = _queue()
+    await Streams(hub, log, 1000).subscribe("t1", queue, StreamPosition(0), state=None)
+    assert _offsets(queue, "t1") == [1, 2]  # replay stops at the hub's position
     log.deliver_pending()
-    assert _offsets(outbox, "t1") == [1, 2, 3, 4, 5]
+    assert _offsets(queue, "t1") == [1, 2, 3, 4, 5]
 
 
 async def test_an_offset_no_longer_held_gives_recovered_false_and_a_snapshot() -> None:
@@ -112,13 +114,13 @@ async def test_an_offset_no_longer_held_gives_recovered_false_and_a_snapshot() -
     written = _fill(log, ["t1"], rounds=6)
     log.log_start[0] = 3  # retention removed offsets 0..2
     state = {"task_id": "t1", "status": "running", "progress": 4.0, "offset": 4, "owner": "alice"}
-    outbox = _outbox()
-    await Streams(hub, log, 1000).subscribe("t1", outbox, since=0, epoch=None, state=state)
-    messages = _messages(outbox)
+    queue = _queue()
+    await Streams(hub, log, 1000).subscribe("t1", queue, StreamPosition(0), state=state)
+    messages = _messages(queue)
     assert messages[0]["type"] == "subscribed"
     assert messages[0]["payload"]["recovered"] is False and messages[0]["offset"] == 4
     assert messages[1]["type"] == "snapshot" and messages[1]["payload"]["progress"] == 4.0
-    assert _offsets(outbox, "t1") == [o for o in written["t1"] if o > 4]
+    assert _offsets(queue, "t1") == [o for o in written["t1"] if o > 4]
 
 
 @pytest.mark.parametrize("case", ["future-offset", "other-epoch", "since-null"])
@@ -133,9 +135,9 @@ async def test_other_reasons_for_a_snapshot(case: str) -> None:
         "other-epoch": (0, "E0"),
         "since-null": (None, None),
     }[case]
-    outbox = _outbox()
-    await Streams(hub, log, 1000).subscribe("t1", outbox, since=since, epoch=epoch, state=state)
-    messages = _messages(outbox)
+    queue = _queue()
+    await Streams(hub, log, 1000).subscribe("t1", queue, StreamPosition(since, epoch), state=state)
+    messages = _messages(queue)
     assert messages[0]["payload"] == {
         "task_id": "t1",
         "offset": 2,
@@ -144,16 +146,16 @@ async def test_other_reasons_for_a_snapshot(case: str) -> None:
         "restored": False,
     }
     assert messages[1]["type"] == "snapshot"
-    assert _offsets(outbox, "t1") == [3]
+    assert _offsets(queue, "t1") == [3]
 
 
 async def test_live_updates_reach_every_subscriber_and_a_slow_one_only_hurts_itself() -> None:
     hub = _hub()
     log = FakeLog(hub, partitions=1)
     streams = Streams(hub, log, queue_limit=1000)
-    fast, slow = _outbox(size=100), _outbox(size=5)
-    await streams.subscribe("t1", fast, since=-1, epoch=None, state=None)
-    await streams.subscribe("t1", slow, since=-1, epoch=None, state=None)
+    fast, slow = _queue(size=100), _queue(size=5)
+    await streams.subscribe("t1", fast, StreamPosition(-1), state=None)
+    await streams.subscribe("t1", slow, StreamPosition(-1), state=None)
     for n in range(20):
         log.append(make_update("t1", n=n))
     assert _offsets(fast, "t1") == list(range(20))
@@ -166,13 +168,13 @@ async def test_the_writer_sends_in_order_and_records_what_was_delivered() -> Non
     async def send(text: str) -> None:
         sent.append(text)
 
-    outbox = Outbox(send, maxsize=10, batch=3)
-    writer = asyncio.create_task(outbox.run())
+    queue = ClientQueue(send, maxsize=10, batch=3)
+    writer = asyncio.create_task(queue.run())
     for n in range(7):
-        outbox.push(f"m{n}", None, "t1", n)
+        queue.push(f"m{n}", None, "t1", n)
     await wait_until(lambda: len(sent) == 7, timeout=5)
-    assert sent == [f"m{n}" for n in range(7)] and outbox.delivered == {"t1": 6}
-    outbox.close()
+    assert sent == [f"m{n}" for n in range(7)] and queue.delivered == {"t1": 6}
+    queue.close()
     await writer
 
 
@@ -180,13 +182,13 @@ async def test_a_project_stream_gets_initial_then_its_tasks_updates() -> None:
     hub = _hub()
     log = FakeLog(hub, partitions=2)
     log.append(make_update("t1", project_id="p1", n=0))
-    outbox = _outbox()
+    queue = _queue()
     initial = {"task_id": "t1", "offset": 0, "status": "running"}
-    await Streams(hub, log, 1000).watch_project("p1", outbox, initial)
+    await Streams(hub, log, 1000).watch_project("p1", queue, initial)
     log.append(make_update("t1", project_id="p1", n=1))
     log.append(make_update("t9", project_id="p2", n=0))
     log.append(make_update("t2", project_id="p1", n=0, status=TaskStatus.QUEUED))
-    types = [(m["type"], m["task_id"]) for m in _messages(outbox)]
+    types = [(m["type"], m["task_id"]) for m in _messages(queue)]
     assert types == [("initial", "t1"), ("progress", "t1"), ("progress", "t2")]
 
 
@@ -239,6 +241,6 @@ def test_the_cache_keeps_to_its_byte_budget() -> None:
 
 
 def update_message_of(task_id: str) -> str:
-    from ytmaker_gateway.protocol import update_message
+    from ytmaker_gateway.rules.protocol import update_message
 
     return update_message(make_update(task_id, n=0), 0, None)

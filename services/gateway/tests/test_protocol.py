@@ -1,4 +1,5 @@
-"""Parsing client frames (DESIGN §5): every bad input gets a stable error code."""
+"""Parsing client frames (docs/protocol.md "Client messages"): every bad input gets a stable error
+code."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from ytmaker_gateway.ids import MAX_OFFSET
-from ytmaker_gateway.protocol import (
+from tests.support.gateway import make_update, stable_id
+from ytmaker_gateway.rules.ids import MAX_OFFSET
+from ytmaker_gateway.rules.position import StreamPosition
+from ytmaker_gateway.rules.protocol import (
     ClientMessage,
     ProtocolError,
     message,
@@ -16,7 +19,6 @@ from ytmaker_gateway.protocol import (
     update_message,
     update_payload,
 )
-from ytmaker_gateway.testing import make_update, stable_id
 
 T1 = stable_id("t1")
 
@@ -31,12 +33,15 @@ def _frame(**fields: object) -> str:
         (_frame(action="subscribe", task_id=T1, since=None), ClientMessage("subscribe", T1)),
         (
             _frame(action="subscribe", task_id=T1, since=7, epoch="E"),
-            ClientMessage("subscribe", T1, 7, "E"),
+            ClientMessage("subscribe", T1, StreamPosition(7, "E")),
         ),
-        (_frame(action="subscribe", task_id=T1, since=-1), ClientMessage("subscribe", T1, -1)),
+        (
+            _frame(action="subscribe", task_id=T1, since=-1),
+            ClientMessage("subscribe", T1, StreamPosition(-1)),
+        ),
         (
             _frame(action="subscribe", task_id=T1, since=MAX_OFFSET),
-            ClientMessage("subscribe", T1, MAX_OFFSET),
+            ClientMessage("subscribe", T1, StreamPosition(MAX_OFFSET)),
         ),
         (_frame(action="unsubscribe", task_id=T1), ClientMessage("unsubscribe", T1)),
         (

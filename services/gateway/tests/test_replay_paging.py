@@ -1,4 +1,4 @@
-"""Replay of any length (issue 10; docs/decisions/0040-paged-replay.md), without a broker:
+"""Replay of any length (docs/decisions/0040-paged-replay.md), without a broker:
 a replay far longer than the client's queue arrives whole, once, in order, paced by the
 client's writer and a page at a time; a finished task is read only up to its last update;
 the hub's cache takes over from the log where it holds the rest; a client that reads nothing
@@ -14,13 +14,15 @@ from typing import Any
 
 import pytest
 
+from tests.support.gateway import FakeLog, make_state, make_update, stable_id
+from tests.support.wait import wait_until
 from ytmaker_gateway import metrics
 from ytmaker_gateway.fanout import delivery
+from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.hub import Hub
-from ytmaker_gateway.fanout.outbox import Outbox
 from ytmaker_gateway.fanout.streams import Streams
+from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import FakeLog, make_state, make_update, stable_id, wait_until
 from ytmaker_shared.metrics import RECORDS_SKIPPED
 from ytmaker_shared.progress import TaskStatus
 
@@ -45,17 +47,17 @@ def _write(log: FakeLog, task_id: str, n: int, *, noise: int = 1) -> list[int]:
 
 
 class Client:
-    """An outbox whose writer really runs, at a chosen pace, and what it wrote."""
+    """An queue whose writer really runs, at a chosen pace, and what it wrote."""
 
     def __init__(self, maxsize: int, *, pause_every: int = 0) -> None:
         self.texts: list[str] = []
         self.most_queued = 0
         self.pause_every = pause_every
-        self.outbox = Outbox(self._send, maxsize=maxsize, batch=16)
-        self.writer = asyncio.create_task(self.outbox.run())
+        self.queue = ClientQueue(self._send, maxsize=maxsize, batch=16)
+        self.writer = asyncio.create_task(self.queue.run())
 
     async def _send(self, text: str) -> None:
-        self.most_queued = max(self.most_queued, len(self.outbox))
+        self.most_queued = max(self.most_queued, len(self.queue))
         self.texts.append(text)
         if self.pause_every and len(self.texts) % self.pause_every == 0:
             await asyncio.sleep(0.001)  # a client that reads in bursts
@@ -69,7 +71,7 @@ class Client:
         ]
 
     async def stop(self) -> None:
-        self.outbox.close()
+        self.queue.close()
         await self.writer
 
 
@@ -79,11 +81,11 @@ async def test_a_replay_many_times_longer_than_the_queue_arrives_whole_and_paced
     written = _write(log, T, 3000)
     client = Client(maxsize=100, pause_every=50)
     streams = Streams(hub, log, queue_limit=100, page_size=40)
-    await streams.subscribe(T, client.outbox, since=-1, epoch=None, state=None)
+    await streams.subscribe(T, client.queue, StreamPosition(-1), state=None)
     live = log.append(make_update(T, n=3000))
     await wait_until(lambda: client.offsets(T)[-1:] == [live], timeout=10)
     assert client.offsets(T) == [*written, live]
-    assert not client.outbox.overflowed
+    assert not client.queue.overflowed
     # Paced: the queue never held more than half of itself.
     assert client.most_queued <= 50
     assert log.reads >= 3000 // 80  # pages, not one read of everything
@@ -95,7 +97,7 @@ async def test_since_minus_one_of_a_long_run_is_the_whole_run() -> None:
     log = FakeLog(hub, partitions=1)
     written = _write(log, T, 1500, noise=0)
     client = Client(maxsize=1000)
-    await Streams(hub, log, 1000).subscribe(T, client.outbox, since=-1, epoch=None, state=None)
+    await Streams(hub, log, 1000).subscribe(T, client.queue, StreamPosition(-1), state=None)
     await wait_until(lambda: len(client.offsets(T)) == 1500, timeout=10)
     assert client.offsets(T) == written
     await client.stop()
@@ -109,7 +111,7 @@ async def test_a_finished_task_is_read_up_to_its_last_update_not_to_the_partitio
     state = make_state(T, status=TaskStatus.COMPLETED, offset=written[-1]).model_dump(mode="json")
     client = Client(maxsize=1000)
     streams = Streams(hub, log, 1000, page_size=50)
-    await streams.subscribe(T, client.outbox, since=written[9], epoch=None, state=state)
+    await streams.subscribe(T, client.queue, StreamPosition(written[9]), state=state)
     await wait_until(lambda: len(client.offsets(T)) == 190, timeout=10)
     assert client.offsets(T) == written[10:]
     assert log.scanned <= written[-1] - written[9]  # not one record past its last update
@@ -121,9 +123,7 @@ async def test_the_log_is_read_until_the_cache_holds_the_rest() -> None:
     log = FakeLog(hub, partitions=1)
     written = _write(log, T, 1000)
     client = Client(maxsize=1000)
-    await Streams(hub, log, 1000).subscribe(
-        T, client.outbox, since=written[0], epoch=None, state=None
-    )
+    await Streams(hub, log, 1000).subscribe(T, client.queue, StreamPosition(written[0]), state=None)
     await wait_until(lambda: len(client.offsets(T)) == 999, timeout=10)
     assert client.offsets(T) == written[1:]
     # The log was read up to where the cache's 300 updates of the task begin.
@@ -140,11 +140,11 @@ async def test_a_client_that_reads_nothing_is_given_up_during_the_replay() -> No
     async def never(_: str) -> None:
         await stuck.wait()
 
-    outbox = Outbox(never, maxsize=100)
-    writer = asyncio.create_task(outbox.run())
+    queue = ClientQueue(never, maxsize=100)
+    writer = asyncio.create_task(queue.run())
     streams = Streams(hub, log, 100, page_size=20, stall_s=0.2)
-    sub = await streams.subscribe(T, outbox, since=-1, epoch=None, state=None)
-    assert outbox.overflowed and len(outbox) <= 50  # given up, not grown: its socket gets 1013
+    sub = await streams.subscribe(T, queue, StreamPosition(-1), state=None)
+    assert queue.overflowed and len(queue) <= 50  # given up, not grown: its socket gets 1013
     assert sub.last_offset < 499
     writer.cancel()
 
@@ -157,16 +157,14 @@ async def test_an_unsubscribe_during_a_replay_stops_it() -> None:
     streams = Streams(hub, log, 100, page_size=20)
     attached: list[Any] = []
     subscribing = asyncio.create_task(
-        streams.subscribe(
-            T, client.outbox, since=-1, epoch=None, state=None, attach=attached.append
-        )
+        streams.subscribe(T, client.queue, StreamPosition(-1), state=None, attach=attached.append)
     )
     await wait_until(lambda: len(client.offsets(T)) >= 100, timeout=10)
     attached[0].cancel()
     hub.unregister(attached[0])
     at_cancel = len(client.offsets(T))
     await subscribing
-    await wait_until(lambda: len(client.outbox) == 0, timeout=5)
+    await wait_until(lambda: len(client.queue) == 0, timeout=5)
     # What was queued still goes out; nothing more is read or queued.
     assert len(client.offsets(T)) <= at_cancel + 50 + 20
     await client.stop()
@@ -219,9 +217,7 @@ async def test_unreadable_records_are_skipped_counted_and_logged_once(
             log.append_raw(T, value)  # the hub reads it live
         for _ in range(2):  # two replays read every bad record again
             client = Client(maxsize=1000)
-            await Streams(hub, log, 1000).subscribe(
-                T, client.outbox, since=-1, epoch=None, state=None
-            )
+            await Streams(hub, log, 1000).subscribe(T, client.queue, StreamPosition(-1), state=None)
             await wait_until(lambda c=client: len(c.offsets(T)) == len(good), timeout=5)
             assert client.offsets(T) == good
             await client.stop()
@@ -252,8 +248,8 @@ async def test_more_live_updates_during_a_replay_than_the_buffer_holds_are_read_
     log.page = page_while_the_task_goes_on  # type: ignore[method-assign]
     client = Client(maxsize=10_000)
     streams = Streams(hub, log, queue_limit=10, page_size=50)
-    await streams.subscribe(T, client.outbox, since=-1, epoch=None, state=None)
+    await streams.subscribe(T, client.queue, StreamPosition(-1), state=None)
     await wait_until(lambda: len(client.offsets(T)) == len(written) + len(live), timeout=10)
     assert client.offsets(T) == written + live
-    assert not client.outbox.overflowed
+    assert not client.queue.overflowed
     await client.stop()

@@ -1,5 +1,5 @@
-"""The REST API of DESIGN §5 against a fake read model: status codes, error bodies, who may
-see and control what, and the events the gateway emits."""
+"""The REST API (docs/protocol.md "REST") against a fake read model: status codes, error bodies, who
+may see and control what, and the events the gateway emits."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ytmaker_gateway.testing import PROJECT, make_state, stable_id
+from tests.support.gateway import PROJECT, make_state, stable_id
 from ytmaker_shared.events import CancelTask, PauseTask, TaskRequested
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic
@@ -192,7 +192,7 @@ async def test_projects_and_new_runs(gateway_factory: Factory) -> None:
 
 async def test_history_stats_and_deletion(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    from ytmaker_gateway.testing import make_update
+    from tests.support.gateway import make_update
 
     for n in range(3):
         gw.fake.record(n * 2, make_update(T1, n=n, progress=n))

@@ -1,4 +1,4 @@
-"""SessionRegistry across replicas (sessions.py, decision 0032), against a fake read model."""
+"""SessionRegistry across replicas (core/sessions.py, decision 0032), against a fake read model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from ytmaker_gateway.adapters.progress_api import ProgressApi, ProgressUnavailable
-from ytmaker_gateway.sessions import Session, SessionRegistry
+from ytmaker_gateway.core.sessions import Session, SessionRegistry
 
 
 def _iso(ts: float) -> str:
@@ -137,13 +137,32 @@ async def test_records_of_a_session_are_written_in_order_and_coalesced() -> None
     assert store.records["c-1"]["disconnected_at"] is not None
 
 
+class FakeConnection:
+    """A live connection as the registry sees it: its current offsets."""
+
+    def __init__(self, current: dict[str, int]) -> None:
+        self.current = current
+
+    def offsets(self) -> dict[str, int]:
+        return dict(self.current)
+
+    def projects(self) -> list[str]:
+        return []
+
+    async def subscribe_from_rest(self, task_id: str, since: int | None) -> None:
+        raise NotImplementedError
+
+    def unsubscribe(self, task_id: str) -> None:
+        raise NotImplementedError
+
+
 async def test_a_checkpoint_records_only_sessions_whose_offsets_moved() -> None:
     store = FakeStore()
     registry = _registry(store)
     moving, still = Session(client_id="c-1", user="a"), Session(client_id="c-2", user="a")
     current = {"t1": 3}
-    moving.current_offsets = lambda: dict(current)
-    still.current_offsets = dict
+    moving.connection = FakeConnection(current)
+    still.connection = FakeConnection({})
     registry.active = {"c-1": moving, "c-2": still}
     assert await registry.checkpoint() == 1
     assert await registry.checkpoint() == 0

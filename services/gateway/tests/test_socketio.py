@@ -11,20 +11,19 @@ from typing import Any
 import pytest
 import socketio
 
+from tests.support.gateway import make_state, make_update, stable_id
+from tests.support.wait import wait_until
 from ytmaker_gateway.sio.positions import parse
-from ytmaker_gateway.testing import make_state, make_update, stable_id, wait_until
 from ytmaker_shared.events import CancelTask
 from ytmaker_shared.progress import TaskStatus
 
 from .conftest import Factory, Harness
 
+T1, T2 = stable_id("t1"), stable_id("t2")
+BOB_TASK, DONE_TASK = stable_id("t-bob"), stable_id("t-done")
+
 NS = "/progress"
 UPDATES = ("snapshot", "progress", "status", "error")
-
-#: Task ids as the system issues them (the gateway refuses any other).
-T1, T2, T_BOB, T_DONE, MISSING = (
-    stable_id(name) for name in ("t1", "t2", "t-bob", "t-done", "no-such-task")
-)
 
 
 class Recorder:
@@ -74,16 +73,6 @@ async def recorders() -> AsyncIterator[list[Recorder]]:
         await r.client.disconnect()
 
 
-def _seed(gw: Harness, task_id: str = T1, owner: str = "alice", n: int = 5) -> list[int]:
-    offsets = []
-    for i in range(n):
-        update = make_update(task_id, owner=owner, n=i, progress=i * 10)
-        offset = gw.log.append(update)
-        gw.fake.record(offset, update)
-        offsets.append(offset)
-    return offsets
-
-
 async def _client(gw: Harness, made: list[Recorder], user: str = "alice") -> Recorder:
     r = Recorder()
     made.append(r)
@@ -122,7 +111,7 @@ async def test_join_replays_then_streams_live_and_leave_stops(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw)
+    offsets = gw.seed(T1)
     r = await _client(gw, recorders)
     ack = await r.call("join", {"task_id": T1, "since": offsets[1]})
     assert ack == {"ok": True, "task_id": T1}
@@ -147,7 +136,7 @@ async def test_join_without_since_sends_a_snapshot(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw)
+    offsets = gw.seed(T1)
     r = await _client(gw, recorders)
     await r.call("join", {"task_id": T1, "since": None})
     await wait_until(lambda: r.of("snapshot"), timeout=5, what="the snapshot")
@@ -163,10 +152,10 @@ async def test_join_without_since_sends_a_snapshot(
         ("join", T1, "invalid_message"),
         ("join", {"task_id": T1, "since": "x"}, "invalid_field"),
         ("join", {"task_id": "a,b"}, "invalid_field"),
-        ("join", {"task_id": T_BOB}, "forbidden"),
-        ("join", {"task_id": MISSING}, "forbidden"),
+        ("join", {"task_id": BOB_TASK}, "forbidden"),
+        ("join", {"task_id": stable_id("no-such-task")}, "forbidden"),
         ("dance", {}, "unknown_event"),
-        ("cancel_task", {"task_id": T_DONE}, "conflict"),
+        ("cancel_task", {"task_id": DONE_TASK}, "conflict"),
         ("cancel_task", {"task_id": T1, "reason": 5}, "invalid_field"),
     ],
 )
@@ -175,8 +164,8 @@ async def test_bad_requests_get_an_error_and_the_socket_stays(
 ) -> None:
     gw = await gateway_factory()
     gw.fake.put_task(make_state(T1))
-    gw.fake.put_task(make_state(T_BOB, owner="bob"))
-    gw.fake.put_task(make_state(T_DONE, status=TaskStatus.COMPLETED))
+    gw.fake.put_task(make_state(BOB_TASK, owner="bob"))
+    gw.fake.put_task(make_state(DONE_TASK, status=TaskStatus.COMPLETED))
     r = await _client(gw, recorders)
     ack = await r.call(event, data)
     assert ack["ok"] is False and ack["error"]["code"] == code
@@ -203,7 +192,7 @@ async def test_recovery_resumes_every_task_exactly_after_its_offset(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    first = {t: _seed(gw, t, n=3) for t in (T1, T2)}
+    first = {t: gw.seed(t, n=3) for t in (T1, T2)}
     r = await _client(gw, recorders)
     for task_id in first:
         await r.call("join", {"task_id": task_id, "since": -1})
@@ -216,7 +205,7 @@ async def test_recovery_resumes_every_task_exactly_after_its_offset(
     await r.client.disconnect()
 
     # Missed while away, on both tasks.
-    missed = {t: _seed(gw, t, n=2) for t in first}
+    missed = {t: gw.seed(t, n=2) for t in first}
     back = Recorder()
     recorders.append(back)
     await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": offset})
@@ -236,13 +225,13 @@ async def test_recovery_of_an_offset_no_longer_held_says_so(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw, n=4)
+    offsets = gw.seed(T1, n=4)
     r = await _client(gw, recorders)
     await r.call("join", {"task_id": T1, "since": -1})
     await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the replay")
     pid, offset = r.of("connected")[0]["payload"]["pid"], r.offset
     await r.client.disconnect()
-    _seed(gw, n=3)
+    gw.seed(T1, n=3)
     partition = gw.gateway.hub.partition_of(T1)
     gw.log.log_start[partition] = 10_000  # retention took everything
     gw.gateway.hub.cache = type(gw.gateway.hub.cache)(per_task=0, tasks=0)
@@ -274,31 +263,31 @@ async def test_recovery_never_reaches_somebody_elses_task(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory()
-    _seed(gw, T_BOB, owner="bob", n=2)
+    gw.seed(BOB_TASK, owner="bob", n=2)
     r = Recorder()
     recorders.append(r)
     await r.connect(gw, {"token": gw.token(), "pid": "p", "offset": "1||t-bob:-1"})
     await wait_until(lambda: r.of("error"), timeout=5, what="the refusal")
     assert r.of("error")[0]["payload"]["code"] == "forbidden"
     assert r.of("error")[0]["payload"]["details"]["restored"] is True
-    assert r.offsets(T_BOB) == [] and r.of("connected")[0]["payload"]["recovered"] is False
+    assert r.offsets(BOB_TASK) == [] and r.of("connected")[0]["payload"]["recovered"] is False
 
 
 async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory(client_queue_size=5)
-    offsets = _seed(gw, n=3)
+    offsets = gw.seed(T1, n=3)
     r = await _client(gw, recorders)
     await r.call("join", {"task_id": T1, "since": -1})
     await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the replay")
     pid, position = r.of("connected")[0]["payload"]["pid"], r.offset
-    client = next(iter(gw.gateway.hub._tasks[T1])).outbox
+    client = next(iter(gw.gateway.hub._tasks[T1])).queue
     for i in range(3, 40):  # a burst the queue of 5 cannot hold
         client.push(f'{{"type": "pong", "payload": {{"n": {i}}}}}')
     await wait_until(lambda: not r.client.connected, timeout=5, what="the drop")
     assert T1 not in gw.gateway.hub._tasks  # unregistered
-    missed = _seed(gw, n=2)
+    missed = gw.seed(T1, n=2)
     back = Recorder()
     recorders.append(back)
     await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": position})

@@ -1,4 +1,4 @@
-"""The WebSocket protocol of DESIGN §5 end to end through a real socket, with the fake log:
+"""The WebSocket protocol (docs/protocol.md) end to end through a real socket, with the fake log:
 auth, subscribe/replay/live, bad input, limits, slow clients, heartbeat, sessions."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from ytmaker_gateway.testing import PROJECT, make_state, make_update, stable_id, wait_until
+from tests.support.gateway import PROJECT, make_state, make_update, stable_id
+from tests.support.wait import wait_until
 from ytmaker_shared.events import CancelTask
 from ytmaker_shared.progress import TaskStatus
 
@@ -56,16 +57,6 @@ async def _closed_with(ws: ClientConnection, timeout: float = 5) -> int | None:
             return closed.rcvd.code if closed.rcvd else None
 
 
-def _seed(gw: Harness, task_id: str = T1, owner: str = "alice", n: int = 5) -> list[int]:
-    offsets = []
-    for i in range(n):
-        update = make_update(task_id, owner=owner, n=i, progress=i * 10)
-        offset = gw.log.append(update)
-        gw.fake.record(offset, update)
-        offsets.append(offset)
-    return offsets
-
-
 @pytest.mark.parametrize("query", ["", "?token=forged", "?token="])
 async def test_no_or_bad_token_closes_with_4401(gateway_factory: Factory, query: str) -> None:
     gw = await gateway_factory()
@@ -83,7 +74,7 @@ async def test_the_authorization_header_works_too(gateway_factory: Factory) -> N
 
 async def test_subscribe_replays_then_streams_live(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw)
+    offsets = gw.seed(T1)
     ws = await _open(gw)
     await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": offsets[1]}))
     subscribed = await _recv(ws)
@@ -100,7 +91,7 @@ async def test_subscribe_replays_then_streams_live(gateway_factory: Factory) -> 
 
 async def test_subscribe_without_since_sends_a_snapshot_first(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw)
+    offsets = gw.seed(T1)
     ws = await _open(gw)
     await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": None}))
     subscribed, snapshot = await _recv(ws), await _recv(ws)
@@ -130,8 +121,13 @@ async def test_bad_input_gets_an_error_and_the_connection_stays(
     gateway_factory: Factory, frame: str, code: str
 ) -> None:
     gw = await gateway_factory()
-    _seed(gw, T_BOB, owner="bob", n=1)
+    gw.seed(T_BOB, owner="bob", n=1)
     gw.fake.put_task(make_state(T_DONE, status=TaskStatus.COMPLETED))
+    await _refused_and_stays(gw, frame, code)
+
+
+async def _refused_and_stays(gw: Harness, frame: str | bytes, code: str) -> None:
+    """`frame` is answered with an `error` of `code`, and the connection still answers."""
     ws = await _open(gw)
     await ws.send(frame)
     error = await _recv(ws)
@@ -165,7 +161,7 @@ async def test_flooding_gets_errors_then_a_close(gateway_factory: Factory) -> No
 async def test_too_many_subscriptions(gateway_factory: Factory) -> None:
     gw = await gateway_factory(max_subscriptions=2)
     for t in (T1, T2, T3):
-        _seed(gw, t, n=1)
+        gw.seed(t, n=1)
     ws = await _open(gw)
     for t in (T1, T2, T3):
         await ws.send(json.dumps({"action": "subscribe", "task_id": t, "since": -1}))
@@ -177,7 +173,7 @@ async def test_too_many_subscriptions(gateway_factory: Factory) -> None:
 
 async def test_a_client_that_cannot_keep_up_is_closed_with_1013(gateway_factory: Factory) -> None:
     gw = await gateway_factory(client_queue_size=10)
-    _seed(gw, n=1)
+    gw.seed(T1, n=1)
     fast, slow = await _open(gw), await _open(gw)
     for ws in (fast, slow):
         await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": 0}))
@@ -199,7 +195,7 @@ async def test_a_reconnect_restores_subscriptions_and_sends_what_was_missed(
     gateway_factory: Factory,
 ) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw, n=3)
+    offsets = gw.seed(T1, n=3)
     ws = await _open(gw)
     client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
     await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": offsets[0]}))
@@ -222,7 +218,7 @@ async def test_a_reconnect_restores_subscriptions_and_sends_what_was_missed(
 
 async def test_someone_elses_old_client_id_restores_nothing(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    _seed(gw, n=1)
+    gw.seed(T1, n=1)
     ws = await _open(gw, "alice")
     client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
     await ws.close()
@@ -234,7 +230,7 @@ async def test_someone_elses_old_client_id_restores_nothing(gateway_factory: Fac
 
 async def test_control_over_the_socket(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    _seed(gw, n=1)
+    gw.seed(T1, n=1)
     ws = await _open(gw)
     await ws.send(json.dumps({"action": "cancel", "task_id": T1, "reason": "enough"}))
     ack = await _recv(ws)
@@ -246,7 +242,7 @@ async def test_control_over_the_socket(gateway_factory: Factory) -> None:
 
 async def test_the_project_stream(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
-    offsets = _seed(gw, T1, n=2)
+    offsets = gw.seed(T1, n=2)
     async with connect(f"{gw.ws}/api/v1/projects/{P1}/progress?token={gw.token()}") as ws:
         assert (await _recv(ws))["type"] == "connected"
         initial = await _recv(ws)

@@ -11,22 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
-from tests.support.kafka import unique_name
-from ytmaker_gateway.app import create_app
-from ytmaker_gateway.auth import mint_token
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.fanout.hub import partitions_of
-from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import (
+from tests.support.gateway import (
     FakeProgress,
     RecordingProducer,
     RunningServer,
     build_gateway,
     start_server,
 )
+from tests.support.kafka import unique_name
+from ytmaker_gateway.app import create_app
+from ytmaker_gateway.auth import mint_token
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.kafka import delete_topics, ensure_topics
+from ytmaker_shared.kafka.reader import LogReader
 from ytmaker_shared.progress import ProgressUpdate
 from ytmaker_shared.topics import Topic
 
@@ -95,21 +95,12 @@ class Cluster:
 async def task_offsets(settings: GatewaySettings, task_id: str) -> list[int]:
     """Every offset of the task's updates in progress.updates, read straight from Kafka."""
     topic = settings.topics.name(Topic.PROGRESS_UPDATES)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
-    parts = await partitions_of(settings.kafka_bootstrap_servers, topic)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in parts]
-        ends = await consumer.end_offsets(tps)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        found: list[int] = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                found.extend(r.offset for r in records if r.key == task_id.encode())
-        return sorted(found)
-    finally:
-        await consumer.stop()
+    key = task_id.encode()
+    reader = LogReader(settings, name="test-task-offsets", isolation="read_uncommitted")
+    async with reader:
+        tps = await reader.assign(await reader.partitions(topic))
+        await reader.seek_to_beginning(tps)
+        return sorted([r.offset async for r in reader.to_the_end(tps) if r.key == key])
 
 
 ClusterFactory = Callable[..., Awaitable[Cluster]]

@@ -1,4 +1,4 @@
-"""The gateway's edge on the real broker (issue 10): records of `progress.updates` that cannot
+"""The gateway's edge on the real broker: records of `progress.updates` that cannot
 be decoded are skipped live and in replays, counted, and nothing is written anywhere (the
 dead-letter topic stays empty); a resume after far more missed updates than the client's
 queue holds gets every one of them, once, in order, from Kafka."""
@@ -12,10 +12,11 @@ import re
 import httpx
 import pytest
 
+from tests.support.gateway import make_update
 from tests.support.topics import read_topic
+from tests.support.wait import wait_until
 from ytmaker_gateway.fanout.hub import partition_for
 from ytmaker_gateway.fanout.replay import ReplayReader
-from ytmaker_gateway.testing import make_update, wait_until
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic

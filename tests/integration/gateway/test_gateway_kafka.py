@@ -1,4 +1,4 @@
-"""The gateway's fan-out and replay on the real broker (issue 5, "Proof"):
+"""The gateway's fan-out and replay on the real broker:
 
 - subscribe with `since` at every possible offset of a finished task gives exactly the rest of
   its history (read back from Kafka, not from a cache);
@@ -19,8 +19,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.support.gateway import make_update
 from ytmaker_gateway import metrics
-from ytmaker_gateway.testing import make_update
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic

@@ -1,4 +1,4 @@
-"""Sessions across gateway replicas (issue 5, "Sessions"; docs/decisions/0032): a client that
+"""Sessions across gateway replicas (docs/decisions/0032): a client that
 reconnects with `old_client_id` to ANOTHER replica gets `reconnected`, its subscriptions back
 and exactly the updates it missed, from the last offset delivered per task.
 
@@ -27,14 +27,14 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.e2e.system import free_port
+from tests.support.gateway import RunningServer, start_server
 from tests.support.internal import internal_headers
 from tests.support.kafka import unique_name
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.auth import mint_token
-from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.gateway import Gateway
 from ytmaker_gateway.main import build
 from ytmaker_gateway.settings import GatewaySettings
-from ytmaker_gateway.testing import RunningServer, start_server
 from ytmaker_shared.events import (
     StageProgressed,
     StageProgressPayload,

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import socketio
 
-from ytmaker_gateway.testing import make_update, stable_id, wait_until
+from tests.support.gateway import make_update, stable_id
+from tests.support.wait import wait_until
 
 from .conftest import Cluster
 

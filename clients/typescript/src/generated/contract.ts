@@ -90,7 +90,7 @@ export function isControlRequest(v: unknown): v is ControlRequest {
   return (isRecord(v) && (v["reason"] === undefined || typeof v["reason"] === "string"));
 }
 
-/** Every error (DESIGN §5). */
+/** Every error (docs/protocol.md "Errors"). */
 export interface ErrorBody {
   error: ErrorDetail;
 }

@@ -20,9 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.api import rest, runs, ws
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.edge import EdgeGuard
-from ytmaker_gateway.errors import GatewayError
+from ytmaker_gateway.api.edge import EdgeGuard
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.rules.errors import GatewayError
 from ytmaker_gateway.sio.server import SocketIOMount
 
 WEB_DIR = Path(str(resources.files("ytmaker_gateway") / "web"))

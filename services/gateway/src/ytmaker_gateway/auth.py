@@ -1,5 +1,5 @@
-"""Who is asking: JWT bearer tokens (HS256) and the rules of who may see what (issue 5,
-"Security").
+"""Who is asking: JWT bearer tokens (HS256) and the rules of who may see what
+(docs/protocol.md "Authentication").
 
 Pure: no I/O. `authenticate` turns a raw token (or its absence) into a `Principal` or raises
 `AuthError`; the callers map that to HTTP 401 or WebSocket close 4401. Tokens are never logged.

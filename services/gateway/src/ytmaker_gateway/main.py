@@ -12,17 +12,17 @@ import socket
 import uvicorn
 
 from ytmaker_gateway import gcpolicy, metrics
-from ytmaker_gateway.access import Access, RecentTasks
 from ytmaker_gateway.adapters.progress_api import ProgressApi
+from ytmaker_gateway.api.edge import is_loopback_host
 from ytmaker_gateway.app import create_app
-from ytmaker_gateway.commands import Commands
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.edge import is_loopback_host
+from ytmaker_gateway.core.access import Access, RecentTasks
+from ytmaker_gateway.core.commands import Commands
+from ytmaker_gateway.core.sessions import SessionRegistry
 from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.replay import ReplayReader
 from ytmaker_gateway.fanout.streams import Streams
-from ytmaker_gateway.limits import RateLimiter
-from ytmaker_gateway.sessions import SessionRegistry
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.rules.limits import RateLimiter
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.kafka import EventProducer, ensure_topics
 from ytmaker_shared.logging import configure_logging

@@ -1,4 +1,4 @@
-"""The gateway's Prometheus metrics (issue 5, "Metrics"), served at /metrics.
+"""The gateway's Prometheus metrics (docs/protocol.md "Metrics"), served at /metrics.
 
 Aggregate counts only: no label holds a user name, a project or task id, or anything else a
 client chose (labels are fixed sets of codes), so `/metrics` tells nobody who is connected or

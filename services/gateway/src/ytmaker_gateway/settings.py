@@ -27,7 +27,7 @@ class GatewaySettings(ServiceSettings):
     )
     progress_timeout_s: float = Field(default=5.0, gt=0)
 
-    # Security (DESIGN §5, issue 5 "Security").
+    # Security (docs/protocol.md "Authentication").
     jwt_secret: SecretStr | None = Field(default=None, description="HS256 signing secret.")
     jwt_issuer: str = "ytmaker"
     jwt_audience: str = "ytmaker-gateway"

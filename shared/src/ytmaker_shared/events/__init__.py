@@ -12,8 +12,23 @@ from ytmaker_shared.events.codec import (
     encode,
     parse_object,
 )
-from ytmaker_shared.events.control import CancelTask, ControlPayload, PauseTask, ResumeTask
-from ytmaker_shared.events.envelope import SCHEMA_VERSION, Envelope, new_event_id, utcnow
+from ytmaker_shared.events.control import (
+    CONTROL_ACTIONS,
+    CONTROL_REQUESTS,
+    CancelTask,
+    ControlAction,
+    ControlPayload,
+    ControlRequest,
+    PauseTask,
+    ResumeTask,
+)
+from ytmaker_shared.events.envelope import (
+    SCHEMA_VERSION,
+    Envelope,
+    new_event_id,
+    utcnow,
+    uuid7_millis,
+)
 from ytmaker_shared.events.stages import (
     Artifact,
     StageCancelled,
@@ -45,12 +60,16 @@ from ytmaker_shared.events.tasks import (
 
 __all__ = [
     "BY_TYPE",
+    "CONTROL_ACTIONS",
+    "CONTROL_REQUESTS",
     "EVENT_ADAPTER",
     "EVENT_TYPES",
     "SCHEMA_VERSION",
     "Artifact",
     "CancelTask",
+    "ControlAction",
     "ControlPayload",
+    "ControlRequest",
     "DecodeError",
     "Envelope",
     "ErrorInfo",
@@ -86,4 +105,5 @@ __all__ = [
     "new_event_id",
     "parse_object",
     "utcnow",
+    "uuid7_millis",
 ]

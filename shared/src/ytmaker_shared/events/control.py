@@ -3,7 +3,7 @@ stages decide; what happened is told by the stages' own events."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeAlias, get_args
 
 from pydantic import Field
 
@@ -28,3 +28,14 @@ class PauseTask(Envelope):
 class ResumeTask(Envelope):
     type: Literal["task.resume_requested"] = "task.resume_requested"
     payload: ControlPayload
+
+
+#: What a client may ask of a run: each action is one request event on `pipeline.control`.
+ControlAction: TypeAlias = Literal["cancel", "pause", "resume"]
+CONTROL_ACTIONS: frozenset[str] = frozenset(get_args(ControlAction))
+ControlRequest: TypeAlias = CancelTask | PauseTask | ResumeTask
+CONTROL_REQUESTS: dict[str, type[ControlRequest]] = {
+    "cancel": CancelTask,
+    "pause": PauseTask,
+    "resume": ResumeTask,
+}

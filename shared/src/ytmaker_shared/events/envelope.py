@@ -23,6 +23,18 @@ def new_event_id() -> str:
     return str(uuid6.uuid7())
 
 
+def uuid7_millis(value: str) -> int | None:
+    """The time (ms since the epoch) a UUIDv7 id such as `new_event_id` makes was made, or
+    None for any other string."""
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return None
+    if parsed.version != 7:
+        return None
+    return parsed.int >> 80
+
+
 def derived_event_id(millis: int, seed: str) -> str:
     """A UUIDv7 string for `millis` whose other bits come from `seed`: every process that
     derives an event from the same facts gives it the same id, so consumers that deduplicate

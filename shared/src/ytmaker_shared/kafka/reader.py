@@ -60,10 +60,22 @@ class LogReader:
         )
 
     async def __aenter__(self) -> LogReader:
-        await start_when_reachable(self.consumer, self.settings)
+        await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self, *, patient: bool = True) -> None:
+        """Connect (what `async with` does, for a reader that outlives a block): retried while
+        the broker cannot be reached, for up to `broker_startup_wait_s`; `patient=False`
+        raises at once instead (a reader started on demand, whose caller has a deadline)."""
+        if patient:
+            await start_when_reachable(self.consumer, self.settings)
+        else:
+            await self.consumer.start()
+
+    async def stop(self) -> None:
         await self.consumer.stop()
 
     # --- where it reads -----------------------------------------------------------------

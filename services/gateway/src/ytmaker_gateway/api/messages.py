@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ytmaker_shared.events import ControlAction
 from ytmaker_shared.progress import TaskState
 
 
@@ -64,7 +65,7 @@ class UnsubscribedPayload(Open):
 
 class AckPayload(Open):
     task_id: str
-    action: Literal["cancel", "pause", "resume"]
+    action: ControlAction
     accepted: bool
     event_id: str
 
@@ -207,7 +208,7 @@ class UnsubscribeRequest(BaseModel):
 
 
 class ControlMessage(BaseModel):
-    action: Literal["cancel", "pause", "resume"]
+    action: ControlAction
     task_id: str = Field(min_length=1, max_length=64)
     reason: str = Field(default="", max_length=1000)
 

@@ -1,4 +1,5 @@
-"""Request and response bodies of the public REST API (DESIGN §5), with OpenAPI examples."""
+"""Request and response bodies of the public REST API (docs/protocol.md "REST"), with OpenAPI
+examples."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ytmaker_shared.events import ProjectSettings
+from ytmaker_shared.events import ControlAction, ProjectSettings
 
 
 class Strict(BaseModel):
@@ -93,7 +94,7 @@ class ControlAccepted(BaseModel):
     )
 
     task_id: str
-    action: Literal["cancel", "pause", "resume"]
+    action: ControlAction
     accepted: bool
     event_id: str
 
@@ -105,7 +106,7 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every error (DESIGN §5)."""
+    """Every error (docs/protocol.md "Errors")."""
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -1,9 +1,9 @@
-"""The public REST API under /api/v1 (DESIGN §5). Every endpoint needs a bearer token; errors
-are `{"error": {"code", "message", "details"}}` (see `errors.py`)."""
+"""The public REST API under /api/v1 (docs/protocol.md "REST"). Every endpoint needs a bearer token;
+errors are `{"error": {"code", "message", "details"}}` (see `rules/errors.py`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
@@ -23,10 +23,11 @@ from ytmaker_gateway.api.models import (
     Started,
     Stats,
 )
-from ytmaker_gateway.artifact_names import PUBLIC_NAMES, candidates
 from ytmaker_gateway.auth import AuthError, Principal, authenticate, bearer
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.errors import (
+from ytmaker_gateway.core.sessions import LiveConnection
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.rules.artifact_names import PUBLIC_NAMES, candidates
+from ytmaker_gateway.rules.errors import (
     Conflict,
     Forbidden,
     GatewayError,
@@ -34,9 +35,10 @@ from ytmaker_gateway.errors import (
     Unauthorized,
     Unavailable,
 )
-from ytmaker_gateway.ids import CLIENT_ID_PATTERN, MAX_OFFSET, UUID_PATTERN
+from ytmaker_gateway.rules.ids import CLIENT_ID_PATTERN, MAX_OFFSET, UUID_PATTERN
 from ytmaker_shared.artifacts import ArtifactNotFound, ArtifactStoreUnavailable, InvalidKey
-from ytmaker_shared.events import ProjectSettings
+from ytmaker_shared.events import ControlAction, ProjectSettings
+from ytmaker_shared.progress import TaskStatus
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -147,7 +149,7 @@ async def get_project(project_id: ProjectId, gw: Gw, who: Who) -> dict[str, Any]
 )
 async def control(
     task_id: TaskId,
-    action: Literal["cancel", "pause", "resume"],
+    action: ControlAction,
     gw: Gw,
     who: Who,
     body: ControlRequest | None = None,
@@ -186,8 +188,8 @@ async def active(gw: Gw, who: Operator) -> dict[str, Any]:
 def _local_clients(gw: Gateway) -> dict[str, Any]:
     by_project: dict[str, int] = {}
     for session in list(gw.sessions.active.values()):
-        projects = getattr(session.connection, "projects", None)
-        for project_id in projects() if callable(projects) else ():
+        projects = session.connection.projects() if session.connection is not None else []
+        for project_id in projects:
             by_project[project_id] = by_project.get(project_id, 0) + 1
     return {
         "total_clients": len(gw.sessions.active),
@@ -198,7 +200,7 @@ def _local_clients(gw: Gateway) -> dict[str, Any]:
 
 @router.get("/progress/{task_id}", tags=["progress"])
 async def progress(task_id: TaskId, gw: Gw, who: Who) -> dict[str, Any]:
-    """The task's current state (DESIGN §5 state fields)."""
+    """The task's current state (docs/protocol.md "A task's state")."""
     _, state = await gw.access.task(who, task_id)
     if state is None:  # created here a moment ago, not folded yet
         ref = gw.access.recent.get(task_id)
@@ -208,7 +210,7 @@ async def progress(task_id: TaskId, gw: Gw, who: Who) -> dict[str, Any]:
             "project_id": ref.project_id,
             "owner": ref.owner,
             "title": ref.title,
-            "status": "queued",
+            "status": TaskStatus.QUEUED.value,
             "progress": 0.0,
             "stages": {},
             "offset": None,
@@ -291,7 +293,7 @@ async def unsubscribe_client(
     return {"client_id": client_id, "task_id": task_id, "subscribed": False}
 
 
-def _connection(gw: Gateway, who: Principal, client_id: str) -> Any:
+def _connection(gw: Gateway, who: Principal, client_id: str) -> LiveConnection:
     session = gw.sessions.active.get(client_id)
     if session is None or session.connection is None or not who.may_see(session.user):
         raise NotFound("no such client connected to this gateway instance")

@@ -4,7 +4,7 @@ list; filterable by status and project. Kept apart from rest.py, which it only e
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
@@ -12,12 +12,10 @@ from pydantic import BaseModel, ConfigDict
 from ytmaker_gateway.adapters.progress_api import ProgressUnavailable
 from ytmaker_gateway.api.models import ERRORS
 from ytmaker_gateway.api.rest import Gw, Who
-from ytmaker_gateway.errors import Unavailable
-from ytmaker_shared.progress import TaskState
+from ytmaker_gateway.rules.errors import Unavailable
+from ytmaker_shared.progress import TaskState, TaskStatus
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
-
-Status = Literal["queued", "running", "paused", "completed", "failed", "cancelled"]
 
 
 class RunList(BaseModel):
@@ -48,7 +46,7 @@ class ProjectView(BaseModel):
 async def runs(
     gw: Gw,
     who: Who,
-    status: Status | None = None,
+    status: TaskStatus | None = None,
     project_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     all: bool = False,

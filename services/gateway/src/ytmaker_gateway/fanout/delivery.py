@@ -12,7 +12,7 @@ from collections import OrderedDict
 from typing import Literal, NamedTuple
 
 from ytmaker_gateway import metrics
-from ytmaker_gateway.protocol import update_message
+from ytmaker_gateway.rules.protocol import update_message
 from ytmaker_shared.events import DecodeError, decode_model
 from ytmaker_shared.metrics import RECORDS_SKIPPED
 from ytmaker_shared.progress import TERMINAL_STATUSES, ProgressUpdate

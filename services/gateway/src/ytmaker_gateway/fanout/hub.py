@@ -1,10 +1,10 @@
-"""The fan-out: one Kafka consumer per gateway process, shared by all its clients (DESIGN §1,
-STYLE "Ports with real adapters"; docs/decisions/0030-gateway-fanout.md).
+"""The fan-out: one Kafka consumer per gateway process, shared by all its clients
+(docs/architecture.md "The processes"; docs/decisions/0030-gateway-fanout-and-exact-replay.md).
 
-The consumer has no group: it is assigned every partition of `progress.updates` and starts at
-their ends, so every replica sees every update. For each record the hub advances its position,
-caches the update and offers it to the subscriptions of its task and project. All of that is
-synchronous within one event-loop step, so `register()` always sees a position that splits the
+Its reader (the shared group-less `LogReader`) is assigned every partition of `progress.updates` and
+starts at their ends, so every replica sees every update. For each record the hub advances its
+position, caches the update and offers it to the subscriptions of its task and project. All of that
+is synchronous within one event-loop step, so `register()` always sees a position that splits the
 log cleanly: below it, the replay; from it on, the subscription's own buffer.
 """
 
@@ -15,8 +15,6 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
@@ -25,6 +23,7 @@ from ytmaker_gateway.fanout.delivery import BAD_RECORDS, Delivery, delivery_from
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.events import DecodeError
+from ytmaker_shared.kafka.reader import LogReader
 from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -35,28 +34,6 @@ def partition_for(task_id: str, partitions: int) -> int:
     key), which every ytmaker producer uses."""
     hashed: int = murmur2(task_id.encode())
     return (hashed & 0x7FFFFFFF) % partitions
-
-
-async def partitions_of(bootstrap_servers: str, topic: str, timeout_s: float = 60.0) -> list[int]:
-    """The partition numbers of `topic`, waiting (up to `timeout_s`) until it exists;
-    raises TimeoutError."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                described = await admin.describe_topics([topic])
-                parts = [
-                    p["partition"]
-                    for d in described
-                    if d["error_code"] == 0
-                    for p in d["partitions"]
-                ]
-                if parts:
-                    return sorted(parts)
-                await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
 
 
 class Hub:
@@ -73,7 +50,7 @@ class Hub:
         self.start_positions: dict[int, int] = {}
         self._tasks: dict[str, set[Subscription]] = defaultdict(set)
         self._projects: dict[str, set[ProjectFeed]] = defaultdict(set)
-        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: LogReader | None = None
         self.ready = asyncio.Event()
 
     @property
@@ -84,41 +61,38 @@ class Hub:
         return partition_for(task_id, self.partitions)
 
     async def start(self, timeout_s: float = 60.0) -> None:
-        """Connect, wait for the topic, assign all its partitions at their ends."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            client_id=f"gateway-fanout-{self.settings.instance}",
+        """Connect, wait (up to `timeout_s`) for the topic, assign all its partitions at their
+        ends. Raises TopicMissing."""
+        # Every update the fold writes is one, committed or not (decision 0038).
+        reader = LogReader(
+            self.settings,
+            name="gateway-fanout",
+            isolation="read_uncommitted",
             fetch_max_wait_ms=100,
-            # Every update the fold writes is one, committed or not (decision 0038).
-            isolation_level="read_uncommitted",
         )
-        parts = await partitions_of(self.settings.kafka_bootstrap_servers, self.topic, timeout_s)
-        await consumer.start()
+        await reader.start()
         try:
-            tps = [TopicPartition(self.topic, p) for p in parts]
-            consumer.assign(tps)
-            ends = await consumer.end_offsets(tps)
+            tps = await reader.assign(await reader.partitions(self.topic, timeout_s=timeout_s))
+            ends = await reader.ends(tps)
+            reader.seek(ends)
             for tp in tps:
-                consumer.seek(tp, ends[tp])
                 self.positions[tp.partition] = ends[tp]
                 self.start_positions[tp.partition] = ends[tp]
         except BaseException:
-            await consumer.stop()
+            await reader.stop()
             raise
-        self._consumer = consumer
+        self._reader = reader
         self.ready.set()
         log.info("fan-out assigned", extra={"topic": self.topic, "partitions": len(tps)})
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Consume and dispatch until `stopping` is set. `start()` first."""
-        assert self._consumer is not None, "start() the hub first"
-        consumer = self._consumer
+        """Read and dispatch until `stopping` is set. `start()` first."""
+        assert self._reader is not None, "start() the hub first"
+        reader = self._reader
         try:
             while not stopping.is_set():
                 try:
-                    batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+                    batch = await reader.poll(stopping, timeout_ms=200, max_records=1000)
                 except KafkaError as exc:
                     log.warning("fan-out fetch failed", extra={"error": repr(exc)})
                     await asyncio.sleep(0.5)
@@ -127,7 +101,7 @@ class Hub:
                     for record in records:
                         self.dispatch(tp.partition, record.offset, record.value)
         finally:
-            await consumer.stop()
+            await reader.stop()
 
     def dispatch(self, partition: int, offset: int, value: bytes | None) -> Delivery | None:
         """Hand one record to its subscribers; a record that cannot be decoded is counted,

@@ -1,7 +1,7 @@
 """Reading a task's past updates from `progress.updates` by offset, one page at a time
-(DESIGN §4; docs/decisions/0040-paged-replay.md).
+(docs/protocol.md "Paged replay"; docs/decisions/0040-paged-replay.md).
 
-A small pool of Kafka consumers without a group. A replay borrows one for one page: the
+A small pool of the shared group-less readers (`LogReader`). A replay borrows one for one page: the
 task's partition is assigned, the reader seeks to where the page starts (unless the consumer
 already stands there, which keeps what it prefetched), and records are read until the page
 holds `limit` of the task's updates or the page's end is reached. Between pages the consumer
@@ -14,16 +14,16 @@ ones are gone.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from ytmaker_gateway.fanout.delivery import BAD_RECORDS, Delivery, delivery_from_record
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.events import DecodeError
+from ytmaker_shared.kafka.reader import LogReader
 from ytmaker_shared.topics import Topic
 
 
@@ -37,8 +37,8 @@ class Page:
 
 @dataclass(eq=False)
 class _Reader:
-    consumer: AIOKafkaConsumer
-    #: The partition assigned and the offset the consumer will fetch next (None: unknown).
+    log: LogReader
+    #: The partition assigned and the offset the reader will fetch next (None: unknown).
     tp: TopicPartition | None = None
     position: int | None = None
     busy: bool = field(default=False)
@@ -50,19 +50,24 @@ class ReplayReader:
         self.topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self._readers: list[_Reader] = []
         self._freed = asyncio.Condition()
-        self._offsets_consumer: AIOKafkaConsumer | None = None
+        self._offsets_reader: LogReader | None = None
         self._offsets_lock = asyncio.Lock()
 
-    def _consumer(self, name: str) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            client_id=f"gateway-replay-{self.settings.instance}-{name}",
+    def _log_reader(self, name: str) -> LogReader:
+        # Every update the fold writes is one, committed or not (decision 0038).
+        return LogReader(
+            self.settings,
+            name=f"gateway-replay-{name}",
+            isolation="read_uncommitted",
             fetch_max_wait_ms=50,
-            # Every update the fold writes is one, committed or not (decision 0038).
-            isolation_level="read_uncommitted",
         )
+
+    async def _started(self, name: str) -> LogReader:
+        """A reader, connected; raises at once when the broker cannot be reached (a replay
+        then fails with `replay_failed` rather than wait for the broker)."""
+        reader = self._log_reader(name)
+        await reader.start(patient=False)
+        return reader
 
     @asynccontextmanager
     async def _borrow(self, tp: TopicPartition, position: int) -> AsyncIterator[_Reader]:
@@ -75,10 +80,10 @@ class ReplayReader:
                     reader = (ready or free)[0]
                     break
                 if len(self._readers) < self.settings.replay_readers:
-                    reader = _Reader(self._consumer(str(len(self._readers) + 1)), busy=True)
+                    reader = _Reader(self._log_reader(str(len(self._readers) + 1)), busy=True)
                     self._readers.append(reader)
                     try:
-                        await reader.consumer.start()
+                        await reader.log.start(patient=False)
                     except BaseException:
                         self._readers.remove(reader)
                         raise
@@ -104,35 +109,28 @@ class ReplayReader:
         await self._offsets()
         async with self._freed:
             if not self._readers:
-                reader = _Reader(self._consumer("1"))
-                await reader.consumer.start()
-                self._readers.append(reader)
+                self._readers.append(_Reader(await self._started("1")))
 
-    async def _offsets(self) -> AIOKafkaConsumer:
-        """The consumer that answers offset queries: one, shared, not borrowed (its requests
+    async def _offsets(self) -> LogReader:
+        """The reader that answers offset queries: one, shared, not borrowed (its requests
         run side by side), so that a storm of subscribes does not queue behind page reads."""
         async with self._offsets_lock:
-            if self._offsets_consumer is None:
-                consumer = self._consumer("offsets")
-                await consumer.start()
-                self._offsets_consumer = consumer
-        return self._offsets_consumer
+            if self._offsets_reader is None:
+                self._offsets_reader = await self._started("offsets")
+        return self._offsets_reader
 
     async def bounds(self, partition: int) -> tuple[int, int]:
         """(first offset still held, offset after the last) of one partition."""
         tp = TopicPartition(self.topic, partition)
-        consumer = await self._offsets()
-        first, end = await asyncio.gather(
-            consumer.beginning_offsets([tp]), consumer.end_offsets([tp])
-        )
+        reader = await self._offsets()
+        first, end = await asyncio.gather(reader.beginnings([tp]), reader.ends([tp]))
         return first[tp], end[tp]
 
     async def offset_at(self, partition: int, timestamp_ms: int) -> int | None:
         """The first offset written at or after `timestamp_ms`, or None if none is."""
         tp = TopicPartition(self.topic, partition)
-        consumer = await self._offsets()
-        found = (await consumer.offsets_for_times({tp: timestamp_ms}))[tp]
-        return None if found is None else found.offset
+        reader = await self._offsets()
+        return (await reader.offsets_at([tp], timestamp_ms))[tp]
 
     async def page(
         self, task_id: str, partition: int, first: int, end: int, epoch: str | None, limit: int
@@ -152,17 +150,17 @@ class ReplayReader:
             self._borrow(tp, first) as reader,
             asyncio.timeout(self.settings.replay_timeout_s),
         ):
-            consumer = reader.consumer
+            log = reader.log
             if reader.tp != tp:
-                consumer.assign([tp])
+                await log.assign([tp])
                 reader.tp, reader.position = tp, None  # another partition's offset says nothing
             if reader.position != first:
-                consumer.seek(tp, first)
+                log.seek({tp: first})
             reader.position = None
             while position < end and len(items) < limit:
                 # Everything fetched so far, at once: the consumer asks for the next fetch
                 # only when nothing is left, so it is on its way while this batch is decoded.
-                batch = await consumer.getmany(tp, timeout_ms=500)
+                batch = await log.poll(timeout_ms=500, partitions=[tp])
                 for record in batch.get(tp, ()):
                     if record.offset >= end:
                         break
@@ -175,23 +173,12 @@ class ReplayReader:
                             )
                         except DecodeError as exc:
                             BAD_RECORDS.skip(self.topic, partition, record.offset, exc, "replay")
-                position = await consumer.position(tp)
+                position = await log.position(tp)
             reader.position = position
         return Page(items, min(position, end))
 
     async def close(self) -> None:
         for reader in self._readers:
-            await reader.consumer.stop()
-        if self._offsets_consumer is not None:
-            await self._offsets_consumer.stop()
-
-
-def uuid7_millis(task_id: str) -> int | None:
-    """The creation time (ms) of a UUIDv7 task id, or None for any other id."""
-    try:
-        value = uuid.UUID(task_id)
-    except ValueError:
-        return None
-    if value.version != 7:
-        return None
-    return value.int >> 80
+            await reader.log.stop()
+        if self._offsets_reader is not None:
+            await self._offsets_reader.stop()

@@ -1,4 +1,5 @@
-"""Subscribing a client to a task: snapshot, exact replay, then live (DESIGN §4, §5).
+"""Subscribing a client to a task: snapshot, exact replay, then live (docs/protocol.md
+"Offsets, epochs and resume").
 
 The order of operations is what makes the switch from replay to live exact:
 
@@ -8,11 +9,11 @@ The order of operations is what makes the switch from replay to live exact:
    snapshot of the current state and every update after the snapshot's offset;
 3. replay offsets below P, page by page (docs/decisions/0040-paged-replay.md): from Kafka
    until the hub's cache provably holds the rest, and for a finished task only up to its last
-   update (the read model knows its offset). Each page waits for room in the client's outbox,
+   update (the read model knows its offset). Each page waits for room in the client's queue,
    so the replay moves at the pace the client reads and never holds more than a page;
 4. go live: drain the buffer. Every send is deduplicated by offset, so overlaps are harmless.
 
-All messages go through the client's outbox, in this order: `subscribed`, `snapshot`, replayed
+All messages go through the client's queue, in this order: `subscribed`, `snapshot`, replayed
 updates, live updates.
 """
 
@@ -26,19 +27,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ytmaker_gateway import metrics
+from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.delivery import Delivery
 from ytmaker_gateway.fanout.hub import Hub
-from ytmaker_gateway.fanout.outbox import Outbox
-from ytmaker_gateway.fanout.replay import Page, uuid7_millis
+from ytmaker_gateway.fanout.replay import Page
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
-from ytmaker_gateway.protocol import message, state_payload
+from ytmaker_gateway.rules.position import StreamPosition
+from ytmaker_gateway.rules.protocol import message, state_payload
+from ytmaker_shared.events import uuid7_millis
 from ytmaker_shared.progress import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 
 #: How far before a task id's UUIDv7 time a replay from the task's start begins reading.
 _CLOCK_SKEW_MS = 60_000
-TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
 _STARTS_KEPT = 10_000
 
 
@@ -70,7 +72,7 @@ class _Source:
 
 
 class Streams:
-    """`page_size`: updates per replay page; a replay keeps the client's outbox at most half
+    """`page_size`: updates per replay page; a replay keeps the client's queue at most half
     full (the other half is for live updates) and gives up on a client whose writer sent
     nothing for `stall_s` (1013)."""
 
@@ -93,17 +95,16 @@ class Streams:
     async def subscribe(
         self,
         task_id: str,
-        outbox: Outbox,
+        queue: ClientQueue,
+        position: StreamPosition,
         *,
-        since: int | None,
-        epoch: str | None,
         state: dict[str, Any] | None,
         restored: bool = False,
         attach: Callable[[Subscription], None] | None = None,
     ) -> Subscription:
-        """Subscribe `outbox` to the task (the caller has checked access and fetched `state`)
-        and return once the replay is written to the outbox and the subscription is live.
-        The outbox's writer must be running: the replay waits for it.
+        """Subscribe `queue` to the task after `position` (the caller has checked access and
+        fetched `state`) and return once the replay is written to the queue and the
+        subscription is live. The queue's writer must be running: the replay waits for it.
 
         `restored` marks a subscription the server re-made from a session (`reconnected`);
         it is said in `subscribed`, so that a client that re-subscribes itself can tell the
@@ -112,18 +113,18 @@ class Streams:
         counts it, and its offsets, while a long replay runs).
 
         Raises TimeoutError or a KafkaError when the replay cannot be read; the subscription
-        is then unregistered. A client that stops reading ends the replay early (its outbox
+        is then unregistered. A client that stops reading ends the replay early (its queue
         is then overflowed and its connection closes).
         """
         await self.hub.ready.wait()
         if self.hub.epoch is None and state is not None and state.get("epoch"):
             self.hub.epoch = str(state["epoch"])
-        sub = Subscription(task_id, outbox, limit=self.queue_limit)
+        sub = Subscription(task_id, queue, limit=self.queue_limit)
         end = self.hub.register(sub)
         try:
             partition = self.hub.partition_of(task_id)
-            plan = await self._plan(task_id, partition, since, epoch, state, end)
-            outbox.push(
+            plan = await self._plan(task_id, partition, position, state, end)
+            queue.push(
                 message(
                     "subscribed",
                     {
@@ -138,7 +139,7 @@ class Streams:
                 )
             )
             if plan.snapshot is not None:
-                outbox.push(
+                queue.push(
                     message(
                         "snapshot",
                         state_payload(plan.snapshot, self.hub.epoch),
@@ -153,7 +154,7 @@ class Streams:
             if attach is not None:
                 attach(sub)
             source = _Source()
-            high_water = max(1, outbox.maxsize // 2)
+            high_water = max(1, queue.maxsize // 2)
             last = _last_offset(state, self.hub.epoch)
             first = plan.first
             while True:
@@ -162,45 +163,45 @@ class Streams:
                     async for page in pages:
                         if not await self._send_page(sub, page, high_water):
                             break
-                if not sub.behind or sub.cancelled or outbox.overflowed or outbox.closed:
+                if not sub.behind or sub.cancelled or queue.overflowed or queue.closed:
                     break
                 # More live updates came than the buffer holds: they are in the log. Read
                 # on to where the hub is now; from here on they are buffered again.
                 first, end = end, self.hub.positions[partition]
                 sub.catch_up()
             # The buffered live updates go out at once: make room for them first.
-            await outbox.room(sub.buffered, high_water=outbox.maxsize, stall_s=self.stall_s)
+            await queue.room(sub.buffered, high_water=queue.maxsize, stall_s=self.stall_s)
             sub.go_live()
         except BaseException:
             self.hub.unregister(sub)
             raise
-        if since is not None:
+        if position.offset is not None:
             metrics.REPLAYS.labels(
                 "kafka" if source.kafka else "memory", str(plan.recovered).lower()
             ).inc()
         return sub
 
-    async def resumable(self, task_id: str, since: int | None, epoch: str | None) -> bool:
-        """Whether every update of the task after `since` can still be replayed: what a
+    async def resumable(self, task_id: str, position: StreamPosition) -> bool:
+        """Whether every update of the task after `position` can still be replayed: what a
         `subscribed` would say as `recovered`, known before the replay is read (a Socket.IO
         reconnect decides its `pid` by it at connect)."""
-        if since is None:
+        if position.offset is None:
             return False
         await self.hub.ready.wait()
         partition = self.hub.partition_of(task_id)
         end = self.hub.positions[partition]
-        return (await self._plan(task_id, partition, since, epoch, None, end)).recovered
+        return (await self._plan(task_id, partition, position, None, end)).recovered
 
     async def _plan(
         self,
         task_id: str,
         partition: int,
-        since: int | None,
-        epoch: str | None,
+        position: StreamPosition,
         state: dict[str, Any] | None,
         end: int,
     ) -> Plan:
-        if since is not None and not (epoch and self.hub.epoch and epoch != self.hub.epoch):
+        since = position.offset
+        if since is not None and position.resumable_in(self.hub.epoch):
             if self._cached(task_id, partition, since + 1) and since < end:
                 return Plan(True, since + 1, since, None)
             held_from, held_end = await self.reader.bounds(partition)
@@ -242,13 +243,13 @@ class Streams:
 
     async def _send_page(self, sub: Subscription, page: list[Delivery], high_water: int) -> bool:
         """Queue a page (a Kafka read may hold more than `page_size`: a whole fetch) in
-        pieces of `page_size` (or `high_water`, for a small outbox), each when it fits; False
+        pieces of `page_size` (or `high_water`, for a small queue), each when it fits; False
         when the replay must stop (the subscription was dropped, or the client does not read:
         its connection closes 1013)."""
         size = min(self.page_size, high_water)
         for i in range(0, len(page), size):
             piece = page[i : i + size]
-            if sub.cancelled or not await sub.outbox.room(
+            if sub.cancelled or not await sub.queue.room(
                 len(piece), high_water=high_water, stall_s=self.stall_s
             ):
                 return False
@@ -288,15 +289,15 @@ class Streams:
                 yield page.items
 
     async def watch_project(
-        self, project_id: str, outbox: Outbox, initial: dict[str, Any] | None
+        self, project_id: str, queue: ClientQueue, initial: dict[str, Any] | None
     ) -> ProjectFeed:
         """Stream every update of the project's tasks after `initial` (the latest task's state,
         sent as `initial`). Registered before `initial` is sent, so nothing falls between."""
         await self.hub.ready.wait()
-        feed = ProjectFeed(project_id, outbox, limit=self.queue_limit)
+        feed = ProjectFeed(project_id, queue, limit=self.queue_limit)
         self.hub.register_project(feed)
         task_id = initial.get("task_id") if initial else None
-        outbox.push(
+        queue.push(
             message(
                 "initial",
                 {"project_id": project_id, "state": initial},
@@ -313,7 +314,7 @@ class Streams:
 def _last_offset(state: dict[str, Any] | None, epoch: str | None) -> int | None:
     """The offset after a finished task's last update, from its state in the read model; None
     while the task may still get updates (or the state is of another epoch)."""
-    if state is None or state.get("status") not in TERMINAL:
+    if state is None or state.get("status") not in TERMINAL_STATUSES:
         return None
     if state.get("epoch") and epoch and state["epoch"] != epoch:
         return None

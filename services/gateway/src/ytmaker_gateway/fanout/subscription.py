@@ -1,4 +1,5 @@
-"""One client's interest in one task, and the rule that makes replay exact (DESIGN §4).
+"""One client's interest in one task, and the rule that makes replay exact
+(docs/architecture.md "The guarantees, and how they are kept").
 
 A subscription is registered with the hub *before* the replay starts, in buffering mode: live
 updates that arrive meanwhile are kept in `pending`. The replay then sends everything from
@@ -14,14 +15,16 @@ giving the client up (docs/decisions/0040-paged-replay.md).
 
 from __future__ import annotations
 
+from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.delivery import Delivery
-from ytmaker_gateway.fanout.outbox import Outbox
 
 
 class Subscription:
-    def __init__(self, task_id: str, outbox: Outbox, *, last_offset: int = -1, limit: int) -> None:
+    def __init__(
+        self, task_id: str, queue: ClientQueue, *, last_offset: int = -1, limit: int
+    ) -> None:
         self.task_id = task_id
-        self.outbox = outbox
+        self.queue = queue
         self.last_offset = last_offset
         self.project_id: str | None = None
         #: Re-made by the server for `old_client_id` (the client's own subscribe replaces it).
@@ -70,7 +73,7 @@ class Subscription:
             return
         self.last_offset = delivery.offset
         occurred_at = None if replayed else delivery.occurred_at
-        self.outbox.push(delivery.text, occurred_at, delivery.task_id, delivery.offset)
+        self.queue.push(delivery.text, occurred_at, delivery.task_id, delivery.offset)
 
     def skip_to(self, offset: int) -> None:
         """Consider everything up to `offset` delivered (a snapshot covered it)."""
@@ -90,9 +93,9 @@ class ProjectFeed:
     last one sent for its task.
     """
 
-    def __init__(self, project_id: str, outbox: Outbox, *, limit: int) -> None:
+    def __init__(self, project_id: str, queue: ClientQueue, *, limit: int) -> None:
         self.project_id = project_id
-        self.outbox = outbox
+        self.queue = queue
         self.last_offsets: dict[str, int] = {}
         self._limit = limit
         self._pending: list[Delivery] | None = []
@@ -101,7 +104,7 @@ class ProjectFeed:
         if self._pending is not None:
             self._pending.append(delivery)
             if len(self._pending) > self._limit:
-                self.outbox.overflow()
+                self.queue.overflow()
             return
         self.send(delivery)
 
@@ -109,7 +112,7 @@ class ProjectFeed:
         if delivery.offset <= self.last_offsets.get(delivery.task_id, -1):
             return
         self.last_offsets[delivery.task_id] = delivery.offset
-        self.outbox.push(delivery.text, delivery.occurred_at, delivery.task_id, delivery.offset)
+        self.queue.push(delivery.text, delivery.occurred_at, delivery.task_id, delivery.offset)
 
     def go_live(self) -> None:
         pending, self._pending = self._pending or [], None

@@ -1,7 +1,7 @@
-"""One Socket.IO connection to `/progress`: who it is, its outbox, its subscriptions, and the
+"""One Socket.IO connection to `/progress`: who it is, its queue, its subscriptions, and the
 position vector every event carries (sio/positions.py).
 
-Everything the connection sends goes through one bounded `Outbox`, exactly like a WebSocket
+Everything the connection sends goes through one bounded `ClientQueue`, exactly like a WebSocket
 client's, so the fan-out, the replay and the slow-client rule are the same code. The writer
 turns each queued message into a Socket.IO event named by its `type`, with two arguments: the
 message (`{type, task_id, offset, payload}`, as on the WebSocket) and the position string.
@@ -21,11 +21,14 @@ from aiokafka.errors import KafkaError
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.auth import Principal
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.errors import GatewayError
-from ytmaker_gateway.fanout.outbox import Outbox
+from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.subscription import Subscription
-from ytmaker_gateway.protocol import error_message, message
+from ytmaker_gateway.fanout.watching import Watching
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.rules.errors import GatewayError
+from ytmaker_gateway.rules.position import StreamPosition
+from ytmaker_gateway.rules.protocol import error_message, message
+from ytmaker_gateway.rules.session import SessionLimits, SessionRules
 from ytmaker_gateway.sio.positions import Positions
 
 log = logging.getLogger(__name__)
@@ -41,21 +44,23 @@ class SioClient:
         self.settings = gateway.settings
         self.principal = principal
         self._emit = emit
-        self.outbox = Outbox(
+        self.queue = ClientQueue(
             self._write, maxsize=self.settings.client_queue_size, batch=self.settings.write_batch
         )
         #: What the client has been sent; a recovering client starts from what it says it has.
         self.positions = Positions(gateway.hub.epoch)
-        self.subs: dict[str, Subscription] = {}
+        self.watching = Watching(gateway.hub)
+        #: The rate limit, its violations and the subscription cap, as on the WebSocket (the
+        #: heartbeat is Engine.IO's own).
+        self.rules = SessionRules(
+            SessionLimits.of(self.settings), now=time.time(), rate_now=time.monotonic()
+        )
         #: The tasks of a recovered session and the offset each resumes after, subscribed
         #: again once the writer runs.
         self.restoring: list[tuple[str, int | None]] = []
         self._subscribing = asyncio.Lock()  # one (re)subscribe at a time
         self.hello: dict[str, Any] = {}
         self.writer: asyncio.Task[None] | None = None
-        self._tokens = self.settings.max_messages_per_second
-        self._refilled = time.monotonic()
-        self._violations = 0
         #: (message type, task_id) → set once such a message has been written.
         self._written: dict[tuple[str, str], asyncio.Event] = {}
 
@@ -63,7 +68,7 @@ class SioClient:
 
     def start(self, on_overflow: Callable[[], Awaitable[None]]) -> None:
         """Start writing (call once the namespace's CONNECT packet is out): the `connected`
-        event first, then the outbox, while the tasks of a recovered session are subscribed
+        event first, then the queue, while the tasks of a recovered session are subscribed
         again (their replays wait for the writer: they move at the pace the client reads).
         `on_overflow` closes the transport of a slow client, which reconnects and recovers by
         its positions; so does the token's expiry."""
@@ -77,11 +82,11 @@ class SioClient:
                 asyncio.create_task(self._expiry(on_overflow), name=f"sio-expiry-{self.sid}"),
             ]
             try:
-                await self.outbox.run()
+                await self.queue.run()
             finally:
                 for helper in helpers:
                     helper.cancel()
-            if self.outbox.overflowed:
+            if self.queue.overflowed:
                 metrics.SLOW_CLIENT_CLOSES.inc()
                 await on_overflow()
 
@@ -91,7 +96,8 @@ class SioClient:
     async def _restore(self) -> None:
         for task_id, since in self.restoring:
             try:
-                await self.subscribe(task_id, since, self.positions.epoch, restored=True)
+                position = StreamPosition(since, self.positions.epoch)
+                await self.subscribe(task_id, position, restored=True)
             except GatewayError as exc:
                 self.error(exc.code, exc.message, task_id, restored=True, **exc.details)
                 self.positions.tasks.pop(task_id, None)
@@ -157,28 +163,11 @@ class SioClient:
 
     # --- requests ------------------------------------------------------------------------
 
-    def within_rate(self) -> bool:
-        """A token bucket of `max_messages_per_second`, as on the WebSocket."""
-        now = time.monotonic()
-        rate = self.settings.max_messages_per_second
-        self._tokens = min(rate, self._tokens + (now - self._refilled) * rate)
-        self._refilled = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        self._violations = 0
-        return True
-
-    def violation(self) -> bool:
-        """Count a broken limit; True when they went on too long and the client must go."""
-        self._violations += 1
-        return self._violations > self.settings.max_violations
-
     def error(self, code: str, text: str, task_id: str | None = None, **details: Any) -> None:
-        self.outbox.push(error_message(code, text, task_id, **details))
+        self.queue.push(error_message(code, text, task_id, **details))
 
     async def subscribe(
-        self, task_id: str, since: int | None, epoch: str | None, *, restored: bool = False
+        self, task_id: str, position: StreamPosition, *, restored: bool = False
     ) -> bool:
         """Subscribe (or re-subscribe) to the task and return once its replay is queued (the
         writer must be running); False when the replay could not be read (a `replay_failed`
@@ -190,18 +179,11 @@ class SioClient:
             def attach(sub: Subscription) -> None:
                 sub.project_id = ref.project_id
                 sub.restored = restored
-                self.subs[task_id] = sub
-                metrics.PROJECT_WATCHERS.inc()
+                self.watching.attach(sub)
 
             try:
                 await self.gateway.streams.subscribe(
-                    task_id,
-                    self.outbox,
-                    since=since,
-                    epoch=epoch,
-                    state=state,
-                    restored=restored,
-                    attach=attach,
+                    task_id, self.queue, position, state=state, restored=restored, attach=attach
                 )
             except (TimeoutError, KafkaError) as exc:
                 self.drop(task_id)
@@ -215,13 +197,7 @@ class SioClient:
 
     def drop(self, task_id: str) -> bool:
         """Stop the task's subscription, if any; True when there was one."""
-        sub = self.subs.pop(task_id, None)
-        if sub is None:
-            return False
-        sub.cancel()
-        self.gateway.hub.unregister(sub)
-        metrics.PROJECT_WATCHERS.dec()
-        return True
+        return self.watching.drop(task_id) is not None
 
     async def control(self, task_id: str, action: str, reason: str) -> dict[str, Any]:
         """Cancel / pause / resume; raises GatewayError."""
@@ -231,14 +207,13 @@ class SioClient:
             action,  # type: ignore[arg-type]
             reason,
         )
-        self.outbox.push(message("ack", result, task_id))
+        self.queue.push(message("ack", result, task_id))
         return result
 
     async def close(self) -> None:
         """Unregister everything; stop the writer."""
-        for task_id in list(self.subs):
-            self.drop(task_id)
-        self.outbox.close()
+        self.watching.close()
+        self.queue.close()
         if self.writer is not None and self.writer is not asyncio.current_task():
             self.writer.cancel()
             with contextlib.suppress(BaseException):

@@ -28,9 +28,16 @@ from aiokafka.errors import KafkaError
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.auth import AuthError, authenticate, bearer
-from ytmaker_gateway.context import Gateway
-from ytmaker_gateway.errors import GatewayError
-from ytmaker_gateway.protocol import ClientMessage, ProtocolError, message, parse_client_message
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.rules.errors import GatewayError
+from ytmaker_gateway.rules.position import StreamPosition
+from ytmaker_gateway.rules.protocol import (
+    ClientMessage,
+    ProtocolError,
+    message,
+    parse_client_message,
+)
+from ytmaker_gateway.rules.session import Close
 from ytmaker_gateway.sio.client import SioClient, gateway_error
 from ytmaker_gateway.sio.positions import BadPositions, encodable, parse
 
@@ -140,7 +147,8 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         for task_id, since in wanted.tasks.items():
             try:
                 await self.gateway.access.task(client.principal, task_id, wait=True)
-                held = await self.gateway.streams.resumable(task_id, since, wanted.epoch)
+                position = StreamPosition(since, wanted.epoch)
+                held = await self.gateway.streams.resumable(task_id, position)
             except GatewayError as exc:
                 client.error(exc.code, exc.message, task_id, restored=True, **exc.details)
                 client.positions.tasks.pop(task_id, None)
@@ -177,14 +185,15 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         """Answer one client event; the return value is the acknowledgement."""
         task_id = data.get("task_id") if isinstance(data, dict) else None
         task_id = task_id if isinstance(task_id, str) else None
-        if not client.within_rate():
+        if not client.rules.within_rate(time.monotonic()):
+            text = "too many messages per second"
             metrics.BAD_INPUT.labels("rate_limited").inc()
-            if client.violation():
+            if isinstance(client.rules.violation("rate_limited", text), Close):
                 await self.sio.drop_transport(client.sid)
-            return self._refuse(client, "rate_limited", "too many messages per second", task_id)
+            return self._refuse(client, "rate_limited", text, task_id)
         try:
             if event == "ping":
-                client.outbox.push(message("pong", {"timestamp": time.time()}))
+                client.queue.push(message("pong", {"timestamp": time.time()}))
                 return {"ok": True, "timestamp": time.time()}
             action = ACTIONS.get(event)
             if action is None:
@@ -212,12 +221,11 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if msg.action == "subscribe":
             if not encodable(task_id):
                 raise ProtocolError("invalid_field", "'task_id' may not hold , | or :", task_id)
-            limit = self.gateway.settings.max_subscriptions
-            if task_id not in client.subs and len(client.subs) >= limit:
+            if not client.rules.may_subscribe(task_id, client.watching):
                 metrics.BAD_INPUT.labels("too_many_subscriptions").inc()
                 raise ProtocolError("too_many_subscriptions", "subscription limit reached", task_id)
             subscribed = client.expect("subscribed", task_id)
-            if not await client.subscribe(task_id, msg.since, msg.epoch):
+            if not await client.subscribe(task_id, msg.position):
                 return {"ok": False, "task_id": task_id, "error": {"code": "replay_failed"}}
             await self.enter_room(client.sid, room(task_id))
             await client.written(subscribed)
@@ -226,7 +234,7 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             client.drop(task_id)
             await self.leave_room(client.sid, room(task_id))
             unsubscribed = client.expect("unsubscribed", task_id)
-            client.outbox.push(message("unsubscribed", {"task_id": task_id}, task_id))
+            client.queue.push(message("unsubscribed", {"task_id": task_id}, task_id))
             await client.written(unsubscribed)
             return {"ok": True, "task_id": task_id}
         result = await client.control(task_id, msg.action, msg.reason)

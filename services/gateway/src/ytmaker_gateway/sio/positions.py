@@ -7,9 +7,10 @@ position vector, so that one string tells exactly what the client has, for every
 
     "1|<epoch>|<task_id>:<offset>,<task_id>:<offset>"
 
-An offset is the last update of the task the client was sent (`-1`: nothing yet, replay from
-the start of the run; `n`: nothing yet, it asked for a snapshot). The epoch (the topic id of
-`progress.updates`, empty when unknown) travels with the offsets (DESIGN §4).
+An offset is the last update of the task the client was sent (`-1`: nothing yet, replay from the
+start of the run; `n`: nothing yet, it asked for a snapshot). The epoch (the topic id of
+`progress.updates`, empty when unknown) travels with the offsets (docs/protocol.md "Offsets, epochs
+and resume").
 """
 
 from __future__ import annotations

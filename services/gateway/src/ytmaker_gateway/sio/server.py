@@ -16,7 +16,7 @@ import socketio
 from socketio import packet
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ytmaker_gateway.context import Gateway
+from ytmaker_gateway.gateway import Gateway
 from ytmaker_gateway.sio.client import SioClient
 from ytmaker_gateway.sio.namespace import NAMESPACE, ProgressNamespace
 

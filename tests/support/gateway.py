@@ -1,25 +1,37 @@
-"""Test doubles for the gateway's neighbours, shared by unit tests, integration tests and the
-benchmark: a small in-memory fake of the progress service's internal API
-(services/progress/API.md), a producer that records events, and update builders.
-
-Not used by the running service.
+"""Test doubles for the gateway's neighbours, shared by its unit tests, integration tests,
+reliability tests and the replay benchmark (bench/replay_resume.py): a small in-memory fake of
+the progress service's internal API (services/progress/API.md), the log in memory (`FakeLog`),
+a producer that records events, update builders, and a gateway served in this event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import socket
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
-from ytmaker_shared.events import Event
-from ytmaker_shared.progress import ProgressUpdate, TaskState, TaskStatus, UpdateType
+from tests.support.wait import wait_until
+from ytmaker_gateway.adapters.progress_api import ProgressApi
+from ytmaker_gateway.fanout.delivery import BAD_RECORDS, delivery_from_record
+from ytmaker_gateway.fanout.replay import Page
+from ytmaker_gateway.main import build
+from ytmaker_shared.events import DecodeError, Event
+from ytmaker_shared.progress import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    ProgressUpdate,
+    TaskState,
+    TaskStatus,
+    UpdateType,
+)
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
 
@@ -32,19 +44,6 @@ def stable_id(name: str) -> str:
 
 #: The project of `make_state` and `make_update` unless a test names another.
 PROJECT = stable_id("p1")
-
-
-async def wait_until(
-    condition: Callable[[], object], *, timeout: float, interval: float = 0.01, what: str = ""
-) -> None:
-    """Poll `condition()` until it is truthy; AssertionError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        await asyncio.sleep(interval)
 
 
 def make_state(
@@ -210,7 +209,7 @@ class FakeProgress:
             state = fake.tasks.get(task_id)
             if state is None:
                 return not_found()
-            if state["status"] not in ("completed", "failed", "cancelled"):
+            if state["status"] not in TERMINAL_STATUSES:
                 return JSONResponse(
                     {"error": {"code": "conflict", "message": "the task is still running"}}, 409
                 )
@@ -221,15 +220,15 @@ class FakeProgress:
         async def stats(owner: str | None = None) -> Any:
             mine = [t for t in fake.tasks.values() if owner is None or t["owner"] == owner]
 
-            def count(*statuses: str) -> int:
+            def count(statuses: frozenset[TaskStatus]) -> int:
                 return sum(1 for t in mine if t["status"] in statuses)
 
             return {
                 "total_tasks": len(mine),
-                "active_tasks": count("queued", "running", "paused"),
-                "completed_tasks": count("completed"),
-                "failed_tasks": count("failed"),
-                "cancelled_tasks": count("cancelled"),
+                "active_tasks": count(ACTIVE_STATUSES),
+                "completed_tasks": count(frozenset({TaskStatus.COMPLETED})),
+                "failed_tasks": count(frozenset({TaskStatus.FAILED})),
+                "cancelled_tasks": count(frozenset({TaskStatus.CANCELLED})),
                 "stages": {},
             }
 
@@ -312,10 +311,6 @@ class FakeLog:
     ) -> Any:
         """As ReplayReader.page: at least `limit` of the task's updates from `first` (fewer at
         `end`), bad records counted and skipped; `scanned` counts the records looked at."""
-        from ytmaker_gateway.fanout.delivery import BAD_RECORDS, delivery_from_record
-        from ytmaker_gateway.fanout.replay import Page
-        from ytmaker_shared.events import DecodeError
-
         self.reads += 1
         items: list[Any] = []
         for offset, key, value, _ in self.records[partition]:
@@ -353,10 +348,6 @@ class RunningServer:
 
 
 async def start_server(app: Any, max_frame_bytes: int = 64 * 1024) -> RunningServer:
-    import socket
-
-    import uvicorn
-
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -379,10 +370,5 @@ def build_gateway(
     settings: Any, progress_app: Any, producer: Any, reader: Any | None = None
 ) -> Any:
     """A Gateway wired by main.build, but reading the given fake progress app in-process."""
-    import httpx
-
-    from ytmaker_gateway.adapters.progress_api import ProgressApi
-    from ytmaker_gateway.main import build
-
     progress = ProgressApi("http://progress", transport=httpx.ASGITransport(app=progress_app))
     return build(settings, producer, progress=progress, reader=reader)

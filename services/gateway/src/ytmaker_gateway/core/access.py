@@ -1,4 +1,4 @@
-"""Who owns a task, and whether the caller may see it (issue 5, "Security").
+"""Who owns a task, and whether the caller may see it.
 
 The read model (progress service) knows every task it has folded. A task created a moment ago
 through this replica may not be folded yet: the replica remembers what it created, and
@@ -18,7 +18,7 @@ from typing import Any
 
 from ytmaker_gateway.adapters.progress_api import ProgressApi, ProgressUnavailable
 from ytmaker_gateway.auth import Principal
-from ytmaker_gateway.errors import Forbidden, Unavailable
+from ytmaker_gateway.rules.errors import Forbidden, Unavailable
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A client's bounded outgoing queue and the writer that drains it (issue 5, "Fan-out").
+"""A client's bounded outgoing queue and the writer that drains it.
 
 The hub only ever calls `push`, which never blocks: a client that cannot keep up fills its
 queue, is marked `overflowed`, and its connection is closed with 1013 by the caller, who sees
@@ -22,7 +22,7 @@ from ytmaker_gateway import metrics
 Send = Callable[[str], Awaitable[None]]
 
 
-class Outbox:
+class ClientQueue:
     def __init__(self, send: Send, *, maxsize: int, batch: int = 64) -> None:
         self._send = send
         self._maxsize = maxsize
@@ -83,8 +83,8 @@ class Outbox:
 
     async def room(self, needed: int, *, high_water: int, stall_s: float) -> bool:
         """Wait until `needed` more messages fit below `high_water` queued ones (or the queue
-        is empty). False when the outbox is closed or overflowed, or when the writer sent
-        nothing for `stall_s` while waited for: the client does not read, and the outbox is
+        is empty). False when the queue is closed or overflowed, or when the writer sent
+        nothing for `stall_s` while waited for: the client does not read, and the queue is
         then marked overflowed (its connection closes with 1013 and resumes by offset)."""
         while self._queue and len(self._queue) + needed > high_water:
             if self.closed or self.overflowed:

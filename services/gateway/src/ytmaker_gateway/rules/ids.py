@@ -1,8 +1,8 @@
-"""The ids the system issues, checked at the edge before any lookup or URL is built (issue 10,
-"Strict input at the edges"; docs/decisions/0041-strict-input-at-the-gateway.md).
+"""The ids the system issues, checked at the edge before any lookup or URL is built
+(docs/decisions/0041-strict-input-at-the-gateway.md).
 
 Task and project ids are UUIDs as `ytmaker_shared.events.new_event_id` makes them (lowercase,
-hyphenated); client ids are what `sessions.new_client_id` makes. Offsets are Kafka offsets,
+hyphenated); client ids are what `core.sessions.new_client_id` makes. Offsets are Kafka offsets,
 which are signed 64-bit integers. Pure: no I/O.
 """
 

@@ -1,6 +1,6 @@
 """The gateway's errors: one code for programs, a message for people, an HTTP status
-(DESIGN §5: `{"error": {"code", "message", "details"}}`). The WebSocket sends the same code and
-message in an `error` message."""
+(docs/protocol.md "Errors": `{"error": {"code", "message", "details"}}`). The WebSocket sends the
+same code and message in an `error` message."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""What every request meets before any route (issue 10, "Strict input at the edges" and
-"Closed doors"; docs/decisions/0041-strict-input-at-the-gateway.md, 0042-closed-doors.md):
+"""What every request meets before any route (docs/protocol.md "Limits at the edge";
+docs/decisions/0041-strict-input-at-the-gateway.md, 0042-closed-doors-at-the-gateway.md):
 
 - a REST body larger than `max_body_bytes` is refused with 413 before it is read whole: at once
   when `Content-Length` says so, else as soon as the bytes received pass the limit. This runs
@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ytmaker_gateway import metrics
-from ytmaker_gateway.protocol import CLOSE_FORBIDDEN
+from ytmaker_gateway.rules.protocol import CLOSE_FORBIDDEN
 
 
 class PayloadTooLarge(HTTPException):

@@ -1,6 +1,7 @@
 """WebSocket sessions: every connection has a client id; a reconnect with `old_client_id`
 within the window restores its subscriptions from the last offset delivered per task
-(issue 5, "Sessions"; docs/decisions/0032-gateway-sessions-across-replicas.md).
+(docs/protocol.md "Offsets, epochs and resume";
+docs/decisions/0032-gateway-sessions-across-replicas.md).
 
 A session is looked up first in this process's memory (the replica that served it), then in
 the read model (`/internal/v1/sessions` of the progress service), where every replica writes
@@ -15,11 +16,10 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 from ytmaker_gateway.adapters.progress_api import ProgressApi, ProgressUnavailable
 
@@ -47,6 +47,23 @@ def _ts(value: object) -> float | None:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
+class LiveConnection(Protocol):
+    """What a session's open connection (api/connection.py) offers the registry and the REST
+    routes that act on a connected client."""
+
+    def offsets(self) -> dict[str, int]:
+        """task_id → the last offset written to the client, for every subscription."""
+        ...
+
+    def projects(self) -> list[str]:
+        """The project of every subscription and stream (for the operator's views)."""
+        ...
+
+    async def subscribe_from_rest(self, task_id: str, since: int | None) -> None: ...
+
+    def unsubscribe(self, task_id: str) -> None: ...
+
+
 @dataclass
 class Session:
     client_id: str
@@ -60,12 +77,8 @@ class Session:
     #: task_id → the last offset delivered (-1: none yet).
     offsets: dict[str, int] = field(default_factory=dict)
     projects: set[str] = field(default_factory=set)
-    #: While connected: returns the connection's current offsets (for checkpoints).
-    current_offsets: Callable[[], dict[str, int]] | None = field(
-        default=None, repr=False, compare=False
-    )
-    #: The live connection object (api.ws.Connection) while connected; never serialised.
-    connection: Any = field(default=None, repr=False, compare=False)
+    #: The live connection while connected (its offsets are checkpointed); never serialised.
+    connection: LiveConnection | None = field(default=None, repr=False, compare=False)
 
     def record(self) -> dict[str, Any]:
         """The read model's session record (services/progress/API.md), with `offsets`."""
@@ -136,7 +149,6 @@ class SessionRegistry:
     def close(self, session: Session) -> None:
         session.disconnected_at = time.time()
         session.connection = None
-        session.current_offsets = None
         if self.active.pop(session.client_id, None) is not None:
             left = self._per_user.get(session.user, 1) - 1
             if left > 0:
@@ -208,9 +220,9 @@ class SessionRegistry:
         for n, session in enumerate(list(self.active.values()), start=1):
             if n % _SLICE == 0:
                 await asyncio.sleep(0)
-            if session.current_offsets is None:
+            if session.connection is None:
                 continue
-            offsets = session.current_offsets()
+            offsets = session.connection.offsets()
             if offsets != session.offsets:
                 session.offsets = offsets
                 self.save(session)

@@ -1,4 +1,4 @@
-"""The write side: start runs and control them (DESIGN §1, §5).
+"""The write side: start runs and control them (docs/architecture.md "Topics").
 
 Starting a run emits `task.requested` on `pipeline.tasks`; cancel, pause and resume emit
 control requests on `pipeline.control`. Whether the task's state allows the request is decided
@@ -9,39 +9,31 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from ytmaker_gateway.access import Access, TaskRef
 from ytmaker_gateway.auth import Principal
-from ytmaker_gateway.errors import Conflict, TooManyRequests, Unavailable
-from ytmaker_gateway.limits import RateLimiter
+from ytmaker_gateway.core.access import Access, TaskRef
+from ytmaker_gateway.rules.errors import Conflict, TooManyRequests, Unavailable
+from ytmaker_gateway.rules.limits import RateLimiter
 from ytmaker_shared.events import (
-    CancelTask,
+    CONTROL_REQUESTS,
+    ControlAction,
     ControlPayload,
     Event,
-    PauseTask,
     ProjectSettings,
-    ResumeTask,
     TaskRequested,
     TaskRequestedPayload,
     new_event_id,
 )
 from ytmaker_shared.kafka import BrokerUnavailable
+from ytmaker_shared.progress import ACTIVE_STATUSES, TERMINAL_STATUSES, TaskStatus
 from ytmaker_shared.topics import Topic
 
-ControlAction = Literal["cancel", "pause", "resume"]
-
-_CONTROL_EVENTS: dict[str, type[CancelTask | PauseTask | ResumeTask]] = {
-    "cancel": CancelTask,
-    "pause": PauseTask,
-    "resume": ResumeTask,
-}
-
-#: The statuses each control request is accepted in (DESIGN §2).
-ALLOWED_FROM: dict[str, frozenset[str]] = {
-    "cancel": frozenset({"queued", "running", "paused"}),
-    "pause": frozenset({"queued", "running"}),
-    "resume": frozenset({"paused"}),
+#: The statuses each control request is accepted in (docs/architecture.md).
+ALLOWED_FROM: dict[ControlAction, frozenset[TaskStatus]] = {
+    "cancel": ACTIVE_STATUSES,
+    "pause": frozenset({TaskStatus.QUEUED, TaskStatus.RUNNING}),
+    "resume": frozenset({TaskStatus.PAUSED}),
 }
 
 
@@ -55,11 +47,11 @@ class Started:
     task_id: str
 
 
-def refusal(action: str, status: str) -> str | None:
+def refusal(action: ControlAction, status: str) -> str | None:
     """Why `action` is refused for a task in `status`, or None when it is accepted."""
     if status in ALLOWED_FROM[action]:
         return None
-    if status in ("completed", "failed", "cancelled"):
+    if status in TERMINAL_STATUSES:
         return f"cannot {action} a task that is already {status}"
     if action == "pause":
         return "the task is already paused"
@@ -117,11 +109,11 @@ class Commands:
     ) -> dict[str, Any]:
         """Request cancel / pause / resume; raises Forbidden, Conflict or Unavailable."""
         ref, state = await self.access.task(principal, task_id)
-        status = str(state["status"]) if state is not None else "queued"
+        status = str(state["status"]) if state is not None else TaskStatus.QUEUED.value
         why = refusal(action, status)
         if why is not None:
             raise Conflict(why, status=status)
-        event = _CONTROL_EVENTS[action](
+        event = CONTROL_REQUESTS[action](
             task_id=task_id,
             project_id=ref.project_id,
             owner=ref.owner,

@@ -1,4 +1,5 @@
-"""The WebSocket protocol of DESIGN §5, as pure functions: client frames in, server frames out.
+"""The WebSocket protocol (docs/protocol.md "WebSocket"), as pure functions: client frames in,
+server frames out.
 
 Every server message is `{"type", "task_id", "offset", "payload"}`. Client messages are
 `{"action": ...}` (or `{"type": "ping"}`); `parse_client_message` validates one frame and
@@ -14,14 +15,13 @@ from typing import Any, Literal
 
 import orjson
 
-from ytmaker_gateway.ids import MAX_OFFSET, SHOWN, is_offset, is_uuid
+from ytmaker_gateway.rules.ids import MAX_OFFSET, SHOWN, is_offset, is_uuid
+from ytmaker_gateway.rules.position import FRESH, StreamPosition
+from ytmaker_shared.events import CONTROL_ACTIONS, ControlAction
 from ytmaker_shared.progress import ProgressUpdate, TaskState
 
-Action = Literal["subscribe", "unsubscribe", "cancel", "pause", "resume", "ping", "pong"]
-ACTIONS: frozenset[str] = frozenset(
-    {"subscribe", "unsubscribe", "cancel", "pause", "resume", "ping", "pong"}
-)
-CONTROL_ACTIONS: frozenset[str] = frozenset({"cancel", "pause", "resume"})
+Action = Literal["subscribe", "unsubscribe", "ping", "pong"] | ControlAction
+ACTIONS: frozenset[str] = frozenset({"subscribe", "unsubscribe", "ping", "pong"} | CONTROL_ACTIONS)
 MAX_REASON = 1000
 MAX_EPOCH = 200
 #: The fields each action takes; any other field is refused (`invalid_field`).
@@ -58,8 +58,8 @@ class ProtocolError(ValueError):
 class ClientMessage:
     action: Action
     task_id: str | None = None
-    since: int | None = None
-    epoch: str | None = None
+    #: A subscribe's `since` and `epoch`.
+    position: StreamPosition = FRESH
     reason: str = ""
 
 
@@ -91,7 +91,8 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
         return ClientMessage(action)  # type: ignore[arg-type]
     task_id = _task_id(raw)
     if action == "subscribe":
-        return ClientMessage("subscribe", task_id, _since(raw, task_id), _epoch(raw, task_id))
+        position = StreamPosition(_since(raw, task_id), _epoch(raw, task_id))
+        return ClientMessage("subscribe", task_id, position)
     if action == "unsubscribe":
         return ClientMessage("unsubscribe", task_id)
     reason = raw.get("reason", "")
@@ -169,10 +170,10 @@ _FILLED_BY_READERS = {"offset": True, "epoch": True}
 
 
 def update_message(update: ProgressUpdate, offset: int, epoch: str | None) -> str:
-    """The `progress` / `status` / `error` message of one update (DESIGN §5): the same JSON
-    as `message(type, update_payload(...))`, written in one pass (the state serialised by
-    pydantic, the few added fields spliced after it), because every replayed update pays it
-    (docs/decisions/0040-paged-replay.md)."""
+    """The `progress` / `status` / `error` message of one update (docs/protocol.md "Server
+    messages"): the same JSON as `message(type, update_payload(...))`, written in one pass (the
+    state serialised by pydantic, the few added fields spliced after it), because every replayed
+    update pays it (docs/decisions/0040-paged-replay.md)."""
     state = _STATE_SERIALIZER.to_json(update.state, exclude=_FILLED_BY_READERS)
     added = orjson.dumps(
         {

@@ -1,5 +1,5 @@
 """Per-user limits as pure objects: the caller passes the time, nothing here does I/O
-(issue 10, "Closed doors"; docs/decisions/0042-closed-doors-at-the-gateway.md)."""
+(docs/protocol.md "Limits at the edge"; docs/decisions/0042-closed-doors-at-the-gateway.md)."""
 
 from __future__ import annotations
 

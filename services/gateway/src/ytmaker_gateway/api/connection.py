@@ -1,0 +1,355 @@
+"""One WebSocket client connection: the glue between its socket and the gateway.
+
+A `Connection` runs five tasks: the receiver (reads every frame at once), the handler (answers
+them in order; a subscribe's replay runs here, paced by the client), the writer (the client's
+queue), the heartbeat and the token's expiry. The first of them to finish decides how the
+socket closes: the writer on overflow (1013: a slow client resumes by offset), the heartbeat on
+silence (4408), the expiry (4401), the receiver when the client leaves or keeps breaking the
+rules (1008) or sends an oversize frame (1009). Bad messages otherwise get an `error` message
+and the socket stays. What is allowed is decided by the connection's `SessionRules`
+(rules/session.py); this module only carries it out (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from fastapi import WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from ytmaker_gateway import metrics
+from ytmaker_gateway.auth import Principal
+from ytmaker_gateway.core.sessions import Session, new_client_id
+from ytmaker_gateway.fanout.client_queue import ClientQueue
+from ytmaker_gateway.fanout.subscription import Subscription
+from ytmaker_gateway.fanout.watching import Watching
+from ytmaker_gateway.gateway import Gateway
+from ytmaker_gateway.rules.errors import Conflict, GatewayError
+from ytmaker_gateway.rules.ids import is_uuid
+from ytmaker_gateway.rules.position import StreamPosition
+from ytmaker_gateway.rules.protocol import (
+    CLOSE_FORBIDDEN,
+    CLOSE_HEARTBEAT_TIMEOUT,
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHORIZED,
+    ClientMessage,
+    ProtocolError,
+    error_message,
+    message,
+    now_iso,
+    parse_client_message,
+)
+from ytmaker_gateway.rules.session import Close, Refuse, SessionLimits, SessionRules, Verdict
+
+log = logging.getLogger(__name__)
+
+
+class _Close(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Connection:
+    """Build it after the socket is accepted and its principal admitted, then `run()`."""
+
+    def __init__(
+        self, ws: WebSocket, gateway: Gateway, principal: Principal, project_id: str | None = None
+    ) -> None:
+        self.ws = ws
+        self.gateway = gateway
+        self.settings = gateway.settings
+        self.principal = principal
+        self.project_id = project_id
+        self.queue = ClientQueue(
+            ws.send_text, maxsize=self.settings.client_queue_size, batch=self.settings.write_batch
+        )
+        client = ws.client
+        self.session = Session(
+            client_id=new_client_id(),
+            user=principal.user,
+            address=f"{client.host}:{client.port}" if client else "",
+            user_agent=ws.headers.get("user-agent", ""),
+        )
+        self.session.connection = self
+        self.rules = SessionRules(
+            SessionLimits.of(self.settings),
+            now=self.session.last_active_at,
+            rate_now=time.monotonic(),
+            project_stream=project_id is not None,
+        )
+        self.watching = Watching(gateway.hub)
+        self._subscribing = asyncio.Lock()  # one (re)subscribe at a time, WebSocket or REST
+        self._replaying = 0  # subscribes whose replay is running
+        #: Frames received, waiting for the handler (a replay may keep it a while).
+        self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue(
+            maxsize=max(16, 2 * int(self.settings.max_messages_per_second))
+        )
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def run(self, old_client_id: str | None) -> None:
+        metrics.CONNECTED_CLIENTS.inc()
+        self.gateway.sessions.open(self.session)
+        writer = asyncio.create_task(self.queue.run(), name="ws-writer")
+        receiver = asyncio.create_task(self._receive_loop(), name="ws-receiver")
+        handler = asyncio.create_task(self._handle_loop(old_client_id), name="ws-handler")
+        heartbeat = asyncio.create_task(self._heartbeat(), name="ws-heartbeat")
+        expiry = asyncio.create_task(self._expiry(), name="ws-expiry")
+        tasks = {writer, receiver, handler, heartbeat, expiry}
+        close: tuple[int, str] | None = None
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            close = self._close_reason(done)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            self._teardown()
+            if close is not None and self.ws.client_state is WebSocketState.CONNECTED:
+                with contextlib.suppress(Exception):
+                    if close[0] != CLOSE_TRY_AGAIN_LATER:
+                        await self.queue.flush(timeout_s=1.0)  # e.g. the error that explains
+                    await self.ws.close(*close)
+
+    def _close_reason(self, done: set[asyncio.Task[Any]]) -> tuple[int, str] | None:
+        if self.queue.overflowed:
+            metrics.SLOW_CLIENT_CLOSES.inc()
+            return CLOSE_TRY_AGAIN_LATER, "too slow: resume with your last offset"
+        for task in done:
+            exc = task.exception()
+            if isinstance(exc, _Close):
+                return exc.code, exc.reason
+            if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
+                log.warning("connection failed", extra={"error": repr(exc)})
+                return 1011, "internal error"
+        return None
+
+    def _teardown(self) -> None:
+        self.session.offsets = self.offsets()  # before the subscriptions go
+        self.watching.close()
+        self.gateway.sessions.close(self.session)
+        metrics.CONNECTED_CLIENTS.dec()
+
+    def projects(self) -> list[str]:
+        """The project of every open subscription and stream (for the operator's views)."""
+        return self.watching.projects()
+
+    def offsets(self) -> dict[str, int]:
+        """task_id → the last offset written to the socket, for every subscription."""
+        return {task_id: self.queue.delivered.get(task_id, -1) for task_id in self.watching}
+
+    async def _expiry(self) -> None:
+        """Close with 4401 when the token expires (its `exp` plus the leeway): a socket lives
+        no longer than the credential it was opened with. Reconnect with a new token and
+        `old_client_id` to resume."""
+        expires_at = self.principal.expires_at
+        if expires_at is None:
+            await asyncio.Event().wait()  # the development user: no expiry
+            return
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        metrics.BAD_INPUT.labels("token_expired").inc()
+        self.queue.push(error_message("unauthorized", "token expired: reconnect with a new one"))
+        raise _Close(CLOSE_UNAUTHORIZED, "token expired")
+
+    async def _heartbeat(self) -> None:
+        """Ping every interval; close (4408) a client the rules find silent."""
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+            silent = self.rules.beat(
+                time.time(), sent=self.queue.sent, replaying=self._replaying > 0
+            )
+            self.session.last_active_at = self.rules.last_heard
+            if silent:
+                raise _Close(CLOSE_HEARTBEAT_TIMEOUT, "no message for two heartbeat intervals")
+            self.queue.push(message("ping", {"timestamp": time.time()}))
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        """Read every frame as it comes, whatever the handler is doing (a replay can take a
+        while): a client's close, its pings and a flood are seen at once. Frames go to the
+        handler, in order, through a small queue."""
+        while True:
+            incoming = await self.ws.receive()
+            if incoming["type"] == "websocket.disconnect":
+                if incoming.get("code") == CLOSE_TOO_BIG:
+                    metrics.BAD_INPUT.labels("oversize").inc()
+                return
+            frame: str | bytes | None = incoming.get("text")
+            if frame is None:
+                frame = incoming.get("bytes") or b""
+            verdict = self.rules.received(len(frame), now=time.time(), rate_now=time.monotonic())
+            self.session.last_active_at = self.rules.last_heard
+            self.session.message_count += 1
+            if verdict is not None:
+                self._carry_out(verdict)
+                continue
+            try:
+                self._inbox.put_nowait(frame)
+            except asyncio.QueueFull:
+                metrics.BAD_INPUT.labels("rate_limited").inc()
+                raise _Close(CLOSE_POLICY, "too many messages waiting") from None
+
+    def _carry_out(self, verdict: Verdict, task_id: str | None = None) -> None:
+        """Count a refusal and answer it with an error, or close (raises _Close)."""
+        if isinstance(verdict, Close):
+            metrics.BAD_INPUT.labels(verdict.kind).inc()
+            raise _Close(verdict.code, verdict.reason)
+        if isinstance(verdict, Refuse):
+            metrics.BAD_INPUT.labels(verdict.code).inc()
+            self.queue.push(error_message(verdict.code, verdict.text, task_id))
+
+    async def _handle_loop(self, old_client_id: str | None) -> None:
+        """Greet, then answer the client's messages one after the other, in order."""
+        await self._greet(old_client_id)
+        while True:
+            frame = await self._inbox.get()
+            request: ClientMessage | None = None
+            try:
+                request = parse_client_message(frame)
+                await self._handle(request)
+            except ProtocolError as exc:
+                metrics.BAD_INPUT.labels(exc.code).inc()
+                self.queue.push(error_message(exc.code, exc.message, exc.task_id))
+            except GatewayError as exc:
+                # Name the task the failed request was about, so a client with several
+                # requests in flight knows which one to repeat.
+                task_id = getattr(request, "task_id", None)
+                self.queue.push(error_message(exc.code, exc.message, task_id, **exc.details))
+
+    async def _greet(self, old_client_id: str | None) -> None:
+        base = {
+            "client_id": self.session.client_id,
+            "heartbeat_interval": self.settings.heartbeat_interval_s,
+            "server_time": now_iso(),
+        }
+        if self.project_id is not None:
+            self.queue.push(message("connected", base))
+            await self._watch_project(self.project_id)
+            return
+        if not old_client_id:
+            self.queue.push(message("connected", base))
+            return
+        old = await self.gateway.sessions.restore(old_client_id, self.principal.user)
+        metrics.RECONNECTS.labels(str(old is not None).lower()).inc()
+        self.gateway.reconnects += 1
+        if old is None:
+            self.queue.push(message("connected", base | {"restored": False}))
+            return
+        self.gateway.reconnects_restored += 1
+        self.queue.push(
+            message(
+                "reconnected",
+                base | {"old_client_id": old_client_id, "subscribed": sorted(old.offsets)},
+            )
+        )
+        for task_id, offset in old.offsets.items():
+            if not is_uuid(task_id):
+                continue  # not a task id: a record of the read model nobody should trust
+            position = StreamPosition(offset if offset >= 0 else None)
+            try:
+                await self._subscribe(task_id, position, restored=True)
+            except GatewayError as exc:
+                # Marked like `subscribed.restored`: the client's own subscribe decides.
+                self.queue.push(error_message(exc.code, exc.message, task_id, restored=True))
+
+    async def _handle(self, msg: ClientMessage) -> None:
+        if msg.action == "ping":
+            self.queue.push(message("pong", {"timestamp": time.time()}))
+        elif msg.action == "pong":
+            pass
+        elif not self.rules.accepts(msg.action):
+            raise ProtocolError("unknown_action", "a project stream only takes ping", msg.task_id)
+        elif msg.action == "subscribe":
+            assert msg.task_id is not None
+            if not self.rules.may_subscribe(msg.task_id, self.watching):
+                verdict = self.rules.violation(
+                    "too_many_subscriptions", "subscription limit reached"
+                )
+                self._carry_out(verdict, msg.task_id)
+                return
+            await self._subscribe(msg.task_id, msg.position)
+        elif msg.action == "unsubscribe":
+            assert msg.task_id is not None
+            self.unsubscribe(msg.task_id)
+        else:
+            assert msg.task_id is not None
+            result = await self.gateway.commands.control(
+                self.principal, msg.task_id, msg.action, msg.reason
+            )
+            self.queue.push(message("ack", result, msg.task_id))
+
+    # --- subscriptions (the WebSocket's and REST's) --------------------------------------
+
+    def unsubscribe(self, task_id: str) -> None:
+        self.watching.drop(task_id)
+        self.queue.push(message("unsubscribed", {"task_id": task_id}, task_id))
+
+    async def subscribe_from_rest(self, task_id: str, since: int | None) -> None:
+        """`POST /progress/{task_id}/subscribe?client_id=`: as if the client had asked."""
+        if not self.rules.may_subscribe(task_id, self.watching):
+            raise Conflict("the client's subscription limit is reached")
+        await self._subscribe(task_id, StreamPosition(since))
+
+    async def _subscribe(
+        self, task_id: str, position: StreamPosition, *, restored: bool = False
+    ) -> None:
+        """(Re)subscribe; raises GatewayError (forbidden, unavailable).
+
+        One at a time per connection. On one connection every update of a task is sent
+        once: a subscribe that replaces a subscription of the same task (over the socket or
+        REST) continues after the last update that one sent. The exception is a subscription
+        the server restored for `old_client_id`: the client's own subscribe replaces it with
+        the client's `since` (the client ignores the restored stream until that answer)."""
+        ref, state = await self.gateway.access.task(self.principal, task_id, wait=True)
+        async with self._subscribing:
+            old = self.watching.drop(task_id)
+            if old is not None:
+                sent = -1 if old.restored else old.last_offset
+                if sent >= 0 and (position.offset is None or position.offset < sent):
+                    position = StreamPosition(sent)
+            attached: list[Subscription] = []
+
+            def attach(sub: Subscription) -> None:
+                sub.project_id = ref.project_id
+                sub.restored = restored
+                self.watching.attach(sub)
+                attached.append(sub)
+
+            self._replaying += 1
+            try:
+                await self.gateway.streams.subscribe(
+                    task_id, self.queue, position, state=state, restored=restored, attach=attach
+                )
+            except BaseException as exc:
+                for sub in attached:
+                    self.watching.discard(sub)
+                if not isinstance(exc, TimeoutError | KafkaError):
+                    raise
+                log.warning("replay failed", extra={"task_id": task_id, "error": repr(exc)})
+                self.queue.push(error_message("replay_failed", "could not read history", task_id))
+            finally:
+                self._replaying -= 1
+
+    async def _watch_project(self, project_id: str) -> None:
+        try:
+            found = await self.gateway.access.project(self.principal, project_id)
+        except GatewayError as exc:
+            self.queue.push(error_message(exc.code, exc.message))
+            raise _Close(CLOSE_FORBIDDEN if exc.status == 403 else 1011, exc.code) from None
+        tasks = found.get("tasks") or []
+        feed = await self.gateway.streams.watch_project(
+            project_id, self.queue, tasks[0] if tasks else None
+        )
+        self.watching.watch_project(feed)
