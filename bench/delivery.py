@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import resource
-import secrets
 import sys
 import time
 from collections.abc import Coroutine
@@ -48,6 +47,7 @@ from bench.harness.report import (
 )
 from bench.harness.stacks import make_stack, new_workdir, prune_workdir
 from bench.harness.ytmaker_extras import fanout, fill_history, idle, prepare, resume
+from ytmaker_shared.events import new_event_id
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("ytmaker", "redis", "socketio")
@@ -142,7 +142,6 @@ class Run:
 
 async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     started = datetime.now(UTC)
-    run_id = secrets.token_hex(3)
     work = new_workdir()
     services = args.ytmaker_services.split(",") if args.ytmaker_services else None
     s1 = Scenario("S1", args.clients, args.s1_tasks, args.rate)
@@ -168,7 +167,7 @@ async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
                 targets[-1].tap = TapProcess(name, stack.producer_env(), work / "tap.log")
                 await targets[-1].tap.start()
             for scenario in (s1, s2):
-                ids = [f"{scenario.name.lower()}-{i}-{run_id}" for i in range(scenario.tasks)]
+                ids = [new_event_id() for _ in range(scenario.tasks)]  # issued-id shaped: UUIDv7
                 owner = f"bench-{scenario.name.lower()}"
                 targets[-1].tasks[scenario.name], targets[-1].owners[scenario.name] = ids, owner
                 await prepare(targets[-1], owner, ids)

@@ -38,7 +38,6 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from gateway_latency import free_port, start_service, stop_service, wait_ready
 from websockets.asyncio.client import ClientConnection, connect
 
 from ytmaker_gateway.auth import ANONYMOUS_USER
@@ -52,12 +51,15 @@ from ytmaker_shared.topics import Topic
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the gateway's test doubles (tests/support/gateway.py)
 
+from bench.harness.procs import free_port  # noqa: E402
+from bench.harness.stacks import spawn, stop, wait_http  # noqa: E402
 from tests.support.gateway import (  # noqa: E402
     FakeProgress,
     make_state,
     make_update,
     start_server,
 )
+from ytmaker_dev.layout import process  # noqa: E402
 
 OWNER = ANONYMOUS_USER  # make run's page acts as the development user
 
@@ -197,10 +199,11 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
         "YTMAKER_LOG_LEVEL": "WARNING",
         **dict(kv.split("=", 1) for kv in args.gateway_env),
     }
-    gateway = start_service("gateway", env, label="replay-gateway")
+    log = tmp / "gateway.log"
+    gateway = await spawn(*process("gateway").command(), env=env, log=log)
     writer = Writer(settings, fake)
     try:
-        await wait_ready(f"http://127.0.0.1:{port}", gateway)
+        await wait_http(f"http://127.0.0.1:{port}/readyz", gateway, "the gateway", log)
         await writer.producer.start()
         for missed in args.missed:
             task_id = new_event_id()
@@ -220,7 +223,7 @@ async def run_once(args: argparse.Namespace, bootstrap: str, tmp: Path) -> None:
             )
     finally:
         await writer.producer.stop()
-        stop_service(gateway)
+        await stop(gateway)
         await fake_server.stop()
         await delete_topics(settings)
 

@@ -68,7 +68,7 @@ class Stack(ABC):
         return {}
 
 
-async def _spawn(*args: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+async def spawn(*args: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(
             *args,
@@ -81,7 +81,7 @@ async def _spawn(*args: str, env: dict[str, str], log: Path) -> asyncio.subproce
         )
 
 
-async def _stop(proc: asyncio.subprocess.Process | None, grace: float = 30.0) -> None:
+async def stop(proc: asyncio.subprocess.Process | None, grace: float = 30.0) -> None:
     if proc is None or proc.returncode is not None:
         return
     proc.send_signal(signal.SIGTERM)
@@ -92,7 +92,7 @@ async def _stop(proc: asyncio.subprocess.Process | None, grace: float = 30.0) ->
         await proc.wait()
 
 
-async def _wait_http(url: str, proc: asyncio.subprocess.Process, what: str, log: Path) -> None:
+async def wait_http(url: str, proc: asyncio.subprocess.Process, what: str, log: Path) -> None:
     deadline = time.monotonic() + 120
     async with httpx.AsyncClient() as http:
         while True:
@@ -172,7 +172,7 @@ class YtmakerStack(Stack):
                 raise StackFailed("run_local did not start:\n" + "\n".join(self.output[-30:]))
             await asyncio.sleep(0.2)
         log = self.var / "logs" / "gateway.log"
-        await _wait_http(f"{self.base_url}/readyz", self.proc, "the gateway", log)
+        await wait_http(f"{self.base_url}/readyz", self.proc, "the gateway", log)
 
     async def _read_output(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -218,7 +218,7 @@ class YtmakerStack(Stack):
     async def stop(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
-        await _stop(self.proc, grace=90)
+        await stop(self.proc, grace=90)
         if self.external_broker and self.bootstrap:
             from ytmaker_shared.kafka import delete_topics
             from ytmaker_shared.settings import ServiceSettings
@@ -257,7 +257,7 @@ class RedisStack(Stack):
         if server is None:
             raise StackFailed("redis-server is not installed (scripts/apt-packages.txt)")
         log = self.work / "redis.log"
-        self.redis = await _spawn(
+        self.redis = await spawn(
             server,
             "--port",
             str(self.redis_port),
@@ -278,7 +278,7 @@ class RedisStack(Stack):
         )
         await self._wait_redis(log)
         log = self.work / "redis-baseline.log"
-        self.server = await _spawn(
+        self.server = await spawn(
             sys.executable,
             "-m",
             "bench.baselines.redis_pubsub",
@@ -289,7 +289,7 @@ class RedisStack(Stack):
             env=dict(os.environ),
             log=log,
         )
-        await _wait_http(f"{self.base_url}/healthz", self.server, "the Redis baseline", log)
+        await wait_http(f"{self.base_url}/healthz", self.server, "the Redis baseline", log)
 
     @property
     def redis_url(self) -> str:
@@ -328,8 +328,8 @@ class RedisStack(Stack):
         return {"BENCH_REDIS_URL": self.redis_url}
 
     async def stop(self) -> None:
-        await _stop(self.server)
-        await _stop(self.redis)
+        await stop(self.server)
+        await stop(self.redis)
 
 
 class SocketioStack(Stack):
@@ -345,7 +345,7 @@ class SocketioStack(Stack):
     async def start(self) -> None:
         log = self.work / "socketio-baseline.log"
         env = {**os.environ, "BENCH_SOCKETIO_PUBLISHER_TOKEN": self.token}
-        self.server = await _spawn(
+        self.server = await spawn(
             sys.executable,
             "-m",
             "bench.baselines.socketio_rooms",
@@ -355,7 +355,7 @@ class SocketioStack(Stack):
             log=log,
         )
         url = f"{self.base_url}/socket.io/?EIO=4&transport=polling"
-        await _wait_http(url, self.server, "the Socket.IO baseline", log)
+        await wait_http(url, self.server, "the Socket.IO baseline", log)
 
     def processes(self) -> dict[str, int]:
         if self.server is None or self.server.returncode is not None:
@@ -372,7 +372,7 @@ class SocketioStack(Stack):
         }
 
     async def stop(self) -> None:
-        await _stop(self.server)
+        await stop(self.server)
 
 
 def make_stack(name: str, work: Path, services: list[str] | None) -> Stack:

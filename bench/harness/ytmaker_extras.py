@@ -25,6 +25,7 @@ from bench.harness.phases import Target, all_processes
 from bench.harness.procs import cpu_between, rss_mb, snapshot
 from bench.harness.stacks import YtmakerStack
 from bench.harness.wire import CONNECT
+from ytmaker_shared.events import new_event_id
 
 
 class Api:
@@ -133,7 +134,7 @@ async def resume(target: Target, sizes: list[int], repeats: int) -> list[dict[st
 async def _resume_once(target: Target, api: Api, owner: str, size: int, n: int) -> dict[str, Any]:
     assert isinstance(target.stack, YtmakerStack)
     wire = target.stack.wire(owner)
-    task_id = f"resume-{size}-{n}-{target.stack.prefix.strip('.')}"
+    task_id = new_event_id()  # ids as the system issues them (UUIDv7)
     await prepare(target, owner, [task_id])
     reader = Client(wire, task_id, Window())
     await reader.open()
@@ -193,7 +194,7 @@ async def fanout(
     second until every client has its task's last update."""
     assert isinstance(target.stack, YtmakerStack)
     owner = "bench-fanout"
-    ids = [f"fanout-{i}-{target.stack.prefix.strip('.')}" for i in range(tasks)]
+    ids = [new_event_id() for _ in range(tasks)]
     await prepare(target, owner, ids)
     api = Api(target.stack, owner)
     try:

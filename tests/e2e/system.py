@@ -41,6 +41,9 @@ class System:
         self.progress_port = free_port()
         self.base = f"http://127.0.0.1:{self.gateway_port}"
         self.progress = f"http://127.0.0.1:{self.progress_port}"
+        self.fold_port = free_port()
+        #: The fold process's health server (`/readyz`, `/metrics`).
+        self.fold = f"http://127.0.0.1:{self.fold_port}"
         self.env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -62,9 +65,12 @@ class System:
 
     def start(self, name: str) -> None:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        env = self.env
+        if name == "progress-fold":
+            env = {**env, "YTMAKER_HEALTH_PORT": str(self.fold_port)}
         self.procs[name] = subprocess.Popen(
             process(name).command(),
-            env=self.env,
+            env=env,
             cwd=self.tmp,
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -76,13 +76,15 @@ def complete_a_run(system: System) -> str:
 
 
 def skipped(system: System) -> Counter[str]:
-    """The progress service's `ytmaker_records_skipped_total`, per logical topic."""
+    """The progress service's `ytmaker_records_skipped_total`, per logical topic: its read
+    side's and its fold's (which reads progress.state when it restores its lanes)."""
     prefix = system.env["YTMAKER_TOPIC_PREFIX"]
-    text = httpx.get(f"{system.progress}/metrics", timeout=10, headers=internal_headers()).text
     out: Counter[str] = Counter()
     pattern = r'ytmaker_records_skipped_total\{[^}]*topic="([^"]+)"[^}]*\} ([0-9.e+]+)'
-    for topic, value in re.findall(pattern, text):
-        out[topic.removeprefix(prefix)] += int(float(value))
+    for url in (system.progress, system.fold):
+        text = httpx.get(f"{url}/metrics", timeout=10, headers=internal_headers()).text
+        for topic, value in re.findall(pattern, text):
+            out[topic.removeprefix(prefix)] += int(float(value))
     return out
 
 
