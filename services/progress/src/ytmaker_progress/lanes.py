@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from ytmaker_progress.fold import Folded
+from ytmaker_progress.folded import Folded
 from ytmaker_shared.kafka import EventProducer
 from ytmaker_shared.kafka.batches import PartitionWriter
 

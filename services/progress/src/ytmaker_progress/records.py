@@ -19,7 +19,8 @@ import orjson
 from pydantic import BaseModel
 
 from ytmaker_progress.eta import EtaEstimated
-from ytmaker_progress.fold import DEDUPE_WINDOW, Folded, Task, Update
+from ytmaker_progress.fold import DEDUPE_WINDOW
+from ytmaker_progress.folded import Folded, Task, Update
 from ytmaker_shared.events import decode_model, decode_with
 from ytmaker_shared.progress import ProgressUpdate, TaskState
 

@@ -22,7 +22,8 @@ from typing import Literal
 from aiokafka import TopicPartition
 
 from ytmaker_progress import SERVICE
-from ytmaker_progress.fold import DEDUPE_WINDOW, Folded, Task
+from ytmaker_progress.fold import DEDUPE_WINDOW
+from ytmaker_progress.folded import Folded, Task
 from ytmaker_progress.lanes import Lane
 from ytmaker_progress.positions import (
     POSITIONS_HEADER,
