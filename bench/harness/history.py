@@ -110,11 +110,12 @@ async def fill(
     names = {topic: publisher.settings.topics.name(topic) for topic in Topic}
     kafka = publisher.producer.kafka
     first_ids = [new_event_id() for _ in range(tasks)]
+    task_ids = [new_event_id() for _ in range(tasks)]  # ids as the system issues them
     futures: list[asyncio.Future[Any]] = []
     sent = 0
     for g, group in enumerate(groups):
         for i in range(tasks):
-            task_id, key = f"{stem}-{i}", f"{stem}-{i}".encode()
+            task_id, key = task_ids[i], task_ids[i].encode()
             for n, (topic, event) in enumerate(group):
                 if g == 0 and n == 0:  # task.requested: the cause of every other event
                     value = _copy(event, task_id, first_ids[i], None)
@@ -133,7 +134,7 @@ async def fill(
     return {
         "tasks": tasks,
         "events": sent,
-        "first_task": f"{stem}-0",
-        "last_task": f"{stem}-{tasks - 1}",
+        "first_task": task_ids[0],
+        "last_task": task_ids[-1],
         "seconds": round(time.monotonic() - started, 1),
     }

@@ -219,7 +219,8 @@ async def fanout(
     async def read(n: int, task_id: str) -> None:
         last = states[task_id]["offset"]
         ws = sockets[n]
-        await ws.send(orjson.dumps({"action": "subscribe", "task_id": task_id, "since": -1}))
+        subscribe = {"action": "subscribe", "task_id": task_id, "since": -1}
+        await ws.send(orjson.dumps(subscribe).decode())  # a text frame: binary ones are refused
         with contextlib.suppress(ConnectionClosed):  # counted as incomplete, with its code
             async for frame in ws:
                 message = orjson.loads(frame)
