@@ -143,6 +143,9 @@ class YtmakerStack(Stack):
             "YTMAKER_PROGRESS_URL": f"http://127.0.0.1:{self.progress_port}",
             "YTMAKER_JWT_SECRET": self.tokens.secret or "",
             "YTMAKER_INTERNAL_TOKEN": secrets.token_urlsafe(32),
+            # The load generator is one user per scenario with up to 1,000 sockets; the
+            # per-user cap (50) is for people, not for it.
+            "YTMAKER_MAX_CONNECTIONS_PER_USER": "100000",
         }
         if not self.external_broker:  # run_local starts a broker: on ports of its own
             env["YTMAKER_KAFKA_PORT"] = str(free_port())
