@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.support.kafka import unique_name
 from tests.support.topics import read_topic as read_topic  # the suite's helpers, re-exported
@@ -64,3 +66,33 @@ async def read_updates(
     With `until`, waits (up to `timeout`) until at least that many are there."""
     records = await read_topic(settings, Topic.PROGRESS_UPDATES, until=until, timeout=timeout)
     return [(r.partition, r.offset, json.loads(r.value)) for r in records]
+
+
+async def open_transactions(settings: ProgressSettings, topic: Topic) -> set[int]:
+    """Partitions of `topic` whose last stable offset is behind their end: a transaction is
+    open there, or its commit markers are not written yet (the broker writes them after it
+    answers the commit)."""
+    name = settings.topics.name(topic)
+    tps = [TopicPartition(name, p) for p in range(settings.topic_partitions)]
+    ends: dict[str, dict[TopicPartition, int]] = {}
+    for isolation in ("read_committed", "read_uncommitted"):
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, isolation_level=isolation
+        )
+        await consumer.start()
+        try:
+            ends[isolation] = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+    return {tp.partition for tp in tps if ends["read_committed"][tp] < ends["read_uncommitted"][tp]}
+
+
+async def wait_settled(settings: ProgressSettings, topic: Topic, timeout: float = 30) -> None:
+    """Wait until no transaction is open on `topic`: a read_committed reader started right
+    after a commit may otherwise stop short of it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while open_ := await open_transactions(settings, topic):
+        if loop.time() > deadline:
+            raise AssertionError(f"transactions still open on {topic}: partitions {open_}")
+        await asyncio.sleep(0.1)

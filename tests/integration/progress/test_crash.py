@@ -10,6 +10,7 @@ event)`; the first must be `apply(None, its event)`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -33,7 +34,7 @@ from ytmaker_shared.progress import TaskState
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
-from .conftest import read_topic, read_updates
+from .conftest import read_topic, read_updates, wait_settled
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
@@ -97,11 +98,15 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         process.send_signal(signal.SIGKILL)
         await process.wait()
     await publishing
+    before_last = log.stat().st_size if log.exists() else 0
     last = await _start(settings, log)
     try:
         expected_terminal = {task: run[-1][1].type for task, run in runs.items()}
         try:
             await _wait_all_finished(settings, set(expected_terminal))
+            # every lane restored by the last process (a killed member may hold half of them
+            # until its session expires), so that each checkpoints what it adopted as it stops
+            await _wait_all_lanes(log, before_last, settings.topic_partitions)
         except AssertionError:
             print(log.read_text()[-20000:])
             raise
@@ -132,7 +137,9 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         assert state.task.status == status.get(expected_terminal[task], "cancelled")
         if state.task.status == "completed":
             assert state.task.progress == 100
-    # the compacted state topic agrees with the last update of each task
+    # the compacted state topic agrees with the last update of each task (once the last
+    # checkpoints' commit markers are written: until then read_committed stops before them)
+    await wait_settled(settings, Topic.PROGRESS_STATE)
     states = await _latest_states(settings)
     for task, items in by_task.items():
         assert states[task] == TaskState.model_validate(items[-1][2]["state"])
@@ -199,6 +206,23 @@ async def _input_ends(settings: ProgressSettings) -> dict[TopicPartition, int]:
         return ends
     finally:
         await consumer.stop()
+
+
+async def _wait_all_lanes(log: Path, offset: int, partitions: int) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120
+    while True:
+        with log.open("rb") as f:
+            f.seek(offset)
+            lines = f.read().decode(errors="replace").splitlines()
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if record.get("msg") == "lanes restored" and len(record["lanes"]) == partitions:
+                    return
+        if loop.time() > deadline:
+            raise AssertionError("the last fold process never restored every lane")
+        await asyncio.sleep(0.25)
 
 
 async def _wait_all_finished(settings: ProgressSettings, tasks: set[str]) -> None:

@@ -15,6 +15,14 @@ a zombie's open transaction and makes the broker refuse the zombie's writes, so 
 only what owners wrote; the new owner then adopts the updates written after the last
 checkpoint (`restore.py`), whose clients have already seen them, and resumes right after the
 last one's event. Every event's update is in the log once.
+
+A rebalance is part of the fold's life, not an accident (decision 0083). The listener only
+closes lanes (each checkpoints, or stops if already fenced) and notes the new assignment with
+its partitions paused; the polling loop restores the new lanes, while aiokafka heartbeats (it
+does not during the listener's `on_partitions_assigned`, so a restore there longer than the
+session timeout cost the membership, again and again). A lane whose producer was fenced or
+failed is recovered only by a current member of the group: a member that lost its place
+leaves the lane to the rebalance instead of fencing the new owner back.
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ class FoldService:
     """Consumes every pipeline topic and folds it into `progress.updates` and `progress.state`.
 
     `await run(stopping)` until `stopping` is set; `ready` is true once lanes are restored.
-    Raises FoldFatal when fenced or misconfigured.
+    Raises FoldFatal when misconfigured or a lane hits a bug (a fenced lane is not fatal).
     """
 
     def __init__(self, settings: ProgressSettings) -> None:
@@ -90,6 +98,7 @@ class FoldService:
         _wait_between_transactions(settings.progress_retry_backoff_ms / 1000)
         self._busy = asyncio.Lock()
         self._generation = 0  # changes whenever lanes open or close
+        self._assigned: set[int] | None = None  # lanes assigned, to open (paused till then)
         self._fatal: BaseException | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -105,6 +114,10 @@ class FoldService:
                 if self._fatal is not None:
                     raise FoldFatal(str(self._fatal)) from self._fatal
                 async with self._busy:  # no rebalance while positions move
+                    if self._assigned is not None:
+                        numbers, self._assigned = self._assigned, None
+                        await self._open_lanes(numbers)  # heartbeats go on meanwhile
+                        continue  # what this poll brought predates the restore
                     if generation != self._generation:
                         # Lanes changed while polling: the batch may predate the positions
                         # set by the assignment. Drop it and start again from the restore.
@@ -226,11 +239,16 @@ class FoldService:
         self._fatal = exc
 
     async def _close_lanes(self) -> None:
-        """Let every lane fold what it released and checkpoint, then close its producer."""
+        """Let every lane finish the piece in hand and checkpoint (a lane already fenced just
+        stops), then close its producer."""
         lanes, self.lanes = list(self.lanes.values()), {}
+        self._assigned = None
         self._generation += 1
         await asyncio.gather(*(_stop_worker(lane) for lane in lanes))
         await asyncio.gather(*(lane.producer.stop() for lane in lanes), return_exceptions=True)
+        fenced = sorted(lane.number for lane in lanes if lane.fenced)
+        if fenced:
+            log.info("lanes closed after being fenced", extra={"lanes": fenced})
 
     async def _seek_positions(self, lane: Lane) -> None:
         """Position the lane's inputs where its restore says it stands, not where the consumer
@@ -240,7 +258,6 @@ class FoldService:
         tps = [tp for tp in self.consumer.assignment() if tp.partition == lane.number]
         lane.held.clear()  # fetched before the seek: read again from the positions
         lane.watermarks.clear()
-        self.consumer.resume(*tps)
         unknown = [tp for tp in tps if tp not in lane.positions]
         committed = (
             await self.consumer._coordinator.fetch_committed_offsets(unknown) if unknown else {}
@@ -256,10 +273,19 @@ class FoldService:
             else:
                 self.consumer.seek(tp, committed[tp].offset)
                 lane.positions[tp] = committed[tp].offset
+        self.consumer.resume(*tps)
 
     async def _recover_lane(self, lane: Lane) -> None:
-        """After a failed write: a fresh producer (which aborts the open transaction), the
-        lane's state from the log, a new worker."""
+        """After a failed write or a fencing: a fresh producer (which aborts the open
+        transaction), the lane's state from the log, a new worker; but only while this member
+        still belongs to the group's generation. Otherwise the lane stays stopped (its
+        partitions paused) until the rebalance that is coming revokes it: a fresh producer
+        would fence the lane's new owner."""
+        tps = [tp for tp in self.consumer.assignment() if tp.partition == lane.number]
+        self.consumer.pause(*tps)
+        if not await self._still_member():
+            log.info("lane left to the rebalance", extra={"lane": lane.number})
+            return
         await _stop_worker(lane)
         with contextlib.suppress(KafkaError):
             await lane.producer.stop()
@@ -268,6 +294,19 @@ class FoldService:
         await restore(self.settings, [fresh])
         await self._seek_positions(fresh)
         self._start_worker(fresh)
+
+    async def _still_member(self) -> bool:
+        """Whether the group still counts this member in its current generation, with no
+        rebalance to join: one heartbeat, answered. (aiokafka has no public call for it.)"""
+        coordinator = self.consumer._coordinator
+        subscription = self.consumer._subscription.subscription
+        if coordinator is None or subscription is None:
+            return False
+        try:
+            answered = await coordinator._do_heartbeat()
+        except KafkaError:
+            return False
+        return bool(answered) and not coordinator.need_rejoin(subscription)
 
 
 async def _stop_worker(lane: Lane) -> None:
@@ -300,5 +339,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.service._close_lanes()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        """Only note the lanes: aiokafka sends no heartbeat until this returns, and a restore
+        grows with the history. The polling loop opens them."""
         async with self.service._busy:
-            await self.service._open_lanes({tp.partition for tp in assigned})
+            self.service.consumer.pause(*assigned)
+            self.service._assigned = {tp.partition for tp in assigned}
+            self.service._generation += 1

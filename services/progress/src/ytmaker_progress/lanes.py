@@ -62,10 +62,18 @@ class Lane:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closing: bool = False
     failed: bool = False  # a write failed: the polling loop recovers the lane
+    fenced: bool = False  # ... because a newer producer of its transactional id fenced it
 
     @property
     def in_transaction(self) -> bool:
         return self.updates is not None
+
+    @property
+    def unsaved(self) -> bool:
+        """Something for the next checkpoint: an open transaction, or states the restore
+        adopted from updates after the last checkpoint (`restore.py`), which `progress.state`
+        must hold even if the lane never folds again."""
+        return self.updates is not None or bool(self.touched)
 
     def keep(self, task_id: str, folded: Folded, now: float) -> None:
         """Hold the task's new state; a task that just finished starts its grace period."""

@@ -22,6 +22,16 @@ TRANSACTION_SECONDS = Histogram(
     "Time to write one lane's checkpoint and commit its transaction.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
+TRANSACTION_OPEN_SECONDS = Histogram(
+    "ytmaker_progress_transaction_open_seconds",
+    "How long one lane's transaction stayed open, first update to commit: about the checkpoint "
+    "interval, and far below the transaction timeout (decision 0083).",
+    buckets=(0.5, 1, 1.5, 2, 3, 5, 10, 20, 40, 60),
+)
+LANES_FENCED = Counter(
+    "ytmaker_progress_lanes_fenced_total",
+    "Lane producers fenced by a newer one (a rebalance) or by their transaction's timeout.",
+)
 SINK_UPDATES = Counter("ytmaker_progress_sink_updates_total", "Updates stored in the read model.")
 SINK_LAG = Gauge("ytmaker_progress_sink_lag", "Updates not yet in the read model.")
 TASKS_IN_MEMORY = Gauge(

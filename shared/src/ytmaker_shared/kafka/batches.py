@@ -54,6 +54,14 @@ class PartitionWriter:
             future = await self.kafka.send_batch(batch, self.topic, partition=self.partition)
             self._sent.append((future, batch.record_count()))
 
+    def abandon(self) -> None:
+        """Forget the batch in hand and what was sent, without waiting: for a transaction that
+        failed or was fenced. The broker's answers are not looked at (nor logged by asyncio as
+        exceptions never retrieved)."""
+        sent, self._sent, self._batch = self._sent, [], None
+        for future, _ in sent:
+            future.add_done_callback(_retrieve)
+
     async def acked_end(self) -> int | None:
         """Send what is in hand, wait until the broker has every batch sent so far, and return
         the offset after the last record of the last one (None when nothing was sent since the
@@ -65,3 +73,8 @@ class PartitionWriter:
             metadata = await future
             end = metadata.offset + count
         return end
+
+
+def _retrieve(future: asyncio.Future[RecordMetadata]) -> None:
+    if not future.cancelled():
+        future.exception()
