@@ -47,6 +47,7 @@ from ytmaker_progress.restore import restore
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
 from ytmaker_shared.kafka.fetchwait import AdaptiveFetchWait
+from ytmaker_shared.kafka.group import committed_offsets, refresh_metadata, still_member
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class FoldService:
             parts = self.consumer.partitions_for_topic(name)
             if parts:
                 return set(parts)
-            await self.consumer._client.force_metadata_update()
+            await refresh_metadata(self.consumer)
             await asyncio.sleep(0.1)
         return set()
 
@@ -259,9 +260,7 @@ class FoldService:
         lane.held.clear()  # fetched before the seek: read again from the positions
         lane.watermarks.clear()
         unknown = [tp for tp in tps if tp not in lane.positions]
-        committed = (
-            await self.consumer._coordinator.fetch_committed_offsets(unknown) if unknown else {}
-        )
+        committed = await committed_offsets(self.consumer, unknown)
         missing = [tp for tp in unknown if tp not in committed or committed[tp].offset < 0]
         beginnings = await self.consumer.beginning_offsets(missing) if missing else {}
         for tp in tps:
@@ -283,7 +282,7 @@ class FoldService:
         would fence the lane's new owner."""
         tps = [tp for tp in self.consumer.assignment() if tp.partition == lane.number]
         self.consumer.pause(*tps)
-        if not await self._still_member():
+        if not await still_member(self.consumer):
             log.info("lane left to the rebalance", extra={"lane": lane.number})
             return
         await _stop_worker(lane)
@@ -294,19 +293,6 @@ class FoldService:
         await restore(self.settings, [fresh])
         await self._seek_positions(fresh)
         self._start_worker(fresh)
-
-    async def _still_member(self) -> bool:
-        """Whether the group still counts this member in its current generation, with no
-        rebalance to join: one heartbeat, answered. (aiokafka has no public call for it.)"""
-        coordinator = self.consumer._coordinator
-        subscription = self.consumer._subscription.subscription
-        if coordinator is None or subscription is None:
-            return False
-        try:
-            answered = await coordinator._do_heartbeat()
-        except KafkaError:
-            return False
-        return bool(answered) and not coordinator.need_rejoin(subscription)
 
 
 async def _stop_worker(lane: Lane) -> None:

@@ -22,6 +22,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.kafka.admin import start_when_reachable
+from ytmaker_shared.kafka.group import refresh_metadata
 from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.kafka.topic_id import fetch_topic_id
 from ytmaker_shared.settings import ServiceSettings
@@ -91,7 +92,7 @@ class LogReader:
                 return [TopicPartition(topic, p) for p in sorted(parts)]
             if loop.time() > deadline:
                 raise TopicMissing(f"topic {topic} does not exist after {timeout_s:.0f}s")
-            await self.consumer._client.force_metadata_update()
+            await refresh_metadata(self.consumer)
             await asyncio.sleep(0.1)
 
     async def assign(self, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
