@@ -35,8 +35,8 @@ from progress_rebuild import delete_topics
 
 from ytmaker_dev.scenario import run_events
 from ytmaker_progress import metrics
-from ytmaker_progress.foldloop import FoldService
 from ytmaker_progress.rebuild import rebuild
+from ytmaker_progress.runners.fold import FoldService
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import encode
 from ytmaker_shared.kafka import EventProducer, ensure_topics

@@ -4,7 +4,7 @@
 
 Folds `--runs` whole runs (`ytmaker_dev.scenario`, ~33 events each, most of them
 stage.progress) whose events interleave by time as in a lane, from their bytes, the way
-`foldloop` does: `decode_event`, `apply`, `encode_update` for each update and `encode_state`
+`runners/fold.py` does: `decode_event`, `apply`, `encode_update` for each update and `encode_state`
 once per task touched in a batch of `--batch` records. Prints µs per event for each step (the
 best of `--repeat` passes), and the same for a stage.progress event that publishes an update,
 with its own state record (the worst case: the fold writes one per task and transaction).

@@ -20,7 +20,7 @@ import pytest
 
 from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import Folded, apply
-from ytmaker_progress.foldloop import FoldService
+from ytmaker_progress.runners.fold import FoldService
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event, encode
 from ytmaker_shared.kafka import EventProducer

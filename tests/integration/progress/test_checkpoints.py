@@ -13,8 +13,8 @@ import pytest
 from tests.support.topics import read_topic
 from tests.support.wait import wait_until
 from ytmaker_dev.scenario import run_events
-from ytmaker_progress.foldloop import FoldService
 from ytmaker_progress.positions import decode_checkpoint, is_positions
+from ytmaker_progress.runners.fold import FoldService
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import EventProducer
 from ytmaker_shared.topics import Topic

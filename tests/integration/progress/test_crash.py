@@ -25,8 +25,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tests.support.wait import wait_until_async
 from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import Folded, apply
-from ytmaker_progress.foldloop import FoldService
 from ytmaker_progress.positions import decode_checkpoint, is_positions, positions_key
+from ytmaker_progress.runners.fold import FoldService
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event
 from ytmaker_shared.kafka import EventProducer

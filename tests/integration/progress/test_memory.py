@@ -13,7 +13,7 @@ import pytest
 from tests.support.wait import wait_until
 from ytmaker_dev.scenario import run_events
 from ytmaker_progress import metrics
-from ytmaker_progress.foldloop import FoldService
+from ytmaker_progress.runners.fold import FoldService
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import StageProgressed, StageProgressPayload
 from ytmaker_shared.kafka import EventProducer

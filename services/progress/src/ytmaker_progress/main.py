@@ -17,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 import uvicorn
 
 from ytmaker_progress.api import create_app
-from ytmaker_progress.etaloop import EtaProjector
-from ytmaker_progress.foldloop import FoldService
 from ytmaker_progress.readmodel.memory import RecentHistory
 from ytmaker_progress.readmodel.store import Store
+from ytmaker_progress.runners.eta import EtaProjector
+from ytmaker_progress.runners.fold import FoldService
+from ytmaker_progress.runners.sink import Sink
+from ytmaker_progress.runners.stall import StallWatch
 from ytmaker_progress.settings import ProgressSettings
-from ytmaker_progress.sink import Sink
-from ytmaker_progress.stallwatch import StallWatch
 from ytmaker_shared.kafka import ensure_topics
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ytmaker_progress.readmodel.store import Store
+from ytmaker_progress.runners.sink import Sink
 from ytmaker_progress.settings import ProgressSettings
-from ytmaker_progress.sink import Sink
 
 log = logging.getLogger(__name__)
 

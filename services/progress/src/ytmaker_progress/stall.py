@@ -1,4 +1,4 @@
-"""Stalled tasks: pure rules, no I/O (the loop is `stallwatch.py`).
+"""Stalled tasks: pure rules, no I/O (the loop is `runners/stall.py`).
 
 No task stays `running` for ever. A queued or running task waits on some stages: those
 running or retrying, or else those whose inputs have all completed and that have not started.

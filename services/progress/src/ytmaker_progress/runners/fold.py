@@ -41,9 +41,9 @@ from aiokafka.structs import ConsumerRecord
 
 from ytmaker_progress import SERVICE, metrics
 from ytmaker_progress.lanes import Lane
-from ytmaker_progress.lanework import FoldFatal, LaneWorker
 from ytmaker_progress.release import record_time
 from ytmaker_progress.restore import restore
+from ytmaker_progress.runners.lane import FoldFatal, LaneWorker
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
 from ytmaker_shared.kafka.fetchwait import AdaptiveFetchWait
