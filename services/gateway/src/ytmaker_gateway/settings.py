@@ -5,18 +5,16 @@ The JWT secret is a SecretStr read from the environment only: it never reaches a
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from ytmaker_gateway.auth import TokenConfig
-from ytmaker_shared.artifacts import ArtifactStore, FileArtifactStore, open_store
-from ytmaker_shared.settings import ServiceSettings
+from ytmaker_shared.artifacts.settings import ArtifactSettings
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(ArtifactSettings):
     host: str = Field(default="127.0.0.1", description="Address the public server binds.")
     port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port.")
     public_url: str = Field(
@@ -127,15 +125,6 @@ class GatewaySettings(ServiceSettings):
         "(docs/decisions/0040-paged-replay.md).",
     )
 
-    # Artifacts: the store the stages write to (same variables as the stages' StageSettings).
-    artifact_dir: Path = Field(
-        default=Path("./var/artifacts"), description="Root of the local artifact store."
-    )
-    artifact_url: str | None = Field(
-        default=None,
-        description="Artifact store URL (file:///dir, s3://bucket/prefix, memory://name); "
-        "wins over dir.",
-    )
     unknown_task_wait_s: float = Field(
         default=3.0, ge=0, description="How long a subscribe waits for a brand-new task."
     )
@@ -155,8 +144,3 @@ class GatewaySettings(ServiceSettings):
             allow_anonymous=self.dev_allow_anonymous,
             leeway_s=self.jwt_leeway_s,
         )
-
-    def artifact_store(self) -> ArtifactStore:
-        if self.artifact_url:
-            return open_store(self.artifact_url)
-        return FileArtifactStore(self.artifact_dir)

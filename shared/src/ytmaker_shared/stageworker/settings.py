@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 
-from ytmaker_shared.artifacts import ArtifactStore, FileArtifactStore, open_store
-from ytmaker_shared.settings import ServiceSettings
+from ytmaker_shared.artifacts.settings import ArtifactSettings
 from ytmaker_shared.stageworker.policy import StagePolicy
 
 
-class StageSettings(ServiceSettings):
+class StageSettings(ArtifactSettings):
     """A stage service's settings. The `stage_*` limits override the stage's own policy
     (`StageWork.policy`) when set, for every stage of the process."""
 
-    artifact_dir: Path = Field(
-        default=Path("./var/artifacts"), description="Root of the local artifact store."
-    )
-    artifact_url: str | None = Field(
-        default=None,
-        description="Artifact store URL (file:///dir, s3://bucket/prefix, memory://name); "
-        "wins over dir.",
-    )
     stage_max_tasks: int = Field(default=4, ge=1, description="Jobs running at once, at most.")
     stage_max_attempts: int | None = Field(default=None, ge=1)
     stage_soft_time_limit_s: float | None = Field(default=None, gt=0)
@@ -35,11 +24,6 @@ class StageSettings(ServiceSettings):
     stage_create_topics: bool = Field(
         default=True, description="Create missing topics at start (idempotent)."
     )
-
-    def artifact_store(self) -> ArtifactStore:
-        if self.artifact_url:
-            return open_store(self.artifact_url)
-        return FileArtifactStore(self.artifact_dir)
 
     def policy_for(self, policy: StagePolicy) -> StagePolicy:
         soft = self.stage_soft_time_limit_s
