@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from ytmaker_dev.layout import PROCESSES
-from ytmaker_progress.__main__ import PARTS as PROGRESS_PARTS
+from ytmaker_progress.main import PARTS as PROGRESS_PARTS
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import TOPIC_SPECS
 

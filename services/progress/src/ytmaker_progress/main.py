@@ -8,10 +8,12 @@ per deployment is enough, more only write the same estimates twice).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import socket
+import sys
 from datetime import UTC, datetime, timedelta
 
 import uvicorn
@@ -25,6 +27,7 @@ from ytmaker_progress.runners.sink import Sink
 from ytmaker_progress.runners.stall import StallWatch
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import ensure_topics
+from ytmaker_shared.service import run_service
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +127,36 @@ class ProgressService:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(s.progress_cleanup_interval_s):
                     await stopping.wait()
+
+
+#: The parts each command runs (the settings `progress_run_*`).
+PARTS = {
+    "serve": {},
+    "fold": {"progress_run_fold": True, "progress_run_api": False, "progress_run_eta": False},
+    "api": {"progress_run_fold": False, "progress_run_api": True, "progress_run_eta": True},
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="ytmaker_progress")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the fold and the read side in one process (default)")
+    sub.add_parser("fold", help="run the fold alone")
+    sub.add_parser("api", help="run the read side alone: read model, internal API, ETA, stalls")
+    rebuild = sub.add_parser("rebuild", help="replay the topics into a fresh database")
+    rebuild.add_argument("--into", required=True, help="URL of the new (empty) database")
+    rebuild.add_argument("--compare", help="URL of the live database to compare with")
+    args = parser.parse_args(argv)
+    settings = ProgressSettings()
+    if args.command == "rebuild":
+        from ytmaker_progress.rebuild import rebuild_and_compare
+
+        sys.exit(asyncio.run(rebuild_and_compare(settings, args.into, args.compare)))
+    settings = settings.model_copy(update=PARTS[args.command or "serve"])
+    if settings.progress_run_api and settings.internal_token is None:
+        sys.exit(
+            "ytmaker_progress: set YTMAKER_INTERNAL_TOKEN (the service credential the gateway "
+            "presents): the internal API does not run unauthenticated"
+        )
+    service = ProgressService(settings)
+    run_service("progress", settings, service.run, service.ready)
