@@ -13,6 +13,7 @@ import socketio
 
 from tests.support.gateway import make_state, make_update, stable_id
 from tests.support.wait import wait_until
+from ytmaker_gateway.auth import mint_token
 from ytmaker_gateway.sio.positions import parse
 from ytmaker_shared.events import CancelTask
 from ytmaker_shared.progress import TaskStatus
@@ -105,6 +106,19 @@ async def test_the_token_query_parameter_works_too(
     await wait_until(lambda: r.of("connected"), timeout=5, what="connected")
     hello = r.of("connected")[0]["payload"]
     assert hello["recovered"] is False and hello["pid"] and hello["restored"] == []
+
+
+async def test_a_connection_is_closed_when_its_token_expires(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    gw = await gateway_factory(jwt_leeway_s=0)
+    r = Recorder()
+    recorders.append(r)
+    await r.connect(gw, {"token": mint_token(gw.gateway.tokens, "alice", ttl_s=2)})
+    await wait_until(lambda: r.of("connected"), timeout=5, what="connected")
+    await wait_until(lambda: r.of("error"), timeout=10, what="the expiry's error")
+    assert r.of("error")[0]["payload"]["code"] == "unauthorized"
+    await wait_until(lambda: not r.client.connected, timeout=5, what="the transport closed")
 
 
 async def test_join_replays_then_streams_live_and_leave_stops(
