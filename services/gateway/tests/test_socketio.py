@@ -121,6 +121,26 @@ async def test_a_connection_is_closed_when_its_token_expires(
     await wait_until(lambda: not r.client.connected, timeout=5, what="the transport closed")
 
 
+async def test_a_user_past_the_connection_cap_is_refused(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    gw = await gateway_factory(max_connections_per_user=2)
+    for _ in range(2):
+        r = Recorder()
+        recorders.append(r)
+        await r.connect(gw, {"token": gw.token()})
+    third = Recorder()
+    recorders.append(third)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await third.connect(gw, {"token": gw.token()})
+    refused = third.refused["data"]
+    assert refused["code"] == "too_many_connections" and refused["retry_after"] > 0
+    bob = Recorder()  # another user is not counted against alice
+    recorders.append(bob)
+    await bob.connect(gw, {"token": gw.token("bob")})
+    await wait_until(lambda: bob.of("connected"), timeout=5, what="bob connected")
+
+
 async def test_join_replays_then_streams_live_and_leave_stops(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:

@@ -17,6 +17,7 @@ from ytmaker_gateway.api.connection import Connection
 from ytmaker_gateway.auth import AuthError, Principal, authenticate, bearer
 from ytmaker_gateway.gateway import Gateway
 from ytmaker_gateway.rules.ids import is_client_id, is_uuid
+from ytmaker_gateway.rules.limits import CONNECTION_RETRY_AFTER_S
 from ytmaker_gateway.rules.protocol import (
     CLOSE_POLICY,
     CLOSE_TOO_MANY_CONNECTIONS,
@@ -50,13 +51,11 @@ async def _admit(ws: WebSocket, gateway: Gateway, principal: Principal) -> bool:
     metrics.BAD_INPUT.labels("too_many_connections").inc()
     text = f"at most {limit} open connections per user: close one, then retry"
     with contextlib.suppress(Exception):
-        await ws.send_text(error_message("too_many_connections", text, retry_after=RETRY_AFTER_S))
+        await ws.send_text(
+            error_message("too_many_connections", text, retry_after=CONNECTION_RETRY_AFTER_S)
+        )
         await ws.close(CLOSE_TOO_MANY_CONNECTIONS, text[:120])
     return False
-
-
-#: What a refused connection is told to wait before it tries again (seconds).
-RETRY_AFTER_S = 5
 
 
 @router.websocket("/api/v1/ws")

@@ -6,6 +6,9 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
+#: What a connection refused for the per-user cap is told to wait before it retries (seconds).
+CONNECTION_RETRY_AFTER_S = 5
+
 
 class RateLimiter:
     """A token bucket per key: `burst` at once, refilled at `per_minute`. Keeps the

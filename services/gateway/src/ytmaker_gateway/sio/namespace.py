@@ -30,6 +30,7 @@ from ytmaker_gateway import metrics
 from ytmaker_gateway.auth import AuthError, authenticate, bearer
 from ytmaker_gateway.gateway import Gateway
 from ytmaker_gateway.rules.errors import GatewayError
+from ytmaker_gateway.rules.limits import CONNECTION_RETRY_AFTER_S
 from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.rules.protocol import (
     ClientMessage,
@@ -102,6 +103,14 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise socketio.exceptions.ConnectionRefusedError(
                 str(exc)[:120], {"code": "unauthorized"}
             ) from None
+        limit = self.gateway.settings.max_connections_per_user
+        mine = sum(1 for c in self.clients.values() if c.principal.user == principal.user)
+        if mine + self.gateway.sessions.open_count(principal.user) >= limit:
+            metrics.BAD_INPUT.labels("too_many_connections").inc()
+            raise socketio.exceptions.ConnectionRefusedError(
+                f"at most {limit} open connections per user: close one, then retry",
+                {"code": "too_many_connections", "retry_after": CONNECTION_RETRY_AFTER_S},
+            )
         client = SioClient(sid, self.gateway, principal, self._emitter(sid))
         self.clients[sid] = client
         metrics.CONNECTED_CLIENTS.inc()
