@@ -180,3 +180,19 @@ def test_updates_json_round_trip_is_what_the_fold_made() -> None:
     ]
     assert audit(inputs, reread).ok
     assert isinstance(reread[0].update, ProgressUpdate)
+
+
+def test_a_forged_update_is_one_violation_not_a_trail() -> None:
+    """An update whose progress was raised: the fold's next updates (made from its own state,
+    lower than the forged figure) are not blamed too, though the overall figure never
+    decreases from the state the log holds."""
+    inputs, outputs = build_log()
+    mine = [o for o in outputs if o.key == "t-ok" and o.update and o.update.state.progress > 30]
+    victim = mine[0]
+    assert victim.update is not None
+    forged = victim.update.model_copy(
+        update={"state": victim.update.state.model_copy(update={"progress": 99.5})}
+    )
+    outputs[outputs.index(victim)] = Output(victim.coord, victim.key, forged)
+    report = audit(inputs, outputs)
+    assert [(v.check, v.coord) for v in report.violations] == [("fold", victim.coord)]
