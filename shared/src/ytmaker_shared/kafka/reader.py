@@ -23,6 +23,7 @@ from aiokafka.structs import ConsumerRecord
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.kafka.admin import start_when_reachable
 from ytmaker_shared.kafka.group import refresh_metadata
+from ytmaker_shared.kafka.polling import poll_or_stop
 from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.kafka.topic_id import fetch_topic_id
 from ytmaker_shared.settings import ServiceSettings
@@ -154,20 +155,13 @@ class LogReader:
     ) -> Batch:
         """One fetch's records, per partition in offset order (empty after `timeout_ms`, or
         when `stopping` is set meanwhile)."""
-        poll = asyncio.ensure_future(
-            self.consumer.getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+        return await poll_or_stop(
+            self.consumer,
+            stopping,
+            timeout_ms=timeout_ms,
+            max_records=max_records,
+            partitions=partitions,
         )
-        if stopping is None:
-            batch: Batch = await poll
-            return batch
-        stop = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if not poll.done():
-            poll.cancel()
-            return {}
-        batch = poll.result()
-        return batch
 
     async def batches(
         self, stopping: asyncio.Event, *, timeout_ms: int = 200, max_records: int | None = None

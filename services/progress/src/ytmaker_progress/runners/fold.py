@@ -48,6 +48,7 @@ from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
 from ytmaker_shared.kafka.fetchwait import AdaptiveFetchWait
 from ytmaker_shared.kafka.group import committed_offsets, refresh_metadata, still_member
+from ytmaker_shared.kafka.polling import poll_or_stop
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
 log = logging.getLogger(__name__)
@@ -137,19 +138,12 @@ class FoldService:
             await self.letters.stop()
 
     async def _poll(self, stopping: asyncio.Event) -> dict[TopicPartition, list[Record]]:
-        poll = asyncio.ensure_future(
-            self.consumer.getmany(
-                timeout_ms=200, max_records=self.settings.progress_fold_batch_size
-            )
+        return await poll_or_stop(
+            self.consumer,
+            stopping,
+            timeout_ms=200,
+            max_records=self.settings.progress_fold_batch_size,
         )
-        stop = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if not poll.done():
-            poll.cancel()
-            return {}
-        batch: dict[TopicPartition, list[Record]] = poll.result()
-        return batch
 
     async def _check_partitions(self) -> None:
         """Lanes need every input and output topic to have the same partition count."""
