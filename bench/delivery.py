@@ -69,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--s2-tasks", type=int, default=100, help="tasks in S2 (clients / tasks each)")
     add("--rate", type=float, default=1000.0, help="events per second, over all tasks")
     add("--rounds", type=int, default=3)
+    add("--scenarios", default="S1,S2", help="which of S1, S2 the rounds run")
     add("--seconds", type=float, default=20.0, help="measured per round, scenario and target")
     add("--settle", type=float, default=2.0, help="streamed before each measured window")
     add("--warmup", type=float, default=10.0, help="S1 per target before the rounds")
@@ -104,6 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown targets {sorted(unknown)}; known: {', '.join(TARGETS)}")
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if not args.scenarios or set(args.scenarios) - {"S1", "S2"}:
+        p.error("--scenarios: a comma-separated list of S1, S2")
     args.resume_sizes = [int(x) for x in str(args.resume_sizes).split(",") if x]
     if args.clients % args.s2_tasks or args.clients < args.s1_tasks:
         p.error("--clients must be a multiple of --s2-tasks and at least --s1-tasks")
@@ -188,7 +192,7 @@ async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
             await record.step("idle", idle(targets, ytmaker, args.idle_seconds))
             say(f"idle ytmaker: {results['idle']}")
         for n in range(1, args.rounds + 1):
-            for scenario in (s1, s2):
+            for scenario in (s for s in (s1, s2) if s.name in args.scenarios):
                 order = targets[n - 1 :] + targets[: n - 1]  # rotates per round
                 for target in order:
                     phase = await record.step(

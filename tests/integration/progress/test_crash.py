@@ -60,6 +60,9 @@ async def _start(settings: ProgressSettings, log: Path, **extra: str) -> asyncio
         "YTMAKER_PROGRESS_RUN_ETA": "false",  # the chain below refolds pipeline events only
         "YTMAKER_PROGRESS_SESSION_TIMEOUT_MS": "6000",
         "YTMAKER_PROGRESS_FOLD_BATCH_SIZE": "50",
+        # checkpoints handed over several times a second: kills land while one commits and
+        # the lane's other producer writes (decision 0096)
+        "YTMAKER_PROGRESS_CHECKPOINT_INTERVAL_MS": "250",
         # the group's offsets stay unwritten: the fold must resume from its own positions
         "YTMAKER_PROGRESS_REPORT_POSITIONS_S": "86400",
         "YTMAKER_HEALTH_PORT": "0",

@@ -3,7 +3,9 @@
 Every pipeline topic is keyed by task_id and has the same number of partitions, so partition
 *p* of every topic holds the same tasks: a lane. A lane lives on one fold member; it writes its
 updates to `progress.updates` partition *p* and its checkpoints to `progress.state` partition
-*p*, through one transactional producer (`<group>-lane-<p>`) that fences any zombie of it.
+*p*, through two transactional producers (`<group>-lane-<p>` and `...-b`) that take turns:
+while one commits a checkpoint the other carries the next updates (decision 0096); each fences
+any zombie of its id.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ from ytmaker_shared.kafka.batches import PartitionWriter
 
 
 @dataclass
+class Commit:
+    """A transaction handed over for its checkpoint: `acked` is set once the broker has its
+    updates (the next transaction's updates must follow them in the log), `task` ends with
+    True once committed, False if it failed."""
+
+    task: asyncio.Task[bool]
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
 class Lane:
     """One lane's state (the tasks), inbox (records fetched, not folded yet) and transaction.
 
@@ -31,7 +43,7 @@ class Lane:
     """
 
     number: int
-    producer: EventProducer  # transactional: the lane's updates and checkpoints
+    producers: tuple[EventProducer, EventProducer]  # transactional, taking turns (0096)
 
     # --- the tasks -------------------------------------------------------------------------
     states: dict[str, Folded] = field(default_factory=dict)
@@ -50,10 +62,14 @@ class Lane:
     # --- where it stands ------------------------------------------------------------------
     #: The next offset to fold, per input: after every event folded so far.
     positions: dict[TopicPartition, int] = field(default_factory=dict)
-    #: The open transaction: its updates writer, the tasks it changed, when it began.
+    #: The open transaction (of `producer`): its updates writer, the tasks it changed, when
+    #: it began.
     updates: PartitionWriter | None = None
     touched: dict[str, Folded] = field(default_factory=dict)
     began: float = 0.0
+    turn: int = 0  # which of `producers` holds the open transaction
+    #: The previous transaction, handed over to commit its checkpoint in the background.
+    committing: Commit | None = None
     updates_end: int | None = None  # after the last update of the last checkpoint
     reported_at: float = 0.0  # when `positions` last went to the consumer group
 
@@ -63,6 +79,11 @@ class Lane:
     closing: bool = False
     failed: bool = False  # a write failed: the polling loop recovers the lane
     fenced: bool = False  # ... because a newer producer of its transactional id fenced it
+
+    @property
+    def producer(self) -> EventProducer:
+        """The producer whose turn it is: the open transaction's, or the next one's."""
+        return self.producers[self.turn]
 
     @property
     def in_transaction(self) -> bool:

@@ -38,10 +38,11 @@ class ProgressSettings(ServiceSettings):
         description="How long the broker may hold a fetch of the fold's inputs for more data.",
     )
     progress_fetch_min_bytes: int = Field(
-        default=1,
+        default=64 * 1024,
         ge=1,
         description="How many bytes of inputs a fetch of the fold waits for (at most "
-        "`progress_fetch_max_wait_ms`): fewer, larger rounds, each a produce request.",
+        "`progress_fetch_max_wait_ms`) while events flow: fewer, larger rounds, each a fetch "
+        "and a produce request (decision 0096). Idle, a fetch returns with the first event.",
     )
     progress_linger_ms: int = Field(
         default=0,
@@ -75,12 +76,12 @@ class ProgressSettings(ServiceSettings):
         "group, for lag monitoring (it resumes from those in its own transactions, 0029).",
     )
     progress_checkpoint_interval_ms: float = Field(
-        default=1000,
+        default=5000,
         gt=0,
         description="How often a lane commits a checkpoint (the states it changed, its input "
-        "positions) to progress.state. Updates go out as soon as they are folded whatever "
-        "this is; a longer interval costs fewer transactions and a longer restore after a "
-        "crash (decision 0038).",
+        "positions) to progress.state, while it goes on folding (decision 0096). Updates go "
+        "out as soon as they are folded whatever this is; a longer interval writes fewer "
+        "states and costs a longer restore after a crash (decision 0038).",
     )
     progress_transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     progress_session_timeout_ms: int = Field(
@@ -145,6 +146,8 @@ class ProgressSettings(ServiceSettings):
         """The fold's consumer group, under the topic prefix so test runs never share one."""
         return f"{self.topic_prefix}{self.progress_group_id}"
 
-    def transactional_id(self, lane: int) -> str:
-        """One transactional id per input partition number (a lane), to fence zombies."""
-        return f"{self.fold_group_id}-lane-{lane}"
+    def transactional_ids(self, lane: int) -> tuple[str, str]:
+        """The two transactional ids of a lane (an input partition number), taking turns:
+        one commits a checkpoint while the other carries the lane's next updates (decision
+        0096). Each fences its zombie."""
+        return f"{self.fold_group_id}-lane-{lane}", f"{self.fold_group_id}-lane-{lane}-b"

@@ -28,7 +28,6 @@ leaves the lane to the rebalance instead of fencing the new owner back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any, TypeAlias
@@ -36,7 +35,6 @@ from typing import Any, TypeAlias
 import aiokafka.producer.sender
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from ytmaker_progress import SERVICE, metrics
@@ -213,17 +211,21 @@ class FoldService:
         )
 
     async def _new_lane(self, number: int) -> Lane:
-        producer = EventProducer(
-            self.settings,
-            SERVICE,
-            transactional_id=self.settings.transactional_id(number),
-            transaction_timeout_ms=self.settings.progress_transaction_timeout_ms,
-            max_batch_size=256 * 1024,
-            linger_ms=self.settings.progress_linger_ms,
-            retry_backoff_ms=self.settings.progress_retry_backoff_ms,
+        first, second = (
+            EventProducer(
+                self.settings,
+                SERVICE,
+                transactional_id=transactional_id,
+                transaction_timeout_ms=self.settings.progress_transaction_timeout_ms,
+                max_batch_size=256 * 1024,
+                linger_ms=self.settings.progress_linger_ms,
+                retry_backoff_ms=self.settings.progress_retry_backoff_ms,
+            )
+            for transactional_id in self.settings.transactional_ids(number)
         )
-        await producer.start()  # InitProducerId: fences the zombie, ends its transaction
-        return Lane(number, producer)
+        # InitProducerId: fences the zombies, ends their transactions
+        await asyncio.gather(first.start(), second.start())
+        return Lane(number, (first, second))
 
     def _start_worker(self, lane: Lane) -> None:
         worker = LaneWorker(lane, self.settings, self.consumer, self.dead_letters, self._fail)
@@ -240,7 +242,7 @@ class FoldService:
         self._assigned = None
         self._generation += 1
         await asyncio.gather(*(_stop_worker(lane) for lane in lanes))
-        await asyncio.gather(*(lane.producer.stop() for lane in lanes), return_exceptions=True)
+        await asyncio.gather(*(_stop_producers(lane) for lane in lanes))
         fenced = sorted(lane.number for lane in lanes if lane.fenced)
         if fenced:
             log.info("lanes closed after being fenced", extra={"lanes": fenced})
@@ -280,8 +282,7 @@ class FoldService:
             log.info("lane left to the rebalance", extra={"lane": lane.number})
             return
         await _stop_worker(lane)
-        with contextlib.suppress(KafkaError):
-            await lane.producer.stop()
+        await _stop_producers(lane)
         fresh = await self._new_lane(lane.number)
         self.lanes[lane.number] = fresh
         await restore(self.settings, [fresh])
@@ -290,10 +291,17 @@ class FoldService:
 
 
 async def _stop_worker(lane: Lane) -> None:
+    """Stop the lane's worker and let the checkpoint it handed over, if any, end."""
     lane.closing = True
     lane.wake.set()
     if lane.worker is not None:
         await asyncio.gather(lane.worker, return_exceptions=True)
+    if lane.committing is not None:
+        await asyncio.gather(lane.committing.task, return_exceptions=True)
+
+
+async def _stop_producers(lane: Lane) -> None:
+    await asyncio.gather(*(p.stop() for p in lane.producers), return_exceptions=True)
 
 
 def _wait_between_transactions(seconds: float) -> None:

@@ -2,6 +2,12 @@
 each update as soon as its piece is folded, and ends its transaction with a checkpoint every
 `progress_checkpoint_interval_ms` and when the lane closes.
 
+A checkpoint does not stop the folding (decision 0096): the transaction is handed over to a
+task of its own, which waits for its updates to be acknowledged, writes the states and the
+checkpoint record and commits, while the lane's other producer begins the next transaction.
+The next transaction's first updates wait only for the handed-over ones to be acknowledged (so
+that they follow them in the log); the next handover waits for the commit.
+
 A round is folded in pieces of `PIECE` records, the clock looked at after each (decision
 0083): however big a backlog, a checkpoint comes when due (a transaction never nears its
 timeout) and the event loop (the group's heartbeats, the other lanes, the polling loop) runs
@@ -30,7 +36,8 @@ from aiokafka.structs import ConsumerRecord
 
 from ytmaker_progress import metrics
 from ytmaker_progress.fold import Input, apply
-from ytmaker_progress.lanes import Lane
+from ytmaker_progress.folded import Folded
+from ytmaker_progress.lanes import Commit, Lane
 from ytmaker_progress.positions import (
     POSITIONS_HEADER,
     encode_checkpoint,
@@ -99,7 +106,7 @@ class LaneWorker:
                     lane.failed = True
                     return
                 if lane.closing:
-                    if lane.unsaved and not await self._checkpoint():
+                    if not await self._checkpoint_now():
                         lane.failed = True
                     return
         except Exception as exc:  # a bug: stop the process rather than a silent lane
@@ -117,6 +124,8 @@ class LaneWorker:
         """Fold and send what the lane can release, a piece at a time; checkpoint when due.
         False after a broker error or a fencing: the polling loop decides (`_recover_lane`)."""
         lane = self.lane
+        if _failed(lane.committing):
+            return False
         try:
             ready = await self._release()
             records = list(_merged(ready.values()))
@@ -126,6 +135,8 @@ class LaneWorker:
                 piece = records[start : start + PIECE]
                 started = time.perf_counter()
                 if lane.updates is None:
+                    if not await self._after_handed_over():
+                        return False
                     await lane.producer.kafka.begin_transaction()
                     lane.began = time.monotonic()
                     lane.updates = PartitionWriter(
@@ -135,11 +146,11 @@ class LaneWorker:
                 await lane.updates.flush()
                 metrics.FOLD_SECONDS.observe(time.perf_counter() - started)
                 metrics.EVENTS_FOLDED.inc(len(piece))
-                if self._until_checkpoint() == 0 and not await self._checkpoint():
+                if self._until_checkpoint() == 0 and not await self._hand_over():
                     return False
                 await asyncio.sleep(0)  # heartbeats, the other lanes and the polls run
             if lane.unsaved and self._until_checkpoint() == 0:
-                return await self._checkpoint()
+                return await self._hand_over()
         except ProducerFenced:
             self._fenced("fold")
             self._abandon()
@@ -252,44 +263,91 @@ class LaneWorker:
         for kind, n in published.items():
             metrics.UPDATES_PUBLISHED.labels(kind).inc(n)
 
-    async def _checkpoint(self) -> bool:
-        """End the lane's transaction: the states it changed and a checkpoint (positions, end
-        of the updates) on `progress.state`, then commit. Without an open transaction (states
-        adopted by the restore, nothing folded since), one is begun for the checkpoint alone.
-        False after a broker error."""
+    async def _after_handed_over(self) -> bool:
+        """Wait until the broker has the updates of the transaction handed over last (this
+        transaction's must follow them in the log); False if they failed."""
+        committing = self.lane.committing
+        if committing is not None and not committing.acked.is_set():
+            await asyncio.wait(
+                [asyncio.ensure_future(committing.acked.wait()), committing.task],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        return not _failed(committing)
+
+    async def _hand_over(self) -> bool:
+        """End the open transaction with a checkpoint, committed by a task of its own while
+        the lane goes on with its other producer; the previous handover must have committed
+        first. Without an open transaction (states adopted by the restore, nothing folded
+        since), one is begun for the checkpoint alone. False if the previous one failed."""
+        lane = self.lane
+        if lane.committing is not None and not await lane.committing.task:
+            return False
+        acked = asyncio.Event()
+        task = asyncio.create_task(
+            self._commit(
+                lane.turn, lane.updates, lane.touched, dict(lane.positions), lane.began, acked
+            ),
+            name=f"fold-lane-{lane.number}-checkpoint",
+        )
+        lane.committing = Commit(task, acked)
+        lane.updates, lane.touched = None, {}
+        lane.turn = 1 - lane.turn
+        return True
+
+    async def _checkpoint_now(self) -> bool:
+        """The closing lane's last checkpoint, committed before returning."""
+        lane = self.lane
+        if lane.unsaved and not await self._hand_over():
+            return False
+        return lane.committing is None or await lane.committing.task
+
+    async def _commit(
+        self,
+        turn: int,
+        updates: PartitionWriter | None,
+        touched: dict[str, Folded],
+        positions: dict[TopicPartition, int],
+        began: float,
+        acked: asyncio.Event,
+    ) -> bool:
+        """Commit a handed-over transaction: wait for its updates, write the states it changed
+        and a checkpoint (`positions`, the end of the updates) on `progress.state`. False after
+        a broker error or a fencing; the lane is woken to notice."""
         lane = self.lane
         started = time.perf_counter()
-        kafka = lane.producer.kafka
+        kafka = lane.producers[turn].kafka
         states = None
         try:
-            if lane.updates is None:
+            if updates is None:
                 await kafka.begin_transaction()
-                lane.began = time.monotonic()
+                began = time.monotonic()
             else:
-                end = await lane.updates.acked_end()
+                end = await updates.acked_end()
                 if end is not None:
                     lane.updates_end = end
+            acked.set()
             states = PartitionWriter(kafka, self.state_topic, lane.number)
-            for task_id, folded in lane.touched.items():
+            for task_id, folded in touched.items():
                 value, headers = encode_state(folded)
                 await states.write(task_id.encode(), value, headers)
             value, headers = encode_checkpoint(
-                lane.positions, lane.updates_end or 0, self.settings.topics
+                positions, lane.updates_end or 0, self.settings.topics
             )
             await states.write(positions_key(lane.number), value, headers)
             await states.flush()
             await kafka.commit_transaction()
         except ProducerFenced:
             self._fenced("checkpoint")
-            self._abandon(states)
+            self._abandon(updates, states)
+            lane.wake.set()
             return False
         except (KafkaError, TimeoutError) as exc:
             log.warning("checkpoint failed", extra={"lane": lane.number, "error": repr(exc)})
-            self._abandon(states)
+            self._abandon(updates, states)
+            lane.wake.set()
             return False
-        lane.updates, lane.touched = None, {}
         metrics.TRANSACTION_SECONDS.observe(time.perf_counter() - started)
-        metrics.TRANSACTION_OPEN_SECONDS.observe(time.monotonic() - lane.began)
+        metrics.TRANSACTION_OPEN_SECONDS.observe(time.monotonic() - began)
         s = self.settings
         lane.evict(time.monotonic(), s.progress_evict_after_s, s.progress_marker_retention_s)
         await self._report_positions()
@@ -310,6 +368,11 @@ class LaneWorker:
             await self.consumer.commit(offsets)
         except KafkaError as exc:
             log.info("positions not reported", extra={"lane": lane.number, "error": repr(exc)})
+
+
+def _failed(commit: Commit | None) -> bool:
+    """Whether a handed-over transaction failed to commit: the lane must be recovered."""
+    return commit is not None and commit.task.done() and not commit.task.result()
 
 
 def _merged(parts: Iterable[list[Record]]) -> Iterable[Record]:
