@@ -17,10 +17,11 @@ from ytmaker_shared.topics import Topics
 
 
 def single_host_partitions() -> int:
-    """Partitions of new topics when every service shares one machine (`make run`, the latency
-    bench): one fold lane per core, at most the usual 6 (docs/decisions/0034: on 2 cores, six
-    lanes took the CPU that the path's other hops needed)."""
-    return max(1, min(6, os.cpu_count() or 1))
+    """Partitions of new topics when every service shares one machine (`make run`, the
+    benchmarks): one. Everything that reads a partition runs in one process there (one fold,
+    one gateway), so a second partition parallelises nothing and doubles the fold's produce
+    requests and the wake-ups of every reader (docs/decisions/0097; 0034 had one per core)."""
+    return 1
 
 
 def _default_instance() -> str:

@@ -23,6 +23,7 @@ from ytmaker_gateway.fanout.delivery import BAD_RECORDS, Delivery, delivery_from
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.events import DecodeError
+from ytmaker_shared.kafka.fetchwait import AdaptiveFetchWait
 from ytmaker_shared.kafka.reader import LogReader
 from ytmaker_shared.topics import Topic
 
@@ -89,6 +90,8 @@ class Hub:
         """Read and dispatch until `stopping` is set. `start()` first."""
         assert self._reader is not None, "start() the hub first"
         reader = self._reader
+        # idle, a fetch may wait longer: the first update still ends it at once
+        fetch_wait = AdaptiveFetchWait(reader.consumer, busy_ms=100)
         try:
             while not stopping.is_set():
                 try:
@@ -97,6 +100,7 @@ class Hub:
                     log.warning("fan-out fetch failed", extra={"error": repr(exc)})
                     await asyncio.sleep(0.5)
                     continue
+                fetch_wait.saw(sum(len(records) for records in batch.values()))
                 for tp, records in batch.items():
                     for record in records:
                         self.dispatch(tp.partition, record.offset, record.value)
