@@ -219,6 +219,24 @@ def test_a_task_back_in_the_cache_after_being_dropped_is_not_complete_from_the_s
     assert [d.offset for d in cache.read("t1", 0, 2, 3, 0) or []] == [2]
 
 
+def test_a_quiet_task_dropped_from_the_cache_needs_no_kafka_read_from_its_last_update() -> None:
+    hub = _hub()
+    log = FakeLog(hub, partitions=1)
+    cache = hub.cache = UpdateCache(per_task=10, tasks=1)
+    log.append(make_update("t1", n=0))  # 0
+    log.append(make_update("t1", n=1))  # 1
+    for n in range(5):
+        log.append(make_update(f"busy-{n}", n=0))  # 2..6: t1 dropped, then each busy task
+    # t1 had no update after 1 (it would be back in the cache): from 2 on it is known empty,
+    # although the partition's floor (after the busy tasks dropped) is 6
+    assert cache.read("t1", 0, 2, 7, 0) == []
+    assert cache.read("t1", 0, 1, 7, 0) is None  # its update at 1 is gone from memory
+    assert cache.read("busy-0", 0, 3, 7, 0) == []
+    assert cache.read("never-seen", 0, 2, 7, 0) is None  # only the floor (6) is known
+    log.append(make_update("t1", n=2))  # 7: back, complete from 2 on
+    assert [d.offset for d in cache.read("t1", 0, 2, 8, 0) or []] == [7]
+
+
 def test_the_cache_keeps_to_its_byte_budget() -> None:
     hub = _hub()
     log = FakeLog(hub, partitions=1)

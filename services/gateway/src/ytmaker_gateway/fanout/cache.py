@@ -9,6 +9,12 @@ Bounded three ways: updates per task, tasks, and bytes (the messages' text plus 
 overhead per entry). Past the byte budget the task updated longest ago goes first, whole;
 a task alone over it loses its oldest updates (docs/decisions/0040-paged-replay.md).
 
+A task dropped whole leaves the offset after its last update behind (for up to
+`DROPPED_PER_TASK` times as many tasks as the cache holds): until its next update comes (and
+brings it back), it has none after that offset, so a replay from there needs no Kafka read,
+however many other tasks' updates passed meanwhile (a reconnect to a task that has been quiet
+while a busy partition moved on scanned all of them before).
+
 Entries are `Delivery` tuples of strings and numbers, which Python's garbage collector stops
 tracking after their first collection: a cache of millions of updates adds nothing to the
 collector's pauses (docs/decisions/0033-gateway-latency.md).
@@ -23,6 +29,8 @@ from ytmaker_gateway.fanout.delivery import Delivery
 
 #: What one cached update costs besides its text (the tuple, its numbers and references).
 ENTRY_OVERHEAD = 200
+#: Dropped tasks remembered (their last offset), per task the cache holds.
+DROPPED_PER_TASK = 10
 
 
 def _size(delivery: Delivery) -> int:
@@ -47,6 +55,8 @@ class UpdateCache:
         # in the cache (or back in it after being dropped) is known to have no update missing
         # only from there on.
         self._floor: dict[int, int] = {}
+        # Tasks dropped whole, most recent last: the offset after the task's last update.
+        self._dropped: OrderedDict[str, int] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
@@ -63,8 +73,9 @@ class UpdateCache:
             return
         entry = self._by_task.get(delivery.task_id)
         if entry is None:
-            floor = self._floor.get(delivery.partition, 0)
-            entry = self._by_task[delivery.task_id] = _TaskUpdates(max(partition_start, floor))
+            since = self._known_from(delivery.task_id, delivery.partition)
+            self._dropped.pop(delivery.task_id, None)
+            entry = self._by_task[delivery.task_id] = _TaskUpdates(max(partition_start, since))
         else:
             self._by_task.move_to_end(delivery.task_id)
         entry.items.append(delivery)
@@ -86,12 +97,22 @@ class UpdateCache:
         self._size -= _size(evicted)
 
     def _drop_least_recent(self) -> None:
-        _, dropped = self._by_task.popitem(last=False)
+        task_id, dropped = self._by_task.popitem(last=False)
         self._size -= dropped.size
+        end = dropped.complete_from
         if dropped.items:
             last = dropped.items[-1]
+            end = last.offset + 1
             floor = self._floor.get(last.partition, 0)
-            self._floor[last.partition] = max(floor, last.offset + 1)
+            self._floor[last.partition] = max(floor, end)
+        self._dropped[task_id] = end
+        if len(self._dropped) > DROPPED_PER_TASK * self._tasks:
+            self._dropped.popitem(last=False)  # that task falls back on its partition's floor
+
+    def _known_from(self, task_id: str, partition: int) -> int:
+        """For a task not in the cache: the offset from which it is known to have no update."""
+        end = self._dropped.get(task_id)
+        return end if end is not None else self._floor.get(partition, 0)
 
     def complete_from(self, task_id: str, partition: int, partition_start: int) -> int | None:
         """The offset from which the cache holds every update of the task (None: it keeps
@@ -101,7 +122,7 @@ class UpdateCache:
         entry = self._by_task.get(task_id)
         if entry is not None:
             return entry.complete_from
-        return max(partition_start, self._floor.get(partition, 0))
+        return max(partition_start, self._known_from(task_id, partition))
 
     def read(
         self, task_id: str, partition: int, first: int, end: int, partition_start: int

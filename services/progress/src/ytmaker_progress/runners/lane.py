@@ -268,10 +268,11 @@ class LaneWorker:
         transaction's must follow them in the log); False if they failed."""
         committing = self.lane.committing
         if committing is not None and not committing.acked.is_set():
-            await asyncio.wait(
-                [asyncio.ensure_future(committing.acked.wait()), committing.task],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            acked = asyncio.ensure_future(committing.acked.wait())
+            try:
+                await asyncio.wait([acked, committing.task], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                acked.cancel()  # the commit failed before its updates were acknowledged
         return not _failed(committing)
 
     async def _hand_over(self) -> bool:
