@@ -3,7 +3,6 @@ SQLite fast path for history rows, most of what the sink writes."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -63,68 +62,25 @@ _HISTORY_COLUMNS = (
 )
 
 
-#: The task upsert's columns in the order of its placeholders (`TaskRow` but the history
-#: floor, which an upsert never sets).
-TASK_COLUMNS = (
-    "task_id",
-    "project_id",
-    "owner",
-    "status",
-    "progress",
-    "created_at",
-    "updated_at",
-    "last_offset",
-    "epoch",
-    "state",
-    "history_floor",
-)
-
-
-def sqlite_sql(engine: Engine, stmt: Any, columns: tuple[str, ...]) -> str:
-    """`stmt` as SQLite SQL with `?` placeholders in `columns` order.
-
-    History and task rows are most of what the sink writes (a rebuild writes millions);
-    handing them to the driver as tuples skips SQLAlchemy's per-row parameter processing,
-    which cost as much as SQLite itself. PostgreSQL keeps the Core statements (batched by
-    SQLAlchemy)."""
-    compiled = stmt.compile(dialect=engine.dialect, column_keys=list(columns))
-    order = tuple(compiled.positiontup or ())
-    if order != columns:
-        raise RuntimeError(f"unexpected parameters of {stmt.table.name}: {order}")
-    return str(compiled)
-
-
 def sqlite_history_insert(engine: Engine) -> str:
-    """The history insert, for `sqlite_history_row`s."""
+    """The history insert as SQLite SQL with `?` placeholders in `_HISTORY_COLUMNS` order.
+
+    History rows are most of what the sink writes (a rebuild writes millions); handing them
+    to the driver as tuples skips SQLAlchemy's per-row parameter processing, which cost as
+    much as SQLite itself. PostgreSQL keeps the Core statement (batched by SQLAlchemy)."""
     stmt = sqlite.insert(_H).on_conflict_do_nothing(index_elements=["task_id", "offset"])
-    return sqlite_sql(engine, stmt, _HISTORY_COLUMNS)
+    compiled = stmt.compile(dialect=engine.dialect, column_keys=list(_HISTORY_COLUMNS))
+    order = tuple(compiled.positiontup or ())
+    if order != _HISTORY_COLUMNS:
+        raise RuntimeError(f"unexpected history insert parameters: {order}")
+    return str(compiled)
 
 
 def sqlite_history_row(row: dict[str, Any]) -> tuple[Any, ...]:
     values = [row[c] for c in _HISTORY_COLUMNS[:-2]]
-    return (*values, row["update_metadata"], _sqlite_time(row["created_at"]))
-
-
-def sqlite_task_row(row: dict[str, Any]) -> tuple[Any, ...]:
-    """A task row (`Rows.task_rows`) for the SQLite task upsert (`TASK_COLUMNS`)."""
-    return (
-        row["task_id"],
-        row["project_id"],
-        row["owner"],
-        row["status"],
-        row["progress"],
-        _sqlite_time(row["created_at"]),
-        _sqlite_time(row["updated_at"]),
-        row["last_offset"],
-        row["epoch"],
-        row["state"],
-        -1,
-    )
-
-
-def _sqlite_time(value: datetime) -> str:
-    """SQLAlchemy's SQLite DATETIME text (the times are UTC), so both paths store the same."""
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    # SQLAlchemy's SQLite DATETIME text (the times are UTC), so both paths store the same.
+    created = row["created_at"].replace(tzinfo=None).isoformat(" ", "microseconds")
+    return (*values, row["update_metadata"], created)
 
 
 def history_params(row: dict[str, Any]) -> dict[str, Any]:

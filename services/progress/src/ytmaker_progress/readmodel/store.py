@@ -18,13 +18,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ytmaker_progress.readmodel import migrations
 from ytmaker_progress.readmodel.engine import (
-    TASK_COLUMNS,
     history_params,
     make_engine,
     sqlite_history_insert,
     sqlite_history_row,
-    sqlite_sql,
-    sqlite_task_row,
 )
 from ytmaker_progress.readmodel.rows import Rows
 from ytmaker_progress.readmodel.tables import (
@@ -48,27 +45,6 @@ _TERMINAL = tuple(str(s) for s in TERMINAL_STATUSES)
 _ACTIVE = tuple(str(s) for s in ACTIVE_STATUSES)
 
 
-def _task_upsert(ins: Any) -> Any:
-    """A task's row from its latest update: inserted, or replacing an older one's."""
-    stmt = ins(_T)
-    return stmt.on_conflict_do_update(
-        index_elements=["task_id"],
-        set_={
-            c: stmt.excluded[c]
-            for c in (
-                "status",
-                "progress",
-                "created_at",  # the fold's may move earlier (a late request)
-                "updated_at",
-                "last_offset",
-                "epoch",
-                "state",
-            )
-        },
-        where=_T.c.last_offset < stmt.excluded.last_offset,
-    )
-
-
 class NotFinished(Exception):
     """The task is still running: its history cannot be deleted."""
 
@@ -83,11 +59,6 @@ class Store:
         dialect = self.engine.dialect.name
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self._history_sql = sqlite_history_insert(self.engine) if dialect == "sqlite" else None
-        self._task_sql = (
-            sqlite_sql(self.engine, _task_upsert(sqlite.insert), TASK_COLUMNS)
-            if dialect == "sqlite"
-            else None
-        )
         # A bulk fill of SQLite maintains only the history's unique index; `finish_bulk`
         # creates the others at the end, in one sorted pass each.
         self._deferred = (
@@ -142,10 +113,27 @@ class Store:
                     ins(_H).on_conflict_do_nothing(index_elements=["task_id", "offset"]),
                     [history_params(r) for r in rows.history],
                 )
-            if (tasks := rows.task_rows()) and self._task_sql is not None:
-                conn.exec_driver_sql(self._task_sql, [sqlite_task_row(r) for r in tasks])
-            elif tasks:
-                conn.execute(_task_upsert(ins), tasks)
+            if tasks := rows.task_rows():
+                stmt = ins(_T)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["task_id"],
+                        set_={
+                            c: stmt.excluded[c]
+                            for c in (
+                                "status",
+                                "progress",
+                                "created_at",  # the fold's may move earlier (a late request)
+                                "updated_at",
+                                "last_offset",
+                                "epoch",
+                                "state",
+                            )
+                        },
+                        where=_T.c.last_offset < stmt.excluded.last_offset,
+                    ),
+                    tasks,
+                )
             if rows.stage_runs:
                 stmt = ins(_S)
                 conn.execute(
