@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.support.proxy import Proxy
+from tests.support.wait import poll
 from ytmaker_client import (
     ApiError,
     AuthenticationError,
@@ -208,7 +209,12 @@ def test_the_sync_facade(running: Running, finished: tuple[str, str]) -> None:
         started = yt.create_project("Tide tables", SAMPLE, {"segments": 1})
         assert yt.cancel(started.task_id, "a test").accepted
         assert yt.wait(started.task_id).status == "cancelled"
-        assert yt.project(started.project_id).tasks[0].task_id == started.task_id
+        # the stream saw the cancel; the read model (REST) follows the log a moment later
+        poll(
+            lambda: [t.task_id for t in yt.project(started.project_id).tasks] == [started.task_id],
+            timeout=10,
+            what="the project's run in the read model",
+        )
 
         mine = yt.runs(project_id=finished[1])  # GET /api/v1/runs (other tests run it again)
         assert task_id in {r.task_id for r in mine} and {r.project_id for r in mine} == {

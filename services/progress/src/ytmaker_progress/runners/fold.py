@@ -223,8 +223,11 @@ class FoldService:
             )
             for transactional_id in self.settings.transactional_ids(number)
         )
-        # InitProducerId: fences the zombies, ends their transactions
-        await asyncio.gather(first.start(), second.start())
+        try:  # InitProducerId: fences the zombies, ends their transactions
+            await asyncio.gather(first.start(), second.start())
+        except BaseException:
+            await asyncio.gather(first.stop(), second.stop(), return_exceptions=True)
+            raise
         return Lane(number, (first, second))
 
     def _start_worker(self, lane: Lane) -> None:
