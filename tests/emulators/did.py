@@ -50,6 +50,8 @@ class DIDEmulator:
         self.talks: dict[str, dict[str, Any]] = {}
         self.deleted: list[str] = []
         self.fail_talks = False
+        #: How long a create answers after the talk exists (a job cancelled meanwhile).
+        self.create_answer_delay_s = 0.0
         self.clip = b"\x00\x00\x00\x18ftypmp42emulated-clip"
         self.base_url = ""
         self.result_base_url = ""
@@ -97,6 +99,7 @@ class DIDEmulator:
         shown = {k: v for k, v in self.talks[talk_id].items() if k != "polls"}
         if self.talk_id_override is not None:
             shown["id"] = self.talk_id_override
+        await asyncio.sleep(self.create_answer_delay_s)
         return JSONResponse(shown, status_code=201)
 
     async def _get(self, talk_id: str, request: Request) -> Response:

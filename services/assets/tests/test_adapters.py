@@ -149,6 +149,24 @@ async def test_did_failed_talk_is_permanent_and_5xx_transient() -> None:
             await avatars.clip(context(), SEGMENT)
 
 
+async def test_did_job_cancelled_while_its_talk_is_made_deletes_it() -> None:
+    emulator = DIDEmulator(polls_to_done=10_000)
+    emulator.create_answer_delay_s = 0.5
+    async with emulator.server() as server:
+        avatars = DIDAvatars(
+            emulator.api_key, base_url=server.url, source_url="u", poll_interval_s=0.05
+        )
+        task = asyncio.create_task(avatars.clip(context(), SEGMENT))
+        await wait_until(lambda: bool(emulator.talks), timeout=5)  # made, not answered yet
+        made = list(emulator.talks)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await wait_until(lambda: len(emulator.deleted) == 1, timeout=5)
+        assert emulator.deleted == made
+        await avatars.aclose()
+
+
 async def test_did_cancelled_job_deletes_its_talk() -> None:
     emulator = DIDEmulator(polls_to_done=10_000)
     async with emulator.server() as server:

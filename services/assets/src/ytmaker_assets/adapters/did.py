@@ -78,7 +78,7 @@ class DIDAvatars:
             "script": {"type": "text", "input": segment.narration[:2000]},
             "config": {"result_format": "mp4"},
         }
-        created = (await self._call("POST", f"{self.base}/talks", json=body)).json()
+        created = (await self._create(body)).json()
         talk_id = created.get("id")
         if not isinstance(talk_id, str) or not _TALK_ID.match(talk_id):
             raise TransientError(f"{SERVICE}_bad_answer", f"no valid talk id in {created!r}"[:500])
@@ -106,11 +106,26 @@ class DIDAvatars:
             raise TransientError(f"{SERVICE}_timeout", f"talk {talk_id} not done in time")
         finally:
             if not finished:
-                with contextlib.suppress(Exception):
-                    url = f"{self.base}/talks/{talk_id}"
-                    await asyncio.shield(
-                        self.client.delete(url, headers=self._credentials_for(url))
-                    )
+                await self._delete(talk_id)
+
+    async def _create(self, body: dict[str, Any]) -> httpx.Response:
+        """POST /talks. A job cancelled while D-ID makes the talk still deletes it once its
+        answer names it (the talk exists as soon as D-ID has the request)."""
+        creating = asyncio.ensure_future(self._call("POST", f"{self.base}/talks", json=body))
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                talk_id = (await creating).json().get("id")
+                if isinstance(talk_id, str) and _TALK_ID.match(talk_id):
+                    await self._delete(talk_id)
+            raise
+
+    async def _delete(self, talk_id: str) -> None:
+        """Delete an unfinished talk (best effort: it expires at D-ID anyway)."""
+        with contextlib.suppress(Exception):
+            url = f"{self.base}/talks/{talk_id}"
+            await asyncio.shield(self.client.delete(url, headers=self._credentials_for(url)))
 
     async def aclose(self) -> None:
         await self.client.aclose()
