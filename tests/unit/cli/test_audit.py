@@ -168,6 +168,17 @@ def test_events_the_fold_has_not_reached_are_pending() -> None:
     assert not audit(inputs, cut).ok  # without positions: everything counts as folded
 
 
+def test_a_partition_the_fold_has_no_position_in_is_pending() -> None:
+    """A lane that has neither checkpointed nor written an update yet (a run that has just
+    started on it) may have read nothing: its events are pending, not missing updates."""
+    inputs, _ = build_log()
+    elsewhere = {(t.value, 1): 10**6 for t in Topic}  # another lane's checkpoint
+    report = audit(inputs, [], elsewhere)
+    assert report.ok, report.sorted_violations()
+    assert report.pending == sum(1 for i in inputs if i.event is not None)
+    assert not audit(inputs, []).ok  # without positions: everything counts as folded
+
+
 def test_updates_json_round_trip_is_what_the_fold_made() -> None:
     """The audit reads updates from their JSON: the fold's own encoding compares equal."""
     from ytmaker_progress.records import decode_update

@@ -12,7 +12,8 @@ So, per task, in offset order:
   between the updates of the event's neighbours on its own partition.
 
 Events the fold had not reached when the audit read its positions (the `ytmaker.fold.positions`
-records of `progress.state`) are counted as pending, not checked for a missing update.
+records of `progress.state`, moved on by the updates' headers) are counted as pending, not
+checked for a missing update; so are the events of a partition no position names yet.
 """
 
 from __future__ import annotations
@@ -147,7 +148,9 @@ def _check_silent_events(
         for i, rec in enumerate(records):
             if indexes[i] is not None:
                 continue
-            if positions is not None and rec.coord.offset >= positions.get(where, 1 << 62):
+            # A partition no checkpoint or update of its lane names may not have been read
+            # at all yet (a lane's first run just started): pending, like any unread event.
+            if positions is not None and rec.coord.offset >= positions.get(where, 0):
                 report.pending += 1
                 continue
             before = [x for x in indexes[:i] if x is not None]
