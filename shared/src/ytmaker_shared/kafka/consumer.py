@@ -32,6 +32,7 @@ from aiokafka.structs import ConsumerRecord
 from ytmaker_shared.events import DecodeError, Event, decode
 from ytmaker_shared.kafka.admin import start_when_reachable
 from ytmaker_shared.kafka.dlq import DeadLetterWriter
+from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS
 from ytmaker_shared.kafka.producer import EventProducer
 from ytmaker_shared.logging import log_context
 from ytmaker_shared.metrics import (
@@ -85,6 +86,7 @@ class ConsumerLoop:
             enable_auto_commit=False,
             auto_offset_reset=auto_offset_reset,
             isolation_level="read_committed",
+            consumer_timeout_ms=CONSUMER_TIMEOUT_MS,
             max_poll_interval_ms=int(settings.consumer_max_poll_interval_s * 1000),
         )
         self._stopping = asyncio.Event()

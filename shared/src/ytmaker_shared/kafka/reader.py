@@ -22,6 +22,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.kafka.admin import start_when_reachable
+from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS
 from ytmaker_shared.kafka.group import refresh_metadata
 from ytmaker_shared.kafka.polling import poll_or_stop
 from ytmaker_shared.kafka.skipped import skip_record
@@ -58,6 +59,7 @@ class LogReader:
             client_id=f"{name}-{settings.instance}",
             isolation_level=isolation,
             auto_offset_reset="earliest",
+            consumer_timeout_ms=CONSUMER_TIMEOUT_MS,
             **options,
         )
 

@@ -44,7 +44,7 @@ from ytmaker_progress.restore import restore
 from ytmaker_progress.runners.lane import FoldFatal, LaneWorker
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
-from ytmaker_shared.kafka.fetchwait import AdaptiveFetchWait
+from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS, AdaptiveFetchWait
 from ytmaker_shared.kafka.group import committed_offsets, refresh_metadata, still_member
 from ytmaker_shared.kafka.polling import poll_or_stop
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
@@ -77,6 +77,7 @@ class FoldService:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             partition_assignment_strategy=(RangePartitionAssignor,),
+            consumer_timeout_ms=CONSUMER_TIMEOUT_MS,
             max_poll_interval_ms=int(settings.consumer_max_poll_interval_s * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=settings.progress_fetch_max_wait_ms,
