@@ -22,6 +22,12 @@ SERVICE = "d-id"
 _TALK_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
+def _talk_id(answer: Any) -> str | None:
+    """The talk id a create's answer names, if it is a valid one."""
+    talk_id = answer.get("id") if isinstance(answer, dict) else None
+    return talk_id if isinstance(talk_id, str) and _TALK_ID.match(talk_id) else None
+
+
 def _message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -79,8 +85,8 @@ class DIDAvatars:
             "config": {"result_format": "mp4"},
         }
         created = (await self._create(body)).json()
-        talk_id = created.get("id")
-        if not isinstance(talk_id, str) or not _TALK_ID.match(talk_id):
+        talk_id = _talk_id(created)
+        if talk_id is None:
             raise TransientError(f"{SERVICE}_bad_answer", f"no valid talk id in {created!r}"[:500])
         finished = False
         try:
@@ -116,8 +122,7 @@ class DIDAvatars:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                talk_id = (await creating).json().get("id")
-                if isinstance(talk_id, str) and _TALK_ID.match(talk_id):
+                if (talk_id := _talk_id((await creating).json())) is not None:
                     await self._delete(talk_id)
             raise
 
