@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from progress_rebuild import delete_topics
 
+from ytmaker_dev.ports import free_port
 from ytmaker_dev.scenario import run_events
 from ytmaker_progress import metrics
 from ytmaker_progress.rebuild import rebuild
@@ -144,13 +144,6 @@ async def main(tasks: int) -> None:
     await delete_topics(settings)  # the bench's own topics
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -195,7 +188,7 @@ async def main_processes(tasks: int, processes: int, prefill: bool) -> None:
 
     if prefill:
         print(f"prefilled {total} events in {await produce():.1f}s")
-    ports = [_free_port() for _ in range(processes)]
+    ports = [free_port() for _ in range(processes)]
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,

@@ -51,7 +51,6 @@ from ytmaker_shared.topics import Topic
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the gateway's test doubles (tests/support/gateway.py)
 
-from bench.harness.procs import free_port  # noqa: E402
 from bench.harness.stacks import spawn, stop, wait_http  # noqa: E402
 from tests.support.gateway import (  # noqa: E402
     FakeProgress,
@@ -60,6 +59,7 @@ from tests.support.gateway import (  # noqa: E402
     start_server,
 )
 from ytmaker_dev.layout import process  # noqa: E402
+from ytmaker_dev.ports import free_port  # noqa: E402
 
 OWNER = ANONYMOUS_USER  # make run's page acts as the development user
 

@@ -29,11 +29,11 @@ import httpx
 from bench.harness.procs import (
     command_name,
     descendants,
-    free_port,
     listening_pid,
     process_ticks,
 )
 from bench.harness.wire import RedisWire, SocketioWire, Wire, YtmakerWire
+from ytmaker_dev.ports import free_port
 from ytmaker_gateway.auth import TokenConfig, mint_token
 
 ROOT = Path(__file__).resolve().parents[2]

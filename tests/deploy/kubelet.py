@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+
+from ytmaker_dev.ports import free_port
 
 from .manifests import (
     Obj,
@@ -53,12 +54,6 @@ from .manifests import (
 VENV_BIN = Path(sys.executable).parent
 #: What the shim sets besides the manifests' variables (the image's ENV, the topic prefix).
 SHIM_ENV = frozenset({"PATH", "HOME", "TMPDIR", "LANG", "PYTHONUNBUFFERED", "YTMAKER_TOPIC_PREFIX"})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,16 +18,11 @@ import httpx
 from tests.support.internal import internal_headers
 from tests.support.kafka import unique_name
 from ytmaker_dev.layout import PROCESSES, process
+from ytmaker_dev.ports import free_port
 from ytmaker_shared.kafka import delete_topics
 from ytmaker_shared.settings import ServiceSettings
 
 SERVICES = tuple(p.name for p in PROCESSES)  # as `make run` starts them
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class System:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+
+from ytmaker_dev.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,6 @@ class Faults:
 def truncate(data: bytes, fault: Truncate) -> bytes:
     keep = fault.keep if fault.keep is not None else max(1, len(data) // 2)
     return data[:keep]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class EmulatorServer:

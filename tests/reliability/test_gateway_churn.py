@@ -31,9 +31,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.system import free_port
 from tests.integration.gateway.conftest import SECRET, Cluster, cluster  # noqa: F401
 from tests.support.gateway import make_update, start_server
+from ytmaker_dev.ports import free_port
 from ytmaker_gateway.auth import mint_token
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.progress import TaskStatus

@@ -24,7 +24,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from ytmaker_dev.ports import free_port
 
 from .components import unavailable
 
@@ -78,13 +79,6 @@ def find_binaries() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _run_as() -> pwd.struct_passwd | None:
     """The user to run the server as: None when not root."""
     if os.geteuid() != 0:
@@ -104,7 +98,7 @@ class LocalPostgres:
         self.bin = find_binaries()
         self.root = Path(tempfile.mkdtemp(prefix="ytmaker-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.user = _run_as()
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -15,7 +15,6 @@ When the server cannot be started the test is skipped locally and fails in CI
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ytmaker_dev.ports import free_port
 
 from .components import unavailable
 
@@ -55,13 +56,6 @@ class S3Server:
         return name
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _wait(proc: subprocess.Popen[bytes], endpoint: str, log: Path) -> None:
     import httpx
 
@@ -85,7 +79,7 @@ def s3_server() -> Iterator[S3Server]:
         import moto.server  # noqa: F401
     except ImportError as exc:
         unavailable(f"moto[server] is not installed: {exc}")
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = Path(tempfile.mkstemp(prefix="ytmaker-moto-", suffix=".log")[1])
     with log.open("wb") as out:

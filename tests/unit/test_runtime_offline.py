@@ -5,27 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 
 import httpx
 import pytest
 
+from ytmaker_dev.ports import free_port
 from ytmaker_shared.health import HealthServer
 from ytmaker_shared.kafka import BrokerUnavailable, EventProducer
 from ytmaker_shared.logging import JsonFormatter, log_context
 from ytmaker_shared.settings import ServiceSettings
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 async def test_producer_fails_clearly_when_no_broker_answers() -> None:
     settings = ServiceSettings(
-        kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}", producer_delivery_timeout_s=1.0
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", producer_delivery_timeout_s=1.0
     )
     producer = EventProducer(settings, "test")
     with pytest.raises(BrokerUnavailable, match=r"no Kafka broker at 127\.0\.0\.1:\d+ after 1s"):

@@ -26,10 +26,10 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.e2e.system import free_port
 from tests.support.gateway import RunningServer, start_server
 from tests.support.internal import internal_headers
 from tests.support.kafka import unique_name
+from ytmaker_dev.ports import free_port
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.auth import mint_token
 from ytmaker_gateway.gateway import Gateway

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import socket
 from pathlib import Path
 from typing import Final
 
+from ..ports import free_port
 from .errors import DevKafkaError, FetchError, ToolMissingError
 
 KAFKA_VERSION: Final = "3.9.2"
@@ -85,16 +85,14 @@ def libs_dir(version: str = KAFKA_VERSION) -> Path:
     return cache_root() / f"kafka-{version}" / "libs"
 
 
-def find_free_port(host: str = DEFAULT_HOST) -> int:
-    """Return a TCP port that is free on *host* right now (the OS picks it).
+def find_free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now and that the kernel will not give
+    to an outgoing connection (:func:`ytmaker_dev.ports.free_port`).
 
-    Another process may take it before the caller binds it; :meth:`LocalKafka.start` reports
-    that case as :class:`PortInUseError`.
+    Another process may still bind it first; :meth:`LocalKafka.start` reports that case as
+    :class:`PortInUseError`.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port()
 
 
 def find_java() -> str:

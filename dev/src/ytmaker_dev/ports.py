@@ -1,0 +1,44 @@
+"""Local TCP ports for servers started as separate processes (the dev broker, tests, benchmarks).
+
+A port found by binding port 0 comes from the kernel's ephemeral range, the range every
+outgoing connection on the machine also draws from. Handing such a port to a process that
+binds it seconds later is a race: a Kafka client's connection opened in between may take it
+(CI lost the progress pod of the deployment test to exactly that: "Address already in use").
+The ports given here lie below the ephemeral range, where the kernel never picks one by
+itself, and are not given twice by one process.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+_LOWEST = 20_000  # above the well-known and registered ports the tools here use (19092...)
+_given: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now and that the kernel will not hand out."""
+    end = _ephemeral_start()
+    for _ in range(1_000 if end > _LOWEST + 1_000 else 0):
+        port = random.randrange(_LOWEST, end)  # random: test processes at once rarely collide
+        if port in _given:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    with socket.socket() as sock:  # a machine whose ephemeral range starts low: the old way
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
