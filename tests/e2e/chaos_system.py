@@ -34,8 +34,9 @@ from websockets.exceptions import WebSocketException
 
 from tests.integration.pipeline.harness import Service
 from tests.support.internal import internal_headers
-from ytmaker_dev.kafka import LocalKafka, find_free_port
+from ytmaker_dev.kafka import LocalKafka
 from ytmaker_dev.layout import PROCESSES, process
+from ytmaker_dev.ports import free_port
 from ytmaker_gateway.auth import TokenConfig, mint_token
 from ytmaker_shared.events import Event, decode
 from ytmaker_shared.kafka import ensure_topics
@@ -83,8 +84,8 @@ class ChaosSystem:
 
     def __post_init__(self) -> None:
         for name in SERVICES:
-            self.ports[name] = find_free_port()
-        self.ports["progress-api"] = find_free_port()
+            self.ports[name] = free_port()
+        self.ports["progress-api"] = free_port()
 
     @property
     def base(self) -> str:

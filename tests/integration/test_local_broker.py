@@ -23,8 +23,8 @@ from ytmaker_dev.kafka import (
     ENV_BOOTSTRAP,
     LocalKafka,
     ensure_broker,
-    find_free_port,
 )
+from ytmaker_dev.ports import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -150,7 +150,7 @@ def test_start_with_external_bootstrap_servers_starts_nothing(
     external = "127.0.0.1:1"  # never contacted
     monkeypatch.setenv(ENV_BOOTSTRAP, external)
     data_dir = tmp_path / "kafka"
-    port, controller_port = find_free_port(), find_free_port()
+    port, controller_port = free_port(), free_port()
 
     broker = LocalKafka(data_dir, port=port, controller_port=controller_port)
     assert broker.start() is broker

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ytmaker_dev.kafka import find_free_port
+from ytmaker_dev.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTED = re.compile(r"started ([\w-]+)\s+pid\s+(\d+)")
@@ -71,8 +71,8 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     e = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     e |= {
         "YTMAKER_VAR_DIR": str(tmp_path / "var"),
-        "YTMAKER_KAFKA_PORT": str(find_free_port()),
-        "YTMAKER_KAFKA_CONTROLLER_PORT": str(find_free_port()),
+        "YTMAKER_KAFKA_PORT": str(free_port()),
+        "YTMAKER_KAFKA_CONTROLLER_PORT": str(free_port()),
         "YTMAKER_PROGRESS_HTTP_PORT": "0",
         "YTMAKER_TOPIC_PARTITIONS": "1",
     }

@@ -29,8 +29,8 @@ from ytmaker_dev.kafka import (
     DevKafkaError,
     LocalKafka,
     external_bootstrap_servers,
-    find_free_port,
 )
+from ytmaker_dev.ports import free_port
 
 from .components import unavailable
 
@@ -50,8 +50,8 @@ def new_local_broker(data_dir: Path) -> LocalKafka:
     """A (not yet started) local broker on free ports, ignoring ``KAFKA_BOOTSTRAP_SERVERS``."""
     return LocalKafka(
         data_dir,
-        port=find_free_port(),
-        controller_port=find_free_port(),
+        port=free_port(),
+        controller_port=free_port(),
         honour_env=False,
     )
 

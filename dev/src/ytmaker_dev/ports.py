@@ -26,7 +26,10 @@ def _ephemeral_start() -> int:
 
 
 def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on now and that the kernel will not hand out."""
+    """A port on 127.0.0.1 that nothing listens on now and that the kernel will not hand out.
+
+    Another process may still bind it first: `LocalKafka.start` reports that as `PortInUseError`.
+    """
     end = _ephemeral_start()
     for _ in range(1_000 if end > _LOWEST + 1_000 else 0):
         port = random.randrange(_LOWEST, end)  # random: test processes at once rarely collide

@@ -7,9 +7,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..ports import free_port
 from .broker import LocalKafka
 from .jars import fetch
-from .settings import DEFAULT_START_TIMEOUT, find_free_port
+from .settings import DEFAULT_START_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ def measure_startup(
     with tempfile.TemporaryDirectory(prefix="devkafka-measure-", dir=base_dir) as tmp:
         broker = LocalKafka(
             Path(tmp),
-            port=find_free_port(),
-            controller_port=find_free_port(),
+            port=free_port(),
+            controller_port=free_port(),
             honour_env=False,
         )
         try:

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 from typing import Final
 
-from ..ports import free_port
 from .errors import DevKafkaError, FetchError, ToolMissingError
 
 KAFKA_VERSION: Final = "3.9.2"
@@ -83,16 +82,6 @@ def cache_root() -> Path:
 def libs_dir(version: str = KAFKA_VERSION) -> Path:
     """Directory holding the jars of Kafka *version*: ``<cache_root>/kafka-<version>/libs``."""
     return cache_root() / f"kafka-{version}" / "libs"
-
-
-def find_free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now and that the kernel will not give
-    to an outgoing connection (:func:`ytmaker_dev.ports.free_port`).
-
-    Another process may still bind it first; :meth:`LocalKafka.start` reports that case as
-    :class:`PortInUseError`.
-    """
-    return free_port()
 
 
 def find_java() -> str:
