@@ -1,4 +1,5 @@
-"""Running a service process: JSON logs, health server, and a clean stop on SIGTERM/SIGINT."""
+"""Running a service process: JSON logs, health server, the garbage collector's schedule
+(gcpolicy.py), and a clean stop on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from ytmaker_shared import gcpolicy
 from ytmaker_shared.health import HealthServer, Readiness
 from ytmaker_shared.kafka.admin import wait_for_broker
 from ytmaker_shared.logging import configure_logging
@@ -58,7 +60,8 @@ async def _run(
     try:
         # A process started while the broker is down waits for it, not ready.
         if await wait_for_broker(settings, stopping):
-            await main(stopping)
+            async with gcpolicy.scheduled(settings):
+                await main(stopping)
     finally:
         await health.stop()
         log.info("stopped")

@@ -70,6 +70,21 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description="How long a starting process waits for an unreachable broker.",
     )
+    # The garbage collector's schedule (gcpolicy.py, decisions 0033 and 0044).
+    gc_freeze: bool = Field(
+        default=True,
+        description="Keep long-lived objects out of the collector's reach and run full "
+        "collections on a schedule, not Python's (gcpolicy.py).",
+    )
+    gc_freeze_interval_s: float = Field(
+        default=10.0, gt=0, description="How often survivors are collected and frozen."
+    )
+    gc_full_every_s: float = Field(
+        default=600.0, ge=0, description="A full collection of everything (0: never)."
+    )
+    gc_threshold: int = Field(
+        default=0, ge=0, description="Young-generation threshold; 0 keeps Python's (700)."
+    )
 
     @property
     def topics(self) -> Topics:

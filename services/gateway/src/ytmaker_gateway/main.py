@@ -11,7 +11,7 @@ import socket
 
 import uvicorn
 
-from ytmaker_gateway import gcpolicy, metrics
+from ytmaker_gateway import metrics
 from ytmaker_gateway.adapters.progress_api import ProgressApi
 from ytmaker_gateway.api.edge import is_loopback_host
 from ytmaker_gateway.app import create_app
@@ -24,6 +24,7 @@ from ytmaker_gateway.fanout.streams import Streams
 from ytmaker_gateway.gateway import Gateway
 from ytmaker_gateway.rules.limits import RateLimiter
 from ytmaker_gateway.settings import GatewaySettings
+from ytmaker_shared import gcpolicy
 from ytmaker_shared.kafka import EventProducer, ensure_topics
 from ytmaker_shared.logging import configure_logging
 from ytmaker_shared.service import run_loop
@@ -132,19 +133,14 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
         server_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         host, port = sock.getsockname()[:2]
         log.info("listening", extra={"url": f"http://{host}:{port}/"})
-        if settings.gc_freeze:
-            gcpolicy.start_up(settings.gc_threshold)
-            gc_task = asyncio.create_task(
-                gcpolicy.run(settings.gc_freeze_interval_s, settings.gc_full_every_s, hub_stopping),
-                name="gc",
+        async with gcpolicy.scheduled(settings):
+            stop_wait = asyncio.create_task(stopping.wait())
+            await asyncio.wait(
+                {server_task, hub_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED
             )
-        stop_wait = asyncio.create_task(stopping.wait())
-        await asyncio.wait({server_task, hub_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        hub_stopping.set()
-        stop_wait.cancel()
-        if settings.gc_freeze:
-            await gc_task
+            server.should_exit = True
+            hub_stopping.set()
+            stop_wait.cancel()
         for task in (server_task, hub_task, checkpoints):
             with contextlib.suppress(Exception):
                 await task

@@ -86,21 +86,6 @@ class GatewaySettings(ArtifactSettings):
         default=5, ge=1, description="How long a stopping gateway waits for open connections."
     )
 
-    # Runtime (docs/decisions/0033-gateway-latency.md).
-    gc_freeze: bool = Field(
-        default=True,
-        description="Keep long-lived objects out of the collector's reach (gcpolicy.py).",
-    )
-    gc_freeze_interval_s: float = Field(
-        default=10.0, gt=0, description="How often survivors are collected and frozen."
-    )
-    gc_full_every_s: float = Field(
-        default=600.0, ge=0, description="A full collection of everything (0: never)."
-    )
-    gc_threshold: int = Field(
-        default=0, ge=0, description="Young-generation threshold; 0 keeps Python's (700)."
-    )
-
     # Replay and caches.
     replay_readers: int = Field(default=4, ge=1, description="Kafka readers for replays.")
     replay_timeout_s: float = Field(

@@ -1,0 +1,93 @@
+"""The garbage collector's schedule of every long-running process (decisions 0033, 0044).
+
+Python's full collections scan every tracked object: a thousand clients' connections in the
+gateway, every task's recent history in the read side. That is hundreds of thousands to
+millions of objects, pauses of 100 ms and more (a p99 by itself) and, in the read side, a tenth
+of its CPU. So the objects that stay are moved out of the collector's reach (`gc.freeze()`)
+soon after they appear, the young collections only ever scan what is recent, and Python's own
+full collections are off: the schedule does them. What is frozen and later becomes a garbage
+*cycle* would stay; one full collection of everything every `full_every_s` reclaims it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from ytmaker_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+#: The oldest generation's threshold under the schedule: how many collections of the middle
+#: generation may pass before Python collects everything by itself. So many that it never
+#: does (hours at any rate): every `refreeze()` empties the old generation into the frozen one
+#: anyway, and `full_collection()` is the schedule's. Python's own (10, and a quarter of the
+#: survivors of the last full collection) collected the read side's whole history twice in
+#: 35 s at S1, 0.2 s each (decision 0044).
+NO_AUTOMATIC_FULL_COLLECTION = 1_000_000
+
+
+def start_up(threshold: int = 0) -> None:
+    """Collect once, freeze what the start-up left and leave full collections to the schedule;
+    `threshold` > 0 sets the young generation's threshold (0 keeps Python's)."""
+    gc.collect()
+    gc.freeze()
+    young, older, _ = gc.get_threshold()
+    gc.set_threshold(threshold or young, older, NO_AUTOMATIC_FULL_COLLECTION)
+
+
+def refreeze() -> None:
+    """Collect the young generations (a few thousand objects at most: short), then freeze
+    everything alive. The old generation is not scanned here: after a burst of connections
+    that alone would be a pause of 100 ms and more; its garbage cycles, if any, wait for the
+    next `full_collection()`."""
+    gc.collect(1)
+    gc.freeze()
+
+
+def full_collection() -> float:
+    """Unfreeze, collect everything, freeze again; returns the seconds it took."""
+    started = time.perf_counter()
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    return time.perf_counter() - started
+
+
+async def run(interval_s: float, full_every_s: float, stopping: asyncio.Event) -> None:
+    """`refreeze()` every `interval_s` and `full_collection()` every `full_every_s` (0: never)
+    until `stopping` is set."""
+    last_full = time.monotonic()
+    while not stopping.is_set():
+        try:
+            await asyncio.wait_for(stopping.wait(), interval_s)
+        except TimeoutError:
+            if full_every_s > 0 and time.monotonic() - last_full >= full_every_s:
+                took = full_collection()
+                last_full = time.monotonic()
+                log.info("full garbage collection", extra={"seconds": round(took, 4)})
+            else:
+                refreeze()
+
+
+@contextlib.asynccontextmanager
+async def scheduled(settings: ServiceSettings) -> AsyncIterator[None]:
+    """The schedule of `settings` (`gc_*`) runs while the block does; nothing when
+    `gc_freeze` is off."""
+    if not settings.gc_freeze:
+        yield
+        return
+    start_up(settings.gc_threshold)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        run(settings.gc_freeze_interval_s, settings.gc_full_every_s, stopping), name="gc"
+    )
+    try:
+        yield
+    finally:
+        stopping.set()
+        await task
