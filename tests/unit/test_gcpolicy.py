@@ -125,3 +125,35 @@ async def test_scheduled_runs_the_settings_schedule_and_only_when_asked() -> Non
         (schedule,) = {t for t in asyncio.all_tasks() - others if t.get_name() == "gc"}
         assert not schedule.done()
     assert schedule.done() and schedule.exception() is None
+
+
+def test_a_big_heap_is_walked_again_only_once_it_has_grown_by_a_quarter() -> None:
+    small, big = gcpolicy.SMALL_HEAP - 1, 4 * gcpolicy.SMALL_HEAP
+    assert gcpolicy.full_collection_due(small, small)  # small: on the schedule
+    assert not gcpolicy.full_collection_due(big, big)
+    assert not gcpolicy.full_collection_due(big + big // 5, big)
+    assert gcpolicy.full_collection_due(big + big // 4, big)
+
+
+async def test_the_schedule_leaves_a_big_steady_heap_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    refreezes = asyncio.Event()
+
+    def refreeze() -> None:
+        calls.append("refreeze")
+        if len(calls) >= 20:
+            refreezes.set()
+
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: 3 * gcpolicy.SMALL_HEAP)
+    monkeypatch.setattr(gcpolicy, "refreeze", refreeze)
+    monkeypatch.setattr(gcpolicy, "full_collection", lambda: calls.append("full") or 0.0)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(gcpolicy.run(0.001, 0.002, stopping))
+    async with asyncio.timeout(5):
+        await refreezes.wait()
+    stopping.set()
+    async with asyncio.timeout(2):
+        await task
+    assert "full" not in calls
