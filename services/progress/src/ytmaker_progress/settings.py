@@ -50,11 +50,10 @@ class ProgressSettings(ServiceSettings):
         description="How long a lane's producer gathers updates before sending them.",
     )
     progress_sink_fetch_max_wait_ms: int = Field(
-        default=250,
+        default=50,
         ge=0,
         description="How long the read model's sink lets the broker gather updates into one "
-        "fetch (and one database transaction) while updates flow; the read model lags by up "
-        "to this much then (decision 0045). Idle, a fetch returns with the first update.",
+        "fetch (and one database transaction); the read model lags by up to this much.",
     )
     progress_sink_fetch_min_bytes: int = Field(
         default=256 * 1024,
