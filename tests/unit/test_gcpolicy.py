@@ -61,6 +61,17 @@ def test_a_young_threshold_is_applied_only_when_asked() -> None:
     assert gc.get_threshold()[:2] == (5000, before[1])
 
 
+async def _run_schedule(interval_s: float, full_every_s: float, *, until: asyncio.Event) -> None:
+    """Run the schedule until `until` is set (5 s at most), then stop it (2 s at most)."""
+    stopping = asyncio.Event()
+    task = asyncio.create_task(gcpolicy.run(interval_s, full_every_s, stopping))
+    async with asyncio.timeout(5):
+        await until.wait()
+    stopping.set()
+    async with asyncio.timeout(2):
+        await task
+
+
 async def test_the_schedule_refreezes_collects_fully_and_stops(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -75,13 +86,7 @@ async def test_the_schedule_refreezes_collects_fully_and_stops(
 
     monkeypatch.setattr(gcpolicy, "refreeze", lambda: call("refreeze"))
     monkeypatch.setattr(gcpolicy, "full_collection", lambda: call("full"))
-    stopping = asyncio.Event()
-    task = asyncio.create_task(gcpolicy.run(0.01, 0.05, stopping))
-    async with asyncio.timeout(5):
-        await both.wait()
-    stopping.set()
-    async with asyncio.timeout(2):
-        await task
+    await _run_schedule(0.01, 0.05, until=both)
     assert calls[0] == "refreeze"
 
 
@@ -149,11 +154,5 @@ async def test_the_schedule_leaves_a_big_steady_heap_alone(
     monkeypatch.setattr(gc, "get_freeze_count", lambda: 3 * gcpolicy.SMALL_HEAP)
     monkeypatch.setattr(gcpolicy, "refreeze", refreeze)
     monkeypatch.setattr(gcpolicy, "full_collection", lambda: calls.append("full") or 0.0)
-    stopping = asyncio.Event()
-    task = asyncio.create_task(gcpolicy.run(0.001, 0.002, stopping))
-    async with asyncio.timeout(5):
-        await refreezes.wait()
-    stopping.set()
-    async with asyncio.timeout(2):
-        await task
+    await _run_schedule(0.001, 0.002, until=refreezes)
     assert "full" not in calls
