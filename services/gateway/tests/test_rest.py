@@ -3,6 +3,7 @@ may see and control what, and the events the gateway emits."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -188,6 +189,41 @@ async def test_projects_and_new_runs(gateway_factory: Factory) -> None:
     [(_, event)] = gw.producer.sent
     assert isinstance(event, TaskRequested) and event.project_id == P1
     assert event.payload.content == "Some content."
+
+
+async def test_a_project_created_a_moment_ago_is_waited_for(gateway_factory: Factory) -> None:
+    """The read model folds a new project a moment after it is created: its owner may read it
+    (or start another run of it) right away; nobody else learns that it exists."""
+    gw = await gateway_factory(unknown_task_wait_s=5.0)
+    created = await gw.http.post("/api/v1/projects", json=VALID, headers=gw.auth("alice"))
+    started = created.json()
+    path = f"/api/v1/projects/{started['project_id']}"
+    _error(await gw.http.get(path, headers=gw.auth("bob")), 403, "forbidden")
+
+    async def fold_a_moment_later() -> None:
+        await asyncio.sleep(0.3)
+        state = make_state(started["task_id"], project_id=started["project_id"], title="Tides")
+        gw.fake.put_task(state)
+
+    folding = asyncio.create_task(fold_a_moment_later())
+    project = await gw.http.get(path, headers=gw.auth("alice"))
+    await folding
+    assert project.status_code == 200, project.text
+    assert [t["task_id"] for t in project.json()["tasks"]] == [started["task_id"]]
+
+
+async def test_a_new_project_the_read_model_has_not_folded_is_unavailable(
+    gateway_factory: Factory,
+) -> None:
+    gw = await gateway_factory()  # waits 0.3 s
+    created = await gw.http.post("/api/v1/projects", json=VALID, headers=gw.auth("alice"))
+    project_id = created.json()["project_id"]
+    _error(
+        await gw.http.get(f"/api/v1/projects/{project_id}", headers=gw.auth()), 503, "unavailable"
+    )
+    again = await gw.http.post(f"/api/v1/projects/{project_id}/tasks", headers=gw.auth())
+    _error(again, 503, "unavailable")
+    _error(await gw.http.get(f"/api/v1/projects/{T_NONE}", headers=gw.auth()), 403, "forbidden")
 
 
 async def test_history_stats_and_deletion(gateway_factory: Factory) -> None:

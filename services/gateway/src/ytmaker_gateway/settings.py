@@ -111,7 +111,10 @@ class GatewaySettings(ArtifactSettings):
     )
 
     unknown_task_wait_s: float = Field(
-        default=3.0, ge=0, description="How long a subscribe waits for a brand-new task."
+        default=3.0,
+        ge=0,
+        description="How long a subscribe, or a read of a project created here a moment ago, "
+        "waits for the read model to fold it.",
     )
 
     @field_validator("cors_origins", mode="before")

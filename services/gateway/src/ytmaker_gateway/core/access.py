@@ -3,22 +3,28 @@
 The read model (progress service) knows every task it has folded. A task created a moment ago
 through this replica may not be folded yet: the replica remembers what it created, and
 otherwise waits a little for the read model before answering `forbidden`, the same answer
-as for somebody else's task, so that nobody learns whether a task exists. While the read model
-is still catching up (after a restart of the progress service), an unknown task may simply
-not be folded yet: the answer is then the retryable `unavailable`, which depends on the
-service's state only, never on the task.
+as for somebody else's task, so that nobody learns whether a task exists. While the read
+model is still catching up (after a restart of the progress service), an unknown task may
+simply not be folded yet: the answer is then the retryable `unavailable`, which depends on
+the service's state only, never on the task.
+
+A project created here a moment ago is waited for in the same way: its owner gets it as soon
+as the read model has folded it, or the retryable `unavailable` if that takes longer.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ytmaker_gateway.adapters.progress_api import ProgressApi, ProgressUnavailable
 from ytmaker_gateway.auth import Principal
 from ytmaker_gateway.rules.errors import Forbidden, Unavailable
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -30,19 +36,26 @@ class TaskRef:
 
 
 class RecentTasks:
-    """Tasks this replica created, newest kept (a cache, bounded)."""
+    """Tasks this replica created, newest kept (a cache, bounded), by task and by project."""
 
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
         self._items: OrderedDict[str, TaskRef] = OrderedDict()
+        self._projects: dict[str, TaskRef] = {}  # the newest run of each project here
 
     def add(self, ref: TaskRef) -> None:
         self._items[ref.task_id] = ref
+        self._projects[ref.project_id] = ref
         while len(self._items) > self._size:
-            self._items.popitem(last=False)
+            _, old = self._items.popitem(last=False)
+            if self._projects.get(old.project_id) is old:
+                del self._projects[old.project_id]
 
     def get(self, task_id: str) -> TaskRef | None:
         return self._items.get(task_id)
+
+    def project(self, project_id: str) -> TaskRef | None:
+        return self._projects.get(project_id)
 
 
 class Access:
@@ -65,12 +78,8 @@ class Access:
         for an unknown task). With `wait`, a task not yet in the read model is waited for."""
         state = await self.state(task_id)
         ref = self.recent.get(task_id)
-        if state is None and ref is None and wait and self.wait_s > 0:
-            loop = asyncio.get_running_loop()
-            give_up = loop.time() + self.wait_s
-            while state is None and loop.time() < give_up:
-                await asyncio.sleep(0.2)
-                state = await self.state(task_id)
+        if state is None and ref is None and wait:
+            state = await self._folded(lambda: self.state(task_id))
         if state is not None:
             ref = TaskRef(task_id, state["project_id"], state["owner"], state.get("title", ""))
         if ref is None and wait and not await self.progress.caught_up():
@@ -80,11 +89,31 @@ class Access:
         return ref, state
 
     async def project(self, principal: Principal, project_id: str) -> dict[str, Any]:
-        """`{project, tasks}` if `principal` may see the project; raises Forbidden otherwise."""
-        try:
-            found = await self.progress.project(project_id)
-        except ProgressUnavailable as exc:
-            raise Unavailable(str(exc)) from None
+        """`{project, tasks}` if `principal` may see the project; raises Forbidden otherwise,
+        or Unavailable for a project created here that the read model has not folded yet."""
+        found = await self._project(project_id)
+        if found is None and (ref := self.recent.project(project_id)) is not None:
+            if not principal.may_see(ref.owner):
+                raise Forbidden()
+            found = await self._folded(lambda: self._project(project_id))
+            if found is None:
+                raise Unavailable("the project was created a moment ago; try again shortly")
         if found is None or not principal.may_see(found["project"]["owner"]):
             raise Forbidden()
+        return found
+
+    async def _project(self, project_id: str) -> dict[str, Any] | None:
+        try:
+            return await self.progress.project(project_id)
+        except ProgressUnavailable as exc:
+            raise Unavailable(str(exc)) from None
+
+    async def _folded(self, read: Callable[[], Awaitable[_T | None]]) -> _T | None:
+        """`read()` again until the read model has it, for `wait_s` at most."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.wait_s
+        found = None
+        while found is None and loop.time() < give_up:
+            await asyncio.sleep(0.2)
+            found = await read()
         return found
