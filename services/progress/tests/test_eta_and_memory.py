@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from ytmaker_progress.eta import estimate
 from ytmaker_progress.readmodel.memory import RecentHistory
+from ytmaker_progress.readmodel.rows import StoredUpdate
 
 AVERAGES = {
     "script": 10.0,
@@ -34,8 +37,9 @@ def test_eta_is_unknown_without_durations_or_when_finished() -> None:
     assert estimate({"status": "completed", "stages": {}}, AVERAGES) is None
 
 
-def item(offset: int) -> dict[str, object]:
-    return {"offset": offset, "epoch": "e", "update": {}}
+def item(offset: int) -> StoredUpdate:
+    update = {"task_id": "t", "type": "progress", "state": {"progress": offset}}
+    return (offset, "e", json.dumps(update))
 
 
 def test_memory_keeps_the_last_n_in_order_and_merges_stored_items() -> None:
@@ -47,5 +51,15 @@ def test_memory_keeps_the_last_n_in_order_and_merges_stored_items() -> None:
     memory.merge("t", [item(1), item(3), item(5), item(7)])
     assert memory.complete("t")
     assert [i["offset"] for i in memory.items("t", since=7)] == [9, 11]
+    [read] = memory.items("t", since=7, limit=1)  # parsed, its state carrying its position
+    assert read == {
+        "offset": 9,
+        "epoch": "e",
+        "update": {
+            "task_id": "t",
+            "type": "progress",
+            "state": {"progress": 9, "offset": 9, "epoch": "e"},
+        },
+    }
     memory.drop("t")
     assert memory.items("t") == [] and memory.complete("t")

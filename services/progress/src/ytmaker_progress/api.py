@@ -157,7 +157,7 @@ def create_app(
             items = await asyncio.to_thread(store.history, task_id, since=since, limit=limit)
         else:
             if not memory.complete(task_id):
-                stored = await asyncio.to_thread(store.history, task_id)
+                stored = await asyncio.to_thread(store.history_text, task_id)
                 memory.merge(task_id, stored[-memory.per_task :])
             items = memory.items(task_id, since=since, limit=limit)
         return {"task_id": task_id, "source": source, "items": items}

@@ -42,6 +42,22 @@ class Rows:
         ]
 
 
+#: One update of a task's history as stored: `(offset, epoch, its JSON as it came from the log)`.
+#: A plain tuple of a number and strings, which the garbage collector stops tracking (it
+#: tracks a NamedTuple for ever).
+StoredUpdate = tuple[int, str | None, str]
+
+HistoryItem = dict[str, Any]  # {"offset", "epoch", "update"}: one update as readers get it
+
+
+def history_item(stored: StoredUpdate) -> HistoryItem:
+    """The stored update parsed, its state carrying its position."""
+    offset, epoch, text = stored
+    update = json.loads(text)
+    update["state"]["offset"], update["state"]["epoch"] = offset, epoch
+    return {"offset": offset, "epoch": epoch, "update": update}
+
+
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 

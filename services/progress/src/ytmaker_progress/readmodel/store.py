@@ -24,7 +24,7 @@ from ytmaker_progress.readmodel.engine import (
     sqlite_history_insert,
     sqlite_history_row,
 )
-from ytmaker_progress.readmodel.rows import Rows
+from ytmaker_progress.readmodel.rows import HistoryItem, Rows, StoredUpdate, history_item
 from ytmaker_progress.readmodel.tables import (
     HistoryRow,
     ProjectRow,
@@ -230,8 +230,14 @@ class Store:
 
     def history(
         self, task_id: str, *, since: int = -1, limit: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[HistoryItem]:
         """Stored updates with offset > since (and above the deleted floor), by offset."""
+        return [history_item(u) for u in self.history_text(task_id, since=since, limit=limit)]
+
+    def history_text(
+        self, task_id: str, *, since: int = -1, limit: int | None = None
+    ) -> list[StoredUpdate]:
+        """`history`, unparsed."""
         floor = select(_T.c.history_floor).where(_T.c.task_id == task_id).scalar_subquery()
         query = (
             select(_H.c.offset, _H.c.epoch, _H.c.metadata)
@@ -242,7 +248,7 @@ class Store:
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
-            return [_item(r.offset, r.epoch, r.metadata) for r in conn.execute(query)]
+            return [(r.offset, r.epoch, r.metadata) for r in conn.execute(query)]
 
     def delete_history(self, task_id: str) -> bool:
         """Delete a finished task's stored history; False for an unknown task.
@@ -383,12 +389,6 @@ def _state(row: Any) -> dict[str, Any]:
     state: dict[str, Any] = json.loads(row.state)
     state["offset"], state["epoch"] = row.last_offset, row.epoch
     return state
-
-
-def _item(offset: int, epoch: str | None, metadata: str) -> dict[str, Any]:
-    update = json.loads(metadata)
-    update["state"]["offset"], update["state"]["epoch"] = offset, epoch
-    return {"offset": offset, "epoch": epoch, "update": update}
 
 
 def _session(row: Any) -> dict[str, Any]:

@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from aiokafka import TopicPartition
 
 from ytmaker_progress import SERVICE, metrics
 from ytmaker_progress.readmodel.memory import RecentHistory
-from ytmaker_progress.readmodel.rows import Rows, add_request, add_update
+from ytmaker_progress.readmodel.rows import Rows, StoredUpdate, add_request, add_update
 from ytmaker_progress.readmodel.store import Store
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError, TaskRequested, decode
@@ -122,7 +121,7 @@ class Sink:
 
     async def _store(self, batch: Batch) -> None:
         rows, positions = Rows(), Positions()
-        items: list[tuple[str, Any]] = []
+        items: list[tuple[str, StoredUpdate]] = []
         for tp, records in batch.items():
             for record in records:
                 if tp.topic == self.updates_topic:
@@ -131,12 +130,8 @@ class Sink:
                     except DecodeError as exc:
                         skip_record(SERVICE, record, exc)
                         continue
-                    items.append(
-                        (
-                            update["task_id"],
-                            {"offset": record.offset, "epoch": self.epoch, "update": update},
-                        )
-                    )
+                    text = record.value.decode() if record.value else ""  # checked above
+                    items.append((update["task_id"], (record.offset, self.epoch, text)))
                 else:
                     try:
                         event = decode(record.value)
@@ -152,7 +147,9 @@ class Sink:
         await self._written()
         self._writing = asyncio.create_task(self._write(rows, positions, items))
 
-    async def _write(self, rows: Rows, positions: Positions, items: list[tuple[str, Any]]) -> None:
+    async def _write(
+        self, rows: Rows, positions: Positions, items: list[tuple[str, StoredUpdate]]
+    ) -> None:
         started = time.perf_counter()
         await asyncio.to_thread(self.store.write, rows, positions)
         log.debug("stored", extra={"rows": len(rows.history), "s": time.perf_counter() - started})
