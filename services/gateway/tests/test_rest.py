@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.gateway import PROJECT, make_state, stable_id
+from tests.support.gateway import PROJECT, make_state, make_update, stable_id
 from ytmaker_shared.events import CancelTask, PauseTask, TaskRequested
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic
@@ -161,6 +161,25 @@ async def test_control_requests_follow_the_task_state(
     else:
         error = _error(response, 409, "conflict")
         assert error["details"]["status"] == status and gw.producer.sent == []
+
+
+async def test_a_control_request_is_judged_by_the_status_its_client_was_shown(
+    gateway_factory: Factory,
+) -> None:
+    """The stream reaches clients before the read model folds the same update: a client that
+    was just shown `paused` may resume at once, and may not pause again."""
+    gw = await gateway_factory()
+    gw.seed(T1, n=1)  # running, folded into the read model
+    gw.log.append(make_update(T1, n=1, status=TaskStatus.PAUSED))  # streamed only
+    error = _error(
+        await gw.http.post(f"/api/v1/tasks/{T1}/pause", headers=gw.auth()), 409, "conflict"
+    )
+    assert error["details"]["status"] == "paused"
+    resume = await gw.http.post(f"/api/v1/tasks/{T1}/resume", headers=gw.auth())
+    assert resume.status_code == 202, resume.text
+    # once the read model has a later update, it is the one that counts
+    gw.seed(T1, n=1)  # running again, at a later offset than anything streamed
+    _error(await gw.http.post(f"/api/v1/tasks/{T1}/resume", headers=gw.auth()), 409, "conflict")
 
 
 async def test_nobody_controls_someone_elses_task(gateway_factory: Factory) -> None:

@@ -46,8 +46,8 @@ def build(
     if progress is None:
         token = settings.internal_token.get_secret_value() if settings.internal_token else None
         progress = ProgressApi(settings.progress_url, settings.progress_timeout_s, token=token)
-    access = Access(progress, RecentTasks(), settings.unknown_task_wait_s)
     hub = Hub(settings)
+    access = Access(progress, RecentTasks(), settings.unknown_task_wait_s, live=hub)
     return Gateway(
         settings=settings,
         tokens=settings.token_config(),

@@ -18,11 +18,12 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ytmaker_gateway.adapters.progress_api import ProgressApi, ProgressUnavailable
 from ytmaker_gateway.auth import Principal
 from ytmaker_gateway.rules.errors import Forbidden, Unavailable
+from ytmaker_shared.progress import TaskStatus
 
 _T = TypeVar("_T")
 
@@ -58,11 +59,25 @@ class RecentTasks:
         return self._projects.get(project_id)
 
 
+class LiveStatus(Protocol):
+    def status_after(self, task_id: str, offset: int | None, epoch: str | None) -> str | None:
+        """The task's status if it has changed after `offset` of `epoch`."""
+
+
 class Access:
-    def __init__(self, progress: ProgressApi, recent: RecentTasks, wait_s: float = 3.0) -> None:
+    """`live`: what this gateway has read of the log, ahead of the read model (the hub)."""
+
+    def __init__(
+        self,
+        progress: ProgressApi,
+        recent: RecentTasks,
+        wait_s: float = 3.0,
+        live: LiveStatus | None = None,
+    ) -> None:
         self.progress = progress
         self.recent = recent
         self.wait_s = wait_s
+        self.live = live
 
     async def state(self, task_id: str) -> dict[str, Any] | None:
         """The task's state from the read model; raises Unavailable when it does not answer."""
@@ -87,6 +102,16 @@ class Access:
         if ref is None or not principal.may_see(ref.owner):
             raise Forbidden()
         return ref, state
+
+    def status(self, task_id: str, state: dict[str, Any] | None) -> str:
+        """The task's latest status: the read model's (`state`, `queued` before it has the
+        task), or the one of a later update this gateway has already streamed to its clients,
+        so that a client acting on what it was just shown is judged by the same status."""
+        offset, epoch = (state.get("offset"), state.get("epoch")) if state else (None, None)
+        later = self.live.status_after(task_id, offset, epoch) if self.live else None
+        if later is not None:
+            return later
+        return str(state["status"]) if state is not None else TaskStatus.QUEUED.value
 
     async def project(self, principal: Principal, project_id: str) -> dict[str, Any]:
         """`{project, tasks}` if `principal` may see the project; raises Forbidden otherwise,

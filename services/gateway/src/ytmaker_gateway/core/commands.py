@@ -109,7 +109,7 @@ class Commands:
     ) -> dict[str, Any]:
         """Request cancel / pause / resume; raises Forbidden, Conflict or Unavailable."""
         ref, state = await self.access.task(principal, task_id)
-        status = str(state["status"]) if state is not None else TaskStatus.QUEUED.value
+        status = self.access.status(task_id, state)
         why = refusal(action, status)
         if why is not None:
             raise Conflict(why, status=status)

@@ -124,6 +124,11 @@ class UpdateCache:
             return entry.complete_from
         return max(partition_start, self._known_from(task_id, partition))
 
+    def newest(self, task_id: str) -> Delivery | None:
+        """The task's latest update held, if any."""
+        entry = self._by_task.get(task_id)
+        return entry.items[-1] if entry is not None and entry.items else None
+
     def read(
         self, task_id: str, partition: int, first: int, end: int, partition_start: int
     ) -> list[Delivery] | None:

@@ -15,14 +15,15 @@ from ytmaker_gateway import metrics
 from ytmaker_gateway.rules.protocol import update_message
 from ytmaker_shared.events import DecodeError, decode_model
 from ytmaker_shared.metrics import RECORDS_SKIPPED
-from ytmaker_shared.progress import TERMINAL_STATUSES, ProgressUpdate
+from ytmaker_shared.progress import ProgressUpdate
 
 log = logging.getLogger(__name__)
 
 
 class Delivery(NamedTuple):
-    """A tuple of strings and numbers: cheap to make (a replay makes one per update), and
-    untracked by the garbage collector when cached (docs/decisions/0033)."""
+    """A tuple of strings and numbers: cheap to make (a replay makes one per update). Unlike a
+    plain tuple, the garbage collector tracks it for ever: the cached ones are kept out of its
+    way by the collector's schedule (freezes, docs/decisions/0033 and 0044)."""
 
     partition: int
     offset: int
@@ -30,7 +31,7 @@ class Delivery(NamedTuple):
     project_id: str
     owner: str
     kind: str
-    terminal: bool
+    status: str  # the task's, after this update
     occurred_at: float
     text: str
 
@@ -50,13 +51,10 @@ def delivery_from_record(
         update.project_id,
         update.owner,
         str(update.type),
-        str(update.state.status) in _TERMINAL,  # not `.terminal`: an enum property is slow
+        str(update.state.status),
         update.occurred_at.timestamp() if live else 0.0,
         update_message(update, offset, epoch),
     )
-
-
-_TERMINAL = frozenset(str(status) for status in TERMINAL_STATUSES)
 
 
 class BadRecords:

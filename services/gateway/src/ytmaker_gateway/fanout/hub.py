@@ -123,6 +123,17 @@ class Hub:
             feed.offer(delivery)
         return delivery
 
+    def status_after(self, task_id: str, offset: int | None, epoch: str | None) -> str | None:
+        """The task's status in the latest update this gateway has read, if that update is
+        later than `offset` of `epoch` (the read model's position of the task; None: it has
+        none yet). The log reaches the gateway before it reaches the read model."""
+        newest = self.cache.newest(task_id)
+        if newest is None or (
+            offset is not None and (epoch != self.epoch or newest.offset <= offset)
+        ):
+            return None
+        return newest.status
+
     def register(self, sub: Subscription) -> int:
         """Start buffering the task's live updates; returns the position that splits replay
         (offsets below it) from live (offsets from it on)."""
