@@ -79,16 +79,18 @@ async def test_every_message_of_a_session_matches_the_contract(gateway_factory: 
 async def test_runs_lists_the_callers_runs_filtered(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
     gw.fake.put_task(make_state(T1))
-    gw.fake.put_task(make_state("t2", status=TaskStatus.COMPLETED, project_id="p2"))
+    p2 = stable_id("p2")
+    gw.fake.put_task(make_state("t2", status=TaskStatus.COMPLETED, project_id=p2))
     gw.fake.put_task(make_state("t-bob", owner="bob"))
     mine = (await gw.http.get("/api/v1/runs", headers=gw.auth())).json()["items"]
     assert sorted(t["task_id"] for t in mine) == [T1, "t2"]
-    done = await gw.http.get("/api/v1/runs?project_id=p2", headers=gw.auth())
+    done = await gw.http.get(f"/api/v1/runs?project_id={p2}", headers=gw.auth())
     assert [t["task_id"] for t in done.json()["items"]] == ["t2"]
     everyone = await gw.http.get("/api/v1/runs?all=true", headers=gw.auth("op", "operator"))
     assert len(everyone.json()["items"]) == 3
     not_op = await gw.http.get("/api/v1/runs?all=true", headers=gw.auth())
     assert len(not_op.json()["items"]) == 2
-    bad = await gw.http.get("/api/v1/runs?status=sleeping", headers=gw.auth())
-    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+    for query in ("status=sleeping", "project_id=p2", "project_id=" + "0" * 37):
+        bad = await gw.http.get(f"/api/v1/runs?{query}", headers=gw.auth())
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
     assert (await gw.http.get("/api/v1/runs")).status_code == 401

@@ -13,6 +13,7 @@ from ytmaker_gateway.adapters.progress_api import ProgressUnavailable
 from ytmaker_gateway.api.models import ERRORS
 from ytmaker_gateway.api.rest import Gw, Who
 from ytmaker_gateway.rules.errors import Unavailable
+from ytmaker_gateway.rules.ids import UUID_PATTERN
 from ytmaker_shared.progress import TaskState, TaskStatus
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -47,7 +48,9 @@ async def runs(
     gw: Gw,
     who: Who,
     status: TaskStatus | None = None,
-    project_id: Annotated[str | None, Query(max_length=64)] = None,
+    project_id: Annotated[
+        str | None, Query(pattern=UUID_PATTERN, max_length=36, description="A project id.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     all: bool = False,
 ) -> dict[str, Any]:
