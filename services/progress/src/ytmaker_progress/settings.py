@@ -50,7 +50,7 @@ class ProgressSettings(ServiceSettings):
         description="How long a lane's producer gathers updates before sending them.",
     )
     progress_sink_fetch_max_wait_ms: int = Field(
-        default=50,
+        default=250,
         ge=0,
         description="How long the read model's sink lets the broker gather updates into one "
         "fetch (and one database transaction); the read model lags by up to this much.",
