@@ -23,8 +23,9 @@ from typing import Any
 from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import apply
 from ytmaker_progress.readmodel.memory import RecentHistory
-from ytmaker_progress.readmodel.rows import Rows, add_update
+from ytmaker_progress.readmodel.rows import Rows, add_update, checked_update
 from ytmaker_progress.records import encode_update
+from ytmaker_shared.events import decode_with
 
 EPOCH = "bench-epoch"
 
@@ -44,8 +45,7 @@ def as_text(log: list[tuple[int, bytes]], per_task: int) -> RecentHistory:
     """What the sink does now: check, then hold the record's text."""
     memory = RecentHistory(per_task=per_task, max_tasks=1_000_000)
     for offset, value in log:
-        update = add_update(Rows(), offset, EPOCH, value)
-        memory.add(update["task_id"], (offset, EPOCH, value.decode()))
+        memory.add(*add_update(Rows(), offset, EPOCH, value))
     return memory
 
 
@@ -53,7 +53,8 @@ def as_parsed(log: list[tuple[int, bytes]], per_task: int) -> dict[str, list[Any
     """What the sink did before: hold the checked, parsed update (the items of each task)."""
     memory: dict[str, list[Any]] = {}
     for offset, value in log:
-        update = add_update(Rows(), offset, EPOCH, value)
+        add_update(Rows(), offset, EPOCH, value)  # checked, as the sink does
+        update = decode_with(checked_update, value)
         item = {"offset": offset, "epoch": EPOCH, "update": update}
         memory.setdefault(update["task_id"], []).append(item)
         del memory[update["task_id"]][:-per_task]

@@ -62,13 +62,16 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def add_update(rows: Rows, offset: int, epoch: str | None, value: bytes | None) -> dict[str, Any]:
-    """Add one update record; returns the parsed update. Raises DecodeError, and adds nothing,
-    for any bytes that are not an update the read model can store."""
+def add_update(
+    rows: Rows, offset: int, epoch: str | None, value: bytes | None
+) -> tuple[str, StoredUpdate]:
+    """Add one update record; returns its task and the update as stored. Raises DecodeError,
+    and adds nothing, for any bytes that are not an update the read model can store."""
     update = decode_with(checked_update, value)
     state = update["state"]
     task_id, occurred_at = update["task_id"], update["occurred_at"]
     state["offset"], state["epoch"] = offset, epoch
+    text = value.decode() if value else ""  # `value` is an update: decode_with checked it
     rows.history.append(
         {
             "task_id": task_id,
@@ -82,7 +85,7 @@ def add_update(rows: Rows, offset: int, epoch: str | None, value: bytes | None) 
             "completed_steps": state.get("completed_steps"),
             "message": state.get("message") or "",
             "status": state["status"],
-            "update_metadata": value.decode() if value else "",
+            "update_metadata": text,
             "created_at": parse_time(occurred_at),
         }
     )
@@ -92,7 +95,7 @@ def add_update(rows: Rows, offset: int, epoch: str | None, value: bytes | None) 
     for stage, st in state["stages"].items():
         if st["status"] in FINISHED_STAGE_STATUSES and st.get("finished_at"):
             _add_stage_run(rows, task_id, stage, st, state["owner"])
-    return update
+    return task_id, (offset, epoch, text)
 
 
 # The read model trusts nothing on a topic: an update is checked against what its columns

@@ -126,12 +126,9 @@ class Sink:
             for record in records:
                 if tp.topic == self.updates_topic:
                     try:
-                        update = add_update(rows, record.offset, self.epoch, record.value)
+                        items.append(add_update(rows, record.offset, self.epoch, record.value))
                     except DecodeError as exc:
                         skip_record(SERVICE, record, exc)
-                        continue
-                    text = record.value.decode() if record.value else ""  # checked above
-                    items.append((update["task_id"], (record.offset, self.epoch, text)))
                 else:
                     try:
                         event = decode(record.value)
