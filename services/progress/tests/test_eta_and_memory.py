@@ -63,3 +63,29 @@ def test_memory_keeps_the_last_n_in_order_and_merges_stored_items() -> None:
     }
     memory.drop("t")
     assert memory.items("t") == [] and memory.complete("t")
+
+
+def test_memory_forgets_the_least_recently_updated_tasks_past_its_bytes() -> None:
+    one = memory_size([item(1)])  # every item below has a one-digit offset: the same size
+    memory = RecentHistory(per_task=3, max_bytes=6 * one)
+    for offset in range(1, 4):
+        memory.add("a", item(offset))
+        memory.add("b", item(offset))
+    memory.merge("b", [])  # read since: complete, and the most recently used
+    assert memory.size == 6 * one and memory.items("a") and memory.complete("b")
+    memory.add("c", item(4))  # 7 updates' worth: "a", updated longest ago, goes
+    assert memory.items("a") == [] and not memory.complete("a")  # read from the database again
+    assert [i["offset"] for i in memory.items("b")] == [1, 2, 3] and memory.complete("b")
+    assert memory.size == 4 * one
+    memory.drop("b")
+    assert memory.size == one
+    for offset in range(5, 10):  # the per-task bound still holds
+        memory.add("c", item(offset))
+    assert [i["offset"] for i in memory.items("c")] == [7, 8, 9] and memory.size == 3 * one
+
+
+def memory_size(updates: list[StoredUpdate]) -> int:
+    memory = RecentHistory()
+    for update in updates:
+        memory.add("t", update)
+    return memory.size

@@ -83,7 +83,9 @@ class ProgressService:
     async def _start_read_side(self, stopping: asyncio.Event) -> list[asyncio.Task[None]]:
         s = self.settings
         self.store = store = await asyncio.to_thread(Store, s.progress_database_url)
-        memory = RecentHistory(per_task=s.progress_memory_history)
+        memory = RecentHistory(
+            per_task=s.progress_memory_history, max_bytes=s.progress_memory_history_bytes
+        )
         self.sink = sink = Sink(s, store, memory)
         app = create_app(
             store,

@@ -88,7 +88,13 @@ class ProgressSettings(ServiceSettings):
         default=10_000, ge=1000, description="How soon the group notices a dead fold member."
     )
     progress_memory_history: int = Field(
-        default=100, ge=1, description="Recent updates kept in memory per task."
+        default=100, ge=1, description="Recent updates kept in memory per task..."
+    )
+    progress_memory_history_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="...in this many bytes at most: past it, the task updated longest ago is "
+        "read from the database again when asked for (decision 0046).",
     )
     progress_retention_days: float = Field(
         default=30.0, gt=0, description="Finished tasks older than this are cleaned up."
