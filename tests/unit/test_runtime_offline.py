@@ -3,6 +3,7 @@ JSON logs with the event's context."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from ytmaker_dev.ports import free_port
+from ytmaker_shared import serving
 from ytmaker_shared.health import HealthServer
 from ytmaker_shared.kafka import BrokerUnavailable, EventProducer
 from ytmaker_shared.logging import JsonFormatter, log_context
@@ -39,6 +41,20 @@ async def test_health_server_reports_liveness_readiness_and_metrics() -> None:
             assert "ytmaker_events_consumed_total" in metrics.text
     finally:
         await server.stop()
+
+
+async def test_an_http_server_without_a_tick_still_stops_when_told_and_dates_its_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(serving, "TICK_S", 3600.0)  # no tick would ever notice should_exit
+    server = HealthServer("test", lambda: True, "127.0.0.1", 0)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            assert (await client.get("/healthz")).headers["date"].endswith(" GMT")
+    finally:
+        async with asyncio.timeout(10):  # uvicorn's own loop would need the hour
+            await server.stop()
 
 
 def test_log_lines_are_json_with_the_event_context() -> None:

@@ -11,6 +11,8 @@ import uvicorn
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ytmaker_shared.serving import Server
+
 Readiness = Callable[[], bool]
 
 
@@ -48,7 +50,7 @@ class HealthServer:
         config = uvicorn.Config(
             health_app(service, ready), log_level="warning", access_log=False, lifespan="off"
         )
-        self._server = uvicorn.Server(config)
+        self._server = Server(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

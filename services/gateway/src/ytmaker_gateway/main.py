@@ -28,6 +28,7 @@ from ytmaker_shared import gcpolicy
 from ytmaker_shared.kafka import EventProducer, ensure_topics
 from ytmaker_shared.logging import configure_logging
 from ytmaker_shared.service import run_loop
+from ytmaker_shared.serving import Server
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
             # A client that does not read must not hold a stopping gateway up for ever.
             timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
-        server = uvicorn.Server(config)
+        server = Server(config)
         server_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         host, port = sock.getsockname()[:2]
         log.info("listening", extra={"url": f"http://{host}:{port}/"})

@@ -28,6 +28,7 @@ from ytmaker_progress.runners.stall import StallWatch
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import ensure_topics
 from ytmaker_shared.service import run_service
+from ytmaker_shared.serving import Server
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,7 @@ class ProgressService:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((s.progress_http_host, s.progress_http_port))
         self.http_port = sock.getsockname()[1]
-        server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        )
+        server = Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
         log.info("internal API", extra={"url": f"http://{s.progress_http_host}:{self.http_port}"})
 
         async def serve() -> None:

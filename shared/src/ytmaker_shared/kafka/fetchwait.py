@@ -23,6 +23,12 @@ from aiokafka import AIOKafkaConsumer
 #: 1.92 % of a core with the default, 1.55 and 1.73 % with 1,000 ms.
 CONSUMER_TIMEOUT_MS = 1000
 
+#: How long an idle fetch may wait. A reader that only follows its topics (the gateway's hub,
+#: the read model's sink) loses nothing by a long one: the first record ends it. A consumer
+#: that seeks (the fold, when it recovers a lane) waits for the fetch in flight to return
+#: before its new position is fetched, so the fold keeps half a second.
+IDLE_MS = 2000
+
 
 class AdaptiveFetchWait:
     """Call `saw(n)` after every poll with how many records it brought."""
@@ -33,7 +39,7 @@ class AdaptiveFetchWait:
         *,
         busy_ms: int,
         busy_min_bytes: int = 1,
-        idle_ms: int = 500,
+        idle_ms: int = IDLE_MS,
         idle_after_s: float = 2.0,
     ) -> None:
         """`busy_min_bytes`: how much a fetch may wait for while records flow (a consumer

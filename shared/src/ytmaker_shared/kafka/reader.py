@@ -166,10 +166,10 @@ class LogReader:
         )
 
     async def batches(
-        self, stopping: asyncio.Event, *, timeout_ms: int = 200, max_records: int | None = None
+        self, stopping: asyncio.Event, *, timeout_ms: int = 1000, max_records: int | None = None
     ) -> AsyncIterator[Batch]:
-        """Poll until `stopping` is set; an empty batch every `timeout_ms` without records, so
-        that the caller can look at its clock."""
+        """Poll until `stopping` is set (which ends a poll at once); an empty batch every
+        `timeout_ms` without records, so that the caller can look at its clock."""
         while not stopping.is_set():
             yield await self.poll(stopping, timeout_ms=timeout_ms, max_records=max_records)
 

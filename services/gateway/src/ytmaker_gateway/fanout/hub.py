@@ -95,7 +95,7 @@ class Hub:
         try:
             while not stopping.is_set():
                 try:
-                    batch = await reader.poll(stopping, timeout_ms=200, max_records=1000)
+                    batch = await reader.poll(stopping, timeout_ms=1000, max_records=1000)
                 except KafkaError as exc:
                     log.warning("fan-out fetch failed", extra={"error": repr(exc)})
                     await asyncio.sleep(0.5)

@@ -93,6 +93,7 @@ class FoldService:
             self.consumer,
             busy_ms=settings.progress_fetch_max_wait_ms,
             busy_min_bytes=settings.progress_fetch_min_bytes,
+            idle_ms=500,  # a lane's recovery seeks: its fetch waits for the one in flight
         )
         self.lanes: dict[int, Lane] = {}
         self.ready = False

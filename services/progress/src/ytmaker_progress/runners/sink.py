@@ -76,19 +76,23 @@ class Sink:
                 busy_min_bytes=self.settings.progress_sink_fetch_min_bytes,
             )
             try:
+                await self._check_caught_up(catch_up)  # nothing to catch up with
                 async for batch in reader.batches(stopping, max_records=self.batch_size):
                     fetch_wait.saw(sum(len(records) for records in batch.values()))
                     if batch:
                         await self._store(batch)
-                    if not self.ready and await reader.reached(catch_up):
-                        await self._written()
-                        self.ready = True
-                        self.caught_up.set()
-                        log.info("read model caught up", extra={"updates": self.stored})
+                    await self._check_caught_up(catch_up)
                 await self._written()
             finally:
                 if self._writing is not None and not self._writing.done():
                     self._writing.cancel()
+
+    async def _check_caught_up(self, catch_up: dict[TopicPartition, int]) -> None:
+        if not self.ready and await self.reader.reached(catch_up):
+            await self._written()
+            self.ready = True
+            self.caught_up.set()
+            log.info("read model caught up", extra={"updates": self.stored})
 
     async def _written(self) -> None:
         """Wait for the batch being written (and raise what it raised)."""

@@ -1,0 +1,44 @@
+"""uvicorn's server without its tenth-of-a-second tick: the HTTP servers of every service.
+
+`uvicorn.Server.main_loop` wakes ten times a second to look at `should_exit` and refresh the
+`Date` header, in every process, busy or not: with a health server in every service and the
+API servers beside them, those ticks were the largest share of the idle stack's wake-ups
+(docs/decisions/0048-quiet-http-servers.md). This server refreshes the header once a second
+and notices `should_exit` as soon as it is set from the event loop (our own shutdown), or
+within that second when uvicorn's signal handler sets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import uvicorn
+
+#: How often the `Date` header is refreshed (uvicorn's own interval for it).
+TICK_S = 1.0
+
+
+class Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        if not all(hasattr(uvicorn.Server, name) for name in ("main_loop", "on_tick")):
+            raise RuntimeError("uvicorn.Server no longer has main_loop/on_tick: see 0048")
+        self._exit = asyncio.Event()
+        super().__init__(config)
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exit.is_set()
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        if value:
+            self._exit.set()
+        else:
+            self._exit.clear()
+
+    async def main_loop(self) -> None:
+        while not await self.on_tick(0):  # counter 0: the header is refreshed every tick
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TICK_S):
+                    await self._exit.wait()
