@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from tests.support.wait import wait_until
 from ytmaker_gateway.adapters.progress_api import ProgressApi
+from ytmaker_gateway.api.wsprotocol import BatchingWebSocketProtocol
 from ytmaker_gateway.fanout.delivery import BAD_RECORDS, delivery_from_record
 from ytmaker_gateway.fanout.replay import Page
 from ytmaker_gateway.main import build
@@ -353,7 +354,7 @@ async def start_server(app: Any, max_frame_bytes: int = 64 * 1024) -> RunningSer
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
-        ws="websockets-sansio",
+        ws=BatchingWebSocketProtocol,  # as the gateway's main serves it
         ws_max_size=max_frame_bytes,
         log_level="warning",
         lifespan="off",

@@ -178,6 +178,30 @@ async def test_the_writer_sends_in_order_and_records_what_was_delivered() -> Non
     await writer
 
 
+async def test_held_messages_count_as_delivered_only_once_the_next_one_is_sent() -> None:
+    held: list[str] = []
+    sent: list[str] = []
+
+    async def send_held(text: str) -> None:
+        if text == "m4":
+            raise ConnectionError("gone")
+        held.append(text)
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    queue = ClientQueue(send, maxsize=10, batch=3, send_held=send_held)
+    for n in range(7):
+        queue.push(f"m{n}", None, "t1", n)
+    writer = asyncio.create_task(queue.run())
+    with pytest.raises(ConnectionError):
+        await writer
+    # batch 1: m0 and m1 held, written with m2; batch 2: m3 held, then the socket went
+    assert (held, sent) == (["m0", "m1", "m3"], ["m2"])
+    assert queue.delivered == {"t1": 2} and queue.sent == 3
+    assert queue.queued() == ["m5", "m6"]  # never handed to the server: left for a flush
+
+
 async def test_a_project_stream_gets_initial_then_its_tasks_updates() -> None:
     hub = _hub()
     log = FakeLog(hub, partitions=2)

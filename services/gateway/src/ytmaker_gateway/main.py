@@ -14,6 +14,7 @@ import uvicorn
 from ytmaker_gateway import metrics
 from ytmaker_gateway.adapters.progress_api import ProgressApi
 from ytmaker_gateway.api.edge import is_loopback_host
+from ytmaker_gateway.api.wsprotocol import BatchingWebSocketProtocol
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.core.access import Access, RecentTasks
 from ytmaker_gateway.core.commands import Commands
@@ -118,7 +119,7 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
         sock = bind(settings)
         config = uvicorn.Config(
             create_app(gateway),
-            ws="websockets-sansio",
+            ws=BatchingWebSocketProtocol,
             ws_max_size=settings.max_frame_bytes,
             ws_per_message_deflate=settings.ws_compression,
             ws_ping_interval=settings.heartbeat_interval_s,

@@ -3,10 +3,18 @@
 Answers are plain JSON dicts in the shapes API.md names. `None` means 404; anything the
 service cannot answer (down, 5xx, timeout) raises `ProgressUnavailable`, which REST turns into
 503 and the WebSocket into an `error` message.
+
+At most `in_flight` requests are out at once; the others wait their turn, for `queue_timeout_s`
+at most. httpx's pool would take them all, and it spends time quadratic in the requests waiting
+for a connection: a thousand clients subscribing at once (a gateway restarted, the fan-out
+benchmark) took the gateway's whole core, and most subscribes timed out (decision 0084).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -28,22 +36,41 @@ class ProgressApi:
         transport: httpx.AsyncBaseTransport | None = None,
         *,
         token: str | None = None,
+        in_flight: int = 32,
+        queue_timeout_s: float = 30.0,
     ) -> None:
-        """`token` is the service credential the progress service requires on every call."""
+        """`token` is the service credential the progress service requires on every call;
+        `timeout_s` bounds each exchange, `queue_timeout_s` the wait for a turn before it."""
         self._root = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=self._root + "/internal/v1",
             timeout=timeout_s,
             transport=transport,
             headers={"authorization": f"Bearer {token}"} if token else None,
+            limits=httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight),
         )
+        self._turns = asyncio.Semaphore(in_flight)
+        self._queue_timeout_s = queue_timeout_s
 
     async def close(self) -> None:
         await self._http.aclose()
 
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._queue_timeout_s):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise ProgressUnavailable("progress service: too many requests waiting") from None
+        try:
+            yield
+        finally:
+            self._turns.release()
+
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = await self._http.request(method, path, **kwargs)
+            async with self._turn():
+                response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ProgressUnavailable(f"progress service: {type(exc).__name__}") from None
         if response.status_code >= 500:
@@ -62,8 +89,9 @@ class ProgressApi:
     async def caught_up(self) -> bool:
         """Whether the read model has folded everything up to now (its `/readyz`)."""
         try:
-            response = await self._http.get(self._root + "/readyz")
-        except httpx.HTTPError:
+            async with self._turn():
+                response = await self._http.get(self._root + "/readyz")
+        except (httpx.HTTPError, ProgressUnavailable):
             return False
         return response.status_code == 200
 

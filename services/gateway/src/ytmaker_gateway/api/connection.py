@@ -70,7 +70,10 @@ class Connection:
         self.principal = principal
         self.project_id = project_id
         self.queue = ClientQueue(
-            ws.send_text, maxsize=self.settings.client_queue_size, batch=self.settings.write_batch
+            ws.send_text,
+            maxsize=self.settings.client_queue_size,
+            batch=self.settings.write_batch,
+            send_held=self._send_held,
         )
         client = ws.client
         self.session = Session(
@@ -140,6 +143,10 @@ class Connection:
         self.watching.close()
         self.gateway.sessions.close(self.session)
         metrics.CONNECTED_CLIENTS.dec()
+
+    async def _send_held(self, text: str) -> None:
+        """Framed now, written to the socket with the next message (api/wsprotocol.py)."""
+        await self.ws.send({"type": "websocket.send", "text": text, "more": True})
 
     def projects(self) -> list[str]:
         """The project of every open subscription and stream (for the operator's views)."""

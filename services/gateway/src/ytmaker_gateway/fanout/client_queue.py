@@ -3,7 +3,9 @@
 The hub only ever calls `push`, which never blocks: a client that cannot keep up fills its
 queue, is marked `overflowed`, and its connection is closed with 1013 by the caller, who sees
 `run()` return. Nobody else waits for it. The writer sends what is queued in batches of up to
-`batch` messages per wake-up, so a burst costs one wake-up, not one per message.
+`batch` messages per wake-up, so a burst costs one wake-up, not one per message; given
+`send_held`, it sends all but the last message of a batch that way, and the server writes the
+batch to the socket in one call (decision 0049).
 
 A replay is the one producer that waits: `room()` holds it until the writer has made space
 below a high-water mark, so a replay of any length moves at the pace the client reads and
@@ -23,8 +25,13 @@ Send = Callable[[str], Awaitable[None]]
 
 
 class ClientQueue:
-    def __init__(self, send: Send, *, maxsize: int, batch: int = 64) -> None:
+    def __init__(
+        self, send: Send, *, maxsize: int, batch: int = 64, send_held: Send | None = None
+    ) -> None:
+        """`send` writes a message to the socket; `send_held`, if given, hands one to the
+        server to be written with the next `send`."""
         self._send = send
+        self._send_held = send_held
         self._maxsize = maxsize
         self._batch = batch
         self._queue: deque[tuple[str, float | None, str | None, int]] = deque()
@@ -112,22 +119,43 @@ class ClientQueue:
                 return
             sent = 0
             try:
-                for _ in range(min(self._batch, len(self._queue))):
-                    text, occurred_at, task_id, offset = self._queue.popleft()
-                    await self._send(text)
-                    sent += 1
-                    if task_id is not None and offset >= 0:
-                        self.delivered[task_id] = offset
-                    if occurred_at is not None:
-                        metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - occurred_at))
-                    if self.closed or self.overflowed:
-                        return
+                sent = await self._write_batch()
+                if self.closed or self.overflowed:
+                    return
             finally:  # counted once per batch: a replay writes thousands
                 self.sent += sent
                 metrics.MESSAGES_SENT.inc(sent)
                 self._progress.set()
             if self._queue:
                 self._wake.set()
+
+    async def _write_batch(self) -> int:
+        """Send up to `batch` queued messages; how many reached the socket. A held message
+        counts as delivered once the message after it is sent; what was not handed to the
+        server when this stops stays queued (for `flush`)."""
+        batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
+        handed = written = 0
+        try:
+            for text, *_ in batch:
+                handed += 1
+                if self._send_held is not None and handed < len(batch):
+                    await self._send_held(text)
+                    continue
+                await self._send(text)
+                for _, occurred_at, task_id, offset in batch[written:handed]:
+                    self._delivered(occurred_at, task_id, offset)
+                written = handed
+                if self.closed or self.overflowed:
+                    break
+        finally:
+            self._queue.extendleft(reversed(batch[handed:]))
+        return written
+
+    def _delivered(self, occurred_at: float | None, task_id: str | None, offset: int) -> None:
+        if task_id is not None and offset >= 0:
+            self.delivered[task_id] = offset
+        if occurred_at is not None:
+            metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - occurred_at))
 
     async def flush(self, timeout_s: float) -> None:
         """Write what is still queued (the writer task must have stopped), then close."""
