@@ -4,6 +4,7 @@ uvicorn server and a real client."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
@@ -33,7 +34,10 @@ class _CountingWrites(BatchingWebSocketProtocol):
         transport.write = counted
 
 
-async def test_held_messages_go_out_with_the_next_in_one_write_and_in_order() -> None:
+async def _written(scenario: Callable[[WebSocket], Awaitable[None]]) -> tuple[list[str], int]:
+    """Serve `scenario` on a real uvicorn with the batching protocol to a real client: what the
+    client received, and how many writes to the socket the scenario took."""
+    writes: list[int] = []
     app = FastAPI()
 
     @app.websocket("/ws")
@@ -42,54 +46,48 @@ async def test_held_messages_go_out_with_the_next_in_one_write_and_in_order() ->
         protocol = _CountingWrites.last
         assert protocol is not None
         before = len(protocol.writes)
-        queue = ClientQueue(ws.send_text, maxsize=100, batch=10, send_held=held(ws))
+        await scenario(ws)
+        writes.append(len(protocol.writes) - before)
+        await ws.send_text("done")
+        await ws.receive_text()  # until the client has read everything
+
+    server = await start_server(app)
+    server.server.config.ws_protocol_class = _CountingWrites
+    received: list[str] = []
+    try:
+        async with connect(f"{server.ws}/ws") as client:
+            while not received or received[-1] != "done":
+                received.append(str(await client.recv()))
+            await client.send("thanks")
+    finally:
+        await server.stop()
+    return received[:-1], writes[0]
+
+
+async def test_held_messages_go_out_with_the_next_in_one_write_and_in_order() -> None:
+    delivered: dict[str, int] = {}
+
+    async def batch_of_seven(ws: WebSocket) -> None:
+        async def held(text: str) -> None:
+            await ws.send({"type": "websocket.send", "text": text, "more": True})
+
+        queue = ClientQueue(ws.send_text, maxsize=100, batch=10, send_held=held)
         for n in range(7):
             queue.push(f"m{n}", None, "t1", n)
         writer = asyncio.create_task(queue.run())
         await wait_until(lambda: queue.sent == 7, timeout=10, what="the batch")
-        writes = len(protocol.writes) - before
         queue.close()
         await writer
-        await ws.send_text(f"{writes} writes, delivered {queue.delivered}")
-        await ws.receive_text()  # until the client has read it
+        delivered.update(queue.delivered)
 
-    def held(ws: WebSocket) -> Any:
-        async def send(text: str) -> None:
-            await ws.send({"type": "websocket.send", "text": text, "more": True})
-
-        return send
-
-    server = await start_server(app)
-    server.server.config.ws_protocol_class = _CountingWrites
-    try:
-        async with connect(f"{server.ws}/ws") as client:
-            received = [await client.recv() for _ in range(8)]
-            await client.send("thanks")
-        assert received == [*(f"m{n}" for n in range(7)), "1 writes, delivered {'t1': 6}"]
-    finally:
-        await server.stop()
+    received, writes = await _written(batch_of_seven)
+    assert received == [f"m{n}" for n in range(7)]
+    assert writes == 1 and delivered == {"t1": 6}
 
 
 async def test_without_a_batch_each_message_is_written_at_once() -> None:
-    app = FastAPI()
-
-    @app.websocket("/ws")
-    async def endpoint(ws: WebSocket) -> None:
-        await ws.accept()
-        protocol = _CountingWrites.last
-        assert protocol is not None
-        before = len(protocol.writes)
+    async def two_messages(ws: WebSocket) -> None:
         await ws.send({"type": "websocket.send", "text": "alone", "more": False})
         await ws.send_text("plain")
-        await ws.send_text(f"{len(protocol.writes) - before} writes")
-        await ws.receive_text()
 
-    server = await start_server(app)
-    server.server.config.ws_protocol_class = _CountingWrites
-    try:
-        async with connect(f"{server.ws}/ws") as client:
-            received = [await client.recv() for _ in range(3)]
-            await client.send("thanks")
-        assert received == ["alone", "plain", "2 writes"]
-    finally:
-        await server.stop()
+    assert await _written(two_messages) == (["alone", "plain"], 2)
