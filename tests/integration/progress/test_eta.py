@@ -1,6 +1,7 @@
 """Running tasks carry an estimate of the time left (docs/decisions/0024-eta-window.md): the
-ETA projector turns the last hour of completed stages into estimates on `progress.eta`, and
-the fold publishes them as updates with `eta_seconds`, on the real broker."""
+ETA projector, fed by the read model's sink (0085), turns the last hour of completed stages
+into estimates on `progress.eta`, and the fold publishes them as updates with `eta_seconds`, on
+the real broker."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ async def test_running_tasks_get_an_eta_from_recent_stage_durations(
     settings: ProgressSettings, publisher: EventProducer
 ) -> None:
     start = datetime.now(UTC) - timedelta(minutes=20)
-    s = settings.model_copy(update={"progress_run_api": False})
+    s = settings
     service = ProgressService(s)
     stopping = asyncio.Event()
     running = asyncio.create_task(service.run(stopping))
@@ -75,3 +76,70 @@ async def test_running_tasks_get_an_eta_from_recent_stage_durations(
     finally:
         stopping.set()
         await running
+
+
+def window_counts(service: ProgressService) -> dict[str, int]:
+    """Completed attempts per stage in the projector's window."""
+    assert service.eta is not None
+    buckets = service.eta.window._buckets
+    return {stage: sum(int(b[1]) for b in by.values()) for stage, by in buckets.items()}
+
+
+def stored_counts(service: ProgressService) -> dict[str, int]:
+    """Completed attempts per stage in the read model, finished within the last hour."""
+    assert service.store is not None
+    since = datetime.now(UTC) - timedelta(hours=1)
+    counts: dict[str, int] = {}
+    for _, stage, *_ in service.store.recent_stage_runs(since):
+        counts[stage] = counts.get(stage, 0) + 1
+    return counts
+
+
+async def test_a_restarted_projector_starts_from_the_read_model_and_counts_each_attempt_once(
+    settings: ProgressSettings, publisher: EventProducer
+) -> None:
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    finished = run_events("w-done", start=start)
+    running = run_events("w-mid", start=start + timedelta(minutes=5))
+    half = len(running) // 2
+
+    async def started() -> tuple[ProgressService, asyncio.Event, asyncio.Task[None]]:
+        service, stopping = ProgressService(settings), asyncio.Event()
+        task = asyncio.create_task(service.run(stopping))
+        await wait_until(lambda: service.eta is not None and service.eta.caught_up, timeout=60)
+        return service, stopping, task
+
+    service, stopping, task = await started()
+    try:
+        await publish(publisher, finished + running[:half])
+        # both runs have finished their script (one attempt each), only one its upload
+        await wait_until(
+            lambda: (
+                stored_counts(service) == window_counts(service)
+                and window_counts(service).get("script") == 2
+            ),
+            timeout=60,
+            what="the window holds what the read model stored",
+        )
+        before = window_counts(service)
+        assert before["upload"] == 1
+    finally:
+        stopping.set()
+        await task
+
+    service, stopping, task = await started()  # nothing new: the window comes from the store
+    try:
+        assert window_counts(service) == before
+        assert service.eta is not None and "w-mid" in service.eta.tasks
+        # the running task's next updates repeat its finished stages: counted once, not twice
+        await publish(publisher, running[half:])
+        await wait_until(
+            lambda: service.eta is not None and "w-mid" not in service.eta.tasks,
+            timeout=60,
+            what="the running task finished",
+        )
+        assert window_counts(service) == stored_counts(service)
+        assert window_counts(service)["upload"] == 2
+    finally:
+        stopping.set()
+        await task

@@ -1,5 +1,5 @@
-"""Wiring: the fold, the read-model sink, the cleanup, the stall watch and the internal API in
-one process.
+"""Wiring: the fold, the read-model sink, the ETA projector (fed by the sink), the cleanup, the
+stall watch and the internal API in one process.
 
 `YTMAKER_PROGRESS_RUN_FOLD=false`, `..._RUN_API=false` or `..._RUN_ETA=false` leaves a part out
 (the fold scales with the number of partitions, the API with the readers; one ETA projector
@@ -60,9 +60,8 @@ class ProgressService:
         if self.settings.progress_run_fold:
             self.fold = FoldService(self.settings)
             tasks.append(asyncio.create_task(self.fold.run(stopping), name="fold"))
-        if self.settings.progress_run_eta:
-            self.eta = EtaProjector(self.settings)
-            tasks.append(asyncio.create_task(self.eta.run(stopping), name="eta"))
+        if self.settings.progress_run_eta and not self.settings.progress_run_api:
+            log.warning("no ETA projector: it runs with the read side, fed by its sink")
         if self.settings.progress_run_api:
             tasks += await self._start_read_side(stopping)
         try:
@@ -87,7 +86,10 @@ class ProgressService:
         memory = RecentHistory(
             per_task=s.progress_memory_history, max_bytes=s.progress_memory_history_bytes
         )
-        self.sink = sink = Sink(s, store, memory)
+        self.eta = eta = EtaProjector(s) if s.progress_run_eta else None
+        if eta is not None:
+            await asyncio.to_thread(eta.load, store)  # before the sink reads (decision 0085)
+        self.sink = sink = Sink(s, store, memory, on_batch=eta.saw if eta else None)
         app = create_app(
             store,
             memory,
@@ -110,7 +112,9 @@ class ProgressService:
             await serving
 
         stall_watch = StallWatch(s, store, ready=lambda: sink.ready)
+        parts = [asyncio.create_task(eta.run(stopping, sink.caught_up), name="eta")] if eta else []
         return [
+            *parts,
             asyncio.create_task(sink.run(stopping), name="sink"),
             asyncio.create_task(serve(), name="api"),
             asyncio.create_task(self._cleanup(store, stopping), name="cleanup"),

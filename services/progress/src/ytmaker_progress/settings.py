@@ -135,7 +135,9 @@ class ProgressSettings(ServiceSettings):
         default=5 * 60.0, ge=0, description="Silence allowed beyond a stage's time limit."
     )
     progress_run_eta: bool = Field(
-        default=True, description="Run the ETA projector (estimates into progress.eta)."
+        default=True,
+        description="Run the ETA projector (estimates into progress.eta), with the read side: "
+        "it is fed by the read model's sink.",
     )
     progress_run_fold: bool = Field(default=True, description="Run the fold in this process.")
     progress_run_api: bool = Field(default=True, description="Run the read model and API.")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from ytmaker_shared.events import TaskRequested, decode_with
 from ytmaker_shared.events.envelope import TEXT_MAX_LENGTH
 from ytmaker_shared.progress import FINISHED_STAGE_STATUSES, StageStatus, TaskStatus
@@ -207,8 +209,20 @@ def _task_row(task_id: str, offset: int, state: dict[str, Any], occurred: str) -
         "updated_at": parse_time(state.get("updated_at") or occurred),
         "last_offset": offset,
         "epoch": state["epoch"],
-        "state": json.dumps(state, separators=(",", ":")),
+        "state": state_text(state),
     }
+
+
+def state_text(state: dict[str, Any]) -> str:
+    """A state as the `tasks.state` column holds it. orjson writes it 10× faster than `json`
+    (a task row per update at 1,000 updates/s was 1.6 % of a core), but stops at 254 levels of
+    nesting where its parser, and so a checked update, allows 1,024: such a state is written
+    by `json`. Either is JSON that reads back as the same state (only the spelling of some
+    numbers and of non-ASCII characters differs: the column is compared as JSON)."""
+    try:
+        return orjson.dumps(state).decode()
+    except TypeError:  # "Recursion limit reached"
+        return json.dumps(state, separators=(",", ":"))
 
 
 def add_request(rows: Rows, event: TaskRequested) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
@@ -318,6 +318,30 @@ class Store:
         with self.engine.connect() as conn:
             return {stage: float(avg) for stage, avg in conn.execute(query) if avg is not None}
 
+    def recent_stage_runs(
+        self, since: datetime
+    ) -> list[tuple[str, str, int, float, datetime, str]]:
+        """The completed attempts with a duration finished since `since`, oldest first:
+        `(task_id, stage, attempt, duration_s, finished_at, the task's status)`."""
+        query = (
+            select(_S.c.task_id, _S.c.stage, _S.c.attempt, _S.c.duration_s, _S.c.finished_at)
+            .add_columns(_T.c.status)
+            .join(_T, _T.c.task_id == _S.c.task_id)
+            .where(
+                and_(
+                    _S.c.status == "completed",
+                    _S.c.finished_at >= since,
+                    _S.c.duration_s.is_not(None),
+                )
+            )
+            .order_by(_S.c.finished_at)
+        )
+        with self.engine.connect() as conn:
+            return [
+                (task, stage, attempt, seconds, _utc(finished), status)
+                for task, stage, attempt, seconds, finished, status in conn.execute(query)
+            ]
+
     # --- sessions ---------------------------------------------------------------------------
 
     def upsert_session(self, session: dict[str, Any]) -> dict[str, Any]:
@@ -361,7 +385,7 @@ class Store:
             return {
                 "projects": [tuple(r) for r in conn.execute(select(_P).order_by(_P.c.project_id))],
                 "tasks": [
-                    tuple(r)
+                    tuple({**r._mapping, "state": _canonical(r.state)}.values())
                     for r in conn.execute(
                         select(*[c for c in _T.c if c.name != "history_floor"]).order_by(
                             _T.c.task_id
@@ -383,6 +407,17 @@ class Store:
                     )
                 ],
             }
+
+
+def _utc(at: datetime) -> datetime:
+    """SQLite gives back the UTC times it stores without their zone."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _canonical(text: str) -> str:
+    """A JSON column as its meaning: writers may spell the same state differently
+    (`rows.state_text`)."""
+    return json.dumps(json.loads(text), sort_keys=True)
 
 
 def _state(row: Any) -> dict[str, Any]:

@@ -1,39 +1,39 @@
 """The ETA projector: stage durations over the last hour → `progress.eta` → the fold
-(docs/decisions/0024-eta-window.md).
+(docs/decisions/0024-eta-window.md, 0085-eta-fed-by-the-sink.md).
 
-It follows `progress.updates` (uncommitted, every partition, no consumer group), adds each
-completed stage attempt once to a hopping `StageWindow`, and for each update of a running task
-estimates the time left (`eta.estimate`). A significant change is written to `progress.eta`
-(keyed by task_id, so it lands in the task's lane); the fold folds it into `eta_seconds` and
-publishes an update like for any other input. Nothing is stored: on start it replays the
-updates of the last window (by timestamp) to rebuild the window, and writes estimates only
-once caught up. At-least-once is enough: an estimate is idempotent in the fold.
+It rides on the read model's sink: the sink hands it the latest update of each task in every
+batch it stores (`saw`), already parsed and checked. The projector adds each completed stage
+attempt once to a hopping `StageWindow` and estimates the time left of each running task
+(`eta.estimate`). A significant change is written to `progress.eta` (keyed by task_id, so it
+lands in the task's lane); the fold folds it into `eta_seconds` and publishes an update like
+for any other input. On start, before the sink reads, the window is filled from the read
+model's finished stage attempts of the last window (`load`); estimates are written only once
+the sink has caught up. At-least-once is enough: an estimate is idempotent in the fold.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import TopicPartition
-from aiokafka.structs import ConsumerRecord
-
-from ytmaker_progress import SERVICE
 from ytmaker_progress.eta import EtaEstimated, estimate, significant
-from ytmaker_progress.readmodel.rows import checked_update, parse_time
+from ytmaker_progress.readmodel.rows import parse_time
+from ytmaker_progress.readmodel.store import Store
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_progress.window import StageWindow
-from ytmaker_shared.events import DecodeError, decode_with
 from ytmaker_shared.kafka import EventProducer
-from ytmaker_shared.kafka.reader import LogReader
-from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.progress import TERMINAL_STATUSES
 from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
+
+#: What the sink hands over per task: (offset, state, occurred_at) of its latest update in a
+#: batch, as `rows.Rows.latest` holds it (the state checked by `rows.checked_update`).
+Latest = Mapping[str, tuple[int, dict[str, Any], str]]
 
 
 @dataclass
@@ -46,8 +46,9 @@ class _Task:
 
 
 class EtaProjector:
-    """`await run(stopping)`; `window` and `estimates` (written so far) are for tests and
-    metrics. Raises BrokerUnavailable when the broker cannot be reached."""
+    """`load(store)` before the sink starts, `saw(latest)` from the sink, `await run(stopping,
+    caught_up)` to write the estimates; `window` and `estimates` (written so far) are for tests
+    and metrics. `run` raises BrokerUnavailable when the broker cannot be reached."""
 
     def __init__(self, settings: ProgressSettings) -> None:
         self.settings = settings
@@ -55,84 +56,67 @@ class EtaProjector:
         self.tasks: dict[str, _Task] = {}
         self.caught_up = False
         self.estimates = 0
-        self.updates_topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self.eta_topic = settings.topics.name(Topic.PROGRESS_ETA)
+        # at most one estimate waiting per task: a newer one replaces it, so the sink never
+        # waits for the broker and what waits is bounded by the running tasks
+        self._outbox: dict[str, EtaEstimated] = {}
+        self._posted = asyncio.Event()
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        reader = LogReader(
-            self.settings,
-            name="progress-eta",
-            isolation="read_uncommitted",
-            # Estimates need no haste: one fetch a second, not one per write of the fold (a
-            # broker request each).
-            fetch_max_wait_ms=1000,
-            fetch_min_bytes=1024 * 1024,
-        )
-        async with reader, EventProducer(self.settings, "progress-eta") as producer:
-            ends = await self._start_position(reader)
-            async for batch in reader.batches(stopping, max_records=5000):
-                sends = []
-                for records in batch.values():
-                    for record in records:
-                        sends += await self._handle(producer, record)
-                await asyncio.gather(*sends)
-                if not self.caught_up and await reader.reached(ends):
-                    self.caught_up = True
-                    log.info("ETA window rebuilt", extra=self.window.averages())
+    def load(self, store: Store) -> None:
+        """Fill the window from the read model (blocking: call in a thread, before the sink
+        reads). The attempts of running tasks are marked counted: their next updates repeat
+        them."""
+        since = datetime.now(UTC) - timedelta(seconds=self.settings.progress_eta_window_s)
+        runs = store.recent_stage_runs(since)
+        for task_id, stage, attempt, seconds, finished_at, status in runs:
+            self.window.add(stage, finished_at, seconds)
+            if status not in TERMINAL_STATUSES:
+                self.tasks.setdefault(task_id, _Task()).counted.add((stage, attempt))
+        log.info("ETA window loaded", extra={"attempts": len(runs), **self.window.averages()})
 
-    async def _start_position(self, reader: LogReader) -> dict[TopicPartition, int]:
-        """Assign every partition at the first update of the last window; the end offsets."""
-        tps = await reader.assign(await reader.partitions(self.updates_topic))
-        since_ms = int((time.time() - self.settings.progress_eta_window_s) * 1000)
-        starts = await reader.offsets_at(tps, since_ms)
-        ends = await reader.ends(tps)
-        reader.seek({tp: _or(starts[tp], ends[tp]) for tp in tps})
-        return ends
+    def saw(self, latest: Latest) -> None:
+        """The latest update of each task in a batch the sink stores. Never raises: a bug here
+        must not stop the read model."""
+        for task_id, (offset, state, occurred_at) in latest.items():
+            try:
+                self._saw(task_id, offset, state, occurred_at)
+            except Exception:
+                log.exception("ETA projector failed on an update", extra={"offset": offset})
 
-    async def _handle(
-        self, producer: EventProducer, record: ConsumerRecord[bytes, bytes]
-    ) -> list[asyncio.Future[object]]:
-        try:
-            update = decode_with(checked_update, record.value)
-        except DecodeError as exc:
-            skip_record(SERVICE, record, exc)
-            return []
-        state = update["state"]
-        task_id, status = update["task_id"], state["status"]
-        self.window.advance(parse_time(state.get("updated_at") or update["occurred_at"]))
+    def _saw(self, task_id: str, offset: int, state: dict[str, Any], occurred_at: str) -> None:
+        self.window.advance(parse_time(state.get("updated_at") or occurred_at))
         task = self.tasks.setdefault(task_id, _Task())
         self._count(task, state)
-        if status in TERMINAL_STATUSES:
+        if state["status"] in TERMINAL_STATUSES:
             del self.tasks[task_id]
-            return []
-        task.shown = state.get("eta_seconds")
+            self._outbox.pop(task_id, None)
+            return
+        shown = state.get("eta_seconds")  # not a column: the read model does not check it
+        valid = isinstance(shown, int | float) and not isinstance(shown, bool) and shown >= 0
+        task.shown = shown if valid else None
         if task.sent is not None and task.shown == task.sent:
             task.sent = None  # the fold has published it
         left = estimate(state, self.window.averages())
         if not self.caught_up or left is None:
-            return []
+            return
         if not significant(task.sent if task.sent is not None else task.shown, left):
-            return []
+            return
         task.sent = left
-        self.estimates += 1
-        event = EtaEstimated(
+        self._outbox[task_id] = EtaEstimated(
             task_id=task_id,
-            project_id=update["project_id"],
-            owner=update["owner"],
+            project_id=state["project_id"],
+            owner=state["owner"],
             eta_seconds=left,
-            based_on_offset=record.offset,
+            based_on_offset=offset,
         )
-        future = await producer.kafka.send(
-            self.eta_topic, event.model_dump_json().encode(), key=task_id.encode()
-        )
-        return [future]
+        self._posted.set()
 
     def _count(self, task: _Task, state: dict[str, Any]) -> None:
         """Add the task's newly completed stage attempts to the window."""
-        for stage, st in (state.get("stages") or {}).items():
-            if st.get("status") != "completed" or not st.get("started_at"):
+        for stage, st in state["stages"].items():
+            if st["status"] != "completed" or not st.get("started_at"):
                 continue
-            key = (stage, int(st.get("attempt", 0)))
+            key = (stage, int(st.get("attempt") or 0))
             if key in task.counted or not st.get("finished_at"):
                 continue
             task.counted.add(key)
@@ -140,6 +124,32 @@ class EtaProjector:
             seconds = (finished - parse_time(st["started_at"])).total_seconds()
             self.window.add(stage, finished, seconds)
 
+    async def run(self, stopping: asyncio.Event, caught_up: asyncio.Event) -> None:
+        """Write the estimates the sink's updates lead to, from when the sink has caught up
+        (`caught_up`) until `stopping`."""
+        async with EventProducer(self.settings, "progress-eta") as producer:
+            if not await _first(caught_up, stopping):
+                return
+            self.caught_up = True
+            log.info("ETA projector caught up", extra=self.window.averages())
+            while await _first(self._posted, stopping):
+                self._posted.clear()
+                estimates, self._outbox = list(self._outbox.values()), {}
+                sends = [
+                    await producer.kafka.send(
+                        self.eta_topic, e.model_dump_json().encode(), key=e.task_id.encode()
+                    )
+                    for e in estimates
+                ]
+                await asyncio.gather(*sends)
+                self.estimates += len(estimates)
 
-def _or(offset: int | None, default: int) -> int:
-    return default if offset is None else offset
+
+async def _first(event: asyncio.Event, stopping: asyncio.Event) -> bool:
+    """Wait for `event` or `stopping`; whether `event` came (and stopping did not)."""
+    if not event.is_set():
+        waits = [asyncio.ensure_future(e.wait()) for e in (event, stopping)]
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for wait in pending:
+            wait.cancel()
+    return event.is_set() and not stopping.is_set()

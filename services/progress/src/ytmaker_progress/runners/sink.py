@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from aiokafka import TopicPartition
 
@@ -20,6 +21,7 @@ from ytmaker_progress import SERVICE, metrics
 from ytmaker_progress.readmodel.memory import RecentHistory
 from ytmaker_progress.readmodel.rows import Rows, StoredUpdate, add_request, add_update
 from ytmaker_progress.readmodel.store import Store
+from ytmaker_progress.runners.eta import Latest
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError, TaskRequested, decode
 from ytmaker_shared.kafka.fetchwait import AdaptiveFetchWait
@@ -45,10 +47,12 @@ class Sink:
         memory: RecentHistory | None = None,
         *,
         batch_size: int = 5000,
+        on_batch: Callable[[Latest], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.memory = memory
+        self.on_batch = on_batch  # the ETA projector's `saw`: each task's latest update
         self.batch_size = batch_size
         self.updates_topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self.tasks_topic = settings.topics.name(Topic.TASKS)
@@ -143,6 +147,8 @@ class Sink:
                         add_request(rows, event)
             epoch = self.epoch if tp.topic == self.updates_topic else None
             positions[(tp.topic, tp.partition)] = (records[-1].offset + 1, epoch)
+        if self.on_batch is not None and rows.latest:
+            self.on_batch(rows.latest)
         # One batch is written (in a thread) while the next is fetched and parsed; batches
         # are written one at a time, in order, each with its positions.
         await self._written()
