@@ -3,6 +3,7 @@ client input makes it answer 5xx."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi.routing import APIRoute
 
 from ytmaker_progress.api import create_app
 from ytmaker_progress.readmodel.memory import RecentHistory
+from ytmaker_progress.readmodel.rows import Rows, add_update
 from ytmaker_progress.readmodel.store import Store
 
 TOKEN = "internal-test-credential-0123456789"
@@ -104,5 +106,34 @@ def test_the_app_cannot_be_made_without_a_credential(tmp_path: Path) -> None:
     try:
         with pytest.raises(ValueError, match="YTMAKER_INTERNAL_TOKEN"):
             create_app(store, RecentHistory(), token="", epoch=lambda: None, ready=lambda: True)
+    finally:
+        store.close()
+
+
+async def test_a_lookup_answers_the_known_tasks_and_refuses_bad_lists(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'read.db'}")
+    rows = Rows()
+    for offset, task_id in enumerate(("t-a", "t-b")):
+        state = {"task_id": task_id, "project_id": "p", "owner": "alice", "status": "running"}
+        state |= {"progress": 1.0, "stages": {}}
+        update = {"task_id": task_id, "occurred_at": "2026-12-01T10:00:00Z", "state": state}
+        add_update(rows, offset, "e", json.dumps(update).encode())
+    store.write(rows, {})
+    app = create_app(store, RecentHistory(), token=TOKEN, epoch=lambda: "e", ready=lambda: True)
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://progress", headers=headers
+        ) as http:
+            answer = await http.post(
+                "/internal/v1/tasks/lookup", json={"task_ids": ["t-b", "nobody", "t-a", "t-b"]}
+            )
+            assert answer.status_code == 200, answer.text
+            found = {s["task_id"]: s for s in answer.json()["items"]}
+            assert sorted(found) == ["t-a", "t-b"]
+            assert (found["t-b"]["offset"], found["t-b"]["owner"]) == (1, "alice")
+            for bad in ([], ["t"] * 1001, ["x" * 65], [""], "t-a", [1]):
+                refused = await http.post("/internal/v1/tasks/lookup", json={"task_ids": bad})
+                assert refused.status_code == 422, (bad, refused.text)
     finally:
         store.close()

@@ -173,6 +173,12 @@ class FakeProgress:
                 return down
             return fake.tasks.get(task_id) or not_found()
 
+        @app.post("/internal/v1/tasks/lookup")
+        async def lookup(body: dict[str, list[str]]) -> Any:
+            if (down := unavailable()) is not None:
+                return down
+            return {"items": [fake.tasks[t] for t in body["task_ids"] if t in fake.tasks]}
+
         @app.get("/internal/v1/tasks")
         async def tasks(owner: str | None = None, project_id: str | None = None) -> Any:
             items = [

@@ -60,6 +60,7 @@ async def test_creating_a_project_emits_task_requested(gateway_factory: Factory)
         ({**VALID, "content": ""}, "body.content"),
         ({**VALID, "settings": {"language": "english"}}, "body.settings.language"),
         ({**VALID, "settings": {"segments": 0}}, "body.settings.segments"),
+        ({**VALID, "settings": {"segments": True}}, "body.settings.segments"),  # not 1
         (
             {**VALID, "settings": {"target_length_seconds": 5}},
             "body.settings.target_length_seconds",

@@ -55,6 +55,15 @@ class SessionBatchIn(BaseModel):
     items: list[SessionIn] = Field(max_length=1000)
 
 
+class LookupIn(BaseModel):
+    """Tasks asked for at once (the gateway's subscribes of one moment, decision 0086)."""
+
+    model_config = ConfigDict(extra="forbid")
+    task_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=1000
+    )
+
+
 class ApiError(HTTPException):
     def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
         super().__init__(status, message)
@@ -125,6 +134,10 @@ def create_app(
     @app.get("/internal/v1/tasks/{task_id}")
     def get_task(task_id: str) -> dict[str, Any]:
         return with_eta(known(task_id))
+
+    @app.post("/internal/v1/tasks/lookup")
+    def lookup_tasks(lookup: LookupIn) -> dict[str, Any]:
+        return {"items": [with_eta(s) for s in store.tasks_by_id(lookup.task_ids)]}
 
     @app.get("/internal/v1/tasks")
     def list_tasks(

@@ -8,6 +8,10 @@ At most `in_flight` requests are out at once; the others wait their turn, for `q
 at most. httpx's pool would take them all, and it spends time quadratic in the requests waiting
 for a connection: a thousand clients subscribing at once (a gateway restarted, the fan-out
 benchmark) took the gateway's whole core, and most subscribes timed out (decision 0084).
+
+Task lookups (every subscribe makes one) are asked together: those of one event-loop turn go
+out as one `POST /tasks/lookup` per `LOOKUP_BATCH` tasks, a task asked for twice once
+(decision 0086).
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+
+#: Tasks per lookup request (the progress API takes up to 1,000).
+LOOKUP_BATCH = 100
+#: A task id the read model can hold (`tasks.task_id`); any other is unknown without asking.
+TASK_ID_MAX_LENGTH = 64
 
 
 class ProgressUnavailable(RuntimeError):
@@ -51,6 +60,8 @@ class ProgressApi:
         )
         self._turns = asyncio.Semaphore(in_flight)
         self._queue_timeout_s = queue_timeout_s
+        self._lookups: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self._looking_up: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -96,8 +107,51 @@ class ProgressApi:
         return response.status_code == 200
 
     async def task(self, task_id: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = await self._get(f"/tasks/{task_id}")
-        return result
+        """The task's state (a copy of its own for each caller), None if unknown."""
+        if not 0 < len(task_id) <= TASK_ID_MAX_LENGTH:
+            return None
+        found = self._lookups.get(task_id)
+        if found is None:
+            loop = asyncio.get_running_loop()
+            found = self._lookups[task_id] = loop.create_future()
+            found.add_done_callback(_retrieved)
+            if len(self._lookups) == 1:  # the turn's first: ask once the turn is over
+                loop.call_soon(self._look_up_all)
+        state = await asyncio.shield(found)  # one caller cancelled is not the others
+        return None if state is None else dict(state)
+
+    def _look_up_all(self) -> None:
+        waiting = list(self._lookups.items())
+        self._lookups = {}
+        for start in range(0, len(waiting), LOOKUP_BATCH):
+            request = asyncio.create_task(
+                self._look_up(dict(waiting[start : start + LOOKUP_BATCH]))
+            )
+            self._looking_up.add(request)
+            request.add_done_callback(self._looking_up.discard)
+
+    async def _look_up(self, waiting: dict[str, asyncio.Future[dict[str, Any] | None]]) -> None:
+        try:
+            found = await self._post_lookup(list(waiting))
+        except ProgressUnavailable as exc:
+            for future in waiting.values():
+                if not future.done():
+                    future.set_exception(ProgressUnavailable(str(exc)))
+            return
+        for task_id, future in waiting.items():
+            if not future.done():
+                future.set_result(found.get(task_id))
+
+    async def _post_lookup(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        response = await self._request("POST", "/tasks/lookup", json={"task_ids": task_ids})
+        if response.status_code >= 400:
+            raise ProgressUnavailable(f"progress service refused a lookup: {response.status_code}")
+        try:
+            items = response.json()["items"]
+            asked = set(task_ids)
+            return {state["task_id"]: state for state in items if state["task_id"] in asked}
+        except (ValueError, KeyError, TypeError):
+            raise ProgressUnavailable("progress service: a lookup answer without items") from None
 
     async def tasks(
         self,
@@ -159,6 +213,12 @@ class ProgressApi:
         )
         items: list[dict[str, Any]] = (result or {}).get("items", [])
         return items
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a lookup's failure as seen: its callers may all have gone."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _message(response: httpx.Response) -> str | None:

@@ -21,6 +21,14 @@ class ProjectSettingsInput(ProjectSettings):
         default=(), max_length=30
     )
 
+    @field_validator("target_length_seconds", "segments", mode="before")
+    @classmethod
+    def _not_true_or_false(cls, value: Any) -> Any:
+        """The schema says integer; pydantic's lax mode would take `true` for 1."""
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number, not true or false")
+        return value
+
     def contract(self) -> ProjectSettings:
         """The same settings as the event contract's model."""
         return ProjectSettings.model_validate(self.model_dump())

@@ -180,6 +180,12 @@ class Store:
             row = conn.execute(select(_T).where(_T.c.task_id == task_id)).first()
         return _state(row) if row else None
 
+    def tasks_by_id(self, task_ids: list[str]) -> list[dict[str, Any]]:
+        """The latest states of those of `task_ids` the read model knows, in no order."""
+        with self.engine.connect() as conn:
+            query = select(_T).where(_T.c.task_id.in_(set(task_ids)))
+            return [_state(row) for row in conn.execute(query)]
+
     def task_row(self, task_id: str) -> Any:
         with self.engine.connect() as conn:
             return conn.execute(select(_T).where(_T.c.task_id == task_id)).first()
