@@ -81,6 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--fanout-tasks", type=int, default=100)
     add("--fanout-clients", type=int, default=1000)
     add("--fanout-updates", type=int, default=500, help="updates per task in the log")
+    add("--fanout-processes", type=int, default=2, help="processes the fan-out's clients run in")
     add("--idle-seconds", type=float, default=20.0)
     add("--history", action="store_true", help="fill the read model before the rounds")
     add("--history-tasks", type=int, default=10_000)
@@ -214,7 +215,8 @@ async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
             await record.step("resume", resume(ytmaker, args.resume_sizes, args.resume_repeats))
         if ytmaker is not None and "fanout" not in args.skip:
             await record.step("fanout", fanout(
-                targets, ytmaker, args.fanout_tasks, args.fanout_clients, args.fanout_updates
+                targets, ytmaker, args.fanout_tasks, args.fanout_clients, args.fanout_updates,
+                args.fanout_processes,
             ))  # fmt: skip
         if ytmaker is not None:
             results["meta"]["ytmaker_restarts"] = ytmaker.stack.restarts  # type: ignore[attr-defined]

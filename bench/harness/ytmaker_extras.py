@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import statistics
+import sys
 import time
 from collections import Counter
 from typing import Any
 
 import httpx
-import orjson
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from bench.harness.clients import Client, Window, count_losses
 from bench.harness.phases import Target, all_processes
 from bench.harness.procs import cpu_between, rss_mb, snapshot
 from bench.harness.stacks import YtmakerStack
-from bench.harness.wire import CONNECT
 from ytmaker_shared.events import new_event_id
 
 
@@ -187,11 +185,18 @@ async def _until(condition: Any, timeout: float) -> None:
 
 
 async def fanout(
-    targets: list[Target], target: Target, tasks: int, clients: int, updates: int
+    targets: list[Target],
+    target: Target,
+    tasks: int,
+    clients: int,
+    updates: int,
+    processes: int = 2,
 ) -> dict[str, Any]:
     """S2-shaped: `updates` updates of each of `tasks` tasks already in the log; `clients`
     connected clients subscribe at once from the start (`since: -1`); updates delivered per
-    second until every client has its task's last update."""
+    second until every client has its task's last update. The clients run in `processes`
+    processes of their own (`fanout_clients`), so that one client process does not bound
+    what the gateway delivers."""
     assert isinstance(target.stack, YtmakerStack)
     owner = "bench-fanout"
     ids = [new_event_id() for _ in range(tasks)]
@@ -208,55 +213,74 @@ async def fanout(
         await api.close()
     url = f"{target.stack.base_url.replace('http', 'ws', 1)}/api/v1/ws?token="
     url += target.stack.token(owner)
-    sockets = [await connect(url, **CONNECT) for _ in range(clients)]  # type: ignore[arg-type]
-    for ws in sockets:
-        await ws.recv()  # connected
-    counts = [0] * clients
-
-    complete = [False] * clients
-    refused: dict[int, str] = {}
-
-    async def read(n: int, task_id: str) -> None:
-        last = states[task_id]["offset"]
-        ws = sockets[n]
-        subscribe = {"action": "subscribe", "task_id": task_id, "since": -1}
-        await ws.send(orjson.dumps(subscribe).decode())  # a text frame: binary ones are refused
-        with contextlib.suppress(ConnectionClosed):  # counted as incomplete, with its code
-            async for frame in ws:
-                message = orjson.loads(frame)
-                if message["type"] == "error" and message["offset"] is None:
-                    refused[n] = str(message["payload"].get("code"))  # not subscribed
-                    return
-                if message["type"] in ("progress", "status", "error"):
-                    counts[n] += 1
-                    if message["offset"] >= last:
-                        complete[n] = True
-                        return
-
-    processes = all_processes(targets)
-    before = snapshot(processes)
-    started = time.time()
-    await asyncio.wait_for(asyncio.gather(*(read(n, ids[n % tasks]) for n in range(clients))), 600)
-    seconds = time.time() - started
-    after = snapshot(processes)
-    closes = Counter(
-        refused.get(n) or f"closed {ws.close_code}"
-        for n, (ws, done) in enumerate(zip(sockets, complete, strict=True))
-        if not done
-    )
-    await asyncio.gather(*(ws.close() for ws in sockets))
-    delivered = sum(counts)
+    plan = [[n, ids[n % tasks], states[ids[n % tasks]]["offset"]] for n in range(clients)]
+    workers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.harness.fanout_clients",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for i, worker in enumerate(workers):
+            await _tell(worker, {"url": url, "clients": plan[i::processes]})
+        for worker in workers:
+            await _answer(worker)  # ready: every connection open
+        watched = all_processes(targets) | {
+            f"loadgen/fanout-clients-{i + 1}": w.pid for i, w in enumerate(workers)
+        }
+        before = snapshot(watched)
+        started = time.time()
+        for worker in workers:
+            await _tell(worker, "go")
+        results = await asyncio.wait_for(asyncio.gather(*map(_answer, workers)), 600)
+        seconds = time.time() - started
+        after = snapshot(watched)  # every worker still running: each one's CPU is counted
+        for worker in workers:
+            await _tell(worker, "quit")
+    finally:
+        for worker in workers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.wait(), 10)
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
+    complete = {n for r in results for n in r["complete"]}
+    why = {int(n): code for r in results for n, code in r["refused"].items()}
+    why |= {int(n): f"closed {code}" for r in results for n, code in r["closes"].items()}
+    delivered = sum(count for r in results for count in r["counts"].values())
     return {
         "tasks": tasks,
         "clients": clients,
+        "client_processes": processes,
         "updates_per_task": updates,
         "delivered": delivered,
         "seconds": round(seconds, 2),
         "updates_per_s": round(delivered / seconds),
-        "incomplete_clients": sum(1 for done in complete if not done),
-        "incomplete_why": dict(closes),
+        "incomplete_clients": clients - len(complete),
+        "incomplete_why": dict(
+            Counter(why[n] for n in range(clients) if n not in complete and n in why)
+        ),
         "cpu": cpu_between(before, after),
     }
+
+
+async def _tell(worker: asyncio.subprocess.Process, value: object) -> None:
+    assert worker.stdin is not None
+    worker.stdin.write((value if isinstance(value, str) else json.dumps(value)).encode() + b"\n")
+    await worker.stdin.drain()
+
+
+async def _answer(worker: asyncio.subprocess.Process) -> dict[str, Any]:
+    assert worker.stdout is not None
+    line = await worker.stdout.readline()
+    if not line:
+        raise RuntimeError(f"a fan-out client process ended (exit {await worker.wait()})")
+    answer: dict[str, Any] = json.loads(line)
+    return answer
 
 
 async def idle(targets: list[Target], target: Target, seconds: float) -> dict[str, Any]:

@@ -96,7 +96,10 @@ def test_ytmaker_resumes_exactly_fans_out_and_folds_the_history(results: dict[st
         assert 0 < figure["resume_s_median"] < 60
     fanout = results["fanout"]
     assert fanout["delivered"] >= fanout["clients"] * fanout["updates_per_task"]
-    assert fanout["updates_per_s"] > 0
+    assert fanout["updates_per_s"] > 0 and fanout["incomplete_clients"] == 0
+    # the clients ran in processes of their own, each counted
+    workers = {f"loadgen/fanout-clients-{i}" for i in range(1, fanout["client_processes"] + 1)}
+    assert fanout["client_processes"] == 2 and workers <= set(fanout["cpu"]["processes"])
     history = results["history"]
     assert history["tasks"] == 20
     assert history["last_task_updates_in_read_model"] == history["updates_per_task"] == 100

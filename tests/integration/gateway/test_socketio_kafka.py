@@ -87,7 +87,14 @@ async def test_recovery_of_more_than_the_queue_holds_replays_every_missed_update
     missed = [await cluster.write(make_update(task_id, n=i)) for i in range(1, 601)]
     back = Follower()
     await back.connect(replica.server.base, {"token": token, "pid": pid, "offset": position})
-    await wait_until(lambda: len(back.offsets) >= len(missed), timeout=30, what="the replay")
+    try:
+        await wait_until(lambda: len(back.offsets) >= len(missed), timeout=30, what="the replay")
+    except AssertionError as exc:  # timed out once in CI (1 December): say where it stood
+        got = back.offsets
+        raise AssertionError(
+            f"{exc}: {len(got)} of {len(missed)} updates, the last {got[-3:]}, "
+            f"connected {back.client.connected}, hello {back.hello}"
+        ) from None
     assert back.hello[0]["recovered"] is True and back.hello[0]["pid"] == pid
     live = await cluster.write(make_update(task_id, n=601))
     await wait_until(lambda: back.offsets[-1:] == [live], timeout=15, what="live again")
