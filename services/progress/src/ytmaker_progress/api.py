@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ytmaker_progress import eta
 from ytmaker_progress.readmodel.memory import RecentHistory
-from ytmaker_progress.readmodel.store import NotFinished, Store
+from ytmaker_progress.readmodel.store import NotFinished, Store, as_utc
 from ytmaker_shared.progress import ACTIVE_STATUSES
 
 #: The largest offset Kafka (and a BIGINT column) can hold: a larger `since` is refused (422).
@@ -268,10 +268,7 @@ class _Averages:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes: they were stored in UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+    return None if value is None else as_utc(value)
 
 
 def _session_in(session: SessionIn, now: datetime) -> dict[str, Any]:

@@ -344,7 +344,7 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [
-                (task, stage, attempt, seconds, _utc(finished), status)
+                (task, stage, attempt, seconds, as_utc(finished), status)
                 for task, stage, attempt, seconds, finished, status in conn.execute(query)
             ]
 
@@ -415,7 +415,7 @@ class Store:
             }
 
 
-def _utc(at: datetime) -> datetime:
+def as_utc(at: datetime) -> datetime:
     """SQLite gives back the UTC times it stores without their zone."""
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
