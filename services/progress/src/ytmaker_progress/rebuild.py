@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ytmaker_progress.readmodel.store import Store
+from ytmaker_progress.readmodel.writer import StoreProcess
 from ytmaker_progress.runners.sink import Sink
 from ytmaker_progress.settings import ProgressSettings
 
@@ -39,24 +40,29 @@ def _no_cyclic_collection() -> Iterator[None]:
 async def rebuild(settings: ProgressSettings, url: str) -> tuple[Store, int, float]:
     """Replay `progress.updates` and `pipeline.tasks` into the empty database at `url` until
     it has caught up with the end of the topics. Returns the store, the updates stored and
-    the seconds it took; the caller closes the store. Raises NotEmpty."""
-    bulk = await asyncio.to_thread(Store, url, bulk=True)
-    if await asyncio.to_thread(bulk.positions):
-        bulk.close()
-        raise NotEmpty(f"{url} already holds a read model")
-    sink = Sink(settings, bulk, None, batch_size=20_000)
-    stopping = asyncio.Event()
+    the seconds it took; the caller closes the store. Raises NotEmpty.
+
+    The rows are written by a process of their own (`StoreProcess`, decision 0087) while this
+    one reads and parses the next batch."""
     started = time.perf_counter()
-    with _no_cyclic_collection():
-        running = asyncio.create_task(sink.run(stopping))
-        caught_up = asyncio.create_task(sink.caught_up.wait())
-        await asyncio.wait({running, caught_up}, return_when=asyncio.FIRST_COMPLETED)
-        caught_up.cancel()
-        stopping.set()
-        await running
-    await asyncio.to_thread(bulk.finish_bulk)
+    writer = await asyncio.to_thread(StoreProcess, url)
+    try:
+        if await asyncio.to_thread(writer.positions):
+            raise NotEmpty(f"{url} already holds a read model")
+        sink = Sink(settings, writer, None, batch_size=20_000)
+        stopping = asyncio.Event()
+        with _no_cyclic_collection():
+            running = asyncio.create_task(sink.run(stopping))
+            caught_up = asyncio.create_task(sink.caught_up.wait())
+            await asyncio.wait({running, caught_up}, return_when=asyncio.FIRST_COMPLETED)
+            caught_up.cancel()
+            stopping.set()
+            await running
+        await asyncio.to_thread(writer.finish_bulk)
+    finally:
+        await asyncio.to_thread(writer.close)  # every transaction is written
     seconds = time.perf_counter() - started
-    bulk.close()  # every transaction is written; a fresh engine serves with the usual pragmas
+    # A fresh engine serves it, with the usual pragmas.
     return await asyncio.to_thread(Store, url), sink.stored, seconds
 
 

@@ -24,7 +24,13 @@ from ytmaker_progress.readmodel.engine import (
     sqlite_history_insert,
     sqlite_history_row,
 )
-from ytmaker_progress.readmodel.rows import HistoryItem, Rows, StoredUpdate, history_item
+from ytmaker_progress.readmodel.rows import (
+    HistoryItem,
+    Positions,
+    Rows,
+    StoredUpdate,
+    history_item,
+)
 from ytmaker_progress.readmodel.tables import (
     HistoryRow,
     ProjectRow,
@@ -141,7 +147,7 @@ class Store:
 
     # --- the sink's writes ----------------------------------------------------------------
 
-    def write(self, rows: Rows, positions: dict[tuple[str, int], tuple[int, str | None]]) -> None:
+    def write(self, rows: Rows, positions: Positions) -> None:
         """Store one batch and the positions after it, atomically; idempotent."""
         up = self._upserts
         with self.engine.begin() as conn:
@@ -166,7 +172,7 @@ class Store:
                     ],
                 )
 
-    def positions(self) -> dict[tuple[str, int], tuple[int, str | None]]:
+    def positions(self) -> Positions:
         with self.engine.connect() as conn:
             return {
                 (r.topic, r.partition): (r.next_offset, r.epoch) for r in conn.execute(select(_POS))

@@ -14,13 +14,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from aiokafka import TopicPartition
 
 from ytmaker_progress import SERVICE, metrics
 from ytmaker_progress.readmodel.memory import RecentHistory
-from ytmaker_progress.readmodel.rows import Rows, StoredUpdate, add_request, add_update
-from ytmaker_progress.readmodel.store import Store
+from ytmaker_progress.readmodel.rows import (
+    Positions,
+    Rows,
+    StoredUpdate,
+    add_request,
+    add_update,
+)
 from ytmaker_progress.runners.eta import Latest
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError, TaskRequested, decode
@@ -32,7 +38,13 @@ from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
 
-Positions = dict[tuple[str, int], tuple[int, str | None]]
+
+class Destination(Protocol):
+    """Where the sink writes: a `Store`, or a rebuild's `StoreProcess`."""
+
+    def positions(self) -> Positions: ...
+
+    def write(self, rows: Rows, positions: Positions) -> None: ...
 
 
 class Sink:
@@ -43,7 +55,7 @@ class Sink:
     def __init__(
         self,
         settings: ProgressSettings,
-        store: Store,
+        store: Destination,
         memory: RecentHistory | None = None,
         *,
         batch_size: int = 5000,

@@ -1,0 +1,93 @@
+"""The rebuild's writer process (`StoreProcess`, decision 0087): it stores what an in-process
+store stores, reports its errors and its death, and fills without a journal."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from ytmaker_progress.readmodel.rows import Rows, add_update
+from ytmaker_progress.readmodel.store import Store
+from ytmaker_progress.readmodel.writer import StoreProcess, WriterFailed
+
+from .test_task_rows import update
+
+
+def batch(first: int, count: int) -> Rows:
+    rows = Rows()
+    for offset in range(first, first + count):
+        stages = {"script": {"status": "running", "attempt": 1, "progress": offset % 100}}
+        add_update(rows, offset, "ep", update(f"t-{offset % 3}", stages=stages))
+    return rows
+
+
+def test_the_writer_stores_what_a_store_in_this_process_stores(tmp_path: Path) -> None:
+    here, there = (f"sqlite:///{tmp_path / name}.db" for name in ("here", "there"))
+    store = Store(here, bulk=True)
+    writer = StoreProcess(there)
+    try:
+        assert writer.positions() == {}
+        for first in (0, 50):
+            positions = {("updates", 0): (first + 50, "ep")}
+            store.write(batch(first, 50), positions)
+            writer.write(batch(first, 50), positions)
+        assert writer.positions() == {("updates", 0): (100, "ep")}
+        store.finish_bulk()
+        writer.finish_bulk()
+    finally:
+        store.close()
+        writer.close()
+        writer.close()  # twice is harmless
+    a, b = Store(here), Store(there)
+    try:
+        dump = a.dump()
+        assert len(dump["history"]) == 100 and len(dump["tasks"]) == 3
+        assert dump == b.dump()
+        with b.engine.connect() as conn:  # served as usual once the fill is over
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_bulk_fill_keeps_no_journal(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'bulk.db'}", bulk=True)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "off"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0
+    finally:
+        store.close()
+
+
+def test_a_failed_write_is_raised_here(tmp_path: Path) -> None:
+    writer = StoreProcess(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        broken = batch(0, 2)
+        del broken.history[0]["status"]
+        with pytest.raises(WriterFailed, match="KeyError: 'status'"):
+            writer.write(broken, {("updates", 0): (2, "ep")})
+        assert writer._process.is_alive()  # it answered; the rebuild decides (it stops)
+    finally:
+        writer.close()
+    assert not writer._process.is_alive()
+
+
+def test_a_database_that_cannot_be_opened_fails_at_the_start(tmp_path: Path) -> None:
+    with pytest.raises(WriterFailed, match="cannot open the read model"):
+        StoreProcess(f"sqlite:///{tmp_path / 'no such directory' / 'w.db'}")
+
+
+def test_a_writer_that_died_is_reported_not_waited_for(tmp_path: Path) -> None:
+    writer = StoreProcess(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        pid = writer._process.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(WriterFailed, match="ended"):
+            writer.write(batch(0, 2), {("updates", 0): (2, "ep")})
+    finally:
+        writer.close()
