@@ -1,8 +1,8 @@
 // The SDK against the real gateway (the whole system, started here): a full run followed with
-// ProgressClient through a network cut and a gateway restart (SIGKILL) mid-run; what it
-// received equals the stored history, once each, in order. socket.io-client (npm) follows the
-// same run on the /progress namespace and recovers from both drops by Socket.IO's connection
-// state recovery, just as exactly. Then: a late subscriber, a snapshot subscriber
+// ProgressClient through a network cut and a gateway restart (SIGKILL) while the run is
+// paused; what it received equals the stored history, once each, in order. socket.io-client
+// (npm) follows the same run on the /progress namespace and recovers from both drops by
+// Socket.IO's connection state recovery, just as exactly. Then: a late subscriber, a snapshot subscriber
 // (recovered: false surfaced), a project subscription, a refused token.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -81,15 +81,20 @@ test("a full run, through a network cut and a gateway restart, equals the stored
   assert.deepEqual(await sock.emitWithAck("join", { task_id: started.task_id, since: -1 }), { ok: true, task_id: started.task_id });
 
   await waitFor(() => events.length >= 3, { timeoutMs: 120_000, what: "the first updates" });
+  // Paused (the step in hand finishes, nothing new starts), the run waits for both drops
+  // below, however fast the pipeline is: they happen mid-run.
+  assert.equal((await progress.rest.control(started.task_id, "pause")).accepted, true);
   assert.ok(proxy.cut() >= 1, "the network cut closed the socket");
   await waitFor(() => states.includes("reconnecting"), { what: "reconnecting" });
   await waitFor(() => progress.manager.stats.reconnects >= 1, { what: "the reconnect" });
+  await waitFor(() => events.some((e) => e.payload.status === "paused"), { timeoutMs: 120_000, what: "the pause" });
 
-  const seen = events.length;
-  await waitFor(() => events.length > seen, { timeoutMs: 120_000, what: "more updates" });
-  assert.equal(completed, null, "still mid-run");
   await system.kill("gateway");
   await system.start("gateway");
+  assert.equal(completed, null, "still mid-run");
+  const seen = events.length;
+  assert.equal((await progress.rest.control(started.task_id, "resume")).accepted, true);
+  await waitFor(() => events.length > seen, { timeoutMs: 120_000, what: "updates after both drops" });
   await waitFor(() => completed, { timeoutMs: 240_000, what: "the run to complete" });
   assert.equal(completed.status, "completed");
   assert.equal(completed.progress, 100);
