@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,33 @@ def test_a_writer_that_died_is_reported_not_waited_for(tmp_path: Path) -> None:
             writer.write(batch(0, 2), {("updates", 0): (2, "ep")})
     finally:
         writer.close()
+
+
+def test_close_waits_for_the_write_in_flight(tmp_path: Path) -> None:
+    """A cancelled rebuild closes its writer while a write is still going on in a thread."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    writer = StoreProcess(url)
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            writer.write(batch(0, 20_000), {("updates", 0): (20_000, "ep")})
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not writer._lock.locked() and not outcome:
+        assert time.monotonic() < deadline, "the write never started"
+        time.sleep(0.001)
+    writer.close()
+    thread.join(timeout=60)
+    assert outcome == [None]
+    assert not writer._process.is_alive()
+    store = Store(url)
+    try:
+        assert store.positions() == {("updates", 0): (20_000, "ep")}
+    finally:
+        store.close()

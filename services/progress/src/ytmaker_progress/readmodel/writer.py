@@ -14,6 +14,7 @@ import contextlib
 import gc
 import multiprocessing
 import pickle
+import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -28,9 +29,11 @@ class WriterFailed(RuntimeError):
 class StoreProcess:
     """`StoreProcess(url)` starts a process holding `Store(url, bulk=True)`; `write`,
     `positions` and `finish_bulk` are that store's, one call at a time; `close()` ends the
-    process. Blocking calls: run them in a thread from async code. Raises WriterFailed."""
+    process. Blocking calls: run them in a thread from async code (one at a time: a call
+    waits for the one in flight, `close` too). Raises WriterFailed."""
 
     def __init__(self, url: str) -> None:
+        self._lock = threading.Lock()
         context = multiprocessing.get_context("spawn")  # nothing of this process's threads
         self._conn, child = context.Pipe()
         self._process = context.Process(
@@ -55,22 +58,30 @@ class StoreProcess:
         self._call("finish_bulk")
 
     def close(self) -> None:
-        """Close the store and end the process; safe to call twice."""
-        if not self._conn.closed:
-            with contextlib.suppress(OSError):
-                self._conn.send_bytes(pickle.dumps(("close", ())))
-            self._conn.close()
+        """Close the store and end the process, after the call in flight (a write of a
+        cancelled rebuild); safe to call twice."""
+        locked = self._lock.acquire(timeout=60)
+        try:
+            if not self._conn.closed:
+                with contextlib.suppress(OSError):
+                    self._conn.send_bytes(pickle.dumps(("close", ())))
+                self._conn.close()
+        finally:
+            if locked:
+                self._lock.release()
         self._process.join(timeout=30)
         if self._process.is_alive():
             self._process.kill()
             self._process.join()
 
     def _call(self, method: str, *args: Any) -> Any:
-        try:
-            self._conn.send_bytes(pickle.dumps((method, args), protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError as exc:
-            raise self._ended(exc) from None
-        return self._answer()
+        with self._lock:
+            try:
+                message = pickle.dumps((method, args), protocol=pickle.HIGHEST_PROTOCOL)
+                self._conn.send_bytes(message)
+            except OSError as exc:
+                raise self._ended(exc) from None
+            return self._answer()
 
     def _answer(self) -> Any:
         try:
