@@ -243,7 +243,7 @@ def print_tables(results: dict[str, Any]) -> None:
     say("\n## Rounds\n\n" + rounds_table(rounds))
     say("\n## Summary (median of the rounds)\n\n" + summary_table(results["summary"]))
     if any("in_log_latency_ms" in p for p in rounds):
-        say("\n## ytmaker: event → log → client (ms)\n\n" + hops_table(rounds))
+        say("\n## ytmaker: event → its topic → log → client (ms)\n\n" + hops_table(rounds))
     for scenario in ("S1", "S2"):
         say(f"\n## CPU per process, {scenario}\n\n" + process_table(rounds, scenario))
     disconnect = [p for p in results["disconnect"] if "error" not in p]

@@ -135,7 +135,8 @@ async def run_phase(
         "load_average": [round(load_before, 2), round(load_after, 2)],
     }
     if in_log is not None:
-        result["in_log_latency_ms"] = in_log  # event → readable in progress.updates
+        result["in_input_latency_ms"] = in_log["input"]  # event → readable in its topic
+        result["in_log_latency_ms"] = in_log["log"]  # event → readable in progress.updates
     if away is not None:
         result["away"] = {
             "clients": len(away_clients),

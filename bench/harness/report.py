@@ -193,19 +193,20 @@ def resume_table(results: list[dict[str, Any]]) -> str:
 
 
 def hops_table(rounds: list[dict[str, Any]]) -> str:
-    """ytmaker's latency in two hops: event → update readable in the log, and the whole way
-    to the client (the difference is the gateway, its reads and the socket)."""
+    """ytmaker's latency in three hops: event → readable in its stage topic (the stage's
+    producer), → its update readable in the log (the fold), and the whole way to the client
+    (the difference is the gateway, its reads and the socket)."""
     rows = []
     for p in rounds:
         if "in_log_latency_ms" not in p:
             continue
-        log, end = p["in_log_latency_ms"], p["latency_ms"]
+        topic, log, end = p["in_input_latency_ms"], p["in_log_latency_ms"], p["latency_ms"]
         rows.append([
-            p["scenario"], p.get("round", "-"), log["p50"], log["p99"], log["max"],
-            end["p50"], end["p99"], end["max"],
+            p["scenario"], p.get("round", "-"), topic["p50"], topic["p99"], log["p50"],
+            log["p99"], log["max"], end["p50"], end["p99"], end["max"],
         ])  # fmt: skip
     return _table(
-        ["scen.", "round", "→ log p50", "→ log p99", "→ log max", "→ client p50",
-         "→ client p99", "→ client max"],
+        ["scen.", "round", "→ topic p50", "→ topic p99", "→ log p50", "→ log p99", "→ log max",
+         "→ client p50", "→ client p99", "→ client max"],
         rows,
     )  # fmt: skip

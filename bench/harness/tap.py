@@ -1,15 +1,18 @@
 """ytmaker's log tap: a process that reads `progress.updates` like a gateway would and notes,
 for every update made from a bench `stage.progress` event, how long after the event it became
-readable in the log. With the clients' figure it splits ytmaker's latency in two hops:
-event → update in the log (the fold and the broker), and log → client (the gateway and the
-socket).
+readable in the log; and for every such event, how long after it was made it became readable in
+its stage topic (`pipeline.script`, where the bench's publisher sends it). With the clients'
+figure it splits ytmaker's latency in three hops: event → the stage topic (the stage's
+producer and the broker), → update in the log (the fold and the broker), and log → client (the
+gateway and the socket).
 
     python -m bench.harness.tap ytmaker   (driven by `TapProcess`, JSON lines like the producer)
 
 It reads `read_uncommitted`: the moment any reader of the log can have the update. A gateway
 that reads `read_committed` waits for the fold's commit on top; that wait then shows in the
-second hop. Commands: `{"op": "window", "start", "end"}` starts collecting the updates whose
-event occurred in [start, end); `{"op": "report"}` answers their latency summary (ms).
+second hop. Commands: `{"op": "window", "start", "end"}` starts collecting the events and
+updates whose event occurred in [start, end); `{"op": "report"}` answers their latency
+summaries (ms) as `{"input": ..., "log": ...}`.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ class Tap:
     def __init__(self) -> None:
         self.settings = ServiceSettings()  # KAFKA_BOOTSTRAP_SERVERS, YTMAKER_TOPIC_PREFIX
         self.window = (0.0, 0.0)
-        self.latencies = array("d")
+        self.latencies = array("d")  # event → its update readable in progress.updates
+        self.inputs = array("d")  # event → readable in its stage topic
+        self.input_topic = self.settings.topics.name(Topic.SCRIPT)
         self.consumer = AIOKafkaConsumer(
             self.settings.topics.name(Topic.PROGRESS_UPDATES),
+            self.input_topic,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             group_id=None,
             enable_auto_commit=False,
@@ -52,9 +58,13 @@ class Tap:
             while True:
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=5000)
                 received = time.time()
-                for records in batches.values():
-                    for record in records:
-                        self._note(record.value, received)
+                for tp, records in batches.items():
+                    if tp.topic == self.input_topic:
+                        for record in records:
+                            self._note_event(record.value, received)
+                    else:
+                        for record in records:
+                            self._note(record.value, received)
         finally:
             await self.consumer.stop()
 
@@ -64,9 +74,19 @@ class Tap:
         update = orjson.loads(value)
         if update.get("event_type") != "stage.progress":
             return
-        produced = datetime.fromisoformat(update["occurred_at"]).timestamp()
+        self._add(self.latencies, update["occurred_at"], received)
+
+    def _note_event(self, value: bytes | None, received: float) -> None:
+        if value is None or b'"stage.progress"' not in value:
+            return
+        event = orjson.loads(value)
+        if event.get("type") == "stage.progress":
+            self._add(self.inputs, event["occurred_at"], received)
+
+    def _add(self, latencies: array[float], occurred_at: str, received: float) -> None:
+        produced = datetime.fromisoformat(occurred_at).timestamp()
         if self.window[0] <= produced < self.window[1]:
-            self.latencies.append(received - produced)
+            latencies.append(received - produced)
 
 
 async def serve() -> None:
@@ -82,10 +102,13 @@ async def serve() -> None:
             if command["op"] == "quit":
                 break
             if command["op"] == "window":
-                tap.window, tap.latencies = (command["start"], command["end"]), array("d")
+                tap.window = (command["start"], command["end"])
+                tap.latencies, tap.inputs = array("d"), array("d")
                 answer({"ok": True})
             elif command["op"] == "report":
-                answer(latency_summary(tap.latencies))
+                answer(
+                    {"input": latency_summary(tap.inputs), "log": latency_summary(tap.latencies)}
+                )
             else:
                 answer({"error": f"unknown op {command['op']!r}"})
     finally:

@@ -56,8 +56,10 @@ def test_every_target_is_measured_in_each_scenario_with_ordered_percentiles(
         assert latency["max"] < 60_000, phase
         assert 0 < phase["cpu"]["machine_busy_pct"] <= 100, phase
         assert phase["losses"]["expected"] > 0, phase
-        if phase["target"] == "ytmaker":  # the tap saw the updates arrive in the log
+        if phase["target"] == "ytmaker":  # the tap saw the events and their updates arrive
+            assert phase["in_input_latency_ms"]["count"] > 0, phase
             assert phase["in_log_latency_ms"]["count"] > 0, phase
+            assert phase["in_input_latency_ms"]["p50"] <= phase["in_log_latency_ms"]["p50"], phase
     assert set(results["summary"]) == TARGETS
     assert "## Summary" in results["_stdout"] and "| ytmaker" in results["_stdout"]
 
