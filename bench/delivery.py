@@ -13,9 +13,9 @@ After a warm-up of each target, `--rounds` rounds; each round measures S1 (clien
 tasks) and S2 (the same clients on a tenth of the tasks) for every target in turn (the order
 rotates per round). Then a 2-s disconnect of a tenth of the clients mid-stream for each target,
 and for ytmaker: the idle stack's CPU, resume after 100 to 10k missed updates, and the fan-out
-of one gateway process (`--tap` also splits ytmaker's latency at the log). Tables are printed;
-every figure goes to `--out/<time>.json`, the plots to `--plots-dir` (default: next to the
-JSON). docs/performance.md explains each figure.
+of one gateway process (`--tap` also splits ytmaker's latency at its topic and the log).
+Tables are printed; every figure goes to `--out/<time>.json`, the plots to `--plots-dir`
+(default: next to the JSON). docs/performance.md explains each figure.
 """
 
 from __future__ import annotations
