@@ -59,32 +59,26 @@ class Tap:
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=5000)
                 received = time.time()
                 for tp, records in batches.items():
+                    # an event names its type in `type`, its update in `event_type`
                     if tp.topic == self.input_topic:
-                        for record in records:
-                            self._note_event(record.value, received)
+                        kind, latencies = "type", self.inputs
                     else:
-                        for record in records:
-                            self._note(record.value, received)
+                        kind, latencies = "event_type", self.latencies
+                    for record in records:
+                        self._note(record.value, kind, latencies, received)
         finally:
             await self.consumer.stop()
 
-    def _note(self, value: bytes | None, received: float) -> None:
+    def _note(
+        self, value: bytes | None, kind: str, latencies: array[float], received: float
+    ) -> None:
+        """Note when a bench `stage.progress` event (or its update) became readable."""
         if value is None or b'"stage.progress"' not in value:
             return
-        update = orjson.loads(value)
-        if update.get("event_type") != "stage.progress":
+        record = orjson.loads(value)
+        if record.get(kind) != "stage.progress":
             return
-        self._add(self.latencies, update["occurred_at"], received)
-
-    def _note_event(self, value: bytes | None, received: float) -> None:
-        if value is None or b'"stage.progress"' not in value:
-            return
-        event = orjson.loads(value)
-        if event.get("type") == "stage.progress":
-            self._add(self.inputs, event["occurred_at"], received)
-
-    def _add(self, latencies: array[float], occurred_at: str, received: float) -> None:
-        produced = datetime.fromisoformat(occurred_at).timestamp()
+        produced = datetime.fromisoformat(record["occurred_at"]).timestamp()
         if self.window[0] <= produced < self.window[1]:
             latencies.append(received - produced)
 

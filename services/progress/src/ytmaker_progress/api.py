@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ytmaker_progress import eta
 from ytmaker_progress.readmodel.memory import RecentHistory
 from ytmaker_progress.readmodel.store import NotFinished, Store, as_utc
+from ytmaker_shared.events.envelope import TASK_ID_MAX_LENGTH
 from ytmaker_shared.progress import ACTIVE_STATUSES
 
 #: The largest offset Kafka (and a BIGINT column) can hold: a larger `since` is refused (422).
@@ -59,7 +60,7 @@ class LookupIn(BaseModel):
     """Tasks asked for at once (the gateway's subscribes of one moment, decision 0086)."""
 
     model_config = ConfigDict(extra="forbid")
-    task_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+    task_ids: list[Annotated[str, Field(min_length=1, max_length=TASK_ID_MAX_LENGTH)]] = Field(
         min_length=1, max_length=1000
     )
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 
+from ytmaker_shared.events.envelope import TASK_ID_MAX_LENGTH
+
 #: Tasks per lookup request (the progress API takes up to 1,000).
 LOOKUP_BATCH = 100
-#: A task id the read model can hold (`tasks.task_id`); any other is unknown without asking.
-TASK_ID_MAX_LENGTH = 64
 
 
 class ProgressUnavailable(RuntimeError):
@@ -108,7 +108,7 @@ class ProgressApi:
 
     async def task(self, task_id: str) -> dict[str, Any] | None:
         """The task's state (a copy of its own for each caller), None if unknown."""
-        if not 0 < len(task_id) <= TASK_ID_MAX_LENGTH:
+        if not 0 < len(task_id) <= TASK_ID_MAX_LENGTH:  # no task has such an id: no need to ask
             return None
         found = self._lookups.get(task_id)
         if found is None:
