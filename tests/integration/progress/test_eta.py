@@ -138,7 +138,12 @@ async def test_a_restarted_projector_starts_from_the_read_model_and_counts_each_
             timeout=60,
             what="the running task finished",
         )
-        assert window_counts(service) == stored_counts(service)
+        # the projector sees a batch before the sink has written it: wait for the write
+        await wait_until(
+            lambda: window_counts(service) == stored_counts(service),
+            timeout=30,
+            what="the read model to store what the window holds",
+        )
         assert window_counts(service)["upload"] == 2
     finally:
         stopping.set()
