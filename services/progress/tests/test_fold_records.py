@@ -16,14 +16,24 @@ from dataclasses import fields
 from datetime import UTC, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ytmaker_dev.scenario import run_events
 from ytmaker_progress.eta import EtaEstimated
 from ytmaker_progress.fold import Folded, Input, StageRun, Task, Update, apply
-from ytmaker_progress.records import decode_state, encode_state, encode_update
+from ytmaker_progress.records import (
+    FOLD_HEADER,
+    decode_marker,
+    decode_state,
+    encode_marker,
+    encode_state,
+    encode_update,
+    is_marker,
+)
 from ytmaker_shared.events import (
+    DecodeError,
     ErrorInfo,
     StageCancelled,
     StageCancelledPayload,
@@ -170,3 +180,23 @@ def test_the_fold_dataclasses_have_the_contract_fields_in_order() -> None:
     assert [f.name for f in fields(Task)] == list(TaskState.model_fields)
     assert [f.name for f in fields(StageRun)] == list(StageState.model_fields)
     assert [f.name for f in fields(Update)] == list(ProgressUpdate.model_fields)
+
+
+def test_a_marker_holds_the_final_status_and_nothing_else() -> None:
+    """A finished task's marker record on `progress.state` (decision 0100)."""
+    for status in ("completed", "failed", "cancelled"):
+        value, headers = encode_marker(status)
+        assert is_marker(headers) and not is_marker([(FOLD_HEADER, b"{}")])
+        assert decode_marker(value) == status
+    refused = [
+        None,
+        b"",
+        b"[]",
+        b'{"status": "running"}',  # not a final status
+        b'{"status": "done"}',
+        b'{"status": "completed", "more": 1}',
+        b'{"status": 1}',
+    ]
+    for value in refused:
+        with pytest.raises(DecodeError):
+            decode_marker(value)

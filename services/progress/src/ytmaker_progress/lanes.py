@@ -40,6 +40,9 @@ class Lane:
     keeps its full state for a grace period (`ended`: since when, by the monotonic clock),
     then only a marker (`finished`: task id → since when) that makes later events of it be
     ignored, as the fold would ignore them; markers go after the input topics' retention.
+    `progress.state` follows (decision 0100): the next checkpoint replaces an evicted task's
+    state by a marker record and deletes the task once its marker has gone (`retired`), so
+    that what a restore reads does not grow with every task ever run.
     """
 
     number: int
@@ -49,6 +52,9 @@ class Lane:
     states: dict[str, Folded] = field(default_factory=dict)
     ended: dict[str, float] = field(default_factory=dict)
     finished: dict[str, float] = field(default_factory=dict)
+    #: Tasks whose `progress.state` record the next checkpoint replaces: by a marker (task id
+    #: → its final status) or by nothing (None: a tombstone).
+    retired: dict[str, str | None] = field(default_factory=dict)
 
     # --- the inbox (FoldService hands records out; `release` decides what goes) ------------
     held: dict[TopicPartition, list[Any]] = field(default_factory=dict)
@@ -91,10 +97,10 @@ class Lane:
 
     @property
     def unsaved(self) -> bool:
-        """Something for the next checkpoint: an open transaction, or states the restore
+        """Something for the next checkpoint: an open transaction, states the restore
         adopted from updates after the last checkpoint (`restore.py`), which `progress.state`
-        must hold even if the lane never folds again."""
-        return self.updates is not None or bool(self.touched)
+        must hold even if the lane never folds again, or retired tasks' records."""
+        return self.updates is not None or bool(self.touched) or bool(self.retired)
 
     def keep(self, task_id: str, folded: Folded, now: float) -> None:
         """Hold the task's new state; a task that just finished starts its grace period."""
@@ -111,16 +117,19 @@ class Lane:
             if now - since < grace_s:
                 break
             del self.ended[task_id]
-            self.states.pop(task_id, None)
+            folded = self.states.pop(task_id, None)
             self.finished[task_id] = now
+            if folded is not None:
+                self.retired[task_id] = folded.task.status.value
             evicted += 1
         for task_id, since in list(self.finished.items()):
             if now - since < marker_s:
                 break
             del self.finished[task_id]
+            self.retired[task_id] = None
         return evicted
 
     def forget(self) -> None:
         """Drop the tasks and positions before a restore fills them again."""
         self.states, self.ended, self.finished, self.positions = {}, {}, {}, {}
-        self.touched = {}
+        self.touched, self.retired = {}, {}

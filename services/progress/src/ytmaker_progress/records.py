@@ -22,9 +22,12 @@ from ytmaker_progress.eta import EtaEstimated
 from ytmaker_progress.fold import DEDUPE_WINDOW
 from ytmaker_progress.folded import Folded, Task, Update
 from ytmaker_shared.events import decode_model, decode_with
-from ytmaker_shared.progress import ProgressUpdate, TaskState
+from ytmaker_shared.progress import ProgressUpdate, TaskState, TaskStatus
 
 FOLD_HEADER = "ytmaker.fold"
+#: The header of a finished task's marker record (decision 0100): the task's state has left
+#: the fold's memory; its value says how the task ended, for people reading the topic.
+MARKER_HEADER = "ytmaker.fold.finished"
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -48,6 +51,27 @@ def encode_state(folded: Folded) -> tuple[bytes, list[tuple[str, bytes]]]:
     bookkeeping = {"recent_ids": list(folded.recent_ids), "ignored": folded.ignored}
     value = orjson.dumps(folded.task, default=_nested_model, option=_OPTIONS)
     return value, [(FOLD_HEADER, orjson.dumps(bookkeeping))]
+
+
+def encode_marker(status: str) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The value and headers of a finished task's marker record on `progress.state`."""
+    return orjson.dumps({"status": status}), [(MARKER_HEADER, b"1")]
+
+
+def is_marker(headers: Headers) -> bool:
+    return any(key == MARKER_HEADER for key, _ in headers)
+
+
+def decode_marker(value: bytes | None) -> str:
+    """The final status a marker record holds; raises DecodeError for anything else."""
+    return decode_with(_final_status, value)
+
+
+def _final_status(raw: dict[str, Any]) -> str:
+    status = TaskStatus(raw["status"])
+    if not status.terminal or len(raw) != 1:
+        raise ValueError("a marker holds the final status of a finished task, and only that")
+    return status.value
 
 
 def decode_state(value: bytes | None, headers: Headers) -> Folded | None:

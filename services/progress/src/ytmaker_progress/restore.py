@@ -5,7 +5,10 @@ zombie's open transaction and makes the broker refuse its writes), so the log ho
 will ever be written for the lane before this owner writes:
 
 1. `progress.state` of the lane to its end, read_committed: the states of its tasks, the
-   markers of finished ones, and the latest checkpoint (positions, `updates_end`).
+   markers of finished ones, and the latest checkpoint (positions, `updates_end`). A finished
+   task's marker counts its age from its record's time, so that a restart does not make it
+   young again; one past `progress_marker_retention_s` goes, and its record with it (decision
+   0100).
 2. `progress.updates` of the lane from the checkpoint's `updates_end` to its end,
    read_uncommitted: the updates written after the checkpoint, by an owner that did not live
    to commit them, are adopted: each is its task's state, and the last one's positions header
@@ -32,7 +35,7 @@ from ytmaker_progress.positions import (
     decode_positions,
     is_positions,
 )
-from ytmaker_progress.records import decode_state
+from ytmaker_progress.records import decode_marker, decode_state, is_marker
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError, decode_model
 from ytmaker_shared.kafka.reader import LogReader, Record
@@ -53,49 +56,89 @@ async def restore(settings: ProgressSettings, lanes: Iterable[Lane]) -> None:
     for lane in by_number.values():
         lane.forget()
     checkpoints = await _read_states(settings, by_number)
+    for lane in by_number.values():
+        _age_markers(lane, settings.progress_marker_retention_s)
     await _adopt_updates(settings, by_number, checkpoints)
 
 
 async def _read_states(
     settings: ProgressSettings, lanes: dict[int, Lane]
 ) -> dict[int, Checkpoint | None]:
+    """Each task's last record decides (decision 0100): the others are read, not decoded (the
+    topic's open segment holds every checkpoint's states since it rolled, a state per task
+    and checkpoint). A task whose last record cannot be decoded is read again record by
+    record, so that its last good state counts, as it would in a topic read in order."""
     topic = settings.topics.name(Topic.PROGRESS_STATE)
     checkpoints: dict[int, Checkpoint | None] = dict.fromkeys(lanes)
+    last: dict[tuple[int, bytes | None], Record] = {}
     async with _reader(settings, "read_committed") as reader:
         tps = await reader.assign(TopicPartition(topic, n) for n in lanes)
         await reader.seek_to_beginning(tps)
         async for record in reader.to_the_end(tps):
-            lane = lanes[record.partition]
             if is_positions(record.headers):
+                lane = lanes[record.partition]
                 try:
                     checkpoints[lane.number] = decode_checkpoint(
                         record.value, settings.topics, lane.number
                     )
                 except DecodeError as exc:
                     skip_record(SERVICE, record, exc)
-                continue
-            _restore_state(lane, record)
+            else:
+                last[record.partition, record.key] = record
+        unreadable = {
+            (record.partition, record.key)
+            for record in last.values()
+            if not _restore_state(lanes[record.partition], record, report=False)
+        }
+        if unreadable:
+            await reader.seek_to_beginning(tps)
+            async for record in reader.to_the_end(tps):
+                if (record.partition, record.key) in unreadable:
+                    _restore_state(lanes[record.partition], record)
     return checkpoints
 
 
-def _restore_state(lane: Lane, record: Record) -> None:
+def _restore_state(lane: Lane, record: Record, *, report: bool = True) -> bool:
     """One state record: a running task's state, or a finished task's marker (its full state
-    is not needed again, see `Lane`)."""
+    is not needed again, see `Lane`). `lane.finished` holds the marker's time, by the wall
+    clock here (`_age_markers` turns it into the monotonic one). False, and the task left as
+    it was, for a record that is not the fold's (`report`: counted and logged)."""
     task_id = record.key.decode(errors="replace") if record.key else ""
+    marker = record.value is not None and is_marker(record.headers)
     try:
-        folded = decode_state(record.value, record.headers)
+        status = decode_marker(record.value) if marker else None
+        folded = None if marker else decode_state(record.value, record.headers)
     except DecodeError as exc:
-        skip_record(SERVICE, record, exc)  # not the fold's: the task is restored without it
-        return
+        if report:
+            skip_record(SERVICE, record, exc)
+        return False
     lane.states.pop(task_id, None)
-    lane.ended.pop(task_id, None)
     lane.finished.pop(task_id, None)
-    if folded is None:
-        return
-    if folded.task.status.terminal:
-        lane.finished[task_id] = time.monotonic()
+    lane.retired.pop(task_id, None)
+    if status is not None:
+        lane.finished[task_id] = record.timestamp / 1000
+    elif folded is None:
+        pass  # a tombstone: the task is gone
+    elif folded.task.status.terminal:
+        lane.finished[task_id] = record.timestamp / 1000
+        lane.retired[task_id] = folded.task.status.value  # its marker replaces it
     else:
         lane.states[task_id] = folded
+    return True
+
+
+def _age_markers(lane: Lane, retention_s: float) -> None:
+    """Turn the restored markers' times into the monotonic clock, oldest first (`Lane.evict`
+    relies on the order); those past `retention_s` go, and their records with them."""
+    wall, monotonic = time.time(), time.monotonic()
+    marked_at = sorted(lane.finished.items(), key=lambda item: item[1])
+    lane.finished = {}
+    for task_id, at in marked_at:
+        age = max(0.0, wall - at)  # a record from the future is new
+        if age >= retention_s:
+            lane.retired[task_id] = None
+        else:
+            lane.finished[task_id] = monotonic - age
 
 
 async def _adopt_updates(
@@ -136,6 +179,7 @@ def _adopt(lane: Lane, record: Record, settings: ProgressSettings) -> int:
     recent = (*(previous.recent_ids if previous else ()), update.event_id)[-DEDUPE_WINDOW:]
     ignored = previous.ignored if previous else 0
     lane.finished.pop(update.task_id, None)
+    lane.retired.pop(update.task_id, None)
     lane.keep(update.task_id, Folded(Task.from_model(update.state), recent, ignored), now)
     for key, value in record.headers:
         if key == POSITIONS_HEADER:

@@ -112,7 +112,8 @@ class ProgressSettings(ServiceSettings):
         default=28 * 24 * 3600.0,
         ge=0,
         description="How long the fold remembers that an evicted task had finished (the "
-        "input topics' retention: no older event can be redelivered).",
+        "input topics' retention: no older event can be redelivered), counted from its marker "
+        "record on progress.state; then the task's record there is deleted (decision 0100).",
     )
     progress_eta_step_s: float = Field(
         default=60.0, gt=0, description="How far the ETA's hopping window moves at a time."

@@ -45,7 +45,7 @@ from ytmaker_progress.positions import (
     logical_names,
     positions_key,
 )
-from ytmaker_progress.records import decode_estimate, encode_state, encode_update
+from ytmaker_progress.records import decode_estimate, encode_marker, encode_state, encode_update
 from ytmaker_progress.release import Input as ReleaseInput
 from ytmaker_progress.release import record_time, release
 from ytmaker_progress.settings import ProgressSettings
@@ -94,8 +94,8 @@ class LaneWorker:
         """The lane's folding task: folds what was handed out, checkpoints when due. Ends when
         the lane closes (with a last checkpoint) or a write fails."""
         lane = self.lane
-        if lane.touched:
-            lane.wake.set()  # states adopted at the restore: checkpoint them even if idle
+        if lane.unsaved:
+            lane.wake.set()  # what the restore found to write: checkpoint it even if idle
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -286,12 +286,18 @@ class LaneWorker:
         acked = asyncio.Event()
         task = asyncio.create_task(
             self._commit(
-                lane.turn, lane.updates, lane.touched, dict(lane.positions), lane.began, acked
+                lane.turn,
+                lane.updates,
+                lane.touched,
+                lane.retired,
+                dict(lane.positions),
+                lane.began,
+                acked,
             ),
             name=f"fold-lane-{lane.number}-checkpoint",
         )
         lane.committing = Commit(task, acked)
-        lane.updates, lane.touched = None, {}
+        lane.updates, lane.touched, lane.retired = None, {}, {}
         lane.turn = 1 - lane.turn
         return True
 
@@ -307,13 +313,16 @@ class LaneWorker:
         turn: int,
         updates: PartitionWriter | None,
         touched: dict[str, Folded],
+        retired: dict[str, str | None],
         positions: dict[TopicPartition, int],
         began: float,
         acked: asyncio.Event,
     ) -> bool:
-        """Commit a handed-over transaction: wait for its updates, write the states it changed
-        and a checkpoint (`positions`, the end of the updates) on `progress.state`. False after
-        a broker error or a fencing; the lane is woken to notice."""
+        """Commit a handed-over transaction: wait for its updates, write the markers and
+        tombstones of the tasks `retired`, the states it changed (after them: a task's latest
+        state wins) and a checkpoint (`positions`, the end of the updates) on `progress.state`.
+        False after a broker error or a fencing; the lane is woken to notice (a recovery's
+        restore finds the retired tasks again)."""
         lane = self.lane
         started = time.perf_counter()
         kafka = lane.producers[turn].kafka
@@ -328,6 +337,9 @@ class LaneWorker:
                     lane.updates_end = end
             acked.set()
             states = PartitionWriter(kafka, self.state_topic, lane.number)
+            for task_id, status in retired.items():
+                value, headers = (None, []) if status is None else encode_marker(status)
+                await states.write(task_id.encode(), value, headers)
             for task_id, folded in touched.items():
                 value, headers = encode_state(folded)
                 await states.write(task_id.encode(), value, headers)

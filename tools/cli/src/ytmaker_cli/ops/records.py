@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from ytmaker_cli.kafka.reader import Raw
 from ytmaker_progress.positions import is_positions
-from ytmaker_progress.records import decode_estimate
+from ytmaker_progress.records import decode_estimate, decode_marker, is_marker
 from ytmaker_shared.events import DecodeError, decode, decode_model
 from ytmaker_shared.kafka.dlq import DeadLetter
 from ytmaker_shared.progress import ProgressUpdate, TaskState
@@ -130,6 +130,11 @@ def show(topic: Topic | str, raw: Raw) -> Shown:
                 return Shown(name, raw, None, None, "fold.positions", "", "", None, None)
             if raw.value is None:
                 return Shown(name, raw, key, None, "tombstone", "", "", None, None)
+            if is_marker(raw.headers):  # a finished task's state, once evicted (decision 0100)
+                status = decode_marker(raw.value)
+                return Shown(
+                    name, raw, key, None, "fold.finished", "", status, {"status": status}, None
+                )
             task = decode_model(TaskState, raw.value)
             return Shown(
                 name,
