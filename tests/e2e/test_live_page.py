@@ -69,15 +69,33 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-def _poll(condition: Callable[[], object], timeout: float, what: str, system: System) -> None:
+def _poll(
+    condition: Callable[[], object],
+    timeout: float,
+    what: str,
+    system: System,
+    seen: Callable[[], object] | None = None,
+) -> None:
+    """Wait for `condition`; on timeout, fail with what `seen` shows and the services' logs."""
     deadline = time.monotonic() + timeout
     while True:
         if condition():
             return
         system.check_alive()
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{system.log_tails()}")
+            shown = f" (seen: {seen()})" if seen is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{shown}\n{system.log_tails()}")
         time.sleep(0.25)
+
+
+def _page_state(page: Any) -> str:
+    """The run page's status, its last control or subscription error and its connection."""
+    return str(
+        page.evaluate(
+            "() => [window.ytmaker.status, document.getElementById('control-result').textContent,"
+            " document.getElementById('connection').dataset.state].join(' | ')"
+        )
+    )
 
 
 def _events(page: Any) -> list[int]:
@@ -210,7 +228,13 @@ def test_run_again_pause_resume_cancel(system: System, proxy: TcpProxy, browser:
     page.wait_for_function(
         f"() => !location.search.includes('{FINISHED['task_id']}')", timeout=15_000
     )
-    page.wait_for_selector("#status[data-status=running], #status[data-status=queued]")
+    _poll(
+        lambda: page.evaluate("window.ytmaker.status") in ("queued", "running"),
+        30,
+        "the new run queued or running on the page",
+        system,
+        seen=lambda: _page_state(page),
+    )
     page.wait_for_selector("#pause:not([disabled])", timeout=30_000)
     page.click("#pause")
     page.wait_for_selector("#status[data-status=paused]", timeout=60_000)
