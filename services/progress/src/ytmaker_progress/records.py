@@ -2,7 +2,9 @@
 
 A `progress.state` record's value is the task's `TaskState` (the contract); the
 fold's own bookkeeping (recent event ids, ignored events) travels in the `ytmaker.fold` header,
-so that a restore gives back exactly the `Folded` that was written.
+so that a restore gives back exactly the `Folded` that was written. Once a finished task has
+left the fold's memory its record is a marker instead (`encode_marker`), and later a tombstone
+(decision 0100).
 
 Updates and states are written from the fold's dataclasses with orjson: the same JSON as the
 contract's `model_dump_json` (times in UTC end in `Z`, stage names are the keys of `stages`),
