@@ -111,7 +111,8 @@ class Lane:
 
     def evict(self, now: float, grace_s: float, marker_s: float) -> int:
         """Replace finished tasks older than `grace_s` by markers, forget markers older than
-        `marker_s`; returns how many states were evicted. Both dicts are in time order."""
+        `marker_s` (and their records: `retired`); returns how many states were evicted. Both
+        dicts are in time order."""
         evicted = 0
         for task_id, since in list(self.ended.items()):
             if now - since < grace_s:

@@ -56,8 +56,13 @@ async def restore(settings: ProgressSettings, lanes: Iterable[Lane]) -> None:
     for lane in by_number.values():
         lane.forget()
     checkpoints = await _read_states(settings, by_number)
-    for lane in by_number.values():
-        _age_markers(lane, settings.progress_marker_retention_s)
+    for lane in by_number.values():  # markers past their retention go, as in a running lane
+        lane.finished = dict(sorted(lane.finished.items(), key=lambda item: item[1]))
+        lane.evict(
+            time.monotonic(),
+            settings.progress_evict_after_s,
+            settings.progress_marker_retention_s,
+        )
     await _adopt_updates(settings, by_number, checkpoints)
 
 
@@ -100,9 +105,8 @@ async def _read_states(
 
 def _restore_state(lane: Lane, record: Record, *, report: bool = True) -> bool:
     """One state record: a running task's state, or a finished task's marker (its full state
-    is not needed again, see `Lane`). `lane.finished` holds the marker's time, by the wall
-    clock here (`_age_markers` turns it into the monotonic one). False, and the task left as
-    it was, for a record that is not the fold's (`report`: counted and logged)."""
+    is not needed again, see `Lane`), dated by its record (`_marked_at`). False, and the task
+    left as it was, for a record that is not the fold's (`report`: counted and logged)."""
     task_id = record.key.decode(errors="replace") if record.key else ""
     marker = record.value is not None and is_marker(record.headers)
     try:
@@ -116,29 +120,23 @@ def _restore_state(lane: Lane, record: Record, *, report: bool = True) -> bool:
     lane.finished.pop(task_id, None)
     lane.retired.pop(task_id, None)
     if status is not None:
-        lane.finished[task_id] = record.timestamp / 1000
+        lane.finished[task_id] = _marked_at(record)
     elif folded is None:
         pass  # a tombstone: the task is gone
     elif folded.task.status.terminal:
-        lane.finished[task_id] = record.timestamp / 1000
+        lane.finished[task_id] = _marked_at(record)
         lane.retired[task_id] = folded.task.status.value  # its marker replaces it
     else:
         lane.states[task_id] = folded
     return True
 
 
-def _age_markers(lane: Lane, retention_s: float) -> None:
-    """Turn the restored markers' times into the monotonic clock, oldest first (`Lane.evict`
-    relies on the order); those past `retention_s` go, and their records with them."""
-    wall, monotonic = time.time(), time.monotonic()
-    marked_at = sorted(lane.finished.items(), key=lambda item: item[1])
-    lane.finished = {}
-    for task_id, at in marked_at:
-        age = max(0.0, wall - at)  # a record from the future is new
-        if age >= retention_s:
-            lane.retired[task_id] = None
-        else:
-            lane.finished[task_id] = monotonic - age
+def _marked_at(record: Record) -> float:
+    """When a finished task's record was written, by the monotonic clock (`Lane.finished`), so
+    that a marker's age does not start again at every restore."""
+    written_s: float = record.timestamp / 1000
+    age = max(0.0, time.time() - written_s)  # a record from the future is new
+    return time.monotonic() - age
 
 
 async def _adopt_updates(
