@@ -202,6 +202,72 @@ async def test_held_messages_count_as_delivered_only_once_the_next_one_is_sent()
     assert queue.queued() == ["m5", "m6"]  # never handed to the server: left for a flush
 
 
+class _Socket:
+    """`write_now` of a socket whose buffer is full while `full` is set; what it wrote."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.full = False
+
+    def write_now(self, texts: list[str]) -> bool:
+        if self.full:
+            return False
+        self.calls.append(texts)
+        return True
+
+    @property
+    def written(self) -> list[str]:
+        return [text for call in self.calls for text in call]
+
+
+async def test_what_one_step_pushes_is_written_after_it_in_batches_without_the_writer() -> None:
+    socket = _Socket()
+
+    async def send(text: str) -> None:
+        raise AssertionError(f"{text} went through the writer")
+
+    queue = ClientQueue(send, maxsize=10, batch=4, write_now=socket.write_now)
+    writer = asyncio.create_task(queue.run())
+    for n in range(6):
+        queue.push(f"m{n}", None, "t1", n)
+    assert socket.calls == [] and len(queue) == 6  # nothing while the pusher's step runs
+    await wait_until(lambda: queue.sent == 6, timeout=5, what="the direct writes")
+    assert socket.calls == [["m0", "m1", "m2", "m3"], ["m4", "m5"]]
+    assert queue.delivered == {"t1": 5} and len(queue) == 0
+    queue.close()
+    await writer
+
+
+async def test_what_the_socket_cannot_take_now_goes_through_the_writer_in_order() -> None:
+    socket = _Socket()
+    through_writer: list[str] = []
+    gate = asyncio.Event()
+
+    async def send(text: str) -> None:
+        await gate.wait()  # a socket the client drains slowly
+        through_writer.append(text)
+
+    queue = ClientQueue(send, maxsize=20, batch=3, write_now=socket.write_now)
+    writer = asyncio.create_task(queue.run())
+    queue.push("m0", None, "t1", 0)
+    await wait_until(lambda: queue.sent == 1, timeout=5, what="the first write")
+    socket.full = True
+    for n in range(1, 4):
+        queue.push(f"m{n}", None, "t1", n)
+    await wait_until(lambda: len(queue) == 0, timeout=5, what="the writer's batch")
+    socket.full = False  # room again, but the writer has m1..m3 in hand: m4 must wait
+    queue.push("m4", None, "t1", 4)
+    for _ in range(3):  # a few turns of the loop: a direct write would have happened by now
+        await asyncio.sleep(0)
+    assert socket.written == ["m0"] and queue.queued() == ["m4"]
+    gate.set()
+    await wait_until(lambda: queue.sent == 5, timeout=5, what="every message")
+    assert socket.written == ["m0"] and through_writer == ["m1", "m2", "m3", "m4"]
+    assert queue.delivered == {"t1": 4}
+    queue.close()
+    await writer
+
+
 async def test_a_project_stream_gets_initial_then_its_tasks_updates() -> None:
     hub = _hub()
     log = FakeLog(hub, partitions=2)

@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 
 from tests.support.gateway import start_server
 from tests.support.wait import wait_until
-from ytmaker_gateway.api.wsprotocol import BatchingWebSocketProtocol
+from ytmaker_gateway.api.wsprotocol import WRITE_NOW, BatchingWebSocketProtocol
 from ytmaker_gateway.fanout.client_queue import ClientQueue
 
 
@@ -34,9 +34,12 @@ class _CountingWrites(BatchingWebSocketProtocol):
         transport.write = counted
 
 
-async def _written(scenario: Callable[[WebSocket], Awaitable[None]]) -> tuple[list[str], int]:
-    """Serve `scenario` on a real uvicorn with the batching protocol to a real client: what the
-    client received, and how many writes to the socket the scenario took."""
+async def _written(
+    scenario: Callable[[WebSocket], Awaitable[None]], *, compression: bool = False
+) -> tuple[list[str], int]:
+    """Serve `scenario` on a real uvicorn with the batching protocol to a real client (both
+    offering permessage-deflate if `compression`): what the client received, and how many
+    writes to the socket the scenario took."""
     writes: list[int] = []
     app = FastAPI()
 
@@ -51,11 +54,13 @@ async def _written(scenario: Callable[[WebSocket], Awaitable[None]]) -> tuple[li
         await ws.send_text("done")
         await ws.receive_text()  # until the client has read everything
 
-    server = await start_server(app)
+    server = await start_server(app, compression=compression)
     server.server.config.ws_protocol_class = _CountingWrites
     received: list[str] = []
     try:
-        async with connect(f"{server.ws}/ws") as client:
+        async with connect(
+            f"{server.ws}/ws", compression="deflate" if compression else None, max_size=None
+        ) as client:
             while not received or received[-1] != "done":
                 received.append(str(await client.recv()))
             await client.send("thanks")
@@ -91,3 +96,33 @@ async def test_without_a_batch_each_message_is_written_at_once() -> None:
         await ws.send_text("plain")
 
     assert await _written(two_messages) == (["alone", "plain"], 2)
+
+
+def _write_now(ws: WebSocket) -> Callable[[list[str]], bool]:
+    write: Callable[[list[str]], bool] = ws.scope["extensions"][WRITE_NOW]["write"]
+    return write
+
+
+async def test_write_now_frames_messages_of_every_length_after_the_held_ones_in_one_write() -> None:
+    texts = ["a", "é" * 100, "x" * 70_000]  # a 7-bit, a 16-bit and a 64-bit payload length
+    answers: list[bool] = []
+
+    async def held_then_now(ws: WebSocket) -> None:
+        await ws.send({"type": "websocket.send", "text": "held", "more": True})
+        answers.append(_write_now(ws)(texts))
+
+    received, writes = await _written(held_then_now)
+    assert answers == [True]
+    assert received == ["held", *texts] and writes == 1
+
+
+async def test_write_now_declines_a_compressed_connection_which_asgi_still_serves() -> None:
+    answers: list[bool] = []
+
+    async def now_then_asgi(ws: WebSocket) -> None:
+        answers.append(_write_now(ws)(["now"]))
+        await ws.send_text("through asgi")
+
+    received, writes = await _written(now_then_asgi, compression=True)
+    assert answers == [False]
+    assert received == ["through asgi"] and writes == 1

@@ -16,16 +16,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from aiokafka.errors import KafkaError
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from ytmaker_gateway import metrics
+from ytmaker_gateway.api.wsprotocol import WRITE_NOW
 from ytmaker_gateway.auth import Principal
 from ytmaker_gateway.core.sessions import Session, new_client_id
-from ytmaker_gateway.fanout.client_queue import ClientQueue
+from ytmaker_gateway.fanout.client_queue import ClientQueue, WriteNow
 from ytmaker_gateway.fanout.subscription import Subscription
 from ytmaker_gateway.fanout.watching import Watching
 from ytmaker_gateway.gateway import Gateway
@@ -74,6 +75,7 @@ class Connection:
             maxsize=self.settings.client_queue_size,
             batch=self.settings.write_batch,
             send_held=self._send_held,
+            write_now=_write_now(ws),
         )
         client = ws.client
         self.session = Session(
@@ -360,3 +362,9 @@ class Connection:
             project_id, self.queue, tasks[0] if tasks else None
         )
         self.watching.watch_project(feed)
+
+
+def _write_now(ws: WebSocket) -> WriteNow | None:
+    """The server's way to write updates without ASGI, when it offers one (api/wsprotocol.py)."""
+    extension = ws.scope.get("extensions", {}).get(WRITE_NOW)
+    return None if extension is None else cast(WriteNow, extension["write"])

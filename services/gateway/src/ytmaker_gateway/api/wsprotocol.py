@@ -7,14 +7,27 @@ client that is behind (a replay, a burst) gets its messages in batches from its 
 `"more": True`, holds those frames, and writes them with the last one in one call
 (docs/decisions/0049-one-write-per-batch.md). Another ASGI server ignores the key and writes
 each message at once: the same bytes on the wire, only more calls.
+
+It also offers the application a way around ASGI for its updates (decision 0101): the scope
+extension `WRITE_NOW` holds `{"write": write_now}`, a plain function that frames text messages
+and writes them at once, where a `websocket.send` goes through every middleware's `send`, the
+protocol's and the websockets library's framing, one coroutine each, per message. It writes only
+what the library would have written itself: final, unmasked text frames, on an open connection
+without extensions (a compressed connection's frames differ, and go through ASGI).
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+#: The scope extension through which the application writes without ASGI.
+WRITE_NOW = "ytmaker.websocket.write_now"
 
 _STATE = ("conn", "handshake_complete", "close_sent", "initial_response", "disconnected")
 
@@ -22,6 +35,30 @@ _STATE = ("conn", "handshake_complete", "close_sent", "initial_response", "disco
 class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
     """`{"type": "websocket.send", "text": ..., "more": True}` is framed now and written with
     the next message (or ping, or close) that this connection writes."""
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # None: the handshake was refused
+        if scope is not None:
+            scope["extensions"][WRITE_NOW] = {"write": self.write_now}
+
+    def write_now(self, texts: Sequence[str]) -> bool:
+        """Write `texts` as text messages after what is held, in one call; False, and nothing
+        written, when this connection cannot take them so: not open, its writes paused by the
+        socket's flow control, or with an extension that changes the frames."""
+        if (
+            self.disconnected
+            or self.close_sent
+            or not self.handshake_complete
+            or self.initial_response is not None
+            or not self.writable.is_set()
+            or self.transport.is_closing()
+            or self.conn.state is not State.OPEN
+            or self.conn.extensions
+        ):
+            return False
+        self.transport.write(b"".join([*self.conn.data_to_send(), *map(text_frame, texts)]))
+        return True
 
     async def send(self, message: Any) -> None:
         if (
@@ -43,10 +80,22 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
 
 
+def text_frame(text: str) -> bytes:
+    """A final, unmasked text frame (RFC 6455, section 5.2): what a server sends, the same
+    bytes for every client."""
+    data = text.encode()
+    size = len(data)
+    if size < 126:
+        return bytes((0x81, size)) + data
+    if size < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, size) + data
+    return struct.pack("!BBQ", 0x81, 127, size) + data
+
+
 def _check() -> None:
     """Fail at import, not silently, should uvicorn's protocol change what this relies on."""
     probe = WebSocketsSansIOProtocol.__init__.__code__.co_names
-    missing = [name for name in _STATE if name not in probe]
+    missing = [name for name in (*_STATE, "writable") if name not in probe]
     if missing:
         raise RuntimeError(f"uvicorn's WebSocketsSansIOProtocol lacks {missing}: see 0049")
 

@@ -7,6 +7,13 @@ queue, is marked `overflowed`, and its connection is closed with 1013 by the cal
 `send_held`, it sends all but the last message of a batch that way, and the server writes the
 batch to the socket in one call (decision 0049).
 
+Given `write_now` (the gateway's own WebSocket protocol offers it, api/wsprotocol.py), the queue
+does not wait for its writer: what is pushed while the writer is idle is written by a callback
+that runs once the pusher's step is over (the hub's whole batch of records), all of it in one
+call, without the writer's wake-up or the ASGI `send` chain per message (decision 0101). When
+`write_now` cannot take them (the socket's buffer is full), the writer sends them as above,
+waiting for the socket.
+
 A replay is the one producer that waits: `room()` holds it until the writer has made space
 below a high-water mark, so a replay of any length moves at the pace the client reads and
 leaves the rest of the queue for live updates (docs/decisions/0040-paged-replay.md).
@@ -22,16 +29,28 @@ from collections.abc import Awaitable, Callable
 from ytmaker_gateway import metrics
 
 Send = Callable[[str], Awaitable[None]]
+#: Writes messages to the socket at once, in order; False (nothing written) when it cannot.
+WriteNow = Callable[[list[str]], bool]
 
 
 class ClientQueue:
     def __init__(
-        self, send: Send, *, maxsize: int, batch: int = 64, send_held: Send | None = None
+        self,
+        send: Send,
+        *,
+        maxsize: int,
+        batch: int = 64,
+        send_held: Send | None = None,
+        write_now: WriteNow | None = None,
     ) -> None:
         """`send` writes a message to the socket; `send_held`, if given, hands one to the
-        server to be written with the next `send`."""
+        server to be written with the next `send`; `write_now`, if given, writes messages
+        without waiting (see the module's docstring)."""
         self._send = send
         self._send_held = send_held
+        self._write_now = write_now
+        self._writing = False  # the writer has a batch in hand: it goes first
+        self._flush_soon = False  # `_flush_now` is scheduled
         self._maxsize = maxsize
         self._batch = batch
         self._queue: deque[tuple[str, float | None, str | None, int]] = deque()
@@ -69,8 +88,41 @@ class ClientQueue:
             self._wake.set()
             return False
         self._queue.append((text, occurred_at, task_id, offset))
-        self._wake.set()
+        if self._write_now is None or self._writing:
+            self._wake.set()
+        elif not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
         return True
+
+    def _flush_now(self) -> None:
+        """Write what is queued through `write_now`, up to `batch` messages a call; what it
+        cannot take goes to the writer."""
+        self._flush_soon = False
+        if self.closed or self.overflowed:
+            self._wake.set()  # the writer stops
+            return
+        if self._writing or not self._queue:
+            return  # the writer sends what is left after its batch
+        assert self._write_now is not None
+        batch = [self._queue[n] for n in range(min(self._batch, len(self._queue)))]
+        try:
+            written = self._write_now([item[0] for item in batch])
+        except Exception:  # a broken socket: the writer meets it through ASGI and ends
+            written = False
+        if not written:
+            self._wake.set()
+            return
+        for _ in batch:
+            self._queue.popleft()
+        for _, occurred_at, task_id, offset in batch:
+            self._delivered(occurred_at, task_id, offset)
+        self.sent += len(batch)
+        metrics.MESSAGES_SENT.inc(len(batch))
+        self._progress.set()
+        if self._queue:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
 
     @property
     def maxsize(self) -> int:
@@ -118,11 +170,13 @@ class ClientQueue:
                 self._progress.set()
                 return
             sent = 0
+            self._writing = True
             try:
                 sent = await self._write_batch()
                 if self.closed or self.overflowed:
                     return
             finally:  # counted once per batch: a replay writes thousands
+                self._writing = False
                 self.sent += sent
                 metrics.MESSAGES_SENT.inc(sent)
                 self._progress.set()
