@@ -355,7 +355,7 @@ class RunningServer:
 
 
 async def start_server(
-    app: Any, max_frame_bytes: int = 64 * 1024, *, compression: bool = True
+    app: Any, max_frame_bytes: int = 64 * 1024, *, compression: bool = False
 ) -> RunningServer:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -364,10 +364,7 @@ async def start_server(
         app,
         ws=BatchingWebSocketProtocol,  # as the gateway's main serves it
         ws_max_size=max_frame_bytes,
-        # On by default, as in uvicorn: the gateway's main turns it off (unless
-        # YTMAKER_WS_COMPRESSION) and then writes updates through `write_now`
-        # (api/wsprotocol.py), which tests ask for with `compression=False`.
-        ws_per_message_deflate=compression,
+        ws_per_message_deflate=compression,  # as main: YTMAKER_WS_COMPRESSION, off by default
         log_level="warning",
         lifespan="off",
     )

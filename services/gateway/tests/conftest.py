@@ -78,7 +78,9 @@ async def gateway_factory(tmp_path: Path) -> AsyncIterator[Factory]:
         gateway = build_gateway(settings, fake.app(), producer)
         log = FakeLog(gateway.hub, partitions=2)
         gateway.streams.reader = log  # the fake log is also the replay reader
-        server = await start_server(create_app(gateway), settings.max_frame_bytes)
+        server = await start_server(
+            create_app(gateway), settings.max_frame_bytes, compression=settings.ws_compression
+        )
         http = httpx.AsyncClient(base_url=server.base, timeout=10)
         harness = Harness(server.base, server.ws, gateway, fake, log, producer, http)
         running.append((server, harness))

@@ -298,14 +298,21 @@ async def test_a_replay_far_longer_than_the_client_queue_reaches_the_client(
     await ws.close()
 
 
+@pytest.mark.parametrize("compression", [False, True], ids=["plain", "deflate"])
 async def test_a_client_answering_pings_during_a_long_replay_stays(
-    gateway_factory: Factory,
+    gateway_factory: Factory, compression: bool
 ) -> None:
     """Frames are read while the replay runs (they are answered after it, in order): the
     client's pongs keep it alive. ~5 MB, more than the kernel's buffers hold, read slowly
-    through a small receive window: the replay lasts many heartbeat intervals."""
+    through a small receive window: the replay lasts many heartbeat intervals. Uncompressed
+    (as served by default), its end is written ahead into the socket's buffers: the client is
+    still reading it, its pong behind, for many intervals after the replay is over."""
     gw = await gateway_factory(
-        heartbeat_interval_s=0.15, client_queue_size=20, cache_updates_per_task=0, replay_page=5
+        heartbeat_interval_s=0.15,
+        client_queue_size=20,
+        cache_updates_per_task=0,
+        replay_page=5,
+        ws_compression=compression,
     )
     offsets = []
     for n in range(1500):

@@ -92,6 +92,17 @@ def test_a_client_reading_a_replay_is_alive_though_its_pongs_wait() -> None:
     assert rules.beat(1060.0, sent=4001, replaying=True)
 
 
+def test_a_client_taking_what_was_written_ahead_is_alive_until_it_stops() -> None:
+    """The replay is over, but its end waits in the socket's buffers (the backlog), the ping
+    behind it: a client whose backlog shrinks is reading."""
+    rules = _rules()
+    for n, now in enumerate((1010.0, 1020.0, 1030.0, 1040.0)):
+        assert not rules.beat(now, sent=5, replaying=False, backlog=4_000_000 - 1_000_000 * n)
+    # It stopped reading: the backlog stays where it was; two silent intervals close it.
+    assert not rules.beat(1050.0, sent=5, replaying=False, backlog=1_000_000)
+    assert rules.beat(1060.0, sent=5, replaying=False, backlog=1_000_000)
+
+
 def test_the_limits_come_from_the_settings() -> None:
     settings = GatewaySettings(max_subscriptions=7, max_violations=3)
     limits = SessionLimits.of(settings)

@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 
 from tests.support.gateway import start_server
 from tests.support.wait import wait_until
-from ytmaker_gateway.api.wsprotocol import WRITE_NOW, BatchingWebSocketProtocol
+from ytmaker_gateway.api.wsprotocol import EXTENSION, BatchingWebSocketProtocol
 from ytmaker_gateway.fanout.client_queue import ClientQueue
 
 
@@ -99,7 +99,7 @@ async def test_without_a_batch_each_message_is_written_at_once() -> None:
 
 
 def _write_now(ws: WebSocket) -> Callable[[list[str]], bool]:
-    write: Callable[[list[str]], bool] = ws.scope["extensions"][WRITE_NOW]["write"]
+    write: Callable[[list[str]], bool] = ws.scope["extensions"][EXTENSION]["write_now"]
     return write
 
 
@@ -126,3 +126,30 @@ async def test_write_now_declines_a_compressed_connection_which_asgi_still_serve
     received, writes = await _written(now_then_asgi, compression=True)
     assert answers == [False]
     assert received == ["through asgi"] and writes == 1
+
+
+async def test_backlog_is_what_the_client_has_not_taken_yet() -> None:
+    """Written ahead of a client that does not read: the backlog holds it; read, it is gone."""
+    backlogs: list[int] = []
+    app = FastAPI()
+
+    @app.websocket("/ws")
+    async def endpoint(ws: WebSocket) -> None:
+        await ws.accept()
+        server = ws.scope["extensions"][EXTENSION]
+        assert server["write_now"](["y" * 60_000] * 50)  # 3 MB, more than a socket buffers
+        backlogs.append(server["backlog"]())
+        await ws.receive_text()  # the client has read it all
+        backlogs.append(server["backlog"]())
+
+    server = await start_server(app)
+    try:
+        async with connect(f"{server.ws}/ws", compression=None, max_size=None) as client:
+            await wait_until(lambda: backlogs, timeout=10, what="the write")
+            for _ in range(50):
+                assert len(await client.recv()) == 60_000
+            await client.send("read")
+            await wait_until(lambda: len(backlogs) == 2, timeout=10, what="the answer")
+    finally:
+        await server.stop()
+    assert backlogs[0] > 1_000_000 and backlogs[1] == 0

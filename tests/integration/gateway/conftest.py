@@ -86,7 +86,9 @@ class Cluster:
         await gateway.hub.start()
         stopping = asyncio.Event()
         hub_task = asyncio.create_task(gateway.hub.run(stopping))
-        server = await start_server(create_app(gateway), settings.max_frame_bytes)
+        server = await start_server(
+            create_app(gateway), settings.max_frame_bytes, compression=settings.ws_compression
+        )
         replica = Replica(gateway, server, hub_task, stopping)
         self.replicas.append(replica)
         return replica

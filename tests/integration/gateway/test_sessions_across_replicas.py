@@ -94,7 +94,9 @@ class World:
         await gateway.hub.start()
         stopping = asyncio.Event()
         hub_task = asyncio.create_task(gateway.hub.run(stopping))
-        server = await start_server(create_app(gateway), settings.max_frame_bytes)
+        server = await start_server(
+            create_app(gateway), settings.max_frame_bytes, compression=settings.ws_compression
+        )
         replica = Replica(gateway, server, producer, hub_task, stopping)
         self.replicas.append(replica)
         return replica

@@ -16,17 +16,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from ytmaker_gateway import metrics
-from ytmaker_gateway.api.wsprotocol import WRITE_NOW
+from ytmaker_gateway.api.wsprotocol import EXTENSION
 from ytmaker_gateway.auth import Principal
 from ytmaker_gateway.core.sessions import Session, new_client_id
-from ytmaker_gateway.fanout.client_queue import ClientQueue, WriteNow
+from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.subscription import Subscription
 from ytmaker_gateway.fanout.watching import Watching
 from ytmaker_gateway.gateway import Gateway
@@ -70,12 +70,14 @@ class Connection:
         self.settings = gateway.settings
         self.principal = principal
         self.project_id = project_id
+        #: What the server offers beyond ASGI, if it is the gateway's (api/wsprotocol.py).
+        self._server: dict[str, Any] = ws.scope.get("extensions", {}).get(EXTENSION, {})
         self.queue = ClientQueue(
             ws.send_text,
             maxsize=self.settings.client_queue_size,
             batch=self.settings.write_batch,
             send_held=self._send_held,
-            write_now=_write_now(ws),
+            write_now=self._server.get("write_now"),
         )
         client = ws.client
         self.session = Session(
@@ -175,8 +177,12 @@ class Connection:
         """Ping every interval; close (4408) a client the rules find silent."""
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval_s)
+            backlog = self._server.get("backlog")
             silent = self.rules.beat(
-                time.time(), sent=self.queue.sent, replaying=self._replaying > 0
+                time.time(),
+                sent=self.queue.sent,
+                replaying=self._replaying > 0,
+                backlog=None if backlog is None else backlog(),
             )
             self.session.last_active_at = self.rules.last_heard
             if silent:
@@ -362,9 +368,3 @@ class Connection:
             project_id, self.queue, tasks[0] if tasks else None
         )
         self.watching.watch_project(feed)
-
-
-def _write_now(ws: WebSocket) -> WriteNow | None:
-    """The server's way to write updates without ASGI, when it offers one (api/wsprotocol.py)."""
-    extension = ws.scope.get("extensions", {}).get(WRITE_NOW)
-    return None if extension is None else cast(WriteNow, extension["write"])

@@ -9,16 +9,20 @@ client that is behind (a replay, a burst) gets its messages in batches from its 
 each message at once: the same bytes on the wire, only more calls.
 
 It also offers the application a way around ASGI for its updates (decision 0101): the scope
-extension `WRITE_NOW` holds `{"write": write_now}`, a plain function that frames text messages
-and writes them at once, where a `websocket.send` goes through every middleware's `send`, the
-protocol's and the websockets library's framing, one coroutine each, per message. It writes only
-what the library would have written itself: final, unmasked text frames, on an open connection
-without extensions (a compressed connection's frames differ, and go through ASGI).
+extension `EXTENSION` holds `write_now`, a plain function that frames text messages and writes
+them at once, where a `websocket.send` goes through every middleware's `send`, the protocol's and
+the websockets library's framing, one coroutine each, per message. It writes only what the
+library would have written itself: final, unmasked text frames, on an open connection without
+extensions (a compressed connection's frames differ, and go through ASGI). Beside it, `backlog`
+tells how much of what was written the client has not taken yet (the heartbeat's judge of a
+client that reads but cannot have answered yet).
 """
 
 from __future__ import annotations
 
+import fcntl
 import struct
+import termios
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,8 +30,8 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
-#: The scope extension through which the application writes without ASGI.
-WRITE_NOW = "ytmaker.websocket.write_now"
+#: The scope extension: `{"write_now": ..., "backlog": ...}` (the methods below).
+EXTENSION = "ytmaker.websocket"
 
 _STATE = ("conn", "handshake_complete", "close_sent", "initial_response", "disconnected")
 
@@ -40,7 +44,10 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)  # None: the handshake was refused
         if scope is not None:
-            scope["extensions"][WRITE_NOW] = {"write": self.write_now}
+            scope["extensions"][EXTENSION] = {
+                "write_now": self.write_now,
+                "backlog": self.backlog,
+            }
 
     def write_now(self, texts: Sequence[str]) -> bool:
         """Write `texts` as text messages after what is held, in one call; False, and nothing
@@ -59,6 +66,20 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
             return False
         self.transport.write(b"".join([*self.conn.data_to_send(), *map(text_frame, texts)]))
         return True
+
+    def backlog(self) -> int:
+        """Bytes written to this connection that the client has not taken: in the transport's
+        buffer, and in the kernel's send queue (not yet acknowledged by the client's side)."""
+        queued: int = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return queued
+        try:
+            answer = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        except OSError:  # closed meanwhile
+            return queued
+        unsent: int = struct.unpack("i", answer)[0]
+        return queued + unsent
 
     async def send(self, message: Any) -> None:
         if (

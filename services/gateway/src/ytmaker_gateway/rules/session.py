@@ -82,6 +82,7 @@ class SessionRules:
         self._tokens = limits.max_messages_per_second
         self._refilled = rate_now
         self._sent_at_beat = 0
+        self._backlog_at_beat = 0
 
     # --- messages ------------------------------------------------------------------------
 
@@ -127,15 +128,20 @@ class SessionRules:
 
     # --- heartbeats ----------------------------------------------------------------------
 
-    def beat(self, now: float, *, sent: int, replaying: bool) -> bool:
-        """Called once every heartbeat interval with the number of messages written so far
-        and whether a replay runs; True when the client has been silent for two intervals
-        and must be closed (4408). A client that took more than one message of a running
-        replay since the last beat is alive: its pong may wait behind the replay in the
-        buffers (a dead one stalls the replay once they fill)."""
+    def beat(self, now: float, *, sent: int, replaying: bool, backlog: int | None = None) -> bool:
+        """Called once every heartbeat interval with the number of messages written so far,
+        whether a replay runs and, if the server tells, the bytes written that the client
+        has not taken yet (`backlog`); True when the client has been silent for two intervals
+        and must be closed (4408). A client still reading is alive, whatever its silence:
+        our ping waits behind what it has not read. It is reading when it took more than one
+        message of a running replay since the last beat (a dead one stalls the replay once
+        the buffers fill), or when the backlog shrank (a replay's end, written ahead into the
+        socket's buffers, can take many intervals to read at a slow client's pace)."""
         interval = self.limits.heartbeat_interval_s
         reading = replaying and sent > self._sent_at_beat + 1
+        draining = backlog is not None and 0 < backlog < self._backlog_at_beat
         self._sent_at_beat = sent
-        if reading:
+        self._backlog_at_beat = backlog or 0
+        if reading or draining:
             self.last_heard = max(self.last_heard, now - interval)
         return now - self.last_heard > 2 * interval
