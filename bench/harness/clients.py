@@ -18,22 +18,11 @@ from itertools import pairwise
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from bench.harness.report import Window
 from bench.harness.wire import SubscribeRefused, Wire
 
 RETRY_S = 0.2
 OPEN_TIMEOUT_S = 60.0
-
-
-class Window:
-    """Latencies of the updates produced in [start, end), in seconds."""
-
-    def __init__(self, start: float = 0.0, end: float = 0.0) -> None:
-        self.start, self.end = start, end
-        self.latencies = array("d")
-
-    def record(self, produced: float, received: float) -> None:
-        if self.start <= produced < self.end:
-            self.latencies.append(received - produced)
 
 
 class Client:

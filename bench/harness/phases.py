@@ -15,10 +15,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.harness.clients import Client, Window, close_all, count_losses, open_all
+from bench.harness.clients import Client, close_all, count_losses, open_all
 from bench.harness.loadgen import ProducerProcess, TapProcess
 from bench.harness.procs import cpu_between, load_average, snapshot
-from bench.harness.report import latency_summary
+from bench.harness.report import Window
 from bench.harness.stacks import Stack
 
 DRAIN_S = 5.0  # nothing more arrived for this long: the rest is lost
@@ -126,7 +126,7 @@ async def run_phase(
         "rate": scenario.rate,
         "seconds": seconds,
         "connect_s": round(connect_s, 1),
-        "latency_ms": latency_summary(window.latencies),
+        "latency_ms": window.summary(),
         "expected_in_window": round(scenario.deliveries_per_s * seconds),
         "losses": count_losses(clients, produced["ranges"]),
         "unexpected_closes": dict(closes),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,6 +20,32 @@ def percentile(ordered: Sequence[float], p: float) -> float:
     """Nearest-rank percentile of already sorted values."""
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+class Window:
+    """Latencies of what was produced in [start, end), in seconds, with when each was produced:
+    the summary adds the worst latency of each second of the window, which tells a tail made
+    of a few stalls (a handful of bad seconds, at some cadence) from one spread evenly."""
+
+    def __init__(self, start: float = 0.0, end: float = 0.0) -> None:
+        self.start, self.end = start, end
+        self.latencies = array("d")
+        self.produced = array("d")
+
+    def record(self, produced: float, received: float) -> None:
+        if self.start <= produced < self.end:
+            self.latencies.append(received - produced)
+            self.produced.append(produced)
+
+    def summary(self) -> dict[str, Any]:
+        worst = [0.0] * max(0, math.ceil(self.end - self.start))
+        for produced, latency in zip(self.produced, self.latencies, strict=True):
+            second = int(produced - self.start)
+            worst[second] = max(worst[second], latency)
+        return {
+            **latency_summary(self.latencies),
+            "worst_by_second": [round(1000 * w, 1) for w in worst],
+        }
 
 
 def latency_summary(latencies: Iterable[float]) -> dict[str, float | int | None]:

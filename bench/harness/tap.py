@@ -22,14 +22,13 @@ import contextlib
 import json
 import sys
 import time
-from array import array
 from datetime import datetime
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from bench.harness.report import latency_summary
+from bench.harness.report import Window
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import Topic
 
@@ -37,9 +36,8 @@ from ytmaker_shared.topics import Topic
 class Tap:
     def __init__(self) -> None:
         self.settings = ServiceSettings()  # KAFKA_BOOTSTRAP_SERVERS, YTMAKER_TOPIC_PREFIX
-        self.window = (0.0, 0.0)
-        self.latencies = array("d")  # event → its update readable in progress.updates
-        self.inputs = array("d")  # event → readable in its stage topic
+        self.latencies = Window()  # event → its update readable in progress.updates
+        self.inputs = Window()  # event → readable in its stage topic
         self.input_topic = self.settings.topics.name(Topic.SCRIPT)
         self.consumer = AIOKafkaConsumer(
             self.settings.topics.name(Topic.PROGRESS_UPDATES),
@@ -69,18 +67,14 @@ class Tap:
         finally:
             await self.consumer.stop()
 
-    def _note(
-        self, value: bytes | None, kind: str, latencies: array[float], received: float
-    ) -> None:
+    def _note(self, value: bytes | None, kind: str, latencies: Window, received: float) -> None:
         """Note when a bench `stage.progress` event (or its update) became readable."""
         if value is None or b'"stage.progress"' not in value:
             return
         record = orjson.loads(value)
         if record.get(kind) != "stage.progress":
             return
-        produced = datetime.fromisoformat(record["occurred_at"]).timestamp()
-        if self.window[0] <= produced < self.window[1]:
-            latencies.append(received - produced)
+        latencies.record(datetime.fromisoformat(record["occurred_at"]).timestamp(), received)
 
 
 async def serve() -> None:
@@ -96,13 +90,11 @@ async def serve() -> None:
             if command["op"] == "quit":
                 break
             if command["op"] == "window":
-                tap.window = (command["start"], command["end"])
-                tap.latencies, tap.inputs = array("d"), array("d")
+                tap.latencies = Window(command["start"], command["end"])
+                tap.inputs = Window(command["start"], command["end"])
                 answer({"ok": True})
             elif command["op"] == "report":
-                answer(
-                    {"input": latency_summary(tap.inputs), "log": latency_summary(tap.latencies)}
-                )
+                answer({"input": tap.inputs.summary(), "log": tap.latencies.summary()})
             else:
                 answer({"error": f"unknown op {command['op']!r}"})
     finally:

@@ -19,9 +19,10 @@ from typing import Any
 
 import httpx
 
-from bench.harness.clients import Client, Window, count_losses
+from bench.harness.clients import Client, count_losses
 from bench.harness.phases import Target, all_processes
 from bench.harness.procs import cpu_between, rss_mb, snapshot
+from bench.harness.report import Window
 from bench.harness.stacks import YtmakerStack
 from ytmaker_shared.events import new_event_id
 

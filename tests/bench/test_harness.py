@@ -54,6 +54,9 @@ def test_every_target_is_measured_in_each_scenario_with_ordered_percentiles(
         assert latency["count"] > 0, phase
         assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"], phase
         assert latency["max"] < 60_000, phase
+        # the worst of each second of the round: one of them is the round's worst
+        assert len(latency["worst_by_second"]) == phase["seconds"], phase
+        assert abs(max(latency["worst_by_second"]) - latency["max"]) <= 0.1, phase
         assert 0 < phase["cpu"]["machine_busy_pct"] <= 100, phase
         assert phase["losses"]["expected"] > 0, phase
         if phase["target"] == "ytmaker":  # the tap saw the events and their updates arrive
