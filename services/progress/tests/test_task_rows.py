@@ -11,6 +11,7 @@ import pytest
 from ytmaker_progress.readmodel.rows import Rows, add_update
 from ytmaker_progress.readmodel.store import Store
 from ytmaker_progress.rebuild import differences
+from ytmaker_progress.runners.sink import _forget_oldest
 
 
 def update(task_id: str, **state: Any) -> bytes:
@@ -73,3 +74,59 @@ def test_two_read_models_that_spell_a_state_differently_compare_equal(tmp_path: 
     finally:
         for store in stores:
             store.close()
+
+
+def test_sqlites_driver_path_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
+    """The sink hands SQLite's driver tuples for history, task and stage rows; a store
+    without that path (SQLAlchemy's parameters, as for PostgreSQL) must store the same."""
+    finished = {"status": "completed", "attempt": 2, "progress": 100}
+    times = {"started_at": "2026-12-01T09:59:58.5Z", "finished_at": "2026-12-01T10:00:00+00:00"}
+    batches = [
+        [update("t1"), update("t2", status="queued", created_at="2026-12-01T09:00:00.000001Z")],
+        [
+            update("t1", progress=50.5, stages={"script": finished | times}),
+            update(
+                "t2", stages={"images": {"status": "failed", "finished_at": times["finished_at"]}}
+            ),
+        ],
+        [update("t1", status="completed", progress=100, stages={"script": finished | times})],
+    ]
+    fast, core = (Store(f"sqlite:///{tmp_path / name}.db") for name in ("fast", "core"))
+    core._driver = None
+    try:
+        offset = 0
+        for batch in batches:
+            rows = Rows()
+            for value in batch:
+                add_update(rows, offset, "ep", value)
+                offset += 1
+            for store in (fast, core):
+                store.write(rows, {("updates", 0): (offset, "ep")})
+        for table in ("progress_history", "tasks", "stage_runs", "sink_positions"):
+            query = f"SELECT * FROM {table} ORDER BY 1, 2"
+            with fast.engine.connect() as a, core.engine.connect() as b:
+                stored = a.exec_driver_sql(query).all()
+                assert stored == b.exec_driver_sql(query).all()
+                assert stored, table
+    finally:
+        fast.close()
+        core.close()
+
+
+def test_a_finished_stage_is_written_once_across_the_sinks_batches() -> None:
+    """Every update repeats its task's finished stages; the sink hands each batch what it
+    has already added, so an attempt is written again only if it changed, and forgets the
+    oldest beyond its bound (forgetting one only writes it once more)."""
+    done = {"status": "completed", "attempt": 1, "finished_at": "2026-12-01T10:00:00Z"}
+    seen: dict[tuple[str, str, int], tuple[str, str]] = {}
+    first, second, third = (Rows(finished_seen=seen) for _ in range(3))
+    add_update(first, 1, "ep", update("t", stages={"script": done}))
+    add_update(second, 2, "ep", update("t", stages={"script": done, "images": done}))
+    failed_later = done | {"status": "failed", "finished_at": "2026-12-01T10:00:05Z"}
+    add_update(third, 3, "ep", update("t", stages={"script": done, "images": failed_later}))
+    assert list(first.stage_runs) == [("t", "script", 1)]
+    assert list(second.stage_runs) == [("t", "images", 1)]
+    assert [r["status"] for r in third.stage_runs.values()] == ["failed"]
+
+    _forget_oldest(seen, 1)
+    assert list(seen) == [("t", "images", 1)]

@@ -1,18 +1,15 @@
 """The read model's database connection: engines for SQLite (WAL) and PostgreSQL, and the
-SQLite fast path for history rows, most of what the sink writes."""
+SQLite fast path for the rows the sink writes most (history, tasks, stage attempts)."""
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.pool import StaticPool
-
-from ytmaker_progress.readmodel.tables import HistoryRow
-
-_H = HistoryRow.__table__  # type: ignore[attr-defined]
 
 
 def make_engine(url: str, *, bulk: bool = False) -> Engine:
@@ -48,49 +45,45 @@ def make_engine(url: str, *, bulk: bool = False) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-#: The history columns in the order of `sqlite_history_insert`'s placeholders.
-_HISTORY_COLUMNS = (
-    "task_id",
-    "offset",
-    "epoch",
-    "event_id",
-    "type",
-    "progress",
-    "current_step",
-    "total_steps",
-    "completed_steps",
-    "message",
-    "status",
-    "metadata",
-    "created_at",
-)
+class DriverStatement:
+    """An insert handed to SQLite's driver as tuples, in the compiled statement's order.
+
+    The sink writes a history row per update and a task row per task and batch; building
+    their parameters through SQLAlchemy (per row: a dict, each value's bind processor) cost
+    as much as SQLite itself. `params(row)` takes the row as the Core statement would (a dict
+    by column, `keys` naming the row's key where it differs) and gives the tuple, times in
+    SQLAlchemy's SQLite DATETIME text, so both paths store the same. PostgreSQL keeps the Core
+    statements (batched by SQLAlchemy)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        stmt: Any,
+        columns: Sequence[str],
+        *,
+        times: Sequence[str] = (),
+        keys: Mapping[str, str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> None:
+        defaults = defaults or {}
+        compiled = stmt.compile(dialect=engine.dialect, column_keys=list(columns))
+        order = tuple(compiled.positiontup or ())
+        if order != (*columns, *defaults):  # the columns' Python defaults come last
+            raise RuntimeError(f"unexpected parameters of {stmt.table}: {order}")
+        self.sql = str(compiled)
+        keys = keys or {}
+        self._values = operator.itemgetter(*(keys.get(c, c) for c in columns))
+        self._times = tuple(columns.index(c) for c in times)
+        self._defaults = tuple(defaults.values())
+
+    def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = list(self._values(row))
+        for i in self._times:
+            values[i] = sqlite_time(values[i])
+        return (*values, *self._defaults)
 
 
-def sqlite_history_insert(engine: Engine) -> str:
-    """The history insert as SQLite SQL with `?` placeholders in `_HISTORY_COLUMNS` order.
-
-    History rows are most of what the sink writes (a rebuild writes millions); handing them
-    to the driver as tuples skips SQLAlchemy's per-row parameter processing, which cost as
-    much as SQLite itself. PostgreSQL keeps the Core statement (batched by SQLAlchemy)."""
-    stmt = sqlite.insert(_H).on_conflict_do_nothing(index_elements=["task_id", "offset"])
-    compiled = stmt.compile(dialect=engine.dialect, column_keys=list(_HISTORY_COLUMNS))
-    order = tuple(compiled.positiontup or ())
-    if order != _HISTORY_COLUMNS:
-        raise RuntimeError(f"unexpected history insert parameters: {order}")
-    return str(compiled)
-
-
-_HISTORY_VALUES = operator.itemgetter(*_HISTORY_COLUMNS[:-2], "update_metadata")
-
-
-def sqlite_history_row(row: dict[str, Any]) -> tuple[Any, ...]:
-    # SQLAlchemy's SQLite DATETIME text, so both paths store the same: the time without its
-    # offset (the times are UTC), which is the first 26 characters of its ISO form.
-    created = row["created_at"].isoformat(" ", "microseconds")[:26]
-    return (*_HISTORY_VALUES(row), created)
-
-
-def history_params(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    out["metadata"] = out.pop("update_metadata")
-    return out
+def sqlite_time(value: datetime | None) -> str | None:
+    """SQLAlchemy's SQLite DATETIME text: the time without its offset (the read model's
+    times are UTC), which is the first 26 characters of its ISO form."""
+    return None if value is None else value.isoformat(" ", "microseconds")[:26]

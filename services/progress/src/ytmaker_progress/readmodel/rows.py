@@ -35,7 +35,9 @@ class Rows:
     stage_runs: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)
     latest: dict[str, tuple[int, dict[str, Any], str]] = field(default_factory=dict)
-    _finished_seen: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
+    #: The finished stage attempts already added, in this batch or (given by the sink) in
+    #: earlier ones: every update repeats each finished stage of its task.
+    finished_seen: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
 
     def task_rows(self) -> list[dict[str, Any]]:
         """Each task's row, from its latest update in the batch (built on each call)."""
@@ -191,9 +193,9 @@ def _add_stage_run(rows: Rows, task_id: str, stage: str, st: dict[str, Any], own
     status or finish time changed (each update repeats every finished stage)."""
     key = (task_id, stage, int(st.get("attempt", 0)))
     seen = (st["status"], st["finished_at"])
-    if rows._finished_seen.get(key) == seen:
+    if rows.finished_seen.get(key) == seen:
         return
-    rows._finished_seen[key] = seen
+    rows.finished_seen[key] = seen
     finished = parse_time(st["finished_at"])
     started = parse_time(st["started_at"]) if st.get("started_at") else None
     rows.stage_runs[key] = {

@@ -11,10 +11,11 @@ update in the log is one (decision 0038).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 
@@ -37,6 +38,12 @@ from ytmaker_shared.kafka.topic_id import TopicIdUnavailable
 from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
+
+#: How many finished stage attempts the sink remembers having written, so that the updates
+#: that repeat them in later batches do not write them again (an upsert that changes nothing
+#: cost a third of a batch's write for tasks past their first stage). Forgetting one only
+#: writes it once more.
+STAGE_RUNS_REMEMBERED = 100_000
 
 
 class Destination(Protocol):
@@ -73,6 +80,7 @@ class Sink:
         self.caught_up = asyncio.Event()
         self.stored = 0
         self._writing: asyncio.Task[None] | None = None
+        self._stage_runs_seen: dict[tuple[str, str, int], tuple[str, str]] = {}
         self.reader = LogReader(
             settings,
             name="progress-sink",
@@ -140,7 +148,7 @@ class Sink:
         return partitions
 
     async def _store(self, batch: Batch) -> None:
-        rows, positions = Rows(), Positions()
+        rows, positions = Rows(finished_seen=self._stage_runs_seen), Positions()
         items: list[tuple[str, StoredUpdate]] = []
         for tp, records in batch.items():
             for record in records:
@@ -161,6 +169,7 @@ class Sink:
             positions[(tp.topic, tp.partition)] = (records[-1].offset + 1, epoch)
         if self.on_batch is not None and rows.latest:
             self.on_batch(rows.latest)
+        _forget_oldest(self._stage_runs_seen, STAGE_RUNS_REMEMBERED)
         # One batch is written (in a thread) while the next is fetched and parsed; batches
         # are written one at a time, in order, each with its positions.
         await self._written()
@@ -177,3 +186,9 @@ class Sink:
                 self.memory.add(task_id, item)
         self.stored += len(items)
         metrics.SINK_UPDATES.inc(len(items))
+
+
+def _forget_oldest(seen: dict[Any, Any], keep: int) -> None:
+    """Drop the entries added first until `keep` remain."""
+    for key in list(itertools.islice(seen, max(0, len(seen) - keep))):
+        del seen[key]
