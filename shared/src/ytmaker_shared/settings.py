@@ -50,6 +50,12 @@ class ServiceSettings(BaseSettings):
     producer_delivery_timeout_s: float = Field(
         default=30.0, gt=0, description="How long a send may wait for the broker before failing."
     )
+    producer_linger_ms: int = Field(
+        default=2,
+        ge=0,
+        le=1000,
+        description="How long a producer gathers events into one request (decision 0043).",
+    )
     consumer_batch_size: int = Field(default=100, ge=1, description="Records per poll, at most.")
     consumer_max_poll_interval_s: float = Field(
         default=40 * 60.0, gt=0, description="Longest pause between polls before a rebalance."

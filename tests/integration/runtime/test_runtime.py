@@ -346,3 +346,29 @@ async def test_a_second_member_takes_over_partitions_and_nothing_is_lost(
         if b is not None:
             b.stop()
             await asyncio.wait_for(b_task, 30)
+
+
+async def test_sends_that_find_their_batch_full_wait_for_it_once_each(
+    settings: ServiceSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many tasks reporting at once through one producer with small batches: every event
+    arrives, and a send that finds its partition's batch full waits for it once, not once
+    per batch sent meanwhile (aiokafka wakes every waiting send at each one: ~n² waits)."""
+    from aiokafka.producer.message_accumulator import MessageBatch
+
+    waits = 0
+    wait_drain = MessageBatch.wait_drain
+
+    async def counted(self: MessageBatch, timeout: float | None = None) -> Any:
+        nonlocal waits
+        waits += 1
+        return await wait_drain(self, timeout)
+
+    monkeypatch.setattr(MessageBatch, "wait_drain", counted)
+    sends = 600
+    async with EventProducer(settings, "test", max_batch_size=2048) as producer:
+        await asyncio.gather(
+            *(producer.send(Topic.TASKS, requested(f"t{i}")) for i in range(sends))
+        )
+    assert len(await read_all(settings, Topic.TASKS, sends)) == sends
+    assert 0 < waits <= sends
