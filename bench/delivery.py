@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--scenarios", default="S1,S2", help="which of S1, S2 the rounds run")
     add("--seconds", type=float, default=20.0, help="measured per round, scenario and target")
     add("--settle", type=float, default=2.0, help="streamed before each measured window")
-    add("--warmup", type=float, default=30.0, help="S1 per target before the rounds")
+    add("--warmup", type=float, default=75.0, help="S1 per target before the rounds")
     add("--disconnect-seconds", type=float, default=20.0, help="the disconnect test's window")
     add("--away", type=float, default=2.0, help="how long a client is away (s)")
     add("--away-fraction", type=float, default=0.1, help="share of the clients that go away")
