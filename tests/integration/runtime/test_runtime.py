@@ -365,7 +365,7 @@ async def test_sends_that_find_their_batch_full_wait_for_it_once_each(
         return await wait_drain(self, timeout)
 
     monkeypatch.setattr(MessageBatch, "wait_drain", counted)
-    sends = 600
+    sends = 300
     async with EventProducer(settings, "test", max_batch_size=2048) as producer:
         await asyncio.gather(
             *(producer.send(Topic.TASKS, requested(f"t{i}")) for i in range(sends))
