@@ -51,9 +51,8 @@ class DriverStatement:
     The sink writes a history row per update and a task row per task and batch; building
     their parameters through SQLAlchemy (per row: a dict, each value's bind processor) cost
     as much as SQLite itself. `params(row)` takes the row as the Core statement would (a dict
-    by column, `keys` naming the row's key where it differs) and gives the tuple, times in
-    SQLAlchemy's SQLite DATETIME text, so both paths store the same. PostgreSQL keeps the Core
-    statements (batched by SQLAlchemy)."""
+    by column) and gives the tuple, times in SQLAlchemy's SQLite DATETIME text, so both paths
+    store the same. PostgreSQL keeps the Core statements (batched by SQLAlchemy)."""
 
     def __init__(
         self,
@@ -62,7 +61,6 @@ class DriverStatement:
         columns: Sequence[str],
         *,
         times: Sequence[str] = (),
-        keys: Mapping[str, str] | None = None,
         defaults: Mapping[str, Any] | None = None,
     ) -> None:
         defaults = defaults or {}
@@ -71,8 +69,7 @@ class DriverStatement:
         if order != (*columns, *defaults):  # the columns' Python defaults come last
             raise RuntimeError(f"unexpected parameters of {stmt.table}: {order}")
         self.sql = str(compiled)
-        keys = keys or {}
-        self._values = operator.itemgetter(*(keys.get(c, c) for c in columns))
+        self._values = operator.itemgetter(*columns)
         self._times = tuple(columns.index(c) for c in times)
         self._defaults = tuple(defaults.values())
 

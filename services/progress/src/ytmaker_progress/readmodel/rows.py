@@ -96,7 +96,7 @@ def add_update(
             "completed_steps": state.get("completed_steps"),
             "message": state.get("message") or "",
             "status": state["status"],
-            "update_metadata": text,
+            "metadata": text,
             "created_at": parse_time(occurred_at),
         }
     )

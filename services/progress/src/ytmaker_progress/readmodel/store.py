@@ -51,43 +51,9 @@ class NotFinished(Exception):
     """The task is still running: its history cannot be deleted."""
 
 
-#: The rows the sink builds, by column (`rows.py`): history, task and stage attempt rows.
-_HISTORY_COLUMNS = (
-    "task_id",
-    "offset",
-    "epoch",
-    "event_id",
-    "type",
-    "progress",
-    "current_step",
-    "total_steps",
-    "completed_steps",
-    "message",
-    "status",
-    "metadata",
-    "created_at",
-)
-_TASK_COLUMNS = (
-    "task_id",
-    "project_id",
-    "owner",
-    "status",
-    "progress",
-    "created_at",
-    "updated_at",
-    "last_offset",
-    "epoch",
-    "state",
-)
-_STAGE_RUN_COLUMNS = (
-    "task_id",
-    "stage",
-    "attempt",
-    "owner",
-    "status",
-    "duration_s",
-    "finished_at",
-)
+def _columns(table: Any, *without: str) -> tuple[str, ...]:
+    """The columns the sink's rows of `table` hold (`rows.py`), in the table's order."""
+    return tuple(c.name for c in table.c if c.name not in without)
 
 
 @dataclass(frozen=True)
@@ -164,19 +130,18 @@ class _DriverUpserts:
             history=DriverStatement(
                 engine,
                 upserts.history,
-                _HISTORY_COLUMNS,
+                _columns(_H, "id"),
                 times=("created_at",),
-                keys={"metadata": "update_metadata"},
             ),
             tasks=DriverStatement(
                 engine,
                 upserts.tasks,
-                _TASK_COLUMNS,
+                _columns(_T, "history_floor"),
                 times=("created_at", "updated_at"),
                 defaults={"history_floor": -1},
             ),
             stage_runs=DriverStatement(
-                engine, upserts.stage_runs, _STAGE_RUN_COLUMNS, times=("finished_at",)
+                engine, upserts.stage_runs, _columns(_S), times=("finished_at",)
             ),
         )
 
@@ -190,16 +155,7 @@ def _insert(
     if fast is not None:
         conn.exec_driver_sql(fast.sql, [fast.params(r) for r in rows])
     else:
-        conn.execute(core, [_core_params(r) for r in rows])
-
-
-def _core_params(row: dict[str, Any]) -> dict[str, Any]:
-    """A row for a Core statement: the history's `update_metadata` is its `metadata` column."""
-    if "update_metadata" not in row:
-        return row
-    out = dict(row)
-    out["metadata"] = out.pop("update_metadata")
-    return out
+        conn.execute(core, rows)
 
 
 class Store:
