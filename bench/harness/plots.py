@@ -24,6 +24,7 @@ GROUP_COLORS = {
     "target": "#4c72b0",
     "loadgen": "#8c8c8c",
     "other targets": "#ccb974",
+    "steal": "#f0c0c0",
     "rest of machine": "#dddddd",
 }
 

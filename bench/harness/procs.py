@@ -3,7 +3,10 @@
 All figures come from the kernel's counters, read before and after a measured window, so the
 measuring itself costs two reads per process per window. CPU per process is utime + stime of
 `/proc/<pid>/stat` (every thread of the process, e.g. the broker's JVM), in % of one core; the
-machine's busy share is everything but idle and iowait in `/proc/stat`, in % of all cores.
+machine's busy share is everything but idle and iowait in `/proc/stat`, in % of all cores. That
+includes steal: the time the hypervisor gave this virtual machine's cores to someone else,
+reported on its own as well (% of one core), since on a shared host it is the noise a round's
+figures carry.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) clock ticks of all cores since boot."""
+def machine_ticks() -> tuple[int, int, int]:
+    """(busy, steal, total) clock ticks of all cores since boot."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    steal = fields[7] if len(fields) > 7 else 0
     total = sum(fields[:8])  # guest time is already counted in user
-    return total - idle, total
+    return total - idle, steal, total
 
 
 def process_ticks(pid: int) -> int | None:
@@ -111,20 +115,23 @@ def listening_pid(port: int) -> int | None:
 class CpuSnapshot:
     at: float
     busy: int
+    steal: int
     total: int
     processes: dict[str, int] = field(default_factory=dict)  # label → ticks
 
 
 def snapshot(processes: dict[str, int]) -> CpuSnapshot:
     """CPU counters of the machine and of `processes` (label → pid) at this instant."""
-    busy, total = machine_ticks()
+    busy, steal, total = machine_ticks()
     ticks = {label: process_ticks(pid) for label, pid in processes.items()}
-    return CpuSnapshot(time.time(), busy, total, {k: v for k, v in ticks.items() if v is not None})
+    alive = {k: v for k, v in ticks.items() if v is not None}
+    return CpuSnapshot(time.time(), busy, steal, total, alive)
 
 
 def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, object]:
-    """`machine_busy_pct` (of all cores) and `processes` (label → % of one core) over the
-    window; a process present in only one snapshot is left out."""
+    """`machine_busy_pct` (of all cores, steal included), `steal_pct_of_one_core` and
+    `processes` (label → % of one core) over the window; a process present in only one
+    snapshot is left out."""
     wall = max(1e-6, after.at - before.at)
     total = max(1, after.total - before.total)
     per_process = {
@@ -135,6 +142,7 @@ def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, object]:
     return {
         "seconds": round(wall, 2),
         "machine_busy_pct": round(100.0 * (after.busy - before.busy) / total, 1),
+        "steal_pct_of_one_core": round(100.0 * (after.steal - before.steal) / TICKS / wall, 1),
         "processes": per_process,
     }
 

@@ -71,8 +71,9 @@ def is_loadgen_of(label: str, target: str) -> bool:
 
 def cpu_groups(cpu: dict[str, Any], target: str) -> dict[str, float]:
     """A phase's CPU by group: the measured target's processes, the load generator (the clients
-    and the target's producer), the other targets (idle meanwhile, with their producers) and
-    everything else on the machine (other users)."""
+    and the target's producer), the other targets (idle meanwhile, with their producers), the
+    cores' time the hypervisor gave to other machines (steal) and everything else on this one
+    (other users)."""
     processes: dict[str, float] = cpu["processes"]
     groups = {"target": 0.0, "loadgen": 0.0, "other targets": 0.0}
     for label, pct in processes.items():
@@ -83,6 +84,7 @@ def cpu_groups(cpu: dict[str, Any], target: str) -> dict[str, float]:
         else:
             groups["other targets"] += pct
     machine_cores = cpu["machine_busy_pct"] * (os.cpu_count() or 1)
+    groups["steal"] = cpu.get("steal_pct_of_one_core", 0.0)  # absent before 2 December
     groups["rest of machine"] = max(0.0, machine_cores - sum(groups.values()))
     return {k: round(v, 1) for k, v in groups.items()}
 
@@ -111,6 +113,7 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 ),
                 "target_cpu_pct_median": round(statistics.median(g["target"] for g in groups), 1),
                 "loadgen_cpu_pct_median": round(statistics.median(g["loadgen"] for g in groups), 1),
+                "steal_pct_median": round(statistics.median(g["steal"] for g in groups), 1),
                 "lost": sum(p["losses"]["lost"] for p in phases),
                 "repeated": sum(p["losses"]["repeated"] for p in phases),
             }
@@ -140,11 +143,13 @@ def rounds_table(rounds: list[dict[str, Any]]) -> str:
             lat["p50"], lat["p90"], lat["p99"], lat["max"],
             f"{lat['count']}/{p['expected_in_window']}", p["losses"]["lost"],
             p["cpu"]["machine_busy_pct"], groups["target"], groups["loadgen"],
-            groups["rest of machine"], "/".join(str(x) for x in p["load_average"]),
+            groups["rest of machine"], groups["steal"],
+            "/".join(str(x) for x in p["load_average"]),
         ])  # fmt: skip
     return _table(
         ["target", "scen.", "round", "p50 ms", "p90 ms", "p99 ms", "max ms", "measured/exp.",
-         "missing", "machine %", "target %core", "loadgen %core", "others %core", "load"],
+         "missing", "machine %", "target %core", "loadgen %core", "others %core", "steal %core",
+         "load"],
         rows,
     )  # fmt: skip
 
@@ -158,11 +163,11 @@ def summary_table(summary: dict[str, dict[str, Any]]) -> str:
                 ", ".join("none" if x is None else f"{x:g}" for x in s["p99_rounds"]),
                 s["max_median"],
                 s["machine_busy_pct_median"], s["target_cpu_pct_median"],
-                s["loadgen_cpu_pct_median"], s["lost"], s["repeated"],
+                s["loadgen_cpu_pct_median"], s["steal_pct_median"], s["lost"], s["repeated"],
             ])  # fmt: skip
     return _table(
         ["target", "scen.", "p50 ms (median)", "p99 ms (median)", "p99 per round", "max ms",
-         "machine %", "target %core", "loadgen %core", "missing", "repeated"],
+         "machine %", "target %core", "loadgen %core", "steal %core", "missing", "repeated"],
         rows,
     )  # fmt: skip
 

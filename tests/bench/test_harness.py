@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bench.harness.report import cpu_groups
 from tests.support.components import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +93,26 @@ def test_cpu_is_counted_for_every_process_of_every_target(results: dict[str, Any
     for target in TARGETS:
         assert any(label == f"loadgen/producer-{target}" for label in labels)
     assert results["idle"]["services_pct_of_one_core"] >= 0
+    for phase in results["rounds"]:
+        groups = cpu_groups(phase["cpu"], phase["target"])
+        assert groups["steal"] == phase["cpu"]["steal_pct_of_one_core"] >= 0
+        machine_cores = phase["cpu"]["machine_busy_pct"] * (os.cpu_count() or 1)
+        assert sum(groups.values()) >= machine_cores - 0.5  # the groups cover the machine
+
+
+def test_steal_is_told_apart_from_the_rest_of_the_machine() -> None:
+    cores = os.cpu_count() or 1
+    cpu = {
+        "machine_busy_pct": 100.0 / cores,  # one core's worth
+        "steal_pct_of_one_core": 30.0,
+        "processes": {"ytmaker/kafka": 40.0, "loadgen/clients": 10.0, "redis/redis-server": 5.0},
+    }
+    assert cpu_groups(cpu, "ytmaker") == {
+        "target": 40.0, "loadgen": 10.0, "other targets": 5.0, "steal": 30.0,
+        "rest of machine": 15.0,
+    }  # fmt: skip
+    del cpu["steal_pct_of_one_core"]  # results written before steal was counted
+    assert cpu_groups(cpu, "ytmaker")["rest of machine"] == 45.0
 
 
 def test_ytmaker_resumes_exactly_fans_out_and_folds_the_history(results: dict[str, Any]) -> None:
