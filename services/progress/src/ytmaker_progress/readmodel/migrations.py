@@ -32,8 +32,15 @@ def _v1_initial(conn: Connection) -> None:
     )
 
 
+def _v2_no_history_status_index(conn: Connection) -> None:
+    """No query selects history by status, and every stored update paid for the index
+    (docs/decisions/0104-no-index-on-history-status.md)."""
+    conn.execute(text("DROP INDEX IF EXISTS ix_progress_history_status"))
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial tables", _v1_initial),
+    (2, "drop the index on progress_history.status", _v2_no_history_status_index),
 ]
 
 _LOCK_ID = 0x79746D6B  # "ytmk"

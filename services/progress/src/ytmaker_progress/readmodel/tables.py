@@ -68,7 +68,7 @@ class HistoryRow(SQLModel, table=True):
     total_steps: int | None = None
     completed_steps: int | None = None
     message: str = Field(default="", sa_type=Text)
-    status: str = Field(index=True, max_length=20)
+    status: str = Field(max_length=20)
     update_metadata: str = Field(
         sa_column=Column("metadata", Text, nullable=False), description="ProgressUpdate JSON"
     )
