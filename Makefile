@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 VENV := .venv
 PY := $(VENV)/bin/python
 MEMBERS := shared $(wildcard services/*) dev clients/python tools/cli
-SRC_DIRS := shared/src $(wildcard services/*/src) dev/src clients/python/src tools/cli/src
+SRC_DIRS := shared/src $(wildcard services/*/src) dev/src clients/python/src tools/cli/src bench
 
 .PHONY: help setup system-deps kafka clients run test test-unit test-integration test-e2e lint format lock bench clean
 

@@ -29,8 +29,9 @@ from tests.integration.pipeline.harness import (  # noqa: E402
 )
 from tests.support.wait import wait_until  # noqa: E402
 from ytmaker_dev.kafka import LocalKafka  # noqa: E402
-from ytmaker_render.adapters import probe  # noqa: E402
 from ytmaker_render.adapters.ffmpeg import ffmpeg_executable  # noqa: E402
+from ytmaker_render.adapters.probe import inspect as probe_video  # noqa: E402
+from ytmaker_shared.events import TaskCompletedPayload  # noqa: E402
 from ytmaker_shared.topics import Topic  # noqa: E402
 
 COLUMNS = ("script", "images", "audio", "avatars", "render", "upload", "total")
@@ -47,8 +48,10 @@ async def one_run(pipeline: Pipeline, seconds: int) -> dict[str, float]:
     if not done:
         raise SystemExit(f"the run did not complete:\n{pipeline.logs()}")
     times = stage_times(pipeline, trigger.task_id, sent)
-    video = Path(done[0].payload.result["published_url"].removeprefix("file://"))
-    info = await probe.inspect(ffmpeg_executable(), video)
+    payload = done[0].payload
+    assert isinstance(payload, TaskCompletedPayload)
+    video = Path(str(payload.result["published_url"]).removeprefix("file://"))
+    info = await probe_video(ffmpeg_executable(), video)
     times["video_s"] = info.duration_seconds or 0.0
     times["video_mib"] = round((await asyncio.to_thread(video.stat)).st_size / 2**20, 2)
     return times

@@ -95,11 +95,11 @@ def main() -> None:
     decode_s = best(args.repeat, decode_pass)
     apply_s = best(args.repeat, apply_pass)
     encode_s = best(args.repeat, encode_pass)
-    updates = sum(len(u) for _, u in folded)
+    update_count = sum(len(u) for _, u in folded)
     progress = sum(1 for e in events if e.type == "stage.progress")
     print(
         f"{n:,} events of {args.runs} runs ({progress / n:.0%} stage.progress), "
-        f"{updates:,} updates, state records per batch of {args.batch:,}"
+        f"{update_count:,} updates, state records per batch of {args.batch:,}"
     )
     us = 1e6 / n
     print(
