@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 
 from ytmaker_gateway.adapters.progress_api import ProgressApi, ProgressUnavailable
+from ytmaker_gateway.core import sessions
 from ytmaker_gateway.core.sessions import Session, SessionRegistry
 
 
@@ -171,3 +172,47 @@ async def test_a_checkpoint_records_only_sessions_whose_offsets_moved() -> None:
     async with asyncio.timeout(5):
         await registry.drain()
     assert store.records["c-1"]["offsets"] == {"t1": 4} and "c-2" not in store.records
+
+
+def test_this_replica_restores_its_own_closed_sessions_within_the_window_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1_000.0]
+    monkeypatch.setattr(sessions.time, "time", lambda: clock[0])
+    registry = SessionRegistry(60)  # no read model: this replica's memory only
+    first, second, third = (Session(client_id=f"c-{n}", user="alice") for n in (1, 2, 3))
+    for session in (first, second, third):
+        registry.open(session)
+    registry.close(first)
+    clock[0] += 30
+    registry.close(second)
+    registry.close(third)
+    clock[0] += 20
+    registry.open(first)
+    registry.close(first)  # closed again: it is now the latest, at 1,050
+    clock[0] += 15  # the window starts at 1,005: second and third (1,030) are in it
+
+    assert registry.take("c-2", "bob") is None  # someone else's
+    assert registry.take("c-2", "alice") is second
+    assert registry.take("c-2", "alice") is None  # once
+    clock[0] += 30  # the window starts at 1,035: third (1,030) has left it, first has not
+    assert registry.take("c-3", "alice") is None
+    assert registry.take("c-1", "alice") is first
+
+
+def test_a_session_closed_before_a_clock_step_back_still_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1_000.0]
+    monkeypatch.setattr(sessions.time, "time", lambda: clock[0])
+    registry = SessionRegistry(60)
+    late, early = (
+        Session(client_id="c-late", user="alice"),
+        Session(client_id="c-early", user="alice"),
+    )
+    registry.close(late)  # at 1,000
+    clock[0] -= 50
+    registry.close(early)  # at 950, after `late` in closing order
+    clock[0] = 1_015  # the window starts at 955: `early` is out of it, `late` in it
+    assert registry.take("c-early", "alice") is None
+    assert registry.take("c-late", "alice") is late

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -137,7 +138,8 @@ class SessionRegistry:
         self.restore_wait_s = restore_wait_s
         self.active: dict[str, Session] = {}
         self._per_user: dict[str, int] = {}
-        self._closed: dict[str, Session] = {}
+        # In the order they closed, so that expiring looks only at those it forgets.
+        self._closed: OrderedDict[str, Session] = OrderedDict()
         self._pending: dict[str, dict[str, Any]] = {}
         self._writer: asyncio.Task[None] | None = None
 
@@ -156,15 +158,18 @@ class SessionRegistry:
             else:
                 self._per_user.pop(session.user, None)
         self._closed[session.client_id] = session
+        self._closed.move_to_end(session.client_id)  # closed again: now the latest
         self._expire()
         self.save(session)
 
     def take(self, old_client_id: str, user: str) -> Session | None:
         """The closed session `old_client_id` of `user` if it ended within the window (it is
         then consumed: a session is restored once per replica)."""
-        self._expire()
+        horizon = self._expire()
         session = self._closed.get(old_client_id)
         if session is None or session.user != user:
+            return None
+        if (session.disconnected_at or 0) < horizon:  # left by `_expire` after a clock step
             return None
         del self._closed[old_client_id]
         return session
@@ -204,12 +209,18 @@ class SessionRegistry:
                 return record
         return None
 
-    def _expire(self) -> None:
+    def _expire(self) -> float:
+        """Forget the closed sessions that ended before the window, oldest first, and return
+        where the window starts. Each close and reconnect looks at the sessions it forgets
+        and one more, not at every closed one (a thousand clients dropped at once and
+        reconnecting made a million looks)."""
         horizon = time.time() - self.window_s
-        for client_id in [
-            cid for cid, s in self._closed.items() if (s.disconnected_at or 0) < horizon
-        ]:
-            del self._closed[client_id]
+        while self._closed:
+            oldest = next(iter(self._closed.values()))
+            if (oldest.disconnected_at or 0) >= horizon:
+                break
+            self._closed.popitem(last=False)
+        return horizon
 
     async def checkpoint(self) -> int:
         """Record every open session whose delivered offsets moved since its last record
