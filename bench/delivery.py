@@ -37,6 +37,7 @@ from bench.harness.loadgen import ProducerProcess, TapProcess
 from bench.harness.phases import Scenario, Target, run_phase
 from bench.harness.procs import machine_info
 from bench.harness.report import (
+    cpu_ratio_line,
     disconnect_table,
     hops_table,
     process_table,
@@ -242,6 +243,8 @@ def print_tables(results: dict[str, Any]) -> None:
     rounds = [p for p in results["rounds"] if "error" not in p]
     say("\n## Rounds\n\n" + rounds_table(rounds))
     say("\n## Summary (median of the rounds)\n\n" + summary_table(results["summary"]))
+    if ratio := cpu_ratio_line(results["summary"]):
+        say("\n" + ratio)
     if any("in_log_latency_ms" in p for p in rounds):
         say("\n## ytmaker: event → its topic → log → client (ms)\n\n" + hops_table(rounds))
     for scenario in ("S1", "S2"):

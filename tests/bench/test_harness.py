@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench.harness.report import cpu_groups
+from bench.harness.report import cpu_groups, cpu_ratio_line
 from tests.support.components import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +98,24 @@ def test_cpu_is_counted_for_every_process_of_every_target(results: dict[str, Any
         assert groups["steal"] == phase["cpu"]["steal_pct_of_one_core"] >= 0
         machine_cores = phase["cpu"]["machine_busy_pct"] * (os.cpu_count() or 1)
         assert sum(groups.values()) >= machine_cores - 0.5  # the groups cover the machine
+
+
+def test_the_cpu_target_is_read_from_the_benchmarks_own_processes_and_the_machine(
+    results: dict[str, Any],
+) -> None:
+    line = cpu_ratio_line(results["summary"])
+    assert line is not None and line in results["_stdout"]
+    s1 = {
+        "ytmaker": {"target_cpu_pct_median": 80.0, "loadgen_cpu_pct_median": 40.0,
+                    "machine_busy_pct_median": 66.0},
+        "redis": {"target_cpu_pct_median": 40.0, "loadgen_cpu_pct_median": 40.0,
+                  "machine_busy_pct_median": 60.0},
+    }  # fmt: skip
+    line = cpu_ratio_line({target: {"S1": s} for target, s in s1.items()})
+    assert line is not None
+    assert "120.0 against 80.0 % of a core, 1.50x" in line
+    assert "66.0 against 60.0 %, 1.10x" in line
+    assert cpu_ratio_line({"ytmaker": {"S1": s1["ytmaker"]}}) is None  # no Redis design
 
 
 def test_steal_is_told_apart_from_the_rest_of_the_machine() -> None:
