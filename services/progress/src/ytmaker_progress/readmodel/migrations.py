@@ -33,7 +33,7 @@ def _v1_initial(conn: Connection) -> None:
 
 
 def _v2_no_history_status_index(conn: Connection) -> None:
-    """No query selects history by status, and every stored update paid for the index
+    """No query selects history by status, yet every stored update kept the index up to date
     (docs/decisions/0104-no-index-on-history-status.md)."""
     conn.execute(text("DROP INDEX IF EXISTS ix_progress_history_status"))
 
