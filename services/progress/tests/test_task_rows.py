@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,7 @@ def test_a_finished_stage_is_written_once_across_the_sinks_batches() -> None:
     has already added, so an attempt is written again only if it changed, and forgets the
     oldest beyond its bound (forgetting one only writes it once more)."""
     done = {"status": "completed", "attempt": 1, "finished_at": "2026-12-01T10:00:00Z"}
-    seen: dict[tuple[str, str, int], tuple[str, str]] = {}
+    seen: OrderedDict[tuple[str, str, int], tuple[str, str]] = OrderedDict()
     first, second, third = (Rows(finished_seen=seen) for _ in range(3))
     add_update(first, 1, "ep", update("t", stages={"script": done}))
     add_update(second, 2, "ep", update("t", stages={"script": done, "images": done}))

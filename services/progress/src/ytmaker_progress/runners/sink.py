@@ -11,9 +11,9 @@ update in the log is one (decision 0038).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -80,7 +80,7 @@ class Sink:
         self.caught_up = asyncio.Event()
         self.stored = 0
         self._writing: asyncio.Task[None] | None = None
-        self._stage_runs_seen: dict[tuple[str, str, int], tuple[str, str]] = {}
+        self._stage_runs_seen: OrderedDict[tuple[str, str, int], tuple[str, str]] = OrderedDict()
         self.reader = LogReader(
             settings,
             name="progress-sink",
@@ -188,7 +188,8 @@ class Sink:
         metrics.SINK_UPDATES.inc(len(items))
 
 
-def _forget_oldest(seen: dict[Any, Any], keep: int) -> None:
-    """Drop the entries added first until `keep` remain."""
-    for key in list(itertools.islice(seen, max(0, len(seen) - keep))):
-        del seen[key]
+def _forget_oldest(seen: OrderedDict[Any, Any], keep: int) -> None:
+    """Drop the entries added first until `keep` remain. An OrderedDict: a dict whose first
+    entries are deleted again and again is walked past their empty slots at every look."""
+    while len(seen) > keep:
+        seen.popitem(last=False)
