@@ -12,7 +12,7 @@ are pinned by `test_fold.py`'s properties and the crash test's chain of updates.
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, timedelta, timezone
 from typing import Any
 
@@ -48,8 +48,9 @@ from ytmaker_shared.events import (
     StageStarted,
     StageStartedPayload,
     TaskRequested,
+    decode_model,
 )
-from ytmaker_shared.progress import ProgressUpdate, StageState, TaskState
+from ytmaker_shared.progress import ProgressUpdate, StageState, TaskState, UpdateType
 from ytmaker_shared.stages import Stage
 
 stages = st.sampled_from(list(Stage))
@@ -200,3 +201,51 @@ def test_a_marker_holds_the_final_status_and_nothing_else() -> None:
     for value in refused:
         with pytest.raises(DecodeError):
             decode_marker(value)
+
+
+#: Values a hostile record may put in any field of an update's state: integers and floats
+#: beyond 64 bits (pydantic takes a whole float for an int), texts and objects past every
+#: bound, wrong types.
+hostile_values = st.sampled_from(
+    [10**30, 1e30, 2**64, -1, -1e30, 1e308, "x" * 5_000, {"n": 10**30}, {"x": "y" * 20_000}]
+) | st.recursive(st.integers() | st.floats(allow_nan=False, allow_infinity=False), st.lists)
+state_fields = st.sampled_from([*TaskState.model_fields, "stages.script.attempt"])
+
+
+@given(histories(), state_fields, hostile_values)
+@settings(max_examples=300, deadline=None)
+def test_an_update_the_contract_accepts_can_be_written_back(
+    case: tuple[list[Input], set[int]], field: str, value: Any
+) -> None:
+    """The fold's restore adopts updates read from `progress.updates` and writes them back as
+    states (`restore._adopt`); a CI run's fuzz seed found an update whose state held an
+    integer beyond 64 bits, which the contract accepted and the fold could not write: it
+    stopped. Whatever a state holds, either the contract refuses it or it can be written."""
+    events, _ = case
+    state: Folded | None = None
+    for event in events:
+        state, _ = apply(state, event)
+    assert state is not None
+    update = Update(
+        type=UpdateType.PROGRESS,
+        task_id=state.task.task_id,
+        project_id=state.task.project_id,
+        owner=state.task.owner,
+        event_id="e-1",
+        event_type="stage.progress",
+        occurred_at=events[0].occurred_at,
+        state=state.task,
+    )
+    raw = _json(encode_update(update))
+    where = raw["state"]
+    *path, name = field.split(".")
+    for key in path:
+        where = where.setdefault(key, {})
+    where[name] = value
+    try:
+        adopted = decode_model(ProgressUpdate, json.dumps(raw).encode())
+    except DecodeError:
+        return
+    folded = Folded(Task.from_model(adopted.state))
+    encode_state(folded)
+    encode_update(replace(update, state=folded.task))

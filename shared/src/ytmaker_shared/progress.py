@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from ytmaker_shared.events.envelope import Frozen
+from ytmaker_shared.events.envelope import TASK_ID_MAX_LENGTH, Frozen, SmallJson, Text
+from ytmaker_shared.events.stages import MAX_ATTEMPT, MAX_STEPS
 from ytmaker_shared.events.tasks import ErrorInfo
 from ytmaker_shared.stages import Stage
 
@@ -58,35 +59,42 @@ ACTIVE_STAGE_STATUSES = frozenset({StageStatus.RUNNING, StageStatus.RETRYING})
 class StageState(Frozen):
     status: StageStatus = StageStatus.PENDING
     progress: float = Field(default=0.0, ge=0, le=100)
-    attempt: int = Field(default=0, ge=0)
+    attempt: int = Field(default=0, ge=0, le=MAX_ATTEMPT)
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
 
+# Bounded as the events it is folded from are, so that whatever reads a state from a topic (the
+# fold's restore, the gateway, the clients) refuses one the fold could not have written: a
+# hostile record must not make a state that the fold then fails to write back.
 class TaskState(Frozen):
     """Everything a client needs to render a task from any single message."""
 
-    task_id: str
-    project_id: str
-    owner: str
-    title: str = ""
+    task_id: str = Field(max_length=TASK_ID_MAX_LENGTH)
+    project_id: str = Field(max_length=64)
+    owner: str = Field(max_length=128)
+    title: str = Field(default="", max_length=200)
     status: TaskStatus = TaskStatus.QUEUED
     stage: Stage | None = None
     progress: float = Field(default=0.0, ge=0, le=100, description="Overall, never decreases.")
     sub_progress: float = Field(default=0.0, ge=0, le=100, description="Of the current stage.")
-    current_step: str | None = None
-    total_steps: int | None = None
-    completed_steps: int | None = None
-    message: str = ""
+    current_step: str | None = Field(default=None, max_length=200)
+    total_steps: int | None = Field(default=None, ge=0, le=MAX_STEPS)
+    completed_steps: int | None = Field(default=None, ge=0, le=MAX_STEPS)
+    message: Text = ""
     error: ErrorInfo | None = None
-    result: dict[str, Any] | None = None
+    result: SmallJson | None = None
     stages: dict[Stage, StageState] = Field(default_factory=dict)
-    eta_seconds: float | None = None
+    eta_seconds: float | None = Field(default=None, ge=0)
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    last_event_id: str | None = None
-    offset: int | None = Field(default=None, description="Filled by readers, see module doc.")
-    epoch: str | None = Field(default=None, description="Filled by readers, see module doc.")
+    last_event_id: str | None = Field(default=None, max_length=64)
+    offset: int | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="Filled by readers, see module doc."
+    )
+    epoch: str | None = Field(
+        default=None, max_length=64, description="Filled by readers, see module doc."
+    )
 
 
 class UpdateType(StrEnum):
