@@ -249,3 +249,17 @@ def test_an_update_the_contract_accepts_can_be_written_back(
     folded = Folded(Task.from_model(adopted.state))
     encode_state(folded)
     encode_update(replace(update, state=folded.task))
+
+
+def test_a_state_whose_bookkeeping_the_fold_could_not_write_back_is_refused() -> None:
+    """The `ytmaker.fold` header of a state record is read back by the restore and written
+    again by the next checkpoint: a count beyond 64 bits must be refused on the way in."""
+    value, _ = encode_state(Folded(Task(task_id="t-1", project_id="p-1", owner="u-1")))
+    for ignored in (10**30, -1, 1.5, True):
+        header = json.dumps({"recent_ids": [], "ignored": ignored}).encode()
+        with pytest.raises(DecodeError):
+            decode_state(value, [(FOLD_HEADER, header)])
+    header = json.dumps({"recent_ids": ["e-1"], "ignored": 2**63 - 1}).encode()
+    restored = decode_state(value, [(FOLD_HEADER, header)])
+    assert restored is not None
+    encode_state(restored)

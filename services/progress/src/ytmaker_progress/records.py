@@ -88,7 +88,7 @@ def decode_state(value: bytes | None, headers: Headers) -> Folded | None:
 def _folded(task: TaskState, bookkeeping: dict[str, Any]) -> Folded:
     recent_ids = bookkeeping.get("recent_ids", ())
     ignored = bookkeeping.get("ignored", 0)
-    if not isinstance(recent_ids, list) or not isinstance(ignored, int) or ignored < 0:
+    if not isinstance(recent_ids, list) or type(ignored) is not int or not 0 <= ignored < 2**63:
         raise ValueError("the fold's bookkeeping is not what the fold writes")
     return Folded(
         task=Task.from_model(task),
