@@ -33,10 +33,11 @@ class ProgressSettings(ServiceSettings):
         "trades strict cross-topic order in small backlogs for live latency.",
     )
     progress_fetch_max_wait_ms: int = Field(
-        default=20,
+        default=10,
         ge=0,
         description="How long the broker may hold a fetch of the fold's inputs for more data: "
-        "each fetch is a round of the fold, ~2 ms of CPU whatever it brings (decision 0103).",
+        "each fetch is a round of the fold, ~2 ms of CPU whatever it brings (decisions 0103 "
+        "and 0105).",
     )
     progress_fetch_min_bytes: int = Field(
         default=64 * 1024,
