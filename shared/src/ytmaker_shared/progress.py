@@ -15,9 +15,16 @@ from typing import Literal
 
 from pydantic import Field
 
-from ytmaker_shared.events.envelope import TASK_ID_MAX_LENGTH, Frozen, SmallJson, Text
-from ytmaker_shared.events.stages import MAX_ATTEMPT, MAX_STEPS
-from ytmaker_shared.events.tasks import ErrorInfo
+from ytmaker_shared.events.envelope import (
+    ID_MAX_LENGTH,
+    OWNER_MAX_LENGTH,
+    TASK_ID_MAX_LENGTH,
+    Frozen,
+    SmallJson,
+    Text,
+)
+from ytmaker_shared.events.stages import MAX_ATTEMPT, MAX_STEPS, STEP_MAX_LENGTH
+from ytmaker_shared.events.tasks import TITLE_MAX_LENGTH, ErrorInfo
 from ytmaker_shared.stages import Stage
 
 
@@ -71,14 +78,14 @@ class TaskState(Frozen):
     """Everything a client needs to render a task from any single message."""
 
     task_id: str = Field(max_length=TASK_ID_MAX_LENGTH)
-    project_id: str = Field(max_length=64)
-    owner: str = Field(max_length=128)
-    title: str = Field(default="", max_length=200)
+    project_id: str = Field(max_length=ID_MAX_LENGTH)
+    owner: str = Field(max_length=OWNER_MAX_LENGTH)
+    title: str = Field(default="", max_length=TITLE_MAX_LENGTH)
     status: TaskStatus = TaskStatus.QUEUED
     stage: Stage | None = None
     progress: float = Field(default=0.0, ge=0, le=100, description="Overall, never decreases.")
     sub_progress: float = Field(default=0.0, ge=0, le=100, description="Of the current stage.")
-    current_step: str | None = Field(default=None, max_length=200)
+    current_step: str | None = Field(default=None, max_length=STEP_MAX_LENGTH)
     total_steps: int | None = Field(default=None, ge=0, le=MAX_STEPS)
     completed_steps: int | None = Field(default=None, ge=0, le=MAX_STEPS)
     message: Text = ""
@@ -88,12 +95,12 @@ class TaskState(Frozen):
     eta_seconds: float | None = Field(default=None, ge=0)
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    last_event_id: str | None = Field(default=None, max_length=64)
+    last_event_id: str | None = Field(default=None, max_length=ID_MAX_LENGTH)
     offset: int | None = Field(
         default=None, ge=0, le=2**63 - 1, description="Filled by readers, see module doc."
     )
     epoch: str | None = Field(
-        default=None, max_length=64, description="Filled by readers, see module doc."
+        default=None, max_length=ID_MAX_LENGTH, description="Filled by readers, see module doc."
     )
 
 

@@ -15,7 +15,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ytmaker_shared.events import new_event_id, utcnow
-from ytmaker_shared.events.envelope import Frozen
+from ytmaker_shared.events.envelope import (
+    ID_MAX_LENGTH,
+    OWNER_MAX_LENGTH,
+    TASK_ID_MAX_LENGTH,
+    Frozen,
+)
 from ytmaker_shared.progress import ACTIVE_STATUSES, DONE_STAGE_STATUSES
 from ytmaker_shared.stages import ASSET_STAGES, Stage
 
@@ -48,12 +53,12 @@ class EtaEstimated(Frozen):
     the ETA projector from the stage window. An input of the fold like a pipeline event, so
     the fold stays a pure function of its log (docs/decisions/0024-eta-window.md)."""
 
-    event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=64)
+    event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=ID_MAX_LENGTH)
     type: Literal["task.eta_estimated"] = "task.eta_estimated"
     schema_version: Literal[1] = 1
-    task_id: str = Field(min_length=1, max_length=64)
-    project_id: str = Field(min_length=1, max_length=64)
-    owner: str = Field(min_length=1, max_length=128)
+    task_id: str = Field(min_length=1, max_length=TASK_ID_MAX_LENGTH)
+    project_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
+    owner: str = Field(min_length=1, max_length=OWNER_MAX_LENGTH)
     occurred_at: datetime = Field(default_factory=utcnow)
     eta_seconds: float = Field(ge=0)
     based_on_offset: int = Field(

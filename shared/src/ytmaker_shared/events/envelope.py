@@ -81,22 +81,25 @@ SmallJson = Annotated[dict[str, Any], AfterValidator(_small_json)]
 
 #: Longest task id: also what keeps internal keys of task-keyed topics apart from task ids.
 TASK_ID_MAX_LENGTH = 64
+#: Longest id of anything else (an event, a project, a correlation), and of an owner.
+ID_MAX_LENGTH = 64
+OWNER_MAX_LENGTH = 128
 
 
 class Envelope(Frozen):
     """The fields every event shares; subclasses fix `type` and type the `payload`."""
 
-    event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=64)
+    event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=ID_MAX_LENGTH)
     type: str
     schema_version: int = SCHEMA_VERSION
     task_id: str = Field(min_length=1, max_length=TASK_ID_MAX_LENGTH)
-    project_id: str = Field(min_length=1, max_length=64)
-    owner: str = Field(min_length=1, max_length=128)
+    project_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
+    owner: str = Field(min_length=1, max_length=OWNER_MAX_LENGTH)
     stage: Stage | None = None
     occurred_at: datetime = Field(default_factory=utcnow)
     producer: str = Field(min_length=1, max_length=200)
-    correlation_id: str = Field(min_length=1, max_length=64)
-    causation_id: str | None = Field(default=None, max_length=64)
+    correlation_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
+    causation_id: str | None = Field(default=None, max_length=ID_MAX_LENGTH)
     payload: Any
 
     @field_validator("occurred_at")

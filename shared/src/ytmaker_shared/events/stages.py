@@ -24,6 +24,8 @@ class Artifact(Frozen):
 #: Bounds of the counts a stage reports: far above any real run, within every integer column.
 MAX_ATTEMPT = 1000
 MAX_STEPS = 2**31 - 1
+#: Longest name of the step a stage is at.
+STEP_MAX_LENGTH = 200
 
 
 class StageStartedPayload(Frozen):
@@ -34,7 +36,7 @@ class StageStartedPayload(Frozen):
 class StageProgressPayload(Frozen):
     progress: float = Field(ge=0, le=100)
     message: Text = ""
-    current_step: str | None = Field(default=None, max_length=200)
+    current_step: str | None = Field(default=None, max_length=STEP_MAX_LENGTH)
     completed_steps: int | None = Field(default=None, ge=0, le=MAX_STEPS)
     total_steps: int | None = Field(default=None, ge=0, le=MAX_STEPS)
     attempt: int = Field(default=1, ge=1, le=MAX_ATTEMPT)

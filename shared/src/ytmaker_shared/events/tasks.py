@@ -22,8 +22,12 @@ class ProjectSettings(Frozen):
     tags: tuple[str, ...] = Field(default=(), max_length=30)
 
 
+#: Longest title of a run.
+TITLE_MAX_LENGTH = 200
+
+
 class TaskRequestedPayload(Frozen):
-    title: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=TITLE_MAX_LENGTH)
     content: str = Field(min_length=1, max_length=100_000)
     settings: ProjectSettings = ProjectSettings()
 

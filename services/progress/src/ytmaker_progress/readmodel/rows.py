@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 
 from ytmaker_shared.events import TaskRequested, decode_with
-from ytmaker_shared.events.envelope import TEXT_MAX_LENGTH
+from ytmaker_shared.events.envelope import ID_MAX_LENGTH, OWNER_MAX_LENGTH, TEXT_MAX_LENGTH
+from ytmaker_shared.events.stages import STEP_MAX_LENGTH
 from ytmaker_shared.progress import FINISHED_STAGE_STATUSES, StageStatus, TaskStatus
 from ytmaker_shared.stages import Stage
 
@@ -112,7 +113,7 @@ def add_update(
 # The read model trusts nothing on a topic: an update is checked against what its columns
 # take (types, lengths, ranges) before anything of it is added. By hand rather than by the
 # contract's model: a rebuild reads millions of updates, and the model costs 5× the parse.
-_ID, _OWNER, _SHORT, _STEP = 64, 128, 20, 200
+_ID, _OWNER, _SHORT, _STEP = ID_MAX_LENGTH, OWNER_MAX_LENGTH, 20, STEP_MAX_LENGTH
 _BIGINT = 2**63
 _TASK_STATUSES = frozenset(s.value for s in TaskStatus)
 _STAGE_STATUSES = frozenset(s.value for s in StageStatus)
