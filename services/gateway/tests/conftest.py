@@ -39,6 +39,7 @@ class Harness:
     log: FakeLog
     producer: RecordingProducer
     http: httpx.AsyncClient
+    server: RunningServer
 
     def token(self, user: str = "alice", *roles: str) -> str:
         return mint_token(self.gateway.tokens, user, roles)
@@ -82,7 +83,7 @@ async def gateway_factory(tmp_path: Path) -> AsyncIterator[Factory]:
             create_app(gateway), settings.max_frame_bytes, compression=settings.ws_compression
         )
         http = httpx.AsyncClient(base_url=server.base, timeout=10)
-        harness = Harness(server.base, server.ws, gateway, fake, log, producer, http)
+        harness = Harness(server.base, server.ws, gateway, fake, log, producer, http, server)
         running.append((server, harness))
         return harness
 

@@ -5,6 +5,7 @@ tests/integration/gateway."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from typing import Any
 
@@ -352,3 +353,19 @@ def update_message_of(task_id: str) -> str:
     from ytmaker_gateway.rules.protocol import update_message
 
     return update_message(make_update(task_id, n=0), 0, None)
+
+
+def test_the_garbage_collector_does_not_walk_the_cached_updates() -> None:
+    """A full collection walks every tracked object: the cache's half a million updates must
+    not be among them (decision 0106)."""
+    hub = _hub()
+    log = FakeLog(hub, partitions=1)
+    cache = hub.cache = UpdateCache(per_task=100_000, tasks=10)
+    log.append(make_update("t1", n=0))
+    gc.collect()
+    before = len(gc.get_objects())
+    for n in range(1, 2001):
+        log.append(make_update("t1", n=n))
+    gc.collect()
+    assert len(cache.read("t1", 0, 0, 10_000, 0) or []) == 2001
+    assert len(gc.get_objects()) - before < 200

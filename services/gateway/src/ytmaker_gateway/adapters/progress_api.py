@@ -84,6 +84,7 @@ class ProgressApi:
                 response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ProgressUnavailable(f"progress service: {type(exc).__name__}") from None
+        _release(response)
         if response.status_code >= 500:
             raise ProgressUnavailable(f"progress service answered {response.status_code}")
         return response
@@ -104,6 +105,7 @@ class ProgressApi:
                 response = await self._http.get(self._root + "/readyz")
         except (httpx.HTTPError, ProgressUnavailable):
             return False
+        _release(response)
         return response.status_code == 200
 
     async def task(self, task_id: str) -> dict[str, Any] | None:
@@ -228,3 +230,11 @@ def _message(response: httpx.Response) -> str | None:
         return str(message)
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _release(response: httpx.Response) -> None:
+    """Let a read response be freed by its reference count. httpx 0.28 wraps its body in a
+    stream that refers back to the response, a cycle only the garbage collector's full pass
+    reclaims (encode/httpx#3733); the body is read and closed, so its stream is no longer
+    needed (decision 0106)."""
+    response.stream = httpx.ByteStream(b"")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import Any
@@ -59,6 +60,12 @@ class _Close(Exception):
         self.reason = reason
 
 
+async def _send_held(ws: WebSocket, text: str) -> None:
+    """Framed now, written to the socket with the next message (api/wsprotocol.py). Not a
+    method: the queue would hold the connection that holds it, a reference cycle."""
+    await ws.send({"type": "websocket.send", "text": text, "more": True})
+
+
 class Connection:
     """Build it after the socket is accepted and its principal admitted, then `run()`."""
 
@@ -76,7 +83,7 @@ class Connection:
             ws.send_text,
             maxsize=self.settings.client_queue_size,
             batch=self.settings.write_batch,
-            send_held=self._send_held,
+            send_held=functools.partial(_send_held, ws),
             write_now=self._server.get("write_now"),
         )
         client = ws.client
@@ -119,9 +126,9 @@ class Connection:
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
+            # Not `await task`: its exception, raised here, would hold this frame, which holds
+            # the tasks, which hold the exception, a cycle of the whole connection.
+            await asyncio.wait(tasks)
             self._teardown()
             if close is not None and self.ws.client_state is WebSocketState.CONNECTED:
                 with contextlib.suppress(Exception):
@@ -147,10 +154,6 @@ class Connection:
         self.watching.close()
         self.gateway.sessions.close(self.session)
         metrics.CONNECTED_CLIENTS.dec()
-
-    async def _send_held(self, text: str) -> None:
-        """Framed now, written to the socket with the next message (api/wsprotocol.py)."""
-        await self.ws.send({"type": "websocket.send", "text": text, "more": True})
 
     def projects(self) -> list[str]:
         """The project of every open subscription and stream (for the operator's views)."""

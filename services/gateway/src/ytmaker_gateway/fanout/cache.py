@@ -15,16 +15,18 @@ brings it back), it has none after that offset, so a replay from there needs no 
 however many other tasks' updates passed meanwhile (a reconnect to a task that has been quiet
 while a busy partition moved on scanned all of them before).
 
-Entries are `Delivery` named tuples of strings and numbers. The garbage collector untracks
-only exact tuples of atoms, not named tuples (checked on 2 December: `gc.is_tracked` stays
-True after a collection), so each cached update is one object that the gateway's scheduled
-full collection walks (docs/decisions/0033-gateway-latency.md, 0044).
+Entries are the fields of a `Delivery` in a plain tuple, not the named tuple itself: the
+garbage collector stops tracking a plain tuple of strings and numbers at its first collection,
+never a named tuple, and a full collection walks every tracked object. Full, the cache is half
+a million updates, which as named tuples made up most of what the gateway's full collection
+walked (decision 0106).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from typing import Final
 
 from ytmaker_gateway.fanout.delivery import Delivery
 
@@ -33,15 +35,23 @@ ENTRY_OVERHEAD = 200
 #: Dropped tasks remembered (their last offset), per task the cache holds.
 DROPPED_PER_TASK = 10
 
+#: A cached update: `tuple(delivery)`.
+_Entry = tuple[int, int, str, str, str, str, str, float, str]
+_PARTITION: Final = 0
+_OFFSET: Final = 1
+_TEXT: Final = 8
+assert Delivery._fields[_PARTITION] == "partition" and Delivery._fields[_OFFSET] == "offset"
+assert Delivery._fields[_TEXT] == "text"
 
-def _size(delivery: Delivery) -> int:
-    return len(delivery.text) + ENTRY_OVERHEAD
+
+def _size(entry: _Entry) -> int:
+    return len(entry[_TEXT]) + ENTRY_OVERHEAD
 
 
 @dataclass
 class _TaskUpdates:
     complete_from: int
-    items: deque[Delivery] = field(default_factory=deque)
+    items: deque[_Entry] = field(default_factory=deque)
     size: int = 0
 
 
@@ -79,9 +89,10 @@ class UpdateCache:
             entry = self._by_task[delivery.task_id] = _TaskUpdates(max(partition_start, since))
         else:
             self._by_task.move_to_end(delivery.task_id)
-        entry.items.append(delivery)
-        entry.size += _size(delivery)
-        self._size += _size(delivery)
+        item: _Entry = (*delivery,)
+        entry.items.append(item)
+        entry.size += _size(item)
+        self._size += _size(item)
         if len(entry.items) > self._per_task:
             self._evict_oldest(entry)
         while len(self._by_task) > self._tasks or (
@@ -93,7 +104,7 @@ class UpdateCache:
 
     def _evict_oldest(self, entry: _TaskUpdates) -> None:
         evicted = entry.items.popleft()
-        entry.complete_from = evicted.offset + 1
+        entry.complete_from = evicted[_OFFSET] + 1
         entry.size -= _size(evicted)
         self._size -= _size(evicted)
 
@@ -103,9 +114,9 @@ class UpdateCache:
         end = dropped.complete_from
         if dropped.items:
             last = dropped.items[-1]
-            end = last.offset + 1
-            floor = self._floor.get(last.partition, 0)
-            self._floor[last.partition] = max(floor, end)
+            end = last[_OFFSET] + 1
+            floor = self._floor.get(last[_PARTITION], 0)
+            self._floor[last[_PARTITION]] = max(floor, end)
         self._dropped[task_id] = end
         if len(self._dropped) > DROPPED_PER_TASK * self._tasks:
             self._dropped.popitem(last=False)  # that task falls back on its partition's floor
@@ -128,7 +139,7 @@ class UpdateCache:
     def newest(self, task_id: str) -> Delivery | None:
         """The task's latest update held, if any."""
         entry = self._by_task.get(task_id)
-        return entry.items[-1] if entry is not None and entry.items else None
+        return Delivery._make(entry.items[-1]) if entry is not None and entry.items else None
 
     def read(
         self, task_id: str, partition: int, first: int, end: int, partition_start: int
@@ -142,10 +153,10 @@ class UpdateCache:
         if entry is None:
             return []
         found: list[Delivery] = []
-        for delivery in reversed(entry.items):  # a replay wants the newest: stop before them
-            if delivery.offset < first:
+        for item in reversed(entry.items):  # a replay wants the newest: stop before them
+            if item[_OFFSET] < first:
                 break
-            if delivery.offset < end:
-                found.append(delivery)
+            if item[_OFFSET] < end:
+                found.append(Delivery._make(item))
         found.reverse()
         return found

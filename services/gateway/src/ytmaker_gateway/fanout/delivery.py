@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 class Delivery(NamedTuple):
     """A tuple of strings and numbers: cheap to make (a replay makes one per update). Unlike a
-    plain tuple, the garbage collector tracks it for ever: the cached ones are kept out of its
-    way by the collector's schedule (freezes, docs/decisions/0033 and 0044)."""
+    plain tuple, the garbage collector tracks it for ever: the hub's cache keeps plain ones
+    (fanout/cache.py)."""
 
     partition: int
     offset: int
