@@ -1,4 +1,4 @@
-"""The garbage collector's schedule (ytmaker_shared/gcpolicy.py, decisions 0033 and 0044)."""
+"""The garbage collector's schedule (ytmaker_shared/gcpolicy.py, decisions 0033, 0044, 0106)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,8 @@ async def test_the_schedule_refreezes_collects_fully_and_stops(
             both.set()
         return 0.0
 
+    heap = iter(range(1000, 10**9, 1000))  # a heap that keeps growing
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: next(heap))
     monkeypatch.setattr(gcpolicy, "refreeze", lambda: call("refreeze"))
     monkeypatch.setattr(gcpolicy, "full_collection", lambda: call("full"))
     await _run_schedule(0.01, 0.05, until=both)
@@ -132,27 +134,54 @@ async def test_scheduled_runs_the_settings_schedule_and_only_when_asked() -> Non
     assert schedule.done() and schedule.exception() is None
 
 
-def test_a_big_heap_is_walked_again_only_once_it_has_grown_by_a_quarter() -> None:
-    small, big = gcpolicy.SMALL_HEAP - 1, 4 * gcpolicy.SMALL_HEAP
-    assert gcpolicy.full_collection_due(small, small)  # small: on the schedule
-    assert not gcpolicy.full_collection_due(big, big)
-    assert not gcpolicy.full_collection_due(big + big // 5, big)
-    assert gcpolicy.full_collection_due(big + big // 4, big)
+def test_a_heap_is_walked_again_only_once_it_has_grown_by_a_quarter() -> None:
+    for mark in (1000, 400_000, 8_000_000):
+        assert not gcpolicy.full_collection_due(mark, mark)
+        assert not gcpolicy.full_collection_due(mark + mark // 5, mark)
+        assert gcpolicy.full_collection_due(mark + mark // 4, mark)
 
 
-async def test_the_schedule_leaves_a_big_steady_heap_alone(
+async def _schedule_of(heap: list[int], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the schedule does in 40 steps, a full collection allowed every 5, while the frozen
+    heap is `heap[0]`, then `heap[1]`... one value per step (the last one stays). Its clock
+    counts steps, not seconds."""
+    calls: list[str] = []
+    enough = asyncio.Event()
+    sizes = [heap[0]]
+
+    def step(name: str) -> float:
+        calls.append(name)
+        if len(calls) >= 40:
+            enough.set()
+        sizes.append(heap[min(len(calls), len(heap) - 1)])
+        return 0.0
+
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: sizes[-1])
+    monkeypatch.setattr(gcpolicy, "refreeze", lambda: step("refreeze"))
+    monkeypatch.setattr(gcpolicy, "full_collection", lambda: step("full"))
+    stopping = asyncio.Event()
+    task = asyncio.create_task(gcpolicy.run(0.0001, 5, stopping, clock=lambda: len(calls)))
+    async with asyncio.timeout(5):
+        await enough.wait()
+    stopping.set()
+    async with asyncio.timeout(2):
+        await task
+    return calls
+
+
+async def test_the_schedule_leaves_a_steady_heap_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    for size in (1000, 400_000, 8_000_000):
+        assert "full" not in await _schedule_of([size], monkeypatch)
+
+
+async def test_a_heap_filling_up_after_the_start_is_not_garbage(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: list[str] = []
-    refreezes = asyncio.Event()
-
-    def refreeze() -> None:
-        calls.append("refreeze")
-        if len(calls) >= 20:
-            refreezes.set()
-
-    monkeypatch.setattr(gc, "get_freeze_count", lambda: 3 * gcpolicy.SMALL_HEAP)
-    monkeypatch.setattr(gcpolicy, "refreeze", refreeze)
-    monkeypatch.setattr(gcpolicy, "full_collection", lambda: calls.append("full") or 0.0)
-    await _run_schedule(0.001, 0.002, until=refreezes)
-    assert "full" not in calls
+    """A gateway's connections arrive after it starts: what it holds when a full collection is
+    first allowed is the mark, and only growth past it by a quarter brings one."""
+    filling = [100_000 * n for n in range(1, 5)]  # then 400,000 for good
+    assert "full" not in await _schedule_of(filling, monkeypatch)
+    leaking = [400_000] * 10 + [400_000 + 10_000 * n for n in range(1, 11)]  # up to 500,000
+    calls = await _schedule_of(leaking, monkeypatch)
+    assert calls.count("full") == 1  # at 500,000, the new mark
+    assert calls.index("full") == 19

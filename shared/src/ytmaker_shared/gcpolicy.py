@@ -1,4 +1,4 @@
-"""The garbage collector's schedule of every long-running process (decisions 0033, 0044).
+"""The garbage collector's schedule of every long-running process (decisions 0033, 0044, 0106).
 
 Python's full collections scan every tracked object: a thousand clients' connections in the
 gateway, every task's recent history in the read side. That is hundreds of thousands to
@@ -6,8 +6,9 @@ millions of objects, pauses of 100 ms and more (a p99 by itself) and, in the rea
 of its CPU. So the objects that stay are moved out of the collector's reach (`gc.freeze()`)
 soon after they appear, the young collections only ever scan what is recent, and Python's own
 full collections are off: the schedule does them. What is frozen and later becomes a garbage
-*cycle* would stay; a full collection of everything, at most every `full_every_s` (and on a
-big heap only once it has grown by a quarter), reclaims it.
+*cycle* would stay, and make the frozen heap grow; a full collection of everything, at most
+every `full_every_s` and only once the frozen heap has grown by a quarter, reclaims it. A heap
+that does not grow has no such garbage to reclaim, and is not walked at all.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from ytmaker_shared.settings import ServiceSettings
 
@@ -59,38 +60,41 @@ def full_collection() -> float:
     return time.perf_counter() - started
 
 
-#: A heap this small (tracked objects) is collected on the schedule whatever it did since: a
-#: full pass of it takes a fraction of a second (the gateway's with 1,000 clients: ~0.25 s).
-SMALL_HEAP = 2_000_000
+def full_collection_due(frozen: int, mark: int) -> bool:
+    """Whether the frozen heap has grown by a quarter since `mark`: Python's own rule, applied
+    to what is frozen. A full pass walks everything (the gateway's thousand connections:
+    0.4-0.5 s on a slow machine, a latency stall of its own; the read side's million updates
+    of history: 5.6 s of a core), so a heap that does not grow, whose garbage cycles would
+    make it grow, is not walked again (decisions 0044 and 0106)."""
+    return 4 * frozen >= 5 * mark
 
 
-def full_collection_due(frozen: int, frozen_after_last: int) -> bool:
-    """Whether the scheduled full collection should run: always on a small heap; on a big one
-    only once it has grown by a quarter since the last, Python's own rule. A full pass walks
-    everything (the read side's million updates of history: 5.6 s of a core), so a big heap
-    that does not grow is not walked again every few minutes; its garbage cycles, which would
-    make it grow, still bring the pass back."""
-    return frozen < SMALL_HEAP or 4 * frozen >= 5 * frozen_after_last
-
-
-async def run(interval_s: float, full_every_s: float, stopping: asyncio.Event) -> None:
+async def run(
+    interval_s: float,
+    full_every_s: float,
+    stopping: asyncio.Event,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """`refreeze()` every `interval_s`, and `full_collection()` at most every `full_every_s`
-    (0: never) when `full_collection_due`, until `stopping` is set."""
-    last_full, frozen_after_last = time.monotonic(), gc.get_freeze_count()
+    (0: never) when `full_collection_due`, until `stopping` is set. The mark is the frozen heap
+    after the last full collection; before the first one, the heap of the first time one could
+    run: a process fills up with what it serves (its connections, its history) after it
+    starts, and that is not garbage."""
+    last_full = clock()
+    mark: int | None = None
     while not stopping.is_set():
         try:
             await asyncio.wait_for(stopping.wait(), interval_s)
         except TimeoutError:
-            if (
-                full_every_s > 0
-                and time.monotonic() - last_full >= full_every_s
-                and full_collection_due(gc.get_freeze_count(), frozen_after_last)
-            ):
-                took = full_collection()
-                last_full, frozen_after_last = time.monotonic(), gc.get_freeze_count()
-                log.info("full garbage collection", extra={"seconds": round(took, 4)})
-            else:
-                refreeze()
+            if full_every_s > 0 and clock() - last_full >= full_every_s:
+                if mark is None:
+                    mark = gc.get_freeze_count()
+                if full_collection_due(gc.get_freeze_count(), mark):
+                    took = full_collection()
+                    last_full, mark = clock(), gc.get_freeze_count()
+                    log.info("full garbage collection", extra={"seconds": round(took, 4)})
+                    continue
+            refreeze()
 
 
 @contextlib.asynccontextmanager

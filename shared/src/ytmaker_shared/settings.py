@@ -76,7 +76,7 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description="How long a starting process waits for an unreachable broker.",
     )
-    # The garbage collector's schedule (gcpolicy.py, decisions 0033 and 0044).
+    # The garbage collector's schedule (gcpolicy.py, decisions 0033, 0044 and 0106).
     gc_freeze: bool = Field(
         default=True,
         description="Keep long-lived objects out of the collector's reach and run full "
@@ -88,8 +88,8 @@ class ServiceSettings(BaseSettings):
     gc_full_every_s: float = Field(
         default=600.0,
         ge=0,
-        description="A full collection of everything at most this often (0: never); on a heap "
-        "of 2,000,000 objects and more, only once it has grown by a quarter (decision 0044).",
+        description="A full collection of everything at most this often (0: never), and only "
+        "once the frozen heap has grown by a quarter (decisions 0044, 0106).",
     )
     gc_threshold: int = Field(
         default=0, ge=0, description="Young-generation threshold; 0 keeps Python's (700)."
