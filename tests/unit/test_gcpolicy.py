@@ -174,14 +174,12 @@ async def test_the_schedule_leaves_a_steady_heap_alone(monkeypatch: pytest.Monke
         assert "full" not in await _schedule_of([size], monkeypatch)
 
 
-async def test_a_heap_filling_up_after_the_start_is_not_garbage(
+async def test_a_growing_heap_is_walked_once_a_quarter_bigger(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A gateway's connections arrive after it starts: what it holds when a full collection is
-    first allowed is the mark, and only growth past it by a quarter brings one."""
-    filling = [100_000 * n for n in range(1, 5)]  # then 400,000 for good
-    assert "full" not in await _schedule_of(filling, monkeypatch)
-    leaking = [400_000] * 10 + [400_000 + 10_000 * n for n in range(1, 11)]  # up to 500,000
-    calls = await _schedule_of(leaking, monkeypatch)
+    """From the start, and after each full collection, the next one waits until the frozen
+    heap has grown by a quarter (and at least as long as the schedule says)."""
+    growing = [400_000] * 10 + [400_000 + 10_000 * n for n in range(1, 11)]  # up to 500,000
+    calls = await _schedule_of(growing, monkeypatch)
     assert calls.count("full") == 1  # at 500,000, the new mark
     assert calls.index("full") == 19

@@ -76,25 +76,23 @@ async def run(
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """`refreeze()` every `interval_s`, and `full_collection()` at most every `full_every_s`
-    (0: never) when `full_collection_due`, until `stopping` is set. The mark is the frozen heap
-    after the last full collection; before the first one, the heap of the first time one could
-    run: a process fills up with what it serves (its connections, its history) after it
-    starts, and that is not garbage."""
-    last_full = clock()
-    mark: int | None = None
+    (0: never) when `full_collection_due` since the last one (or the start), until `stopping`
+    is set."""
+    last_full, mark = clock(), gc.get_freeze_count()
     while not stopping.is_set():
         try:
             await asyncio.wait_for(stopping.wait(), interval_s)
         except TimeoutError:
-            if full_every_s > 0 and clock() - last_full >= full_every_s:
-                if mark is None:
-                    mark = gc.get_freeze_count()
-                if full_collection_due(gc.get_freeze_count(), mark):
-                    took = full_collection()
-                    last_full, mark = clock(), gc.get_freeze_count()
-                    log.info("full garbage collection", extra={"seconds": round(took, 4)})
-                    continue
-            refreeze()
+            if (
+                full_every_s > 0
+                and clock() - last_full >= full_every_s
+                and full_collection_due(gc.get_freeze_count(), mark)
+            ):
+                took = full_collection()
+                last_full, mark = clock(), gc.get_freeze_count()
+                log.info("full garbage collection", extra={"seconds": round(took, 4)})
+            else:
+                refreeze()
 
 
 @contextlib.asynccontextmanager
