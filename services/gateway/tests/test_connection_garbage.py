@@ -44,8 +44,11 @@ async def _server_closes(ws: ClientConnection) -> None:
             await ws.recv()
 
 
-ENDINGS = {"client closes": _client_closes, "client vanishes": _client_vanishes}
-ENDINGS["server closes"] = _server_closes
+ENDINGS = {
+    "client closes": _client_closes,
+    "client vanishes": _client_vanishes,
+    "server closes": _server_closes,
+}
 
 
 async def _session(gw: Harness, ending: str) -> None:

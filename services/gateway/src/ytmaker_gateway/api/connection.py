@@ -126,10 +126,12 @@ class Connection:
         finally:
             for task in tasks:
                 task.cancel()
-            # Not `await task`: its exception, raised here, would hold this frame, which holds
-            # the tasks, which hold the exception, a cycle of the whole connection.
-            await asyncio.wait(tasks)
-            self._teardown()
+            try:
+                # Not `await task`: its exception, raised here, would hold this frame, which
+                # holds the tasks, which hold the exception, a cycle of the whole connection.
+                await asyncio.wait(tasks)
+            finally:  # even if this one is cancelled meanwhile (the server stopping)
+                self._teardown()
             if close is not None and self.ws.client_state is WebSocketState.CONNECTED:
                 with contextlib.suppress(Exception):
                     if close[0] != CLOSE_TRY_AGAIN_LATER:
