@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -61,10 +62,16 @@ def test_a_young_threshold_is_applied_only_when_asked() -> None:
     assert gc.get_threshold()[:2] == (5000, before[1])
 
 
-async def _run_schedule(interval_s: float, full_every_s: float, *, until: asyncio.Event) -> None:
+async def _run_schedule(
+    interval_s: float,
+    full_every_s: float,
+    *,
+    until: asyncio.Event,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """Run the schedule until `until` is set (5 s at most), then stop it (2 s at most)."""
     stopping = asyncio.Event()
-    task = asyncio.create_task(gcpolicy.run(interval_s, full_every_s, stopping))
+    task = asyncio.create_task(gcpolicy.run(interval_s, full_every_s, stopping, clock))
     async with asyncio.timeout(5):
         await until.wait()
     stopping.set()
@@ -159,13 +166,7 @@ async def _schedule_of(heap: list[int], monkeypatch: pytest.MonkeyPatch) -> list
     monkeypatch.setattr(gc, "get_freeze_count", lambda: sizes[-1])
     monkeypatch.setattr(gcpolicy, "refreeze", lambda: step("refreeze"))
     monkeypatch.setattr(gcpolicy, "full_collection", lambda: step("full"))
-    stopping = asyncio.Event()
-    task = asyncio.create_task(gcpolicy.run(0.0001, 5, stopping, clock=lambda: len(calls)))
-    async with asyncio.timeout(5):
-        await enough.wait()
-    stopping.set()
-    async with asyncio.timeout(2):
-        await task
+    await _run_schedule(0.0001, 5, until=enough, clock=lambda: len(calls))
     return calls
 
 
