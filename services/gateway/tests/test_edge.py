@@ -188,6 +188,24 @@ async def test_an_open_socket_is_closed_with_4401_when_its_token_expires(
         assert await _closed_with(ws) == 4401
 
 
+async def test_heartbeats_go_on_until_the_token_expires(gateway_factory: Factory) -> None:
+    """One clock keeps both deadlines of a socket: the pings of its heartbeat while the
+    token is valid (the client answering each), then the close when it expires."""
+    gw = await gateway_factory(jwt_leeway_s=0, heartbeat_interval_s=0.3)
+    from ytmaker_gateway.auth import mint_token
+
+    token = mint_token(gw.gateway.tokens, "alice", ttl_s=3)
+    async with connect(f"{gw.ws}/api/v1/ws?token={token}") as ws:
+        assert (await _recv(ws))["type"] == "connected"
+        pings = 0
+        while (received := await _recv(ws, timeout=10))["type"] == "ping":
+            pings += 1
+            await ws.send(json.dumps({"action": "pong"}))
+        assert received["type"] == "error" and received["payload"]["code"] == "unauthorized"
+        assert await _closed_with(ws) == 4401
+    assert pings >= 4  # ~3 s of 0.3-s beats: about nine
+
+
 async def test_metrics_name_no_user_project_or_task(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
     gw.seed(T1, owner="alice-the-user", n=2)

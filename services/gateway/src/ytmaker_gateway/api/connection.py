@@ -1,13 +1,14 @@
 """One WebSocket client connection: the glue between its socket and the gateway.
 
-A `Connection` runs five tasks: the receiver (reads every frame at once), the handler (answers
+A `Connection` runs four tasks: the receiver (reads every frame at once), the handler (answers
 them in order; a subscribe's replay runs here, paced by the client), the writer (the client's
-queue), the heartbeat and the token's expiry. The first of them to finish decides how the
-socket closes: the writer on overflow (1013: a slow client resumes by offset), the heartbeat on
-silence (4408), the expiry (4401), the receiver when the client leaves or keeps breaking the
-rules (1008) or sends an oversize frame (1009). Bad messages otherwise get an `error` message
-and the socket stays. What is allowed is decided by the connection's `SessionRules`
-(rules/session.py); this module only carries it out (docs/protocol.md).
+queue) and the clock (the heartbeat and the token's expiry). The first of them to finish
+decides how the socket closes: the writer on overflow (1013: a slow client resumes by offset),
+the clock on silence (4408) or when the token expires (4401), the receiver when the client
+leaves or keeps breaking the rules (1008) or sends an oversize frame (1009). Bad messages
+otherwise get an `error` message and the socket stays. What is allowed is decided by the
+connection's `SessionRules` (rules/session.py); this module only carries it out
+(docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -116,9 +117,8 @@ class Connection:
         writer = asyncio.create_task(self.queue.run(), name="ws-writer")
         receiver = asyncio.create_task(self._receive_loop(), name="ws-receiver")
         handler = asyncio.create_task(self._handle_loop(old_client_id), name="ws-handler")
-        heartbeat = asyncio.create_task(self._heartbeat(), name="ws-heartbeat")
-        expiry = asyncio.create_task(self._expiry(), name="ws-expiry")
-        tasks = {writer, receiver, handler, heartbeat, expiry}
+        clock = asyncio.create_task(self._clock(), name="ws-clock")
+        tasks = {writer, receiver, handler, clock}
         close: tuple[int, str] | None = None
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -165,34 +165,43 @@ class Connection:
         """task_id → the last offset written to the socket, for every subscription."""
         return {task_id: self.queue.delivered.get(task_id, -1) for task_id in self.watching}
 
-    async def _expiry(self) -> None:
-        """Close with 4401 when the token expires (its `exp` plus the leeway): a socket lives
-        no longer than the credential it was opened with. Reconnect with a new token and
-        `old_client_id` to resume."""
-        expires_at = self.principal.expires_at
-        if expires_at is None:
-            await asyncio.Event().wait()  # the development user: no expiry
-            return
-        await asyncio.sleep(max(0.0, expires_at - time.time()))
-        metrics.BAD_INPUT.labels("token_expired").inc()
-        self.queue.push(error_message("unauthorized", "token expired: reconnect with a new one"))
-        raise _Close(CLOSE_UNAUTHORIZED, "token expired")
-
-    async def _heartbeat(self) -> None:
-        """Ping every interval; close (4408) a client the rules find silent."""
+    async def _clock(self) -> None:
+        """The connection's two deadlines, in one task (each task is a few more objects per
+        connection for the collector to walk, decision 0106): ping every heartbeat interval
+        and close (4408) a client the rules find silent; close (4401) when the token expires
+        (its `exp` plus the leeway), as a socket lives no longer than the credential it was
+        opened with. Reconnect with a new token and `old_client_id` to resume."""
+        interval = self.settings.heartbeat_interval_s
+        expires_at = self.principal.expires_at  # None: the development user, no expiry
+        beat_at = time.monotonic() + interval
         while True:
-            await asyncio.sleep(self.settings.heartbeat_interval_s)
-            backlog = self._server.get("backlog")
-            silent = self.rules.beat(
-                time.time(),
-                sent=self.queue.sent,
-                replaying=self._replaying > 0,
-                backlog=None if backlog is None else backlog(),
-            )
-            self.session.last_active_at = self.rules.last_heard
-            if silent:
-                raise _Close(CLOSE_HEARTBEAT_TIMEOUT, "no message for two heartbeat intervals")
-            self.queue.push(message("ping", {"timestamp": time.time()}))
+            wait = beat_at - time.monotonic()
+            if expires_at is not None:
+                wait = min(wait, expires_at - time.time())
+            await asyncio.sleep(max(0.0, wait))
+            if expires_at is not None and time.time() >= expires_at:
+                metrics.BAD_INPUT.labels("token_expired").inc()
+                self.queue.push(
+                    error_message("unauthorized", "token expired: reconnect with a new one")
+                )
+                raise _Close(CLOSE_UNAUTHORIZED, "token expired")
+            if time.monotonic() >= beat_at:
+                beat_at = time.monotonic() + interval
+                self._beat()
+
+    def _beat(self) -> None:
+        """One heartbeat: close (4408) a client the rules find silent, else ping it."""
+        backlog = self._server.get("backlog")
+        silent = self.rules.beat(
+            time.time(),
+            sent=self.queue.sent,
+            replaying=self._replaying > 0,
+            backlog=None if backlog is None else backlog(),
+        )
+        self.session.last_active_at = self.rules.last_heard
+        if silent:
+            raise _Close(CLOSE_HEARTBEAT_TIMEOUT, "no message for two heartbeat intervals")
+        self.queue.push(message("ping", {"timestamp": time.time()}))
 
     # --- reading -------------------------------------------------------------------------
 
