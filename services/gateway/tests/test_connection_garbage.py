@@ -15,8 +15,9 @@ import weakref
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
-from tests.support.gateway import make_update, stable_id
+from tests.support.gateway import PROJECT, make_update, stable_id
 from tests.support.wait import wait_until
 
 from .conftest import Factory, Harness
@@ -119,3 +120,53 @@ async def test_a_closed_connection_leaves_no_cycles(gateway_factory: Factory, en
         gc.set_debug(gc.get_debug() & ~gc.DEBUG_SAVEALL)
         gc.garbage.clear()
     assert not left, left
+
+
+def _framework_coroutines() -> list[str]:
+    """Suspended coroutines of FastAPI's and Starlette's routing, middleware and endpoint
+    wrappers alive in this process (not the `WebSocket.receive` a connection awaits)."""
+    return sorted(
+        thing.__qualname__
+        for thing in gc.get_objects()
+        if type(thing) is types.CoroutineType
+        and thing.cr_frame is not None
+        and any(part in thing.cr_code.co_filename for part in ("/starlette/", "/fastapi/"))
+        and not thing.cr_code.co_filename.endswith("/starlette/websockets.py")
+    )
+
+
+async def test_an_open_connection_holds_none_of_the_frameworks_frames(
+    gateway_factory: Factory,
+) -> None:
+    """What an open connection keeps alive, every full collection walks (decision 0108): its
+    own tasks and socket, not FastAPI's routing and middleware suspended around it, nor the
+    handshake, for as long as it is open. Both streams, subscribed and receiving."""
+    gw = await gateway_factory()
+    gw.seed(T1, n=3)
+    before = _framework_coroutines()
+    sockets = []
+    for _ in range(3):
+        ws = await connect(f"{gw.ws}/api/v1/ws?token={gw.token()}", max_size=None)
+        await ws.recv()
+        await ws.send(json.dumps({"action": "subscribe", "task_id": T1}))
+        while json.loads(await ws.recv())["type"] != "subscribed":
+            pass
+        sockets.append(ws)
+    project = await connect(
+        f"{gw.ws}/api/v1/projects/{PROJECT}/progress?token={gw.token()}", max_size=None
+    )
+    sockets.append(project)
+    live = gw.log.append(make_update(T1, n=9, progress=90))
+    for ws in sockets:
+        while json.loads(await ws.recv()).get("offset") != live:
+            pass
+    try:
+        assert _framework_coroutines() == before
+        protocols = gw.server.server.server_state.connections
+        assert len(protocols) == len(sockets)
+        # Nor the handshake's request and response, with their headers, once written.
+        held = [v for p in protocols for v in vars(p).values() if isinstance(v, Request | Response)]
+        assert not held, held
+    finally:
+        for ws in sockets:
+            await ws.close()

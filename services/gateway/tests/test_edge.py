@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 
 from tests.support.gateway import PROJECT, make_update, stable_id
 from tests.support.wait import wait_until
+from ytmaker_gateway.api.ws import is_stream
 from ytmaker_gateway.main import refuse_anonymous_on_a_network
 from ytmaker_gateway.settings import GatewaySettings
 
@@ -382,3 +383,26 @@ async def test_a_client_closing_during_a_long_replay_is_let_go_at_once(
     assert gw.gateway.hub.stats()["subscribed_tasks"] == 0
     ws.transport.abort()  # this client would wait out its close timeout: no need
     await closing
+
+
+@pytest.mark.parametrize(
+    ("scope", "stream"),
+    [
+        ({"type": "websocket", "path": "/api/v1/ws"}, True),
+        ({"type": "websocket", "path": f"/api/v1/projects/{PROJECT}/progress"}, True),
+        ({"type": "websocket", "path": "/api/v1/projects/not-an-id/progress"}, True),
+        ({"type": "websocket", "path": "/api/v1/projects/a/b/progress"}, False),
+        ({"type": "websocket", "path": "/api/v1/ws/"}, False),
+        ({"type": "websocket", "path": "/socket.io/"}, False),
+        ({"type": "http", "path": "/api/v1/ws"}, False),
+        ({"type": "websocket", "path": "/gw/api/v1/ws", "root_path": "/gw"}, True),
+        ({"type": "websocket", "path": "/gwx/api/v1/ws", "root_path": "/gw"}, False),
+    ],
+)
+def test_the_streams_are_the_paths_fastapi_routed_to_them(
+    scope: dict[str, Any], stream: bool
+) -> None:
+    """The two WebSocket paths that skip FastAPI's routing (decision 0108) are matched as its
+    routing matched them: a path parameter is one segment, a proxy's `root_path` is stripped;
+    any other WebSocket path still meets the framework (and its 404)."""
+    assert is_stream(scope) is stream

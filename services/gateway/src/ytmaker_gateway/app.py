@@ -19,8 +19,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ytmaker_gateway import metrics
-from ytmaker_gateway.api import rest, runs, ws
+from ytmaker_gateway.api import rest, runs
 from ytmaker_gateway.api.edge import EdgeGuard
+from ytmaker_gateway.api.ws import StreamSockets, is_stream
 from ytmaker_gateway.gateway import Gateway
 from ytmaker_gateway.rules.errors import GatewayError
 from ytmaker_gateway.sio.server import SocketIOMount
@@ -59,14 +60,37 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class GatewayApp(FastAPI):
+    """FastAPI, except for the two WebSocket streams: they meet the edge guard and go straight
+    to `StreamSockets` (api/ws.py, decision 0108), so that an open connection holds none of
+    the framework's routing and middleware. A middleware that must act on the streams too
+    goes on their way (`streams`, in `create_app`) as well as on FastAPI's."""
+
+    def __init__(self, *, streams: ASGIApp, **options: Any) -> None:
+        super().__init__(**options)
+        self._streams = streams
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_stream(scope):
+            scope["app"] = self
+            await self._streams(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Any:
     return JSONResponse(
         {"error": {"code": code, "message": message, "details": details or {}}}, status_code=status
     )
 
 
-def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> FastAPI:
-    app = FastAPI(
+def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> GatewayApp:
+    edge: dict[str, Any] = {
+        "max_body_bytes": gateway.settings.max_body_bytes,
+        "loopback_only": gateway.settings.dev_allow_anonymous,
+    }
+    app = GatewayApp(
+        streams=EdgeGuard(StreamSockets(gateway), **edge),
         title="ytmaker gateway",
         version="1.0.0",
         description="Text to published video: start runs, control them, watch them live "
@@ -75,7 +99,6 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
     app.state.gateway = gateway
     app.include_router(rest.router)
     app.include_router(runs.router)
-    app.include_router(ws.router)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, exc: GatewayError) -> Any:
@@ -132,10 +155,6 @@ def create_app(gateway: Gateway, ready: Callable[[], bool] | None = None) -> Fas
             allow_headers=["authorization", "content-type"],
         )
     app.add_middleware(SocketIOMount, gateway=gateway)  # /socket.io/: the /progress namespace
-    app.add_middleware(
-        EdgeGuard,
-        max_body_bytes=gateway.settings.max_body_bytes,
-        loopback_only=gateway.settings.dev_allow_anonymous,
-    )
+    app.add_middleware(EdgeGuard, **edge)
     app.add_middleware(SecurityHeaders)
     return app

@@ -4,13 +4,22 @@
 Each accepts the socket, authenticates it (4401 without a valid token) and admits it: a user
 past `max_connections_per_user` open sockets is told so and closed with 4429 before anything
 else happens. The accepted connection is then a `Connection` (api/connection.py).
+
+`StreamSockets` is a plain ASGI app, not a FastAPI route: the application hands it these two
+paths beneath the edge guard alone (app.py, decision 0108). Through FastAPI's routing and
+middleware a connection held two dozen suspended coroutines, their closures and exit stacks
+for as long as it was open, ~70 objects of the 237 each connection added to what the gateway's
+full garbage collection walks. Nothing on that way acts on a WebSocket: the security headers,
+the body limit and CORS are HTTP's, and no route of these two takes a dependency.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 
-from fastapi import APIRouter, WebSocket
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.api.connection import Connection
@@ -25,7 +34,42 @@ from ytmaker_gateway.rules.protocol import (
     error_message,
 )
 
-router = APIRouter()
+#: The two paths, as FastAPI's routing matched them (a path parameter is one segment).
+STREAM_PATH = "/api/v1/ws"
+PROJECT_STREAM_PATH = re.compile(r"/api/v1/projects/([^/]+)/progress")
+
+
+def route_path(scope: Scope) -> str:
+    """The path a router matches: without the `root_path` a proxy put in front of it, as
+    Starlette strips it."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :]
+    return path
+
+
+def is_stream(scope: Scope) -> bool:
+    """Whether `scope` opens one of the two WebSocket streams."""
+    if scope["type"] != "websocket":
+        return False
+    path = route_path(scope)
+    return path == STREAM_PATH or PROJECT_STREAM_PATH.fullmatch(path) is not None
+
+
+class StreamSockets:
+    """The ASGI app of the two streams; `is_stream(scope)` must hold for what it is given."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ws = WebSocket(scope, receive, send)
+        project = PROJECT_STREAM_PATH.fullmatch(route_path(scope))
+        if project is None:
+            await websocket(ws, self.gateway)
+        else:
+            await project_progress(ws, self.gateway, project[1])
 
 
 async def _authenticate(ws: WebSocket, gateway: Gateway) -> Principal | None:
@@ -58,9 +102,7 @@ async def _admit(ws: WebSocket, gateway: Gateway, principal: Principal) -> bool:
     return False
 
 
-@router.websocket("/api/v1/ws")
-async def websocket(ws: WebSocket) -> None:
-    gateway: Gateway = ws.app.state.gateway
+async def websocket(ws: WebSocket, gateway: Gateway) -> None:
     principal = await _authenticate(ws, gateway)
     if principal is None or not await _admit(ws, gateway, principal):
         return
@@ -70,9 +112,7 @@ async def websocket(ws: WebSocket) -> None:
     )
 
 
-@router.websocket("/api/v1/projects/{project_id}/progress")
-async def project_progress(ws: WebSocket, project_id: str) -> None:
-    gateway: Gateway = ws.app.state.gateway
+async def project_progress(ws: WebSocket, gateway: Gateway, project_id: str) -> None:
     principal = await _authenticate(ws, gateway)
     if principal is None or not await _admit(ws, gateway, principal):
         return
