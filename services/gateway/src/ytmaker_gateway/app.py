@@ -1,6 +1,7 @@
 """The FastAPI application: routers, error bodies, CORS, security headers, the live page,
-the Socket.IO endpoint and health. `create_app(gateway)` takes a built `Gateway` (see
-main.py), so tests can build one with fakes."""
+the Socket.IO endpoint and health; the two WebSocket streams beside FastAPI (`GatewayApp`).
+`create_app(gateway)` takes a built `Gateway` (see main.py), so tests can build one with
+fakes."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if self.handshake_complete and getattr(self, "response", None) is not None:
             # Read no more once the handshake is written: the request and the response, with
-            # their headers ~20 objects, would stay as long as the socket (decision 0108).
+            # their headers ~10 objects, would stay as long as the socket (decision 0108).
             self.request = self.response = None  # type: ignore[assignment]
 
 
