@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.integration.gateway.conftest import SECRET, Cluster, cluster  # noqa: F401
 from tests.support.gateway import make_update
+from ytmaker_gateway.api.ws import STREAMS
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.events import new_event_id
 
@@ -85,9 +86,10 @@ def credentials(settings: GatewaySettings) -> dict[str, str | None]:
 
 
 def served(app: Any) -> tuple[list[tuple[str, str]], set[str]]:
-    """Every (method, path) of HTTP routes and every WebSocket path the app serves."""
+    """Every (method, path) of HTTP routes and every WebSocket path the app serves: its
+    routes, and the streams it serves beside FastAPI (decision 0108)."""
     http: list[tuple[str, str]] = []
-    sockets: set[str] = set()
+    sockets: set[str] = set(STREAMS)
     for ctx in iter_route_contexts(app.routes):
         methods = getattr(ctx, "methods", None)
         if type(ctx.route).__name__.endswith("WebSocketRoute"):

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from ytmaker_gateway.api.ws import STREAMS
 from ytmaker_gateway.app import create_app
 from ytmaker_gateway.settings import GatewaySettings
 
@@ -82,8 +83,9 @@ def walk(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def documented_forms() -> list[str]:
-    """Each route as the page writes it: `GET /path`, `WS /path`, or `/mount/` for files."""
-    forms: list[str] = []
+    """Each route as the page writes it: `GET /path`, `WS /path`, or `/mount/` for files; the
+    streams served beside FastAPI's routes (decision 0108) among them."""
+    forms: list[str] = [f"`WS {path}`" for path in STREAMS]
     for prefix, route in walk(app().routes):
         path = prefix + route.path
         methods = getattr(route, "methods", None)

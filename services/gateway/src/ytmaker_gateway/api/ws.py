@@ -16,8 +16,10 @@ the body limit and CORS are HTTP's, and no route of these two takes a dependency
 from __future__ import annotations
 
 import contextlib
-import re
+from collections.abc import Awaitable, Callable
+from typing import TypeAlias
 
+from starlette.routing import compile_path
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -34,10 +36,6 @@ from ytmaker_gateway.rules.protocol import (
     error_message,
 )
 
-#: The two paths, as FastAPI's routing matched them (a path parameter is one segment).
-STREAM_PATH = "/api/v1/ws"
-PROJECT_STREAM_PATH = re.compile(r"/api/v1/projects/([^/]+)/progress")
-
 
 def route_path(scope: Scope) -> str:
     """The path a router matches: without the `root_path` a proxy put in front of it, as
@@ -51,25 +49,22 @@ def route_path(scope: Scope) -> str:
 
 def is_stream(scope: Scope) -> bool:
     """Whether `scope` opens one of the two WebSocket streams."""
-    if scope["type"] != "websocket":
-        return False
-    path = route_path(scope)
-    return path == STREAM_PATH or PROJECT_STREAM_PATH.fullmatch(path) is not None
+    return scope["type"] == "websocket" and _match(route_path(scope)) is not None
 
 
 class StreamSockets:
-    """The ASGI app of the two streams; `is_stream(scope)` must hold for what it is given."""
+    """The ASGI app of the streams (`STREAMS`); `is_stream(scope)` must hold for what it is
+    given."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ws = WebSocket(scope, receive, send)
-        project = PROJECT_STREAM_PATH.fullmatch(route_path(scope))
-        if project is None:
-            await websocket(ws, self.gateway)
-        else:
-            await project_progress(ws, self.gateway, project[1])
+        found = _match(route_path(scope))
+        if found is None:
+            raise LookupError(f"not a stream: {scope['path']!r} (see is_stream)")
+        endpoint, params = found
+        await endpoint(WebSocket(scope, receive, send), self.gateway, **params)
 
 
 async def _authenticate(ws: WebSocket, gateway: Gateway) -> Principal | None:
@@ -123,3 +118,21 @@ async def project_progress(ws: WebSocket, gateway: Gateway, project_id: str) -> 
         await ws.close(CLOSE_POLICY, "invalid project id")
         return
     await Connection(ws, gateway, principal, project_id=project_id).run(None)
+
+
+Endpoint: TypeAlias = Callable[..., Awaitable[None]]
+
+#: The streams by path, as a FastAPI route would declare them; matched as its router would
+#: (Starlette's `compile_path`: a path parameter is one segment).
+STREAMS: dict[str, Endpoint] = {
+    "/api/v1/ws": websocket,
+    "/api/v1/projects/{project_id}/progress": project_progress,
+}
+_PATTERNS = [(compile_path(path)[0], endpoint) for path, endpoint in STREAMS.items()]
+
+
+def _match(path: str) -> tuple[Endpoint, dict[str, str]] | None:
+    for pattern, endpoint in _PATTERNS:
+        if (found := pattern.match(path)) is not None:
+            return endpoint, found.groupdict()
+    return None
