@@ -21,10 +21,12 @@ Tables are printed; every figure goes to `--out/<time>.json`, the plots to `--pl
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
 import resource
+import signal
 import sys
 import time
 from collections.abc import Coroutine
@@ -161,6 +163,11 @@ async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     }  # fmt: skip
     record = Run(results, path)
     targets: list[Target] = []
+    # A SIGTERM (a timeout, `kill`) stops the stacks as Ctrl-C does: their processes run in
+    # sessions of their own, and left running they would load every later measurement.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     try:
         for name in args.targets:
             stack = make_stack(name, work, services)
@@ -278,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = args.out / f"{stamp}{'-tiny' if args.tiny else ''}.json"
     say(f"results go to {path} (written after every step)")
-    results = uvloop.run(run(args, path))
+    try:
+        results = uvloop.run(run(args, path))
+    except asyncio.CancelledError:
+        say(f"stopped by SIGTERM, every stack with it; what was measured is in {path}")
+        return 143
     print_tables(results)
     for png in plots.draw(results, args.plots_dir or args.out / path.stem):
         say(f"plot: {png}")
