@@ -112,7 +112,7 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.conn.send_binary(data)
                 return
         await super().send(message)
-        if self.handshake_complete and getattr(self, "response", None) is not None:
+        if message["type"] == "websocket.accept" and self.handshake_complete:
             # Read no more once the handshake is written: the request and the response, with
             # their headers ~10 objects, would stay as long as the socket (decision 0108).
             self.request = self.response = None  # type: ignore[assignment]
