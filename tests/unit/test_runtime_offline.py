@@ -14,7 +14,7 @@ from ytmaker_dev.ports import free_port
 from ytmaker_shared import serving
 from ytmaker_shared.health import HealthServer
 from ytmaker_shared.kafka import BrokerUnavailable, EventProducer
-from ytmaker_shared.logging import JsonFormatter, log_context
+from ytmaker_shared.logging import JsonFormatter, configure_logging, log_context
 from ytmaker_shared.settings import ServiceSettings
 
 
@@ -73,3 +73,25 @@ def test_log_lines_are_json_with_the_event_context() -> None:
     assert "correlation_id" not in line
     outside = json.loads(formatter.format(logging.LogRecord("x", 20, __file__, 1, "m", (), None)))
     assert "task_id" not in outside
+
+
+async def test_http_clients_log_no_line_per_request(capfd: pytest.CaptureFixture[str]) -> None:
+    """httpx logs each request with its whole URL at INFO: a service logs its warnings only."""
+    server = HealthServer("test", lambda: True, "127.0.0.1", 0)
+    await server.start()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, logging.getLogger("httpx").level
+    try:
+        configure_logging("gateway")
+        async with httpx.AsyncClient() as client:
+            url = f"http://127.0.0.1:{server.port}/healthz?secret=s3cr3t"
+            assert (await client.get(url)).status_code == 200
+        logging.getLogger("ytmaker_gateway").info("still logged")
+        logging.getLogger("httpx").warning("a client warning")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        logging.getLogger("httpx").setLevel(saved[2])
+        await server.stop()
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line]
+    assert [line["msg"] for line in lines] == ["still logged", "a client warning"]
+    assert not any("s3cr3t" in line["msg"] for line in lines)

@@ -19,6 +19,12 @@ _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
 
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
+#: Libraries whose INFO lines are per request: aiokafka's, and the HTTP clients' (httpx logs
+#: every request with its whole URL, query string included: a signed upload URL or a key
+#: passed as a parameter would reach the logs; the gateway's lookups wrote a line for each
+#: connecting client). Their warnings and errors still come through.
+QUIET_LIBRARIES = ("aiokafka", "httpx", "httpcore")
+
 
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
@@ -49,7 +55,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 @contextmanager
