@@ -14,7 +14,7 @@ from ytmaker_dev.ports import free_port
 from ytmaker_shared import serving
 from ytmaker_shared.health import HealthServer
 from ytmaker_shared.kafka import BrokerUnavailable, EventProducer
-from ytmaker_shared.logging import JsonFormatter, configure_logging, log_context
+from ytmaker_shared.logging import QUIET_LIBRARIES, JsonFormatter, configure_logging, log_context
 from ytmaker_shared.settings import ServiceSettings
 
 
@@ -80,7 +80,8 @@ async def test_http_clients_log_no_line_per_request(capfd: pytest.CaptureFixture
     server = HealthServer("test", lambda: True, "127.0.0.1", 0)
     await server.start()
     root = logging.getLogger()
-    saved = root.handlers[:], root.level, logging.getLogger("httpx").level
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in QUIET_LIBRARIES}
     try:
         configure_logging("gateway")
         async with httpx.AsyncClient() as client:
@@ -89,8 +90,9 @@ async def test_http_clients_log_no_line_per_request(capfd: pytest.CaptureFixture
         logging.getLogger("ytmaker_gateway").info("still logged")
         logging.getLogger("httpx").warning("a client warning")
     finally:
-        root.handlers[:], root.level = saved[0], saved[1]
-        logging.getLogger("httpx").setLevel(saved[2])
+        root.handlers[:], root.level = handlers, level
+        for name, was in levels.items():
+            logging.getLogger(name).setLevel(was)
         await server.stop()
     lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line]
     assert [line["msg"] for line in lines] == ["still logged", "a client warning"]
