@@ -44,7 +44,11 @@ class ServiceSettings(BaseSettings):
     instance: str = Field(
         default_factory=_default_instance, description="This process's name in `producer`."
     )
-    log_level: str = "INFO"
+    log_level: str = Field(
+        default="INFO",
+        description="The services' own log level; aiokafka, httpx and httpcore log warnings "
+        "and errors only (their INFO lines are per request).",
+    )
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
     producer_delivery_timeout_s: float = Field(
