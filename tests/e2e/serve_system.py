@@ -9,12 +9,15 @@ one per line, each answered `ok` or `error: …`:
     logs               print the tail of every log (to stderr)
 
 End of input (the test finished, or died) stops everything and deletes its topics; the logs
-are kept in test-artifacts/system-logs/<prefix>/.
+are kept in test-artifacts/system-logs/<prefix>/. Run by pytest or alone (`npm test` in a
+client's package): without YTMAKER_INTERNAL_TOKEN it makes one, as tests/conftest.py does.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -54,6 +57,7 @@ def _delete_topics(bootstrap: str, prefix: str) -> None:
 
 
 def main() -> int:
+    os.environ.setdefault("YTMAKER_INTERNAL_TOKEN", secrets.token_urlsafe(32))
     tmp = Path(tempfile.mkdtemp(prefix="ytmaker-system-"))
     broker = None
     bootstrap = external_bootstrap_servers()

@@ -79,16 +79,21 @@ export async function waitFor(condition, { timeoutMs = 30000, intervalMs = 50, w
 
 /**
  * A TCP proxy to `target` (host:port) on a free port; `cut()` destroys every connection
- * (a network cut: no close frame, both sides just lose the socket).
+ * (a network cut: no close frame, both sides just lose the socket). As a load balancer does,
+ * a side that fails takes the other with it: a refused or killed upstream closes the client's
+ * connection at once (else the client would sit on a dead link until its heartbeat noticed).
  */
 export async function startProxy(targetUrl) {
   const target = new URL(targetUrl);
   const sockets = new Set();
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(target.port), target.hostname);
-    for (const s of [client, upstream]) {
+    for (const [s, other] of [[client, upstream], [upstream, client]]) {
       sockets.add(s);
-      s.on("close", () => sockets.delete(s));
+      s.on("close", (hadError) => {
+        sockets.delete(s);
+        if (hadError) other.destroy(); // a clean end is passed on by pipe(), after the data
+      });
       s.on("error", () => s.destroy());
     }
     client.pipe(upstream).pipe(client);
