@@ -21,6 +21,9 @@ from ytmaker_progress.folded import Folded
 from ytmaker_shared.kafka import EventProducer
 from ytmaker_shared.kafka.batches import PartitionWriter
 
+#: The `max_batch_size` of a lane's producers, and so of its writers' batches.
+BATCH_BYTES = 256 * 1024
+
 
 @dataclass
 class Commit:

@@ -1,9 +1,11 @@
 """Where a lane stands in its inputs, written with what it folded (decision 0038).
 
-- Every update the fold writes to `progress.updates` carries, in its `ytmaker.fold.positions`
-  header, the lane's positions right after the event that made it: the next offset to fold of
-  each input partition of the lane, by logical topic name (the lane's partition number is the
-  update's own). A restore that adopts the update resumes exactly after its event.
+- The last update of every batch the fold writes to `progress.updates` carries, in its
+  `ytmaker.fold.positions` header, the lane's positions right after the event that made it:
+  the next offset to fold of each input partition of the lane, by logical topic name (the
+  lane's partition number is the update's own). The broker appends a batch whole, so the last
+  update in the log always has one: a restore that adopts the updates resumes exactly after
+  the last one's event (decision 0109; until then every update carried the header).
 - Each checkpoint of the lane (a transaction on `progress.state`) ends with a checkpoint record:
   the positions at that moment (events that made no update included) and `updates_end`, the
   offset of `progress.updates` up to which the checkpoint's states account for every update.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import orjson
 from aiokafka import TopicPartition
@@ -24,6 +27,7 @@ from aiokafka import TopicPartition
 from ytmaker_progress.records import Headers
 from ytmaker_shared.events import decode_with
 from ytmaker_shared.events.envelope import TASK_ID_MAX_LENGTH
+from ytmaker_shared.kafka.batches import Ending
 from ytmaker_shared.topics import Topic, Topics
 
 POSITIONS_HEADER = "ytmaker.fold.positions"
@@ -52,9 +56,19 @@ def logical_names(topics: Topics) -> dict[str, str]:
 
 
 def encode_positions(positions: Mapping[TopicPartition, int], names: Mapping[str, str]) -> bytes:
-    """The positions header of an update: next offset per input, by logical topic name
-    (`names` from `logical_names`: this runs for every update)."""
+    """The positions header's value: next offset per input, by logical topic name (`names`
+    from `logical_names`)."""
     return orjson.dumps({names[tp.topic]: offset for tp, offset in positions.items()})
+
+
+def positions_header(positions: Mapping[TopicPartition, int], names: Mapping[str, str]) -> Ending:
+    """An update's ending headers (`PartitionWriter.write`): the positions as they are now,
+    encoded only if the update ends its batch."""
+    return partial(_header, dict(positions), names)
+
+
+def _header(positions: Mapping[TopicPartition, int], names: Mapping[str, str]) -> Headers:
+    return [(POSITIONS_HEADER, encode_positions(positions, names))]
 
 
 def decode_positions(value: bytes, topics: Topics, lane: int) -> dict[TopicPartition, int]:

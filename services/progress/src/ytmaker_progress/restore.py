@@ -12,7 +12,8 @@ will ever be written for the lane before this owner writes:
 2. `progress.updates` of the lane from the checkpoint's `updates_end` to its end,
    read_uncommitted: the updates written after the checkpoint, by an owner that did not live
    to commit them, are adopted: each is its task's state, and the last one's positions header
-   says where to resume. Clients have seen them; folding their events again would repeat them.
+   says where to resume (the last update of every batch carries one, and the broker appends
+   batches whole). Clients have seen them; folding their events again would repeat them.
 """
 
 from __future__ import annotations
@@ -167,6 +168,14 @@ async def _adopt_updates(
 
 
 def _adopt(lane: Lane, record: Record, settings: ProgressSettings) -> int:
+    # The positions first: the last update of a batch carries them (decision 0109), and an
+    # update that cannot be read must not take them away from the ones before it.
+    for key, value in record.headers:
+        if key == POSITIONS_HEADER:
+            try:
+                lane.positions = decode_positions(value, settings.topics, lane.number)
+            except DecodeError as exc:
+                skip_record(SERVICE, record, exc)
     try:
         update = decode_model(ProgressUpdate, record.value)
     except DecodeError as exc:
@@ -179,12 +188,6 @@ def _adopt(lane: Lane, record: Record, settings: ProgressSettings) -> int:
     lane.finished.pop(update.task_id, None)
     lane.retired.pop(update.task_id, None)
     lane.keep(update.task_id, Folded(Task.from_model(update.state), recent, ignored), now)
-    for key, value in record.headers:
-        if key == POSITIONS_HEADER:
-            try:
-                lane.positions = decode_positions(value, settings.topics, lane.number)
-            except DecodeError as exc:
-                skip_record(SERVICE, record, exc)
     return 1
 
 

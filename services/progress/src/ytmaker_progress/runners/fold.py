@@ -38,7 +38,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import ConsumerRecord
 
 from ytmaker_progress import SERVICE, metrics
-from ytmaker_progress.lanes import Lane
+from ytmaker_progress.lanes import BATCH_BYTES, Lane
 from ytmaker_progress.release import record_time
 from ytmaker_progress.restore import restore
 from ytmaker_progress.runners.lane import FoldFatal, LaneWorker
@@ -219,7 +219,7 @@ class FoldService:
                 SERVICE,
                 transactional_id=transactional_id,
                 transaction_timeout_ms=self.settings.progress_transaction_timeout_ms,
-                max_batch_size=256 * 1024,
+                max_batch_size=BATCH_BYTES,
                 linger_ms=self.settings.progress_linger_ms,
                 retry_backoff_ms=self.settings.progress_retry_backoff_ms,
             )

@@ -37,12 +37,11 @@ from aiokafka.structs import ConsumerRecord
 from ytmaker_progress import metrics
 from ytmaker_progress.fold import Input, apply
 from ytmaker_progress.folded import Folded
-from ytmaker_progress.lanes import Commit, Lane
+from ytmaker_progress.lanes import BATCH_BYTES, Commit, Lane
 from ytmaker_progress.positions import (
-    POSITIONS_HEADER,
     encode_checkpoint,
-    encode_positions,
     logical_names,
+    positions_header,
     positions_key,
 )
 from ytmaker_progress.records import decode_estimate, encode_marker, encode_state, encode_update
@@ -140,7 +139,10 @@ class LaneWorker:
                     await lane.producer.kafka.begin_transaction()
                     lane.began = time.monotonic()
                     lane.updates = PartitionWriter(
-                        lane.producer.kafka, self.updates_topic, lane.number
+                        lane.producer.kafka,
+                        self.updates_topic,
+                        lane.number,
+                        batch_bytes=BATCH_BYTES,
                     )
                 await self._fold_records(piece, lane.updates)
                 await lane.updates.flush()
@@ -222,8 +224,8 @@ class LaneWorker:
                 self.consumer.resume(tp)
 
     async def _fold_records(self, records: Iterable[Record], updates: PartitionWriter) -> None:
-        """Fold `records` in order into the lane's states; every update goes to `updates`
-        with the lane's positions after its event."""
+        """Fold `records` in order into the lane's states; every update goes to `updates`,
+        the last of each batch with the lane's positions after its event (decision 0109)."""
         lane = self.lane
         ignored = 0
         published: Counter[str] = Counter()
@@ -255,9 +257,9 @@ class LaneWorker:
             if old is not None and new.ignored > old.ignored:
                 ignored += 1
             if changes:
-                headers = [(POSITIONS_HEADER, encode_positions(lane.positions, self.names))]
+                ending = positions_header(dict(lane.positions), self.names)
                 for update in changes:
-                    await updates.write(update.task_id.encode(), encode_update(update), headers)
+                    await updates.write(update.task_id.encode(), encode_update(update), (), ending)
                     published[update.type.value] += 1
         metrics.IGNORED_AFTER_TERMINAL.inc(ignored)
         for kind, n in published.items():
@@ -336,7 +338,7 @@ class LaneWorker:
                 if end is not None:
                     lane.updates_end = end
             acked.set()
-            states = PartitionWriter(kafka, self.state_topic, lane.number)
+            states = PartitionWriter(kafka, self.state_topic, lane.number, batch_bytes=BATCH_BYTES)
             for task_id, status in retired.items():
                 value, headers = (None, []) if status is None else encode_marker(status)
                 await states.write(task_id.encode(), value, headers)
