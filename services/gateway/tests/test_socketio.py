@@ -141,6 +141,36 @@ async def test_a_user_past_the_connection_cap_is_refused(
     await wait_until(lambda: bob.of("connected"), timeout=5, what="bob connected")
 
 
+async def test_a_connect_that_fails_unexpectedly_is_refused_not_left_waiting(
+    gateway_factory: Factory, recorders: list[Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """python-socketio answers nothing to a connect handler's unexpected exception: the client
+    would wait for its namespace forever, the gateway keep a half-made client (which would
+    count against the user's two connections here: the first stays open)."""
+    gw = await gateway_factory(max_connections_per_user=2)
+    first = gw.seed(T1, n=2)
+    r = await _client(gw, recorders)
+    await r.call("join", {"task_id": T1, "since": -1})
+    await wait_until(lambda: r.offsets(T1) == first, timeout=5, what="the replay")
+    pid, offset = r.of("connected")[0]["payload"]["pid"], r.offset
+
+    async def broken(*_: Any) -> bool:
+        raise RuntimeError("a bug in the recovery")
+
+    monkeypatch.setattr(gw.gateway.streams, "resumable", broken)
+    back = Recorder()
+    recorders.append(back)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": offset})
+    assert back.refused["data"] == {"code": "internal", "retry_after": 5}
+    monkeypatch.undo()
+    again = Recorder()
+    recorders.append(again)
+    await again.connect(gw, {"token": gw.token(), "pid": pid, "offset": offset})
+    await wait_until(lambda: again.of("connected"), timeout=5, what="connected again")
+    assert again.of("connected")[0]["payload"]["recovered"] is True
+
+
 async def test_join_replays_then_streams_live_and_leave_stops(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
@@ -264,7 +294,6 @@ async def test_recovery_of_an_offset_no_longer_held_says_so(
     await r.call("join", {"task_id": T1, "since": -1})
     await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the replay")
     pid, offset = r.of("connected")[0]["payload"]["pid"], r.offset
-    await r.client.disconnect()
     gw.seed(T1, n=3)
     partition = gw.gateway.hub.partition_of(T1)
     gw.log.log_start[partition] = 10_000  # retention took everything

@@ -78,7 +78,7 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         """Route every event; unknown ones and malformed arguments get an `error`, never an
         exception."""
         if event == "connect":
-            return await self.connect(args[0], args[1], args[2] if len(args) > 2 else None)
+            return await self._connect(args[0], args[1], args[2] if len(args) > 2 else None)
         if event == "disconnect":
             await self.disconnect(args[0])
             return None
@@ -89,6 +89,22 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return await self.request(client, event, data)
 
     # --- connecting ----------------------------------------------------------------------
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        """`connect`, refused with `internal` if it fails for a reason it does not name:
+        python-socketio answers a connect handler's other exceptions with nothing at all, and
+        the client would wait for its namespace forever."""
+        try:
+            await self.connect(sid, environ, auth)
+        except socketio.exceptions.ConnectionRefusedError:
+            raise
+        except Exception:
+            log.exception("socket.io connect failed", extra={"client_id": sid})
+            await self.disconnect(sid)  # what it had registered goes
+            raise socketio.exceptions.ConnectionRefusedError(
+                "the gateway failed to open the connection: connect again",
+                {"code": "internal", "retry_after": CONNECTION_RETRY_AFTER_S},
+            ) from None
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         auth = auth if isinstance(auth, dict) else {}
