@@ -257,7 +257,7 @@ class LaneWorker:
             if old is not None and new.ignored > old.ignored:
                 ignored += 1
             if changes:
-                ending = positions_header(dict(lane.positions), self.names)
+                ending = positions_header(lane.positions, self.names)
                 for update in changes:
                     await updates.write(update.task_id.encode(), encode_update(update), (), ending)
                     published[update.type.value] += 1
