@@ -82,6 +82,16 @@ async def _client(gw: Harness, made: list[Recorder], user: str = "alice") -> Rec
     return r
 
 
+async def _joined(gw: Harness, made: list[Recorder], task_id: str, n: int) -> Recorder:
+    """A client that joined `task_id` from its start, once the `n` updates seeded for it have
+    arrived."""
+    offsets = gw.seed(task_id, n=n)
+    r = await _client(gw, made)
+    await r.call("join", {"task_id": task_id, "since": -1})
+    await wait_until(lambda: r.offsets(task_id) == offsets, timeout=5, what="the replay")
+    return r
+
+
 @pytest.mark.parametrize("auth", [None, {"token": "forged"}, {"token": 7}])
 async def test_no_or_bad_token_is_refused(
     gateway_factory: Factory, recorders: list[Recorder], auth: Any
@@ -148,10 +158,7 @@ async def test_a_connect_that_fails_unexpectedly_is_refused_not_left_waiting(
     would wait for its namespace forever, the gateway keep a half-made client (which would
     count against the user's two connections here: the first stays open)."""
     gw = await gateway_factory(max_connections_per_user=2)
-    first = gw.seed(T1, n=2)
-    r = await _client(gw, recorders)
-    await r.call("join", {"task_id": T1, "since": -1})
-    await wait_until(lambda: r.offsets(T1) == first, timeout=5, what="the replay")
+    r = await _joined(gw, recorders, T1, n=2)
     pid, offset = r.of("connected")[0]["payload"]["pid"], r.offset
 
     async def broken(*_: Any) -> bool:
@@ -340,10 +347,7 @@ async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
     gateway_factory: Factory, recorders: list[Recorder]
 ) -> None:
     gw = await gateway_factory(client_queue_size=5)
-    offsets = gw.seed(T1, n=3)
-    r = await _client(gw, recorders)
-    await r.call("join", {"task_id": T1, "since": -1})
-    await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the replay")
+    r = await _joined(gw, recorders, T1, n=3)
     pid, position = r.of("connected")[0]["payload"]["pid"], r.offset
     client = next(iter(gw.gateway.hub._tasks[T1])).queue
     for i in range(3, 40):  # a burst the queue of 5 cannot hold
