@@ -1,11 +1,12 @@
 """The fan-out: one Kafka consumer per gateway process, shared by all its clients
 (docs/architecture.md "The processes"; docs/decisions/0030-gateway-fanout-and-exact-replay.md).
 
-Its reader (the shared group-less `LogReader`) is assigned every partition of `progress.updates` and
-starts at their ends, so every replica sees every update. For each record the hub advances its
-position, caches the update and offers it to the subscriptions of its task and project. All of that
-is synchronous within one event-loop step, so `register()` always sees a position that splits the
-log cleanly: below it, the replay; from it on, the subscription's own buffer.
+Its follower (`LogFollower`, on librdkafka: decision 0110) reads every partition of
+`progress.updates` from their ends, so every replica sees every update. For each record the hub
+advances its position, caches the update and offers it to the subscriptions of its task and
+project. All of that is synchronous within one event-loop step, so `register()` always sees a
+position that splits the log cleanly: below it, the replay; from it on, the subscription's own
+buffer.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from ytmaker_gateway.fanout.cache import UpdateCache
@@ -23,8 +23,7 @@ from ytmaker_gateway.fanout.delivery import BAD_RECORDS, Delivery, delivery_from
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.events import DecodeError
-from ytmaker_shared.kafka.fetchwait import AdaptiveFetchWait
-from ytmaker_shared.kafka.reader import LogReader
+from ytmaker_shared.kafka.follower import LogFollower
 from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ class Hub:
         self.start_positions: dict[int, int] = {}
         self._tasks: dict[str, set[Subscription]] = defaultdict(set)
         self._projects: dict[str, set[ProjectFeed]] = defaultdict(set)
-        self._reader: LogReader | None = None
+        self._follower: LogFollower | None = None
         self.ready = asyncio.Event()
 
     @property
@@ -62,50 +61,32 @@ class Hub:
         return partition_for(task_id, self.partitions)
 
     async def start(self, timeout_s: float = 60.0) -> None:
-        """Connect, wait (up to `timeout_s`) for the topic, assign all its partitions at their
+        """Connect, wait (up to `timeout_s`) for the topic, follow all its partitions from their
         ends. Raises TopicMissing."""
         # Every update the fold writes is one, committed or not (decision 0038).
-        reader = LogReader(
-            self.settings,
-            name="gateway-fanout",
-            isolation="read_uncommitted",
-            fetch_max_wait_ms=100,
-        )
-        await reader.start()
+        follower = LogFollower(self.settings, name="gateway-fanout", read_uncommitted=True)
         try:
-            tps = await reader.assign(await reader.partitions(self.topic, timeout_s=timeout_s))
-            ends = await reader.ends(tps)
-            reader.seek(ends)
-            for tp in tps:
-                self.positions[tp.partition] = ends[tp]
-                self.start_positions[tp.partition] = ends[tp]
+            ends = await follower.start(self.topic, timeout_s=timeout_s)
+            follower.follow(ends)
         except BaseException:
-            await reader.stop()
+            await follower.stop()
             raise
-        self._reader = reader
+        self.positions = dict(ends)
+        self.start_positions = dict(ends)
+        self._follower = follower
         self.ready.set()
-        log.info("fan-out assigned", extra={"topic": self.topic, "partitions": len(tps)})
+        log.info("fan-out assigned", extra={"topic": self.topic, "partitions": len(ends)})
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Read and dispatch until `stopping` is set. `start()` first."""
-        assert self._reader is not None, "start() the hub first"
-        reader = self._reader
-        # idle, a fetch may wait longer: the first update still ends it at once
-        fetch_wait = AdaptiveFetchWait(reader.consumer, busy_ms=100)
+        assert self._follower is not None, "start() the hub first"
+        follower = self._follower
         try:
             while not stopping.is_set():
-                try:
-                    batch = await reader.poll(stopping, timeout_ms=1000, max_records=1000)
-                except KafkaError as exc:
-                    log.warning("fan-out fetch failed", extra={"error": repr(exc)})
-                    await asyncio.sleep(0.5)
-                    continue
-                fetch_wait.saw(sum(len(records) for records in batch.values()))
-                for tp, records in batch.items():
-                    for record in records:
-                        self.dispatch(tp.partition, record.offset, record.value)
+                for record in await follower.poll(stopping):
+                    self.dispatch(*record)
         finally:
-            await reader.stop()
+            await follower.stop()
 
     def dispatch(self, partition: int, offset: int, value: bytes | None) -> Delivery | None:
         """Hand one record to its subscribers; a record that cannot be decoded is counted,
