@@ -157,3 +157,28 @@ async def test_a_lone_record_is_handed_over_without_waiting_for_a_batch(
     finally:
         stopping.set()
         await follower.stop()
+
+
+async def test_an_error_in_the_hand_over_is_logged_and_the_follower_goes_on(
+    settings: ServiceSettings, write: _Writer, caplog: pytest.LogCaptureFixture
+) -> None:
+    follower = LogFollower(settings, name="test-follow", read_uncommitted=True)
+    take, failures = follower._take, [RuntimeError("once")]
+
+    def flaky() -> bool:
+        if failures:
+            raise failures.pop()
+        return take()
+
+    follower._take = flaky  # type: ignore[method-assign]
+    stopping = asyncio.Event()
+    try:
+        follower.follow(await follower.start(settings.topics.name(Topic.PROGRESS_UPDATES)))
+        await write([b"%d" % i for i in range(6)])
+        batches = await _take(follower, stopping, 6)
+    finally:
+        stopping.set()
+        await follower.stop()
+
+    assert sorted(r.value for batch in batches for r in batch) == [b"%d" % i for i in range(6)]
+    assert "follower hand-over failed" in caplog.text

@@ -106,8 +106,13 @@ class LogFollower:
         `max_records`); empty after `timeout_s`, or when `stopping` is set meanwhile."""
         take = asyncio.ensure_future(self._batches.get())
         stop = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait({take, stop}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
+        try:
+            await asyncio.wait({take, stop}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled: the batch stays queued for the next poll
+            take.cancel()
+            raise
+        finally:
+            stop.cancel()
         if not take.done():
             take.cancel()
             return []
@@ -153,25 +158,39 @@ class LogFollower:
 
     def _hand_over(self) -> None:
         """The thread: take what librdkafka has queued (waiting for some), hand it to the
-        event loop, and take no more until the loop has taken that."""
-        assert self._loop is not None
+        event loop, and take no more until the loop has taken that. It lives as long as the
+        follower: an unexpected error is logged and the next look comes after a wait."""
         while not self._stopping.is_set():
             if not self._room.acquire(timeout=WAIT_S):
                 continue
-            # `consume` waits for all it may take, `poll` for the first: then take what is queued
-            first = self._consumer.poll(WAIT_S)
-            records = [] if first is None else [first]
-            if first is not None and self.max_records > 1:
-                records += self._consumer.consume(self.max_records - 1, 0)
-            batch = [
-                Followed(record.partition(), record.offset(), record.value())  # type: ignore[arg-type]
-                for record in records
-                if not _failed(record)
-            ]
-            if batch:
-                self._loop.call_soon_threadsafe(self._batches.put_nowait, batch)
-            else:
+            try:
+                handed = self._take()
+            except Exception:
+                log.exception("follower hand-over failed")
+                handed = False
+                self._stopping.wait(WAIT_S)
+            if not handed:
                 self._room.release()
+
+    def _take(self) -> bool:
+        """Hand the loop what is queued, waiting up to `WAIT_S` for the first record; whether
+        there was anything. `consume(n, timeout)` would wait for n records: `poll` waits for
+        the first, then `consume(n, 0)` takes what is queued behind it."""
+        assert self._loop is not None
+        first = self._consumer.poll(WAIT_S)
+        if first is None:
+            return False
+        records = [first]
+        if self.max_records > 1:
+            records += self._consumer.consume(self.max_records - 1, 0)
+        batch = [
+            Followed(record.partition(), record.offset(), record.value())  # type: ignore[arg-type]
+            for record in records
+            if not _failed(record)
+        ]
+        if batch:
+            self._loop.call_soon_threadsafe(self._batches.put_nowait, batch)
+        return bool(batch)
 
 
 def _failed(record: Message) -> bool:
