@@ -54,7 +54,6 @@ class LogFollower:
         fetch_wait_ms: int = 500,
         max_records: int = 1000,
     ) -> None:
-        self.settings = settings
         self.max_records = max_records
         self._consumer = Consumer(
             {
