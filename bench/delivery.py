@@ -58,7 +58,8 @@ TINY = {
     "clients": 20, "s1_tasks": 20, "s2_tasks": 2, "rate": 100.0, "seconds": 2.0,
     "settle": 1.0, "warmup": 1.0, "rounds": 1, "disconnect_seconds": 3.0, "away": 1.0,
     "away_fraction": 0.25, "resume_sizes": "20,100", "resume_repeats": 1, "fanout_tasks": 2,
-    "fanout_clients": 20, "fanout_updates": 50, "idle_seconds": 1.0, "history_tasks": 20,
+    "fanout_clients": 20, "fanout_updates": 50, "idle_seconds": 1.0, "idle_settle": 0.0,
+    "history_tasks": 20,
 }  # fmt: skip
 
 
@@ -86,6 +87,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--fanout-updates", type=int, default=500, help="updates per task in the log")
     add("--fanout-processes", type=int, default=2, help="processes the fan-out's clients run in")
     add("--idle-seconds", type=float, default=20.0)
+    add(
+        "--idle-settle",
+        type=float,
+        default=30.0,
+        help="quiet seconds before the idle stack is measured (the fold finishes its last "
+        "transactions, the gateway lets its clients go)",
+    )
     add("--history", action="store_true", help="fill the read model before the rounds")
     add("--history-tasks", type=int, default=10_000)
     add("--history-updates", type=int, default=100, help="updates per finished task")
@@ -198,7 +206,8 @@ async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
             say(f"warm-up: {target.name}")
             await run_phase(targets, target, s1, args.warmup, 0.0)
         if ytmaker is not None and "idle" not in args.skip:
-            await record.step("idle", idle(targets, ytmaker, args.idle_seconds))
+            idling = idle(targets, ytmaker, args.idle_seconds, args.idle_settle)
+            await record.step("idle", idling)
             say(f"idle ytmaker: {results['idle']}")
         for n in range(1, args.rounds + 1):
             for scenario in (s for s in (s1, s2) if s.name in args.scenarios):

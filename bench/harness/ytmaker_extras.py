@@ -284,9 +284,14 @@ async def _answer(worker: asyncio.subprocess.Process) -> dict[str, Any]:
     return answer
 
 
-async def idle(targets: list[Target], target: Target, seconds: float) -> dict[str, Any]:
-    """CPU of the ytmaker stack with no clients and no events."""
+async def idle(
+    targets: list[Target], target: Target, seconds: float, settle: float
+) -> dict[str, Any]:
+    """CPU of the ytmaker stack with no clients and no events, measured `settle` seconds after
+    the last event (right after a phase, the fold still commits and the gateway still closes
+    its clients' connections)."""
     processes = all_processes(targets)
+    await asyncio.sleep(settle)
     before = snapshot(processes)
     await asyncio.sleep(seconds)
     cpu = cpu_between(before, snapshot(processes))
@@ -294,6 +299,7 @@ async def idle(targets: list[Target], target: Target, seconds: float) -> dict[st
     services = sum(v for k, v in mine.items() if k != "ytmaker/kafka")
     return {
         "seconds": seconds,
+        "settle_seconds": settle,
         "services_pct_of_one_core": round(services, 2),
         "broker_pct_of_one_core": mine.get("ytmaker/kafka"),
         "processes": mine,
