@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.support.wait import wait_until_async
 from ytmaker_dev.scenario import run_events
@@ -82,20 +82,7 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     log = tmp_path / "fold.log"
     rng = random.Random(int(os.environ.get("YTMAKER_TEST_SEED", "4")))
     runs = {f"k-{i}": run_events(f"k-{i}", steps=4, **_endings(i)) for i in range(TASKS)}
-    events: dict[str, Event] = {e.event_id: e for run in runs.values() for _, e in run}
-
-    async def stream() -> None:
-        # runs interleaved, each in its own order, paced so that the kills fall inside
-        queues = {task: list(run) for task, run in runs.items()}
-        while queues:
-            task = rng.choice(sorted(queues))
-            topic, event = queues[task].pop(0)
-            await publisher.send(topic, event)
-            if not queues[task]:
-                del queues[task]
-            await asyncio.sleep(0.01)
-
-    publishing = asyncio.create_task(stream())
+    publishing = asyncio.create_task(_stream(publisher, runs, rng))
     for _ in range(KILLS):
         process = await _start(settings, log)
         await asyncio.sleep(rng.uniform(1.0, 9.0))
@@ -105,9 +92,8 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     before_last = log.stat().st_size if log.exists() else 0
     last = await _start(settings, log)
     try:
-        expected_terminal = {task: run[-1][1].type for task, run in runs.items()}
         try:
-            await _wait_all_finished(settings, set(expected_terminal))
+            await _wait_all_finished(settings, set(runs))
             # every lane restored by the last process (a killed member may hold half of them
             # until its session expires), so that each checkpoints what it adopted as it stops
             await _wait_all_lanes(log, before_last, settings.topic_partitions)
@@ -118,29 +104,7 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         last.send_signal(signal.SIGTERM)
         await asyncio.wait_for(last.wait(), 60)
 
-    records = await read_updates(settings)
-    by_task: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}
-    for partition, offset, update in records:
-        by_task.setdefault(update["task_id"], []).append((partition, offset, update))
-    assert set(by_task) == set(runs)
-    for task, items in by_task.items():
-        assert len({p for p, _, _ in items}) == 1, f"{task}: updates in several partitions"
-        offsets = [o for _, o, _ in items]
-        assert offsets == sorted(offsets)
-        event_ids = [u["event_id"] for _, _, u in items]
-        assert len(event_ids) == len(set(event_ids)), f"{task}: a duplicate update"
-        state: Folded | None = None
-        for _, _, update in items:
-            event = events[update["event_id"]]
-            folded, out = apply(state, event)
-            assert len(out) == 1, f"{task}: {event.type} published nothing when folded again"
-            assert out[0].model_dump(mode="json") == update, f"{task}: a skipped update"
-            state = Folded(task=folded.task)
-        assert state is not None
-        status = {"task.completed": "completed", "task.failed": "failed"}
-        assert state.task.status == status.get(expected_terminal[task], "cancelled")
-        if state.task.status == "completed":
-            assert state.task.progress == 100
+    by_task = _assert_each_update_once_in_order(await read_updates(settings), runs)
     # the compacted state topic agrees with the last update of each task (once the last
     # checkpoints' commit markers are written: until then read_committed stops before them)
     await wait_settled(settings, Topic.PROGRESS_STATE)
@@ -187,6 +151,100 @@ async def test_states_adopted_after_a_kill_are_checkpointed_without_new_events(
         stopping.set()
         await folding
     assert len(await read_updates(settings, until=len(run), timeout=10)) == len(run)
+
+
+async def test_a_lane_fenced_while_still_owned_recovers_without_repeats(
+    settings: ProgressSettings, publisher: EventProducer, tmp_path: Path
+) -> None:
+    """A zombie takes a lane's transactional id while the fold still owns the lane: the
+    lane's transaction fails, the polling loop recovers it (fresh producers, its state and
+    positions from the log, its inputs sought back) and it folds on. What the poll that found
+    it failed brought predates that seek: folding it too would repeat updates."""
+    log = tmp_path / "fold.log"
+    rng = random.Random(int(os.environ.get("YTMAKER_TEST_SEED", "4")))
+    runs = {f"z-{i}": run_events(f"z-{i}", steps=4, **_endings(i)) for i in range(TASKS)}
+    process = await _start(settings, log)
+    try:
+        publishing = asyncio.create_task(_stream(publisher, runs, rng))
+        fences = 0
+        while not publishing.done():
+            await asyncio.sleep(rng.uniform(0.5, 1.5))
+            lane = rng.randrange(settings.topic_partitions)
+            await _fence(settings, settings.transactional_ids(lane)[fences % 2])
+            fences += 1
+        await publishing
+        try:
+            await _wait_all_finished(settings, set(runs))
+        except AssertionError:
+            print(log.read_text()[-20000:])
+            raise
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 60)
+    assert process.returncode == 0, log.read_text()[-5000:]
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    said = [r["msg"] for r in records]
+    assert "lane recovered" in said, f"no lane recovered after {fences} fences"
+    assert "records behind the lane's positions skipped" not in said  # none folded twice
+    ours = [r for r in records if r["level"] == "ERROR" and r["logger"].startswith("ytmaker")]
+    assert not ours
+    _assert_each_update_once_in_order(await read_updates(settings), runs)
+
+
+async def _fence(settings: ProgressSettings, transactional_id: str) -> None:
+    """What a zombie does: a producer of the same transactional id says hello (InitProducerId),
+    which aborts the open transaction and fences the current producer."""
+    zombie = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, transactional_id=transactional_id
+    )
+    await zombie.start()
+    await zombie.stop()
+
+
+async def _stream(
+    publisher: EventProducer, runs: dict[str, list[tuple[Topic, Event]]], rng: random.Random
+) -> None:
+    """The runs interleaved, each in its own order, paced so that kills and fences fall
+    inside."""
+    queues = {task: list(run) for task, run in runs.items()}
+    while queues:
+        task = rng.choice(sorted(queues))
+        topic, event = queues[task].pop(0)
+        await publisher.send(topic, event)
+        if not queues[task]:
+            del queues[task]
+        await asyncio.sleep(0.01)
+
+
+def _assert_each_update_once_in_order(
+    records: list[tuple[int, int, dict[str, Any]]], runs: dict[str, list[tuple[Topic, Event]]]
+) -> dict[str, list[tuple[int, int, dict[str, Any]]]]:
+    """Every run's updates in one partition, each once, in order, nothing skipped (the chain
+    of the module's docstring), ending in the run's final status. Returns them per task."""
+    events: dict[str, Event] = {e.event_id: e for run in runs.values() for _, e in run}
+    by_task: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}
+    for partition, offset, update in records:
+        by_task.setdefault(update["task_id"], []).append((partition, offset, update))
+    assert set(by_task) == set(runs)
+    for task, items in by_task.items():
+        assert len({p for p, _, _ in items}) == 1, f"{task}: updates in several partitions"
+        offsets = [o for _, o, _ in items]
+        assert offsets == sorted(offsets)
+        event_ids = [u["event_id"] for _, _, u in items]
+        assert len(event_ids) == len(set(event_ids)), f"{task}: a duplicate update"
+        state: Folded | None = None
+        for _, _, update in items:
+            event = events[update["event_id"]]
+            folded, out = apply(state, event)
+            assert len(out) == 1, f"{task}: {event.type} published nothing when folded again"
+            assert out[0].model_dump(mode="json") == update, f"{task}: a skipped update"
+            state = Folded(task=folded.task)
+        assert state is not None
+        status = {"task.completed": "completed", "task.failed": "failed"}
+        assert state.task.status == status.get(runs[task][-1][1].type, "cancelled")
+        if state.task.status == "completed":
+            assert state.task.progress == 100
+    return by_task
 
 
 async def _latest_positions(settings: ProgressSettings) -> dict[TopicPartition, int]:

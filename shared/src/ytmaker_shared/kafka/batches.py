@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.producer.transaction_manager import TransactionState
 from aiokafka.structs import RecordMetadata
 
 Headers = Sequence[tuple[str, bytes]]
@@ -115,6 +118,7 @@ class PartitionWriter:
         batch, self._batch = self._batch, None
         self._used = _BATCH_OVERHEAD
         if batch is not None and batch.record_count():
+            raise_if_transaction_failed(self.kafka)
             future = await self.kafka.send_batch(batch, self.topic, partition=self.partition)
             self._sent.append((future, batch.record_count()))
 
@@ -138,6 +142,36 @@ class PartitionWriter:
             metadata = await future
             end = metadata.offset + count
         return end
+
+
+def raise_if_transaction_failed(kafka: AIOKafkaProducer) -> None:
+    """Raise the error that ended the producer's transaction, if a transactional request of
+    its sender failed (the producer fenced by a newer one, a broker error on adding a
+    partition). aiokafka gives that error only to the futures of the batches in flight and
+    leaves the transaction: its next send is refused with `IllegalOperation`, and its next
+    begin or commit trips an assertion. Called before each of them, this raises the error
+    itself (`ProducerFenced`, a `KafkaError`), which callers handle as a failed send."""
+    error = transaction_error(kafka)
+    if error is not None:
+        raise error
+
+
+def transaction_error(kafka: AIOKafkaProducer) -> KafkaError | None:
+    """The error that ended the producer's transaction, or None while it stands. Asking marks
+    it seen wherever aiokafka left it (the transaction's waiter, the drain waiters of the
+    batches it failed), so that asyncio does not log it as never retrieved."""
+    manager = kafka._txn_manager  # aiokafka keeps the state private
+    if manager is None or manager.state not in _FAILED:
+        return None
+    accumulator = kafka._message_accumulator
+    batches = [*accumulator._pending_batches, *chain.from_iterable(accumulator._batches.values())]
+    waiters = [manager._transaction_waiter, *(batch._drain_waiter for batch in batches)]
+    errors = [w.exception() for w in waiters if w is not None and w.done() and not w.cancelled()]
+    error = errors[0] if errors else None
+    return error if isinstance(error, KafkaError) else KafkaError("the transaction failed")
+
+
+_FAILED = (TransactionState.ABORTABLE_ERROR, TransactionState.FATAL_ERROR)
 
 
 def _retrieve(future: asyncio.Future[RecordMetadata]) -> None:

@@ -44,6 +44,7 @@ from ytmaker_progress.restore import restore
 from ytmaker_progress.runners.lane import FoldFatal, LaneWorker
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
+from ytmaker_shared.kafka.batches import transaction_error
 from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS, AdaptiveFetchWait
 from ytmaker_shared.kafka.group import committed_offsets, refresh_metadata, still_member
 from ytmaker_shared.kafka.polling import poll_or_stop
@@ -126,9 +127,13 @@ class FoldService:
                         for lane in self.lanes.values():
                             await self._seek_positions(lane)
                         continue
-                    for lane in [lane for lane in self.lanes.values() if lane.failed]:
-                        await self._recover_lane(lane)  # drops what this poll brought it
-                    self._hand_out(batch)
+                    failed = {n for n, lane in self.lanes.items() if lane.failed}
+                    for number in failed:
+                        await self._recover_lane(self.lanes[number])
+                    # what this poll brought a failed lane predates its recovery's seek
+                    self._hand_out(
+                        {tp: rs for tp, rs in batch.items() if tp.partition not in failed}
+                    )
                     self._count_tasks()
         finally:
             self.ready = False
@@ -293,6 +298,7 @@ class FoldService:
         await restore(self.settings, [fresh])
         await self._seek_positions(fresh)
         self._start_worker(fresh)
+        log.info("lane recovered", extra={"lane": lane.number})
 
 
 async def _stop_worker(lane: Lane) -> None:
@@ -306,6 +312,8 @@ async def _stop_worker(lane: Lane) -> None:
 
 
 async def _stop_producers(lane: Lane) -> None:
+    for producer in lane.producers:
+        transaction_error(producer.kafka)  # dealt with: the lane is recovered or closed
     await asyncio.gather(*(p.stop() for p in lane.producers), return_exceptions=True)
 
 

@@ -51,7 +51,7 @@ from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.events import decode as decode_event
 from ytmaker_shared.kafka import DeadLetterWriter
-from ytmaker_shared.kafka.batches import PartitionWriter
+from ytmaker_shared.kafka.batches import PartitionWriter, raise_if_transaction_failed
 from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,7 @@ class LaneWorker:
                 if lane.updates is None:
                     if not await self._after_handed_over():
                         return False
+                    raise_if_transaction_failed(lane.producer.kafka)
                     await lane.producer.kafka.begin_transaction()
                     lane.began = time.monotonic()
                     lane.updates = PartitionWriter(
@@ -227,11 +228,15 @@ class LaneWorker:
         """Fold `records` in order into the lane's states; every update goes to `updates`,
         the last of each batch with the lane's positions after its event (decision 0109)."""
         lane = self.lane
-        ignored = 0
+        ignored = behind = 0
         published: Counter[str] = Counter()
         now = time.monotonic()
         for record in records:
-            lane.positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            tp = TopicPartition(record.topic, record.partition)
+            if record.offset < lane.positions.get(tp, 0):
+                behind += 1  # folded already: fetched before a seek (a bug if ever seen)
+                continue
+            lane.positions[tp] = record.offset + 1
             try:
                 event: Input = (
                     decode_estimate(record.value)
@@ -262,6 +267,8 @@ class LaneWorker:
                     await updates.write(update.task_id.encode(), encode_update(update), (), ending)
                     published[update.type.value] += 1
         metrics.IGNORED_AFTER_TERMINAL.inc(ignored)
+        if behind:
+            log.error("records behind the lane's positions skipped", extra={"records": behind})
         for kind, n in published.items():
             metrics.UPDATES_PUBLISHED.labels(kind).inc(n)
 
@@ -330,6 +337,7 @@ class LaneWorker:
         kafka = lane.producers[turn].kafka
         states = None
         try:
+            raise_if_transaction_failed(kafka)
             if updates is None:
                 await kafka.begin_transaction()
                 began = time.monotonic()
@@ -350,6 +358,7 @@ class LaneWorker:
             )
             await states.write(positions_key(lane.number), value, headers)
             await states.flush()
+            raise_if_transaction_failed(kafka)
             await kafka.commit_transaction()
         except ProducerFenced:
             self._fenced("checkpoint")
