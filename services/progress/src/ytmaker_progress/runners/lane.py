@@ -268,7 +268,10 @@ class LaneWorker:
                     published[update.type.value] += 1
         metrics.IGNORED_AFTER_TERMINAL.inc(ignored)
         if behind:
-            log.error("records behind the lane's positions skipped", extra={"records": behind})
+            log.error(
+                "records behind the lane's positions skipped",
+                extra={"lane": lane.number, "records": behind},
+            )
         for kind, n in published.items():
             metrics.UPDATES_PUBLISHED.labels(kind).inc(n)
 
