@@ -3,11 +3,12 @@
 Not a dependency of anything: put this directory first on `PYTHONPATH` of a benchmark run, and
 every Python process it starts imports it. Then, for the process with pid PID:
 
-- `kill -USR1 PID` unfreezes its heap, counts the objects the collector tracks by type (and
-  suspended coroutines, functions and bound methods by name), times one full collection, and
-  freezes the heap again: as `gcpolicy.full_collection()` does, so the time is the stall the
-  gateway's schedule makes (its CPU time beside it: the wall time also counts the moments the
-  busy machine gave the core to another process);
+- `kill -USR1 PID` counts the objects the collector tracks by type (and suspended
+  coroutines, functions and bound methods by name), all but the frozen start-up heap (only
+  counted), and times one full
+  collection as `gcpolicy.full_collection()` does it (the frozen start-up heap left out,
+  decision 0112), so the time is the stall the schedule makes (its CPU time beside it: the
+  wall time also counts the moments the busy machine gave the core to another process);
 - `kill -USR2 PID` counts, for containers (lists, dicts, deques, contexts, bound methods...),
   which object holds each: where the objects per connection come from (slow: seconds).
 
@@ -50,7 +51,7 @@ def _census(signum: int, frame: object) -> None:
     import gc
     import sys
 
-    gc.unfreeze()
+    frozen = gc.get_freeze_count()  # the start-up heap: left out of the census and the pass
     tracked = gc.get_objects()
     by_type = collections.Counter(type(thing).__name__ for thing in tracked)
     by_name = collections.Counter(_name(thing) for thing in tracked)
@@ -59,9 +60,8 @@ def _census(signum: int, frame: object) -> None:
     started, cpu = time.perf_counter(), time.thread_time()
     found = gc.collect()
     took, cpu = time.perf_counter() - started, time.thread_time() - cpu
-    gc.freeze()
     lines = [
-        f"{time.strftime('%H:%M:%S')} {sys.argv[:1]} tracked={count} "
+        f"{time.strftime('%H:%M:%S')} {sys.argv[:1]} tracked={count} (frozen {frozen}) "
         f"full collection {took:.3f} s ({cpu:.3f} s of CPU), {found} unreachable"
     ]
     lines += [f"  {n:8d} {name}" for name, n in by_type.most_common(40)]
@@ -85,8 +85,7 @@ def _holders(signum: int, frame: object) -> None:
         "cell",
         "builtin_function_or_method",
     }
-    gc.unfreeze()
-    tracked = gc.get_objects()
+    tracked = gc.get_objects()  # the frozen start-up heap left out
     wanted = {id(thing) for thing in tracked if type(thing).__name__ in kinds}
     holder: dict[int, object] = {}
     for thing in tracked:
@@ -103,7 +102,6 @@ def _holders(signum: int, frame: object) -> None:
                 at = holder.get(id(at)) if type(at) in (dict, list, tuple) else None
             held[f"{type(thing).__name__} <- {' <- '.join(chain) or '?'}"] += 1
     del tracked, wanted, holder
-    gc.freeze()
     _write(
         ["  -- held by (500 and more)"]
         + [f"  {n:8d} {name}" for name, n in held.most_common(60) if n >= 500]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
+import itertools
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -33,25 +33,27 @@ def _cycle() -> weakref.ref[_Node]:
     return weakref.ref(a)
 
 
-def test_survivors_are_frozen_and_a_frozen_cycle_waits_for_the_full_collection() -> None:
+def test_the_start_up_heap_stays_frozen_and_a_full_collection_reclaims_old_cycles() -> None:
     gcpolicy.start_up()
     frozen_at_start = gc.get_freeze_count()
     assert frozen_at_start > 0
-    garbage = _cycle()  # unreachable already: the refreeze collects it
-    kept = _Node()
-    gcpolicy.refreeze()
+    garbage = _cycle()  # unreachable already: a young collection reclaims it
+    gc.collect(1)
     assert garbage() is None
-    assert gc.get_freeze_count() > frozen_at_start
-    assert not any(obj is kept for obj in gc.get_objects())  # out of the collector's reach
 
+    kept = _Node()
+    gc.collect(1)
+    gc.collect(1)  # survived twice: in the oldest generation, which young ones never scan
+    assert any(obj is kept for obj in gc.get_objects(generation=2))
     ref = weakref.ref(kept)
-    kept.other = kept  # a cycle among frozen objects...
+    kept.other = kept  # a cycle among old objects...
     del kept
-    gc.collect()
-    assert ref() is not None  # ...outlives ordinary collections
+    gc.collect(1)
+    assert ref() is not None  # ...outlives the young collections
     assert gcpolicy.full_collection() >= 0
     assert ref() is None  # and not the full one
-    assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == frozen_at_start  # which leaves the start-up heap alone
+    assert gcpolicy.heap_size() >= frozen_at_start
 
 
 def test_a_young_threshold_is_applied_only_when_asked() -> None:
@@ -62,41 +64,61 @@ def test_a_young_threshold_is_applied_only_when_asked() -> None:
     assert gc.get_threshold()[:2] == (5000, before[1])
 
 
-async def _run_schedule(
-    interval_s: float,
-    full_every_s: float,
-    *,
-    until: asyncio.Event,
-    clock: Callable[[], float] = time.monotonic,
-) -> None:
-    """Run the schedule until `until` is set (5 s at most), then stop it (2 s at most)."""
+async def _schedule_of(sizes: list[int], *, checks: int, full_every: int = 5) -> list[str]:
+    """What the schedule does, a full collection allowed every `full_every` ticks, while the
+    heap is `sizes[0]` at its start, then `sizes[1]`... one value each time it is asked (the
+    last one stays), until it has been asked `checks` times after its start. Its clock counts
+    ticks: one each time it is read."""
+    ticks = itertools.count()
+    asked: list[int] = []
+    calls: list[str] = []
+    enough = asyncio.Event()
+
+    def size() -> int:
+        value = sizes[min(len(asked), len(sizes) - 1)]
+        asked.append(value)
+        calls.append(f"size {value}")
+        if len(asked) > checks:
+            enough.set()
+        return value
+
+    def full() -> float:
+        calls.append("full")
+        return 0.0
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gcpolicy, "full_collection", full)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(
+            gcpolicy.run(0.0001, full_every, stopping, lambda: next(ticks), size)
+        )
+        async with asyncio.timeout(5):
+            await enough.wait()
+        stopping.set()
+        async with asyncio.timeout(2):
+            await task
+    return calls
+
+
+async def test_the_schedule_collects_when_due_and_stops() -> None:
+    calls = await _schedule_of([1000, 2000], checks=3)
+    assert calls[:3] == ["size 1000", "size 2000", "full"]  # grown by half: due
+
+
+async def test_the_schedule_never_collects_with_full_every_0() -> None:
+    asked: list[int] = []
+
+    def size() -> int:
+        asked.append(1)
+        return 1
+
     stopping = asyncio.Event()
-    task = asyncio.create_task(gcpolicy.run(interval_s, full_every_s, stopping, clock))
-    async with asyncio.timeout(5):
-        await until.wait()
+    task = asyncio.create_task(gcpolicy.run(0.0001, 0, stopping, size=size))
+    await asyncio.sleep(0.05)
     stopping.set()
     async with asyncio.timeout(2):
         await task
-
-
-async def test_the_schedule_refreezes_collects_fully_and_stops(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    calls: list[str] = []
-    both = asyncio.Event()
-
-    def call(name: str) -> float:
-        calls.append(name)
-        if {"refreeze", "full"} <= set(calls):
-            both.set()
-        return 0.0
-
-    heap = iter(range(1000, 10**9, 1000))  # a heap that keeps growing
-    monkeypatch.setattr(gc, "get_freeze_count", lambda: next(heap))
-    monkeypatch.setattr(gcpolicy, "refreeze", lambda: call("refreeze"))
-    monkeypatch.setattr(gcpolicy, "full_collection", lambda: call("full"))
-    await _run_schedule(0.01, 0.05, until=both)
-    assert calls[0] == "refreeze"
+    assert asked == [1]  # at its start only
 
 
 def _full_collections() -> int:
@@ -148,39 +170,26 @@ def test_a_heap_is_walked_again_only_once_it_has_grown_by_a_quarter() -> None:
         assert gcpolicy.full_collection_due(mark + mark // 4, mark)
 
 
-async def _schedule_of(heap: list[int], monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """What the schedule does in 40 steps, a full collection allowed every 5, while the frozen
-    heap is `heap[0]`, then `heap[1]`... one value per step (the last one stays). Its clock
-    counts steps, not seconds."""
-    calls: list[str] = []
-    enough = asyncio.Event()
-    sizes = [heap[0]]
-
-    def step(name: str) -> float:
-        calls.append(name)
-        if len(calls) >= 40:
-            enough.set()
-        sizes.append(heap[min(len(calls), len(heap) - 1)])
-        return 0.0
-
-    monkeypatch.setattr(gc, "get_freeze_count", lambda: sizes[-1])
-    monkeypatch.setattr(gcpolicy, "refreeze", lambda: step("refreeze"))
-    monkeypatch.setattr(gcpolicy, "full_collection", lambda: step("full"))
-    await _run_schedule(0.0001, 5, until=enough, clock=lambda: len(calls))
-    return calls
-
-
-async def test_the_schedule_leaves_a_steady_heap_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_schedule_leaves_a_steady_heap_alone() -> None:
     for size in (1000, 400_000, 8_000_000):
-        assert "full" not in await _schedule_of([size], monkeypatch)
+        assert "full" not in await _schedule_of([size], checks=6)
 
 
-async def test_a_growing_heap_is_walked_once_a_quarter_bigger(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """From the start, and after each full collection, the next one waits until the frozen
-    heap has grown by a quarter (and at least as long as the schedule says)."""
-    growing = [400_000] * 10 + [400_000 + 10_000 * n for n in range(1, 11)]  # up to 500,000
-    calls = await _schedule_of(growing, monkeypatch)
-    assert calls.count("full") == 1  # at 500,000, the new mark
-    assert calls.index("full") == 19
+async def test_a_growing_heap_is_walked_once_a_quarter_bigger() -> None:
+    """From the start, and after each full collection, the next one waits until the heap has
+    grown by a quarter; the heap is asked again only when a full collection may be due."""
+    calls = await _schedule_of([400_000, 450_000, 490_000, 500_000, 500_000, 560_000], checks=6)
+    assert (
+        calls
+        == [
+            "size 400000",  # the mark at its start
+            "size 450000",  # not due
+            "size 490000",  # not due
+            "size 500000",  # a quarter more: due
+            "full",
+            "size 500000",  # the new mark
+            "size 560000",  # not due
+            "size 560000",
+        ][: len(calls)]
+    )
+    assert calls.count("full") == 1

@@ -80,20 +80,20 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description="How long a starting process waits for an unreachable broker.",
     )
-    # The garbage collector's schedule (gcpolicy.py, decisions 0033, 0044 and 0106).
+    # The garbage collector's schedule (gcpolicy.py, decisions 0033, 0044, 0106 and 0112).
     gc_freeze: bool = Field(
         default=True,
-        description="Keep long-lived objects out of the collector's reach and run full "
+        description="Freeze what start-up leaves out of the collector's reach and run full "
         "collections on a schedule, not Python's (gcpolicy.py).",
     )
     gc_freeze_interval_s: float = Field(
-        default=10.0, gt=0, description="How often survivors are collected and frozen."
+        default=10.0, gt=0, description="How often the schedule looks at its clock."
     )
     gc_full_every_s: float = Field(
         default=600.0,
         ge=0,
-        description="A full collection of everything at most this often (0: never), and only "
-        "once the frozen heap has grown by a quarter (decisions 0044, 0106).",
+        description="A full collection (all but the frozen start-up heap) at most this often "
+        "(0: never), and only once the heap has grown by a quarter (decisions 0106, 0112).",
     )
     gc_threshold: int = Field(
         default=0, ge=0, description="Young-generation threshold; 0 keeps Python's (700)."
