@@ -87,7 +87,7 @@ async def run(
                     took = full_collection()
                     log.info("full garbage collection", extra={"seconds": round(took, 4)})
                     mark = size()
-                last_full = clock()  # not due: asked again `full_every_s` later
+                last_full = clock()  # due or not, asked again `full_every_s` later
 
 
 @contextlib.asynccontextmanager
