@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +93,11 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     before_last = log.stat().st_size if log.exists() else 0
     last = await _start(settings, log)
     try:
-        try:
+        with _log_shown_on_failure(log):
             await _wait_all_finished(settings, set(runs))
             # every lane restored by the last process (a killed member may hold half of them
             # until its session expires), so that each checkpoints what it adopted as it stops
             await _wait_all_lanes(log, before_last, settings.topic_partitions)
-        except AssertionError:
-            print(log.read_text()[-20000:])
-            raise
     finally:
         last.send_signal(signal.SIGTERM)
         await asyncio.wait_for(last.wait(), 60)
@@ -173,11 +171,8 @@ async def test_a_lane_fenced_while_still_owned_recovers_without_repeats(
             await _fence(settings, settings.transactional_ids(lane)[fences % 2])
             fences += 1
         await publishing
-        try:
+        with _log_shown_on_failure(log):
             await _wait_all_finished(settings, set(runs))
-        except AssertionError:
-            print(log.read_text()[-20000:])
-            raise
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.wait(), 60)
@@ -189,6 +184,16 @@ async def test_a_lane_fenced_while_still_owned_recovers_without_repeats(
     ours = [r for r in records if r["level"] == "ERROR" and r["logger"].startswith("ytmaker")]
     assert not ours
     _assert_each_update_once_in_order(await read_updates(settings), runs)
+
+
+@contextlib.contextmanager
+def _log_shown_on_failure(log: Path) -> Iterator[None]:
+    """A wait that fails prints the end of the fold's log first."""
+    try:
+        yield
+    except AssertionError:
+        print(log.read_text()[-20000:])
+        raise
 
 
 async def _fence(settings: ProgressSettings, transactional_id: str) -> None:
