@@ -94,13 +94,12 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     last = await _start(settings, log)
     try:
         with _log_shown_on_failure(log):
-            await _wait_all_finished(settings, set(runs))
+            await _wait_all_finished(settings, set(runs), last)
             # every lane restored by the last process (a killed member may hold half of them
             # until its session expires), so that each checkpoints what it adopted as it stops
             await _wait_all_lanes(log, before_last, settings.topic_partitions)
     finally:
-        last.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(last.wait(), 60)
+        await _stop(last)
 
     by_task = _assert_each_update_once_in_order(await read_updates(settings), runs)
     # the compacted state topic agrees with the last update of each task (once the last
@@ -172,10 +171,9 @@ async def test_a_lane_fenced_while_still_owned_recovers_without_repeats(
             fences += 1
         await publishing
         with _log_shown_on_failure(log):
-            await _wait_all_finished(settings, set(runs))
+            await _wait_all_finished(settings, set(runs), process)
     finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 60)
+        await _stop(process)
     assert process.returncode == 0, log.read_text()[-5000:]
     records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     said = [r["msg"] for r in records]
@@ -184,6 +182,14 @@ async def test_a_lane_fenced_while_still_owned_recovers_without_repeats(
     ours = [r for r in records if r["level"] == "ERROR" and r["logger"].startswith("ytmaker")]
     assert not ours
     _assert_each_update_once_in_order(await read_updates(settings), runs)
+
+
+async def _stop(fold: asyncio.subprocess.Process) -> None:
+    """Stop the fold as an orchestrator does (SIGTERM), unless it has exited already (then
+    the test's own assertion says so, not a `ProcessLookupError`)."""
+    if fold.returncode is None:
+        fold.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(fold.wait(), 60)
 
 
 @contextlib.contextmanager
@@ -293,10 +299,15 @@ async def _wait_all_lanes(log: Path, offset: int, partitions: int) -> None:
         await asyncio.sleep(0.25)
 
 
-async def _wait_all_finished(settings: ProgressSettings, tasks: set[str]) -> None:
+async def _wait_all_finished(
+    settings: ProgressSettings, tasks: set[str], fold: asyncio.subprocess.Process
+) -> None:
+    """Until every task's final update is on the log; fails at once if `fold` exits."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 240
     while True:
+        if fold.returncode is not None:
+            raise AssertionError(f"the fold exited ({fold.returncode}) before the runs finished")
         finished = {
             u["task_id"]
             for _, _, u in await read_updates(settings)
