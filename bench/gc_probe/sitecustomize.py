@@ -4,9 +4,8 @@ Not a dependency of anything: put this directory first on `PYTHONPATH` of a benc
 every Python process it starts imports it. Then, for the process with pid PID:
 
 - `kill -USR1 PID` counts the objects the collector tracks by type (and suspended
-  coroutines, functions and bound methods by name), all but the frozen start-up heap (only
-  counted), and times one full
-  collection as `gcpolicy.full_collection()` does it (the frozen start-up heap left out,
+  coroutines, functions and bound methods by name), the frozen start-up heap only in total,
+  and times one full collection as `gcpolicy.full_collection()` does it (that heap left out,
   decision 0112), so the time is the stall the schedule makes (its CPU time beside it: the
   wall time also counts the moments the busy machine gave the core to another process);
 - `kill -USR2 PID` counts, for containers (lists, dicts, deques, contexts, bound methods...),
