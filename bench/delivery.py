@@ -7,7 +7,9 @@
 
 Targets: ytmaker, started by `scripts/run_local.py` (the code of `make run`) with every service
 but the stage workers; the Redis Pub/Sub baseline (bench/baselines/redis_pubsub.py, its own
-redis-server); the python-socketio rooms baseline (bench/baselines/socketio_rooms.py).
+redis-server) as its design is written, with a project row written per update (`redis`), and
+without that database (`redis-nodb`, decision 0114); the python-socketio rooms baseline
+(bench/baselines/socketio_rooms.py).
 
 After a warm-up of each target, `--rounds` rounds; each round measures S1 (clients on as many
 tasks) and S2 (the same clients on a tenth of the tasks) for every target in turn (the order
@@ -53,7 +55,7 @@ from bench.harness.ytmaker_extras import fanout, fill_history, idle, prepare, re
 from ytmaker_shared.events import new_event_id
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ("ytmaker", "redis", "socketio")
+TARGETS = ("ytmaker", "redis", "redis-nodb", "socketio")
 TINY = {
     "clients": 20, "s1_tasks": 20, "s2_tasks": 2, "rate": 100.0, "seconds": 2.0,
     "settle": 1.0, "warmup": 1.0, "rounds": 1, "disconnect_seconds": 3.0, "away": 1.0,
@@ -259,8 +261,9 @@ def print_tables(results: dict[str, Any]) -> None:
     rounds = [p for p in results["rounds"] if "error" not in p]
     say("\n## Rounds\n\n" + rounds_table(rounds))
     say("\n## Summary (median of the rounds)\n\n" + summary_table(results["summary"]))
-    if ratio := cpu_ratio_line(results["summary"]):
-        say("\n" + ratio)
+    for baseline in ("redis", "redis-nodb"):
+        if ratio := cpu_ratio_line(results["summary"], baseline=baseline):
+            say("\n" + ratio)
     if any("in_log_latency_ms" in p for p in rounds):
         say("\n## ytmaker: event → its topic → log → client (ms)\n\n" + hops_table(rounds))
     for scenario in ("S1", "S2"):

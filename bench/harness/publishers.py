@@ -4,7 +4,8 @@
 - ytmaker: a stage's `stage.progress` event (a pydantic `StageProgressed`, as
   `ytmaker_shared.stageworker` makes it from a `StageProgressPayload`) written to
   `pipeline.script` with `ytmaker_shared.kafka.EventProducer.send`;
-- redis: `RedisPublisher.update_progress` of the baseline: PUBLISH to `progress:{project}`;
+- redis: `RedisPublisher.update_progress` of the baseline: the project's row written, then
+  PUBLISH to `progress:{project}` (redis-nodb: the PUBLISH alone);
 - socketio: a `publish` event to the baseline server, whose `ProgressManager` emits to the room.
 
 Every update carries `seq`, its number within its task (1, 2, ...), so that a client counts what
@@ -145,10 +146,14 @@ class YtmakerPublisher(Publisher):
 
 class RedisPublisher(Publisher):
     def __init__(self) -> None:
-        self.design = RedisDesignPublisher(os.environ["BENCH_REDIS_URL"])
+        database_url = os.environ.get("BENCH_REDIS_DATABASE_URL") or None
+        self.design = RedisDesignPublisher(os.environ["BENCH_REDIS_URL"], database_url)
 
     async def stop(self) -> None:
         await self.design.close()
+
+    async def prepare(self, owner: str, tasks: list[str]) -> None:
+        self.design.create_projects(tasks)
 
     async def publish(self, task_id: str, seq: int) -> None:
         await self.design.update_progress(
@@ -197,7 +202,7 @@ class SocketioPublisher(Publisher):
 def make_publisher(target: str) -> Publisher:
     if target == "ytmaker":
         return YtmakerPublisher()
-    if target == "redis":
+    if target in ("redis", "redis-nodb"):
         return RedisPublisher()
     if target == "socketio":
         return SocketioPublisher()

@@ -172,11 +172,18 @@ def summary_table(summary: dict[str, dict[str, Any]]) -> str:
     )  # fmt: skip
 
 
-def cpu_ratio_line(summary: dict[str, dict[str, Any]], scenario: str = "S1") -> str | None:
+BASELINES = {"redis": "the Redis design's", "redis-nodb": "the Redis design's without its database"}
+
+
+def cpu_ratio_line(
+    summary: dict[str, dict[str, Any]], scenario: str = "S1", baseline: str = "redis"
+) -> str | None:
     """Issue 11's CPU target (ytmaker at S1 ≤ 1.5× the Redis design's) read two ways: the
     benchmark's own processes (target and load generator, medians of the rounds), which steal
-    and other users do not touch, and the machine as measured. None without both targets."""
-    ours, theirs = summary.get("ytmaker", {}).get(scenario), summary.get("redis", {}).get(scenario)
+    and other users do not touch, and the machine as measured. `baseline`: `redis`, the design
+    as written, or `redis-nodb`, the design without its database (decision 0114). None without
+    both targets."""
+    ours, theirs = summary.get("ytmaker", {}).get(scenario), summary.get(baseline, {}).get(scenario)
     if not ours or not theirs:
         return None
     own = [s["target_cpu_pct_median"] + s["loadgen_cpu_pct_median"] for s in (ours, theirs)]
@@ -184,10 +191,10 @@ def cpu_ratio_line(summary: dict[str, dict[str, Any]], scenario: str = "S1") -> 
     if not own[1] or not machine[1]:
         return None
     return (
-        f"ytmaker's CPU at {scenario} against the Redis design's: own processes (target and load "
-        f"generator) {own[0]:.1f} against {own[1]:.1f} % of a core, {own[0] / own[1]:.2f}x; "
-        f"the machine as measured (steal included) {machine[0]:.1f} against {machine[1]:.1f} %, "
-        f"{machine[0] / machine[1]:.2f}x"
+        f"ytmaker's CPU at {scenario} against {BASELINES.get(baseline, baseline)}: own processes "
+        f"(target and load generator) {own[0]:.1f} against {own[1]:.1f} % of a core, "
+        f"{own[0] / own[1]:.2f}x; the machine as measured (steal included) {machine[0]:.1f} "
+        f"against {machine[1]:.1f} %, {machine[0] / machine[1]:.2f}x"
     )
 
 

@@ -245,10 +245,13 @@ def default_services() -> list[str]:
 
 
 class RedisStack(Stack):
-    name = "redis"
+    """The Task-012 design: redis-server and the FastAPI server; `database` gives it the
+    design's project rows (SQLite, `redis`), without them it only delivers (`redis-nodb`)."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *, database: bool = True) -> None:
+        self.name = "redis" if database else "redis-nodb"
         self.work = work
+        self.database_url = f"sqlite:///{work / 'redis-design.sqlite3'}" if database else ""
         self.redis_port = free_port()
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -259,7 +262,7 @@ class RedisStack(Stack):
         server = shutil.which("redis-server")
         if server is None:
             raise StackFailed("redis-server is not installed (scripts/apt-packages.txt)")
-        log = self.work / "redis.log"
+        log = self.work / f"{self.name}-server.log"
         self.redis = await spawn(
             server,
             "--port",
@@ -280,7 +283,8 @@ class RedisStack(Stack):
             log=log,
         )
         await self._wait_redis(log)
-        log = self.work / "redis-baseline.log"
+        log = self.work / f"{self.name}-baseline.log"
+        database = ["--database-url", self.database_url] if self.database_url else []
         self.server = await spawn(
             sys.executable,
             "-m",
@@ -289,6 +293,7 @@ class RedisStack(Stack):
             str(self.port),
             "--redis-url",
             self.redis_url,
+            *database,
             env=dict(os.environ),
             log=log,
         )
@@ -328,7 +333,7 @@ class RedisStack(Stack):
         return RedisWire(self.base_url.replace("http", "ws", 1))
 
     def producer_env(self) -> dict[str, str]:
-        return {"BENCH_REDIS_URL": self.redis_url}
+        return {"BENCH_REDIS_URL": self.redis_url, "BENCH_REDIS_DATABASE_URL": self.database_url}
 
     async def stop(self) -> None:
         await stop(self.server)
@@ -381,8 +386,8 @@ class SocketioStack(Stack):
 def make_stack(name: str, work: Path, services: list[str] | None) -> Stack:
     if name == "ytmaker":
         return YtmakerStack(work, services)
-    if name == "redis":
-        return RedisStack(work)
+    if name in ("redis", "redis-nodb"):
+        return RedisStack(work, database=name == "redis")
     if name == "socketio":
         return SocketioStack(work)
     raise ValueError(f"unknown target {name!r}")

@@ -18,7 +18,7 @@ from bench.harness.report import cpu_groups, cpu_ratio_line
 from tests.support.components import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGETS = {"ytmaker", "redis", "socketio"}
+TARGETS = {"ytmaker", "redis", "redis-nodb", "socketio"}
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 
@@ -80,7 +80,7 @@ def test_ytmaker_loses_and_repeats_nothing_and_the_baselines_lose_what_was_sent_
     assert away["ytmaker"]["clients"] > 0
     assert away["ytmaker"]["received"] == away["ytmaker"]["expected"] > 0
     assert away["ytmaker"]["lost"] == away["ytmaker"]["repeated"] == 0
-    for baseline in ("redis", "socketio"):
+    for baseline in ("redis", "redis-nodb", "socketio"):
         assert 0 < away[baseline]["lost"] < away[baseline]["expected"], away[baseline]
 
 
@@ -88,6 +88,7 @@ def test_cpu_is_counted_for_every_process_of_every_target(results: dict[str, Any
     labels = set(results["rounds"][0]["cpu"]["processes"])
     assert {"loadgen/clients", "loadgen/tap", "ytmaker/kafka", "redis/redis-server"} <= labels
     assert {"redis/fastapi-server", "socketio/socketio-server"} <= labels
+    assert {"redis-nodb/redis-server", "redis-nodb/fastapi-server"} <= labels
     services = {label for label in labels if label.startswith("ytmaker/")}
     assert services - {"ytmaker/kafka", "ytmaker/run_local"}, "no ytmaker service found"
     for target in TARGETS:
@@ -103,8 +104,10 @@ def test_cpu_is_counted_for_every_process_of_every_target(results: dict[str, Any
 def test_the_cpu_target_is_read_from_the_benchmarks_own_processes_and_the_machine(
     results: dict[str, Any],
 ) -> None:
-    line = cpu_ratio_line(results["summary"])
-    assert line is not None and line in results["_stdout"]
+    for baseline in ("redis", "redis-nodb"):
+        line = cpu_ratio_line(results["summary"], baseline=baseline)
+        assert line is not None and line in results["_stdout"]
+    assert "without its database" in line
     s1 = {
         "ytmaker": {"target_cpu_pct_median": 80.0, "loadgen_cpu_pct_median": 40.0,
                     "machine_busy_pct_median": 66.0},
