@@ -1,4 +1,5 @@
-"""The three targets as running processes: start, stop, their pids (for CPU), their clients.
+"""The targets as running processes (ytmaker, the Redis design with and without its database, the
+Socket.IO design): start, stop, their pids (for CPU), their clients.
 
 ytmaker is started by `scripts/run_local.py`, the code behind `make run`, with the services
 that are not pipeline stages (`--services`, by default every service of the checkout but the
