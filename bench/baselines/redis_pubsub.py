@@ -220,16 +220,17 @@ class RedisPublisher:
                 total += weight * (sub_progress / 100)
                 break
             total += weight
+        progress = int(total)
         if self.sessions is not None:
             db = self.sessions()
             db.query(Project).filter(Project.id == project_id).update(
-                {"progress": int(total), "status": stage}
+                {"progress": progress, "status": stage}
             )
             db.commit()
             db.close()
         data = {
             "stage": stage,
-            "progress": int(total),
+            "progress": progress,
             "sub_progress": sub_progress,
             "message": message,
             "timestamp": reported,

@@ -146,8 +146,9 @@ class YtmakerPublisher(Publisher):
 
 class RedisPublisher(Publisher):
     def __init__(self) -> None:
-        database_url = os.environ.get("BENCH_REDIS_DATABASE_URL") or None
-        self.design = RedisDesignPublisher(os.environ["BENCH_REDIS_URL"], database_url)
+        self.design = RedisDesignPublisher(
+            os.environ["BENCH_REDIS_URL"], os.environ.get("BENCH_REDIS_DATABASE_URL")
+        )
 
     async def stop(self) -> None:
         await self.design.close()

@@ -334,7 +334,8 @@ class RedisStack(Stack):
         return RedisWire(self.base_url.replace("http", "ws", 1))
 
     def producer_env(self) -> dict[str, str]:
-        return {"BENCH_REDIS_URL": self.redis_url, "BENCH_REDIS_DATABASE_URL": self.database_url}
+        database = {"BENCH_REDIS_DATABASE_URL": self.database_url} if self.database_url else {}
+        return {"BENCH_REDIS_URL": self.redis_url, **database}
 
     async def stop(self) -> None:
         await stop(self.server)

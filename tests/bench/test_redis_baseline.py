@@ -9,11 +9,12 @@ import contextlib
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from sqlalchemy import select
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.baselines.redis_pubsub import Project, RedisPublisher, session_factory
@@ -41,19 +42,19 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield stack
 
 
-async def _next_progress(ws: object, deadline: float = 10.0) -> dict[str, object]:
+async def _next_progress(ws: ClientConnection, deadline: float = 10.0) -> dict[str, Any]:
     async with asyncio.timeout(deadline):
         while True:
-            message = orjson.loads(await ws.recv())  # type: ignore[attr-defined]
+            message = orjson.loads(await ws.recv())
             if message["type"] == "progress":
-                return message["data"]  # type: ignore[no-any-return]
+                return dict(message["data"])
 
 
 async def test_an_update_is_stored_when_the_design_has_its_database_and_always_delivered(
     stack: RedisStack,
 ) -> None:
     env = stack.producer_env()
-    publisher = RedisPublisher(env["BENCH_REDIS_URL"], env["BENCH_REDIS_DATABASE_URL"] or None)
+    publisher = RedisPublisher(env["BENCH_REDIS_URL"], env.get("BENCH_REDIS_DATABASE_URL"))
     try:
         publisher.create_projects(["p-1"])
         await publisher.update_progress("p-1", "images_generating", 40.0, "drawing", seq=1)
