@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.support.gateway import RunningServer, start_server
 from tests.support.internal import internal_headers
@@ -381,3 +382,40 @@ async def test_a_replica_that_dies_leaves_its_last_checkpoint_to_the_others(worl
     log = await task_offsets(world.settings, task_id)
     assert missed in log
     assert received == [o for o in log if o > last_seen], "exactly what was missed, then live"
+
+
+async def test_a_replica_stopped_for_a_rolling_update_hands_its_sessions_over(
+    world: World,
+) -> None:
+    """Replica A is a process stopped with SIGTERM, as Kubernetes stops a pod: its client gets
+    close code 1012 (service restart, docs/protocol.md), A records the close with the last
+    offset it delivered and exits 0 within its grace, so that replica B restores the session
+    from that record (a closed record is used at once; an open one is waited for)."""
+    url_a, proc_a = await world.gateway_process(YTMAKER_SESSION_CHECKPOINT_S="0")
+    b = await world.replica()
+    requested = await world.start_task()
+    task_id = requested.task_id
+    client_id, ws, seen = await _watch_then_leave(world, url_a, requested)
+    last_seen = _offsets(seen)[-1]
+
+    proc_a.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(10):
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await ws.recv()
+    assert ws.close_code == 1012, (ws.close_code, ws.close_reason)
+    grace = world.settings.shutdown_grace_s
+    assert await asyncio.to_thread(proc_a.wait, grace + 10) == 0
+    log_a = (world.tmp / "gateway-0.log").read_text()
+    assert '"msg": "stopped"' in log_a, log_a[-2000:]
+
+    record = await world.session_record(client_id)
+    assert record is not None and record["disconnected_at"] is not None  # A said goodbye
+    assert record["offsets"] == {task_id: last_seen}
+    await world.progress(requested, 30.0)
+    missed = await world.wait_folded(task_id, lambda s: s["progress"] >= 6)
+    received = await _reconnect_and_check(world, b.server.ws, client_id, requested, last_seen)
+    log = await task_offsets(world.settings, task_id)
+    assert missed in log
+    assert received == [o for o in log if o > last_seen], "exactly what was missed, then live"
+    assert b.gateway.reconnects_restored == 1

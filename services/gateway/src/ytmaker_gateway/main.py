@@ -151,6 +151,7 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
         await gateway.streams.reader.close()
         await gateway.progress.close()
         await producer.stop()
+        log.info("stopped")
 
 
 def main() -> None:
