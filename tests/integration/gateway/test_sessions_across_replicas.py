@@ -301,12 +301,19 @@ async def _watch_then_leave(
 
 
 async def _reconnect_and_check(
-    world: World, url: str, old_client_id: str, requested: TaskRequested, last_seen: int
-) -> list[int]:
+    world: World,
+    url: str,
+    old_client_id: str,
+    requested: TaskRequested,
+    last_seen: int,
+    missed: int,
+) -> None:
     """Reconnect with `old_client_id`; assert `reconnected`, the restored subscription from
-    `last_seen`, exactly the missed updates, then live ones. Returns the offsets received."""
+    `last_seen`, then exactly the updates after it in the log (`missed`, the last one written
+    while away, among them), then live ones."""
     task_id = requested.task_id
     ws = await connect(f"{url}/api/v1/ws?token={world.token()}&old_client_id={old_client_id}")
+    seen: list[dict[str, Any]] = []
     try:
         greeting = await _recv(ws)
         assert greeting["type"] == "reconnected", greeting
@@ -318,11 +325,12 @@ async def _reconnect_and_check(
         assert subscribed["offset"] == last_seen
         await world.progress(requested, 60.0)
         live = await world.wait_folded(task_id, lambda s: s["progress"] >= 12)
-        seen: list[dict[str, Any]] = []
         await _updates_until(ws, task_id, live, seen)
-        return _offsets(seen)
     finally:
         await ws.close()
+    log = await task_offsets(world.settings, task_id)
+    assert missed in log
+    assert _offsets(seen) == [o for o in log if o > last_seen], "exactly what was missed, then live"
 
 
 async def test_a_session_left_on_one_replica_is_restored_by_another(world: World) -> None:
@@ -344,10 +352,7 @@ async def test_a_session_left_on_one_replica_is_restored_by_another(world: World
     assert record is not None and record["disconnected_at"] is not None
     assert record["offsets"] == {task_id: last_seen}
 
-    received = await _reconnect_and_check(world, b.server.ws, client_id, requested, last_seen)
-    log = await task_offsets(world.settings, task_id)
-    assert missed_up_to in log
-    assert received == [o for o in log if o > last_seen], "exactly what was missed, then live"
+    await _reconnect_and_check(world, b.server.ws, client_id, requested, last_seen, missed_up_to)
     assert b.gateway.reconnects_restored == 1
     assert a.gateway.reconnects == 0
 
@@ -378,10 +383,7 @@ async def test_a_replica_that_dies_leaves_its_last_checkpoint_to_the_others(worl
 
     record = await world.session_record(client_id)
     assert record is not None and record["disconnected_at"] is None  # A never said goodbye
-    received = await _reconnect_and_check(world, b.server.ws, client_id, requested, last_seen)
-    log = await task_offsets(world.settings, task_id)
-    assert missed in log
-    assert received == [o for o in log if o > last_seen], "exactly what was missed, then live"
+    await _reconnect_and_check(world, b.server.ws, client_id, requested, last_seen, missed)
 
 
 async def test_a_replica_stopped_for_a_rolling_update_hands_its_sessions_over(
@@ -414,8 +416,5 @@ async def test_a_replica_stopped_for_a_rolling_update_hands_its_sessions_over(
     assert record["offsets"] == {task_id: last_seen}
     await world.progress(requested, 30.0)
     missed = await world.wait_folded(task_id, lambda s: s["progress"] >= 6)
-    received = await _reconnect_and_check(world, b.server.ws, client_id, requested, last_seen)
-    log = await task_offsets(world.settings, task_id)
-    assert missed in log
-    assert received == [o for o in log if o > last_seen], "exactly what was missed, then live"
+    await _reconnect_and_check(world, b.server.ws, client_id, requested, last_seen, missed)
     assert b.gateway.reconnects_restored == 1
