@@ -391,8 +391,8 @@ async def test_a_replica_stopped_for_a_rolling_update_hands_its_sessions_over(
 ) -> None:
     """Replica A is a process stopped with SIGTERM, as Kubernetes stops a pod: its client gets
     close code 1012 (service restart, docs/protocol.md), A records the close with the last
-    offset it delivered and exits 0 within its grace, so that replica B restores the session
-    from that record (a closed record is used at once; an open one is waited for)."""
+    offset it delivered and exits 0, so that replica B restores the session from that record
+    (a closed record is used at once; an open one is waited for)."""
     url_a, proc_a = await world.gateway_process(YTMAKER_SESSION_CHECKPOINT_S="0")
     b = await world.replica()
     requested = await world.start_task()
