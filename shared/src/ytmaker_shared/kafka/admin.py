@@ -1,4 +1,5 @@
-"""Create every topic of `TOPIC_SPECS` (idempotent), on any cluster.
+"""Create every topic of `TOPIC_SPECS` (idempotent), on any cluster, and wait until its
+coordinators answer.
 
 `python -m ytmaker_shared.kafka.admin` does it with the settings from the environment.
 """
@@ -7,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
+from itertools import count
+from typing import Final, Protocol, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaConnectionError, for_code
+from aiokafka.errors import KafkaConnectionError, KafkaError, for_code
 
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import TOPIC_SPECS
@@ -19,6 +23,10 @@ from ytmaker_shared.topics import TOPIC_SPECS
 log = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
+_T = TypeVar("_T")
+
+#: The broker's topic behind each kind of coordinator (FindCoordinator's key type).
+_COORDINATOR_TOPICS: Final = {0: "__consumer_offsets", 1: "__transaction_state"}
 
 
 async def wait_for_broker(
@@ -110,6 +118,7 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
                     raise for_code(code)(f"cannot create topic {name}")
             log.info("created topics", extra={"topics": created})
         await _wait_until_listed(admin, set(settings.topics.all()))
+        await _wait_for_coordinators(admin)
         return created
     finally:
         await admin.close()
@@ -138,6 +147,77 @@ async def _wait_until_listed(
         while missing := names - set(await admin.list_topics()):
             log.debug("waiting for topics", extra={"missing": sorted(missing)})
             await asyncio.sleep(0.1)
+
+
+async def _wait_for_coordinators(admin: AIOKafkaAdminClient, timeout_s: float = 30.0) -> None:
+    """Wait until the group and the transaction coordinators answer for every key.
+
+    A new cluster makes `__consumer_offsets` and `__transaction_state` when a client first asks
+    for a coordinator of their kind; until their partitions are loaded every lookup fails, and
+    aiokafka logs each retry of a starting consumer at ERROR. Asked here, where the topics are
+    made, the services start on a cluster that is ready. A courtesy, never a condition: a
+    cluster that refuses the lookups (ACLs) or stays unready is left to the clients' retries.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            for kind, topic in _COORDINATOR_TOPICS.items():
+                if await _coordinator_found(admin, "ytmaker", kind):
+                    continue  # found at once: the topic was there, every partition loaded
+                # the lookup has the topic made (or it is loading): wait for each partition
+                partitions = await _polled(partial(_partition_count, admin, topic))
+                for key in _one_key_per_partition(partitions):
+                    await _polled(partial(_coordinator_found, admin, key, kind))
+    except TimeoutError:
+        log.warning("coordinators not ready, services will retry", extra={"wait_s": timeout_s})
+    except KafkaError as err:
+        log.info("coordinators not checked", extra={"error": type(err).__name__})
+
+
+async def _coordinator_found(admin: AIOKafkaAdminClient, key: str, kind: int) -> bool:
+    """Whether the coordinator of `key` answers now; False while it is being made or loaded."""
+    try:
+        await admin.find_coordinator(key, kind)
+    except KafkaError as err:
+        if not err.retriable:
+            raise
+        return False
+    return True
+
+
+async def _polled(probe: Callable[[], Awaitable[_T]], interval_s: float = 0.1) -> _T:
+    """`await probe()` every `interval_s` until it gives something true; that."""
+    while not (result := await probe()):  # noqa: ASYNC110 - the broker is asked, nothing to await
+        await asyncio.sleep(interval_s)
+    return result
+
+
+async def _partition_count(admin: AIOKafkaAdminClient, topic: str) -> int:
+    (described,) = await admin.describe_topics([topic])
+    return len(described["partitions"])
+
+
+def _one_key_per_partition(partitions: int) -> Iterator[str]:
+    """A key for each partition of a coordinator topic with `partitions` partitions."""
+    seen: set[int] = set()
+    for n in count():
+        if len(seen) == partitions:
+            return
+        key = f"ytmaker-{n}"
+        partition = coordinator_partition(key, partitions)
+        if partition not in seen:
+            seen.add(partition)
+            yield key
+
+
+def coordinator_partition(key: str, partitions: int) -> int:
+    """The partition of a coordinator topic that serves `key`, as the broker picks it:
+    `Utils.abs(key.hashCode()) % partitions`, with Java's `String.hashCode` (UTF-16 units)."""
+    encoded = key.encode("utf-16-le")
+    h = 0
+    for i in range(0, len(encoded), 2):
+        h = (31 * h + int.from_bytes(encoded[i : i + 2], "little")) & 0xFFFFFFFF
+    signed = h - (1 << 32) if h >= 1 << 31 else h
+    return (0 if signed == -(1 << 31) else abs(signed)) % partitions
 
 
 def main() -> None:
