@@ -7,11 +7,10 @@ import asyncio
 import socket
 from collections.abc import Callable
 
-import uvicorn
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ytmaker_shared.serving import Server
+from ytmaker_shared.serving import Server, server_config
 
 Readiness = Callable[[], bool]
 
@@ -47,10 +46,7 @@ class HealthServer:
         self._sock.bind((host, port))
         self.host = host
         self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(
-            health_app(service, ready), log_level="warning", access_log=False, lifespan="off"
-        )
-        self._server = Server(config)
+        self._server = Server(server_config(health_app(service, ready)))
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

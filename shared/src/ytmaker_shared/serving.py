@@ -5,13 +5,15 @@
 API servers beside them, those ticks were the largest share of the idle stack's wake-ups
 (docs/decisions/0048-quiet-http-servers.md). This server refreshes the header once a second
 and notices `should_exit` as soon as it is set from the event loop (our own shutdown), or
-within that second when uvicorn's signal handler sets it.
+within that second when uvicorn's signal handler sets it. `server_config` is the configuration
+they share, uvicorn's log lines JSON like the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import uvicorn
 
@@ -42,3 +44,11 @@ class Server(uvicorn.Server):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TICK_S):
                     await self._exit.wait()
+
+
+def server_config(app: Any, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for our servers: warnings and up, no access log, no lifespan,
+    and its records left to `configure_logging` (JSON lines, like every other record) instead
+    of uvicorn's own text handlers (`log_config=None`)."""
+    defaults: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "off"}
+    return uvicorn.Config(app, log_config=None, **(defaults | options))

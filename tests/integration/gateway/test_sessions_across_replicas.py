@@ -12,11 +12,15 @@ service folds into the updates the clients receive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import termios
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,12 +133,12 @@ class World:
         await self.wait_folded(task_id, lambda state: state["stage"] == "script")
         return requested
 
-    async def progress(self, requested: TaskRequested, value: float) -> None:
+    async def progress(self, requested: TaskRequested, value: float, padding: int = 0) -> None:
         event = requested.caused(
             StageProgressed,
             producer="script",
             stage=Stage.SCRIPT,
-            payload=StageProgressPayload(progress=value, message=f"at {value}"),
+            payload=StageProgressPayload(progress=value, message=f"at {value}".ljust(padding)),
         )
         await self.stage.send(Topic.SCRIPT, event)
 
@@ -333,6 +337,27 @@ async def _reconnect_and_check(
     assert _offsets(seen) == [o for o in log if o > last_seen], "exactly what was missed, then live"
 
 
+async def _stop_as_kubernetes_does(
+    world: World, proc: subprocess.Popen[bytes], ws: ClientConnection
+) -> None:
+    """SIGTERM the replica `proc` (the first gateway process): `ws`, a client that reads, gets
+    close code 1012 (service restart, docs/protocol.md) at once; the process exits 0 within its
+    shutdown grace, its log JSON lines to the last, "stopped"."""
+    grace = world.settings.shutdown_grace_s
+    stop_asked = asyncio.get_running_loop().time()
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(10):
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await ws.recv()
+    assert ws.close_code == 1012, (ws.close_code, ws.close_reason)
+    assert await asyncio.to_thread(proc.wait, grace + 20) == 0
+    assert asyncio.get_running_loop().time() - stop_asked < grace + 10
+    log = (world.tmp / "gateway-0.log").read_text()
+    lines = [json.loads(line) for line in log.splitlines()]  # uvicorn's own lines too
+    assert lines[-1]["msg"] == "stopped", log[-2000:]
+
+
 async def test_a_session_left_on_one_replica_is_restored_by_another(world: World) -> None:
     a, b = await world.replica(), await world.replica()
     requested = await world.start_task()
@@ -400,17 +425,7 @@ async def test_a_replica_stopped_for_a_rolling_update_hands_its_sessions_over(
     client_id, ws, seen = await _watch_then_leave(world, url_a, requested)
     last_seen = _offsets(seen)[-1]
 
-    proc_a.send_signal(signal.SIGTERM)
-    async with asyncio.timeout(10):
-        with pytest.raises(ConnectionClosed):
-            while True:
-                await ws.recv()
-    assert ws.close_code == 1012, (ws.close_code, ws.close_reason)
-    grace = world.settings.shutdown_grace_s
-    assert await asyncio.to_thread(proc_a.wait, grace + 10) == 0
-    log_a = (world.tmp / "gateway-0.log").read_text()
-    assert '"msg": "stopped"' in log_a, log_a[-2000:]
-
+    await _stop_as_kubernetes_does(world, proc_a, ws)
     record = await world.session_record(client_id)
     assert record is not None and record["disconnected_at"] is not None  # A said goodbye
     assert record["offsets"] == {task_id: last_seen}
@@ -418,3 +433,64 @@ async def test_a_replica_stopped_for_a_rolling_update_hands_its_sessions_over(
     missed = await world.wait_folded(task_id, lambda s: s["progress"] >= 6)
     await _reconnect_and_check(world, b.server.ws, client_id, requested, last_seen, missed)
     assert b.gateway.reconnects_restored == 1
+
+
+def _stalled_socket(url: str) -> socket.socket:
+    """A connected TCP socket to the `ws://` base `url` with a receive buffer of a few KB, so that
+    a client that stops reading it backs up into the replica soon."""
+    host, port = url.removeprefix("ws://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+    sock.connect((host, int(port)))
+    sock.setblocking(False)
+    return sock
+
+
+async def test_a_client_that_stopped_reading_does_not_hold_a_stopping_replica_up(
+    world: World,
+) -> None:
+    """A replica stopped with SIGTERM while one of its clients reads nothing (its socket full,
+    the replica's writes to it waiting) still exits 0 within its shutdown grace, its log JSON
+    to the end: the client that reads gets 1012 at once and its close is recorded, as in a
+    rolling update without the other."""
+    url_a, proc_a = await world.gateway_process(
+        YTMAKER_SESSION_CHECKPOINT_S="0", YTMAKER_CLIENT_QUEUE_SIZE="100000"
+    )
+    requested = await world.start_task()
+    task_id = requested.task_id
+    reader_id, reader, seen = await _watch_then_leave(world, url_a, requested)
+
+    sock = _stalled_socket(url_a)
+    stalled = await connect(
+        f"{url_a}/api/v1/ws?token={world.token()}", sock=sock, max_queue=1, ping_interval=None
+    )
+    hello = json.loads(await stalled.recv())
+    assert hello["type"] == "connected"
+    await stalled.send(json.dumps({"action": "subscribe", "task_id": task_id, "since": 0}))
+
+    # 2,000 updates of ~4 KB: more than the kernel's send buffer (4 MiB at most) and the
+    # replica's transport hold for the stalled client, so that the replica's writes wait
+    values = [20.0 + i / 100 for i in range(1, 2001)]
+    await asyncio.gather(*(world.progress(requested, value, padding=3900) for value in values))
+    last = await world.wait_folded(task_id, lambda s: s["progress"] >= values[-1] * 0.2)
+    async with asyncio.timeout(60):
+        await _updates_until(reader, task_id, last, seen)  # the replica has sent what it could
+    backed_up = int.from_bytes(fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4), "little")
+    assert backed_up > 0, "the stalled client's socket should hold unread updates"
+
+    await _stop_as_kubernetes_does(world, proc_a, reader)
+    record = await world.session_record(reader_id)
+    assert record is not None and record["disconnected_at"] is not None
+    assert record["offsets"] == {task_id: _offsets(seen)[-1]}
+
+    got: list[dict[str, Any]] = []
+    with contextlib.suppress(ConnectionClosed, TimeoutError):
+        async with asyncio.timeout(10):
+            while True:
+                got.append(json.loads(await stalled.recv()))
+    assert len(_offsets(got)) < len(values), "the stalled client was behind when A stopped"
+    # its close is recorded too, with what the replica wrote: at least what the client read
+    # (docs/protocol.md: a restored stream resumes from what the server wrote)
+    record = await world.session_record(hello["payload"]["client_id"])
+    assert record is not None and record["disconnected_at"] is not None
+    assert record["offsets"][task_id] >= _offsets(got)[-1]

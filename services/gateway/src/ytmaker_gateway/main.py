@@ -9,8 +9,6 @@ import logging
 import signal
 import socket
 
-import uvicorn
-
 from ytmaker_gateway import metrics
 from ytmaker_gateway.adapters.progress_api import ProgressApi
 from ytmaker_gateway.api.edge import is_loopback_host
@@ -29,7 +27,7 @@ from ytmaker_shared import gcpolicy
 from ytmaker_shared.kafka import EventProducer, ensure_topics
 from ytmaker_shared.logging import configure_logging
 from ytmaker_shared.service import run_loop
-from ytmaker_shared.serving import Server
+from ytmaker_shared.serving import Server, server_config
 
 log = logging.getLogger(__name__)
 
@@ -117,16 +115,13 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
             name="session-checkpoints",
         )
         sock = bind(settings)
-        config = uvicorn.Config(
+        config = server_config(
             create_app(gateway),
             ws=BatchingWebSocketProtocol,
             ws_max_size=settings.max_frame_bytes,
             ws_per_message_deflate=settings.ws_compression,
             ws_ping_interval=settings.heartbeat_interval_s,
             ws_ping_timeout=2 * settings.heartbeat_interval_s,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
             proxy_headers=False,
             # A client that does not read must not hold a stopping gateway up for ever.
             timeout_graceful_shutdown=settings.shutdown_grace_s,

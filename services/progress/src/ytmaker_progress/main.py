@@ -16,8 +16,6 @@ import socket
 import sys
 from datetime import UTC, datetime, timedelta
 
-import uvicorn
-
 from ytmaker_progress.api import create_app
 from ytmaker_progress.readmodel.memory import RecentHistory
 from ytmaker_progress.readmodel.store import Store
@@ -28,7 +26,7 @@ from ytmaker_progress.runners.stall import StallWatch
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import ensure_topics
 from ytmaker_shared.service import run_service
-from ytmaker_shared.serving import Server
+from ytmaker_shared.serving import Server, server_config
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +100,7 @@ class ProgressService:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((s.progress_http_host, s.progress_http_port))
         self.http_port = sock.getsockname()[1]
-        server = Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+        server = Server(server_config(app))
         log.info("internal API", extra={"url": f"http://{s.progress_http_host}:{self.http_port}"})
 
         async def serve() -> None:
