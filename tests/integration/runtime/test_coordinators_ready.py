@@ -16,23 +16,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.support.kafka import KafkaBrokerFactory, unique_name
 from ytmaker_shared.kafka import ensure_topics
-from ytmaker_shared.kafka.admin import coordinator_partition
+from ytmaker_shared.kafka.admin import one_key_per_partition
 from ytmaker_shared.settings import ServiceSettings
 
 pytestmark = pytest.mark.kafka
 
 GROUP, TRANSACTION = 0, 1
-
-
-def keys_for_every_partition(partitions: int) -> list[str]:
-    """Keys that are not the ones `ensure_topics` asked for, one per partition."""
-    keys: dict[int, str] = {}
-    n = 0
-    while len(keys) < partitions:
-        key = f"test-{n}"
-        keys.setdefault(coordinator_partition(key, partitions), key)
-        n += 1
-    return list(keys.values())
 
 
 async def test_a_new_cluster_answers_every_coordinator_lookup_after_ensure_topics(
@@ -51,7 +40,8 @@ async def test_a_new_cluster_answers_every_coordinator_lookup_after_ensure_topic
             (described,) = await admin.describe_topics([topic])
             partitions = len(described["partitions"])
             assert partitions > 1, described
-            for key in keys_for_every_partition(partitions):
+            # keys other than those ensure_topics asked for, one per partition
+            for key in one_key_per_partition(partitions, prefix="test"):
                 # raises GroupCoordinatorNotAvailableError while the coordinator is not ready;
                 # else the one node (node.id=1)
                 assert await admin.find_coordinator(key, kind) == 1
@@ -73,18 +63,3 @@ async def test_a_new_cluster_answers_every_coordinator_lookup_after_ensure_topic
     finally:
         await consumer.stop()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
-
-
-@pytest.mark.parametrize(
-    ("key", "hash_code"),
-    [  # String.hashCode() as Java 17 computes it
-        ("ytmaker", -856563191),
-        ("ytmaker-progress", 1929223537),
-        ("héllo wörld €𝄞", 364363087),  # UTF-16: the clef is a surrogate pair
-        ("polygenelubricants", -(2**31)),  # Utils.abs maps it to 0
-    ],
-)
-def test_a_key_maps_to_the_coordinator_partition_the_broker_picks(key: str, hash_code: int) -> None:
-    expected = 0 if hash_code == -(2**31) else abs(hash_code)
-    for partitions in (1, 10, 50):
-        assert coordinator_partition(key, partitions) == expected % partitions

@@ -165,7 +165,7 @@ async def _wait_for_coordinators(admin: AIOKafkaAdminClient, timeout_s: float = 
                     continue  # found at once: the topic was there, every partition loaded
                 # the lookup has the topic made (or it is loading): wait for each partition
                 partitions = await _polled(partial(_partition_count, admin, topic))
-                for key in _one_key_per_partition(partitions):
+                for key in one_key_per_partition(partitions):
                     await _polled(partial(_coordinator_found, admin, key, kind))
     except TimeoutError:
         log.warning("coordinators not ready, services will retry", extra={"wait_s": timeout_s})
@@ -196,13 +196,13 @@ async def _partition_count(admin: AIOKafkaAdminClient, topic: str) -> int:
     return len(described["partitions"])
 
 
-def _one_key_per_partition(partitions: int) -> Iterator[str]:
-    """A key for each partition of a coordinator topic with `partitions` partitions."""
+def one_key_per_partition(partitions: int, prefix: str = "ytmaker") -> Iterator[str]:
+    """A key (`<prefix>-<n>`) for each partition of a coordinator topic with `partitions`."""
     seen: set[int] = set()
     for n in count():
         if len(seen) == partitions:
             return
-        key = f"ytmaker-{n}"
+        key = f"{prefix}-{n}"
         partition = coordinator_partition(key, partitions)
         if partition not in seen:
             seen.add(partition)
