@@ -163,7 +163,7 @@ async def test_live_updates_reach_every_subscriber_and_a_slow_one_only_hurts_its
     assert slow.overflowed and not fast.overflowed
 
 
-async def test_the_writer_sends_in_order_and_records_what_was_delivered() -> None:
+async def test_the_writer_sends_in_order_and_counts_what_it_sent() -> None:
     sent: list[str] = []
 
     async def send(text: str) -> None:
@@ -172,14 +172,14 @@ async def test_the_writer_sends_in_order_and_records_what_was_delivered() -> Non
     queue = ClientQueue(send, maxsize=10, batch=3)
     writer = asyncio.create_task(queue.run())
     for n in range(7):
-        queue.push(f"m{n}", None, "t1", n)
+        queue.push(f"m{n}")
     await wait_until(lambda: len(sent) == 7, timeout=5)
-    assert sent == [f"m{n}" for n in range(7)] and queue.delivered == {"t1": 6}
+    assert sent == [f"m{n}" for n in range(7)] and queue.sent == 7
     queue.close()
     await writer
 
 
-async def test_held_messages_count_as_delivered_only_once_the_next_one_is_sent() -> None:
+async def test_held_messages_count_as_sent_only_once_the_next_one_is_sent() -> None:
     held: list[str] = []
     sent: list[str] = []
 
@@ -193,13 +193,13 @@ async def test_held_messages_count_as_delivered_only_once_the_next_one_is_sent()
 
     queue = ClientQueue(send, maxsize=10, batch=3, send_held=send_held)
     for n in range(7):
-        queue.push(f"m{n}", None, "t1", n)
+        queue.push(f"m{n}")
     writer = asyncio.create_task(queue.run())
     with pytest.raises(ConnectionError):
         await writer
     # batch 1: m0 and m1 held, written with m2; batch 2: m3 held, then the socket went
     assert (held, sent) == (["m0", "m1", "m3"], ["m2"])
-    assert queue.delivered == {"t1": 2} and queue.sent == 3
+    assert queue.sent == 3
     assert queue.queued() == ["m5", "m6"]  # never handed to the server: left for a flush
 
 
@@ -230,11 +230,11 @@ async def test_what_one_step_pushes_is_written_after_it_in_batches_without_the_w
     queue = ClientQueue(send, maxsize=10, batch=4, write_now=socket.write_now)
     writer = asyncio.create_task(queue.run())
     for n in range(6):
-        queue.push(f"m{n}", None, "t1", n)
+        queue.push(f"m{n}")
     assert socket.calls == [] and len(queue) == 6  # nothing while the pusher's step runs
     await wait_until(lambda: queue.sent == 6, timeout=5, what="the direct writes")
     assert socket.calls == [["m0", "m1", "m2", "m3"], ["m4", "m5"]]
-    assert queue.delivered == {"t1": 5} and len(queue) == 0
+    assert len(queue) == 0
     queue.close()
     await writer
 
@@ -250,21 +250,20 @@ async def test_what_the_socket_cannot_take_now_goes_through_the_writer_in_order(
 
     queue = ClientQueue(send, maxsize=20, batch=3, write_now=socket.write_now)
     writer = asyncio.create_task(queue.run())
-    queue.push("m0", None, "t1", 0)
+    queue.push("m0")
     await wait_until(lambda: queue.sent == 1, timeout=5, what="the first write")
     socket.full = True
     for n in range(1, 4):
-        queue.push(f"m{n}", None, "t1", n)
+        queue.push(f"m{n}")
     await wait_until(lambda: len(queue) == 0, timeout=5, what="the writer's batch")
     socket.full = False  # room again, but the writer has m1..m3 in hand: m4 must wait
-    queue.push("m4", None, "t1", 4)
+    queue.push("m4")
     for _ in range(3):  # a few turns of the loop: a direct write would have happened by now
         await asyncio.sleep(0)
     assert socket.written == ["m0"] and queue.queued() == ["m4"]
     gate.set()
     await wait_until(lambda: queue.sent == 5, timeout=5, what="every message")
     assert socket.written == ["m0"] and through_writer == ["m1", "m2", "m3", "m4"]
-    assert queue.delivered == {"t1": 4}
     queue.close()
     await writer
 

@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.support.gateway import PROJECT, make_state, make_update, stable_id
 from tests.support.wait import wait_until
+from ytmaker_gateway.api.connection import Connection
 from ytmaker_shared.events import CancelTask
 from ytmaker_shared.progress import TaskStatus
 
@@ -191,6 +192,38 @@ async def test_silence_past_two_heartbeats_closes_the_connection(gateway_factory
     assert await _closed_with(ws) == 4408
 
 
+def _connection(gw: Harness, client_id: str) -> Connection:
+    """The gateway's side of an open WebSocket (to beat its heartbeat now)."""
+    connection = gw.gateway.sessions.active[client_id].connection
+    assert isinstance(connection, Connection)
+    return connection
+
+
+async def _pong(ws: ClientConnection) -> list[dict[str, Any]]:
+    """Read up to the server's ping and answer it; what came before it."""
+    seen = await _until(ws, "ping")
+    await ws.send(json.dumps({"action": "pong"}))
+    return seen[:-1]
+
+
+async def _leave_and_reconnect(
+    gw: Harness, ws: ClientConnection, client_id: str, missed: int
+) -> tuple[ClientConnection, list[int], list[int]]:
+    """Close `ws`; `missed` updates are written while away; reconnect with `old_client_id`.
+    The new socket, the offsets missed, and those it was sent up to the last of them."""
+    await ws.close()
+    await wait_until(lambda: client_id not in gw.gateway.sessions.active, timeout=5)
+    written = [gw.log.append(make_update(T1, n=10 + n)) for n in range(missed)]
+    again = await _open(gw, old_client_id=client_id)
+    hello = again.hello  # type: ignore[attr-defined]
+    assert hello["type"] == "reconnected" and hello["payload"]["old_client_id"] == client_id
+    assert hello["payload"]["subscribed"] == [T1]
+    sent = []
+    while not sent or sent[-1] != written[-1]:
+        sent.append((await _recv(again))["offset"])
+    return again, written, sent
+
+
 async def test_a_reconnect_restores_subscriptions_and_sends_what_was_missed(
     gateway_factory: Factory,
 ) -> None:
@@ -201,19 +234,63 @@ async def test_a_reconnect_restores_subscriptions_and_sends_what_was_missed(
     await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": offsets[0]}))
     await _until(ws, "subscribed")
     seen = [(await _recv(ws))["offset"] for _ in offsets[1:]]
-    await ws.close()
-    await wait_until(lambda: client_id not in gw.gateway.sessions.active, timeout=5)
-    missed = [gw.log.append(make_update(T1, n=n)) for n in range(3, 6)]
-    again = await _open(gw, old_client_id=client_id)
-    hello = again.hello  # type: ignore[attr-defined]
-    assert hello["type"] == "reconnected" and hello["payload"]["old_client_id"] == client_id
-    assert hello["payload"]["subscribed"] == [T1]
-    subscribed = await _recv(again)
-    assert subscribed["type"] == "subscribed" and subscribed["offset"] == seen[-1]
-    assert [(await _recv(again))["offset"] for _ in missed] == missed
+    _connection(gw, client_id)._beat()
+    assert await _pong(ws) == []  # the ping came after what was seen
+    await wait_until(lambda: _connection(gw, client_id).offsets() == {T1: seen[-1]}, timeout=5)
+
+    again, missed, sent = await _leave_and_reconnect(gw, ws, client_id, missed=3)
+    assert sent == [seen[-1], *missed]  # `subscribed` after what was seen, then exactly the rest
     await again.close()
     record = gw.fake.sessions[client_id]
     assert record["user"] == "alice" and record["disconnected_at"] is not None
+    assert record["offsets"] == {T1: seen[-1]}  # no ping answered for what followed
+
+
+async def test_a_session_resumes_after_what_the_client_said_it_has_not_what_it_was_sent(
+    gateway_factory: Factory,
+) -> None:
+    """Updates written to a client that answered no ping since may never have been read (its
+    connection dropped with them in a buffer): a restore resends them rather than skip them."""
+    gw = await gateway_factory()
+    offsets = gw.seed(T1, n=3)
+    ws = await _open(gw)
+    client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
+    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": offsets[0]}))
+    await _until(ws, "subscribed")
+    assert [(await _recv(ws))["offset"] for _ in offsets[1:]] == offsets[1:]
+    assert _connection(gw, client_id).offsets() == {T1: offsets[0]}  # its `since`
+
+    again, missed, sent = await _leave_and_reconnect(gw, ws, client_id, missed=2)
+    assert sent == [offsets[0], *offsets[1:], *missed]
+    await again.close()
+
+
+async def test_a_pong_vouches_for_what_was_queued_before_its_ping_only(
+    gateway_factory: Factory,
+) -> None:
+    gw = await gateway_factory()
+    offsets = gw.seed(T1, n=2)
+    ws = await _open(gw)
+    client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
+    connection = _connection(gw, client_id)
+    await ws.send(json.dumps({"action": "pong"}))  # no ping to answer: vouches for nothing
+    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": None}))
+    await _until(ws, "snapshot")
+    assert connection.offsets() == {T1: -1}  # a snapshot, not yet acknowledged
+
+    connection._beat()
+    after_ping = gw.log.append(make_update(T1, n=5))
+    connection._beat()
+    assert await _pong(ws) == []
+    assert (await _recv(ws))["offset"] == after_ping
+    await wait_until(lambda: connection.offsets() == {T1: offsets[-1]}, timeout=5)
+    await _pong(ws)  # the second ping, queued after `after_ping`
+    await wait_until(lambda: connection.offsets() == {T1: after_ping}, timeout=5)
+    await ws.send(json.dumps({"action": "pong"}))  # a third pong answers nothing
+    await ws.send(json.dumps({"action": "ping"}))
+    assert (await _recv(ws))["type"] == "pong"  # the third pong was taken before the ping
+    assert connection.offsets() == {T1: after_ping}
+    await ws.close()
 
 
 async def test_someone_elses_old_client_id_restores_nothing(gateway_factory: Factory) -> None:

@@ -1,6 +1,7 @@
 """Sessions across gateway replicas (docs/decisions/0032): a client that
 reconnects with `old_client_id` to ANOTHER replica gets `reconnected`, its subscriptions back
-and exactly the updates it missed, from the last offset delivered per task.
+and exactly the updates it missed, after the last offset per task it acknowledged (its pong to
+a ping queued after it: the heartbeat here is a second).
 
 Everything is real: the broker, the progress service (`python -m ytmaker_progress`, its fold
 and its SQLite read model, where the replicas keep the session records), and two gateways
@@ -58,6 +59,7 @@ from .conftest import SECRET, task_offsets
 pytestmark = pytest.mark.kafka
 
 UPDATES = {"progress", "status", "error"}
+HEARTBEAT_S = 1.0
 
 
 @dataclass
@@ -219,6 +221,7 @@ async def world(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[World]:
         unknown_task_wait_s=5,
         artifact_dir=tmp_path / "artifacts",
         session_restore_wait_s=5,
+        heartbeat_interval_s=HEARTBEAT_S,
     )
     await ensure_topics(settings)
     env = {
@@ -231,6 +234,7 @@ async def world(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[World]:
         "YTMAKER_ARTIFACT_DIR": str(tmp_path / "artifacts"),
         "YTMAKER_HEALTH_PORT": "0",
         "YTMAKER_LOG_LEVEL": "INFO",
+        "YTMAKER_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S),
     }
     progress = _spawn(
         "progress",
@@ -263,10 +267,26 @@ async def world(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[World]:
         print(_log_tails(tmp_path))  # shown when the test fails
 
 
-async def _recv(ws: ClientConnection, timeout: float = 20) -> dict[str, Any]:
+async def _recv(
+    ws: ClientConnection, timeout: float = 20, *, pings: bool = False
+) -> dict[str, Any]:
+    """The next message, answering the server's pings on the way (returned if `pings`)."""
     async with asyncio.timeout(timeout):
-        message: dict[str, Any] = json.loads(await ws.recv())
-    return message
+        while True:
+            message: dict[str, Any] = json.loads(await ws.recv())
+            if message["type"] != "ping":
+                return message
+            await ws.send(json.dumps({"action": "pong"}))
+            if pings:
+                return message
+
+
+async def _acknowledge(ws: ClientConnection, task_id: str, seen: list[dict[str, Any]]) -> None:
+    """Read (into `seen`) up to the next ping and answer it: the server may then count
+    everything queued before that ping as read."""
+    while (message := await _recv(ws, pings=True))["type"] != "ping":
+        if message["task_id"] == task_id:
+            seen.append(message)
 
 
 async def _updates_until(
@@ -286,10 +306,11 @@ def _offsets(messages: list[dict[str, Any]]) -> list[int]:
 
 
 async def _watch_then_leave(
-    world: World, url: str, requested: TaskRequested
+    world: World, url: str, requested: TaskRequested, *, acknowledge: bool = True
 ) -> tuple[str, ClientConnection, list[dict[str, Any]]]:
-    """Connect, subscribe from the snapshot, receive two progress updates; the client id,
-    the open socket and what it received."""
+    """Connect, subscribe from the snapshot, receive two progress updates and (if
+    `acknowledge`) answer the ping that follows them; the client id, the open socket and what
+    it received."""
     ws = await connect(f"{url}/api/v1/ws?token={world.token()}")
     connected = await _recv(ws)
     assert connected["type"] == "connected"
@@ -300,6 +321,8 @@ async def _watch_then_leave(
         await world.progress(requested, value)
         last = await world.wait_folded(task_id, lambda s, v=value: s["progress"] >= v * 0.2)
         await _updates_until(ws, task_id, last, seen)
+    if acknowledge:
+        await _acknowledge(ws, task_id, seen)
     assert [m["type"] for m in seen][:2] == ["subscribed", "snapshot"]
     return str(connected["payload"]["client_id"]), ws, seen
 
@@ -370,7 +393,7 @@ async def test_a_session_left_on_one_replica_is_restored_by_another(world: World
         await world.progress(requested, value)
     missed_up_to = await world.wait_folded(task_id, lambda s: s["progress"] >= 10)
 
-    # Replica A records the close with the last offset it delivered.
+    # Replica A records the close with the last offset the client acknowledged.
     async with asyncio.timeout(10):
         await a.gateway.sessions.drain()
     record = await world.session_record(client_id)
@@ -452,13 +475,17 @@ async def test_a_client_that_stopped_reading_does_not_hold_a_stopping_replica_up
     """A replica stopped with SIGTERM while one of its clients reads nothing (its socket full,
     the replica's writes to it waiting) still exits 0 within its shutdown grace, its log JSON
     to the end: the client that reads gets 1012 at once and its close is recorded, as in a
-    rolling update without the other."""
+    rolling update without the other. Neither answered a ping (the heartbeat is the default's
+    30 s, which the stalled client outlives unpinged): both are recorded with what they said
+    they have, not with what the replica wrote to them."""
     url_a, proc_a = await world.gateway_process(
-        YTMAKER_SESSION_CHECKPOINT_S="0", YTMAKER_CLIENT_QUEUE_SIZE="100000"
+        YTMAKER_SESSION_CHECKPOINT_S="0",
+        YTMAKER_CLIENT_QUEUE_SIZE="100000",
+        YTMAKER_HEARTBEAT_INTERVAL_S="30",
     )
     requested = await world.start_task()
     task_id = requested.task_id
-    reader_id, reader, seen = await _watch_then_leave(world, url_a, requested)
+    reader_id, reader, seen = await _watch_then_leave(world, url_a, requested, acknowledge=False)
 
     sock = _stalled_socket(url_a)
     stalled = await connect(
@@ -481,7 +508,7 @@ async def test_a_client_that_stopped_reading_does_not_hold_a_stopping_replica_up
     await _stop_as_kubernetes_does(world, proc_a, reader)
     record = await world.session_record(reader_id)
     assert record is not None and record["disconnected_at"] is not None
-    assert record["offsets"] == {task_id: _offsets(seen)[-1]}
+    assert record["offsets"] == {task_id: -1}  # it asked for a snapshot: a restore sends one
 
     got: list[dict[str, Any]] = []
     with contextlib.suppress(ConnectionClosed, TimeoutError):
@@ -489,8 +516,7 @@ async def test_a_client_that_stopped_reading_does_not_hold_a_stopping_replica_up
             while True:
                 got.append(json.loads(await stalled.recv()))
     assert len(_offsets(got)) < len(values), "the stalled client was behind when A stopped"
-    # its close is recorded too, with what the replica wrote: at least what the client read
-    # (docs/protocol.md: a restored stream resumes from what the server wrote)
+    # its close is recorded too, with its `since`: a restore resends what it never read
     record = await world.session_record(hello["payload"]["client_id"])
     assert record is not None and record["disconnected_at"] is not None
-    assert record["offsets"][task_id] >= _offsets(got)[-1]
+    assert record["offsets"] == {task_id: 0}

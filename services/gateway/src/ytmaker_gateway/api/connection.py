@@ -9,6 +9,12 @@ leaves or keeps breaking the rules (1008) or sends an oversize frame (1009). Bad
 otherwise get an `error` message and the socket stays. What is allowed is decided by the
 connection's `SessionRules` (rules/session.py); this module only carries it out
 (docs/protocol.md).
+
+What the session record keeps per task, for a reconnect with `old_client_id`, is what the
+client *said* it has, never merely what was written to its socket (a client that stopped
+reading would otherwise be restored past what it never read): the `since` it resumed after,
+then, at each heartbeat, what was queued before the ping its pong answers
+(docs/decisions/0115-sessions-resume-from-what-the-client-acknowledged.md).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -52,6 +59,9 @@ from ytmaker_gateway.rules.protocol import (
 from ytmaker_gateway.rules.session import Close, Refuse, SessionLimits, SessionRules, Verdict
 
 log = logging.getLogger(__name__)
+
+#: Unanswered pings whose offsets are kept (a client silent for two intervals is closed).
+_PINGS_KEPT = 8
 
 
 class _Close(Exception):
@@ -104,10 +114,16 @@ class Connection:
         self.watching = Watching(gateway.hub)
         self._subscribing = asyncio.Lock()  # one (re)subscribe at a time, WebSocket or REST
         self._replaying = 0  # subscribes whose replay is running
-        #: Frames received, waiting for the handler (a replay may keep it a while).
-        self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue(
+        #: Messages received (or why one was refused), waiting for the handler in order (a
+        #: replay may keep it a while). Pongs are taken at once by the receiver.
+        self._inbox: asyncio.Queue[ClientMessage | ProtocolError] = asyncio.Queue(
             maxsize=max(16, 2 * int(self.settings.max_messages_per_second))
         )
+        #: Pings queued and not answered, oldest first: each one's number and, for every
+        #: subscription, the last offset queued before it (what its pong vouches for).
+        self._pings: deque[tuple[int, list[tuple[Subscription, int]]]] = deque(maxlen=_PINGS_KEPT)
+        self._pings_queued = 0
+        self._pongs = 0
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -162,8 +178,9 @@ class Connection:
         return self.watching.projects()
 
     def offsets(self) -> dict[str, int]:
-        """task_id → the last offset written to the socket, for every subscription."""
-        return {task_id: self.queue.delivered.get(task_id, -1) for task_id in self.watching}
+        """task_id → the last offset the client acknowledged (-1: none yet), for every
+        subscription: what a reconnect with `old_client_id` resumes after."""
+        return {sub.task_id: sub.acknowledged for sub in self.watching.subscriptions()}
 
     async def _clock(self) -> None:
         """The connection's two deadlines, in one task (each task is a few more objects per
@@ -201,7 +218,22 @@ class Connection:
         self.session.last_active_at = self.rules.last_heard
         if silent:
             raise _Close(CLOSE_HEARTBEAT_TIMEOUT, "no message for two heartbeat intervals")
-        self.queue.push(message("ping", {"timestamp": time.time()}))
+        if self.queue.push(message("ping", {"timestamp": time.time()})):
+            self._pings_queued += 1
+            queued = [(sub, sub.last_offset) for sub in self.watching.subscriptions()]
+            self._pings.append((self._pings_queued, queued))
+
+    def _pong(self) -> None:
+        """The client answered the oldest ping it had not answered: it has read everything
+        queued before that ping. A pong with no ping to answer vouches for nothing."""
+        if self._pongs == self._pings_queued:
+            return
+        self._pongs += 1
+        while self._pings and self._pings[0][0] <= self._pongs:
+            number, queued = self._pings.popleft()
+            if number == self._pongs:
+                for sub, offset in queued:
+                    sub.acknowledged = max(sub.acknowledged, offset)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -224,8 +256,19 @@ class Connection:
             if verdict is not None:
                 self._carry_out(verdict)
                 continue
+            request: ClientMessage | ProtocolError
             try:
-                self._inbox.put_nowait(frame)
+                request = parse_client_message(frame)
+            except ProtocolError as exc:
+                # A copy never raised: the exception's traceback holds this frame, which
+                # would hold it in `request`, a cycle of the whole connection (decision 0106).
+                request = ProtocolError(exc.code, exc.message, exc.task_id)
+            else:
+                if request.action == "pong":
+                    self._pong()
+                    continue
+            try:
+                self._inbox.put_nowait(request)
             except asyncio.QueueFull:
                 metrics.BAD_INPUT.labels("rate_limited").inc()
                 raise _Close(CLOSE_POLICY, "too many messages waiting") from None
@@ -243,19 +286,24 @@ class Connection:
         """Greet, then answer the client's messages one after the other, in order."""
         await self._greet(old_client_id)
         while True:
-            frame = await self._inbox.get()
-            request: ClientMessage | None = None
+            request = await self._inbox.get()
+            if isinstance(request, ProtocolError):
+                self._refuse(request)
+                continue
             try:
-                request = parse_client_message(frame)
                 await self._handle(request)
             except ProtocolError as exc:
-                metrics.BAD_INPUT.labels(exc.code).inc()
-                self.queue.push(error_message(exc.code, exc.message, exc.task_id))
+                self._refuse(exc)
             except GatewayError as exc:
                 # Name the task the failed request was about, so a client with several
                 # requests in flight knows which one to repeat.
-                task_id = getattr(request, "task_id", None)
-                self.queue.push(error_message(exc.code, exc.message, task_id, **exc.details))
+                self.queue.push(
+                    error_message(exc.code, exc.message, request.task_id, **exc.details)
+                )
+
+    def _refuse(self, exc: ProtocolError) -> None:
+        metrics.BAD_INPUT.labels(exc.code).inc()
+        self.queue.push(error_message(exc.code, exc.message, exc.task_id))
 
     async def _greet(self, old_client_id: str | None) -> None:
         base = {
@@ -297,7 +345,7 @@ class Connection:
         if msg.action == "ping":
             self.queue.push(message("pong", {"timestamp": time.time()}))
         elif msg.action == "pong":
-            pass
+            pass  # never queued: the receiver takes pongs at once (`_pong`)
         elif not self.rules.accepts(msg.action):
             raise ProtocolError("unknown_action", "a project stream only takes ping", msg.task_id)
         elif msg.action == "subscribe":
@@ -344,7 +392,9 @@ class Connection:
         ref, state = await self.gateway.access.task(self.principal, task_id, wait=True)
         async with self._subscribing:
             old = self.watching.drop(task_id)
+            acknowledged = -1
             if old is not None:
+                acknowledged = old.acknowledged
                 sent = -1 if old.restored else old.last_offset
                 if sent >= 0 and (position.offset is None or position.offset < sent):
                     position = StreamPosition(sent)
@@ -353,6 +403,7 @@ class Connection:
             def attach(sub: Subscription) -> None:
                 sub.project_id = ref.project_id
                 sub.restored = restored
+                sub.acknowledged = max(sub.acknowledged, acknowledged)
                 self.watching.attach(sub)
                 attached.append(sub)
 

@@ -1,12 +1,12 @@
 """WebSocket sessions: every connection has a client id; a reconnect with `old_client_id`
-within the window restores its subscriptions from the last offset delivered per task
-(docs/protocol.md "Offsets, epochs and resume";
-docs/decisions/0032-gateway-sessions-across-replicas.md).
+within the window restores its subscriptions after the last offset per task the client
+acknowledged (docs/protocol.md "Offsets, epochs and resume";
+docs/decisions/0032-gateway-sessions-across-replicas.md, 0115).
 
 A session is looked up first in this process's memory (the replica that served it), then in
 the read model (`/internal/v1/sessions` of the progress service), where every replica writes
 its sessions' records: on connect, on close (with the final offsets) and, while connected, at
-every checkpoint where the offsets delivered have moved. So any replica can restore any
+every checkpoint where the offsets acknowledged have moved. So any replica can restore any
 session. Records are written in the background and never block a client.
 """
 
@@ -53,7 +53,7 @@ class LiveConnection(Protocol):
     routes that act on a connected client."""
 
     def offsets(self) -> dict[str, int]:
-        """task_id → the last offset written to the client, for every subscription."""
+        """task_id → the last offset the client acknowledged (-1: none), per subscription."""
         ...
 
     def projects(self) -> list[str]:
@@ -75,7 +75,7 @@ class Session:
     disconnected_at: float | None = None
     last_active_at: float = field(default_factory=time.time)
     message_count: int = 0
-    #: task_id → the last offset delivered (-1: none yet).
+    #: task_id → the last offset the client acknowledged (-1: none yet).
     offsets: dict[str, int] = field(default_factory=dict)
     projects: set[str] = field(default_factory=set)
     #: The live connection while connected (its offsets are checkpointed); never serialised.
@@ -223,7 +223,7 @@ class SessionRegistry:
         return horizon
 
     async def checkpoint(self) -> int:
-        """Record every open session whose delivered offsets moved since its last record
+        """Record every open session whose acknowledged offsets moved since its last record
         (what another replica restores from if this one dies); returns how many. Yields to
         the event loop every `_SLICE` sessions: a thousand clients' records are not built in
         one step that would hold their updates back."""

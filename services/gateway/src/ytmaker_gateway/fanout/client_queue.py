@@ -53,9 +53,7 @@ class ClientQueue:
         self._flush_soon = False  # `_flush_now` is scheduled
         self._maxsize = maxsize
         self._batch = batch
-        self._queue: deque[tuple[str, float | None, str | None, int]] = deque()
-        #: task_id → the last offset written to the socket (what a reconnect resumes from).
-        self.delivered: dict[str, int] = {}
+        self._queue: deque[tuple[str, float | None]] = deque()
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()  # set whenever the writer sent something or stopped
         self.overflowed = False
@@ -69,17 +67,11 @@ class ClientQueue:
         """The messages waiting to be written, oldest first."""
         return [item[0] for item in self._queue]
 
-    def push(
-        self,
-        text: str,
-        occurred_at: float | None = None,
-        task_id: str | None = None,
-        offset: int = -1,
-    ) -> bool:
+    def push(self, text: str, occurred_at: float | None = None) -> bool:
         """Queue one message; False (and `overflowed`) when the queue is full or closed.
 
-        For an update, `occurred_at` (epoch seconds) is the time of the event behind it (the
-        latency to the write goes to the metrics) and `task_id`/`offset` say which one it is.
+        For an update, `occurred_at` (epoch seconds) is the time of the event behind it: the
+        latency to the write goes to the metrics.
         """
         if self.closed or self.overflowed:
             return False
@@ -87,7 +79,7 @@ class ClientQueue:
             self.overflowed = True
             self._wake.set()
             return False
-        self._queue.append((text, occurred_at, task_id, offset))
+        self._queue.append((text, occurred_at))
         if self._write_now is None or self._writing:
             self._wake.set()
         elif not self._flush_soon:
@@ -115,8 +107,8 @@ class ClientQueue:
             return
         for _ in batch:
             self._queue.popleft()
-        for _, occurred_at, task_id, offset in batch:
-            self._delivered(occurred_at, task_id, offset)
+        for _, occurred_at in batch:
+            _written(occurred_at)
         self.sent += len(batch)
         metrics.MESSAGES_SENT.inc(len(batch))
         self._progress.set()
@@ -196,20 +188,14 @@ class ClientQueue:
                     await self._send_held(text)
                     continue
                 await self._send(text)
-                for _, occurred_at, task_id, offset in batch[written:handed]:
-                    self._delivered(occurred_at, task_id, offset)
+                for _, occurred_at in batch[written:handed]:
+                    _written(occurred_at)
                 written = handed
                 if self.closed or self.overflowed:
                     break
         finally:
             self._queue.extendleft(reversed(batch[handed:]))
         return written
-
-    def _delivered(self, occurred_at: float | None, task_id: str | None, offset: int) -> None:
-        if task_id is not None and offset >= 0:
-            self.delivered[task_id] = offset
-        if occurred_at is not None:
-            metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - occurred_at))
 
     async def flush(self, timeout_s: float) -> None:
         """Write what is still queued (the writer task must have stopped), then close."""
@@ -219,3 +205,9 @@ class ClientQueue:
                     await self._send(self._queue.popleft()[0])
         finally:
             self.close()
+
+
+def _written(occurred_at: float | None) -> None:
+    """An update reached the socket: its latency from the event goes to the metrics."""
+    if occurred_at is not None:
+        metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - occurred_at))

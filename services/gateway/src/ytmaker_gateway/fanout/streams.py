@@ -145,12 +145,11 @@ class Streams:
                         state_payload(plan.snapshot, self.hub.epoch),
                         task_id,
                         plan.snapshot.get("offset"),
-                    ),
-                    None,
-                    task_id,
-                    plan.after,
+                    )
                 )
             sub.skip_to(plan.after)
+            if plan.recovered:  # the client has everything up to its `since`
+                sub.acknowledged = plan.after
             if attach is not None:
                 attach(sub)
             source = _Source()

@@ -26,6 +26,10 @@ class Subscription:
         self.task_id = task_id
         self.queue = queue
         self.last_offset = last_offset
+        #: The last offset the client said it has: the `since` it resumed after, then what
+        #: its pongs vouch for (api/connection.py). What a restored session resumes after;
+        #: never above `last_offset`, which is only what was queued for it.
+        self.acknowledged = -1
         self.project_id: str | None = None
         #: Re-made by the server for `old_client_id` (the client's own subscribe replaces it).
         self.restored = False
@@ -73,7 +77,7 @@ class Subscription:
             return
         self.last_offset = delivery.offset
         occurred_at = None if replayed else delivery.occurred_at
-        self.queue.push(delivery.text, occurred_at, delivery.task_id, delivery.offset)
+        self.queue.push(delivery.text, occurred_at)
 
     def skip_to(self, offset: int) -> None:
         """Consider everything up to `offset` delivered (a snapshot covered it)."""
@@ -112,7 +116,7 @@ class ProjectFeed:
         if delivery.offset <= self.last_offsets.get(delivery.task_id, -1):
             return
         self.last_offsets[delivery.task_id] = delivery.offset
-        self.queue.push(delivery.text, delivery.occurred_at, delivery.task_id, delivery.offset)
+        self.queue.push(delivery.text, delivery.occurred_at)
 
     def go_live(self) -> None:
         pending, self._pending = self._pending or [], None

@@ -31,6 +31,10 @@ class Watching:
     def get(self, task_id: str) -> Subscription | None:
         return self._tasks.get(task_id)
 
+    def subscriptions(self) -> list[Subscription]:
+        """The subscriptions held, one per task."""
+        return list(self._tasks.values())
+
     def attach(self, sub: Subscription) -> None:
         """Hold `sub` (registered with the hub by Streams.subscribe) as the subscription of
         its task, in place of any held before (which is dropped)."""
