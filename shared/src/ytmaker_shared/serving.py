@@ -6,19 +6,35 @@ API servers beside them, those ticks were the largest share of the idle stack's 
 (docs/decisions/0048-quiet-http-servers.md). This server refreshes the header once a second
 and notices `should_exit` as soon as it is set from the event loop (our own shutdown), or
 within that second when uvicorn's signal handler sets it. `server_config` is the configuration
-they share, uvicorn's log lines JSON like the rest.
+they share, uvicorn's log lines JSON like the rest, and the connections its shutdown grace
+cuts short a warning, not an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import uvicorn
 
 #: How often the `Date` header is refreshed (uvicorn's own interval for it).
 TICK_S = 1.0
+#: What uvicorn logs, at ERROR, when its shutdown grace ran out with connections still open.
+_GRACE_EXCEEDED = "Cancel %s running task(s), timeout graceful shutdown exceeded"
+
+
+class _GraceExceededIsAWarning(logging.Filter):
+    """A gateway stopped for a rolling update closes every WebSocket (1012) and waits its
+    grace for them; a client that stopped reading can outlast it, and is then cut off. That
+    client reconnects and resumes by offset, nothing is lost: a warning, like the 1013 a slow
+    client gets, not the error uvicorn calls it (an ERROR line per rollout would page)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.msg == _GRACE_EXCEEDED:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 class Server(uvicorn.Server):
@@ -50,5 +66,8 @@ def server_config(app: Any, **options: Any) -> uvicorn.Config:
     """uvicorn's configuration for our servers: warnings and up, no access log, no lifespan,
     and its records left to `configure_logging` (JSON lines, like every other record) instead
     of uvicorn's own text handlers (`log_config=None`)."""
+    errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _GraceExceededIsAWarning) for f in errors.filters):
+        errors.addFilter(_GraceExceededIsAWarning())
     defaults: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "off"}
     return uvicorn.Config(app, log_config=None, **(defaults | options))

@@ -365,7 +365,7 @@ async def _stop_as_kubernetes_does(
 ) -> None:
     """SIGTERM the replica `proc` (the first gateway process): `ws`, a client that reads, gets
     close code 1012 (service restart, docs/protocol.md) at once; the process exits 0 within its
-    shutdown grace, its log JSON lines to the last, "stopped"."""
+    shutdown grace, its log JSON lines to the last, "stopped", and none of them an error."""
     grace = world.settings.shutdown_grace_s
     stop_asked = asyncio.get_running_loop().time()
     proc.send_signal(signal.SIGTERM)
@@ -379,6 +379,7 @@ async def _stop_as_kubernetes_does(
     log = (world.tmp / "gateway-0.log").read_text()
     lines = [json.loads(line) for line in log.splitlines()]  # uvicorn's own lines too
     assert lines[-1]["msg"] == "stopped", log[-2000:]
+    assert [line for line in lines if line["level"] == "ERROR"] == []  # a rollout pages nobody
 
 
 async def test_a_session_left_on_one_replica_is_restored_by_another(world: World) -> None:
