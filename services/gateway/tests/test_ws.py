@@ -224,16 +224,23 @@ async def _leave_and_reconnect(
     return again, written, sent
 
 
+async def _watching_after_the_first(gw: Harness) -> tuple[ClientConnection, str, list[int]]:
+    """Three updates of T1; a client that subscribed after the first and received the other
+    two. Its socket, its client id and the three offsets."""
+    offsets = gw.seed(T1, n=3)
+    ws = await _open(gw)
+    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": offsets[0]}))
+    await _until(ws, "subscribed")
+    assert [(await _recv(ws))["offset"] for _ in offsets[1:]] == offsets[1:]
+    return ws, ws.hello["payload"]["client_id"], offsets  # type: ignore[attr-defined]
+
+
 async def test_a_reconnect_restores_subscriptions_and_sends_what_was_missed(
     gateway_factory: Factory,
 ) -> None:
     gw = await gateway_factory()
-    offsets = gw.seed(T1, n=3)
-    ws = await _open(gw)
-    client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
-    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": offsets[0]}))
-    await _until(ws, "subscribed")
-    seen = [(await _recv(ws))["offset"] for _ in offsets[1:]]
+    ws, client_id, offsets = await _watching_after_the_first(gw)
+    seen = offsets[1:]
     _connection(gw, client_id)._beat()
     assert await _pong(ws) == []  # the ping came after what was seen
     await wait_until(lambda: _connection(gw, client_id).offsets() == {T1: seen[-1]}, timeout=5)
@@ -252,12 +259,7 @@ async def test_a_session_resumes_after_what_the_client_said_it_has_not_what_it_w
     """Updates written to a client that answered no ping since may never have been read (its
     connection dropped with them in a buffer): a restore resends them rather than skip them."""
     gw = await gateway_factory()
-    offsets = gw.seed(T1, n=3)
-    ws = await _open(gw)
-    client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
-    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": offsets[0]}))
-    await _until(ws, "subscribed")
-    assert [(await _recv(ws))["offset"] for _ in offsets[1:]] == offsets[1:]
+    ws, client_id, offsets = await _watching_after_the_first(gw)
     assert _connection(gw, client_id).offsets() == {T1: offsets[0]}  # its `since`
 
     again, missed, sent = await _leave_and_reconnect(gw, ws, client_id, missed=2)
@@ -286,10 +288,14 @@ async def test_a_pong_vouches_for_what_was_queued_before_its_ping_only(
     await wait_until(lambda: connection.offsets() == {T1: offsets[-1]}, timeout=5)
     await _pong(ws)  # the second ping, queued after `after_ping`
     await wait_until(lambda: connection.offsets() == {T1: after_ping}, timeout=5)
-    await ws.send(json.dumps({"action": "pong"}))  # a third pong answers nothing
+    await ws.send(json.dumps({"action": "pong"}))  # with no ping in flight: answers nothing
     await ws.send(json.dumps({"action": "ping"}))
-    assert (await _recv(ws))["type"] == "pong"  # the third pong was taken before the ping
-    assert connection.offsets() == {T1: after_ping}
+    assert (await _recv(ws))["type"] == "pong"  # so it was taken before the next ping
+    later = gw.log.append(make_update(T1, n=6))
+    connection._beat()
+    assert (await _recv(ws))["offset"] == later
+    await _pong(ws)  # answers the third ping, not taken by the stray pong
+    await wait_until(lambda: connection.offsets() == {T1: later}, timeout=5)
     await ws.close()
 
 
