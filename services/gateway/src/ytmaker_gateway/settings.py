@@ -54,7 +54,13 @@ class GatewaySettings(ArtifactSettings):
     runs_burst: int = Field(default=20, ge=1, description="...and at once; more: 429.")
 
     # WebSocket behaviour.
-    heartbeat_interval_s: float = Field(default=30.0, gt=0)
+    heartbeat_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often each WebSocket client is pinged; its `pong` acknowledges what "
+        "was sent before the ping (what `old_client_id` restores after), and a client silent "
+        "for two intervals is closed (4408).",
+    )
     session_window_s: float = Field(default=300.0, ge=0, description="Reconnect window.")
     session_restore_wait_s: float = Field(
         default=2.0,
@@ -65,7 +71,7 @@ class GatewaySettings(ArtifactSettings):
     session_checkpoint_s: float = Field(
         default=10.0,
         ge=0,
-        description="How often open sessions' delivered offsets go to the read model "
+        description="How often open sessions' acknowledged offsets go to the read model "
         "(what a reconnect restores from if this replica dies); 0: only on connect/close.",
     )
     client_queue_size: int = Field(default=1000, ge=1, description="Messages buffered per client.")
