@@ -299,6 +299,30 @@ async def test_a_pong_vouches_for_what_was_queued_before_its_ping_only(
     await ws.close()
 
 
+async def test_pings_left_unanswered_are_let_go_and_their_late_pongs_vouch_for_nothing(
+    gateway_factory: Factory,
+) -> None:
+    """A client that answers no ping costs the server a bounded list; the answers to pings
+    already let go vouch for nothing, the answer to a ping still held for what preceded it."""
+    gw = await gateway_factory()
+    ws, client_id, offsets = await _watching_after_the_first(gw)
+    connection = _connection(gw, client_id)
+    written = []
+    for n in range(12):  # more than the server keeps
+        written.append(gw.log.append(make_update(T1, n=10 + n)))
+        connection._beat()
+    assert len(connection._pings) < 12
+    kept_from = 12 - len(connection._pings)  # the pings before it were let go
+    for _ in range(12):
+        await _until(ws, "ping")  # read, not yet answered
+    for n in range(12):
+        await ws.send(json.dumps({"action": "pong"}))
+        await ws.send(json.dumps({"action": "ping"}))
+        await _until(ws, "pong")  # the server has taken our pong by now
+        assert connection.offsets() == {T1: written[n] if n >= kept_from else offsets[0]}
+    await ws.close()
+
+
 async def test_someone_elses_old_client_id_restores_nothing(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
     gw.seed(T1, n=1)

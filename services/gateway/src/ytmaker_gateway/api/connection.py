@@ -229,11 +229,11 @@ class Connection:
         if self._pongs == self._pings_queued:
             return
         self._pongs += 1
-        while self._pings and self._pings[0][0] <= self._pongs:
-            number, queued = self._pings.popleft()
-            if number == self._pongs:
-                for sub, offset in queued:
-                    sub.acknowledged = max(sub.acknowledged, offset)
+        # The pings held are the latest, numbered in a row: the one answered is the oldest,
+        # unless it was let go to make room (then the pong vouches for nothing).
+        if self._pings and self._pings[0][0] == self._pongs:
+            for sub, offset in self._pings.popleft()[1]:
+                sub.acknowledged = max(sub.acknowledged, offset)
 
     # --- reading -------------------------------------------------------------------------
 
