@@ -88,6 +88,31 @@ def requested(task_id: str, owner: str) -> TaskRequested:
     )
 
 
+def started(request: TaskRequested, instance: str) -> StageStarted:
+    """The script stage's `stage.started` for the run `request` asked for."""
+    return request.caused(
+        StageStarted,
+        producer=f"script-{instance}",
+        stage=Stage.SCRIPT,
+        payload=StageStartedPayload(),
+    )
+
+
+def progressed(request: TaskRequested, seq: int, instance: str) -> StageProgressed:
+    """Update `seq` of the run: the script stage's `stage.progress` with `seq` steps done."""
+    return request.caused(
+        StageProgressed,
+        producer=f"script-{instance}",
+        stage=Stage.SCRIPT,
+        payload=StageProgressPayload(
+            progress=percent(seq, TOTAL_STEPS),
+            message=MESSAGE,
+            completed_steps=seq,
+            total_steps=TOTAL_STEPS,
+        ),
+    )
+
+
 class YtmakerPublisher(Publisher):
     """A script stage reporting progress, for many tasks at once (one stage worker each)."""
 
@@ -110,25 +135,10 @@ class YtmakerPublisher(Publisher):
         await asyncio.gather(*(self.producer.send(Topic.SCRIPT, self._started(t)) for t in fresh))
 
     def _started(self, task_id: str) -> StageStarted:
-        return self.requested[task_id].caused(
-            StageStarted,
-            producer=f"script-{self.settings.instance}",
-            stage=Stage.SCRIPT,
-            payload=StageStartedPayload(),
-        )
+        return started(self.requested[task_id], self.settings.instance)
 
     def event(self, task_id: str, seq: int) -> StageProgressed:
-        return self.requested[task_id].caused(
-            StageProgressed,
-            producer=f"script-{self.settings.instance}",
-            stage=Stage.SCRIPT,
-            payload=StageProgressPayload(
-                progress=percent(seq, TOTAL_STEPS),
-                message=MESSAGE,
-                completed_steps=seq,
-                total_steps=TOTAL_STEPS,
-            ),
-        )
+        return progressed(self.requested[task_id], seq, self.settings.instance)
 
     async def publish(self, task_id: str, seq: int) -> None:
         await self.producer.send(Topic.SCRIPT, self.event(task_id, seq))

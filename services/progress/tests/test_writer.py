@@ -65,6 +65,16 @@ def test_a_bulk_fill_keeps_no_journal(tmp_path: Path) -> None:
         store.close()
 
 
+def test_a_served_store_checkpoints_its_wal_every_10000_pages(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'served.db'}")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
+    finally:
+        store.close()
+
+
 def test_a_failed_write_is_raised_here(tmp_path: Path) -> None:
     writer = StoreProcess(f"sqlite:///{tmp_path / 'w.db'}")
     try:
