@@ -28,6 +28,7 @@ class ProducerProcess:
         self.log = log
         self.proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
+        self._running: str | None = None  # the command the process is doing, if any
 
     @property
     def pid(self) -> int | None:
@@ -45,9 +46,12 @@ class ProducerProcess:
     async def call(self, op: str, timeout: float = 600, **arguments: Any) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdin is not None, "start() first"
         async with self._lock:
+            self._running = op  # stays set if this call is cancelled: the process goes on
             self.proc.stdin.write((json.dumps({"op": op, **arguments}) + "\n").encode())
             await self.proc.stdin.drain()
-            return await self._read(timeout)
+            answer = await self._read(timeout)
+            self._running = None
+            return answer
 
     async def _read(self, timeout: float) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdout is not None
@@ -65,6 +69,12 @@ class ProducerProcess:
         if self.proc is None or self.proc.returncode is not None:
             return
         assert self.proc.stdin is not None
+        if self._running is not None:
+            # A command whose caller gave up (a run stopped mid-phase): the process would read
+            # `quit` only once it is done, a phase's length later.
+            self.proc.kill()
+            await self.proc.wait()
+            return
         try:
             self.proc.stdin.write(b'{"op": "quit"}\n')
             await self.proc.stdin.drain()

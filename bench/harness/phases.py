@@ -85,6 +85,7 @@ async def run_phase(
     processes = all_processes(targets)  # scans /proc: never inside the window
     gc.collect()
     gc.freeze()  # the clients' objects never reach the collector during the window
+    stream: asyncio.Task[dict[str, Any]] | None = None
     try:
         start_at = time.time() + START_DELAY_S
         window.start, window.end = start_at + settle, start_at + settle + seconds
@@ -115,6 +116,8 @@ async def run_phase(
         await _drain(clients, produced["ranges"])
         in_log = await target.tap.call("report") if target.tap is not None else None
     finally:
+        if stream is not None:
+            stream.cancel()  # the phase was stopped: no one waits for the producer's answer
         await close_all(clients)
         gc.unfreeze()
     closes = Counter(str(code) for c in clients for code in c.unexpected_closes)
