@@ -79,9 +79,9 @@ def measure(updates: list[bytes], variant: str, batch: int, workdir: Path) -> li
             rows = Rows()
             for offset, value in enumerate(updates[first : first + batch], start=first):
                 add_update(rows, offset, EPOCH, value)
-            started = time.process_time()
+            began = time.process_time()
             store.write(rows, {("progress.updates", 0): (first + batch, EPOCH)})
-            seconds.append(time.process_time() - started)
+            seconds.append(time.process_time() - began)
     finally:
         store.close()
     return seconds
