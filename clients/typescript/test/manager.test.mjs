@@ -72,6 +72,21 @@ test("silence for two heartbeat intervals reconnects; the client pings meanwhile
   m.disconnect();
 });
 
+test("a pong echoes its ping's timestamp, after what came before the ping", async () => {
+  const { FakeSocket, made } = fakeSockets((s) => { s.open(); s.deliver(connected("c1")); });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const seen = [];
+  m.on("progress", (msg) => seen.push(made[0].sent.length));
+  await m.connect();
+  m.subscribe("t1", 0);
+  const sentBefore = made[0].sent.length;
+  made[0].deliver(update(1));
+  made[0].deliver({ type: "ping", task_id: null, offset: null, payload: { timestamp: 1764876543.123456 } });
+  assert.deepEqual(made[0].sent.slice(sentBefore), [{ action: "pong", timestamp: 1764876543.123456 }]);
+  assert.deepEqual(seen, [sentBefore], "the update before the ping was handled before the pong");
+  m.disconnect();
+});
+
 test("resubscribes after the last offset delivered; duplicates and invalid messages are dropped", async () => {
   const { FakeSocket, made } = fakeSockets((s) => { s.open(); s.deliver(connected(`c${made.length}`)); });
   const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5 });

@@ -52,6 +52,12 @@ def _frame(**fields: object) -> str:
         (_frame(action="resume", task_id=T1), ClientMessage("resume", T1)),
         ('{"type":"ping"}', ClientMessage("ping")),
         ('{"action":"pong"}', ClientMessage("pong")),
+        ('{"action":"pong","timestamp":null}', ClientMessage("pong")),
+        (
+            '{"action":"pong","timestamp":1764876543.123456}',
+            ClientMessage("pong", timestamp=1764876543.123456),
+        ),
+        ('{"action":"pong","timestamp":1764876543}', ClientMessage("pong", timestamp=1764876543)),
     ],
 )
 def test_valid_messages(frame: str, expected: ClientMessage) -> None:
@@ -84,6 +90,10 @@ def test_valid_messages(frame: str, expected: ClientMessage) -> None:
         (_frame(action="subscribe", task_id=T1, epoch=7), "invalid_field"),
         (_frame(action="subscribe", task_id=T1, colour="red"), "invalid_field"),  # unknown
         (_frame(action="ping", task_id=T1), "invalid_field"),
+        (_frame(action="ping", timestamp=1.5), "invalid_field"),  # a pong's field only
+        (_frame(action="pong", timestamp="1764876543.1"), "invalid_field"),
+        (_frame(action="pong", timestamp=True), "invalid_field"),
+        (_frame(action="pong", timestamp=[1.5]), "invalid_field"),
         (_frame(action="cancel", task_id=T1, reason=["x"]), "invalid_field"),
         # Numbers of any size, any nesting: an error, never a crash of the reader.
         (

@@ -299,6 +299,47 @@ async def test_a_pong_vouches_for_what_was_queued_before_its_ping_only(
     await ws.close()
 
 
+async def _pong_with(ws: ClientConnection, timestamp: float) -> list[dict[str, Any]]:
+    """Send a pong echoing `timestamp`, then a ping: once the server's pong comes (returned,
+    with what came before it), the server has taken ours."""
+    await ws.send(json.dumps({"action": "pong", "timestamp": timestamp}))
+    await ws.send(json.dumps({"action": "ping"}))
+    return await _until(ws, "pong")
+
+
+async def test_a_pong_echoing_a_ping_answers_that_ping_only_and_the_ones_before(
+    gateway_factory: Factory,
+) -> None:
+    """The echo names the ping (decision 0118): a pong echoing no ping held vouches for
+    nothing, even with pings in flight; the answer to the second of two pings vouches for what
+    was queued before it; a late or stale echo answers nothing newer."""
+    gw = await gateway_factory()
+    ws, client_id, offsets = await _watching_after_the_first(gw)
+    connection = _connection(gw, client_id)
+    connection._beat()
+    between = gw.log.append(make_update(T1, n=5))
+    connection._beat()
+
+    seen = await _pong_with(ws, 12345.5)  # a stray pong: no ping carried that timestamp
+    assert [m["offset"] for m in seen if m["type"] == "progress"] == [between]
+    first, second = (m["payload"]["timestamp"] for m in seen if m["type"] == "ping")
+    assert connection.offsets() == {T1: offsets[0]}  # still its `since`
+
+    await _pong_with(ws, second)
+    assert connection.offsets() == {T1: between}
+    assert not connection._pings  # the first ping is answered with the second
+
+    later = gw.log.append(make_update(T1, n=6))
+    connection._beat()
+    seen = await _pong_with(ws, first)  # the first ping's echo, late: answers nothing now
+    assert [m["offset"] for m in seen if m["type"] == "progress"] == [later]
+    assert connection.offsets() == {T1: between}
+    (third,) = (m["payload"]["timestamp"] for m in seen if m["type"] == "ping")
+    await _pong_with(ws, third)
+    assert connection.offsets() == {T1: later}
+    await ws.close()
+
+
 async def test_pings_left_unanswered_are_let_go_and_their_late_pongs_vouch_for_nothing(
     gateway_factory: Factory,
 ) -> None:

@@ -64,6 +64,8 @@ class Script:
     auth_close: bool = False
     close_at_greeting: set[int] = field(default_factory=set)
     subscribes: list[tuple[int, Any, Any]] = field(default_factory=list)  # (conn, since, epoch)
+    ping_after_log: float | None = None  # the timestamp of a ping sent after the whole log
+    pongs: list[dict[str, Any]] = field(default_factory=list)  # the client's answers
     pings: int = 0
     connections: int = 0
 
@@ -107,6 +109,9 @@ class FakeGateway:
                     if conn in s.silent_after and sent >= s.silent_after[conn]:
                         continue
                     await ws.send(_msg("pong", {"timestamp": 0}))
+                    continue
+                if action == "pong":
+                    s.pongs.append(request)
                     continue
                 if action != "subscribe":
                     continue
@@ -156,6 +161,8 @@ class FakeGateway:
                         break
                     await ws.send(json.dumps(item))
                     sent += 1
+                if s.ping_after_log is not None:
+                    await ws.send(_msg("ping", {"timestamp": s.ping_after_log}))
 
 
 async def _frames(ws: ServerConnection) -> AsyncIterator[str | bytes]:

@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from tests.support.wait import wait_until
 from ytmaker_client import (
     AuthenticationError,
     ClientOptions,
@@ -51,6 +52,17 @@ async def test_every_update_once_in_order_across_1013_closes() -> None:
     assert script.subscribes[1][2] == "E1"  # the epoch travels with the offset
     assert isinstance(items[-1], Update) and items[-1].state.status == "completed"
     assert sub.last_offset == log[-1]["offset"]
+
+
+async def test_a_pong_echoes_the_timestamp_of_the_ping_it_answers() -> None:
+    """The echo names the ping answered, so the gateway resumes a restored session from what
+    came before that ping and nothing later (docs/decisions/0118)."""
+    script = Script(run_log("t1", 3), ping_after_log=1764876543.123456)
+    async with FakeGateway(script) as gw, ProgressClient(gw.url, "tok", options=FAST) as client:
+        items = await collect(await client.subscribe_task("t1"))
+        await wait_until(lambda: script.pongs, timeout=10)
+    assert len(offsets(items)) == 3
+    assert script.pongs == [{"action": "pong", "timestamp": 1764876543.123456}]
 
 
 async def test_a_silent_connection_is_dropped_and_resumed() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -13,6 +14,7 @@ from ytmaker_client.protocol import (
     ProtocolViolation,
     ServerMessage,
     parse,
+    pong_frame,
     to_update,
 )
 
@@ -79,9 +81,15 @@ def test_parse_refuses_what_is_not_a_message() -> None:
         to_update(ServerMessage("progress", "t", 1, {"status": "nonsense"}))
 
 
-def parse_msg(raw: dict[str, object]) -> ServerMessage:
-    import json
+def test_a_pong_echoes_its_pings_timestamp_exactly() -> None:
+    ping = parse('{"type": "ping", "payload": {"timestamp": 1764876543.1234567}}')
+    assert json.loads(pong_frame(ping)) == {"action": "pong", "timestamp": 1764876543.1234567}
+    for odd in ("null", "true", '"1.5"', "NaN", "{}"):
+        ping = parse('{"type": "ping", "payload": {"timestamp": ' + odd + "}}")
+        assert json.loads(pong_frame(ping)) == {"action": "pong"}  # nothing to echo
 
+
+def parse_msg(raw: dict[str, object]) -> ServerMessage:
     return parse(json.dumps(raw))
 
 

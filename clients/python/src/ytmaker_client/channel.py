@@ -321,7 +321,7 @@ class Channel:
 
     def _dispatch(self, msg: ServerMessage) -> None:
         if msg.type == "ping":
-            self._send_soon(protocol.PONG_FRAME)
+            self._send_soon(protocol.pong_frame(msg))
             return
         stream = self.streams.get(msg.task_id or "")
         if stream is None:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,7 +118,19 @@ def unsubscribe_frame(task_id: str) -> str:
 
 
 PING_FRAME = '{"type": "ping"}'
-PONG_FRAME = '{"action": "pong"}'
+
+
+def pong_frame(ping: ServerMessage) -> str:
+    """The answer to the server's `ping`, echoing its `timestamp`: that names the ping
+    answered, so the server resumes a restored session from exactly what came before it."""
+    timestamp = ping.payload.get("timestamp")
+    if (
+        isinstance(timestamp, int | float)
+        and not isinstance(timestamp, bool)
+        and math.isfinite(timestamp)  # Python's JSON reads NaN; the gateway's does not
+    ):
+        return json.dumps({"action": "pong", "timestamp": timestamp})
+    return '{"action": "pong"}'  # nothing to echo: answers the oldest ping not answered
 
 
 @dataclass

@@ -147,15 +147,6 @@ export function isErrorPayload(v: unknown): v is ErrorPayload {
   return (isRecord(v) && typeof v["code"] === "string" && (v["details"] === undefined || (isRecord(v["details"]))) && typeof v["message"] === "string");
 }
 
-export interface HeartbeatRequest {
-  action: "ping" | "pong";
-}
-
-/** Whether `v` has the shape of HeartbeatRequest (generated from the schema). */
-export function isHeartbeatRequest(v: unknown): v is HeartbeatRequest {
-  return (isRecord(v) && ["ping", "pong"].includes(v["action"] as never));
-}
-
 export interface History {
   items: HistoryItem[];
   source: "memory" | "database";
@@ -214,6 +205,16 @@ export function isPingMessage(v: unknown): v is PingMessage {
   return (isRecord(v) && (Number.isInteger(v["offset"]) || v["offset"] === null) && isTimestampPayload(v["payload"]) && (typeof v["task_id"] === "string" || v["task_id"] === null) && v["type"] === "ping");
 }
 
+/** Asks the server for a `pong`. */
+export interface PingRequest {
+  action: "ping";
+}
+
+/** Whether `v` has the shape of PingRequest (generated from the schema). */
+export function isPingRequest(v: unknown): v is PingRequest {
+  return (isRecord(v) && v["action"] === "ping");
+}
+
 /** The answer to the client's ping. */
 export interface PongMessage {
   offset: number | null;
@@ -225,6 +226,17 @@ export interface PongMessage {
 /** Whether `v` has the shape of PongMessage (generated from the schema). */
 export function isPongMessage(v: unknown): v is PongMessage {
   return (isRecord(v) && (Number.isInteger(v["offset"]) || v["offset"] === null) && isTimestampPayload(v["payload"]) && (typeof v["task_id"] === "string" || v["task_id"] === null) && v["type"] === "pong");
+}
+
+/** The answer to the server's `ping`, sent once everything before it is handled. `timestamp`: the ping's, echoed, which names the ping answered; without it the pong answers the oldest ping not yet answered. */
+export interface PongRequest {
+  action: "pong";
+  timestamp?: number | null;
+}
+
+/** Whether `v` has the shape of PongRequest (generated from the schema). */
+export function isPongRequest(v: unknown): v is PongRequest {
+  return (isRecord(v) && v["action"] === "pong" && (v["timestamp"] === undefined || (typeof v["timestamp"] === "number" || v["timestamp"] === null)));
 }
 
 /** An update of the task's progress. */
@@ -619,11 +631,11 @@ export function isUpdateType(v: unknown): v is UpdateType {
   return ["progress", "status", "error"].includes(v as never);
 }
 
-export type ClientMessage = SubscribeRequest | UnsubscribeRequest | ControlMessage | HeartbeatRequest;
+export type ClientMessage = SubscribeRequest | UnsubscribeRequest | ControlMessage | PingRequest | PongRequest;
 
 /** Whether `v` has the shape of ClientMessage (generated from the schema). */
 export function isClientMessage(v: unknown): v is ClientMessage {
-  return (isSubscribeRequest(v) || isUnsubscribeRequest(v) || isControlMessage(v) || isHeartbeatRequest(v));
+  return (isSubscribeRequest(v) || isUnsubscribeRequest(v) || isControlMessage(v) || isPingRequest(v) || isPongRequest(v));
 }
 
 export type ServerMessage = ConnectedMessage | ReconnectedMessage | SubscribedMessage | SnapshotMessage | ProgressMessage | StatusMessage | ErrorMessage | UnsubscribedMessage | AckMessage | PingMessage | PongMessage | InitialMessage;

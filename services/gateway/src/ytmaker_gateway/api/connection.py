@@ -13,8 +13,9 @@ connection's `SessionRules` (rules/session.py); this module only carries it out
 What the session record keeps per task, for a reconnect with `old_client_id`, is what the
 client *said* it has, never merely what was written to its socket (a client that stopped
 reading would otherwise be restored past what it never read): the `since` it resumed after,
-then, at each heartbeat, what was queued before the ping its pong answers
-(docs/decisions/0115-sessions-resume-from-what-the-client-acknowledged.md).
+then, at each heartbeat, what was queued before the ping its pong answers, the pong naming its
+ping by echoing the ping's `timestamp` (docs/decisions/0115-sessions-resume-from-what-the-
+client-acknowledged.md, 0118-pongs-echo-their-ping.md).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ log = logging.getLogger(__name__)
 
 #: Unanswered pings whose offsets are kept (a client silent for two intervals is closed).
 _PINGS_KEPT = 8
+#: A ping in flight: its number, its `timestamp` and, for every subscription, the last offset
+#: queued before it.
+_Ping = tuple[int, float, list[tuple[Subscription, int]]]
 
 
 class _Close(Exception):
@@ -119,9 +123,8 @@ class Connection:
         self._inbox: asyncio.Queue[ClientMessage | ProtocolError] = asyncio.Queue(
             maxsize=max(16, 2 * int(self.settings.max_messages_per_second))
         )
-        #: Pings queued and not answered, oldest first: each one's number and, for every
-        #: subscription, the last offset queued before it (what its pong vouches for).
-        self._pings: deque[tuple[int, list[tuple[Subscription, int]]]] = deque(maxlen=_PINGS_KEPT)
+        #: Pings queued and not answered, oldest first (what each one's pong vouches for).
+        self._pings: deque[_Ping] = deque(maxlen=_PINGS_KEPT)
         self._pings_queued = 0
         self._pongs = 0
 
@@ -218,22 +221,33 @@ class Connection:
         self.session.last_active_at = self.rules.last_heard
         if silent:
             raise _Close(CLOSE_HEARTBEAT_TIMEOUT, "no message for two heartbeat intervals")
-        if self.queue.push(message("ping", {"timestamp": time.time()})):
+        sent_at = time.time()
+        if self.queue.push(message("ping", {"timestamp": sent_at})):
             self._pings_queued += 1
             queued = [(sub, sub.last_offset) for sub in self.watching.subscriptions()]
-            self._pings.append((self._pings_queued, queued))
+            self._pings.append((self._pings_queued, sent_at, queued))
 
-    def _pong(self) -> None:
-        """The client answered the oldest ping it had not answered: it has read everything
-        queued before that ping. A pong with no ping to answer vouches for nothing."""
-        if self._pongs == self._pings_queued:
+    def _pong(self, timestamp: float | None) -> None:
+        """The client answered a ping: it has read everything queued before that ping, and
+        so every older ping too. A pong that answers no ping held vouches for nothing: one
+        with no ping to answer, or whose ping was let go to make room."""
+        answered = self._answered(timestamp)
+        if answered is None:
             return
-        self._pongs += 1
-        # The pings held are the latest, numbered in a row: the one answered is the oldest,
-        # unless it was let go to make room (then the pong vouches for nothing).
-        if self._pings and self._pings[0][0] == self._pongs:
-            for sub, offset in self._pings.popleft()[1]:
-                sub.acknowledged = max(sub.acknowledged, offset)
+        self._pongs = answered
+        while self._pings and self._pings[0][0] <= answered:
+            number, _, queued = self._pings.popleft()
+            if number == answered:
+                for sub, offset in queued:
+                    sub.acknowledged = max(sub.acknowledged, offset)
+
+    def _answered(self, timestamp: float | None) -> int | None:
+        """The number of the ping a pong answers: the one whose `timestamp` it echoes (any
+        other echo answers nothing), or, from a client that does not echo, the oldest ping
+        not yet answered (decision 0118)."""
+        if timestamp is not None:
+            return next((number for number, at, _ in self._pings if at == timestamp), None)
+        return self._pongs + 1 if self._pongs < self._pings_queued else None
 
     # --- reading -------------------------------------------------------------------------
 
@@ -265,7 +279,7 @@ class Connection:
                 request = ProtocolError(exc.code, exc.message, exc.task_id)
             else:
                 if request.action == "pong":
-                    self._pong()
+                    self._pong(request.timestamp)
                     continue
             try:
                 self._inbox.put_nowait(request)

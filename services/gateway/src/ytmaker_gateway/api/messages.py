@@ -213,11 +213,22 @@ class ControlMessage(BaseModel):
     reason: str = Field(default="", max_length=1000)
 
 
-class HeartbeatRequest(BaseModel):
-    action: Literal["ping", "pong"]
+class PingRequest(BaseModel):
+    """Asks the server for a `pong`."""
+
+    action: Literal["ping"]
+
+
+class PongRequest(BaseModel):
+    """The answer to the server's `ping`, sent once everything before it is handled.
+    `timestamp`: the ping's, echoed, which names the ping answered; without it the pong
+    answers the oldest ping not yet answered."""
+
+    action: Literal["pong"]
+    timestamp: float | None = None
 
 
 ClientMessage = Annotated[
-    SubscribeRequest | UnsubscribeRequest | ControlMessage | HeartbeatRequest,
+    SubscribeRequest | UnsubscribeRequest | ControlMessage | PingRequest | PongRequest,
     Field(discriminator="action"),
 ]

@@ -29,7 +29,8 @@ FIELDS: dict[str, frozenset[str]] = {
     "subscribe": frozenset({"action", "task_id", "since", "epoch"}),
     "unsubscribe": frozenset({"action", "task_id"}),
     **dict.fromkeys(CONTROL_ACTIONS, frozenset({"action", "task_id", "reason"})),
-    **dict.fromkeys(("ping", "pong"), frozenset({"action", "type"})),
+    "ping": frozenset({"action", "type"}),
+    "pong": frozenset({"action", "type", "timestamp"}),
 }
 
 # Close codes (RFC 6455 §7.4 and the application range 4000-4999).
@@ -61,6 +62,8 @@ class ClientMessage:
     #: A subscribe's `since` and `epoch`.
     position: StreamPosition = FRESH
     reason: str = ""
+    #: A pong's echo of the `timestamp` of the ping it answers (None: not echoed).
+    timestamp: float | None = None
 
 
 def parse_client_message(frame: str | bytes) -> ClientMessage:
@@ -87,8 +90,10 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
         raise ProtocolError(
             "invalid_field", f"unknown field(s) for '{action}': {', '.join(unknown[:5])}", task_id
         )
-    if action in ("ping", "pong"):
-        return ClientMessage(action)  # type: ignore[arg-type]
+    if action == "ping":
+        return ClientMessage("ping")
+    if action == "pong":
+        return ClientMessage("pong", timestamp=_timestamp(raw))
     task_id = _task_id(raw)
     if action == "subscribe":
         position = StreamPosition(_since(raw, task_id), _epoch(raw, task_id))
@@ -121,6 +126,15 @@ def _since(raw: dict[str, Any], task_id: str) -> int | None:
             "invalid_field", f"'since' is an offset (integer -1 … {MAX_OFFSET}) or null", task_id
         )
     return int(since)
+
+
+def _timestamp(raw: dict[str, Any]) -> float | None:
+    timestamp = raw.get("timestamp")
+    if timestamp is None:
+        return None
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
+        raise ProtocolError("invalid_field", "'timestamp' is the number the ping carried, or null")
+    return timestamp
 
 
 def _epoch(raw: dict[str, Any], task_id: str) -> str | None:
