@@ -239,7 +239,9 @@ export class WebSocketManager {
                 this.onConnected(msg.payload.client_id);
                 break;
             case "ping":
-                this.send({ action: "pong" });
+                // Echoing the ping's timestamp names the ping answered: a restored session resumes
+                // from exactly what came before it.
+                this.send({ action: "pong", timestamp: msg.payload.timestamp });
                 break;
             case "subscribed": {
                 const sub = this.subs.get(msg.payload.task_id);

@@ -52,10 +52,6 @@ export function isErrorMessage(v) {
 export function isErrorPayload(v) {
     return (isRecord(v) && typeof v["code"] === "string" && (v["details"] === undefined || (isRecord(v["details"]))) && typeof v["message"] === "string");
 }
-/** Whether `v` has the shape of HeartbeatRequest (generated from the schema). */
-export function isHeartbeatRequest(v) {
-    return (isRecord(v) && ["ping", "pong"].includes(v["action"]));
-}
 /** Whether `v` has the shape of History (generated from the schema). */
 export function isHistory(v) {
     return (isRecord(v) && (Array.isArray(v["items"]) && v["items"].every((x) => isHistoryItem(x))) && ["memory", "database"].includes(v["source"]) && typeof v["task_id"] === "string");
@@ -76,9 +72,17 @@ export function isInitialPayload(v) {
 export function isPingMessage(v) {
     return (isRecord(v) && (Number.isInteger(v["offset"]) || v["offset"] === null) && isTimestampPayload(v["payload"]) && (typeof v["task_id"] === "string" || v["task_id"] === null) && v["type"] === "ping");
 }
+/** Whether `v` has the shape of PingRequest (generated from the schema). */
+export function isPingRequest(v) {
+    return (isRecord(v) && v["action"] === "ping");
+}
 /** Whether `v` has the shape of PongMessage (generated from the schema). */
 export function isPongMessage(v) {
     return (isRecord(v) && (Number.isInteger(v["offset"]) || v["offset"] === null) && isTimestampPayload(v["payload"]) && (typeof v["task_id"] === "string" || v["task_id"] === null) && v["type"] === "pong");
+}
+/** Whether `v` has the shape of PongRequest (generated from the schema). */
+export function isPongRequest(v) {
+    return (isRecord(v) && v["action"] === "pong" && (v["timestamp"] === undefined || (typeof v["timestamp"] === "number" || v["timestamp"] === null)));
 }
 /** Whether `v` has the shape of ProgressMessage (generated from the schema). */
 export function isProgressMessage(v) {
@@ -198,7 +202,7 @@ export function isUpdateType(v) {
 }
 /** Whether `v` has the shape of ClientMessage (generated from the schema). */
 export function isClientMessage(v) {
-    return (isSubscribeRequest(v) || isUnsubscribeRequest(v) || isControlMessage(v) || isHeartbeatRequest(v));
+    return (isSubscribeRequest(v) || isUnsubscribeRequest(v) || isControlMessage(v) || isPingRequest(v) || isPongRequest(v));
 }
 /** Whether `v` has the shape of ServerMessage (generated from the schema). */
 export function isServerMessage(v) {
