@@ -88,6 +88,7 @@ near_valid = st.fixed_dictionaries(
         "epoch": scalars,
         "reason": st.text(max_size=1200) | scalars,
         "type": st.sampled_from(["ping", "pong"]) | scalars,
+        "timestamp": scalars | any_json,
         "colour": scalars,
     },
 ).map(json.dumps)
@@ -105,6 +106,7 @@ valid = st.one_of(
         st.sampled_from([ALICE_TASK, BOB_TASK]),
     ),
     st.sampled_from([{"type": "ping"}, {"action": "pong"}]),
+    st.builds(lambda at: {"action": "pong", "timestamp": at}, st.floats(0, 2e9)),
 ).map(json.dumps)
 
 
@@ -112,9 +114,9 @@ valid = st.one_of(
 def with_raw_value(draw: st.DrawFn) -> str:
     """A near-valid message with one field's value replaced by a huge number or deep nesting
     (written as JSON text: Python's own encoder cannot even produce some of them)."""
-    fields = {"action": draw(st.sampled_from(["subscribe", "cancel", "unsubscribe"]))}
+    fields = {"action": draw(st.sampled_from(["subscribe", "cancel", "unsubscribe", "pong"]))}
     fields["task_id"] = draw(st.sampled_from([ALICE_TASK, BOB_TASK]))
-    name = draw(st.sampled_from(["since", "task_id", "reason", "epoch", "extra"]))
+    name = draw(st.sampled_from(["since", "task_id", "reason", "epoch", "timestamp", "extra"]))
     raw = draw(huge_numbers | deep)
     body = json.dumps({k: v for k, v in fields.items() if k != name})
     return body[:-1] + f', "{name}": {raw}}}'

@@ -78,14 +78,28 @@ async def test_a_session_closed_on_another_replica_is_restored_with_its_offsets(
     assert session is not None and session.offsets == {"t1": 7, "t2": -1}
 
 
+def test_a_task_with_nothing_acknowledged_is_left_out_of_the_records_offsets() -> None:
+    """-1 is the whole run (a `since: -1` subscribe); None, nothing acknowledged: the
+    record lists the task without an offset, and reads back as None (a snapshot)."""
+    session = Session("c-1", "alice", offsets={"t1": 4, "t2": -1, "t3": None})
+    record = session.record()
+    assert record["subscriptions"] == ["t1", "t2", "t3"]
+    assert record["offsets"] == {"t1": 4, "t2": -1}
+    back = Session.from_record(record)
+    assert back is not None and back.offsets == {"t1": 4, "t2": -1, "t3": None}
+
+
 @pytest.mark.parametrize(
     ("record", "user"),
     [
         (_record(user="bob"), "alice"),  # someone else's
         (_record(closed_ago=400), "alice"),  # closed before the window
         (_record(offsets={"t1": "seven"}), "alice"),  # unusable
+        (_record(offsets={"t1": True}), "alice"),
+        (_record(offsets={"t1": -2}), "alice"),
+        (_record(offsets={"t1": 7.5}), "alice"),
     ],
-    ids=["other-user", "outside-window", "bad-offsets"],
+    ids=["other-user", "outside-window", "bad-offsets", "bool", "below-minus-one", "float"],
 )
 async def test_what_may_not_or_cannot_be_restored_is_not(record: dict[str, Any], user: str) -> None:
     store = FakeStore()
@@ -141,10 +155,10 @@ async def test_records_of_a_session_are_written_in_order_and_coalesced() -> None
 class FakeConnection:
     """A live connection as the registry sees it: its current offsets."""
 
-    def __init__(self, current: dict[str, int]) -> None:
+    def __init__(self, current: dict[str, int | None]) -> None:
         self.current = current
 
-    def offsets(self) -> dict[str, int]:
+    def offsets(self) -> dict[str, int | None]:
         return dict(self.current)
 
     def projects(self) -> list[str]:

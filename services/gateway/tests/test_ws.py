@@ -267,6 +267,26 @@ async def test_a_session_resumes_after_what_the_client_said_it_has_not_what_it_w
     await again.close()
 
 
+async def test_a_whole_run_subscription_is_restored_from_the_start_before_any_pong(
+    gateway_factory: Factory,
+) -> None:
+    """`since: -1` asks for the whole run: restored before the client answered a ping, it
+    gets the whole run again (it may not have read it), not a snapshot (decision 0119)."""
+    gw = await gateway_factory()
+    offsets = gw.seed(T1, n=3)
+    ws = await _open(gw)
+    client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
+    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": -1}))
+    await _until(ws, "subscribed")
+    assert [(await _recv(ws))["offset"] for _ in offsets] == offsets
+    assert _connection(gw, client_id).offsets() == {T1: -1}
+
+    again, missed, sent = await _leave_and_reconnect(gw, ws, client_id, missed=2)
+    assert sent == [None, *offsets, *missed]  # `subscribed` from the start, then every update
+    await again.close()
+    assert gw.fake.sessions[client_id]["offsets"] == {T1: -1}
+
+
 async def test_a_pong_vouches_for_what_was_queued_before_its_ping_only(
     gateway_factory: Factory,
 ) -> None:
@@ -278,7 +298,7 @@ async def test_a_pong_vouches_for_what_was_queued_before_its_ping_only(
     await ws.send(json.dumps({"action": "pong"}))  # no ping to answer: vouches for nothing
     await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": None}))
     await _until(ws, "snapshot")
-    assert connection.offsets() == {T1: -1}  # a snapshot, not yet acknowledged
+    assert connection.offsets() == {T1: None}  # a snapshot, not yet acknowledged
 
     connection._beat()
     after_ping = gw.log.append(make_update(T1, n=5))

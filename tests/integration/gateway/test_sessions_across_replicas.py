@@ -509,7 +509,8 @@ async def test_a_client_that_stopped_reading_does_not_hold_a_stopping_replica_up
     await _stop_as_kubernetes_does(world, proc_a, reader)
     record = await world.session_record(reader_id)
     assert record is not None and record["disconnected_at"] is not None
-    assert record["offsets"] == {task_id: -1}  # it asked for a snapshot: a restore sends one
+    # it asked for a snapshot and acknowledged nothing since: a restore sends a snapshot
+    assert record["subscriptions"] == [task_id] and record["offsets"] == {}
 
     got: list[dict[str, Any]] = []
     with contextlib.suppress(ConnectionClosed, TimeoutError):

@@ -180,9 +180,10 @@ class Connection:
         """The project of every open subscription and stream (for the operator's views)."""
         return self.watching.projects()
 
-    def offsets(self) -> dict[str, int]:
-        """task_id → the last offset the client acknowledged (-1: none yet), for every
-        subscription: what a reconnect with `old_client_id` resumes after."""
+    def offsets(self) -> dict[str, int | None]:
+        """task_id → the last offset the client acknowledged (-1: the whole run, None:
+        nothing yet), for every subscription: what a reconnect with `old_client_id` resumes
+        after."""
         return {sub.task_id: sub.acknowledged for sub in self.watching.subscriptions()}
 
     async def _clock(self) -> None:
@@ -239,7 +240,8 @@ class Connection:
             number, _, queued = self._pings.popleft()
             if number == answered:
                 for sub, offset in queued:
-                    sub.acknowledged = max(sub.acknowledged, offset)
+                    if offset >= 0:  # -1: nothing was queued for it before that ping
+                        sub.acknowledge(offset)
 
     def _answered(self, timestamp: float | None) -> int | None:
         """The number of the ping a pong answers: the one whose `timestamp` it echoes (any
@@ -348,7 +350,7 @@ class Connection:
         for task_id, offset in old.offsets.items():
             if not is_uuid(task_id):
                 continue  # not a task id: a record of the read model nobody should trust
-            position = StreamPosition(offset if offset >= 0 else None)
+            position = StreamPosition(offset)  # None: nothing acknowledged, a snapshot
             try:
                 await self._subscribe(task_id, position, restored=True)
             except GatewayError as exc:
@@ -406,7 +408,7 @@ class Connection:
         ref, state = await self.gateway.access.task(self.principal, task_id, wait=True)
         async with self._subscribing:
             old = self.watching.drop(task_id)
-            acknowledged = -1
+            acknowledged = None
             if old is not None:
                 acknowledged = old.acknowledged
                 sent = -1 if old.restored else old.last_offset
@@ -417,7 +419,7 @@ class Connection:
             def attach(sub: Subscription) -> None:
                 sub.project_id = ref.project_id
                 sub.restored = restored
-                sub.acknowledged = max(sub.acknowledged, acknowledged)
+                sub.acknowledge(acknowledged)
                 self.watching.attach(sub)
                 attached.append(sub)
 

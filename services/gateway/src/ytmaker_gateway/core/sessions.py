@@ -23,6 +23,7 @@ from itertools import islice
 from typing import Any, Protocol
 
 from ytmaker_gateway.adapters.progress_api import ProgressApi, ProgressUnavailable
+from ytmaker_gateway.rules.ids import is_offset
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ class LiveConnection(Protocol):
     """What a session's open connection (api/connection.py) offers the registry and the REST
     routes that act on a connected client."""
 
-    def offsets(self) -> dict[str, int]:
-        """task_id → the last offset the client acknowledged (-1: none), per subscription."""
+    def offsets(self) -> dict[str, int | None]:
+        """task_id → the last offset the client acknowledged (-1: the whole run, None:
+        nothing), per subscription."""
         ...
 
     def projects(self) -> list[str]:
@@ -75,8 +77,9 @@ class Session:
     disconnected_at: float | None = None
     last_active_at: float = field(default_factory=time.time)
     message_count: int = 0
-    #: task_id → the last offset the client acknowledged (-1: none yet).
-    offsets: dict[str, int] = field(default_factory=dict)
+    #: task_id → the last offset the client acknowledged (-1: the whole run, None: nothing
+    #: yet, a snapshot on restore).
+    offsets: dict[str, int | None] = field(default_factory=dict)
     projects: set[str] = field(default_factory=set)
     #: The live connection while connected (its offsets are checkpointed); never serialised.
     connection: LiveConnection | None = field(default=None, repr=False, compare=False)
@@ -93,7 +96,7 @@ class Session:
             "address": self.address[:64],
             "user_agent": self.user_agent[:500],
             "subscriptions": sorted(self.offsets),
-            "offsets": dict(self.offsets),
+            "offsets": {t: o for t, o in self.offsets.items() if o is not None},
         }
 
     @classmethod
@@ -105,13 +108,10 @@ class Session:
             return None
         if not isinstance(subscriptions, list) or not isinstance(offsets, dict):
             return None
-        try:
-            restored = {
-                task_id: int(offsets.get(task_id, -1))
-                for task_id in subscriptions
-                if isinstance(task_id, str)
-            }
-        except (TypeError, ValueError):
+        restored = {
+            task_id: offsets.get(task_id) for task_id in subscriptions if isinstance(task_id, str)
+        }
+        if not all(offset is None or is_offset(offset) for offset in restored.values()):
             return None
         return cls(
             client_id=client_id,

@@ -148,8 +148,8 @@ class Streams:
                     )
                 )
             sub.skip_to(plan.after)
-            if plan.recovered:  # the client has everything up to its `since`
-                sub.acknowledged = plan.after
+            if plan.recovered:  # the client has everything up to its `since` (-1: nothing)
+                sub.acknowledge(plan.after)
             if attach is not None:
                 attach(sub)
             source = _Source()

@@ -26,10 +26,11 @@ class Subscription:
         self.task_id = task_id
         self.queue = queue
         self.last_offset = last_offset
-        #: The last offset the client said it has: the `since` it resumed after, then what
-        #: its pongs vouch for (api/connection.py). What a restored session resumes after;
-        #: never above `last_offset`, which is only what was queued for it.
-        self.acknowledged = -1
+        #: The last offset the client said it has: the `since` it resumed after (-1: the
+        #: whole run), then what its pongs vouch for (api/connection.py); None: nothing yet.
+        #: What a restored session resumes after; never above `last_offset`, which is only
+        #: what was queued for it.
+        self.acknowledged: int | None = None
         self.project_id: str | None = None
         #: Re-made by the server for `old_client_id` (the client's own subscribe replaces it).
         self.restored = False
@@ -47,6 +48,11 @@ class Subscription:
     def buffered(self) -> int:
         """Live updates waiting for the replay to end."""
         return len(self._pending or ())
+
+    def acknowledge(self, offset: int | None) -> None:
+        """The client has everything up to `offset` (None: says nothing)."""
+        if offset is not None and (self.acknowledged is None or offset > self.acknowledged):
+            self.acknowledged = offset
 
     def cancel(self) -> None:
         """Send nothing more (unsubscribed or replaced); a replay still running stops."""
