@@ -148,7 +148,7 @@ class Streams:
                     )
                 )
             sub.skip_to(plan.after)
-            if plan.recovered:  # the client has everything up to its `since` (-1: nothing)
+            if plan.recovered:  # the client has everything up to its `since` (-1: the start)
                 sub.acknowledge(plan.after)
             if attach is not None:
                 attach(sub)
