@@ -224,14 +224,18 @@ async def _leave_and_reconnect(
     return again, written, sent
 
 
-async def _watching_after_the_first(gw: Harness) -> tuple[ClientConnection, str, list[int]]:
-    """Three updates of T1; a client that subscribed after the first and received the other
-    two. Its socket, its client id and the three offsets."""
+async def _watching(
+    gw: Harness, *, whole_run: bool = False
+) -> tuple[ClientConnection, str, list[int]]:
+    """Three updates of T1; a client that subscribed after the first (or, `whole_run`, with
+    `since: -1`) and received what followed. Its socket, its client id and the three offsets."""
     offsets = gw.seed(T1, n=3)
     ws = await _open(gw)
-    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": offsets[0]}))
+    since = -1 if whole_run else offsets[0]
+    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": since}))
     await _until(ws, "subscribed")
-    assert [(await _recv(ws))["offset"] for _ in offsets[1:]] == offsets[1:]
+    sent = [offset for offset in offsets if offset > since]
+    assert [(await _recv(ws))["offset"] for _ in sent] == sent
     return ws, ws.hello["payload"]["client_id"], offsets  # type: ignore[attr-defined]
 
 
@@ -239,7 +243,7 @@ async def test_a_reconnect_restores_subscriptions_and_sends_what_was_missed(
     gateway_factory: Factory,
 ) -> None:
     gw = await gateway_factory()
-    ws, client_id, offsets = await _watching_after_the_first(gw)
+    ws, client_id, offsets = await _watching(gw)
     seen = offsets[1:]
     _connection(gw, client_id)._beat()
     assert await _pong(ws) == []  # the ping came after what was seen
@@ -259,7 +263,7 @@ async def test_a_session_resumes_after_what_the_client_said_it_has_not_what_it_w
     """Updates written to a client that answered no ping since may never have been read (its
     connection dropped with them in a buffer): a restore resends them rather than skip them."""
     gw = await gateway_factory()
-    ws, client_id, offsets = await _watching_after_the_first(gw)
+    ws, client_id, offsets = await _watching(gw)
     assert _connection(gw, client_id).offsets() == {T1: offsets[0]}  # its `since`
 
     again, missed, sent = await _leave_and_reconnect(gw, ws, client_id, missed=2)
@@ -273,12 +277,7 @@ async def test_a_whole_run_subscription_is_restored_from_the_start_before_any_po
     """`since: -1` asks for the whole run: restored before the client answered a ping, it
     gets the whole run again (it may not have read it), not a snapshot (decision 0119)."""
     gw = await gateway_factory()
-    offsets = gw.seed(T1, n=3)
-    ws = await _open(gw)
-    client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
-    await ws.send(json.dumps({"action": "subscribe", "task_id": T1, "since": -1}))
-    await _until(ws, "subscribed")
-    assert [(await _recv(ws))["offset"] for _ in offsets] == offsets
+    ws, client_id, offsets = await _watching(gw, whole_run=True)
     assert _connection(gw, client_id).offsets() == {T1: -1}
 
     again, missed, sent = await _leave_and_reconnect(gw, ws, client_id, missed=2)
@@ -334,7 +333,7 @@ async def test_a_pong_echoing_a_ping_answers_that_ping_only_and_the_ones_before(
     nothing, even with pings in flight; the answer to the second of two pings vouches for what
     was queued before it; a late or stale echo answers nothing newer."""
     gw = await gateway_factory()
-    ws, client_id, offsets = await _watching_after_the_first(gw)
+    ws, client_id, offsets = await _watching(gw)
     connection = _connection(gw, client_id)
     connection._beat()
     between = gw.log.append(make_update(T1, n=5))
@@ -366,7 +365,7 @@ async def test_pings_left_unanswered_are_let_go_and_their_late_pongs_vouch_for_n
     """A client that answers no ping costs the server a bounded list; the answers to pings
     already let go vouch for nothing, the answer to a ping still held for what preceded it."""
     gw = await gateway_factory()
-    ws, client_id, offsets = await _watching_after_the_first(gw)
+    ws, client_id, offsets = await _watching(gw)
     connection = _connection(gw, client_id)
     written = []
     for n in range(12):  # more than the server keeps
