@@ -13,9 +13,8 @@ connection's `SessionRules` (rules/session.py); this module only carries it out
 What the session record keeps per task, for a reconnect with `old_client_id`, is what the
 client *said* it has, never merely what was written to its socket (a client that stopped
 reading would otherwise be restored past what it never read): the `since` it resumed after,
-then, at each heartbeat, what was queued before the ping its pong answers, the pong naming its
-ping by echoing the ping's `timestamp` (docs/decisions/0115-sessions-resume-from-what-the-
-client-acknowledged.md, 0118-pongs-echo-their-ping.md).
+then, at each heartbeat, what was queued before the ping its pong answers (rules/pings.py;
+docs/decisions/0115-sessions-resume-from-what-the-client-acknowledged.md, 0118, 0119).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ import contextlib
 import functools
 import logging
 import time
-from collections import deque
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -42,6 +40,7 @@ from ytmaker_gateway.fanout.watching import Watching
 from ytmaker_gateway.gateway import Gateway
 from ytmaker_gateway.rules.errors import Conflict, GatewayError
 from ytmaker_gateway.rules.ids import is_uuid
+from ytmaker_gateway.rules.pings import PingLedger
 from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.rules.protocol import (
     CLOSE_FORBIDDEN,
@@ -60,12 +59,6 @@ from ytmaker_gateway.rules.protocol import (
 from ytmaker_gateway.rules.session import Close, Refuse, SessionLimits, SessionRules, Verdict
 
 log = logging.getLogger(__name__)
-
-#: Unanswered pings whose offsets are kept (a client silent for two intervals is closed).
-_PINGS_KEPT = 8
-#: A ping in flight: its number, its `timestamp` and, for every subscription, the last offset
-#: queued before it.
-_Ping = tuple[int, float, list[tuple[Subscription, int]]]
 
 
 class _Close(Exception):
@@ -123,10 +116,9 @@ class Connection:
         self._inbox: asyncio.Queue[ClientMessage | ProtocolError] = asyncio.Queue(
             maxsize=max(16, 2 * int(self.settings.max_messages_per_second))
         )
-        #: Pings queued and not answered, oldest first (what each one's pong vouches for).
-        self._pings: deque[_Ping] = deque(maxlen=_PINGS_KEPT)
-        self._pings_queued = 0
-        self._pongs = 0
+        #: Pings queued and not answered; each one's pong vouches, for every subscription,
+        #: for the last offset queued before it.
+        self._pings: PingLedger[list[tuple[Subscription, int]]] = PingLedger()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -224,32 +216,15 @@ class Connection:
             raise _Close(CLOSE_HEARTBEAT_TIMEOUT, "no message for two heartbeat intervals")
         sent_at = time.time()
         if self.queue.push(message("ping", {"timestamp": sent_at})):
-            self._pings_queued += 1
             queued = [(sub, sub.last_offset) for sub in self.watching.subscriptions()]
-            self._pings.append((self._pings_queued, sent_at, queued))
+            self._pings.sent(sent_at, queued)
 
     def _pong(self, timestamp: float | None) -> None:
-        """The client answered a ping: it has read everything queued before that ping, and
-        so every older ping too. A pong that answers no ping held vouches for nothing: one
-        with no ping to answer, or whose ping was let go to make room."""
-        answered = self._answered(timestamp)
-        if answered is None:
-            return
-        self._pongs = answered
-        while self._pings and self._pings[0][0] <= answered:
-            number, _, queued = self._pings.popleft()
-            if number == answered:
-                for sub, offset in queued:
-                    if offset >= 0:  # -1: nothing was queued for it before that ping
-                        sub.acknowledge(offset)
-
-    def _answered(self, timestamp: float | None) -> int | None:
-        """The number of the ping a pong answers: the one whose `timestamp` it echoes (any
-        other echo answers nothing), or, from a client that does not echo, the oldest ping
-        not yet answered (decision 0118)."""
-        if timestamp is not None:
-            return next((number for number, at, _ in self._pings if at == timestamp), None)
-        return self._pongs + 1 if self._pongs < self._pings_queued else None
+        """The client answered a ping (the one whose `timestamp` it echoes): it has read
+        everything queued before it (rules/pings.py)."""
+        for sub, offset in self._pings.answer(timestamp) or ():
+            if offset >= 0:  # -1: nothing was queued for it before that ping
+                sub.acknowledge(offset)
 
     # --- reading -------------------------------------------------------------------------
 
