@@ -13,6 +13,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.harness.clients import Client, close_all, count_losses, open_all
@@ -128,6 +129,8 @@ async def run_phase(
         "tasks": len(tasks),
         "rate": scenario.rate,
         "seconds": seconds,
+        # when the window was, to match a stall to what the services logged then
+        "window_utc": [_utc(window.start), _utc(window.end)],
         "connect_s": round(connect_s, 1),
         "latency_ms": window.summary(),
         "expected_in_window": round(scenario.deliveries_per_s * seconds),
@@ -147,6 +150,10 @@ async def run_phase(
             **count_losses(away_clients, produced["ranges"]),
         }
     return result
+
+
+def _utc(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
 
 
 async def _sleep_until(at: float) -> None:

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,9 @@ def test_every_target_is_measured_in_each_scenario_with_ordered_percentiles(
         assert abs(max(latency["worst_by_second"]) - latency["max"]) <= 0.1, phase
         assert 0 < phase["cpu"]["machine_busy_pct"] <= 100, phase
         assert phase["losses"]["expected"] > 0, phase
+        start, end = (datetime.fromisoformat(at) for at in phase["window_utc"])
+        assert start >= datetime.fromisoformat(results["meta"]["started"]), phase
+        assert abs((end - start).total_seconds() - phase["seconds"]) < 0.01, phase
         if phase["target"] == "ytmaker":  # the tap saw the events and their updates arrive
             assert phase["in_input_latency_ms"]["count"] > 0, phase
             assert phase["in_log_latency_ms"]["count"] > 0, phase
