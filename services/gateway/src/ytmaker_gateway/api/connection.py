@@ -116,8 +116,8 @@ class Connection:
         self._inbox: asyncio.Queue[ClientMessage | ProtocolError] = asyncio.Queue(
             maxsize=max(16, 2 * int(self.settings.max_messages_per_second))
         )
-        #: Pings queued and not answered; each one's pong vouches, for every subscription,
-        #: for the last offset queued before it.
+        #: Pings queued and not answered; each one's pong vouches, for every subscription
+        #: with something queued, for the last offset queued before it.
         self._pings: PingLedger[list[tuple[Subscription, int]]] = PingLedger()
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -216,15 +216,16 @@ class Connection:
             raise _Close(CLOSE_HEARTBEAT_TIMEOUT, "no message for two heartbeat intervals")
         sent_at = time.time()
         if self.queue.push(message("ping", {"timestamp": sent_at})):
-            queued = [(sub, sub.last_offset) for sub in self.watching.subscriptions()]
+            # What its pong will vouch for: a subscription with nothing queued yet has none.
+            subscriptions = self.watching.subscriptions()
+            queued = [(sub, sub.last_offset) for sub in subscriptions if sub.last_offset >= 0]
             self._pings.sent(sent_at, queued)
 
     def _pong(self, timestamp: float | None) -> None:
         """The client answered a ping (the one whose `timestamp` it echoes): it has read
         everything queued before it (rules/pings.py)."""
         for sub, offset in self._pings.answer(timestamp) or ():
-            if offset >= 0:  # -1: nothing was queued for it before that ping
-                sub.acknowledge(offset)
+            sub.acknowledge(offset)
 
     # --- reading -------------------------------------------------------------------------
 
