@@ -1,4 +1,5 @@
-"""The garbage collector's schedule (ytmaker_shared/gcpolicy.py, decisions 0033, 0044, 0106)."""
+"""The garbage collector's schedule (ytmaker_shared/gcpolicy.py, decisions 0033, 0044, 0106,
+0112, 0120)."""
 
 from __future__ import annotations
 
@@ -65,10 +66,10 @@ def test_a_young_threshold_is_applied_only_when_asked() -> None:
 
 
 async def _schedule_of(sizes: list[int], *, checks: int, full_every: int = 5) -> list[str]:
-    """What the schedule does, a full collection allowed every `full_every` ticks, while the
-    heap is `sizes[0]` at its start, then `sizes[1]`... one value each time it is asked (the
-    last one stays), until it has been asked `checks` times after its start. Its clock counts
-    ticks: one each time it is read."""
+    """What the schedule does, the heap measured every `full_every` ticks, while the heap is
+    `sizes[0]` the first time it is measured, then `sizes[1]`... one value each time (the last
+    one stays), until it has been measured `checks` times. Its clock counts ticks: one each
+    time it is read."""
     ticks = itertools.count()
     asked: list[int] = []
     calls: list[str] = []
@@ -78,7 +79,7 @@ async def _schedule_of(sizes: list[int], *, checks: int, full_every: int = 5) ->
         value = sizes[min(len(asked), len(sizes) - 1)]
         asked.append(value)
         calls.append(f"size {value}")
-        if len(asked) > checks:
+        if len(asked) >= checks:
             enough.set()
         return value
 
@@ -105,6 +106,36 @@ async def test_the_schedule_collects_when_due_and_stops() -> None:
     assert calls[:3] == ["size 1000", "size 2000", "full"]  # grown by half: due
 
 
+async def test_the_working_set_taken_in_the_first_period_is_not_walked() -> None:
+    """A process that grows fourfold in its first seconds (clients connecting, caches filling)
+    and then holds steady is never walked: what it took is live."""
+    now = 0.0
+    measured: list[float] = []
+    collections: list[float] = []
+
+    def size() -> int:
+        measured.append(now)
+        return 100_000 if now < 1 else 400_000
+
+    def full() -> float:
+        collections.append(now)
+        return 0.0
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gcpolicy, "full_collection", full)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(gcpolicy.run(0.0001, 5, stopping, lambda: now, size))
+        async with asyncio.timeout(5):
+            while len(measured) < 4:
+                now += 1  # the fake clock: a second every fifth of a millisecond
+                await asyncio.sleep(0.0002)
+        stopping.set()
+        async with asyncio.timeout(2):
+            await task
+    assert measured[0] >= 5  # first measured a period after its start, at its working set
+    assert collections == []
+
+
 async def test_the_schedule_never_collects_with_full_every_0() -> None:
     asked: list[int] = []
 
@@ -118,7 +149,7 @@ async def test_the_schedule_never_collects_with_full_every_0() -> None:
     stopping.set()
     async with asyncio.timeout(2):
         await task
-    assert asked == [1]  # at its start only
+    assert asked == []  # not even measured
 
 
 def _full_collections() -> int:
@@ -176,13 +207,14 @@ async def test_the_schedule_leaves_a_steady_heap_alone() -> None:
 
 
 async def test_a_growing_heap_is_walked_once_a_quarter_bigger() -> None:
-    """From the start, and after each full collection, the next one waits until the heap has
-    grown by a quarter; the heap is asked again only when a full collection may be due."""
-    calls = await _schedule_of([400_000, 450_000, 490_000, 500_000, 500_000, 560_000], checks=6)
+    """From the first measure, and after each full collection, the next one waits until the
+    heap has grown by a quarter; the heap is asked again only when a full collection may be
+    due."""
+    calls = await _schedule_of([400_000, 450_000, 490_000, 500_000, 500_000, 560_000], checks=7)
     assert (
         calls
         == [
-            "size 400000",  # the mark at its start
+            "size 400000",  # the mark: the working set of its first period
             "size 450000",  # not due
             "size 490000",  # not due
             "size 500000",  # a quarter more: due

@@ -14,6 +14,9 @@ off, and the schedule does them:
 - A full collection of that generation (the frozen start-up heap stays out of it), at most every
   `full_every_s` and only once the heap has grown by a quarter, reclaims the garbage cycles
   there. A heap that does not grow has no such garbage to reclaim, and is not walked at all.
+- The quarter is measured from the heap the process has after its first `full_every_s`: what
+  it takes in that time (clients connecting, caches filling) is its working set, live, and a
+  pass of it would reclaim nothing (decision 0120).
 """
 
 from __future__ import annotations
@@ -74,20 +77,26 @@ async def run(
     clock: Callable[[], float] = time.monotonic,
     size: Callable[[], int] = heap_size,
 ) -> None:
-    """Every `interval_s`, until `stopping` is set: `full_collection()` if `full_every_s` (0:
-    never) has passed since the last one (or the start) and the heap is `full_collection_due`
-    since then."""
-    last_full, mark = clock(), size()
+    """Every `interval_s`, until `stopping` is set, look at the clock; every `full_every_s` (0:
+    never) measure the heap. The first measure marks the working set the process has taken
+    since its start; each later one runs `full_collection()` if the heap is
+    `full_collection_due` since the mark, which then moves to what the collection left."""
+    last_measure, mark = clock(), None
     while not stopping.is_set():
         try:
             await asyncio.wait_for(stopping.wait(), interval_s)
         except TimeoutError:
-            if full_every_s > 0 and clock() - last_full >= full_every_s:
-                if full_collection_due(size(), mark):
-                    took = full_collection()
-                    log.info("full garbage collection", extra={"seconds": round(took, 4)})
-                    mark = size()
-                last_full = clock()  # due or not, asked again `full_every_s` later
+            if full_every_s <= 0 or clock() - last_measure < full_every_s:
+                continue
+            objects = size()
+            if mark is None:
+                mark = objects
+                log.info("garbage collection working set", extra={"objects": objects})
+            elif full_collection_due(objects, mark):
+                took = full_collection()
+                log.info("full garbage collection", extra={"seconds": round(took, 4)})
+                mark = size()
+            last_measure = clock()  # due or not, measured again `full_every_s` later
 
 
 @contextlib.asynccontextmanager

@@ -80,7 +80,7 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description="How long a starting process waits for an unreachable broker.",
     )
-    # The garbage collector's schedule (gcpolicy.py, decisions 0033, 0044, 0106 and 0112).
+    # The garbage collector's schedule (gcpolicy.py, decisions 0033, 0044, 0106, 0112, 0120).
     gc_freeze: bool = Field(
         default=True,
         description="Freeze what start-up leaves out of the collector's reach and run full "
@@ -93,7 +93,8 @@ class ServiceSettings(BaseSettings):
         default=600.0,
         ge=0,
         description="A full collection (all but the frozen start-up heap) at most this often "
-        "(0: never), and only once the heap has grown by a quarter (decisions 0106, 0112).",
+        "(0: never), and only once the heap has grown by a quarter beyond what the process "
+        "held after the first such period (decisions 0106, 0112, 0120).",
     )
     gc_threshold: int = Field(
         default=0, ge=0, description="Young-generation threshold; 0 keeps Python's (700)."
