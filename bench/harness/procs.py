@@ -6,7 +6,9 @@ measuring itself costs two reads per process per window. CPU per process is utim
 machine's busy share is everything but idle and iowait in `/proc/stat`, in % of all cores. That
 includes steal: the time the hypervisor gave this virtual machine's cores to someone else,
 reported on its own as well (% of one core), since on a shared host it is the noise a round's
-figures carry.
+figures carry. Beside its CPU, each process's write system calls (`syscw` of `/proc/<pid>/io`,
+every thread): on loopback nearly every one is a message to another process, which on these
+machines costs as much CPU as the work it carries (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -37,6 +39,17 @@ def process_ticks(pid: int) -> int | None:
         return None
     fields = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces
     return int(fields[11]) + int(fields[12])
+
+
+def write_calls(pid: int) -> int | None:
+    """The write system calls `pid` has made (sends included); None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("syscw:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
 
 
 def parent_of(pid: int) -> int | None:
@@ -118,20 +131,28 @@ class CpuSnapshot:
     steal: int
     total: int
     processes: dict[str, int] = field(default_factory=dict)  # label → ticks
+    writes: dict[str, int] = field(default_factory=dict)  # label → write system calls
 
 
 def snapshot(processes: dict[str, int]) -> CpuSnapshot:
     """CPU counters of the machine and of `processes` (label → pid) at this instant."""
     busy, steal, total = machine_ticks()
     ticks = {label: process_ticks(pid) for label, pid in processes.items()}
-    alive = {k: v for k, v in ticks.items() if v is not None}
-    return CpuSnapshot(time.time(), busy, steal, total, alive)
+    writes = {label: write_calls(pid) for label, pid in processes.items()}
+    return CpuSnapshot(
+        time.time(),
+        busy,
+        steal,
+        total,
+        {k: v for k, v in ticks.items() if v is not None},
+        {k: v for k, v in writes.items() if v is not None},
+    )
 
 
 def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, object]:
-    """`machine_busy_pct` (of all cores, steal included), `steal_pct_of_one_core` and
-    `processes` (label → % of one core) over the window; a process present in only one
-    snapshot is left out."""
+    """`machine_busy_pct` (of all cores, steal included), `steal_pct_of_one_core`,
+    `processes` (label → % of one core) and `writes_per_s` (label → write system calls a
+    second) over the window; a process present in only one snapshot is left out."""
     wall = max(1e-6, after.at - before.at)
     total = max(1, after.total - before.total)
     per_process = {
@@ -144,6 +165,11 @@ def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, object]:
         "machine_busy_pct": round(100.0 * (after.busy - before.busy) / total, 1),
         "steal_pct_of_one_core": round(100.0 * (after.steal - before.steal) / TICKS / wall, 1),
         "processes": per_process,
+        "writes_per_s": {
+            label: round((after.writes[label] - calls) / wall)
+            for label, calls in before.writes.items()
+            if label in after.writes
+        },
     }
 
 

@@ -199,20 +199,29 @@ def cpu_ratio_line(
 
 
 def process_table(rounds: list[dict[str, Any]], scenario: str) -> str:
-    """Median % of one core of each process while each target ran `scenario`."""
-    per: dict[str, dict[str, list[float]]] = {}
+    """Median % of one core and write system calls a second of each process while each target
+    ran `scenario` (results written before writes were counted show "-")."""
+    per: dict[str, dict[str, list[tuple[float, int | None]]]] = {}
     for p in rounds:
         if p["scenario"] != scenario:
             continue
+        writes = p["cpu"].get("writes_per_s", {})
         for label, pct in p["cpu"]["processes"].items():
             if label.split("/", 1)[0] == p["target"] or is_loadgen_of(label, p["target"]):
-                per.setdefault(p["target"], {}).setdefault(label, []).append(pct)
-    rows = [
-        [target, label, round(statistics.median(values), 1)]
-        for target, labels in per.items()
-        for label, values in sorted(labels.items())
-    ]
-    return _table(["target measured", "process", f"{scenario} %core (median)"], rows)
+                per.setdefault(p["target"], {}).setdefault(label, []).append(
+                    (pct, writes.get(label))
+                )
+    rows = []
+    for target, labels in per.items():
+        for label, values in sorted(labels.items()):
+            calls = [w for _, w in values if w is not None]
+            rows.append([
+                target, label, round(statistics.median(pct for pct, _ in values), 1),
+                round(statistics.median(calls)) if calls else "-",
+            ])  # fmt: skip
+    return _table(
+        ["target measured", "process", f"{scenario} %core (median)", "writes/s (median)"], rows
+    )
 
 
 def disconnect_table(results: list[dict[str, Any]]) -> str:

@@ -70,6 +70,7 @@ def test_every_target_is_measured_in_each_scenario_with_ordered_percentiles(
             assert phase["in_input_latency_ms"]["p50"] <= phase["in_log_latency_ms"]["p50"], phase
     assert set(results["summary"]) == TARGETS
     assert "## Summary" in results["_stdout"] and "| ytmaker" in results["_stdout"]
+    assert "writes/s (median)" in results["_stdout"]
 
 
 def test_ytmaker_loses_and_repeats_nothing_and_the_baselines_lose_what_was_sent_while_away(
@@ -103,6 +104,17 @@ def test_cpu_is_counted_for_every_process_of_every_target(results: dict[str, Any
         assert groups["steal"] == phase["cpu"]["steal_pct_of_one_core"] >= 0
         machine_cores = phase["cpu"]["machine_busy_pct"] * (os.cpu_count() or 1)
         assert sum(groups.values()) >= machine_cores - 0.5  # the groups cover the machine
+        # every process's messages too: the measured target's producer sent its events, its
+        # server wrote frames to the clients; another target's producer stood still
+        writes = phase["cpu"]["writes_per_s"]
+        assert set(writes) == set(phase["cpu"]["processes"]), phase
+        assert writes[f"loadgen/producer-{phase['target']}"] > 0, writes
+        server = {"ytmaker": "ytmaker/gateway", "socketio": "socketio/socketio-server"}.get(
+            phase["target"], f"{phase['target']}/fastapi-server"
+        )
+        assert writes[server] > 0, writes
+        idle = next(t for t in sorted(TARGETS) if t != phase["target"])
+        assert writes[f"loadgen/producer-{idle}"] < writes[f"loadgen/producer-{phase['target']}"]
 
 
 def test_the_cpu_target_is_read_from_the_benchmarks_own_processes_and_the_machine(
