@@ -7,8 +7,9 @@ machine's busy share is everything but idle and iowait in `/proc/stat`, in % of 
 includes steal: the time the hypervisor gave this virtual machine's cores to someone else,
 reported on its own as well (% of one core), since on a shared host it is the noise a round's
 figures carry. Beside its CPU, each process's write system calls (`syscw` of `/proc/<pid>/io`,
-every thread): on loopback nearly every one is a message to another process, which on these
-machines costs as much CPU as the work it carries (docs/performance.md).
+every thread: write, writev, pwrite, which libuv, the JVM, redis-server and SQLite use; not
+send/sendmsg): a socket's is a message to another process, a file's (the read model's SQLite)
+a page written.
 """
 
 from __future__ import annotations
