@@ -43,7 +43,7 @@ def process_ticks(pid: int) -> int | None:
 
 
 def write_calls(pid: int) -> int | None:
-    """The write system calls `pid` has made (sends included); None when it is gone."""
+    """The write system calls (write, writev, pwrite) `pid` has made; None when it is gone."""
     try:
         for line in Path(f"/proc/{pid}/io").read_text().splitlines():
             if line.startswith("syscw:"):
