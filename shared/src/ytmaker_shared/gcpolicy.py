@@ -1,5 +1,5 @@
 """The garbage collector's schedule of every long-running process (decisions 0033, 0044, 0106,
-0112).
+0112, 0120).
 
 Python's full collections scan every tracked object: the imported modules' functions, classes
 and dicts, a thousand clients' connections in the gateway, every task's recent history in the
