@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,16 +139,25 @@ class CpuSnapshot:
 def snapshot(processes: dict[str, int]) -> CpuSnapshot:
     """CPU counters of the machine and of `processes` (label → pid) at this instant."""
     busy, steal, total = machine_ticks()
-    ticks = {label: process_ticks(pid) for label, pid in processes.items()}
-    writes = {label: write_calls(pid) for label, pid in processes.items()}
     return CpuSnapshot(
         time.time(),
         busy,
         steal,
         total,
-        {k: v for k, v in ticks.items() if v is not None},
-        {k: v for k, v in writes.items() if v is not None},
+        _of_living(process_ticks, processes),
+        _of_living(write_calls, processes),
     )
+
+
+def _of_living(counter: Callable[[int], int | None], processes: dict[str, int]) -> dict[str, int]:
+    """`counter` of each process still there (label → count)."""
+    counts = {label: counter(pid) for label, pid in processes.items()}
+    return {label: count for label, count in counts.items() if count is not None}
+
+
+def _grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """How much each counter present in both grew."""
+    return {label: after[label] - count for label, count in before.items() if label in after}
 
 
 def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, object]:
@@ -156,21 +166,14 @@ def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, object]:
     second) over the window; a process present in only one snapshot is left out."""
     wall = max(1e-6, after.at - before.at)
     total = max(1, after.total - before.total)
-    per_process = {
-        label: round(100.0 * (after.processes[label] - ticks) / TICKS / wall, 1)
-        for label, ticks in before.processes.items()
-        if label in after.processes
-    }
+    ticks = _grown(before.processes, after.processes)
+    calls = _grown(before.writes, after.writes)
     return {
         "seconds": round(wall, 2),
         "machine_busy_pct": round(100.0 * (after.busy - before.busy) / total, 1),
         "steal_pct_of_one_core": round(100.0 * (after.steal - before.steal) / TICKS / wall, 1),
-        "processes": per_process,
-        "writes_per_s": {
-            label: round((after.writes[label] - calls) / wall)
-            for label, calls in before.writes.items()
-            if label in after.writes
-        },
+        "processes": {label: round(100.0 * n / TICKS / wall, 1) for label, n in ticks.items()},
+        "writes_per_s": {label: round(n / wall) for label, n in calls.items()},
     }
 
 
