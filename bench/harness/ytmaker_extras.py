@@ -24,7 +24,11 @@ from bench.harness.phases import Target, all_processes
 from bench.harness.procs import cpu_between, rss_mb, snapshot
 from bench.harness.report import Window
 from bench.harness.stacks import YtmakerStack
+from ytmaker_progress.eta import EtaEstimated
 from ytmaker_shared.events import new_event_id
+
+#: The event type of the updates that the ETA projector's estimates cause.
+ETA_ESTIMATED = EtaEstimated.model_fields["type"].default
 
 
 class Api:
@@ -325,28 +329,51 @@ async def fill_history(target: Target, tasks: int, updates: int) -> dict[str, An
                 raise TimeoutError("the history was not folded within an hour")
             await asyncio.sleep(2)
         folded_s = time.monotonic() - started
-        url = f"/progress/{filled['last_task']}/history/db"
-        for _ in range(300):  # 503 while the read side is too busy to answer in time
-            last = await api.http.get(url, params={"limit": 10_000})
-            if last.status_code != 503:
-                break
-            await asyncio.sleep(2)
-        last.raise_for_status()
-        items = last.json()["items"]
+        kept = {which: await _history(api, filled[f"{which}_task"]) for which in ("first", "last")}
     finally:
         await api.close()
-    # a count other than `updates` is a fault to explain: the items themselves go in the results
-    evidence = {} if len(items) == updates else {"last_task_history": items}
+    census = {which: _causes(updates) for which, updates in kept.items()}
+    # a task whose events did not make one update each is a fault to explain: keep its updates
+    evidence = {
+        f"{which}_task_history": kept[which]
+        for which, counted in census.items()
+        if counted["of_its_events"] != updates or counted["repeated_events"]
+    }
     return evidence | {
         "tasks": tasks,
         "updates_per_task": updates,
         "events_produced": filled["events"],
         "produce_s": filled["seconds"],
         "folded_and_stored_s": round(folded_s, 1),
-        "last_task_updates_in_read_model": len(items),
+        "last_task_updates_in_read_model": len(kept["last"]),
+        "updates_by_cause": census,
         "how": "pipeline events produced into the stage topics and folded by ytmaker itself",
         "rss_mb_before": rss_before,
         "rss_mb_after": _rss(target),
+    }
+
+
+async def _history(api: Api, task_id: str) -> list[dict[str, Any]]:
+    """The task's updates, as the read model keeps them."""
+    url = f"/progress/{task_id}/history/db"
+    for _ in range(300):  # 503 while the read side is too busy to answer in time
+        answer = await api.http.get(url, params={"limit": 10_000})
+        if answer.status_code != 503:
+            break
+        await asyncio.sleep(2)
+    answer.raise_for_status()
+    return [item["update"] for item in answer.json()["items"]]
+
+
+def _causes(updates: list[dict[str, Any]]) -> dict[str, int]:
+    """A finished task's updates by what caused them: each of its events makes one, and an
+    estimate of the ETA projector makes one more when it lands while the task still runs (its
+    estimate is a change that clients see, decision 0085)."""
+    events = Counter(u["event_id"] for u in updates if u["event_type"] != ETA_ESTIMATED)
+    return {
+        "of_its_events": sum(events.values()),
+        "repeated_events": sum(1 for n in events.values() if n > 1),
+        "of_eta_estimates": len(updates) - sum(events.values()),
     }
 
 

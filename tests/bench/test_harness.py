@@ -165,7 +165,12 @@ def test_ytmaker_resumes_exactly_fans_out_and_folds_the_history(results: dict[st
     assert fanout["client_processes"] == 2 and workers <= set(fanout["cpu"]["processes"])
     history = results["history"]
     assert history["tasks"] == 20
-    assert history["last_task_updates_in_read_model"] == history["updates_per_task"] == 100
+    assert history["updates_per_task"] == 100
+    for which, causes in history["updates_by_cause"].items():  # every event's update, once
+        assert causes["of_its_events"] == 100 and causes["repeated_events"] == 0, which
+    last = history["updates_by_cause"]["last"]
+    assert history["last_task_updates_in_read_model"] == 100 + last["of_eta_estimates"]
+    assert not {"first_task_history", "last_task_history"} & set(history)
 
 
 def test_the_plots_are_drawn(results: dict[str, Any]) -> None:
