@@ -37,6 +37,9 @@ from ytmaker_shared.topics import STAGE_TOPIC, Topic
 
 #: task.requested, 6 × (started, completed), task.completed: the events besides progress.
 FIXED_EVENTS = 1 + 2 * len(Stage) + 1
+#: How many tasks of a history have their updates counted by cause: every task of a small
+#: history, of a large one about this many, evenly spread, and the last.
+COUNTED_TASKS = 20
 
 
 def run_events(task_id: str, owner: str, updates: int) -> list[list[tuple[Topic, Event]]]:
@@ -136,5 +139,6 @@ async def fill(
         "events": sent,
         "first_task": task_ids[0],
         "last_task": task_ids[-1],
+        "counted_tasks": [*task_ids[: -1 : max(1, tasks // COUNTED_TASKS)], task_ids[-1]],
         "seconds": round(time.monotonic() - started, 1),
     }

@@ -329,24 +329,27 @@ async def fill_history(target: Target, tasks: int, updates: int) -> dict[str, An
                 raise TimeoutError("the history was not folded within an hour")
             await asyncio.sleep(2)
         folded_s = time.monotonic() - started
-        kept = {which: await _history(api, filled[f"{which}_task"]) for which in ("first", "last")}
+        counted = {task: await _history(api, task) for task in filled["counted_tasks"]}
     finally:
         await api.close()
-    census = {which: _causes(updates) for which, updates in kept.items()}
+    causes = {task: _causes(updates) for task, updates in counted.items()}
     # a task whose events did not make one update each is a fault to explain: keep its updates
-    evidence = {
-        f"{which}_task_history": kept[which]
-        for which, counted in census.items()
-        if counted["of_its_events"] != updates or counted["repeated_events"]
+    faulty = {
+        task: counted[task]
+        for task, its in causes.items()
+        if its["of_its_events"] != updates or its["repeated_events"]
     }
-    return evidence | {
+    return ({"faulty_task_histories": faulty} if faulty else {}) | {
         "tasks": tasks,
         "updates_per_task": updates,
         "events_produced": filled["events"],
         "produce_s": filled["seconds"],
         "folded_and_stored_s": round(folded_s, 1),
-        "last_task_updates_in_read_model": len(kept["last"]),
-        "updates_by_cause": census,
+        "last_task_updates_in_read_model": len(counted[filled["last_task"]]),
+        "updates_by_cause": {
+            "tasks": len(causes),
+            **{key: sum(its[key] for its in causes.values()) for key in CAUSES},
+        },
         "how": "pipeline events produced into the stage topics and folded by ytmaker itself",
         "rss_mb_before": rss_before,
         "rss_mb_after": _rss(target),
@@ -363,6 +366,10 @@ async def _history(api: Api, task_id: str) -> list[dict[str, Any]]:
         await asyncio.sleep(2)
     answer.raise_for_status()
     return [item["update"] for item in answer.json()["items"]]
+
+
+#: What `_causes` counts in a task's updates.
+CAUSES = ("of_its_events", "repeated_events", "of_eta_estimates")
 
 
 def _causes(updates: list[dict[str, Any]]) -> dict[str, int]:
