@@ -313,7 +313,8 @@ async def idle(
 
 async def fill_history(target: Target, tasks: int, updates: int) -> dict[str, Any]:
     """`tasks` finished runs of `updates` updates each, produced into the pipeline topics and
-    folded by ytmaker; returns once the read model counts them all as completed."""
+    folded by ytmaker; returns once the read model counts them all as completed, with the
+    updates of some of them (`history.COUNTED_TASKS`) counted by cause."""
     assert isinstance(target.stack, YtmakerStack)
     owner = "bench-history"
     rss_before = _rss(target)
@@ -332,7 +333,7 @@ async def fill_history(target: Target, tasks: int, updates: int) -> dict[str, An
         counted = {task: await _history(api, task) for task in filled["counted_tasks"]}
     finally:
         await api.close()
-    causes = {task: _causes(updates) for task, updates in counted.items()}
+    causes = {task: _causes(kept) for task, kept in counted.items()}
     # a task whose events did not make one update each is a fault to explain: keep its updates
     faulty = {
         task: counted[task]
