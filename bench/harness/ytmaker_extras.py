@@ -378,10 +378,11 @@ def _causes(updates: list[dict[str, Any]]) -> dict[str, int]:
     estimate of the ETA projector makes one more when it lands while the task still runs (its
     estimate is a change that clients see, decision 0085)."""
     events = Counter(u["event_id"] for u in updates if u["event_type"] != ETA_ESTIMATED)
+    of_events = events.total()
     return {
-        "of_its_events": sum(events.values()),
+        "of_its_events": of_events,
         "repeated_events": sum(1 for n in events.values() if n > 1),
-        "of_eta_estimates": len(updates) - sum(events.values()),
+        "of_eta_estimates": len(updates) - of_events,
     }
 
 
