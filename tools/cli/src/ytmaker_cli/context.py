@@ -26,8 +26,11 @@ class Cli:
     token: str | None = None
     bootstrap: str = DEFAULT_BOOTSTRAP
     prefix: str = ""
-    out: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    # Text from the log and the gateway (messages, keys, titles, errors) is printed as it
+    # is: rich's markup (`[/x]` raised MarkupError, `[bold]` vanished) and emoji codes
+    # (`:thumbs_up:`) are off; styles are given as styles, never inside a string.
+    out: Console = field(default_factory=lambda: _console(stderr=False))
+    err: Console = field(default_factory=lambda: _console(stderr=True))
 
     @property
     def topics(self) -> Topics:
@@ -37,6 +40,10 @@ class Cli:
         """One JSON document (or JSON Lines record) on stdout, nothing else."""
         sys.stdout.write(json.dumps(value, default=str) + "\n")
         sys.stdout.flush()
+
+
+def _console(*, stderr: bool) -> Console:
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False)
 
 
 def cli(ctx: typer.Context) -> Cli:

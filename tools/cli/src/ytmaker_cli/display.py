@@ -113,7 +113,9 @@ def render(view: RunView) -> RenderableType:
     parts.append(Text.assemble(("message ", "dim"), (message or "", "")))
     if view.notice:
         parts.append(Text(view.notice, style="yellow"))
-    return Panel(Group(*parts), title=state.title or "ytmaker", subtitle=_connection(view))
+    # As Text: a panel reads a string title as markup, and the title is a user's text.
+    title = Text(state.title or "ytmaker")
+    return Panel(Group(*parts), title=title, subtitle=_connection(view))
 
 
 def _connection(view: RunView) -> Text:

@@ -12,7 +12,9 @@
   follows its terminal event (a redelivery of the same event aside), a stage starts only
   after its inputs completed, and no stage works after its task completed.
 
-Times are the events' `occurred_at`; `skew` tolerates producers' clocks that differ.
+Times are the events' `occurred_at`; `skew` tolerates producers' clocks that differ. Times
+are compared by their difference (`a - b > skew`), never shifted (`b + skew`), which would
+overflow for an event at either end of the calendar.
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ def _order_from_root(
         )
     start = _ev(requested).occurred_at
     for rec in events:
-        if _ev(rec).occurred_at < start - skew:
+        if start - _ev(rec).occurred_at > skew:
             report.add(
                 "order",
                 rec.coord,
@@ -180,7 +182,7 @@ def _causation(
                     f"{event.type} names cause {event.causation_id}, which is not in the "
                     "task's log",
                 )
-        elif _ev(cause).occurred_at > event.occurred_at + skew:
+        elif _ev(cause).occurred_at - event.occurred_at > skew:
             report.add(
                 "causation",
                 rec.coord,
@@ -210,7 +212,7 @@ def _stage_machines(task_id: str, events: list[Input], report: Report, skew: tim
             missing = [
                 str(need)
                 for need in sorted(STAGE_INPUTS[stage])
-                if need not in completed_at or completed_at[need] > at + skew
+                if need not in completed_at or completed_at[need] - at > skew
             ]
             if missing:
                 report.add(
@@ -233,7 +235,7 @@ def _stage_machine(
     previous: Input | None = None
     for rec in records:
         event = _ev(rec)
-        if previous is not None and event.occurred_at < _ev(previous).occurred_at - skew:
+        if previous is not None and _ev(previous).occurred_at - event.occurred_at > skew:
             report.add(
                 "order",
                 rec.coord,
@@ -283,7 +285,7 @@ def _after_task_end(task_id: str, events: list[Input], report: Report, skew: tim
     at = _ev(end).occurred_at
     for rec in events:
         event = _ev(rec)
-        if event.type not in _ACTIVE or event.occurred_at <= at + skew:
+        if event.type not in _ACTIVE or event.occurred_at - at <= skew:
             continue
         if _ev(end).type == "task.completed":
             report.add(

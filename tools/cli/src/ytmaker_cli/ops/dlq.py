@@ -19,6 +19,7 @@ import typer
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from rich.table import Table
+from rich.text import Text
 
 from ytmaker_cli.context import Cli, CliError, cli
 from ytmaker_cli.kafka.reader import KafkaUnavailable, RangeReader, Raw
@@ -161,18 +162,18 @@ def show(
     value = x.letter.value
     try:
         shown: Any = json.loads(value) if value is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
         shown = _text(value)
     headers = {k: v.decode(errors="replace") for k, v in x.raw.headers}
     if json_out:
         c.json(x.summary() | {"value": shown, "headers": headers})
         return
     for key, val in x.summary().items():
-        c.out.print(f"[dim]{key:>10}[/dim] {val}", soft_wrap=True)
+        c.out.print(Text.assemble((f"{key:>10}", "dim"), f" {val}"), soft_wrap=True)
     original = {k: v for k, v in headers.items() if not k.startswith(DLQ_HEADER_PREFIX)}
     if original:
-        c.out.print(f"[dim]{'headers':>10}[/dim] {original}", soft_wrap=True)
-    c.out.print("[dim]     value[/dim]")
+        c.out.print(Text.assemble((f"{'headers':>10}", "dim"), f" {original}"), soft_wrap=True)
+    c.out.print(Text(f"{'value':>10}", style="dim"))
     c.out.print_json(data=shown) if isinstance(shown, dict | list) else c.out.print(repr(shown))
 
 

@@ -37,9 +37,20 @@ class Shown:
 
     @property
     def time(self) -> str:
-        return datetime.fromtimestamp(self.raw.timestamp / 1000, UTC).isoformat(
-            timespec="milliseconds"
-        )
+        """The record's timestamp in ISO 8601; one that no date holds (a producer may set
+        any 64-bit number, year 10000 and beyond) as its milliseconds, `<n> ms`."""
+        try:
+            return datetime.fromtimestamp(self.raw.timestamp / 1000, UTC).isoformat(
+                timespec="milliseconds"
+            )
+        except (ValueError, OverflowError, OSError):
+            return f"{self.raw.timestamp} ms"
+
+    @property
+    def clock(self) -> str:
+        """The time of day of `time` (a table's column), or all of it when it is no date."""
+        time = self.time
+        return time[11:23] if time[10:11] == "T" else time
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

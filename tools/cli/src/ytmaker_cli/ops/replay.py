@@ -174,7 +174,7 @@ def replay(
             table.add_column(name, justify="right" if name in ("p", "offset") else "left")
         for s in rows:
             table.add_row(
-                s.time[11:23],
+                s.clock,
                 s.topic,
                 str(s.raw.partition),
                 str(s.raw.offset),

@@ -16,7 +16,10 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
     ago = _AGO.match(value)
     if ago:
         seconds = float(ago.group(1)) * _UNITS[ago.group(2)]
-        return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+        try:
+            return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+        except OverflowError:  # beyond the year 1
+            raise ValueError(f"{text!r} is too long ago to be a time") from None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -28,4 +31,6 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
 
 
 def to_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    """Milliseconds since the epoch; a time before it is 0, as no Kafka timestamp is lower
+    (and the broker refuses a negative one in a look-up by time)."""
+    return max(0, int(moment.timestamp() * 1000))
