@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -125,6 +126,8 @@ class FakeProgress:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     down: bool = False
     catching_up: bool = False
+    #: How many times each task was looked up (a caller waiting for the read model asks again).
+    asked: Counter[str] = field(default_factory=Counter)
 
     def put_task(self, state: TaskState) -> None:
         data = state.model_dump(mode="json")
@@ -177,6 +180,7 @@ class FakeProgress:
         async def lookup(body: dict[str, list[str]]) -> Any:
             if (down := unavailable()) is not None:
                 return down
+            fake.asked.update(body["task_ids"])
             return {"items": [fake.tasks[t] for t in body["task_ids"] if t in fake.tasks]}
 
         @app.get("/internal/v1/tasks")

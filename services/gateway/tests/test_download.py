@@ -93,3 +93,38 @@ async def test_an_unreachable_store_answers_503(
     gw.fake.put_task(make_state(T1, status=TaskStatus.COMPLETED, result=result))
     response = await gw.http.get(f"/api/v1/artifacts/{T1}/video", headers=gw.auth("alice"))
     assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("bytes=0-" + "9" * 5000, (0, 999)),
+        ("bytes=-" + "9" * 5000, (0, 999)),
+        ("bytes=" + "0" * 5000 + "5-9", (5, 9)),
+    ],
+)
+def test_ranges_of_any_length_are_read_without_converting_them(
+    header: str, expected: tuple[int, int]
+) -> None:
+    """Past 4,300 digits `int()` raises ValueError: the artifact route answered 500."""
+    assert byte_range(header, 1000) == expected
+
+
+def test_a_range_starting_at_a_huge_position_is_unsatisfiable() -> None:
+    with pytest.raises(RangeNotSatisfiable):
+        byte_range("bytes=" + "1" * 5000 + "-", 1000)
+
+
+async def test_a_huge_range_is_no_server_error(
+    gateway_factory: Factory, s3_env: dict[str, str], s3_bucket: str
+) -> None:
+    gw = await gateway_factory(artifact_url=f"s3://{s3_bucket}/artifacts")
+    stored = await gw.gateway.artifacts.put(f"{T1}/render/video.mp4", b"v" * 1000, "video/mp4")
+    result = {"source_video_uri": stored.uri}
+    gw.fake.put_task(make_state(T1, status=TaskStatus.COMPLETED, result=result))
+    url = f"/api/v1/artifacts/{T1}/video"
+    tail = await gw.http.get(url, headers=gw.auth() | {"Range": "bytes=-" + "9" * 5000})
+    assert tail.status_code == 206 and len(tail.content) == 1000
+    beyond = await gw.http.get(url, headers=gw.auth() | {"Range": "bytes=" + "1" * 5000 + "-"})
+    assert beyond.status_code == 416
+    assert beyond.json()["error"]["code"] == "range_not_satisfiable"

@@ -406,3 +406,48 @@ def test_the_streams_are_the_paths_fastapi_routed_to_them(
     routing matched them: a path parameter is one segment, a proxy's `root_path` is stripped;
     any other WebSocket path still meets the framework (and its 404)."""
     assert is_stream(scope) is stream
+
+
+async def test_rest_subscribes_at_once_keep_to_the_clients_subscription_limit(
+    gateway_factory: Factory,
+) -> None:
+    """Each checked the limit before its lookup, all of them at once passed it."""
+    gw = await gateway_factory(max_subscriptions=2)
+    tasks = [stable_id(f"rest-{n}") for n in range(6)]
+    for task_id in tasks:
+        gw.seed(task_id, n=1)
+    ws = await _open(gw)
+    client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
+    answers = await asyncio.gather(
+        *(
+            gw.http.post(
+                f"/api/v1/progress/{task_id}/subscribe?client_id={client_id}", headers=gw.auth()
+            )
+            for task_id in tasks
+        )
+    )
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200, 200, 409, 409, 409, 409], codes
+    assert gw.gateway.hub.stats()["subscribed_tasks"] == 2
+    await ws.close()
+
+
+async def test_a_rest_subscribe_that_outlives_its_socket_leaves_nothing_registered(
+    gateway_factory: Factory,
+) -> None:
+    """A REST subscribe still waiting for its task when the client's socket closed went on to
+    register a subscription nobody would ever drop (and answered 200 for a gone client)."""
+    gw = await gateway_factory(unknown_task_wait_s=3.0)
+    late = stable_id("rest-late")
+    ws = await _open(gw)
+    client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
+    request = asyncio.create_task(
+        gw.http.post(f"/api/v1/progress/{late}/subscribe?client_id={client_id}", headers=gw.auth())
+    )
+    await wait_until(lambda: gw.fake.asked[late] >= 2, timeout=5, what="a lookup waiting")
+    await ws.close()
+    await wait_until(lambda: not gw.gateway.sessions.active, timeout=5, what="the close")
+    gw.seed(late, n=2)
+    answer = await request
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+    assert gw.gateway.hub.stats()["subscribed_tasks"] == 0

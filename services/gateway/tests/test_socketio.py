@@ -5,6 +5,9 @@ what it missed)."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -359,3 +362,115 @@ async def test_a_client_that_cannot_keep_up_is_dropped_and_recovers_by_position(
     recorders.append(back)
     await back.connect(gw, {"token": gw.token(), "pid": pid, "offset": position})
     await wait_until(lambda: back.offsets(T1) == missed, timeout=5, what="recovery")
+
+
+class RawSocket:
+    """Socket.IO spoken by hand over Engine.IO's websocket transport: packets no well-behaved
+    client library would send."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    @classmethod
+    async def open(cls, gw: Harness) -> RawSocket:
+        from websockets.asyncio.client import connect
+
+        ws = await connect(f"{gw.ws}/socket.io/?EIO=4&transport=websocket", max_size=None)
+        await ws.recv()  # Engine.IO's open packet
+        await ws.send(f'40{NS},{{"token": "{gw.token()}"}}')
+        return cls(ws)
+
+    async def until(self, prefix: str, timeout: float = 5) -> str:
+        async with asyncio.timeout(timeout):
+            while True:
+                packet = await self.ws.recv()
+                if isinstance(packet, str) and packet.startswith(prefix):
+                    return packet
+
+    async def ack(self, n: int) -> Any:
+        return json.loads((await self.until(f"43{NS},{n}"))[len(f"43{NS},{n}") :])
+
+
+def _sio_clients() -> list[Any]:
+    from ytmaker_gateway.sio.client import SioClient
+
+    return [o for o in gc.get_objects() if type(o) is SioClient]
+
+
+@pytest.mark.parametrize(
+    ("packets", "code"),
+    [
+        ([f'42{NS},7["join",{{"task_id":"{T1}","x":{"[" * 1000}{"]" * 1000}}}]'], "invalid_field"),
+        ([f'42{NS},7[5,{{"task_id":"{T1}"}}]'], "unknown_event"),
+        ([f'42{NS},7[["join"],{{"task_id":"{T1}"}}]'], "unknown_event"),
+        ([f'42{NS},7[{{"join":1}}]'], "unknown_event"),
+        (  # a binary attachment where a field goes
+            [
+                f'451-{NS},7["join",{{"task_id":"{T1}","since":{{"_placeholder":true,"num":0}}}}]',
+                b"\x01",
+            ],
+            "invalid_field",
+        ),
+    ],
+)
+async def test_any_event_packet_gets_an_error_and_an_ack(
+    gateway_factory: Factory, packets: list[str | bytes], code: str
+) -> None:
+    """Every client event is acknowledged, whatever the packet holds (docs/protocol.md
+    "Socket.IO"): an event that is not a string, nesting JSON allows and Python's encoder does
+    not, a binary attachment. Each raised inside the handler before: no ack, no error."""
+    gw = await gateway_factory()
+    gw.fake.put_task(make_state(T1))
+    raw = await RawSocket.open(gw)
+    await raw.until(f'42{NS},["connected"')
+    for packet in packets:
+        await raw.ws.send(packet)
+    ack = await raw.ack(7)
+    assert ack[0]["ok"] is False and ack[0]["error"]["code"] == code
+    error = json.loads((await raw.until(f'42{NS},["error"'))[len(f"42{NS},") :])
+    assert error[1]["payload"]["code"] == code
+    await raw.ws.send(f'42{NS},8["ping"]')
+    assert (await raw.ack(8))[0]["ok"] is True
+    await raw.ws.close()
+
+
+async def test_events_a_client_names_connect_or_disconnect_are_not_taken_for_them(
+    gateway_factory: Factory,
+) -> None:
+    """python-socketio hands a client's event named `connect` or `disconnect` to the namespace
+    like the real ones: a second client replaced the first, whose subscription stayed in the
+    hub after the socket closed; a client forgotten while its transport stayed open was not
+    counted against the user's connections."""
+    gw = await gateway_factory(max_connections_per_user=1)
+    gw.seed(T1, n=2)
+    raw = await RawSocket.open(gw)
+    await raw.ws.send(f'42{NS},7["join",{{"task_id":"{T1}","since":-1}}]')
+    assert (await raw.ack(7))[0]["ok"] is True
+    query = f"token={gw.token()}"
+    await raw.ws.send(f'42{NS},8["connect",{{"QUERY_STRING":"{query}"}}]')
+    assert (await raw.ack(8))[0]["error"]["code"] == "unknown_event"
+    await raw.ws.send(f'42{NS},9["disconnect","client namespace disconnect"]')
+    assert (await raw.ack(9))[0]["error"]["code"] == "unknown_event"
+    second = Recorder()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await second.connect(gw, {"token": gw.token()})
+    assert second.refused["data"]["code"] == "too_many_connections"
+    await raw.ws.close()
+    await wait_until(
+        lambda: gw.gateway.hub.stats()["subscribed_tasks"] == 0, timeout=5, what="unregistered"
+    )
+
+
+async def test_refused_joins_leave_nothing_behind(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    """A join waits for its `subscribed` to be written; a refused one never is, and what it
+    waited with stayed for as long as the connection (one per task refused)."""
+    gw = await gateway_factory(unknown_task_wait_s=0)
+    r = await _client(gw, recorders)
+    for n in range(20):
+        ack = await r.call("join", {"task_id": stable_id(f"no-such-task-{n}")})
+        assert ack["error"]["code"] == "forbidden"
+    sid = r.client.get_sid(namespace=NS)
+    (client,) = [c for c in _sio_clients() if c.sid == sid]
+    assert len(client._written) <= 1

@@ -441,3 +441,26 @@ async def test_subscribe_while_the_read_model_catches_up_is_retryable_and_names_
     error = await _recv(ws)
     assert (error["task_id"], error["payload"]["code"]) == (T_LATE, "forbidden")
     await ws.close()
+
+
+async def test_somebody_elses_task_is_refused_as_an_unknown_one_is_as_late_and_alike(
+    gateway_factory: Factory,
+) -> None:
+    """A subscribe to an unknown task waits for the read model before its `forbidden`; one to
+    somebody else's answered at once, and while the read model caught up it answered
+    `forbidden` where an unknown task got `unavailable`: either told bob's task exists."""
+    gw = await gateway_factory(unknown_task_wait_s=1.0)
+    gw.fake.put_task(make_state(T_BOB, owner="bob"))
+    ws = await _open(gw)
+    for catching_up, code in ((False, "forbidden"), (True, "unavailable")):
+        gw.fake.catching_up = catching_up
+        took = {}
+        for task_id in (T_BOB, T_NONE):
+            started = asyncio.get_running_loop().time()
+            await ws.send(json.dumps({"action": "subscribe", "task_id": task_id}))
+            error = await _recv(ws)
+            took[task_id] = asyncio.get_running_loop().time() - started
+            assert (error["type"], error["task_id"]) == ("error", task_id)
+            assert error["payload"]["code"] == code, (catching_up, task_id)
+        assert abs(took[T_BOB] - took[T_NONE]) < 0.5, took
+    await ws.close()

@@ -38,7 +38,7 @@ from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.subscription import Subscription
 from ytmaker_gateway.fanout.watching import Watching
 from ytmaker_gateway.gateway import Gateway
-from ytmaker_gateway.rules.errors import Conflict, GatewayError
+from ytmaker_gateway.rules.errors import Conflict, GatewayError, NotFound
 from ytmaker_gateway.rules.ids import is_uuid
 from ytmaker_gateway.rules.pings import PingLedger
 from ytmaker_gateway.rules.position import StreamPosition
@@ -111,6 +111,7 @@ class Connection:
         self.watching = Watching(gateway.hub)
         self._subscribing = asyncio.Lock()  # one (re)subscribe at a time, WebSocket or REST
         self._replaying = 0  # subscribes whose replay is running
+        self._closed = False  # torn down: a REST subscribe still under way attaches nothing
         #: Messages received (or why one was refused), waiting for the handler in order (a
         #: replay may keep it a while). Pongs are taken at once by the receiver.
         self._inbox: asyncio.Queue[ClientMessage | ProtocolError] = asyncio.Queue(
@@ -163,6 +164,7 @@ class Connection:
         return None
 
     def _teardown(self) -> None:
+        self._closed = True
         self.session.offsets = self.offsets()  # before the subscriptions go
         self.watching.close()
         self.gateway.sessions.close(self.session)
@@ -348,7 +350,7 @@ class Connection:
                 )
                 self._carry_out(verdict, msg.task_id)
                 return
-            await self._subscribe(msg.task_id, msg.position)
+            await self._subscribe(msg.task_id, msg.position, limited=True)
         elif msg.action == "unsubscribe":
             assert msg.task_id is not None
             self.unsubscribe(msg.task_id)
@@ -369,12 +371,22 @@ class Connection:
         """`POST /progress/{task_id}/subscribe?client_id=`: as if the client had asked."""
         if not self.rules.may_subscribe(task_id, self.watching):
             raise Conflict("the client's subscription limit is reached")
-        await self._subscribe(task_id, StreamPosition(since))
+        await self._subscribe(task_id, StreamPosition(since), limited=True)
 
     async def _subscribe(
-        self, task_id: str, position: StreamPosition, *, restored: bool = False
+        self,
+        task_id: str,
+        position: StreamPosition,
+        *,
+        restored: bool = False,
+        limited: bool = False,
     ) -> None:
-        """(Re)subscribe; raises GatewayError (forbidden, unavailable).
+        """(Re)subscribe; raises GatewayError (forbidden, unavailable; with `limited`,
+        conflict past the subscription limit; not_found once the connection is closed).
+
+        REST subscribes run beside the socket's own: the limit is checked again under the
+        lock (several at once all passed a check made before it), and a connection closed
+        meanwhile keeps nothing registered (its subscription would stay in the hub for ever).
 
         One at a time per connection. On one connection every update of a task is sent
         once: a subscribe that replaces a subscription of the same task (over the socket or
@@ -383,6 +395,10 @@ class Connection:
         the client's `since` (the client ignores the restored stream until that answer)."""
         ref, state = await self.gateway.access.task(self.principal, task_id, wait=True)
         async with self._subscribing:
+            if self._closed:
+                raise NotFound("no such client connected to this gateway instance")
+            if limited and not self.rules.may_subscribe(task_id, self.watching):
+                raise Conflict("the client's subscription limit is reached")
             old = self.watching.drop(task_id)
             acknowledged = None
             if old is not None:
@@ -413,6 +429,11 @@ class Connection:
                 self.queue.push(error_message("replay_failed", "could not read history", task_id))
             finally:
                 self._replaying -= 1
+                if self._closed:  # torn down while the replay ran (a REST subscribe)
+                    for sub in attached:
+                        self.watching.discard(sub)
+            if self._closed:
+                raise NotFound("no such client connected to this gateway instance")
 
     async def _watch_project(self, project_id: str) -> None:
         try:

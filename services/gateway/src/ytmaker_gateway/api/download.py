@@ -13,7 +13,15 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ytmaker_shared.artifacts import ArtifactStore
 
 CHUNK = 256 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+#: Digits past which a position is beyond any object (and past Python's int conversion limit,
+#: whose ValueError was a 500): taken as that, never converted.
+_MAX_DIGITS = 19
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
 
 
 class RangeNotSatisfiable(ValueError):
@@ -33,13 +41,13 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:  # the last N bytes
-        length = int(last)
+        length = _position(last)
         if length == 0:
             raise RangeNotSatisfiable(header)
         return max(0, size - length), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    start = _position(first)
+    end = min(_position(last), size - 1) if last else size - 1
+    if start >= size or (last and _position(last) < start):
         raise RangeNotSatisfiable(header)
     return start, end
 

@@ -6,7 +6,9 @@ otherwise waits a little for the read model before answering `forbidden`, the sa
 as for somebody else's task, so that nobody learns whether a task exists. While the read
 model is still catching up (after a restart of the progress service), an unknown task may
 simply not be folded yet: the answer is then the retryable `unavailable`, which depends on
-the service's state only, never on the task.
+the service's state only, never on the task. Where the caller waits (a subscribe), somebody
+else's task is answered as an unknown one: after the same wait, `forbidden` or `unavailable`
+by the same rule (the answer's delay or code would otherwise tell that the task exists).
 
 A project created here a moment ago is waited for in the same way: its owner gets it as soon
 as the read model has folded it, or the retryable `unavailable` if that takes longer.
@@ -97,11 +99,22 @@ class Access:
             state = await self._folded(lambda: self.state(task_id))
         if state is not None:
             ref = TaskRef(task_id, state["project_id"], state["owner"], state.get("title", ""))
-        if ref is None and wait and not await self.progress.caught_up():
-            raise Unavailable("the progress read model is catching up; subscribe again shortly")
         if ref is None or not principal.may_see(ref.owner):
+            if wait:
+                if ref is not None:
+                    # Somebody else's task is answered as an unknown one is, as late and with
+                    # the same lookups: an earlier or another answer would tell that it exists.
+                    await self._folded(lambda: self._looked_up_again(task_id))
+                if not await self.progress.caught_up():
+                    raise Unavailable(
+                        "the progress read model is catching up; subscribe again shortly"
+                    )
             raise Forbidden()
         return ref, state
+
+    async def _looked_up_again(self, task_id: str) -> None:
+        """What waiting for an unknown task does each time (`_folded`), finding nothing."""
+        await self.state(task_id)
 
     def status(self, task_id: str, state: dict[str, Any] | None) -> str:
         """The task's latest status: the read model's (`state`, `queued` before it has the

@@ -76,6 +76,14 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
         raw = orjson.loads(frame)  # nesting and number size bounded; never a RecursionError
     except Exception as exc:  # orjson raises JSONDecodeError; anything else is bad input too
         raise ProtocolError("invalid_json", f"the frame is not JSON: {str(exc)[:120]}") from None
+    return client_message(raw)
+
+
+def client_message(raw: object) -> ClientMessage:
+    """Validate one decoded client message (what `parse_client_message` does after the JSON,
+    for a transport that decodes it itself: Socket.IO); raises ProtocolError and nothing else,
+    whatever it holds. Only the fields a message takes are looked into: an unknown one is
+    refused by name, however deep or odd its value (never encoded again)."""
     if not isinstance(raw, dict):
         raise ProtocolError("invalid_message", "a message is a JSON object")
     action = raw.get("action", raw.get("type"))

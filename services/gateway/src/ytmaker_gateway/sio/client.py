@@ -135,6 +135,12 @@ class SioClient:
         """An event set once the next `kind` message about the task has been written."""
         return self._written.setdefault((kind, task_id), asyncio.Event())
 
+    def forget(self, kind: str, task_id: str, event: asyncio.Event) -> None:
+        """Let go of an `expect`ed event nobody will wait for (a refused request): kept, one
+        per refused task would pile up for as long as the connection lasts."""
+        if self._written.get((kind, task_id)) is event:
+            del self._written[(kind, task_id)]
+
     async def written(self, event: asyncio.Event, timeout_s: float = 5.0) -> None:
         """Wait for `event` (from `expect`), at most `timeout_s`: a request is acknowledged
         after what it changed in the client's positions, so that the position string the

@@ -16,7 +16,6 @@ then on, the position string the client holds names the change, so a reconnect k
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -35,8 +34,8 @@ from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.rules.protocol import (
     ClientMessage,
     ProtocolError,
+    client_message,
     message,
-    parse_client_message,
 )
 from ytmaker_gateway.rules.session import Close
 from ytmaker_gateway.sio.client import SioClient, gateway_error
@@ -87,6 +86,17 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if client is None:
             return None
         return await self.request(client, event, data)
+
+    async def client_event(self, sid: str, data: Any) -> Any:
+        """A client's event packet (`[event, argument, ...]`): its acknowledgement, or None
+        for a socket that has no client (refused or gone). Never the server's own `connect`
+        or `disconnect`, whatever the client names it (RecoveringServer)."""
+        client = self.clients.get(sid)
+        if client is None:
+            return None
+        items = data if isinstance(data, list) else []
+        event = items[0] if items else None
+        return await self.request(client, event, items[1] if len(items) > 1 else None)
 
     # --- connecting ----------------------------------------------------------------------
 
@@ -206,7 +216,7 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     # --- requests ------------------------------------------------------------------------
 
-    async def request(self, client: SioClient, event: str, data: Any) -> dict[str, Any]:
+    async def request(self, client: SioClient, event: object, data: Any) -> dict[str, Any]:
         """Answer one client event; the return value is the acknowledgement."""
         task_id = data.get("task_id") if isinstance(data, dict) else None
         task_id = task_id if isinstance(task_id, str) else None
@@ -220,12 +230,16 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if event == "ping":
                 client.queue.push(message("pong", {"timestamp": time.time()}))
                 return {"ok": True, "timestamp": time.time()}
-            action = ACTIONS.get(event)
+            # A raw packet may name its event with any JSON value, not only a string.
+            action = ACTIONS.get(event) if isinstance(event, str) else None
             if action is None:
-                raise ProtocolError("unknown_event", f"unknown event {event[:40]!r}", task_id)
+                shown = event[:40] if isinstance(event, str) else type(event).__name__
+                raise ProtocolError("unknown_event", f"unknown event {shown!r}", task_id)
             if not isinstance(data, dict):
                 raise ProtocolError("invalid_message", f"'{event}' takes an object", task_id)
-            msg = parse_client_message(json.dumps({**data, "action": action}))
+            # Validated as decoded: encoding it again for the WebSocket's parser failed on
+            # what Socket.IO may hold and JSON text may not (deep nesting, binary attachments).
+            msg = client_message({**data, "action": action})
             return await self._act(client, msg)
         except ProtocolError as exc:
             metrics.BAD_INPUT.labels(exc.code).inc()
@@ -250,7 +264,13 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 metrics.BAD_INPUT.labels("too_many_subscriptions").inc()
                 raise ProtocolError("too_many_subscriptions", "subscription limit reached", task_id)
             subscribed = client.expect("subscribed", task_id)
-            if not await client.subscribe(task_id, msg.position):
+            joined = False
+            try:
+                joined = await client.subscribe(task_id, msg.position)
+            finally:
+                if not joined:  # refused, or failed: nobody waits for it
+                    client.forget("subscribed", task_id, subscribed)
+            if not joined:
                 return {"ok": False, "task_id": task_id, "error": {"code": "replay_failed"}}
             await self.enter_room(client.sid, room(task_id))
             await client.written(subscribed)

@@ -53,6 +53,27 @@ class RecoveringServer(socketio.AsyncServer):  # type: ignore[misc]
         if eio_sid is not None:
             await self.eio.disconnect(eio_sid)
 
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
+    ) -> None:
+        """A client's event on `/progress` goes to the namespace as a request, whatever its
+        name: python-socketio would hand an event a client names `connect` or `disconnect` to
+        the handlers of the real ones (a second client for the socket, the first one's
+        subscriptions left registered; a client forgotten while its transport stays open,
+        outside the per-user cap)."""
+        if namespace != NAMESPACE:
+            await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+            return
+        handler: ProgressNamespace = self.namespace_handlers[NAMESPACE]
+        answer = await handler.client_event(sid, data)
+        if id is not None:
+            await server._send_packet(
+                eio_sid,
+                self.packet_class(
+                    packet.ACK, namespace=namespace, id=id, data=[] if answer is None else [answer]
+                ),
+            )
+
     async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
         pending = None
         if pkt.packet_type == packet.CONNECT and isinstance(pkt.data, dict):
