@@ -157,12 +157,20 @@ export class ProgressClient {
     this.projectFeeds.set(key, feed);
     feed.on("initial", (msg) => follow(msg.payload.state?.task_id ?? null));
     feed.on("*", (msg) => follow(msg.task_id));
+    // The project's tasks, oldest first: at the start, and after every reconnect of the
+    // stream (which says nothing of the runs started while it was down but the latest).
+    const list = (): void => {
+      this.rest.project(projectId).then(
+        (found) => { for (const task of [...found.tasks].reverse()) follow(task.task_id); },
+        (err: { code?: string; message?: string }) =>
+          stopped || handlers.onError?.({ code: err.code ?? "unavailable", message: err.message ?? String(err), details: {} }),
+      );
+    };
+    feed.onConnectionState((state) => {
+      if (state === "connected" && feed.stats.connects > 1) list();
+    });
     feed.connect().catch((err: unknown) => handlers.onError?.({ code: "unavailable", message: String(err), details: {} }));
-    this.rest.project(projectId).then(
-      (found) => { for (const task of [...found.tasks].reverse()) follow(task.task_id); },
-      (err: { code?: string; message?: string }) =>
-        handlers.onError?.({ code: err.code ?? "unavailable", message: err.message ?? String(err), details: {} }),
-    );
+    list();
     return () => {
       stopped = true;
       feed.disconnect();

@@ -9,6 +9,7 @@ import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import {
   isServerMessage,
   type ClientMessage,
+  type ErrorPayload,
   type ServerMessage,
 } from "./generated/contract.js";
 
@@ -46,6 +47,11 @@ export interface WebSocketManagerOptions extends BackoffOptions {
   heartbeatIntervalMs?: number;
   /** No `connected` within this long counts as a failed attempt. Default 10 s. */
   connectionTimeoutMs?: number;
+  /**
+   * A subscribe the gateway could not serve for now (`error` `unavailable`, `replay_failed`,
+   * `rate_limited` for a followed task) is sent again after this long. Default 1 s.
+   */
+  retryDelayMs?: number;
 }
 
 export type MessageType = ServerMessage["type"];
@@ -72,6 +78,8 @@ const OPEN = 1;
 const CLOSE_UNAUTHORIZED = 4401;
 const CLOSE_FORBIDDEN = 4403;
 const UPDATE_TYPES = new Set(["progress", "status", "error"]);
+/** Refusals after which the subscription is not served until it is asked for again. */
+const RETRYABLE = new Set(["unavailable", "replay_failed", "rate_limited"]);
 
 export class WebSocketManager {
   private readonly options: WebSocketManagerOptions;
@@ -87,6 +95,7 @@ export class WebSocketManager {
   private readonly handlers = new Map<string, Set<Handler>>();
   private readonly stateHandlers = new Set<(state: ConnectionState, detail?: CloseDetail) => void>();
   private readonly subs = new Map<string, Subscription>();
+  private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
   readonly stats: ManagerStats = { connects: 0, reconnects: 0, duplicatesDropped: 0, invalidMessages: 0 };
   /** The client id the server gave this connection. */
   clientId: string | null = null;
@@ -153,17 +162,35 @@ export class WebSocketManager {
    */
   subscribe(taskId: string, since: number | null = -1, epoch: string | null = null): Subscription {
     const sub: Subscription = { taskId, since, lastOffset: since ?? -1, epoch };
+    this.cancelRetry(taskId);
     this.subs.set(taskId, sub);
     this.sendSubscribe(sub);
     return sub;
   }
 
   unsubscribe(taskId: string): void {
+    this.cancelRetry(taskId);
     if (this.subs.delete(taskId)) this.send({ action: "unsubscribe", task_id: taskId });
   }
 
   subscription(taskId: string): Subscription | undefined {
     return this.subs.get(taskId);
+  }
+
+  private cancelRetry(taskId: string): void {
+    const timer = this.retries.get(taskId);
+    if (timer) clearTimeout(timer);
+    this.retries.delete(taskId);
+  }
+
+  /** The gateway dropped (or never made) the subscription for now: ask again soon. */
+  private retrySubscribe(sub: Subscription): void {
+    this.cancelRetry(sub.taskId);
+    const timer = setTimeout(() => {
+      this.retries.delete(sub.taskId);
+      if (this.subs.get(sub.taskId) === sub) this.sendSubscribe(sub);
+    }, this.options.retryDelayMs ?? 1000);
+    this.retries.set(sub.taskId, timer);
   }
 
   private sendSubscribe(sub: Subscription): void {
@@ -175,6 +202,7 @@ export class WebSocketManager {
 
   /** Open the connection; resolves once the server said `connected`. */
   connect(): Promise<void> {
+    if (this.state === "connected") return Promise.resolve();
     const ready = new Promise<void>((resolve, reject) => {
       const stop = this.onConnectionState((state, detail) => {
         if (state === "connected") {
@@ -186,7 +214,6 @@ export class WebSocketManager {
         }
       });
     });
-    if (this.state === "connected") return Promise.resolve();
     if (this.state !== "connecting" && this.state !== "reconnecting") {
       this.attempt = 0;
       this.open();
@@ -279,6 +306,9 @@ export class WebSocketManager {
     for (const timer of [this.retryTimer, this.connectTimer]) if (timer) clearTimeout(timer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.retryTimer = this.connectTimer = this.heartbeatTimer = null;
+    // Every subscription is sent again at the next `connected`.
+    for (const timer of this.retries.values()) clearTimeout(timer);
+    this.retries.clear();
   }
 
   private startHeartbeat(): void {
@@ -319,7 +349,16 @@ export class WebSocketManager {
         break;
       case "subscribed": {
         const sub = this.subs.get(msg.payload.task_id);
-        if (sub && msg.payload.epoch) sub.epoch = msg.payload.epoch;
+        if (sub && !msg.payload.restored) {
+          if (msg.payload.epoch) sub.epoch = msg.payload.epoch;
+          if (msg.payload.recovered === false) {
+            // What was asked for is not held (a recreated log's offsets start again): the
+            // stream starts over after `offset`, with a snapshot.
+            const after = msg.payload.offset ?? null;
+            sub.lastOffset = after ?? -1;
+            if (after === null) sub.since = -1;
+          }
+        }
         break;
       }
       case "snapshot": {
@@ -329,7 +368,11 @@ export class WebSocketManager {
         break;
       }
       default:
-        if (UPDATE_TYPES.has(msg.type) && msg.offset !== null && msg.task_id) {
+        if (msg.type === "error" && msg.offset === null && msg.task_id) {
+          const sub = this.subs.get(msg.task_id);
+          const refusal = msg.payload as ErrorPayload;
+          if (sub && RETRYABLE.has(refusal.code) && !refusal.details?.["restored"]) this.retrySubscribe(sub);
+        } else if (UPDATE_TYPES.has(msg.type) && msg.offset !== null && msg.task_id) {
           const sub = this.subs.get(msg.task_id);
           if (!sub) break; // a project stream's update, or one in flight after unsubscribe
           if (msg.offset <= sub.lastOffset) {

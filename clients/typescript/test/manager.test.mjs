@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { WebSocketManager } from "../dist/esm/index.js";
+import { ProgressClient, WebSocketManager } from "../dist/esm/index.js";
 import { waitFor } from "./support/system.mjs";
 
 /** A fake server: each new socket is handed to `script(socket)`. */
@@ -118,4 +118,121 @@ test("4401 fails at once, without retrying", async () => {
   await assert.rejects(m.connect(), /4401/);
   assert.equal(made.length, 1);
   assert.equal(m.getState(), "failed");
+});
+
+const subscribed = (offset, epoch, recovered) => ({
+  type: "subscribed", task_id: "t1", offset,
+  payload: { task_id: "t1", offset, epoch, recovered, restored: false },
+});
+const snapshot = (offset, epoch) => ({ type: "snapshot", task_id: "t1", offset, payload: { ...state, offset, epoch } });
+
+test("a recreated log (another epoch, recovered: false) starts the subscription again from its snapshot", async () => {
+  const { FakeSocket, made } = fakeSockets((s) => { s.open(); s.deliver(connected(`c${made.length}`)); });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const seen = [];
+  m.on("progress", (msg) => seen.push(msg.offset));
+  await m.connect();
+  m.subscribe("t1", -1);
+  made[0].deliver(subscribed(null, "E1", true));
+  for (const o of [10, 11, 12]) made[0].deliver(update(o));
+  made[0].drop(1006);
+  await waitFor(() => made.length === 2 && m.isConnected(), { timeoutMs: 2000, what: "the reconnect" });
+  assert.deepEqual(made[1].sent.find((x) => x.action === "subscribe"), { action: "subscribe", task_id: "t1", since: 12, epoch: "E1" });
+  // The topic was recreated: its offsets start again. The gateway sends a snapshot and
+  // every update after it, which must all be delivered.
+  made[1].deliver(subscribed(3, "E2", false));
+  made[1].deliver(snapshot(3, "E2"));
+  for (const o of [4, 5]) made[1].deliver(update(o));
+  assert.deepEqual(seen, [10, 11, 12, 4, 5], "the updates of the new log are delivered");
+  made[1].drop(1006);
+  await waitFor(() => made.length === 3 && m.isConnected(), { timeoutMs: 2000, what: "the second reconnect" });
+  assert.deepEqual(made[2].sent.find((x) => x.action === "subscribe"), { action: "subscribe", task_id: "t1", since: 5, epoch: "E2" });
+  m.disconnect();
+});
+
+test("a replay the gateway could not read (error replay_failed) is asked for again", async () => {
+  let refusals = 1;
+  const { FakeSocket, made } = fakeSockets((s) => {
+    s.open();
+    const send = s.send.bind(s);
+    s.send = (data) => {
+      send(data);
+      const msg = JSON.parse(data);
+      if (msg.action !== "subscribe") return;
+      queueMicrotask(() => {
+        if (refusals > 0) {
+          refusals -= 1;
+          s.deliver({ type: "error", task_id: "t1", offset: null, payload: { code: "replay_failed", message: "could not read history", details: {} } });
+          return;
+        }
+        s.deliver(subscribed(msg.since, "E1", true));
+        for (const o of [1, 2, 3]) if (o > msg.since) s.deliver(update(o));
+      });
+    };
+    s.deliver(connected("c1"));
+  });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5, retryDelayMs: 20 });
+  const seen = [];
+  const errors = [];
+  m.on("progress", (msg) => seen.push(msg.offset));
+  m.on("error", (msg) => errors.push(msg.payload.code));
+  await m.connect();
+  m.subscribe("t1", -1);
+  await waitFor(() => seen.length === 3, { timeoutMs: 2000, what: "the updates after a replay_failed" });
+  assert.deepEqual(seen, [1, 2, 3]);
+  assert.deepEqual(errors, ["replay_failed"], "the refusal is still reported");
+  assert.equal(made.length, 1, "no reconnect was needed");
+  m.disconnect();
+});
+
+test("connect() on a connected manager leaves no listener behind and no unhandled rejection", async () => {
+  const { FakeSocket } = fakeSockets((s) => { s.open(); s.deliver(connected("c1")); });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const unhandled = [];
+  const onUnhandled = (reason) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    await m.connect();
+    await m.connect();
+    await m.connect();
+    m.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(unhandled, []);
+    assert.equal(m.stateHandlers?.size ?? 0, 0, "every connect() listener is gone");
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+});
+
+test("a project's runs started while its stream was down are followed after the reconnect", async () => {
+  let tasks = ["A"]; // the project's tasks, oldest first
+  const taskState = (id) => ({ ...state, task_id: id });
+  const { FakeSocket, made } = fakeSockets((s) => {
+    s.open();
+    s.deliver(connected(`c${made.length}`));
+    if (s.url.includes("/projects/")) {
+      s.deliver({ type: "initial", task_id: null, offset: null, payload: { project_id: "p1", state: taskState(tasks.at(-1)) } });
+    }
+  });
+  const fetch = async () => new Response(JSON.stringify({
+    project: { project_id: "p1", owner: "a", title: "T", content: "c", settings: {}, created_at: "2026-01-01T00:00:00Z" },
+    tasks: [...tasks].reverse().map(taskState),
+  }), { status: 200 });
+  const client = new ProgressClient({ baseUrl: "http://x", WebSocket: FakeSocket, fetch, initialDelayMs: 5 });
+  await client.connect();
+  const followed = [];
+  const stop = client.subscribeToProject("p1", { onTask: (id) => followed.push(id) });
+  await waitFor(() => followed.includes("A"), { timeoutMs: 2000, what: "the first run followed" });
+  const feed = made.find((s) => s.url.includes("/projects/"));
+  tasks = ["A", "B", "C"]; // two runs start while the project stream is down
+  feed.drop(1006);
+  await waitFor(() => made.filter((s) => s.url.includes("/projects/")).length === 2, { timeoutMs: 2000, what: "the stream's reconnect" });
+  await waitFor(() => followed.includes("B") && followed.includes("C"), { timeoutMs: 2000, what: `runs B and C followed (followed: ${followed})` }).catch((err) => {
+    stop();
+    client.disconnect();
+    throw err;
+  });
+  assert.deepEqual([...followed].sort(), ["A", "B", "C"]);
+  stop();
+  client.disconnect();
 });

@@ -260,7 +260,9 @@ class Channel:
             await asyncio.sleep(liveness.next_check(time.monotonic()))
             now = time.monotonic()
             if liveness.dead(now):
-                raise _Ended(f"no message for {liveness.timeout:g}s (heartbeat timeout)")
+                raise self._first_failure(
+                    f"no message for {liveness.timeout:g}s (heartbeat timeout)"
+                )
             if liveness.ping_due(now):
                 liveness.sent(now)
                 await self._send(protocol.PING_FRAME)
@@ -294,7 +296,7 @@ class Channel:
             if self._on_refused(why or "forbidden"):
                 return _Ended(reason)
             return _Ended(reason, final=SubscriptionError("forbidden", why or "forbidden"))
-        return _Ended(reason)
+        return self._first_failure(reason)  # closed before `connected`: the caller's error
 
     def _useful(self) -> bool:
         """Whether the connection that just ended had served: it delivered an update, or it
@@ -347,7 +349,7 @@ class Channel:
                 self._deliver(stream, owed)
             if stream.cursor.accept(update):
                 self._deliver(stream, update)
-        elif msg.type == "error" and not msg.payload.get("details", {}).get("restored"):
+        elif msg.type == "error" and not msg.error_details.get("restored"):
             self._refused(stream, msg)
 
     def _deliver(self, stream: TaskStream, item: Item) -> None:

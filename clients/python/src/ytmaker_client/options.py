@@ -54,6 +54,11 @@ class ClientOptions:
     retry_delay: float = 1.0
     http_timeout: float = 30.0
 
+    def __post_init__(self) -> None:
+        # Refused here, where the caller sees it, not in the connection's background task.
+        self.backoff()
+        self.liveness()
+
     def backoff(self) -> Backoff:
         return Backoff(
             base=self.backoff_base,

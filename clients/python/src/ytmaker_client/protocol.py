@@ -57,6 +57,12 @@ class ServerMessage:
     def error_code(self) -> str:
         return str(self.payload.get("code", ""))
 
+    @property
+    def error_details(self) -> dict[str, Any]:
+        """An error's `details` (an object; anything else reads as none)."""
+        details = self.payload.get("details")
+        return details if isinstance(details, dict) else {}
+
 
 def parse(frame: str | bytes) -> ServerMessage:
     """One server frame; raises ProtocolViolation."""
@@ -64,6 +70,8 @@ def parse(frame: str | bytes) -> ServerMessage:
         raw = json.loads(frame)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolViolation(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolViolation("JSON nested too deep") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise ProtocolViolation("a message is an object with a 'type'")
     task_id, offset, payload = raw.get("task_id"), raw.get("offset"), raw.get("payload") or {}

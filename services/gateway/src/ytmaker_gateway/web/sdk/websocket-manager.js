@@ -11,6 +11,8 @@ const OPEN = 1;
 const CLOSE_UNAUTHORIZED = 4401;
 const CLOSE_FORBIDDEN = 4403;
 const UPDATE_TYPES = new Set(["progress", "status", "error"]);
+/** Refusals after which the subscription is not served until it is asked for again. */
+const RETRYABLE = new Set(["unavailable", "replay_failed", "rate_limited"]);
 export class WebSocketManager {
     options;
     Ctor;
@@ -25,6 +27,7 @@ export class WebSocketManager {
     handlers = new Map();
     stateHandlers = new Set();
     subs = new Map();
+    retries = new Map();
     stats = { connects: 0, reconnects: 0, duplicatesDropped: 0, invalidMessages: 0 };
     /** The client id the server gave this connection. */
     clientId = null;
@@ -80,16 +83,34 @@ export class WebSocketManager {
      */
     subscribe(taskId, since = -1, epoch = null) {
         const sub = { taskId, since, lastOffset: since ?? -1, epoch };
+        this.cancelRetry(taskId);
         this.subs.set(taskId, sub);
         this.sendSubscribe(sub);
         return sub;
     }
     unsubscribe(taskId) {
+        this.cancelRetry(taskId);
         if (this.subs.delete(taskId))
             this.send({ action: "unsubscribe", task_id: taskId });
     }
     subscription(taskId) {
         return this.subs.get(taskId);
+    }
+    cancelRetry(taskId) {
+        const timer = this.retries.get(taskId);
+        if (timer)
+            clearTimeout(timer);
+        this.retries.delete(taskId);
+    }
+    /** The gateway dropped (or never made) the subscription for now: ask again soon. */
+    retrySubscribe(sub) {
+        this.cancelRetry(sub.taskId);
+        const timer = setTimeout(() => {
+            this.retries.delete(sub.taskId);
+            if (this.subs.get(sub.taskId) === sub)
+                this.sendSubscribe(sub);
+        }, this.options.retryDelayMs ?? 1000);
+        this.retries.set(sub.taskId, timer);
     }
     sendSubscribe(sub) {
         const since = sub.lastOffset >= 0 ? sub.lastOffset : sub.since;
@@ -98,6 +119,8 @@ export class WebSocketManager {
     // --- connecting --------------------------------------------------------------------------
     /** Open the connection; resolves once the server said `connected`. */
     connect() {
+        if (this.state === "connected")
+            return Promise.resolve();
         const ready = new Promise((resolve, reject) => {
             const stop = this.onConnectionState((state, detail) => {
                 if (state === "connected") {
@@ -110,8 +133,6 @@ export class WebSocketManager {
                 }
             });
         });
-        if (this.state === "connected")
-            return Promise.resolve();
         if (this.state !== "connecting" && this.state !== "reconnecting") {
             this.attempt = 0;
             this.open();
@@ -207,6 +228,10 @@ export class WebSocketManager {
         if (this.heartbeatTimer)
             clearInterval(this.heartbeatTimer);
         this.retryTimer = this.connectTimer = this.heartbeatTimer = null;
+        // Every subscription is sent again at the next `connected`.
+        for (const timer of this.retries.values())
+            clearTimeout(timer);
+        this.retries.clear();
     }
     startHeartbeat() {
         const interval = this.options.heartbeatIntervalMs ?? 25000;
@@ -245,8 +270,18 @@ export class WebSocketManager {
                 break;
             case "subscribed": {
                 const sub = this.subs.get(msg.payload.task_id);
-                if (sub && msg.payload.epoch)
-                    sub.epoch = msg.payload.epoch;
+                if (sub && !msg.payload.restored) {
+                    if (msg.payload.epoch)
+                        sub.epoch = msg.payload.epoch;
+                    if (msg.payload.recovered === false) {
+                        // What was asked for is not held (a recreated log's offsets start again): the
+                        // stream starts over after `offset`, with a snapshot.
+                        const after = msg.payload.offset ?? null;
+                        sub.lastOffset = after ?? -1;
+                        if (after === null)
+                            sub.since = -1;
+                    }
+                }
                 break;
             }
             case "snapshot": {
@@ -258,7 +293,13 @@ export class WebSocketManager {
                 break;
             }
             default:
-                if (UPDATE_TYPES.has(msg.type) && msg.offset !== null && msg.task_id) {
+                if (msg.type === "error" && msg.offset === null && msg.task_id) {
+                    const sub = this.subs.get(msg.task_id);
+                    const refusal = msg.payload;
+                    if (sub && RETRYABLE.has(refusal.code) && !refusal.details?.["restored"])
+                        this.retrySubscribe(sub);
+                }
+                else if (UPDATE_TYPES.has(msg.type) && msg.offset !== null && msg.task_id) {
                     const sub = this.subs.get(msg.task_id);
                     if (!sub)
                         break; // a project stream's update, or one in flight after unsubscribe
