@@ -23,6 +23,8 @@ from ytmaker_cli.ops.timeparse import parse_time, to_ms
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
 PIPELINE = "pipeline"
+#: The options `--verify` takes (the others would cut its read: refused).
+VERIFY_TAKES = "takes only --task, --project, --clock-skew and --json"
 
 
 def topics_of(names: Iterable[str]) -> list[Topic]:
@@ -67,9 +69,13 @@ async def _ranges(
 ) -> Ranges:
     ranges: Ranges = {}
     for name in names:
-        tps = [
-            tp for tp in await log.partitions(name) if not partitions or tp.partition in partitions
-        ]
+        every = await log.partitions(name)
+        missing = sorted(set(partitions or ()) - {tp.partition for tp in every})
+        if missing:
+            n = len(every)
+            held = f"{n} partitions (0-{n - 1})" if n > 1 else f"{n} partition (0)"
+            raise CliError(f"--partition {missing[0]}: topic {name} has {held}", 2)
+        tps = [tp for tp in every if not partitions or tp.partition in partitions]
         bounds = await log.bounds(tps)
         starts = await log.offsets_at(tps, since_ms) if since_ms is not None else {}
         stops = await log.offsets_at(tps, until_ms) if until_ms is not None else {}
@@ -98,7 +104,9 @@ def replay(
             "default `pipeline`: every pipeline topic, merged in time."
         ),
     ] = None,
-    partition: Annotated[list[int] | None, typer.Option(help="Only this partition.")] = None,
+    partition: Annotated[
+        list[int] | None, typer.Option(min=0, help="Only this partition (repeatable).")
+    ] = None,
     from_offset: Annotated[
         int | None, typer.Option(min=0, help="First offset (each partition).")
     ] = None,
@@ -114,22 +122,48 @@ def replay(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many records.")] = None,
     verify_: Annotated[
-        bool, typer.Option("--verify", help="Audit the log instead: exit 1 on any violation.")
+        bool,
+        typer.Option(
+            "--verify",
+            help="Audit the log instead: whole tasks on every topic, partition and time; "
+            f"{VERIFY_TAKES}. Exit 1 on any violation.",
+        ),
     ] = False,
     clock_skew: Annotated[
-        float, typer.Option(min=0, help="--verify: seconds producers' clocks may differ.")
-    ] = 0.0,
+        float | None,
+        typer.Option(min=0, help="--verify only: seconds producers' clocks may differ (0)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="JSON Lines (a JSON report).")] = False,
 ) -> None:
     """Read topics straight from Kafka, between offsets or times, filtered; or audit them."""
     c = cli(ctx)
     if verify_:
-        report = asyncio.run(_verify(c, Scope(task, project), clock_skew, json_out))
+        cuts = {
+            "topic arguments": topic,
+            "--partition": partition,
+            "--from-offset": from_offset,
+            "--to-offset": to_offset,
+            "--since": since,
+            "--until": until,
+            "--type": type_,
+            "--limit": limit,
+        }
+        refused = [name for name, value in cuts.items() if value is not None]
+        if refused:
+            # Part of a task's records would be reported as violations (decision 0051).
+            raise CliError(
+                "--verify audits whole tasks on every topic, partition and time; "
+                f"it {VERIFY_TAKES}, not {', '.join(refused)}",
+                2,
+            )
+        report = asyncio.run(_verify(c, Scope(task, project), clock_skew or 0.0, json_out))
         if json_out:
             c.json(report.as_dict())
         else:
             print_report(c, report)
         raise typer.Exit(0 if report.ok else 1)
+    if clock_skew is not None:
+        raise CliError("--clock-skew is for the audit: give it with --verify", 2)
     try:
         since_ms = to_ms(parse_time(since)) if since else None
         until_ms = to_ms(parse_time(until)) if until else None
