@@ -71,6 +71,8 @@ export interface ManagerStats {
   connects: number;
   reconnects: number;
   duplicatesDropped: number;
+  /** Messages of a task that came before the `subscribed` answering a fresh subscribe. */
+  staleDropped: number;
   invalidMessages: number;
 }
 
@@ -96,7 +98,20 @@ export class WebSocketManager {
   private readonly stateHandlers = new Set<(state: ConnectionState, detail?: CloseDetail) => void>();
   private readonly subs = new Map<string, Subscription>();
   private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
-  readonly stats: ManagerStats = { connects: 0, reconnects: 0, duplicatesDropped: 0, invalidMessages: 0 };
+  /**
+   * Tasks subscribed afresh (no subscription of theirs on the server: a first subscribe, one
+   * after `unsubscribe`, every one after a connect) whose `subscribed` has not come yet. What
+   * comes for them before it is an older subscription's (updates still in flight when the
+   * client unsubscribed): not this stream's, and it would move `lastOffset` past the replay.
+   */
+  private readonly awaitingAnswer = new Set<string>();
+  readonly stats: ManagerStats = {
+    connects: 0,
+    reconnects: 0,
+    duplicatesDropped: 0,
+    staleDropped: 0,
+    invalidMessages: 0,
+  };
   /** The client id the server gave this connection. */
   clientId: string | null = null;
   /** When the next reconnect attempt starts (ms since the epoch), while reconnecting. */
@@ -163,6 +178,9 @@ export class WebSocketManager {
   subscribe(taskId: string, since: number | null = -1, epoch: string | null = null): Subscription {
     const sub: Subscription = { taskId, since, lastOffset: since ?? -1, epoch };
     this.cancelRetry(taskId);
+    // Replacing a subscription the server holds continues it (docs/protocol.md): what is in
+    // flight is still due. Otherwise the stream starts at its `subscribed`.
+    if (!this.subs.has(taskId)) this.awaitingAnswer.add(taskId);
     this.subs.set(taskId, sub);
     this.sendSubscribe(sub);
     return sub;
@@ -170,6 +188,7 @@ export class WebSocketManager {
 
   unsubscribe(taskId: string): void {
     this.cancelRetry(taskId);
+    this.awaitingAnswer.delete(taskId);
     if (this.subs.delete(taskId)) this.send({ action: "unsubscribe", task_id: taskId });
   }
 
@@ -350,6 +369,7 @@ export class WebSocketManager {
       case "subscribed": {
         const sub = this.subs.get(msg.payload.task_id);
         if (sub && !msg.payload.restored) {
+          this.awaitingAnswer.delete(sub.taskId);
           if (msg.payload.epoch) sub.epoch = msg.payload.epoch;
           if (msg.payload.recovered === false) {
             // What was asked for is not held (a recreated log's offsets start again): the
@@ -364,6 +384,10 @@ export class WebSocketManager {
       case "snapshot": {
         const sub = msg.task_id ? this.subs.get(msg.task_id) : undefined;
         if (!sub) return;
+        if (this.awaitingAnswer.has(sub.taskId)) {
+          this.stats.staleDropped += 1;
+          return;
+        }
         if (msg.offset !== null && msg.offset > sub.lastOffset) sub.lastOffset = msg.offset;
         break;
       }
@@ -375,6 +399,10 @@ export class WebSocketManager {
         } else if (UPDATE_TYPES.has(msg.type) && msg.offset !== null && msg.task_id) {
           const sub = this.subs.get(msg.task_id);
           if (!sub) break; // a project stream's update, or one in flight after unsubscribe
+          if (this.awaitingAnswer.has(sub.taskId)) {
+            this.stats.staleDropped += 1;
+            return;
+          }
           if (msg.offset <= sub.lastOffset) {
             this.stats.duplicatesDropped += 1;
             return;
@@ -395,7 +423,12 @@ export class WebSocketManager {
     this.attempt = 0;
     this.setState("connected");
     this.startHeartbeat();
-    for (const sub of this.subs.values()) this.sendSubscribe(sub);
+    // A new socket holds no subscription: each stream starts at its `subscribed`.
+    this.awaitingAnswer.clear();
+    for (const sub of this.subs.values()) {
+      this.awaitingAnswer.add(sub.taskId);
+      this.sendSubscribe(sub);
+    }
   }
 
   private dispatch(msg: ServerMessage): void {

@@ -38,6 +38,11 @@ const update = (offset) => ({
   type: "progress", task_id: "t1", offset,
   payload: { ...state, offset, event_id: `e${offset}`, event_type: "stage.progress", occurred_at: "2026-01-01T00:00:00Z" },
 });
+const subscribed = (offset, epoch, recovered) => ({
+  type: "subscribed", task_id: "t1", offset,
+  payload: { task_id: "t1", offset, epoch, recovered, restored: false },
+});
+const snapshot = (offset, epoch) => ({ type: "snapshot", task_id: "t1", offset, payload: { ...state, offset, epoch } });
 
 test("gives up after maxReconnectAttempts, with growing delays", async () => {
   const { FakeSocket, made } = fakeSockets((s) => s.drop(1006));
@@ -80,6 +85,7 @@ test("a pong echoes its ping's timestamp, after what came before the ping", asyn
   await m.connect();
   m.subscribe("t1", 0);
   const sentBefore = made[0].sent.length;
+  made[0].deliver(subscribed(0, "E", true));
   made[0].deliver(update(1));
   made[0].deliver({ type: "ping", task_id: null, offset: null, payload: { timestamp: 1764876543.123456 } });
   assert.deepEqual(made[0].sent.slice(sentBefore), [{ action: "pong", timestamp: 1764876543.123456 }]);
@@ -102,6 +108,7 @@ test("resubscribes after the last offset delivered; duplicates and invalid messa
   made[0].drop(1006);
   await waitFor(() => made.length === 2 && m.isConnected(), { timeoutMs: 2000, what: "the reconnect" });
   assert.deepEqual(made[1].sent.find((x) => x.action === "subscribe"), { action: "subscribe", task_id: "t1", since: 5, epoch: "E" });
+  made[1].deliver(subscribed(5, "E", true));
   for (const o of [5, 6]) made[1].deliver(update(o));
   assert.deepEqual(seen, [3, 5, 6]);
   assert.equal(m.stats.duplicatesDropped, 3);
@@ -119,12 +126,6 @@ test("4401 fails at once, without retrying", async () => {
   assert.equal(made.length, 1);
   assert.equal(m.getState(), "failed");
 });
-
-const subscribed = (offset, epoch, recovered) => ({
-  type: "subscribed", task_id: "t1", offset,
-  payload: { task_id: "t1", offset, epoch, recovered, restored: false },
-});
-const snapshot = (offset, epoch) => ({ type: "snapshot", task_id: "t1", offset, payload: { ...state, offset, epoch } });
 
 test("a recreated log (another epoch, recovered: false) starts the subscription again from its snapshot", async () => {
   const { FakeSocket, made } = fakeSockets((s) => { s.open(); s.deliver(connected(`c${made.length}`)); });
@@ -235,4 +236,32 @@ test("a project's runs started while its stream was down are followed after the 
   assert.deepEqual([...followed].sort(), ["A", "B", "C"]);
   stop();
   client.disconnect();
+});
+
+test("a task subscribed again after unsubscribe gets its replay in order, not the old stream's leftovers", async () => {
+  const { FakeSocket, made } = fakeSockets((s) => { s.open(); s.deliver(connected("c1")); });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const seen = [];
+  m.on("progress", (msg) => seen.push(msg.offset));
+  await m.connect();
+  m.subscribe("t1", -1);
+  made[0].deliver(subscribed(null, "E1", true));
+  for (const o of [0, 2, 4]) made[0].deliver(update(o));
+  m.unsubscribe("t1");
+  m.subscribe("t1", 2, "E1");
+  seen.length = 0;
+  assert.deepEqual(made[0].sent.slice(-2), [
+    { action: "unsubscribe", task_id: "t1" },
+    { action: "subscribe", task_id: "t1", since: 2, epoch: "E1" },
+  ]);
+  // Live updates the gateway queued for the old subscription before it read the unsubscribe
+  // arrive first, then its answers, then the new subscription's replay after 2.
+  for (const o of [6, 8]) made[0].deliver(update(o));
+  made[0].deliver({ type: "unsubscribed", task_id: "t1", offset: null, payload: { task_id: "t1" } });
+  made[0].deliver(subscribed(2, "E1", true));
+  for (const o of [4, 6, 8, 10]) made[0].deliver(update(o));
+  assert.deepEqual(seen, [4, 6, 8, 10], "the new subscription's updates after 2, once, in order");
+  assert.equal(m.subscription("t1").lastOffset, 10);
+  assert.equal(m.stats.staleDropped, 2, "the old stream's 6 and 8");
+  m.disconnect();
 });

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,34 @@ def test_a_snapshot_restarts_the_stream_even_lower() -> None:
     snapshot = cursor.snapshot(ServerMessage("snapshot", "t", 12, {"task_id": "t"}))
     assert snapshot.missed and snapshot.requested_since == 10**9
     assert cursor.accept(to_update(parse_msg(update("t", 13, 20))))
+
+
+def test_cursor_after_a_recreated_log_without_offsets_delivers_the_new_logs_updates() -> None:
+    """A saved offset without its epoch, then the log was recreated: `subscribed` says
+    `recovered: false` with no offset, the snapshot has none either (the state is not in the
+    new log yet). The stream starts again at the new log's start: its updates, at offsets
+    lower than the saved one, are all delivered, and a resume asks for what follows them."""
+
+    def in_e2(raw: dict[str, Any]) -> dict[str, Any]:
+        return raw | {"payload": raw["payload"] | {"epoch": "E2"}}
+
+    cursor = Cursor(since=40, last=40)
+    assert cursor.request() == (40, None)
+    cursor.subscribed({"task_id": "t1", "offset": None, "epoch": "E2", "recovered": False})
+    state = in_e2(update("t1", 0, 50.0))["payload"] | {"offset": None}
+    gap = cursor.snapshot(ServerMessage("snapshot", "t1", None, state))
+    assert gap.missed and gap.offset is None
+    assert cursor.accept(to_update(parse_msg(in_e2(update("t1", 0, 60.0)))))
+    assert cursor.accept(to_update(parse_msg(in_e2(update("t1", 2, 70.0)))))
+    assert cursor.request() == (2, "E2")
+
+
+def test_cursor_after_recovered_false_without_offset_resumes_the_whole_new_log() -> None:
+    """Nothing of the new log delivered yet: a resume asks for all of it (-1), never for the
+    saved offset of the old log (which the new log may hold, past the updates missed)."""
+    cursor = Cursor(since=40, last=40)
+    cursor.request()
+    cursor.subscribed({"task_id": "t1", "offset": None, "epoch": "E2", "recovered": False})
+    assert cursor.request() == (-1, "E2")
+    cursor.subscribed({"task_id": "t1", "offset": 7, "epoch": "E3", "recovered": False})
+    assert cursor.request() == (7, "E3")

@@ -47,6 +47,9 @@ class TaskStream:
         self.owner = owner
         self.refused_since: float | None = None
         self.retry: asyncio.TimerHandle | None = None
+        # Until the `subscribed` answering our subscribe, what comes for the task is an older
+        # subscription's (updates in flight when it was unsubscribed): not this stream's.
+        self.awaiting_answer = True
 
     def cancel_retry(self) -> None:
         if self.retry is not None:
@@ -99,6 +102,9 @@ class Channel:
         self._closing = asyncio.Event()
         self._first: asyncio.Future[None] | None = None
         self._runner: asyncio.Task[None] | None = None
+        # The loop keeps only weak references to tasks: the ones started and not awaited here
+        # are held until they end, or one could be collected before it has run.
+        self._background: set[asyncio.Task[None]] = set()
         self._backoff = options.backoff()
         self.connections = 0  # how many times a connection was made (for tests and stats)
         self._up_since: float | None = None  # when the last connection was greeted
@@ -156,7 +162,12 @@ class Channel:
 
     def _send_soon(self, frame: str) -> None:
         if self._ws is not None and self.state is ConnectionState.CONNECTED:
-            asyncio.get_running_loop().create_task(self._send(frame))
+            self._in_background(self._send(frame))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _send(self, frame: str) -> None:
         ws = self._ws
@@ -315,9 +326,10 @@ class Channel:
         if self._first is not None and not self._first.done():
             self._first.set_result(None)
         for stream in list(self.streams.values()):
+            stream.awaiting_answer = True  # a new socket holds no subscription
             self._subscribe_soon(stream)
         if self._on_connected is not None:
-            asyncio.get_running_loop().create_task(self._on_connected())
+            self._in_background(self._on_connected())
 
     # --- messages ------------------------------------------------------------------------
 
@@ -334,8 +346,11 @@ class Channel:
             return
         if msg.type == "subscribed":
             if not msg.payload.get("restored"):
+                stream.awaiting_answer = False
                 stream.refused_since = None
                 stream.cursor.subscribed(msg.payload)
+        elif stream.awaiting_answer and (msg.type == "snapshot" or msg.is_update):
+            log.debug("ignored a message of an earlier subscription of %s", stream.task_id)
         elif msg.type == "snapshot":
             self._deliver(stream, stream.cursor.snapshot(msg))
         elif msg.is_update:

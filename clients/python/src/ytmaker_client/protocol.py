@@ -233,7 +233,10 @@ class Cursor:
     def subscribed(self, payload: dict[str, Any]) -> None:
         """The gateway's `subscribed` answer to our (re)subscribe. Another epoch than the one
         of `last` means a recreated log, whose offsets start again: `last` is forgotten (the
-        gateway then sends a snapshot, `recovered: false`)."""
+        gateway then sends a snapshot, `recovered: false`). With `recovered: false` the stream
+        starts again after the offset `subscribed` names, whatever `last` was (also where
+        `last` had no epoch to compare): null, the new log's start, so a resume before any
+        update asks for all of it."""
         epoch = payload.get("epoch")
         if epoch is not None:
             if self.epoch is not None and str(epoch) != self.epoch:
@@ -241,6 +244,11 @@ class Cursor:
             self.epoch = str(epoch)
         self.recovered = bool(payload.get("recovered", True))
         self.snapshot_due = not self.recovered
+        if not self.recovered:
+            after = payload.get("offset")
+            self.last = after if type(after) is int and after >= 0 else None
+            if self.last is None:
+                self.since = -1
 
     def snapshot(self, msg: ServerMessage) -> Snapshot:
         """The `Snapshot` to deliver for a `snapshot` message; moves past its offset."""

@@ -28,7 +28,20 @@ export class WebSocketManager {
     stateHandlers = new Set();
     subs = new Map();
     retries = new Map();
-    stats = { connects: 0, reconnects: 0, duplicatesDropped: 0, invalidMessages: 0 };
+    /**
+     * Tasks subscribed afresh (no subscription of theirs on the server: a first subscribe, one
+     * after `unsubscribe`, every one after a connect) whose `subscribed` has not come yet. What
+     * comes for them before it is an older subscription's (updates still in flight when the
+     * client unsubscribed): not this stream's, and it would move `lastOffset` past the replay.
+     */
+    awaitingAnswer = new Set();
+    stats = {
+        connects: 0,
+        reconnects: 0,
+        duplicatesDropped: 0,
+        staleDropped: 0,
+        invalidMessages: 0,
+    };
     /** The client id the server gave this connection. */
     clientId = null;
     /** When the next reconnect attempt starts (ms since the epoch), while reconnecting. */
@@ -84,12 +97,17 @@ export class WebSocketManager {
     subscribe(taskId, since = -1, epoch = null) {
         const sub = { taskId, since, lastOffset: since ?? -1, epoch };
         this.cancelRetry(taskId);
+        // Replacing a subscription the server holds continues it (docs/protocol.md): what is in
+        // flight is still due. Otherwise the stream starts at its `subscribed`.
+        if (!this.subs.has(taskId))
+            this.awaitingAnswer.add(taskId);
         this.subs.set(taskId, sub);
         this.sendSubscribe(sub);
         return sub;
     }
     unsubscribe(taskId) {
         this.cancelRetry(taskId);
+        this.awaitingAnswer.delete(taskId);
         if (this.subs.delete(taskId))
             this.send({ action: "unsubscribe", task_id: taskId });
     }
@@ -271,6 +289,7 @@ export class WebSocketManager {
             case "subscribed": {
                 const sub = this.subs.get(msg.payload.task_id);
                 if (sub && !msg.payload.restored) {
+                    this.awaitingAnswer.delete(sub.taskId);
                     if (msg.payload.epoch)
                         sub.epoch = msg.payload.epoch;
                     if (msg.payload.recovered === false) {
@@ -288,6 +307,10 @@ export class WebSocketManager {
                 const sub = msg.task_id ? this.subs.get(msg.task_id) : undefined;
                 if (!sub)
                     return;
+                if (this.awaitingAnswer.has(sub.taskId)) {
+                    this.stats.staleDropped += 1;
+                    return;
+                }
                 if (msg.offset !== null && msg.offset > sub.lastOffset)
                     sub.lastOffset = msg.offset;
                 break;
@@ -303,6 +326,10 @@ export class WebSocketManager {
                     const sub = this.subs.get(msg.task_id);
                     if (!sub)
                         break; // a project stream's update, or one in flight after unsubscribe
+                    if (this.awaitingAnswer.has(sub.taskId)) {
+                        this.stats.staleDropped += 1;
+                        return;
+                    }
                     if (msg.offset <= sub.lastOffset) {
                         this.stats.duplicatesDropped += 1;
                         return;
@@ -324,8 +351,12 @@ export class WebSocketManager {
         this.attempt = 0;
         this.setState("connected");
         this.startHeartbeat();
-        for (const sub of this.subs.values())
+        // A new socket holds no subscription: each stream starts at its `subscribed`.
+        this.awaitingAnswer.clear();
+        for (const sub of this.subs.values()) {
+            this.awaitingAnswer.add(sub.taskId);
             this.sendSubscribe(sub);
+        }
     }
     dispatch(msg) {
         for (const handler of [...(this.handlers.get(msg.type) ?? [])])
