@@ -52,6 +52,13 @@ export interface WebSocketManagerOptions extends BackoffOptions {
    * `rate_limited` for a followed task) is sent again after this long. Default 1 s.
    */
   retryDelayMs?: number;
+  /**
+   * A subscribe refused as `forbidden` is sent again (every `retryDelayMs`) for this long
+   * after its first refusal, then given up: a task created a moment ago on another gateway
+   * replica may not be known to this one yet, and the gateway answers an unknown task
+   * `forbidden`. Only the final refusal reaches the `error` listeners. Default 15 s.
+   */
+  refusalWindowMs?: number;
 }
 
 export type MessageType = ServerMessage["type"];
@@ -98,6 +105,10 @@ export class WebSocketManager {
   private readonly stateHandlers = new Set<(state: ConnectionState, detail?: CloseDetail) => void>();
   private readonly subs = new Map<string, Subscription>();
   private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
+  /** When each subscription was first refused as `forbidden` (since its last `subscribed`). */
+  private readonly refusedSince = new Map<string, number>();
+  /** A `connect()` is waiting for the first connection: its failure is the caller's error. */
+  private firstConnect = false;
   /**
    * Tasks subscribed afresh (no subscription of theirs on the server: a first subscribe, one
    * after `unsubscribe`, every one after a connect) whose `subscribed` has not come yet. What
@@ -178,6 +189,7 @@ export class WebSocketManager {
   subscribe(taskId: string, since: number | null = -1, epoch: string | null = null): Subscription {
     const sub: Subscription = { taskId, since, lastOffset: since ?? -1, epoch };
     this.cancelRetry(taskId);
+    this.refusedSince.delete(taskId);
     // Replacing a subscription the server holds continues it (docs/protocol.md): what is in
     // flight is still due. Otherwise the stream starts at its `subscribed`.
     if (!this.subs.has(taskId)) this.awaitingAnswer.add(taskId);
@@ -189,6 +201,7 @@ export class WebSocketManager {
   unsubscribe(taskId: string): void {
     this.cancelRetry(taskId);
     this.awaitingAnswer.delete(taskId);
+    this.refusedSince.delete(taskId);
     if (this.subs.delete(taskId)) this.send({ action: "unsubscribe", task_id: taskId });
   }
 
@@ -229,12 +242,14 @@ export class WebSocketManager {
           resolve();
         } else if (state === "failed" || state === "disconnected") {
           stop();
-          reject(new Error(`connection ${state}${detail ? `: ${detail.code} ${detail.reason}` : ""}`));
+          const code = detail?.code ? `${detail.code} ` : "";
+          reject(new Error(`connection ${state}${detail ? `: ${code}${detail.reason}` : ""}`));
         }
       });
     });
     if (this.state !== "connecting" && this.state !== "reconnecting") {
       this.attempt = 0;
+      this.firstConnect = true;
       this.open();
     }
     return ready;
@@ -242,6 +257,7 @@ export class WebSocketManager {
 
   /** Close for good (no reconnect). */
   disconnect(): void {
+    this.firstConnect = false;
     this.clearTimers();
     this.drop(1000, "client disconnect");
     this.setState("disconnected");
@@ -354,6 +370,9 @@ export class WebSocketManager {
     }
     if (!isServerMessage(msg)) {
       this.stats.invalidMessages += 1;
+      if (this.state !== "connected" && isRecord(msg) && (msg.type === "connected" || msg.type === "reconnected")) {
+        this.badGreeting(msg.type, msg.payload);
+      }
       return;
     }
     switch (msg.type) {
@@ -370,6 +389,7 @@ export class WebSocketManager {
         const sub = this.subs.get(msg.payload.task_id);
         if (sub && !msg.payload.restored) {
           this.awaitingAnswer.delete(sub.taskId);
+          this.refusedSince.delete(sub.taskId);
           if (msg.payload.epoch) sub.epoch = msg.payload.epoch;
           if (msg.payload.recovered === false) {
             // What was asked for is not held (a recreated log's offsets start again): the
@@ -395,7 +415,11 @@ export class WebSocketManager {
         if (msg.type === "error" && msg.offset === null && msg.task_id) {
           const sub = this.subs.get(msg.task_id);
           const refusal = msg.payload as ErrorPayload;
-          if (sub && RETRYABLE.has(refusal.code) && !refusal.details?.["restored"]) this.retrySubscribe(sub);
+          if (sub && !refusal.details?.["restored"]) {
+            if (RETRYABLE.has(refusal.code)) this.retrySubscribe(sub);
+            // Answering our subscribe (not, say, a refused `cancel` of a followed task).
+            else if (refusal.code === "forbidden" && this.awaitingAnswer.has(sub.taskId) && !this.refused(sub)) return;
+          }
         } else if (UPDATE_TYPES.has(msg.type) && msg.offset !== null && msg.task_id) {
           const sub = this.subs.get(msg.task_id);
           if (!sub) break; // a project stream's update, or one in flight after unsubscribe
@@ -413,7 +437,52 @@ export class WebSocketManager {
     this.dispatch(msg);
   }
 
+  /**
+   * A subscribe refused as `forbidden`: asked for again within `refusalWindowMs` of the first
+   * refusal (false: not final, not reported); after it, given up (true: report it).
+   */
+  private refused(sub: Subscription): boolean {
+    const now = Date.now();
+    const since = this.refusedSince.get(sub.taskId) ?? now;
+    this.refusedSince.set(sub.taskId, since);
+    if (now - since < (this.options.refusalWindowMs ?? 15000)) {
+      this.retrySubscribe(sub);
+      return false;
+    }
+    this.cancelRetry(sub.taskId);
+    this.refusedSince.delete(sub.taskId);
+    this.awaitingAnswer.delete(sub.taskId);
+    this.subs.delete(sub.taskId);
+    return true;
+  }
+
+  /**
+   * The socket's greeting does not have the schema's shape: a first `connect()` fails with
+   * that reason (retrying would meet the same gateway); a reconnect drops the socket and
+   * tries again, as after any failed attempt.
+   */
+  private badGreeting(type: string, payload: unknown): void {
+    const p = isRecord(payload) ? payload : null;
+    const why = !p
+      ? "its payload is not an object"
+      : typeof p["client_id"] !== "string"
+        ? "no client_id string"
+        : typeof p["heartbeat_interval"] !== "number"
+          ? "no heartbeat_interval number"
+          : "it does not match the gateway's schema";
+    const detail: CloseDetail = { code: 0, reason: `malformed ${type} message from the gateway: ${why}` };
+    if (!this.firstConnect) {
+      this.lost(detail, true);
+      return;
+    }
+    this.firstConnect = false;
+    this.clearTimers();
+    this.drop(4000, "malformed greeting");
+    this.setState("failed", detail);
+  }
+
   private onConnected(clientId: string): void {
+    this.firstConnect = false;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.clientId = clientId;
@@ -435,6 +504,10 @@ export class WebSocketManager {
     for (const handler of [...(this.handlers.get(msg.type) ?? [])]) handler(msg);
     for (const handler of [...(this.handlers.get("*") ?? [])]) handler(msg);
   }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 export interface CloseDetail {

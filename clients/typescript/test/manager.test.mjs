@@ -265,3 +265,147 @@ test("a task subscribed again after unsubscribe gets its replay in order, not th
   assert.equal(m.stats.staleDropped, 2, "the old stream's 6 and 8");
   m.disconnect();
 });
+
+/** A fake server that answers each subscribe of t1 with `answer(msg, socket)`. */
+function answeringSockets(answer) {
+  return fakeSockets((s) => {
+    s.open();
+    const send = s.send.bind(s);
+    s.send = (data) => {
+      send(data);
+      const msg = JSON.parse(data);
+      if (msg.action === "subscribe") queueMicrotask(() => answer(msg, s));
+    };
+    s.deliver(connected("c1"));
+  });
+}
+const forbidden = { type: "error", task_id: "t1", offset: null, payload: { code: "forbidden", message: "no such task or project for you", details: {} } };
+
+test("a task refused as forbidden (not yet known to this replica) is asked for again, and followed once known", async () => {
+  let refusals = 2;
+  const { FakeSocket, made } = answeringSockets((msg, s) => {
+    if (refusals > 0) {
+      refusals -= 1;
+      s.deliver(forbidden);
+      return;
+    }
+    s.deliver(subscribed(msg.since, "E1", true));
+    for (const o of [1, 2, 3]) if (o > msg.since) s.deliver(update(o));
+  });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5, retryDelayMs: 20 });
+  const seen = [];
+  const errors = [];
+  m.on("progress", (msg) => seen.push(msg.offset));
+  m.on("error", (msg) => errors.push(msg.payload.code));
+  await m.connect();
+  m.subscribe("t1", -1);
+  try {
+    await waitFor(() => seen.length === 3, { timeoutMs: 2000, what: "the updates after two forbidden answers" });
+    assert.deepEqual(seen, [1, 2, 3]);
+    assert.equal(made[0].sent.filter((x) => x.action === "subscribe").length, 3, "asked three times");
+    assert.deepEqual(errors, [], "a refusal within the window is not final: not reported");
+    assert.equal(made.length, 1, "no reconnect was needed");
+  } finally {
+    m.disconnect();
+  }
+});
+
+test("a task still forbidden after refusalWindowMs is given up: one error, no more subscribes", async () => {
+  const { FakeSocket, made } = answeringSockets((msg, s) => s.deliver(forbidden));
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5, retryDelayMs: 20, refusalWindowMs: 150 });
+  const errors = [];
+  m.on("error", (msg) => errors.push(msg.payload.code));
+  await m.connect();
+  const started = Date.now();
+  m.subscribe("t1", -1);
+  try {
+    await waitFor(() => errors.length > 0, { timeoutMs: 2000, what: "the final forbidden" });
+    assert.ok(Date.now() - started >= 150, "refused for the whole window first");
+    assert.deepEqual(errors, ["forbidden"]);
+    const asked = made[0].sent.filter((x) => x.action === "subscribe").length;
+    assert.ok(asked >= 3, `asked again during the window (${asked} subscribes)`);
+    assert.equal(m.subscription("t1"), undefined, "the subscription was given up");
+    assert.equal(m.retries.size, 0, "no retry pending");
+  } finally {
+    m.disconnect();
+  }
+});
+
+test("the default refusal window is Python's 15 s", async () => {
+  const { FakeSocket } = answeringSockets((msg, s) => s.deliver(forbidden));
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5, retryDelayMs: 10 });
+  const errors = [];
+  m.on("error", (msg) => errors.push(msg.payload.code));
+  await m.connect();
+  m.subscribe("t1", -1);
+  try {
+    await waitFor(() => m.retries.size === 1, { timeoutMs: 2000, what: "a retry after forbidden" });
+    assert.deepEqual(errors, []);
+    assert.ok(m.subscription("t1"));
+  } finally {
+    m.disconnect();
+  }
+});
+
+const malformedGreetings = {
+  "no client_id": { type: "connected", task_id: null, offset: null, payload: { heartbeat_interval: 30 } },
+  "a numeric client_id": { type: "connected", task_id: null, offset: null, payload: { client_id: 5, heartbeat_interval: 30 } },
+  "a string heartbeat_interval": { type: "connected", task_id: null, offset: null, payload: { client_id: "c1", heartbeat_interval: "30" } },
+  "a payload that is not an object": { type: "connected", task_id: null, offset: null, payload: "c1" },
+  "a reconnected without client_id": { type: "reconnected", task_id: null, offset: null, payload: { old_client_id: "c0", subscribed: [], heartbeat_interval: 30 } },
+};
+
+for (const [what, greeting] of Object.entries(malformedGreetings)) {
+  test(`a malformed connected message (${what}) fails the first connect() at once`, async () => {
+    const { FakeSocket, made } = fakeSockets((s) => { s.open(); s.deliver(greeting); });
+    const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, connectionTimeoutMs: 50, initialDelayMs: 5 });
+    let deadline;
+    const hung = new Promise((_, reject) => { deadline = setTimeout(() => reject(new Error("connect() neither resolved nor rejected within 2 s")), 2000); });
+    try {
+      await assert.rejects(Promise.race([m.connect(), hung]), /malformed/);
+      assert.equal(m.getState(), "failed");
+      assert.equal(made.length, 1, "not retried");
+      assert.equal(made[0].readyState, 3, "the socket was closed");
+      assert.equal(m.stats.invalidMessages, 1);
+    } finally {
+      clearTimeout(deadline);
+      m.disconnect();
+    }
+  });
+}
+
+test("a malformed connected message on a later reconnect is retried", async () => {
+  const { FakeSocket, made } = fakeSockets((s, n) => {
+    s.open();
+    s.deliver(n === 2 ? malformedGreetings["no client_id"] : connected(`c${n}`));
+  });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, connectionTimeoutMs: 5000, initialDelayMs: 5 });
+  await m.connect();
+  made[0].drop(1006);
+  try {
+    await waitFor(() => made.length === 3 && m.isConnected(), { timeoutMs: 2000, what: "a reconnect past the malformed greeting" });
+    assert.equal(m.clientId, "c3");
+    assert.equal(made[1].readyState, 3, "the socket that greeted badly was closed");
+  } finally {
+    m.disconnect();
+  }
+});
+
+test("a forbidden answer to a control request of a followed task is reported at once, the subscription kept", async () => {
+  const { FakeSocket, made } = answeringSockets((msg, s) => s.deliver(subscribed(msg.since, "E1", true)));
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5, retryDelayMs: 10 });
+  const errors = [];
+  m.on("error", (msg) => errors.push(msg.payload.code));
+  await m.connect();
+  m.subscribe("t1", -1);
+  try {
+    await waitFor(() => m.awaitingAnswer.size === 0, { timeoutMs: 2000, what: "the subscribe answered" });
+    m.send({ action: "cancel", task_id: "t1" });
+    made[0].deliver(forbidden);
+    assert.deepEqual(errors, ["forbidden"]);
+    assert.ok(m.subscription("t1"), "still followed");
+    assert.equal(m.retries.size, 0, "no subscribe retry");
+  } finally {
+    m.disconnect();
+  }
+});

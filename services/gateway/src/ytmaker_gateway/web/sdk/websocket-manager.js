@@ -28,6 +28,10 @@ export class WebSocketManager {
     stateHandlers = new Set();
     subs = new Map();
     retries = new Map();
+    /** When each subscription was first refused as `forbidden` (since its last `subscribed`). */
+    refusedSince = new Map();
+    /** A `connect()` is waiting for the first connection: its failure is the caller's error. */
+    firstConnect = false;
     /**
      * Tasks subscribed afresh (no subscription of theirs on the server: a first subscribe, one
      * after `unsubscribe`, every one after a connect) whose `subscribed` has not come yet. What
@@ -97,6 +101,7 @@ export class WebSocketManager {
     subscribe(taskId, since = -1, epoch = null) {
         const sub = { taskId, since, lastOffset: since ?? -1, epoch };
         this.cancelRetry(taskId);
+        this.refusedSince.delete(taskId);
         // Replacing a subscription the server holds continues it (docs/protocol.md): what is in
         // flight is still due. Otherwise the stream starts at its `subscribed`.
         if (!this.subs.has(taskId))
@@ -108,6 +113,7 @@ export class WebSocketManager {
     unsubscribe(taskId) {
         this.cancelRetry(taskId);
         this.awaitingAnswer.delete(taskId);
+        this.refusedSince.delete(taskId);
         if (this.subs.delete(taskId))
             this.send({ action: "unsubscribe", task_id: taskId });
     }
@@ -147,18 +153,21 @@ export class WebSocketManager {
                 }
                 else if (state === "failed" || state === "disconnected") {
                     stop();
-                    reject(new Error(`connection ${state}${detail ? `: ${detail.code} ${detail.reason}` : ""}`));
+                    const code = detail?.code ? `${detail.code} ` : "";
+                    reject(new Error(`connection ${state}${detail ? `: ${code}${detail.reason}` : ""}`));
                 }
             });
         });
         if (this.state !== "connecting" && this.state !== "reconnecting") {
             this.attempt = 0;
+            this.firstConnect = true;
             this.open();
         }
         return ready;
     }
     /** Close for good (no reconnect). */
     disconnect() {
+        this.firstConnect = false;
         this.clearTimers();
         this.drop(1000, "client disconnect");
         this.setState("disconnected");
@@ -274,6 +283,9 @@ export class WebSocketManager {
         }
         if (!isServerMessage(msg)) {
             this.stats.invalidMessages += 1;
+            if (this.state !== "connected" && isRecord(msg) && (msg.type === "connected" || msg.type === "reconnected")) {
+                this.badGreeting(msg.type, msg.payload);
+            }
             return;
         }
         switch (msg.type) {
@@ -290,6 +302,7 @@ export class WebSocketManager {
                 const sub = this.subs.get(msg.payload.task_id);
                 if (sub && !msg.payload.restored) {
                     this.awaitingAnswer.delete(sub.taskId);
+                    this.refusedSince.delete(sub.taskId);
                     if (msg.payload.epoch)
                         sub.epoch = msg.payload.epoch;
                     if (msg.payload.recovered === false) {
@@ -319,8 +332,13 @@ export class WebSocketManager {
                 if (msg.type === "error" && msg.offset === null && msg.task_id) {
                     const sub = this.subs.get(msg.task_id);
                     const refusal = msg.payload;
-                    if (sub && RETRYABLE.has(refusal.code) && !refusal.details?.["restored"])
-                        this.retrySubscribe(sub);
+                    if (sub && !refusal.details?.["restored"]) {
+                        if (RETRYABLE.has(refusal.code))
+                            this.retrySubscribe(sub);
+                        // Answering our subscribe (not, say, a refused `cancel` of a followed task).
+                        else if (refusal.code === "forbidden" && this.awaitingAnswer.has(sub.taskId) && !this.refused(sub))
+                            return;
+                    }
                 }
                 else if (UPDATE_TYPES.has(msg.type) && msg.offset !== null && msg.task_id) {
                     const sub = this.subs.get(msg.task_id);
@@ -339,7 +357,50 @@ export class WebSocketManager {
         }
         this.dispatch(msg);
     }
+    /**
+     * A subscribe refused as `forbidden`: asked for again within `refusalWindowMs` of the first
+     * refusal (false: not final, not reported); after it, given up (true: report it).
+     */
+    refused(sub) {
+        const now = Date.now();
+        const since = this.refusedSince.get(sub.taskId) ?? now;
+        this.refusedSince.set(sub.taskId, since);
+        if (now - since < (this.options.refusalWindowMs ?? 15000)) {
+            this.retrySubscribe(sub);
+            return false;
+        }
+        this.cancelRetry(sub.taskId);
+        this.refusedSince.delete(sub.taskId);
+        this.awaitingAnswer.delete(sub.taskId);
+        this.subs.delete(sub.taskId);
+        return true;
+    }
+    /**
+     * The socket's greeting does not have the schema's shape: a first `connect()` fails with
+     * that reason (retrying would meet the same gateway); a reconnect drops the socket and
+     * tries again, as after any failed attempt.
+     */
+    badGreeting(type, payload) {
+        const p = isRecord(payload) ? payload : null;
+        const why = !p
+            ? "its payload is not an object"
+            : typeof p["client_id"] !== "string"
+                ? "no client_id string"
+                : typeof p["heartbeat_interval"] !== "number"
+                    ? "no heartbeat_interval number"
+                    : "it does not match the gateway's schema";
+        const detail = { code: 0, reason: `malformed ${type} message from the gateway: ${why}` };
+        if (!this.firstConnect) {
+            this.lost(detail, true);
+            return;
+        }
+        this.firstConnect = false;
+        this.clearTimers();
+        this.drop(4000, "malformed greeting");
+        this.setState("failed", detail);
+    }
     onConnected(clientId) {
+        this.firstConnect = false;
         if (this.connectTimer)
             clearTimeout(this.connectTimer);
         this.connectTimer = null;
@@ -364,4 +425,7 @@ export class WebSocketManager {
         for (const handler of [...(this.handlers.get("*") ?? [])])
             handler(msg);
     }
+}
+function isRecord(v) {
+    return typeof v === "object" && v !== null && !Array.isArray(v);
 }
