@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -11,7 +12,7 @@ from tests.support.gateway import make_state, stable_id
 from ytmaker_gateway.api.download import RangeNotSatisfiable, byte_range
 from ytmaker_shared.progress import TaskStatus
 
-from .conftest import Factory
+from .conftest import Factory, Harness
 
 T1 = stable_id("t1")
 
@@ -128,3 +129,86 @@ async def test_a_huge_range_is_no_server_error(
     beyond = await gw.http.get(url, headers=gw.auth() | {"Range": "bytes=" + "1" * 5000 + "-"})
     assert beyond.status_code == 416
     assert beyond.json()["error"]["code"] == "range_not_satisfiable"
+
+
+#: Malformed, unsatisfiable, several and ordinary ranges: each store answers each alike.
+RANGE_HEADERS = [
+    "bytes=x-y",
+    "items=0-1",
+    "bytes=-",
+    "garbage",
+    "bytes=9-3",
+    "bytes=1000-",
+    "bytes=1000-1001",
+    "bytes=-0",
+    "bytes=0-1,5-6",
+    "bytes=0-" + "9" * 5000,
+    "bytes=" + "1" * 5000 + "-",
+    "bytes=0-99",
+    "bytes=-10",
+    "bytes=100-",
+    "bytes=999-999",
+]
+BLOB = bytes(range(250)) * 4  # 1,000 bytes
+
+
+async def _answer(gw: Harness, header: str) -> tuple[int, bytes, str | None, str | None]:
+    response = await gw.http.get(
+        f"/api/v1/artifacts/{T1}/video", headers=gw.auth() | {"Range": header}
+    )
+    return (
+        response.status_code,
+        response.content,
+        response.headers.get("content-range"),
+        response.headers.get("content-type"),
+    )
+
+
+def _expected(header: str) -> tuple[int, bytes, str | None]:
+    """What the range rules (`byte_range`) say the answer is for BLOB."""
+    try:
+        wanted = byte_range(header, len(BLOB))
+    except RangeNotSatisfiable:
+        return 416, b"", f"bytes */{len(BLOB)}"
+    if wanted is None:
+        return 200, BLOB, None
+    start, end = wanted
+    return 206, BLOB[start : end + 1], f"bytes {start}-{end}/{len(BLOB)}"
+
+
+@pytest.mark.parametrize("header", RANGE_HEADERS)
+async def test_a_local_file_answers_every_range_by_the_same_rules(
+    gateway_factory: Factory, header: str
+) -> None:
+    """The file store's artifacts went out as starlette's `FileResponse`, which answered a
+    malformed range with a plain-text 400 and an unsatisfiable one with an empty 416 (no
+    `ErrorBody`), and several ranges with a multipart 206: not what an s3:// store answers."""
+    gw = await gateway_factory()
+    store = gw.gateway.artifacts
+    stored = await store.put(f"{T1}/render/video.mp4", BLOB, "video/mp4")
+    assert store.local_path(f"{T1}/render/video.mp4") is not None
+    gw.fake.put_task(
+        make_state(T1, status=TaskStatus.COMPLETED, result={"source_video_uri": stored.uri})
+    )
+    status, body, content_range, content_type = await _answer(gw, header)
+    want_status, want_body, want_range = _expected(header)
+    assert (status, content_range) == (want_status, want_range), body[:200]
+    if status == 416:
+        assert content_type == "application/json"
+        assert json.loads(body)["error"]["code"] == "range_not_satisfiable"
+    else:
+        assert body == want_body and content_type == "video/mp4"
+
+
+async def test_the_file_and_the_s3_store_answer_every_range_alike(
+    gateway_factory: Factory, s3_env: dict[str, str], s3_bucket: str
+) -> None:
+    local = await gateway_factory()
+    remote = await gateway_factory(artifact_url=f"s3://{s3_bucket}/artifacts")
+    for gw in (local, remote):
+        stored = await gw.gateway.artifacts.put(f"{T1}/render/video.mp4", BLOB, "video/mp4")
+        gw.fake.put_task(
+            make_state(T1, status=TaskStatus.COMPLETED, result={"source_video_uri": stored.uri})
+        )
+    for header in RANGE_HEADERS:
+        assert await _answer(local, header) == await _answer(remote, header), header

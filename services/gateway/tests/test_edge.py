@@ -451,3 +451,33 @@ async def test_a_rest_subscribe_that_outlives_its_socket_leaves_nothing_register
     answer = await request
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
     assert gw.gateway.hub.stats()["subscribed_tasks"] == 0
+
+
+async def test_a_project_stream_takes_no_task_subscription_over_rest(
+    gateway_factory: Factory,
+) -> None:
+    """A project stream's `client_id` (its `connected` names one) is no client REST can
+    subscribe to a task: it takes only ping and pong (docs/protocol.md "The project stream").
+    The REST subscribe attached one to it anyway, and the unsubscribe wrote `unsubscribed` on
+    it: both are 404, as for any client that is not a task stream here."""
+    gw = await gateway_factory()
+    offsets = gw.seed(T1, n=2)
+    other = stable_id("t-other")
+    gw.seed(other, n=1)
+    async with connect(f"{gw.ws}/api/v1/projects/{PROJECT}/progress?token={gw.token()}") as ws:
+        client_id = (await _recv(ws))["payload"]["client_id"]
+        assert (await _recv(ws))["type"] == "initial"
+        for action in ("subscribe", "unsubscribe"):
+            answer = await gw.http.post(
+                f"/api/v1/progress/{other}/{action}?client_id={client_id}", headers=gw.auth()
+            )
+            assert answer.status_code == 404, answer.text
+            assert answer.json()["error"]["code"] == "not_found"
+        assert gw.gateway.hub.stats()["subscribed_tasks"] == 0
+        # The stream goes on as before: the project's next update, and nothing in between.
+        later = gw.log.append(make_update(T1, n=5))
+        await ws.send(json.dumps({"action": "ping"}))
+        seen = [await _recv(ws), await _recv(ws)]
+        assert sorted(m["type"] for m in seen) == ["pong", "progress"], seen
+        assert [m["offset"] for m in seen if m["type"] == "progress"] == [later]
+        assert later > offsets[-1]

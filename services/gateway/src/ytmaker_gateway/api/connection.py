@@ -170,6 +170,12 @@ class Connection:
         self.gateway.sessions.close(self.session)
         metrics.CONNECTED_CLIENTS.dec()
 
+    @property
+    def takes_tasks(self) -> bool:
+        """Whether the client takes task subscriptions: a task stream (`/api/v1/ws`) does, a
+        project stream (pings only) does not, not even from REST."""
+        return self.rules.accepts("subscribe")
+
     def projects(self) -> list[str]:
         """The project of every open subscription and stream (for the operator's views)."""
         return self.watching.projects()
@@ -368,7 +374,10 @@ class Connection:
         self.queue.push(message("unsubscribed", {"task_id": task_id}, task_id))
 
     async def subscribe_from_rest(self, task_id: str, since: int | None) -> None:
-        """`POST /progress/{task_id}/subscribe?client_id=`: as if the client had asked."""
+        """`POST /progress/{task_id}/subscribe?client_id=`: as if the client had asked (a
+        project stream is no client to subscribe: not_found)."""
+        if not self.takes_tasks:
+            raise NotFound("no such client connected to this gateway instance")
         if not self.rules.may_subscribe(task_id, self.watching):
             raise Conflict("the client's subscription limit is reached")
         await self._subscribe(task_id, StreamPosition(since), limited=True)

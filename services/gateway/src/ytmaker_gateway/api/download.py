@@ -1,16 +1,23 @@
-"""Serving an artifact that is not a file on this machine (an `s3://` store): streamed from the
-store in chunks, never whole in memory, with single HTTP range requests (RFC 9110 §14) so that
-a video player can seek. A file store's artifacts go out as `FileResponse` instead."""
+"""Serving an artifact: one that is not a file on this machine (an `s3://` store) streamed from
+the store in chunks, never whole in memory; a file store's as a `FileResponse`. Both with single
+HTTP range requests (RFC 9110 §14) so that a video player can seek, by the same rules
+(`byte_range`): a range past the end is 416 with `ErrorBody` and `Content-Range: bytes */<size>`,
+a malformed one or several are ignored (the whole file), never starlette's own answers (a
+plain-text 400, an empty 416, a multipart 206)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import stat as stat_mode
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from ytmaker_shared.artifacts import ArtifactStore
+from ytmaker_shared.artifacts import ArtifactNotFound, ArtifactStore
 
 CHUNK = 256 * 1024
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
@@ -52,6 +59,64 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def _not_satisfiable(size: int) -> Response:
+    return JSONResponse(
+        {
+            "error": {
+                "code": "range_not_satisfiable",
+                "message": f"the artifact has {size} bytes",
+                "details": {},
+            }
+        },
+        status_code=416,
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+class _FileRange(FileResponse):
+    """A `FileResponse` that sends the inclusive `wanted` range (None: the whole file)
+    whatever `Range` the request had: starlette's own reading of it is never used."""
+
+    def __init__(
+        self,
+        path: Path,
+        wanted: tuple[int, int] | None,
+        found: os.stat_result,
+        media_type: str | None,
+    ) -> None:
+        super().__init__(
+            path,
+            media_type=media_type,
+            headers={"Cache-Control": "private, max-age=3600"},
+            stat_result=found,
+        )
+        self.wanted = wanted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"range"]
+        if self.wanted is not None:
+            start, end = self.wanted
+            headers.append((b"range", f"bytes={start}-{end}".encode("latin-1")))
+        await super().__call__({**scope, "headers": headers}, receive, send)
+
+
+async def send_file(path: Path, content_type: str | None, range_header: str | None) -> Response:
+    """The file store's artifact at `path` as a 200 or 206 `FileResponse` (416 for a range
+    past its end), by the same rules as `stream_artifact`. Raises ArtifactNotFound when it is
+    not a regular file (any more)."""
+    try:
+        found = await asyncio.to_thread(os.stat, path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ArtifactNotFound(str(path)) from None
+    if not stat_mode.S_ISREG(found.st_mode):
+        raise ArtifactNotFound(str(path))
+    try:
+        wanted = byte_range(range_header, found.st_size)
+    except RangeNotSatisfiable:
+        return _not_satisfiable(found.st_size)
+    return _FileRange(path, wanted if found.st_size else None, found, content_type)
+
+
 async def _chunks(store: ArtifactStore, key: str, start: int, end: int) -> AsyncIterator[bytes]:
     source = await asyncio.to_thread(store.open_range, key, start, end)
     try:
@@ -72,17 +137,7 @@ async def stream_artifact(
     try:
         wanted = byte_range(range_header, stat.size)
     except RangeNotSatisfiable:
-        return JSONResponse(
-            {
-                "error": {
-                    "code": "range_not_satisfiable",
-                    "message": f"the artifact has {stat.size} bytes",
-                    "details": {},
-                }
-            },
-            status_code=416,
-            headers={"Content-Range": f"bytes */{stat.size}"},
-        )
+        return _not_satisfiable(stat.size)
     if stat.size == 0:
         return Response(b"", media_type=media_type, headers=headers)
     start, end = wanted or (0, stat.size - 1)

@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import FileResponse
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.adapters.progress_api import Conflict as UpstreamConflict
 from ytmaker_gateway.adapters.progress_api import ProgressUnavailable
-from ytmaker_gateway.api.download import stream_artifact
+from ytmaker_gateway.api.download import send_file, stream_artifact
 from ytmaker_gateway.api.models import (
     ERRORS,
     ClientSubscription,
@@ -294,10 +293,18 @@ async def unsubscribe_client(
 
 
 def _connection(gw: Gateway, who: Principal, client_id: str) -> LiveConnection:
+    """The task stream (`/api/v1/ws`) `client_id` names on this instance, the caller's (an
+    operator: anybody's); a project stream is none (it takes no task subscription)."""
     session = gw.sessions.active.get(client_id)
-    if session is None or session.connection is None or not who.may_see(session.user):
+    connection = session.connection if session is not None else None
+    if (
+        session is None
+        or connection is None
+        or not connection.takes_tasks
+        or not who.may_see(session.user)
+    ):
         raise NotFound("no such client connected to this gateway instance")
-    return session.connection
+    return connection
 
 
 @router.get("/websocket/stats", tags=["operator"])
@@ -338,20 +345,14 @@ async def artifact(
         try:
             key = found.key or gw.artifacts.key(found.uri or "")
             path = gw.artifacts.local_path(key)
+            wanted = request.headers.get("range")
             if path is None:
-                return await stream_artifact(
-                    gw.artifacts, key, found.content_type, request.headers.get("range")
-                )
+                return await stream_artifact(gw.artifacts, key, found.content_type, wanted)
+            return await send_file(path, found.content_type, wanted)
         except (InvalidKey, ArtifactNotFound):
             continue
         except ArtifactStoreUnavailable as exc:
             raise Unavailable("the artifact store cannot be reached; try again") from exc
-        if path.is_file():
-            return FileResponse(
-                path,
-                media_type=found.content_type,
-                headers={"Cache-Control": "private, max-age=3600"},
-            )
     raise NotFound(f"the task has no {name} (yet)")
 
 
