@@ -50,9 +50,20 @@ class Recorder:
         async def refused(data: Any) -> None:
             self.refused = data
 
-    async def connect(self, gw: Harness, auth: dict[str, Any] | None, **kw: Any) -> None:
+    async def connect(
+        self,
+        gw: Harness,
+        auth: dict[str, Any] | None,
+        transports: list[str] | None = None,
+        **kw: Any,
+    ) -> None:
         await self.client.connect(
-            gw.base, namespaces=[NS], auth=auth, transports=["websocket"], wait_timeout=5, **kw
+            gw.base,
+            namespaces=[NS],
+            auth=auth,
+            transports=transports or ["websocket"],
+            wait_timeout=5,
+            **kw,
         )
 
     def of(self, *kinds: str) -> list[dict[str, Any]]:
@@ -339,7 +350,7 @@ async def test_recovery_never_reaches_somebody_elses_task(
     gw.seed(BOB_TASK, owner="bob", n=2)
     r = Recorder()
     recorders.append(r)
-    await r.connect(gw, {"token": gw.token(), "pid": "p", "offset": "1||t-bob:-1"})
+    await r.connect(gw, {"token": gw.token(), "pid": "p", "offset": f"1||{BOB_TASK}:-1"})
     await wait_until(lambda: r.of("error"), timeout=5, what="the refusal")
     assert r.of("error")[0]["payload"]["code"] == "forbidden"
     assert r.of("error")[0]["payload"]["details"]["restored"] is True
@@ -474,3 +485,113 @@ async def test_refused_joins_leave_nothing_behind(
     sid = r.client.get_sid(namespace=NS)
     (client,) = [c for c in _sio_clients() if c.sid == sid]
     assert len(client._written) <= 1
+
+
+def _namespace(gw: Harness) -> Any:
+    """The gateway's `/progress` namespace (made with the first request)."""
+    from ytmaker_gateway.sio.namespace import ProgressNamespace
+
+    (found,) = [
+        o for o in gc.get_objects() if type(o) is ProgressNamespace and o.gateway is gw.gateway
+    ]
+    return found
+
+
+async def test_a_join_that_outlives_its_polling_client_leaves_nothing_registered(
+    gateway_factory: Factory,
+) -> None:
+    """A join still waiting for its task when the client closed its polling transport (an
+    Engine.IO CLOSE in a POST beside the join's) went on to register a subscription nobody
+    would ever drop, holding the gone client's queue."""
+    gw = await gateway_factory(unknown_task_wait_s=3.0)
+    late = stable_id("sio-late-polling")
+    url = "/socket.io/?EIO=4&transport=polling"
+    opened = await gw.http.get(url)
+    url += "&sid=" + json.loads(opened.text[1:])["sid"]
+    await gw.http.post(url, content=f'40{NS},{{"token":"{gw.token()}"}}')
+    assert (await gw.http.get(url)).text.startswith(f"40{NS},")
+    namespace = _namespace(gw)
+    join = asyncio.create_task(
+        gw.http.post(url, content=f'42{NS},7["join",{{"task_id":"{late}","since":-1}}]')
+    )
+    await wait_until(lambda: gw.fake.asked[late] >= 2, timeout=5, what="a lookup waiting")
+    await gw.http.post(url, content="1")  # Engine.IO's CLOSE
+    await wait_until(lambda: not namespace.clients, timeout=5, what="the disconnect")
+    gw.seed(late, n=2)
+    await join  # answered once the join is done with
+    assert gw.gateway.hub.stats()["subscribed_tasks"] == 0
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_a_join_that_outlives_its_transport_leaves_nothing_registered(
+    gateway_factory: Factory,
+    recorders: list[Recorder],
+    monkeypatch: pytest.MonkeyPatch,
+    transport: str,
+) -> None:
+    """The gateway closing the transport while a join waits for its task (the token expired,
+    the client is too slow or too fast) left the join's subscription registered for good."""
+    gw = await gateway_factory(unknown_task_wait_s=3.0)
+    late = stable_id(f"sio-late-{transport}")
+    r = Recorder()
+    recorders.append(r)
+    await r.connect(gw, {"token": gw.token()}, transports=[transport])
+    await wait_until(lambda: r.of("connected"), timeout=5, what="connected")
+    namespace = _namespace(gw)
+    answered: list[Any] = []
+    request = namespace.request
+
+    async def spied(*args: Any) -> Any:
+        try:
+            return await request(*args)
+        finally:
+            answered.append(args[1])
+
+    monkeypatch.setattr(namespace, "request", spied)
+    await r.client.emit("join", {"task_id": late, "since": -1}, namespace=NS)
+    await wait_until(lambda: gw.fake.asked[late] >= 2, timeout=5, what="a lookup waiting")
+    await namespace.sio.drop_transport(r.client.get_sid(namespace=NS))
+    await wait_until(lambda: not namespace.clients, timeout=5, what="the disconnect")
+    gw.seed(late, n=2)
+    await wait_until(lambda: "join" in answered, timeout=10, what="the join answered")
+    assert gw.gateway.hub.stats()["subscribed_tasks"] == 0
+
+
+@pytest.mark.parametrize("bad", ["t-bob", T1.upper(), "x" * 64])
+async def test_recovery_refuses_a_task_id_that_is_not_one_without_looking_it_up(
+    gateway_factory: Factory, recorders: list[Recorder], bad: str
+) -> None:
+    """Ids are UUIDs wherever a client sends one; the position string took any, and each was
+    looked up and waited for (`unknown_task_wait_s`) inside the connect."""
+    gw = await gateway_factory(unknown_task_wait_s=3.0)
+    gw.seed(T1, n=2)
+    r = Recorder()
+    recorders.append(r)
+    await r.connect(gw, {"token": gw.token(), "pid": "p", "offset": f"1||{T1}:-1,{bad}:-1"})
+    await wait_until(lambda: r.of("connected") and r.of("error"), timeout=5, what="refusal")
+    assert r.of("error")[0]["payload"]["code"] == "invalid_field"
+    hello = r.of("connected")[0]["payload"]
+    assert hello["recovered"] is False and hello["restored"] == []
+    assert gw.fake.asked[bad] == 0
+
+
+async def test_a_recovery_waits_for_all_its_tasks_at_once(
+    gateway_factory: Factory, recorders: list[Recorder]
+) -> None:
+    """The connect looked up the tasks it restores one after another, each unknown one waited
+    for up to `unknown_task_wait_s`: ten took ten waits (up to 100, minutes)."""
+    wait_s = 1.0
+    gw = await gateway_factory(unknown_task_wait_s=wait_s)
+    offsets = gw.seed(T1, n=2)
+    gone = [stable_id(f"gone-{n}") for n in range(10)]
+    position = ",".join(f"{t}:-1" for t in [T1, *gone])
+    r = Recorder()
+    recorders.append(r)
+    started = asyncio.get_running_loop().time()
+    await r.connect(gw, {"token": gw.token(), "pid": "p", "offset": f"1||{position}"})
+    await wait_until(lambda: len(r.of("error")) == len(gone), timeout=5, what="the refusals")
+    assert asyncio.get_running_loop().time() - started < 3 * wait_s
+    assert {m["task_id"] for m in r.of("error")} == set(gone)
+    assert all(m["payload"]["code"] == "forbidden" for m in r.of("error"))
+    assert r.of("connected")[0]["payload"]["restored"] == [T1]
+    await wait_until(lambda: r.offsets(T1) == offsets, timeout=5, what="the restored task")

@@ -25,7 +25,7 @@ from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.subscription import Subscription
 from ytmaker_gateway.fanout.watching import Watching
 from ytmaker_gateway.gateway import Gateway
-from ytmaker_gateway.rules.errors import GatewayError
+from ytmaker_gateway.rules.errors import GatewayError, NotFound
 from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.rules.protocol import error_message, message
 from ytmaker_gateway.rules.session import SessionLimits, SessionRules
@@ -59,6 +59,7 @@ class SioClient:
         #: again once the writer runs.
         self.restoring: list[tuple[str, int | None]] = []
         self._subscribing = asyncio.Lock()  # one (re)subscribe at a time
+        self.closed = False  # gone: a join still under way attaches nothing
         self.hello: dict[str, Any] = {}
         self.writer: asyncio.Task[None] | None = None
         #: (message type, task_id) → set once such a message has been written.
@@ -177,9 +178,13 @@ class SioClient:
     ) -> bool:
         """Subscribe (or re-subscribe) to the task and return once its replay is queued (the
         writer must be running); False when the replay could not be read (a `replay_failed`
-        error is queued). Raises GatewayError (forbidden, unavailable)."""
+        error is queued). Raises GatewayError (forbidden, unavailable; not_found once the
+        connection is closed: a join may wait for its task longer than the client stays, and
+        what it registered then would stay in the hub for ever)."""
         ref, state = await self.gateway.access.task(self.principal, task_id, wait=True)
         async with self._subscribing:
+            if self.closed:
+                raise NotFound("the connection is closed")
             self.drop(task_id)
 
             def attach(sub: Subscription) -> None:
@@ -199,6 +204,11 @@ class SioClient:
             except BaseException:
                 self.drop(task_id)
                 raise
+            finally:
+                if self.closed:  # closed while the replay ran
+                    self.drop(task_id)
+            if self.closed:
+                raise NotFound("the connection is closed")
         return True
 
     def drop(self, task_id: str) -> bool:
@@ -218,6 +228,7 @@ class SioClient:
 
     async def close(self) -> None:
         """Unregister everything; stop the writer."""
+        self.closed = True
         self.watching.close()
         self.queue.close()
         if self.writer is not None and self.writer is not asyncio.current_task():

@@ -16,6 +16,7 @@ then on, the position string the client holds names the change, so a reconnect k
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -178,19 +179,34 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             client.error("invalid_field", f"cannot recover: {exc}", restored=True)
             return uuid.uuid4().hex, False, []
         client.positions.tasks = dict(wanted.tasks)
-        all_held = True
-        for task_id, since in wanted.tasks.items():
+
+        async def check(task_id: str, since: int | None) -> bool | GatewayError:
+            """Whether what the client missed of the task is held; the refusal if it may
+            not watch it."""
             try:
                 await self.gateway.access.task(client.principal, task_id, wait=True)
                 position = StreamPosition(since, wanted.epoch)
-                held = await self.gateway.streams.resumable(task_id, position)
+                return await self.gateway.streams.resumable(task_id, position)
             except GatewayError as exc:
-                client.error(exc.code, exc.message, task_id, restored=True, **exc.details)
+                return exc
+            except (TimeoutError, KafkaError):
+                return False
+
+        # All at once: each unknown task may be waited for (`unknown_task_wait_s`), and the
+        # connect lasts one wait, however many tasks it restores.
+        async with asyncio.TaskGroup() as group:
+            checks = {
+                task_id: group.create_task(check(task_id, since))
+                for task_id, since in wanted.tasks.items()
+            }
+        all_held = True
+        for task_id, since in wanted.tasks.items():
+            held = checks[task_id].result()
+            if isinstance(held, GatewayError):
+                client.error(held.code, held.message, task_id, restored=True, **held.details)
                 client.positions.tasks.pop(task_id, None)
                 all_held = False
                 continue
-            except (TimeoutError, KafkaError):
-                held = False
             all_held = all_held and held
             client.restoring.append((task_id, since))
             await self.enter_room(client.sid, room(task_id))

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ytmaker_gateway.rules.ids import is_uuid
+
 VERSION = "1"
 MAX_TASK_ID = 64
 SNAPSHOT = "n"
@@ -64,6 +66,8 @@ def parse(text: object, max_tasks: int) -> Positions:
         task_id, sep, value = entry.rpartition(":")
         if not sep or not task_id or len(task_id) > MAX_TASK_ID:
             raise BadPositions("a task position is malformed")
+        if not is_uuid(task_id):  # every id this server writes is one
+            raise BadPositions("a task id is not one as the system issues them (a UUID)")
         positions.tasks[task_id] = _offset(value)
     if len(positions.tasks) > max_tasks:
         raise BadPositions("too many tasks")
