@@ -5,18 +5,14 @@ that are not JSON. Every record is shown with its offset, the command exits norm
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.support.kafka import unique_name
-from ytmaker_cli.main import main
+from tests.integration.cli.conftest import Topics, ytmaker
 from ytmaker_shared.events import StageProgressed, StageProgressPayload, encode
-from ytmaker_shared.kafka import delete_topics, ensure_topics
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
@@ -30,15 +26,8 @@ YEAR_10000_MS = 253_402_300_800_000
 
 
 @pytest.fixture
-async def settings(kafka_bootstrap: str) -> AsyncIterator[ServiceSettings]:
-    s = ServiceSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=unique_name("cli-hostile") + ".",
-        topic_partitions=1,
-    )
-    await ensure_topics(s)
-    yield s
-    await delete_topics(s)
+async def settings(make_topics: Topics) -> ServiceSettings:
+    return await make_topics("cli-hostile", 1)
 
 
 def progressed(message: str) -> StageProgressed:
@@ -68,25 +57,6 @@ async def produce(
     finally:
         await producer.stop()
     return topic
-
-
-async def ytmaker(
-    settings: ServiceSettings, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    """The command in this process, on a thread of its own (it runs its own event loop)."""
-    capsys.readouterr()
-    code = await asyncio.to_thread(
-        main,
-        [
-            "--bootstrap",
-            settings.kafka_bootstrap_servers,
-            "--prefix",
-            settings.topic_prefix,
-            *args,
-        ],
-    )
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def test_text_that_looks_like_markup_is_shown_as_it_is(

@@ -4,16 +4,12 @@ an empty table of "0 records"."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.support.kafka import unique_name
-from ytmaker_cli.main import main
-from ytmaker_shared.kafka import delete_topics, ensure_topics
+from tests.integration.cli.conftest import Topics, ytmaker
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import Topic
 
@@ -21,34 +17,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
 
 @pytest.fixture
-async def settings(kafka_bootstrap: str) -> AsyncIterator[ServiceSettings]:
-    s = ServiceSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=unique_name("cli-partition") + ".",
-        topic_partitions=2,
-    )
-    await ensure_topics(s)
-    yield s
-    await delete_topics(s)
-
-
-async def ytmaker(
-    settings: ServiceSettings, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    """The command in this process, on a thread of its own (it runs its own event loop)."""
-    capsys.readouterr()
-    code = await asyncio.to_thread(
-        main,
-        [
-            "--bootstrap",
-            settings.kafka_bootstrap_servers,
-            "--prefix",
-            settings.topic_prefix,
-            *args,
-        ],
-    )
-    out, err = capsys.readouterr()
-    return code, out, err
+async def settings(make_topics: Topics) -> ServiceSettings:
+    return await make_topics("cli-partition", 2)
 
 
 async def test_a_partition_the_topic_does_not_have_is_refused(
