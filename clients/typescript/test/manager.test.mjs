@@ -197,7 +197,7 @@ test("connect() on a connected manager leaves no listener behind and no unhandle
     await m.connect();
     await m.connect();
     m.disconnect();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setImmediate(resolve)); // rejections are reported by then
     assert.deepEqual(unhandled, []);
     assert.equal(m.stateHandlers?.size ?? 0, 0, "every connect() listener is gone");
   } finally {
