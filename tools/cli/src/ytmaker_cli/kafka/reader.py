@@ -12,6 +12,7 @@ says what could not be done: the command line prints it as its one-line error.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -51,6 +52,25 @@ class Raw:
 
 #: Per partition: the first offset to read and the offset to stop before.
 Ranges = dict[TopicPartition, tuple[int, int]]
+
+
+def time_order(r: Raw) -> tuple[int, str, int, int]:
+    """The order `merged` releases records in: timestamp, then topic, partition, offset."""
+    return (r.timestamp, r.topic, r.partition, r.offset)
+
+
+async def in_time(*streams: AsyncIterator[Raw]) -> AsyncIterator[Raw]:
+    """The records of streams each in `time_order` (`merged` of different readers), merged
+    in that order."""
+    heads: list[tuple[tuple[int, str, int, int], int, Raw]] = []
+    for n, stream in enumerate(streams):
+        if (first := await anext(stream, None)) is not None:
+            heapq.heappush(heads, (time_order(first), n, first))
+    while heads:
+        _, n, raw = heapq.heappop(heads)
+        yield raw
+        if (following := await anext(streams[n], None)) is not None:
+            heapq.heappush(heads, (time_order(following), n, following))
 
 
 class RangeReader:
@@ -167,7 +187,7 @@ class RangeReader:
         """Every record in `ranges`, in time order across partitions: by timestamp, then
         topic, partition and offset. Partitions are merged as they are (each in offset
         order); a record is released once every unfinished partition has one to compare."""
-        order = key or (lambda r: (r.timestamp, r.topic, r.partition, r.offset))
+        order = key or time_order
         wanted = await self._start(ranges)
         buffers: dict[TopicPartition, deque[Raw]] = {tp: deque() for tp in wanted}
         fetching = set(wanted)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +18,7 @@ from rich.table import Table
 from ytmaker_cli.audit.report import Report
 from ytmaker_cli.audit.verify import Scope, verify
 from ytmaker_cli.context import Cli, CliError, cli
-from ytmaker_cli.kafka.reader import RangeReader, Ranges
+from ytmaker_cli.kafka.reader import RangeReader, Ranges, in_time
 from ytmaker_cli.ops.records import Shown, show
 from ytmaker_cli.ops.timeparse import parse_time, to_ms
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
@@ -177,16 +178,32 @@ def replay(
     async def go() -> list[Shown]:
         rows: list[Shown] = []
         count = 0
-        # `progress.updates` is read uncommitted like its own readers (decision 0038).
-        committed = Topic.PROGRESS_UPDATES not in wanted
-        async with RangeReader(c.bootstrap, committed=committed) as log:
-            names = [c.topics.name(t) for t in wanted]
-            ranges = await _ranges(
-                log, names, partition, from_offset, to_offset, since_ms, until_ms
-            )
-            logical = {c.topics.name(t): t for t in wanted}
-            bar = progress.add_task("read", total=sum(e - b for b, e in ranges.values()))
-            async for raw in log.merged(ranges):
+        logical = {c.topics.name(t): t for t in wanted}
+        # `progress.updates` is read uncommitted like its own readers (decision 0038), every
+        # other topic committed only: a reader each, their records merged in time.
+        updates = [t for t in wanted if t is Topic.PROGRESS_UPDATES]
+        others = [t for t in wanted if t is not Topic.PROGRESS_UPDATES]
+        async with contextlib.AsyncExitStack() as readers:
+            streams, total = [], 0
+            for committed, group in ((True, others), (False, updates)):
+                if not group:
+                    continue
+                log = await readers.enter_async_context(
+                    RangeReader(c.bootstrap, committed=committed)
+                )
+                ranges = await _ranges(
+                    log,
+                    [c.topics.name(t) for t in group],
+                    partition,
+                    from_offset,
+                    to_offset,
+                    since_ms,
+                    until_ms,
+                )
+                total += sum(e - b for b, e in ranges.values())
+                streams.append(log.merged(ranges))
+            bar = progress.add_task("read", total=total)
+            async for raw in in_time(*streams):
                 progress.advance(bar)
                 shown = show(logical[raw.topic], raw)
                 if not keep.keeps(shown):
