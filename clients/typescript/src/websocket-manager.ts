@@ -199,10 +199,15 @@ export class WebSocketManager {
   }
 
   unsubscribe(taskId: string): void {
+    this.forget(taskId);
+    if (this.subs.delete(taskId)) this.send({ action: "unsubscribe", task_id: taskId });
+  }
+
+  /** What is kept about a subscription beside it (its retry, refusals, awaited answer). */
+  private forget(taskId: string): void {
     this.cancelRetry(taskId);
     this.awaitingAnswer.delete(taskId);
     this.refusedSince.delete(taskId);
-    if (this.subs.delete(taskId)) this.send({ action: "unsubscribe", task_id: taskId });
   }
 
   subscription(taskId: string): Subscription | undefined {
@@ -449,9 +454,7 @@ export class WebSocketManager {
       this.retrySubscribe(sub);
       return false;
     }
-    this.cancelRetry(sub.taskId);
-    this.refusedSince.delete(sub.taskId);
-    this.awaitingAnswer.delete(sub.taskId);
+    this.forget(sub.taskId);
     this.subs.delete(sub.taskId);
     return true;
   }

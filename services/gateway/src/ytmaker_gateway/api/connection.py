@@ -374,10 +374,8 @@ class Connection:
         self.queue.push(message("unsubscribed", {"task_id": task_id}, task_id))
 
     async def subscribe_from_rest(self, task_id: str, since: int | None) -> None:
-        """`POST /progress/{task_id}/subscribe?client_id=`: as if the client had asked (a
-        project stream is no client to subscribe: not_found)."""
-        if not self.takes_tasks:
-            raise NotFound("no such client connected to this gateway instance")
+        """`POST /progress/{task_id}/subscribe?client_id=`: as if the client had asked (the
+        route finds only task streams: `takes_tasks`)."""
         if not self.rules.may_subscribe(task_id, self.watching):
             raise Conflict("the client's subscription limit is reached")
         await self._subscribe(task_id, StreamPosition(since), limited=True)

@@ -111,11 +111,15 @@ export class WebSocketManager {
         return sub;
     }
     unsubscribe(taskId) {
+        this.forget(taskId);
+        if (this.subs.delete(taskId))
+            this.send({ action: "unsubscribe", task_id: taskId });
+    }
+    /** What is kept about a subscription beside it (its retry, refusals, awaited answer). */
+    forget(taskId) {
         this.cancelRetry(taskId);
         this.awaitingAnswer.delete(taskId);
         this.refusedSince.delete(taskId);
-        if (this.subs.delete(taskId))
-            this.send({ action: "unsubscribe", task_id: taskId });
     }
     subscription(taskId) {
         return this.subs.get(taskId);
@@ -369,9 +373,7 @@ export class WebSocketManager {
             this.retrySubscribe(sub);
             return false;
         }
-        this.cancelRetry(sub.taskId);
-        this.refusedSince.delete(sub.taskId);
-        this.awaitingAnswer.delete(sub.taskId);
+        this.forget(sub.taskId);
         this.subs.delete(sub.taskId);
         return true;
     }
