@@ -22,6 +22,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,3 +121,62 @@ def kafka_broker_factory(tmp_path: Path) -> Iterator[KafkaBrokerFactory]:
         yield factory
     finally:
         factory.close()
+
+
+def new_secured_broker(data_dir: Path, users: dict[str, str]) -> LocalKafka:
+    """A (not yet started) local broker that wants SCRAM-SHA-512 users and enforces ACLs
+    (`users` holds `admin`, its super user), on free ports."""
+    return LocalKafka(
+        data_dir,
+        port=free_port(),
+        controller_port=free_port(),
+        honour_env=False,
+        scram_users=users,
+    )
+
+
+def grant(broker: LocalKafka, user: str, acls: list[dict[str, Any]]) -> None:
+    """Give `user` the ACLs written as a Strimzi `KafkaUser`'s `spec.authorization.acls`
+    (`{resource: {type, name, patternType}, operations: [...]}`), as its user operator would,
+    through the super user."""
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    options = broker.admin_options()
+    admin = AdminClient(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "security.protocol": options["security_protocol"].lower(),
+            "sasl.mechanisms": options["sasl_mechanism"],
+            "sasl.username": options["sasl_plain_username"],
+            "sasl.password": options["sasl_plain_password"],
+        }
+    )
+    pattern = {"literal": ResourcePatternType.LITERAL, "prefix": ResourcePatternType.PREFIXED}
+    kind = {
+        "topic": ResourceType.TOPIC,
+        "group": ResourceType.GROUP,
+        "transactionalId": ResourceType.TRANSACTIONAL_ID,
+        "cluster": ResourceType.BROKER,  # librdkafka's name for the cluster resource
+    }
+    bindings = [
+        AclBinding(
+            kind[acl["resource"]["type"]],
+            acl["resource"].get("name", "kafka-cluster"),
+            pattern[acl["resource"].get("patternType", "literal")],
+            f"User:{user}",
+            "*",
+            AclOperation[re.sub(r"(?<!^)(?=[A-Z])", "_", operation).upper()],
+            AclPermissionType.ALLOW,
+        )
+        for acl in acls
+        for operation in acl["operations"]
+    ]
+    for future in admin.create_acls(bindings, request_timeout=30).values():
+        future.result()

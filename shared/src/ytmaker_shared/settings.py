@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ytmaker_shared.topics import Topics
@@ -31,12 +32,34 @@ def _default_instance() -> str:
 class ServiceSettings(BaseSettings):
     """What every ytmaker process needs: the broker, its topics, logging and health."""
 
-    model_config = SettingsConfigDict(env_prefix="YTMAKER_", extra="ignore")
+    # an error names the setting and the rule, never the value: it may be a password
+    model_config = SettingsConfigDict(
+        env_prefix="YTMAKER_", extra="ignore", hide_input_in_errors=True
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "YTMAKER_KAFKA_BOOTSTRAP_SERVERS"),
         description="Kafka bootstrap servers, comma-separated.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How the services reach the broker: PLAINTEXT (one machine, `make run`), "
+        "or SASL over TLS or plain TCP with the user below (docs/deploy.md, decision 0122).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = Field(
+        default="SCRAM-SHA-512", description="The SASL mechanism of `kafka_username`."
+    )
+    kafka_username: str | None = Field(
+        default=None, description="This service's Kafka user (its ACLs say what it may do)."
+    )
+    kafka_password: SecretStr | None = Field(
+        default=None, description="The password of `kafka_username`."
+    )
+    kafka_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities that sign the brokers' "
+        "certificates (SASL_SSL); the system's when unset.",
     )
     topic_prefix: str = Field(default="", description="Prefix before every topic name.")
     topic_partitions: int = Field(default=6, ge=1, description="Partitions of new topics.")
@@ -99,6 +122,23 @@ class ServiceSettings(BaseSettings):
     gc_threshold: int = Field(
         default=0, ge=0, description="Young-generation threshold; 0 keeps Python's (700)."
     )
+
+    @model_validator(mode="after")
+    def _kafka_user_matches_protocol(self) -> Self:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_username and self.kafka_password):
+            raise ValueError(
+                f"YTMAKER_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "YTMAKER_KAFKA_USERNAME and YTMAKER_KAFKA_PASSWORD"
+            )
+        if not sasl and (self.kafka_username or self.kafka_password):
+            raise ValueError(
+                "a Kafka user is set but YTMAKER_KAFKA_SECURITY_PROTOCOL is PLAINTEXT, "
+                "which would not use it: set SASL_SSL or SASL_PLAINTEXT"
+            )
+        if self.kafka_ca_file is not None and self.kafka_security_protocol != "SASL_SSL":
+            raise ValueError("YTMAKER_KAFKA_CA_FILE is set but the protocol uses no TLS")
+        return self
 
     @property
     def topics(self) -> Topics:

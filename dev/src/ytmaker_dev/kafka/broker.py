@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -22,7 +22,7 @@ from .errors import (
     FetchError,
     PortInUseError,
 )
-from .files import KAFKA_MAIN, BrokerFiles
+from .files import KAFKA_MAIN, SCRAM_ADMIN, SCRAM_MECHANISM, BrokerFiles
 from .jars import fetch
 from .probe import port_accepts, probe
 from .processes import cmdline, pid_alive, read_pid, rss_bytes, tail, wait_pid_gone
@@ -78,6 +78,7 @@ class LocalKafka(BrokerFiles):
         heap_opts: Sequence[str] | None = None,
         honour_env: bool = True,
         detach: bool = False,
+        scram_users: Mapping[str, str] | None = None,
     ) -> None:
         directory = Path(data_dir).expanduser().absolute() if data_dir else default_data_dir()
         if "," in str(directory):
@@ -96,6 +97,7 @@ class LocalKafka(BrokerFiles):
             port=port,
             controller_port=controller_port,
             heap_opts=heap_opts if heap_opts is not None else default_heap_opts(),
+            scram_users=scram_users,
         )
         self.libs = libs
         self.honour_env = honour_env
@@ -141,9 +143,20 @@ class LocalKafka(BrokerFiles):
         """True when a broker process of this data directory is alive (not external ones)."""
         return self.pid is not None
 
+    def admin_options(self) -> dict[str, str]:
+        """aiokafka's keyword arguments for a client of the super user (none without users)."""
+        if self.scram_users is None or self.is_external:
+            return {}
+        return {
+            "security_protocol": self.security_protocol,
+            "sasl_mechanism": SCRAM_MECHANISM,
+            "sasl_plain_username": SCRAM_ADMIN,
+            "sasl_plain_password": self.scram_users[SCRAM_ADMIN],
+        }
+
     def is_reachable(self, timeout: float = 10.0) -> bool:
         """True when a client can bootstrap from :attr:`bootstrap_servers` (see :func:`probe`)."""
-        return probe(self.bootstrap_servers, timeout)
+        return probe(self.bootstrap_servers, timeout, **self.admin_options())
 
     def rss_bytes(self) -> int | None:
         """Resident memory of the broker's JVM in bytes, or None when it does not run."""
@@ -246,7 +259,7 @@ class LocalKafka(BrokerFiles):
                     f"deadline ({self.data_dir}):\n{tail(self.server_log)}"
                 )
             if port_accepts(self.host, self.port, timeout=min(1.0, left)) and probe(
-                self.bootstrap_servers, timeout=min(10.0, max(1.0, left))
+                self.bootstrap_servers, timeout=min(10.0, max(1.0, left)), **self.admin_options()
             ):
                 return
             # wait a little, returning at once if the process dies meanwhile

@@ -8,9 +8,10 @@ and formatting the storage once.
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -30,6 +31,9 @@ JVM_PERFORMANCE_OPTS: Final = (
 KAFKA_MAIN: Final = "kafka.Kafka"
 STORAGE_TOOL_MAIN: Final = "kafka.tools.StorageTool"
 PID_FILE: Final = "kafka.pid"
+SCRAM_MECHANISM: Final = "SCRAM-SHA-512"
+SCRAM_ADMIN: Final = "admin"
+_PLAIN_WORD: Final = re.compile(r"[A-Za-z0-9_-]+")
 _HEADER: Final = "# Written by ytmaker_dev.kafka at every start; edits are lost."
 
 
@@ -63,12 +67,19 @@ class BrokerFiles:
         port: int,
         controller_port: int,
         heap_opts: Sequence[str],
+        scram_users: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
         self.port = port
         self.controller_port = controller_port
         self.heap_opts = tuple(heap_opts)
+        if scram_users is not None and SCRAM_ADMIN not in scram_users:
+            raise ValueError(f"a broker with SCRAM users needs the super user {SCRAM_ADMIN!r}")
+        for word in (w for user in (scram_users or {}).items() for w in user):
+            if not _PLAIN_WORD.fullmatch(word):  # they go into the storage tool's arguments
+                raise ValueError("SCRAM user names and passwords are letters, digits, - and _")
+        self.scram_users = dict(scram_users) if scram_users is not None else None
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -108,18 +119,25 @@ class BrokerFiles:
 
     # -- configuration ---------------------------------------------------------------------
 
+    @property
+    def security_protocol(self) -> str:
+        """What a client speaks to the broker's port: SASL_PLAINTEXT with SCRAM users."""
+        return "PLAINTEXT" if self.scram_users is None else "SASL_PLAINTEXT"
+
     def server_config(self) -> dict[str, str]:
         """The broker configuration written to ``server.properties``."""
         host, port, cport = self.host, self.port, self.controller_port
+        listener = self.security_protocol
         return {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{host}:{cport}",
-            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listeners": f"{listener}://{host}:{port},CONTROLLER://{host}:{cport}",
+            "advertised.listeners": f"{listener}://{host}:{port}",
+            "listener.security.protocol.map": f"{listener}:{listener},CONTROLLER:PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
+            "inter.broker.listener.name": listener,
+            **self._scram_config(),
             "log.dirs": str(self.kafka_data_dir),
             # single node: every internal topic has one replica, transactions work
             "offsets.topic.replication.factor": "1",
@@ -149,6 +167,25 @@ class BrokerFiles:
             "log.cleaner.threads": "1",
             "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
             "log.segment.bytes": str(256 * 1024 * 1024),
+        }
+
+    def _scram_config(self) -> dict[str, str]:
+        """Users and ACLs, as a production cluster has them (docs/decisions/0122): clients
+        sign in with SCRAM-SHA-512 and may do only what an ACL allows. The super users are
+        `admin` and the node itself on its own controller port (whose plain TCP peer is
+        ANONYMOUS: KRaft keeps SCRAM credentials in the metadata that port carries)."""
+        if self.scram_users is None:
+            return {}
+        password = self.scram_users[SCRAM_ADMIN]
+        return {
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{SCRAM_ADMIN}" password="{password}";'
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{SCRAM_ADMIN};User:ANONYMOUS",
         }
 
     def _write_config(self) -> None:
@@ -203,6 +240,11 @@ class BrokerFiles:
             "--config",
             str(self.server_properties),
             "--ignore-formatted",
+            *(
+                arg
+                for name, password in (self.scram_users or {}).items()
+                for arg in ("--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]")
+            ),
         )
         proc = subprocess.run(
             cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False

@@ -19,17 +19,18 @@ def port_accepts(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-async def aprobe(bootstrap_servers: str, timeout: float = 10.0) -> None:
+async def aprobe(bootstrap_servers: str, timeout: float = 10.0, **client: str) -> None:
     """Bootstrap an admin client, describe the cluster and list topics; raise on any failure.
 
-    Succeeds only when the cluster has at least one live (unfenced) broker.
-    """
+    Succeeds only when the cluster has at least one live (unfenced) broker. `client`: more
+    of the admin client's arguments (a SASL user)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         client_id="ytmaker-devkafka-probe",
         request_timeout_ms=max(1000, int(timeout * 1000)),
+        **client,
     )
     try:
         async with asyncio.timeout(timeout):
@@ -43,14 +44,14 @@ async def aprobe(bootstrap_servers: str, timeout: float = 10.0) -> None:
             await admin.close()
 
 
-def probe(bootstrap_servers: str, timeout: float = 10.0) -> bool:
+def probe(bootstrap_servers: str, timeout: float = 10.0, **client: str) -> bool:
     """Blocking :func:`aprobe`: True when a client can bootstrap from *bootstrap_servers*.
 
     Runs its own event loop in a worker thread, so it may be called from inside a running
     event loop (it then blocks that loop for at most *timeout* seconds).
     """
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="devkafka-probe") as pool:
-        future = pool.submit(asyncio.run, aprobe(bootstrap_servers, timeout))
+        future = pool.submit(asyncio.run, aprobe(bootstrap_servers, timeout, **client))
         try:
             future.result()
         except Exception:

@@ -17,12 +17,16 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError, KafkaError, for_code
 
+from ytmaker_shared.kafka.connection import aiokafka_connection
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import TOPIC_SPECS
 
 log = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
+#: A user whose ACLs do not let it create a topic (TOPIC_ and CLUSTER_AUTHORIZATION_FAILED):
+#: in a cluster with users the topics are made by their owner (KafkaTopic resources).
+_NOT_OURS_TO_CREATE = frozenset({29, 31})
 _T = TypeVar("_T")
 
 #: The broker's topic behind each kind of coordinator (FindCoordinator's key type).
@@ -46,9 +50,7 @@ async def wait_for_broker(
     give_up = loop.time() + wait
     warned = False
     while stopping is None or not stopping.is_set():
-        client = AIOKafkaClient(
-            bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=5000
-        )
+        client = AIOKafkaClient(**aiokafka_connection(settings), request_timeout_ms=5000)
         try:
             await client.bootstrap()
             if warned:
@@ -92,9 +94,11 @@ async def start_when_reachable(client: _Startable, settings: ServiceSettings) ->
 
 async def ensure_topics(settings: ServiceSettings) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Waits up to
-    `settings.broker_startup_wait_s` for an unreachable broker (see `wait_for_broker`)."""
+    `settings.broker_startup_wait_s` for an unreachable broker (see `wait_for_broker`). A
+    Kafka user that may not create a topic leaves it to the cluster's owner (decision 0122):
+    it then sees only the topics its ACLs let it describe."""
     await wait_for_broker(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**aiokafka_connection(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -108,16 +112,18 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
             for spec in TOPIC_SPECS
             if settings.topics.name(spec.topic) not in existing
         ]
-        created = []
+        created, theirs = [], []
         if wanted:
             response = await admin.create_topics(wanted)
             for name, code, *_ in response.topic_errors:
                 if code == 0:
                     created.append(name)
+                elif code in _NOT_OURS_TO_CREATE:
+                    theirs.append(name)
                 elif code != _TOPIC_ALREADY_EXISTS:  # a race with another creator is fine
                     raise for_code(code)(f"cannot create topic {name}")
-            log.info("created topics", extra={"topics": created})
-        await _wait_until_listed(admin, set(settings.topics.all()))
+            log.info("created topics", extra={"topics": created, "not_ours": theirs})
+        await _wait_until_listed(admin, set(settings.topics.all()) - set(theirs))
         await _wait_for_coordinators(admin)
         return created
     finally:
@@ -127,7 +133,7 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
 async def delete_topics(settings: ServiceSettings) -> list[str]:
     """Delete this prefix's topics that exist (a benchmark's or a test's own set, when it is
     done with them: every partition left behind costs the broker); return the names deleted."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**aiokafka_connection(settings))
     await admin.start()
     try:
         names = sorted(set(settings.topics.all()) & set(await admin.list_topics()))

@@ -31,6 +31,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ytmaker_shared.events import DecodeError, Event, decode
 from ytmaker_shared.kafka.admin import start_when_reachable
+from ytmaker_shared.kafka.connection import aiokafka_connection
 from ytmaker_shared.kafka.dlq import DeadLetterWriter
 from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS
 from ytmaker_shared.kafka.producer import EventProducer
@@ -80,7 +81,7 @@ class ConsumerLoop:
         self.handler = handler
         self.dead_letters = DeadLetterWriter(producer, group_id)
         self.kafka = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **aiokafka_connection(settings),
             group_id=group_id,
             client_id=f"{service}-{settings.instance}",
             enable_auto_commit=False,

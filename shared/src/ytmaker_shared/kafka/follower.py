@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
+from ytmaker_shared.kafka.connection import librdkafka_connection
 from ytmaker_shared.kafka.reader import TopicMissing
 from ytmaker_shared.settings import ServiceSettings
 
@@ -57,7 +58,7 @@ class LogFollower:
         self.max_records = max_records
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                **librdkafka_connection(settings),
                 "client.id": f"{name}-{settings.instance}",
                 # confluent-kafka wants a group; this follower never joins nor commits to it
                 "group.id": f"{name}-{settings.instance}",

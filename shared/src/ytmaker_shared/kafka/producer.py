@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
 from ytmaker_shared.events import Event, encode
+from ytmaker_shared.kafka.connection import NOT_AUTHORIZED, aiokafka_connection
 from ytmaker_shared.metrics import EVENTS_PRODUCED
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import Topic
@@ -43,7 +44,7 @@ class EventProducer:
             "request_timeout_ms": int(min(self._deadline, 30) * 1000),
         }
         self.kafka = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **aiokafka_connection(settings),
             client_id=f"{service}-{settings.instance}",
             acks="all",
             enable_idempotence=True,
@@ -59,6 +60,8 @@ class EventProducer:
             try:
                 await self.kafka.start()
                 return
+            except NOT_AUTHORIZED:
+                raise  # an ACL is missing: retrying changes nothing
             except KafkaError as exc:
                 if loop.time() >= give_up:
                     raise BrokerUnavailable(
@@ -110,6 +113,8 @@ class EventProducer:
                         topic_name, value=value, key=key, headers=list(headers) or None
                     )
                 metadata: RecordMetadata = await sent
+        except NOT_AUTHORIZED:
+            raise  # the broker's own word (an ACL is missing), still transient to a consumer
         except (TimeoutError, KafkaError) as exc:
             raise BrokerUnavailable(
                 f"{topic_name}: not acknowledged within {self._deadline:.0f}s: {exc!r}"

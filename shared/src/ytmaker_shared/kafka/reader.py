@@ -22,6 +22,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.kafka.admin import start_when_reachable
+from ytmaker_shared.kafka.connection import aiokafka_connection
 from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS
 from ytmaker_shared.kafka.group import refresh_metadata
 from ytmaker_shared.kafka.polling import poll_or_stop
@@ -53,7 +54,7 @@ class LogReader:
         self.settings = settings
         self.name = name
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **aiokafka_connection(settings),
             group_id=None,
             enable_auto_commit=False,
             client_id=f"{name}-{settings.instance}",

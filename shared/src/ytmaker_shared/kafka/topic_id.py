@@ -142,13 +142,3 @@ async def fetch_topic_id(client: AIOKafkaClient, topic: str) -> str:
         if name == topic and error_code == 0 and topic_id != _ZERO_UUID:
             return format_topic_id(topic_id)
     raise TopicIdUnavailable(f"the broker gave no id for topic {topic}")
-
-
-async def topic_id(bootstrap_servers: str, topic: str) -> str:
-    """The id of `topic`, with a short-lived client. Raises TopicIdUnavailable."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, client_id="ytmaker-topic-id")
-    try:
-        await client.bootstrap()
-        return await fetch_topic_id(client, topic)
-    finally:
-        await client.close()

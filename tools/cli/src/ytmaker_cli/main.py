@@ -83,7 +83,8 @@ def _message(exc: BaseException) -> tuple[str, int]:
         return str(exc), 1
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
-        return f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}", 2
+        where = ".".join(map(str, first["loc"]))  # empty for a rule across settings
+        return f"invalid setting{' ' + where if where else 's'}: {first['msg']}", 2
     if isinstance(exc, OSError):
         return f"{type(exc).__name__}: {exc}", 1
     return f"unexpected {type(exc).__name__}: {exc}", 1

@@ -45,6 +45,7 @@ from ytmaker_progress.runners.lane import FoldFatal, LaneWorker
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
 from ytmaker_shared.kafka.batches import transaction_error
+from ytmaker_shared.kafka.connection import aiokafka_connection
 from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS, AdaptiveFetchWait
 from ytmaker_shared.kafka.group import committed_offsets, refresh_metadata, still_member
 from ytmaker_shared.kafka.polling import poll_or_stop
@@ -71,7 +72,7 @@ class FoldService:
         self.state_topic = topics.name(Topic.PROGRESS_STATE)
         self.group_id = settings.fold_group_id
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **aiokafka_connection(settings),
             group_id=self.group_id,
             client_id=f"{SERVICE}-fold-{settings.instance}",
             enable_auto_commit=False,

@@ -24,7 +24,9 @@ from rich.text import Text
 from ytmaker_cli.context import Cli, CliError, cli
 from ytmaker_cli.kafka.reader import KafkaUnavailable, RangeReader, Raw
 from ytmaker_cli.ops.records import dead_letter
+from ytmaker_shared.kafka.connection import aiokafka_connection
 from ytmaker_shared.kafka.dlq import DeadLetter
+from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import Topic
 
 app = typer.Typer(help="Dead letters: list, show, requeue.", no_args_is_help=True)
@@ -189,8 +191,9 @@ def requeue_headers(x: Letter, dlq_name: str, by: str) -> list[tuple[str, bytes]
 
 
 async def _send(c: Cli, letters: list[Letter], by: str) -> list[dict[str, Any]]:
+    settings = ServiceSettings(kafka_bootstrap_servers=c.bootstrap)  # and YTMAKER_KAFKA_* user
     producer = AIOKafkaProducer(
-        bootstrap_servers=c.bootstrap, acks="all", enable_idempotence=True, linger_ms=0
+        **aiokafka_connection(settings), acks="all", enable_idempotence=True, linger_ms=0
     )
     try:
         await producer.start()

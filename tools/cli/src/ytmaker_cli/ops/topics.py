@@ -17,6 +17,7 @@ from rich.table import Table
 from ytmaker_cli.context import Cli, cli
 from ytmaker_cli.kafka.reader import KafkaUnavailable, RangeReader
 from ytmaker_shared.kafka import ensure_topics
+from ytmaker_shared.kafka.connection import aiokafka_connection
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import TOPIC_SPECS
 
@@ -66,7 +67,8 @@ def create(
 
 async def describe_topics(c: Cli, groups: list[str] | None) -> list[TopicInfo]:
     infos = [TopicInfo(c.topics.name(s.topic), s.topic.value) for s in TOPIC_SPECS]
-    admin = AIOKafkaAdminClient(bootstrap_servers=c.bootstrap, request_timeout_ms=15_000)
+    settings = ServiceSettings(kafka_bootstrap_servers=c.bootstrap)  # and YTMAKER_KAFKA_* user
+    admin = AIOKafkaAdminClient(**aiokafka_connection(settings), request_timeout_ms=15_000)
     try:
         await admin.start()
     except KafkaError as exc:
