@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ytmaker_upload.domain import (
     CHUNK_UNIT,
@@ -12,6 +15,7 @@ from ytmaker_upload.domain import (
     backoff_delay,
     chunk_size,
     clean_tags,
+    clean_text,
     content_range,
     metadata_from_script,
     next_chunk,
@@ -81,3 +85,23 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         delays = [backoff_delay(attempt, rng=rng) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1
+
+
+@given(st.text(), st.text(), st.lists(st.text(), max_size=40))
+def test_any_text_is_cleaned_to_what_youtube_takes(
+    title: str, description: str, tags: list[str]
+) -> None:
+    try:
+        meta = metadata_from_script({"title": title, "description": description, "tags": tags})
+    except MetadataError:
+        assert not clean_text(title)
+        return
+    for text, allowed in [
+        (meta.title, ""),
+        (meta.description, "\n"),
+        *((t, "") for t in meta.tags),
+    ]:
+        assert "<" not in text and ">" not in text
+        assert not [c for c in text if unicodedata.category(c) == "Cc" and c not in allowed]
+    assert 1 <= len(meta.title) <= 100
+    assert len(meta.description.encode()) <= 5000

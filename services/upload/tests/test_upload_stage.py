@@ -7,6 +7,7 @@ import asyncio
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,8 @@ from ytmaker_shared.events import (
     ProjectSettings,
     StageCompleted,
     StageCompletedPayload,
+    StageProgressed,
+    StageRetrying,
     TaskCompleted,
     TaskRequested,
     TaskRequestedPayload,
@@ -28,8 +31,9 @@ from ytmaker_shared.stageworker import ControlBoard, Job, JobRunner, StagePolicy
 from ytmaker_upload.adapters.channel import YouTubeChannel
 from ytmaker_upload.adapters.local import LocalPublisher
 from ytmaker_upload.adapters.youtube import OAuthClient, RetryPolicy, YouTubePublisher
-from ytmaker_upload.domain import CHUNK_UNIT
-from ytmaker_upload.publication import Publisher
+from ytmaker_upload.domain import CHUNK_UNIT, VideoMetadata
+from ytmaker_upload.errors import PublishError
+from ytmaker_upload.publication import Progress, Publication, Publisher
 from ytmaker_upload.stage import StoreJournal, UploadWork
 
 BASE = {"project_id": "p", "owner": "u", "producer": "test", "correlation_id": "c"}
@@ -159,6 +163,7 @@ async def test_youtube_upload_resumes_its_session_in_the_next_attempt_and_never_
         assert video.thumbnail is not None
         result = terminal[-1].payload.result
         assert result["platform"] == "youtube" and result["video_id"] == video.id
+        assert result["thumbnail_uri"].endswith(f"/vi/{video.id}/hqdefault.jpg")
         assert result["published_url"].endswith(video.id)
         assert video.resource["snippet"]["title"] == "Tides explained"
         # A redelivered trigger whose outcome was lost re-runs the work: nothing is uploaded.
@@ -205,3 +210,88 @@ async def test_a_render_without_a_video_is_a_permanent_error(tmp_path: Path, mis
     work = UploadWork(store, LocalPublisher(tmp_path), "private")
     _, terminal = await run_job(work, store, broken)
     assert terminal[0].payload.error.code == "missing_artifact"
+
+
+class ScriptedPublisher:
+    """Reports the progress it is given, fails with the errors it is given, then publishes."""
+
+    platform = "fake"
+
+    def __init__(self, progress: list[tuple[int, int]], errors: list[PublishError]) -> None:
+        self.progress = progress
+        self.errors = errors
+        self.metadata: list[VideoMetadata] = []
+
+    async def publish(
+        self,
+        task_id: str,
+        video: Path,
+        thumbnail: Path | None,
+        metadata: VideoMetadata,
+        on_progress: Progress,
+    ) -> Publication:
+        self.metadata.append(metadata)
+        for done, total in self.progress:
+            await on_progress(done, total)
+        if self.errors:
+            raise self.errors.pop(0)
+        return Publication("fake", "v1", "https://example.test/v1", "https://example.test/v1")
+
+
+async def test_a_video_beyond_two_gib_reports_its_progress() -> None:
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    trigger = await render_done(store, "t-big", 10)
+    big = 5 * 2**30
+    claimed = trigger.payload.artifacts[0].model_copy(update={"size": 2**63 - 1})
+    trigger = trigger.model_copy(
+        update={
+            "payload": trigger.payload.model_copy(
+                update={"artifacts": (claimed, *trigger.payload.artifacts[1:])}
+            )
+        }
+    )
+    publisher = ScriptedPublisher([(2**30, big), (big, big)], [])
+    emitted, terminal = await run_job(UploadWork(store, publisher, "private"), store, trigger)
+    assert isinstance(terminal[-1], TaskCompleted)
+    progress = [e.payload for e in emitted if isinstance(e, StageProgressed)]
+    assert progress[-1].progress == 100
+    assert any(p.progress == 20 for p in progress)
+
+
+async def test_a_retry_after_from_youtube_is_the_least_delay_before_the_next_attempt() -> None:
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    trigger = await render_done(store, "t-wait", 10)
+    slow_down = PublishError("upload_unavailable", "asked to wait", True, retry_after_s=0.5)
+    publisher = ScriptedPublisher([], [slow_down])
+    policy = StagePolicy(backoff_base_s=0.01, backoff_max_s=5)
+    emitted, terminal = await run_job(
+        UploadWork(store, publisher, "private"), store, trigger, policy
+    )
+    assert isinstance(terminal[-1], TaskCompleted)
+    [retrying] = [e for e in emitted if isinstance(e, StageRetrying)]
+    assert retrying.payload.delay_seconds >= 0.5
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"title": "T", "tags": 5},
+        {"title": "T", "tags": "sea"},
+        {"title": "T", "tags": [1, {"a": 1}, None]},
+        {"title": "T", "language": {"x": 1}},
+        {"title": ["T"]},
+    ],
+)
+async def test_render_metadata_of_the_wrong_type_is_a_clear_error(
+    tmp_path: Path, result: dict[str, Any]
+) -> None:
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    trigger = await render_done(store, "t-meta", 10)
+    trigger = trigger.model_copy(
+        update={"payload": trigger.payload.model_copy(update={"result": result})}
+    )
+    publisher = ScriptedPublisher([], [])
+    _, terminal = await run_job(UploadWork(store, publisher, "private"), store, trigger)
+    assert [e.type for e in terminal] == ["stage.failed", "task.failed"]
+    assert terminal[0].payload.error.code == "invalid_metadata"
+    assert not publisher.metadata

@@ -8,6 +8,7 @@ fonts fontconfig finds on a given machine.
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,15 +49,26 @@ def wrap(text: str, face: Font, width: int) -> list[str]:
         if current:
             lines.append(current)
         while face.getlength(word) > width and len(word) > 1:
-            cut = len(word)
-            while cut > 1 and face.getlength(word[:cut]) > width:
-                cut -= 1
+            cut = _longest_fit(word, face, width)
             lines.append(word[:cut])
             word = word[cut:]
         current = word
     if current:
         lines.append(current)
     return lines
+
+
+def _longest_fit(word: str, face: Font, width: int) -> int:
+    """How many leading characters of `word` fit in `width` pixels (at least one), by
+    bisection: a narration of one long word costs O(n log n) measurements, not O(n³)."""
+    low, high = 1, len(word)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if face.getlength(word[:middle]) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def fit(
@@ -106,12 +118,13 @@ def draw_band(line: str, target: Path) -> Path:
 
 def draw_thumbnail(background: Path | None, title: str, target: Path) -> Path:
     """A 1280×720 JPEG (well under YouTube's 2 MiB): the first slide, darkened, with the title
-    large in its upper half."""
+    large in its upper half; a plain background when there is no slide Pillow can read."""
+    image = Image.new("RGB", (WIDTH, HEIGHT), (24, 32, 48))
     if background is not None and background.is_file():
-        with Image.open(background) as source:
+        # ffmpeg took it as a slide, but Pillow may not read it: the thumbnail does without
+        unreadable = (OSError, ValueError, Image.DecompressionBombError)
+        with contextlib.suppress(*unreadable), Image.open(background) as source:
             image = ImageOps.fit(source.convert("RGB"), (WIDTH, HEIGHT))
-    else:
-        image = Image.new("RGB", (WIDTH, HEIGHT), (24, 32, 48))
     shade = Image.new("RGBA", (WIDTH, HEIGHT), (0, 0, 0, 200))
     image = Image.alpha_composite(image.convert("RGBA"), shade).convert("RGB")
     face, lines = fit(

@@ -80,11 +80,15 @@ def avatar_clips(
 
 
 def wav_seconds(path: Path) -> float | None:
-    """The duration of a WAV file from its header; None when it cannot be read."""
+    """The duration of a WAV file: the frames it holds (a header may claim more); None when
+    it cannot be read."""
     try:
         with wave.open(str(path), "rb") as wav:
             rate = wav.getframerate()
-            return wav.getnframes() / rate if rate else None
+            frames = 0
+            while block := wav.readframes(1 << 16):
+                frames += len(block) // (wav.getsampwidth() * wav.getnchannels())
+            return frames / rate if rate else None
     except (wave.Error, EOFError, OSError):
         return None
 
@@ -142,7 +146,8 @@ async def load_inputs(store: ArtifactStore, join: JoinState, scratch: Path) -> R
     avatars = []
     outcome = join.done[Stage.AVATARS]
     if outcome.status != "skipped":
-        for artifact, index in avatar_clips(outcome.artifacts, indexes):
-            path = await local_file(store, artifact.uri, scratch, f"avatar-{artifact.name}")
+        for number, (artifact, index) in enumerate(avatar_clips(outcome.artifacts, indexes)):
+            name = f"avatar-{number}{Path(artifact.name).suffix.lower()}"  # never a path
+            path = await local_file(store, artifact.uri, scratch, name)
             avatars.append((path, index))
     return RenderInputs(script, script_uri, tuple(segments), tuple(avatars))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -84,17 +85,26 @@ def metadata_from_script(
     extra_tags: Iterable[str] = (),
     language: str | None = None,
 ) -> VideoMetadata:
-    """Build the metadata; raises MetadataError when neither the script nor the fallback has a
-    title that survives cleaning."""
-    title = clean_text(str(script.get("title") or "")) or clean_text(fallback_title)
+    """Build the metadata; raises MetadataError when a field has the wrong type (text, a list
+    of texts for tags), or when neither the script nor the fallback has a title that survives
+    cleaning."""
+    fields = {name: script.get(name) or None for name in ("title", "description")}
+    tags = script.get("tags") or []
+    for name, value in fields.items():
+        if value is not None and not isinstance(value, str):
+            raise MetadataError(f"the script's {name} is not text")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise MetadataError("the script's tags are not a list of texts")
+    if language is not None and not isinstance(language, str):
+        raise MetadataError("the language is not text")
+    title = clean_text(fields["title"] or "") or clean_text(fallback_title)
     if not title:
         raise MetadataError("the script has no title to publish the video under")
-    description = clean_text(str(script.get("description") or ""), keep_newlines=True)
-    raw_tags = [*(script.get("tags") or ()), *extra_tags]
+    description = clean_text(fields["description"] or "", keep_newlines=True)
     return VideoMetadata(
         title=_truncate_chars(title, TITLE_MAX),
         description=_truncate_bytes(description, DESCRIPTION_MAX_BYTES),
-        tags=clean_tags(str(t) for t in raw_tags),
+        tags=clean_tags([*tags, *extra_tags]),
         privacy=privacy,
         language=language,
     )
@@ -102,7 +112,9 @@ def metadata_from_script(
 
 def clean_text(text: str, *, keep_newlines: bool = False) -> str:
     """Without `<`, `>` and control characters; runs of spaces collapsed."""
-    text = text.replace("<", "").replace(">", "")
+    text = "".join(
+        c for c in text if c not in "<>" and (c.isspace() or unicodedata.category(c) != "Cc")
+    )
     if keep_newlines:
         lines = (re.sub(r"[^\S\n]+", " ", line).strip() for line in text.splitlines())
         return "\n".join(lines).strip()

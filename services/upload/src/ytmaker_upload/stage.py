@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ytmaker_shared.artifacts import ArtifactNotFound, ArtifactStore, InvalidKey
 from ytmaker_shared.events import Artifact, Event, ProjectSettings, StageCompleted, TaskRequested
+from ytmaker_shared.events.stages import MAX_STEPS
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import (
     JobContext,
@@ -88,9 +89,10 @@ class UploadWork(StageWork):
         thumb_path = await self._local(thumbnail, ctx.scratch) if thumbnail else None
 
         async def on_progress(done: int, total: int) -> None:
+            unit = -(-total // MAX_STEPS) or 1  # steps are bytes, or larger units past 2 GiB
             await ctx.progress.report(
-                done,
-                total,
+                min(done, total) // unit,
+                total // unit,
                 f"{done / 2**20:.1f} of {total / 2**20:.1f} MiB acknowledged",
                 current_step="upload",
             )
@@ -101,8 +103,11 @@ class UploadWork(StageWork):
                 ctx.task_id, video_path, thumb_path, metadata, on_progress
             )
         except PublishError as exc:
-            error = TransientError if exc.transient else PermanentError
-            raise error(exc.code, exc.message) from exc
+            if exc.transient:
+                raise TransientError(
+                    exc.code, exc.message, retry_after_s=exc.retry_after_s
+                ) from exc
+            raise PermanentError(exc.code, exc.message) from exc
         record = await ctx.put(
             "publication.json",
             json.dumps(publication.result() | {"metadata": metadata.as_dict()}, indent=2).encode(),

@@ -66,8 +66,7 @@ class YouTubeChannel:
         if thumbnail is not None:
             try:
                 answer = await self.publisher.set_thumbnail(entry["video_id"], thumbnail)
-                items = answer.get("items") or [{}]
-                thumbnail_uri = (items[0].get("high") or items[0].get("default") or {}).get("url")
+                thumbnail_uri = _thumbnail_url(answer)
             except PublishError as exc:
                 if exc.transient:
                     raise
@@ -80,6 +79,18 @@ class YouTubeChannel:
             thumbnail_uri=thumbnail_uri,
             details=details,
         )
+
+
+def _thumbnail_url(answer: dict[str, Any]) -> str | None:
+    """The largest thumbnail's URL in a `thumbnailSetResponse`, if it names one."""
+    items = answer.get("items")
+    sizes = items[0] if isinstance(items, list) and items else None
+    for size in ("high", "default"):
+        found = sizes.get(size) if isinstance(sizes, dict) else None
+        url = found.get("url") if isinstance(found, dict) else None
+        if isinstance(url, str) and url.startswith(("https://", "http://")) and len(url) <= 2000:
+            return url
+    return None
 
 
 def _sha256(path: Path) -> str:

@@ -5,21 +5,29 @@ The protocol (Google's "resumable upload protocol" guide):
    video resource → 200 and the session URI in `Location`.
 2. `PUT` the file to the session URI in chunks (multiples of 256 KiB) with `Content-Range`;
    308 with `Range: bytes=0-N` acknowledges N+1 bytes; 200/201 carries the video resource.
-3. After an interruption (connection error, timeout, 5xx, 429): `PUT` with
-   `Content-Range: bytes */total` asks where the upload stands, and the upload resumes from
-   the acknowledged byte, with exponential backoff between tries.
+3. After an interruption (connection error, timeout, 5xx, 429, a 403 whose reason is
+   `rateLimitExceeded`): `PUT` with `Content-Range: bytes */total` asks where the upload
+   stands, and the upload resumes from the acknowledged byte, with exponential backoff
+   between tries.
 4. `POST {api}/upload/youtube/v3/thumbnails/set?videoId=ID` with the JPEG.
 
 401 refreshes the access token once; 404/410 on the session means it expired and the upload
 starts over. Other 4xx are permanent: `PublishError(transient=False)`. Retries exhausted give
-`PublishError(transient=True)` for the stage to retry later. Cancelling the calling task ends
-the transfer in flight at once (httpx closes the connection).
+`PublishError(transient=True)` for the stage to retry later; so does a `Retry-After` longer
+than the backoff's cap (with `retry_after_s`, so that nothing is sent before it). Cancelling the
+calling task ends the transfer in flight at once (httpx closes the connection).
+
+Answers are not trusted: a malformed token, error or video resource, or a `Range` that is not
+`bytes=0-N` within the file, is a `PublishError`, never another exception; the access token is
+only sent to the API's own scheme and host (a session `Location` elsewhere is refused).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +37,7 @@ from typing import Any, BinaryIO
 import httpx
 from pydantic import SecretStr
 
+from ytmaker_shared.stageworker import parse_retry_after
 from ytmaker_upload.domain import (
     UploadedVideo,
     VideoMetadata,
@@ -44,6 +53,11 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], Awaitable[None]]
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+#: The longest text of an answer that goes into an error message (and so into events).
+DETAIL_MAX_CHARS = 300
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # what an Authorization header can carry
+_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -95,15 +109,24 @@ class AccessTokens:
         if response.status_code != 200:
             transient = response.status_code in TRANSIENT_STATUSES
             body = _json(response)
-            detail = body.get("error_description") or body.get("error") or response.text[:200]
+            detail = body.get("error_description") or body.get("error") or response.text
             raise PublishError(
                 "oauth_refused",
-                f"token refresh failed ({response.status_code}): {detail}",
+                f"token refresh failed ({response.status_code}): {str(detail)[:DETAIL_MAX_CHARS]}",
                 transient,
             )
         body = _json(response)
-        self._token = str(body["access_token"])
-        self._expires_at = time.monotonic() + float(body.get("expires_in", 3600)) - 60
+        token = body.get("access_token")
+        try:
+            lifetime = float(body.get("expires_in", 3600))
+        except (TypeError, ValueError):
+            lifetime = math.nan
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token) or not math.isfinite(lifetime):
+            raise PublishError(
+                "oauth_protocol_error", "the token endpoint gave no usable access token", True
+            )
+        self._token = token
+        self._expires_at = time.monotonic() + lifetime - 60
 
 
 class YouTubePublisher:
@@ -156,7 +179,9 @@ class YouTubePublisher:
                 log.warning("upload session expired, starting over")
                 session = None
                 continue
-            video_id = str(resource["id"])
+            video_id = resource.get("id")
+            if not isinstance(video_id, str) or not _VIDEO_ID.fullmatch(video_id):
+                raise PublishError("protocol_error", "the upload's answer names no video id", True)
             return UploadedVideo(video_id, f"{self.watch_url}{video_id}", resource)
         raise PublishError("session_expired", "the upload session expired twice", True)
 
@@ -196,7 +221,13 @@ class YouTubePublisher:
         location: str | None = response.headers.get("location")
         if not location:
             raise PublishError("protocol_error", "no Location in the session answer", True)
-        return location
+        session = httpx.URL(url).join(location)
+        api = httpx.URL(self.api_base)
+        if (session.scheme, session.host, session.port) != (api.scheme, api.host, api.port):
+            raise PublishError(
+                "protocol_error", "the upload session is not on the API's host", False
+            )
+        return str(session)
 
     async def _send_file(
         self,
@@ -228,7 +259,14 @@ class YouTubePublisher:
                     await on_progress(total, total)
                     return _json(response)
                 if status == 308:
-                    acknowledged = stored_bytes(response.headers.get("range"))
+                    try:
+                        acknowledged = stored_bytes(response.headers.get("range"))
+                    except ValueError:
+                        acknowledged = total + 1
+                    if acknowledged > total:  # not an answer about this file: ask again
+                        failures = await self._back_off(failures, "308 with an odd Range")
+                        ask_first = True
+                        continue
                     if acknowledged > offset or not ask_first:
                         failures = 0
                     offset, ask_first = acknowledged, False
@@ -243,7 +281,7 @@ class YouTubePublisher:
                     continue
                 if status in (404, 410):
                     raise _SessionGone()
-                if status in TRANSIENT_STATUSES:
+                if _retryable(response):
                     failures = await self._back_off(
                         failures, f"HTTP {status}", response.headers.get("retry-after")
                     )
@@ -284,7 +322,7 @@ class YouTubePublisher:
                 await self.tokens.get(refresh=True)
                 refreshed = True
                 continue
-            if response.status_code in TRANSIENT_STATUSES:
+            if _retryable(response):
                 failures = await self._back_off(
                     failures,
                     f"{what}: HTTP {response.status_code}",
@@ -298,8 +336,13 @@ class YouTubePublisher:
         if failures >= self.retry.max_tries:
             raise PublishError("upload_unavailable", f"gave up after {failures} tries: {why}", True)
         delay = backoff_delay(failures, base=self.retry.base_delay_s, cap=self.retry.max_delay_s)
-        if retry_after and retry_after.isdigit():
-            delay = max(delay, min(float(retry_after), self.retry.max_delay_s))
+        wait = parse_retry_after(retry_after)
+        if wait is not None and wait > self.retry.max_delay_s:
+            raise PublishError(
+                "upload_unavailable", f"asked to wait {wait:g}s: {why}", True, retry_after_s=wait
+            )
+        if wait is not None:
+            delay = max(delay, wait)
         log.warning("YouTube request failed, retrying", extra={"why": why, "delay_s": delay})
         await asyncio.sleep(delay)
         return failures
@@ -314,16 +357,31 @@ class _SessionGone(Exception):
     pass
 
 
+def _retryable(response: httpx.Response) -> bool:
+    """429, 5xx, and the 403s YouTube uses for "too many requests" (its "Errors" reference)."""
+    if response.status_code in TRANSIENT_STATUSES:
+        return True
+    return response.status_code == 403 and bool(_reasons(response) & RATE_LIMIT_REASONS)
+
+
+def _reasons(response: httpx.Response) -> set[str]:
+    error = _json(response).get("error")
+    errors = error.get("errors") if isinstance(error, dict) else None
+    found = errors if isinstance(errors, list) else []
+    return {e["reason"] for e in found if isinstance(e, dict) and isinstance(e.get("reason"), str)}
+
+
 def _permanent(what: str, response: httpx.Response) -> PublishError:
-    body = _json(response)
-    error = body.get("error")
+    error = _json(response).get("error")
     if isinstance(error, dict):
-        reasons = [e.get("reason") for e in error.get("errors", []) if isinstance(e, dict)]
-        message = f"{error.get('message', '')} ({', '.join(r for r in reasons if r)})"
+        said = ", ".join(sorted(r for r in _reasons(response) if r))
+        message = f"{error.get('message', '')} ({said})"
     else:
-        message = response.text[:300]
+        message = response.text
     return PublishError(
-        "youtube_rejected", f"{what}: HTTP {response.status_code}: {message.strip()}", False
+        "youtube_rejected",
+        f"{what}: HTTP {response.status_code}: {message.strip()[:DETAIL_MAX_CHARS]}",
+        False,
     )
 
 
