@@ -8,8 +8,9 @@
 - The "model" answers a JSON script that follows the asked schema: as many segments as the
   prompt asks for ("exactly N segments"), built from the prompt's content. Replace
   `emulator.respond` to answer something else.
-- Fault kind `generate`: `Fail(429/503/...)`, `Hang(s)`, `Truncate()` (the model's JSON text cut
-  in half with `finishReason: MAX_TOKENS`).
+- Fault kind `generate`: `Fail(429/503/...)` (with `retry_after`: a `google.rpc.RetryInfo`
+  `retryDelay` in the error's details, as Google's APIs answer a 429), `Hang(s)`, `Truncate()`
+  (the model's JSON text cut in half with `finishReason: MAX_TOKENS`).
 
 Run alone: `python -m tests.emulators.gemini --port 8091`.
 """
@@ -38,14 +39,21 @@ _STATUS = {
 }
 
 
-def google_error(code: int, message: str, reason: str | None = None) -> JSONResponse:
+def google_error(
+    code: int, message: str, reason: str | None = None, retry_after: int | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {
         "error": {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}
     }
+    details: list[dict[str, Any]] = []
     if reason:
-        body["error"]["details"] = [
-            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason}
-        ]
+        details.append({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason})
+    if retry_after is not None:  # how Google's APIs say when to retry a 429
+        details.append(
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"}
+        )
+    if details:
+        body["error"]["details"] = details
     return JSONResponse(body, status_code=code)
 
 
@@ -110,11 +118,9 @@ class GeminiEmulator:
         self.calls.append({"model": model, "prompt": prompt, "config": config})
         fault = self.faults.take("generate")
         if isinstance(fault, Fail):
-            headers = {"retry-after": str(fault.retry_after)} if fault.retry_after else None
-            response = google_error(fault.status, f"emulated failure {fault.status}")
-            if headers:
-                response.headers.update(headers)
-            return response
+            return google_error(
+                fault.status, f"emulated failure {fault.status}", retry_after=fault.retry_after
+            )
         if isinstance(fault, Hang):
             await asyncio.sleep(fault.seconds)
         text = self.respond(prompt, config.get("responseSchema"))

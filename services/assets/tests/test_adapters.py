@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
-from tests.emulators.base import Fail, Hang
+from tests.emulators.base import EmulatorServer, Fail, Hang
 from tests.emulators.did import DIDEmulator
 from tests.emulators.stability import StabilityEmulator
 from tests.support.wait import wait_until
 from ytmaker_assets.adapters.did import DIDAvatars
-from ytmaker_assets.adapters.stability import StabilityImages
+from ytmaker_assets.adapters.stability import StabilityImages, fit
 from ytmaker_shared.artifacts import MemoryArtifactStore
-from ytmaker_shared.events import TaskRequested, TaskRequestedPayload
+from ytmaker_shared.events import ErrorInfo, TaskRequested, TaskRequestedPayload
 from ytmaker_shared.script import Script, Segment
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import JobContext, PermanentError, ProgressReporter, TransientError
@@ -179,3 +185,122 @@ async def test_did_cancelled_job_deletes_its_talk() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
         await wait_until(lambda: len(emulator.deleted) == 1, timeout=5)
+
+
+def png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 20, 30)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 1000), (1000, 1), (1, 1)])
+def test_an_image_of_any_shape_is_fitted_in_little_memory(width: int, height: int) -> None:
+    """A sliver of an image (1×1000) must not be scaled up whole before the crop: that is
+    6.5 GB. The fitting runs in a child limited to 2 GiB of address space."""
+    script = (
+        "import resource, sys, io\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "from PIL import Image\n"
+        "from ytmaker_assets.adapters.stability import fit\n"
+        "out = Image.open(io.BytesIO(fit(sys.stdin.buffer.read())))\n"
+        "assert out.size == (1280, 720), out.size\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=png(width, height), capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+def test_an_image_too_large_to_decode_is_refused() -> None:
+    with pytest.raises(PermanentError, match="stability_bad_image"):
+        fit(png(8000, 6000))  # 48 megapixels: far beyond what Stability makes
+
+
+def answering(status: int, body: bytes, headers: dict[str, str] | None = None) -> FastAPI:
+    app = FastAPI()
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "DELETE"])
+    async def answer(path: str) -> Response:
+        return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+    return app
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"busy"', b"7", b'{"errors": 5}', b"null"])
+async def test_stability_5xx_with_an_odd_body_is_still_retried(body: bytes) -> None:
+    async with EmulatorServer(answering(503, body, {"retry-after": "3"})) as server:
+        with pytest.raises(TransientError) as caught:
+            await StabilityImages("k", base_url=server.url).make(SCRIPT, SEGMENT, "p1")
+    assert caught.value.code == "stability_unavailable" and caught.value.retry_after_s == 3
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"busy"', b"7", b"null"])
+async def test_did_5xx_with_an_odd_body_is_still_retried(body: bytes) -> None:
+    async with EmulatorServer(answering(503, body)) as server:
+        avatars = DIDAvatars("k", base_url=server.url, source_url="u", poll_interval_s=0)
+        with pytest.raises(TransientError) as caught:
+            await avatars.clip(context(), SEGMENT)
+    assert caught.value.code == "d-id_unavailable"
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"created"', b"{"])
+async def test_did_answer_that_is_not_a_talk_is_a_clear_error(body: bytes) -> None:
+    async with EmulatorServer(answering(201, body)) as server:
+        avatars = DIDAvatars("k", base_url=server.url, source_url="u", poll_interval_s=0)
+        with pytest.raises(TransientError, match="d-id_bad_answer"):
+            await avatars.clip(context(), SEGMENT)
+
+
+async def test_did_redirect_is_not_taken_for_the_clip() -> None:
+    """A 3xx is not a success: its body is not the clip (no redirect is followed)."""
+    emulator = DIDEmulator(polls_to_done=1)
+    async with (
+        emulator.server() as api,
+        EmulatorServer(
+            answering(302, b"", {"location": "http://127.0.0.1:9/elsewhere.mp4"})
+        ) as moved,
+    ):
+        emulator.result_base_url = moved.url
+        avatars = DIDAvatars(emulator.api_key, base_url=api.url, source_url="u", poll_interval_s=0)
+        with pytest.raises(PermanentError, match="d-id_bad_answer"):
+            await avatars.clip(context(), SEGMENT)
+
+
+@pytest.mark.parametrize(
+    "error", ["a plain string", ["a", "list"], {"kind": "FaceError", "description": "x" * 100_000}]
+)
+async def test_did_failed_talk_of_any_shape_is_a_clear_permanent_error(error: object) -> None:
+    emulator = DIDEmulator()
+    emulator.fail_talks = True
+    async with emulator.server() as server:
+        app = emulator.app
+
+        @app.middleware("http")
+        async def odd_error(request: Request, call_next: Any) -> Response:
+            response = await call_next(request)
+            if request.method == "GET" and request.url.path.startswith("/talks/"):
+                talk = next(iter(emulator.talks.values()))
+                return JSONResponse(
+                    {**{k: v for k, v in talk.items() if k != "polls"}, "error": error}
+                )
+            return response
+
+        avatars = DIDAvatars(
+            emulator.api_key, base_url=server.url, source_url="u", poll_interval_s=0
+        )
+        with pytest.raises(PermanentError) as caught:
+            await avatars.clip(context(), SEGMENT)
+    assert caught.value.code == "d-id_error"
+    ErrorInfo(code=caught.value.code, message=caught.value.message, details=caught.value.details)
+
+
+@pytest.mark.parametrize("status", ["started", "s" * 1000, 7, None])
+async def test_did_talk_that_never_ends_gives_up_with_a_timeout(status: object) -> None:
+    """A talk that stays `started` (or any unknown status) for ever: a retryable timeout."""
+    body = orjson.dumps({"id": "tlk_1", "status": status})
+    async with EmulatorServer(answering(200, body)) as server:
+        avatars = DIDAvatars(
+            "k", base_url=server.url, source_url="u", poll_interval_s=0, max_polls=3
+        )
+        with pytest.raises(TransientError, match="d-id_timeout"):
+            await avatars.clip(context(), SEGMENT)

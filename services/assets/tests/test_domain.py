@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from PIL import Image
 
 from ytmaker_assets.adapters.slides import draw_slide
@@ -37,3 +38,11 @@ def test_offline_speech_engine_speaks() -> None:
     engine = best_engine("auto")
     seconds = wav_duration(engine.synthesize("Kafka keeps events in order.", 2.0))
     assert seconds > 0.5
+
+
+@pytest.mark.parametrize("text", ["...", "…", "a\x00b", "\u200b\u202e", "🙂", "-- -f /etc/passwd"])
+def test_any_narration_gives_a_playable_wav(text: str) -> None:
+    """A segment with nothing a voice can say (punctuation, control characters) still gets its
+    narration: audio of the segment's length at worst, never a crashed stage."""
+    seconds = wav_duration(best_engine("auto").synthesize(text, 3.0))
+    assert seconds > 0.1

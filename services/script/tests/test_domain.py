@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ytmaker_script.domain import (
@@ -13,6 +15,7 @@ from ytmaker_script.domain import (
 )
 from ytmaker_shared.events import ProjectSettings, TaskRequestedPayload
 from ytmaker_shared.script import Script
+from ytmaker_shared.stageworker import PermanentError
 
 CONTENT = (
     "Apache Kafka is a distributed event log. Producers append events to topics, and every "
@@ -93,3 +96,55 @@ def test_schema_rejects_bad_scripts() -> None:
     ):
         with pytest.raises(ValidationError):
             Script.model_validate(broken)
+
+
+def payload(title: str, content: str, segments: int, target: int) -> TaskRequestedPayload:
+    return TaskRequestedPayload(
+        title=title,
+        content=content,
+        settings=ProjectSettings(segments=segments, target_length_seconds=target),
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "segments", "target"),
+    [
+        # a valid project: one segment of half an hour of text
+        (" ".join(f"Sentence {i} tells one more thing about logs." for i in range(2000)), 1, 1800),
+        ("word " * 3000, 3, 600),  # no sentence ends at all
+        ("a" * 3000 + ". Then a short one.", 2, 60),  # one word longer than an image prompt
+    ],
+)
+def test_offline_script_keeps_every_segment_within_the_contract(
+    content: str, segments: int, target: int
+) -> None:
+    script = offline_script(payload("Logs", content, segments, target))
+    assert 1 <= len(script.segments) <= segments
+    assert all(len(s.narration) <= 5000 and len(s.image_prompt) <= 1000 for s in script.segments)
+
+
+def test_offline_script_refuses_a_project_with_nothing_to_say() -> None:
+    with pytest.raises(PermanentError) as caught:
+        offline_script(payload(" \u200b", "\t \n\n ", 3, 60))
+    assert caught.value.code == "invalid_request"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    title=st.text(min_size=1, max_size=200),
+    content=st.text(min_size=1, max_size=3000)
+    | st.builds(lambda w, n: (w + " ") * n, st.text(min_size=1, max_size=40), st.integers(1, 400)),
+    segments=st.integers(1, 50),
+    target=st.integers(10, 1800),
+)
+def test_offline_writer_gives_a_valid_script_or_a_clear_refusal(
+    title: str, content: str, segments: int, target: int
+) -> None:
+    """Any text a user can send: a script within the contract, or `invalid_request`."""
+    try:
+        script = offline_script(payload(title, content, segments, target))
+    except PermanentError as exc:
+        assert exc.code == "invalid_request"
+        return
+    Script.model_validate(script.model_dump())  # what assets and render read back
+    assert len(script.segments) <= segments

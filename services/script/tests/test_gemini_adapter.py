@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.emulators.base import EmulatorServer, Fail, Hang, Truncate
-from tests.emulators.gemini import GeminiEmulator
+from tests.emulators.gemini import GeminiEmulator, scripted_answer
 from ytmaker_script.adapters.gemini import GeminiWriter, script_from_answer
-from ytmaker_shared.events import ProjectSettings, TaskRequestedPayload
+from ytmaker_shared.events import ErrorInfo, ProjectSettings, TaskRequestedPayload
 from ytmaker_shared.stageworker import PermanentError, TransientError
 
 REQUEST = TaskRequestedPayload(
@@ -91,3 +96,110 @@ def test_schema_violations_are_reported() -> None:
         script_from_answer('{"title": "t", "description": "d", "tags": [], "segments": []}')
     with pytest.raises(TransientError, match="no text"):
         script_from_answer(None)
+
+
+def json_values() -> st.SearchStrategy[object]:
+    leaves = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50)
+    return st.recursive(
+        leaves,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+        max_leaves=20,
+    )
+
+
+def near_scripts() -> st.SearchStrategy[str]:
+    """A valid answer with one field replaced by any JSON value."""
+    good = json.loads(scripted_answer("exactly 2 segments\n\nOne. Two.", None))
+    segment_fields = st.sampled_from(sorted(good["segments"][0]))
+
+    def replace(field: str | None, value: object, segment_field: str) -> str:
+        answer = json.loads(json.dumps(good))
+        if field is None:
+            answer["segments"][0][segment_field] = value
+        else:
+            answer[field] = value
+        return json.dumps(answer)
+
+    return st.builds(
+        replace,
+        st.sampled_from([None, "title", "description", "tags", "segments"]),
+        json_values(),
+        segment_fields,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=near_scripts()
+    | st.text(max_size=200)
+    | st.sampled_from(
+        [
+            '{"segments": ' + "1" * 5000 + "}",  # beyond Python's integer digits
+            "[" * 5000 + "]" * 5000,  # nested deeper than the parser recurses
+            '{"title": "t", "description": "d", "segments": 5}',
+            '{"title": "t", "description": "d", "segments": [{"narration": "'
+            + "x" * 100_000
+            + '", "caption": "c", "image_prompt": "p", "duration_seconds": 5}]}',
+        ]
+    )
+)
+def test_any_model_answer_is_a_script_or_a_retryable_error_the_events_can_carry(
+    text: str,
+) -> None:
+    """Whatever the model writes: a valid Script, or `invalid_model_output` whose message fits
+    a stage.failed / stage.retrying event (decision 0011)."""
+    try:
+        script_from_answer(text, finish="STOP")
+    except TransientError as exc:
+        assert exc.code == "invalid_model_output"
+        ErrorInfo(code=exc.code, message=exc.message, details=exc.details)
+        assert "x" * 200 not in exc.message  # the model's text is not echoed whole
+
+
+async def test_rate_limit_says_when_to_come_back(
+    gemini: tuple[GeminiEmulator, EmulatorServer],
+) -> None:
+    """A 429's Retry-After / RetryInfo is the least delay before the next attempt (0010)."""
+    emulator, server = gemini
+    emulator.faults.inject("generate", Fail(429, retry_after=7))
+    with pytest.raises(TransientError) as caught:
+        await writer(server).write(REQUEST)
+    assert caught.value.code == "gemini_rate_limited" and caught.value.retry_after_s == 7
+
+
+async def test_the_key_does_not_follow_a_redirect_to_another_host() -> None:
+    """A Gemini endpoint that redirects elsewhere does not get the key sent there."""
+    seen: list[str | None] = []
+    elsewhere = FastAPI()
+
+    @elsewhere.post("/{path:path}")
+    async def record(request: Request) -> Response:
+        seen.append(request.headers.get("x-goog-api-key"))
+        return JSONResponse({"error": {"code": 404, "message": "no", "status": "NOT_FOUND"}}, 404)
+
+    async with EmulatorServer(elsewhere) as other:
+        redirecting = FastAPI()
+
+        @redirecting.post("/{path:path}")
+        async def redirect(path: str) -> Response:
+            return RedirectResponse(f"{other.url}/{path}", status_code=307)
+
+        async with EmulatorServer(redirecting) as server:
+            with pytest.raises(PermanentError):
+                await writer(server).write(REQUEST)
+    assert seen == []
+
+
+async def test_a_huge_error_message_fits_the_failure_event(
+    gemini: tuple[GeminiEmulator, EmulatorServer],
+) -> None:
+    emulator, server = gemini
+    emulator.app.router.routes.clear()
+
+    @emulator.app.post("/v1beta/models/{model_action}")
+    async def huge(model_action: str) -> Response:
+        return JSONResponse({"error": {"code": 400, "message": "x" * 100_000}}, 400)
+
+    with pytest.raises(PermanentError) as caught:
+        await writer(server).write(REQUEST)
+    ErrorInfo(code=caught.value.code, message=caught.value.message, details=caught.value.details)

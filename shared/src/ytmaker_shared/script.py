@@ -4,6 +4,8 @@ same way."""
 
 from __future__ import annotations
 
+import unicodedata
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ytmaker_shared.events import StageCompleted
@@ -66,6 +68,14 @@ class Script(BaseModel):
     @property
     def duration_seconds(self) -> float:
         return round(sum(s.duration_seconds for s in self.segments), 2)
+
+
+def spoken(text: str) -> str:
+    """`text` with its control and format characters (NUL, zero-width, bidi overrides) made
+    spaces: they are neither said nor shown, and some voices refuse them."""
+    return "".join(
+        " " if unicodedata.category(c) in ("Cc", "Cf") and not c.isspace() else c for c in text
+    )
 
 
 def parse_script(data: bytes) -> Script:

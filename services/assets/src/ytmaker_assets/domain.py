@@ -83,3 +83,14 @@ def tone_wav(seconds: float, rate: int = 22050, freq: float = 220.0) -> bytes:
             samples += struct.pack("<h", value)
         w.writeframes(bytes(samples))
     return buf.getvalue()
+
+
+def silence_wav(seconds: float, rate: int = 22050) -> bytes:
+    """`seconds` of silence: the narration of a segment with nothing to say."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(2 * int(seconds * rate)))
+    return buf.getvalue()

@@ -16,7 +16,14 @@ from ytmaker_shared.script import (
     WORDS_PER_SECOND,
     Script,
     Segment,
+    spoken,
 )
+from ytmaker_shared.stageworker import PermanentError
+
+#: The longest narration and image prompt a segment may carry (`Segment`'s bounds).
+MAX_NARRATION_CHARS = 5000
+#: Longest keyword: longer runs of letters are not words worth an image prompt.
+MAX_KEYWORD_CHARS = 30
 
 
 def response_schema() -> dict[str, object]:
@@ -51,6 +58,11 @@ _STOP = frozenset(
     those into than then them when what where while also more most some such only other over
     very just being been your will each because between through""".split()  # noqa: SIM905
 )
+
+
+def has_words(text: str) -> bool:
+    """Is there anything to say: a letter or a digit?"""
+    return any(c.isalnum() for c in text)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -97,7 +109,7 @@ def keywords(text: str, limit: int = 5) -> list[str]:
     """The most frequent meaningful words of `text`, first-seen order on ties."""
     counts: dict[str, int] = {}
     for word in _WORD.findall(text.lower()):
-        if word not in _STOP:
+        if word not in _STOP and len(word) <= MAX_KEYWORD_CHARS:
             counts[word] = counts.get(word, 0) + 1
     return sorted(counts, key=lambda w: -counts[w])[:limit]
 
@@ -110,10 +122,22 @@ def caption_for(text: str, limit: int = 80) -> str:
     return cut.rstrip(",;:") + "…"
 
 
+def shorten(
+    text: str, seconds: float = MAX_SEGMENT_SECONDS, chars: int = MAX_NARRATION_CHARS
+) -> str:
+    """`text` cut at a word so that it can be spoken in `seconds` and has at most `chars`
+    characters (a segment's bounds); `text` itself when it fits."""
+    kept = " ".join(text.split()[: int(seconds * WORDS_PER_SECOND)])
+    if len(kept) > chars:
+        kept = kept[: chars - 1].rsplit(" ", 1)[0][: chars - 1] + "…"
+    return kept
+
+
 def fit_to_length(sentences: list[str], target_seconds: float, at_least: int) -> list[str]:
     """The leading sentences that can be spoken in about `target_seconds` (at least
-    `at_least` of them, when there are that many, so that every segment has one)."""
-    budget = target_seconds * WORDS_PER_SECOND
+    `at_least` of them, when there are that many, so that every segment has one), and in
+    `at_least` segments of at most `MAX_SEGMENT_SECONDS`."""
+    budget = min(target_seconds, at_least * MAX_SEGMENT_SECONDS) * WORDS_PER_SECOND
     kept: list[str] = []
     spoken = 0
     for sentence in sentences:
@@ -127,33 +151,36 @@ def fit_to_length(sentences: list[str], target_seconds: float, at_least: int) ->
 def offline_script(request: TaskRequestedPayload) -> Script:
     """A deterministic script built from the real sentences of the content: the leading
     sentences that fit the target length, each segment narrating consecutive ones; the caption
-    is its first sentence, shortened."""
+    is its first sentence, shortened. Raises PermanentError (`invalid_request`) when neither
+    the content nor the title has a word to say."""
     settings = request.settings
-    sentences = fit_to_length(
-        split_sentences(request.content) or [request.title],
-        settings.target_length_seconds,
-        settings.segments,
-    )
+    title = " ".join(spoken(request.title).split())
+    sentences = [s for s in split_sentences(spoken(request.content)) if has_words(s)]
+    if not sentences and has_words(title):
+        sentences = [title]
+    if not sentences:
+        raise PermanentError("invalid_request", "the project has no words to narrate")
+    sentences = fit_to_length(sentences, settings.target_length_seconds, settings.segments)
     groups = group_sentences(sentences, settings.segments)
-    texts = [" ".join(g) for g in groups]
+    texts = [shorten(" ".join(g)) for g in groups]
     times = durations(texts, settings.target_length_seconds)
     segments = []
     for i, (text, seconds) in enumerate(zip(texts, times, strict=True), start=1):
-        focus = ", ".join(keywords(text, 4)) or request.title
+        focus = ", ".join(keywords(text, 4)) or title
         segments.append(
             Segment(
                 index=i,
                 narration=text,
                 caption=caption_for(text),
-                image_prompt=f"{settings.style} illustration of {focus}; {request.title}",
+                image_prompt=f"{settings.style} illustration of {focus}; {title}"[:1000],
                 duration_seconds=seconds,
             )
         )
     tags = list(settings.tags) or keywords(request.content, 8)
     description = " ".join(sentences[:2])[:4900]
     return Script(
-        title=request.title[:100],
-        description=description or request.title,
+        title=title[:100] or segments[0].caption[:100],
+        description=description,
         tags=tags,
         language=settings.language,
         segments=segments,

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ytmaker_assets.adapters.http import response_error, transport_error
+from ytmaker_assets.adapters.http import json_object, response_error, text_of, transport_error
 from ytmaker_shared.script import Segment
 from ytmaker_shared.stageworker import JobContext, PermanentError, TransientError
 
@@ -29,11 +29,18 @@ def _talk_id(answer: Any) -> str | None:
 
 
 def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-        return f"{body.get('kind', 'error')}: {body.get('description', '')}"
-    except ValueError:
+    body = json_object(response)
+    if body is None:
         return response.text[:500]
+    return f"{text_of(body.get('kind', 'error'))}: {text_of(body.get('description', ''))}"
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object D-ID answered; raises TransientError (`d-id_bad_answer`) otherwise."""
+    body = json_object(response)
+    if body is None:
+        raise TransientError(f"{SERVICE}_bad_answer", f"not a JSON object: {response.text[:200]!r}")
+    return body
 
 
 class DIDAvatars:
@@ -76,6 +83,10 @@ class DIDAvatars:
             raise transport_error(SERVICE, exc) from exc
         if response.status_code >= 400:
             raise response_error(SERVICE, response, _message(response))
+        if response.status_code >= 300:  # no redirect is followed: its body is not the answer
+            raise PermanentError(
+                f"{SERVICE}_bad_answer", f"{method} answered {response.status_code}, a redirect"
+            )
         return response
 
     async def clip(self, ctx: JobContext, segment: Segment) -> tuple[bytes, str]:
@@ -84,14 +95,14 @@ class DIDAvatars:
             "script": {"type": "text", "input": segment.narration[:2000]},
             "config": {"result_format": "mp4"},
         }
-        created = (await self._create(body)).json()
+        created = _answer(await self._create(body))
         talk_id = _talk_id(created)
         if talk_id is None:
             raise TransientError(f"{SERVICE}_bad_answer", f"no valid talk id in {created!r}"[:500])
         finished = False
         try:
             for poll in range(1, self.max_polls + 1):
-                talk = (await self._call("GET", f"{self.base}/talks/{talk_id}")).json()
+                talk = _answer(await self._call("GET", f"{self.base}/talks/{talk_id}"))
                 status = talk.get("status")
                 if status == "done" and talk.get("result_url"):
                     video = await self._call("GET", _https_or_http(talk["result_url"]))
@@ -99,14 +110,16 @@ class DIDAvatars:
                     return video.content, video.headers.get("content-type", "video/mp4")
                 if status in ("error", "rejected"):
                     finished = True
-                    error = talk.get("error") or {}
-                    raise PermanentError(
-                        f"{SERVICE}_{status}",
-                        f"talk {talk_id} {status}: {error.get('kind', '')} "
-                        f"{error.get('description', '')}".strip(),
+                    error = talk.get("error")
+                    why = (
+                        f"{text_of(error.get('kind', ''))} {text_of(error.get('description', ''))}"
+                        if isinstance(error, dict)
+                        else text_of(error or "")
                     )
+                    raise PermanentError(f"{SERVICE}_{status}", f"talk {talk_id} {status}: {why}")
+                shown = text_of(status, 40)  # an unknown status is D-ID's text, not ours
                 await ctx.progress.report(
-                    min(poll, 9), 10, f"presenter clip {status}", current_step=str(status)
+                    min(poll, 9), 10, f"presenter clip {shown}", current_step=shown
                 )
                 await asyncio.sleep(self.poll_interval_s)
             raise TransientError(f"{SERVICE}_timeout", f"talk {talk_id} not done in time")
@@ -122,7 +135,7 @@ class DIDAvatars:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                if (talk_id := _talk_id((await creating).json())) is not None:
+                if (talk_id := _talk_id(json_object(await creating))) is not None:
                     await self._delete(talk_id)
             raise
 
@@ -138,6 +151,10 @@ class DIDAvatars:
 
 def _https_or_http(url: Any) -> str:
     """`url` if it is an absolute http(s) URL; raises PermanentError otherwise."""
-    if not isinstance(url, str) or httpx.URL(url).scheme not in ("https", "http"):
+    try:
+        scheme = httpx.URL(url).scheme if isinstance(url, str) else None
+    except httpx.InvalidURL:
+        scheme = None
+    if scheme not in ("https", "http"):
         raise PermanentError(f"{SERVICE}_bad_answer", "result_url is not an http(s) URL")
-    return url
+    return str(url)

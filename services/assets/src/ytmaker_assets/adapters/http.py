@@ -1,6 +1,9 @@
-"""httpx failures as stage errors: timeouts and cut connections are transient."""
+"""httpx failures as stage errors: timeouts and cut connections are transient; answers that
+are not what the API documents are errors of their own, never a crash."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import httpx
 
@@ -16,6 +19,20 @@ def transport_error(service: str, exc: httpx.TransportError) -> TransientError:
     if isinstance(exc, httpx.TimeoutException):
         return TransientError(f"{service}_timeout", f"{service} did not answer in time: {exc!r}")
     return TransientError(f"{service}_unavailable", f"cannot reach {service}: {exc!r}")
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The answer's JSON object, or None when the body is not one (any JSON, or none)."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def text_of(value: Any, limit: int = 500) -> str:
+    """A value from an answer as text of at most `limit` characters."""
+    return (value if isinstance(value, str) else repr(value))[:limit]
 
 
 def response_error(service: str, response: httpx.Response, message: str) -> StageError:

@@ -16,7 +16,8 @@ import wave
 from pathlib import Path
 from typing import Protocol
 
-from ytmaker_assets.domain import tone_wav
+from ytmaker_assets.domain import silence_wav, tone_wav
+from ytmaker_shared.script import spoken
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,11 @@ class PiperEngine:
 
     def synthesize(self, text: str, seconds_hint: float) -> bytes:
         buf = io.BytesIO()
-        with self._lock, wave.open(buf, "wb") as w:
-            self._voice.synthesize_wav(text, w)
+        try:
+            with self._lock, wave.open(buf, "wb") as w:
+                self._voice.synthesize_wav(spoken(text), w)
+        except wave.Error:  # no audio at all (only punctuation): the WAV has no format
+            return silence_wav(max(1.0, seconds_hint))
         return buf.getvalue()
 
 

@@ -6,39 +6,45 @@ The image is fitted to 1280×720 for the video."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import httpx
-from PIL import Image
+from PIL import Image, ImageOps
 
-from ytmaker_assets.adapters.http import response_error, transport_error
+from ytmaker_assets.adapters.http import json_object, response_error, text_of, transport_error
 from ytmaker_assets.domain import HEIGHT, WIDTH
 from ytmaker_shared.script import Script, Segment
 from ytmaker_shared.stageworker import PermanentError
 
 SERVICE = "stability"
+#: The most pixels an answer may decode to (Stability makes at most about 4 megapixels).
+MAX_PIXELS = 16_000_000
 
 
 def fit(data: bytes) -> bytes:
-    """Scale and centre-crop an image to 1280×720 PNG; raises PermanentError if unreadable."""
+    """Centre-crop an image to 16:9 and scale it to 1280×720 PNG (the crop first, so memory
+    stays bounded by the larger of the two images whatever its shape); raises PermanentError
+    if it is unreadable or larger than `MAX_PIXELS`. Blocking (CPU): call it in a thread."""
     try:
-        image = Image.open(io.BytesIO(data)).convert("RGB")
+        opened = Image.open(io.BytesIO(data))
+        if opened.width * opened.height > MAX_PIXELS:
+            raise ValueError(f"{opened.width}×{opened.height} is more than {MAX_PIXELS} pixels")
+        image = opened.convert("RGB")
     except Exception as exc:
-        raise PermanentError(f"{SERVICE}_bad_image", f"not an image: {exc!r}") from exc
-    scale = max(WIDTH / image.width, HEIGHT / image.height)
-    image = image.resize((round(image.width * scale), round(image.height * scale)))
-    left, top = (image.width - WIDTH) // 2, (image.height - HEIGHT) // 2
+        raise PermanentError(f"{SERVICE}_bad_image", f"not a usable image: {exc!r}"[:500]) from exc
     out = io.BytesIO()
-    image.crop((left, top, left + WIDTH, top + HEIGHT)).save(out, "PNG")
+    ImageOps.fit(image, (WIDTH, HEIGHT)).save(out, "PNG")
     return out.getvalue()
 
 
 def _error_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-        return f"{body.get('name', 'error')}: {'; '.join(map(str, body.get('errors', [])))}"
-    except ValueError:
+    body = json_object(response)
+    if body is None:
         return response.text[:500] or response.reason_phrase
+    errors = body.get("errors")
+    listed = "; ".join(map(text_of, errors)) if isinstance(errors, list) else text_of(errors)
+    return f"{text_of(body.get('name', 'error'))}: {listed}"
 
 
 class StabilityImages:
@@ -73,7 +79,7 @@ class StabilityImages:
                 f"{SERVICE}_content_filtered",
                 f"segment {segment.index}: the image prompt was filtered by Stability",
             )
-        return fit(response.content), "image/png", "png"
+        return await asyncio.to_thread(fit, response.content), "image/png", "png"
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -2,12 +2,16 @@
 
 The SDK's own retries are off: the stage worker retries, so every attempt is visible as
 `stage.retrying`. Errors are classified for it: 429/5xx/timeouts/invalid or truncated JSON
-are transient, other 4xx permanent.
+are transient (a 429 waits at least its Retry-After or `google.rpc.RetryInfo` delay), other
+4xx permanent. Redirects are not followed: the SDK would send the key (`x-goog-api-key`, which
+httpx does not strip) to whatever host a redirect names.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import httpx
 from google import genai
@@ -17,7 +21,7 @@ from pydantic import ValidationError
 from ytmaker_script.domain import prompt_for, response_schema
 from ytmaker_shared.events import TaskRequestedPayload
 from ytmaker_shared.script import Script
-from ytmaker_shared.stageworker import TransientError, error_for_status
+from ytmaker_shared.stageworker import TransientError, error_for_status, parse_retry_after
 
 
 class GeminiWriter:
@@ -34,6 +38,8 @@ class GeminiWriter:
                 api_version="v1beta",
                 timeout=int(timeout_s * 1000),
                 retry_options=types.HttpRetryOptions(attempts=1),
+                # httpx and aiohttp (which the SDK prefers when installed) spell it apart
+                async_client_args={"follow_redirects": False, "allow_redirects": False},
             ),
         )
 
@@ -49,7 +55,10 @@ class GeminiWriter:
             )
         except errors.APIError as exc:
             raise error_for_status(
-                exc.code or 500, f"Gemini answered {exc.code}: {exc.message}", service="gemini"
+                exc.code or 500,
+                f"Gemini answered {exc.code}: {exc.message}"[:1000],
+                service="gemini",
+                retry_after_s=_retry_after(exc),
             ) from exc
         except Exception as exc:
             kind = _transport_failure(exc)
@@ -57,6 +66,26 @@ class GeminiWriter:
                 raise
             raise TransientError(f"gemini_{kind}", f"Gemini call failed: {exc!r}") from exc
         return script_from_answer(response.text, finish=_finish_reason(response))
+
+
+_SECONDS = re.compile(r"^(\d{1,6}(?:\.\d{1,9})?)s$")
+
+
+def _retry_after(exc: errors.APIError) -> float | None:
+    """The least wait a refusal asks for: the Retry-After header, else the `retryDelay`
+    ("27s") of a `google.rpc.RetryInfo` in the error's details."""
+    headers = getattr(exc.response, "headers", None)
+    header = parse_retry_after(headers.get("retry-after")) if headers is not None else None
+    if header is not None:
+        return header
+    body: Any = exc.details
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else []:
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and (match := _SECONDS.match(delay)):
+            return parse_retry_after(match.group(1))
+    return None
 
 
 def _transport_failure(exc: BaseException) -> str | None:
@@ -78,25 +107,28 @@ def _finish_reason(response: types.GenerateContentResponse) -> str | None:
 
 def script_from_answer(text: str | None, *, finish: str | None = None) -> Script:
     """The model's JSON text as a validated Script. Truncated or invalid JSON is transient
-    (the model may do better next time); the stage gives up after its attempts."""
+    (the model may do better next time); the stage gives up after its attempts. The error
+    never repeats the model's text (it may be megabytes; an event carries 4,000 characters)."""
     if not text:
         raise TransientError("invalid_model_output", f"Gemini returned no text (finish {finish})")
     try:
         raw = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also digits beyond Python's limit, deep nesting
         raise TransientError(
             "invalid_model_output",
-            f"Gemini returned invalid or truncated JSON (finish {finish}): {exc}",
+            f"Gemini returned invalid or truncated JSON (finish {finish}): {exc}"[:1000],
         ) from exc
     if not isinstance(raw, dict):
         raise TransientError("invalid_model_output", "Gemini's JSON is not an object")
-    raw.setdefault("segments", [])
-    for i, segment in enumerate(raw["segments"], start=1):
-        if isinstance(segment, dict):
-            segment.setdefault("index", i)
+    segments = raw.setdefault("segments", [])
+    if isinstance(segments, list):
+        for i, segment in enumerate(segments, start=1):
+            if isinstance(segment, dict):
+                segment.setdefault("index", i)
     try:
         return Script.model_validate(raw)
     except ValidationError as exc:
+        problems = exc.errors(include_url=False, include_context=False, include_input=False)
         raise TransientError(
-            "invalid_model_output", f"Gemini's script does not validate: {exc.errors()[:3]}"
+            "invalid_model_output", f"Gemini's script does not validate: {problems[:3]}"[:1000]
         ) from exc
