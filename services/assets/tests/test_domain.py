@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from ytmaker_assets.adapters.slides import draw_slide
-from ytmaker_assets.adapters.speech import ToneEngine, best_engine
+from ytmaker_assets.adapters.speech import EspeakEngine, ToneEngine, best_engine
 from ytmaker_assets.domain import style_for, tone_wav, wav_duration, wrap
 
 
@@ -46,3 +48,25 @@ def test_any_narration_gives_a_playable_wav(text: str) -> None:
     narration: audio of the segment's length at worst, never a crashed stage."""
     seconds = wav_duration(best_engine("auto").synthesize(text, 3.0))
     assert seconds > 0.1
+
+
+def test_espeak_takes_the_narration_on_stdin_never_as_an_option(tmp_path: Path) -> None:
+    """A narration such as `-f/etc/passwd` given as an argument would be read as espeak-ng's
+    option to speak that file: the text goes on stdin."""
+    seen = tmp_path / "seen"
+    fake = tmp_path / "espeak-ng"
+    fake.write_text(
+        "#!/usr/bin/env python3\n"
+        "import sys, wave\n"
+        f"open({str(seen)!r}, 'w').write(repr((sys.argv[1:], sys.stdin.read())))\n"
+        "out = sys.argv[sys.argv.index('-w') + 1]\n"
+        "with wave.open(out, 'wb') as w:\n"
+        "    w.setnchannels(1); w.setsampwidth(2); w.setframerate(22050)\n"
+        "    w.writeframes(bytes(4410))\n"
+    )
+    fake.chmod(0o755)
+    wav = EspeakEngine(str(fake)).synthesize("-f/etc/passwd", 1.0)
+    args, text = ast.literal_eval(seen.read_text())
+    assert not any("passwd" in arg for arg in args)
+    assert text == "-f/etc/passwd"
+    assert wav.startswith(b"RIFF")

@@ -157,6 +157,25 @@ async def test_permanent_error_fails_at_once() -> None:
     assert h.work.calls == 1 and "stage.retrying" not in h.types()
 
 
+@pytest.mark.parametrize("transient", [True, False])
+async def test_an_error_too_long_for_an_event_is_cut_to_fit(transient: bool) -> None:
+    """An adapter that repeats a service's answer (megabytes, or details that are no JSON
+    object of the contract's size) still ends its attempt with events that carry it."""
+    error = TransientError if transient else PermanentError
+
+    async def body(ctx: JobContext) -> StageResult:
+        raise error("upstream_" + "x" * 100, "answer: " + "y" * 50_000, details={"z": "z" * 10**5})
+
+    h = Harness(body, StagePolicy(max_attempts=2, backoff_base_s=0.0))
+    outcome = await h.runner.run()
+    assert outcome is not None and [e.type for e in outcome] == ["stage.failed", "task.failed"]
+    info = outcome[0].payload.error  # type: ignore[union-attr]
+    assert info.code.startswith("upstream_x") and len(info.code) <= 64
+    assert info.message.startswith("answer: yyy") and len(info.message) <= 4000
+    assert info.details == {}
+    assert ("gave up after 2 attempts" in info.message) is transient
+
+
 async def test_a_bug_fails_as_internal_error() -> None:
     async def body(ctx: JobContext) -> StageResult:
         raise KeyError("oops")

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 from ytmaker_shared.artifacts import ArtifactStore
 from ytmaker_shared.events import (
     ErrorInfo,
@@ -37,6 +39,7 @@ from ytmaker_shared.events import (
     TaskFailed,
     TaskFailedPayload,
 )
+from ytmaker_shared.events.envelope import TEXT_MAX_LENGTH
 from ytmaker_shared.stageworker.control import Control, ControlBoard
 from ytmaker_shared.stageworker.errors import (
     INTERNAL_ERROR,
@@ -197,7 +200,7 @@ class JobRunner:
                     attempt,
                 )
             error = _classify(end.error)
-            info = ErrorInfo(code=error.code, message=error.message, details=error.details)
+            info = _error_info(error)
             if isinstance(error, TransientError) and attempt < self.policy.max_attempts:
                 delay = self.policy.backoff(
                     attempt, retry_after_s=error.retry_after_s, rng=self.rng
@@ -358,6 +361,21 @@ class JobRunner:
             async with asyncio.timeout(seconds):
                 await self.job._stop_event.wait()
         return self.job.stop_reason is None
+
+
+#: Room left in an error's message for what the runner adds ("gave up after n attempts").
+_MESSAGE_ROOM = 100
+
+
+def _error_info(error: StageError) -> ErrorInfo:
+    """`error` as its events carry it, within the contract's bounds: an adapter may repeat a
+    service's answer at any length, and an event that cannot be made ends nothing."""
+    code = error.code[:64] or INTERNAL_ERROR
+    message = error.message[: TEXT_MAX_LENGTH - _MESSAGE_ROOM]
+    try:
+        return ErrorInfo(code=code, message=message, details=error.details)
+    except ValidationError:  # details beyond the contract's size: the message says enough
+        return ErrorInfo(code=code, message=message)
 
 
 def _classify(exc: BaseException | None) -> StageError:

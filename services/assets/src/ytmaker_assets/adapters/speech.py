@@ -61,8 +61,9 @@ class EspeakEngine:
     def synthesize(self, text: str, seconds_hint: float) -> bytes:
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "out.wav"
-            subprocess.run(
-                [self.executable, "-v", "en-us", "-s", "160", "-w", str(out), text],
+            subprocess.run(  # the text on stdin: as an argument, "-f/etc/passwd" is an option
+                [self.executable, "-v", "en-us", "-s", "160", "-w", str(out), "--stdin"],
+                input=spoken(text).encode(),
                 check=True,
                 capture_output=True,
                 timeout=120,
