@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 
 from ytmaker_progress.eta import estimate
 from ytmaker_progress.readmodel.memory import RecentHistory
-from ytmaker_progress.readmodel.rows import StoredUpdate
+from ytmaker_progress.readmodel.rows import Rows, StoredUpdate, add_update
+from ytmaker_progress.readmodel.store import Store
 
 AVERAGES = {
     "script": 10.0,
@@ -35,6 +38,34 @@ def test_eta_sums_what_is_left_with_parallel_assets_as_the_slowest() -> None:
 def test_eta_is_unknown_without_durations_or_when_finished() -> None:
     assert estimate({"status": "running", "stages": {}}, {"script": 1.0}) is None
     assert estimate({"status": "completed", "stages": {}}, AVERAGES) is None
+
+
+def test_eta_counts_a_stage_without_progress_as_not_started() -> None:
+    state = {"status": "running", "stages": {"script": {"status": "pending", "progress": None}}}
+    assert estimate(state, AVERAGES) == 10.0 + 30.0 + 20.0 + 4.0
+
+
+def test_the_read_models_averages_leave_out_a_stage_that_finished_before_it_started(
+    tmp_path: Path,
+) -> None:
+    """A clock that jumped back during a stage gives it a negative duration: the ETA
+    projector's window leaves it out, and so must the averages the API estimates with (a
+    negative average made a negative `eta_seconds`)."""
+    rows = Rows()
+    for offset, (task_id, finished) in enumerate((("t-1", "10:01:00"), ("t-2", "09:50:00"))):
+        script = {"status": "completed", "attempt": 1, "started_at": "2026-12-01T10:00:00Z"}
+        script["finished_at"] = f"2026-12-01T{finished}Z"
+        state = {"project_id": "p", "owner": "alice", "status": "running", "progress": 20.0}
+        update = {"task_id": task_id, "occurred_at": "2026-12-01T10:01:00Z"}
+        update["state"] = state | {"stages": {"script": script}}
+        add_update(rows, offset, "ep", json.dumps(update).encode())
+    store = Store(f"sqlite:///{tmp_path / 'read.db'}")
+    try:
+        store.write(rows, {})
+        averages = store.recent_stage_durations(datetime(2026, 12, 1, tzinfo=UTC))
+    finally:
+        store.close()
+    assert averages == {"script": 60.0}
 
 
 def item(offset: int) -> StoredUpdate:

@@ -3,13 +3,17 @@ events that fail it, folded like any other."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ytmaker_dev.scenario import run_events
 from ytmaker_progress.fold import Folded, apply
+from ytmaker_progress.readmodel.rows import Rows, add_update
+from ytmaker_progress.readmodel.store import Store
 from ytmaker_progress.stall import StallPolicy, awaited_stages, stall_events, stalled
 from ytmaker_shared.events import Event
 from ytmaker_shared.progress import TaskStatus
@@ -119,3 +123,27 @@ def test_the_stall_fails_the_task_once_with_the_code_and_the_stage() -> None:
     assert len(updates) == 1
     twice, none = apply(after, again)  # the same event from another replica: nothing
     assert none == [] and twice.task == after.task
+
+
+@pytest.mark.parametrize("updated_at", [None, "", "2026-01-01T01:00:00+01:00"])
+def test_the_read_model_gives_the_watch_when_each_silent_task_was_last_updated(
+    tmp_path: Path, updated_at: str | None
+) -> None:
+    """An update whose state has no `updated_at` (the read model takes it: the update's own
+    time counts) or spells it with another offset: the watch still finds the stall."""
+    state = state_after(3)
+    state["updated_at"] = updated_at
+    update = {"task_id": "t-1", "occurred_at": "2026-01-01T00:00:00Z", "state": state}
+    rows = Rows()
+    add_update(rows, 0, "ep", json.dumps(update).encode())
+    store = Store(f"sqlite:///{tmp_path / 'read.db'}")
+    try:
+        store.write(rows, {})
+        now = T0 + timedelta(hours=1)
+        [silent] = store.silent_tasks(now - timedelta(minutes=1))
+    finally:
+        store.close()
+    stall = stalled(silent, now, T0, POLICY)
+    assert stall is not None and stall.silent_s == 3600
+    failed, _ = stall_events(silent, stall, "progress/test")
+    assert failed.task_id == "t-1"

@@ -4,17 +4,23 @@ PostgreSQL): fold → `progress.updates` → read model → internal API (servic
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.support.internal import internal_headers
 from tests.support.wait import wait_until
 from ytmaker_dev.scenario import run_events
+from ytmaker_progress.api import create_app
 from ytmaker_progress.main import ProgressService
+from ytmaker_progress.readmodel.memory import RecentHistory
+from ytmaker_progress.readmodel.rows import Rows, add_update
+from ytmaker_progress.readmodel.store import Store
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import DeadLetter, EventProducer
 from ytmaker_shared.stages import Stage
@@ -233,3 +239,135 @@ async def test_a_batch_of_sessions_is_stored_in_one_request(
 
 async def _dead_letters(settings: ProgressSettings) -> list[DeadLetter]:
     return [DeadLetter.from_record(r) for r in await read_topic(settings, Topic.DLQ)]
+
+
+@pytest.fixture
+async def api_only(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The internal API over a real database, without the broker: a task `t-1` of alice."""
+    store = Store(database_url)
+    state = {"task_id": "t-1", "project_id": "p", "owner": "alice", "status": "running"}
+    update = {
+        "task_id": "t-1",
+        "occurred_at": "2026-12-01T10:00:00Z",
+        "state": state | {"progress": 1.0, "stages": {}},
+    }
+    rows = Rows()
+    add_update(rows, 0, "e", json.dumps(update).encode())
+    store.write(rows, {})
+    app = create_app(store, RecentHistory(), token=TOKEN, epoch=lambda: "e", ready=lambda: True)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://progress",
+            headers={"authorization": f"Bearer {TOKEN}"},
+        ) as client:
+            yield client
+    finally:
+        store.close()
+
+
+TOKEN = "internal-test-credential-0123456789"
+NUL = "%00"
+NUL_REQUESTS = [
+    ("GET", f"/internal/v1/tasks/t-1{NUL}", None),
+    ("GET", f"/internal/v1/tasks/t{NUL}1/history?source=database", None),
+    ("GET", f"/internal/v1/tasks/t{NUL}1/updates?after=0", None),
+    ("DELETE", f"/internal/v1/tasks/t{NUL}1/history", None),
+    ("GET", f"/internal/v1/projects/p{NUL}", None),
+    ("GET", f"/internal/v1/tasks?owner=alice{NUL}", None),
+    ("GET", f"/internal/v1/tasks?project_id=p{NUL}", None),
+    ("GET", f"/internal/v1/tasks?status=running{NUL}", None),
+    ("GET", f"/internal/v1/stats?owner=alice{NUL}", None),
+    ("GET", f"/internal/v1/sessions?user=alice{NUL}", None),
+    ("POST", "/internal/v1/tasks/lookup", {"task_ids": ["t-1", "t\x00"]}),
+    ("POST", "/internal/v1/sessions", {"client_id": "c\x00", "user": "u", "connected_at": "now"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"), NUL_REQUESTS, ids=[p for _, p, _ in NUL_REQUESTS]
+)
+async def test_a_nul_character_anywhere_in_a_request_gets_422_on_both_databases(
+    api_only: httpx.AsyncClient, method: str, path: str, body: Any
+) -> None:
+    """No id, owner or other text in the read model holds a NUL (`rows.checked_update`
+    refuses it); PostgreSQL's driver refuses to send one, which answered 500."""
+    answer = await api_only.request(method, path, json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "invalid_request"
+
+
+async def test_a_sessions_text_with_a_nul_is_refused_and_the_others_still_listed(
+    api_only: httpx.AsyncClient,
+) -> None:
+    now = "2026-12-01T10:00:00Z"
+    session = {"client_id": "c-1", "user": "alice", "connected_at": now}
+    for field in ("user", "address", "user_agent"):
+        answer = await api_only.post("/internal/v1/sessions", json=session | {field: "a\x00b"})
+        assert answer.status_code == 422, (field, answer.text)
+        batch = await api_only.post(
+            "/internal/v1/sessions/batch", json={"items": [session | {field: "\x00"}]}
+        )
+        assert batch.status_code == 422, (field, batch.text)
+    assert (await api_only.post("/internal/v1/sessions", json=session)).status_code == 200
+    listed = await api_only.get("/internal/v1/sessions")
+    assert [s["client_id"] for s in listed.json()["items"]] == ["c-1"]
+
+
+async def test_session_times_keep_their_instant_on_both_databases(
+    api_only: httpx.AsyncClient,
+) -> None:
+    """RFC 3339 times with any offset are the same instant back (SQLite's column keeps the
+    clock time alone); a time without an offset, or one beyond the years a reader can give
+    back in UTC, is refused, and the sessions stay listable."""
+    session = {"client_id": "c-1", "user": "alice"}
+    answer = await api_only.post(
+        "/internal/v1/sessions",
+        json=session
+        | {
+            "connected_at": "2026-12-01T12:00:00+02:00",
+            "last_active_at": "2026-12-01T05:00:00-05:00",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    [stored] = (await api_only.get("/internal/v1/sessions")).json()["items"]
+    for key in ("connected_at", "last_active_at"):
+        assert datetime.fromisoformat(stored[key]) == datetime(2026, 12, 1, 10, tzinfo=UTC), stored
+    for bad in ("2026-12-01T10:00:00", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        refused = await api_only.post(
+            "/internal/v1/sessions", json=session | {"client_id": "c-2", "connected_at": bad}
+        )
+        assert refused.status_code == 422, (bad, refused.text)
+    listed = await api_only.get("/internal/v1/sessions")
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 1, listed.text
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/Los_Angeles"])
+def test_times_at_the_edge_of_the_years_read_back_whatever_the_servers_time_zone(
+    postgres_url: str, zone: str
+) -> None:
+    """A server in another time zone gives times back in it: a UTC time in year 9999 (or
+    year 1) would be year 10000 (or 0) there, which the driver cannot read, and every query
+    of that row (the task lists, the stall watch) would fail."""
+    engine = create_engine(postgres_url)
+    try:
+        with engine.begin() as conn:
+            database = conn.execute(text("SELECT current_database()")).scalar()
+            conn.execute(text(f"ALTER DATABASE \"{database}\" SET timezone TO '{zone}'"))
+    finally:
+        engine.dispose()
+    store = Store(postgres_url)
+    try:
+        rows = Rows()
+        for offset, at in enumerate(("9999-12-31T23:00:00Z", "0001-01-01T01:00:00Z")):
+            state = {"task_id": f"t-{offset}", "project_id": "p", "owner": "alice"}
+            state |= {"status": "running", "progress": 1.0, "stages": {}}
+            update = {"task_id": f"t-{offset}", "occurred_at": at, "state": state}
+            add_update(rows, offset, "e", json.dumps(update).encode())
+        store.write(rows, {})
+        assert {s["task_id"] for s in store.tasks(owner="alice")} == {"t-0", "t-1"}
+        [silent] = store.silent_tasks(datetime(2026, 1, 1, tzinfo=UTC))
+        assert silent["updated_at"] == "0001-01-01T01:00:00+00:00"
+    finally:
+        store.close()

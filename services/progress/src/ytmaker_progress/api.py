@@ -13,11 +13,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from ytmaker_progress import eta
 from ytmaker_progress.readmodel.memory import RecentHistory
@@ -28,19 +28,38 @@ from ytmaker_shared.progress import ACTIVE_STATUSES
 #: The largest offset Kafka (and a BIGINT column) can hold: a larger `since` is refused (422).
 MAX_OFFSET = 2**63 - 1
 
+#: A text the read model can hold: none holds a NUL (`rows.checked_update` refuses it), and
+#: PostgreSQL's driver refuses to send one, even to compare (a 500).
+NO_NUL = r"^[^\x00]*$"
+NoNulText = Annotated[str, Field(pattern=NO_NUL)]
+PathId = Annotated[str, Path(pattern=NO_NUL)]
+QueryText = Annotated[str | None, Query(pattern=NO_NUL)]
+
+
+def _in_utc(at: datetime) -> datetime:
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("not a time between the years 1 and 9999 in UTC") from None
+
+
+#: An RFC 3339 time, stored in UTC: SQLite's column keeps the clock time alone, and
+#: PostgreSQL's driver cannot read back a time outside Python's years in UTC.
+UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
 
 class SessionIn(BaseModel):
     """A WebSocket session as the gateway reports it."""
 
     model_config = ConfigDict(extra="forbid")
-    client_id: str = Field(min_length=1, max_length=100)
-    user: str = Field(min_length=1, max_length=128)
-    connected_at: datetime
-    disconnected_at: datetime | None = None
-    last_active_at: datetime | None = None
+    client_id: NoNulText = Field(min_length=1, max_length=100)
+    user: NoNulText = Field(min_length=1, max_length=128)
+    connected_at: UtcTime
+    disconnected_at: UtcTime | None = None
+    last_active_at: UtcTime | None = None
     message_count: int = Field(default=0, ge=0)
-    address: str = Field(default="", max_length=64)
-    user_agent: str = Field(default="", max_length=500)
+    address: NoNulText = Field(default="", max_length=64)
+    user_agent: NoNulText = Field(default="", max_length=500)
     subscriptions: list[str] = Field(default_factory=list, max_length=10_000)
     #: task_id → the last offset the gateway delivered to this client (-1: none yet), so that
     #: any gateway replica can restore the session (gateway decision 0032). Optional.
@@ -60,8 +79,8 @@ class LookupIn(BaseModel):
     """Tasks asked for at once (the gateway's subscribes of one moment, decision 0086)."""
 
     model_config = ConfigDict(extra="forbid")
-    task_ids: list[Annotated[str, Field(min_length=1, max_length=TASK_ID_MAX_LENGTH)]] = Field(
-        min_length=1, max_length=1000
+    task_ids: list[Annotated[NoNulText, Field(min_length=1, max_length=TASK_ID_MAX_LENGTH)]] = (
+        Field(min_length=1, max_length=1000)
     )
 
 
@@ -133,7 +152,7 @@ def create_app(
         return state
 
     @app.get("/internal/v1/tasks/{task_id}")
-    def get_task(task_id: str) -> dict[str, Any]:
+    def get_task(task_id: PathId) -> dict[str, Any]:
         return with_eta(known(task_id))
 
     @app.post("/internal/v1/tasks/lookup")
@@ -142,16 +161,16 @@ def create_app(
 
     @app.get("/internal/v1/tasks")
     def list_tasks(
-        owner: str | None = None,
-        project_id: str | None = None,
-        status: str | None = None,
+        owner: QueryText = None,
+        project_id: QueryText = None,
+        status: QueryText = None,
         limit: int = Query(default=100, ge=1, le=1000),
     ) -> dict[str, Any]:
         items = store.tasks(owner=owner, project_id=project_id, status=status, limit=limit)
         return {"items": [with_eta(s) for s in items]}
 
     @app.get("/internal/v1/projects/{project_id}")
-    def get_project(project_id: str) -> dict[str, Any]:
+    def get_project(project_id: PathId) -> dict[str, Any]:
         project = store.project(project_id)
         if project is None:
             raise ApiError(404, "not_found", f"no project {project_id}", project_id=project_id)
@@ -161,7 +180,7 @@ def create_app(
 
     @app.get("/internal/v1/tasks/{task_id}/history")
     async def history(
-        task_id: str,
+        task_id: PathId,
         source: Literal["memory", "database"] = "memory",
         limit: int = Query(default=100, ge=1, le=10_000),
         since: int = Query(default=-1, ge=-1, le=MAX_OFFSET),
@@ -178,7 +197,7 @@ def create_app(
 
     @app.get("/internal/v1/tasks/{task_id}/updates")
     def updates(
-        task_id: str,
+        task_id: PathId,
         after: int | None = Query(default=None, ge=-1, le=MAX_OFFSET),
         epoch_: str | None = Query(default=None, alias="epoch", max_length=64),
     ) -> dict[str, Any]:
@@ -203,7 +222,7 @@ def create_app(
         }
 
     @app.delete("/internal/v1/tasks/{task_id}/history", status_code=204)
-    async def delete_history(task_id: str) -> Response:
+    async def delete_history(task_id: PathId) -> Response:
         try:
             found = await asyncio.to_thread(store.delete_history, task_id)
         except NotFinished:
@@ -216,7 +235,7 @@ def create_app(
         return Response(status_code=204)
 
     @app.get("/internal/v1/stats")
-    def stats(owner: str | None = None) -> dict[str, Any]:
+    def stats(owner: QueryText = None) -> dict[str, Any]:
         return store.stats(owner)
 
     @app.post("/internal/v1/sessions")
@@ -230,7 +249,7 @@ def create_app(
         return {"stored": len(batch.items)}
 
     @app.get("/internal/v1/sessions")
-    def sessions(active: bool | None = None, user: str | None = None) -> dict[str, Any]:
+    def sessions(active: bool | None = None, user: QueryText = None) -> dict[str, Any]:
         return {"items": [_session_out(s) for s in store.sessions(active=active, user=user)]}
 
     @app.get("/healthz")

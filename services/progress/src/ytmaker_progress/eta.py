@@ -43,7 +43,8 @@ def estimate(state: Mapping[str, Any], averages: Mapping[str, float]) -> float |
                 continue
             if stage.value not in averages:
                 return None
-            left.append(averages[stage.value] * (1 - float(st.get("progress", 0.0)) / 100))
+            done = float(st.get("progress") or 0.0) / 100  # null: not started
+            left.append(averages[stage.value] * (1 - done))
         total += max(left, default=0.0)
     return round(total, 1)
 

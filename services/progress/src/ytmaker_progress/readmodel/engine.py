@@ -50,7 +50,15 @@ def make_engine(url: str, *, bulk: bool = False) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # Times travel in UTC whatever the server's zone: in another, a time of year 9999 (or 1)
+    # in UTC comes back as year 10000 (or 0), which the driver cannot read.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"options": "-c timezone=UTC"},
+    )
 
 
 class DriverStatement:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -69,9 +69,15 @@ def history_item(stored: StoredUpdate) -> HistoryItem:
 
 @functools.lru_cache(maxsize=4096)
 def parse_time(value: str) -> datetime:
-    """An ISO 8601 time. Cached: every update repeats its task's times (created, each stage's
-    start and finish), about ten an update, and a datetime is immutable."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    """An ISO 8601 time with its offset, in UTC: SQLite's columns keep the clock time alone,
+    PostgreSQL's cannot give back a time outside Python's years 1 to 9999 in UTC. Raises
+    ValueError for a time without an offset (which instant?), OverflowError for one outside
+    those years. Cached: every update repeats its task's times (created, each stage's start
+    and finish), about ten an update, and a datetime is immutable."""
+    at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        raise ValueError("a time without its offset")
+    return at.astimezone(UTC)
 
 
 def add_update(
@@ -124,12 +130,15 @@ def checked_update(update: dict[str, Any]) -> dict[str, Any]:
     """`update` if the read model can store it; raises ValueError (or anything else, which
     `decode_with` turns into DecodeError) naming the first problem."""
     state = update["state"]
-    _text(update["task_id"], "task_id", _ID)
+    task_id = _text(update["task_id"], "task_id", _ID)
     _optional_text(update.get("event_id"), "event_id", _ID)
     _optional_text(update.get("type"), "type", _SHORT)
     parse_time(_text(update["occurred_at"], "occurred_at", _ID))
     if type(state) is not dict:
         raise ValueError("state is not an object")
+    if state.setdefault("task_id", task_id) != task_id:  # the stall watch fails state's task
+        raise ValueError("state.task_id is not the update's task_id")
+    _optional_text(state.get("last_event_id"), "last_event_id", _ID)  # the stall's causation
     _text(state["project_id"], "project_id", _ID)
     _text(state["owner"], "owner", _OWNER)
     if state["status"] not in _TASK_STATUSES:
@@ -192,7 +201,7 @@ def _optional_integer(value: Any, name: str) -> None:
 def _add_stage_run(rows: Rows, task_id: str, stage: str, st: dict[str, Any], owner: str) -> None:
     """A finished stage attempt; the same attempt in a later update is skipped unless its
     status or finish time changed (each update repeats every finished stage)."""
-    key = (task_id, stage, int(st.get("attempt", 0)))
+    key = (task_id, stage, st.get("attempt") or 0)
     seen = (st["status"], st["finished_at"])
     if rows.finished_seen.get(key) == seen:
         return

@@ -254,7 +254,8 @@ class Store:
 
     def silent_tasks(self, before: datetime, limit: int = 1000) -> list[dict[str, Any]]:
         """Queued or running tasks (not paused) whose latest update happened before
-        `before`, oldest first: what the stall watch looks at."""
+        `before`, oldest first: what the stall watch looks at. Each state's `updated_at` is
+        when that was (the update's own time where its state has none), in UTC."""
         query = (
             select(_T)
             .where(_T.c.status.in_(("queued", "running")), _T.c.updated_at < before)
@@ -262,7 +263,10 @@ class Store:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [_state(row) for row in conn.execute(query)]
+            return [
+                _state(row) | {"updated_at": as_utc(row.updated_at).isoformat()}
+                for row in conn.execute(query)
+            ]
 
     def project(self, project_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -361,10 +365,18 @@ class Store:
         }
 
     def recent_stage_durations(self, since: datetime) -> dict[str, float]:
-        """Average duration of each stage over the completed attempts finished since `since`."""
+        """Average duration of each stage over the completed attempts finished since `since`;
+        a duration below zero (a clock that jumped back during the stage) does not count, as
+        in the ETA projector's window."""
         query = (
             select(_S.c.stage, func.avg(_S.c.duration_s))
-            .where(and_(_S.c.status == "completed", _S.c.finished_at >= since))
+            .where(
+                and_(
+                    _S.c.status == "completed",
+                    _S.c.finished_at >= since,
+                    _S.c.duration_s >= 0,
+                )
+            )
             .group_by(_S.c.stage)
         )
         with self.engine.connect() as conn:
