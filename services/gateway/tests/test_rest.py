@@ -61,6 +61,14 @@ async def test_creating_a_project_emits_task_requested(gateway_factory: Factory)
         ({**VALID, "settings": {"language": "english"}}, "body.settings.language"),
         ({**VALID, "settings": {"segments": 0}}, "body.settings.segments"),
         ({**VALID, "settings": {"segments": True}}, "body.settings.segments"),  # not 1
+        ({**VALID, "settings": {"segments": "4"}}, "body.settings.segments"),  # not 4
+        (
+            {**VALID, "settings": {"target_length_seconds": "60"}},
+            "body.settings.target_length_seconds",
+        ),
+        # PostgreSQL's text cannot hold NUL: the read model could not store the project.
+        ({**VALID, "title": "Ti\x00des"}, "body.title"),
+        ({**VALID, "content": "\x00"}, "body.content"),
         (
             {**VALID, "settings": {"target_length_seconds": 5}},
             "body.settings.target_length_seconds",
@@ -273,6 +281,22 @@ async def test_history_stats_and_deletion(gateway_factory: Factory) -> None:
     assert deleted.status_code == 204
 
 
+async def test_clearing_the_history_of_a_task_not_folded_yet_is_a_conflict(
+    gateway_factory: Factory,
+) -> None:
+    """A run started a moment ago is queued to its owner (GET answers it): clearing its
+    history is refused because it has not finished, not as somebody else's task."""
+    gw = await gateway_factory()
+    created = await gw.http.post("/api/v1/projects", json=VALID, headers=gw.auth("alice"))
+    task_id = created.json()["task_id"]
+    shown = await gw.http.get(f"/api/v1/progress/{task_id}", headers=gw.auth("alice"))
+    assert shown.status_code == 200 and shown.json()["status"] == "queued"
+    deleted = await gw.http.delete(f"/api/v1/progress/{task_id}/history", headers=gw.auth())
+    assert _error(deleted, 409, "conflict")["details"]["status"] == "queued"
+    other = await gw.http.delete(f"/api/v1/progress/{task_id}/history", headers=gw.auth("bob"))
+    _error(other, 403, "forbidden")
+
+
 async def test_operator_views_need_the_operator_role(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
     for path in ("/api/v1/progress/active", "/api/v1/websocket/stats"):
@@ -327,6 +351,32 @@ async def test_security_headers_openapi_and_the_page(gateway_factory: Factory) -
     assert spec["components"]["schemas"]["ProjectCreate"]["examples"]
     assert (await gw.http.get("/healthz")).status_code == 200
     assert "ytmaker_gateway_messages_sent_total" in (await gw.http.get("/metrics")).text
+
+
+async def test_a_method_not_allowed_names_the_allowed_ones(gateway_factory: Factory) -> None:
+    """RFC 9110 §15.5.6: a 405 carries `Allow`."""
+    gw = await gateway_factory()
+    response = await gw.http.put("/api/v1/projects", headers=gw.auth(), json=VALID)
+    _error(response, 405, "method_not_allowed")
+    assert response.headers.get("allow") == "POST"
+
+
+async def test_the_openapi_document_declares_every_answer_of_an_artifact(
+    gateway_factory: Factory,
+) -> None:
+    """A `Range` gets 206 or 416 (docs/protocol.md), and a thumbnail may be a PNG: the
+    document must say so, as it does for every other answer."""
+    gw = await gateway_factory()
+    spec = (await gw.http.get("/openapi.json")).json()
+    answers = spec["paths"]["/api/v1/artifacts/{task_id}/{name}"]["get"]["responses"]
+    assert {"200", "206", "416"} <= set(answers)
+    for status in ("200", "206"):
+        assert {"video/mp4", "image/jpeg", "image/png", "application/json"} <= set(
+            answers[status]["content"]
+        )
+    assert answers["416"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
 
 
 async def test_cors_allowlist(gateway_factory: Factory) -> None:

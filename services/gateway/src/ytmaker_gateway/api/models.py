@@ -23,10 +23,11 @@ class ProjectSettingsInput(ProjectSettings):
 
     @field_validator("target_length_seconds", "segments", mode="before")
     @classmethod
-    def _not_true_or_false(cls, value: Any) -> Any:
-        """The schema says integer; pydantic's lax mode would take `true` for 1."""
-        if isinstance(value, bool):
-            raise ValueError("must be a whole number, not true or false")
+    def _a_number(cls, value: Any) -> Any:
+        """The schema says integer; pydantic's lax mode would take `true` for 1 and "4"
+        for 4."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a whole number")
         return value
 
     def contract(self) -> ProjectSettings:
@@ -57,8 +58,12 @@ class ProjectCreate(Strict):
     @field_validator("title", "content")
     @classmethod
     def _not_blank(cls, value: str) -> str:
+        """Also no NUL character: the read model's PostgreSQL text cannot hold one, and the
+        project would never be stored."""
         if not value.strip():
             raise ValueError("must not be blank")
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character (U+0000)")
         return value
 
 

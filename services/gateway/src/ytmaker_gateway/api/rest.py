@@ -16,6 +16,7 @@ from ytmaker_gateway.api.models import (
     ClientSubscription,
     ControlAccepted,
     ControlRequest,
+    ErrorBody,
     History,
     ProjectCreate,
     RunCreate,
@@ -256,7 +257,10 @@ async def history_db(
 @router.delete("/progress/{task_id}/history", status_code=204, tags=["progress"])
 async def delete_history(task_id: TaskId, gw: Gw, who: Who) -> Response:
     """Clear the stored history of a finished task (the log keeps it for audit)."""
-    await gw.access.task(who, task_id)
+    _, state = await gw.access.task(who, task_id)
+    if state is None:  # created here a moment ago: the read model holds nothing of it yet
+        status = gw.access.status(task_id, state)
+        raise Conflict("the task has no stored history yet: it has just started", status=status)
     try:
         deleted = await _upstream(gw.progress.delete_history(task_id))
     except UpstreamConflict as exc:
@@ -324,10 +328,22 @@ async def websocket_stats(gw: Gw, who: Operator) -> dict[str, Any]:
 # --- artifacts ----------------------------------------------------------------------------
 
 
+_ARTIFACT_TYPES: dict[str, Any] = {
+    "video/mp4": {},
+    "image/jpeg": {},
+    "image/png": {},
+    "application/json": {},
+}
+
+
 @router.get(
     "/artifacts/{task_id}/{name}",
     tags=["artifacts"],
-    responses={200: {"content": {"video/mp4": {}, "image/jpeg": {}, "application/json": {}}}},
+    responses={
+        200: {"content": _ARTIFACT_TYPES},
+        206: {"description": "the single range asked for", "content": _ARTIFACT_TYPES},
+        416: {"model": ErrorBody, "description": "a `Range` that starts past the end"},
+    },
 )
 async def artifact(
     task_id: TaskId,
