@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -108,6 +109,15 @@ def secret_values(objects: list[Obj]) -> dict[str, dict[str, str]]:
         data |= secret.get("stringData", {})
         values[secret["metadata"]["name"]] = data
     return values
+
+
+def kafka_user_secrets(objects: list[Obj]) -> dict[str, dict[str, str]]:
+    """The Secrets Strimzi's user operator makes: one per KafkaUser, named like it, with a
+    new SCRAM password (key `password`)."""
+    return {
+        user["metadata"]["name"]: {"password": secrets.token_urlsafe(24)}
+        for user in of_kind(objects, "KafkaUser")
+    }
 
 
 @dataclass(frozen=True)

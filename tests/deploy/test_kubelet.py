@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from .kubelet import SHIM_ENV, LocalCluster
-from .manifests import Obj, containers, named, render
+from .manifests import Obj, containers, kafka_user_secrets, named, render
 
 STAND_INS = {
     "ytmaker-kafka-bootstrap": "127.0.0.1:19092",
@@ -19,7 +19,8 @@ DB_SECRET = {"ytmaker-db-app": {"password": "pw"}}
 
 
 def plan(objects: list[Obj], tmp_path: Path) -> LocalCluster:
-    cluster = LocalCluster(objects, tmp_path, STAND_INS, DB_SECRET, topic_prefix="t.")
+    made = DB_SECRET | kafka_user_secrets(objects)
+    cluster = LocalCluster(objects, tmp_path, STAND_INS, made, topic_prefix="t.")
     cluster.plan()
     return cluster
 
@@ -38,6 +39,11 @@ def test_services_ports_secrets_and_mounts_are_translated(tmp_path: Path) -> Non
     assert gateway.env["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:19000"
     assert gateway.env["YTMAKER_JWT_SECRET"].startswith("dev-only-")
     assert gateway.env["YTMAKER_INSTANCE"] == "gateway-0"
+    assert gateway.env["YTMAKER_KAFKA_USERNAME"] == "kafka-gateway"
+    assert (
+        cluster.operator_secrets["kafka-gateway"]["password"]
+        == gateway.env["YTMAKER_KAFKA_PASSWORD"]
+    )
     assert "YTMAKER_GEMINI_API_KEY" not in cluster.pods["script"].env  # optional, not made
     assert api.env["YTMAKER_PROGRESS_DATABASE_URL"].endswith("@127.0.0.1:15432/ytmaker")
     assert api.env["PGPASSWORD"] == "pw"

@@ -1,11 +1,12 @@
 """The manifests run: the dev overlay rendered, each of our Deployments started as a local
 process with exactly the environment its container would get (tests/deploy/kubelet.py says
-what is translated and why), on the suite's Kafka broker, PostgreSQL and S3 server standing in
-for Strimzi's cluster, CloudNativePG's and MinIO; the KafkaTopic resources made as the topic
-operator would; every readiness probe answers; a project submitted through the gateway
+what is translated and why), on a Kafka broker with users and ACLs, the suite's PostgreSQL and
+S3 server standing in for Strimzi's cluster, CloudNativePG's and MinIO; the KafkaTopic and
+KafkaUser resources made as Strimzi's operators would (each user granted its ACLs, its
+password in a Secret); every readiness probe answers; a project submitted through the gateway
 completes, and its video comes back from the S3 store through the gateway, with ranges. A
-manifest that configures a service wrongly (a port, a Service name, a setting, a Secret) fails
-here. Bounded: four minutes at most.
+manifest that configures a service wrongly (a port, a Service name, a setting, a Secret, an
+ACL a service needs) fails here. Bounded: four minutes at most.
 
 With YTMAKER_TEST_IMAGES=1 the same test also runs each pod in its built image (buildah):
 `deploy/docker/base.sh && PYTHON_IMAGE=localhost/ytmaker-python:bookworm deploy/docker/build.sh`
@@ -15,26 +16,37 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.support.kafka import unique_name
+from tests.support.components import unavailable
+from tests.support.kafka import grant, new_secured_broker
 from tests.support.postgres import PostgresServer
 from tests.support.s3 import S3Server
+from ytmaker_dev.kafka import DevKafkaError, LocalKafka
 from ytmaker_gateway.auth import TokenConfig, mint_token
 from ytmaker_render.adapters import probe
 from ytmaker_render.adapters.ffmpeg import ffmpeg_executable
-from ytmaker_shared.kafka import delete_topics
-from ytmaker_shared.settings import ServiceSettings
 
 from .kubelet import SHIM_ENV, LocalCluster
-from .manifests import container_env, containers, named, of_kind, ours, render
+from .manifests import (
+    Obj,
+    container_env,
+    containers,
+    kafka_user_secrets,
+    named,
+    of_kind,
+    ours,
+    render,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.timeout(300)]
 
@@ -54,15 +66,33 @@ def create_database(server: PostgresServer, database: str, owner: str) -> None:
         conn.execute(f'CREATE DATABASE "{database}" OWNER "{owner}"')
 
 
-async def create_topics(bootstrap: str, prefix: str, topics: list[dict[str, object]]) -> None:
-    """What Strimzi's topic operator does with the KafkaTopic resources (under the prefix)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+def kafka_with_users(objects: list[Obj], data_dir: Path) -> tuple[LocalKafka, dict[str, Any]]:
+    """What Strimzi's cluster and user operators make of the Kafka and KafkaUser resources: a
+    broker that wants SCRAM users and enforces ACLs, one user per KafkaUser with its ACLs, and
+    the Secrets with their passwords."""
+    made = kafka_user_secrets(objects)
+    users = {"admin": secrets.token_urlsafe(16)} | {n: s["password"] for n, s in made.items()}
+    broker = new_secured_broker(data_dir, users)
+    try:
+        broker.start(timeout=120.0)
+    except DevKafkaError as exc:
+        unavailable(f"cannot start a local Kafka broker with users: {exc}")
+    for user in of_kind(objects, "KafkaUser"):
+        grant(broker, user["metadata"]["name"], user["spec"]["authorization"]["acls"])
+    return broker, made
+
+
+async def create_topics(broker: LocalKafka, topics: list[dict[str, object]]) -> None:
+    """What Strimzi's topic operator does with the KafkaTopic resources."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=broker.bootstrap_servers, **broker.admin_options()
+    )
     await admin.start()
     try:
         await admin.create_topics(
             [
                 NewTopic(
-                    name=prefix + str(spec["topicName"]),
+                    name=str(spec["topicName"]),
                     num_partitions=int(spec["partitions"]),  # type: ignore[call-overload]
                     replication_factor=int(spec["replicas"]),  # type: ignore[call-overload]
                     topic_configs={k: str(v) for k, v in spec["config"].items()},  # type: ignore[attr-defined]
@@ -82,13 +112,12 @@ MODES = ["processes", *(["images"] if os.environ.get("YTMAKER_TEST_IMAGES") == "
 @pytest.fixture(params=MODES)
 def cluster(
     request: pytest.FixtureRequest,
-    kafka_bootstrap: str,
     postgres_server: PostgresServer,
     s3_server: S3Server,
     tmp_path: Path,
 ) -> Iterator[LocalCluster]:
     objects = render("dev")
-    prefix = unique_name("k8s") + "."
+    kafka, user_secrets = kafka_with_users(objects, tmp_path / "kafka")
     db = named(objects, "Cluster", "ytmaker-db")["spec"]["bootstrap"]["initdb"]
     create_database(postgres_server, db["database"], db["owner"])
     artifacts = named(objects, "ConfigMap", "ytmaker-artifacts")["data"]["YTMAKER_ARTIFACT_URL"]
@@ -96,29 +125,27 @@ def cluster(
     client = s3_server.client()
     if bucket not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
         client.create_bucket(Bucket=bucket)  # what dev's minio-bucket Job does
-    asyncio.run(
-        create_topics(kafka_bootstrap, prefix, [t["spec"] for t in of_kind(objects, "KafkaTopic")])
-    )
+    asyncio.run(create_topics(kafka, [t["spec"] for t in of_kind(objects, "KafkaTopic")]))
     local = LocalCluster(
         objects,
         tmp_path / "pods",
         stand_ins={
-            "ytmaker-kafka-bootstrap": kafka_bootstrap,
+            "ytmaker-kafka-bootstrap": kafka.bootstrap_servers,
             "ytmaker-db-rw": f"{postgres_server.host}:{postgres_server.port}",
             "minio": s3_server.endpoint.removeprefix("http://"),
         },
         operator_secrets={
-            "ytmaker-db-app": {"username": "ytmaker", "password": "test-db-password"}
+            "ytmaker-db-app": {"username": "ytmaker", "password": "test-db-password"},
+            **user_secrets,
         },
-        topic_prefix=prefix,
+        topic_prefix="",  # a broker of its own: the KafkaUsers' ACLs name the real topics
         images=request.param == "images",
     )
     try:
         yield local
     finally:
         local.stop()
-        settings = ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=prefix)
-        asyncio.run(delete_topics(settings))
+        kafka.stop()
 
 
 def test_the_dev_overlay_runs_a_project_to_a_video(cluster: LocalCluster, tmp_path: Path) -> None:

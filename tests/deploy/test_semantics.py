@@ -10,12 +10,15 @@ import os
 import re
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from ytmaker_dev.layout import PROCESSES
 from ytmaker_progress.main import PARTS as PROGRESS_PARTS
+from ytmaker_shared.kafka.users import KAFKA_USERS
 from ytmaker_shared.settings import ServiceSettings
-from ytmaker_shared.topics import TOPIC_SPECS
+from ytmaker_shared.stages import STAGE_SERVICE
+from ytmaker_shared.topics import CONSUMED_BY, STAGE_TOPIC, TOPIC_SPECS
 
 from .catalog import (
     LIBRARY_ENV,
@@ -411,9 +414,108 @@ def test_every_container_is_hardened(overlay: str) -> None:
 def test_every_crd_schema_names_its_source() -> None:
     sources = (ROOT / "deploy/k8s/schemas/SOURCES.md").read_text()
     schemas = sorted((ROOT / "deploy/k8s/schemas").rglob("*.json"))
-    assert len(schemas) == 5
+    assert len(schemas) == 7
     for schema in schemas:
         relative = schema.relative_to(ROOT / "deploy/k8s/schemas").as_posix()
         row = next((line for line in sources.splitlines() if f"`{relative}`" in line), None)
         assert row is not None and re.search(r"[0-9a-f]{40}|same tag", row), relative
         assert re.search(r"\b[0-9a-f]{64}\b", row), f"{relative}: no sha256 of its source"
+
+
+def test_users_file_is_generated_from_the_users_module() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("k8s_users", ROOT / "scripts/k8s_users.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.TARGET.read_text(encoding="utf-8") == module.render(), (
+        "deploy/k8s/base/kafka/users.yaml is stale: run `.venv/bin/python scripts/k8s_users.py`"
+    )
+
+
+def _acls(objects: list[Obj], user: str) -> set[tuple[str, str, str, str]]:
+    """(resource type, name, pattern, operation) of every ACL of KafkaUser `user`."""
+    spec = named(objects, "KafkaUser", user)["spec"]
+    assert spec["authentication"] == {"type": "scram-sha-512"}
+    return {
+        (a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"], operation)
+        for a in spec["authorization"]["acls"]
+        for operation in a["operations"]
+    }
+
+
+def _reads(acls: set[tuple[str, str, str, str]], topic: str) -> bool:
+    return {("topic", topic, "literal", op) for op in ("Read", "Describe")} <= acls
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_part_signs_in_as_a_kafka_user_of_its_own(overlay: str) -> None:
+    """The listener wants SCRAM users and enforces ACLs (decision 0122); every Deployment and
+    the audit Job name their own user and read its password from the Secret Strimzi makes."""
+    objects = render(overlay)
+    kafka = named(objects, "Kafka", "ytmaker")["spec"]
+    (listener,) = kafka["kafka"]["listeners"]
+    assert listener["authentication"] == {"type": "scram-sha-512"}
+    assert kafka["kafka"]["authorization"] == {"type": "simple"}
+    assert "userOperator" in kafka["entityOperator"]
+    config = named(objects, "ConfigMap", "ytmaker-config")["data"]
+    assert config["YTMAKER_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    users = {u["metadata"]["name"] for u in of_kind(objects, "KafkaUser")}
+    job = yaml.safe_load((ROOT / "deploy/k8s/jobs/rebuild-read-model.yaml").read_text())
+    signed_in = {}
+    for workload in [*ours(objects), job]:
+        env = container_env(objects, containers(workload)[0])
+        user = env["YTMAKER_KAFKA_USERNAME"].value
+        assert user in users, f"{workload['metadata']}: no KafkaUser {user}"
+        assert env["YTMAKER_KAFKA_PASSWORD"].secret == (user, "password")
+        assert not env["YTMAKER_KAFKA_PASSWORD"].optional
+        signed_in[workload["metadata"].get("name", "audit")] = user
+    assert len(set(signed_in.values())) == len(signed_in), signed_in  # nobody shares one
+
+
+def test_each_user_reads_and_writes_what_its_code_does() -> None:
+    """The stages' groups and input topics as their main.py wires them, each stage's own
+    topic, and every consumer of `topics.CONSUMED_BY` can read what it consumes."""
+    objects = render("prod")
+    for stage in STAGES:
+        acls = _acls(objects, f"kafka-{stage}")
+        wiring = stage_wiring(stage)
+        assert {("group", wiring.group, "literal", "Read")} <= acls
+        assert all(_reads(acls, topic) for topic in (*wiring.topics, "pipeline.control"))
+        for produced in {t.value for s, t in STAGE_TOPIC.items() if STAGE_SERVICE[s] == stage}:
+            assert ("topic", produced, "literal", "Write") in acls
+        assert ("topic", "pipeline.dlq", "literal", "Write") in acls  # its dead letters
+    users_of = {
+        "progress": ("kafka-progress-fold", "kafka-progress"),
+        "gateway": ("kafka-gateway",),
+    }
+    for topic, consumers in CONSUMED_BY.items():
+        for service in consumers:
+            readers = users_of.get(service, (f"kafka-{service}",))
+            assert any(_reads(_acls(objects, user), topic.value) for user in readers), topic
+    fold = _acls(objects, "kafka-progress-fold")
+    assert ("transactionalId", "progress-fold", "prefix", "Write") in fold
+    assert {("topic", "progress.updates", "literal", "Write")} <= fold
+    nobody_else = [u for u in KAFKA_USERS if u not in ("kafka-progress-fold", "kafka-operator")]
+    for user in nobody_else:  # only the fold writes the updates every client trusts
+        assert ("topic", "progress.updates", "literal", "Write") not in _acls(objects, user)
+
+
+def test_the_autoscaler_signs_in_and_may_only_describe() -> None:
+    objects = render("prod")
+    auth = named(objects, "TriggerAuthentication", "kafka-autoscaler")["spec"]
+    (username,) = auth["configMapTargetRef"]
+    (password,) = auth["secretTargetRef"]
+    user = named(objects, "ConfigMap", username["name"])["data"][username["key"]]
+    assert password == {"parameter": "password", "name": user, "key": "password"}
+    acls = _acls(objects, user)
+    assert {op for *_, op in acls} == {"Describe"}
+    for scaled in of_kind(objects, "ScaledObject"):
+        (trigger,) = scaled["spec"]["triggers"]
+        assert trigger["authenticationRef"] == {"name": "kafka-autoscaler"}
+        assert trigger["metadata"]["sasl"] == "scram_sha512"
+        meta = trigger["metadata"]
+        assert {("topic", meta["topic"]), ("group", meta["consumerGroup"])} <= {
+            (kind, name) for kind, name, *_ in acls
+        }
