@@ -12,8 +12,9 @@ What cannot be the same on one machine is translated, and only that:
 - Every pod has its own network namespace in a cluster and one port space here: each
   container port gets a free local port, and a `*_PORT` variable holding a container port's
   number gets that local port.
-- A mounted volume (an emptyDir) is a directory of the pod's own; a variable holding a mount
-  path (or a path under it) gets that directory. `/tmp` is the pod's TMPDIR.
+- A mounted volume is a directory of the pod's own (an emptyDir empty, a Secret's with its
+  files); a variable holding a mount path (or a path under it) gets that directory. `/tmp` is
+  the pod's TMPDIR.
 - Secrets the overlay makes are used as they are; those an operator makes (the database's)
   come from `operator_secrets`; a non-optional reference to a Secret nobody makes fails.
 - The image's own environment (PATH to the installed entry points, HOME, TMPDIR) is this
@@ -71,6 +72,7 @@ class Pod:
     image: str = ""
     user: str = ""  # runAsUser:runAsGroup
     mounts: dict[str, Path] = field(default_factory=dict)  # mountPath -> host directory
+    files: dict[Path, str] = field(default_factory=dict)  # a Secret volume's files
     container: str | None = None  # buildah's working container (images mode)
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
@@ -132,12 +134,29 @@ class LocalCluster:
                 liveness=probe_url["livenessProbe"],
                 grace_s=float(pod_spec(deployment).get("terminationGracePeriodSeconds", 30)),
                 root=root,
+                files=self._secret_files(deployment, root),
             )
         addresses = self._addresses(deployments)
         for deployment in deployments:
             pod = self.pods[deployment["metadata"]["name"]]
             pod.env = self._environment(deployment, pod, addresses)
         return self.pods
+
+    def _secret_files(self, deployment: Obj, root: Path) -> dict[Path, str]:
+        """The files of the Secret volumes the container mounts, under the pod's directory."""
+        secrets = secret_values(self.objects) | self.operator_secrets
+        volumes = {v["name"]: v for v in pod_spec(deployment).get("volumes", [])}
+        files = {}
+        for mount in containers(deployment)[0].get("volumeMounts", []):
+            source = volumes[mount["name"]].get("secret")
+            if source is None:
+                continue  # an emptyDir
+            name = source["secretName"]
+            assert name in secrets, f"volume {mount['name']}: Secret {name} is made by nobody"
+            items = source.get("items") or [{"key": k, "path": k} for k in secrets[name]]
+            for item in items:
+                files[root / mount["name"] / item["path"]] = secrets[name][item["key"]]
+        return files
 
     def _namespace(self) -> str:
         namespaces = {o["metadata"].get("namespace", "") for o in self.objects}
@@ -290,11 +309,15 @@ class LocalCluster:
         ]
 
     def _make_volumes(self) -> None:
-        """Each pod's TMPDIR and the emptyDirs its environment points into."""
+        """Each pod's TMPDIR, its Secret volumes' files and the emptyDirs its environment
+        points into."""
         for pod in self.pods.values():
             (pod.root / "tmp").mkdir(parents=True, exist_ok=True)
+            for path, content in pod.files.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(content)
             for value in pod.env.values():
-                if value.startswith(str(pod.root)):
+                if value.startswith(str(pod.root)) and Path(value) not in pod.files:
                     Path(value).mkdir(parents=True, exist_ok=True)
 
     def check_alive(self) -> None:

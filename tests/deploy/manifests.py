@@ -111,13 +111,17 @@ def secret_values(objects: list[Obj]) -> dict[str, dict[str, str]]:
     return values
 
 
-def kafka_user_secrets(objects: list[Obj]) -> dict[str, dict[str, str]]:
-    """The Secrets Strimzi's user operator makes: one per KafkaUser, named like it, with a
-    new SCRAM password (key `password`)."""
-    return {
+def strimzi_secrets(objects: list[Obj], ca_certificate: str) -> dict[str, dict[str, str]]:
+    """The Secrets Strimzi's operators make: one per KafkaUser, named like it, with a new
+    SCRAM password (key `password`), and each Kafka cluster's authority (`<cluster>-cluster-
+    ca-cert`, key `ca.crt`)."""
+    made = {
         user["metadata"]["name"]: {"password": secrets.token_urlsafe(24)}
         for user in of_kind(objects, "KafkaUser")
     }
+    for kafka in of_kind(objects, "Kafka"):
+        made[f"{kafka['metadata']['name']}-cluster-ca-cert"] = {"ca.crt": ca_certificate}
+    return made
 
 
 @dataclass(frozen=True)

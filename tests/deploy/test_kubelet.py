@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from .kubelet import SHIM_ENV, LocalCluster
-from .manifests import Obj, containers, kafka_user_secrets, named, render
+from .manifests import Obj, containers, named, render, strimzi_secrets
 
 STAND_INS = {
     "ytmaker-kafka-bootstrap": "127.0.0.1:19092",
@@ -16,10 +16,11 @@ STAND_INS = {
     "minio": "127.0.0.1:19000",
 }
 DB_SECRET = {"ytmaker-db-app": {"password": "pw"}}
+CA = "-----BEGIN CERTIFICATE-----\n(the cluster's authority)\n-----END CERTIFICATE-----\n"
 
 
 def plan(objects: list[Obj], tmp_path: Path) -> LocalCluster:
-    made = DB_SECRET | kafka_user_secrets(objects)
+    made = DB_SECRET | strimzi_secrets(objects, CA)
     cluster = LocalCluster(objects, tmp_path, STAND_INS, made, topic_prefix="t.")
     cluster.plan()
     return cluster

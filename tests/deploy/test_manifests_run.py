@@ -41,11 +41,11 @@ from .manifests import (
     Obj,
     container_env,
     containers,
-    kafka_user_secrets,
     named,
     of_kind,
     ours,
     render,
+    strimzi_secrets,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.timeout(300)]
@@ -68,15 +68,19 @@ def create_database(server: PostgresServer, database: str, owner: str) -> None:
 
 def kafka_with_users(objects: list[Obj], data_dir: Path) -> tuple[LocalKafka, dict[str, Any]]:
     """What Strimzi's cluster and user operators make of the Kafka and KafkaUser resources: a
-    broker that wants SCRAM users and enforces ACLs, one user per KafkaUser with its ACLs, and
-    the Secrets with their passwords."""
-    made = kafka_user_secrets(objects)
-    users = {"admin": secrets.token_urlsafe(16)} | {n: s["password"] for n, s in made.items()}
+    broker that wants SCRAM users over TLS and enforces ACLs, one user per KafkaUser with its
+    ACLs, and the Secrets: the users' passwords and the cluster's authority."""
+    names = [user["metadata"]["name"] for user in of_kind(objects, "KafkaUser")]
+    users = {name: secrets.token_urlsafe(16) for name in ["admin", *names]}
     broker = new_secured_broker(data_dir, users)
     try:
         broker.start(timeout=120.0)
     except DevKafkaError as exc:
         unavailable(f"cannot start a local Kafka broker with users: {exc}")
+    assert broker.tls is not None
+    made = strimzi_secrets(objects, broker.tls.ca_file.read_text())
+    for name in names:
+        made[name]["password"] = users[name]
     for user in of_kind(objects, "KafkaUser"):
         grant(broker, user["metadata"]["name"], user["spec"]["authorization"]["acls"])
     return broker, made

@@ -434,6 +434,11 @@ def test_users_file_is_generated_from_the_users_module() -> None:
     )
 
 
+def named_volume(workload: Obj, name: str) -> Obj:
+    (volume,) = [v for v in pod_spec(workload)["volumes"] if v["name"] == name]
+    return volume
+
+
 def _acls(objects: list[Obj], user: str) -> set[tuple[str, str, str, str]]:
     """(resource type, name, pattern, operation) of every ACL of KafkaUser `user`."""
     spec = named(objects, "KafkaUser", user)["spec"]
@@ -456,11 +461,12 @@ def test_each_part_signs_in_as_a_kafka_user_of_its_own(overlay: str) -> None:
     objects = render(overlay)
     kafka = named(objects, "Kafka", "ytmaker")["spec"]
     (listener,) = kafka["kafka"]["listeners"]
-    assert listener["authentication"] == {"type": "scram-sha-512"}
+    assert listener["authentication"] == {"type": "scram-sha-512"} and listener["tls"] is True
     assert kafka["kafka"]["authorization"] == {"type": "simple"}
     assert "userOperator" in kafka["entityOperator"]
     config = named(objects, "ConfigMap", "ytmaker-config")["data"]
-    assert config["YTMAKER_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert config["YTMAKER_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    ca_secret = f"{named(objects, 'Kafka', 'ytmaker')['metadata']['name']}-cluster-ca-cert"
     users = {u["metadata"]["name"] for u in of_kind(objects, "KafkaUser")}
     job = yaml.safe_load((ROOT / "deploy/k8s/jobs/rebuild-read-model.yaml").read_text())
     signed_in = {}
@@ -470,6 +476,18 @@ def test_each_part_signs_in_as_a_kafka_user_of_its_own(overlay: str) -> None:
         assert user in users, f"{workload['metadata']}: no KafkaUser {user}"
         assert env["YTMAKER_KAFKA_PASSWORD"].secret == (user, "password")
         assert not env["YTMAKER_KAFKA_PASSWORD"].optional
+        # the brokers' authority, where the settings look for it
+        (mount,) = [
+            m
+            for m in containers(workload)[0]["volumeMounts"]
+            if config["YTMAKER_KAFKA_CA_FILE"].startswith(m["mountPath"] + "/")
+        ]
+        volume = named_volume(workload, mount["name"])
+        assert volume["secret"]["secretName"] == ca_secret and mount.get("readOnly") is True
+        items = {i["path"]: i["key"] for i in volume["secret"]["items"]}
+        assert items[config["YTMAKER_KAFKA_CA_FILE"].removeprefix(mount["mountPath"] + "/")] == (
+            "ca.crt"
+        )
         signed_in[workload["metadata"].get("name", "audit")] = user
     assert len(set(signed_in.values())) == len(signed_in), signed_in  # nobody shares one
 
@@ -506,15 +524,21 @@ def test_the_autoscaler_signs_in_and_may_only_describe() -> None:
     objects = render("prod")
     auth = named(objects, "TriggerAuthentication", "kafka-autoscaler")["spec"]
     (username,) = auth["configMapTargetRef"]
-    (password,) = auth["secretTargetRef"]
+    from_secrets = {ref["parameter"]: ref for ref in auth["secretTargetRef"]}
     user = named(objects, "ConfigMap", username["name"])["data"][username["key"]]
-    assert password == {"parameter": "password", "name": user, "key": "password"}
+    assert from_secrets["password"] == {"parameter": "password", "name": user, "key": "password"}
+    assert from_secrets["ca"] == {
+        "parameter": "ca",
+        "name": "ytmaker-cluster-ca-cert",
+        "key": "ca.crt",
+    }
     acls = _acls(objects, user)
     assert {op for *_, op in acls} == {"Describe"}
     for scaled in of_kind(objects, "ScaledObject"):
         (trigger,) = scaled["spec"]["triggers"]
         assert trigger["authenticationRef"] == {"name": "kafka-autoscaler"}
         assert trigger["metadata"]["sasl"] == "scram_sha512"
+        assert trigger["metadata"]["tls"] == "enable"
         meta = trigger["metadata"]
         assert {("topic", meta["topic"]), ("group", meta["consumerGroup"])} <= {
             (kind, name) for kind, name, *_ in acls

@@ -123,15 +123,17 @@ def kafka_broker_factory(tmp_path: Path) -> Iterator[KafkaBrokerFactory]:
         factory.close()
 
 
-def new_secured_broker(data_dir: Path, users: dict[str, str]) -> LocalKafka:
-    """A (not yet started) local broker that wants SCRAM-SHA-512 users and enforces ACLs
-    (`users` holds `admin`, its super user), on free ports."""
+def new_secured_broker(data_dir: Path, users: dict[str, str], *, tls: bool = True) -> LocalKafka:
+    """A (not yet started) local broker that wants SCRAM-SHA-512 users over TLS (its own
+    authority: `broker.tls.ca_file`) and enforces ACLs (`users` holds `admin`, its super
+    user), on free ports."""
     return LocalKafka(
         data_dir,
         port=free_port(),
         controller_port=free_port(),
         honour_env=False,
         scram_users=users,
+        tls=tls,
     )
 
 
@@ -156,6 +158,7 @@ def grant(broker: LocalKafka, user: str, acls: list[dict[str, Any]]) -> None:
             "sasl.mechanisms": options["sasl_mechanism"],
             "sasl.username": options["sasl_plain_username"],
             "sasl.password": options["sasl_plain_password"],
+            **({"ssl.ca.location": str(broker.tls.ca_file)} if broker.tls else {}),
         }
     )
     pattern = {"literal": ResourcePatternType.LITERAL, "prefix": ResourcePatternType.PREFIXED}

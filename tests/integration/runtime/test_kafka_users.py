@@ -1,8 +1,9 @@
-"""Services on a broker that wants users (decision 0122): a broker with SCRAM-SHA-512 users and
-ACLs, as a production cluster is; every kind of client the services make (the producer, the
-group-less reader, the librdkafka follower, the topic bootstrap) signs in with the user its
-settings name and can do what that user's ACLs allow, and no more; a missing user, a wrong
-password or a missing ACL is an error, never a silent wait."""
+"""Services on a broker that wants users (decision 0122): a broker with SCRAM-SHA-512 users
+over TLS and ACLs, as a production cluster is; every kind of client the services make (the
+producer, the group-less reader, the librdkafka follower, the topic bootstrap) signs in with
+the user its settings name and can do what that user's ACLs allow, and no more; a missing
+user, a wrong password, a broker it cannot verify or a missing ACL is an error, never a
+silent wait."""
 
 from __future__ import annotations
 
@@ -61,9 +62,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
 
 
 def signed_in(broker: LocalKafka, user: str, password: str | None = None) -> ServiceSettings:
+    assert broker.tls is not None
     return ServiceSettings(
         kafka_bootstrap_servers=broker.bootstrap_servers,
-        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_security_protocol="SASL_SSL",
+        kafka_ca_file=broker.tls.ca_file,
         kafka_username=user,
         kafka_password=SecretStr(password or USERS[user]),
         topic_prefix=PREFIX,
@@ -113,6 +116,10 @@ async def test_a_wrong_password_or_no_user_never_reaches_the_log(broker: LocalKa
     anonymous = ServiceSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
     with pytest.raises(KafkaConnectionError):
         await wait_for_broker(anonymous, timeout_s=3)
+    # the right password to a broker the client cannot verify (the system's authorities)
+    unverified = signed_in(broker, "writer").model_copy(update={"kafka_ca_file": None})
+    with pytest.raises(KafkaConnectionError):
+        await wait_for_broker(unverified, timeout_s=3)
 
 
 async def test_a_producer_without_a_write_acl_fails_at_start_not_after_its_deadline(
@@ -131,7 +138,9 @@ def test_the_operators_command_line_signs_in_from_the_environment(
     broker: LocalKafka, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     command = ["--bootstrap", broker.bootstrap_servers, "--prefix", PREFIX, "topics", "describe"]
-    monkeypatch.setenv("YTMAKER_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    assert broker.tls is not None
+    monkeypatch.setenv("YTMAKER_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("YTMAKER_KAFKA_CA_FILE", str(broker.tls.ca_file))
     monkeypatch.setenv("YTMAKER_KAFKA_USERNAME", "admin")
     assert main([*command, "--json"]) == 2  # no password: a setting's error, not a traceback
     assert "YTMAKER_KAFKA_PASSWORD" in capsys.readouterr().err

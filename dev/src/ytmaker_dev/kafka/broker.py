@@ -9,11 +9,13 @@ import os
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from .errors import (
     BrokerAlreadyRunningError,
@@ -79,6 +81,7 @@ class LocalKafka(BrokerFiles):
         honour_env: bool = True,
         detach: bool = False,
         scram_users: Mapping[str, str] | None = None,
+        tls: bool = False,
     ) -> None:
         directory = Path(data_dir).expanduser().absolute() if data_dir else default_data_dir()
         if "," in str(directory):
@@ -98,6 +101,7 @@ class LocalKafka(BrokerFiles):
             controller_port=controller_port,
             heap_opts=heap_opts if heap_opts is not None else default_heap_opts(),
             scram_users=scram_users,
+            tls=tls,
         )
         self.libs = libs
         self.honour_env = honour_env
@@ -143,16 +147,19 @@ class LocalKafka(BrokerFiles):
         """True when a broker process of this data directory is alive (not external ones)."""
         return self.pid is not None
 
-    def admin_options(self) -> dict[str, str]:
+    def admin_options(self) -> dict[str, Any]:
         """aiokafka's keyword arguments for a client of the super user (none without users)."""
         if self.scram_users is None or self.is_external:
             return {}
-        return {
+        options: dict[str, Any] = {
             "security_protocol": self.security_protocol,
             "sasl_mechanism": SCRAM_MECHANISM,
             "sasl_plain_username": SCRAM_ADMIN,
             "sasl_plain_password": self.scram_users[SCRAM_ADMIN],
         }
+        if self.tls is not None:
+            options["ssl_context"] = ssl.create_default_context(cafile=self.tls.ca_file)
+        return options
 
     def is_reachable(self, timeout: float = 10.0) -> bool:
         """True when a client can bootstrap from :attr:`bootstrap_servers` (see :func:`probe`)."""
@@ -212,6 +219,8 @@ class LocalKafka(BrokerFiles):
 
         began = time.monotonic()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.tls is not None:
+            self.tls.make(java, self.host)
         self._write_config()
         if self.is_formatted():
             self.last_format_seconds = 0.0

@@ -17,6 +17,7 @@ from typing import Final
 
 from .errors import BrokerStartError
 from .processes import tail
+from .tls import BrokerTls
 
 # The JVM options of the official kafka-server-start.sh / kafka-run-class.sh.
 JVM_PERFORMANCE_OPTS: Final = (
@@ -68,6 +69,7 @@ class BrokerFiles:
         controller_port: int,
         heap_opts: Sequence[str],
         scram_users: Mapping[str, str] | None = None,
+        tls: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -80,6 +82,9 @@ class BrokerFiles:
             if not _PLAIN_WORD.fullmatch(word):  # they go into the storage tool's arguments
                 raise ValueError("SCRAM user names and passwords are letters, digits, - and _")
         self.scram_users = dict(scram_users) if scram_users is not None else None
+        if tls and scram_users is None:
+            raise ValueError("a broker with TLS wants SCRAM users too (SASL_SSL)")
+        self.tls = BrokerTls(data_dir / "tls") if tls else None
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -121,8 +126,11 @@ class BrokerFiles:
 
     @property
     def security_protocol(self) -> str:
-        """What a client speaks to the broker's port: SASL_PLAINTEXT with SCRAM users."""
-        return "PLAINTEXT" if self.scram_users is None else "SASL_PLAINTEXT"
+        """What a client speaks to the broker's port: SASL_PLAINTEXT with SCRAM users,
+        SASL_SSL with TLS too."""
+        if self.scram_users is None:
+            return "PLAINTEXT"
+        return "SASL_SSL" if self.tls is not None else "SASL_PLAINTEXT"
 
     def server_config(self) -> dict[str, str]:
         """The broker configuration written to ``server.properties``."""
@@ -177,15 +185,17 @@ class BrokerFiles:
         if self.scram_users is None:
             return {}
         password = self.scram_users[SCRAM_ADMIN]
+        listener = self.security_protocol.lower()
         return {
             "sasl.enabled.mechanisms": SCRAM_MECHANISM,
             "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
-            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+            f"listener.name.{listener}.scram-sha-512.sasl.jaas.config": (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required "
                 f'username="{SCRAM_ADMIN}" password="{password}";'
             ),
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users": f"User:{SCRAM_ADMIN};User:ANONYMOUS",
+            **(self.tls.server_config(listener) if self.tls is not None else {}),
         }
 
     def _write_config(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import socket
+from typing import Any
 
 from .errors import BrokerStartError
 
@@ -19,7 +20,7 @@ def port_accepts(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-async def aprobe(bootstrap_servers: str, timeout: float = 10.0, **client: str) -> None:
+async def aprobe(bootstrap_servers: str, timeout: float = 10.0, **client: Any) -> None:
     """Bootstrap an admin client, describe the cluster and list topics; raise on any failure.
 
     Succeeds only when the cluster has at least one live (unfenced) broker. `client`: more
@@ -44,7 +45,7 @@ async def aprobe(bootstrap_servers: str, timeout: float = 10.0, **client: str) -
             await admin.close()
 
 
-def probe(bootstrap_servers: str, timeout: float = 10.0, **client: str) -> bool:
+def probe(bootstrap_servers: str, timeout: float = 10.0, **client: Any) -> bool:
     """Blocking :func:`aprobe`: True when a client can bootstrap from *bootstrap_servers*.
 
     Runs its own event loop in a worker thread, so it may be called from inside a running
