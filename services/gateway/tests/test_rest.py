@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.gateway import PROJECT, make_state, make_update, stable_id
 from ytmaker_shared.events import CancelTask, PauseTask, TaskRequested
+from ytmaker_shared.kafka import BrokerUnavailable
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic
 
@@ -112,6 +113,7 @@ async def test_every_endpoint_needs_a_valid_token(
     ]:
         response = await gw.http.request(method, path, headers=headers, json=VALID)
         _error(response, 401, "unauthorized")
+        assert response.headers["www-authenticate"] == 'Bearer realm="ytmaker"'  # RFC 9110
 
 
 async def test_anonymous_access_only_with_the_development_flag(gateway_factory: Factory) -> None:
@@ -391,3 +393,23 @@ async def test_cors_allowlist(gateway_factory: Factory) -> None:
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_an_unavailable_log_says_so_without_its_addresses(
+    gateway_factory: Factory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker's address and the topic are the operators' business: logged, not sent."""
+    gw = await gateway_factory()
+    why = "no Kafka broker at kafka-3.internal:9092 after 30s: pipeline.tasks not acknowledged"
+
+    async def refused(*_: object) -> None:
+        raise BrokerUnavailable(why)
+
+    monkeypatch.setattr(gw.producer, "send", refused)
+    response = await gw.http.post("/api/v1/projects", json=VALID, headers=gw.auth())
+    error = _error(response, 503, "unavailable")
+    assert "kafka-3" not in response.text and "pipeline.tasks" not in response.text
+    assert error["message"] == "the event log is unavailable, try again"
+    assert any(
+        why in record.getMessage() or why in str(record.__dict__) for record in caplog.records
+    )

@@ -7,6 +7,7 @@ here from the read model, and refused with `Conflict` (409) and a clear message 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +29,8 @@ from ytmaker_shared.events import (
 from ytmaker_shared.kafka import BrokerUnavailable
 from ytmaker_shared.progress import ACTIVE_STATUSES, TERMINAL_STATUSES, TaskStatus
 from ytmaker_shared.topics import Topic
+
+log = logging.getLogger(__name__)
 
 #: The statuses each control request is accepted in (docs/architecture.md).
 ALLOWED_FROM: dict[ControlAction, frozenset[TaskStatus]] = {
@@ -127,5 +130,6 @@ class Commands:
     async def _send(self, topic: Topic, event: Event) -> None:
         try:
             await self.producer.send(topic, event)
-        except BrokerUnavailable as exc:
-            raise Unavailable("the event log is unavailable, try again", reason=str(exc)) from None
+        except BrokerUnavailable as exc:  # its addresses and topics are for the operators
+            log.warning("event log unavailable", extra={"error": str(exc)})
+            raise Unavailable("the event log is unavailable, try again") from None

@@ -28,6 +28,10 @@ class Unauthorized(GatewayError):
     status = 401
     code = "unauthorized"
 
+    def headers(self) -> dict[str, str]:
+        """What RFC 9110 wants with a 401: how to authenticate (a bearer token)."""
+        return {"WWW-Authenticate": 'Bearer realm="ytmaker"'}
+
 
 class Forbidden(GatewayError):
     """Also used for a task that does not exist, so that nobody learns whether it does."""
