@@ -9,6 +9,8 @@ import pytest
 from ytmaker_dev.scenario import run_events
 from ytmaker_progress.eta import EtaEstimated, significant
 from ytmaker_progress.fold import apply
+from ytmaker_progress.runners.eta import EtaProjector
+from ytmaker_progress.settings import ProgressSettings
 from ytmaker_progress.window import StageWindow
 from ytmaker_shared.progress import TaskStatus, UpdateType
 
@@ -65,3 +67,35 @@ def test_only_significant_changes_are_worth_an_update() -> None:
     assert not significant(100.0, 108.0)
     assert significant(100.0, 89.0)
     assert significant(10.0, 4.0)
+
+
+def _running(updated_at: datetime, finished_at: datetime, seconds: float) -> dict[str, object]:
+    """A running task's state (JSON) whose script stage took `seconds` up to `finished_at`."""
+    return {
+        "status": "running",
+        "project_id": "p1",
+        "owner": "alice",
+        "updated_at": updated_at.isoformat(),
+        "eta_seconds": None,
+        "stages": {
+            "script": {
+                "status": "completed",
+                "attempt": 1,
+                "progress": 100.0,
+                "started_at": (finished_at - timedelta(seconds=seconds)).isoformat(),
+                "finished_at": finished_at.isoformat(),
+            }
+        },
+    }
+
+
+def test_an_update_dated_far_ahead_does_not_move_the_window_past_every_sample() -> None:
+    """The window's clock is the updates' times; one dated year 9999 (a stage's clock, or a
+    hostile record) moved it past every real sample for good: its own stood for the average,
+    every later one was too old to count, until a restart."""
+    projector = EtaProjector(ProgressSettings())
+    now = datetime.now(UTC)
+    far = datetime(9999, 12, 31, tzinfo=UTC)
+    projector.saw({"t-far": (1, _running(far, far, 3000.0), far.isoformat())})
+    projector.saw({"t-now": (2, _running(now, now, 30.0), now.isoformat())})
+    assert projector.window.averages() == {"script": 30.0}

@@ -36,6 +36,17 @@ log = logging.getLogger(__name__)
 Latest = Mapping[str, tuple[int, dict[str, Any], str]]
 
 
+#: How far ahead of this machine's clock an update's time may be (another machine's clock).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _not_ahead(at: datetime) -> bool:
+    """Whether `at` is not in the future beyond `CLOCK_SKEW`. The window's clock is the times
+    it is given: one far ahead (a stage's wrong clock, a hostile record) would move it past
+    every real sample for good, and leave its own as the average."""
+    return at <= datetime.now(UTC) + CLOCK_SKEW
+
+
 @dataclass
 class _Task:
     """What the projector remembers of a running task."""
@@ -84,7 +95,9 @@ class EtaProjector:
                 log.exception("ETA projector failed on an update", extra={"offset": offset})
 
     def _saw(self, task_id: str, offset: int, state: dict[str, Any], occurred_at: str) -> None:
-        self.window.advance(parse_time(state.get("updated_at") or occurred_at))
+        updated = parse_time(state.get("updated_at") or occurred_at)
+        if _not_ahead(updated):
+            self.window.advance(updated)
         task = self.tasks.setdefault(task_id, _Task())
         self._count(task, state)
         if state["status"] in TERMINAL_STATUSES:
@@ -122,7 +135,8 @@ class EtaProjector:
             task.counted.add(key)
             finished = parse_time(st["finished_at"])
             seconds = (finished - parse_time(st["started_at"])).total_seconds()
-            self.window.add(stage, finished, seconds)
+            if _not_ahead(finished):
+                self.window.add(stage, finished, seconds)
 
     async def run(self, stopping: asyncio.Event, caught_up: asyncio.Event) -> None:
         """Write the estimates the sink's updates lead to, from when the sink has caught up
