@@ -121,7 +121,8 @@ async def test_render_makes_a_playable_720p30_video_timed_by_the_narration(
     names = {a.name: a for a in result.artifacts}
     assert set(names) == {"video.mp4", "thumbnail.jpg"}
     video = tmp_path / "out.mp4"
-    video.write_bytes(await store.read_uri(names["video.mp4"].uri))
+    task = events[-1].task_id
+    video.write_bytes(await store.read_uri(names["video.mp4"].uri, task_id=task))
     info = await probe.decode(ffmpeg, video)
     expected = sum(max(2.0, round((n + 0.35) * 30) / 30) for n in NARRATION)  # min 2 s
     assert info.duration_seconds == pytest.approx(expected, abs=0.1)
@@ -130,7 +131,7 @@ async def test_render_makes_a_playable_720p30_video_timed_by_the_narration(
     assert v is not None and v.codec == "h264" and v.size == (1280, 720) and v.fps == 30
     assert a is not None and a.codec == "aac"
     assert probe.is_faststart(video)
-    assert (await store.read_uri(names["thumbnail.jpg"].uri))[:2] == b"\xff\xd8"
+    assert (await store.read_uri(names["thumbnail.jpg"].uri, task_id=task))[:2] == b"\xff\xd8"
     assert result.result["duration_seconds"] == pytest.approx(expected, abs=0.1)
     steps = [p.progress for p in seen]
     assert steps == sorted(steps) and steps[-1] == 100.0 and len(steps) >= 2

@@ -212,6 +212,39 @@ async def test_a_render_without_a_video_is_a_permanent_error(tmp_path: Path, mis
     assert terminal[0].payload.error.code == "missing_artifact"
 
 
+@pytest.mark.parametrize(
+    ("hostile", "code"),
+    [("another task's video", "invalid_artifact"), ("a name that is a path", "missing_artifact")],
+)
+async def test_a_render_naming_what_is_not_its_own_video_is_refused(
+    tmp_path: Path, hostile: str, code: str
+) -> None:
+    """A render event names its task's artifacts by URI and name: one naming somebody else's
+    video would publish it under this task, one named `../..` would be written outside the
+    attempt's scratch folder."""
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    theirs = await render_done(store, "t-theirs", 10)
+    trigger = await render_done(store, "t-mine", 10)
+    video = trigger.payload.artifacts[0]
+    if hostile == "another task's video":
+        video = theirs.payload.artifacts[0]
+    else:
+        video = video.model_copy(update={"name": "../../../escaped.mp4"})
+    forged = trigger.model_copy(
+        update={
+            "payload": trigger.payload.model_copy(
+                update={"artifacts": (video, *trigger.payload.artifacts[1:])}
+            )
+        }
+    )
+    publisher = ScriptedPublisher([], [])
+    work = UploadWork(store, publisher, "private")
+    _, terminal = await run_job(work, store, forged)
+    assert terminal[0].payload.error.code == code  # type: ignore[union-attr]
+    assert publisher.metadata == []  # nothing was published
+    assert not list(tmp_path.parent.rglob("escaped.mp4"))
+
+
 class ScriptedPublisher:
     """Reports the progress it is given, fails with the errors it is given, then publishes."""
 

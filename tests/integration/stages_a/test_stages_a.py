@@ -178,12 +178,12 @@ async def test_script_then_assets_offline(env: dict[str, Any]) -> None:
     assert script_done.causation_id == trigger.event_id
     artifact = script_done.payload.artifacts[0]  # type: ignore[union-attr]
     store = open_store(env["common"]["artifact_url"])
-    script = Script.model_validate_json(await store.read_uri(artifact.uri))
+    script = Script.model_validate_json(await store.read_uri(artifact.uri, task_id=t))
     assert len(script.segments) == 3 and script.segments[0].narration.startswith("Apache Kafka")
 
     images = log.of(t, "stage.completed", Stage.IMAGES)[0].payload  # type: ignore[union-attr]
     assert len(images.artifacts) == 3
-    png = Image.open(io.BytesIO(await store.read_uri(images.artifacts[0].uri)))
+    png = Image.open(io.BytesIO(await store.read_uri(images.artifacts[0].uri, task_id=t)))
     assert png.size == (1280, 720)
     progress = [e.payload.completed_steps for e in log.of(t, "stage.progress", Stage.IMAGES)]  # type: ignore[union-attr]
     assert progress == sorted(progress) and progress[-1] == 3

@@ -51,7 +51,7 @@ async def test_read_open_stat_and_uri_roundtrip(store: ArtifactStore) -> None:
     assert stat.size == 7 and stat.content_type == "image/png"
     uri = store.uri("t1/images/a.png")
     assert store.key(uri) == "t1/images/a.png"
-    assert await store.read_uri(uri) == b"\x89PNG..."
+    assert await store.read_uri(uri, task_id="t1") == b"\x89PNG..."
 
 
 async def test_put_file(store: ArtifactStore, tmp_path: Path) -> None:
@@ -133,3 +133,33 @@ async def test_download_local_file_and_ranges(store: ArtifactStore, tmp_path: Pa
     with pytest.raises(ArtifactNotFound):
         store.open_range("nope/x", 0, 1)
     assert not (tmp_path / "dl" / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["../escaped.mp4", "a/../../escaped.mp4", "..", "", "x\x00y"])
+async def test_a_local_copy_is_never_named_out_of_its_directory(
+    store: ArtifactStore, tmp_path: Path, name: str
+) -> None:
+    """The name comes from an event (an artifact's `name`): it is a file name, not a path."""
+    await store.put("t1/render/video.mp4", b"\x00\x00\x00\x18ftypmp42")
+    scratch = tmp_path / "job" / "scratch"
+    if store.local_path("t1/render/video.mp4") is not None:
+        return  # a file store hands over its own file, whatever the name
+    with pytest.raises(InvalidKey):
+        await store.local_file("t1/render/video.mp4", scratch, name)
+    assert not (tmp_path / "job" / "escaped.mp4").exists()
+    assert not (tmp_path / "escaped.mp4").exists()
+
+
+async def test_an_artifact_of_another_task_is_refused(store: ArtifactStore) -> None:
+    """An event of one task names artifacts of that task only: a hostile one must not make a
+    stage read (and publish) somebody else's script or video."""
+    await store.put("t1/script/script.json", b"{}")
+    await store.put("t2/script/script.json", b"{}")
+    assert store.task_key(store.uri("t1/script/script.json"), "t1") == "t1/script/script.json"
+    with pytest.raises(InvalidKey):
+        store.task_key(store.uri("t2/script/script.json"), "t1")
+    with pytest.raises(InvalidKey):
+        store.task_key(store.uri("t1x/script/script.json"), "t1")  # a prefix is not the task
+    assert await store.read_uri(store.uri("t1/script/script.json"), task_id="t1") == b"{}"
+    with pytest.raises(InvalidKey):
+        await store.read_uri(store.uri("t2/script/script.json"), task_id="t1")

@@ -65,7 +65,7 @@ class _AfterScript(StageWork):
             raise PermanentError("invalid_trigger", f"cannot start from {ctx.event.type}")
         uri = script_uri(ctx.event)
         try:
-            data = await ctx.store.read_uri(uri)
+            data = await ctx.store.read_uri(uri, task_id=ctx.task_id)
         except (KeyError, ValueError) as exc:
             raise PermanentError(
                 "missing_script", f"cannot read the script {uri}: {exc!r}"

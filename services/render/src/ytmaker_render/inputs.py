@@ -93,10 +93,13 @@ def wav_seconds(path: Path) -> float | None:
         return None
 
 
-async def local_file(store: ArtifactStore, uri: str, scratch: Path, name: str) -> Path:
-    """A local path holding the artifact at `uri` (the store's own file when it has one)."""
+async def local_file(
+    store: ArtifactStore, uri: str, task_id: str, scratch: Path, name: str
+) -> Path:
+    """A local path holding `task_id`'s artifact at `uri` (the store's own file when it has
+    one); an artifact of another task is invalid."""
     try:
-        return await store.local_file(store.key(uri), scratch / "inputs", name)
+        return await store.local_file(store.task_key(uri, task_id), scratch / "inputs", name)
     except InvalidKey as exc:
         raise PermanentError("invalid_artifact", f"cannot read {uri}: {exc}") from exc
     except ArtifactNotFound as exc:
@@ -124,12 +127,14 @@ async def load_inputs(store: ArtifactStore, join: JoinState, scratch: Path) -> R
         raise PermanentError("missing_images", f"no image for segments {lacking}")
     segments = []
     for segment in script.segments:
-        image = await local_file(store, images[segment.index].uri, scratch, f"img{segment.index}")
+        image = await local_file(
+            store, images[segment.index].uri, join.task_id, scratch, f"img{segment.index}"
+        )
         narration = None
         seconds = None
         if segment.index in narrations:
             narration = await local_file(
-                store, narrations[segment.index].uri, scratch, f"n{segment.index}.wav"
+                store, narrations[segment.index].uri, join.task_id, scratch, f"n{segment.index}.wav"
             )
             seconds = wav_seconds(narration)
         segments.append(
@@ -148,6 +153,6 @@ async def load_inputs(store: ArtifactStore, join: JoinState, scratch: Path) -> R
     if outcome.status != "skipped":
         for number, (artifact, index) in enumerate(avatar_clips(outcome.artifacts, indexes)):
             name = f"avatar-{number}{Path(artifact.name).suffix.lower()}"  # never a path
-            path = await local_file(store, artifact.uri, scratch, name)
+            path = await local_file(store, artifact.uri, join.task_id, scratch, name)
             avatars.append((path, index))
     return RenderInputs(script, script_uri, tuple(segments), tuple(avatars))

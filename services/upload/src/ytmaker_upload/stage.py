@@ -85,8 +85,8 @@ class UploadWork(StageWork):
             )
         except MetadataError as exc:
             raise PermanentError("invalid_metadata", str(exc)) from exc
-        video_path = await self._local(video, ctx.scratch)
-        thumb_path = await self._local(thumbnail, ctx.scratch) if thumbnail else None
+        video_path = await self._local(video, ctx.task_id, ctx.scratch)
+        thumb_path = await self._local(thumbnail, ctx.task_id, ctx.scratch) if thumbnail else None
 
         async def on_progress(done: int, total: int) -> None:
             unit = -(-total // MAX_STEPS) or 1  # steps are bytes, or larger units past 2 GiB
@@ -133,9 +133,10 @@ class UploadWork(StageWork):
         except (ArtifactNotFound, ValueError, KeyError, ValidationError):
             return None
 
-    async def _local(self, artifact: Artifact, scratch: Path) -> Path:
+    async def _local(self, artifact: Artifact, task_id: str, scratch: Path) -> Path:
         try:
-            return await self.store.local_file(self.store.key(artifact.uri), scratch, artifact.name)
+            key = self.store.task_key(artifact.uri, task_id)
+            return await self.store.local_file(key, scratch, artifact.name)
         except InvalidKey as exc:
             raise PermanentError("invalid_artifact", f"{artifact.uri}: {exc}") from exc
         except ArtifactNotFound as exc:

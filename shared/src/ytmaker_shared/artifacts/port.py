@@ -184,7 +184,10 @@ class ArtifactStore(ABC):
         path = self.local_path(key)
         if path is not None and path.is_file():
             return path
-        return await self.download(key, directory / (name or key.rsplit("/", 1)[-1]))
+        file_name = key.rsplit("/", 1)[-1] if name is None else name
+        if file_name in ("", ".", "..") or any(c in file_name for c in "/\\\x00"):
+            raise InvalidKey(f"not a file name: {file_name!r}")  # it may come from an event
+        return await self.download(key, directory / file_name)
 
     async def delete_prefix(self, prefix: str) -> int:
         """Remove every key under `prefix`; returns how many. `prefix` must end with `/`."""
@@ -195,6 +198,16 @@ class ArtifactStore(ABC):
             await self.delete(key)
         return len(keys)
 
-    async def read_uri(self, uri: str) -> bytes:
-        """The bytes a URI of this store names; raises InvalidKey or ArtifactNotFound."""
-        return await self.read(self.key(uri))
+    def task_key(self, uri: str, task_id: str) -> str:
+        """The key a URI names, when it is one of `task_id`'s artifacts (under `<task_id>/`);
+        raises InvalidKey otherwise: an event of one task never makes a stage read another's
+        script or video."""
+        key = self.key(uri)
+        if not key.startswith(f"{task_id}/"):
+            raise InvalidKey(f"{uri} is not an artifact of task {task_id}")
+        return key
+
+    async def read_uri(self, uri: str, *, task_id: str) -> bytes:
+        """The bytes of `task_id`'s artifact a URI of this store names; raises InvalidKey or
+        ArtifactNotFound."""
+        return await self.read(self.task_key(uri, task_id))
