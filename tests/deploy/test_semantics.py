@@ -311,15 +311,16 @@ def test_topics_are_the_topics_module(overlay: str) -> None:
     assert config["KAFKA_BOOTSTRAP_SERVERS"] == "ytmaker-kafka-bootstrap:9092"  # Strimzi's Service
 
 
-def test_topics_file_is_generated_from_the_topics_module() -> None:
+@pytest.mark.parametrize("name", ["topics.yaml", "users.yaml"])
+def test_kafka_files_are_generated_from_the_code(name: str) -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("k8s_topics", ROOT / "scripts/k8s_topics.py")
+    spec = importlib.util.spec_from_file_location("k8s_kafka", ROOT / "scripts/k8s_kafka.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.TARGET.read_text(encoding="utf-8") == module.render(), (
-        "deploy/k8s/base/kafka/topics.yaml is stale: run `.venv/bin/python scripts/k8s_topics.py`"
+    assert (module.KAFKA_DIR / name).read_text(encoding="utf-8") == module.render(name), (
+        f"deploy/k8s/base/kafka/{name} is stale: run `.venv/bin/python scripts/k8s_kafka.py`"
     )
 
 
@@ -420,18 +421,6 @@ def test_every_crd_schema_names_its_source() -> None:
         row = next((line for line in sources.splitlines() if f"`{relative}`" in line), None)
         assert row is not None and re.search(r"[0-9a-f]{40}|same tag", row), relative
         assert re.search(r"\b[0-9a-f]{64}\b", row), f"{relative}: no sha256 of its source"
-
-
-def test_users_file_is_generated_from_the_users_module() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("k8s_users", ROOT / "scripts/k8s_users.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.TARGET.read_text(encoding="utf-8") == module.render(), (
-        "deploy/k8s/base/kafka/users.yaml is stale: run `.venv/bin/python scripts/k8s_users.py`"
-    )
 
 
 def named_volume(workload: Obj, name: str) -> Obj:

@@ -1,5 +1,5 @@
 """What each part of ytmaker may do on the log: one Kafka user per service, and its ACLs
-(decision 0122). `scripts/k8s_users.py` writes them as Strimzi KafkaUsers
+(decision 0122). `scripts/k8s_kafka.py` writes them as Strimzi KafkaUsers
 (deploy/k8s/base/kafka/users.yaml); the manifests' run test grants them on a broker that
 enforces them and makes a video, so that a missing ACL fails it.
 
