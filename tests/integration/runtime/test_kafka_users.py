@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka.errors import (
@@ -27,13 +31,16 @@ from ytmaker_dev.kafka import DevKafkaError, LocalKafka
 from ytmaker_shared.kafka import EventProducer, ensure_topics, wait_for_broker
 from ytmaker_shared.kafka.follower import LogFollower
 from ytmaker_shared.kafka.reader import LogReader
+from ytmaker_shared.kafka.users import KAFKA_USERS
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import Topic
 
 pytestmark = pytest.mark.kafka
 
 PREFIX = "users."
-USERS = {name: secrets.token_urlsafe(16) for name in ("admin", "writer", "reader")}
+#: The test's own users, and two of ytmaker's that no manifests' run signs in with.
+PEOPLE = ("kafka-operator", "kafka-audit")
+USERS = {name: secrets.token_urlsafe(16) for name in ("admin", "writer", "reader", *PEOPLE)}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +62,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
             "reader",
             [{"resource": {"type": "topic", "name": script}, "operations": ["Read", "Describe"]}],
         )
+        for person in PEOPLE:
+            grant(kafka, person, KAFKA_USERS[person].acls())
         asyncio.run(ensure_topics(signed_in(kafka, "admin")))
+        real = signed_in(kafka, "admin").model_copy(update={"topic_prefix": ""})
+        asyncio.run(ensure_topics(real))  # the production names their ACLs give
         yield kafka
     finally:
         kafka.stop()
@@ -149,3 +160,59 @@ def test_the_operators_command_line_signs_in_from_the_environment(
     assert main([*command, "--json"]) == 0
     described = {t["name"]: t for t in json.loads(capsys.readouterr().out)}
     assert described[f"{PREFIX}{Topic.SCRIPT.value}"]["exists"] is True
+
+
+def _as(broker: LocalKafka, user: str) -> dict[str, str]:
+    assert broker.tls is not None
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "YTMAKER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "YTMAKER_KAFKA_CA_FILE": str(broker.tls.ca_file),
+        "YTMAKER_KAFKA_USERNAME": user,
+        "YTMAKER_KAFKA_PASSWORD": USERS[user],
+    }
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["topics", "describe", "--json"], ["replay", "--verify", "--json"], ["dlq", "list"]],
+)
+def test_the_operators_user_may_do_what_the_command_line_does(
+    broker: LocalKafka,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    for name, value in _as(broker, "kafka-operator").items():
+        monkeypatch.setenv(name, value)
+    code = main(["--bootstrap", broker.bootstrap_servers, *command])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_the_audit_user_rebuilds_the_read_model_and_reads_nothing_else(
+    broker: LocalKafka,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """What deploy/k8s/jobs/rebuild-read-model.yaml runs, as its user; the dead letters (users'
+    texts, other topics) are not its to read."""
+    env = os.environ | _as(broker, "kafka-audit") | {"YTMAKER_BROKER_STARTUP_WAIT_S": "20"}
+    rebuilt = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ytmaker-progress")),
+            "rebuild",
+            "--into",
+            f"sqlite:///{tmp_path / 'rebuilt.db'}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    for name, value in _as(broker, "kafka-audit").items():
+        monkeypatch.setenv(name, value)
+    assert main(["--bootstrap", broker.bootstrap_servers, "dlq", "list"]) == 1
+    assert "pipeline.dlq" in capsys.readouterr().err
