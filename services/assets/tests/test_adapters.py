@@ -7,13 +7,14 @@ import io
 import logging
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from PIL import Image
 
 from tests.emulators.base import EmulatorServer, Fail, Hang
@@ -304,3 +305,63 @@ async def test_did_talk_that_never_ends_gives_up_with_a_timeout(status: object) 
         )
         with pytest.raises(TransientError, match="d-id_timeout"):
             await avatars.clip(context(), SEGMENT)
+
+
+def _answers(body: Any) -> FastAPI:
+    """A service whose image endpoint answers 200 with the streamed `body()`."""
+    app = FastAPI()
+
+    @app.post("/v2beta/stable-image/generate/core")
+    async def generate() -> StreamingResponse:
+        return StreamingResponse(body(), media_type="image/png")
+
+    return app
+
+
+async def _endless() -> AsyncIterator[bytes]:
+    for _ in range(10_000):  # 10 GiB, were it all read
+        yield b"\x89" * 2**20
+
+
+async def _dripping() -> AsyncIterator[bytes]:
+    for _ in range(10_000):  # a byte every 0.2 s: every read well inside its timeout
+        yield b"\x89"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [(_endless, "stability_answer_too_large"), (_dripping, "stability_timeout")],
+)
+async def test_an_answer_too_large_or_too_slow_is_cut_short(body: Any, code: str) -> None:
+    """httpx reads whatever comes, for as long as each read keeps inside its timeout: a broken
+    or hostile service could fill the stage's memory, or hold the call until the stage's time
+    limit (which is not retried)."""
+    async with EmulatorServer(_answers(body)) as server:
+        images = StabilityImages(
+            "key",
+            base_url=server.url,
+            timeout_s=1.0,
+            max_answer_bytes=4 * 2**20,
+            answer_within_s=2.0,
+        )
+        async with asyncio.timeout(30):
+            with pytest.raises(TransientError) as cut:
+                await images.make(SCRIPT, SEGMENT, "p1")
+        await images.aclose()
+    assert cut.value.code == code
+
+
+async def test_an_answer_declaring_a_body_past_the_bound_is_refused_before_it_is_read() -> None:
+    app = FastAPI()
+
+    @app.post("/v2beta/stable-image/generate/core")
+    async def generate() -> StreamingResponse:
+        return StreamingResponse(_endless(), headers={"content-length": str(10**12)})
+
+    async with EmulatorServer(app) as server:
+        images = StabilityImages("key", base_url=server.url, max_answer_bytes=4 * 2**20)
+        with pytest.raises(TransientError) as cut:
+            await images.make(SCRIPT, SEGMENT, "p1")
+        await images.aclose()
+    assert cut.value.code == "stability_answer_too_large" and "1000000000000" in str(cut.value)

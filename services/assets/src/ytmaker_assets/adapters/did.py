@@ -14,7 +14,13 @@ from typing import Any
 
 import httpx
 
-from ytmaker_assets.adapters.http import json_object, response_error, text_of, transport_error
+from ytmaker_assets.adapters.http import (
+    BoundedTransport,
+    json_object,
+    response_error,
+    text_of,
+    transport_error,
+)
 from ytmaker_shared.script import Segment
 from ytmaker_shared.stageworker import JobContext, PermanentError, TransientError
 
@@ -53,6 +59,8 @@ class DIDAvatars:
         timeout_s: float = 60.0,
         poll_interval_s: float = 1.0,
         max_polls: int = 600,
+        max_answer_bytes: int = 256 * 2**20,  # a presenter clip of a segment: a few MiB
+        answer_within_s: float = 300.0,
     ) -> None:
         self.base = base_url.rstrip("/")
         self.source_url = source_url
@@ -61,7 +69,10 @@ class DIDAvatars:
         self.api = httpx.URL(self.base)
         self._auth = {"authorization": f"Basic {api_key}"}
         self.client = httpx.AsyncClient(
-            headers={"accept": "application/json"}, timeout=timeout_s, follow_redirects=False
+            headers={"accept": "application/json"},
+            timeout=timeout_s,
+            follow_redirects=False,
+            transport=BoundedTransport(max_answer_bytes, answer_within_s),
         )
 
     def _credentials_for(self, url: str) -> dict[str, str]:

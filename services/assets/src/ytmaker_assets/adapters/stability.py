@@ -12,7 +12,13 @@ import io
 import httpx
 from PIL import Image, ImageOps
 
-from ytmaker_assets.adapters.http import json_object, response_error, text_of, transport_error
+from ytmaker_assets.adapters.http import (
+    BoundedTransport,
+    json_object,
+    response_error,
+    text_of,
+    transport_error,
+)
 from ytmaker_assets.domain import HEIGHT, WIDTH
 from ytmaker_shared.script import Script, Segment
 from ytmaker_shared.stageworker import PermanentError
@@ -49,12 +55,20 @@ def _error_message(response: httpx.Response) -> str:
 
 class StabilityImages:
     def __init__(
-        self, api_key: str, *, base_url: str, endpoint: str = "core", timeout_s: float = 60.0
+        self,
+        api_key: str,
+        *,
+        base_url: str,
+        endpoint: str = "core",
+        timeout_s: float = 60.0,
+        max_answer_bytes: int = 64 * 2**20,  # a PNG of the 16 megapixels `fit` takes at most
+        answer_within_s: float = 300.0,
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/v2beta/stable-image/generate/{endpoint}"
         self.client = httpx.AsyncClient(
             headers={"authorization": f"Bearer {api_key}", "accept": "image/*"},
             timeout=timeout_s,
+            transport=BoundedTransport(max_answer_bytes, answer_within_s),
         )
 
     async def make(
