@@ -171,6 +171,25 @@ async def test_youtube_upload_resumes_its_session_in_the_next_attempt_and_never_
         assert emulator.count("initiate") == 1 and len(emulator.videos) == 1
 
 
+async def test_a_task_is_published_once_even_when_a_later_render_brings_other_bytes(
+    tmp_path: Path,
+) -> None:
+    """The journal's sha256 keeps a resumed session on the bytes it began with; once a video
+    is up, a second render event of the task (other bytes: a replay, a forged record) is not
+    a reason to publish a second video."""
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    task = "t-" + uuid.uuid4().hex[:8]
+    first = await render_done(store, task, CHUNK_UNIT + 1)
+    async with YouTubeEmulator() as emulator, httpx.AsyncClient(timeout=5) as http:
+        work = UploadWork(store, channel(emulator, http, store), "private")
+        _, published = await run_job(work, store, first)
+        again = await render_done(store, task, 2 * CHUNK_UNIT)  # other bytes, same keys
+        _, republished = await run_job(work, store, again)
+    assert emulator.count("initiate") == 1 and len(emulator.videos) == 1
+    ids = {t.payload.result["video_id"] for t in (published[-1], republished[-1])}  # type: ignore[union-attr]
+    assert ids == {next(iter(emulator.videos))}
+
+
 async def test_a_refused_thumbnail_does_not_unpublish_the_video(tmp_path: Path) -> None:
     store = MemoryArtifactStore(uuid.uuid4().hex)
     task = "t-" + uuid.uuid4().hex[:8]

@@ -45,8 +45,8 @@ class YouTubeChannel:
     ) -> Publication:
         sha = await asyncio.to_thread(_sha256, video)
         entry = await self.journal.load(task_id) or {}
-        if entry.get("sha256") != sha:
-            entry = {"sha256": sha}
+        if entry.get("sha256") != sha and not entry.get("video_id"):
+            entry = {"sha256": sha}  # a session resumes the bytes it began with; a video is up once
         if not entry.get("video_id"):
 
             async def keep_session(uri: str) -> None:
