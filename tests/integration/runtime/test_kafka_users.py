@@ -123,14 +123,14 @@ async def test_a_user_may_not_go_beyond_its_acls(broker: LocalKafka) -> None:
 
 async def test_a_wrong_password_or_no_user_never_reaches_the_log(broker: LocalKafka) -> None:
     with pytest.raises(KafkaConnectionError):
-        await wait_for_broker(signed_in(broker, "writer", password="not-the-password"), timeout_s=3)
+        await wait_for_broker(signed_in(broker, "writer", password="not-the-password"), timeout_s=1)
     anonymous = ServiceSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
     with pytest.raises(KafkaConnectionError):
-        await wait_for_broker(anonymous, timeout_s=3)
+        await wait_for_broker(anonymous, timeout_s=1)
     # the right password to a broker the client cannot verify (the system's authorities)
     unverified = signed_in(broker, "writer").model_copy(update={"kafka_ca_file": None})
     with pytest.raises(KafkaConnectionError):
-        await wait_for_broker(unverified, timeout_s=3)
+        await wait_for_broker(unverified, timeout_s=1)
 
 
 async def test_a_producer_without_a_write_acl_fails_at_start_not_after_its_deadline(
