@@ -510,7 +510,17 @@ def test_each_user_reads_and_writes_what_its_code_does() -> None:
 
 
 def test_the_autoscaler_signs_in_and_may_only_describe() -> None:
+    """KEDA's operator (namespace `keda`, label `app: keda-operator`, as its chart installs
+    it) reaches the listener, signs in as a user that may only describe, over TLS."""
     objects = render("prod")
+    (listener,) = named(objects, "Kafka", "ytmaker")["spec"]["kafka"]["listeners"]
+    keda = {"kubernetes.io/metadata.name": "keda"}, {"app": "keda-operator"}
+    assert any(
+        matches(peer.get("namespaceSelector", {}), keda[0])
+        and matches(peer.get("podSelector", {}), keda[1])
+        and "namespaceSelector" in peer
+        for peer in listener["networkPolicyPeers"]
+    ), "KEDA's operator cannot reach the Kafka listener"
     auth = named(objects, "TriggerAuthentication", "kafka-autoscaler")["spec"]
     (username,) = auth["configMapTargetRef"]
     from_secrets = {ref["parameter"]: ref for ref in auth["secretTargetRef"]}
