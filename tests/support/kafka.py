@@ -32,6 +32,7 @@ from ytmaker_dev.kafka import (
     external_bootstrap_servers,
 )
 from ytmaker_dev.ports import free_port
+from ytmaker_shared.kafka.connection import librdkafka_connection
 
 from .components import unavailable
 
@@ -150,17 +151,7 @@ def grant(broker: LocalKafka, user: str, acls: list[dict[str, Any]]) -> None:
         ResourceType,
     )
 
-    options = broker.admin_options()
-    admin = AdminClient(
-        {
-            "bootstrap.servers": broker.bootstrap_servers,
-            "security.protocol": options["security_protocol"].lower(),
-            "sasl.mechanisms": options["sasl_mechanism"],
-            "sasl.username": options["sasl_plain_username"],
-            "sasl.password": options["sasl_plain_password"],
-            **({"ssl.ca.location": str(broker.tls.ca_file)} if broker.tls else {}),
-        }
-    )
+    admin = AdminClient(librdkafka_connection(broker.client_settings()))
     pattern = {"literal": ResourcePatternType.LITERAL, "prefix": ResourcePatternType.PREFIXED}
     kind = {
         "topic": ResourceType.TOPIC,

@@ -73,17 +73,14 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
 
 
 def signed_in(broker: LocalKafka, user: str, password: str | None = None) -> ServiceSettings:
-    assert broker.tls is not None
-    return ServiceSettings(
-        kafka_bootstrap_servers=broker.bootstrap_servers,
-        kafka_security_protocol="SASL_SSL",
-        kafka_ca_file=broker.tls.ca_file,
-        kafka_username=user,
-        kafka_password=SecretStr(password or USERS[user]),
-        topic_prefix=PREFIX,
-        broker_startup_wait_s=5.0,
-        producer_delivery_timeout_s=10.0,
-    )
+    changes: dict[str, object] = {
+        "topic_prefix": PREFIX,
+        "broker_startup_wait_s": 5.0,
+        "producer_delivery_timeout_s": 10.0,
+    }
+    if password is not None:
+        changes["kafka_password"] = SecretStr(password)
+    return broker.client_settings(user).model_copy(update=changes)
 
 
 async def test_each_client_signs_in_and_does_what_its_acls_allow(broker: LocalKafka) -> None:

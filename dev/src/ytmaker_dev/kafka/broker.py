@@ -9,13 +9,15 @@ import os
 import shlex
 import signal
 import socket
-import ssl
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from ytmaker_shared.kafka.connection import aiokafka_connection
+from ytmaker_shared.settings import ServiceSettings
 
 from .errors import (
     BrokerAlreadyRunningError,
@@ -147,18 +149,23 @@ class LocalKafka(BrokerFiles):
         """True when a broker process of this data directory is alive (not external ones)."""
         return self.pid is not None
 
-    def admin_options(self) -> dict[str, Any]:
-        """aiokafka's keyword arguments for a client of the super user (none without users)."""
+    def client_settings(self, user: str = SCRAM_ADMIN) -> ServiceSettings:
+        """The settings of a client of this broker, signed in as `user` when it has users."""
         if self.scram_users is None or self.is_external:
-            return {}
-        options: dict[str, Any] = {
-            "security_protocol": self.security_protocol,
-            "sasl_mechanism": SCRAM_MECHANISM,
-            "sasl_plain_username": SCRAM_ADMIN,
-            "sasl_plain_password": self.scram_users[SCRAM_ADMIN],
-        }
-        if self.tls is not None:
-            options["ssl_context"] = ssl.create_default_context(cafile=self.tls.ca_file)
+            return ServiceSettings(kafka_bootstrap_servers=self.bootstrap_servers)
+        return ServiceSettings(
+            kafka_bootstrap_servers=self.bootstrap_servers,
+            kafka_security_protocol=self.security_protocol,
+            kafka_sasl_mechanism=SCRAM_MECHANISM,
+            kafka_username=user,
+            kafka_password=self.scram_users[user],
+            kafka_ca_file=self.tls.ca_file if self.tls is not None else None,
+        )
+
+    def admin_options(self) -> dict[str, Any]:
+        """aiokafka's keyword arguments, but the address, for a client of the super user."""
+        options = aiokafka_connection(self.client_settings())
+        del options["bootstrap_servers"]
         return options
 
     def is_reachable(self, timeout: float = 10.0) -> bool:
