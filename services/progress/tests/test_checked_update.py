@@ -17,6 +17,7 @@ from ytmaker_progress.eta import estimate
 from ytmaker_progress.readmodel.rows import Rows, add_update, checked_update
 from ytmaker_progress.stall import StallPolicy, stall_events, stalled
 from ytmaker_shared.events import DecodeError, decode_with
+from ytmaker_shared.topics import task_partition
 
 
 def valid() -> dict[str, Any]:
@@ -97,7 +98,10 @@ REFUSED = [
     ("state.stages.script.started_at", "2026-12-01T09:59:01"),
     ("state.created_at", "0001-01-01T00:00:00+01:00"),  # before year 1 in UTC
     ("state.updated_at", "9999-12-31T23:59:59-01:00"),  # after year 9999 in UTC
-    # what the stall watch builds its events from
+    # what the stall watch builds its events from (an event's ids are never empty)
+    ("task_id", ""),
+    ("state.project_id", ""),
+    ("state.owner", ""),
     ("state.task_id", "somebody-else"),
     ("state.last_event_id", {"id": "e"}),
     ("state.last_event_id", "e" * 65),
@@ -203,3 +207,21 @@ def test_times_are_stored_in_utc_whatever_offset_they_were_written_with() -> Non
     for stored in (rows.history[0]["created_at"], task["created_at"], task["updated_at"]):
         assert stored == ten
         assert stored.utcoffset() == timedelta(0)  # SQLite's column keeps the clock time only
+
+
+def test_an_update_outside_its_tasks_partition_is_refused_and_adds_nothing() -> None:
+    """One task lives in one partition (its key's, by Kafka's default partitioner): an update
+    of it elsewhere would be applied out of order with its real stream, and offsets by which
+    readers resume would name another partition's records."""
+    home = task_partition("t", 6)
+    record = json.dumps(valid()).encode()
+    rows = Rows()
+    for wrong in sorted(set(range(6)) - {home}):
+        with pytest.raises(DecodeError) as refused:
+            add_update(rows, 9, "ep", record, partition=wrong, partitions=6)
+        assert refused.value.reason == "wrong_partition"
+        assert f"partition is {home} of 6" in refused.value.detail
+    assert (rows.history, rows.latest, rows.stage_runs) == ([], {}, {})
+
+    task_id, _ = add_update(rows, 9, "ep", record, partition=home, partitions=6)
+    assert task_id == "t" and [h["offset"] for h in rows.history] == [9]

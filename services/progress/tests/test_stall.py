@@ -147,3 +147,89 @@ def test_the_read_model_gives_the_watch_when_each_silent_task_was_last_updated(
     assert stall is not None and stall.silent_s == 3600
     failed, _ = stall_events(silent, stall, "progress/test")
     assert failed.task_id == "t-1"
+
+
+def test_silence_counts_from_when_the_read_model_stored_an_update_dated_in_the_future() -> None:
+    state = state_after(3)
+    stored = datetime.fromisoformat(state["updated_at"])
+    state["updated_at"] = (stored + timedelta(days=365)).isoformat()  # a clock far ahead
+    state["silent_since"] = stored.isoformat()
+    assert stalled(state, stored + timedelta(seconds=90), T0, POLICY) is None
+    stall = stalled(state, stored + timedelta(seconds=91), T0, POLICY)
+    assert stall is not None and stall.silent_s == 91
+
+
+def _ahead(at: datetime) -> bytes:
+    """An update of t-1 (its first three events) dated `at`."""
+    state = state_after(3)
+    state["updated_at"] = at.isoformat()
+    return json.dumps({"task_id": "t-1", "occurred_at": at.isoformat(), "state": state}).encode()
+
+
+def _store(store: Store, offset: int, value: bytes) -> None:
+    rows = Rows()
+    add_update(rows, offset, "ep", value)
+    store.write(rows, {})
+
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)  # the read side's clock
+
+
+def test_a_task_whose_update_is_dated_in_the_future_still_stalls(tmp_path: Path) -> None:
+    """One event dated far ahead (a wrong clock, a hostile writer) must not make its task
+    immune to the watch: its silence counts from when the read model stored it."""
+    value = _ahead(NOW + timedelta(days=365))
+    stored = [NOW, NOW + timedelta(seconds=2)]  # two read sides, each with its own database
+    stores = [
+        Store(f"sqlite:///{tmp_path / name}.db", clock=lambda at=at: at)
+        for name, at in zip("ab", stored, strict=True)
+    ]
+    try:
+        events = []
+        for store, at in zip(stores, stored, strict=True):
+            _store(store, 0, value)
+            assert store.silent_tasks(at + timedelta(minutes=1, seconds=30)) != []
+            now = at + timedelta(hours=1)
+            [silent] = store.silent_tasks(now - timedelta(minutes=1))
+            assert datetime.fromisoformat(silent["silent_since"]) == at
+            assert datetime.fromisoformat(silent["updated_at"]) == NOW + timedelta(days=365)
+            assert stalled(silent, at + timedelta(seconds=90), NOW, POLICY) is None
+            stall = stalled(silent, now, NOW, POLICY)
+            assert stall is not None and stall.silent_s == 3600
+            failed, cancel = stall_events(silent, stall, "progress/test")
+            events.append((failed.event_id, cancel.event_id))
+        assert events[0] == events[1]  # every watch writes the same events: the fold takes one
+        assert stores[0].silent_tasks(NOW) == []  # not silent before it was stored
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_each_later_update_of_a_task_dated_in_the_future_starts_its_silence_again(
+    tmp_path: Path,
+) -> None:
+    clock = iter([NOW, NOW + timedelta(minutes=10), NOW + timedelta(minutes=20)])
+    store = Store(f"sqlite:///{tmp_path / 'read.db'}", clock=lambda: next(clock))
+    try:
+        later = NOW + timedelta(hours=1)
+        _store(store, 0, _ahead(NOW + timedelta(days=365)))
+        _store(store, 1, _ahead(NOW + timedelta(days=365, seconds=1)))
+        [silent] = store.silent_tasks(later)
+        assert silent["offset"] == 1
+        assert datetime.fromisoformat(silent["silent_since"]) == NOW + timedelta(minutes=10)
+        _store(store, 0, _ahead(NOW + timedelta(days=365)))  # an older offset again: no change
+        [again] = store.silent_tasks(later)
+        assert again["silent_since"] == silent["silent_since"]
+    finally:
+        store.close()
+
+
+def test_an_update_dated_in_the_past_counts_from_its_own_time(tmp_path: Path) -> None:
+    """Stored long after it happened (a read side catching up, a rebuild): its own time."""
+    store = Store(f"sqlite:///{tmp_path / 'read.db'}", clock=lambda: NOW + timedelta(days=3))
+    try:
+        _store(store, 0, _ahead(NOW))
+        [silent] = store.silent_tasks(NOW + timedelta(hours=1))
+        assert datetime.fromisoformat(silent["silent_since"]) == NOW
+    finally:
+        store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,11 @@ def test_sqlites_driver_path_stores_what_sqlalchemy_stores(tmp_path: Path) -> No
         ],
         [update("t1", status="completed", progress=100, stages={"script": finished | times})],
     ]
-    fast, core = (Store(f"sqlite:///{tmp_path / name}.db") for name in ("fast", "core"))
+    stored_at = datetime(2026, 12, 1, 10, 0, 0, 5, tzinfo=UTC)
+    fast, core = (
+        Store(f"sqlite:///{tmp_path / name}.db", clock=lambda: stored_at)
+        for name in ("fast", "core")
+    )
     core._driver = None
     try:
         offset = 0

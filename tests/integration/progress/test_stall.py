@@ -4,6 +4,7 @@ model and every reader of `progress.updates` see it, and the stages get a cancel
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -70,3 +71,21 @@ async def test_a_silent_task_fails_as_stalled_and_its_stages_are_cancelled(
         if u["task_id"] == "t-stuck" and (u["state"].get("error") or {}).get("code") == "stalled"
     ]
     assert len(stalled_updates) == 1  # the fold took the failure once
+
+
+async def test_a_task_whose_latest_event_is_dated_in_the_future_still_stalls(
+    service: Any,  # noqa: F811 - the fixture of test_service
+    publisher: EventProducer,
+) -> None:
+    """One event dated a year ahead (a clock far off, a hostile producer) dates the task's
+    latest update a year ahead: the watch counts its silence from when the read model stored
+    it, by its own clock, not from a time that is a year away."""
+    _, client = service
+    ahead = datetime.now(UTC) + timedelta(days=365)
+    await publish(publisher, run_events("t-ahead", owner="alice", start=ahead)[:3])
+
+    state = await poll_json(
+        client, "/internal/v1/tasks/t-ahead", lambda s: s["status"] == "failed", timeout=30
+    )
+    assert state["error"]["code"] == "stalled"
+    assert datetime.fromisoformat(state["updated_at"]) >= ahead  # the task's own time stays

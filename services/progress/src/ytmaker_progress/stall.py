@@ -9,7 +9,11 @@ log, so that the fold, the read model and every client see it; a cancel on `pipe
 stops whatever stage instance still holds the work.
 
 Silence is counted from the task's latest update, or from when the watch started if that is
-later: after a downtime of the whole system the stages get their time again.
+later: after a downtime of the whole system the stages get their time again. The latest update
+is as late as the read model's clock allows: one dated after the read model stored it (a
+producer's clock far ahead, a hostile event; the fold keeps a task's latest time) counts from
+when it was stored (`silent_since`, `Store.silent_tasks`), or its task could not stall before
+that future came (decision 0124).
 """
 
 from __future__ import annotations
@@ -77,13 +81,17 @@ def stalled(
     waiting_on = awaited_stages(state)
     if not waiting_on:
         return None
-    updated = datetime.fromisoformat(str(state["updated_at"]).replace("Z", "+00:00"))
-    silent_s = (now - max(updated, watching_since)).total_seconds()
+    since = _time(state.get("silent_since") or state["updated_at"])
+    silent_s = (now - max(since, watching_since)).total_seconds()
     stage = max(waiting_on, key=policy.limit_s)
     allowed_s = policy.limit_s(stage) + policy.grace_s
     if silent_s <= allowed_s:
         return None
     return Stall(state["task_id"], stage, silent_s, allowed_s)
+
+
+def _time(value: Any) -> datetime:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def stall_events(
@@ -100,8 +108,9 @@ def stall_events(
         details={"stage": stall.stage.value, "silent_s": round(stall.silent_s)},
     )
     seed = f"{stall.task_id}/{state.get('last_event_id')}/{STALLED}"
-    updated = datetime.fromisoformat(str(state["updated_at"]).replace("Z", "+00:00"))
-    millis = int(updated.timestamp() * 1000)
+    # The update's own time, not when a read model stored it: every watch, whatever its
+    # database, derives the same ids.
+    millis = int(_time(state["updated_at"]).timestamp() * 1000)
     common: dict[str, Any] = {
         "task_id": stall.task_id,
         "project_id": state["project_id"],

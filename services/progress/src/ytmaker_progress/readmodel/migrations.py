@@ -9,8 +9,9 @@ process (concurrent starts are safe on PostgreSQL: an advisory lock serialises t
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text, update
 from sqlmodel import SQLModel
 
 from ytmaker_progress.readmodel import tables
@@ -38,9 +39,24 @@ def _v2_no_history_status_index(conn: Connection) -> None:
     conn.execute(text("DROP INDEX IF EXISTS ix_progress_history_status"))
 
 
+def _v3_tasks_stored_at(conn: Connection) -> None:
+    """When the read model stored each task's latest update (`tasks.stored_at`): an update
+    dated in the future no longer keeps its task from the stall watch. A task stored before
+    counts as stored now. A database made by version 1 of this code has the column already
+    (`_v1_initial` creates the tables as they are now)."""
+    table = tables.TaskRow.__table__  # type: ignore[attr-defined]
+    if "stored_at" not in {c["name"] for c in inspect(conn).get_columns("tasks")}:
+        kind = table.c.stored_at.type.compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE tasks ADD COLUMN stored_at {kind}"))
+    conn.execute(
+        update(table).where(table.c.stored_at.is_(None)).values(stored_at=datetime.now(UTC))
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial tables", _v1_initial),
     (2, "drop the index on progress_history.status", _v2_no_history_status_index),
+    (3, "tasks.stored_at: when the read model stored the latest update", _v3_tasks_stored_at),
 ]
 
 _LOCK_ID = 0x79746D6B  # "ytmk"

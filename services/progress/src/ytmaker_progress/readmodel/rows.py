@@ -16,11 +16,12 @@ from typing import Any
 
 import orjson
 
-from ytmaker_shared.events import TaskRequested, decode_with
+from ytmaker_shared.events import DecodeError, TaskRequested, decode_with
 from ytmaker_shared.events.envelope import ID_MAX_LENGTH, OWNER_MAX_LENGTH, TEXT_MAX_LENGTH
 from ytmaker_shared.events.stages import STEP_MAX_LENGTH
 from ytmaker_shared.progress import FINISHED_STAGE_STATUSES, StageStatus, TaskStatus
 from ytmaker_shared.stages import Stage
+from ytmaker_shared.topics import task_partition
 
 _TASK_FIELDS = ("project_id", "owner", "status", "progress")
 
@@ -40,10 +41,11 @@ class Rows:
     #: earlier ones: every update repeats each finished stage of its task.
     finished_seen: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
 
-    def task_rows(self) -> list[dict[str, Any]]:
-        """Each task's row, from its latest update in the batch (built on each call)."""
+    def task_rows(self, stored_at: datetime | None = None) -> list[dict[str, Any]]:
+        """Each task's row, from its latest update in the batch (built on each call);
+        `stored_at` is when the database stores it."""
         return [
-            _task_row(task_id, offset, state, occurred)
+            _task_row(task_id, offset, state, occurred, stored_at)
             for task_id, (offset, state, occurred) in self.latest.items()
         ]
 
@@ -81,13 +83,28 @@ def parse_time(value: str) -> datetime:
 
 
 def add_update(
-    rows: Rows, offset: int, epoch: str | None, value: bytes | None
+    rows: Rows,
+    offset: int,
+    epoch: str | None,
+    value: bytes | None,
+    *,
+    partition: int | None = None,
+    partitions: int = 1,
 ) -> tuple[str, StoredUpdate]:
     """Add one update record; returns its task and the update as stored. Raises DecodeError,
-    and adds nothing, for any bytes that are not an update the read model can store."""
+    and adds nothing, for any bytes that are not an update the read model can store, and
+    (`wrong_partition`) for an update read from `partition` (of `partitions`) when its task
+    lives in another: a task's updates are one stream, in one partition, by whose offsets
+    readers order them and resume (`ytmaker_shared.topics.task_partition`)."""
     update = decode_with(checked_update, value)
     state = update["state"]
     task_id, occurred_at = update["task_id"], update["occurred_at"]
+    if partition is not None and partition != (home := task_partition(task_id, partitions)):
+        raise DecodeError(
+            "wrong_partition",
+            f"an update of task {task_id!r}, whose partition is {home} of {partitions}, "
+            f"in partition {partition}",
+        )
     state["offset"], state["epoch"] = offset, epoch
     text = value.decode() if value else ""  # `value` is an update: decode_with checked it
     rows.history.append(
@@ -130,7 +147,7 @@ def checked_update(update: dict[str, Any]) -> dict[str, Any]:
     """`update` if the read model can store it; raises ValueError (or anything else, which
     `decode_with` turns into DecodeError) naming the first problem."""
     state = update["state"]
-    task_id = _text(update["task_id"], "task_id", _ID)
+    task_id = _id(update["task_id"], "task_id", _ID)
     _optional_text(update.get("event_id"), "event_id", _ID)
     _optional_text(update.get("type"), "type", _SHORT)
     parse_time(_text(update["occurred_at"], "occurred_at", _ID))
@@ -139,8 +156,8 @@ def checked_update(update: dict[str, Any]) -> dict[str, Any]:
     if state.setdefault("task_id", task_id) != task_id:  # the stall watch fails state's task
         raise ValueError("state.task_id is not the update's task_id")
     _optional_text(state.get("last_event_id"), "last_event_id", _ID)  # the stall's causation
-    _text(state["project_id"], "project_id", _ID)
-    _text(state["owner"], "owner", _OWNER)
+    _id(state["project_id"], "project_id", _ID)
+    _id(state["owner"], "owner", _OWNER)
     if state["status"] not in _TASK_STATUSES:
         raise ValueError("state.status is not a task status")
     _number(state["progress"], "progress")
@@ -174,6 +191,15 @@ def _text(value: Any, name: str, limit: int) -> str:
     if "\x00" in value:  # PostgreSQL's text cannot hold it
         raise ValueError(f"{name} holds a NUL character")
     return value
+
+
+def _id(value: Any, name: str, limit: int) -> str:
+    """A text that names something: never empty, as in an event (the stall watch makes events
+    of the task's ids, and one it could not make stopped the read side)."""
+    text = _text(value, name, limit)
+    if not text:
+        raise ValueError(f"{name} is empty")
+    return text
 
 
 def _optional_text(value: Any, name: str, limit: int) -> None:
@@ -219,7 +245,9 @@ def _add_stage_run(rows: Rows, task_id: str, stage: str, st: dict[str, Any], own
     }
 
 
-def _task_row(task_id: str, offset: int, state: dict[str, Any], occurred: str) -> dict[str, Any]:
+def _task_row(
+    task_id: str, offset: int, state: dict[str, Any], occurred: str, stored_at: datetime | None
+) -> dict[str, Any]:
     return {
         "task_id": task_id,
         "project_id": state["project_id"],
@@ -231,6 +259,7 @@ def _task_row(task_id: str, offset: int, state: dict[str, Any], occurred: str) -
         "last_offset": offset,
         "epoch": state["epoch"],
         "state": state_text(state),
+        "stored_at": stored_at,
     }
 
 

@@ -9,12 +9,12 @@ the same transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ytmaker_progress.readmodel import migrations
@@ -96,6 +96,7 @@ class _Upserts:
                         "last_offset",
                         "epoch",
                         "state",
+                        "stored_at",
                     )
                 },
                 where=_T.c.last_offset < tasks.excluded.last_offset,
@@ -137,7 +138,7 @@ class _DriverUpserts:
                 engine,
                 upserts.tasks,
                 _columns(_T, "history_floor"),
-                times=("created_at", "updated_at"),
+                times=("created_at", "updated_at", "stored_at"),
                 defaults={"history_floor": -1},
             ),
             stage_runs=DriverStatement(
@@ -158,11 +159,19 @@ def _insert(
         conn.execute(core, rows)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Store:
     """The read model. `Store(url)` connects and migrates; `close()` when done. `bulk=True`
-    only for a fresh database being rebuilt (see `make_engine`)."""
+    only for a fresh database being rebuilt (see `make_engine`); `clock` tells the time the
+    task rows are stored at (UTC)."""
 
-    def __init__(self, url: str, *, bulk: bool = False) -> None:
+    def __init__(
+        self, url: str, *, bulk: bool = False, clock: Callable[[], datetime] = _now
+    ) -> None:
+        self.clock = clock
         self.engine = make_engine(url, bulk=bulk)
         migrations.upgrade(self.engine)
         dialect = self.engine.dialect.name
@@ -194,13 +203,15 @@ class Store:
     # --- the sink's writes ----------------------------------------------------------------
 
     def write(self, rows: Rows, positions: Positions) -> None:
-        """Store one batch and the positions after it, atomically; idempotent."""
+        """Store one batch and the positions after it, atomically; idempotent. Each task row
+        changed keeps when it was stored (`stored_at`, this process's clock)."""
         up, d = self._upserts, self._driver
         with self.engine.begin() as conn:
             if rows.projects:
                 conn.execute(up.projects, list(rows.projects.values()))
             _insert(conn, up.history, d.history if d else None, rows.history)
-            _insert(conn, up.tasks, d.tasks if d else None, rows.task_rows())
+            task_rows = rows.task_rows(stored_at=self.clock())
+            _insert(conn, up.tasks, d.tasks if d else None, task_rows)
             stage_runs = list(rows.stage_runs.values())
             _insert(conn, up.stage_runs, d.stage_runs if d else None, stage_runs)
             if positions:
@@ -253,18 +264,27 @@ class Store:
             return [_state(row) for row in conn.execute(query)]
 
     def silent_tasks(self, before: datetime, limit: int = 1000) -> list[dict[str, Any]]:
-        """Queued or running tasks (not paused) whose latest update happened before
-        `before`, oldest first: what the stall watch looks at. Each state's `updated_at` is
-        when that was (the update's own time where its state has none), in UTC."""
+        """Queued or running tasks (not paused) silent since before `before`, longest silent
+        first: what the stall watch looks at. Each state's `updated_at` is when its latest
+        update says it happened (the update's own time where its state has none), and
+        `silent_since` when its silence began: that time, or when this read model stored the
+        update if that was earlier (an update dated in the future, by a clock ahead or a
+        hostile writer, would otherwise keep its task from the watch until that future
+        came); both in UTC."""
+        since = _silent_since()
         query = (
-            select(_T)
-            .where(_T.c.status.in_(("queued", "running")), _T.c.updated_at < before)
-            .order_by(_T.c.updated_at, _T.c.task_id)
+            select(_T, since.label("silent_since"))
+            .where(_T.c.status.in_(("queued", "running")), since < before)
+            .order_by(since, _T.c.task_id)
             .limit(limit)
         )
         with self.engine.connect() as conn:
             return [
-                _state(row) | {"updated_at": as_utc(row.updated_at).isoformat()}
+                _state(row)
+                | {
+                    "updated_at": as_utc(row.updated_at).isoformat(),
+                    "silent_since": as_utc(row.silent_since).isoformat(),
+                }
                 for row in conn.execute(query)
             ]
 
@@ -451,9 +471,7 @@ class Store:
                 "tasks": [
                     tuple({**r._mapping, "state": _canonical(r.state)}.values())
                     for r in conn.execute(
-                        select(*[c for c in _T.c if c.name != "history_floor"]).order_by(
-                            _T.c.task_id
-                        )
+                        select(*[c for c in _T.c if c.name not in _LOCAL]).order_by(_T.c.task_id)
                     )
                 ],
                 "history": [
@@ -471,6 +489,16 @@ class Store:
                     )
                 ],
             }
+
+
+#: Task columns that are this read model's own, not the log's: a rebuild differs in them.
+_LOCAL = frozenset({"history_floor", "stored_at"})
+
+
+def _silent_since() -> Any:
+    """The earlier of a task's `updated_at` and `stored_at` (None before migration 3: the
+    former), in SQL that SQLite and PostgreSQL both speak."""
+    return case((_T.c.stored_at < _T.c.updated_at, _T.c.stored_at), else_=_T.c.updated_at)
 
 
 def as_utc(at: datetime) -> datetime:

@@ -42,6 +42,13 @@ class TaskRow(SQLModel, table=True):
     last_offset: int = Field(sa_column=Column(BigInteger, nullable=False))
     epoch: str | None = Field(default=None, max_length=64)
     state: str = Field(sa_type=Text, description="TaskState JSON")
+    stored_at: datetime | None = Field(
+        default=None,
+        sa_column=_ts(nullable=True),
+        description="When this read model stored the latest update, by its own clock: the "
+        "stall watch's silence where the update is dated later (a clock ahead, a hostile "
+        "writer). Not determined by the log: a rebuild stores its own.",
+    )
     history_floor: int = Field(
         default=-1,
         sa_column=Column(BigInteger, nullable=False, default=-1),

@@ -75,6 +75,7 @@ class Sink:
         self.batch_size = batch_size
         self.updates_topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self.tasks_topic = settings.topics.name(Topic.TASKS)
+        self.updates_partitions = 0  # how many `progress.updates` has (known once assigned)
         self.epoch: str | None = None
         self.ready = False
         self.caught_up = asyncio.Event()
@@ -132,10 +133,9 @@ class Sink:
             self.epoch = await reader.topic_id(self.updates_topic)
         except TopicIdUnavailable as exc:
             log.warning("no topic id: updates carry no epoch", extra={"error": str(exc)})
-        partitions = [
-            *await reader.partitions(self.updates_topic),
-            *await reader.partitions(self.tasks_topic),
-        ]
+        updates = await reader.partitions(self.updates_topic)
+        self.updates_partitions = len(updates)
+        partitions = [*updates, *await reader.partitions(self.tasks_topic)]
         await reader.assign(partitions)
         stored = await asyncio.to_thread(self.store.positions)
         for tp in partitions:
@@ -153,8 +153,20 @@ class Sink:
         for tp, records in batch.items():
             for record in records:
                 if tp.topic == self.updates_topic:
+                    # One outside its task's partition is refused (`wrong_partition`) like
+                    # one that cannot be read: counted, logged, and the partition goes on
+                    # (decision 0123).
                     try:
-                        items.append(add_update(rows, record.offset, self.epoch, record.value))
+                        items.append(
+                            add_update(
+                                rows,
+                                record.offset,
+                                self.epoch,
+                                record.value,
+                                partition=tp.partition,
+                                partitions=self.updates_partitions,
+                            )
+                        )
                     except DecodeError as exc:
                         skip_record(SERVICE, record, exc)
                 else:
