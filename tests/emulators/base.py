@@ -6,7 +6,14 @@ matching request takes the next one; with the queue empty the emulator behaves. 
 - `Fail(status, retry_after=None)`: answer with that status and the API's own error body;
 - `Hang(seconds)`: wait that long before answering (the client's timeout fires);
 - `Truncate(keep=None)`: cut the JSON the API returns in the middle (for Gemini, the model's
-  text inside a valid response, as a model stopped by its token limit does).
+  text inside a valid response, as a model stopped by its token limit does);
+- `Flood(total_bytes)`: answer 200 at once with a body of that many bytes whose length is not
+  declared (a broken or hostile endpoint: the client must stop reading at its own bound);
+- `Drip(every_s, for_s)`: answer 200 at once, then the body a byte every `every_s` seconds for
+  `for_s` seconds (every read inside any per-read timeout, the whole far past a total one).
+
+What a `Flood` or `Drip` answer sent is kept in the emulator's `streamed` list (`Streamed`):
+the bytes that went out and whether the client read them all (`whole`) or hung up first.
 
 Start a server in the test's event loop (`async with EmulatorServer(app) as server`) or in a
 thread for synchronous callers (`with EmulatorServer(app).in_thread() as server`).
@@ -17,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from ytmaker_dev.ports import free_port
 
@@ -44,7 +52,51 @@ class Truncate:
     keep: int | None = None  # bytes of the JSON to keep; None keeps about half
 
 
-Fault = Fail | Hang | Truncate
+@dataclass(frozen=True)
+class Flood:
+    total_bytes: int
+
+
+@dataclass(frozen=True)
+class Drip:
+    every_s: float
+    for_s: float = 60.0
+
+
+Fault = Fail | Hang | Truncate | Flood | Drip
+
+
+@dataclass
+class Streamed:
+    """What one `Flood` or `Drip` answer sent: `sent` bytes so far; `ended` once it stopped,
+    `whole` if the client took every byte (False: it hung up first)."""
+
+    sent: int = 0
+    ended: bool = False
+    whole: bool = False
+
+
+async def streamed_body(
+    fault: Flood | Drip, record: Streamed, head: bytes, request: Request
+) -> AsyncIterator[bytes]:
+    """The body of a `Flood` or `Drip` answer to `request`, `head` first, counted in `record`
+    as it goes; it stops when the client hangs up (uvicorn would drop the rest silently)."""
+    ends = time.monotonic() + fault.for_s if isinstance(fault, Drip) else 0.0
+    piece = head
+    try:
+        while piece and not await request.is_disconnected():
+            yield piece
+            record.sent += len(piece)
+            if isinstance(fault, Flood):
+                piece = b"x" * min(65536, fault.total_bytes - record.sent)
+            elif time.monotonic() < ends:
+                await asyncio.sleep(fault.every_s)
+                piece = b"x"
+            else:
+                piece = b""
+        record.whole = not piece
+    finally:
+        record.ended = True
 
 
 class Faults:

@@ -10,7 +10,9 @@
   `emulator.respond` to answer something else.
 - Fault kind `generate`: `Fail(429/503/...)` (with `retry_after`: a `google.rpc.RetryInfo`
   `retryDelay` in the error's details, as Google's APIs answer a 429), `Hang(s)`, `Truncate()`
-  (the model's JSON text cut in half with `finishReason: MAX_TOKENS`).
+  (the model's JSON text cut in half with `finishReason: MAX_TOKENS`), `Flood(n)` and
+  `Drip(every_s)` (a JSON answer whose model text never ends: `n` bytes at once, or a byte
+  at a time; what went out is in `streamed`).
 
 Run alone: `python -m tests.emulators.gemini --port 8091`.
 """
@@ -25,9 +27,20 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from tests.emulators.base import EmulatorServer, Fail, Faults, Hang, Truncate, truncate
+from tests.emulators.base import (
+    Drip,
+    EmulatorServer,
+    Fail,
+    Faults,
+    Flood,
+    Hang,
+    Streamed,
+    Truncate,
+    streamed_body,
+    truncate,
+)
 
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -93,6 +106,7 @@ class GeminiEmulator:
         self.api_key = api_key
         self.faults = Faults()
         self.calls: list[dict[str, Any]] = []
+        self.streamed: list[Streamed] = []
         self.respond: Callable[[str, dict[str, Any] | None], str] = scripted_answer
         self.app = FastAPI()
         self.app.post("/v1beta/models/{model_action}")(self._generate)
@@ -123,6 +137,12 @@ class GeminiEmulator:
             )
         if isinstance(fault, Hang):
             await asyncio.sleep(fault.seconds)
+        if isinstance(fault, Flood | Drip):
+            self.streamed.append(record := Streamed())
+            head = b'{"candidates": [{"content": {"parts": [{"text": "'
+            return StreamingResponse(
+                streamed_body(fault, record, head, request), media_type="application/json"
+            )
         text = self.respond(prompt, config.get("responseSchema"))
         finish = "STOP"
         if isinstance(fault, Truncate):

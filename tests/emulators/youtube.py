@@ -23,7 +23,11 @@ Switches: `inject(kind, fault)` queues one fault for the next request of that ki
 (`token`, `initiate`, `chunk`, `status`, `thumbnail`): `Status(429 / 503 / ...)`,
 `Hang(seconds)` (answer late: the client times out), `Cut(after_bytes)` (read that much of the
 body, keep what a server would have persisted, i.e. whole 256 KiB units, and drop the
-connection). `expire_tokens()` makes every issued access token invalid (401).
+connection), `Flood(total_bytes, status)` (answer at once with a JSON body of that many bytes,
+its length not declared) and `Drip(every_s, for_s, status)` (answer at once, then the body a
+byte every `every_s` seconds for `for_s` seconds); neither stores anything, and what each sent
+is in `streamed` (`Streamed`: bytes sent, and whether the client took them all or hung up).
+`expire_tokens()` makes every issued access token invalid (401).
 
 It is HTTP/1.1 on asyncio streams with h11, so it can do what a framework would not: read half a
 body and cut the connection. Start it in the test's event loop (`async with YouTubeEmulator()`)
@@ -78,7 +82,35 @@ class Cut:
     after_bytes: int
 
 
-Fault = Status | Hang | Cut
+@dataclass(frozen=True)
+class Flood:
+    """Answer `status` at once with a body of `total_bytes` whose length is not declared."""
+
+    total_bytes: int
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class Drip:
+    """Answer `status` at once, then the body a byte every `every_s` seconds for `for_s`."""
+
+    every_s: float
+    for_s: float = 60.0
+    status: int = 200
+
+
+Fault = Status | Hang | Cut | Flood | Drip
+
+
+@dataclass
+class Streamed:
+    """What one `Flood` or `Drip` answer sent: `sent` bytes so far; `ended` once it stopped,
+    `whole` if the client took every byte (False: it hung up first)."""
+
+    sent: int = 0
+    ended: bool = False
+    whole: bool = False
+
 
 _REASONS = {
     400: ("badRequest", "INVALID_ARGUMENT", "Bad Request"),
@@ -122,6 +154,7 @@ class _Response:
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str = "application/json; charset=UTF-8"
+    streamed: Flood | Drip | None = None  # a body sent as it goes, its length not declared
 
 
 class _Dropped(Exception):
@@ -149,6 +182,7 @@ class YouTubeEmulator:
         self.sessions: dict[str, UploadSession] = {}
         self.videos: dict[str, Video] = {}
         self.requests: list[tuple[str, str, int]] = []  # (kind, method, status)
+        self.streamed: list[Streamed] = []  # what each Flood or Drip answer sent
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -262,6 +296,9 @@ class YouTubeEmulator:
     async def _send(
         self, conn: h11.Connection, writer: asyncio.StreamWriter, response: _Response
     ) -> None:
+        if response.streamed is not None:
+            await self._stream(conn, writer, response.status, response.streamed)
+            return
         headers = [
             ("content-type", response.content_type),
             ("content-length", str(len(response.body))),
@@ -271,6 +308,40 @@ class YouTubeEmulator:
         writer.write(conn.send(h11.Data(data=response.body)))
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
+
+    async def _stream(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int, fault: Flood | Drip
+    ) -> None:
+        """A `Flood` or `Drip` answer: chunked (no length declared), counted as it goes out; a
+        client that hangs up ends it (ConnectionError, as any dropped connection)."""
+        record = Streamed()
+        self.streamed.append(record)
+        headers = [("content-type", "application/json; charset=UTF-8")]
+        try:
+            writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
+            head = b'{"error": "'
+            writer.write(conn.send(h11.Data(data=head)))
+            await writer.drain()
+            record.sent += len(head)
+            if isinstance(fault, Flood):
+                piece = b"x" * 65536
+                while record.sent < fault.total_bytes:
+                    part = piece[: fault.total_bytes - record.sent]
+                    writer.write(conn.send(h11.Data(data=part)))
+                    await writer.drain()
+                    record.sent += len(part)
+            else:
+                ends = time.monotonic() + fault.for_s
+                while time.monotonic() < ends:
+                    await asyncio.sleep(fault.every_s)
+                    writer.write(conn.send(h11.Data(data=b"x")))
+                    await writer.drain()
+                    record.sent += 1
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
+            record.whole = True
+        finally:
+            record.ended = True
 
     async def _body(
         self, conn: h11.Connection, reader: asyncio.StreamReader, cut: Cut | None
@@ -307,6 +378,9 @@ class YouTubeEmulator:
             raise _Dropped()
         if isinstance(fault, Hang):
             await asyncio.sleep(fault.seconds)
+        if isinstance(fault, Flood | Drip):
+            self.requests.append((kind or "?", method, fault.status))
+            return _Response(fault.status, streamed=fault)
         if isinstance(fault, Status):
             response = _error(fault.code, "injected by the emulator")
             if fault.retry_after is not None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
@@ -11,8 +14,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.emulators.base import EmulatorServer, Fail, Hang, Truncate
+from tests.emulators.base import Drip, EmulatorServer, Fail, Flood, Hang, Truncate
 from tests.emulators.gemini import GeminiEmulator, scripted_answer
+from tests.support.wait import wait_until
 from ytmaker_script.adapters.gemini import GeminiWriter, script_from_answer
 from ytmaker_shared.events import ErrorInfo, ProjectSettings, TaskRequestedPayload
 from ytmaker_shared.stageworker import PermanentError, TransientError
@@ -33,9 +37,9 @@ async def gemini() -> AsyncIterator[tuple[GeminiEmulator, EmulatorServer]]:
 
 
 def writer(
-    server: EmulatorServer, key: str = "test-gemini-key", timeout: float = 10
+    server: EmulatorServer, key: str = "test-gemini-key", timeout: float = 10, **bounds: Any
 ) -> GeminiWriter:
-    return GeminiWriter(key, "gemini-2.5-flash", base_url=server.url, timeout_s=timeout)
+    return GeminiWriter(key, "gemini-2.5-flash", base_url=server.url, timeout_s=timeout, **bounds)
 
 
 async def test_structured_output_is_asked_and_parsed(
@@ -203,3 +207,83 @@ async def test_a_huge_error_message_fits_the_failure_event(
     with pytest.raises(PermanentError) as caught:
         await writer(server).write(REQUEST)
     ErrorInfo(code=caught.value.code, message=caught.value.message, details=caught.value.details)
+
+
+#: Far past the answer's bound (8 MiB by default), small enough to be read whole without one.
+FLOOD = 64 * 2**20
+
+
+async def test_an_answer_past_the_bound_is_cut_short_as_a_transient_error(
+    gemini: tuple[GeminiEmulator, EmulatorServer],
+) -> None:
+    """The SDK reads Gemini's JSON answer whole: a broken or hostile endpoint could fill the
+    stage's memory. The read stops at the bound (the default one here): a retryable
+    `gemini_answer_too_large`, and the next call works."""
+    emulator, server = gemini
+    emulator.faults.inject("generate", Flood(FLOOD))
+    gemini_writer = writer(server)
+    try:
+        async with asyncio.timeout(30):
+            with pytest.raises(TransientError) as caught:
+                await gemini_writer.write(REQUEST)
+        assert caught.value.code == "gemini_answer_too_large", caught.value
+        await wait_until(lambda: emulator.streamed[-1].ended, timeout=10, what="the flood's end")
+        assert not emulator.streamed[-1].whole, "the whole answer was read"
+        ErrorInfo(code=caught.value.code, message=caught.value.message)
+        assert len((await gemini_writer.write(REQUEST)).segments) == 3
+    finally:
+        await gemini_writer.aclose()
+
+
+@pytest.mark.parametrize(
+    ("timeout", "bounds"),
+    [(10.0, {"answer_within_s": 0.5}), (0.5, {})],
+    ids=["answer_within_s", "the-timeout-by-default"],
+)
+async def test_an_answer_dripping_past_its_total_time_is_a_timeout(
+    gemini: tuple[GeminiEmulator, EmulatorServer], timeout: float, bounds: dict[str, Any]
+) -> None:
+    """httpx's timeouts are per read: a byte every 50 ms keeps each read inside them and held
+    the call until the stage's own time limit (not retried). The whole answer must come within
+    `answer_within_s` of the request (the per-read timeout unless told otherwise)."""
+    emulator, server = gemini
+    emulator.faults.inject("generate", Drip(every_s=0.05))
+    gemini_writer = writer(server, timeout=timeout, **bounds)
+    try:
+        started = time.monotonic()
+        async with asyncio.timeout(30):
+            with pytest.raises(TransientError) as caught:
+                await gemini_writer.write(REQUEST)
+        elapsed = time.monotonic() - started
+        assert caught.value.code == "gemini_timeout", caught.value
+        assert elapsed < 3.0, f"cut after {elapsed:.1f}s"
+        await wait_until(lambda: emulator.streamed[-1].ended, timeout=10, what="the drip's end")
+        assert emulator.streamed[-1].sent > 1  # bytes did come, each well inside a read timeout
+    finally:
+        await gemini_writer.aclose()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"candidates": [',  # cut short
+        b"[1, 2]",  # JSON, not a response
+        b'{"candidates": "none"}',  # a response of another shape
+        b'{"candidates": [{"content": {"parts": [{"text": 7}]}}]}',
+        b"\xff\xfe not even text",
+    ],
+)
+async def test_an_answer_that_is_not_a_response_is_a_retryable_error(body: bytes) -> None:
+    """A 200 whose body is not the API's response (a front end's page, a cut answer) is
+    neither a crash nor a script: the attempt fails with a retryable error naming Gemini."""
+    odd = FastAPI()
+
+    @odd.post("/{path:path}")
+    async def answer(path: str) -> Response:
+        return Response(body, media_type="application/json")
+
+    async with EmulatorServer(odd) as server:
+        with pytest.raises(TransientError) as caught:
+            await writer(server).write(REQUEST)
+    assert caught.value.code in {"gemini_bad_answer", "invalid_model_output"}
+    assert len(ErrorInfo(code=caught.value.code, message=caught.value.message).message) <= 4000

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.emulators.youtube import Cut, Status, YouTubeEmulator
+from tests.emulators.youtube import Cut, Drip, Flood, Status, YouTubeEmulator
 from ytmaker_shared.artifacts import MemoryArtifactStore
 from ytmaker_shared.events import (
     Event,
@@ -30,7 +30,12 @@ from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import ControlBoard, Job, JobRunner, StagePolicy
 from ytmaker_upload.adapters.channel import YouTubeChannel
 from ytmaker_upload.adapters.local import LocalPublisher
-from ytmaker_upload.adapters.youtube import OAuthClient, RetryPolicy, YouTubePublisher
+from ytmaker_upload.adapters.youtube import (
+    OAuthClient,
+    RetryPolicy,
+    YouTubePublisher,
+    youtube_http,
+)
 from ytmaker_upload.domain import CHUNK_UNIT, VideoMetadata
 from ytmaker_upload.errors import PublishError
 from ytmaker_upload.publication import Progress, Publication, Publisher
@@ -169,6 +174,32 @@ async def test_youtube_upload_resumes_its_session_in_the_next_attempt_and_never_
         # A redelivered trigger whose outcome was lost re-runs the work: nothing is uploaded.
         await run_job(work, store, trigger)
         assert emulator.count("initiate") == 1 and len(emulator.videos) == 1
+
+
+async def test_answers_past_their_bounds_fail_the_attempt_as_retryable_in_bounded_time(
+    tmp_path: Path,
+) -> None:
+    """YouTube answering past the bounds on every try of an attempt (gigabytes, or a byte at a
+    time): the attempt ends within its tries, bounded in time and in memory, with a retryable
+    error; the stage retries, and the next attempt publishes."""
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    task = "t-" + uuid.uuid4().hex[:8]
+    trigger = await render_done(store, task, 2 * CHUNK_UNIT + 7)
+    flood = Flood(64 * 2**20)
+    async with (
+        YouTubeEmulator() as emulator,
+        youtube_http(5, answer_within_s=0.5) as http,
+        asyncio.timeout(60),
+    ):
+        emulator.inject("initiate", flood, Drip(every_s=0.05, for_s=30), flood)
+        work = UploadWork(store, channel(emulator, http, store), "private")
+        emitted, terminal = await run_job(work, store, trigger)
+    [retrying] = [e for e in emitted if isinstance(e, StageRetrying)]
+    assert retrying.payload.error.code == "upload_unavailable"
+    assert "AnswerTooLarge" in retrying.payload.error.message
+    assert isinstance(terminal[-1], TaskCompleted)
+    assert emulator.count("initiate") == 4 and len(emulator.videos) == 1
+    assert not any(s.whole for s in emulator.streamed)
 
 
 async def test_a_task_is_published_once_even_when_a_later_render_brings_other_bytes(

@@ -14,7 +14,12 @@ from ytmaker_shared.stageworker import StageWorker
 from ytmaker_shared.topics import Topic
 from ytmaker_upload.adapters.channel import YouTubeChannel
 from ytmaker_upload.adapters.local import LocalPublisher
-from ytmaker_upload.adapters.youtube import OAuthClient, RetryPolicy, YouTubePublisher
+from ytmaker_upload.adapters.youtube import (
+    OAuthClient,
+    RetryPolicy,
+    YouTubePublisher,
+    youtube_http,
+)
 from ytmaker_upload.publication import Publisher
 from ytmaker_upload.settings import UploadSettings
 from ytmaker_upload.stage import StoreJournal, UploadWork
@@ -54,8 +59,7 @@ async def http_client(settings: UploadSettings) -> AsyncIterator[httpx.AsyncClie
     if not settings.youtube_configured:
         yield None
         return
-    timeout = httpx.Timeout(settings.youtube_timeout_s, connect=10.0)
-    async with httpx.AsyncClient(timeout=timeout) as http:
+    async with youtube_http(settings.youtube_timeout_s) as http:
         yield http
 
 

@@ -14,13 +14,8 @@ from typing import Any
 
 import httpx
 
-from ytmaker_assets.adapters.http import (
-    BoundedTransport,
-    json_object,
-    response_error,
-    text_of,
-    transport_error,
-)
+from ytmaker_assets.adapters.http import json_object, response_error, text_of
+from ytmaker_shared.http import BoundedTransport, transport_error
 from ytmaker_shared.script import Segment
 from ytmaker_shared.stageworker import JobContext, PermanentError, TransientError
 

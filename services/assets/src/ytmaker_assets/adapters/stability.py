@@ -12,14 +12,9 @@ import io
 import httpx
 from PIL import Image, ImageOps
 
-from ytmaker_assets.adapters.http import (
-    BoundedTransport,
-    json_object,
-    response_error,
-    text_of,
-    transport_error,
-)
+from ytmaker_assets.adapters.http import json_object, response_error, text_of
 from ytmaker_assets.domain import HEIGHT, WIDTH
+from ytmaker_shared.http import BoundedTransport, transport_error
 from ytmaker_shared.script import Script, Segment
 from ytmaker_shared.stageworker import PermanentError
 

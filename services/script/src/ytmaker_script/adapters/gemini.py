@@ -2,9 +2,17 @@
 
 The SDK's own retries are off: the stage worker retries, so every attempt is visible as
 `stage.retrying`. Errors are classified for it: 429/5xx/timeouts/invalid or truncated JSON
-are transient (a 429 waits at least its Retry-After or `google.rpc.RetryInfo` delay), other
-4xx permanent. Redirects are not followed: the SDK would send the key (`x-goog-api-key`, which
+(the model's, or a 200 whose body is not a response at all: `gemini_bad_answer`) are
+transient (a 429 waits at least its Retry-After or `google.rpc.RetryInfo` delay), other 4xx
+permanent. Redirects are not followed: the SDK would send the key (`x-goog-api-key`, which
 httpx does not strip) to whatever host a redirect names.
+
+The SDK reads an answer whole. It is given its httpx client, whose transport bounds every
+answer (`ytmaker_shared.http.BoundedTransport`): at most `max_answer_bytes` (a script's JSON
+is some KiB), all of it within `answer_within_s` (the timeout unless told otherwise) of the
+request having been sent. Left to itself the SDK would build its own client, and prefer aiohttp
+when installed (it is): neither bounds an answer's size. Past a bound the call is a retryable
+`gemini_answer_too_large` or `gemini_timeout`.
 """
 
 from __future__ import annotations
@@ -20,17 +28,36 @@ from pydantic import ValidationError
 
 from ytmaker_script.domain import prompt_for, response_schema
 from ytmaker_shared.events import TaskRequestedPayload
+from ytmaker_shared.http import BoundedTransport, transport_error
 from ytmaker_shared.script import Script
 from ytmaker_shared.stageworker import TransientError, error_for_status, parse_retry_after
 
+#: The most of an answer taken from Gemini: a script's JSON and its metadata are some KiB.
+MAX_ANSWER_BYTES = 8 * 2**20
+
 
 class GeminiWriter:
-    """Writes a `Script` with `model`; `base_url` points the SDK elsewhere (an emulator)."""
+    """Writes a `Script` with `model`; `base_url` points the SDK elsewhere (an emulator).
+    `max_answer_bytes` and `answer_within_s` (default: `timeout_s`) bound every answer."""
 
     def __init__(
-        self, api_key: str, model: str, *, base_url: str | None = None, timeout_s: float = 120.0
+        self,
+        api_key: str,
+        model: str,
+        *,
+        base_url: str | None = None,
+        timeout_s: float = 120.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        answer_within_s: float | None = None,
     ) -> None:
         self.model = model
+        within_s = timeout_s if answer_within_s is None else answer_within_s
+        # Given a client, the SDK sends every async call through it (never through aiohttp).
+        self.http = httpx.AsyncClient(
+            timeout=timeout_s,
+            follow_redirects=False,
+            transport=BoundedTransport(max_answer_bytes, within_s),
+        )
         self.client = genai.Client(
             api_key=api_key,
             http_options=types.HttpOptions(
@@ -38,10 +65,12 @@ class GeminiWriter:
                 api_version="v1beta",
                 timeout=int(timeout_s * 1000),
                 retry_options=types.HttpRetryOptions(attempts=1),
-                # httpx and aiohttp (which the SDK prefers when installed) spell it apart
-                async_client_args={"follow_redirects": False, "allow_redirects": False},
+                httpx_async_client=self.http,
             ),
         )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
     async def write(self, request: TaskRequestedPayload) -> Script:
         config = types.GenerateContentConfig(
@@ -59,6 +88,12 @@ class GeminiWriter:
                 f"Gemini answered {exc.code}: {exc.message}"[:1000],
                 service="gemini",
                 retry_after_s=_retry_after(exc),
+            ) from exc
+        except httpx.TransportError as exc:  # AnswerTooLarge and timeouts of the bounds too
+            raise transport_error("gemini", exc) from exc
+        except ValueError as exc:  # not JSON, or not a response's shape (pydantic's error)
+            raise TransientError(
+                "gemini_bad_answer", f"Gemini's answer is not a response: {type(exc).__name__}"
             ) from exc
         except Exception as exc:
             kind = _transport_failure(exc)

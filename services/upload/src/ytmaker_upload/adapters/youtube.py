@@ -20,6 +20,17 @@ calling task ends the transfer in flight at once (httpx closes the connection).
 Answers are not trusted: a malformed token, error or video resource, or a `Range` that is not
 `bytes=0-N` within the file, is a `PublishError`, never another exception; the access token is
 only sent to the API's own scheme and host (a session `Location` elsewhere is refused).
+
+Every answer is bounded by the client `youtube_http` builds (`ytmaker_shared.http`): at most
+`MAX_ANSWER_BYTES` (a token, a video resource, a thumbnail answer or an error is JSON of a few
+KiB), all of it within `answer_within_s` of the request having been sent. That limit starts
+once a request is sent, so a chunk that takes long to go up is not cut short by it; its sending
+is bounded by httpx's write timeout (the per-request timeout). An answer past a bound is an
+`httpx.TransportError` (`AnswerTooLarge`, `httpx.ReadTimeout`): an interruption like a cut
+connection, retried with backoff within the attempt (a broken answer from a front end or proxy
+is usually a moment's, and each try is bounded), then `PublishError("upload_unavailable",
+transient=True)`; from the token endpoint, `PublishError("oauth_unreachable", transient=True)`
+at once.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from typing import Any, BinaryIO
 import httpx
 from pydantic import SecretStr
 
+from ytmaker_shared.http import BoundedTransport
 from ytmaker_shared.stageworker import parse_retry_after
 from ytmaker_upload.domain import (
     UploadedVideo,
@@ -56,8 +68,26 @@ TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 #: The longest text of an answer that goes into an error message (and so into events).
 DETAIL_MAX_CHARS = 300
+#: The most of an answer taken from the API or the token endpoint (JSON of a few KiB).
+MAX_ANSWER_BYTES = 2**20
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # what an Authorization header can carry
 _VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def youtube_http(
+    timeout_s: float,
+    *,
+    max_answer_bytes: int = MAX_ANSWER_BYTES,
+    answer_within_s: float | None = None,
+) -> httpx.AsyncClient:
+    """The client for `YouTubePublisher`: httpx's timeouts of `timeout_s` (connect 10 s),
+    every answer at most `max_answer_bytes`, all of it within `answer_within_s` (default
+    `timeout_s`) of its request having been sent."""
+    within_s = timeout_s if answer_within_s is None else answer_within_s
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s, connect=10.0),
+        transport=BoundedTransport(max_answer_bytes, within_s),
+    )
 
 
 @dataclass(frozen=True)
@@ -130,7 +160,8 @@ class AccessTokens:
 
 
 class YouTubePublisher:
-    """Uploads one video with its thumbnail. `http` is owned by the caller."""
+    """Uploads one video with its thumbnail. `http` is owned by the caller (`youtube_http`
+    builds the one whose answers are bounded)."""
 
     def __init__(
         self,
