@@ -307,3 +307,21 @@ async def test_other_403s_stay_permanent(video: Path) -> None:
     with pytest.raises(PublishError) as caught:
         await upload(fake, video)
     assert not caught.value.transient and fake.count("initiate") == 1
+
+
+@pytest.mark.parametrize("where", ["initiate", "put"])
+async def test_the_daily_quota_used_up_fails_at_once_saying_when_it_comes_back(
+    video: Path, where: str
+) -> None:
+    # quotaExceeded: the project's daily units are spent until midnight Pacific time; an
+    # attempt waiting for that would hold the stage for hours, past the stall watch's limit.
+    quota = refused(403, "quotaExceeded")
+    session = httpx.Response(200, headers={"location": SESSION})
+    fake = FakeYouTube(**({"initiate": [quota]} if where == "initiate" else {
+        "initiate": [session], "put": [quota]}))  # fmt: skip
+    with pytest.raises(PublishError) as caught:
+        await upload(fake, video)
+    assert not caught.value.transient
+    assert caught.value.code == "youtube_quota_exceeded"
+    assert "midnight Pacific time" in caught.value.message
+    assert fake.count("initiate") == 1

@@ -66,6 +66,12 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], Awaitable[None]]
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+#: The project's daily units are spent: YouTube takes nothing more until its quota is renewed.
+QUOTA_REASON = "quotaExceeded"
+QUOTA_ADVICE = (
+    "YouTube's daily quota for this channel's API project is used up; it is renewed at "
+    "midnight Pacific time: start the run again after that"
+)
 #: The longest text of an answer that goes into an error message (and so into events).
 DETAIL_MAX_CHARS = 300
 #: The most of an answer taken from the API or the token endpoint (JSON of a few KiB).
@@ -404,16 +410,15 @@ def _reasons(response: httpx.Response) -> set[str]:
 
 def _permanent(what: str, response: httpx.Response) -> PublishError:
     error = _json(response).get("error")
+    reasons = _reasons(response)
     if isinstance(error, dict):
-        said = ", ".join(sorted(r for r in _reasons(response) if r))
-        message = f"{error.get('message', '')} ({said})"
+        message = f"{error.get('message', '')} ({', '.join(sorted(r for r in reasons if r))})"
     else:
         message = response.text
-    return PublishError(
-        "youtube_rejected",
-        f"{what}: HTTP {response.status_code}: {message.strip()[:DETAIL_MAX_CHARS]}",
-        False,
-    )
+    detail = f"{what}: HTTP {response.status_code}: {message.strip()[:DETAIL_MAX_CHARS]}"
+    if QUOTA_REASON in reasons:  # decision 0012: not waited for inside an attempt
+        return PublishError("youtube_quota_exceeded", f"{QUOTA_ADVICE} ({detail})", False)
+    return PublishError("youtube_rejected", detail, False)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
