@@ -106,6 +106,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "reader of progress.updates: it costs the broker CPU, so it is off by default)",
     )
     add("--ytmaker-services", help="services run_local starts (default: all but the stages)")
+    add(
+        "--kafka-users",
+        action="store_true",
+        help="ytmaker's broker signs every client in over TLS, as the manifests' (SCRAM-SHA-512)",
+    )
     add("--skip", default="", help="parts to leave out: disconnect,idle,resume,fanout")
     add("--out", type=Path, default=ROOT / "bench" / "results", help="where the JSON goes")
     add("--plots-dir", type=Path, help="where the PNGs go (default: <out>/<run>/)")
@@ -180,7 +185,7 @@ async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     try:
         for name in args.targets:
-            stack = make_stack(name, work, services)
+            stack = make_stack(name, work, services, kafka_users=args.kafka_users)
             say(f"starting {name} ...")
             await stack.start()
             producer = ProducerProcess(name, stack.producer_env(), work / f"producer-{name}.log")

@@ -11,7 +11,9 @@ keeps failing. Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stop the services
 then the broker. One `make run` at a time per `var/` directory: a second one says so and exits.
 
 Options (for benchmarks and tests): `--services a,b` starts only those services,
-`--no-sample` submits no sample project; `YTMAKER_VAR_DIR` moves `var/`.
+`--no-sample` submits no sample project, `--kafka-users` starts a broker that signs its clients
+in as the manifests' does (SCRAM-SHA-512 over TLS; one super user for every process, a new
+broker in `var/kafka-users/` each time); `YTMAKER_VAR_DIR` moves `var/`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,10 +36,11 @@ from typing import IO
 import httpx
 
 from ytmaker_dev.kafka import BrokerAlreadyRunningError, LocalKafka
+from ytmaker_dev.kafka.files import SCRAM_ADMIN
 from ytmaker_dev.layout import PROCESSES, Process, select
 from ytmaker_gateway.auth import AuthError, TokenConfig, mint_token
 from ytmaker_shared.kafka import ensure_topics
-from ytmaker_shared.settings import ServiceSettings, single_host_partitions
+from ytmaker_shared.settings import single_host_partitions
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = Path(os.environ.get("YTMAKER_VAR_DIR") or ROOT / "var").absolute()
@@ -70,7 +74,9 @@ def existing_processes() -> list[Process]:
     ]
 
 
-def service_env(bootstrap: str) -> dict[str, str]:
+def service_env(kafka: dict[str, str]) -> dict[str, str]:
+    """The services' environment: this one's, the broker's address and sign-in (`kafka`), and
+    the local run's defaults."""
     env = dict(os.environ)
     env.setdefault("YTMAKER_ARTIFACT_DIR", str(VAR / "artifacts"))
     env.setdefault("YTMAKER_PUBLISH_DIR", str(VAR / "published"))
@@ -78,7 +84,7 @@ def service_env(bootstrap: str) -> dict[str, str]:
     env.setdefault("YTMAKER_DEV_ALLOW_ANONYMOUS", "true")  # a local run only: see README
     env.setdefault("YTMAKER_JWT_SECRET", secrets.token_urlsafe(32))
     env.setdefault("YTMAKER_INTERNAL_TOKEN", secrets.token_urlsafe(32))
-    env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    env.update(kafka)
     return env
 
 
@@ -201,6 +207,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "both of its processes)",
     )
     parser.add_argument("--no-sample", action="store_true", help="submit no sample project")
+    parser.add_argument(
+        "--kafka-users",
+        action="store_true",
+        help="a broker of its own that signs clients in (SCRAM-SHA-512 over TLS), new each time",
+    )
     args = parser.parse_args(argv)
     known = existing_processes()
     args.processes = known
@@ -211,6 +222,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"unknown services: {exc.args[0]}")
         args.processes = [p for p in asked if p in known]
     return args
+
+
+def local_broker(with_users: bool) -> LocalKafka:
+    """`make run`'s broker (`var/kafka`), or with users a new one that signs clients in as the
+    manifests' Strimzi listener does: one super user, `YTMAKER_KAFKA_PASSWORD` or a random
+    password, the local CA in `var/kafka-users/`; never an external cluster."""
+    if not with_users:
+        return LocalKafka(VAR / "kafka")
+    data_dir = VAR / "kafka-users"
+    shutil.rmtree(data_dir, ignore_errors=True)  # its users are formatted into the log
+    password = os.environ.get("YTMAKER_KAFKA_PASSWORD") or secrets.token_urlsafe(24)
+    users = {SCRAM_ADMIN: password}
+    return LocalKafka(data_dir, honour_env=False, scram_users=users, tls=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("YTMAKER_TOPIC_PARTITIONS", str(single_host_partitions()))
     say("ytmaker: starting Kafka")
-    broker = LocalKafka(VAR / "kafka")
+    broker = local_broker(args.kafka_users)
     try:
         broker.start()
         owned = not broker.is_external
@@ -241,10 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     services: list[Supervised] = []
     watch = None
     try:
-        settings = ServiceSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
-        created = asyncio.run(ensure_topics(settings))
+        created = asyncio.run(ensure_topics(broker.client_settings()))
         say(f"  topics ready ({len(created)} created)")
-        env = service_env(broker.bootstrap_servers)  # one JWT secret for services and sample
+        env = service_env(broker.client_env())  # one JWT secret for services and sample
         services = [Supervised(p.name, p.command(), env) for p in args.processes]
         for service in services:
             if not stopping:

@@ -7,7 +7,9 @@ stage workers: run_local starts every process of each) and `--no-sample`; whatev
 it starts are found from its output (`started <name> pid <pid>`) and from the process tree, so
 a new layout is measured as it is.
 The broker is run_local's too: the one of `KAFKA_BOOTSTRAP_SERVERS` when set, otherwise one it
-starts in its var directory (`YTMAKER_VAR_DIR`, here a temporary directory).
+starts in its var directory (`YTMAKER_VAR_DIR`, here a temporary directory); with `kafka_users`
+always one of its own that signs every client in over TLS (`run_local.py --kafka-users`), the
+load generator's too.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from bench.harness.procs import (
     process_ticks,
 )
 from bench.harness.wire import RedisWire, SocketioWire, Wire, YtmakerWire
+from ytmaker_dev.kafka import LocalKafka
+from ytmaker_dev.kafka.files import SCRAM_ADMIN
 from ytmaker_dev.ports import free_port
 from ytmaker_gateway.auth import TokenConfig, mint_token
 
@@ -116,7 +120,9 @@ def _tail(path: Path, lines: int = 20) -> str:
 class YtmakerStack(Stack):
     name = "ytmaker"
 
-    def __init__(self, work: Path, services: list[str] | None = None) -> None:
+    def __init__(
+        self, work: Path, services: list[str] | None = None, *, kafka_users: bool = False
+    ) -> None:
         self.work = work
         self.var = work / "ytmaker-var"
         self.services = services or default_services()
@@ -131,7 +137,10 @@ class YtmakerStack(Stack):
         self.restarts: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self.external_broker = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+        self.kafka_users = kafka_users
+        self.kafka_password = secrets.token_urlsafe(24)
+        self.external_broker = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS")) and not kafka_users
+        self.kafka_ports = (free_port(), free_port())  # for a broker run_local starts
         self._broker_pid: int | None = None
 
     def env(self) -> dict[str, str]:
@@ -149,8 +158,25 @@ class YtmakerStack(Stack):
             "YTMAKER_MAX_CONNECTIONS_PER_USER": "100000",
         }
         if not self.external_broker:  # run_local starts a broker: on ports of its own
-            env["YTMAKER_KAFKA_PORT"] = str(free_port())
-            env["YTMAKER_KAFKA_CONTROLLER_PORT"] = str(free_port())
+            env["YTMAKER_KAFKA_PORT"] = str(self.kafka_ports[0])
+            env["YTMAKER_KAFKA_CONTROLLER_PORT"] = str(self.kafka_ports[1])
+        return env | self.sign_in()
+
+    def sign_in(self) -> dict[str, str]:
+        """With `kafka_users`, the environment by which a client signs in to run_local's broker
+        (its super user; the password is given to run_local, which formats the broker with it)."""
+        if not self.kafka_users:
+            return {}
+        broker = LocalKafka(
+            self.var / "kafka-users",  # run_local's `local_broker`
+            port=self.kafka_ports[0],
+            controller_port=self.kafka_ports[1],
+            honour_env=False,
+            scram_users={SCRAM_ADMIN: self.kafka_password},
+            tls=True,
+        )
+        env = broker.client_env()
+        del env["KAFKA_BOOTSTRAP_SERVERS"]
         return env
 
     def token(self, user: str) -> str:
@@ -163,6 +189,7 @@ class YtmakerStack(Stack):
             "--services",
             ",".join(self.services),
             "--no-sample",
+            *(["--kafka-users"] if self.kafka_users else []),
             env=self.env(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -217,7 +244,11 @@ class YtmakerStack(Stack):
         return YtmakerWire(self.base_url.replace("http", "ws", 1), self.token(owner))
 
     def producer_env(self) -> dict[str, str]:
-        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "YTMAKER_TOPIC_PREFIX": self.prefix}
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "YTMAKER_TOPIC_PREFIX": self.prefix,
+            **self.sign_in(),
+        }
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -385,9 +416,11 @@ class SocketioStack(Stack):
         await stop(self.server)
 
 
-def make_stack(name: str, work: Path, services: list[str] | None) -> Stack:
+def make_stack(
+    name: str, work: Path, services: list[str] | None, *, kafka_users: bool = False
+) -> Stack:
     if name == "ytmaker":
-        return YtmakerStack(work, services)
+        return YtmakerStack(work, services, kafka_users=kafka_users)
     if name in ("redis", "redis-nodb"):
         return RedisStack(work, database=name == "redis")
     if name == "socketio":

@@ -29,20 +29,21 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from bench.harness.report import Window
+from ytmaker_shared.kafka.connection import aiokafka_connection
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import Topic
 
 
 class Tap:
     def __init__(self) -> None:
-        self.settings = ServiceSettings()  # KAFKA_BOOTSTRAP_SERVERS, YTMAKER_TOPIC_PREFIX
+        self.settings = ServiceSettings()  # the broker, its sign-in, YTMAKER_TOPIC_PREFIX
         self.latencies = Window()  # event → its update readable in progress.updates
         self.inputs = Window()  # event → readable in its stage topic
         self.input_topic = self.settings.topics.name(Topic.SCRIPT)
         self.consumer = AIOKafkaConsumer(
             self.settings.topics.name(Topic.PROGRESS_UPDATES),
             self.input_topic,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **aiokafka_connection(self.settings),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",

@@ -159,17 +159,6 @@ def test_the_operators_command_line_signs_in_from_the_environment(
     assert described[f"{PREFIX}{Topic.SCRIPT.value}"]["exists"] is True
 
 
-def _as(broker: LocalKafka, user: str) -> dict[str, str]:
-    assert broker.tls is not None
-    return {
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "YTMAKER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "YTMAKER_KAFKA_CA_FILE": str(broker.tls.ca_file),
-        "YTMAKER_KAFKA_USERNAME": user,
-        "YTMAKER_KAFKA_PASSWORD": USERS[user],
-    }
-
-
 @pytest.mark.parametrize(
     "command",
     [["topics", "describe", "--json"], ["replay", "--verify", "--json"], ["dlq", "list"]],
@@ -180,7 +169,7 @@ def test_the_operators_user_may_do_what_the_command_line_does(
     capsys: pytest.CaptureFixture[str],
     command: list[str],
 ) -> None:
-    for name, value in _as(broker, "kafka-operator").items():
+    for name, value in broker.client_env("kafka-operator").items():
         monkeypatch.setenv(name, value)
     code = main(["--bootstrap", broker.bootstrap_servers, *command])
     assert code == 0, capsys.readouterr().err
@@ -194,7 +183,7 @@ def test_the_audit_user_rebuilds_the_read_model_and_reads_nothing_else(
 ) -> None:
     """What deploy/k8s/jobs/rebuild-read-model.yaml runs, as its user; the dead letters (users'
     texts, other topics) are not its to read."""
-    env = os.environ | _as(broker, "kafka-audit") | {"YTMAKER_BROKER_STARTUP_WAIT_S": "20"}
+    env = os.environ | broker.client_env("kafka-audit") | {"YTMAKER_BROKER_STARTUP_WAIT_S": "20"}
     rebuilt = subprocess.run(
         [
             str(Path(sys.executable).with_name("ytmaker-progress")),
@@ -209,7 +198,7 @@ def test_the_audit_user_rebuilds_the_read_model_and_reads_nothing_else(
         check=False,
     )
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
-    for name, value in _as(broker, "kafka-audit").items():
+    for name, value in broker.client_env("kafka-audit").items():
         monkeypatch.setenv(name, value)
     assert main(["--bootstrap", broker.bootstrap_servers, "dlq", "list"]) == 1
     assert "pipeline.dlq" in capsys.readouterr().err

@@ -162,6 +162,21 @@ class LocalKafka(BrokerFiles):
             kafka_ca_file=self.tls.ca_file if self.tls is not None else None,
         )
 
+    def client_env(self, user: str = SCRAM_ADMIN) -> dict[str, str]:
+        """`client_settings(user)` as the environment a service process reads them from."""
+        settings = self.client_settings(user)
+        env = {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers}
+        if settings.kafka_password is not None:
+            env |= {
+                "YTMAKER_KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol,
+                "YTMAKER_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
+                "YTMAKER_KAFKA_USERNAME": str(settings.kafka_username),
+                "YTMAKER_KAFKA_PASSWORD": settings.kafka_password.get_secret_value(),
+            }
+        if settings.kafka_ca_file is not None:
+            env["YTMAKER_KAFKA_CA_FILE"] = str(settings.kafka_ca_file)
+        return env
+
     def admin_options(self) -> dict[str, Any]:
         """aiokafka's keyword arguments, but the address, for a client of the super user."""
         options = aiokafka_connection(self.client_settings())
