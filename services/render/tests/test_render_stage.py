@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ytmaker_render.adapters import ffmpeg as ffmpeg_adapter
 from ytmaker_render.adapters import probe
 from ytmaker_render.stage import RenderOptions, RenderWork
 from ytmaker_shared.artifacts import MemoryArtifactStore
@@ -25,10 +26,12 @@ from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import JobContext, PermanentError, ProgressReporter
 
 NARRATION = [1.5, 2.0, 1.2]
+# Nearly the most a segment may say (4,999 of 5,000 characters), in wide letters: 125 lines.
+MANY_LINES = " ".join(["WWWW"] * 1000)
 
 
 async def stage_assets(
-    media: Any, store: MemoryArtifactStore, task: str, tmp: Path, avatar: bool
+    media: Any, store: MemoryArtifactStore, task: str, tmp: Path, avatar: bool, narration: str = "n"
 ) -> list[StageCompleted]:
     script = {
         "title": "Tides",
@@ -37,7 +40,7 @@ async def stage_assets(
         "segments": [
             {
                 "index": i + 1,
-                "narration": "n",
+                "narration": narration,
                 "caption": f"Caption number {i + 1}",
                 "image_prompt": "p",
                 "duration_seconds": 3.0,
@@ -103,13 +106,36 @@ def context(
     )
 
 
-@pytest.mark.parametrize("avatar", [False, True])
+def recorded_commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The argument lists ffmpeg is run with from now on."""
+    commands: list[list[str]] = []
+    run = ffmpeg_adapter.run
+
+    async def recording(args: list[str], **kwargs: Any) -> None:
+        commands.append(list(args))
+        await run(args, **kwargs)
+
+    monkeypatch.setattr(ffmpeg_adapter, "run", recording)
+    return commands
+
+
+@pytest.mark.parametrize(
+    ("avatar", "narration"),
+    [(False, MANY_LINES), (True, "n")],
+    ids=["hundreds-of-caption-lines", "avatar"],
+)
 async def test_render_makes_a_playable_720p30_video_timed_by_the_narration(
-    ffmpeg: str, media: Any, tmp_path: Path, avatar: bool
+    ffmpeg: str,
+    media: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    avatar: bool,
+    narration: str,
 ) -> None:
+    commands = recorded_commands(monkeypatch)
     store = MemoryArtifactStore(uuid.uuid4().hex)
     task = "task-" + uuid.uuid4().hex[:8]
-    events = await stage_assets(media, store, task, tmp_path, avatar)
+    events = await stage_assets(media, store, task, tmp_path, avatar, narration)
     work = RenderWork(store, RenderOptions(ffmpeg=ffmpeg))
     assert [await work.admit(e) for e in events] == [False, False, True]
     # The join is in the store, not in memory: a new instance sees it.
@@ -136,6 +162,14 @@ async def test_render_makes_a_playable_720p30_video_timed_by_the_narration(
     steps = [p.progress for p in seen]
     assert steps == sorted(steps) and steps[-1] == 100.0 and len(steps) >= 2
     assert any(p.current_step == "encode" for p in seen)
+    # Every caption line was an input and an overlay of its own (here 375 lines: 381 inputs;
+    # 50 segments of the longest narration made an argument list Linux refuses, decision
+    # 0125). Per segment now: the slide, its caption track, its narration; and the avatar.
+    lines = len(list((tmp_path / "scratch" / "captions").glob("caption-*.png")))
+    assert lines == (3 if avatar else 375)
+    (args,) = commands
+    assert args.count("-i") == 3 * 3 + avatar
+    assert args[args.index("-filter_complex") + 1].count("overlay=") == 3 + avatar
 
 
 async def test_a_segment_without_an_image_fails_permanently(

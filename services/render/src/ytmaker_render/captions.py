@@ -1,7 +1,8 @@
 """Burned-in captions and the thumbnail, drawn with Pillow.
 
 Captions are the narration, one line at a time, as transparent PNG bands that ffmpeg overlays
-at the bottom of each slide while that part is spoken (filtergraph.py, timeline.py). Drawing
+at the bottom of each slide while that part is spoken (filtergraph.py, timeline.py); a blank
+band, all transparent, fills the frames between them in a segment's caption track. Drawing
 them here rather than with ffmpeg's `subtitles` filter keeps the result independent of the
 fonts fontconfig finds on a given machine.
 """
@@ -113,6 +114,13 @@ def draw_band(line: str, target: Path) -> Path:
     draw.text((left + 2, top + 2), line, font=face, fill=(0, 0, 0, 230))
     draw.text((left, top), line, font=face, fill=(255, 255, 255, 255))
     band.save(target, "PNG", compress_level=1)
+    return target
+
+
+def draw_blank(target: Path) -> Path:
+    """A band with nothing on it, fully transparent: the same size and mode (RGBA) as
+    `draw_band`'s, so that a caption track's frames never change format."""
+    Image.new("RGBA", (WIDTH, BAND_HEIGHT), (0, 0, 0, 0)).save(target, "PNG", compress_level=1)
     return target
 
 

@@ -3,7 +3,10 @@
 Per segment: the slide, scaled and cropped to 1280×720, slowly zooms (in on even segments,
 out on odd ones) for its whole clip; its captions (lines of the narration, transparent PNG
 bands, each shown in its time window) are overlaid at the bottom of the clip, so that they
-cross-fade with their slide. The clips are chained with `xfade`, each
+cross-fade with their slide. A segment's captions are one input and one overlay however many
+lines it has (docs/decisions/0125): a caption track, ffmpeg's concat demuxer reading a listing
+of the bands with how many frames each is shown (`caption_runs`, `caption_listing`), a
+transparent band where none is. The clips are chained with `xfade`, each
 transition starting where the next narration starts (see timeline.py). Narrations are padded
 to their slot and concatenated; a segment without narration gets silence. Avatar clips, when
 present, are overlaid in the top-right corner from their start time until they end.
@@ -12,8 +15,10 @@ Output: H.264 (yuv420p) and AAC in MP4, 30 fps, `+faststart`, progress on stdout
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ytmaker_render.timeline import FPS, HEIGHT, WIDTH, Slot, Timeline
@@ -22,7 +27,7 @@ from ytmaker_render.timeline import FPS, HEIGHT, WIDTH, Slot, Timeline
 @dataclass(frozen=True)
 class Caption:
     """A WIDTH-wide RGBA PNG band shown at the bottom from `start` to `end` seconds of its
-    segment's clip."""
+    segment's clip: on the frames whose time is in [start, end] (see `caption_runs`)."""
 
     path: Path
     start: float
@@ -66,6 +71,9 @@ class FfmpegCommand:
     filtergraph: str
     output: Path
     duration_seconds: float
+    #: Text files the command reads (the caption tracks' concat listings, beside `output`):
+    #: write them before running it.
+    files: dict[Path, str] = field(default_factory=dict)
 
 
 class _Inputs:
@@ -89,9 +97,12 @@ def build_command(
     *,
     avatars: Sequence[AvatarClip] = (),
     options: EncodeOptions = EncodeOptions(),
+    blank_caption: Path | None = None,
 ) -> FfmpegCommand:
-    """The full argument list for `ffmpeg`. Raises ValueError when the media do not match the
-    timeline's segments one to one."""
+    """The full argument list for `ffmpeg`, and the caption listings to write beside `output`.
+    `blank_caption`: a fully transparent PNG of the captions' size, shown on the frames of a
+    captioned clip that no caption covers. Raises ValueError when the media do not match the
+    timeline's segments one to one, or when such frames exist and there is no blank."""
     by_index = {m.index: m for m in media}
     if sorted(by_index) != sorted(s.index for s in timeline.slots) or len(media) != len(by_index):
         raise ValueError(
@@ -102,9 +113,17 @@ def build_command(
     graph: list[str] = []
     clips: list[str] = []
     narrations: list[str] = []
+    files: dict[Path, str] = {}
     for position, slot in enumerate(timeline.slots):
         segment = by_index[slot.index]
-        clips.append(_slide(graph, inputs, segment, slot, position, options))
+        clip = _slide(graph, inputs, segment, slot, position, options)
+        if segment.captions:
+            listing = output.with_name(f"{output.stem}-captions-{slot.index:03d}.ffconcat")
+            files[listing] = caption_listing(
+                caption_runs(segment.captions, slot.frames), blank_caption, slot.index
+            )
+            clip = _captions(graph, inputs, listing, clip, position)
+        clips.append(clip)
         narrations.append(_narration(graph, inputs, segment, slot, options))
     video = _crossfade(graph, clips, timeline)
     for number, avatar in enumerate(avatars):
@@ -156,7 +175,7 @@ def build_command(
         "mp4",
         str(output),
     ]
-    return FfmpegCommand(args, filtergraph, output, timeline.total_seconds)
+    return FfmpegCommand(args, filtergraph, output, timeline.total_seconds, files)
 
 
 def zoom_expression(frames: int, zoom: float, *, zoom_in: bool) -> str:
@@ -185,20 +204,91 @@ def _slide(
         f"zoompan=z='{z}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)'"
         f":d={slot.frames}:s={WIDTH}x{HEIGHT}:fps={FPS},format=yuv420p[{zoomed}]"
     )
-    current = zoomed
-    for number, caption in enumerate(segment.captions):
-        band = inputs.add(caption.path)
-        label = f"c{position}_{number}"
-        graph.append(
-            f"[{current}][{band}:v]overlay=0:main_h-overlay_h:format=auto:eof_action=repeat"
-            f":enable='between(t,{caption.start:.3f},{caption.end:.3f})'[{label}]"
-        )
-        current = label
-    if current == zoomed:
-        return zoomed
-    clip = f"v{position}"
-    graph.append(f"[{current}]format=yuv420p[{clip}]")
-    return clip
+    return zoomed
+
+
+def _captions(graph: list[str], inputs: _Inputs, listing: Path, clip: str, position: int) -> str:
+    """The segment's caption track over its clip: one input, one overlay. The overlay shows,
+    on each frame of the clip, the track's latest frame at or before it (the band of that
+    run); the bands stay RGBA up to the overlay, which blends them by their alpha."""
+    track = inputs.add(listing, "-f", "concat", "-safe", "0")
+    bands = f"k{position}"
+    captioned = f"v{position}"
+    graph.append(f"[{track}:v]format=rgba[{bands}]")
+    graph.append(
+        f"[{clip}][{bands}]overlay=0:main_h-overlay_h:format=auto:eof_action=repeat,"
+        f"format=yuv420p[{captioned}]"
+    )
+    return captioned
+
+
+_FRAME = 1 / FPS  # a frame's time is its number times this, as ffmpeg's `t` is
+
+
+def caption_runs(captions: Sequence[Caption], frames: int) -> list[tuple[Path | None, int]]:
+    """What each of a clip's `frames` frames shows in the caption band, as runs of
+    (band, frames) in order; None where no caption is.
+
+    Frame n shows a caption when start <= n/FPS <= end, computed as ffmpeg computes `t`: the
+    frames an overlay per caption with `enable='between(t,start,end)'` (render before
+    decision 0125) showed it on. Where captions overlap, the frame shows the later one in
+    `captions`, the one such overlays drew on top; a caption shorter than a frame may be shown
+    on none.
+    """
+    shown: list[Path | None] = [None] * frames
+    for caption in captions:
+        first = max(0, math.ceil(caption.start * FPS) - 1)
+        while first * _FRAME < caption.start:
+            first += 1
+        last = math.floor(caption.end * FPS) + 1
+        while last >= 0 and last * _FRAME > caption.end:
+            last -= 1
+        last = min(last, frames - 1)
+        if first <= last:
+            shown[first : last + 1] = [caption.path] * (last + 1 - first)
+    return [(band, len(list(run))) for band, run in itertools.groupby(shown)]
+
+
+def caption_listing(runs: Sequence[tuple[Path | None, int]], blank: Path | None, index: int) -> str:
+    """An ffconcat listing of `runs` (see `caption_runs`): each band for its frames, `blank`
+    for None. Raises ValueError when `blank` is needed and None, or for a path with a line
+    break (a listing is read line by line).
+
+    Each file is read at FPS (`option framerate`: at the PNG demuxer's default 25 fps the
+    start times would be rounded to 40 ms) and starts on a whole microsecond, so its one frame
+    lands exactly on its first frame. The concat demuxer does not hold the last file for its
+    `duration` (the track ends one frame after it starts); the overlay's `eof_action=repeat`
+    does, to the end of the clip. The usual cure, listing the last file again, is wrong here:
+    its frame, at the clip's end, would make the overlay add a frame to the clip.
+    """
+    entries: list[tuple[Path, int]] = []
+    for band, count in runs:
+        if band is None:
+            if blank is None:
+                raise ValueError(f"segment {index}: frames without a caption need a blank band")
+            band = blank
+        entries.append((band, count))
+    lines = ["ffconcat version 1.0"]
+    frame = 0
+    for band, count in entries:
+        microseconds = _microseconds(frame + count) - _microseconds(frame)
+        frame += count
+        lines += _listed(band)
+        lines.append(f"duration {microseconds // 1_000_000}.{microseconds % 1_000_000:06d}")
+    return "\n".join(lines) + "\n"
+
+
+def _microseconds(frame: int) -> int:
+    return round(frame * 1_000_000 / FPS)
+
+
+def _listed(band: Path) -> list[str]:
+    """A file entry: the path as a `file:` URL (a `:` in it names no protocol), quoted."""
+    url = f"file:{band}"
+    if "\n" in url or "\r" in url:
+        raise ValueError(f"a caption band's path cannot hold a line break: {band!r}")
+    quoted = url.replace("'", "'\\''")
+    return [f"file '{quoted}'", f"option framerate {FPS}"]
 
 
 def _narration(

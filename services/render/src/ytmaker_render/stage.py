@@ -5,12 +5,14 @@ thumbnail."""
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ytmaker_render.adapters import ffmpeg, probe
-from ytmaker_render.captions import caption_lines, draw_band, draw_thumbnail
+from ytmaker_render.captions import caption_lines, draw_band, draw_blank, draw_thumbnail
 from ytmaker_render.encoding import ProgressSample, percent
 from ytmaker_render.filtergraph import (
     AvatarClip,
@@ -78,7 +80,7 @@ class RenderWork(StageWork):
             fade=self.options.fade_seconds,
             pause=self.options.pause_seconds,
         )
-        media = await asyncio.to_thread(_media, inputs, timeline, ctx.scratch)
+        media, blank = await asyncio.to_thread(_media, inputs, timeline, ctx.scratch)
         output = ctx.scratch / VIDEO_FILE
         command = build_command(
             self.options.ffmpeg,
@@ -87,7 +89,9 @@ class RenderWork(StageWork):
             output,
             avatars=_avatars(inputs, timeline),
             options=self.options.encode,
+            blank_caption=blank,
         )
+        await asyncio.to_thread(_write, command.files)
 
         async def on_progress(sample: ProgressSample) -> None:
             done = percent(sample, timeline.total_seconds)
@@ -123,11 +127,14 @@ class RenderWork(StageWork):
         )
 
 
-def _media(inputs: RenderInputs, timeline: Timeline, scratch: Path) -> list[SegmentMedia]:
-    """Each segment's caption bands, drawn and timed to its narration (blocking: run it in a
-    thread)."""
+def _media(
+    inputs: RenderInputs, timeline: Timeline, scratch: Path
+) -> tuple[list[SegmentMedia], Path]:
+    """Each segment's caption bands, drawn and timed to its narration, and the blank band
+    shown between them (blocking: run it in a thread)."""
     folder = scratch / "captions"
     folder.mkdir(parents=True, exist_ok=True)
+    blank = draw_blank(folder / "blank.png")
     slots = {slot.index: slot for slot in timeline.slots}
     media = []
     for segment in inputs.segments:
@@ -138,7 +145,13 @@ def _media(inputs: RenderInputs, timeline: Timeline, scratch: Path) -> list[Segm
             for n, (line, (a, b)) in enumerate(zip(lines, windows, strict=True))
         )
         media.append(SegmentMedia(segment.index, segment.image, captions, segment.narration))
-    return media
+    return media, blank
+
+
+def _write(files: Mapping[Path, str]) -> None:
+    """The command's listings, as the bytes of the paths they name (blocking)."""
+    for path, text in files.items():
+        path.write_bytes(os.fsencode(text))
 
 
 def _avatars(inputs: RenderInputs, timeline: Timeline) -> list[AvatarClip]:
