@@ -72,6 +72,22 @@ async def test_a_bad_input_fails_with_ffmpegs_reason_and_no_file(
     assert not output.exists()
 
 
+@pytest.mark.parametrize("case", ["no binary", "arguments too long"])
+async def test_an_ffmpeg_that_cannot_start_fails_with_the_reason(
+    ffmpeg: str, tmp_path: Path, case: str
+) -> None:
+    """The system refusing to start it (no binary; arguments past Linux's 128 KiB a string)
+    is ffmpeg's failure with the reason, not an unexpected error of the stage."""
+    args = (
+        [str(tmp_path / "no-ffmpeg"), "-version"]
+        if case == "no binary"
+        else [ffmpeg, "-filter_complex", "x" * 200_000]
+    )
+    with pytest.raises(runner.FfmpegFailed) as caught:
+        await runner.run(args)
+    assert "could not start" in str(caught.value) and not caught.value.signalled
+
+
 async def test_cancel_ends_ffmpeg_within_a_second_and_removes_the_partial_file(
     ffmpeg: str, tmp_path: Path
 ) -> None:

@@ -7,7 +7,8 @@ partial file.
 service killed with SIGKILL leaves no encoder running behind it. When the calling task is
 cancelled (cancel, soft time limit, shutdown) ffmpeg gets SIGTERM, then SIGKILL after
 `kill_after_s`, the partial output is deleted, and the cancellation goes on. A non-zero
-exit raises `FfmpegFailed` with the tail of stderr.
+exit raises `FfmpegFailed` with the tail of stderr, and so does an ffmpeg the system would not
+start (no binary, arguments past its limits).
 """
 
 from __future__ import annotations
@@ -60,14 +61,17 @@ async def run(
     kill_after_s: float = 0.5,
 ) -> None:
     """Run ffmpeg to completion; see the module doc for cancellation and errors."""
-    process = await asyncio.create_subprocess_exec(
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-    )
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    except OSError as exc:  # no binary, arguments past the system's limits: no exit code
+        raise FfmpegFailed(1, f"ffmpeg could not start: {exc.strerror}") from exc
     stderr_tail: deque[str] = deque(maxlen=40)
     try:
         await asyncio.gather(
