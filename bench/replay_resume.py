@@ -41,12 +41,11 @@ from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection, connect
 
 from ytmaker_gateway.auth import ANONYMOUS_USER
-from ytmaker_gateway.fanout.hub import partition_for
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.kafka import delete_topics, ensure_topics
 from ytmaker_shared.settings import single_host_partitions
-from ytmaker_shared.topics import Topic
+from ytmaker_shared.topics import Topic, task_partition
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the gateway's test doubles (tests/support/gateway.py)
@@ -90,11 +89,11 @@ def cpu_seconds(pid: int) -> float:
 
 def same_partition(task_id: str, partitions: int, count: int) -> list[str]:
     """`count` new task ids whose updates land in `task_id`'s partition."""
-    wanted = partition_for(task_id, partitions)
+    wanted = task_partition(task_id, partitions)
     found: list[str] = []
     while len(found) < count:
         candidate = new_event_id()
-        if partition_for(candidate, partitions) == wanted:
+        if task_partition(candidate, partitions) == wanted:
             found.append(candidate)
     return found
 

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from tests.support.wait import wait_until
 from ytmaker_gateway.adapters.progress_api import ProgressApi
 from ytmaker_gateway.api.wsprotocol import BatchingWebSocketProtocol
-from ytmaker_gateway.fanout.delivery import BAD_RECORDS, delivery_from_record
+from ytmaker_gateway.fanout.delivery import BAD_RECORDS, delivery_from_record, key_mismatch
 from ytmaker_gateway.fanout.replay import Page
 from ytmaker_gateway.main import build
 from ytmaker_shared.events import DecodeError, Event
@@ -289,10 +289,18 @@ class FakeLog:
         )
 
     def append_raw(
-        self, task_id: str, value: bytes | None, *, deliver: bool = True, ts_ms: int = 0
+        self,
+        task_id: str,
+        value: bytes | None,
+        *,
+        deliver: bool = True,
+        ts_ms: int = 0,
+        partition: int | None = None,
     ) -> int:
-        """Write any bytes (a bad record too) as a record of the task's partition."""
-        partition = self.hub.partition_of(task_id)
+        """Write any bytes (a bad record too) as a record keyed by the task, in its partition
+        or in `partition` (a producer that chose another: a hostile writer)."""
+        if partition is None:
+            partition = self.hub.partition_of(task_id)
         records = self.records[partition]
         offset = records[-1][0] + 1 if records else 0
         records.append((offset, task_id.encode(), value, ts_ms))  # type: ignore[arg-type]
@@ -321,7 +329,8 @@ class FakeLog:
         self, task_id: str, partition: int, first: int, end: int, epoch: str | None, limit: int
     ) -> Any:
         """As ReplayReader.page: at least `limit` of the task's updates from `first` (fewer at
-        `end`), bad records counted and skipped; `scanned` counts the records looked at."""
+        `end`), bad records (and records keyed by the task holding another task's update)
+        counted and skipped; `scanned` counts the records looked at."""
         self.reads += 1
         items: list[Any] = []
         for offset, key, value, _ in self.records[partition]:
@@ -332,9 +341,13 @@ class FakeLog:
             self.scanned += 1
             if key == task_id.encode():
                 try:
-                    items.append(delivery_from_record(partition, offset, value, epoch))
+                    delivery = delivery_from_record(partition, offset, value, epoch)
+                    if delivery.task_id != task_id:
+                        raise key_mismatch(task_id, delivery.task_id)
                 except DecodeError as exc:
                     BAD_RECORDS.skip("progress.updates", partition, offset, exc, "replay")
+                else:
+                    items.append(delivery)
         return Page(items, end)
 
     async def warm_up(self) -> None:

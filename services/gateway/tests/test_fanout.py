@@ -11,14 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.support.gateway import FakeLog, make_update
+from tests.support.gateway import PROJECT, FakeLog, make_update
 from tests.support.wait import wait_until
+from ytmaker_gateway import metrics
 from ytmaker_gateway.fanout.cache import ENTRY_OVERHEAD, UpdateCache
 from ytmaker_gateway.fanout.client_queue import ClientQueue
 from ytmaker_gateway.fanout.hub import Hub
 from ytmaker_gateway.fanout.streams import Streams
 from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.settings import GatewaySettings
+from ytmaker_shared.metrics import RECORDS_SKIPPED
 from ytmaker_shared.progress import TaskStatus
 
 
@@ -280,6 +282,54 @@ async def test_a_project_stream_gets_initial_then_its_tasks_updates() -> None:
     log.append(make_update("t2", project_id="p1", n=0, status=TaskStatus.QUEUED))
     types = [(m["type"], m["task_id"]) for m in _messages(queue)]
     assert types == [("initial", "t1"), ("progress", "t1"), ("progress", "t2")]
+
+
+def _counted(metric: Any, **labels: str) -> float:
+    return sum(
+        s.value
+        for m in metric.collect()
+        for s in m.samples
+        if s.name.endswith("_total") and labels.items() <= s.labels.items()
+    )
+
+
+async def test_an_update_outside_its_tasks_partition_is_skipped_and_counted() -> None:
+    """A task's updates are one stream, in its partition, ordered and resumed by that
+    partition's offsets (decision 0123). One of task T written to another partition (a hostile
+    writer) at a higher offset was sent live to T's subscribers and project feeds, which then
+    dropped T's real updates at lower offsets, and became T's newest update in the cache."""
+    hub = _hub()
+    log = FakeLog(hub, partitions=4)
+    victim = "task-victim"
+    home = hub.partition_of(victim)
+    wrong = (home + 1) % 4
+    neighbour = next(t for t in (f"task-{i}" for i in range(1000)) if hub.partition_of(t) == wrong)
+    streams = Streams(hub, log, queue_limit=1000)
+    queue, feed = _queue(), _queue()
+    await streams.subscribe(victim, queue, StreamPosition(-1), state=None)
+    await streams.watch_project(PROJECT, feed, None)
+    skipped = _counted(RECORDS_SKIPPED, service="gateway", reason="wrong_partition")
+    bad = _counted(metrics.BAD_UPDATES, reader="live", reason="wrong_partition")
+
+    real = [log.append(make_update(victim, n=0))]
+    for n in range(5):
+        log.append(make_update(neighbour, n=n))
+    done = make_update(victim, n=99, progress=100, status=TaskStatus.COMPLETED)
+    hostile = log.append_raw(victim, done.model_dump_json().encode(), partition=wrong)
+    real.append(log.append(make_update(victim, n=1)))
+    assert hostile > real[-1] and hub.positions[wrong] == hostile + 1  # read past, not stuck
+
+    assert _offsets(queue, victim) == real
+    assert _offsets(feed, victim) == real
+    newest = hub.cache.newest(victim)
+    assert newest is not None and (newest.partition, newest.offset) == (home, real[-1])
+    assert hub.status_after(victim, None, None) == "running"
+    assert _counted(RECORDS_SKIPPED, service="gateway", reason="wrong_partition") == skipped + 1
+    assert _counted(metrics.BAD_UPDATES, reader="live", reason="wrong_partition") == bad + 1
+    # a later subscriber, replayed from the cache, gets the task's own updates only
+    again = _queue()
+    await streams.subscribe(victim, again, StreamPosition(-1), state=None)
+    assert _offsets(again, victim) == real
 
 
 def test_the_cache_only_answers_what_it_provably_holds() -> None:

@@ -10,6 +10,7 @@ import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ytmaker_shared.events.codec import DecodeError
 from ytmaker_shared.stages import Stage
 
 
@@ -80,6 +81,20 @@ def task_partition(task_id: str, partitions: int) -> int:
 
     hashed: int = murmur2(task_id.encode())
     return (hashed & 0x7FFFFFFF) % partitions
+
+
+def misplaced(task_id: str, partition: int, partitions: int) -> DecodeError | None:
+    """None when a record of `task_id` read from `partition` (of its topic's `partitions`) is
+    in its task's partition; otherwise the `wrong_partition` error a reader skips or
+    dead-letters it with (decision 0123)."""
+    home = task_partition(task_id, partitions)
+    if home == partition:
+        return None
+    return DecodeError(
+        "wrong_partition",
+        f"a record of task {task_id!r}, whose partition is {home} of {partitions}, "
+        f"in partition {partition}",
+    )
 
 
 _WEEK_MS = 7 * 24 * 3600 * 1000

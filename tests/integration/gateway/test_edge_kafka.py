@@ -15,11 +15,11 @@ import pytest
 from tests.support.gateway import make_update
 from tests.support.topics import read_topic
 from tests.support.wait import wait_until
-from ytmaker_gateway.fanout.hub import partition_for
+from ytmaker_gateway import metrics
 from ytmaker_gateway.fanout.replay import ReplayReader
 from ytmaker_shared.events import new_event_id
 from ytmaker_shared.progress import TaskStatus
-from ytmaker_shared.topics import Topic
+from ytmaker_shared.topics import Topic, task_partition
 
 from .conftest import Cluster
 from .test_gateway_kafka import UPDATE_TYPES, _open, _recv
@@ -98,7 +98,7 @@ async def test_a_resume_after_many_more_updates_than_the_queue_holds(cluster: Cl
     other = next(
         t
         for t in iter(new_event_id, None)
-        if partition_for(t, partitions) == partition_for(task_id, partitions)
+        if task_partition(t, partitions) == task_partition(task_id, partitions)
     )
     pending = []
     for n in range(1500):  # each update of the task followed by one of another task
@@ -110,7 +110,7 @@ async def test_a_resume_after_many_more_updates_than_the_queue_holds(cluster: Cl
         await cluster.kafka.send(topic, noise.model_dump_json().encode(), key=other.encode())
     written = [meta.offset for meta in await asyncio.gather(*pending)]
     cluster.fake.record(written[-1], make_update(task_id, n=1499, progress=99.9))
-    partition = partition_for(task_id, partitions)
+    partition = task_partition(task_id, partitions)
     await wait_until(  # the whole run is in the past: a queue of 100 takes no live burst
         lambda: replica.gateway.hub.positions[partition] > written[-1], timeout=30
     )
@@ -133,7 +133,7 @@ async def test_a_replay_reader_moved_to_another_partition_reads_from_the_asked_o
     by_partition: dict[int, str] = {}
     while len(by_partition) < 2:
         task_id = new_event_id()
-        by_partition.setdefault(partition_for(task_id, partitions), task_id)
+        by_partition.setdefault(task_partition(task_id, partitions), task_id)
     (pa, task_a), (pb, task_b) = sorted(by_partition.items())[:2]
     for n in range(40):
         await cluster.write(make_update(task_b, n=n))
@@ -147,3 +147,36 @@ async def test_a_replay_reader_moved_to_another_partition_reads_from_the_asked_o
         assert [d.offset for d in b.items] == list(range(20, 40))
     finally:
         await reader.close()
+
+
+def _bad_replays(reason: str) -> float:
+    return sum(
+        s.value
+        for m in metrics.BAD_UPDATES.collect()
+        for s in m.samples
+        if s.name.endswith("_total") and s.labels == {"reader": "replay", "reason": reason}
+    )
+
+
+async def test_a_replay_skips_a_record_keyed_by_the_task_that_holds_another_tasks_update(
+    cluster: Cluster,
+) -> None:
+    """A replay selects a task's records by key: one keyed T whose update is U's (a hostile
+    writer) was replayed to T's subscribers as if it were T's."""
+    task_id, other = new_event_id(), new_event_id()
+    topic = cluster.settings.topics.name(Topic.PROGRESS_UPDATES)
+    partition = task_partition(task_id, cluster.settings.topic_partitions)
+    first = await cluster.write(make_update(task_id, n=0))
+    foreign = make_update(other, n=0).model_dump_json().encode()
+    sent = await cluster.kafka.send_and_wait(topic, foreign, key=task_id.encode())
+    last = await cluster.write(make_update(task_id, n=1))
+    assert sent.partition == partition and first < sent.offset < last
+    before = _bad_replays("key_mismatch")
+    reader = ReplayReader(cluster.settings)
+    try:
+        page = await reader.page(task_id, partition, first, last + 1, None, 100)
+    finally:
+        await reader.close()
+    assert [(d.offset, d.task_id) for d in page.items] == [(first, task_id), (last, task_id)]
+    assert page.position == last + 1
+    assert _bad_replays("key_mismatch") == before + 1

@@ -22,9 +22,10 @@ from ytmaker_progress.readmodel.memory import RecentHistory
 from ytmaker_progress.readmodel.rows import Rows, add_update
 from ytmaker_progress.readmodel.store import Store
 from ytmaker_progress.settings import ProgressSettings
+from ytmaker_shared.events import encode
 from ytmaker_shared.kafka import DeadLetter, EventProducer
 from ytmaker_shared.stages import Stage
-from ytmaker_shared.topics import Topic
+from ytmaker_shared.topics import Topic, task_partition
 
 from .conftest import publish, read_topic, read_updates
 
@@ -77,6 +78,16 @@ async def test_runs_are_folded_stored_and_served(
         await publish(publisher, events)
     # a malformed record goes to the DLQ and blocks nothing
     await publisher.send_raw(settings.topics.name(Topic.SCRIPT), key=b"t-done", value=b"{oops")
+    # so does an event of a task in another partition than the task's (decision 0123)
+    partitions = settings.topic_partitions
+    topic, event = running[3]
+    elsewhere = (task_partition("t-running", partitions) + 1) % partitions
+    hostile: Any = await publisher.kafka.send_and_wait(
+        settings.topics.name(topic),
+        value=encode(event.model_copy(update={"event_id": "hostile-1"})),
+        key=b"t-running",
+        partition=elsewhere,
+    )
 
     # the current state of each task
     state = await poll_json(
@@ -103,6 +114,12 @@ async def test_runs_are_folded_stored_and_served(
     by_task: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for _, offset, update in records:
         by_task.setdefault(update["task_id"], []).append((offset, update))
+    assert {
+        (partition, update["task_id"])
+        for partition, _, update in records
+        if partition != task_partition(update["task_id"], partitions)
+    } == set()
+    assert "hostile-1" not in {update["event_id"] for _, _, update in records}
     for task_id, items in by_task.items():
         event_ids = [u["event_id"] for _, u in items]
         assert len(event_ids) == len(set(event_ids)), task_id
@@ -168,9 +185,11 @@ async def test_runs_are_folded_stored_and_served(
     bad = await client.get("/internal/v1/tasks?limit=0")
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
 
-    # the malformed record reached the DLQ
-    dlq = await _dead_letters(settings)
+    # the malformed record reached the DLQ, and the event in another partition than its task's
+    dlq = await _dead_letters(settings, until=2)
     assert any(d.reason == "invalid_json" and d.value == b"{oops" for d in dlq)
+    [wrong] = [d for d in dlq if d.reason == "wrong_partition"]
+    assert (wrong.partition, wrong.offset) == (elsewhere, hostile.offset)
 
     # health
     assert (await client.get("/readyz")).status_code == 200
@@ -237,8 +256,9 @@ async def test_a_batch_of_sessions_is_stored_in_one_request(
     assert bad.status_code == 422
 
 
-async def _dead_letters(settings: ProgressSettings) -> list[DeadLetter]:
-    return [DeadLetter.from_record(r) for r in await read_topic(settings, Topic.DLQ)]
+async def _dead_letters(settings: ProgressSettings, until: int | None = None) -> list[DeadLetter]:
+    records = await read_topic(settings, Topic.DLQ, until=until)
+    return [DeadLetter.from_record(r) for r in records]
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ will ever be written for the lane before this owner writes:
    to commit them, are adopted: each is its task's state, and the last one's positions header
    says where to resume (the last update of every batch carries one, and the broker appends
    batches whole). Clients have seen them; folding their events again would repeat them.
+   An update of a task whose partition is another (a hostile writer) is skipped, counted: it
+   is not the task's state in this lane (decision 0123).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from ytmaker_shared.events import DecodeError, decode_model
 from ytmaker_shared.kafka.reader import LogReader, Record
 from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.progress import ProgressUpdate
-from ytmaker_shared.topics import Topic
+from ytmaker_shared.topics import Topic, misplaced
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,7 @@ async def _adopt_updates(
 ) -> None:
     topic = settings.topics.name(Topic.PROGRESS_UPDATES)
     async with _reader(settings, "read_uncommitted") as reader:
+        partitions = len(await reader.partitions(topic))
         tps = await reader.assign(TopicPartition(topic, n) for n in lanes)
         starts = await reader.beginnings(tps)
         ends = await reader.ends(tps)
@@ -162,14 +165,17 @@ async def _adopt_updates(
             lane.updates_end = ends[tp]
         adopted = 0
         async for record in reader.to_the_end(tps):
-            adopted += _adopt(lanes[record.partition], record, settings)
+            adopted += _adopt(lanes[record.partition], record, settings, partitions)
     if adopted:
         log.info("adopted updates written after the last checkpoint", extra={"n": adopted})
 
 
-def _adopt(lane: Lane, record: Record, settings: ProgressSettings) -> int:
+def _adopt(lane: Lane, record: Record, settings: ProgressSettings, partitions: int) -> int:
+    """Adopt one update of the lane's partition of `progress.updates` (of `partitions`);
+    returns 1 if it became its task's state, 0 if it was skipped (counted and logged)."""
     # The positions first: the last update of a batch carries them (decision 0109), and an
-    # update that cannot be read must not take them away from the ones before it.
+    # update that cannot be read (or is not this lane's) must not take them away from the ones
+    # before it.
     for key, value in record.headers:
         if key == POSITIONS_HEADER:
             try:
@@ -180,6 +186,9 @@ def _adopt(lane: Lane, record: Record, settings: ProgressSettings) -> int:
         update = decode_model(ProgressUpdate, record.value)
     except DecodeError as exc:
         skip_record(SERVICE, record, exc)
+        return 0
+    if error := misplaced(update.task_id, record.partition, partitions):
+        skip_record(SERVICE, record, error)
         return 0
     now = time.monotonic()
     previous = lane.states.get(update.task_id)

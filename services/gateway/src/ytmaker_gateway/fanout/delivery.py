@@ -57,8 +57,17 @@ def delivery_from_record(
     )
 
 
+def key_mismatch(key: str, task_id: str) -> DecodeError:
+    """The error of a record keyed by task `key` whose update is of task `task_id`: a replay
+    selects a task's records by key, and must not send another task's update as its own."""
+    return DecodeError(
+        "key_mismatch", f"a record keyed by task {key!r} holds an update of task {task_id!r}"
+    )
+
+
 class BadRecords:
-    """Unreadable records of progress.updates: each is counted where it is skipped
+    """Unreadable records of progress.updates (and readable ones that are not where their task
+    is: `wrong_partition`, `key_mismatch`): each is counted where it is skipped
     (`ytmaker_gateway_bad_updates_total{reader, reason}`; the fan-out's, once per record, also
     in every service's `ytmaker_records_skipped_total{service="gateway"}`) and logged once per
     partition and offset, however many replays read it again. The gateway only reads: nothing

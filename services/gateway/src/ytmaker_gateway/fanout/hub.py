@@ -7,6 +7,11 @@ advances its position, caches the update and offers it to the subscriptions of i
 project. All of that is synchronous within one event-loop step, so `register()` always sees a
 position that splits the log cleanly: below it, the replay; from it on, the subscription's own
 buffer.
+
+A task's updates are one stream, in its partition (Kafka's default partitioner of its id,
+`ytmaker_shared.topics.task_partition`), ordered and resumed by that partition's offsets: a
+record read in another partition (a hostile writer, a producer that chose its partition) is
+skipped and counted like one that cannot be decoded (`wrong_partition`, decision 0123).
 """
 
 from __future__ import annotations
@@ -16,24 +21,15 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 from ytmaker_gateway.fanout.cache import UpdateCache
 from ytmaker_gateway.fanout.delivery import BAD_RECORDS, Delivery, delivery_from_record
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.kafka.follower import LogFollower
-from ytmaker_shared.topics import Topic
+from ytmaker_shared.topics import Topic, misplaced, task_partition
 
 log = logging.getLogger(__name__)
-
-
-def partition_for(task_id: str, partitions: int) -> int:
-    """The partition a task's updates live in: Kafka's default partitioner (murmur2 of the
-    key), which every ytmaker producer uses."""
-    hashed: int = murmur2(task_id.encode())
-    return (hashed & 0x7FFFFFFF) % partitions
 
 
 class Hub:
@@ -58,7 +54,7 @@ class Hub:
         return len(self.positions)
 
     def partition_of(self, task_id: str) -> int:
-        return partition_for(task_id, self.partitions)
+        return task_partition(task_id, self.partitions)
 
     async def start(self, timeout_s: float = 60.0) -> None:
         """Connect, wait (up to `timeout_s`) for the topic, follow all its partitions from their
@@ -89,13 +85,17 @@ class Hub:
             await follower.stop()
 
     def dispatch(self, partition: int, offset: int, value: bytes | None) -> Delivery | None:
-        """Hand one record to its subscribers; a record that cannot be decoded is counted,
-        logged once and skipped (never written anywhere)."""
+        """Hand one record to its subscribers; a record that cannot be decoded, or whose
+        update is of a task of another partition, is counted, logged once and skipped (never
+        written anywhere, never cached)."""
         self.positions[partition] = offset + 1
         try:
             delivery = delivery_from_record(partition, offset, value, self.epoch)
         except DecodeError as exc:
             BAD_RECORDS.skip(self.topic, partition, offset, exc, "live")
+            return None
+        if error := misplaced(delivery.task_id, partition, len(self.positions)):  # `start`
+            BAD_RECORDS.skip(self.topic, partition, offset, error, "live")
             return None
         self.cache.add(delivery, self.start_positions.get(partition, 0))
         for sub in tuple(self._tasks.get(delivery.task_id, ())):

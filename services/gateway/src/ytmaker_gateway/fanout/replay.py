@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 
-from ytmaker_gateway.fanout.delivery import BAD_RECORDS, Delivery, delivery_from_record
+from ytmaker_gateway.fanout.delivery import (
+    BAD_RECORDS,
+    Delivery,
+    delivery_from_record,
+    key_mismatch,
+)
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.kafka.reader import LogReader
@@ -138,8 +143,9 @@ class ReplayReader:
         """The task's updates from `first` on, in order: at least `limit` of them (fewer
         only when `end` is reached; whole fetches are kept, so at most `limit` plus one
         fetch, `max_partition_fetch_bytes`), and the offset the next page starts at (`end`
-        when done). Records that cannot be decoded are counted and skipped. Raises
-        TimeoutError."""
+        when done). Records that cannot be decoded, and records keyed by the task whose
+        update is another task's (`key_mismatch`: a hostile writer), are counted and
+        skipped. Raises TimeoutError."""
         if first >= end:
             return Page([], end)
         tp = TopicPartition(self.topic, partition)
@@ -166,13 +172,15 @@ class ReplayReader:
                         break
                     if record.key == key:
                         try:
-                            items.append(
-                                delivery_from_record(
-                                    partition, record.offset, record.value, epoch, live=False
-                                )
+                            delivery = delivery_from_record(
+                                partition, record.offset, record.value, epoch, live=False
                             )
+                            if delivery.task_id != task_id:
+                                raise key_mismatch(task_id, delivery.task_id)
                         except DecodeError as exc:
                             BAD_RECORDS.skip(self.topic, partition, record.offset, exc, "replay")
+                        else:
+                            items.append(delivery)
                 position = await log.position(tp)
             reader.position = position
         return Page(items, min(position, end))

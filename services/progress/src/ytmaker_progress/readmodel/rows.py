@@ -16,12 +16,12 @@ from typing import Any
 
 import orjson
 
-from ytmaker_shared.events import DecodeError, TaskRequested, decode_with
+from ytmaker_shared.events import TaskRequested, decode_with
 from ytmaker_shared.events.envelope import ID_MAX_LENGTH, OWNER_MAX_LENGTH, TEXT_MAX_LENGTH
 from ytmaker_shared.events.stages import STEP_MAX_LENGTH
 from ytmaker_shared.progress import FINISHED_STAGE_STATUSES, StageStatus, TaskStatus
 from ytmaker_shared.stages import Stage
-from ytmaker_shared.topics import task_partition
+from ytmaker_shared.topics import misplaced
 
 _TASK_FIELDS = ("project_id", "owner", "status", "progress")
 
@@ -99,12 +99,8 @@ def add_update(
     update = decode_with(checked_update, value)
     state = update["state"]
     task_id, occurred_at = update["task_id"], update["occurred_at"]
-    if partition is not None and partition != (home := task_partition(task_id, partitions)):
-        raise DecodeError(
-            "wrong_partition",
-            f"an update of task {task_id!r}, whose partition is {home} of {partitions}, "
-            f"in partition {partition}",
-        )
+    if partition is not None and (error := misplaced(task_id, partition, partitions)):
+        raise error
     state["offset"], state["epoch"] = offset, epoch
     text = value.decode() if value else ""  # `value` is an update: decode_with checked it
     rows.history.append(

@@ -342,10 +342,13 @@ class Store:
         return True
 
     def cleanup(self, older_than: datetime) -> int:
-        """Forget finished tasks last updated before `older_than`; return how many."""
+        """Forget finished tasks last updated before `older_than`; return how many. A task
+        counts as updated at the earlier of its `updated_at` and when this read model stored
+        it (`_silent_since`, as `silent_tasks`): one dated in the future (a clock ahead, a
+        hostile event) would otherwise never be forgotten."""
         with self.engine.begin() as conn:
             old = select(_T.c.task_id).where(
-                _T.c.status.in_(_TERMINAL), _T.c.updated_at < older_than
+                _T.c.status.in_(_TERMINAL), _silent_since() < older_than
             )
             ids = [r.task_id for r in conn.execute(old)]
             for chunk in _chunks(ids, 500):

@@ -98,6 +98,9 @@ class FoldService:
             idle_ms=500,  # a lane's recovery seeks: its fetch waits for the one in flight
         )
         self.lanes: dict[int, Lane] = {}
+        #: Partitions of each input topic (by name), for the lanes' check that an event is
+        #: read from its task's partition (decision 0123); known from `_check_partitions`.
+        self.partitions: dict[str, int] = {}
         self.ready = False
         _wait_between_transactions(settings.progress_retry_backoff_ms / 1000)
         self._busy = asyncio.Lock()
@@ -161,6 +164,16 @@ class FoldService:
             counts[name] = len(parts)
         if len(set(counts.values())) != 1:
             raise FoldFatal(f"topics must have the same number of partitions: {counts}")
+        self.partitions = {name: counts[name] for name in self.input_names}
+
+    def _refresh_partitions(self) -> None:
+        """The inputs' partition counts as the consumer's metadata has them now. Partitions
+        only grow, and a growth of a subscribed topic brings a rebalance: the lanes opened
+        after it check their records against the new counts (docs/deploy.md: grow them when
+        the pipeline is idle)."""
+        for name in self.input_names:
+            if parts := self.consumer.partitions_for_topic(name):
+                self.partitions[name] = len(parts)
 
     async def _partitions(self, name: str) -> set[int]:
         for _ in range(50):
@@ -199,6 +212,7 @@ class FoldService:
         try:
             lanes = await asyncio.gather(*(self._new_lane(n) for n in sorted(numbers)))
             self.lanes = {lane.number: lane for lane in lanes}
+            self._refresh_partitions()
             await restore(self.settings, self.lanes.values())
             for lane in self.lanes.values():
                 await self._seek_positions(lane)
@@ -239,7 +253,14 @@ class FoldService:
         return Lane(number, (first, second))
 
     def _start_worker(self, lane: Lane) -> None:
-        worker = LaneWorker(lane, self.settings, self.consumer, self.dead_letters, self._fail)
+        worker = LaneWorker(
+            lane,
+            self.settings,
+            self.consumer,
+            self.dead_letters,
+            self._fail,
+            partitions=dict(self.partitions),
+        )
         lane.worker = asyncio.create_task(worker.run(), name=f"fold-lane-{lane.number}")
 
     def _fail(self, exc: BaseException) -> None:

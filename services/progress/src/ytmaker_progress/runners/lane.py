@@ -27,7 +27,7 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -52,7 +52,7 @@ from ytmaker_shared.events import DecodeError
 from ytmaker_shared.events import decode as decode_event
 from ytmaker_shared.kafka import DeadLetterWriter
 from ytmaker_shared.kafka.batches import PartitionWriter, raise_if_transaction_failed
-from ytmaker_shared.topics import Topic
+from ytmaker_shared.topics import Topic, misplaced
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ class FoldFatal(RuntimeError):
 
 class LaneWorker:
     """Folds `lane`. `consumer` is the fold's consumer: the worker reads where its inputs
-    stand and pauses those whose held records pile up; only the polling loop moves them."""
+    stand and pauses those whose held records pile up; only the polling loop moves them.
+    `partitions` is how many partitions each input topic has (by name): an event read outside
+    its task's partition is dead-lettered (decision 0123)."""
 
     def __init__(
         self,
@@ -78,12 +80,15 @@ class LaneWorker:
         consumer: AIOKafkaConsumer,
         dead_letters: DeadLetterWriter,
         fatal: Callable[[BaseException], None],
+        *,
+        partitions: Mapping[str, int],
     ) -> None:
         self.lane = lane
         self.settings = settings
         self.consumer = consumer
         self.dead_letters = dead_letters
         self.fatal = fatal
+        self.partitions = partitions
         self.eta_topic = settings.topics.name(Topic.PROGRESS_ETA)
         self.updates_topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self.state_topic = settings.topics.name(Topic.PROGRESS_STATE)
@@ -226,8 +231,14 @@ class LaneWorker:
 
     async def _fold_records(self, records: Iterable[Record], updates: PartitionWriter) -> None:
         """Fold `records` in order into the lane's states; every update goes to `updates`,
-        the last of each batch with the lane's positions after its event (decision 0109)."""
+        the last of each batch with the lane's positions after its event (decision 0109).
+
+        An event read outside its task's partition (a producer that chose the partition, a
+        hostile writer) is dead-lettered as `wrong_partition`, like one that cannot be read:
+        folded, it would be a second state of its task in this lane, with updates in a
+        partition of `progress.updates` that is not the task's (decision 0123)."""
         lane = self.lane
+        partitions = self.partitions
         ignored = behind = 0
         published: Counter[str] = Counter()
         now = time.monotonic()
@@ -245,6 +256,9 @@ class LaneWorker:
                 )
             except DecodeError as exc:
                 await self.dead_letters.write(record, exc.reason, exc.detail)
+                continue
+            if error := misplaced(event.task_id, record.partition, partitions[record.topic]):
+                await self.dead_letters.write(record, error.reason, error.detail)
                 continue
             if event.task_id in lane.finished:  # evicted after it finished: nothing changes
                 ignored += 1
