@@ -7,10 +7,12 @@ matching request takes the next one; with the queue empty the emulator behaves. 
 - `Hang(seconds)`: wait that long before answering (the client's timeout fires);
 - `Truncate(keep=None)`: cut the JSON the API returns in the middle (for Gemini, the model's
   text inside a valid response, as a model stopped by its token limit does);
-- `Flood(total_bytes)`: answer 200 at once with a body of that many bytes whose length is not
-  declared (a broken or hostile endpoint: the client must stop reading at its own bound);
-- `Drip(every_s, for_s)`: answer 200 at once, then the body a byte every `every_s` seconds for
-  `for_s` seconds (every read inside any per-read timeout, the whole far past a total one).
+- `Flood(total_bytes, status=200)`: answer at once with a body of that many bytes whose
+  length is not declared (a broken or hostile endpoint: the client must stop reading at its
+  own bound);
+- `Drip(every_s, for_s, status=200)`: answer at once, then the body a byte every `every_s`
+  seconds for `for_s` seconds (every read inside any per-read timeout, the whole far past a
+  total one).
 
 What a `Flood` or `Drip` answer sent is kept in the emulator's `streamed` list (`Streamed`):
 the bytes that went out and whether the client read them all (`whole`) or hung up first.
@@ -54,13 +56,19 @@ class Truncate:
 
 @dataclass(frozen=True)
 class Flood:
+    """Answer `status` at once with a body of `total_bytes` whose length is not declared."""
+
     total_bytes: int
+    status: int = 200
 
 
 @dataclass(frozen=True)
 class Drip:
+    """Answer `status` at once, then the body a byte every `every_s` seconds for `for_s`."""
+
     every_s: float
     for_s: float = 60.0
+    status: int = 200
 
 
 Fault = Fail | Hang | Truncate | Flood | Drip

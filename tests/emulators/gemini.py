@@ -141,7 +141,9 @@ class GeminiEmulator:
             self.streamed.append(record := Streamed())
             head = b'{"candidates": [{"content": {"parts": [{"text": "'
             return StreamingResponse(
-                streamed_body(fault, record, head, request), media_type="application/json"
+                streamed_body(fault, record, head, request),
+                status_code=fault.status,
+                media_type="application/json",
             )
         text = self.respond(prompt, config.get("responseSchema"))
         finish = "STOP"

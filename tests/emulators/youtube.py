@@ -54,6 +54,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
+from tests.emulators.base import Drip, Flood, Streamed
+
 CHUNK_UNIT = 256 * 1024
 MAX_THUMBNAIL = 2 * 1024 * 1024
 MAX_REQUEST_BODY = 64 * 1024 * 1024
@@ -82,34 +84,7 @@ class Cut:
     after_bytes: int
 
 
-@dataclass(frozen=True)
-class Flood:
-    """Answer `status` at once with a body of `total_bytes` whose length is not declared."""
-
-    total_bytes: int
-    status: int = 200
-
-
-@dataclass(frozen=True)
-class Drip:
-    """Answer `status` at once, then the body a byte every `every_s` seconds for `for_s`."""
-
-    every_s: float
-    for_s: float = 60.0
-    status: int = 200
-
-
 Fault = Status | Hang | Cut | Flood | Drip
-
-
-@dataclass
-class Streamed:
-    """What one `Flood` or `Drip` answer sent: `sent` bytes so far; `ended` once it stopped,
-    `whole` if the client took every byte (False: it hung up first)."""
-
-    sent: int = 0
-    ended: bool = False
-    whole: bool = False
 
 
 _REASONS = {
