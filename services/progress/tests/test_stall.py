@@ -233,3 +233,46 @@ def test_an_update_dated_in_the_past_counts_from_its_own_time(tmp_path: Path) ->
         assert datetime.fromisoformat(silent["silent_since"]) == NOW
     finally:
         store.close()
+
+
+class Sent:
+    """The watch's producer (`EventProducer.send`), recording what it sends."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def send(self, topic: Any, event: Event) -> None:
+        self.events.append(event)
+
+
+def _silent_for(task_id: str, events: int, silent: timedelta, now: datetime) -> bytes:
+    """An update of `task_id` after its first `events` events, the last `silent` before `now`."""
+    timeline = run_events(task_id, start=T0)
+    last = timeline[events - 1][1].occurred_at
+    shifted = [e.model_copy(update={"occurred_at": e.occurred_at - last + now - silent})
+               for _, e in timeline[:events]]  # fmt: skip
+    state = folded(shifted).task.model().model_dump(mode="json")
+    at = state["updated_at"]
+    return json.dumps({"task_id": task_id, "occurred_at": at, "state": state}).encode()
+
+
+async def test_a_stalled_task_behind_a_page_of_silent_ones_is_still_failed(tmp_path: Path) -> None:
+    """The watch asks for the longest silent first, a page at a time: renders silent longer
+    than a stalled script but within their own longer limit fill the first page."""
+    from ytmaker_progress.runners.stall import StallWatch
+    from ytmaker_progress.settings import ProgressSettings
+
+    now = datetime.now(UTC)
+    store = Store(f"sqlite:///{tmp_path / 'read.db'}")
+    try:
+        for offset, task in enumerate(("t-render-1", "t-render-2", "t-render-3")):
+            _store(store, offset, _silent_for(task, 22, timedelta(seconds=500), now))
+        _store(store, 3, _silent_for("t-script", 2, timedelta(seconds=300), now))
+        watch = StallWatch(ProgressSettings(), store, lambda: True)
+        watch.policy, watch.page = POLICY, 2  # render 600 s, script 60 s, grace 30 s
+        sent = Sent()
+        failed = await watch.check(sent, watching_since=now - timedelta(days=1))  # type: ignore[arg-type]
+    finally:
+        store.close()
+    assert failed == 1
+    assert {e.task_id for e in sent.events} == {"t-script"}

@@ -263,14 +263,17 @@ class Store:
         with self.engine.connect() as conn:
             return [_state(row) for row in conn.execute(query)]
 
-    def silent_tasks(self, before: datetime, limit: int = 1000) -> list[dict[str, Any]]:
+    def silent_tasks(
+        self, before: datetime, limit: int = 1000, after: tuple[datetime, str] | None = None
+    ) -> list[dict[str, Any]]:
         """Queued or running tasks (not paused) silent since before `before`, longest silent
         first: what the stall watch looks at. Each state's `updated_at` is when its latest
         update says it happened (the update's own time where its state has none), and
         `silent_since` when its silence began: that time, or when this read model stored the
         update if that was earlier (an update dated in the future, by a clock ahead or a
         hostile writer, would otherwise keep its task from the watch until that future
-        came); both in UTC."""
+        came); both in UTC. `after` (the last task's `silent_since` and task id) gives the
+        page that follows it."""
         since = _silent_since()
         query = (
             select(_T, since.label("silent_since"))
@@ -278,6 +281,11 @@ class Store:
             .order_by(since, _T.c.task_id)
             .limit(limit)
         )
+        if after is not None:
+            last_since, last_task = after
+            query = query.where(
+                or_(since > last_since, and_(since == last_since, _T.c.task_id > last_task))
+            )
         with self.engine.connect() as conn:
             return [
                 _state(row)

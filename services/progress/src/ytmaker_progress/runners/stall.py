@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ytmaker_progress import SERVICE, metrics
 from ytmaker_progress.readmodel.store import Store
@@ -31,6 +32,7 @@ class StallWatch:
         self.ready = ready  # the read model has caught up: silence in it is real silence
         self.policy = settings.stall_policy()
         self.producer_name = f"{SERVICE}/{settings.instance}"
+        self.page = 1000  # silent tasks asked for at a time
 
     async def run(self, stopping: asyncio.Event) -> None:
         producer = EventProducer(self.settings, SERVICE)
@@ -58,7 +60,7 @@ class StallWatch:
         if now - watching_since <= shortest:
             return 0  # nothing can have stalled since the watch started
         failed = 0
-        for state in await asyncio.to_thread(self.store.silent_tasks, now - shortest):
+        async for state in _pages(self.store, now - shortest, self.page):
             stall = stalled(state, now, watching_since, self.policy)
             if stall is None:
                 continue
@@ -74,6 +76,20 @@ class StallWatch:
             )
             failed += 1
         return failed
+
+
+async def _pages(store: Store, before: datetime, page: int) -> AsyncIterator[dict[str, Any]]:
+    """Every task silent since before `before`, longest silent first, `page` at a time: a page
+    of tasks within a longer stage limit must not hide a stalled one behind it."""
+    after: tuple[datetime, str] | None = None
+    while True:
+        states = await asyncio.to_thread(store.silent_tasks, before, page, after)
+        for state in states:
+            yield state
+        if len(states) < page:
+            return
+        last = states[-1]
+        after = (datetime.fromisoformat(last["silent_since"]), last["task_id"])
 
 
 async def _stopped_within(stopping: asyncio.Event, seconds: float) -> bool:
