@@ -57,8 +57,8 @@ from ytmaker_shared.events import new_event_id
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("ytmaker", "redis", "redis-nodb", "socketio")
 TINY = {
-    "clients": 20, "s1_tasks": 20, "s2_tasks": 2, "rate": 100.0, "seconds": 2.0,
-    "settle": 1.0, "warmup": 1.0, "rounds": 1, "disconnect_seconds": 3.0, "away": 1.0,
+    "clients": 20, "s1_tasks": 20, "s2_tasks": 2, "rate": 100.0, "seconds": 1.0,
+    "settle": 0.5, "warmup": 1.0, "rounds": 1, "disconnect_seconds": 2.0, "away": 1.0,
     "away_fraction": 0.25, "resume_sizes": "20,100", "resume_repeats": 1, "fanout_tasks": 2,
     "fanout_clients": 20, "fanout_updates": 50, "idle_seconds": 1.0, "idle_settle": 0.0,
     "history_tasks": 20,
