@@ -94,7 +94,7 @@ class Hub:
         except DecodeError as exc:
             BAD_RECORDS.skip(self.topic, partition, offset, exc, "live")
             return None
-        if error := misplaced(delivery.task_id, partition, len(self.positions)):  # `start`
+        if error := misplaced(delivery.task_id, partition, self.partitions):
             BAD_RECORDS.skip(self.topic, partition, offset, error, "live")
             return None
         self.cache.add(delivery, self.start_positions.get(partition, 0))
