@@ -6,7 +6,7 @@ gateway rather than one client process (`ytmaker_extras.fanout` starts several).
 On stdin, one line `{"url", "clients": [[n, task_id, last_offset], ...]}`: it opens one
 connection per client and answers `{"ready": true}`; then a line `go`: each client subscribes
 to its task from the start (`since: -1`) and reads until it has the update at `last_offset`.
-The answer: `{"counts": {n: updates}, "complete": [n...], "refused": {n: code},
+The answer: `{"counts": {n: updates}, "complete": [n...], "refused": {n: "code: message"},
 "closes": {n: close code}}`. It exits at the next line (or the end of stdin).
 """
 
@@ -36,7 +36,8 @@ async def read(ws: ClientConnection, task_id: str, last: int, out: dict[str, Any
             async for frame in ws:
                 message = orjson.loads(frame)
                 if message["type"] == "error" and message["offset"] is None:
-                    out["refused"][n] = str(message["payload"].get("code"))  # not subscribed
+                    payload = message["payload"]  # not subscribed
+                    out["refused"][n] = f"{payload.get('code')}: {payload.get('message')}"
                     return
                 if message["type"] in ("progress", "status", "error"):
                     count += 1

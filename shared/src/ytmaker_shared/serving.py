@@ -6,8 +6,8 @@ API servers beside them, those ticks were the largest share of the idle stack's 
 (docs/decisions/0048-quiet-http-servers.md). This server refreshes the header once a second
 and notices `should_exit` as soon as it is set from the event loop (our own shutdown), or
 within that second when uvicorn's signal handler sets it. `server_config` is the configuration
-they share, uvicorn's log lines JSON like the rest, and the connections its shutdown grace
-cuts short a warning, not an error.
+they share, uvicorn's log lines JSON like the rest, idle connections kept longer than their
+clients keep them, and the connections its shutdown grace cuts short a warning, not an error.
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ import uvicorn
 
 #: How often the `Date` header is refreshed (uvicorn's own interval for it).
 TICK_S = 1.0
+#: How long an idle keep-alive connection is kept open (uvicorn's default: 5 s). Longer than
+#: any client of ours keeps one for reuse (httpx and the gateway's read-model client 5 s,
+#: Node's fetch 4 s, ingress-nginx's upstream pool 60 s): a server that closes first races the
+#: client's next request on it, which then fails as "Server disconnected" (a read-model lookup
+#: of a subscribe, a POST through the ingress) although nothing is wrong (decision 0128).
+KEEP_ALIVE_S = 75.0
 #: What uvicorn logs, at ERROR, when its shutdown grace ran out with connections still open.
 _GRACE_EXCEEDED = "Cancel %s running task(s), timeout graceful shutdown exceeded"
 
@@ -64,10 +70,15 @@ class Server(uvicorn.Server):
 
 def server_config(app: Any, **options: Any) -> uvicorn.Config:
     """uvicorn's configuration for our servers: warnings and up, no access log, no lifespan,
-    and its records left to `configure_logging` (JSON lines, like every other record) instead
-    of uvicorn's own text handlers (`log_config=None`)."""
+    idle connections kept `KEEP_ALIVE_S`, and its records left to `configure_logging` (JSON
+    lines, like every other record) instead of uvicorn's own text handlers (`log_config=None`)."""
     errors = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _GraceExceededIsAWarning) for f in errors.filters):
         errors.addFilter(_GraceExceededIsAWarning())
-    defaults: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "off"}
+    defaults: dict[str, Any] = {
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "off",
+        "timeout_keep_alive": KEEP_ALIVE_S,
+    }
     return uvicorn.Config(app, log_config=None, **(defaults | options))
