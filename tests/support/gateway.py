@@ -296,24 +296,27 @@ class FakeLog:
         deliver: bool = True,
         ts_ms: int = 0,
         partition: int | None = None,
+        key: bytes | None = None,
     ) -> int:
-        """Write any bytes (a bad record too) as a record keyed by the task, in its partition
-        or in `partition` (a producer that chose another: a hostile writer)."""
+        """Write any bytes (a bad record too) as a record keyed by the task (or by `key`), in
+        its partition or in `partition` (a producer that chose another: a hostile writer)."""
         if partition is None:
             partition = self.hub.partition_of(task_id)
+        if key is None:
+            key = task_id.encode()
         records = self.records[partition]
         offset = records[-1][0] + 1 if records else 0
-        records.append((offset, task_id.encode(), value, ts_ms))  # type: ignore[arg-type]
+        records.append((offset, key, value, ts_ms))  # type: ignore[arg-type]
         if deliver:
-            self.hub.dispatch(partition, offset, value)
+            self.hub.dispatch(partition, offset, key, value)
         return offset
 
     def deliver_pending(self) -> None:
         """Hand the hub every record it has not seen yet (a lagging consumer catching up)."""
         for partition, records in self.records.items():
-            for offset, _, value, _ in records:
+            for offset, key, value, _ in records:
                 if offset >= self.hub.positions[partition]:
-                    self.hub.dispatch(partition, offset, value)
+                    self.hub.dispatch(partition, offset, key, value)
 
     async def bounds(self, partition: int) -> tuple[int, int]:
         records = self.records[partition]

@@ -332,6 +332,31 @@ async def test_an_update_outside_its_tasks_partition_is_skipped_and_counted() ->
     assert _offsets(again, victim) == real
 
 
+async def test_an_update_keyed_by_another_task_is_skipped_live_as_in_a_replay() -> None:
+    """A replay selects a task's records by key; the fan-out did not see keys, so a record in
+    U's partition keyed T holding U's update (a hostile writer) was live for U's subscribers
+    and the newest update in U's cache, and absent from U's replay."""
+    hub = _hub()
+    log = FakeLog(hub, partitions=1)
+    streams = Streams(hub, log, queue_limit=1000)
+    queue, feed = _queue(), _queue()
+    await streams.subscribe("task-u", queue, StreamPosition(-1), state=None)
+    await streams.watch_project(PROJECT, feed, None)
+    bad = _counted(metrics.BAD_UPDATES, reader="live", reason="key_mismatch")
+
+    real = [log.append(make_update("task-u", n=0))]
+    forged = make_update("task-u", n=9, progress=100, status=TaskStatus.COMPLETED)
+    log.append_raw("task-u", forged.model_dump_json().encode(), key=b"task-t")
+    log.append_raw("task-u", forged.model_dump_json().encode(), key=b"")
+    real.append(log.append(make_update("task-u", n=1)))
+
+    assert _offsets(queue, "task-u") == _offsets(feed, "task-u") == real
+    assert hub.status_after("task-u", None, None) == "running"
+    assert _counted(metrics.BAD_UPDATES, reader="live", reason="key_mismatch") == bad + 2
+    replayed = await log.page("task-u", 0, 0, real[-1] + 1, None, 100)
+    assert [d.offset for d in replayed.items] == real
+
+
 def test_the_cache_only_answers_what_it_provably_holds() -> None:
     hub = _hub()
     log = FakeLog(hub, partitions=1)

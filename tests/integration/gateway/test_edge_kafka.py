@@ -149,6 +149,39 @@ async def test_a_replay_reader_moved_to_another_partition_reads_from_the_asked_o
         await reader.close()
 
 
+async def test_live_and_replay_both_skip_a_record_in_a_tasks_partition_keyed_by_another(
+    cluster: Cluster,
+) -> None:
+    """A record in task U's partition holding an update of U, keyed by task T (a hostile
+    writer): a replay of U selects U's records by key and never sent it, but the fan-out did
+    not see keys and sent it live to U's subscribers, who were then shown what a reconnect
+    would not show them again."""
+    task_id, other = new_event_id(), new_event_id()
+    topic = cluster.settings.topics.name(Topic.PROGRESS_UPDATES)
+    partition = task_partition(other, cluster.settings.topic_partitions)
+    live = await cluster.replica()
+    skipped_before = await _skipped(live.server.base)
+    first = await cluster.write(make_update(other, n=0))
+    ws, _ = await _open(live.ws, cluster.token())
+    await ws.send(json.dumps({"action": "subscribe", "task_id": other, "since": -1}))
+    forged = make_update(other, n=5, progress=100, status=TaskStatus.COMPLETED)
+    sent = await cluster.kafka.send_and_wait(
+        topic, forged.model_dump_json().encode(), key=task_id.encode(), partition=partition
+    )
+    last = await cluster.write(make_update(other, n=1))
+    assert first < sent.offset < last
+    seen: list[int] = []
+    while not seen or seen[-1] != last:
+        message = await _recv(ws, timeout=30)
+        if message["type"] in UPDATE_TYPES:
+            seen.append(message["offset"])
+    await ws.close()
+    assert seen == [first, last]
+    assert await _skipped(live.server.base) == skipped_before + 1
+    later = await cluster.replica(cache_updates_per_task=0)  # its replay reads the log
+    assert await _collect(later.ws, cluster.token(), other, -1, last) == [first, last]
+
+
 def _bad_replays(reason: str) -> float:
     return sum(
         s.value

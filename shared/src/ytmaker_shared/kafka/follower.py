@@ -39,6 +39,7 @@ WAIT_S = 0.2
 class Followed(NamedTuple):
     partition: int
     offset: int
+    key: bytes | None
     value: bytes | None
 
 
@@ -183,14 +184,14 @@ class LogFollower:
         records = [first]
         if self.max_records > 1:
             records += self._consumer.consume(self.max_records - 1, 0)
-        batch = [
-            Followed(record.partition(), record.offset(), record.value())  # type: ignore[arg-type]
-            for record in records
-            if not _failed(record)
-        ]
+        batch = [_followed(record) for record in records if not _failed(record)]
         if batch:
             self._loop.call_soon_threadsafe(self._batches.put_nowait, batch)
         return bool(batch)
+
+
+def _followed(record: Message) -> Followed:
+    return Followed(record.partition(), record.offset(), record.key(), record.value())  # type: ignore[arg-type]
 
 
 def _failed(record: Message) -> bool:

@@ -11,7 +11,9 @@ buffer.
 A task's updates are one stream, in its partition (Kafka's default partitioner of its id,
 `ytmaker_shared.topics.task_partition`), ordered and resumed by that partition's offsets: a
 record read in another partition (a hostile writer, a producer that chose its partition) is
-skipped and counted like one that cannot be decoded (`wrong_partition`, decision 0123).
+skipped and counted like one that cannot be decoded (`wrong_partition`, decision 0123), and so
+is a record keyed by another task than its update's (`key_mismatch`): a replay selects a
+task's records by key, and live and replay must send the same updates.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from collections import defaultdict
 from typing import Any
 
 from ytmaker_gateway.fanout.cache import UpdateCache
-from ytmaker_gateway.fanout.delivery import BAD_RECORDS, Delivery, delivery_from_record
+from ytmaker_gateway.fanout.delivery import (
+    BAD_RECORDS,
+    Delivery,
+    delivery_from_record,
+    key_mismatch,
+)
 from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.events import DecodeError
@@ -84,18 +91,22 @@ class Hub:
         finally:
             await follower.stop()
 
-    def dispatch(self, partition: int, offset: int, value: bytes | None) -> Delivery | None:
-        """Hand one record to its subscribers; a record that cannot be decoded, or whose
-        update is of a task of another partition, is counted, logged once and skipped (never
-        written anywhere, never cached)."""
+    def dispatch(
+        self, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> Delivery | None:
+        """Hand one record to its subscribers. A record that cannot be decoded, whose update is
+        of a task of another partition, or whose key is not its update's task (a replay, which
+        selects a task's records by key, would not send it: `key_mismatch`) is counted, logged
+        once and skipped (never written anywhere, never cached)."""
         self.positions[partition] = offset + 1
         try:
             delivery = delivery_from_record(partition, offset, value, self.epoch)
+            if key != delivery.task_id.encode():
+                raise key_mismatch(_text(key), delivery.task_id)
+            if error := misplaced(delivery.task_id, partition, self.partitions):
+                raise error
         except DecodeError as exc:
             BAD_RECORDS.skip(self.topic, partition, offset, exc, "live")
-            return None
-        if error := misplaced(delivery.task_id, partition, self.partitions):
-            BAD_RECORDS.skip(self.topic, partition, offset, error, "live")
             return None
         self.cache.add(delivery, self.start_positions.get(partition, 0))
         for sub in tuple(self._tasks.get(delivery.task_id, ())):
@@ -144,3 +155,8 @@ class Hub:
             "subscribed_tasks": len(self._tasks),
             "project_streams": sum(len(f) for f in self._projects.values()),
         }
+
+
+def _text(key: bytes | None) -> str:
+    """A record's key as the task id it should be, for a message (`None`: no key)."""
+    return "(none)" if key is None else key.decode(errors="replace")
