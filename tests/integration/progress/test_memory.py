@@ -223,3 +223,60 @@ async def test_a_restore_decodes_each_tasks_last_record_and_falls_back_past_a_ba
     await folds.aclose()
     updates = [update for _, _, update in await read_updates(settings)]
     assert [u["event_id"] for u in updates] == [event.event_id for _, event in run]
+
+
+def skipped_states_for(settings: ProgressSettings, reason: str) -> float:
+    topic = settings.topics.name(Topic.PROGRESS_STATE)
+    return sum(
+        sample.value
+        for metric in RECORDS_SKIPPED.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and sample.labels.get("topic") == topic
+        and sample.labels.get("reason") == reason
+    )
+
+
+async def test_a_restore_takes_a_tasks_state_only_from_its_tasks_lane(
+    settings: ProgressSettings, publisher: EventProducer
+) -> None:
+    """A task's state written to another lane's partition of `progress.state` (a hostile
+    writer) was restored as a second state of the task in that lane, and one with an empty key
+    as the state of a task without an id (decision 0123)."""
+    topic = settings.topics.name(Topic.PROGRESS_STATE)
+    run = run_events("s-lane")
+    half = len(run) // 2
+    await publish(publisher, run[:half])
+    folds = aiter(running_fold(settings))
+    fold = await anext(folds)
+    await wait_until(
+        lambda: "s-lane" in held(fold)[0] and len(state_of(fold, "s-lane").recent_ids) == half,
+        timeout=60,
+        what="the first half folded",
+    )
+    await folds.aclose()  # its last checkpoint writes the task's state
+    real = (await last_state_records(settings))["s-lane"]
+    wrong = (real.partition + 1) % settings.topic_partitions
+    headers = list(real.headers)
+    misplaced, keyless = (
+        skipped_states_for(settings, "wrong_partition"),
+        skipped_states_for(settings, "invalid_record"),
+    )
+    async with EventProducer(settings, "hostile") as hostile:
+        # (a compacted topic refuses a record without a key; an empty one it takes)
+        for key, partition in ((b"s-lane", wrong), (b"", real.partition), (b"", wrong)):
+            await hostile.kafka.send_and_wait(
+                topic, real.value, key=key, partition=partition, headers=headers
+            )
+
+    folds = aiter(running_fold(settings))
+    fold = await anext(folds)
+    await wait_until(lambda: fold.ready, timeout=60, what="lanes restored")
+    holders = [n for n, lane in fold.lanes.items() if "s-lane" in lane.states]
+    assert holders == [real.partition]
+    assert all(set(lane.states) <= {"s-lane"} for lane in fold.lanes.values())
+    assert skipped_states_for(settings, "wrong_partition") == misplaced + 1
+    assert skipped_states_for(settings, "invalid_record") == keyless + 2
+    await publish(publisher, run[half:])
+    await wait_until(lambda: "s-lane" in held(fold)[1], timeout=60, what="run finished")
+    await folds.aclose()

@@ -8,7 +8,8 @@ will ever be written for the lane before this owner writes:
    markers of finished ones, and the latest checkpoint (positions, `updates_end`). A finished
    task's marker counts its age from its record's time, so that a restart does not make it
    young again; one past `progress_marker_retention_s` goes, and its record with it (decision
-   0100).
+   0100). A state without a task id, or of a task whose partition is another (a hostile
+   writer), is skipped, counted (decision 0123).
 2. `progress.updates` of the lane from the checkpoint's `updates_end` to its end,
    read_uncommitted: the updates written after the checkpoint, by an owner that did not live
    to commit them, are adopted: each is its task's state, and the last one's positions header
@@ -80,6 +81,7 @@ async def _read_states(
     checkpoints: dict[int, Checkpoint | None] = dict.fromkeys(lanes)
     last: dict[tuple[int, bytes | None], Record] = {}
     async with _reader(settings, "read_committed") as reader:
+        partitions = len(await reader.partitions(topic))
         tps = await reader.assign(TopicPartition(topic, n) for n in lanes)
         await reader.seek_to_beginning(tps)
         async for record in reader.to_the_end(tps):
@@ -91,6 +93,8 @@ async def _read_states(
                     )
                 except DecodeError as exc:
                     skip_record(SERVICE, record, exc)
+            elif error := _not_the_lanes(record, partitions):
+                skip_record(SERVICE, record, error)
             else:
                 last[record.partition, record.key] = record
         unreadable = {
@@ -104,6 +108,15 @@ async def _read_states(
                 if (record.partition, record.key) in unreadable:
                     _restore_state(lanes[record.partition], record)
     return checkpoints
+
+
+def _not_the_lanes(record: Record, partitions: int) -> DecodeError | None:
+    """Why a state record (of a topic of `partitions`) is not one of its lane's tasks: it has
+    no task id, or its task's partition is another (a hostile writer, decision 0123); None
+    when it is."""
+    if not record.key:
+        return DecodeError("invalid_record", "a state record without a task id as its key")
+    return misplaced(record.key.decode(errors="replace"), record.partition, partitions)
 
 
 def _restore_state(lane: Lane, record: Record, *, report: bool = True) -> bool:
