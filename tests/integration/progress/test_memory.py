@@ -170,14 +170,16 @@ def state_of(fold: FoldService, task_id: str) -> Folded:
     return folded
 
 
-def skipped_states(settings: ProgressSettings) -> float:
-    """Records of `progress.state` the fold's restores could not decode, so far."""
+def skipped_states(settings: ProgressSettings, reason: str | None = None) -> float:
+    """Records of `progress.state` the fold's restores skipped so far (for `reason`)."""
     topic = settings.topics.name(Topic.PROGRESS_STATE)
     return sum(
         sample.value
         for metric in RECORDS_SKIPPED.collect()
         for sample in metric.samples
-        if sample.name.endswith("_total") and sample.labels.get("topic") == topic
+        if sample.name.endswith("_total")
+        and sample.labels.get("topic") == topic
+        and reason in (None, sample.labels.get("reason"))
     )
 
 
@@ -225,18 +227,6 @@ async def test_a_restore_decodes_each_tasks_last_record_and_falls_back_past_a_ba
     assert [u["event_id"] for u in updates] == [event.event_id for _, event in run]
 
 
-def skipped_states_for(settings: ProgressSettings, reason: str) -> float:
-    topic = settings.topics.name(Topic.PROGRESS_STATE)
-    return sum(
-        sample.value
-        for metric in RECORDS_SKIPPED.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-        and sample.labels.get("topic") == topic
-        and sample.labels.get("reason") == reason
-    )
-
-
 async def test_a_restore_takes_a_tasks_state_only_from_its_tasks_lane(
     settings: ProgressSettings, publisher: EventProducer
 ) -> None:
@@ -259,8 +249,8 @@ async def test_a_restore_takes_a_tasks_state_only_from_its_tasks_lane(
     wrong = (real.partition + 1) % settings.topic_partitions
     headers = list(real.headers)
     misplaced, keyless = (
-        skipped_states_for(settings, "wrong_partition"),
-        skipped_states_for(settings, "invalid_record"),
+        skipped_states(settings, "wrong_partition"),
+        skipped_states(settings, "invalid_record"),
     )
     async with EventProducer(settings, "hostile") as hostile:
         # (a compacted topic refuses a record without a key; an empty one it takes)
@@ -275,8 +265,8 @@ async def test_a_restore_takes_a_tasks_state_only_from_its_tasks_lane(
     holders = [n for n, lane in fold.lanes.items() if "s-lane" in lane.states]
     assert holders == [real.partition]
     assert all(set(lane.states) <= {"s-lane"} for lane in fold.lanes.values())
-    assert skipped_states_for(settings, "wrong_partition") == misplaced + 1
-    assert skipped_states_for(settings, "invalid_record") == keyless + 2
+    assert skipped_states(settings, "wrong_partition") == misplaced + 1
+    assert skipped_states(settings, "invalid_record") == keyless + 2
     await publish(publisher, run[half:])
     await wait_until(lambda: "s-lane" in held(fold)[1], timeout=60, what="run finished")
     await folds.aclose()
