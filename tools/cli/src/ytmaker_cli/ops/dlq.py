@@ -4,6 +4,12 @@
 A requeue sends the original key and value, byte for byte, back to the topic and partition
 they came from, with the original headers and three of its own, so that the log says what
 happened: `ytmaker.requeued.from` (`<dlq topic>/<partition>/<offset>`), `.at` and `.by`.
+
+Only a letter that is a copy of the record it names is requeued, and only to a topic whose
+consumers dead-letter records. Whoever may write `pipeline.dlq` (every stage may) could
+otherwise forge a letter that has the operator, who may write every pipeline topic, write any
+bytes to any of them: a stage's completion in another stage's topic, a cancel on
+`pipeline.control` (decision 0129).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from rich.table import Table
 from rich.text import Text
@@ -27,7 +33,7 @@ from ytmaker_cli.ops.records import dead_letter
 from ytmaker_shared.kafka.connection import aiokafka_connection
 from ytmaker_shared.kafka.dlq import DeadLetter
 from ytmaker_shared.settings import ServiceSettings
-from ytmaker_shared.topics import Topic
+from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
 app = typer.Typer(help="Dead letters: list, show, requeue.", no_args_is_help=True)
 
@@ -35,6 +41,9 @@ DLQ_HEADER_PREFIX = "ytmaker.dlq."
 REQUEUED_FROM = "ytmaker.requeued.from"
 REQUEUED_AT = "ytmaker.requeued.at"
 REQUEUED_BY = "ytmaker.requeued.by"
+#: The topics whose consumers dead-letter records (the stages' inputs, the fold's): the only
+#: topics a requeue writes to.
+FROM_TOPICS = (*PIPELINE_TOPICS, Topic.PROGRESS_ETA)
 
 
 @dataclass(frozen=True)
@@ -190,6 +199,37 @@ def requeue_headers(x: Letter, dlq_name: str, by: str) -> list[tuple[str, bytes]
     ]
 
 
+async def refusals(c: Cli, letters: list[Letter]) -> dict[str, str]:
+    """Why each letter that may not be requeued may not, by id: it names a topic no consumer
+    dead-letters from, or it is not a copy of the record it names, or that record is no
+    longer there to compare it with (past the topic's retention)."""
+    allowed = {c.topics.name(t) for t in FROM_TOPICS}
+    refused: dict[str, str] = {}
+    async with RangeReader(c.bootstrap) as log:
+        for x in letters:
+            d = x.letter
+            where = f"{d.topic}[{d.partition}]@{d.offset}"
+            if d.topic not in allowed:
+                refused[x.id] = f"names {d.topic}, a topic no consumer dead-letters from"
+            elif (original := await _record_at(log, d)) is None:
+                refused[x.id] = f"names {where}, which is not on the topic (or no longer)"
+            elif (original.key, original.value) != (d.key, d.value):
+                refused[x.id] = f"is not a copy of {where}, the record it names"
+    return refused
+
+
+async def _record_at(log: RangeReader, d: DeadLetter) -> Raw | None:
+    partitions = {tp.partition for tp in await log.partitions(d.topic)}
+    if d.partition not in partitions:
+        return None
+    tp = TopicPartition(d.topic, d.partition)
+    ((start, end),) = (await log.bounds([tp])).values()
+    if not start <= d.offset < end:
+        return None
+    found = [raw async for raw in log.read({tp: (d.offset, d.offset + 1)})]
+    return found[0] if found else None
+
+
 async def _send(c: Cli, letters: list[Letter], by: str) -> list[dict[str, Any]]:
     settings = ServiceSettings(kafka_bootstrap_servers=c.bootstrap)  # and YTMAKER_KAFKA_* user
     producer = AIOKafkaProducer(
@@ -236,7 +276,8 @@ def requeue(
     dry_run: Annotated[bool, typer.Option(help="Say what would be sent; send nothing.")] = False,
     json_out: Json = False,
 ) -> None:
-    """Send dead letters' original bytes back to their topic, marked as requeued."""
+    """Send dead letters' original bytes back to their topic, marked as requeued (only a
+    letter that is a copy of the record it names; exit 1 if any is not)."""
     c = cli(ctx)
     if bool(ident) == all_:
         raise CliError("give dead letters' ids, or --all (with filters)", 2)
@@ -247,17 +288,24 @@ def requeue(
     else:
         chosen = [_find(letters, i) for i in ident or []]
     who = by or _login()
+    refused = asyncio.run(refusals(c, chosen))
+    chosen = [x for x in chosen if x.id not in refused]
     if dry_run:
         result = [x.summary() | {"requeued_to": None} for x in chosen]
     else:
         result = asyncio.run(_send(c, chosen, who))
     if json_out:
-        c.json(result)
-        return
-    for row in result:
-        target = row["requeued_to"] or "(dry run)"
-        c.out.print(f"{row['id']}  {row['topic']}[{row['partition']}]@{row['offset']} → {target}")
-    c.out.print(f"{'would requeue' if dry_run else 'requeued'} {len(result)} dead letter(s)")
+        c.json(result + [{"id": letter, "refused": why} for letter, why in refused.items()])
+    else:
+        for row in result:
+            target = row["requeued_to"] or "(dry run)"
+            where = f"{row['topic']}[{row['partition']}]@{row['offset']}"
+            c.out.print(f"{row['id']}  {where} → {target}")
+        for letter, why in refused.items():
+            c.out.print(f"{letter}  not requeued: the letter {why}", markup=False)
+        c.out.print(f"{'would requeue' if dry_run else 'requeued'} {len(result)} dead letter(s)")
+    if refused:
+        raise CliError(f"{len(refused)} dead letter(s) not requeued (see above)")
 
 
 def _login() -> str:
