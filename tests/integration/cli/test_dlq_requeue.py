@@ -79,3 +79,27 @@ async def test_only_a_copy_of_the_record_it_names_is_requeued(
     assert code == 0 and "would requeue 1 dead letter(s)" in out
     code, out, _ = await ytmaker(settings, capsys, "dlq", "requeue", "0:1", "--dry-run")
     assert code == 1 and "0:1  not requeued: the letter is not a copy of" in out
+
+
+async def test_records_of_the_dead_letter_topic_that_are_no_letters_are_counted(
+    settings: ServiceSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They were left out without a word: an operator did not learn that something else
+    writes to the dead-letter topic."""
+    dlq = settings.topics.name(Topic.DLQ)
+    raw = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await raw.start()
+    try:
+        await raw.send_and_wait(dlq, key=b"t-1", value=b"no headers")
+        bad_partition = [("ytmaker.dlq.topic", b"x"), ("ytmaker.dlq.partition", b"zero")]
+        await raw.send_and_wait(dlq, key=b"t-1", value=b"x", headers=bad_partition)
+        undecodable = [("ytmaker.dlq.topic", b"\xff"), ("ytmaker.dlq.partition", b"0")]
+        await raw.send_and_wait(dlq, key=b"t-1", value=b"x", headers=undecodable)
+    finally:
+        await raw.stop()
+    await letter(settings, settings.topics.name(Topic.SCRIPT), 0, b"t-1", GARBAGE)
+
+    code, out, err = await ytmaker(settings, capsys, "dlq", "list", "--json")
+
+    assert code == 0 and [row["id"] for row in json.loads(out)] == ["0:3"]
+    assert f"3 record(s) of {dlq} are not dead letters" in err

@@ -77,16 +77,23 @@ def _text(data: bytes | None) -> str | None:
     return None if data is None else data.decode(errors="replace")
 
 
-async def read_letters(c: Cli) -> list[Letter]:
+class Letters(list[Letter]):
+    """The dead letters of `pipeline.dlq`, oldest first; `foreign`: how many of its records
+    are not dead letters (no dead-letter headers, or unreadable ones: not ytmaker's)."""
+
+    foreign = 0
+
+
+async def read_letters(c: Cli) -> Letters:
     async with RangeReader(c.bootstrap) as log:
         name = c.topics.name(Topic.DLQ)
         bounds = await log.bounds(await log.partitions(name))
-        found: list[Letter] = []
+        found = Letters()
         async for raw in log.read({tp: b for tp, b in bounds.items()}):
             try:
                 found.append(Letter(raw, dead_letter(raw)))
             except (KeyError, ValueError):
-                continue  # not written by a DeadLetterWriter: nothing to requeue
+                found.foreign += 1  # not written by a DeadLetterWriter: nothing to requeue
         found.sort(key=lambda x: (x.raw.timestamp, x.raw.partition, x.raw.offset))
         return found
 
@@ -132,7 +139,13 @@ def list_(
     """Every dead letter, oldest first."""
     c = cli(ctx)
     keep = _filter(reason, topic, group)
-    letters = [x for x in asyncio.run(read_letters(c)) if keep.keeps(x, c)]
+    everything = asyncio.run(read_letters(c))
+    letters = [x for x in everything if keep.keeps(x, c)]
+    if everything.foreign:
+        c.err.print(
+            f"{everything.foreign} record(s) of {c.topics.name(Topic.DLQ)} are not dead letters "
+            "(no ytmaker dead-letter headers): not listed, and never requeued"
+        )
     if json_out:
         c.json([x.summary() for x in letters])
         return
@@ -302,7 +315,7 @@ def requeue(
             where = f"{row['topic']}[{row['partition']}]@{row['offset']}"
             c.out.print(f"{row['id']}  {where} → {target}")
         for letter, why in refused.items():
-            c.out.print(f"{letter}  not requeued: the letter {why}", markup=False)
+            c.out.print(f"{letter}  not requeued: the letter {why}")
         c.out.print(f"{'would requeue' if dry_run else 'requeued'} {len(result)} dead letter(s)")
     if refused:
         raise CliError(f"{len(refused)} dead letter(s) not requeued (see above)")
