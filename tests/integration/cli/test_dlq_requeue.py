@@ -30,10 +30,17 @@ async def settings(make_topics: Topics) -> ServiceSettings:
 
 
 async def letter(
-    settings: ServiceSettings, topic: str, offset: int, key: bytes, value: bytes
+    settings: ServiceSettings,
+    topic: str,
+    offset: int,
+    key: bytes,
+    value: bytes,
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
     """A dead letter as the shared runtime writes one, naming `topic`[0]@`offset`."""
-    record = ConsumerRecord(topic, 0, offset, 0, 0, key, value, None, len(value), len(key), [])
+    record = ConsumerRecord(
+        topic, 0, offset, 0, 0, key, value, None, len(value), len(key), headers or []
+    )
     async with EventProducer(settings, "forger") as producer:
         await DeadLetterWriter(producer, "a-group").write(record, "invalid_json", "test")
 
@@ -61,16 +68,18 @@ async def test_only_a_copy_of_the_record_it_names_is_requeued(
     await letter(settings, settings.topics.name(Topic.CONTROL), 0, b"t-1", forged)  # nothing
     await letter(settings, settings.topics.name(Topic.PROGRESS_UPDATES), 0, b"t-1", forged)
     await letter(settings, script, 7, b"t-1", GARBAGE)  # past the topic's end
+    await letter(settings, script, 0, b"t-1", GARBAGE, [("traceparent", b"forged")])
 
     code, out, err = await ytmaker(settings, capsys, "dlq", "requeue", "--all", "--json")
 
-    assert code == 1 and "4 dead letter(s) not requeued" in err
+    assert code == 1 and "5 dead letter(s) not requeued" in err
     rows = {row["id"]: row for row in json.loads(out)}
     assert rows["0:0"]["requeued_to"] == f"{script}[0]@1"
     assert rows["0:1"]["refused"] == f"is not a copy of {script}[0]@0, the record it names"
     assert "which is not on the topic" in rows["0:2"]["refused"]
     assert "a topic no consumer dead-letters from" in rows["0:3"]["refused"]
     assert "which is not on the topic" in rows["0:4"]["refused"]
+    assert rows["0:5"]["refused"] == rows["0:1"]["refused"]  # the same bytes, one header more
     assert await records(settings, Topic.SCRIPT) == [GARBAGE, GARBAGE]  # the real one, again
     assert await records(settings, Topic.CONTROL) == []
     assert await records(settings, Topic.PROGRESS_UPDATES) == []

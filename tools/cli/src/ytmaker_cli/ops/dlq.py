@@ -201,11 +201,15 @@ def show(
     c.out.print_json(data=shown) if isinstance(shown, dict | list) else c.out.print(repr(shown))
 
 
+def original_headers(x: Letter) -> tuple[tuple[str, bytes], ...]:
+    """The headers the record had: the letter's without the dead-letter context."""
+    return tuple((k, v) for k, v in x.raw.headers if not k.startswith(DLQ_HEADER_PREFIX))
+
+
 def requeue_headers(x: Letter, dlq_name: str, by: str) -> list[tuple[str, bytes]]:
     """The original headers (without the dead-letter context) and the requeue's own."""
-    kept = [(k, v) for k, v in x.raw.headers if not k.startswith(DLQ_HEADER_PREFIX)]
     return [
-        *kept,
+        *original_headers(x),
         (REQUEUED_FROM, f"{dlq_name}/{x.raw.partition}/{x.raw.offset}".encode()),
         (REQUEUED_AT, datetime.now(UTC).isoformat().encode()),
         (REQUEUED_BY, by.encode()),
@@ -214,8 +218,8 @@ def requeue_headers(x: Letter, dlq_name: str, by: str) -> list[tuple[str, bytes]
 
 async def refusals(c: Cli, letters: list[Letter]) -> dict[str, str]:
     """Why each letter that may not be requeued may not, by id: it names a topic no consumer
-    dead-letters from, or it is not a copy of the record it names, or that record is no
-    longer there to compare it with (past the topic's retention)."""
+    dead-letters from, or it is not a copy of the record it names (key, value and headers),
+    or that record is no longer there to compare it with (past the topic's retention)."""
     allowed = {c.topics.name(t) for t in FROM_TOPICS}
     refused: dict[str, str] = {}
     async with RangeReader(c.bootstrap) as log:
@@ -226,9 +230,15 @@ async def refusals(c: Cli, letters: list[Letter]) -> dict[str, str]:
                 refused[x.id] = f"names {d.topic}, a topic no consumer dead-letters from"
             elif (original := await _record_at(log, d)) is None:
                 refused[x.id] = f"names {where}, which is not on the topic (or no longer)"
-            elif (original.key, original.value) != (d.key, d.value):
+            elif not _copies(x, original):
                 refused[x.id] = f"is not a copy of {where}, the record it names"
     return refused
+
+
+def _copies(x: Letter, record: Raw) -> bool:
+    """Whether the letter holds `record`'s key, value and headers, byte for byte."""
+    held = (x.letter.key, x.letter.value, original_headers(x))
+    return (record.key, record.value, record.headers) == held
 
 
 async def _record_at(log: RangeReader, d: DeadLetter) -> Raw | None:
