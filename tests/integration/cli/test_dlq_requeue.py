@@ -84,6 +84,10 @@ async def test_only_a_copy_of_the_record_it_names_is_requeued(
     assert await records(settings, Topic.CONTROL) == []
     assert await records(settings, Topic.PROGRESS_UPDATES) == []
 
+    code, out, _ = await ytmaker(
+        settings, capsys, "dlq", "requeue", "--all", "--reason", "none-such", "--dry-run"
+    )
+    assert code == 0 and "would requeue 0 dead letter(s)" in out
     code, out, _ = await ytmaker(settings, capsys, "dlq", "requeue", "0:0", "--dry-run")
     assert code == 0 and "would requeue 1 dead letter(s)" in out
     code, out, _ = await ytmaker(settings, capsys, "dlq", "requeue", "0:1", "--dry-run")

@@ -37,6 +37,7 @@ from ytmaker_shared.kafka import (
     ensure_topics,
 )
 from ytmaker_shared.kafka.consumer import Record
+from ytmaker_shared.kafka.reader import LogReader
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.topics import Topic
@@ -372,3 +373,11 @@ async def test_sends_that_find_their_batch_full_wait_for_it_once_each(
         )
     assert len(await read_all(settings, Topic.TASKS, sends)) == sends
     assert 0 < waits <= sends
+
+
+async def test_a_reader_opened_and_closed_at_once_closes_cleanly(settings: ServiceSettings) -> None:
+    """aiokafka's consumer raised CancelledError from a stop() right after its start()
+    (aiokafka#647): `ytmaker dlq requeue` with no letter to check failed so."""
+    for _ in range(3):
+        async with LogReader(settings, name="open-and-close"):
+            pass

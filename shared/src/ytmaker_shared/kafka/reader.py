@@ -81,6 +81,10 @@ class LogReader:
             await self.consumer.start()
 
     async def stop(self) -> None:
+        # aiokafka#647: a consumer stopped before the task its start() made has run once
+        # raises CancelledError from stop() (a reader opened and closed with nothing asked
+        # between); one turn of the loop lets that task start.
+        await asyncio.sleep(0)
         await self.consumer.stop()
 
     # --- where it reads -----------------------------------------------------------------

@@ -220,8 +220,10 @@ async def refusals(c: Cli, letters: list[Letter]) -> dict[str, str]:
     """Why each letter that may not be requeued may not, by id: it names a topic no consumer
     dead-letters from, or it is not a copy of the record it names (key, value and headers),
     or that record is no longer there to compare it with (past the topic's retention)."""
-    allowed = {c.topics.name(t) for t in FROM_TOPICS}
     refused: dict[str, str] = {}
+    if not letters:  # nothing to check: no connection
+        return refused
+    allowed = {c.topics.name(t) for t in FROM_TOPICS}
     async with RangeReader(c.bootstrap) as log:
         for x in letters:
             d = x.letter
