@@ -224,13 +224,14 @@ async def refusals(c: Cli, letters: list[Letter]) -> dict[str, str]:
     if not letters:  # nothing to check: no connection
         return refused
     allowed = {c.topics.name(t) for t in FROM_TOPICS}
+    partitions: dict[str, set[int]] = {}  # each topic's, asked once
     async with RangeReader(c.bootstrap) as log:
         for x in letters:
             d = x.letter
             where = f"{d.topic}[{d.partition}]@{d.offset}"
             if d.topic not in allowed:
                 refused[x.id] = f"names {d.topic}, a topic no consumer dead-letters from"
-            elif (original := await _record_at(log, d)) is None:
+            elif (original := await _record_at(log, d, partitions)) is None:
                 refused[x.id] = f"names {where}, which is not on the topic (or no longer)"
             elif not _copies(x, original):
                 refused[x.id] = f"is not a copy of {where}, the record it names"
@@ -243,9 +244,14 @@ def _copies(x: Letter, record: Raw) -> bool:
     return (record.key, record.value, record.headers) == held
 
 
-async def _record_at(log: RangeReader, d: DeadLetter) -> Raw | None:
-    partitions = {tp.partition for tp in await log.partitions(d.topic)}
-    if d.partition not in partitions:
+async def _record_at(
+    log: RangeReader, d: DeadLetter, partitions: dict[str, set[int]]
+) -> Raw | None:
+    """The record the letter names, if it is on its topic (`partitions`: each topic's
+    partitions, filled as topics are first asked about)."""
+    if d.topic not in partitions:
+        partitions[d.topic] = {tp.partition for tp in await log.partitions(d.topic)}
+    if d.partition not in partitions[d.topic]:
         return None
     tp = TopicPartition(d.topic, d.partition)
     ((start, end),) = (await log.bounds([tp])).values()
