@@ -30,6 +30,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -132,12 +133,15 @@ def truncate(data: bytes, fault: Truncate) -> bytes:
 
 
 class EmulatorServer:
-    """Serves a FastAPI app on 127.0.0.1 and a free port; `url` is its base URL."""
+    """Serves a FastAPI app on 127.0.0.1 and a free port; `url` is its base URL. With
+    `certificate` (a PEM file holding the key and the certificate chain) it speaks TLS."""
 
-    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+    def __init__(
+        self, app: FastAPI, port: int | None = None, certificate: Path | None = None
+    ) -> None:
         self.app = app
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'http' if certificate is None else 'https'}://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -145,6 +149,7 @@ class EmulatorServer:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            ssl_certfile=certificate,
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

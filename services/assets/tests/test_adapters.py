@@ -20,6 +20,7 @@ from PIL import Image
 from tests.emulators.base import EmulatorServer, Fail, Hang
 from tests.emulators.did import DIDEmulator
 from tests.emulators.stability import StabilityEmulator
+from tests.support.forward_proxy import ForwardProxy, clear_proxy_settings
 from tests.support.wait import wait_until
 from ytmaker_assets.adapters.did import DIDAvatars
 from ytmaker_assets.adapters.stability import StabilityImages, fit
@@ -103,6 +104,26 @@ async def test_did_talk_is_created_polled_and_fetched() -> None:
         data, content_type = await avatars.clip(context(), SEGMENT)
     assert data == emulator.clip and content_type == "video/mp4"
     assert next(iter(emulator.talks.values()))["polls"] == 3
+
+
+async def test_both_services_are_reached_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A site whose egress is a proxy sets `HTTP(S)_PROXY`: every call of either adapter goes
+    through it (a client given its transport would have ignored it)."""
+    stability, did = StabilityEmulator(), DIDEmulator(polls_to_done=2)
+    clear_proxy_settings(monkeypatch)
+    async with ForwardProxy() as proxy, stability.server() as images, did.server() as talks:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        await StabilityImages(stability.api_key, base_url=images.url).make(SCRIPT, SEGMENT, "p1")
+        avatars = DIDAvatars(
+            did.api_key, base_url=talks.url, source_url="http://x/face.jpg", poll_interval_s=0
+        )
+        clip, _ = await avatars.clip(context(), SEGMENT)
+    assert clip == did.clip and stability.prompts == ["a log"]
+    reached = {seen.split(" ")[1].split("/")[2] for seen in proxy.seen}
+    assert reached == {images.url.removeprefix("http://"), talks.url.removeprefix("http://")}
+    assert len(proxy.seen) >= 4  # the image; the talk made, polled twice, fetched
 
 
 async def test_did_key_goes_to_the_api_host_only() -> None:

@@ -9,7 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
 
+from tests.emulators.base import EmulatorServer
+from tests.support.forward_proxy import ForwardProxy, clear_proxy_settings
 from tests.support.wait import wait_until
 from ytmaker_gateway.adapters.progress_api import LOOKUP_BATCH, ProgressApi, ProgressUnavailable
 
@@ -124,3 +127,27 @@ async def test_a_lookup_the_read_model_cannot_answer_is_unavailable_for_every_ca
         assert all(isinstance(a, ProgressUnavailable) for a in answers)
     finally:
         await api.close()
+
+
+async def test_the_read_model_is_called_straight_whatever_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read side is inside the deployment: its calls, and the service credential they
+    carry, never go to an egress proxy `HTTP(S)_PROXY` names for the external services."""
+    app = FastAPI()
+
+    @app.get("/internal/v1/projects/{project_id}")
+    async def project(project_id: str, request: Request) -> dict[str, str]:
+        assert request.headers["authorization"] == "Bearer internal-secret"
+        return {"project_id": project_id, "owner": "u"}
+
+    clear_proxy_settings(monkeypatch)
+    async with ForwardProxy() as proxy, EmulatorServer(app) as read_side:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("ALL_PROXY", proxy.url)
+        api = ProgressApi(read_side.url, token="internal-secret")
+        try:
+            assert await api.project("p1") == {"project_id": "p1", "owner": "u"}
+        finally:
+            await api.close()
+    assert proxy.seen == []

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests.emulators.base import Drip, EmulatorServer, Fail, Flood, Hang, Truncate
 from tests.emulators.gemini import GeminiEmulator, scripted_answer
+from tests.support.forward_proxy import ForwardProxy, clear_proxy_settings
 from tests.support.wait import wait_until
 from ytmaker_script.adapters.gemini import GeminiWriter, script_from_answer
 from ytmaker_shared.events import ErrorInfo, ProjectSettings, TaskRequestedPayload
@@ -53,6 +54,20 @@ async def test_structured_output_is_asked_and_parsed(
     assert call["config"]["responseMimeType"] == "application/json"
     assert "segments" in call["config"]["responseSchema"]["properties"]
     assert "Logs keep events in order." in call["prompt"]
+
+
+async def test_the_model_is_asked_through_the_proxy_the_environment_names(
+    gemini: tuple[GeminiEmulator, EmulatorServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """google-genai is given the stage's bounded client, which goes out through `HTTP(S)_PROXY`
+    as httpx's own clients do (a site whose egress is a proxy)."""
+    emulator, server = gemini
+    clear_proxy_settings(monkeypatch)
+    async with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        script = await writer(server).write(REQUEST)
+    assert len(script.segments) == 3 and len(emulator.calls) == 1
+    assert proxy.seen and all(seen.startswith(f"POST {server.url}/") for seen in proxy.seen)
 
 
 @pytest.mark.parametrize(

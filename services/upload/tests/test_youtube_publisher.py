@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.emulators.youtube import Cut, Drip, Flood, Hang, Status, YouTubeEmulator
+from tests.support.forward_proxy import ForwardProxy, clear_proxy_settings
 from tests.support.wait import wait_until
 from ytmaker_upload.adapters.youtube import (
     MAX_ANSWER_BYTES,
@@ -331,6 +332,28 @@ async def test_a_chunk_slower_to_send_than_the_answer_time_is_not_cut_short(
     assert emulator.videos[uploaded.video_id].sha256 == sha(video)
     assert emulator.count("status") == 0, "a chunk was interrupted"
     assert len(took) == 6 and min(took) > 0.3  # each chunk took longer than the answer's time
+
+
+async def test_the_service_goes_out_through_the_proxy_the_environment_names(
+    emulator: YouTubeEmulator, video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token, the upload session and every chunk go through `HTTP(S)_PROXY`."""
+    settings = UploadSettings(
+        youtube_client_id="id",
+        youtube_client_secret=SecretStr("secret"),
+        youtube_refresh_token=SecretStr("token"),
+    )
+    clear_proxy_settings(monkeypatch)
+    async with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        async with asyncio.timeout(30), http_client(settings) as http:
+            assert http is not None
+            uploaded = await publisher(emulator, http).upload(video, META, Progress())
+    assert emulator.videos[uploaded.video_id].sha256 == sha(video)
+    through = [seen for seen in proxy.seen if seen.split(" ")[1].startswith(emulator.base_url)]
+    assert (
+        len(through) == len(proxy.seen) == emulator.count("token") + 1 + 6
+    )  # the session, six chunks
 
 
 async def test_the_service_builds_its_client_with_the_bounds(

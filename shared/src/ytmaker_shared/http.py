@@ -11,7 +11,14 @@ fails with an `httpx.TransportError` (`AnswerTooLarge`, or `httpx.ReadTimeout`),
 
 The time limit starts once the request has been sent, when httpcore starts reading the answer:
 sending a large body (a video chunk up a slow link) is not counted against it. Until then
-httpx's own timeouts bound the call (pool, connect, and each write).
+httpx's own timeouts bound the call (pool, connect, and each write). Through a proxy's tunnel
+(`CONNECT`, for an `https://` address) the proxy's answer to the `CONNECT` is bounded the same
+way, and the limit starts again once the request itself has been sent.
+
+A client given its transport no longer reads the proxy settings of the environment: a stage
+builds its client with `bounded_client`, which goes out as httpx's own clients do (through the
+proxy `HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY` names, past it for the hosts `NO_PROXY`
+lists), every answer bounded on either road.
 
 httpx is not among shared's own dependencies (the images of the stages that call no service do
 not carry it): every service that imports this module declares it.
@@ -25,11 +32,17 @@ from typing import Any
 
 import httpx
 
+# httpx's reading of HTTP(S)_PROXY, ALL_PROXY and NO_PROXY (curl's rules), the one its own
+# clients use when they build their transports; not exported, so a test pins what it does.
+from httpx._utils import get_environment_proxies
+
 from ytmaker_shared.stageworker import TransientError
 
 #: The end of the trace event httpcore sends when it starts reading an answer (`http11.` or
 #: `http2.` before it): the request has been sent (or the server answered before taking it).
 _ANSWER_STARTS = ".receive_response_headers.started"
+#: ... and the one it sends when it starts sending a request (a `CONNECT` to a proxy is one).
+_REQUEST_STARTS = ".send_request_headers.started"
 
 
 class AnswerTooLarge(httpx.TransportError):
@@ -46,26 +59,44 @@ def transport_error(service: str, exc: httpx.TransportError) -> TransientError:
     return TransientError(f"{service}_unavailable", f"cannot reach {service}: {exc!r}")
 
 
+def bounded_client(max_bytes: int, within_s: float, **options: Any) -> httpx.AsyncClient:
+    """An httpx client (`options` are `httpx.AsyncClient`'s) whose every answer is bounded
+    (`BoundedTransport`) and which goes out through the proxy the environment names, as httpx's
+    own clients do: the proxy of `HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY` for the address's
+    scheme, none for the hosts `NO_PROXY` lists. A proxy's URL may carry its credentials
+    (`http://user:password@proxy:3128`); they go to the proxy only, never into a log."""
+    proxies = {
+        pattern: None if proxy is None else BoundedTransport(max_bytes, within_s, proxy=proxy)
+        for pattern, proxy in get_environment_proxies().items()
+    }
+    return httpx.AsyncClient(
+        transport=BoundedTransport(max_bytes, within_s), mounts=proxies, **options
+    )
+
+
 class BoundedTransport(httpx.AsyncBaseTransport):
     """httpx's transport with every answer bounded: at most `max_bytes` of body, the whole of it
     within `within_s` of the request having been sent (see the module's docstring)."""
 
-    def __init__(self, max_bytes: int, within_s: float) -> None:
+    def __init__(self, max_bytes: int, within_s: float, proxy: str | None = None) -> None:
+        """`proxy`: the URL of the proxy every request goes through (None: straight out)."""
         self.max_bytes = max_bytes
         self.within_s = within_s
-        self._inner = httpx.AsyncHTTPTransport()
+        self._inner = httpx.AsyncHTTPTransport(proxy=proxy)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         loop = asyncio.get_running_loop()
-        answer_from: list[float] = []  # when the answer began to be read
+        answer_from: float | None = None  # when the last answer began to be read
         limit: asyncio.Timeout | None = None
         callers_trace = request.extensions.get("trace")
 
         async def trace(event: str, info: dict[str, Any]) -> None:
-            if not answer_from and event.endswith(_ANSWER_STARTS):
-                answer_from.append(loop.time())
-                if limit is not None:
-                    limit.reschedule(answer_from[0] + self.within_s)
+            nonlocal answer_from
+            if limit is not None and event.endswith(_REQUEST_STARTS):
+                limit.reschedule(None)  # a request being sent: httpx's write timeout bounds it
+            elif limit is not None and event.endswith(_ANSWER_STARTS):
+                answer_from = loop.time()
+                limit.reschedule(answer_from + self.within_s)
             if callers_trace is not None:
                 await callers_trace(event, info)
 
@@ -84,7 +115,7 @@ class BoundedTransport(httpx.AsyncBaseTransport):
         if declared.isdigit() and int(declared) > self.max_bytes:
             await response.aclose()
             raise AnswerTooLarge(f"an answer of {declared} bytes", request=request)
-        deadline = (answer_from[0] if answer_from else loop.time()) + self.within_s
+        deadline = (loop.time() if answer_from is None else answer_from) + self.within_s
         body = _BoundedBody(response.stream, request, self.max_bytes, deadline)
         return httpx.Response(
             response.status_code,

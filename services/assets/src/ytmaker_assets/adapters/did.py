@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from ytmaker_assets.adapters.http import json_object, response_error, text_of
-from ytmaker_shared.http import BoundedTransport, transport_error
+from ytmaker_shared.http import bounded_client, transport_error
 from ytmaker_shared.script import Segment
 from ytmaker_shared.stageworker import JobContext, PermanentError, TransientError
 
@@ -63,11 +63,12 @@ class DIDAvatars:
         self.max_polls = max_polls
         self.api = httpx.URL(self.base)
         self._auth = {"authorization": f"Basic {api_key}"}
-        self.client = httpx.AsyncClient(
+        self.client = bounded_client(
+            max_answer_bytes,
+            answer_within_s,
             headers={"accept": "application/json"},
             timeout=timeout_s,
             follow_redirects=False,
-            transport=BoundedTransport(max_answer_bytes, answer_within_s),
         )
 
     def _credentials_for(self, url: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 
 from ytmaker_assets.adapters.http import json_object, response_error, text_of
 from ytmaker_assets.domain import HEIGHT, WIDTH
-from ytmaker_shared.http import BoundedTransport, transport_error
+from ytmaker_shared.http import bounded_client, transport_error
 from ytmaker_shared.script import Script, Segment
 from ytmaker_shared.stageworker import PermanentError
 
@@ -60,10 +60,11 @@ class StabilityImages:
         answer_within_s: float = 300.0,
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/v2beta/stable-image/generate/{endpoint}"
-        self.client = httpx.AsyncClient(
+        self.client = bounded_client(
+            max_answer_bytes,
+            answer_within_s,
             headers={"authorization": f"Bearer {api_key}", "accept": "image/*"},
             timeout=timeout_s,
-            transport=BoundedTransport(max_answer_bytes, answer_within_s),
         )
 
     async def make(

@@ -49,7 +49,9 @@ class ProgressApi:
         queue_timeout_s: float = 30.0,
     ) -> None:
         """`token` is the service credential the progress service requires on every call;
-        `timeout_s` bounds each exchange, `queue_timeout_s` the wait for a turn before it."""
+        `timeout_s` bounds each exchange, `queue_timeout_s` the wait for a turn before it.
+        The read side is inside the deployment: its calls never go through a proxy the
+        environment names for the external services (`trust_env=False`), nor does the token."""
         self._root = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=self._root + "/internal/v1",
@@ -57,6 +59,7 @@ class ProgressApi:
             transport=transport,
             headers={"authorization": f"Bearer {token}"} if token else None,
             limits=httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight),
+            trust_env=False,
         )
         self._turns = asyncio.Semaphore(in_flight)
         self._queue_timeout_s = queue_timeout_s

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from ytmaker_script.domain import prompt_for, response_schema
 from ytmaker_shared.events import TaskRequestedPayload
-from ytmaker_shared.http import BoundedTransport, transport_error
+from ytmaker_shared.http import bounded_client, transport_error
 from ytmaker_shared.script import Script
 from ytmaker_shared.stageworker import TransientError, error_for_status, parse_retry_after
 
@@ -53,10 +53,11 @@ class GeminiWriter:
         self.model = model
         within_s = timeout_s if answer_within_s is None else answer_within_s
         # Given a client, the SDK sends every async call through it (never through aiohttp).
-        self.http = httpx.AsyncClient(
+        self.http = bounded_client(
+            max_answer_bytes,
+            within_s,
             timeout=timeout_s,
             follow_redirects=False,
-            transport=BoundedTransport(max_answer_bytes, within_s),
         )
         self.client = genai.Client(
             api_key=api_key,

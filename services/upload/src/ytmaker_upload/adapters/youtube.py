@@ -48,7 +48,7 @@ from typing import Any, BinaryIO
 import httpx
 from pydantic import SecretStr
 
-from ytmaker_shared.http import BoundedTransport
+from ytmaker_shared.http import bounded_client
 from ytmaker_shared.stageworker import parse_retry_after
 from ytmaker_upload.domain import (
     UploadedVideo,
@@ -90,9 +90,10 @@ def youtube_http(
     every answer at most `max_answer_bytes`, all of it within `answer_within_s` (default
     `timeout_s`) of its request having been sent."""
     within_s = timeout_s if answer_within_s is None else answer_within_s
-    return httpx.AsyncClient(
+    return bounded_client(
+        max_answer_bytes,
+        within_s,
         timeout=httpx.Timeout(timeout_s, connect=10.0),
-        transport=BoundedTransport(max_answer_bytes, within_s),
     )
 
 
