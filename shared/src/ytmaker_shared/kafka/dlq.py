@@ -19,7 +19,8 @@ from ytmaker_shared.topics import Topic
 
 log = logging.getLogger(__name__)
 
-_PREFIX = "ytmaker.dlq."
+#: The headers a dead letter adds to the record's own begin with this.
+HEADER_PREFIX = "ytmaker.dlq."
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,11 @@ class DeadLetter:
 
     @classmethod
     def from_record(cls, record: ConsumerRecord[Any, Any]) -> DeadLetter:
-        h = {k[len(_PREFIX) :]: v.decode() for k, v in record.headers if k.startswith(_PREFIX)}
+        h = {
+            k[len(HEADER_PREFIX) :]: v.decode()
+            for k, v in record.headers
+            if k.startswith(HEADER_PREFIX)
+        }
         return cls(
             topic=h["topic"],
             partition=int(h["partition"]),
@@ -75,7 +80,7 @@ class DeadLetterWriter:
         }
         headers = [
             *(record.headers or ()),
-            *((_PREFIX + k, v.encode()) for k, v in context.items()),
+            *((HEADER_PREFIX + k, v.encode()) for k, v in context.items()),
         ]
         metadata = await self.producer.send_raw(
             self.producer.settings.topics.name(Topic.DLQ),

@@ -31,13 +31,12 @@ from ytmaker_cli.context import Cli, CliError, cli
 from ytmaker_cli.kafka.reader import KafkaUnavailable, RangeReader, Raw
 from ytmaker_cli.ops.records import dead_letter
 from ytmaker_shared.kafka.connection import aiokafka_connection
-from ytmaker_shared.kafka.dlq import DeadLetter
+from ytmaker_shared.kafka.dlq import HEADER_PREFIX, DeadLetter
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
 app = typer.Typer(help="Dead letters: list, show, requeue.", no_args_is_help=True)
 
-DLQ_HEADER_PREFIX = "ytmaker.dlq."
 REQUEUED_FROM = "ytmaker.requeued.from"
 REQUEUED_AT = "ytmaker.requeued.at"
 REQUEUED_BY = "ytmaker.requeued.by"
@@ -194,7 +193,7 @@ def show(
         return
     for key, val in x.summary().items():
         c.out.print(Text.assemble((f"{key:>10}", "dim"), f" {val}"), soft_wrap=True)
-    original = {k: v for k, v in headers.items() if not k.startswith(DLQ_HEADER_PREFIX)}
+    original = {k: v for k, v in headers.items() if not k.startswith(HEADER_PREFIX)}
     if original:
         c.out.print(Text.assemble((f"{'headers':>10}", "dim"), f" {original}"), soft_wrap=True)
     c.out.print(Text(f"{'value':>10}", style="dim"))
@@ -203,7 +202,7 @@ def show(
 
 def original_headers(x: Letter) -> tuple[tuple[str, bytes], ...]:
     """The headers the record had: the letter's without the dead-letter context."""
-    return tuple((k, v) for k, v in x.raw.headers if not k.startswith(DLQ_HEADER_PREFIX))
+    return tuple((k, v) for k, v in x.raw.headers if not k.startswith(HEADER_PREFIX))
 
 
 def requeue_headers(x: Letter, dlq_name: str, by: str) -> list[tuple[str, bytes]]:
