@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -72,6 +73,20 @@ def existing_processes() -> list[Process]:
         for p in PROCESSES
         if (ROOT / "services" / p.service / "src" / f"ytmaker_{p.service}").is_dir()
     ]
+
+
+#: This machine's names. A proxy the environment names (for the packages, the external
+#: services) is elsewhere: asked for one of these, it would reach its own machine.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def exempt_loopback_from_proxies(env: MutableMapping[str, str]) -> None:
+    """Adds this machine's names to `NO_PROXY` (both spellings, which tools read differently),
+    so that the run's own calls (the readiness check, the command line to the gateway, the
+    gateway to the read side) go straight, whatever proxy `HTTP(S)_PROXY` names."""
+    listed = f"{env.get('no_proxy', '')},{env.get('NO_PROXY', '')},{','.join(LOOPBACK)}"
+    hosts = dict.fromkeys(h.strip() for h in listed.split(",") if h.strip())
+    env["NO_PROXY"] = env["no_proxy"] = ",".join(hosts)
 
 
 def service_env(kafka: dict[str, str]) -> dict[str, str]:
@@ -252,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, on_signal)
 
     os.environ.setdefault("YTMAKER_TOPIC_PARTITIONS", str(single_host_partitions()))
+    exempt_loopback_from_proxies(os.environ)
     say("ytmaker: starting Kafka")
     broker = local_broker(args.kafka_users)
     try:

@@ -116,3 +116,29 @@ def test_one_run_per_directory_restart_on_crash_and_sighup_stops_all(
     finally:
         if first.proc.poll() is None:
             first.proc.kill()
+
+
+def test_behind_a_proxy_the_sample_is_still_submitted(env: dict[str, str]) -> None:
+    """A machine behind a proxy names it in `HTTP(S)_PROXY` (the packages come through it):
+    the run's calls to this machine (the gateway's readiness, the command line submitting the
+    sample, the gateway asking the read side) must not go to it. Here nothing listens where the
+    proxy is said to be, as for a proxy that is not on this machine."""
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        env.pop(name.lower(), None)
+        env[name] = nowhere if name != "NO_PROXY" else "example.org"
+    progress_port = free_port()
+    env |= {
+        "YTMAKER_PORT": str(free_port()),
+        "YTMAKER_PROGRESS_HTTP_PORT": str(progress_port),
+        "YTMAKER_PROGRESS_URL": f"http://127.0.0.1:{progress_port}",
+    }
+    run = Supervisor(["--services", "gateway,progress"], env)
+    try:
+        run.wait_for(lambda: any("live page:" in line for line in run.lines), 180, "the sample")
+    finally:
+        run.proc.send_signal(signal.SIGINT)
+        try:
+            run.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            run.proc.kill()
