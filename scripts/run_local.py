@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -39,6 +38,7 @@ import httpx
 from ytmaker_dev.kafka import BrokerAlreadyRunningError, LocalKafka
 from ytmaker_dev.kafka.files import SCRAM_ADMIN
 from ytmaker_dev.layout import PROCESSES, Process, select
+from ytmaker_dev.ports import exempt_loopback_from_proxies
 from ytmaker_gateway.auth import AuthError, TokenConfig, mint_token
 from ytmaker_shared.kafka import ensure_topics
 from ytmaker_shared.settings import single_host_partitions
@@ -73,20 +73,6 @@ def existing_processes() -> list[Process]:
         for p in PROCESSES
         if (ROOT / "services" / p.service / "src" / f"ytmaker_{p.service}").is_dir()
     ]
-
-
-#: This machine's names. A proxy the environment names (for the packages, the external
-#: services) is elsewhere: asked for one of these, it would reach its own machine.
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def exempt_loopback_from_proxies(env: MutableMapping[str, str]) -> None:
-    """Adds this machine's names to `NO_PROXY` (both spellings, which tools read differently),
-    so that the run's own calls (the readiness check, the command line to the gateway, the
-    gateway to the read side) go straight, whatever proxy `HTTP(S)_PROXY` names."""
-    listed = f"{env.get('no_proxy', '')},{env.get('NO_PROXY', '')},{','.join(LOOPBACK)}"
-    hosts = dict.fromkeys(h.strip() for h in listed.split(",") if h.strip())
-    env["NO_PROXY"] = env["no_proxy"] = ",".join(hosts)
 
 
 def service_env(kafka: dict[str, str]) -> dict[str, str]:

@@ -35,3 +35,19 @@ def test_a_machine_whose_ephemeral_range_starts_low_still_gets_a_port(
     port = ports.free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))  # free: nothing listens on it
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ({}, "127.0.0.1,localhost,::1"),
+        ({"NO_PROXY": "corp.example, .svc"}, "corp.example,.svc,127.0.0.1,localhost,::1"),
+        ({"no_proxy": "a", "NO_PROXY": "b,localhost"}, "a,b,localhost,127.0.0.1,::1"),
+    ],
+)
+def test_this_machine_joins_the_hosts_no_proxy_lists_in_both_spellings(
+    before: dict[str, str], after: str
+) -> None:
+    env = dict(before)
+    ports.exempt_loopback_from_proxies(env)
+    assert env["NO_PROXY"] == env["no_proxy"] == after
