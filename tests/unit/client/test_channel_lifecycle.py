@@ -13,10 +13,11 @@ import json
 import weakref
 from typing import Any
 
+import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests.support.wait import wait_until
-from ytmaker_client import ClientOptions, ProgressClient, Update
+from ytmaker_client import ClientOptions, ConnectionLost, ProgressClient, Update
 from ytmaker_client.channel import Channel
 from ytmaker_client.protocol import PING_FRAME
 
@@ -137,3 +138,22 @@ async def test_a_task_subscribed_again_after_unsubscribe_gets_its_replay_in_orde
             items = await collect(again, timeout=5)
     assert subscribes == [-1, 2]
     assert [i.offset for i in items if isinstance(i, Update)] == [4, 6, 8, 10]
+
+
+async def test_close_while_the_first_connect_waits_ends_the_connect() -> None:
+    """`close()` (a shutdown, a cancel button) while `connect()` waits for the greeting:
+    `connect()` never returned, as nothing settled what it waits on."""
+    accepted = asyncio.Event()
+
+    async def mute(ws: ServerConnection) -> None:
+        accepted.set()
+        await ws.wait_closed()
+
+    async with serve(mute, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = ProgressClient(f"http://127.0.0.1:{port}", options=FAST)
+        connecting = asyncio.create_task(client.connect())
+        await asyncio.wait_for(accepted.wait(), 5)
+        await asyncio.wait_for(client.close(), 5)
+        with pytest.raises(ConnectionLost, match="closed"):
+            await asyncio.wait_for(connecting, 5)

@@ -130,3 +130,68 @@ async def test_a_first_connection_closed_before_its_greeting_is_raised_not_retri
             await asyncio.wait_for(client.connect(), 5)
         await asyncio.wait_for(client.close(), 5)
     assert connections == 1
+
+
+async def test_a_server_that_talks_but_never_greets_fails_the_first_connect() -> None:
+    """A WebSocket that is not the gateway's (an echo service at a wrong URL) answers every
+    ping, so the heartbeat never finds it silent: `connect()` waited for `connected` for ever.
+    No greeting within `open_timeout` fails the first connection, as TypeScript's
+    `connectionTimeoutMs` does."""
+
+    async def echo(ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                await ws.send(raw)
+
+    options = ClientOptions(
+        open_timeout=0.5, heartbeat_interval=0.1, heartbeat_timeout=0.3, backoff_base=0.05
+    )
+    async with serve(echo, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = ProgressClient(f"http://127.0.0.1:{port}", options=options)
+        with pytest.raises(ConnectionLost, match="connected"):
+            await asyncio.wait_for(client.connect(), 5)
+        await asyncio.wait_for(client.close(), 5)
+
+
+async def test_a_stray_snapshot_behind_the_stream_repeats_nothing() -> None:
+    """A snapshot nobody asked for (no `recovered: false` before it) at an offset already
+    delivered, then that offset's successors again (a buggy gateway, a proxy replaying): they
+    were delivered twice, as the snapshot moved the cursor back. TypeScript drops them."""
+    log = run_log("t1", 5)  # offsets 0 … 8
+
+    async def handle(ws: ServerConnection) -> None:
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "connected",
+                    "task_id": None,
+                    "offset": None,
+                    "payload": {"client_id": "c1", "heartbeat_interval": 30},
+                }
+            )
+        )
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                if json.loads(raw).get("action") != "subscribe":
+                    continue
+                answer = {"task_id": "t1", "offset": None, "epoch": "E1", "recovered": True}
+                await ws.send(
+                    json.dumps(
+                        {"type": "subscribed", "task_id": "t1", "offset": None, "payload": answer}
+                    )
+                )
+                for item in log[:3]:  # 0, 2, 4
+                    await ws.send(json.dumps(item))
+                stray = {**log[0]["payload"], "status": "running"}
+                await ws.send(
+                    json.dumps({"type": "snapshot", "task_id": "t1", "offset": 0, "payload": stray})
+                )
+                for item in log[1:]:  # 2, 4 again, then 6, 8
+                    await ws.send(json.dumps(item))
+
+    async with serve(handle, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with ProgressClient(f"http://127.0.0.1:{port}", options=FAST) as client:
+            items = await collect(await client.subscribe_task("t1"), timeout=10)
+    assert [i.offset for i in items if isinstance(i, Update)] == [u["offset"] for u in log]

@@ -5,6 +5,7 @@ tokens and subscriptions, the backoff's limit, callbacks, connection states."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -206,3 +207,18 @@ async def test_unsubscribe_ends_the_iteration() -> None:
         await sub.unsubscribe()
         rest = [item async for item in sub]
     assert isinstance(first, Update) and first.offset == 0 and rest == []
+
+
+async def test_the_token_is_in_no_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """websockets logs every handshake header at DEBUG, `Authorization: Bearer <token>` with
+    them: an application that turns on debug logging wrote its users' tokens to its logs."""
+    secret = "s3cret-token"
+    caplog.set_level(logging.DEBUG)
+    script = Script(run_log("t1", 3))
+    async with FakeGateway(script) as gw, ProgressClient(gw.url, secret, options=FAST) as client:
+        await collect(await client.subscribe_task("t1"))
+    client_side = [r for r in caplog.records if r.name != "websockets.server"]  # not the fake's
+    logged = "\n".join(r.getMessage() for r in client_side)
+    assert "Authorization" in logged  # the handshake was logged ...
+    assert secret not in logged  # ... without the token
+    assert secret not in repr(client) and secret not in repr(client.rest)

@@ -66,6 +66,22 @@ class _Ended(Exception):
         self.final = final
 
 
+class _WithoutToken(logging.LoggerAdapter[logging.Logger]):
+    """websockets' own logger with the token taken out of what it logs: at DEBUG it logs
+    every handshake header, `Authorization: Bearer <token>` among them."""
+
+    def __init__(self, token: str | None) -> None:
+        super().__init__(logging.getLogger("websockets.client"))
+        self.token = token
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.token and self.isEnabledFor(level):
+            token = self.token
+            msg = str(msg).replace(token, "[token]")
+            args = tuple(a.replace(token, "[token]") if isinstance(a, str) else a for a in args)
+        super().log(level, msg, *args, **kwargs)
+
+
 class Channel:
     """A reconnecting WebSocket at `url` (with the token in the Authorization header, so that
     it never appears in a URL or a log line).
@@ -203,6 +219,8 @@ class Channel:
             self._set_state(ConnectionState.RECONNECTING, attempt, delay, reason.reason)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), delay)
+        if self._first is not None and not self._first.done():  # closed while `start` waits
+            self._first.set_exception(ConnectionLost("the client was closed before it connected"))
         self._set_state(ConnectionState.DISCONNECTED, reason="closed")
 
     def _give_up(self, error: YtmakerError) -> None:
@@ -223,6 +241,7 @@ class Channel:
                 close_timeout=self.options.close_timeout,
                 ping_interval=None,  # the heartbeat is the protocol's own (docs/protocol.md)
                 max_size=16 * 1024 * 1024,
+                logger=_WithoutToken(self.token),
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -251,8 +270,9 @@ class Channel:
     async def _serve(self, ws: ClientConnection) -> None:
         liveness = self.options.liveness()
         liveness.start(time.monotonic())
-        reader = asyncio.create_task(self._read(ws, liveness))
-        heartbeat = asyncio.create_task(self._heartbeat(ws, liveness))
+        greeted = asyncio.Event()
+        reader = asyncio.create_task(self._read(ws, liveness, greeted))
+        heartbeat = asyncio.create_task(self._heartbeat(ws, liveness, greeted))
         try:
             done, _ = await asyncio.wait({reader, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -266,10 +286,22 @@ class Channel:
             if exc is not None:
                 raise exc
 
-    async def _heartbeat(self, ws: ClientConnection, liveness: protocol.Liveness) -> None:
+    async def _heartbeat(
+        self, ws: ClientConnection, liveness: protocol.Liveness, greeted: asyncio.Event
+    ) -> None:
+        # A socket that talks but never says `connected` (not the gateway: an echo service
+        # at a wrong URL answers every ping) is never silent: it gets `open_timeout` to greet.
+        greet_by = time.monotonic() + self.options.open_timeout
         while True:
-            await asyncio.sleep(liveness.next_check(time.monotonic()))
+            wait = liveness.next_check(time.monotonic())
+            if not greeted.is_set():
+                wait = min(wait, max(0.01, greet_by - time.monotonic()))
+            await asyncio.sleep(wait)
             now = time.monotonic()
+            if not greeted.is_set() and now >= greet_by:
+                raise self._first_failure(
+                    f"no `connected` within {self.options.open_timeout:g}s of opening"
+                )
             if liveness.dead(now):
                 raise self._first_failure(
                     f"no message for {liveness.timeout:g}s (heartbeat timeout)"
@@ -278,8 +310,9 @@ class Channel:
                 liveness.sent(now)
                 await self._send(protocol.PING_FRAME)
 
-    async def _read(self, ws: ClientConnection, liveness: protocol.Liveness) -> None:
-        greeted = False
+    async def _read(
+        self, ws: ClientConnection, liveness: protocol.Liveness, greeted: asyncio.Event
+    ) -> None:
         try:
             async for frame in ws:
                 liveness.received(time.monotonic())
@@ -288,8 +321,8 @@ class Channel:
                 except protocol.ProtocolViolation as exc:
                     log.warning("ignored a bad frame from the gateway: %s", exc)
                     continue
-                if not greeted and msg.type in ("connected", "reconnected"):
-                    greeted = True
+                if not greeted.is_set() and msg.type in ("connected", "reconnected"):
+                    greeted.set()
                     await self._connected(msg)
                     continue
                 self._dispatch(msg)

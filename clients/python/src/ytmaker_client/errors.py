@@ -38,8 +38,8 @@ class ApiError(YtmakerError):
 
     @classmethod
     def from_response(cls, response: httpx.Response) -> ApiError:
-        """The error of a non-2xx answer; a body that is not the API's error shape still gives
-        an error with the status as its code."""
+        """The error of a non-2xx answer (a redirect too: the gateway never sends one); a body
+        that is not the API's error shape still gives an error with the status as its code."""
         try:
             body = response.json()
             error = body["error"]
@@ -47,7 +47,7 @@ class ApiError(YtmakerError):
             details = error.get("details") or {}
             if not isinstance(details, dict):
                 details = {"details": details}
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             code = _CODES.get(response.status_code, f"http_{response.status_code}")
             message, details = response.text[:300] or response.reason_phrase, {}
         return cls(code, message, status=response.status_code, details=details)

@@ -258,10 +258,12 @@ class Cursor:
         except ValidationError:
             state = None
         offset = msg.offset if msg.offset is not None else (state.offset if state else None)
-        self.snapshot_due = False
-        # The stream starts again from the snapshot: the gateway could not replay after
-        # `last` (an offset beyond the end of a recreated log is lower afterwards).
-        if offset is not None:
+        due, self.snapshot_due = self.snapshot_due, False
+        # The stream starts again from the snapshot that answers `recovered: false`: the
+        # gateway could not replay after `last` (an offset beyond the end of a recreated log
+        # is lower afterwards). One nobody asked for only moves it on: moved back, what
+        # follows it would be delivered twice.
+        if offset is not None and (due or self.last is None or offset > self.last):
             self.last = offset
         if state is not None and state.epoch:
             self.epoch = state.epoch

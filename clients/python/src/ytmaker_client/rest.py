@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
@@ -76,7 +77,7 @@ class RestClient:
             response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise TransportError(f"{self.base_url}: {type(exc).__name__}: {exc}") from None
-        if response.status_code >= 400:
+        if not response.is_success:  # a redirect too: followed, it could take the token along
             raise ApiError.from_response(response)
         return response
 
@@ -84,7 +85,7 @@ class RestClient:
         response = await self._request(method, "/api/v1" + path, **kwargs)
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ApiError(
                 "bad_answer", f"not JSON from {path}", status=response.status_code
             ) from None
@@ -126,14 +127,14 @@ class RestClient:
                 if isinstance(settings, ProjectSettings)
                 else settings
             )
-        data = await self._json("POST", f"/projects/{project_id}/tasks", json=body)
+        data = await self._json("POST", f"/projects/{_id(project_id)}/tasks", json=body)
         started: Started = self._model(Started, data)
         return started
 
     async def project(self, project_id: str) -> ProjectView:
         """The project and its tasks, newest first."""
         view: ProjectView = self._model(
-            ProjectView, await self._json("GET", f"/projects/{project_id}")
+            ProjectView, await self._json("GET", f"/projects/{_id(project_id)}")
         )
         return view
 
@@ -161,7 +162,7 @@ class RestClient:
         self, task_id: str, action: Literal["cancel", "pause", "resume"], reason: str = ""
     ) -> ControlResult:
         """Request cancel / pause / resume; `ApiError` `conflict` when the status forbids it."""
-        data = await self._json("POST", f"/tasks/{task_id}/{action}", json={"reason": reason})
+        data = await self._json("POST", f"/tasks/{_id(task_id)}/{action}", json={"reason": reason})
         result: ControlResult = self._model(ControlResult, data)
         return result
 
@@ -178,7 +179,7 @@ class RestClient:
 
     async def task(self, task_id: str) -> TaskState:
         """The task's current state."""
-        data = await self._json("GET", f"/progress/{task_id}")
+        data = await self._json("GET", f"/progress/{_id(task_id)}")
         try:
             return task_state(data)
         except (ValidationError, AttributeError) as exc:
@@ -194,7 +195,7 @@ class RestClient:
     ) -> History:
         """Stored updates after `since` (offset order): `database` holds all of them,
         `memory` the recent ones."""
-        path = f"/progress/{task_id}/history" + ("/db" if source == "database" else "")
+        path = f"/progress/{_id(task_id)}/history" + ("/db" if source == "database" else "")
         params: dict[str, Any] = {"limit": limit}
         if since is not None:
             params["since"] = since
@@ -203,7 +204,7 @@ class RestClient:
 
     async def delete_history(self, task_id: str) -> None:
         """Clear a finished task's stored history (`conflict` while it runs)."""
-        await self._request("DELETE", f"/api/v1/progress/{task_id}/history")
+        await self._request("DELETE", f"/api/v1/progress/{_id(task_id)}/history")
 
     async def stats(self) -> Stats:
         stats: Stats = self._model(Stats, await self._json("GET", "/progress/stats"))
@@ -250,10 +251,10 @@ class RestClient:
         name first, so a broken download leaves no partial file. Returns the file's path."""
         if name not in ARTIFACT_NAMES:
             raise ValueError(f"an artifact is one of {', '.join(ARTIFACT_NAMES)}")
-        url = f"/api/v1/artifacts/{task_id}/{name}"
+        url = f"/api/v1/artifacts/{_id(task_id)}/{name}"
         try:
             async with self._http.stream("GET", url) as response:
-                if response.status_code >= 400:
+                if not response.is_success:
                     await response.aread()
                     raise ApiError.from_response(response)
                 target = _target(Path(destination), task_id, name, response)
@@ -274,6 +275,14 @@ class RestClient:
         except httpx.HTTPError as exc:
             raise TransportError(f"{self.base_url}: {type(exc).__name__}: {exc}") from None
         return target
+
+
+def _id(value: str) -> str:
+    """An id as one path segment: with `/`, `?` or `#` (or a `..`) left as they are, an id
+    taken from elsewhere (a page's query, a file) would address another route:
+    `../runs?all=true#` was `GET /api/v1/runs?all=true`."""
+    segment = quote(value, safe="")
+    return segment.replace(".", "%2E") if segment.strip(".") == "" else segment
 
 
 def _target(destination: Path, task_id: str, name: str, response: httpx.Response) -> Path:

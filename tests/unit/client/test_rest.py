@@ -1,0 +1,69 @@
+"""The SDK's REST client against answers no gateway should give (docs/protocol.md: every refusal
+is an `ErrorBody`): each is an `ApiError`, never another exception, a file or a success; and
+the token goes only to the gateway. httpx's mock transport stands in for the network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ytmaker_client import ApiError, RestClient
+
+TOKEN = "s3cret-token"
+TASK = "0190f1c2-7a3b-7c00-8000-000000000002"
+
+
+def _client(answer: httpx.Response, asked: list[httpx.Request]) -> RestClient:
+    def handle(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if request.url.host != "gateway":
+            return httpx.Response(200, content=b"what another host holds")
+        return answer
+
+    return RestClient("http://gateway", TOKEN, transport=httpx.MockTransport(handle))
+
+
+async def test_a_redirect_to_another_host_is_an_error_not_a_downloaded_file(
+    tmp_path: Path,
+) -> None:
+    """A proxy or a misconfigured gateway answers 302 to another host: the SDK wrote the
+    redirect's body as the video and returned its path, as if the download had worked."""
+    asked: list[httpx.Request] = []
+    moved = httpx.Response(302, headers={"location": "http://elsewhere/x"}, content=b"moved")
+    async with _client(moved, asked) as rest:
+        with pytest.raises(ApiError) as refused:
+            await rest.download(TASK, "video", tmp_path / "video.mp4")
+        with pytest.raises(ApiError):
+            await rest.delete_history(TASK)  # was taken for done
+    assert refused.value.status == 302
+    assert not list(tmp_path.iterdir())  # noqa: ASYNC240 - a check after the fact
+    assert {r.url.host for r in asked} == {"gateway"}  # the token went nowhere else
+
+
+@pytest.mark.parametrize("status", [200, 500])
+async def test_an_answer_nested_too_deep_is_an_api_error(status: int) -> None:
+    """`json` raises RecursionError (not ValueError) for deep nesting: it leaked raw."""
+    asked: list[httpx.Request] = []
+    deep = httpx.Response(status, content=b"[" * 100_000 + b"]" * 100_000)
+    async with _client(deep, asked) as rest:
+        with pytest.raises(ApiError) as refused:
+            await rest.stats()
+    assert refused.value.status == status
+
+
+async def test_an_id_is_one_path_segment() -> None:
+    """An id with `/`, `?` or `#` must not address another route (the TypeScript SDK and the
+    WebSocket URLs encode it)."""
+    asked: list[httpx.Request] = []
+    refused = httpx.Response(422, json={"error": {"code": "invalid_request", "message": "no"}})
+    async with _client(refused, asked) as rest:
+        for call in (rest.task, rest.project, rest.cancel, rest.history, rest.delete_history):
+            with pytest.raises(ApiError):
+                await call("../runs?all=true#")
+        with pytest.raises(ApiError):
+            await rest.cancel("..")
+    paths = [r.url.raw_path.decode() for r in asked]
+    assert all("/..%2Fruns%3Fall%3Dtrue%23" in p for p in paths[:-1]), paths
+    assert paths[-1] == "/api/v1/tasks/%2E%2E/cancel"
