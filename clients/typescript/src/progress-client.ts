@@ -59,6 +59,8 @@ export interface ProgressClientOptions extends Omit<WebSocketManagerOptions, "ur
   /** http(s):// base of the gateway; "" in a page served by the gateway. */
   baseUrl: string;
   fetch?: FetchLike;
+  /** The REST client's `timeoutMs` (default 30 s). */
+  httpTimeoutMs?: number;
 }
 
 type Listener = TaskHandlers & { done: boolean };
@@ -75,7 +77,12 @@ export class ProgressClient {
   constructor(options: ProgressClientOptions) {
     this.options = options;
     this.manager = new WebSocketManager({ ...options, url: wsUrl(options.baseUrl, "/api/v1/ws") });
-    this.rest = new RestClient({ baseUrl: options.baseUrl, token: options.token, fetch: options.fetch });
+    this.rest = new RestClient({
+      baseUrl: options.baseUrl,
+      token: options.token,
+      fetch: options.fetch,
+      timeoutMs: options.httpTimeoutMs,
+    });
     this.manager.on("subscribed", (msg) => this.each(msg.payload.task_id, (l) => l.onSubscribed?.(msg.payload)));
     this.manager.on("snapshot", (msg) => {
       if (msg.task_id) this.each(msg.task_id, (l) => { l.onSnapshot?.(msg.payload, msg.offset); this.terminal(l, msg.payload); });

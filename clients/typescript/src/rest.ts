@@ -16,9 +16,18 @@ export interface RestOptions {
   baseUrl: string;
   token?: string | (() => string | undefined);
   fetch?: FetchLike;
+  /**
+   * A request (answer and body) not done within this long is aborted and fails with a
+   * `GatewayError` `timeout` (status 0). Default 30 s, as the Python SDK's `http_timeout`.
+   */
+  timeoutMs?: number;
 }
 
-/** A refused request: `code` is the gateway's error code (`forbidden`, `conflict`...). */
+/**
+ * A refused request: `code` is the gateway's error code (`forbidden`, `conflict`...), or
+ * `http_<status>` for a refusal without the gateway's error body, `bad_answer` for a success
+ * whose body is not JSON, `timeout` (status 0) for no answer within `timeoutMs`.
+ */
 export class GatewayError extends Error {
   constructor(
     readonly status: number,
@@ -50,17 +59,41 @@ export class RestClient {
     const token = this.token();
     if (token) headers.authorization = `Bearer ${token}`;
     const doFetch = this.options.fetch ?? (globalThis.fetch as FetchLike);
-    const response = await doFetch(`${this.options.baseUrl}/api/v1${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+    const timeoutMs = this.options.timeoutMs ?? 30000;
+    const abort = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // Raced as well as aborted: a fetch that ignores its signal must not hang the caller.
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(new GatewayError(0, "timeout", `no answer from the gateway within ${timeoutMs} ms`));
+      }, timeoutMs);
     });
-    const text = response.status === 204 ? "" : await response.text();
+    let response: Response;
+    let text: string;
+    try {
+      response = await Promise.race([
+        doFetch(`${this.options.baseUrl}/api/v1${path}`, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: abort.signal,
+        }),
+        expired,
+      ]);
+      text = response.status === 204 ? "" : await Promise.race([response.text(), expired]);
+    } finally {
+      clearTimeout(timer);
+    }
     let parsed: unknown = null;
+    let json = true;
     try {
       parsed = text ? JSON.parse(text) : null;
     } catch {
-      /* not JSON */
+      json = false;
+    }
+    if (response.ok && !json) {
+      throw new GatewayError(response.status, "bad_answer", `not JSON from ${path}`);
     }
     if (!response.ok) {
       const err = (parsed as { error?: { code?: string; message?: string; details?: Record<string, unknown> } })?.error;

@@ -43,6 +43,13 @@ export interface WebSocketManagerOptions extends BackoffOptions {
   autoReconnect?: boolean;
   /** Give up (state `failed`) after this many failed attempts in a row; default Infinity. */
   maxReconnectAttempts?: number;
+  /**
+   * A connection counts as a success (the attempts count afresh, the delay starts again from
+   * `initialDelayMs`) once it delivered an update or a snapshot, or stayed up this long: a
+   * gateway that greets and drops at once is a failed attempt. Default 10 s (Python's
+   * `stable_after`).
+   */
+  stableAfterMs?: number;
   /** The client pings this often; silence for two intervals counts as a drop. Default 25 s. */
   heartbeatIntervalMs?: number;
   /** No `connected` within this long counts as a failed attempt. Default 10 s. */
@@ -101,6 +108,9 @@ export class WebSocketManager {
   private connectTimer: ReturnType<typeof setTimeout> | null = null;
   private lastMessageAt = 0;
   private everConnected = false;
+  /** When the current connection was greeted, and whether it delivered anything. */
+  private connectedAt: number | null = null;
+  private delivered = false;
   private readonly handlers = new Map<string, Set<Handler>>();
   private readonly stateHandlers = new Set<(state: ConnectionState, detail?: CloseDetail) => void>();
   private readonly subs = new Map<string, Subscription>();
@@ -279,6 +289,8 @@ export class WebSocketManager {
   private open(): void {
     this.clearTimers();
     this.nextAttemptAt = null;
+    this.connectedAt = null;
+    this.delivered = false;
     this.setState(this.everConnected ? "reconnecting" : "connecting");
     const url = new URL(this.options.url);
     const token = typeof this.options.token === "function" ? this.options.token() : this.options.token;
@@ -330,6 +342,7 @@ export class WebSocketManager {
   }
 
   private scheduleReconnect(detail: CloseDetail): void {
+    if (this.served()) this.attempt = 0;
     const max = this.options.maxReconnectAttempts ?? Infinity;
     if (this.options.autoReconnect === false || this.attempt >= max) {
       this.setState(this.options.autoReconnect === false ? "disconnected" : "failed", detail);
@@ -340,6 +353,16 @@ export class WebSocketManager {
     this.nextAttemptAt = Date.now() + delay;
     this.setState("reconnecting", detail);
     this.retryTimer = setTimeout(() => this.open(), delay);
+  }
+
+  /** Whether the connection that just ended had served (`stableAfterMs`); forgets it. */
+  private served(): boolean {
+    const since = this.connectedAt;
+    const delivered = this.delivered;
+    this.connectedAt = null;
+    this.delivered = false;
+    if (since === null) return false;
+    return delivered || Date.now() - since >= (this.options.stableAfterMs ?? 10000);
   }
 
   private clearTimers(): void {
@@ -414,6 +437,7 @@ export class WebSocketManager {
           return;
         }
         if (msg.offset !== null && msg.offset > sub.lastOffset) sub.lastOffset = msg.offset;
+        this.delivered = true;
         break;
       }
       default:
@@ -437,6 +461,7 @@ export class WebSocketManager {
             return;
           }
           sub.lastOffset = msg.offset;
+          this.delivered = true;
         }
     }
     this.dispatch(msg);
@@ -492,7 +517,8 @@ export class WebSocketManager {
     this.stats.connects += 1;
     if (this.everConnected) this.stats.reconnects += 1;
     this.everConnected = true;
-    this.attempt = 0;
+    this.connectedAt = Date.now(); // the attempts count afresh only once it served
+    this.delivered = false;
     this.setState("connected");
     this.startHeartbeat();
     // A new socket holds no subscription: each stream starts at its `subscribed`.

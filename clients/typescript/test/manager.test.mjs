@@ -409,3 +409,43 @@ test("a forbidden answer to a control request of a followed task is reported at 
     m.disconnect();
   }
 });
+
+test("a gateway that greets and drops at once gets growing delays and maxReconnectAttempts, as Python's", async () => {
+  // Each connection said `connected`, which set the attempt count back to 0: the manager
+  // reconnected every initialDelayMs for ever, whatever maxReconnectAttempts said.
+  const { FakeSocket, made } = fakeSockets((s) => { s.open(); s.deliver(connected(`c${made.length}`)); s.drop(1011, "internal error"); });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, maxReconnectAttempts: 3, initialDelayMs: 10, maxDelayMs: 40 });
+  const delays = [];
+  m.onConnectionState((st) => { if (st === "reconnecting" && m.nextAttemptAt) delays.push(m.nextAttemptAt - Date.now()); });
+  try {
+    await m.connect();
+    await waitFor(() => m.getState() === "failed" || made.length > 10, { timeoutMs: 2000, what: "giving up" });
+    assert.equal(m.getState(), "failed");
+    assert.equal(made.length, 4, "the first connection and three retries");
+    assert.ok(delays.at(-1) > 20, `the delays grew (${delays})`);
+  } finally {
+    m.disconnect();
+  }
+});
+
+test("a connection that delivered an update counts the attempts afresh", async () => {
+  let n = 0;
+  const { FakeSocket, made } = answeringSockets((msg, s) => {
+    n += 1;
+    s.deliver(subscribed(msg.since, "E1", true));
+    if (n <= 5) s.deliver(update(n));
+    s.drop(1013, "too slow");
+  });
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, maxReconnectAttempts: 2, initialDelayMs: 5 });
+  const seen = [];
+  m.on("progress", (msg) => seen.push(msg.offset));
+  await m.connect();
+  m.subscribe("t1", -1);
+  try {
+    await waitFor(() => m.getState() === "failed", { timeoutMs: 2000, what: "giving up once nothing comes" });
+    assert.deepEqual(seen, [1, 2, 3, 4, 5], "five useful connections were not given up");
+    assert.equal(made.length, 5 + 2, "then two retries that delivered nothing");
+  } finally {
+    m.disconnect();
+  }
+});

@@ -18,7 +18,12 @@ export class ProgressClient {
     constructor(options) {
         this.options = options;
         this.manager = new WebSocketManager({ ...options, url: wsUrl(options.baseUrl, "/api/v1/ws") });
-        this.rest = new RestClient({ baseUrl: options.baseUrl, token: options.token, fetch: options.fetch });
+        this.rest = new RestClient({
+            baseUrl: options.baseUrl,
+            token: options.token,
+            fetch: options.fetch,
+            timeoutMs: options.httpTimeoutMs,
+        });
         this.manager.on("subscribed", (msg) => this.each(msg.payload.task_id, (l) => l.onSubscribed?.(msg.payload)));
         this.manager.on("snapshot", (msg) => {
             if (msg.task_id)

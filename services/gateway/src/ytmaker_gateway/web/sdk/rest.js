@@ -1,4 +1,8 @@
-/** A refused request: `code` is the gateway's error code (`forbidden`, `conflict`...). */
+/**
+ * A refused request: `code` is the gateway's error code (`forbidden`, `conflict`...), or
+ * `http_<status>` for a refusal without the gateway's error body, `bad_answer` for a success
+ * whose body is not JSON, `timeout` (status 0) for no answer within `timeoutMs`.
+ */
 export class GatewayError extends Error {
     status;
     code;
@@ -26,18 +30,43 @@ export class RestClient {
         if (token)
             headers.authorization = `Bearer ${token}`;
         const doFetch = this.options.fetch ?? globalThis.fetch;
-        const response = await doFetch(`${this.options.baseUrl}/api/v1${path}`, {
-            method,
-            headers,
-            body: body === undefined ? undefined : JSON.stringify(body),
+        const timeoutMs = this.options.timeoutMs ?? 30000;
+        const abort = new AbortController();
+        let timer;
+        // Raced as well as aborted: a fetch that ignores its signal must not hang the caller.
+        const expired = new Promise((_, reject) => {
+            timer = setTimeout(() => {
+                abort.abort();
+                reject(new GatewayError(0, "timeout", `no answer from the gateway within ${timeoutMs} ms`));
+            }, timeoutMs);
         });
-        const text = response.status === 204 ? "" : await response.text();
+        let response;
+        let text;
+        try {
+            response = await Promise.race([
+                doFetch(`${this.options.baseUrl}/api/v1${path}`, {
+                    method,
+                    headers,
+                    body: body === undefined ? undefined : JSON.stringify(body),
+                    signal: abort.signal,
+                }),
+                expired,
+            ]);
+            text = response.status === 204 ? "" : await Promise.race([response.text(), expired]);
+        }
+        finally {
+            clearTimeout(timer);
+        }
         let parsed = null;
+        let json = true;
         try {
             parsed = text ? JSON.parse(text) : null;
         }
         catch {
-            /* not JSON */
+            json = false;
+        }
+        if (response.ok && !json) {
+            throw new GatewayError(response.status, "bad_answer", `not JSON from ${path}`);
         }
         if (!response.ok) {
             const err = parsed?.error;

@@ -24,6 +24,9 @@ export class WebSocketManager {
     connectTimer = null;
     lastMessageAt = 0;
     everConnected = false;
+    /** When the current connection was greeted, and whether it delivered anything. */
+    connectedAt = null;
+    delivered = false;
     handlers = new Map();
     stateHandlers = new Set();
     subs = new Map();
@@ -186,6 +189,8 @@ export class WebSocketManager {
     open() {
         this.clearTimers();
         this.nextAttemptAt = null;
+        this.connectedAt = null;
+        this.delivered = false;
         this.setState(this.everConnected ? "reconnecting" : "connecting");
         const url = new URL(this.options.url);
         const token = typeof this.options.token === "function" ? this.options.token() : this.options.token;
@@ -241,6 +246,8 @@ export class WebSocketManager {
         this.scheduleReconnect(detail);
     }
     scheduleReconnect(detail) {
+        if (this.served())
+            this.attempt = 0;
         const max = this.options.maxReconnectAttempts ?? Infinity;
         if (this.options.autoReconnect === false || this.attempt >= max) {
             this.setState(this.options.autoReconnect === false ? "disconnected" : "failed", detail);
@@ -251,6 +258,16 @@ export class WebSocketManager {
         this.nextAttemptAt = Date.now() + delay;
         this.setState("reconnecting", detail);
         this.retryTimer = setTimeout(() => this.open(), delay);
+    }
+    /** Whether the connection that just ended had served (`stableAfterMs`); forgets it. */
+    served() {
+        const since = this.connectedAt;
+        const delivered = this.delivered;
+        this.connectedAt = null;
+        this.delivered = false;
+        if (since === null)
+            return false;
+        return delivered || Date.now() - since >= (this.options.stableAfterMs ?? 10000);
     }
     clearTimers() {
         for (const timer of [this.retryTimer, this.connectTimer])
@@ -330,6 +347,7 @@ export class WebSocketManager {
                 }
                 if (msg.offset !== null && msg.offset > sub.lastOffset)
                     sub.lastOffset = msg.offset;
+                this.delivered = true;
                 break;
             }
             default:
@@ -357,6 +375,7 @@ export class WebSocketManager {
                         return;
                     }
                     sub.lastOffset = msg.offset;
+                    this.delivered = true;
                 }
         }
         this.dispatch(msg);
@@ -411,7 +430,8 @@ export class WebSocketManager {
         if (this.everConnected)
             this.stats.reconnects += 1;
         this.everConnected = true;
-        this.attempt = 0;
+        this.connectedAt = Date.now(); // the attempts count afresh only once it served
+        this.delivered = false;
         this.setState("connected");
         this.startHeartbeat();
         // A new socket holds no subscription: each stream starts at its `subscribed`.
