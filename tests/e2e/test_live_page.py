@@ -210,6 +210,9 @@ def test_a_run_through_a_network_cut_and_a_gateway_restart(
     )
     page.wait_for_selector("#script li", timeout=15_000)
     assert page.eval_on_selector_all("#script li", "items => items.length") == 1
+    for element in ("video", "thumbnail"):  # links with a grant, never a token (0134)
+        src = page.evaluate(f"document.getElementById('{element}').src")
+        assert f"/{task_id}/{element}?grant=" in src and "token=" not in src, src
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "live-page-run.png"), full_page=True)

@@ -127,9 +127,11 @@ async def _request(
     body = {"title": "Mine", "content": "Mine."} if path.endswith("/projects") else None
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     response = await http.request(method, url, params=params, json=body, headers=headers)
-    if token is not None and path.startswith("/api/v1/artifacts/"):  # also by ?token=
+    if token is not None and path == "/api/v1/artifacts/{task_id}/{name}":  # also by ?token=
         by_query = await http.request(method, url, params={"token": token})
         assert by_query.status_code == response.status_code, (url, by_query.text)
+        as_grant = await http.request(method, url, params={"grant": token})  # a token is none
+        assert as_grant.status_code == 401, (url, as_grant.text)
     return response
 
 

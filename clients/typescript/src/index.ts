@@ -1,7 +1,14 @@
 /** ytmaker's TypeScript SDK: follow runs live with exact resume (docs/protocol.md). */
 export * from "./generated/contract.js";
 export { backoffDelay, type BackoffOptions } from "./backoff.js";
-export { GatewayError, RestClient, type FetchLike, type RestOptions, type RunStatus } from "./rest.js";
+export {
+  GatewayError,
+  RestClient,
+  type ArtifactName,
+  type FetchLike,
+  type RestOptions,
+  type RunStatus,
+} from "./rest.js";
 export {
   ProgressClient,
   wsUrl,

@@ -31,12 +31,17 @@ export interface WebSocketLike {
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+/** The browser's `WebSocket(url, protocols)`; `ws` and Node's own take the same arguments. */
+export type WebSocketConstructor = new (url: string, protocols?: string[]) => WebSocketLike;
 
 export interface WebSocketManagerOptions extends BackoffOptions {
   /** ws:// or wss:// URL of `/api/v1/ws` (or a project stream). */
   url: string;
-  /** A JWT, or a function returning the current one (called at every connect). */
+  /**
+   * A JWT, or a function returning the current one (called at every connect). Sent as the
+   * subprotocol `bearer.<JWT>` beside `ytmaker.v1`, which the gateway selects: a browser's
+   * WebSocket cannot set an Authorization header, and a URL ends up in logs.
+   */
   token?: string | (() => string | undefined);
   WebSocket?: WebSocketConstructor;
   /** Reconnect after a drop; default true. */
@@ -93,6 +98,9 @@ export interface ManagerStats {
 const OPEN = 1;
 const CLOSE_UNAUTHORIZED = 4401;
 const CLOSE_FORBIDDEN = 4403;
+/** The protocol's subprotocol, and the prefix of the one that carries the token (never selected). */
+const SUBPROTOCOL = "ytmaker.v1";
+const BEARER_SUBPROTOCOL = "bearer.";
 const UPDATE_TYPES = new Set(["progress", "status", "error"]);
 /** Refusals after which the subscription is not served until it is asked for again. */
 const RETRYABLE = new Set(["unavailable", "replay_failed", "rate_limited"]);
@@ -292,12 +300,13 @@ export class WebSocketManager {
     this.connectedAt = null;
     this.delivered = false;
     this.setState(this.everConnected ? "reconnecting" : "connecting");
-    const url = new URL(this.options.url);
+    const url = new URL(this.options.url).toString();
     const token = typeof this.options.token === "function" ? this.options.token() : this.options.token;
-    if (token) url.searchParams.set("token", token);
     let ws: WebSocketLike;
     try {
-      ws = new this.Ctor(url.toString());
+      // Without a token, no subprotocols: a gateway before ytmaker.v1 selects none, and a
+      // browser fails a connection whose server selected none of those offered.
+      ws = token ? new this.Ctor(url, [SUBPROTOCOL, `${BEARER_SUBPROTOCOL}${token}`]) : new this.Ctor(url);
     } catch (err) {
       this.scheduleReconnect({ code: 0, reason: String(err) });
       return;

@@ -1,8 +1,10 @@
 // WebSocketManager's rules with a scripted socket (no network): backoff up to max attempts,
 // the connection timeout, heartbeat silence, resume by offset per subscription with
-// duplicates dropped, no retry on 4401, invalid messages counted and not delivered.
+// duplicates dropped, no retry on 4401, invalid messages counted and not delivered; the token
+// offered as a subprotocol, never in the URL (also through the ws package, on loopback).
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import WebSocket, { WebSocketServer } from "ws";
 
 import { ProgressClient, WebSocketManager } from "../dist/esm/index.js";
 import { waitFor } from "./support/system.mjs";
@@ -14,8 +16,9 @@ function fakeSockets(script) {
     readyState = 0;
     onopen = null; onmessage = null; onclose = null; onerror = null;
     sent = [];
-    constructor(url) {
+    constructor(url, protocols) {
       this.url = url;
+      this.protocols = protocols;
       made.push(this);
       queueMicrotask(() => script(this, made.length));
     }
@@ -117,6 +120,48 @@ test("resubscribes after the last offset delivered; duplicates and invalid messa
   made[1].deliver(update(7));
   assert.deepEqual(seen, [3, 5, 6, 7], "an unfollowed task's update passes through, undeduplicated");
   m.disconnect();
+});
+
+test("the token goes in the subprotocols, never in the URL, asked for again at every connect", async () => {
+  const { FakeSocket, made } = fakeSockets((s) => { s.open(); s.deliver(connected(`c${made.length}`)); });
+  let issued = 0;
+  const token = () => `hdr.claims${(issued += 1)}.sig`;
+  const m = new WebSocketManager({ url: "ws://x/api/v1/ws", token, WebSocket: FakeSocket, initialDelayMs: 5 });
+  await m.connect();
+  made[0].drop(1006);
+  await waitFor(() => made.length === 2 && m.isConnected(), { timeoutMs: 2000, what: "the reconnect" });
+  assert.deepEqual(made.map((s) => s.url), ["ws://x/api/v1/ws", "ws://x/api/v1/ws"]);
+  assert.deepEqual(made.map((s) => s.protocols), [
+    ["ytmaker.v1", "bearer.hdr.claims1.sig"],
+    ["ytmaker.v1", "bearer.hdr.claims2.sig"],
+  ]);
+  m.disconnect();
+  const anonymous = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket });
+  await anonymous.connect();
+  assert.equal(made[2].protocols, undefined, "no token, no subprotocols: as before");
+  anonymous.disconnect();
+});
+
+test("through the ws package, the handshake offers the token as a subprotocol and takes ytmaker.v1", async () => {
+  const handshakes = [];
+  const server = new WebSocketServer({
+    port: 0,
+    host: "127.0.0.1",
+    handleProtocols: (offered, req) => {
+      handshakes.push({ url: req.url, offered: [...offered] });
+      return offered.has("ytmaker.v1") ? "ytmaker.v1" : false;
+    },
+  });
+  server.on("connection", (socket) => socket.send(JSON.stringify(connected("c1"))));
+  await new Promise((res) => server.once("listening", res));
+  const m = new WebSocketManager({ url: `ws://127.0.0.1:${server.address().port}/api/v1/ws`, token: "hdr.claims.sig", WebSocket });
+  try {
+    await m.connect();
+    assert.deepEqual(handshakes, [{ url: "/api/v1/ws", offered: ["ytmaker.v1", "bearer.hdr.claims.sig"] }]);
+  } finally {
+    m.disconnect();
+    await new Promise((res) => server.close(res));
+  }
 });
 
 test("4401 fails at once, without retrying", async () => {

@@ -37,3 +37,34 @@ test("a refusal whose body is not JSON keeps its status as its code", async () =
   const rest = new RestClient({ baseUrl: "http://x", fetch, token: "s3cret-token" });
   await assert.rejects(rest.progress("t1"), (err) => err instanceof GatewayError && err.code === "http_502" && !String(err.message).includes("s3cret"));
 });
+
+test("artifactLink asks with the header and gives the link's URL, never the token in it", async () => {
+  const asked = [];
+  const fetch = async (url, init) => {
+    asked.push({ url, auth: init.headers.authorization });
+    return Response.json({ url: "/api/v1/artifacts/t%2F1/video?grant=g.r.ant", expires_at: "2030-01-01T00:00:00Z" });
+  };
+  const rest = new RestClient({ baseUrl: "http://gw:8080", fetch, token: "s3cret-token" });
+  assert.equal(await rest.artifactLink("t/1", "video"), "http://gw:8080/api/v1/artifacts/t%2F1/video?grant=g.r.ant");
+  assert.deepEqual(asked, [{ url: "http://gw:8080/api/v1/artifacts/t%2F1/video/link", auth: "Bearer s3cret-token" }]);
+  const page = new RestClient({ baseUrl: "", fetch, token: "s3cret-token" });
+  assert.equal(await page.artifactLink("t/1", "video"), "/api/v1/artifacts/t%2F1/video?grant=g.r.ant"); // page-relative
+  assert.equal(rest.artifactUrl, undefined, "no URL with the token in it any more");
+});
+
+test("a link that is not the gateway's path is a bad_answer", async () => {
+  const fetch = async () => Response.json({ url: "https://elsewhere.example/x", expires_at: "2030-01-01T00:00:00Z" });
+  const rest = new RestClient({ baseUrl: "http://gw", fetch });
+  await assert.rejects(rest.artifactLink("t1", "thumbnail"), (err) => err instanceof GatewayError && err.code === "bad_answer");
+});
+
+test("the script is fetched with the header", async () => {
+  const asked = [];
+  const fetch = async (url, init) => {
+    asked.push({ url, auth: init.headers.authorization });
+    return Response.json({ title: "Tides", segments: [] });
+  };
+  const rest = new RestClient({ baseUrl: "http://gw", fetch, token: "s3cret-token" });
+  assert.deepEqual(await rest.script("t1"), { title: "Tides", segments: [] });
+  assert.deepEqual(asked, [{ url: "http://gw/api/v1/artifacts/t1/script", auth: "Bearer s3cret-token" }]);
+});

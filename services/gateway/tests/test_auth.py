@@ -7,8 +7,10 @@ import sys
 
 import jwt
 import pytest
+from pydantic import ValidationError
 
 from ytmaker_gateway.auth import (
+    GRANT_AUDIENCE,
     AuthError,
     Principal,
     TokenConfig,
@@ -16,6 +18,7 @@ from ytmaker_gateway.auth import (
     bearer,
     mint_token,
 )
+from ytmaker_gateway.settings import GatewaySettings
 
 CONFIG = TokenConfig(secret="s3cret-for-tests-only-0123456789abcdef")
 
@@ -91,3 +94,9 @@ def test_the_token_command_fails_clearly_without_a_secret() -> None:
         timeout=60,
     )
     assert out.returncode == 2 and "YTMAKER_JWT_SECRET" in out.stderr
+
+
+def test_tokens_cannot_have_the_audience_of_artifact_grants() -> None:
+    """Else a grant in a URL would be a token, and a token a grant (docs/decisions/0134)."""
+    with pytest.raises(ValidationError, match="grants"):
+        GatewaySettings(jwt_audience=GRANT_AUDIENCE)

@@ -4,17 +4,21 @@ may see and control what, and the events the gateway emits."""
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime
 from typing import Any
 
+import jwt
 import pytest
 
 from tests.support.gateway import PROJECT, make_state, make_update, stable_id
+from ytmaker_gateway.auth import mint_token
 from ytmaker_shared.events import CancelTask, PauseTask, TaskRequested
 from ytmaker_shared.kafka import BrokerUnavailable
 from ytmaker_shared.progress import TaskStatus
 from ytmaker_shared.topics import Topic
 
-from .conftest import Factory
+from .conftest import SECRET, Factory, Harness
 
 T1, T2, T3 = stable_id("t1"), stable_id("t2"), stable_id("t3")
 T_BOB, T_DONE, T_NONE = stable_id("t-bob"), stable_id("t-done"), stable_id("no-such-task")
@@ -338,6 +342,124 @@ async def test_artifacts_are_served_to_their_owner_with_ranges(gateway_factory: 
         await gw.http.get(f"/api/v1/artifacts/{T1}/thumbnail", headers=gw.auth()), 404, "not_found"
     )
     _error(await gw.http.get(f"/api/v1/artifacts/{T1}/passwd", headers=gw.auth()), 404, "not_found")
+
+
+# --- links to artifacts (docs/decisions/0134) ------------------------------------------------
+
+
+async def _video(gw: Harness, task_id: str = T1, owner: str = "alice") -> bytes:
+    video = bytes(range(256)) * 40
+    stored = await gw.gateway.artifacts.put(f"{task_id}/render/video.mp4", video, "video/mp4")
+    await gw.gateway.artifacts.put(f"{task_id}/script/script.json", b'{"segments": []}')
+    result = {"source_video_uri": stored.uri}
+    gw.fake.put_task(make_state(task_id, owner=owner, status=TaskStatus.COMPLETED, result=result))
+    return video
+
+
+async def _link(gw: Harness, name: str = "video", task_id: str = T1, **auth: str) -> Any:
+    return await gw.http.get(f"/api/v1/artifacts/{task_id}/{name}/link", headers=auth)
+
+
+async def test_a_link_opens_its_artifact_without_the_header_ranges_included(
+    gateway_factory: Factory,
+) -> None:
+    """A `<video src>` cannot send the Authorization header: the link carries a grant for this
+    artifact instead of the user's token, which must never be in a URL."""
+    gw = await gateway_factory(artifact_link_ttl_s=600)
+    video = await _video(gw)
+    token = gw.token("alice")
+    before = time.time()
+    answer = await _link(gw, Authorization=f"Bearer {token}")
+    assert answer.status_code == 200, answer.text
+    link = answer.json()
+    assert set(link) == {"url", "expires_at"}
+    url = link["url"]
+    assert url.startswith(f"/api/v1/artifacts/{T1}/video?grant=") and token not in url
+    expires = datetime.fromisoformat(link["expires_at"]).timestamp()
+    assert before + 600 - 2 <= expires <= time.time() + 600 + 1
+    full = await gw.http.get(url)
+    assert full.status_code == 200 and full.content == video
+    assert full.headers["content-type"] == "video/mp4"
+    part = await gw.http.get(url, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == video[100:200]
+
+
+async def test_a_grant_opens_nothing_but_its_artifact(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    await _video(gw, T1)
+    await _video(gw, T2)  # alice's too
+    url = (await _link(gw, **gw.auth("alice"))).json()["url"]
+    grant = url.partition("?")[2]
+    for other in (f"/api/v1/artifacts/{T1}/script", f"/api/v1/artifacts/{T2}/video"):
+        _error(await gw.http.get(f"{other}?{grant}"), 403, "forbidden")
+    script = (await _link(gw, "script", **gw.auth("alice"))).json()["url"]
+    assert (await gw.http.get(script)).json() == {"segments": []}
+
+
+async def test_an_expired_or_forged_grant_is_refused(gateway_factory: Factory) -> None:
+    gw = await gateway_factory()
+    await _video(gw)
+    url = (await _link(gw, **gw.auth("alice"))).json()["url"]
+    path, _, query = url.partition("?grant=")
+    claims = jwt.decode(query, options={"verify_signature": False})
+    expired = jwt.encode(claims | {"exp": int(time.time()) - 3600}, SECRET, algorithm="HS256")
+    forged = jwt.encode(claims, SECRET + "x", algorithm="HS256")
+    for grant in (expired, forged, "garbage"):
+        refused = _error(await gw.http.get(path, params={"grant": grant}), 401, "unauthorized")
+        assert grant not in refused["message"]
+
+
+async def test_a_grant_is_no_bearer_token_and_a_bearer_token_no_grant(
+    gateway_factory: Factory,
+) -> None:
+    """Two audiences: a grant found in a log opens one artifact for a while, nothing else."""
+    gw = await gateway_factory()
+    await _video(gw)
+    url = (await _link(gw, **gw.auth("alice"))).json()["url"]
+    path, _, grant = url.partition("?grant=")
+    as_bearer = {"Authorization": f"Bearer {grant}"}
+    for other in (path, f"/api/v1/progress/{T1}", f"{path}/link"):
+        _error(await gw.http.get(other, headers=as_bearer), 401, "unauthorized")
+    _error(await gw.http.get(path, params={"grant": gw.token("alice")}), 401, "unauthorized")
+
+
+async def test_a_link_is_refused_as_the_download_is(gateway_factory: Factory) -> None:
+    """Somebody else's task and an unknown one: the same 403 as the download itself."""
+    gw = await gateway_factory()
+    await _video(gw)
+    await _video(gw, T_BOB, owner="bob")
+    for task_id in (T_BOB, T_NONE):
+        link = _error(await _link(gw, task_id=task_id, **gw.auth("alice")), 403, "forbidden")
+        download = await gw.http.get(f"/api/v1/artifacts/{task_id}/video", headers=gw.auth())
+        assert link == _error(download, 403, "forbidden")
+    _error(await _link(gw, "passwd", **gw.auth("alice")), 404, "not_found")
+    _error(await _link(gw), 401, "unauthorized")
+    by_query = await gw.http.get(f"/api/v1/artifacts/{T1}/video/link?token={gw.token()}")
+    _error(by_query, 401, "unauthorized")  # a link is asked for with the header only
+    _error(await _link(gw, task_id="not-an-id", **gw.auth("alice")), 422, "invalid_request")
+    bobs = (await _link(gw, task_id=T_BOB, **gw.auth("ops", "operator"))).json()["url"]
+    assert (await gw.http.get(bobs)).status_code == 200  # an operator sees every task
+
+
+async def test_without_a_secret_an_anonymous_link_needs_no_grant(
+    gateway_factory: Factory,
+) -> None:
+    """Development without YTMAKER_JWT_SECRET: nothing can be signed, and nothing is needed."""
+    gw = await gateway_factory(jwt_secret=None, dev_allow_anonymous=True)
+    video = await _video(gw, owner="dev")
+    url = (await _link(gw)).json()["url"]
+    assert url == f"/api/v1/artifacts/{T1}/video"
+    assert (await gw.http.get(url)).content == video
+
+
+async def test_a_link_never_outlives_the_token_it_was_asked_with(
+    gateway_factory: Factory,
+) -> None:
+    gw = await gateway_factory(jwt_leeway_s=0)
+    await _video(gw)
+    token = mint_token(gw.gateway.tokens, "alice", ttl_s=60)
+    link = (await _link(gw, Authorization=f"Bearer {token}")).json()
+    assert datetime.fromisoformat(link["expires_at"]).timestamp() <= time.time() + 61
 
 
 async def test_security_headers_openapi_and_the_page(gateway_factory: Factory) -> None:

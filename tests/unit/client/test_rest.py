@@ -67,3 +67,28 @@ async def test_an_id_is_one_path_segment() -> None:
     paths = [r.url.raw_path.decode() for r in asked]
     assert all("/..%2Fruns%3Fall%3Dtrue%23" in p for p in paths[:-1]), paths
     assert paths[-1] == "/api/v1/tasks/%2E%2E/cancel"
+
+
+async def test_an_artifact_link_is_asked_for_with_the_header_and_carries_no_token() -> None:
+    """A link is for a browser (`<video src>`): its grant opens that artifact only, for a
+    while, where the token would open everything for its whole life (docs/decisions/0134)."""
+    asked: list[httpx.Request] = []
+    url = f"/api/v1/artifacts/{TASK}/video?grant=g.r.ant"
+    link = httpx.Response(200, json={"url": url, "expires_at": "2030-01-01T00:00:00Z"})
+    async with _client(link, asked) as rest:
+        assert await rest.artifact_link(TASK, "video") == f"http://gateway{url}"
+        with pytest.raises(ValueError):
+            await rest.artifact_link(TASK, "passwd")  # type: ignore[arg-type]
+    [request] = asked
+    assert request.url.path == f"/api/v1/artifacts/{TASK}/video/link"
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize("url", ["https://elsewhere.example/x", 7, None])
+async def test_a_link_that_is_not_the_gateways_path_is_a_bad_answer(url: object) -> None:
+    asked: list[httpx.Request] = []
+    link = httpx.Response(200, json={"url": url, "expires_at": "2030-01-01T00:00:00Z"})
+    async with _client(link, asked) as rest:
+        with pytest.raises(ApiError) as refused:
+            await rest.artifact_link(TASK, "thumbnail")
+    assert refused.value.code == "bad_answer"

@@ -75,6 +75,14 @@ class ControlResult(_Answer):
     event_id: str
 
 
+class ArtifactLink(_Answer):
+    """`GET /artifacts/{id}/{name}/link`: `url` (the gateway's path) opens the artifact
+    without the token until `expires_at`."""
+
+    url: str
+    expires_at: datetime
+
+
 class Project(_Answer):
     project_id: str
     owner: str

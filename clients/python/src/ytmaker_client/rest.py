@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ytmaker_client.errors import ApiError, TransportError
 from ytmaker_client.models import (
+    ArtifactLink,
     ControlResult,
     History,
     ProjectSettings,
@@ -236,6 +237,19 @@ class RestClient:
             await asyncio.sleep(interval)
 
     # --- artifacts -----------------------------------------------------------------------
+
+    async def artifact_link(self, task_id: str, name: ArtifactName) -> str:
+        """A URL of the task's `video`, `thumbnail` or `script` to hand to a browser (a
+        `<video src>`, a page), which has no token: it opens that artifact alone, for a while
+        (an hour by default, never past the token; ask again after), and holds no token, which
+        would open everything for its whole life in every log that keeps the URL."""
+        if name not in ARTIFACT_NAMES:
+            raise ValueError(f"an artifact is one of {', '.join(ARTIFACT_NAMES)}")
+        path = f"/artifacts/{_id(task_id)}/{name}/link"
+        link: ArtifactLink = self._model(ArtifactLink, await self._json("GET", path))
+        if not link.url.startswith("/api/v1/artifacts/"):
+            raise ApiError("bad_answer", f"not a link to an artifact from {path}")
+        return self.base_url + link.url
 
     async def download(
         self,

@@ -31,6 +31,17 @@ export function isAckPayload(v: unknown): v is AckPayload {
   return (isRecord(v) && typeof v["accepted"] === "boolean" && ["cancel", "pause", "resume"].includes(v["action"] as never) && typeof v["event_id"] === "string" && typeof v["task_id"] === "string");
 }
 
+/** A URL that opens one artifact without the Authorization header, until `expires_at`: for a `<video src>` or `<img src>`. Relative to the gateway's base URL. */
+export interface ArtifactLink {
+  expires_at: string;
+  url: string;
+}
+
+/** Whether `v` has the shape of ArtifactLink (generated from the schema). */
+export function isArtifactLink(v: unknown): v is ArtifactLink {
+  return (isRecord(v) && typeof v["expires_at"] === "string" && typeof v["url"] === "string");
+}
+
 /** The first message of a socket. */
 export interface ConnectedMessage {
   offset: number | null;

@@ -3,22 +3,31 @@
 
 Pure: no I/O. `authenticate` turns a raw token (or its absence) into a `Principal` or raises
 `AuthError`; the callers map that to HTTP 401 or WebSocket close 4401. Tokens are never logged.
+An artifact grant (`mint_grant`, `redeem_grant`) is what a URL carries instead of a token.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 
 ALGORITHM = "HS256"
 OPERATOR = "operator"
 ANONYMOUS_USER = "dev"
+#: The audience of an artifact grant (`mint_grant`): never a bearer token's, so that neither
+#: is taken for the other.
+GRANT_AUDIENCE = "ytmaker-artifact"
 
 
 class AuthError(Exception):
     """No usable credentials. `str(exc)` is safe to show: it never contains the token."""
+
+
+class GrantMismatch(AuthError):
+    """A good grant, for another artifact: the caller is known, and not allowed this one."""
 
 
 @dataclass(frozen=True)
@@ -80,24 +89,70 @@ def authenticate(config: TokenConfig, token: str | None) -> Principal:
         if config.allow_anonymous:
             return Principal(ANONYMOUS_USER, frozenset({OPERATOR}))
         raise AuthError("missing bearer token")
+    return _principal(config, _verified(config, token, config.audience, "token"))
+
+
+def mint_grant(
+    config: TokenConfig, who: Principal, task_id: str, name: str, ttl_s: float
+) -> tuple[str, int]:
+    """A grant to read artifact `name` of a task, and when it expires (epoch seconds): what a
+    URL carries where a browser cannot send the Authorization header (`<video src>`), in place
+    of the token (docs/decisions/0134). Its own audience keeps it from ever being taken for a
+    token, and a token for it. It never outlives the token it was asked with, and of the roles
+    it keeps only `operator` (what `Principal.may_see` asks). Raises AuthError without a
+    secret."""
     if not config.secret:
-        raise AuthError("tokens cannot be verified: no signing secret configured")
+        raise AuthError("no signing secret configured (set YTMAKER_JWT_SECRET)")
+    now = int(time.time())
+    expires = now + int(ttl_s)
+    if who.expires_at is not None:
+        expires = min(expires, int(who.expires_at - config.leeway_s))
+    claims = {
+        "sub": who.user,
+        "roles": [OPERATOR] if who.is_operator else [],
+        "iss": config.issuer,
+        "aud": GRANT_AUDIENCE,
+        "iat": now,
+        "exp": expires,
+        "task": task_id,
+        "artifact": name,
+    }
+    return jwt.encode(claims, config.secret, algorithm=ALGORITHM), expires
+
+
+def redeem_grant(config: TokenConfig, grant: str, task_id: str, name: str) -> Principal:
+    """Who a grant stands for, if it opens artifact `name` of `task_id`. Raises AuthError for
+    a bad or expired grant, or a token; GrantMismatch for a good grant of another artifact."""
+    claims = _verified(config, grant, GRANT_AUDIENCE, "grant")
+    if claims.get("task") != task_id or claims.get("artifact") != name:
+        raise GrantMismatch("the grant is for another artifact")
+    return _principal(config, claims)
+
+
+def _verified(config: TokenConfig, token: str, audience: str, what: str) -> dict[str, Any]:
+    """The claims of a JWT checked for signature, expiry, issuer and `audience`."""
+    if not config.secret:
+        raise AuthError(f"{what}s cannot be verified: no signing secret configured")
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             config.secret,
             algorithms=[ALGORITHM],
-            audience=config.audience,
+            audience=audience,
             issuer=config.issuer,
             leeway=config.leeway_s,
             options={"require": ["sub", "exp"]},
         )
     except jwt.ExpiredSignatureError:
-        raise AuthError("token expired") from None
+        raise AuthError(f"{what} expired") from None
     except jwt.InvalidTokenError as exc:
-        raise AuthError(f"invalid token: {type(exc).__name__}") from None
+        raise AuthError(f"invalid {what}: {type(exc).__name__}") from None
     except Exception as exc:  # e.g. a signed `exp` of Infinity: still only a bad token
-        raise AuthError(f"invalid token: {type(exc).__name__}") from None
+        raise AuthError(f"invalid {what}: {type(exc).__name__}") from None
+    return claims
+
+
+def _principal(config: TokenConfig, claims: dict[str, Any]) -> Principal:
     user = claims.get("sub")
     roles = claims.get("roles", [])
     if not isinstance(user, str) or not user or len(user) > 128:

@@ -40,6 +40,7 @@ class GatewayContract(BaseModel):
     ControlRequest: models.ControlRequest
     ControlAccepted: models.ControlAccepted
     ErrorBody: models.ErrorBody
+    ArtifactLink: models.ArtifactLink
     History: models.History
     Stats: models.Stats
     RunList: runs.RunList

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from ytmaker_gateway.auth import TokenConfig
+from ytmaker_gateway.auth import GRANT_AUDIENCE, TokenConfig
 from ytmaker_shared.artifacts.settings import ArtifactSettings
 
 
@@ -31,6 +31,14 @@ class GatewaySettings(ArtifactSettings):
     jwt_audience: str = "ytmaker-gateway"
     jwt_leeway_s: float = Field(
         default=30.0, ge=0, le=300, description="Clock skew allowed on a token's expiry."
+    )
+    artifact_link_ttl_s: int = Field(
+        default=3600,
+        ge=10,
+        le=24 * 3600,
+        description="How long a link to an artifact (`GET .../{name}/link`) opens it, checked "
+        "on each request (a playing video's `Range` requests too); never past the token it was "
+        "asked with (docs/decisions/0134).",
     )
     dev_allow_anonymous: bool = Field(
         default=False,
@@ -122,6 +130,14 @@ class GatewaySettings(ArtifactSettings):
         description="How long a subscribe, or a read of a project created here a moment ago, "
         "waits for the read model to fold it.",
     )
+
+    @field_validator("jwt_audience")
+    @classmethod
+    def _not_the_grants(cls, value: str) -> str:
+        """Tokens of the grants' audience would be taken for grants, and grants for tokens."""
+        if value == GRANT_AUDIENCE:
+            raise ValueError(f"{GRANT_AUDIENCE!r} is the audience of artifact grants")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ytmaker_gateway import metrics
-from ytmaker_gateway.rules.protocol import CLOSE_FORBIDDEN
+from ytmaker_gateway.rules.protocol import CLOSE_FORBIDDEN, selected_subprotocol
 
 
 class PayloadTooLarge(HTTPException):
@@ -136,7 +136,8 @@ class EdgeGuard:
         # As for a bad token: accept first, so that browsers see the close code.
         if (await receive())["type"] != "websocket.connect":
             return
-        await send({"type": "websocket.accept"})
+        subprotocol = selected_subprotocol(scope.get("subprotocols", []))
+        await send({"type": "websocket.accept", "subprotocol": subprotocol})
         await send({"type": "websocket.close", "code": CLOSE_FORBIDDEN, "reason": text[:120]})
 
 

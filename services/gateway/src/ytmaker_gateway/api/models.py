@@ -3,6 +3,7 @@ examples."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -110,6 +111,26 @@ class ControlAccepted(BaseModel):
     action: ControlAction
     accepted: bool
     event_id: str
+
+
+class ArtifactLink(BaseModel):
+    """A URL that opens one artifact without the Authorization header, until `expires_at`:
+    for a `<video src>` or `<img src>`. Relative to the gateway's base URL."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "/api/v1/artifacts/0190f1c2-7a3b-7c00-8000-000000000002/video"
+                    "?grant=eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9…",
+                    "expires_at": "2025-01-01T13:00:00Z",
+                }
+            ]
+        }
+    )
+
+    url: str
+    expires_at: datetime
 
 
 class ErrorDetail(BaseModel):

@@ -3,6 +3,8 @@ errors are `{"error": {"code", "message", "details"}}` (see `rules/errors.py`)."
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -13,6 +15,7 @@ from ytmaker_gateway.adapters.progress_api import ProgressUnavailable
 from ytmaker_gateway.api.download import send_file, stream_artifact
 from ytmaker_gateway.api.models import (
     ERRORS,
+    ArtifactLink,
     ClientSubscription,
     ControlAccepted,
     ControlRequest,
@@ -23,7 +26,15 @@ from ytmaker_gateway.api.models import (
     Started,
     Stats,
 )
-from ytmaker_gateway.auth import AuthError, Principal, authenticate, bearer
+from ytmaker_gateway.auth import (
+    AuthError,
+    GrantMismatch,
+    Principal,
+    authenticate,
+    bearer,
+    mint_grant,
+    redeem_grant,
+)
 from ytmaker_gateway.core.sessions import LiveConnection
 from ytmaker_gateway.gateway import Gateway
 from ytmaker_gateway.rules.artifact_names import PUBLIC_NAMES, candidates
@@ -50,14 +61,50 @@ def gateway(request: Request) -> Gateway:
 
 def principal(request: Request) -> Principal:
     """The caller, from `Authorization: Bearer`; raises Unauthorized (401)."""
-    token = bearer(request.headers.get("authorization"))
-    if token is None and request.url.path.startswith("/api/v1/artifacts/"):
-        token = request.query_params.get("token")  # a <video src> cannot send headers
     try:
-        return authenticate(gateway(request).tokens, token)
+        return authenticate(gateway(request).tokens, bearer(request.headers.get("authorization")))
     except AuthError as exc:
-        metrics.BAD_INPUT.labels("unauthorized").inc()
-        raise Unauthorized(str(exc)) from None
+        raise _unauthorized(exc) from None
+
+
+def downloader(
+    request: Request,
+    grant: Annotated[
+        str | None,
+        Query(
+            max_length=2048,
+            description="Instead of the Authorization header: the grant of the artifact's "
+            "link (`GET .../{name}/link`), for this artifact only.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        Query(
+            deprecated=True,
+            description="The bearer token in the URL, for clients of old: proxies and "
+            "browsers keep URLs in logs and histories. Use `grant`.",
+        ),
+    ] = None,
+) -> Principal:
+    """The caller of a download. A `<video src>` or `<img src>` cannot send the Authorization
+    header: it loads the artifact's link, whose grant opens this artifact alone, for a while
+    (docs/decisions/0134). The header comes first, then `grant`, then the deprecated `token`."""
+    config = gateway(request).tokens
+    header = bearer(request.headers.get("authorization"))
+    try:
+        if header is not None or not grant:
+            return authenticate(config, header or token)
+        path = request.path_params
+        return redeem_grant(config, grant, path["task_id"], path["name"])
+    except GrantMismatch as exc:
+        raise Forbidden(str(exc)) from None
+    except AuthError as exc:
+        raise _unauthorized(exc) from None
+
+
+def _unauthorized(exc: AuthError) -> Unauthorized:
+    metrics.BAD_INPUT.labels("unauthorized").inc()
+    return Unauthorized(str(exc))
 
 
 def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
@@ -68,6 +115,7 @@ def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
 
 Gw = Annotated[Gateway, Depends(gateway)]
 Who = Annotated[Principal, Depends(principal)]
+Downloader = Annotated[Principal, Depends(downloader)]
 Operator = Annotated[Principal, Depends(operator)]
 
 # Ids are checked as the system issues them before any lookup or URL is built (422 otherwise).
@@ -328,6 +376,8 @@ async def websocket_stats(gw: Gw, who: Operator) -> dict[str, Any]:
 # --- artifacts ----------------------------------------------------------------------------
 
 
+ArtifactName = Annotated[str, Path(max_length=40, description="`video`, `thumbnail` or `script`.")]
+
 _ARTIFACT_TYPES: dict[str, Any] = {
     "video/mp4": {},
     "image/jpeg": {},
@@ -346,16 +396,11 @@ _ARTIFACT_TYPES: dict[str, Any] = {
     },
 )
 async def artifact(
-    task_id: TaskId,
-    name: Annotated[str, Path(max_length=40)],
-    gw: Gw,
-    who: Who,
-    request: Request,
+    task_id: TaskId, name: ArtifactName, gw: Gw, who: Downloader, request: Request
 ) -> Response:
     """The task's `video` (with HTTP range requests), `thumbnail` or `script`, to its owner:
     a local file as is, an object of a remote store (s3://) streamed from it."""
-    if name not in PUBLIC_NAMES:
-        raise NotFound(f"no artifact {name[:40]!r}: use one of {sorted(PUBLIC_NAMES)}")
+    _check_name(name)
     _, state = await gw.access.task(who, task_id)
     for found in candidates(task_id, state or {}, name):
         try:
@@ -370,6 +415,27 @@ async def artifact(
         except ArtifactStoreUnavailable as exc:
             raise Unavailable("the artifact store cannot be reached; try again") from exc
     raise NotFound(f"the task has no {name} (yet)")
+
+
+@router.get("/artifacts/{task_id}/{name}/link", response_model=ArtifactLink, tags=["artifacts"])
+async def artifact_link(task_id: TaskId, name: ArtifactName, gw: Gw, who: Who) -> ArtifactLink:
+    """A URL that opens the artifact without the Authorization header until `expires_at`
+    (`YTMAKER_ARTIFACT_LINK_TTL_S`, never past the caller's token): for a `<video src>` or
+    an `<img src>`, where the token must not go (docs/decisions/0134). Refused as the download
+    itself would be; whether the artifact is made yet, the download says."""
+    _check_name(name)
+    await gw.access.task(who, task_id)
+    url = f"/api/v1/artifacts/{task_id}/{name}"
+    ttl_s = gw.settings.artifact_link_ttl_s
+    if not gw.tokens.secret:  # anonymous development (else no request gets here): none needed
+        return ArtifactLink(url=url, expires_at=datetime.fromtimestamp(time.time() + ttl_s, UTC))
+    grant, expires = mint_grant(gw.tokens, who, task_id, name, ttl_s)
+    return ArtifactLink(url=f"{url}?grant={grant}", expires_at=datetime.fromtimestamp(expires, UTC))
+
+
+def _check_name(name: str) -> None:
+    if name not in PUBLIC_NAMES:
+        raise NotFound(f"no artifact {name[:40]!r}: use one of {sorted(PUBLIC_NAMES)}")
 
 
 __all__ = ["GatewayError", "router"]

@@ -34,6 +34,8 @@ from ytmaker_gateway.rules.protocol import (
     CLOSE_TOO_MANY_CONNECTIONS,
     CLOSE_UNAUTHORIZED,
     error_message,
+    offered_token,
+    selected_subprotocol,
 )
 
 
@@ -68,11 +70,18 @@ class StreamSockets:
 
 
 async def _authenticate(ws: WebSocket, gateway: Gateway) -> Principal | None:
-    """The principal of the `token` query parameter or the Authorization header; None (and
-    the socket closed with 4401) when there is none or it is invalid. The socket is accepted
-    first either way: a refused handshake would show clients a bare HTTP 403, not the code."""
-    await ws.accept()
-    token = ws.query_params.get("token") or bearer(ws.headers.get("authorization"))
+    """The principal of the token: in the Authorization header, else in a `bearer.<JWT>`
+    subprotocol (a browser's way, decision 0133), else in the deprecated `token` query
+    parameter; None (and the socket closed with 4401) when there is none or it is invalid.
+    The socket is accepted first either way, with `ytmaker.v1` if offered (never the token): a
+    refused handshake would show clients a bare HTTP 403, not the code."""
+    offered = ws.scope.get("subprotocols", [])
+    await ws.accept(subprotocol=selected_subprotocol(offered))
+    token = (
+        bearer(ws.headers.get("authorization"))
+        or offered_token(offered)
+        or ws.query_params.get("token")
+    )
     try:
         return authenticate(gateway.tokens, token)
     except AuthError as exc:

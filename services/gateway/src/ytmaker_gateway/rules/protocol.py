@@ -9,6 +9,7 @@ raises `ProtocolError` with a stable code for anything else, which the caller an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -43,6 +44,27 @@ CLOSE_UNAUTHORIZED = 4401  # no, a bad or an expired token
 CLOSE_FORBIDDEN = 4403
 CLOSE_HEARTBEAT_TIMEOUT = 4408
 CLOSE_TOO_MANY_CONNECTIONS = 4429
+
+#: The subprotocol of this protocol, selected when a client offers it: a browser fails a
+#: connection whose server selects none of the subprotocols it offered.
+SUBPROTOCOL = "ytmaker.v1"
+#: An offered subprotocol `bearer.<JWT>` carries the token: a browser cannot set a WebSocket's
+#: Authorization header, and a URL ends up in logs (decision 0133). Never selected.
+BEARER_SUBPROTOCOL = "bearer."
+
+
+def selected_subprotocol(offered: Sequence[str]) -> str | None:
+    """The subprotocol to select among those a client offered: ours, or none (RFC 6455 lets
+    a server select none; whether to go on then is the client's choice)."""
+    return SUBPROTOCOL if SUBPROTOCOL in offered else None
+
+
+def offered_token(offered: Sequence[str]) -> str | None:
+    """The token of the first `bearer.<JWT>` subprotocol offered; None if none is."""
+    for name in offered:
+        if name.startswith(BEARER_SUBPROTOCOL):
+            return name[len(BEARER_SUBPROTOCOL) :]
+    return None
 
 
 class ProtocolError(ValueError):

@@ -6,7 +6,13 @@ import { showRun } from "./run.js";
 import { showRuns } from "./runs.js";
 
 const params = new URLSearchParams(location.search);
-if (params.get("token")) localStorage.setItem("ytmaker.token", params.get("token"));
+if (params.get("token")) {
+  localStorage.setItem("ytmaker.token", params.get("token"));
+  // Kept now: out of the address bar, the history and any link copied from the page.
+  const address = new URL(location.href);
+  address.searchParams.delete("token");
+  history.replaceState(history.state, "", address);
+}
 const token = () => params.get("token") || localStorage.getItem("ytmaker.token") || undefined;
 
 export const page = { token, rest: new RestClient({ baseUrl: "", token }) };

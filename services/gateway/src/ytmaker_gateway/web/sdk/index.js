@@ -1,6 +1,6 @@
 /** ytmaker's TypeScript SDK: follow runs live with exact resume (docs/protocol.md). */
 export * from "./generated/contract.js";
 export { backoffDelay } from "./backoff.js";
-export { GatewayError, RestClient } from "./rest.js";
+export { GatewayError, RestClient, } from "./rest.js";
 export { ProgressClient, wsUrl, } from "./progress-client.js";
 export { WebSocketManager, } from "./websocket-manager.js";

@@ -107,10 +107,22 @@ export class RestClient {
     control(taskId, action, reason = "") {
         return this.request("POST", `/tasks/${encodeURIComponent(taskId)}/${action}`, { reason });
     }
-    /** The URL of an artifact (`video`, `thumbnail`, `script`), with the token for <video src>. */
-    artifactUrl(taskId, name) {
-        const token = this.token();
-        const q = token ? `?token=${encodeURIComponent(token)}` : "";
-        return `${this.options.baseUrl}/api/v1/artifacts/${encodeURIComponent(taskId)}/${name}${q}`;
+    /**
+     * A URL of an artifact for a `<video src>` or `<img src>`, which cannot send the token: it
+     * carries a grant for this artifact alone, valid for a while (an hour by default, never past
+     * the token), checked on each request, a playing video's `Range` requests too. Ask again
+     * once it has expired. The token itself never goes in a URL.
+     */
+    async artifactLink(taskId, name) {
+        const path = `/artifacts/${encodeURIComponent(taskId)}/${encodeURIComponent(name)}`;
+        const link = await this.request("GET", `${path}/link`);
+        if (typeof link?.url !== "string" || !link.url.startsWith("/api/v1/artifacts/")) {
+            throw new GatewayError(200, "bad_answer", `not a link from ${path}/link`);
+        }
+        return `${this.options.baseUrl}${link.url}`;
+    }
+    /** The run's script (`script.json`: `title`, `segments` with `narration`, `caption`…). */
+    script(taskId) {
+        return this.request("GET", `/artifacts/${encodeURIComponent(taskId)}/script`);
     }
 }

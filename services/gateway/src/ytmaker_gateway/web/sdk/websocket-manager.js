@@ -10,6 +10,9 @@ import { isServerMessage, } from "./generated/contract.js";
 const OPEN = 1;
 const CLOSE_UNAUTHORIZED = 4401;
 const CLOSE_FORBIDDEN = 4403;
+/** The protocol's subprotocol, and the prefix of the one that carries the token (never selected). */
+const SUBPROTOCOL = "ytmaker.v1";
+const BEARER_SUBPROTOCOL = "bearer.";
 const UPDATE_TYPES = new Set(["progress", "status", "error"]);
 /** Refusals after which the subscription is not served until it is asked for again. */
 const RETRYABLE = new Set(["unavailable", "replay_failed", "rate_limited"]);
@@ -192,13 +195,13 @@ export class WebSocketManager {
         this.connectedAt = null;
         this.delivered = false;
         this.setState(this.everConnected ? "reconnecting" : "connecting");
-        const url = new URL(this.options.url);
+        const url = new URL(this.options.url).toString();
         const token = typeof this.options.token === "function" ? this.options.token() : this.options.token;
-        if (token)
-            url.searchParams.set("token", token);
         let ws;
         try {
-            ws = new this.Ctor(url.toString());
+            // Without a token, no subprotocols: a gateway before ytmaker.v1 selects none, and a
+            // browser fails a connection whose server selected none of those offered.
+            ws = token ? new this.Ctor(url, [SUBPROTOCOL, `${BEARER_SUBPROTOCOL}${token}`]) : new this.Ctor(url);
         }
         catch (err) {
             this.scheduleReconnect({ code: 0, reason: String(err) });

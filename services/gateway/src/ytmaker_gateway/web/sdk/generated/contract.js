@@ -12,6 +12,10 @@ export function isAckMessage(v) {
 export function isAckPayload(v) {
     return (isRecord(v) && typeof v["accepted"] === "boolean" && ["cancel", "pause", "resume"].includes(v["action"]) && typeof v["event_id"] === "string" && typeof v["task_id"] === "string");
 }
+/** Whether `v` has the shape of ArtifactLink (generated from the schema). */
+export function isArtifactLink(v) {
+    return (isRecord(v) && typeof v["expires_at"] === "string" && typeof v["url"] === "string");
+}
 /** Whether `v` has the shape of ConnectedMessage (generated from the schema). */
 export function isConnectedMessage(v) {
     return (isRecord(v) && (Number.isInteger(v["offset"]) || v["offset"] === null) && isConnectedPayload(v["payload"]) && (typeof v["task_id"] === "string" || v["task_id"] === null) && v["type"] === "connected");
