@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.support.gateway import PROJECT, make_state, make_update, stable_id
 from ytmaker_gateway.auth import mint_token
@@ -331,8 +332,11 @@ async def test_artifacts_are_served_to_their_owner_with_ranges(gateway_factory: 
         f"/api/v1/artifacts/{T1}/video", headers=gw.auth("alice") | {"Range": "bytes=100-199"}
     )
     assert part.status_code == 206 and part.content == video[100:200]
+    in_url = {"route": "artifact"}
+    before = REGISTRY.get_sample_value("ytmaker_gateway_tokens_in_url_total", in_url) or 0
     query = await gw.http.get(f"/api/v1/artifacts/{T1}/video?token={gw.token('alice')}")
-    assert query.status_code == 200
+    assert query.status_code == 200  # deprecated, still served, and counted:
+    assert REGISTRY.get_sample_value("ytmaker_gateway_tokens_in_url_total", in_url) == before + 1
     _error(
         await gw.http.get(f"/api/v1/artifacts/{T1}/video", headers=gw.auth("bob")), 403, "forbidden"
     )

@@ -7,6 +7,7 @@ token."""
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
@@ -85,3 +86,24 @@ async def test_the_development_mode_selects_ytmaker_v1_when_it_refuses_too(
             assert (await _recv(ws))["type"] == "connected"
         else:
             assert await _closed_with(ws) == 4403
+
+
+def _tokens_in_url(route: str) -> float:
+    return REGISTRY.get_sample_value("ytmaker_gateway_tokens_in_url_total", {"route": route}) or 0
+
+
+async def test_a_token_in_the_url_is_still_served_and_counted(gateway_factory: Factory) -> None:
+    """The deprecated `?token=` works, and each use is counted, so that an operator sees when
+    no client sends it any more; a token in a subprotocol or the header is not counted."""
+    gw = await gateway_factory()
+    before = _tokens_in_url("websocket")
+    async with connect(f"{gw.ws}/api/v1/ws?token={gw.token()}") as ws:
+        assert (await _recv(ws))["type"] == "connected"
+    assert _tokens_in_url("websocket") == before + 1
+    offer = _offer("ytmaker.v1", f"bearer.{gw.token()}")
+    async with connect(f"{gw.ws}/api/v1/ws", subprotocols=offer) as ws:
+        assert (await _recv(ws))["type"] == "connected"
+    header = {"Authorization": f"Bearer {gw.token()}"}
+    async with connect(f"{gw.ws}/api/v1/ws", additional_headers=header) as ws:
+        assert (await _recv(ws))["type"] == "connected"
+    assert _tokens_in_url("websocket") == before + 1

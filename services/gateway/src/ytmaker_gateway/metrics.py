@@ -32,6 +32,12 @@ RECONNECTS = Counter(
 SLOW_CLIENT_CLOSES = Counter(
     "ytmaker_gateway_slow_client_closes_total", "Connections closed with 1013 (queue full)."
 )
+TOKENS_IN_URL = Counter(
+    "ytmaker_gateway_tokens_in_url_total",
+    "Connections and downloads authenticated by the deprecated `?token=` (route `websocket`, "
+    "`socketio` or `artifact`): while it grows, a client still puts its token in URLs.",
+    ["route"],
+)
 BAD_INPUT = Counter(
     "ytmaker_gateway_bad_input_total",
     "Rejected client input, by kind (invalid_json, unknown_action, oversize, rate_limited...).",

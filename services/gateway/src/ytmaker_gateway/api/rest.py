@@ -92,6 +92,8 @@ def downloader(
     config = gateway(request).tokens
     header = bearer(request.headers.get("authorization"))
     try:
+        if header is None and not grant and token:
+            metrics.TOKENS_IN_URL.labels("artifact").inc()
         if header is not None or not grant:
             return authenticate(config, header or token)
         path = request.path_params

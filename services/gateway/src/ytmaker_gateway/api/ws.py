@@ -77,11 +77,9 @@ async def _authenticate(ws: WebSocket, gateway: Gateway) -> Principal | None:
     refused handshake would show clients a bare HTTP 403, not the code."""
     offered = ws.scope.get("subprotocols", [])
     await ws.accept(subprotocol=selected_subprotocol(offered))
-    token = (
-        bearer(ws.headers.get("authorization"))
-        or offered_token(offered)
-        or ws.query_params.get("token")
-    )
+    token = bearer(ws.headers.get("authorization")) or offered_token(offered)
+    if token is None and (token := ws.query_params.get("token")):
+        metrics.TOKENS_IN_URL.labels("websocket").inc()
     try:
         return authenticate(gateway.tokens, token)
     except AuthError as exc:

@@ -2,11 +2,12 @@
 `ping` → `pong`, `cancel_task` / `pause_task` / `resume_task`; the server sends `subscribed`,
 `snapshot`, `progress`, `status`, `error`, `unsubscribed`, `ack`, `pong` as on the WebSocket.
 
-Authentication is the WebSocket's: a JWT in `auth.token`, the `token` query parameter or the
-Authorization header; without one the connection is refused (`connect_error` with `message`
-and `data: {code: "unauthorized"}`). A client that reconnects with Socket.IO's `auth.pid` and
-`auth.offset` (the position string of the last event it handled) gets its tasks back, each
-resumed after the offset it had (docs/decisions/0061-socketio-recovery.md).
+Authentication is the WebSocket's: a JWT in `auth.token`, the Authorization header or the
+deprecated `token` query parameter (counted: a URL ends up in logs); without one the
+connection is refused (`connect_error` with `message` and `data: {code: "unauthorized"}`).
+A client that reconnects with Socket.IO's `auth.pid` and `auth.offset` (the position string
+of the last event it handled) gets its tasks back, each resumed after the offset it had
+(docs/decisions/0061-socketio-recovery.md).
 
 Every request answers through its acknowledgement (`{ok: true, ...}` or `{ok: false, error}`);
 a failed one is also sent as an `error` event, for clients that ask without an ack. `join` and
@@ -120,9 +121,11 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         auth = auth if isinstance(auth, dict) else {}
         token = auth.get("token") if isinstance(auth.get("token"), str) else None
-        query = parse_qs(environ.get("QUERY_STRING", ""))
-        token = token or (query.get("token") or [None])[0]
         token = token or bearer(environ.get("HTTP_AUTHORIZATION"))
+        if token is None and (
+            token := parse_qs(environ.get("QUERY_STRING", "")).get("token", [None])[0]
+        ):
+            metrics.TOKENS_IN_URL.labels("socketio").inc()
         try:
             principal = authenticate(self.gateway.tokens, token)
         except AuthError as exc:
