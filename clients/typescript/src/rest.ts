@@ -27,7 +27,8 @@ export interface RestOptions {
 /**
  * A refused request: `code` is the gateway's error code (`forbidden`, `conflict`...), or
  * `http_<status>` for a refusal without the gateway's error body, `bad_answer` for a success
- * whose body is not JSON, `timeout` (status 0) for no answer within `timeoutMs`.
+ * whose body is not JSON, `timeout` (status 0) for no answer within `timeoutMs`, `transport`
+ * (status 0) for no answer at all: the gateway unreachable, or a redirect (never followed).
  */
 export class GatewayError extends Error {
   constructor(
@@ -68,8 +69,8 @@ export class RestClient {
     // Raced as well as aborted: a fetch that ignores its signal must not hang the caller.
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        abort.abort();
         reject(new GatewayError(0, "timeout", `no answer from the gateway within ${timeoutMs} ms`));
+        abort.abort();
       }, timeoutMs);
     });
     let response: Response;
@@ -81,6 +82,11 @@ export class RestClient {
           headers,
           body: body === undefined ? undefined : JSON.stringify(body),
           signal: abort.signal,
+          // The gateway never redirects: followed, a redirect would take the request's body
+          // (a project's text) to another host.
+          redirect: "error",
+        }).catch((err: unknown) => {
+          throw new GatewayError(0, "transport", `cannot reach the gateway: ${String(err)}`);
         }),
         expired,
       ]);

@@ -68,3 +68,43 @@ test("the script is fetched with the header", async () => {
   assert.deepEqual(await rest.script("t1"), { title: "Tides", segments: [] });
   assert.deepEqual(asked, [{ url: "http://gw/api/v1/artifacts/t1/script", auth: "Bearer s3cret-token" }]);
 });
+
+/** A local HTTP server answering with `answer(req, res)`; resolves to its base URL and a stop. */
+async function serve(answer) {
+  const { createServer } = await import("node:http");
+  const server = createServer(answer);
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}`, stop: () => new Promise((r) => server.close(r)) };
+}
+
+test("a redirect is refused, not followed: the body and the token go to no other host", async () => {
+  const elsewhere = [];
+  const other = await serve((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => { body += chunk; });
+    req.on("end", () => { elsewhere.push({ url: req.url, body, auth: req.headers.authorization }); res.end("{}"); });
+  });
+  const gateway = await serve((_req, res) => { res.writeHead(307, { location: `${other.url}/collect` }); res.end(); });
+  try {
+    const rest = new RestClient({ baseUrl: gateway.url, token: "s3cret-token" });
+    const err = await rest.createProject({ title: "T", content: "private text" }).then(() => null, (e) => e);
+    assert.ok(err instanceof GatewayError, String(err));
+    assert.equal(err.code, "transport");
+    assert.equal(err.status, 0);
+    assert.deepEqual(elsewhere, [], "the request went on to the other host");
+    assert.ok(!String(err.message).includes("s3cret-token"));
+  } finally {
+    await gateway.stop();
+    await other.stop();
+  }
+});
+
+test("a gateway that cannot be reached is a GatewayError transport, not the runtime's TypeError", async () => {
+  const gone = await serve((_req, res) => res.end());
+  await gone.stop(); // nothing listens there now
+  const rest = new RestClient({ baseUrl: gone.url, token: "s3cret-token" });
+  const err = await rest.progress("t1").then(() => null, (e) => e);
+  assert.ok(err instanceof GatewayError, String(err));
+  assert.equal(err.code, "transport");
+  assert.equal(err.status, 0);
+});
