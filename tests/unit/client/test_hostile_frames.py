@@ -26,6 +26,17 @@ FAST = ClientOptions(
 )
 
 
+#: The gateway's first frame on a new connection.
+GREETING = json.dumps(
+    {
+        "type": "connected",
+        "task_id": None,
+        "offset": None,
+        "payload": {"client_id": "c1", "heartbeat_interval": 30},
+    }
+)
+
+
 def _refusal(details: Any) -> str:
     return json.dumps(
         {
@@ -53,16 +64,7 @@ async def test_a_hostile_frame_before_the_replay_neither_hangs_nor_loses_updates
     subscribes: list[Any] = []
 
     async def handle(ws: ServerConnection) -> None:
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "connected",
-                    "task_id": None,
-                    "offset": None,
-                    "payload": {"client_id": "c1", "heartbeat_interval": 30},
-                }
-            )
-        )
+        await ws.send(GREETING)
         with contextlib.suppress(ConnectionClosed):
             async for raw in ws:
                 request = json.loads(raw)
@@ -161,16 +163,7 @@ async def test_a_stray_snapshot_behind_the_stream_repeats_nothing() -> None:
     log = run_log("t1", 5)  # offsets 0 … 8
 
     async def handle(ws: ServerConnection) -> None:
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "connected",
-                    "task_id": None,
-                    "offset": None,
-                    "payload": {"client_id": "c1", "heartbeat_interval": 30},
-                }
-            )
-        )
+        await ws.send(GREETING)
         with contextlib.suppress(ConnectionClosed):
             async for raw in ws:
                 if json.loads(raw).get("action") != "subscribe":
