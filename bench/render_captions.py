@@ -5,8 +5,11 @@
 Runs the render stage end to end (`RenderWork.run`, a memory artifact store, no Kafka) on a
 made-up project: `--segments` segments, each with a narration of `--chars` characters of
 words and a silent WAV that makes its slot `--seconds` long. Prints as JSON the caption lines,
-ffmpeg's inputs and overlay filters, the wall time of the stage, ffmpeg's peak RSS, and the
-error when the stage failed (`--timeout` cancels it, which stops ffmpeg).
+the ffmpeg processes and their inputs and overlay filters (all processes together), the wall
+time of the stage, the CPU time of this process and its children, ffmpeg's peak RSS (the
+largest one process reached) and the peak of the RSS of the ffmpeg processes running at once
+(sampled every 20 ms: the render's pieces run beside the encoder, docs/decisions/0130), and
+the error when the stage failed (`--timeout` cancels it, which stops ffmpeg).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import resource
 import tempfile
+import threading
 import time
 import uuid
 import wave
@@ -35,6 +40,7 @@ from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import JobContext, ProgressReporter
 
 PAUSE_SECONDS = 0.35  # RenderOptions' default: a slot is its narration plus this
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def narration(chars: int, seed: int) -> str:
@@ -104,12 +110,51 @@ async def project(
     ]
 
 
+class ChildrenMemory:
+    """The peak of the summed RSS of this process's children, sampled in a thread."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> ChildrenMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        parent = str(os.getpid())
+        while not self._stop.wait(self.interval):
+            total = 0
+            for entry in os.scandir("/proc"):
+                if entry.name.isdigit():
+                    total += _rss_kib(entry.path, parent)
+            self.peak_kib = max(self.peak_kib, total)
+
+
+def _rss_kib(proc: str, parent: str) -> int:
+    """The RSS of process `proc` (a /proc folder) if it is a child of `parent`, else 0."""
+    try:
+        with open(f"{proc}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()  # after the command's name
+    except (OSError, IndexError):  # ended meanwhile
+        return 0
+    if fields[1] != parent:  # field 4, the parent's id
+        return 0
+    return int(fields[21]) * PAGE_KIB  # field 24, the resident pages
+
+
 async def measure(segments: int, chars: int, seconds: float, timeout: float) -> dict[str, Any]:
     commands: list[Sequence[str]] = []
     real_run = ffmpeg.run
 
     async def recording_run(args: Sequence[str], **kwargs: Any) -> None:
-        commands.append(list(args))
+        commands.extend([list(args), *(list(feed) for feed in kwargs.get("feeds", ()))])
         await real_run(args, **kwargs)
 
     ffmpeg.run = recording_run
@@ -138,7 +183,8 @@ async def measure(segments: int, chars: int, seconds: float, timeout: float) -> 
         error = None
         started = time.monotonic()
         try:
-            result = await asyncio.wait_for(work.run(ctx), timeout)
+            with ChildrenMemory() as memory:
+                result = await asyncio.wait_for(work.run(ctx), timeout)
             video_seconds = result.result["duration_seconds"]
         except Exception as exc:  # the failure is the measurement
             error = f"{type(exc).__name__}: {str(exc)[-300:]}"
@@ -146,19 +192,26 @@ async def measure(segments: int, chars: int, seconds: float, timeout: float) -> 
         wall = time.monotonic() - started
         lines = len(list((folder / "scratch" / "captions").glob("caption-*-*.png")))
     ffmpeg.run = real_run
-    args = commands[0] if commands else []
-    graph = args[args.index("-filter_complex") + 1] if "-filter_complex" in args else ""
+    graphs = [
+        args[args.index("-filter_complex") + 1] for args in commands if "-filter_complex" in args
+    ]
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
     return {
         "segments": segments,
         "chars_per_segment": chars,
         "slot_seconds": seconds,
         "caption_lines": lines,
-        "ffmpeg_inputs": sum(1 for a in args if a == "-i"),
-        "overlay_filters": graph.count("overlay="),
-        "filters": graph.count(";") + 1 if graph else 0,
+        "ffmpeg_processes": len(commands),
+        "ffmpeg_inputs": sum(args.count("-i") for args in commands),
+        "overlay_filters": sum(graph.count("overlay=") for graph in graphs),
+        "filters": sum(graph.count(";") + 1 for graph in graphs),
         "video_seconds": video_seconds,
         "wall_seconds": round(wall, 1),
-        "ffmpeg_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+        "cpu_seconds": round(sum(r.ru_utime + r.ru_stime for r in (own, children)), 1),
+        "ffmpeg_peak_rss_mib": round(children.ru_maxrss / 1024),
+        "ffmpeg_peak_total_rss_mib": round(memory.peak_kib / 1024),
         "error": error,
     }
 

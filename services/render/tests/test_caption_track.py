@@ -79,7 +79,7 @@ async def test_each_caption_is_on_screen_on_exactly_its_frames(ffmpeg: str, tmp_
     # Without the command's `-t`, which would hide a frame too many: the track must end
     # inside its clip (a last file listed twice, the concat demuxer's usual cure, did not).
     cut = cmd.args.index("-t")
-    await run(cmd.args[:cut] + cmd.args[cut + 2 :], output=cmd.output)
+    await run(cmd.args[:cut] + cmd.args[cut + 2 :], feeds=cmd.pieces, output=cmd.output)
 
     empty = slide.crop((0, HEIGHT - BAND_HEIGHT, WIDTH, HEIGHT)).convert("RGBA")
     looks: dict[str | None, Image.Image] = {None: empty.convert("RGB")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,44 @@ def lavfi_encode(ffmpeg: str, seconds: float, output: Path, *, realtime: bool = 
         "pipe:1",
         "-f",
         "mp4",
+        str(output),
+    ]
+
+
+def raw_frames(ffmpeg: str, color: str, seconds: float, *, realtime: bool = False) -> list[str]:
+    """A feed: `seconds` of 64×64 `color` at 10 fps, raw gray frames on its standard output."""
+    source = ["-re"] if realtime else []
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        *source,
+        "-f",
+        "lavfi",
+        "-i",
+        f"color=c={color}:s=64x64:r=10:d={seconds}",
+        "-pix_fmt",
+        "gray",
+        "-f",
+        "rawvideo",
+        "pipe:1",
+    ]
+
+
+def fed(ffmpeg: str, output: Path, *encode: str) -> list[str]:
+    """An ffmpeg that encodes what `raw_frames` feeds it into `output` (raw by default)."""
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        *("-f", "rawvideo", "-pix_fmt", "gray", "-video_size", "64x64", "-framerate", "10"),
+        *("-i", "pipe:0"),
+        *(encode or ("-c:v", "rawvideo", "-f", "rawvideo")),
         str(output),
     ]
 
@@ -114,6 +153,101 @@ async def test_cancel_ends_ffmpeg_within_a_second_and_removes_the_partial_file(
     assert loop.time() - started < 1.0
     assert not output.exists()
     assert not [pid for pid in pids if _alive(pid)]
+
+
+async def test_feeds_write_one_after_another_into_ffmpegs_input(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "frames.raw"
+    feeds = [raw_frames(ffmpeg, "white", 0.5), raw_frames(ffmpeg, "gray", 0.3)]
+    await runner.run(fed(ffmpeg, output), feeds=feeds, output=output)
+    alone = [
+        (await asyncio.to_thread(subprocess.run, feed, capture_output=True, check=True)).stdout
+        for feed in feeds
+    ]
+    assert [len(frames) // (64 * 64) for frames in alone] == [5, 3]
+    assert output.read_bytes() == b"".join(alone)
+
+
+async def test_a_failing_feed_fails_the_run_with_its_reason_and_no_file(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    """ffmpeg had frames enough to finish a shorter file; it is stopped, not let finish."""
+    output = tmp_path / "frames.raw"
+    broken = [ffmpeg, "-nostdin", "-loglevel", "error", "-i", str(tmp_path / "missing.png")]
+    broken += ["-f", "rawvideo", "pipe:1"]
+    with pytest.raises(runner.FfmpegFailed) as caught:
+        await runner.run(
+            fed(ffmpeg, output), feeds=[raw_frames(ffmpeg, "white", 0.5), broken], output=output
+        )
+    assert "missing.png" in caught.value.stderr and not caught.value.signalled
+    assert not output.exists()
+    assert not [pid for pid in _children() if _alive(pid)]
+
+
+async def test_a_failing_ffmpeg_fails_with_its_reason_not_its_feeds_broken_pipe(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "out.mp4"
+    encoder = fed(ffmpeg, output, "-c:v", "no-such-encoder", "-f", "mp4")
+    with pytest.raises(runner.FfmpegFailed) as caught:  # 30 s of frames: more than a pipe holds
+        await runner.run(encoder, feeds=[raw_frames(ffmpeg, "white", 30)], output=output)
+    assert "no-such-encoder" in caught.value.stderr and not caught.value.signalled
+    assert not output.exists()
+
+
+async def test_cancel_ends_ffmpeg_and_its_feed_within_a_second(ffmpeg: str, tmp_path: Path) -> None:
+    output = tmp_path / "out.mp4"
+    samples: list[ProgressSample] = []
+
+    async def collect(sample: ProgressSample) -> None:
+        samples.append(sample)
+
+    encoder = fed(ffmpeg, output, "-c:v", "libx264", "-progress", "pipe:1", "-f", "mp4")
+    feeds = [raw_frames(ffmpeg, "white", 60, realtime=True)]  # paced: running when cancelled
+    task = asyncio.create_task(runner.run(encoder, feeds=feeds, output=output, on_progress=collect))
+    await wait_until(lambda: samples and output.exists(), timeout=20, what="ffmpeg encoding")
+    pids = _children()
+    assert len(pids) == 2, "ffmpeg and its feed should be running"
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert loop.time() - started < 1.0
+    assert not output.exists()
+    assert not [pid for pid in pids if _alive(pid)]
+
+
+async def test_a_failing_progress_callback_stops_ffmpeg_and_its_feeds(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "out.mp4"
+
+    async def broken(sample: ProgressSample) -> None:
+        raise RuntimeError("the progress could not be reported")
+
+    encoder = fed(ffmpeg, output, "-c:v", "libx264", "-progress", "pipe:1", "-f", "mp4")
+    feeds = [raw_frames(ffmpeg, "white", 60, realtime=True)] * 2
+    with pytest.raises(RuntimeError, match="could not be reported"):
+        await runner.run(encoder, feeds=feeds, output=output, on_progress=broken)
+    assert not output.exists()
+    assert not [pid for pid in _children() if _alive(pid)]
+
+
+def _children() -> list[int]:
+    """This process's children that are still there."""
+    me = str(os.getpid())
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == me:
+                pids.append(int(entry.name))
+    return pids
 
 
 def _ffmpeg_pids(output: Path) -> list[int]:

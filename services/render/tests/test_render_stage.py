@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 
 from ytmaker_render.adapters import ffmpeg as ffmpeg_adapter
 from ytmaker_render.adapters import probe
+from ytmaker_render.filtergraph import EncodeOptions
 from ytmaker_render.stage import RenderOptions, RenderWork
 from ytmaker_shared.artifacts import MemoryArtifactStore
 from ytmaker_shared.events import (
@@ -31,7 +34,13 @@ MANY_LINES = " ".join(["WWWW"] * 1000)
 
 
 async def stage_assets(
-    media: Any, store: MemoryArtifactStore, task: str, tmp: Path, avatar: bool, narration: str = "n"
+    media: Any,
+    store: MemoryArtifactStore,
+    task: str,
+    tmp: Path,
+    avatar: bool,
+    narration: str = "n",
+    segments: int = len(NARRATION),
 ) -> list[StageCompleted]:
     script = {
         "title": "Tides",
@@ -45,17 +54,17 @@ async def stage_assets(
                 "image_prompt": "p",
                 "duration_seconds": 3.0,
             }
-            for i in range(3)
+            for i in range(segments)
         ],
     }
     await store.put(f"{task}/script/script.json", json.dumps(script).encode())
     images, audio = [], []
-    for i in range(3):
+    for i in range(segments):
         slide = media.slide(tmp / f"s{i}.png", 40 * i, size=(1024, 768))  # not 16:9 on purpose
         images.append(
             (await store.put_file(f"{task}/images/segment-{i + 1:02d}.png", slide)).artifact()
         )
-        tone = media.tone(tmp / f"a{i}.wav", NARRATION[i], 300 + 100 * i)
+        tone = media.tone(tmp / f"a{i}.wav", NARRATION[i % len(NARRATION)], 300 + 100 * i)
         audio.append(
             (await store.put_file(f"{task}/audio/segment-{i + 1:02d}.wav", tone)).artifact()
         )
@@ -106,13 +115,13 @@ def context(
     )
 
 
-def recorded_commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The argument lists ffmpeg is run with from now on."""
-    commands: list[list[str]] = []
+def recorded_commands(monkeypatch: pytest.MonkeyPatch) -> list[list[list[str]]]:
+    """The argument lists of each run of ffmpeg from now on: the encoder's, then its feeds'."""
+    commands: list[list[list[str]]] = []
     run = ffmpeg_adapter.run
 
     async def recording(args: list[str], **kwargs: Any) -> None:
-        commands.append(list(args))
+        commands.append([list(args), *(list(feed) for feed in kwargs.get("feeds", ()))])
         await run(args, **kwargs)
 
     monkeypatch.setattr(ffmpeg_adapter, "run", recording)
@@ -164,12 +173,67 @@ async def test_render_makes_a_playable_720p30_video_timed_by_the_narration(
     assert any(p.current_step == "encode" for p in seen)
     # Every caption line was an input and an overlay of its own (here 375 lines: 381 inputs;
     # 50 segments of the longest narration made an argument list Linux refuses, decision
-    # 0125). Per segment now: the slide, its caption track, its narration; and the avatar.
+    # 0125). Per segment now: the slide and its caption track, in the ffmpeg of each slot it
+    # is seen in (decision 0130: its own, and the next one's fade), and its narration, in the
+    # encoder with the frames and the avatar.
     lines = len(list((tmp_path / "scratch" / "captions").glob("caption-*.png")))
     assert lines == (3 if avatar else 375)
-    (args,) = commands
-    assert args.count("-i") == 3 * 3 + avatar
-    assert args[args.index("-filter_complex") + 1].count("overlay=") == 3 + avatar
+    ((encoder, *pieces),) = commands
+    assert encoder.count("-i") == 1 + 3 + avatar
+    assert [piece.count("-i") for piece in pieces] == [2, 4, 4]
+    graphs = [args[args.index("-filter_complex") + 1] for args in (encoder, *pieces)]
+    assert [graph.count("overlay=") for graph in graphs] == [avatar, 1, 2, 2]
+
+
+async def test_ffmpegs_memory_does_not_grow_with_the_segments(
+    ffmpeg: str, media: Any, tmp_path: Path
+) -> None:
+    """One graph of every segment kept each clip's buffers to the end: 1.6 GiB of ffmpeg for
+    fifty segments, some 28 MiB more a segment (decision 0130); here 150 MiB for three
+    segments and 410 for twelve. Slot by slot, the ffmpeg processes running at once take as
+    much for twelve as for three: 165–195 MiB, as the encoder's peak meets a piece's or not."""
+    peaks = {}
+    for segments in (3, 12):
+        folder = tmp_path / f"{segments}-segments"
+        folder.mkdir()
+        store = MemoryArtifactStore(uuid.uuid4().hex)
+        task = "task-" + uuid.uuid4().hex[:8]
+        events = await stage_assets(
+            media, store, task, folder, False, "A few words to caption.", segments
+        )
+        options = RenderOptions(ffmpeg=ffmpeg, encode=EncodeOptions(preset="ultrafast"))
+        work = RenderWork(store, options)
+        for event in events:
+            await work.admit(event)
+        peaks[segments] = await peak_rss_of_ffmpeg(work.run(context(store, events[-1], folder, [])))
+    assert peaks[12] < peaks[3] + 100, peaks
+
+
+async def peak_rss_of_ffmpeg(run: Awaitable[object]) -> float:
+    """Await `run`; the most RSS (MiB) this process's ffmpeg children had at once, sampled
+    every 20 ms."""
+    task = asyncio.ensure_future(run)
+    peak = 0
+    while not task.done():
+        peak = max(peak, ffmpeg_rss_kib())
+        await asyncio.wait([task], timeout=0.02)
+    task.result()
+    return peak / 1024
+
+
+def ffmpeg_rss_kib() -> int:
+    me, page_kib = str(os.getpid()), os.sysconf("SC_PAGE_SIZE") // 1024
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                name, rest = (entry / "stat").read_text().rsplit(")", 1)
+            except (OSError, ValueError):  # ended meanwhile
+                continue
+            fields = rest.split()  # from field 3 on: the parent's id, ..., the resident pages
+            if fields[1] == me and "(ffmpeg" in name:
+                total += int(fields[21]) * page_kib
+    return total
 
 
 async def test_a_segment_without_an_image_fails_permanently(
@@ -186,6 +250,24 @@ async def test_a_segment_without_an_image_fails_permanently(
         await work.admit(event)
     with pytest.raises(PermanentError, match="no image for segments \\[3\\]"):
         await work.run(context(store, avatars, tmp_path, []))
+
+
+async def test_a_slide_ffmpeg_cannot_read_fails_permanently_and_leaves_no_video(
+    ffmpeg: str, media: Any, tmp_path: Path
+) -> None:
+    """The last slot's slide is no picture: the slots before it were encoded by then, and the
+    encoder is stopped, not let finish a shorter video."""
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    task = "task-" + uuid.uuid4().hex[:8]
+    events = await stage_assets(media, store, task, tmp_path, avatar=False)
+    await store.put(f"{task}/images/segment-03.png", b"not a picture")
+    work = RenderWork(store, RenderOptions(ffmpeg=ffmpeg))
+    for event in events:
+        await work.admit(event)
+    with pytest.raises(PermanentError) as caught:
+        await work.run(context(store, events[-1], tmp_path, []))
+    assert caught.value.code == "ffmpeg_failed" and "img3" in caught.value.message
+    assert not (tmp_path / "scratch" / "video.mp4").exists()
 
 
 async def test_concurrent_admits_of_one_task_lose_nothing(

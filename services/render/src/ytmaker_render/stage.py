@@ -106,7 +106,9 @@ class RenderWork(StageWork):
 
         ctx.log.info("encoding %.1fs of video", timeline.total_seconds)
         try:
-            await ffmpeg.run(command.args, output=output, on_progress=on_progress)
+            await ffmpeg.run(
+                command.args, feeds=command.pieces, output=output, on_progress=on_progress
+            )
         except ffmpeg.FfmpegFailed as exc:
             if exc.signalled:
                 raise TransientError("ffmpeg_killed", str(exc)) from exc

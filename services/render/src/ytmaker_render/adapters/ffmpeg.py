@@ -3,12 +3,17 @@ and a prompt, clean stop: a cancel ends a running ffmpeg within a second and lea
 partial file.
 
 `run` starts ffmpeg in its own process group, parses its progress as it goes and calls
-`on_progress`. ffmpeg is asked to die with its parent (Linux `PR_SET_PDEATHSIG`): a render
-service killed with SIGKILL leaves no encoder running behind it. When the calling task is
-cancelled (cancel, soft time limit, shutdown) ffmpeg gets SIGTERM, then SIGKILL after
-`kill_after_s`, the partial output is deleted, and the cancellation goes on. A non-zero
-exit raises `FfmpegFailed` with the tail of stderr, and so does an ffmpeg the system would not
-start (no binary, arguments past its limits).
+`on_progress`. Its `feeds`, other ffmpeg commands, run one after another with their standard
+output on its standard input (the render's pieces, each writing one slot's frames to the
+encoder: docs/decisions/0130); its input ends when the last one does. ffmpeg is asked to die
+with its parent (Linux `PR_SET_PDEATHSIG`): a render service killed with SIGKILL leaves no
+encoder running behind it. When the calling task is cancelled (cancel, soft time limit,
+shutdown) ffmpeg gets SIGTERM, then SIGKILL after `kill_after_s`, the partial output is
+deleted, and the cancellation goes on; a feed running then is stopped the same way. A
+non-zero exit raises `FfmpegFailed` with the tail of stderr, and so does an ffmpeg the system
+would not start (no binary, arguments past its limits). A feed that fails fails the run with
+its own reason and stops ffmpeg, unless ffmpeg had ended first (a feed cannot write to an
+ffmpeg that is gone): then ffmpeg's exit tells.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import signal
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from ytmaker_render.encoding import ProgressParser, ProgressSample
 
@@ -56,37 +62,92 @@ def ffmpeg_executable() -> str:
 async def run(
     args: Sequence[str],
     *,
+    feeds: Sequence[Sequence[str]] = (),
     output: Path | None = None,
     on_progress: ProgressCallback | None = None,
     kill_after_s: float = 0.5,
 ) -> None:
-    """Run ffmpeg to completion; see the module doc for cancellation and errors."""
+    """Run ffmpeg to completion, its `feeds` writing to its standard input; see the module
+    doc for cancellation and errors."""
+    reader, writer = os.pipe()
+    # ffmpeg's standard input ends when `_feed` closes this, after the last feed (at once
+    # without feeds); the `with` closes it on any other way out.
+    with os.fdopen(writer, "wb", buffering=0) as frames:
+        try:
+            process = await _start(args, stdin=reader, stdout=asyncio.subprocess.PIPE)
+        finally:
+            os.close(reader)  # ffmpeg has its own: a feed must not write to an ffmpeg gone
+        stderr_tail: deque[str] = deque(maxlen=40)
+        tasks = [
+            asyncio.ensure_future(_read_progress(process, on_progress)),
+            asyncio.ensure_future(_read_stderr(process, stderr_tail)),
+            asyncio.ensure_future(_feed(feeds, frames, process, kill_after_s)),
+        ]
+        try:
+            await asyncio.gather(*tasks)
+            returncode = await process.wait()
+        except BaseException:
+            for task in tasks:  # the feed running, if any, is stopped; none starts after
+                task.cancel()
+            await asyncio.wait(tasks)
+            await _stop(process, kill_after_s)
+            if output is not None:
+                await asyncio.to_thread(output.unlink, missing_ok=True)
+            raise
+    if returncode != 0:
+        if output is not None:
+            await asyncio.to_thread(output.unlink, missing_ok=True)
+        raise FfmpegFailed(returncode, "\n".join(stderr_tail))
+
+
+async def _start(args: Sequence[str], *, stdin: int, stdout: int) -> asyncio.subprocess.Process:
     try:
-        process = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
+            stdin=stdin,
+            stdout=stdout,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
     except OSError as exc:  # no binary, arguments past the system's limits: no exit code
         raise FfmpegFailed(1, f"ffmpeg could not start: {exc.strerror}") from exc
-    stderr_tail: deque[str] = deque(maxlen=40)
+
+
+async def _feed(
+    feeds: Sequence[Sequence[str]],
+    frames: BinaryIO,
+    consumer: asyncio.subprocess.Process,
+    kill_after_s: float,
+) -> None:
+    """Run `feeds` one after another with their standard output on `frames`, then close it:
+    the end of `consumer`'s input. A failed feed raises FfmpegFailed, unless `consumer` has
+    ended: then its exit tells, not the feed's broken pipe."""
     try:
-        await asyncio.gather(
-            _read_progress(process, on_progress), _read_stderr(process, stderr_tail)
-        )
-        returncode = await process.wait()
-    except BaseException:
-        await _stop(process, kill_after_s)
-        if output is not None:
-            await asyncio.to_thread(output.unlink, missing_ok=True)
-        raise
-    if returncode != 0:
-        if output is not None:
-            await asyncio.to_thread(output.unlink, missing_ok=True)
-        raise FfmpegFailed(returncode, "\n".join(stderr_tail))
+        for args in feeds:
+            process = await _start(args, stdin=asyncio.subprocess.DEVNULL, stdout=frames.fileno())
+            stderr_tail: deque[str] = deque(maxlen=40)
+            try:
+                await _read_stderr(process, stderr_tail)
+                returncode = await process.wait()
+            except BaseException:
+                await _stop(process, kill_after_s)
+                raise
+            if returncode != 0:
+                if await _ends(consumer, within=kill_after_s):
+                    return
+                raise FfmpegFailed(returncode, "\n".join(stderr_tail))
+    finally:
+        frames.close()
+
+
+async def _ends(process: asyncio.subprocess.Process, *, within: float) -> bool:
+    """Whether `process` ends within `within` seconds (at once if it has ended already)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(process.wait()), within)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _read_progress(
