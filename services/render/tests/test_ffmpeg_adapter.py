@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,7 @@ async def test_a_failing_feed_fails_the_run_with_its_reason_and_no_file(
 ) -> None:
     """ffmpeg had frames enough to finish a shorter file; it is stopped, not let finish."""
     output = tmp_path / "frames.raw"
+    others = _children()  # the suite's own (a broker, a database), not this test's
     broken = [ffmpeg, "-nostdin", "-loglevel", "error", "-i", str(tmp_path / "missing.png")]
     broken += ["-f", "rawvideo", "pipe:1"]
     with pytest.raises(runner.FfmpegFailed) as caught:
@@ -182,7 +184,7 @@ async def test_a_failing_feed_fails_the_run_with_its_reason_and_no_file(
         )
     assert "missing.png" in caught.value.stderr and not caught.value.signalled
     assert not output.exists()
-    assert not [pid for pid in _children() if _alive(pid)]
+    assert not [pid for pid in _children(besides=others) if _alive(pid)]
 
 
 async def test_a_failing_ffmpeg_fails_with_its_reason_not_its_feeds_broken_pipe(
@@ -205,9 +207,10 @@ async def test_cancel_ends_ffmpeg_and_its_feed_within_a_second(ffmpeg: str, tmp_
 
     encoder = fed(ffmpeg, output, "-c:v", "libx264", "-progress", "pipe:1", "-f", "mp4")
     feeds = [raw_frames(ffmpeg, "white", 60, realtime=True)]  # paced: running when cancelled
+    others = _children()
     task = asyncio.create_task(runner.run(encoder, feeds=feeds, output=output, on_progress=collect))
     await wait_until(lambda: samples and output.exists(), timeout=20, what="ffmpeg encoding")
-    pids = _children()
+    pids = _children(besides=others)
     assert len(pids) == 2, "ffmpeg and its feed should be running"
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -229,14 +232,16 @@ async def test_a_failing_progress_callback_stops_ffmpeg_and_its_feeds(
 
     encoder = fed(ffmpeg, output, "-c:v", "libx264", "-progress", "pipe:1", "-f", "mp4")
     feeds = [raw_frames(ffmpeg, "white", 60, realtime=True)] * 2
+    others = _children()
     with pytest.raises(RuntimeError, match="could not be reported"):
         await runner.run(encoder, feeds=feeds, output=output, on_progress=broken)
     assert not output.exists()
-    assert not [pid for pid in _children() if _alive(pid)]
+    assert not [pid for pid in _children(besides=others) if _alive(pid)]
 
 
-def _children() -> list[int]:
-    """This process's children that are still there."""
+def _children(besides: Sequence[int] = ()) -> list[int]:
+    """This process's children that are still there, but for `besides`: in the side-by-side
+    suite a worker also has the broker or the database it started as children."""
     me = str(os.getpid())
     pids = []
     for entry in Path("/proc").iterdir():
@@ -245,7 +250,7 @@ def _children() -> list[int]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if stat.rsplit(")", 1)[1].split()[1] == me:
+            if stat.rsplit(")", 1)[1].split()[1] == me and int(entry.name) not in besides:
                 pids.append(int(entry.name))
     return pids
 
