@@ -146,14 +146,7 @@ async def test_cancel_ends_ffmpeg_within_a_second_and_removes_the_partial_file(
     await wait_until(lambda: samples and output.exists(), timeout=20, what="ffmpeg encoding")
     pids = _ffmpeg_pids(output)
     assert pids, "ffmpeg should be running"
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert loop.time() - started < 1.0
-    assert not output.exists()
-    assert not [pid for pid in pids if _alive(pid)]
+    await _cancelled_within_a_second(task, output, pids)
 
 
 async def test_feeds_write_one_after_another_into_ffmpegs_input(
@@ -212,14 +205,7 @@ async def test_cancel_ends_ffmpeg_and_its_feed_within_a_second(ffmpeg: str, tmp_
     await wait_until(lambda: samples and output.exists(), timeout=20, what="ffmpeg encoding")
     pids = _children(besides=others)
     assert len(pids) == 2, "ffmpeg and its feed should be running"
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert loop.time() - started < 1.0
-    assert not output.exists()
-    assert not [pid for pid in pids if _alive(pid)]
+    await _cancelled_within_a_second(task, output, pids)
 
 
 async def test_a_failing_progress_callback_stops_ffmpeg_and_its_feeds(
@@ -237,6 +223,20 @@ async def test_a_failing_progress_callback_stops_ffmpeg_and_its_feeds(
         await runner.run(encoder, feeds=feeds, output=output, on_progress=broken)
     assert not output.exists()
     assert not [pid for pid in _children(besides=others) if _alive(pid)]
+
+
+async def _cancelled_within_a_second(
+    task: asyncio.Task[None], output: Path, pids: list[int]
+) -> None:
+    """Cancels `task` (a run): it ends within the second, leaving no file and none of `pids`."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert loop.time() - started < 1.0
+    assert not await asyncio.to_thread(output.exists)
+    assert not [pid for pid in pids if _alive(pid)]
 
 
 def _children(besides: Sequence[int] = ()) -> list[int]:

@@ -160,11 +160,7 @@ def build_command(
     total = f"{timeline.total_seconds:.3f}"
     args = [
         ffmpeg,
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        "-loglevel",
-        "error",
+        *_QUIET,
         "-y",
         *inputs.args,
         "-filter_complex",
@@ -213,6 +209,8 @@ def frame_format(timeline: Timeline, *, avatars: bool) -> str:
 
 
 _WITH_ALPHA = {"yuv420p": "yuva420p", "yuv444p": "yuva444p"}
+#: Every ffmpeg here: no banner, no reading of the terminal, errors only on stderr.
+_QUIET = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]
 
 
 def _fades(timeline: Timeline) -> bool:
@@ -255,11 +253,7 @@ def _piece(
     clips.graph.append(f"[{video}]format={pixels}[frames]")
     return [
         ffmpeg,
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        "-loglevel",
-        "error",
+        *_QUIET,
         *clips.inputs.args,
         "-filter_complex",
         ";".join(clips.graph),
