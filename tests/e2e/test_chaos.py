@@ -167,6 +167,10 @@ async def test_every_process_killed_mid_run_loses_and_repeats_nothing(
             what="every task to finish, as the client sees it",
             alive=system.revive,
         )
+        # The last kills may come after every run ended: the services they restarted (without
+        # waiting) are asked below, so they are waited for here.
+        for name in system.services:
+            await system.wait_ready(name)
         # The client has the whole log of each task (updates may trail the final status).
         logs: dict[str, list[tuple[int, str]]] = {}
         deadline = time.monotonic() + 30
