@@ -6,7 +6,11 @@ whole running system, through a TCP proxy that can cut the network:
   stored history (no gap, no duplicate); the video plays, the thumbnail and the script show;
   the stage timeline has a finished bar per stage;
 - my runs: the run is listed with its status, progress and age, and the filters work;
-- the controls: run again, pause, resume, cancel.
+- the controls: run again, pause, resume, cancel;
+- the artifact links (a gateway with 10 s links): renewed before they expire without a reload,
+  the video kept where it was, paused or playing; renewed at once when the page's timers came
+  late (a sleeping laptop) and the video fails or the download is clicked; an expired token
+  gets the sign-in prompt.
 
 Screenshots are kept in test-artifacts/ (live-page-run.png, live-page-timeline.png,
 live-page-runs.png)."""
@@ -23,6 +27,7 @@ import pytest
 
 from tests.support.components import unavailable
 from tests.support.netcut import TcpProxy
+from ytmaker_gateway.auth import TokenConfig, mint_token
 
 from .system import System, running_system
 
@@ -68,6 +73,16 @@ def browser() -> Iterator[Any]:
         launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def short_links(system: System) -> None:
+    """The gateway again, with links of 10 s and no leeway on expiry, so that links expire
+    while a test watches: for the last tests of this module."""
+    system.env.update(YTMAKER_ARTIFACT_LINK_TTL_S="10", YTMAKER_JWT_LEEWAY_S="0")
+    system.kill("gateway")
+    system.start("gateway")
+    system.wait_ready(system.base)
 
 
 def _poll(
@@ -273,4 +288,150 @@ def test_run_again_pause_resume_cancel(system: System, proxy: TcpProxy, browser:
     page.click("#cancel")
     page.wait_for_selector("#status[data-status=cancelled]", timeout=60_000)
     assert page.is_visible("#rerun")
+    page.close()
+
+
+def _result_page(page: Any, proxy: TcpProxy, query: str = "") -> Any:
+    """`page` on the finished run, once its video and thumbnail have loaded."""
+    if not FINISHED:
+        pytest.fail("needs the finished run of the first test")
+    page.goto(f"{proxy.base}/projects/{FINISHED['project_id']}?task={FINISHED['task_id']}{query}")
+    page.wait_for_function(
+        "() => document.getElementById('video').readyState >= 1"
+        " && document.getElementById('thumbnail').naturalWidth > 0",
+        timeout=30_000,
+    )
+    page.evaluate("window.notReloaded = true")
+    return page
+
+
+def _src(page: Any, element: str) -> str:
+    return str(page.eval_on_selector(f"#{element}", "e => e.src || e.href"))
+
+
+def _wait_expired(system: System, url: str) -> None:
+    """Until the gateway refuses `url`'s grant (401): the link has really expired."""
+    _poll(lambda: httpx.get(url, timeout=10).status_code == 401, 30, "the link expired", system)
+
+
+def _assert_works(url: str, old: str) -> None:
+    assert "grant=" in url and "token=" not in url and url != old, (url, old)
+    answer = httpx.get(url, headers={"Range": "bytes=0-99"}, timeout=10)
+    assert answer.status_code == 206 and len(answer.content) == 100, answer.status_code
+
+
+def test_artifact_links_are_renewed_before_they_expire(
+    system: System, proxy: TcpProxy, browser: Any, short_links: None
+) -> None:
+    page = _result_page(browser.new_page(), proxy)
+    video, thumbnail = _src(page, "video"), _src(page, "thumbnail")
+    assert _src(page, "download") == video
+    page.evaluate(
+        "() => { const v = document.getElementById('video'); v.muted = true; v.currentTime = 3; }"
+    )
+    # Renewed a margin before expiry (10 s links): new URLs, the paused video still at 3 s.
+    page.wait_for_function(
+        "([video, thumbnail]) => { const v = document.getElementById('video');"
+        " return v.src !== video && document.getElementById('thumbnail').src !== thumbnail"
+        " && v.readyState >= 1 && v.paused && Math.abs(v.currentTime - 3) < 0.1; }",
+        arg=[video, thumbnail],
+        timeout=20_000,
+    )
+    renewed = _src(page, "video")
+    assert _src(page, "download") == renewed
+    _wait_expired(system, video)
+    _assert_works(renewed, video)
+    _assert_works(_src(page, "thumbnail"), thumbnail)
+    assert page.evaluate("document.getElementById('thumbnail').naturalWidth") > 0
+    assert page.evaluate("window.notReloaded"), "renewed without a reload"
+
+    # Playing (at half speed): the next renewal keeps it playing, where it was.
+    page.evaluate(
+        "() => { const v = document.getElementById('video'); v.playbackRate = 0.5;"
+        " return v.play(); }"
+    )
+    page.wait_for_function(
+        "(renewed) => { const v = document.getElementById('video');"
+        " return v.src !== renewed && v.readyState >= 2 && !v.paused && v.currentTime > 3.2"
+        " && v.playbackRate === 0.5; }",
+        arg=renewed,
+        timeout=20_000,
+    )
+    _wait_expired(system, renewed)
+    _assert_works(_src(page, "video"), renewed)
+    assert page.evaluate("window.notReloaded"), "renewed without a reload"
+    page.close()
+
+
+def test_an_expired_link_is_renewed_when_the_timers_came_late(
+    system: System, proxy: TcpProxy, browser: Any, short_links: None
+) -> None:
+    page = browser.new_page()
+    page.clock.install()
+    _result_page(page, proxy)
+    # The page's clock stops: its renewals do not come, as on a laptop asleep, until its links
+    # have really expired; then it wakes up, and nothing has renewed them yet.
+    page.clock.pause_at(page.evaluate("Date.now()") + 100)
+    video, thumbnail = _src(page, "video"), _src(page, "thumbnail")
+    _wait_expired(system, video)
+    page.clock.set_system_time(time.time())
+
+    # They ask the gateway with the expired grant (a query of their own: not from the cache,
+    # which holds the whole of this short video), which refuses it.
+    page.evaluate(
+        "() => { for (const id of ['video', 'thumbnail']) {"
+        " const e = document.getElementById(id); e.src = e.src + '&again=1'; } }"
+    )
+    page.wait_for_function(
+        "([video, thumbnail]) => { const v = document.getElementById('video');"
+        " const t = document.getElementById('thumbnail');"
+        " return !v.src.endsWith('&again=1') && v.src !== video && v.readyState >= 1"
+        " && !t.src.endsWith('&again=1') && t.src !== thumbnail && t.naturalWidth > 0; }",
+        arg=[video, thumbnail],
+        polling=100,  # the page's requestAnimationFrame stopped with its clock
+        timeout=20_000,
+    )
+    renewed = _src(page, "video")
+    _assert_works(renewed, video)
+    _assert_works(_src(page, "thumbnail"), thumbnail)
+
+    _wait_expired(system, renewed)
+    page.clock.set_system_time(time.time())
+    with page.expect_download(timeout=20_000) as started:
+        page.click("#download")
+    download = started.value
+    assert download.failure() is None
+    _assert_works(download.url, renewed)
+    assert Path(download.path()).stat().st_size > 1000
+    assert page.evaluate("window.notReloaded"), "renewed without a reload"
+    page.close()
+
+
+def test_an_expired_token_gets_the_sign_in_prompt(
+    system: System, proxy: TcpProxy, browser: Any, short_links: None
+) -> None:
+    config = TokenConfig(secret=system.env["YTMAKER_JWT_SECRET"])
+    page = browser.new_page()
+    page.goto(f"{proxy.base}/?token={mint_token(config, 'dev')}")  # kept in localStorage
+    _result_page(page, proxy)
+    page.wait_for_selector("#connection[data-state=connected]", timeout=15_000)
+    assert page.is_hidden("#signin")
+    # The token expires (the page reads it from localStorage each time); the live connection,
+    # opened before, stays up: what renews a link must say so on its own.
+    expired = mint_token(config, "dev", ttl_s=-60)
+    page.evaluate("(token) => localStorage.setItem('ytmaker.token', token)", expired)
+    page.wait_for_selector("#signin", state="visible", timeout=20_000)
+    assert "unauthorized" in (page.get_attribute("#thumbnail", "title") or "")
+    assert page.get_attribute("#connection", "data-state") == "connected"
+    assert page.evaluate("window.notReloaded")
+
+    page.fill("#signin input[name=token]", mint_token(config, "dev"))
+    with page.expect_navigation(timeout=15_000):  # the page again, on the new token
+        page.click("#signin button")
+    assert not page.evaluate("window.notReloaded")
+    page.wait_for_function(
+        "() => document.getElementById('thumbnail').naturalWidth > 0", timeout=15_000
+    )
+    assert page.is_hidden("#signin")
+    assert "grant=" in _src(page, "video")
     page.close()

@@ -15,10 +15,26 @@ if (params.get("token")) {
 }
 const token = () => params.get("token") || localStorage.getItem("ytmaker.token") || undefined;
 
-export const page = { token, rest: new RestClient({ baseUrl: "", token }) };
-window.ytmaker = page; // for tests and curious people
-
 const $ = (id) => document.getElementById(id);
+
+/** The gateway no longer takes the token (expired, or signed with an old secret). */
+function signIn() {
+  $("signin").hidden = false;
+}
+/** Shows the sign-in prompt for a refusal of the token (401); true if it was one. */
+function refused(err) {
+  if (err?.status !== 401) return false;
+  signIn();
+  return true;
+}
+$("signin").addEventListener("submit", (event) => {
+  event.preventDefault();
+  localStorage.setItem("ytmaker.token", String(new FormData(event.target).get("token")).trim());
+  location.reload(); // the page again, on the new token (the address holds none)
+});
+
+export const page = { token, signIn, refused, rest: new RestClient({ baseUrl: "", token }) };
+window.ytmaker = page; // for tests and curious people
 
 function showForm() {
   $("create").hidden = false;
@@ -39,6 +55,7 @@ function showForm() {
       });
       location.href = `/projects/${started.project_id}?task=${started.task_id}`;
     } catch (err) {
+      refused(err);
       $("form-error").textContent = `${err.code}: ${err.message}`;
       $("start").disabled = false;
     }

@@ -3,6 +3,7 @@
 // from the last offset it delivered after any disconnect (backoff 1, 2, 4 … 30 s), so the
 // event list is the task's log: no update lost, none repeated.
 import { ProgressClient } from "./sdk/index.js";
+import { keepLinked } from "./links.js";
 import { buildTimeline, formatDuration, STAGES } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
@@ -19,7 +20,10 @@ export function showRun(page, projectId, taskId) {
         if (page.taskId) follow(page);
         else $("message").textContent = "this project has no run yet";
       },
-      (err) => ($("message").textContent = `${err.code}: ${err.message}`),
+      (err) => {
+        page.refused(err);
+        $("message").textContent = `${err.code}: ${err.message}`;
+      },
     );
   }
   wireControls(page);
@@ -149,13 +153,9 @@ async function showResult(page) {
   page.done = true;
   $("result").hidden = false;
   // <video> and <img> cannot send the token: they load links whose grant opens that artifact
-  // alone for a while (docs/decisions/0134); the script comes with the Authorization header.
-  for (const name of ["video", "thumbnail"]) {
-    page.rest.artifactLink(page.taskId, name).then(
-      (url) => ($(name).src = url),
-      (err) => ($(name).title = `no ${name}: ${err.code}: ${err.message}`),
-    );
-  }
+  // alone for a while, renewed before then (links.js); the script comes with the header.
+  keepLinked(page, "video", [$("video"), $("download")]);
+  keepLinked(page, "thumbnail", [$("thumbnail")]);
   try {
     const script = await page.rest.script(page.taskId);
     const heading = document.createElement("h4");
@@ -169,6 +169,7 @@ async function showResult(page) {
     }
     $("script").replaceChildren(heading, list);
   } catch (err) {
+    page.refused(err);
     $("script").textContent = `no script: ${err.message}`;
   }
 }
@@ -185,6 +186,7 @@ function showConnection(page, state, detail) {
     tick();
     page.countdown = setInterval(tick, 500);
   } else {
+    if (state === "failed" && detail?.code === 4401) page.signIn();
     el.textContent = { connected: "connected", connecting: "connecting…", failed: `failed${detail ? ` (${detail.code})` : ""}` }[state] || state;
   }
 }
@@ -198,6 +200,7 @@ function wireControls(page) {
         await page.rest.control(page.taskId, action);
         $("control-result").textContent = `${action} requested`;
       } catch (err) {
+        page.refused(err);
         $("control-result").textContent = `${err.code}: ${err.message}`;
       }
     });
@@ -207,6 +210,7 @@ function wireControls(page) {
       const started = await page.rest.startRun(page.projectId);
       location.href = `/projects/${page.projectId}?task=${started.task_id}`;
     } catch (err) {
+      page.refused(err);
       $("control-result").textContent = `${err.code}: ${err.message}`;
     }
   });

@@ -58,6 +58,7 @@ export function showRuns(page) {
       $("runs-error").textContent = "";
       render();
     } catch (err) {
+      page.refused(err);
       $("runs-error").textContent = `${err.code}: ${err.message}`;
     }
   };
