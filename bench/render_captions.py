@@ -1,15 +1,23 @@
 """What a project with many caption lines costs the render stage (docs/decisions/0125).
 
     .venv/bin/python -m bench.render_captions [--segments 50] [--chars 5000] [--seconds 10]
+        [--avatars none|one|each] [--slide 1280x720] [--supersample 1]
 
-Runs the render stage end to end (`RenderWork.run`, a memory artifact store, no Kafka) on a
-made-up project: `--segments` segments, each with a narration of `--chars` characters of
-words and a silent WAV that makes its slot `--seconds` long. Prints as JSON the caption lines,
-the ffmpeg processes and their inputs and overlay filters (all processes together), the wall
-time of the stage, the CPU time of this process and its children, ffmpeg's peak RSS (the
-largest one process reached) and the peak of the RSS of the ffmpeg processes running at once
-(sampled every 20 ms: the render's pieces run beside the encoder, docs/decisions/0130), and
-the error when the stage failed (`--timeout` cancels it, which stops ffmpeg).
+Runs the render stage end to end (`RenderWork.run`, a file artifact store in a temporary
+folder, no Kafka) on a made-up project: `--segments` segments, each with a slide of `--slide`
+pixels, a narration of `--chars` characters of words and a silent WAV that makes its slot
+`--seconds` long, and `--avatars`: none, one presenter clip from the start (what the avatars
+stage makes) or a clip per segment (the most render takes), 512×512 at 25 fps; the slides are
+zoomed on `--supersample` times the frame (`YTMAKER_RENDER_SUPERSAMPLE`). Prints as JSON the
+caption lines, the ffmpeg processes and their inputs and overlay filters (all processes
+together), the wall time of the stage, the CPU time of this process and its children, and
+the memory a render pod needs (docs/decisions/0137): ffmpeg's peak RSS (the largest one
+process reached), this process's own peak RSS during the stage (the service's part: `VmHWM`,
+reset at its start), and the peaks of the summed RSS of the ffmpeg processes running at once
+and of this process and its children together (sampled every 20 ms: the peak of the sum, not
+the sum of peaks); the size of the files on disk at the end (the page cache they may take in
+a pod), the load average before and after, and the error when the stage failed (`--timeout`
+cancels it, which stops ffmpeg).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import logging
 import os
 import random
 import resource
+import subprocess
 import tempfile
 import threading
 import time
@@ -33,8 +42,9 @@ from typing import Any
 from PIL import Image
 
 from ytmaker_render.adapters import ffmpeg
+from ytmaker_render.filtergraph import EncodeOptions
 from ytmaker_render.stage import RenderOptions, RenderWork
-from ytmaker_shared.artifacts import MemoryArtifactStore
+from ytmaker_shared.artifacts import FileArtifactStore
 from ytmaker_shared.events import StageCompleted, StageCompletedPayload, StageProgressPayload
 from ytmaker_shared.stages import Stage
 from ytmaker_shared.stageworker import JobContext, ProgressReporter
@@ -64,8 +74,23 @@ def silence(path: Path, seconds: float, rate: int = 22050) -> Path:
     return path
 
 
+def clip(ffmpeg_path: str, path: Path, seconds: float) -> Path:
+    """A presenter-like clip: 512×512 H.264 at 25 fps."""
+    source = f"testsrc2=s=512x512:r=25:d={seconds}"
+    args = ["-loglevel", "error", "-y", "-f", "lavfi", "-i", source, "-pix_fmt", "yuv420p"]
+    subprocess.run([ffmpeg_path, *args, str(path)], check=True)
+    return path
+
+
 async def project(
-    store: MemoryArtifactStore, task: str, folder: Path, segments: int, chars: int, seconds: float
+    store: FileArtifactStore,
+    task: str,
+    folder: Path,
+    segments: int,
+    chars: int,
+    seconds: float,
+    avatars: str,
+    slide_size: tuple[int, int],
 ) -> list[StageCompleted]:
     script = {
         "title": "Many captions",
@@ -86,10 +111,16 @@ async def project(
     images, audio = [], []
     for i in range(segments):
         slide = folder / f"s{i}.png"
-        Image.new("RGB", (1280, 720), (40 * i % 256, 80, 160)).save(slide)
+        Image.new("RGB", slide_size, (40 * i % 256, 80, 160)).save(slide)
         wav = silence(folder / f"a{i}.wav", seconds - PAUSE_SECONDS)
         images.append((await store.put_file(f"{task}/images/{i + 1:02d}.png", slide)).artifact())
         audio.append((await store.put_file(f"{task}/audio/{i + 1:02d}.wav", wav)).artifact())
+    clips = []
+    if avatars != "none":
+        presenter = clip(ffmpeg.ffmpeg_executable(), folder / "presenter.mp4", seconds)
+        for i in range(segments if avatars == "each" else 1):
+            key = f"{task}/avatars/{i + 1:02d}.mp4"
+            clips.append((await store.put_file(key, presenter)).artifact())
     base: dict[str, Any] = {
         "task_id": task,
         "project_id": "p",
@@ -105,21 +136,27 @@ async def project(
             **base, stage=Stage.AUDIO, payload=StageCompletedPayload(artifacts=tuple(audio))
         ),
         StageCompleted(
-            **base, stage=Stage.AVATARS, payload=StageCompletedPayload(status="skipped")
+            **base,
+            stage=Stage.AVATARS,
+            payload=StageCompletedPayload(
+                status="completed" if clips else "skipped", artifacts=tuple(clips)
+            ),
         ),
     ]
 
 
-class ChildrenMemory:
-    """The peak of the summed RSS of this process's children, sampled in a thread."""
+class TreeMemory:
+    """The peaks of this process's children's summed RSS and of that sum plus this process's
+    own RSS, sampled together in a thread: the peak of the sum, not the sum of the peaks."""
 
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
-        self.peak_kib = 0
+        self.children_peak_kib = 0
+        self.tree_peak_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> ChildrenMemory:
+    def __enter__(self) -> TreeMemory:
         self._thread.start()
         return self
 
@@ -130,11 +167,13 @@ class ChildrenMemory:
     def _sample(self) -> None:
         parent = str(os.getpid())
         while not self._stop.wait(self.interval):
-            total = 0
+            children = 0
             for entry in os.scandir("/proc"):
                 if entry.name.isdigit():
-                    total += _rss_kib(entry.path, parent)
-            self.peak_kib = max(self.peak_kib, total)
+                    children += _rss_kib(entry.path, parent)
+            own = _resident_kib("/proc/self/status", "VmRSS")
+            self.children_peak_kib = max(self.children_peak_kib, children)
+            self.tree_peak_kib = max(self.tree_peak_kib, own + children)
 
 
 def _rss_kib(proc: str, parent: str) -> int:
@@ -149,7 +188,34 @@ def _rss_kib(proc: str, parent: str) -> int:
     return int(fields[21]) * PAGE_KIB  # field 24, the resident pages
 
 
-async def measure(segments: int, chars: int, seconds: float, timeout: float) -> dict[str, Any]:
+def _resident_kib(status: str, field: str) -> int:
+    """`VmRSS` (now) or `VmHWM` (the peak) of a /proc status file, in KiB."""
+    with open(status) as lines:
+        for line in lines:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak_rss() -> None:
+    """Start this process's `VmHWM` over from its current RSS (Linux 4.0+)."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def _files_mib(folder: Path) -> int:
+    return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20)
+
+
+async def measure(
+    segments: int,
+    chars: int,
+    seconds: float,
+    avatars: str,
+    slide_size: tuple[int, int],
+    supersample: float,
+    timeout: float,
+) -> dict[str, Any]:
     commands: list[Sequence[str]] = []
     real_run = ffmpeg.run
 
@@ -158,12 +224,14 @@ async def measure(segments: int, chars: int, seconds: float, timeout: float) -> 
         await real_run(args, **kwargs)
 
     ffmpeg.run = recording_run
-    store = MemoryArtifactStore(uuid.uuid4().hex)
     task = "bench-" + uuid.uuid4().hex[:8]
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="ytmaker-bench-render-") as tmp:
         folder = Path(tmp)
-        events = await project(store, task, folder, segments, chars, seconds)
-        work = RenderWork(store, RenderOptions(ffmpeg=ffmpeg.ffmpeg_executable()))
+        store = FileArtifactStore(folder / "store")
+        events = await project(store, task, folder, segments, chars, seconds, avatars, slide_size)
+        encode = EncodeOptions(supersample=supersample)
+        work = RenderWork(store, RenderOptions(ffmpeg.ffmpeg_executable(), encode))
         for event in events:
             await work.admit(event)
 
@@ -181,16 +249,20 @@ async def measure(segments: int, chars: int, seconds: float, timeout: float) -> 
             log=logging.LoggerAdapter(logging.getLogger("bench")),
         )
         error = None
+        own_before = _resident_kib("/proc/self/status", "VmRSS")
+        _reset_peak_rss()
         started = time.monotonic()
         try:
-            with ChildrenMemory() as memory:
+            with TreeMemory() as memory:
                 result = await asyncio.wait_for(work.run(ctx), timeout)
             video_seconds = result.result["duration_seconds"]
         except Exception as exc:  # the failure is the measurement
             error = f"{type(exc).__name__}: {str(exc)[-300:]}"
             video_seconds = None
         wall = time.monotonic() - started
+        own_peak = _resident_kib("/proc/self/status", "VmHWM")
         lines = len(list((folder / "scratch" / "captions").glob("caption-*-*.png")))
+        files = _files_mib(folder)
     ffmpeg.run = real_run
     graphs = [
         args[args.index("-filter_complex") + 1] for args in commands if "-filter_complex" in args
@@ -200,6 +272,9 @@ async def measure(segments: int, chars: int, seconds: float, timeout: float) -> 
     )
     return {
         "segments": segments,
+        "avatars": avatars,
+        "slide": "x".join(map(str, slide_size)),
+        "supersample": supersample,
         "chars_per_segment": chars,
         "slot_seconds": seconds,
         "caption_lines": lines,
@@ -211,9 +286,19 @@ async def measure(segments: int, chars: int, seconds: float, timeout: float) -> 
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(sum(r.ru_utime + r.ru_stime for r in (own, children)), 1),
         "ffmpeg_peak_rss_mib": round(children.ru_maxrss / 1024),
-        "ffmpeg_peak_total_rss_mib": round(memory.peak_kib / 1024),
+        "ffmpeg_peak_total_rss_mib": round(memory.children_peak_kib / 1024),
+        "service_rss_before_mib": round(own_before / 1024),
+        "service_peak_rss_mib": round(own_peak / 1024),
+        "tree_peak_total_rss_mib": round(memory.tree_peak_kib / 1024),
+        "files_mib": files,
+        "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],
         "error": error,
     }
+
+
+def size(text: str) -> tuple[int, int]:
+    width, height = text.lower().split("x")
+    return int(width), int(height)
 
 
 def main() -> None:
@@ -221,9 +306,22 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=50)
     parser.add_argument("--chars", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--avatars", choices=("none", "one", "each"), default="none")
+    parser.add_argument("--slide", type=size, default=(1280, 720), help="WIDTHxHEIGHT")
+    parser.add_argument("--supersample", type=float, default=1.0)
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
-    report = asyncio.run(measure(args.segments, args.chars, args.seconds, args.timeout))
+    report = asyncio.run(
+        measure(
+            args.segments,
+            args.chars,
+            args.seconds,
+            args.avatars,
+            args.slide,
+            args.supersample,
+            args.timeout,
+        )
+    )
     print(json.dumps(report, indent=2))
 
 

@@ -252,21 +252,44 @@ async def test_a_segment_without_an_image_fails_permanently(
         await work.run(context(store, avatars, tmp_path, []))
 
 
-async def test_a_slide_ffmpeg_cannot_read_fails_permanently_and_leaves_no_video(
-    ffmpeg: str, media: Any, tmp_path: Path
+@pytest.mark.parametrize(
+    ("key", "broken", "named"),
+    [
+        ("images/segment-03.png", "not a picture", "the image of segment 3"),
+        ("images/segment-03.png", "truncated", "the image of segment 3"),
+        ("audio/segment-02.wav", "not a picture", "the narration of segment 2"),
+        ("avatars/presenter.mp4", "truncated", "avatar clip 1"),
+    ],
+    ids=["garbage-slide", "truncated-slide", "garbage-narration", "truncated-avatar"],
+)
+async def test_an_input_ffmpeg_cannot_read_fails_the_render_before_anything_is_encoded(
+    ffmpeg: str,
+    media: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    key: str,
+    broken: str,
+    named: str,
 ) -> None:
-    """The last slot's slide is no picture: the slots before it were encoded by then, and the
-    encoder is stopped, not let finish a shorter video."""
+    """The slides are read slot by slot (decision 0130): a bad last one was found after every
+    slot before it was encoded. Every input is read once first (decision 0137); a truncated
+    slide opens and fails only when decoded."""
+    commands = recorded_commands(monkeypatch)
     store = MemoryArtifactStore(uuid.uuid4().hex)
     task = "task-" + uuid.uuid4().hex[:8]
-    events = await stage_assets(media, store, task, tmp_path, avatar=False)
-    await store.put(f"{task}/images/segment-03.png", b"not a picture")
+    events = await stage_assets(media, store, task, tmp_path, avatar=True)
+    good = await store.read(f"{task}/{key}")
+    await store.put(
+        f"{task}/{key}", b"not a picture" if broken == "not a picture" else good[: len(good) // 2]
+    )
     work = RenderWork(store, RenderOptions(ffmpeg=ffmpeg))
     for event in events:
         await work.admit(event)
     with pytest.raises(PermanentError) as caught:
         await work.run(context(store, events[-1], tmp_path, []))
-    assert caught.value.code == "ffmpeg_failed" and "img3" in caught.value.message
+    assert caught.value.code == "unreadable_input", caught.value.message
+    assert caught.value.message.startswith(f"ffmpeg cannot read {named}:"), caught.value.message
+    assert commands == []  # the encoder never started
     assert not (tmp_path / "scratch" / "video.mp4").exists()
 
 
