@@ -85,17 +85,22 @@ export class ProgressClient {
     });
     this.manager.on("subscribed", (msg) => this.each(msg.payload.task_id, (l) => l.onSubscribed?.(msg.payload)));
     this.manager.on("snapshot", (msg) => {
-      if (msg.task_id) this.each(msg.task_id, (l) => { l.onSnapshot?.(msg.payload, msg.offset); this.terminal(l, msg.payload); });
+      if (!msg.task_id) return;
+      this.each(msg.task_id, (l) => { l.onSnapshot?.(msg.payload, msg.offset); this.terminal(l, msg.payload); });
+      this.letGo(msg.task_id, msg.payload);
     });
     const update = (msg: ProgressMessage | StatusMessage | ErrorMessage): void => {
       if (msg.task_id === null) return;
       if (msg.offset === null || !isUpdatePayload(msg.payload)) {
         const error = msg.payload as ErrorPayload;
         this.each(msg.task_id, (l) => l.onError?.(error));
+        // Refused for good: the manager dropped it, and nothing more will come.
+        if (!this.manager.subscription(msg.task_id)) this.listeners.delete(msg.task_id);
         return;
       }
       const full = msg as UpdateMessage;
       this.each(msg.task_id, (l) => { l.onEvent?.(full); this.terminal(l, full.payload); });
+      this.letGo(msg.task_id, full.payload);
     };
     this.manager.on("progress", update);
     this.manager.on("status", update);
@@ -127,13 +132,23 @@ export class ProgressClient {
     return count;
   }
 
-  /** Follow a task; returns the function that stops following it. */
+  /**
+   * Follow a task; returns the function that stops following it. Once its final state is
+   * delivered, the task is let go (the gateway's subscription freed). Refused for good
+   * (`forbidden` after `refusalWindowMs`, `too_many_subscriptions`: the connection holds as
+   * many as the gateway allows), `onError` gets the refusal and the subscription ends.
+   */
   subscribeToTask(taskId: string, handlers: TaskHandlers, options: TaskOptions = {}): () => void {
+    return this.follow(taskId, handlers, options, false);
+  }
+
+  private follow(taskId: string, handlers: TaskHandlers, options: TaskOptions, waitsForRoom: boolean): () => void {
     const listener: Listener = { ...handlers, done: false };
     let set = this.listeners.get(taskId);
     if (!set) {
       this.listeners.set(taskId, (set = new Set()));
-      this.manager.subscribe(taskId, options.since === undefined ? -1 : options.since, options.epoch ?? null);
+      const since = options.since === undefined ? -1 : options.since;
+      this.manager.subscribe(taskId, since, options.epoch ?? null, { waitsForRoom });
     }
     set.add(listener);
     return () => {
@@ -146,14 +161,16 @@ export class ProgressClient {
 
   /**
    * Follow every run of a project, each exactly like `subscribeToTask` (whole runs), the
-   * existing ones and every new one as it starts (the project stream announces it).
+   * existing ones and every new one as it starts (the project stream announces it). Runs
+   * beyond the gateway's subscriptions per connection wait until one ends (finished runs are
+   * let go); a run refused for good goes to `onError` and the others go on (decision 0135).
    */
   subscribeToProject(projectId: string, handlers: ProjectHandlers): () => void {
     const undo = new Map<string, () => void>();
     let stopped = false;
     const follow = (taskId: string | null): void => {
       if (stopped || !taskId || undo.has(taskId)) return;
-      undo.set(taskId, this.subscribeToTask(taskId, handlers));
+      undo.set(taskId, this.follow(taskId, handlers, {}, true));
       handlers.onTask?.(taskId);
     };
     const feed = new WebSocketManager({
@@ -188,6 +205,12 @@ export class ProgressClient {
 
   private each(taskId: string, call: (listener: Listener) => void): void {
     for (const listener of [...(this.listeners.get(taskId) ?? [])]) call(listener);
+  }
+
+  /** After a task's final state was delivered: nothing follows, free its subscription. */
+  private letGo(taskId: string, state: UpdatePayload | TaskState): void {
+    if (!state.status || !TERMINAL.has(state.status) || !this.listeners.delete(taskId)) return;
+    this.manager.unsubscribe(taskId);
   }
 
   private terminal(listener: Listener, state: UpdatePayload | TaskState): void {

@@ -79,6 +79,12 @@ type Handler = (msg: ServerMessage) => void;
 
 export interface Subscription {
   taskId: string;
+  /**
+   * Refused as `too_many_subscriptions` (the connection holds as many as the gateway allows),
+   * wait until one of this connection's subscriptions ends and ask again (a project's run);
+   * otherwise the refusal is final (decision 0135).
+   */
+  waitsForRoom?: boolean;
   /** What the first subscribe asked for: -1 the whole run, null a snapshot, or an offset. */
   since: number | null;
   /** The last offset delivered to listeners (-1: none yet). */
@@ -102,8 +108,21 @@ const CLOSE_FORBIDDEN = 4403;
 const SUBPROTOCOL = "ytmaker.v1";
 const BEARER_SUBPROTOCOL = "bearer.";
 const UPDATE_TYPES = new Set(["progress", "status", "error"]);
-/** Refusals after which the subscription is not served until it is asked for again. */
+/**
+ * Refusals after which the subscription is asked for again. Not `too_many_subscriptions`:
+ * on the same connection it can only be refused again, and the gateway closes a connection
+ * after a few limit errors in a row (decision 0135).
+ */
 const RETRYABLE = new Set(["unavailable", "replay_failed", "rate_limited"]);
+/**
+ * Subscribes and unsubscribes go out paced (decision 0135): at most this many subscribes
+ * waiting for their answer (the gateway closes a connection with 1008 after more than
+ * `YTMAKER_MAX_VIOLATIONS`, 5, limit errors in a row, and may read that many before it
+ * answers them), and at most SUBSCRIPTION_FRAMES_PER_SECOND (its rate limit is 50 messages
+ * a second, in a burst of at most 50). As Python's.
+ */
+export const SUBSCRIBES_IN_FLIGHT = 4;
+export const SUBSCRIPTION_FRAMES_PER_SECOND = 25;
 
 export class WebSocketManager {
   private readonly options: WebSocketManagerOptions;
@@ -125,6 +144,14 @@ export class WebSocketManager {
   private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
   /** When each subscription was first refused as `forbidden` (since its last `subscribed`). */
   private readonly refusedSince = new Map<string, number>();
+  /** Subscription frames waiting for their turn (`pace`), unsubscribes first. */
+  private readonly toSubscribe = new Set<string>();
+  private readonly toUnsubscribe: string[] = [];
+  /** Subscribes sent and not answered yet. */
+  private readonly asked = new Set<string>();
+  /** Refused for room: asked for again, one by one, as this connection's subscriptions end. */
+  private readonly waiting = new Set<string>();
+  private paceTimer: ReturnType<typeof setTimeout> | null = null;
   /** A `connect()` is waiting for the first connection: its failure is the caller's error. */
   private firstConnect = false;
   /**
@@ -204,8 +231,13 @@ export class WebSocketManager {
    * resumes after it. After a reconnect the subscription resumes after the last offset
    * delivered; updates at or below it are dropped, so each is delivered once.
    */
-  subscribe(taskId: string, since: number | null = -1, epoch: string | null = null): Subscription {
-    const sub: Subscription = { taskId, since, lastOffset: since ?? -1, epoch };
+  subscribe(
+    taskId: string,
+    since: number | null = -1,
+    epoch: string | null = null,
+    { waitsForRoom = false }: { waitsForRoom?: boolean } = {},
+  ): Subscription {
+    const sub: Subscription = { taskId, since, lastOffset: since ?? -1, epoch, waitsForRoom };
     this.cancelRetry(taskId);
     this.refusedSince.delete(taskId);
     // Replacing a subscription the server holds continues it (docs/protocol.md): what is in
@@ -218,7 +250,10 @@ export class WebSocketManager {
 
   unsubscribe(taskId: string): void {
     this.forget(taskId);
-    if (this.subs.delete(taskId)) this.send({ action: "unsubscribe", task_id: taskId });
+    if (this.subs.delete(taskId) && this.state === "connected") {
+      this.toUnsubscribe.push(taskId);
+      this.makeRoom();
+    }
   }
 
   /** What is kept about a subscription beside it (its retry, refusals, awaited answer). */
@@ -226,6 +261,21 @@ export class WebSocketManager {
     this.cancelRetry(taskId);
     this.awaitingAnswer.delete(taskId);
     this.refusedSince.delete(taskId);
+    this.toSubscribe.delete(taskId);
+    this.waiting.delete(taskId);
+  }
+
+  /** A subscription was let go: one waiting for room is asked for again (after the unsubscribe). */
+  private makeRoom(): void {
+    for (const taskId of this.waiting) {
+      this.waiting.delete(taskId);
+      const sub = this.subs.get(taskId);
+      if (sub) {
+        this.sendSubscribe(sub);
+        break;
+      }
+    }
+    this.pace();
   }
 
   subscription(taskId: string): Subscription | undefined {
@@ -249,8 +299,42 @@ export class WebSocketManager {
   }
 
   private sendSubscribe(sub: Subscription): void {
-    const since = sub.lastOffset >= 0 ? sub.lastOffset : sub.since;
-    this.send({ action: "subscribe", task_id: sub.taskId, since, epoch: sub.epoch });
+    this.toSubscribe.delete(sub.taskId); // asked again: in order, behind the others
+    this.toSubscribe.add(sub.taskId);
+    this.pace();
+  }
+
+  /**
+   * Send the next subscription frame when its turn has come: unsubscribes first (they make
+   * room), subscribes while fewer than SUBSCRIBES_IN_FLIGHT wait for their answer; one every
+   * 1/SUBSCRIPTION_FRAMES_PER_SECOND s at most.
+   */
+  private pace(): void {
+    if (this.paceTimer !== null || this.state !== "connected") return;
+    let msg: ClientMessage | null = null;
+    const unsubscribe = this.toUnsubscribe.shift();
+    if (unsubscribe !== undefined) msg = { action: "unsubscribe", task_id: unsubscribe };
+    else if (this.asked.size < SUBSCRIBES_IN_FLIGHT) {
+      for (const taskId of this.toSubscribe) {
+        this.toSubscribe.delete(taskId);
+        const sub = this.subs.get(taskId);
+        if (!sub) continue;
+        this.asked.add(taskId);
+        const since = sub.lastOffset >= 0 ? sub.lastOffset : sub.since;
+        msg = { action: "subscribe", task_id: taskId, since, epoch: sub.epoch };
+        break;
+      }
+    }
+    if (msg === null || !this.send(msg)) return;
+    this.paceTimer = setTimeout(() => {
+      this.paceTimer = null;
+      this.pace();
+    }, 1000 / SUBSCRIPTION_FRAMES_PER_SECOND);
+  }
+
+  /** The answer to a subscribe of ours came (its `subscribed`, or a refusal). */
+  private answered(taskId: string): void {
+    if (this.asked.delete(taskId)) this.pace();
   }
 
   // --- connecting --------------------------------------------------------------------------
@@ -375,9 +459,9 @@ export class WebSocketManager {
   }
 
   private clearTimers(): void {
-    for (const timer of [this.retryTimer, this.connectTimer]) if (timer) clearTimeout(timer);
+    for (const timer of [this.retryTimer, this.connectTimer, this.paceTimer]) if (timer) clearTimeout(timer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.retryTimer = this.connectTimer = this.heartbeatTimer = null;
+    this.retryTimer = this.connectTimer = this.heartbeatTimer = this.paceTimer = null;
     // Every subscription is sent again at the next `connected`.
     for (const timer of this.retries.values()) clearTimeout(timer);
     this.retries.clear();
@@ -423,6 +507,7 @@ export class WebSocketManager {
         this.send({ action: "pong", timestamp: msg.payload.timestamp });
         break;
       case "subscribed": {
+        if (!msg.payload.restored) this.answered(msg.payload.task_id);
         const sub = this.subs.get(msg.payload.task_id);
         if (sub && !msg.payload.restored) {
           this.awaitingAnswer.delete(sub.taskId);
@@ -453,8 +538,18 @@ export class WebSocketManager {
         if (msg.type === "error" && msg.offset === null && msg.task_id) {
           const sub = this.subs.get(msg.task_id);
           const refusal = msg.payload as ErrorPayload;
+          if (!refusal.details?.["restored"]) this.answered(msg.task_id);
           if (sub && !refusal.details?.["restored"]) {
             if (RETRYABLE.has(refusal.code)) this.retrySubscribe(sub);
+            else if (refusal.code === "too_many_subscriptions") {
+              // Waiting for room is not reported; otherwise the subscription ends with it.
+              if (sub.waitsForRoom) {
+                this.waiting.add(sub.taskId);
+                return;
+              }
+              this.forget(sub.taskId);
+              this.subs.delete(sub.taskId);
+            }
             // Answering our subscribe (not, say, a refused `cancel` of a followed task).
             else if (refusal.code === "forbidden" && this.awaitingAnswer.has(sub.taskId) && !this.refused(sub)) return;
           }
@@ -532,6 +627,10 @@ export class WebSocketManager {
     this.startHeartbeat();
     // A new socket holds no subscription: each stream starts at its `subscribed`.
     this.awaitingAnswer.clear();
+    this.toSubscribe.clear();
+    this.toUnsubscribe.length = 0;
+    this.asked.clear();
+    this.waiting.clear();
     for (const sub of this.subs.values()) {
       this.awaitingAnswer.add(sub.taskId);
       this.sendSubscribe(sub);

@@ -295,6 +295,7 @@ test("a task subscribed again after unsubscribe gets its replay in order, not th
   m.unsubscribe("t1");
   m.subscribe("t1", 2, "E1");
   seen.length = 0;
+  await waitFor(() => made[0].sent.length === 3, { timeoutMs: 2000, what: "the paced frames" });
   assert.deepEqual(made[0].sent.slice(-2), [
     { action: "unsubscribe", task_id: "t1" },
     { action: "subscribe", task_id: "t1", since: 2, epoch: "E1" },
@@ -492,5 +493,136 @@ test("a connection that delivered an update counts the attempts afresh", async (
     assert.equal(made.length, 5 + 2, "then two retries that delivered nothing");
   } finally {
     m.disconnect();
+  }
+});
+
+/**
+ * A gateway that keeps its limits as the real one does (rules/session.py): `limit`
+ * subscriptions a connection (an unsubscribe frees one), 50 messages a second in a burst of
+ * 50 (a message within it forgives the violations before it), and a close with 1008 past 5
+ * limit errors in a row. Frames are read ahead of their handling, as the gateway's receiver
+ * does. `statusOf(taskId)` is the state a subscribe's snapshot carries.
+ */
+function limitedGateway({ limit = 100, statusOf = () => "running" } = {}) {
+  const closes = [];
+  const refusedAt = [];
+  const sockets = fakeSockets((s) => {
+    const held = new Set();
+    let tokens = 50;
+    let refilled = Date.now();
+    let violations = 0;
+    const violate = (code, taskId) => {
+      violations += 1;
+      if (violations > 5) {
+        closes.push(1008);
+        s.drop(1008, `${code}: closing`);
+        return;
+      }
+      if (code === "too_many_subscriptions") refusedAt.push(taskId);
+      s.deliver({ type: "error", task_id: taskId, offset: null, payload: { code, message: code, details: {} } });
+    };
+    s.open();
+    const send = s.send.bind(s);
+    s.send = (data) => {
+      send(data);
+      if (s.readyState === 3) return;
+      const now = Date.now();
+      tokens = Math.min(50, tokens + ((now - refilled) / 1000) * 50);
+      refilled = now;
+      if (tokens < 1) return violate("rate_limited", null);
+      tokens -= 1;
+      violations = 0;
+      const msg = JSON.parse(data);
+      setTimeout(() => {
+        if (s.readyState === 3) return;
+        const id = msg.task_id;
+        if (msg.action === "unsubscribe") {
+          held.delete(id);
+          s.deliver({ type: "unsubscribed", task_id: id, offset: null, payload: { task_id: id } });
+        } else if (msg.action === "subscribe") {
+          if (!held.has(id) && held.size >= limit) return violate("too_many_subscriptions", id);
+          held.add(id);
+          s.deliver({ type: "subscribed", task_id: id, offset: 5, payload: { task_id: id, offset: 5, epoch: "E1", recovered: false, restored: false } });
+          s.deliver({ type: "snapshot", task_id: id, offset: 5, payload: { ...state, task_id: id, status: statusOf(id), offset: 5, epoch: "E1" } });
+        }
+      }, 0);
+    };
+    s.deliver(connected(`c${sockets.made.length}`));
+  });
+  return { ...sockets, closes, refusedAt };
+}
+
+test("sixty subscribes at once keep to the gateway's message rate: no rate_limited, no 1008", async () => {
+  const { FakeSocket, made, closes } = limitedGateway();
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const snapshots = new Set();
+  const errors = [];
+  m.on("snapshot", (msg) => snapshots.add(msg.task_id));
+  m.on("error", (msg) => errors.push(msg.payload.code));
+  await m.connect();
+  for (let i = 0; i < 60; i += 1) m.subscribe(`t${i}`, null);
+  try {
+    await waitFor(() => snapshots.size === 60 || closes.length, { timeoutMs: 10000, what: "sixty snapshots" });
+    assert.deepEqual(closes, []);
+    assert.deepEqual(errors, []);
+    assert.equal(made.length, 1);
+  } finally {
+    m.disconnect();
+  }
+});
+
+test("a subscription past the gateway's limit ends with onError too_many_subscriptions, asked once", async () => {
+  const { FakeSocket, made, closes, refusedAt } = limitedGateway({ limit: 3 });
+  const client = new ProgressClient({ baseUrl: "http://x", WebSocket: FakeSocket, initialDelayMs: 5, retryDelayMs: 20 });
+  await client.connect();
+  const errors = [];
+  const snapshots = [];
+  for (let i = 0; i < 8; i += 1) {
+    client.subscribeToTask(`t${i}`, { onError: (e) => errors.push([`t${i}`, e.code]), onSnapshot: (s) => snapshots.push(s.task_id) }, { since: null });
+  }
+  try {
+    await waitFor(() => errors.length === 5 || closes.length, { timeoutMs: 5000, what: "five refusals" });
+    assert.deepEqual(errors.map(([, code]) => code), Array(5).fill("too_many_subscriptions"));
+    assert.deepEqual(snapshots, ["t0", "t1", "t2"]);
+    assert.equal(client.getSubscriptionCount(), 3, "the refused ones are gone");
+    client.manager.reconnect(); // the refused ones are not asked for again, here or after it
+    await waitFor(() => made.length === 2 && made[1].sent.filter((x) => x.action === "subscribe").length === 3, { timeoutMs: 2000, what: "the resume" });
+    assert.deepEqual(made[1].sent.filter((x) => x.action === "subscribe").map((x) => x.task_id), ["t0", "t1", "t2"]);
+    assert.equal(refusedAt.length, 5);
+    assert.deepEqual(closes, []);
+  } finally {
+    client.disconnect();
+  }
+});
+
+test("a project with more runs than the limit is followed whole: finished runs let go, the others wait for room", async () => {
+  const runs = Array.from({ length: 12 }, (_, i) => `r${i}`); // oldest first
+  const running = new Set(["r10", "r11"]);
+  const taskState = (id) => ({ ...state, task_id: id, status: running.has(id) ? "running" : "completed" });
+  const gateway = limitedGateway({ limit: 3, statusOf: (id) => taskState(id).status });
+  const fetch = async () => new Response(JSON.stringify({
+    project: { project_id: "p1", owner: "a", title: "T", content: "c", settings: {}, created_at: "2026-01-01T00:00:00Z" },
+    tasks: [...runs].reverse().map(taskState),
+  }), { status: 200 });
+  const client = new ProgressClient({ baseUrl: "http://x", WebSocket: gateway.FakeSocket, fetch, initialDelayMs: 5 });
+  await client.connect();
+  const seen = new Set();
+  const complete = new Set();
+  const errors = [];
+  const stop = client.subscribeToProject("p1", {
+    onSnapshot: (s) => seen.add(s.task_id),
+    onComplete: (s) => complete.add(s.task_id),
+    onError: (e) => errors.push(e.code),
+  });
+  try {
+    await waitFor(() => seen.size === 12 || gateway.closes.length, { timeoutMs: 5000, what: `every run (seen ${[...seen]})` });
+    assert.equal(complete.size, 10);
+    assert.deepEqual(errors, [], "waiting for room is not an error");
+    assert.deepEqual(gateway.closes, []);
+    assert.equal(gateway.made.filter((s) => !s.url.includes("/projects/")).length, 1, "one connection");
+    assert.equal(client.getSubscriptionCount(), 2, "only the running ones are held");
+  } finally {
+    stop();
+    client.disconnect();
   }
 });

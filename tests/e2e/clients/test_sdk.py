@@ -202,6 +202,8 @@ def test_the_sync_facade(running: Running, finished: tuple[str, str]) -> None:
         assert [u.offset for u in replayed if isinstance(u, Update)] == [i.offset for i in history]
         assert yt.wait(task_id).status == "completed"
         assert yt.task(task_id).progress == 100.0
+        thumbnail = httpx.get(yt.artifact_link(task_id, "thumbnail"))  # no token: the link's grant
+        assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"
         with pytest.raises(ApiError) as conflict:
             yt.pause(task_id)
         assert conflict.value.code == "conflict"

@@ -132,3 +132,16 @@ def test_cursor_after_recovered_false_without_offset_resumes_the_whole_new_log()
     assert cursor.request() == (-1, "E2")
     cursor.subscribed({"task_id": "t1", "offset": 7, "epoch": "E3", "recovered": False})
     assert cursor.request() == (7, "E3")
+
+
+@pytest.mark.parametrize("kind", ["progress", "snapshot", "subscribed"])
+def test_a_negative_offset_is_a_protocol_violation(kind: str) -> None:
+    """Offsets are Kafka's, never below 0: a cursor with nothing delivered yet took one as its
+    `last` and asked the gateway for `since: -3` at the next resume."""
+    with pytest.raises(ProtocolViolation):
+        parse(json.dumps({"type": kind, "task_id": "t", "offset": -3, "payload": {}}))
+
+
+def test_a_since_below_minus_one_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Cursor(since=-2)

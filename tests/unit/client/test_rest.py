@@ -92,3 +92,28 @@ async def test_a_link_that_is_not_the_gateways_path_is_a_bad_answer(url: object)
         with pytest.raises(ApiError) as refused:
             await rest.artifact_link(TASK, "thumbnail")
     assert refused.value.code == "bad_answer"
+
+
+@pytest.mark.parametrize("body", [[], {"instance": "a"}, {"total_clients": "many"}, None])
+async def test_operator_answers_of_a_wrong_shape_are_bad_answers(body: object) -> None:
+    asked: list[httpx.Request] = []
+    async with _client(httpx.Response(200, json=body), asked) as rest:
+        for call in (rest.active, rest.websocket_stats):
+            with pytest.raises(ApiError) as refused:
+                await call()
+            assert refused.value.code == "bad_answer"
+
+
+async def test_operator_answers_are_typed() -> None:
+    local = {"total_clients": 1, "by_user": {"a": 1}, "by_project": {}}
+    active = {"instance": "i", "local": local, "total_clients": 2, "by_user": {"a": 2}}
+    fanout = {"partitions": 3, "subscribed_tasks": 1, "project_streams": 0}
+    stats = {**local, "instance": "i", "messages_sent": 9, "reconnects": 1}
+    stats |= {"reconnects_restored": 0, "fanout": fanout}
+    asked: list[httpx.Request] = []
+    async with _client(httpx.Response(200, json=active | {"sessions": []}), asked) as rest:
+        found = await rest.active()
+    assert found.total_clients == 2 and found.local.by_user == {"a": 1} and found.sessions == []
+    async with _client(httpx.Response(200, json=stats), asked) as rest:
+        ws = await rest.websocket_stats()
+    assert ws.messages_sent == 9 and ws.fanout["subscribed_tasks"] == 1

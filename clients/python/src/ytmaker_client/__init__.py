@@ -10,6 +10,7 @@ from ytmaker_client.errors import (
     YtmakerError,
 )
 from ytmaker_client.models import (
+    ActiveClients,
     ControlResult,
     History,
     HistoryItem,
@@ -27,6 +28,7 @@ from ytmaker_client.models import (
     TaskStatus,
     Update,
     UpdateType,
+    WebSocketStats,
 )
 from ytmaker_client.options import ClientOptions, ConnectionState, StateChange
 from ytmaker_client.progress import ProgressClient, ProjectSubscription, TaskSubscription
@@ -35,6 +37,7 @@ from ytmaker_client.sync import SyncClient
 
 __all__ = [
     "ARTIFACT_NAMES",
+    "ActiveClients",
     "ApiError",
     "AuthenticationError",
     "ClientOptions",
@@ -65,5 +68,6 @@ __all__ = [
     "TransportError",
     "Update",
     "UpdateType",
+    "WebSocketStats",
     "YtmakerError",
 ]

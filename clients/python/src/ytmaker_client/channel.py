@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -39,12 +40,17 @@ class StreamOwner(Protocol):
 
 
 class TaskStream:
-    """One task's subscription on a channel."""
+    """One task's subscription on a channel. `waits_for_room`: refused because the connection
+    holds as many subscriptions as the gateway allows, it waits until one of them ends and is
+    asked again (a project's run), instead of ending with that error (a task of the caller's)."""
 
-    def __init__(self, task_id: str, cursor: Cursor, owner: StreamOwner) -> None:
+    def __init__(
+        self, task_id: str, cursor: Cursor, owner: StreamOwner, *, waits_for_room: bool = False
+    ) -> None:
         self.task_id = task_id
         self.cursor = cursor
         self.owner = owner
+        self.waits_for_room = waits_for_room
         self.refused_since: float | None = None
         self.retry: asyncio.TimerHandle | None = None
         # Until the `subscribed` answering our subscribe, what comes for the task is an older
@@ -125,6 +131,12 @@ class Channel:
         self.connections = 0  # how many times a connection was made (for tests and stats)
         self._up_since: float | None = None  # when the last connection was greeted
         self._delivered = False  # whether it delivered anything
+        # Subscribes and unsubscribes wait here for `_pace` to send them (decision 0135).
+        self._to_subscribe: deque[TaskStream] = deque()
+        self._to_unsubscribe: deque[str] = deque()
+        self._asked: set[str] = set()  # subscribes sent and not answered yet
+        self._waiting: deque[TaskStream] = deque()  # refused for room: asked when one frees
+        self._outbox = asyncio.Event()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -167,14 +179,52 @@ class Channel:
         stream.cancel_retry()
         if self.streams.get(stream.task_id) is stream:
             del self.streams[stream.task_id]
-            if unsubscribe:
-                self._send_soon(protocol.unsubscribe_frame(stream.task_id))
+            if unsubscribe and self.state is ConnectionState.CONNECTED:
+                self._to_unsubscribe.append(stream.task_id)
+                self._make_room()
 
     def _subscribe_soon(self, stream: TaskStream) -> None:
         stream.cancel_retry()
-        if self.streams.get(stream.task_id) is stream:
-            since, epoch = stream.cursor.request()
-            self._send_soon(protocol.subscribe_frame(stream.task_id, since, epoch))
+        if self.streams.get(stream.task_id) is stream and stream not in self._to_subscribe:
+            self._to_subscribe.append(stream)
+            self._outbox.set()
+
+    def _make_room(self) -> None:
+        """A subscription was let go: one stream waiting for room is asked again (after the
+        unsubscribe, which the gateway handles first)."""
+        while self._waiting:
+            stream = self._waiting.popleft()
+            if self.streams.get(stream.task_id) is stream:
+                self._subscribe_soon(stream)
+                break
+        self._outbox.set()
+
+    def _next_frame(self) -> str | None:
+        """The next subscription frame `_pace` may send: unsubscribes first (they make room),
+        then subscribes while fewer than SUBSCRIBES_IN_FLIGHT wait for their answer."""
+        if self._to_unsubscribe:
+            return protocol.unsubscribe_frame(self._to_unsubscribe.popleft())
+        while self._to_subscribe and len(self._asked) < protocol.SUBSCRIBES_IN_FLIGHT:
+            stream = self._to_subscribe.popleft()
+            if self.streams.get(stream.task_id) is stream:
+                self._asked.add(stream.task_id)
+                since, epoch = stream.cursor.request()
+                return protocol.subscribe_frame(stream.task_id, since, epoch)
+        return None
+
+    async def _pace(self, greeted: asyncio.Event) -> None:
+        """Send the subscription frames of this connection, SUBSCRIPTION_FRAMES_PER_SECOND at
+        most: the gateway closes a client that breaks its limits again and again (1008)."""
+        await greeted.wait()
+        gap = 1.0 / protocol.SUBSCRIPTION_FRAMES_PER_SECOND
+        while True:
+            frame = self._next_frame()
+            if frame is None:
+                self._outbox.clear()
+                await self._outbox.wait()
+                continue
+            await self._send(frame)
+            await asyncio.sleep(gap)
 
     def _send_soon(self, frame: str) -> None:
         if self._ws is not None and self.state is ConnectionState.CONNECTED:
@@ -271,14 +321,17 @@ class Channel:
         liveness = self.options.liveness()
         liveness.start(time.monotonic())
         greeted = asyncio.Event()
-        reader = asyncio.create_task(self._read(ws, liveness, greeted))
-        heartbeat = asyncio.create_task(self._heartbeat(ws, liveness, greeted))
+        tasks = (
+            asyncio.create_task(self._read(ws, liveness, greeted)),
+            asyncio.create_task(self._heartbeat(ws, liveness, greeted)),
+            asyncio.create_task(self._pace(greeted)),
+        )
         try:
-            done, _ = await asyncio.wait({reader, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, heartbeat):
+            for task in tasks:
                 task.cancel()
-            for task in (reader, heartbeat):
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         for task in done:
@@ -358,8 +411,13 @@ class Channel:
         self._set_state(ConnectionState.CONNECTED)
         if self._first is not None and not self._first.done():
             self._first.set_result(None)
+        # A new socket holds no subscription: every stream is asked for again, in order.
+        self._to_unsubscribe.clear()
+        self._to_subscribe.clear()
+        self._asked.clear()
+        self._waiting.clear()
         for stream in list(self.streams.values()):
-            stream.awaiting_answer = True  # a new socket holds no subscription
+            stream.awaiting_answer = True
             self._subscribe_soon(stream)
         if self._on_connected is not None:
             self._in_background(self._on_connected())
@@ -370,6 +428,9 @@ class Channel:
         if msg.type == "ping":
             self._send_soon(protocol.pong_frame(msg))
             return
+        if msg.task_id in self._asked and _answers_subscribe(msg):
+            self._asked.discard(msg.task_id)
+            self._outbox.set()
         stream = self.streams.get(msg.task_id or "")
         if stream is None:
             if self._on_message is not None:
@@ -413,6 +474,9 @@ class Channel:
         if stream.refused_since is None:
             stream.refused_since = now
         within = now - stream.refused_since < self.options.refusal_window
+        if code == "too_many_subscriptions" and stream.waits_for_room:
+            self._waiting.append(stream)
+            return
         if code in protocol.RETRYABLE_REFUSALS or (code == "forbidden" and within):
             delay = self.options.retry_delay
             stream.cancel_retry()
@@ -434,3 +498,11 @@ class Channel:
             self._on_state(StateChange(state, self.name, attempt, delay, reason))
         except Exception:
             log.exception("a connection-state listener raised")
+
+
+def _answers_subscribe(msg: ServerMessage) -> bool:
+    """Whether `msg` answers a subscribe of ours: its `subscribed`, or a refusal (an `error`
+    without an offset) that is not about a stream restored for an old session."""
+    if msg.type == "subscribed":
+        return not msg.payload.get("restored")
+    return msg.type == "error" and msg.offset is None and not msg.error_details.get("restored")

@@ -28,10 +28,12 @@ from ytmaker_shared.stages import STAGE_WEIGHTS, Stage
 
 __all__ = [
     "STAGE_WEIGHTS",
+    "ActiveClients",
     "ControlResult",
     "History",
     "HistoryItem",
     "Item",
+    "LocalClients",
     "ProgressUpdate",
     "Project",
     "ProjectSettings",
@@ -47,6 +49,7 @@ __all__ = [
     "TaskStatus",
     "Update",
     "UpdateType",
+    "WebSocketStats",
     "task_state",
 ]
 
@@ -128,6 +131,39 @@ class Stats(_Answer):
     completed_tasks: int
     failed_tasks: int
     cancelled_tasks: int
+
+
+class LocalClients(_Answer):
+    """One gateway instance's connected clients."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    total_clients: int
+    by_user: dict[str, int]
+    by_project: dict[str, int]
+
+
+class ActiveClients(_Answer):
+    """`GET /progress/active` (operator): this instance's clients, and every instance's
+    active sessions from the read model."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    instance: str
+    local: LocalClients
+    total_clients: int
+    by_user: dict[str, int]
+    sessions: list[dict[str, Any]] = []
+
+
+class WebSocketStats(LocalClients):
+    """`GET /websocket/stats` (operator): this instance's clients, messages and reconnects."""
+
+    instance: str
+    messages_sent: int
+    reconnects: int
+    reconnects_restored: int
+    fanout: dict[str, Any]
 
 
 _STATE_FIELDS = frozenset(TaskState.model_fields)

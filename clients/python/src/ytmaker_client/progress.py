@@ -96,7 +96,11 @@ class ProjectSubscription(_Subscription):
     The project's stream (`/api/v1/projects/{id}/progress`) only tells which tasks exist;
     each task is followed on a socket of this subscription's own, resumed by offset like a
     task subscription: tasks that exist when it starts from their current state (a
-    `Snapshot`), tasks started later from their first update. Never ends by itself."""
+    `Snapshot`), tasks started later from their first update. A run is let go once its final
+    state is delivered; runs beyond the gateway's subscriptions per connection wait for one
+    to end (decision 0135). A run the gateway refuses for good is not followed: the
+    refusal is logged and kept in `refused`, and the other runs go on. Never ends by itself
+    (only when the project is refused, or the connection cannot be re-made)."""
 
     def __init__(
         self, client: ProgressClient, project_id: str, callbacks: Callbacks | None
@@ -105,6 +109,8 @@ class ProjectSubscription(_Subscription):
         self.project_id = project_id
         self._client = client
         self._known: set[str] = set()
+        #: The runs refused for good (task id → the refusal): not followed.
+        self.refused: dict[str, SubscriptionError] = {}
         self._relisting: asyncio.Task[None] | None = None
         self._refused_since: float | None = None
         base = ws_base(client.base_url)
@@ -135,7 +141,12 @@ class ProjectSubscription(_Subscription):
         self.push(item)
 
     def stream_ended(self, stream: TaskStream, error: BaseException | None) -> None:
-        if error is not None:
+        if isinstance(error, SubscriptionError):
+            self.refused[stream.task_id] = error
+            log.warning(
+                "project %s: run %s is not followed: %s", self.project_id, stream.task_id, error
+            )
+        elif error is not None:
             self.finish(error)
 
     def follow(self, task_id: str, since: int | None) -> None:
@@ -143,7 +154,7 @@ class ProjectSubscription(_Subscription):
         if task_id in self._known:
             return
         self._known.add(task_id)
-        self.tasks.add(TaskStream(task_id, Cursor(since=since), self))
+        self.tasks.add(TaskStream(task_id, Cursor(since=since), self, waits_for_room=True))
 
     def _feed_message(self, msg: ServerMessage) -> None:
         if msg.type == "initial":

@@ -31,10 +31,19 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_HEARTBEAT_TIMEOUT = 4408
 
 #: Refusals of a subscription that are worth asking again (docs/protocol.md: `unavailable` is
-#: retryable; the others are limits of the moment or a replay that failed).
-RETRYABLE_REFUSALS = frozenset(
-    {"unavailable", "replay_failed", "rate_limited", "too_many_subscriptions"}
-)
+#: retryable; the others are a limit of the moment or a replay that failed).
+#: `too_many_subscriptions` is not: asked again on the same connection it can only be refused
+#: again, and the gateway closes a connection after a few limit errors in a row (decision 0135).
+RETRYABLE_REFUSALS = frozenset({"unavailable", "replay_failed", "rate_limited"})
+
+#: Subscribes and unsubscribes go out paced (decision 0135): at most this many subscribes
+#: waiting for their answer (the gateway closes a connection with 1008 after more than
+#: `YTMAKER_MAX_VIOLATIONS`, 5, limit errors in a row, and may read that many before it
+#: answers them) ...
+SUBSCRIBES_IN_FLIGHT = 4
+#: ... and at most this many a second (its rate limit is 50 messages a second, in a burst of
+#: at most 50: a resume of 100 subscriptions at once was closed with 1008).
+SUBSCRIPTION_FRAMES_PER_SECOND = 25.0
 
 
 class ProtocolViolation(ValueError):
@@ -77,8 +86,8 @@ def parse(frame: str | bytes) -> ServerMessage:
     task_id, offset, payload = raw.get("task_id"), raw.get("offset"), raw.get("payload") or {}
     if task_id is not None and not isinstance(task_id, str):
         raise ProtocolViolation("'task_id' is a string or null")
-    if offset is not None and type(offset) is not int:
-        raise ProtocolViolation("'offset' is an integer or null")
+    if offset is not None and (type(offset) is not int or offset < 0):
+        raise ProtocolViolation("'offset' is an integer of at least 0, or null")
     if not isinstance(payload, dict):
         raise ProtocolViolation("'payload' is an object")
     return ServerMessage(raw["type"], task_id, offset, payload)
@@ -224,6 +233,10 @@ class Cursor:
     recovered: bool = True
     snapshot_due: bool = False
     asked: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.since < -1:
+            raise ValueError("since is -1 (the whole run), None (a snapshot) or an offset ≥ 0")
 
     def request(self) -> tuple[int | None, str | None]:
         """`since` and `epoch` of the next subscribe (remembered as `asked`)."""

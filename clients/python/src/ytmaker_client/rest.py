@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ytmaker_client.errors import ApiError, TransportError
 from ytmaker_client.models import (
+    ActiveClients,
     ArtifactLink,
     ControlResult,
     History,
@@ -29,6 +30,7 @@ from ytmaker_client.models import (
     Stats,
     TaskState,
     TaskStatus,
+    WebSocketStats,
     task_state,
 )
 
@@ -211,15 +213,19 @@ class RestClient:
         stats: Stats = self._model(Stats, await self._json("GET", "/progress/stats"))
         return stats
 
-    async def active(self) -> dict[str, Any]:
+    async def active(self) -> ActiveClients:
         """Operator: connected clients (this instance's and every instance's sessions)."""
-        result: dict[str, Any] = await self._json("GET", "/progress/active")
-        return result
+        found: ActiveClients = self._model(
+            ActiveClients, await self._json("GET", "/progress/active")
+        )
+        return found
 
-    async def websocket_stats(self) -> dict[str, Any]:
+    async def websocket_stats(self) -> WebSocketStats:
         """Operator: this instance's clients, messages and reconnects."""
-        result: dict[str, Any] = await self._json("GET", "/websocket/stats")
-        return result
+        stats: WebSocketStats = self._model(
+            WebSocketStats, await self._json("GET", "/websocket/stats")
+        )
+        return stats
 
     async def ready(self) -> bool:
         """Whether the gateway answers `/readyz` with 200."""

@@ -144,6 +144,10 @@ class SyncClient:
         """`on_progress` is called from the client's thread."""
         return self._run(self._rest.download(task_id, name, destination, on_progress=on_progress))
 
+    def artifact_link(self, task_id: str, name: ArtifactName) -> str:
+        """A URL of the artifact for a browser, holding no token (`RestClient.artifact_link`)."""
+        return self._run(self._rest.artifact_link(task_id, name))
+
     # --- live ----------------------------------------------------------------------------
 
     def updates(

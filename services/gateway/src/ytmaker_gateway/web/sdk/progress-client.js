@@ -26,8 +26,10 @@ export class ProgressClient {
         });
         this.manager.on("subscribed", (msg) => this.each(msg.payload.task_id, (l) => l.onSubscribed?.(msg.payload)));
         this.manager.on("snapshot", (msg) => {
-            if (msg.task_id)
-                this.each(msg.task_id, (l) => { l.onSnapshot?.(msg.payload, msg.offset); this.terminal(l, msg.payload); });
+            if (!msg.task_id)
+                return;
+            this.each(msg.task_id, (l) => { l.onSnapshot?.(msg.payload, msg.offset); this.terminal(l, msg.payload); });
+            this.letGo(msg.task_id, msg.payload);
         });
         const update = (msg) => {
             if (msg.task_id === null)
@@ -35,10 +37,14 @@ export class ProgressClient {
             if (msg.offset === null || !isUpdatePayload(msg.payload)) {
                 const error = msg.payload;
                 this.each(msg.task_id, (l) => l.onError?.(error));
+                // Refused for good: the manager dropped it, and nothing more will come.
+                if (!this.manager.subscription(msg.task_id))
+                    this.listeners.delete(msg.task_id);
                 return;
             }
             const full = msg;
             this.each(msg.task_id, (l) => { l.onEvent?.(full); this.terminal(l, full.payload); });
+            this.letGo(msg.task_id, full.payload);
         };
         this.manager.on("progress", update);
         this.manager.on("status", update);
@@ -66,13 +72,22 @@ export class ProgressClient {
             count += set.size;
         return count;
     }
-    /** Follow a task; returns the function that stops following it. */
+    /**
+     * Follow a task; returns the function that stops following it. Once its final state is
+     * delivered, the task is let go (the gateway's subscription freed). Refused for good
+     * (`forbidden` after `refusalWindowMs`, `too_many_subscriptions`: the connection holds as
+     * many as the gateway allows), `onError` gets the refusal and the subscription ends.
+     */
     subscribeToTask(taskId, handlers, options = {}) {
+        return this.follow(taskId, handlers, options, false);
+    }
+    follow(taskId, handlers, options, waitsForRoom) {
         const listener = { ...handlers, done: false };
         let set = this.listeners.get(taskId);
         if (!set) {
             this.listeners.set(taskId, (set = new Set()));
-            this.manager.subscribe(taskId, options.since === undefined ? -1 : options.since, options.epoch ?? null);
+            const since = options.since === undefined ? -1 : options.since;
+            this.manager.subscribe(taskId, since, options.epoch ?? null, { waitsForRoom });
         }
         set.add(listener);
         return () => {
@@ -85,7 +100,9 @@ export class ProgressClient {
     }
     /**
      * Follow every run of a project, each exactly like `subscribeToTask` (whole runs), the
-     * existing ones and every new one as it starts (the project stream announces it).
+     * existing ones and every new one as it starts (the project stream announces it). Runs
+     * beyond the gateway's subscriptions per connection wait until one ends (finished runs are
+     * let go); a run refused for good goes to `onError` and the others go on (decision 0135).
      */
     subscribeToProject(projectId, handlers) {
         const undo = new Map();
@@ -93,7 +110,7 @@ export class ProgressClient {
         const follow = (taskId) => {
             if (stopped || !taskId || undo.has(taskId))
                 return;
-            undo.set(taskId, this.subscribeToTask(taskId, handlers));
+            undo.set(taskId, this.follow(taskId, handlers, {}, true));
             handlers.onTask?.(taskId);
         };
         const feed = new WebSocketManager({
@@ -127,6 +144,12 @@ export class ProgressClient {
     each(taskId, call) {
         for (const listener of [...(this.listeners.get(taskId) ?? [])])
             call(listener);
+    }
+    /** After a task's final state was delivered: nothing follows, free its subscription. */
+    letGo(taskId, state) {
+        if (!state.status || !TERMINAL.has(state.status) || !this.listeners.delete(taskId))
+            return;
+        this.manager.unsubscribe(taskId);
     }
     terminal(listener, state) {
         if (listener.done || !state.status || !TERMINAL.has(state.status))

@@ -14,8 +14,21 @@ const CLOSE_FORBIDDEN = 4403;
 const SUBPROTOCOL = "ytmaker.v1";
 const BEARER_SUBPROTOCOL = "bearer.";
 const UPDATE_TYPES = new Set(["progress", "status", "error"]);
-/** Refusals after which the subscription is not served until it is asked for again. */
+/**
+ * Refusals after which the subscription is asked for again. Not `too_many_subscriptions`:
+ * on the same connection it can only be refused again, and the gateway closes a connection
+ * after a few limit errors in a row (decision 0135).
+ */
 const RETRYABLE = new Set(["unavailable", "replay_failed", "rate_limited"]);
+/**
+ * Subscribes and unsubscribes go out paced (decision 0135): at most this many subscribes
+ * waiting for their answer (the gateway closes a connection with 1008 after more than
+ * `YTMAKER_MAX_VIOLATIONS`, 5, limit errors in a row, and may read that many before it
+ * answers them), and at most SUBSCRIPTION_FRAMES_PER_SECOND (its rate limit is 50 messages
+ * a second, in a burst of at most 50). As Python's.
+ */
+export const SUBSCRIBES_IN_FLIGHT = 4;
+export const SUBSCRIPTION_FRAMES_PER_SECOND = 25;
 export class WebSocketManager {
     options;
     Ctor;
@@ -36,6 +49,14 @@ export class WebSocketManager {
     retries = new Map();
     /** When each subscription was first refused as `forbidden` (since its last `subscribed`). */
     refusedSince = new Map();
+    /** Subscription frames waiting for their turn (`pace`), unsubscribes first. */
+    toSubscribe = new Set();
+    toUnsubscribe = [];
+    /** Subscribes sent and not answered yet. */
+    asked = new Set();
+    /** Refused for room: asked for again, one by one, as this connection's subscriptions end. */
+    waiting = new Set();
+    paceTimer = null;
     /** A `connect()` is waiting for the first connection: its failure is the caller's error. */
     firstConnect = false;
     /**
@@ -104,8 +125,8 @@ export class WebSocketManager {
      * resumes after it. After a reconnect the subscription resumes after the last offset
      * delivered; updates at or below it are dropped, so each is delivered once.
      */
-    subscribe(taskId, since = -1, epoch = null) {
-        const sub = { taskId, since, lastOffset: since ?? -1, epoch };
+    subscribe(taskId, since = -1, epoch = null, { waitsForRoom = false } = {}) {
+        const sub = { taskId, since, lastOffset: since ?? -1, epoch, waitsForRoom };
         this.cancelRetry(taskId);
         this.refusedSince.delete(taskId);
         // Replacing a subscription the server holds continues it (docs/protocol.md): what is in
@@ -118,14 +139,30 @@ export class WebSocketManager {
     }
     unsubscribe(taskId) {
         this.forget(taskId);
-        if (this.subs.delete(taskId))
-            this.send({ action: "unsubscribe", task_id: taskId });
+        if (this.subs.delete(taskId) && this.state === "connected") {
+            this.toUnsubscribe.push(taskId);
+            this.makeRoom();
+        }
     }
     /** What is kept about a subscription beside it (its retry, refusals, awaited answer). */
     forget(taskId) {
         this.cancelRetry(taskId);
         this.awaitingAnswer.delete(taskId);
         this.refusedSince.delete(taskId);
+        this.toSubscribe.delete(taskId);
+        this.waiting.delete(taskId);
+    }
+    /** A subscription was let go: one waiting for room is asked for again (after the unsubscribe). */
+    makeRoom() {
+        for (const taskId of this.waiting) {
+            this.waiting.delete(taskId);
+            const sub = this.subs.get(taskId);
+            if (sub) {
+                this.sendSubscribe(sub);
+                break;
+            }
+        }
+        this.pace();
     }
     subscription(taskId) {
         return this.subs.get(taskId);
@@ -147,8 +184,45 @@ export class WebSocketManager {
         this.retries.set(sub.taskId, timer);
     }
     sendSubscribe(sub) {
-        const since = sub.lastOffset >= 0 ? sub.lastOffset : sub.since;
-        this.send({ action: "subscribe", task_id: sub.taskId, since, epoch: sub.epoch });
+        this.toSubscribe.delete(sub.taskId); // asked again: in order, behind the others
+        this.toSubscribe.add(sub.taskId);
+        this.pace();
+    }
+    /**
+     * Send the next subscription frame when its turn has come: unsubscribes first (they make
+     * room), subscribes while fewer than SUBSCRIBES_IN_FLIGHT wait for their answer; one every
+     * 1/SUBSCRIPTION_FRAMES_PER_SECOND s at most.
+     */
+    pace() {
+        if (this.paceTimer !== null || this.state !== "connected")
+            return;
+        let msg = null;
+        const unsubscribe = this.toUnsubscribe.shift();
+        if (unsubscribe !== undefined)
+            msg = { action: "unsubscribe", task_id: unsubscribe };
+        else if (this.asked.size < SUBSCRIBES_IN_FLIGHT) {
+            for (const taskId of this.toSubscribe) {
+                this.toSubscribe.delete(taskId);
+                const sub = this.subs.get(taskId);
+                if (!sub)
+                    continue;
+                this.asked.add(taskId);
+                const since = sub.lastOffset >= 0 ? sub.lastOffset : sub.since;
+                msg = { action: "subscribe", task_id: taskId, since, epoch: sub.epoch };
+                break;
+            }
+        }
+        if (msg === null || !this.send(msg))
+            return;
+        this.paceTimer = setTimeout(() => {
+            this.paceTimer = null;
+            this.pace();
+        }, 1000 / SUBSCRIPTION_FRAMES_PER_SECOND);
+    }
+    /** The answer to a subscribe of ours came (its `subscribed`, or a refusal). */
+    answered(taskId) {
+        if (this.asked.delete(taskId))
+            this.pace();
     }
     // --- connecting --------------------------------------------------------------------------
     /** Open the connection; resolves once the server said `connected`. */
@@ -273,12 +347,12 @@ export class WebSocketManager {
         return delivered || Date.now() - since >= (this.options.stableAfterMs ?? 10000);
     }
     clearTimers() {
-        for (const timer of [this.retryTimer, this.connectTimer])
+        for (const timer of [this.retryTimer, this.connectTimer, this.paceTimer])
             if (timer)
                 clearTimeout(timer);
         if (this.heartbeatTimer)
             clearInterval(this.heartbeatTimer);
-        this.retryTimer = this.connectTimer = this.heartbeatTimer = null;
+        this.retryTimer = this.connectTimer = this.heartbeatTimer = this.paceTimer = null;
         // Every subscription is sent again at the next `connected`.
         for (const timer of this.retries.values())
             clearTimeout(timer);
@@ -323,6 +397,8 @@ export class WebSocketManager {
                 this.send({ action: "pong", timestamp: msg.payload.timestamp });
                 break;
             case "subscribed": {
+                if (!msg.payload.restored)
+                    this.answered(msg.payload.task_id);
                 const sub = this.subs.get(msg.payload.task_id);
                 if (sub && !msg.payload.restored) {
                     this.awaitingAnswer.delete(sub.taskId);
@@ -357,9 +433,20 @@ export class WebSocketManager {
                 if (msg.type === "error" && msg.offset === null && msg.task_id) {
                     const sub = this.subs.get(msg.task_id);
                     const refusal = msg.payload;
+                    if (!refusal.details?.["restored"])
+                        this.answered(msg.task_id);
                     if (sub && !refusal.details?.["restored"]) {
                         if (RETRYABLE.has(refusal.code))
                             this.retrySubscribe(sub);
+                        else if (refusal.code === "too_many_subscriptions") {
+                            // Waiting for room is not reported; otherwise the subscription ends with it.
+                            if (sub.waitsForRoom) {
+                                this.waiting.add(sub.taskId);
+                                return;
+                            }
+                            this.forget(sub.taskId);
+                            this.subs.delete(sub.taskId);
+                        }
                         // Answering our subscribe (not, say, a refused `cancel` of a followed task).
                         else if (refusal.code === "forbidden" && this.awaitingAnswer.has(sub.taskId) && !this.refused(sub))
                             return;
@@ -439,6 +526,10 @@ export class WebSocketManager {
         this.startHeartbeat();
         // A new socket holds no subscription: each stream starts at its `subscribed`.
         this.awaitingAnswer.clear();
+        this.toSubscribe.clear();
+        this.toUnsubscribe.length = 0;
+        this.asked.clear();
+        this.waiting.clear();
         for (const sub of this.subs.values()) {
             this.awaitingAnswer.add(sub.taskId);
             this.sendSubscribe(sub);
