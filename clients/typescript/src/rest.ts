@@ -148,18 +148,19 @@ export class RestClient {
   }
 
   /**
-   * A URL of an artifact for a `<video src>` or `<img src>`, which cannot send the token: it
-   * carries a grant for this artifact alone, valid for a while (an hour by default, never past
-   * the token), checked on each request, a playing video's `Range` requests too. Ask again
-   * once it has expired. The token itself never goes in a URL.
+   * A link to an artifact for a `<video src>` or `<img src>`, which cannot send the token:
+   * `url` carries a grant for this artifact alone until `expiresAt` (an hour by default, never
+   * past the token), checked on each request, a playing video's `Range` requests too: ask for
+   * the next one before then. The token itself never goes in a URL.
    */
-  async artifactLink(taskId: string, name: ArtifactName): Promise<string> {
+  async artifactLink(taskId: string, name: ArtifactName): Promise<{ url: string; expiresAt: Date }> {
     const path = `/artifacts/${encodeURIComponent(taskId)}/${encodeURIComponent(name)}`;
     const link = await this.request<ArtifactLink>("GET", `${path}/link`);
-    if (typeof link?.url !== "string" || !link.url.startsWith("/api/v1/artifacts/")) {
+    const expiresAt = new Date(typeof link?.expires_at === "string" ? link.expires_at : Number.NaN);
+    if (typeof link?.url !== "string" || !link.url.startsWith("/api/v1/artifacts/") || Number.isNaN(expiresAt.getTime())) {
       throw new GatewayError(200, "bad_answer", `not a link from ${path}/link`);
     }
-    return `${this.options.baseUrl}${link.url}`;
+    return { url: `${this.options.baseUrl}${link.url}`, expiresAt };
   }
 
   /** The run's script (`script.json`: `title`, `segments` with `narration`, `caption`…). */

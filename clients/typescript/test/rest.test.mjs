@@ -38,24 +38,32 @@ test("a refusal whose body is not JSON keeps its status as its code", async () =
   await assert.rejects(rest.progress("t1"), (err) => err instanceof GatewayError && err.code === "http_502" && !String(err.message).includes("s3cret"));
 });
 
-test("artifactLink asks with the header and gives the link's URL, never the token in it", async () => {
+test("artifactLink asks with the header and gives the link's URL and expiry, never the token in it", async () => {
   const asked = [];
   const fetch = async (url, init) => {
     asked.push({ url, auth: init.headers.authorization });
     return Response.json({ url: "/api/v1/artifacts/t%2F1/video?grant=g.r.ant", expires_at: "2030-01-01T00:00:00Z" });
   };
   const rest = new RestClient({ baseUrl: "http://gw:8080", fetch, token: "s3cret-token" });
-  assert.equal(await rest.artifactLink("t/1", "video"), "http://gw:8080/api/v1/artifacts/t%2F1/video?grant=g.r.ant");
+  assert.deepEqual(await rest.artifactLink("t/1", "video"), {
+    url: "http://gw:8080/api/v1/artifacts/t%2F1/video?grant=g.r.ant",
+    expiresAt: new Date("2030-01-01T00:00:00Z"),
+  });
   assert.deepEqual(asked, [{ url: "http://gw:8080/api/v1/artifacts/t%2F1/video/link", auth: "Bearer s3cret-token" }]);
   const page = new RestClient({ baseUrl: "", fetch, token: "s3cret-token" });
-  assert.equal(await page.artifactLink("t/1", "video"), "/api/v1/artifacts/t%2F1/video?grant=g.r.ant"); // page-relative
+  assert.equal((await page.artifactLink("t/1", "video")).url, "/api/v1/artifacts/t%2F1/video?grant=g.r.ant"); // page-relative
   assert.equal(rest.artifactUrl, undefined, "no URL with the token in it any more");
 });
 
-test("a link that is not the gateway's path is a bad_answer", async () => {
-  const fetch = async () => Response.json({ url: "https://elsewhere.example/x", expires_at: "2030-01-01T00:00:00Z" });
-  const rest = new RestClient({ baseUrl: "http://gw", fetch });
-  await assert.rejects(rest.artifactLink("t1", "thumbnail"), (err) => err instanceof GatewayError && err.code === "bad_answer");
+test("a link that is not the gateway's path, or has no expiry, is a bad_answer", async () => {
+  for (const answer of [
+    { url: "https://elsewhere.example/x", expires_at: "2030-01-01T00:00:00Z" },
+    { url: "/api/v1/artifacts/t1/thumbnail?grant=g", expires_at: "soon" },
+    { url: "/api/v1/artifacts/t1/thumbnail?grant=g" },
+  ]) {
+    const rest = new RestClient({ baseUrl: "http://gw", fetch: async () => Response.json(answer) });
+    await assert.rejects(rest.artifactLink("t1", "thumbnail"), (err) => err instanceof GatewayError && err.code === "bad_answer");
+  }
 });
 
 test("the script is fetched with the header", async () => {

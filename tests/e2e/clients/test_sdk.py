@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -202,7 +203,9 @@ def test_the_sync_facade(running: Running, finished: tuple[str, str]) -> None:
         assert [u.offset for u in replayed if isinstance(u, Update)] == [i.offset for i in history]
         assert yt.wait(task_id).status == "completed"
         assert yt.task(task_id).progress == 100.0
-        thumbnail = httpx.get(yt.artifact_link(task_id, "thumbnail"))  # no token: the link's grant
+        link = yt.artifact_link(task_id, "thumbnail")
+        assert link.expires_at > datetime.now(UTC)
+        thumbnail = httpx.get(link.url)  # no token: the link's grant
         assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"
         with pytest.raises(ApiError) as conflict:
             yt.pause(task_id)

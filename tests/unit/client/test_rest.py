@@ -4,6 +4,7 @@ the token goes only to the gateway. httpx's mock transport stands in for the net
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -76,7 +77,9 @@ async def test_an_artifact_link_is_asked_for_with_the_header_and_carries_no_toke
     url = f"/api/v1/artifacts/{TASK}/video?grant=g.r.ant"
     link = httpx.Response(200, json={"url": url, "expires_at": "2030-01-01T00:00:00Z"})
     async with _client(link, asked) as rest:
-        assert await rest.artifact_link(TASK, "video") == f"http://gateway{url}"
+        got = await rest.artifact_link(TASK, "video")
+        assert got.url == f"http://gateway{url}"
+        assert got.expires_at == datetime(2030, 1, 1, tzinfo=UTC)
         with pytest.raises(ValueError):
             await rest.artifact_link(TASK, "passwd")  # type: ignore[arg-type]
     [request] = asked
@@ -84,10 +87,21 @@ async def test_an_artifact_link_is_asked_for_with_the_header_and_carries_no_toke
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
 
 
-@pytest.mark.parametrize("url", ["https://elsewhere.example/x", 7, None])
-async def test_a_link_that_is_not_the_gateways_path_is_a_bad_answer(url: object) -> None:
+@pytest.mark.parametrize(
+    ("url", "expires_at"),
+    [
+        ("https://elsewhere.example/x", "2030-01-01T00:00:00Z"),
+        (7, "2030-01-01T00:00:00Z"),
+        (None, "2030-01-01T00:00:00Z"),
+        (f"/api/v1/artifacts/{TASK}/thumbnail?grant=g", "soon"),
+        (f"/api/v1/artifacts/{TASK}/thumbnail?grant=g", None),
+    ],
+)
+async def test_a_link_that_is_not_the_gateways_path_or_has_no_expiry_is_a_bad_answer(
+    url: object, expires_at: object
+) -> None:
     asked: list[httpx.Request] = []
-    link = httpx.Response(200, json={"url": url, "expires_at": "2030-01-01T00:00:00Z"})
+    link = httpx.Response(200, json={"url": url, "expires_at": expires_at})
     async with _client(link, asked) as rest:
         with pytest.raises(ApiError) as refused:
             await rest.artifact_link(TASK, "thumbnail")

@@ -11,6 +11,7 @@ from ytmaker_client.errors import (
 )
 from ytmaker_client.models import (
     ActiveClients,
+    ArtifactLink,
     ControlResult,
     History,
     HistoryItem,
@@ -39,6 +40,7 @@ __all__ = [
     "ARTIFACT_NAMES",
     "ActiveClients",
     "ApiError",
+    "ArtifactLink",
     "AuthenticationError",
     "ClientOptions",
     "ConnectionLost",

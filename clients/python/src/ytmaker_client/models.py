@@ -79,8 +79,8 @@ class ControlResult(_Answer):
 
 
 class ArtifactLink(_Answer):
-    """`GET /artifacts/{id}/{name}/link`: `url` (the gateway's path) opens the artifact
-    without the token until `expires_at`."""
+    """`GET /artifacts/{id}/{name}/link`: `url` opens the artifact without the token until
+    `expires_at` (`RestClient.artifact_link` gives it with the gateway's address in front)."""
 
     url: str
     expires_at: datetime

@@ -244,18 +244,19 @@ class RestClient:
 
     # --- artifacts -----------------------------------------------------------------------
 
-    async def artifact_link(self, task_id: str, name: ArtifactName) -> str:
-        """A URL of the task's `video`, `thumbnail` or `script` to hand to a browser (a
-        `<video src>`, a page), which has no token: it opens that artifact alone, for a while
-        (an hour by default, never past the token; ask again after), and holds no token, which
-        would open everything for its whole life in every log that keeps the URL."""
+    async def artifact_link(self, task_id: str, name: ArtifactName) -> ArtifactLink:
+        """A link to the task's `video`, `thumbnail` or `script` to hand to a browser (a
+        `<video src>`, a page), which has no token: its `url` opens that artifact alone until
+        `expires_at` (an hour by default, never past the token; ask for the next one before
+        then), and holds no token, which would open everything for its whole life in every log
+        that keeps the URL."""
         if name not in ARTIFACT_NAMES:
             raise ValueError(f"an artifact is one of {', '.join(ARTIFACT_NAMES)}")
         path = f"/artifacts/{_id(task_id)}/{name}/link"
         link: ArtifactLink = self._model(ArtifactLink, await self._json("GET", path))
         if not link.url.startswith("/api/v1/artifacts/"):
             raise ApiError("bad_answer", f"not a link to an artifact from {path}")
-        return self.base_url + link.url
+        return link.model_copy(update={"url": self.base_url + link.url})
 
     async def download(
         self,

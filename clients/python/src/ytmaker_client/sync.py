@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ytmaker_client.models import (
+    ArtifactLink,
     ControlResult,
     History,
     Item,
@@ -144,8 +145,8 @@ class SyncClient:
         """`on_progress` is called from the client's thread."""
         return self._run(self._rest.download(task_id, name, destination, on_progress=on_progress))
 
-    def artifact_link(self, task_id: str, name: ArtifactName) -> str:
-        """A URL of the artifact for a browser, holding no token (`RestClient.artifact_link`)."""
+    def artifact_link(self, task_id: str, name: ArtifactName) -> ArtifactLink:
+        """A link to the artifact for a browser, holding no token (`RestClient.artifact_link`)."""
         return self._run(self._rest.artifact_link(task_id, name))
 
     # --- live ----------------------------------------------------------------------------

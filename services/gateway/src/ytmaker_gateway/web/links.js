@@ -23,13 +23,9 @@ export function keepLinked(page, name, elements) {
   async function ask() {
     clearTimeout(timer);
     try {
-      const path = `/artifacts/${encodeURIComponent(page.taskId)}/${name}`;
-      const answer = await page.rest.request("GET", `${path}/link`);
-      if (typeof answer?.url !== "string" || !answer.url.startsWith("/api/v1/artifacts/")) {
-        throw Object.assign(new Error(`not a link from ${path}/link`), { code: "bad_answer" });
-      }
-      const changed = answer.url !== link?.url; // the plain path without a signing secret
-      link = { url: answer.url, expiresAt: Date.parse(answer.expires_at) };
+      const next = await page.rest.artifactLink(page.taskId, name);
+      const changed = next.url !== link?.url; // the plain path without a signing secret
+      link = { url: next.url, expiresAt: next.expiresAt.getTime() };
       for (const el of elements) {
         el.removeAttribute("title");
         if (changed) show(el, link.url);
