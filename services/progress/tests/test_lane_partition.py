@@ -4,12 +4,18 @@ be folded into a second, independent state of T in that lane, and T's updates wr
 partition of `progress.updates` that is not T's. It is dead-lettered (`wrong_partition`) like
 any event the fold cannot take, and the lane goes on. `LaneWorker._fold_records` with real
 records; the dead-letter path itself is proven on the broker (tests/integration/progress/
-test_service.py)."""
+test_service.py).
+
+Before it dead-letters one, the lane makes sure its topic has not grown since the fold started
+(decision 0138): after a growth the event may be in its task's new partition, and the fold
+stops instead."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -19,6 +25,7 @@ from ytmaker_progress.lanes import Lane
 from ytmaker_progress.runners.lane import LaneWorker
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event, encode
+from ytmaker_shared.kafka.growth import PartitionsGrew, PartitionWatch
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic, task_partition
 
 SETTINGS = ProgressSettings(topic_prefix="lane.")
@@ -52,9 +59,14 @@ class Updates:
         self.keys.append(key)
 
 
-def _worker(lane: Lane, letters: Letters) -> LaneWorker:
+def _worker(lane: Lane, letters: Letters, *, now: int = PARTITIONS) -> LaneWorker:
+    """A worker of a fold started with `PARTITIONS` partitions; the broker says `now`."""
+
     def fatal(exc: BaseException) -> None:
         raise AssertionError(f"the lane stopped the process: {exc!r}")
+
+    async def counts() -> Mapping[str, int]:
+        return dict.fromkeys(INPUTS, now)
 
     return LaneWorker(
         lane,
@@ -62,7 +74,7 @@ def _worker(lane: Lane, letters: Letters) -> LaneWorker:
         None,  # type: ignore[arg-type]  # the consumer: `_fold_records` does not use it
         letters,  # type: ignore[arg-type]
         fatal,
-        partitions=dict.fromkeys(INPUTS, PARTITIONS),
+        PartitionWatch("test", dict.fromkeys(INPUTS, PARTITIONS), counts),
     )
 
 
@@ -132,3 +144,17 @@ async def test_the_same_events_in_their_tasks_partition_are_folded() -> None:
     assert letters.written == []
     assert set(lane.states) == {VICTIM} and lane.states[VICTIM].task.eta_seconds == 60.0
     assert updates.keys == [VICTIM.encode()] * len(records)
+
+
+async def test_an_event_that_looks_misplaced_after_its_topic_grew_stops_the_fold() -> None:
+    """The victim's event, in the lane it hashes to by the count the topics have now, looks
+    misplaced by the count the fold started with: not dead-lettered, not folded; the process
+    stops to start again with the new count."""
+    grown = next(n for n in range(PARTITIONS + 1, 64) if task_partition(VICTIM, n) != HOME)
+    home = task_partition(VICTIM, grown)  # the victim's partition moved with the growth
+    log = Log(home)
+    records = [log.record(topic, event) for topic, event in run_events(VICTIM)[:2]]
+    lane, letters, updates = Lane(home, producers=(None, None)), Letters(), Updates()  # type: ignore[arg-type]
+    with pytest.raises(PartitionsGrew, match=f"{PARTITIONS} -> {grown}"):
+        await _worker(lane, letters, now=grown)._fold_records(records, updates)  # type: ignore[arg-type]
+    assert letters.written == [] and lane.states == {} and updates.keys == []

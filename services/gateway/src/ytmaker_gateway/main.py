@@ -142,6 +142,8 @@ async def serve(settings: GatewaySettings, stopping: asyncio.Event) -> None:
             with contextlib.suppress(Exception):
                 await task
         await gateway.sessions.drain()
+        if (failed := hub_task.exception()) is not None:
+            raise failed  # the fan-out stopped (partitions grew: decision 0138): exit non-zero
     finally:
         await gateway.streams.reader.close()
         await gateway.progress.close()

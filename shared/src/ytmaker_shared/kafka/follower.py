@@ -21,9 +21,10 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from ytmaker_shared.kafka.connection import librdkafka_connection
 from ytmaker_shared.kafka.reader import TopicMissing
@@ -76,6 +77,8 @@ class LogFollower:
             }
         )
         self.topic = ""
+        self._settings = settings
+        self._admin: AdminClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._batches: asyncio.Queue[list[Followed]] = asyncio.Queue()
         self._room = threading.Semaphore(1)  # one batch handed over and not yet taken
@@ -120,11 +123,28 @@ class LogFollower:
         self._room.release()
         return take.result()
 
+    async def partition_counts(self) -> dict[str, int] | None:
+        """How many partitions the topic has now, asked of the cluster (a `PartitionWatch`'s
+        `counts`); None when no broker answered. Asked through a client of its own: the
+        consumer's `list_topics`, while the hand-over thread polls it, did not return."""
+        if self._admin is None:
+            config: dict[str, Any] = {**librdkafka_connection(self._settings), "logger": log}
+            self._admin = AdminClient(config)
+        try:
+            found = await asyncio.to_thread(self._admin.list_topics, self.topic, 5.0)
+        except KafkaException:
+            return None
+        metadata = found.topics.get(self.topic)
+        if metadata is None or metadata.error is not None:
+            return None
+        return {self.topic: len(metadata.partitions)}
+
     async def stop(self) -> None:
         self._stopping.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
         await asyncio.to_thread(self._consumer.close)
+        self._admin = None  # librdkafka closes a handle that is let go
 
     # --- librdkafka's side ------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
-"""What a consumer needs that aiokafka has no public call for: a metadata refresh, a group's
-committed offsets for some partitions, and whether this member still belongs to its group's
-current generation. aiokafka's private parts are used here, and only here (with `reader.py`
-and `fetchwait.py`), so that an upgrade that breaks them breaks one package, whose tests say so.
+"""What a consumer needs that aiokafka has no public call for: a metadata refresh, the partition
+counts of some topics, a group's committed offsets for some partitions, and whether this member
+still belongs to its group's current generation. aiokafka's private parts are used here, and
+only here (with `reader.py` and `fetchwait.py`), so that an upgrade that breaks them breaks one
+package, whose tests say so.
 """
 
 from __future__ import annotations
@@ -16,6 +17,18 @@ from aiokafka.errors import KafkaError
 async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
     """Ask the cluster for fresh metadata now (a topic just created, partitions added)."""
     await consumer._client.force_metadata_update()
+
+
+async def partition_counts(
+    consumer: AIOKafkaConsumer, topics: Sequence[str]
+) -> dict[str, int] | None:
+    """How many partitions each of `topics` has now (0: not there), asked of the cluster
+    without touching the consumer's own metadata; None when no broker answered."""
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+    except KafkaError:
+        return None
+    return {topic: len(cluster.partitions_for_topic(topic) or ()) for topic in topics}
 
 
 async def committed_offsets(

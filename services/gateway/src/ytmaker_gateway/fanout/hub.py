@@ -14,12 +14,19 @@ record read in another partition (a hostile writer, a producer that chose its pa
 skipped and counted like one that cannot be decoded (`wrong_partition`, decision 0123), and so
 is a record keyed by another task than its update's (`key_mismatch`): a replay selects a
 task's records by key, and live and replay must send the same updates.
+
+The hub computes partitions with the count `progress.updates` had when it started: its
+positions, its cache and its subscriptions' offsets are of those partitions. When the count
+changes it stops the process (`PartitionsGrew`, decision 0138), which its supervisor starts
+again; clients resume by offset. It looks every `CHECK_S`, and before it skips a record as
+`wrong_partition`: after a growth, an update in its task's new partition looks misplaced.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -34,9 +41,14 @@ from ytmaker_gateway.fanout.subscription import ProjectFeed, Subscription
 from ytmaker_gateway.settings import GatewaySettings
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.kafka.follower import LogFollower
+from ytmaker_shared.kafka.growth import PartitionWatch
 from ytmaker_shared.topics import Topic, misplaced, task_partition
 
 log = logging.getLogger(__name__)
+
+
+class Unconfirmed(Exception):
+    """A record that looks misplaced while the partition count is not confirmed."""
 
 
 class Hub:
@@ -54,6 +66,7 @@ class Hub:
         self._tasks: dict[str, set[Subscription]] = defaultdict(set)
         self._projects: dict[str, set[ProjectFeed]] = defaultdict(set)
         self._follower: LogFollower | None = None
+        self.watch: PartitionWatch | None = None
         self.ready = asyncio.Event()
 
     @property
@@ -77,37 +90,59 @@ class Hub:
         self.positions = dict(ends)
         self.start_positions = dict(ends)
         self._follower = follower
+        self.watch = PartitionWatch(
+            "gateway-fanout", {self.topic: len(ends)}, follower.partition_counts
+        )
         self.ready.set()
         log.info("fan-out assigned", extra={"topic": self.topic, "partitions": len(ends)})
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Read and dispatch until `stopping` is set. `start()` first."""
-        assert self._follower is not None, "start() the hub first"
-        follower = self._follower
+        """Read and dispatch until `stopping` is set. `start()` first. Raises PartitionsGrew
+        when the topic's partition count changes."""
+        assert self._follower is not None and self.watch is not None, "start() the hub first"
+        follower, watch = self._follower, self.watch
         try:
             while not stopping.is_set():
-                for record in await follower.poll(stopping):
-                    self.dispatch(*record)
+                batch = await follower.poll(stopping)
+                read_at = time.monotonic()
+                for record in batch:
+                    try:
+                        self.dispatch(*record, confirmed=False)
+                    except Unconfirmed:
+                        await watch.confirm(read_at)
+                        self.dispatch(*record)
+                await watch.tick()
         finally:
             await follower.stop()
 
     def dispatch(
-        self, partition: int, offset: int, key: bytes | None, value: bytes | None
+        self,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        confirmed: bool = True,
     ) -> Delivery | None:
         """Hand one record to its subscribers. A record that cannot be decoded, whose update is
         of a task of another partition, or whose key is not its update's task (a replay, which
         selects a task's records by key, would not send it: `key_mismatch`) is counted, logged
-        once and skipped (never written anywhere, never cached)."""
-        self.positions[partition] = offset + 1
+        once and skipped (never written anywhere, never cached). Unless the partition count
+        is `confirmed`, a record of another partition's task raises Unconfirmed instead, and
+        nothing moves."""
         try:
             delivery = delivery_from_record(partition, offset, value, self.epoch)
             if key != delivery.task_id.encode():
                 raise key_mismatch(_text(key), delivery.task_id)
             if error := misplaced(delivery.task_id, partition, self.partitions):
+                if not confirmed:
+                    raise Unconfirmed
                 raise error
         except DecodeError as exc:
+            self.positions[partition] = offset + 1
             BAD_RECORDS.skip(self.topic, partition, offset, exc, "live")
             return None
+        self.positions[partition] = offset + 1
         self.cache.add(delivery, self.start_positions.get(partition, 0))
         for sub in tuple(self._tasks.get(delivery.task_id, ())):
             sub.offer(delivery)

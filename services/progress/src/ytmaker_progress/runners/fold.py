@@ -23,6 +23,10 @@ does not during the listener's `on_partitions_assigned`, so a restore there long
 session timeout cost the membership, again and again). A lane whose producer was fenced or
 failed is recovered only by a current member of the group: a member that lost its place
 leaves the lane to the rebalance instead of fencing the new owner back.
+
+The fold runs with the partition counts its topics had when it started (`_check_partitions`):
+when one changes it stops the process (`PartitionsGrew`, decision 0138) rather than open lanes
+by another count, and the restarted fold checks the new counts are still all the same.
 """
 
 from __future__ import annotations
@@ -47,7 +51,13 @@ from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
 from ytmaker_shared.kafka.batches import transaction_error
 from ytmaker_shared.kafka.connection import aiokafka_connection
 from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS, AdaptiveFetchWait
-from ytmaker_shared.kafka.group import committed_offsets, refresh_metadata, still_member
+from ytmaker_shared.kafka.group import (
+    committed_offsets,
+    partition_counts,
+    refresh_metadata,
+    still_member,
+)
+from ytmaker_shared.kafka.growth import PartitionWatch
 from ytmaker_shared.kafka.polling import poll_or_stop
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
 
@@ -98,9 +108,9 @@ class FoldService:
             idle_ms=500,  # a lane's recovery seeks: its fetch waits for the one in flight
         )
         self.lanes: dict[int, Lane] = {}
-        #: Partitions of each input topic (by name), for the lanes' check that an event is
-        #: read from its task's partition (decision 0123); known from `_check_partitions`.
-        self.partitions: dict[str, int] = {}
+        #: Partitions of each topic (by name) at start, for the lanes' check that an event is
+        #: read from its task's partition (decision 0123); made by `_check_partitions`.
+        self.watch: PartitionWatch | None = None
         self.ready = False
         _wait_between_transactions(settings.progress_retry_backoff_ms / 1000)
         self._busy = asyncio.Lock()
@@ -117,6 +127,7 @@ class FoldService:
             while not stopping.is_set():
                 generation = self._generation
                 batch = await self._poll(stopping)
+                await self._watch().tick()
                 self.fetch_wait.saw(sum(len(records) for records in batch.values()))
                 if self._fatal is not None:
                     raise FoldFatal(str(self._fatal)) from self._fatal
@@ -156,24 +167,22 @@ class FoldService:
 
     async def _check_partitions(self) -> None:
         """Lanes need every input and output topic to have the same partition count."""
+        names = [*self.input_names, self.updates_topic, self.state_topic]
         counts: dict[str, int] = {}
-        for name in [*self.input_names, self.updates_topic, self.state_topic]:
+        for name in names:
             parts = await self._partitions(name)
             if not parts:
                 raise FoldFatal(f"topic {name} does not exist: create the topics first")
             counts[name] = len(parts)
         if len(set(counts.values())) != 1:
             raise FoldFatal(f"topics must have the same number of partitions: {counts}")
-        self.partitions = {name: counts[name] for name in self.input_names}
+        self.watch = PartitionWatch(
+            "progress-fold", counts, lambda: partition_counts(self.consumer, names)
+        )
 
-    def _refresh_partitions(self) -> None:
-        """The inputs' partition counts as the consumer's metadata has them now. Partitions
-        only grow, and a growth of a subscribed topic brings a rebalance: the lanes opened
-        after it check their records against the new counts (docs/deploy.md: grow them when
-        the pipeline is idle)."""
-        for name in self.input_names:
-            if parts := self.consumer.partitions_for_topic(name):
-                self.partitions[name] = len(parts)
+    def _watch(self) -> PartitionWatch:
+        assert self.watch is not None, "_check_partitions() first"
+        return self.watch
 
     async def _partitions(self, name: str) -> set[int]:
         for _ in range(50):
@@ -212,7 +221,8 @@ class FoldService:
         try:
             lanes = await asyncio.gather(*(self._new_lane(n) for n in sorted(numbers)))
             self.lanes = {lane.number: lane for lane in lanes}
-            self._refresh_partitions()
+            # a topic that grows brings a rebalance: these lanes would be of the old count
+            await self._watch().confirm(time.monotonic())
             await restore(self.settings, self.lanes.values())
             for lane in self.lanes.values():
                 await self._seek_positions(lane)
@@ -259,7 +269,7 @@ class FoldService:
             self.consumer,
             self.dead_letters,
             self._fail,
-            partitions=dict(self.partitions),
+            self._watch(),
         )
         lane.worker = asyncio.create_task(worker.run(), name=f"fold-lane-{lane.number}")
 

@@ -27,7 +27,7 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -52,6 +52,7 @@ from ytmaker_shared.events import DecodeError
 from ytmaker_shared.events import decode as decode_event
 from ytmaker_shared.kafka import DeadLetterWriter
 from ytmaker_shared.kafka.batches import PartitionWriter, raise_if_transaction_failed
+from ytmaker_shared.kafka.growth import PartitionsGrew, PartitionWatch
 from ytmaker_shared.topics import Topic, misplaced
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,9 @@ class FoldFatal(RuntimeError):
 class LaneWorker:
     """Folds `lane`. `consumer` is the fold's consumer: the worker reads where its inputs
     stand and pauses those whose held records pile up; only the polling loop moves them.
-    `partitions` is how many partitions each input topic has (by name): an event read outside
-    its task's partition is dead-lettered (decision 0123)."""
+    `watch.started` is how many partitions each topic had when the fold started (by name): an
+    event read outside its task's partition is dead-lettered (decision 0123), once the watch
+    has confirmed the counts (decision 0138)."""
 
     def __init__(
         self,
@@ -80,15 +82,14 @@ class LaneWorker:
         consumer: AIOKafkaConsumer,
         dead_letters: DeadLetterWriter,
         fatal: Callable[[BaseException], None],
-        *,
-        partitions: Mapping[str, int],
+        watch: PartitionWatch,
     ) -> None:
         self.lane = lane
         self.settings = settings
         self.consumer = consumer
         self.dead_letters = dead_letters
         self.fatal = fatal
-        self.partitions = partitions
+        self.watch = watch
         self.eta_topic = settings.topics.name(Topic.PROGRESS_ETA)
         self.updates_topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self.state_topic = settings.topics.name(Topic.PROGRESS_STATE)
@@ -113,6 +114,8 @@ class LaneWorker:
                     if not await self._checkpoint_now():
                         lane.failed = True
                     return
+        except PartitionsGrew as exc:  # logged where found: the process restarts
+            self.fatal(exc)
         except Exception as exc:  # a bug: stop the process rather than a silent lane
             log.exception("lane worker failed", extra={"lane": lane.number})
             self.fatal(exc)
@@ -236,9 +239,10 @@ class LaneWorker:
         An event read outside its task's partition (a producer that chose the partition, a
         hostile writer) is dead-lettered as `wrong_partition`, like one that cannot be read:
         folded, it would be a second state of its task in this lane, with updates in a
-        partition of `progress.updates` that is not the task's (decision 0123)."""
+        partition of `progress.updates` that is not the task's (decision 0123). Unless the
+        topic has grown: then the process stops (PartitionsGrew, decision 0138)."""
         lane = self.lane
-        partitions = self.partitions
+        partitions, read_at = self.watch.started, time.monotonic()
         ignored = behind = 0
         published: Counter[str] = Counter()
         now = time.monotonic()
@@ -258,6 +262,7 @@ class LaneWorker:
                 await self.dead_letters.write(record, exc.reason, exc.detail)
                 continue
             if error := misplaced(event.task_id, record.partition, partitions[record.topic]):
+                await self.watch.confirm(read_at)
                 await self.dead_letters.write(record, error.reason, error.detail)
                 continue
             if event.task_id in lane.finished:  # evicted after it finished: nothing changes

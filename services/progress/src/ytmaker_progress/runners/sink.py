@@ -6,6 +6,11 @@ history of every task). Positions live in the database, written in the same tran
 rows, so a crash never stores a batch twice nor skips one; rows are idempotent on
 (task_id, offset) anyway. Updates are read as soon as the fold writes them, uncommitted: every
 update in the log is one (decision 0038).
+
+It reads the partitions the topics had when it started, and checks updates against that count
+(decision 0123); when a count changes it stops the process (`PartitionsGrew`, decision 0138),
+before storing a batch it might misjudge, and the restarted sink reads the new partitions from
+their beginning.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from ytmaker_progress.runners.eta import Latest
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import DecodeError, TaskRequested, decode
 from ytmaker_shared.kafka.fetchwait import AdaptiveFetchWait
+from ytmaker_shared.kafka.group import partition_counts
+from ytmaker_shared.kafka.growth import PartitionWatch
 from ytmaker_shared.kafka.reader import Batch, LogReader
 from ytmaker_shared.kafka.skipped import skip_record
 from ytmaker_shared.kafka.topic_id import TopicIdUnavailable
@@ -76,6 +83,7 @@ class Sink:
         self.updates_topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self.tasks_topic = settings.topics.name(Topic.TASKS)
         self.updates_partitions = 0  # how many `progress.updates` has (known once assigned)
+        self.watch: PartitionWatch | None = None  # made once assigned
         self.epoch: str | None = None
         self.ready = False
         self.caught_up = asyncio.Event()
@@ -107,6 +115,7 @@ class Sink:
                     if batch:
                         await self._store(batch)
                     await self._check_caught_up(catch_up)
+                    await self._watch().tick()
                 await self._written()
             finally:
                 if self._writing is not None and not self._writing.done():
@@ -135,7 +144,14 @@ class Sink:
             log.warning("no topic id: updates carry no epoch", extra={"error": str(exc)})
         updates = await reader.partitions(self.updates_topic)
         self.updates_partitions = len(updates)
-        partitions = [*updates, *await reader.partitions(self.tasks_topic)]
+        tasks = await reader.partitions(self.tasks_topic)
+        topics = [self.updates_topic, self.tasks_topic]
+        self.watch = PartitionWatch(
+            "progress-sink",
+            {self.updates_topic: len(updates), self.tasks_topic: len(tasks)},
+            lambda: partition_counts(reader.consumer, topics),
+        )
+        partitions = [*updates, *tasks]
         await reader.assign(partitions)
         stored = await asyncio.to_thread(self.store.positions)
         for tp in partitions:
@@ -147,7 +163,12 @@ class Sink:
                 reader.seek({tp: position[0]})
         return partitions
 
+    def _watch(self) -> PartitionWatch:
+        assert self.watch is not None, "assigned first"
+        return self.watch
+
     async def _store(self, batch: Batch) -> None:
+        read_at = time.monotonic()
         rows, positions = Rows(finished_seen=self._stage_runs_seen), Positions()
         items: list[tuple[str, StoredUpdate]] = []
         for tp, records in batch.items():
@@ -155,7 +176,7 @@ class Sink:
                 if tp.topic == self.updates_topic:
                     # One outside its task's partition is refused (`wrong_partition`) like
                     # one that cannot be read: counted, logged, and the partition goes on
-                    # (decision 0123).
+                    # (decision 0123); unless the count grew (decision 0138).
                     try:
                         items.append(
                             add_update(
@@ -168,6 +189,8 @@ class Sink:
                             )
                         )
                     except DecodeError as exc:
+                        if exc.reason == "wrong_partition":
+                            await self._watch().confirm(read_at)
                         skip_record(SERVICE, record, exc)
                 else:
                     try:
