@@ -55,7 +55,11 @@ async def serve() -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     config = json.loads(await stdin.readline())
     clients = config["clients"]
-    sockets = [await connect(config["url"], **CONNECT) for _ in clients]  # type: ignore[arg-type]
+    headers = config["headers"]
+    sockets = [
+        await connect(config["url"], additional_headers=headers, **CONNECT)  # type: ignore[arg-type]
+        for _ in clients
+    ]
     for ws in sockets:
         await ws.recv()  # connected
     answer({"ready": True})

@@ -23,6 +23,11 @@ Parsed = tuple[int, float, int]
 CONNECT = {"compression": None, "ping_interval": None, "max_queue": None, "open_timeout": 30}
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The header a ytmaker client sends its token in (never the URL: decision 0133)."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 class SubscribeRefused(ConnectionError):
     """The server answered the subscription with an error (retry later)."""
 
@@ -43,16 +48,18 @@ class Wire(ABC):
 
 
 class YtmakerWire(Wire):
-    """docs/protocol.md: `/api/v1/ws?token=`, `subscribe {task_id, since}` → `subscribed`."""
+    """docs/protocol.md: `/api/v1/ws` with the token in the `Authorization` header, as the
+    Python SDK connects; `subscribe {task_id, since}` → `subscribed`."""
 
     name = "ytmaker"
     resumes = True
 
     def __init__(self, base: str, token: str) -> None:
-        self.url = f"{base}/api/v1/ws?token={token}"
+        self.url = f"{base}/api/v1/ws"
+        self.headers = bearer(token)
 
     async def open(self, task_id: str, since: int | None) -> tuple[ClientConnection, list[str]]:
-        ws = await connect(self.url, **CONNECT)  # type: ignore[arg-type]
+        ws = await connect(self.url, additional_headers=self.headers, **CONNECT)  # type: ignore[arg-type]
         try:
             await ws.recv()  # connected
             await ws.send(json.dumps({"action": "subscribe", "task_id": task_id, "since": since}))

@@ -24,6 +24,7 @@ from bench.harness.phases import Target, all_processes
 from bench.harness.procs import cpu_between, rss_mb, snapshot
 from bench.harness.report import Window
 from bench.harness.stacks import YtmakerStack
+from bench.harness.wire import bearer
 from ytmaker_progress.eta import EtaEstimated
 from ytmaker_shared.events import new_event_id
 
@@ -216,8 +217,8 @@ async def fanout(
         )
     finally:
         await api.close()
-    url = f"{target.stack.base_url.replace('http', 'ws', 1)}/api/v1/ws?token="
-    url += target.stack.token(owner)
+    url = f"{target.stack.base_url.replace('http', 'ws', 1)}/api/v1/ws"
+    headers = bearer(target.stack.token(owner))
     plan = [[n, ids[n % tasks], states[ids[n % tasks]]["offset"]] for n in range(clients)]
     workers = [
         await asyncio.create_subprocess_exec(
@@ -231,7 +232,7 @@ async def fanout(
     ]
     try:
         for i, worker in enumerate(workers):
-            await _tell(worker, {"url": url, "clients": plan[i::processes]})
+            await _tell(worker, {"url": url, "headers": headers, "clients": plan[i::processes]})
         for worker in workers:
             await _answer(worker)  # ready: every connection open
         watched = all_processes(targets) | {
