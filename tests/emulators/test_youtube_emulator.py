@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from tests.emulators.youtube import CHUNK_UNIT, Cut, YouTubeEmulator
+from tests.emulators.youtube import (
+    CHUNK_UNIT,
+    READONLY_SCOPE,
+    UPLOAD_SCOPE,
+    UPLOADS_PLAYLIST,
+    Cut,
+    LoseAnswer,
+    YouTubeEmulator,
+)
 
 
 @pytest.fixture
@@ -135,3 +144,160 @@ async def test_an_unknown_session_is_404(yt: tuple[YouTubeEmulator, httpx.AsyncC
         headers={**auth, "Content-Range": "bytes */10"},
     )
     assert answer.status_code == 404
+
+
+async def upload(
+    emulator: YouTubeEmulator, http: httpx.AsyncClient, tags: list[str], data: bytes = b"v"
+) -> tuple[str, httpx.Response]:
+    """A one-chunk upload: the session URI and the last chunk's answer."""
+    auth = await token(emulator, http)
+    answer = await http.post(
+        f"{emulator.base_url}/upload/youtube/v3/videos",
+        params={"uploadType": "resumable", "part": "snippet,status"},
+        json={"snippet": {"title": "t", "tags": tags}},
+        headers={**auth, "X-Upload-Content-Length": str(len(data))},
+    )
+    uri = answer.headers["location"]
+    range_ = f"bytes 0-{len(data) - 1}/{len(data)}"
+    return uri, await http.put(uri, content=data, headers={**auth, "Content-Range": range_})
+
+
+async def test_the_uploads_playlist_lists_the_channels_videos_newest_first_in_pages(
+    yt: tuple[YouTubeEmulator, httpx.AsyncClient],
+) -> None:
+    emulator, http = yt
+    ids = [(await upload(emulator, http, [f"n{n}"]))[1].json()["id"] for n in range(3)]
+    auth = await token(emulator, http)
+    api = f"{emulator.base_url}/youtube/v3"
+    channels = await http.get(
+        f"{api}/channels", params={"part": "contentDetails", "mine": "true"}, headers=auth
+    )
+    [channel] = channels.json()["items"]
+    uploads = channel["contentDetails"]["relatedPlaylists"]["uploads"]
+    assert channels.json()["kind"] == "youtube#channelListResponse" and uploads.startswith("UU")
+    query = {"part": "contentDetails", "playlistId": uploads, "maxResults": "2"}
+    first = (await http.get(f"{api}/playlistItems", params=query, headers=auth)).json()
+    assert [i["contentDetails"]["videoId"] for i in first["items"]] == ids[:0:-1]
+    assert first["pageInfo"]["totalResults"] == 3 and "snippet" not in first["items"][0]
+    second = (
+        await http.get(
+            f"{api}/playlistItems",
+            params=query | {"pageToken": first["nextPageToken"]},
+            headers=auth,
+        )
+    ).json()
+    assert [i["contentDetails"]["videoId"] for i in second["items"]] == ids[:1]
+    assert "nextPageToken" not in second
+    videos = await http.get(
+        f"{api}/videos", params={"part": "snippet", "id": f"{ids[1]},nosuchvideo"}, headers=auth
+    )
+    [video] = videos.json()["items"]
+    assert video["id"] == ids[1] and video["snippet"]["tags"] == ["n1"] and "status" not in video
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "reason"),
+    [
+        ("channels", {"mine": "true"}, 400, "required"),
+        ("channels", {"part": "nonsense", "mine": "true"}, 400, "unknownPart"),
+        ("channels", {"part": "id"}, 400, "missingRequiredParameter"),
+        ("channels", {"part": "id", "mine": "true", "id": "UCx"}, 400, "incompatibleParameters"),
+        ("playlistItems", {"part": "id", "playlistId": "PLnope"}, 404, "playlistNotFound"),
+        ("videos", {"part": "snippet"}, 400, "missingRequiredParameter"),
+    ],
+)
+async def test_lists_refuse_what_google_refuses(
+    yt: tuple[YouTubeEmulator, httpx.AsyncClient],
+    path: str,
+    params: dict[str, str],
+    status: int,
+    reason: str,
+) -> None:
+    emulator, http = yt
+    answer = await http.get(
+        f"{emulator.base_url}/youtube/v3/{path}", params=params, headers=await token(emulator, http)
+    )
+    assert answer.status_code == status
+    assert answer.json()["error"]["errors"][0]["reason"] == reason
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [({"maxResults": "51"}, "invalidParameter"), ({"pageToken": "bm9wZQ"}, "invalidPageToken")],
+)
+async def test_a_page_beyond_what_the_playlist_gives_is_400(
+    yt: tuple[YouTubeEmulator, httpx.AsyncClient], query: dict[str, str], reason: str
+) -> None:
+    emulator, http = yt
+    answer = await http.get(
+        f"{emulator.base_url}/youtube/v3/playlistItems",
+        params={"part": "id", "playlistId": UPLOADS_PLAYLIST, **query},
+        headers=await token(emulator, http),
+    )
+    assert answer.status_code == 400 and answer.json()["error"]["errors"][0]["reason"] == reason
+
+
+async def test_a_token_without_a_scope_the_method_takes_is_403() -> None:
+    async with (
+        YouTubeEmulator(scopes=(UPLOAD_SCOPE,)) as upload_only,
+        YouTubeEmulator(scopes=(READONLY_SCOPE,)) as readonly,
+        httpx.AsyncClient(timeout=5) as http,
+    ):
+        refused = [
+            await http.get(
+                f"{upload_only.base_url}/youtube/v3/channels",
+                params={"part": "id", "mine": "true"},
+                headers=await token(upload_only, http),
+            ),
+            await http.post(
+                f"{readonly.base_url}/upload/youtube/v3/videos",
+                params={"uploadType": "resumable", "part": "snippet"},
+                json={"snippet": {"title": "t"}},
+                headers={**await token(readonly, http), "X-Upload-Content-Length": "1"},
+            ),
+        ]
+        assert (await upload(upload_only, http, []))[1].status_code == 201
+    for answer in refused:
+        assert answer.status_code == 403
+        assert answer.json()["error"]["errors"][0]["reason"] == "insufficientPermissions"
+
+
+async def test_a_lost_answer_keeps_what_was_done_and_an_expired_session_is_404(
+    yt: tuple[YouTubeEmulator, httpx.AsyncClient],
+) -> None:
+    emulator, http = yt
+    emulator.inject("chunk", LoseAnswer())
+    with pytest.raises(httpx.TransportError):
+        await upload(emulator, http, [])
+    [video] = emulator.videos.values()
+    uri = next(iter(emulator.sessions.values())).upload_id
+    auth = await token(emulator, http)
+    session = f"{emulator.base_url}/upload/youtube/v3/videos?uploadType=resumable&upload_id={uri}"
+    status = await http.put(session, headers={**auth, "Content-Range": "bytes */1"})
+    assert status.status_code == 200 and status.json()["id"] == video.id
+    emulator.expire_sessions()
+    gone = await http.put(session, headers={**auth, "Content-Range": "bytes */1"})
+    assert gone.status_code == 404 and list(emulator.videos) == [video.id]
+
+
+async def test_a_new_video_is_listed_only_after_the_listing_delay() -> None:
+    async with (
+        YouTubeEmulator(listing_delay_s=0.3) as emulator,
+        httpx.AsyncClient(timeout=5) as http,
+    ):
+        await upload(emulator, http, [])
+        auth = await token(emulator, http)
+
+        async def listed() -> int:
+            answer = await http.get(
+                f"{emulator.base_url}/youtube/v3/playlistItems",
+                params={"part": "id", "playlistId": UPLOADS_PLAYLIST},
+                headers=auth,
+            )
+            return len(answer.json()["items"])
+
+        assert await listed() == 0
+        deadline = asyncio.get_running_loop().time() + 5
+        while await listed() == 0:
+            assert asyncio.get_running_loop().time() < deadline, "never listed"
+            await asyncio.sleep(0.05)

@@ -15,19 +15,36 @@ What it serves, as Google documents it:
   (308 with `Range`, none when nothing is stored; 200 with the resource when complete).
 - `POST /upload/youtube/v3/thumbnails/set?videoId=ID`: the image as the body (JPEG or PNG,
   2 MiB at most) → `youtube#thumbnailSetResponse`.
+- `GET /youtube/v3/channels?part=contentDetails&mine=true` → the one channel, its uploads
+  playlist in `contentDetails.relatedPlaylists.uploads`.
+- `GET /youtube/v3/playlistItems?part=contentDetails&playlistId=UU…&maxResults=50` → the
+  uploads, newest first, `maxResults` (0–50, default 5) a page, `nextPageToken` while more;
+  a video shows there `listing_delay_s` after it was made (YouTube's listings lag).
+  An unknown playlist is 404 `playlistNotFound`, a bad `pageToken` 400 `invalidPageToken`.
+- `GET /youtube/v3/videos?part=snippet&id=a,b` → those of the channel's videos that exist.
 
-Every API call needs `Authorization: Bearer <token>` from the token endpoint; errors are
-Google's JSON error body (`{"error": {"code", "message", "errors": [{reason}], "status"}}`).
+A list needs `part` (400 `required`, an unknown one `unknownPart`) and exactly one filter
+(none: 400 `missingRequiredParameter`; two: `incompatibleParameters`).
+
+Every API call needs `Authorization: Bearer <token>` from the token endpoint, and the token a
+scope the method accepts (the emulator grants `scopes`: youtube.upload and youtube.readonly
+unless told otherwise): uploads and thumbnails take youtube.upload, the lists
+youtube.readonly; `youtube` and `youtube.force-ssl` open both, and a token without one is 403
+`insufficientPermissions`. Errors are Google's JSON error body
+(`{"error": {"code", "message", "errors": [{reason}], "status"}}`).
 
 Switches: `inject(kind, fault)` queues one fault for the next request of that kind
-(`token`, `initiate`, `chunk`, `status`, `thumbnail`): `Status(429 / 503 / ...)`,
-`Hang(seconds)` (answer late: the client times out), `Cut(after_bytes)` (read that much of the
-body, keep what a server would have persisted, i.e. whole 256 KiB units, and drop the
-connection), `Flood(total_bytes, status)` (answer at once with a JSON body of that many bytes,
-its length not declared) and `Drip(every_s, for_s, status)` (answer at once, then the body a
-byte every `every_s` seconds for `for_s` seconds); neither stores anything, and what each sent
-is in `streamed` (`Streamed`: bytes sent, and whether the client took them all or hung up).
-`expire_tokens()` makes every issued access token invalid (401).
+(`token`, `initiate`, `chunk`, `status`, `thumbnail`, `channels.list`, `playlistItems.list`,
+`videos.list`): `Status(429 / 503 / ...)`, `Hang(seconds)` (answer late: the client times
+out), `Cut(after_bytes)` (read that much of the body, keep what a server would have
+persisted, i.e. whole 256 KiB units, and drop the connection), `LoseAnswer()` (do the request,
+then drop the connection unanswered), `Flood(total_bytes, status)` (answer at once with a JSON
+body of that many bytes, its length not declared) and `Drip(every_s, for_s, status)` (answer
+at once, then the body a byte every `every_s` seconds for `for_s` seconds); neither stores
+anything, and what each sent is in `streamed` (`Streamed`: bytes sent, and whether the client
+took them all or hung up).
+`expire_tokens()` makes every issued access token invalid (401); `expire_sessions()` forgets
+every upload session (404), as YouTube does about a week after one began.
 
 It is HTTP/1.1 on asyncio streams with h11, so it can do what a framework would not: read half a
 body and cut the connection. Start it in the test's event loop (`async with YouTubeEmulator()`)
@@ -39,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -60,6 +78,26 @@ CHUNK_UNIT = 256 * 1024
 MAX_THUMBNAIL = 2 * 1024 * 1024
 MAX_REQUEST_BODY = 64 * 1024 * 1024
 TOKEN_LIFETIME_S = 3599
+CHANNEL_ID = "UCemulatorchannel000000"
+UPLOADS_PLAYLIST = "UU" + CHANNEL_ID[2:]
+SCOPE = "https://www.googleapis.com/auth/"
+UPLOAD_SCOPE = SCOPE + "youtube.upload"
+READONLY_SCOPE = SCOPE + "youtube.readonly"
+_WRITE_SCOPES = {UPLOAD_SCOPE, SCOPE + "youtube", SCOPE + "youtube.force-ssl"}
+_READ_SCOPES = {READONLY_SCOPE, SCOPE + "youtube", SCOPE + "youtube.force-ssl"}
+_LISTS = {
+    # kind: (filters, parts)
+    "channels.list": (
+        {"mine", "id", "forHandle", "forUsername", "managedByMe", "categoryId"},
+        {"id", "snippet", "contentDetails", "status", "statistics"},
+    ),
+    "playlistItems.list": ({"playlistId", "id"}, {"id", "snippet", "contentDetails", "status"}),
+    "videos.list": (
+        {"id", "chart", "myRating"},
+        {"id", "snippet", "contentDetails", "status", "statistics", "processingDetails"},
+    ),
+}
+KINDS = {"token", "initiate", "chunk", "status", "thumbnail", *_LISTS}
 
 
 @dataclass(frozen=True)
@@ -84,7 +122,13 @@ class Cut:
     after_bytes: int
 
 
-Fault = Status | Hang | Cut | Flood | Drip
+@dataclass(frozen=True)
+class LoseAnswer:
+    """Handle the request as usual, then drop the connection instead of answering: the client
+    never learns the outcome (e.g. the last chunk stored and the video created)."""
+
+
+Fault = Status | Hang | Cut | LoseAnswer | Flood | Drip
 
 
 _REASONS = {
@@ -117,6 +161,7 @@ class Video:
     resource: dict[str, Any]
     data: bytes
     thumbnail: bytes | None = None
+    made_at: float = field(default_factory=time.monotonic)
 
     @property
     def sha256(self) -> str:
@@ -147,12 +192,16 @@ class YouTubeEmulator:
         client_id: str = "emulator-client",
         client_secret: str = "emulator-secret",
         refresh_token: str = "emulator-refresh-token",
+        scopes: tuple[str, ...] = (UPLOAD_SCOPE, READONLY_SCOPE),
+        listing_delay_s: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
         self.client_id = client_id
         self.client_secret = client_secret
         self.refresh_token = refresh_token
+        self.scopes = scopes  # what the refresh token was granted
+        self.listing_delay_s = listing_delay_s
         self.tokens: dict[str, float] = {}
         self.sessions: dict[str, UploadSession] = {}
         self.videos: dict[str, Video] = {}
@@ -166,15 +215,20 @@ class YouTubeEmulator:
     # -- switches -------------------------------------------------------------------------
 
     def inject(self, kind: str, *faults: Fault) -> None:
-        """Queue faults for the next requests of `kind` (token, initiate, chunk, status,
-        thumbnail), one per request, in order."""
-        if kind not in {"token", "initiate", "chunk", "status", "thumbnail"}:
+        """Queue faults for the next requests of `kind` (one of `KINDS`), one per request, in
+        order."""
+        if kind not in KINDS:
             raise ValueError(f"unknown request kind {kind!r}")
         self._faults[kind].extend(faults)
 
     def expire_tokens(self) -> None:
         """Every access token issued so far is now expired."""
         self.tokens.clear()
+
+    def expire_sessions(self) -> None:
+        """Every upload session so far is gone (404), as Google's are about a week after they
+        began, completed or not."""
+        self.sessions.clear()
 
     def count(self, kind: str, status: int | None = None) -> int:
         return sum(1 for k, _, s in self.requests if k == kind and status in (None, s))
@@ -363,6 +417,8 @@ class YouTubeEmulator:
         else:
             response = self._route(kind, method, query, headers, body)
         self.requests.append((kind or "?", method, response.status))
+        if isinstance(fault, LoseAnswer):
+            raise _Dropped()
         return response
 
     # -- the API --------------------------------------------------------------------------
@@ -381,6 +437,14 @@ class YouTubeEmulator:
             return _error(404, "no such endpoint")
         if not self._authorized(headers):
             return _error(401, "Request had invalid authentication credentials.")
+        if not set(self.scopes) & (_READ_SCOPES if kind in _LISTS else _WRITE_SCOPES):
+            return _error(
+                403,
+                "Request had insufficient authentication scopes.",
+                reason="insufficientPermissions",
+            )
+        if kind in _LISTS:
+            return self._list(kind, query)
         if kind == "initiate":
             return self._initiate(query, headers, body)
         if kind == "thumbnail":
@@ -414,7 +478,7 @@ class YouTubeEmulator:
             {
                 "access_token": token,
                 "expires_in": TOKEN_LIFETIME_S,
-                "scope": "https://www.googleapis.com/auth/youtube.upload",
+                "scope": " ".join(self.scopes),
                 "token_type": "Bearer",
             },
         )
@@ -495,7 +559,7 @@ class YouTubeEmulator:
             "snippet": {
                 **snippet,
                 "publishedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                "channelId": "UCemulatorchannel000000",
+                "channelId": CHANNEL_ID,
             },
             "status": {
                 "uploadStatus": "uploaded",
@@ -506,6 +570,100 @@ class YouTubeEmulator:
         self.videos[video_id] = Video(video_id, resource, bytes(session.data))
         session.video_id = video_id
         return resource
+
+    def _list(self, kind: str, query: dict[str, str]) -> _Response:
+        filters, known = _LISTS[kind]
+        if not query.get("part"):
+            return _error(400, "Required parameter: part", reason="required")
+        parts = set(query["part"].split(","))
+        if parts - known:
+            return _error(400, f"'{','.join(sorted(parts - known))}'", reason="unknownPart")
+        given = filters & set(query)
+        if not given:
+            expected = ", ".join(sorted(filters))
+            return _error(
+                400,
+                f"No filter selected. Expected one of: {expected}",
+                reason="missingRequiredParameter",
+            )
+        if len(given) > 1:
+            return _error(
+                400,
+                f"Incompatible parameters: {', '.join(sorted(given))}",
+                reason="incompatibleParameters",
+            )
+        if kind == "channels.list":
+            mine = query.get("mine") == "true" or query.get("id") == CHANNEL_ID
+            return _listing("youtube#channelListResponse", [self._channel(parts)] if mine else [])
+        if kind == "videos.list":
+            ids = query.get("id", "").split(",")
+            found = [self.videos[i] for i in ids if i in self.videos]
+            return _listing("youtube#videoListResponse", [_parts(v.resource, parts) for v in found])
+        return self._playlist_items(query, parts)
+
+    def _channel(self, parts: set[str]) -> dict[str, Any]:
+        return _parts(
+            {
+                "kind": "youtube#channel",
+                "etag": secrets.token_hex(8),
+                "id": CHANNEL_ID,
+                "snippet": {"title": "Emulator channel", "description": ""},
+                "contentDetails": {"relatedPlaylists": {"likes": "", "uploads": UPLOADS_PLAYLIST}},
+            },
+            parts,
+        )
+
+    def _playlist_items(self, query: dict[str, str], parts: set[str]) -> _Response:
+        if query.get("playlistId") != UPLOADS_PLAYLIST:
+            return _error(
+                404,
+                "The playlist identified with the request's playlistId parameter cannot be found.",
+                reason="playlistNotFound",
+            )
+        asked = query.get("maxResults", "5")
+        if not asked.isdigit() or int(asked) > 50:
+            return _error(400, "maxResults must be between 0 and 50.", reason="invalidParameter")
+        try:
+            start = _page_offset(query.get("pageToken"))
+        except ValueError:
+            return _error(
+                400, "The request specifies an invalid page token.", reason="invalidPageToken"
+            )
+        size = int(asked)
+        shown = time.monotonic() - self.listing_delay_s
+        uploads = [v for v in reversed(self.videos.values()) if v.made_at <= shown]
+        page = uploads[start : start + size]
+        items = [
+            _parts(self._playlist_item(video, start + n), parts) for n, video in enumerate(page)
+        ]
+        more = start + size < len(uploads) and size > 0
+        return _listing(
+            "youtube#playlistItemListResponse",
+            items,
+            total=len(uploads),
+            per_page=size,
+            next_page=_page_token(start + size) if more else None,
+        )
+
+    def _playlist_item(self, video: Video, position: int) -> dict[str, Any]:
+        snippet = video.resource["snippet"]
+        return {
+            "kind": "youtube#playlistItem",
+            "etag": secrets.token_hex(8),
+            "id": base64.urlsafe_b64encode(f"{UPLOADS_PLAYLIST}.{video.id}".encode()).decode(),
+            "snippet": {
+                "publishedAt": snippet["publishedAt"],
+                "channelId": CHANNEL_ID,
+                "title": snippet["title"],
+                "description": snippet.get("description", ""),
+                "channelTitle": "Emulator channel",
+                "playlistId": UPLOADS_PLAYLIST,
+                "position": position,
+                "resourceId": {"kind": "youtube#video", "videoId": video.id},
+            },
+            "contentDetails": {"videoId": video.id, "videoPublishedAt": snippet["publishedAt"]},
+            "status": {"privacyStatus": video.resource["status"]["privacyStatus"]},
+        }
 
     def _thumbnail(self, query: dict[str, str], headers: dict[str, str], body: bytes) -> _Response:
         video = self.videos.get(query.get("videoId", ""))
@@ -551,7 +709,55 @@ def _kind(method: str, path: str, headers: dict[str, str]) -> str | None:
         return "status" if headers.get("content-range", "").startswith("bytes */") else "chunk"
     if method == "POST" and path == "/upload/youtube/v3/thumbnails/set":
         return "thumbnail"
+    if method == "GET" and path.startswith("/youtube/v3/"):
+        kind = path.removeprefix("/youtube/v3/") + ".list"
+        return kind if kind in _LISTS else None
     return None
+
+
+def _parts(resource: dict[str, Any], parts: set[str]) -> dict[str, Any]:
+    """The resource with only the parts asked for (`kind`, `etag` and `id` always)."""
+    return {k: v for k, v in resource.items() if k in {"kind", "etag", "id"} or k in parts}
+
+
+def _listing(
+    kind: str,
+    items: list[dict[str, Any]],
+    *,
+    total: int | None = None,
+    per_page: int = 5,
+    next_page: str | None = None,
+) -> _Response:
+    body: dict[str, Any] = {
+        "kind": kind,
+        "etag": secrets.token_hex(8),
+        "pageInfo": {
+            "totalResults": len(items) if total is None else total,
+            "resultsPerPage": per_page,
+        },
+        "items": items,
+    }
+    if next_page:
+        body["nextPageToken"] = next_page
+    return _json(200, body)
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"page:{offset}".encode()).decode().rstrip("=")
+
+
+def _page_offset(token: str | None) -> int:
+    """The offset a `pageToken` stands for; raises ValueError for one the emulator never gave."""
+    if token is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(token) from exc
+    label, _, offset = text.partition(":")
+    if label != "page" or not offset.isdigit():
+        raise ValueError(token)
+    return int(offset)
 
 
 def _content_range(header: str) -> tuple[int, int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import unicodedata
 
 import pytest
@@ -11,7 +12,9 @@ from hypothesis import strategies as st
 
 from ytmaker_upload.domain import (
     CHUNK_UNIT,
+    TAGS_MAX_CHARS,
     MetadataError,
+    VideoMetadata,
     backoff_delay,
     chunk_size,
     clean_tags,
@@ -20,6 +23,7 @@ from ytmaker_upload.domain import (
     metadata_from_script,
     next_chunk,
     stored_bytes,
+    upload_marker,
 )
 
 
@@ -105,3 +109,12 @@ def test_any_text_is_cleaned_to_what_youtube_takes(
         assert not [c for c in text if unicodedata.category(c) == "Cc" and c not in allowed]
     assert 1 <= len(meta.title) <= 100
     assert len(meta.description.encode()) <= 5000
+
+
+def test_the_marker_is_kept_first_within_the_tag_budget_and_says_nothing_of_the_task() -> None:
+    full = VideoMetadata(title="t", tags=tuple(f"tag{n:03d}" for n in range(80)))  # 559 chars
+    marker = upload_marker("tasks, like this one, may hold commas")
+    tags = full.marked(marker).tags
+    assert tags[0] == marker and re.fullmatch(r"ytmaker-[0-9a-f]{32}", marker)
+    assert len(",".join(tags)) <= TAGS_MAX_CHARS and tags[1:] == full.tags[: len(tags) - 1]
+    assert upload_marker("a") != upload_marker("b")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.emulators.youtube import Cut, Drip, Flood, Status, YouTubeEmulator
+from tests.emulators.youtube import Cut, Drip, Flood, LoseAnswer, Status, YouTubeEmulator
 from ytmaker_shared.artifacts import MemoryArtifactStore
 from ytmaker_shared.events import (
     Event,
@@ -174,6 +174,31 @@ async def test_youtube_upload_resumes_its_session_in_the_next_attempt_and_never_
         # A redelivered trigger whose outcome was lost re-runs the work: nothing is uploaded.
         await run_job(work, store, trigger)
         assert emulator.count("initiate") == 1 and len(emulator.videos) == 1
+
+
+async def test_a_video_whose_answer_was_lost_is_not_published_again_once_its_session_is_gone(
+    tmp_path: Path,
+) -> None:
+    """The last chunk reached YouTube and the video was made, but the answer was lost and
+    YouTube stayed down past the attempt; the task runs again once the session is gone (a
+    week later on YouTube). The video is found by its marker and used: one video, not two."""
+    store = MemoryArtifactStore(uuid.uuid4().hex)
+    task = "t-" + uuid.uuid4().hex[:8]
+    trigger = await render_done(store, task, CHUNK_UNIT // 2 + 3)  # one chunk, the last
+    async with YouTubeEmulator() as emulator, httpx.AsyncClient(timeout=5) as http:
+        emulator.inject("chunk", LoseAnswer())
+        emulator.inject("status", Status(503), Status(503))
+        work = UploadWork(store, channel(emulator, http, store), "private")
+        once = StagePolicy(max_attempts=1, backoff_base_s=0.01, backoff_max_s=0.02)
+        _, failed = await run_job(work, store, trigger, once)
+        assert [e.type for e in failed] == ["stage.failed", "task.failed"]
+        [video] = emulator.videos.values()
+        emulator.expire_sessions()
+        _, terminal = await run_job(work, store, trigger)
+    assert isinstance(terminal[-1], TaskCompleted)
+    assert list(emulator.videos) == [video.id] and emulator.count("initiate") == 1
+    assert terminal[-1].payload.result["video_id"] == video.id
+    assert video.thumbnail is not None
 
 
 async def test_answers_past_their_bounds_fail_the_attempt_as_retryable_in_bounded_time(

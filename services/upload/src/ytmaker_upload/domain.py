@@ -5,17 +5,21 @@ resumable protocol (YouTube Data API v3, "resumable uploads" guide).
   (privacy, extra tags, language), cleaned to YouTube's limits: a title of 1–100 characters, a
   description of at most 5000 bytes, neither with `<` or `>`, tags of at most 500 characters in
   all (a tag with a space counts its quotes).
+- A video on YouTube carries its task's marker among its tags (`upload_marker`): a digest of
+  the task id, nothing secret or personal, by which a run finds a video an earlier run of the
+  task made but never learnt of (decision 0139).
 - Chunks are multiples of 256 KiB, except the last one.
 - A 308 answer's `Range: bytes=0-N` means N+1 bytes are stored; no `Range` means none.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 CHUNK_UNIT = 256 * 1024
@@ -55,6 +59,10 @@ class VideoMetadata:
             },
         }
 
+    def marked(self, marker: str) -> VideoMetadata:
+        """With `marker` as the first tag, the others kept as the budget allows."""
+        return replace(self, tags=clean_tags([marker, *self.tags]))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "title": self.title,
@@ -71,6 +79,12 @@ class UploadedVideo:
     video_id: str
     url: str
     resource: dict[str, Any] = field(default_factory=dict)
+
+
+def upload_marker(task_id: str) -> str:
+    """The tag that marks a task's video: 32 hex digits of the task id's SHA-256 (a tag can
+    hold neither the commas nor the length an id may have)."""
+    return "ytmaker-" + hashlib.sha256(task_id.encode()).hexdigest()[:32]
 
 
 class MetadataError(ValueError):

@@ -15,7 +15,11 @@ class UploadSettings(StageSettings):
     youtube_client_id: str | None = Field(default=None, description="OAuth client id.")
     youtube_client_secret: SecretStr | None = Field(default=None, description="OAuth secret.")
     youtube_refresh_token: SecretStr | None = Field(
-        default=None, description="OAuth refresh token with the youtube.upload scope."
+        default=None,
+        description=(
+            "OAuth refresh token with the youtube.upload and youtube.readonly scopes (readonly: "
+            "to find the video of an upload whose answer was lost, decision 0139)."
+        ),
     )
     youtube_token_url: str = Field(
         default="https://oauth2.googleapis.com/token", description="OAuth token endpoint."

@@ -11,11 +11,16 @@ The protocol (Google's "resumable upload protocol" guide):
    between tries.
 4. `POST {api}/upload/youtube/v3/thumbnails/set?videoId=ID` with the JPEG.
 
-401 refreshes the access token once; 404/410 on the session means it expired and the upload
-starts over. Other 4xx are permanent: `PublishError(transient=False)`. Retries exhausted give
-`PublishError(transient=True)` for the stage to retry later; so does a `Retry-After` longer
-than the backoff's cap (with `retry_after_s`, so that nothing is sent before it). Cancelling the
-calling task ends the transfer in flight at once (httpx closes the connection).
+401 refreshes the access token once; 404/410 on the session means it is gone (expired, about a
+week after it began, completed or not): `SessionGone`, and the caller decides whether its video
+may exist before it starts over (`on_last_chunk` tells it when that became possible, and
+`find_upload` looks for the video by the marker among its tags: `channels.list` for the
+uploads playlist, then `playlistItems.list` and `videos.list` a page of 50 at a time, one unit
+of quota each, with the youtube.readonly scope; decision 0139). Other 4xx are permanent:
+`PublishError(transient=False)`. Retries exhausted give `PublishError(transient=True)` for the
+stage to retry later; so does a `Retry-After` longer than the backoff's cap (with
+`retry_after_s`, so that nothing is sent before it). Cancelling the calling task ends the
+transfer in flight at once (httpx closes the connection).
 
 Answers are not trusted: a malformed token, error or video resource, or a `Range` that is not
 `bytes=0-N` within the file, is a `PublishError`, never another exception; the access token is
@@ -72,6 +77,16 @@ QUOTA_ADVICE = (
     "YouTube's daily quota for this channel's API project is used up; it is renewed at "
     "midnight Pacific time: start the run again after that"
 )
+#: The access token lacks a scope the method needs.
+SCOPE_REASON = "insufficientPermissions"
+SCOPE_ADVICE = (
+    "the YouTube refresh token lacks a scope this needs (youtube.readonly, to look for the "
+    "video an interrupted upload may have made): authorize it again with youtube.upload and "
+    "youtube.readonly, then start the run again"
+)
+#: Pages of 50 of the channel's latest uploads `find_upload` looks through (one unit each
+#: for the page and for its videos).
+FIND_PAGES = 4
 #: The longest text of an answer that goes into an error message (and so into events).
 DETAIL_MAX_CHARS = 300
 #: The most of an answer taken from the API or the token endpoint (JSON of a few KiB).
@@ -195,33 +210,59 @@ class YouTubePublisher:
         *,
         session: str | None = None,
         on_session: Callable[[str], Awaitable[None]] | None = None,
+        on_last_chunk: Callable[[], Awaitable[None]] | None = None,
     ) -> UploadedVideo:
         """Upload `video`; `on_progress(acknowledged_bytes, total)` after every acknowledged
         chunk. With `session` (a URI kept from an earlier, interrupted run) the upload asks
-        where that session stands and resumes it; `on_session` learns every new session URI
-        so that the caller can keep it. Raises PublishError."""
+        where that session stands and resumes it; `on_session` learns a new session URI so
+        that the caller can keep it, and `on_last_chunk` is awaited before the last chunk goes
+        out (from then on the video may exist). Raises SessionGone, or PublishError."""
         total = (await asyncio.to_thread(video.stat)).st_size
         if total == 0:
             raise PublishError("empty_video", f"{video.name} is empty", False)
-        for _ in range(2):  # a session that expires midway is started over once
-            resuming = session is not None
-            if session is None:
-                session = await self._initiate(total, metadata)
-                if on_session is not None:
-                    await on_session(session)
-            try:
-                resource = await self._send_file(
-                    session, video, total, on_progress, ask_first=resuming
-                )
-            except _SessionGone:
-                log.warning("upload session expired, starting over")
-                session = None
-                continue
-            video_id = resource.get("id")
-            if not isinstance(video_id, str) or not _VIDEO_ID.fullmatch(video_id):
-                raise PublishError("protocol_error", "the upload's answer names no video id", True)
-            return UploadedVideo(video_id, f"{self.watch_url}{video_id}", resource)
-        raise PublishError("session_expired", "the upload session expired twice", True)
+        resuming = session is not None
+        if session is None:
+            session = await self._initiate(total, metadata)
+            if on_session is not None:
+                await on_session(session)
+        resource = await self._send_file(
+            session, video, total, on_progress, ask_first=resuming, on_last_chunk=on_last_chunk
+        )
+        video_id = resource.get("id")
+        if not isinstance(video_id, str) or not _VIDEO_ID.fullmatch(video_id):
+            raise PublishError("protocol_error", "the upload's answer names no video id", True)
+        return UploadedVideo(video_id, f"{self.watch_url}{video_id}", resource)
+
+    async def find_upload(self, marker: str) -> UploadedVideo | None:
+        """The channel's video whose tags hold `marker`, among its latest `FIND_PAGES` pages of
+        uploads (newest first), or None; at most 1 + 2 × `FIND_PAGES` units of quota.
+        Raises PublishError."""
+        channels = await self._list("channels", {"part": "contentDetails", "mine": "true"})
+        mine = next(iter(_items(channels)), None)  # mine=true names one channel at most
+        playlist = _dig(mine, "contentDetails", "relatedPlaylists", "uploads")
+        if not isinstance(playlist, str) or not playlist:  # an account without a channel
+            return None
+        params = {"part": "contentDetails", "playlistId": playlist, "maxResults": "50"}
+        for _ in range(FIND_PAGES):
+            page = await self._list("playlistItems", params)
+            ids = [
+                video_id
+                for item in _items(page)
+                if isinstance(video_id := _dig(item, "contentDetails", "videoId"), str)
+                and _VIDEO_ID.fullmatch(video_id)
+            ]
+            if ids:
+                videos = await self._list("videos", {"part": "snippet,status", "id": ",".join(ids)})
+                for resource in _items(videos):
+                    tags = _dig(resource, "snippet", "tags")
+                    video_id = resource.get("id")
+                    if video_id in ids and isinstance(tags, list) and marker in tags:
+                        return UploadedVideo(video_id, f"{self.watch_url}{video_id}", resource)
+            token = page.get("nextPageToken")
+            if not isinstance(token, str) or not token:
+                return None
+            params["pageToken"] = token
+        return None
 
     async def set_thumbnail(self, video_id: str, image: Path) -> dict[str, Any]:
         """`thumbnails.set` with a JPEG or PNG; raises PublishError."""
@@ -236,6 +277,14 @@ class YouTubePublisher:
                 content=data,
                 headers={**headers, "Content-Type": content_type},
             ),
+        )
+        return _json(response)
+
+    async def _list(self, resource: str, params: dict[str, str]) -> dict[str, Any]:
+        url = f"{self.api_base}/youtube/v3/{resource}"
+        response = await self._call(
+            f"{resource}.list",
+            lambda headers: self.http.get(url, params=params, headers=headers),
         )
         return _json(response)
 
@@ -275,6 +324,7 @@ class YouTubePublisher:
         on_progress: ProgressCallback,
         *,
         ask_first: bool = False,
+        on_last_chunk: Callable[[], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
         offset = 0
         failures = 0
@@ -287,6 +337,8 @@ class YouTubePublisher:
                     else:
                         first, last = next_chunk(offset, total, self.chunk_bytes)
                         data = await asyncio.to_thread(_read, file, first, last - first + 1)
+                        if last + 1 == total and on_last_chunk is not None:
+                            await on_last_chunk()
                         response = await self._put(session, data, content_range(first, last, total))
                 except httpx.TransportError as exc:
                     failures = await self._back_off(failures, f"transfer interrupted: {exc!r}")
@@ -318,7 +370,7 @@ class YouTubePublisher:
                     refreshed, ask_first = True, True
                     continue
                 if status in (404, 410):
-                    raise _SessionGone()
+                    raise SessionGone()
                 if _retryable(response):
                     failures = await self._back_off(
                         failures, f"HTTP {status}", response.headers.get("retry-after")
@@ -391,8 +443,26 @@ def _read(file: BinaryIO, offset: int, length: int) -> bytes:
     return file.read(length)
 
 
-class _SessionGone(Exception):
-    pass
+class SessionGone(PublishError):
+    """The upload session is gone (404/410): its video may exist or not (decision 0139)."""
+
+    def __init__(self) -> None:
+        super().__init__("session_expired", "the upload session is gone", True)
+
+
+def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The resources of a list answer; raises PublishError for one that is no list."""
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise PublishError("protocol_error", "a list answer without items", True)
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _dig(resource: Any, *keys: str) -> Any:
+    """`resource[k1][k2]...`, or None where a level is missing or no object."""
+    for key in keys:
+        resource = resource.get(key) if isinstance(resource, dict) else None
+    return resource
 
 
 def _retryable(response: httpx.Response) -> bool:
@@ -419,6 +489,8 @@ def _permanent(what: str, response: httpx.Response) -> PublishError:
     detail = f"{what}: HTTP {response.status_code}: {message.strip()[:DETAIL_MAX_CHARS]}"
     if QUOTA_REASON in reasons:  # decision 0012: not waited for inside an attempt
         return PublishError("youtube_quota_exceeded", f"{QUOTA_ADVICE} ({detail})", False)
+    if SCOPE_REASON in reasons:
+        return PublishError("youtube_scope_missing", f"{SCOPE_ADVICE} ({detail})", False)
     return PublishError("youtube_rejected", detail, False)
 
 
