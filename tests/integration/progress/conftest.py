@@ -31,13 +31,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def settings(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[ProgressSettings]:
     """Settings on unique topics, with the topics created (and deleted after the test)."""
+    async for s in topics_for(kafka_bootstrap, tmp_path / "default.db"):
+        yield s
+
+
+async def topics_for(
+    kafka_bootstrap: str, database: Path, prefix: str = "progress", **overrides: Any
+) -> AsyncIterator[ProgressSettings]:
+    """`settings`' body, for a test's own fixture that needs other settings (`overrides`)."""
     s = ProgressSettings(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        topic_prefix=unique_name("progress") + ".",
-        progress_database_url=f"sqlite:///{tmp_path / 'default.db'}",
+        topic_prefix=unique_name(prefix) + ".",
+        progress_database_url=f"sqlite:///{database}",
         progress_http_port=0,
         health_port=0,
         producer_delivery_timeout_s=20,
+        **overrides,
     )
     await ensure_topics(s)
     yield s

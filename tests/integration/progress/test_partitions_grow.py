@@ -19,19 +19,18 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from tests.support.internal import internal_headers
-from tests.support.kafka import unique_name
 from tests.support.wait import wait_until, wait_until_async
 from ytmaker_dev.scenario import run_events
 from ytmaker_progress.main import ProgressService
 from ytmaker_progress.runners.lane import FoldFatal
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.events import Event, new_event_id
-from ytmaker_shared.kafka import EventProducer, delete_topics, ensure_topics, growth
+from ytmaker_shared.kafka import EventProducer, growth
 from ytmaker_shared.kafka.connection import aiokafka_connection
 from ytmaker_shared.kafka.growth import PartitionsGrew
 from ytmaker_shared.topics import Topic, task_partition
 
-from .conftest import publish, read_topic, read_updates
+from .conftest import publish, read_topic, read_updates, topics_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -55,18 +54,10 @@ async def settings(
     kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[ProgressSettings]:
     monkeypatch.setattr(growth, "CHECK_S", 0.5)
-    s = ProgressSettings(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        topic_prefix=unique_name("grow") + ".",
-        topic_partitions=BEFORE,
-        progress_database_url=f"sqlite:///{tmp_path / 'progress.db'}",
-        progress_http_port=0,
-        health_port=0,
-        producer_delivery_timeout_s=20,
-    )
-    await ensure_topics(s)
-    yield s
-    await delete_topics(s)
+    async for s in topics_for(
+        kafka_bootstrap, tmp_path / "progress.db", "grow", topic_partitions=BEFORE
+    ):
+        yield s
 
 
 async def _started(
