@@ -435,3 +435,23 @@ def test_an_expired_token_gets_the_sign_in_prompt(
     assert page.is_hidden("#signin")
     assert "grant=" in _src(page, "video")
     page.close()
+
+
+def test_a_token_expiring_on_the_live_connection_gets_the_sign_in_prompt(
+    system: System, proxy: TcpProxy, browser: Any, short_links: None
+) -> None:
+    """The gateway closes a connection whose token expires with 4401 (docs/protocol.md); the
+    page does not reconnect on it but asks for a new token. The links' own refusals are kept
+    from the prompt here, so that only the socket's close can show it."""
+    config = TokenConfig(secret=system.env["YTMAKER_JWT_SECRET"])
+    page = browser.new_page()
+    page.goto(f"{proxy.base}/?token={mint_token(config, 'dev', ttl_s=15)}")
+    _result_page(page, proxy)
+    page.wait_for_selector("#connection[data-state=connected]", timeout=15_000)
+    page.evaluate("window.ytmaker.refused = (err) => err?.status === 401")  # links: no prompt
+    assert page.is_hidden("#signin")
+    page.wait_for_selector("#signin", state="visible", timeout=30_000)
+    assert page.get_attribute("#connection", "data-state") == "failed"
+    assert "4401" in page.inner_text("#connection")
+    assert page.evaluate("window.notReloaded")
+    page.close()
