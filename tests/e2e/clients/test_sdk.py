@@ -231,6 +231,14 @@ def test_the_sync_facade(running: Running, finished: tuple[str, str]) -> None:
         failed = yt.runs(project_id=finished[1], status="failed")
         assert task_id not in {r.task_id for r in failed}
         assert task_id in {r.task_id for r in yt.runs(limit=1000)}
+        yt.delete_history(started.task_id)  # finished (cancelled): its stored history goes
+        assert yt.history(started.task_id).items == []
+        with pytest.raises(ApiError) as not_operator:
+            yt.websocket_stats()
+        assert not_operator.value.status == 403
     with SyncClient(running.base, running.token("bob"), options=FAST) as bob:
         assert task_id not in {r.task_id for r in bob.runs(limit=1000, all_users=True)}
+    with SyncClient(running.base, running.token("ops", "operator"), options=FAST) as ops:
+        ops.wait_ready(timeout=10)
+        assert ops.active().instance == ops.websocket_stats().instance
     assert httpx.get(running.base + "/healthz").status_code == 200

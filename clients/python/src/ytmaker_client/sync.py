@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ytmaker_client.models import (
+    ActiveClients,
     ArtifactLink,
     ControlResult,
     History,
@@ -30,6 +31,7 @@ from ytmaker_client.models import (
     Stats,
     TaskState,
     TaskStatus,
+    WebSocketStats,
 )
 from ytmaker_client.options import ClientOptions
 from ytmaker_client.progress import ProgressClient
@@ -133,6 +135,22 @@ class SyncClient:
 
     def stats(self) -> Stats:
         return self._run(self._rest.stats())
+
+    def delete_history(self, task_id: str) -> None:
+        """Clear a finished task's stored history (`conflict` while it runs)."""
+        self._run(self._rest.delete_history(task_id))
+
+    def active(self) -> ActiveClients:
+        """Operator: connected clients (`RestClient.active`)."""
+        return self._run(self._rest.active())
+
+    def websocket_stats(self) -> WebSocketStats:
+        """Operator: this instance's clients, messages and reconnects."""
+        return self._run(self._rest.websocket_stats())
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the gateway is ready; TransportError after `timeout` seconds."""
+        self._run(self._rest.wait_ready(timeout))
 
     def download(
         self,
