@@ -240,5 +240,6 @@ def test_the_sync_facade(running: Running, finished: tuple[str, str]) -> None:
         assert task_id not in {r.task_id for r in bob.runs(limit=1000, all_users=True)}
     with SyncClient(running.base, running.token("ops", "operator"), options=FAST) as ops:
         ops.wait_ready(timeout=10)
+        assert ops.ready()
         assert ops.active().instance == ops.websocket_stats().instance
     assert httpx.get(running.base + "/healthz").status_code == 200

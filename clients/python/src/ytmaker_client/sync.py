@@ -148,6 +148,10 @@ class SyncClient:
         """Operator: this instance's clients, messages and reconnects."""
         return self._run(self._rest.websocket_stats())
 
+    def ready(self) -> bool:
+        """Whether the gateway answers `/readyz` with 200."""
+        return self._run(self._rest.ready())
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the gateway is ready; TransportError after `timeout` seconds."""
         self._run(self._rest.wait_ready(timeout))
