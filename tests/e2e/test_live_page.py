@@ -377,10 +377,13 @@ def test_an_expired_link_is_renewed_when_the_timers_came_late(
     page.clock.set_system_time(time.time())
 
     # They ask the gateway with the expired grant (a query of their own: not from the cache,
-    # which holds the whole of this short video), which refuses it.
+    # which holds the whole of this short video), which refuses it. (The links they were given:
+    # had a load of the video's come after the expiry while the clock stood, the page would
+    # have renewed on its error already.)
     page.evaluate(
-        "() => { for (const id of ['video', 'thumbnail']) {"
-        " const e = document.getElementById(id); e.src = e.src + '&again=1'; } }"
+        "(srcs) => { for (const [id, src] of Object.entries(srcs))"
+        " document.getElementById(id).src = src + '&again=1'; }",
+        {"video": video, "thumbnail": thumbnail},
     )
     page.wait_for_function(
         "([video, thumbnail]) => { const v = document.getElementById('video');"
@@ -404,6 +407,33 @@ def test_an_expired_link_is_renewed_when_the_timers_came_late(
     _assert_works(download.url, renewed)
     assert Path(download.path()).stat().st_size > 1000
     assert page.evaluate("window.notReloaded"), "renewed without a reload"
+    page.close()
+
+
+def test_a_failed_load_is_tried_again_on_the_renewed_link_even_when_it_is_the_same(
+    system: System, proxy: TcpProxy, browser: Any, short_links: None
+) -> None:
+    """Asked again within its grant's second (or without a signing secret) the gateway gives
+    the link the page has: the element that failed loads it all the same."""
+    page = _result_page(browser.new_page(), proxy)
+    thumbnail = _src(page, "thumbnail")
+    cut = lambda url: url.endswith("&again=1")  # noqa: E731
+    page.route(cut, lambda route: route.abort("connectionreset"))  # a load cut short
+
+    def the_same_link(route: Any) -> None:
+        answer = route.fetch().json()
+        route.fulfill(json={**answer, "url": thumbnail.removeprefix(proxy.base)})
+
+    page.route("**/thumbnail/link", the_same_link)
+    page.evaluate(
+        "(src) => { document.getElementById('thumbnail').src = src + '&again=1'; }", thumbnail
+    )
+    page.wait_for_function(
+        "(src) => { const t = document.getElementById('thumbnail');"
+        " return t.src === src && t.complete && t.naturalWidth > 0; }",
+        arg=thumbnail,
+        timeout=15_000,
+    )
     page.close()
 
 

@@ -14,7 +14,6 @@ export function keepLinked(page, name, elements) {
   let link = null; // {url, expiresAt}
   let timer = null;
   let asking = null;
-  let renewedOnError = -Infinity;
   const video = elements.find((el) => el instanceof HTMLVideoElement);
   let place = null; // where to put the video back once the new link has loaded
 
@@ -67,11 +66,14 @@ export function keepLinked(page, name, elements) {
       });
     } else {
       // An expired grant fails the load (401); a link failing for another reason (404) must
-      // not be asked for again and again.
+      // not be asked for again and again. The element loads the answer even when it is the
+      // link it failed on (asked again within the grant's second, or a plain path).
+      let renewedOnError = -Infinity;
       el.addEventListener("error", () => {
         if (!link || Date.now() - renewedOnError < FLOOR_MS) return;
         renewedOnError = Date.now();
-        renew();
+        const failed = el.src;
+        renew().then((renewed) => renewed && el.src === failed && show(el, link.url));
       });
     }
   }
