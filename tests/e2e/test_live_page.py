@@ -445,6 +445,9 @@ def test_an_expired_token_gets_the_sign_in_prompt(
     page.goto(f"{proxy.base}/?token={mint_token(config, 'dev')}")  # kept in localStorage
     _result_page(page, proxy)
     page.wait_for_selector("#connection[data-state=connected]", timeout=15_000)
+    page.evaluate(
+        "() => { const v = document.getElementById('video'); v.muted = true; v.currentTime = 3; }"
+    )
     assert page.is_hidden("#signin")
     # The token expires (the page reads it from localStorage each time); the live connection,
     # opened before, stays up: what renews a link must say so on its own.
@@ -453,17 +456,22 @@ def test_an_expired_token_gets_the_sign_in_prompt(
     page.wait_for_selector("#signin", state="visible", timeout=20_000)
     assert "unauthorized" in (page.get_attribute("#thumbnail", "title") or "")
     assert page.get_attribute("#connection", "data-state") == "connected"
-    assert page.evaluate("window.notReloaded")
+    video, thumbnail = _src(page, "video"), _src(page, "thumbnail")
 
+    # Signed in again, the page goes on where it was: new links, the video still at 3 s.
     page.fill("#signin input[name=token]", mint_token(config, "dev"))
-    with page.expect_navigation(timeout=15_000):  # the page again, on the new token
-        page.click("#signin button")
-    assert not page.evaluate("window.notReloaded")
+    page.click("#signin button")
     page.wait_for_function(
-        "() => document.getElementById('thumbnail').naturalWidth > 0", timeout=15_000
+        "([video, thumbnail]) => { const v = document.getElementById('video');"
+        " const t = document.getElementById('thumbnail');"
+        " return v.src !== video && t.src !== thumbnail && t.naturalWidth > 0"
+        " && !t.title && v.readyState >= 1 && Math.abs(v.currentTime - 3) < 0.1; }",
+        arg=[video, thumbnail],
+        timeout=15_000,
     )
     assert page.is_hidden("#signin")
-    assert "grant=" in _src(page, "video")
+    assert page.evaluate("window.notReloaded"), "signed in again without a reload"
+    _assert_works(_src(page, "video"), video)
     page.close()
 
 
@@ -471,8 +479,9 @@ def test_a_token_expiring_on_the_live_connection_gets_the_sign_in_prompt(
     system: System, proxy: TcpProxy, browser: Any, short_links: None
 ) -> None:
     """The gateway closes a connection whose token expires with 4401 (docs/protocol.md); the
-    page does not reconnect on it but asks for a new token. The links' own refusals are kept
-    from the prompt here, so that only the socket's close can show it."""
+    page does not reconnect on it but asks for a new token, and connects again once given one.
+    The links' own refusals are kept from the prompt here, so that only the socket's close can
+    show it."""
     config = TokenConfig(secret=system.env["YTMAKER_JWT_SECRET"])
     page = browser.new_page()
     page.goto(f"{proxy.base}/?token={mint_token(config, 'dev', ttl_s=15)}")
@@ -483,5 +492,13 @@ def test_a_token_expiring_on_the_live_connection_gets_the_sign_in_prompt(
     page.wait_for_selector("#signin", state="visible", timeout=30_000)
     assert page.get_attribute("#connection", "data-state") == "failed"
     assert "4401" in page.inner_text("#connection")
+    events = page.inner_text("#event-count")
+
+    # Signed in again, the run's stream resumes after the last update shown: no gap, no repeat.
+    page.fill("#signin input[name=token]", mint_token(config, "dev"))
+    page.click("#signin button")
+    page.wait_for_selector("#connection[data-state=connected]", timeout=15_000)
+    assert page.is_hidden("#signin") and page.is_hidden("#gap")
+    assert page.inner_text("#event-count") == events
     assert page.evaluate("window.notReloaded")
     page.close()

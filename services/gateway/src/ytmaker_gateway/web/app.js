@@ -13,24 +13,35 @@ if (params.get("token")) {
   address.searchParams.delete("token");
   history.replaceState(history.state, "", address);
 }
-const token = () => params.get("token") || localStorage.getItem("ytmaker.token") || undefined;
+// Read at each use: a token given in the prompt below takes over from the next request on.
+const token = () => localStorage.getItem("ytmaker.token") || undefined;
 
 const $ = (id) => document.getElementById(id);
 
-/** The gateway no longer takes the token (expired, or signed with an old secret). */
-function signIn() {
+// What a refused token stopped, to do again once the user signed in (each once).
+const afterSignIn = new Set();
+
+/** The gateway no longer takes the token (expired, or signed with an old secret): asks for a
+ * new one; `retry` runs once the user gave it. */
+function signIn(retry) {
+  if (retry) afterSignIn.add(retry);
   $("signin").hidden = false;
 }
 /** Shows the sign-in prompt for a refusal of the token (401); true if it was one. */
-function refused(err) {
+function refused(err, retry) {
   if (err?.status !== 401) return false;
-  signIn();
+  signIn(retry);
   return true;
 }
 $("signin").addEventListener("submit", (event) => {
   event.preventDefault();
   localStorage.setItem("ytmaker.token", String(new FormData(event.target).get("token")).trim());
-  location.reload(); // the page again, on the new token (the address holds none)
+  event.target.reset();
+  $("signin").hidden = true;
+  // No reload: the run, its connection and the video's place go on with the new token.
+  const waiting = [...afterSignIn];
+  afterSignIn.clear();
+  for (const retry of waiting) retry();
 });
 
 export const page = { token, signIn, refused, rest: new RestClient({ baseUrl: "", token }) };

@@ -35,7 +35,7 @@ export function keepLinked(page, name, elements) {
     } catch (err) {
       for (const el of elements) el.title = `no ${name}: ${err.code}: ${err.message}`;
       const passing = !err.status || err.status >= 500 || err.status === 429;
-      if (!page.refused(err) && passing) timer = setTimeout(renew, RETRY_MS);
+      if (!page.refused(err, renew) && passing) timer = setTimeout(renew, RETRY_MS);
       return false;
     }
   }

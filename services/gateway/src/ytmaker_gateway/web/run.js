@@ -12,8 +12,7 @@ const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 export function showRun(page, projectId, taskId) {
   $("run").hidden = false;
   Object.assign(page, { projectId, taskId, status: null, state: null, updates: [], done: false });
-  if (taskId) follow(page);
-  else {
+  const find = () =>
     page.rest.project(projectId).then(
       (found) => {
         page.taskId = found.tasks[0]?.task_id ?? null;
@@ -21,11 +20,12 @@ export function showRun(page, projectId, taskId) {
         else $("message").textContent = "this project has no run yet";
       },
       (err) => {
-        page.refused(err);
+        page.refused(err, find);
         $("message").textContent = `${err.code}: ${err.message}`;
       },
     );
-  }
+  if (taskId) follow(page);
+  else find();
   wireControls(page);
   setInterval(() => drawTimeline(page), 1000);
 }
@@ -156,6 +156,10 @@ async function showResult(page) {
   // alone for a while, renewed before then (links.js); the script comes with the header.
   keepLinked(page, "video", [$("video"), $("download")]);
   keepLinked(page, "thumbnail", [$("thumbnail")]);
+  showScript(page);
+}
+
+async function showScript(page) {
   try {
     const script = await page.rest.script(page.taskId);
     const heading = document.createElement("h4");
@@ -169,7 +173,7 @@ async function showResult(page) {
     }
     $("script").replaceChildren(heading, list);
   } catch (err) {
-    page.refused(err);
+    page.refused(err, () => showScript(page));
     $("script").textContent = `no script: ${err.message}`;
   }
 }
@@ -186,7 +190,8 @@ function showConnection(page, state, detail) {
     tick();
     page.countdown = setInterval(tick, 500);
   } else {
-    if (state === "failed" && detail?.code === 4401) page.signIn();
+    // Refused the token: connect again, resuming after the last update shown, once signed in.
+    if (state === "failed" && detail?.code === 4401) page.signIn(() => page.client.connect().catch(() => undefined));
     el.textContent = { connected: "connected", connecting: "connecting…", failed: `failed${detail ? ` (${detail.code})` : ""}` }[state] || state;
   }
 }
