@@ -19,6 +19,10 @@ export {
   type UpdateMessage,
 } from "./progress-client.js";
 export {
+  SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND,
+  SUBSCRIBES_IN_FLIGHT,
+  SUBSCRIPTION_FRAMES_PER_SECOND,
+  subscriptionFramesPerSecond,
   WebSocketManager,
   type CloseDetail,
   type ConnectionState,

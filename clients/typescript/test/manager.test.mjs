@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import WebSocket, { WebSocketServer } from "ws";
 
-import { ProgressClient, WebSocketManager } from "../dist/esm/index.js";
+import { ProgressClient, SUBSCRIPTION_FRAMES_PER_SECOND, subscriptionFramesPerSecond, WebSocketManager } from "../dist/esm/index.js";
 import { waitFor } from "./support/system.mjs";
 
 /** A fake server: each new socket is handed to `script(socket)`. */
@@ -503,12 +503,12 @@ test("a connection that delivered an update counts the attempts afresh", async (
  * limit errors in a row. Frames are read ahead of their handling, as the gateway's receiver
  * does. `statusOf(taskId)` is the state a subscribe's snapshot carries.
  */
-function limitedGateway({ limit = 100, statusOf = () => "running" } = {}) {
+function limitedGateway({ limit = 100, rate = 50, statusOf = () => "running" } = {}) {
   const closes = [];
   const refusedAt = [];
   const sockets = fakeSockets((s) => {
     const held = new Set();
-    let tokens = 50;
+    let tokens = rate;
     let refilled = Date.now();
     let violations = 0;
     const violate = (code, taskId) => {
@@ -527,7 +527,7 @@ function limitedGateway({ limit = 100, statusOf = () => "running" } = {}) {
       send(data);
       if (s.readyState === 3) return;
       const now = Date.now();
-      tokens = Math.min(50, tokens + ((now - refilled) / 1000) * 50);
+      tokens = Math.min(rate, tokens + ((now - refilled) / 1000) * rate);
       refilled = now;
       if (tokens < 1) return violate("rate_limited", null);
       tokens -= 1;
@@ -547,10 +547,40 @@ function limitedGateway({ limit = 100, statusOf = () => "running" } = {}) {
         }
       }, 0);
     };
-    s.deliver(connected(`c${sockets.made.length}`));
+    const hello = connected(`c${sockets.made.length}`);
+    s.deliver({ ...hello, payload: { ...hello.payload, limits: { messages_per_second: rate, subscriptions: limit } } });
   });
   return { ...sockets, closes, refusedAt };
 }
+
+test("subscribes keep to a lower rate the gateway announces: no rate_limited, no 1008", async () => {
+  const { FakeSocket, made, closes } = limitedGateway({ rate: 8 }); // 25 a second broke it
+  const m = new WebSocketManager({ url: "ws://x/", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const snapshots = new Set();
+  const errors = [];
+  m.on("snapshot", (msg) => snapshots.add(msg.task_id));
+  m.on("error", (msg) => errors.push(msg.payload.code));
+  await m.connect();
+  for (let i = 0; i < 20; i += 1) m.subscribe(`t${i}`, null);
+  try {
+    await waitFor(() => snapshots.size === 20 || closes.length, { timeoutMs: 10000, what: "twenty snapshots" });
+    assert.deepEqual(closes, []);
+    assert.deepEqual(errors, []);
+    assert.equal(made.length, 1);
+  } finally {
+    m.disconnect();
+  }
+});
+
+test("the pace is half the announced rate, within bounds; the default without one", () => {
+  const pace = (limits) => subscriptionFramesPerSecond(limits === undefined ? {} : { limits });
+  assert.equal(pace({ messages_per_second: 8 }), 4);
+  assert.equal(pace({ messages_per_second: 1000 }), SUBSCRIPTION_FRAMES_PER_SECOND);
+  assert.equal(pace({ messages_per_second: 0.2 }), 0.5);
+  for (const bad of [undefined, null, {}, { messages_per_second: "8" }, { messages_per_second: 0 }, { messages_per_second: -1 }, { messages_per_second: Infinity }, { messages_per_second: NaN }]) {
+    assert.equal(pace(bad), SUBSCRIPTION_FRAMES_PER_SECOND, JSON.stringify(bad));
+  }
+});
 
 test("sixty subscribes at once keep to the gateway's message rate: no rate_limited, no 1008", async () => {
   const { FakeSocket, made, closes } = limitedGateway();

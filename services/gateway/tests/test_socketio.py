@@ -130,6 +130,7 @@ async def test_the_token_query_parameter_works_too(
     await wait_until(lambda: r.of("connected"), timeout=5, what="connected")
     hello = r.of("connected")[0]["payload"]
     assert hello["recovered"] is False and hello["pid"] and hello["restored"] == []
+    assert hello["limits"] == {"messages_per_second": 50.0, "subscriptions": 100}
 
 
 async def test_a_connection_is_closed_when_its_token_expires(

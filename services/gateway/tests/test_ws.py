@@ -71,6 +71,15 @@ async def test_the_authorization_header_works_too(gateway_factory: Factory) -> N
         hello = await _recv(ws)
     assert hello["type"] == "connected" and hello["payload"]["client_id"]
     assert hello["payload"]["heartbeat_interval"] == 30.0 and hello["offset"] is None
+    # The limits this gateway holds a connection to, for an SDK to pace itself under.
+    assert hello["payload"]["limits"] == {"messages_per_second": 50.0, "subscriptions": 100}
+
+
+async def test_the_greeting_announces_this_gateways_own_limits(gateway_factory: Factory) -> None:
+    gw = await gateway_factory(max_messages_per_second=8, max_subscriptions=3)
+    async with connect(f"{gw.ws}/api/v1/ws", additional_headers=gw.auth()) as ws:
+        hello = await _recv(ws)
+    assert hello["payload"]["limits"] == {"messages_per_second": 8.0, "subscriptions": 3}
 
 
 async def test_subscribe_replays_then_streams_live(gateway_factory: Factory) -> None:

@@ -69,6 +69,25 @@ async def test_sixty_subscriptions_at_once_keep_to_the_message_rate(cluster: Clu
     assert refused("rate_limited") == limited
 
 
+async def test_subscriptions_keep_to_a_lower_rate_the_gateway_announces(
+    cluster: Cluster,
+) -> None:
+    """An operator's 8 messages a second: at the default pace (25 a second) 20 subscribes were
+    `rate_limited` past the 8th and the socket closed with 1008, again at every resume."""
+    replica = await cluster.replica(max_messages_per_second=8)
+    project_id = stable_id("slow")
+    tasks = [new_event_id() for _ in range(20)]
+    for task_id in tasks:
+        await _run(cluster, task_id, project_id, TaskStatus.RUNNING)
+    limited = refused("rate_limited")
+    async with ProgressClient(replica.server.base, cluster.token(), options=FAST) as client:
+        subs = [await client.subscribe_task(t, since=None) for t in tasks]
+        firsts = await asyncio.wait_for(asyncio.gather(*(anext(aiter(s)) for s in subs)), 30)
+        assert [f.task_id for f in firsts] == tasks
+        assert client.tasks.connections == 1
+    assert refused("rate_limited") == limited
+
+
 async def test_a_subscription_past_the_limit_ends_with_a_clear_error_asked_once(
     cluster: Cluster,
 ) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from ytmaker_client.protocol import (
+    SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND,
+    SUBSCRIPTION_FRAMES_PER_SECOND,
     Backoff,
     Cursor,
     Liveness,
@@ -16,6 +18,7 @@ from ytmaker_client.protocol import (
     ServerMessage,
     parse,
     pong_frame,
+    subscription_frames_per_second,
     to_update,
 )
 
@@ -145,3 +148,38 @@ def test_a_negative_offset_is_a_protocol_violation(kind: str) -> None:
 def test_a_since_below_minus_one_is_refused() -> None:
     with pytest.raises(ValueError):
         Cursor(since=-2)
+
+
+def _greeting(payload: dict[str, Any]) -> ServerMessage:
+    return ServerMessage("connected", None, None, {"client_id": "c", **payload})
+
+
+@pytest.mark.parametrize(
+    ("rate", "pace"),
+    [(8, 4.0), (8.5, 4.25), (50.0, SUBSCRIPTION_FRAMES_PER_SECOND), (1000, 25.0), (0.2, 0.5)],
+)
+def test_subscription_frames_go_at_half_the_announced_rate(rate: float, pace: float) -> None:
+    limits = {"messages_per_second": rate, "subscriptions": 100}
+    assert subscription_frames_per_second(_greeting({"limits": limits})) == pace
+    assert SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND == 0.5
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        None,
+        "fast",
+        [],
+        {},
+        {"messages_per_second": "8"},
+        {"messages_per_second": True},
+        {"messages_per_second": float("nan")},
+        {"messages_per_second": float("inf")},
+        {"messages_per_second": 0},
+        {"messages_per_second": -5},
+    ],
+)
+def test_a_greeting_without_a_rate_keeps_the_default_pace(limits: object) -> None:
+    """A gateway from before the field, or a greeting whose rate is not one."""
+    payload = {} if limits is None else {"limits": limits}
+    assert subscription_frames_per_second(_greeting(payload)) == SUBSCRIPTION_FRAMES_PER_SECOND

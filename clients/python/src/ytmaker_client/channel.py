@@ -130,6 +130,8 @@ class Channel:
         self._backoff = options.backoff()
         self.connections = 0  # how many times a connection was made (for tests and stats)
         self._up_since: float | None = None  # when the last connection was greeted
+        #: The pace of subscription frames its greeting allows.
+        self._frames_per_second = protocol.SUBSCRIPTION_FRAMES_PER_SECOND
         self._delivered = False  # whether it delivered anything
         # Subscribes and unsubscribes wait here for `_pace` to send them (decision 0135).
         self._to_subscribe: deque[TaskStream] = deque()
@@ -213,10 +215,10 @@ class Channel:
         return None
 
     async def _pace(self, greeted: asyncio.Event) -> None:
-        """Send the subscription frames of this connection, SUBSCRIPTION_FRAMES_PER_SECOND at
-        most: the gateway closes a client that breaks its limits again and again (1008)."""
+        """Send the subscription frames of this connection at the pace its greeting allows
+        (`protocol.subscription_frames_per_second`): the gateway closes a client that breaks
+        its limits again and again (1008)."""
         await greeted.wait()
-        gap = 1.0 / protocol.SUBSCRIPTION_FRAMES_PER_SECOND
         while True:
             frame = self._next_frame()
             if frame is None:
@@ -224,7 +226,7 @@ class Channel:
                 await self._outbox.wait()
                 continue
             await self._send(frame)
-            await asyncio.sleep(gap)
+            await asyncio.sleep(1.0 / self._frames_per_second)
 
     def _send_soon(self, frame: str) -> None:
         if self._ws is not None and self.state is ConnectionState.CONNECTED:
@@ -408,6 +410,7 @@ class Channel:
     async def _connected(self, msg: ServerMessage) -> None:
         self.connections += 1
         self._up_since = time.monotonic()
+        self._frames_per_second = protocol.subscription_frames_per_second(msg)
         self._set_state(ConnectionState.CONNECTED)
         if self._first is not None and not self._first.done():
             self._first.set_result(None)

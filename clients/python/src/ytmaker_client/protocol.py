@@ -42,8 +42,26 @@ RETRYABLE_REFUSALS = frozenset({"unavailable", "replay_failed", "rate_limited"})
 #: answers them) ...
 SUBSCRIBES_IN_FLIGHT = 4
 #: ... and at most this many a second (its rate limit is 50 messages a second, in a burst of
-#: at most 50: a resume of 100 subscriptions at once was closed with 1008).
+#: at most 50: a resume of 100 subscriptions at once was closed with 1008), or half the rate
+#: its greeting announces when that is lower (`subscription_frames_per_second`).
 SUBSCRIPTION_FRAMES_PER_SECOND = 25.0
+#: The slowest pace a greeting can set: a frame every 2 s.
+SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND = 0.5
+
+
+def subscription_frames_per_second(greeting: ServerMessage) -> float:
+    """The pace of subscription frames on the connection `greeting` opened: half the
+    `limits.messages_per_second` it announces (pings, pongs and controls share the rate), at
+    most SUBSCRIPTION_FRAMES_PER_SECOND, at least SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND; the
+    most without the field (a gateway from before it) or with one that is not a rate."""
+    limits = greeting.payload.get("limits")
+    rate = limits.get("messages_per_second") if isinstance(limits, dict) else None
+    if isinstance(rate, bool) or not isinstance(rate, int | float):
+        return SUBSCRIPTION_FRAMES_PER_SECOND
+    if not math.isfinite(rate) or rate <= 0:
+        return SUBSCRIPTION_FRAMES_PER_SECOND
+    half = rate / 2
+    return min(SUBSCRIPTION_FRAMES_PER_SECOND, max(SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND, half))
 
 
 class ProtocolViolation(ValueError):

@@ -58,6 +58,8 @@ export function isConnectedMessage(v: unknown): v is ConnectedMessage {
 export interface ConnectedPayload {
   client_id: string;
   heartbeat_interval: number;
+  /** Absent from older gateways. */
+  limits?: Limits | null;
   pid?: string | null;
   recovered?: boolean | null;
   restored?: boolean | null;
@@ -66,7 +68,7 @@ export interface ConnectedPayload {
 
 /** Whether `v` has the shape of ConnectedPayload (generated from the schema). */
 export function isConnectedPayload(v: unknown): v is ConnectedPayload {
-  return (isRecord(v) && typeof v["client_id"] === "string" && typeof v["heartbeat_interval"] === "number" && (v["pid"] === undefined || (typeof v["pid"] === "string" || v["pid"] === null)) && (v["recovered"] === undefined || (typeof v["recovered"] === "boolean" || v["recovered"] === null)) && (v["restored"] === undefined || (typeof v["restored"] === "boolean" || v["restored"] === null)) && (v["server_time"] === undefined || (typeof v["server_time"] === "string" || v["server_time"] === null)));
+  return (isRecord(v) && typeof v["client_id"] === "string" && typeof v["heartbeat_interval"] === "number" && (v["limits"] === undefined || (isLimits(v["limits"]) || v["limits"] === null)) && (v["pid"] === undefined || (typeof v["pid"] === "string" || v["pid"] === null)) && (v["recovered"] === undefined || (typeof v["recovered"] === "boolean" || v["recovered"] === null)) && (v["restored"] === undefined || (typeof v["restored"] === "boolean" || v["restored"] === null)) && (v["server_time"] === undefined || (typeof v["server_time"] === "string" || v["server_time"] === null)));
 }
 
 export interface ControlAccepted {
@@ -201,6 +203,19 @@ export interface InitialPayload {
 /** Whether `v` has the shape of InitialPayload (generated from the schema). */
 export function isInitialPayload(v: unknown): v is InitialPayload {
   return (isRecord(v) && typeof v["project_id"] === "string" && (isTaskState(v["state"]) || v["state"] === null));
+}
+
+/** What one connection may ask of this gateway (docs/protocol.md "Errors and limits"): a client that keeps under them is never refused for its pace or its count. */
+export interface Limits {
+  /** Messages a second, a second's burst. */
+  messages_per_second: number;
+  /** Tasks subscribed at once on one connection. */
+  subscriptions: number;
+}
+
+/** Whether `v` has the shape of Limits (generated from the schema). */
+export function isLimits(v: unknown): v is Limits {
+  return (isRecord(v) && typeof v["messages_per_second"] === "number" && Number.isInteger(v["subscriptions"]));
 }
 
 /** The server's heartbeat; answer with pong. */
@@ -368,6 +383,8 @@ export function isReconnectedMessage(v: unknown): v is ReconnectedMessage {
 export interface ReconnectedPayload {
   client_id: string;
   heartbeat_interval: number;
+  /** Absent from older gateways. */
+  limits?: Limits | null;
   old_client_id: string;
   server_time?: string | null;
   subscribed: string[];
@@ -375,7 +392,7 @@ export interface ReconnectedPayload {
 
 /** Whether `v` has the shape of ReconnectedPayload (generated from the schema). */
 export function isReconnectedPayload(v: unknown): v is ReconnectedPayload {
-  return (isRecord(v) && typeof v["client_id"] === "string" && typeof v["heartbeat_interval"] === "number" && typeof v["old_client_id"] === "string" && (v["server_time"] === undefined || (typeof v["server_time"] === "string" || v["server_time"] === null)) && (Array.isArray(v["subscribed"]) && v["subscribed"].every((x: unknown) => typeof x === "string")));
+  return (isRecord(v) && typeof v["client_id"] === "string" && typeof v["heartbeat_interval"] === "number" && (v["limits"] === undefined || (isLimits(v["limits"]) || v["limits"] === null)) && typeof v["old_client_id"] === "string" && (v["server_time"] === undefined || (typeof v["server_time"] === "string" || v["server_time"] === null)) && (Array.isArray(v["subscribed"]) && v["subscribed"].every((x: unknown) => typeof x === "string")));
 }
 
 /** Another run of a project; `settings` replaces the project's settings for this run. */

@@ -310,6 +310,7 @@ class Connection:
             "client_id": self.session.client_id,
             "heartbeat_interval": self.settings.heartbeat_interval_s,
             "server_time": now_iso(),
+            "limits": self.rules.limits.announced(),
         }
         if self.project_id is not None:
             self.queue.push(message("connected", base))

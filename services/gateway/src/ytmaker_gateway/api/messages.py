@@ -33,10 +33,19 @@ class UpdatePayload(TaskState):
     occurred_at: datetime
 
 
+class Limits(Open):
+    """What one connection may ask of this gateway (docs/protocol.md "Errors and limits"): a
+    client that keeps under them is never refused for its pace or its count."""
+
+    messages_per_second: float = Field(description="Messages a second, a second's burst.")
+    subscriptions: int = Field(description="Tasks subscribed at once on one connection.")
+
+
 class ConnectedPayload(Open):
     client_id: str
     heartbeat_interval: float
     server_time: str | None = None
+    limits: Limits | None = Field(default=None, description="Absent from older gateways.")
     restored: bool | None = None
     # Socket.IO only: the recovery session id, and what was recovered.
     pid: str | None = None
@@ -49,6 +58,7 @@ class ReconnectedPayload(Open):
     subscribed: list[str]
     heartbeat_interval: float
     server_time: str | None = None
+    limits: Limits | None = Field(default=None, description="Absent from older gateways.")
 
 
 class SubscribedPayload(Open):

@@ -45,6 +45,14 @@ class SessionLimits:
             max_frame_bytes=settings.max_frame_bytes,
         )
 
+    def announced(self) -> dict[str, float | int]:
+        """The limits a greeting tells its client (`connected.limits`), so that an SDK paces
+        itself under this gateway's own rather than under the defaults."""
+        return {
+            "messages_per_second": self.max_messages_per_second,
+            "subscriptions": self.max_subscriptions,
+        }
+
 
 @dataclass(frozen=True)
 class Refuse:

@@ -151,6 +151,7 @@ class ProgressNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "recovered": recovered,
             "restored": restored,
             "heartbeat_interval": self.gateway.settings.heartbeat_interval_s,
+            "limits": client.rules.limits.announced(),
         }
         self.sio.announce(sid, pid, client)
         log.info(

@@ -149,7 +149,7 @@ function drawTimeline(page) {
   box.replaceChildren(...rows, axis);
 }
 
-async function showResult(page) {
+function showResult(page) {
   page.done = true;
   $("result").hidden = false;
   // <video> and <img> cannot send the token: they load links whose grant opens that artifact

@@ -3,4 +3,4 @@ export * from "./generated/contract.js";
 export { backoffDelay } from "./backoff.js";
 export { GatewayError, RestClient, } from "./rest.js";
 export { ProgressClient, wsUrl, } from "./progress-client.js";
-export { WebSocketManager, } from "./websocket-manager.js";
+export { SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND, SUBSCRIBES_IN_FLIGHT, SUBSCRIPTION_FRAMES_PER_SECOND, subscriptionFramesPerSecond, WebSocketManager, } from "./websocket-manager.js";

@@ -25,10 +25,25 @@ const RETRYABLE = new Set(["unavailable", "replay_failed", "rate_limited"]);
  * waiting for their answer (the gateway closes a connection with 1008 after more than
  * `YTMAKER_MAX_VIOLATIONS`, 5, limit errors in a row, and may read that many before it
  * answers them), and at most SUBSCRIPTION_FRAMES_PER_SECOND (its rate limit is 50 messages
- * a second, in a burst of at most 50). As Python's.
+ * a second, in a burst of at most 50), or half the rate its greeting announces when that is
+ * lower (`subscriptionFramesPerSecond`). As Python's.
  */
 export const SUBSCRIBES_IN_FLIGHT = 4;
 export const SUBSCRIPTION_FRAMES_PER_SECOND = 25;
+/** The slowest pace a greeting can set: a frame every 2 s. */
+export const SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND = 0.5;
+/**
+ * The pace of subscription frames on the connection a greeting (`connected`, `reconnected`)
+ * opened: half the `limits.messages_per_second` it announces (pings, pongs and controls share
+ * the rate), between SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND and
+ * SUBSCRIPTION_FRAMES_PER_SECOND; the most without the field (a gateway from before it).
+ */
+export function subscriptionFramesPerSecond(greeting) {
+    const rate = greeting.limits?.messages_per_second;
+    if (typeof rate !== "number" || !Number.isFinite(rate) || rate <= 0)
+        return SUBSCRIPTION_FRAMES_PER_SECOND;
+    return Math.min(SUBSCRIPTION_FRAMES_PER_SECOND, Math.max(SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND, rate / 2));
+}
 export class WebSocketManager {
     options;
     Ctor;
@@ -57,6 +72,8 @@ export class WebSocketManager {
     /** Refused for room: asked for again, one by one, as this connection's subscriptions end. */
     waiting = new Set();
     paceTimer = null;
+    /** The pace of subscription frames this connection's greeting allows. */
+    framesPerSecond = SUBSCRIPTION_FRAMES_PER_SECOND;
     /** A `connect()` is waiting for the first connection: its failure is the caller's error. */
     firstConnect = false;
     /**
@@ -190,8 +207,8 @@ export class WebSocketManager {
     }
     /**
      * Send the next subscription frame when its turn has come: unsubscribes first (they make
-     * room), subscribes while fewer than SUBSCRIBES_IN_FLIGHT wait for their answer; one every
-     * 1/SUBSCRIPTION_FRAMES_PER_SECOND s at most.
+     * room), subscribes while fewer than SUBSCRIBES_IN_FLIGHT wait for their answer; at the
+     * pace the greeting allows (`subscriptionFramesPerSecond`).
      */
     pace() {
         if (this.paceTimer !== null || this.state !== "connected")
@@ -217,7 +234,7 @@ export class WebSocketManager {
         this.paceTimer = setTimeout(() => {
             this.paceTimer = null;
             this.pace();
-        }, 1000 / SUBSCRIPTION_FRAMES_PER_SECOND);
+        }, 1000 / this.framesPerSecond);
     }
     /** The answer to a subscribe of ours came (its `subscribed`, or a refusal). */
     answered(taskId) {
@@ -389,6 +406,7 @@ export class WebSocketManager {
         switch (msg.type) {
             case "connected":
             case "reconnected":
+                this.framesPerSecond = subscriptionFramesPerSecond(msg.payload);
                 this.onConnected(msg.payload.client_id);
                 break;
             case "ping":

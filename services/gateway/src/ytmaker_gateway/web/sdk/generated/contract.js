@@ -22,7 +22,7 @@ export function isConnectedMessage(v) {
 }
 /** Whether `v` has the shape of ConnectedPayload (generated from the schema). */
 export function isConnectedPayload(v) {
-    return (isRecord(v) && typeof v["client_id"] === "string" && typeof v["heartbeat_interval"] === "number" && (v["pid"] === undefined || (typeof v["pid"] === "string" || v["pid"] === null)) && (v["recovered"] === undefined || (typeof v["recovered"] === "boolean" || v["recovered"] === null)) && (v["restored"] === undefined || (typeof v["restored"] === "boolean" || v["restored"] === null)) && (v["server_time"] === undefined || (typeof v["server_time"] === "string" || v["server_time"] === null)));
+    return (isRecord(v) && typeof v["client_id"] === "string" && typeof v["heartbeat_interval"] === "number" && (v["limits"] === undefined || (isLimits(v["limits"]) || v["limits"] === null)) && (v["pid"] === undefined || (typeof v["pid"] === "string" || v["pid"] === null)) && (v["recovered"] === undefined || (typeof v["recovered"] === "boolean" || v["recovered"] === null)) && (v["restored"] === undefined || (typeof v["restored"] === "boolean" || v["restored"] === null)) && (v["server_time"] === undefined || (typeof v["server_time"] === "string" || v["server_time"] === null)));
 }
 /** Whether `v` has the shape of ControlAccepted (generated from the schema). */
 export function isControlAccepted(v) {
@@ -71,6 +71,10 @@ export function isInitialMessage(v) {
 /** Whether `v` has the shape of InitialPayload (generated from the schema). */
 export function isInitialPayload(v) {
     return (isRecord(v) && typeof v["project_id"] === "string" && (isTaskState(v["state"]) || v["state"] === null));
+}
+/** Whether `v` has the shape of Limits (generated from the schema). */
+export function isLimits(v) {
+    return (isRecord(v) && typeof v["messages_per_second"] === "number" && Number.isInteger(v["subscriptions"]));
 }
 /** Whether `v` has the shape of PingMessage (generated from the schema). */
 export function isPingMessage(v) {
@@ -122,7 +126,7 @@ export function isReconnectedMessage(v) {
 }
 /** Whether `v` has the shape of ReconnectedPayload (generated from the schema). */
 export function isReconnectedPayload(v) {
-    return (isRecord(v) && typeof v["client_id"] === "string" && typeof v["heartbeat_interval"] === "number" && typeof v["old_client_id"] === "string" && (v["server_time"] === undefined || (typeof v["server_time"] === "string" || v["server_time"] === null)) && (Array.isArray(v["subscribed"]) && v["subscribed"].every((x) => typeof x === "string")));
+    return (isRecord(v) && typeof v["client_id"] === "string" && typeof v["heartbeat_interval"] === "number" && (v["limits"] === undefined || (isLimits(v["limits"]) || v["limits"] === null)) && typeof v["old_client_id"] === "string" && (v["server_time"] === undefined || (typeof v["server_time"] === "string" || v["server_time"] === null)) && (Array.isArray(v["subscribed"]) && v["subscribed"].every((x) => typeof x === "string")));
 }
 /** Whether `v` has the shape of RunCreate (generated from the schema). */
 export function isRunCreate(v) {
