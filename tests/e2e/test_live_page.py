@@ -437,6 +437,24 @@ def test_a_failed_load_is_tried_again_on_the_renewed_link_even_when_it_is_the_sa
     page.close()
 
 
+def test_a_token_in_the_addresss_fragment_is_kept_and_sent_to_no_server(
+    system: System, proxy: TcpProxy, browser: Any
+) -> None:
+    config = TokenConfig(secret=system.env["YTMAKER_JWT_SECRET"])
+    token = mint_token(config, "dev")
+    page = browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    with page.expect_response(lambda r: "/api/v1/runs" in r.url, timeout=15_000) as runs:
+        page.goto(f"{proxy.base}/#token={token}")
+    assert runs.value.status == 200  # my runs, asked with the token
+    assert runs.value.request.headers["authorization"] == f"Bearer {token}"
+    assert page.evaluate("localStorage.getItem('ytmaker.token')") == token
+    assert page.url == f"{proxy.base}/"  # out of the address bar
+    assert requested and not [url for url in requested if token in url]
+    page.close()
+
+
 def test_an_expired_token_gets_the_sign_in_prompt(
     system: System, proxy: TcpProxy, browser: Any, short_links: None
 ) -> None:

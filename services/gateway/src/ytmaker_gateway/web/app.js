@@ -6,11 +6,16 @@ import { showRun } from "./run.js";
 import { showRuns } from "./runs.js";
 
 const params = new URLSearchParams(location.search);
-if (params.get("token")) {
-  localStorage.setItem("ytmaker.token", params.get("token"));
+// A token given in the page's address: as its fragment, `#token=JWT`, which no request
+// carries (so no proxy or server logs it), or as the older `?token=`, which the request for
+// the page does.
+const given = location.hash.startsWith("#token=") ? location.hash.slice(7) : params.get("token");
+if (given) {
+  localStorage.setItem("ytmaker.token", decodeURIComponent(given));
   // Kept now: out of the address bar, the history and any link copied from the page.
   const address = new URL(location.href);
   address.searchParams.delete("token");
+  if (address.hash.startsWith("#token=")) address.hash = "";
   history.replaceState(history.state, "", address);
 }
 // Read at each use: a token given in the prompt below takes over from the next request on.
