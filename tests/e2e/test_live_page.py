@@ -493,6 +493,35 @@ def test_an_expired_token_gets_the_sign_in_prompt(
     page.close()
 
 
+def test_my_runs_come_back_at_once_after_signing_in_again(
+    system: System, proxy: TcpProxy, browser: Any, short_links: None
+) -> None:
+    config = TokenConfig(secret=system.env["YTMAKER_JWT_SECRET"])
+    page = browser.new_page()
+    # The page's clock stands still from the start: the list's timer never refreshes it.
+    page.clock.install()
+    page.clock.pause_at(int(time.time() * 1000) + 2000)
+    page.goto(f"{proxy.base}/#token={mint_token(config, 'dev', ttl_s=-60)}")
+    page.wait_for_function(
+        "() => !document.getElementById('signin').hidden"
+        " && document.getElementById('runs-error').textContent.includes('unauthorized')",
+        polling=100,  # the page's requestAnimationFrame stopped with its clock
+        timeout=15_000,
+    )
+    token = mint_token(config, "dev")
+    page.fill("#signin input[name=token]", token)
+    with page.expect_response(lambda r: "/api/v1/runs" in r.url and r.ok, timeout=10_000) as runs:
+        page.click("#signin button")
+    assert runs.value.request.headers["authorization"] == f"Bearer {token}"
+    page.wait_for_function(
+        "() => document.getElementById('runs-error').textContent === ''",
+        polling=100,  # the page's requestAnimationFrame stopped with its clock
+        timeout=10_000,
+    )
+    assert page.is_hidden("#signin")
+    page.close()
+
+
 def test_a_token_expiring_on_the_live_connection_gets_the_sign_in_prompt(
     system: System, proxy: TcpProxy, browser: Any, short_links: None
 ) -> None:

@@ -58,7 +58,7 @@ export function showRuns(page) {
       $("runs-error").textContent = "";
       render();
     } catch (err) {
-      page.refused(err);
+      page.refused(err, load); // signed in again: the list at once, not at the next refresh
       $("runs-error").textContent = `${err.code}: ${err.message}`;
     }
   };
