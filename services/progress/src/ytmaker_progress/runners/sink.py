@@ -82,7 +82,6 @@ class Sink:
         self.batch_size = batch_size
         self.updates_topic = settings.topics.name(Topic.PROGRESS_UPDATES)
         self.tasks_topic = settings.topics.name(Topic.TASKS)
-        self.updates_partitions = 0  # how many `progress.updates` has (known once assigned)
         self.watch: PartitionWatch | None = None  # made once assigned
         self.epoch: str | None = None
         self.ready = False
@@ -143,7 +142,6 @@ class Sink:
         except TopicIdUnavailable as exc:
             log.warning("no topic id: updates carry no epoch", extra={"error": str(exc)})
         updates = await reader.partitions(self.updates_topic)
-        self.updates_partitions = len(updates)
         tasks = await reader.partitions(self.tasks_topic)
         topics = [self.updates_topic, self.tasks_topic]
         self.watch = PartitionWatch(
@@ -171,6 +169,7 @@ class Sink:
         read_at = time.monotonic()
         rows, positions = Rows(finished_seen=self._stage_runs_seen), Positions()
         items: list[tuple[str, StoredUpdate]] = []
+        updates_partitions = self._watch().started[self.updates_topic]
         for tp, records in batch.items():
             for record in records:
                 if tp.topic == self.updates_topic:
@@ -185,7 +184,7 @@ class Sink:
                                 self.epoch,
                                 record.value,
                                 partition=tp.partition,
-                                partitions=self.updates_partitions,
+                                partitions=updates_partitions,
                             )
                         )
                     except DecodeError as exc:
