@@ -5,7 +5,9 @@
 A sender writes `--sends` messages of `--size` bytes to a reader in another process over
 loopback TCP, twice: back to back (the reader stays awake) and paced 0.5 ms apart (each send
 wakes the reader, as a request to the broker or an update to a service does). Prints the CPU
-time per message of each side, from `getrusage`, as JSON.
+time per message of each side, from `getrusage`, as JSON. Each side's total is the kernel's
+exact run time; the sender's split between user and system time is sampled at the timer's
+ticks, so it is only meaningful over many sends (the default).
 """
 
 from __future__ import annotations
