@@ -93,6 +93,9 @@ export class ProgressClient {
       if (msg.task_id === null) return;
       if (msg.offset === null || !isUpdatePayload(msg.payload)) {
         const error = msg.payload as ErrorPayload;
+        // A stream the gateway could not restore for `old_client_id`: the manager subscribes
+        // it on its own, and a refusal of that comes as any other (decision 0141).
+        if (error.details?.["restored"] === true) return;
         this.each(msg.task_id, (l) => l.onError?.(error));
         // Refused for good: the manager dropped it, and nothing more will come.
         if (!this.manager.subscription(msg.task_id)) this.listeners.delete(msg.task_id);
@@ -176,6 +179,7 @@ export class ProgressClient {
     const feed = new WebSocketManager({
       ...this.options,
       url: wsUrl(this.options.baseUrl, `/api/v1/projects/${encodeURIComponent(projectId)}/progress`),
+      restoreSession: false, // the gateway restores no project stream
     });
     const key = `${projectId}#${Math.random()}`;
     this.projectFeeds.set(key, feed);

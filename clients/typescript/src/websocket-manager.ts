@@ -2,8 +2,10 @@
  * One WebSocket to the gateway (docs/protocol.md "WebSocket"), kept open: reconnects with
  * exponential backoff, heartbeats, a connection timeout, and resumes every subscription from
  * the last offset it delivered, so that a listener sees each update of a task once, in order,
- * across any number of disconnects. No dependencies: give it a WebSocket constructor where
- * there is no global one (Node 20: the `ws` package).
+ * across any number of disconnects. A reconnect asks the gateway to restore the old
+ * connection's streams (`old_client_id`); a restored stream that resumes a subscription
+ * exactly is kept, any other is subscribed again (decision 0141). No dependencies: give it a
+ * WebSocket constructor where there is no global one (Node 20: the `ws` package).
  */
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import {
@@ -71,6 +73,13 @@ export interface WebSocketManagerOptions extends BackoffOptions {
    * `forbidden`. Only the final refusal reaches the `error` listeners. Default 15 s.
    */
   refusalWindowMs?: number;
+  /**
+   * Reconnect with `old_client_id` (the `client_id` of the connection that dropped), so that
+   * the gateway restores its streams in the handshake; each one that resumes a subscription
+   * exactly is kept, the others are subscribed again (decision 0141). Default true; false for
+   * a project stream, which the gateway never restores (`ProgressClient` does so).
+   */
+  restoreSession?: boolean;
 }
 
 export type MessageType = ServerMessage["type"];
@@ -96,9 +105,16 @@ export interface ManagerStats {
   connects: number;
   reconnects: number;
   duplicatesDropped: number;
-  /** Messages of a task that came before the `subscribed` answering a fresh subscribe. */
+  /**
+   * Messages of a task that came before the `subscribed` answering a fresh subscribe (a
+   * restored stream's, its `subscribed` included, when ours replaces it).
+   */
   staleDropped: number;
   invalidMessages: number;
+  /** Reconnects the gateway answered `reconnected` (it restored the old connection's session). */
+  sessionsRestored: number;
+  /** Streams the gateway restored that were kept (not subscribed again). */
+  streamsRestored: number;
 }
 
 const OPEN = 1;
@@ -108,6 +124,8 @@ const CLOSE_FORBIDDEN = 4403;
 const SUBPROTOCOL = "ytmaker.v1";
 const BEARER_SUBPROTOCOL = "bearer.";
 const UPDATE_TYPES = new Set(["progress", "status", "error"]);
+/** The longest `client_id` sent back as `old_client_id` (the gateway's: `c-` and 32 hex digits). */
+const LONGEST_CLIENT_ID = 128;
 /**
  * Refusals after which the subscription is asked for again. Not `too_many_subscriptions`:
  * on the same connection it can only be refused again, and the gateway closes a connection
@@ -178,12 +196,27 @@ export class WebSocketManager {
    * client unsubscribed): not this stream's, and it would move `lastOffset` past the replay.
    */
   private readonly awaitingAnswer = new Set<string>();
+  /**
+   * Tasks of ours the gateway restores for `old_client_id` (`reconnected.subscribed`) whose
+   * restored `subscribed` has not come yet: not subscribed again unless that stream does not
+   * resume them exactly (decision 0141). They stay in `awaitingAnswer` meanwhile.
+   */
+  private readonly restoring = new Set<string>();
+  /** The sentinel `ping` after `reconnected` is not answered yet: its `pong` ends the restore. */
+  private restorePending = false;
+  /**
+   * The `client_id` of the last greeted connection, sent as `old_client_id` by the next one;
+   * null after `disconnect()` (a later `connect()` is a new client).
+   */
+  private sessionToRestore: string | null = null;
   readonly stats: ManagerStats = {
     connects: 0,
     reconnects: 0,
     duplicatesDropped: 0,
     staleDropped: 0,
     invalidMessages: 0,
+    sessionsRestored: 0,
+    streamsRestored: 0,
   };
   /** The client id the server gave this connection. */
   clientId: string | null = null;
@@ -277,6 +310,7 @@ export class WebSocketManager {
   private forget(taskId: string): void {
     this.cancelRetry(taskId);
     this.awaitingAnswer.delete(taskId);
+    this.restoring.delete(taskId);
     this.refusedSince.delete(taskId);
     this.toSubscribe.delete(taskId);
     this.waiting.delete(taskId);
@@ -308,6 +342,7 @@ export class WebSocketManager {
   /** The gateway dropped (or never made) the subscription for now: ask again soon. */
   private retrySubscribe(sub: Subscription): void {
     this.cancelRetry(sub.taskId);
+    this.restoring.delete(sub.taskId); // subscribed on our own, then
     const timer = setTimeout(() => {
       this.retries.delete(sub.taskId);
       if (this.subs.get(sub.taskId) === sub) this.sendSubscribe(sub);
@@ -316,6 +351,7 @@ export class WebSocketManager {
   }
 
   private sendSubscribe(sub: Subscription): void {
+    this.restoring.delete(sub.taskId); // ours replaces a restored stream
     this.toSubscribe.delete(sub.taskId); // asked again: in order, behind the others
     this.toSubscribe.add(sub.taskId);
     this.pace();
@@ -379,15 +415,16 @@ export class WebSocketManager {
     return ready;
   }
 
-  /** Close for good (no reconnect). */
+  /** Close for good (no reconnect); a later `connect()` is a new client (no session restored). */
   disconnect(): void {
     this.firstConnect = false;
+    this.sessionToRestore = null;
     this.clearTimers();
     this.drop(1000, "client disconnect");
     this.setState("disconnected");
   }
 
-  /** Drop the connection now and open a new one (subscriptions resume). */
+  /** Drop the connection now and open a new one (subscriptions resume, the session restored). */
   reconnect(): void {
     this.clearTimers();
     this.drop(4000, "client reconnect");
@@ -401,7 +438,7 @@ export class WebSocketManager {
     this.connectedAt = null;
     this.delivered = false;
     this.setState(this.everConnected ? "reconnecting" : "connecting");
-    const url = new URL(this.options.url).toString();
+    const url = this.connectUrl();
     const token = typeof this.options.token === "function" ? this.options.token() : this.options.token;
     let ws: WebSocketLike;
     try {
@@ -419,6 +456,7 @@ export class WebSocketManager {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      this.endRestore();
       this.lost({ code: ev.code, reason: ev.reason });
     };
     ws.onerror = () => undefined; // a close follows
@@ -427,9 +465,28 @@ export class WebSocketManager {
     }, this.options.connectionTimeoutMs ?? 10000);
   }
 
+  /**
+   * The URL of the next connection: with `old_client_id`, the last greeted connection's
+   * `client_id`, after a drop (decision 0141); without it at the first connect, after
+   * `disconnect()`, and with `restoreSession: false`.
+   */
+  private connectUrl(): string {
+    const url = new URL(this.options.url);
+    const id = this.sessionToRestore;
+    if (this.options.restoreSession !== false && id !== null) url.searchParams.set("old_client_id", id);
+    return url.toString();
+  }
+
+  /** A connection ended: nothing of it is restored any more. */
+  private endRestore(): void {
+    this.restoring.clear();
+    this.restorePending = false;
+  }
+
   private drop(code: number, reason: string): void {
     const ws = this.ws;
     this.ws = null;
+    this.endRestore();
     if (ws) {
       ws.onclose = null;
       ws.onmessage = null;
@@ -515,19 +572,48 @@ export class WebSocketManager {
     }
     switch (msg.type) {
       case "connected":
+        this.framesPerSecond = subscriptionFramesPerSecond(msg.payload);
+        this.onConnected(msg.payload.client_id, null);
+        break;
       case "reconnected":
         this.framesPerSecond = subscriptionFramesPerSecond(msg.payload);
-        this.onConnected(msg.payload.client_id);
+        this.onConnected(msg.payload.client_id, msg.payload.subscribed);
         break;
       case "ping":
         // Echoing the ping's timestamp names the ping answered: a restored session resumes
         // from exactly what came before it.
         this.send({ action: "pong", timestamp: msg.payload.timestamp });
         break;
+      case "pong":
+        // The answer to the ping sent after `reconnected`: the gateway restored every stream
+        // before it read that ping, so a task still restoring was skipped. Subscribe it.
+        if (this.restorePending) {
+          this.restorePending = false;
+          for (const taskId of [...this.restoring]) {
+            const sub = this.subs.get(taskId);
+            this.restoring.delete(taskId);
+            if (sub) this.sendSubscribe(sub);
+          }
+        }
+        break;
       case "subscribed": {
         if (!msg.payload.restored) this.answered(msg.payload.task_id);
         const sub = this.subs.get(msg.payload.task_id);
-        if (sub && !msg.payload.restored) {
+        if (sub && msg.payload.restored === true && this.restoring.has(sub.taskId)) {
+          this.restoring.delete(sub.taskId);
+          if (resumesExactly(sub, msg.payload)) {
+            // Kept: what it repeats up to `lastOffset` is dropped as duplicates (the update rule).
+            this.awaitingAnswer.delete(sub.taskId);
+            this.refusedSince.delete(sub.taskId);
+            this.stats.streamsRestored += 1;
+          } else {
+            // Our own subscribe replaces it: this stream's messages, its `subscribed` too,
+            // are stale until our answer.
+            this.sendSubscribe(sub);
+            this.stats.staleDropped += 1;
+            return;
+          }
+        } else if (sub && !msg.payload.restored) {
           this.awaitingAnswer.delete(sub.taskId);
           this.refusedSince.delete(sub.taskId);
           if (msg.payload.epoch) sub.epoch = msg.payload.epoch;
@@ -557,6 +643,7 @@ export class WebSocketManager {
           const sub = this.subs.get(msg.task_id);
           const refusal = msg.payload as ErrorPayload;
           if (!refusal.details?.["restored"]) this.answered(msg.task_id);
+          else if (sub && this.restoring.has(sub.taskId)) this.sendSubscribe(sub); // not restored: ours decides
           if (sub && !refusal.details?.["restored"]) {
             if (RETRYABLE.has(refusal.code)) this.retrySubscribe(sub);
             else if (refusal.code === "too_many_subscriptions") {
@@ -631,11 +718,16 @@ export class WebSocketManager {
     this.setState("failed", detail);
   }
 
-  private onConnected(clientId: string): void {
+  /**
+   * A greeting: `connected` (`restored` null) or `reconnected`, with the tasks whose streams
+   * the gateway restores for `old_client_id` (decision 0141).
+   */
+  private onConnected(clientId: string, restored: readonly unknown[] | null): void {
     this.firstConnect = false;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.clientId = clientId;
+    this.sessionToRestore = isClientId(clientId) ? clientId : null;
     this.stats.connects += 1;
     if (this.everConnected) this.stats.reconnects += 1;
     this.everConnected = true;
@@ -643,22 +735,63 @@ export class WebSocketManager {
     this.delivered = false;
     this.setState("connected");
     this.startHeartbeat();
-    // A new socket holds no subscription: each stream starts at its `subscribed`.
+    // A new socket holds no subscription but those the gateway restored: each stream starts
+    // at its `subscribed` (a restored one at the restored `subscribed`, which decides whether
+    // it is kept or subscribed again).
     this.awaitingAnswer.clear();
     this.toSubscribe.clear();
     this.toUnsubscribe.length = 0;
     this.asked.clear();
     this.waiting.clear();
+    this.endRestore();
+    const listed = new Set<string>();
+    for (const taskId of restored ?? []) if (typeof taskId === "string") listed.add(taskId);
     for (const sub of this.subs.values()) {
       this.awaitingAnswer.add(sub.taskId);
-      this.sendSubscribe(sub);
+      if (listed.has(sub.taskId)) this.restoring.add(sub.taskId);
+      else this.toSubscribe.add(sub.taskId);
     }
+    // A restored stream we no longer follow (unsubscribed while the connection was down):
+    // let go of it first, it holds room.
+    for (const taskId of listed) if (!this.subs.has(taskId)) this.toUnsubscribe.push(taskId);
+    if (restored !== null) {
+      this.stats.sessionsRestored += 1;
+      // The gateway restores every stream before it reads any message of ours: by the pong
+      // of this ping, every restored `subscribed` (or restored `error`) has come.
+      this.restorePending = true;
+      this.send({ action: "ping" });
+    }
+    this.pace();
   }
 
   private dispatch(msg: ServerMessage): void {
     for (const handler of [...(this.handlers.get(msg.type) ?? [])]) handler(msg);
     for (const handler of [...(this.handlers.get("*") ?? [])]) handler(msg);
   }
+}
+
+/**
+ * Whether a stream the gateway restored (its `subscribed`, `restored: true`) resumes `sub`
+ * exactly (decision 0141): recovered, in the epoch `sub` holds (or neither has one), continuing
+ * after an offset at or before the last one delivered. What it repeats up to that is dropped as
+ * duplicates.
+ */
+function resumesExactly(sub: Subscription, payload: { recovered?: unknown; epoch?: unknown; offset?: unknown }): boolean {
+  const after = payload.offset;
+  return (
+    payload.recovered === true &&
+    (payload.epoch ?? null) === sub.epoch && // both null: a gateway without epochs
+    sub.lastOffset >= 0 &&
+    typeof after === "number" &&
+    Number.isInteger(after) &&
+    after >= 0 &&
+    after <= sub.lastOffset
+  );
+}
+
+/** A `client_id` worth sending back as `old_client_id`: a non-empty string, not too long. */
+function isClientId(v: unknown): v is string {
+  return typeof v === "string" && v.length > 0 && v.length <= LONGEST_CLIENT_ID;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -1,9 +1,10 @@
 // The SDK against the real gateway (the whole system, started here): a full run followed with
-// ProgressClient through a network cut and a gateway restart (SIGKILL) while the run is
-// paused; what it received equals the stored history, once each, in order. socket.io-client
-// (npm) follows the same run on the /progress namespace and recovers from both drops by
-// Socket.IO's connection state recovery, just as exactly. Then: a late subscriber, a snapshot subscriber
-// (recovered: false surfaced), a project subscription, a refused token.
+// ProgressClient through a network cut (its session restored by old_client_id) and a gateway
+// restart (SIGKILL) while the run is paused; what it received equals the stored history, once
+// each, in order. socket.io-client (npm) follows the same run on the /progress namespace and
+// recovers from both drops by Socket.IO's connection state recovery, just as exactly. Then: a
+// late subscriber, a snapshot subscriber (recovered: false surfaced), a project subscription,
+// a refused token.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { io } from "socket.io-client";
@@ -87,6 +88,8 @@ test("a full run, through a network cut and a gateway restart, equals the stored
   assert.ok(proxy.cut() >= 1, "the network cut closed the socket");
   await waitFor(() => states.includes("reconnecting"), { what: "reconnecting" });
   await waitFor(() => progress.manager.stats.reconnects >= 1, { what: "the reconnect" });
+  // The same gateway restores the session the cut ended (old_client_id, decision 0141).
+  await waitFor(() => progress.manager.stats.sessionsRestored >= 1, { what: "the session restored after the cut" });
   await waitFor(() => events.some((e) => e.payload.status === "paused"), { timeoutMs: 120_000, what: "the pause" });
 
   await system.kill("gateway");

@@ -1,7 +1,8 @@
 // WebSocketManager's rules with a scripted socket (no network): backoff up to max attempts,
 // the connection timeout, heartbeat silence, resume by offset per subscription with
-// duplicates dropped, no retry on 4401, invalid messages counted and not delivered; the token
-// offered as a subprotocol, never in the URL (also through the ws package, on loopback).
+// duplicates dropped, the gateway's session restore (old_client_id, decision 0141), no retry
+// on 4401, invalid messages counted and not delivered; the token offered as a subprotocol,
+// never in the URL (also through the ws package, on loopback).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import WebSocket, { WebSocketServer } from "ws";
@@ -130,7 +131,9 @@ test("the token goes in the subprotocols, never in the URL, asked for again at e
   await m.connect();
   made[0].drop(1006);
   await waitFor(() => made.length === 2 && m.isConnected(), { timeoutMs: 2000, what: "the reconnect" });
-  assert.deepEqual(made.map((s) => s.url), ["ws://x/api/v1/ws", "ws://x/api/v1/ws"]);
+  // The reconnect names the dropped connection for the gateway's session restore (0141).
+  assert.deepEqual(made.map((s) => s.url), ["ws://x/api/v1/ws", "ws://x/api/v1/ws?old_client_id=c1"]);
+  assert.ok(made.every((s) => !s.url.includes("claims")), "no token in any URL");
   assert.deepEqual(made.map((s) => s.protocols), [
     ["ytmaker.v1", "bearer.hdr.claims1.sig"],
     ["ytmaker.v1", "bearer.hdr.claims2.sig"],
@@ -638,6 +641,408 @@ test("a project with more runs than the limit is followed whole: finished runs l
     assert.equal(client.getSubscriptionCount(), 2, "only the running ones are held");
   } finally {
     stop();
+    client.disconnect();
+  }
+});
+
+// --- Session restore (decision 0141): a reconnect sends `old_client_id`; the streams the
+// gateway restores that resume a subscription exactly are kept, the others subscribed again.
+
+const taskUpdate = (taskId, offset) => ({
+  type: "progress", task_id: taskId, offset,
+  payload: { ...state, task_id: taskId, offset, event_id: `${taskId}-e${offset}`, event_type: "stage.progress", occurred_at: "2026-01-01T00:00:00Z" },
+});
+const subscribedTo = (taskId, offset, { epoch = "E", recovered = true, restored = false, ...extra } = {}) => ({
+  type: "subscribed", task_id: taskId, offset: Number.isInteger(offset) ? offset : null,
+  payload: { task_id: taskId, offset, epoch, recovered, restored, ...extra },
+});
+const reconnected = (id, old, subscribed) => ({
+  type: "reconnected", task_id: null, offset: null,
+  payload: { client_id: id, old_client_id: old, subscribed, heartbeat_interval: 30 },
+});
+const notRestored = (id) => ({ ...connected(id), payload: { ...connected(id).payload, restored: false } });
+const pong = { type: "pong", task_id: null, offset: null, payload: { timestamp: 1764876543.5 } };
+
+/**
+ * A gateway that restores sessions as the real one does (api/connection.py `_greet`): the
+ * n-th connection is greeted with `greet(n)`, its streams restored by `restore(socket, n)`,
+ * and only then are the client's messages read: a subscribe answered by `answer(msg, socket)`,
+ * an unsubscribe with `unsubscribed`, a ping by `onPing(socket)` (a `pong`).
+ */
+function sessionGateway({ greet, restore = () => {}, answer = () => {}, onPing = (s) => s.deliver(pong) }) {
+  return fakeSockets((s, n) => {
+    s.open();
+    let reading = false;
+    const unread = [];
+    const handle = (msg) => {
+      if (s.readyState === 3) return;
+      if (msg.action === "ping") onPing(s);
+      else if (msg.action === "unsubscribe") s.deliver({ type: "unsubscribed", task_id: msg.task_id, offset: null, payload: { task_id: msg.task_id } });
+      else if (msg.action === "subscribe") answer(msg, s);
+    };
+    const send = s.send.bind(s);
+    s.send = (data) => {
+      send(data);
+      const msg = JSON.parse(data);
+      if (reading) queueMicrotask(() => handle(msg));
+      else unread.push(msg);
+    };
+    s.deliver(greet(n));
+    restore(s, n);
+    reading = true;
+    for (const msg of unread.splice(0)) handle(msg);
+  });
+}
+
+/** Answers a subscribe with every update after its `since` up to `history[task]` (offsets from 1). */
+const replayFrom = (history) => (msg, s) => {
+  const after = msg.since ?? -1;
+  s.deliver(subscribedTo(msg.task_id, after >= 0 ? after : null));
+  for (let o = Math.max(after + 1, 1); o <= history[msg.task_id]; o += 1) s.deliver(taskUpdate(msg.task_id, o));
+};
+const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const settle = (ms = 100) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("a reconnect sends old_client_id and keeps the streams the gateway restores exactly: no subscribe, each update once", async () => {
+  const history = { t1: 5, t2: 3 };
+  const { FakeSocket, made } = sessionGateway({
+    greet: (n) => (n === 1 ? connected("c1") : n === 2 ? reconnected("c2", "c1", ["t1", "t2"]) : notRestored("c3")),
+    // After what the client acknowledged by its last pong: t1's 3 and t2's 2 (it read 5 and 3).
+    restore: (s, n) => {
+      if (n !== 2) return;
+      s.deliver(subscribedTo("t1", 3, { restored: true }));
+      for (const o of range(4, history.t1)) s.deliver(taskUpdate("t1", o));
+      s.deliver(subscribedTo("t2", 2, { restored: true }));
+      for (const o of range(3, history.t2)) s.deliver(taskUpdate("t2", o));
+    },
+    answer: replayFrom(history),
+  });
+  const m = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const seen = { t1: [], t2: [] };
+  m.on("progress", (msg) => seen[msg.task_id].push(msg.offset));
+  await m.connect();
+  m.subscribe("t1", -1);
+  m.subscribe("t2", -1);
+  try {
+    await waitFor(() => seen.t1.length === 5 && seen.t2.length === 3, { timeoutMs: 2000, what: "the first connection's updates" });
+    assert.equal(made[0].url, "ws://x/api/v1/ws", "a first connection restores nothing");
+    history.t1 = 7; // written while the connection is down
+    history.t2 = 4;
+    made[0].drop(1006);
+    await waitFor(() => made.length === 2 && m.isConnected(), { timeoutMs: 2000, what: "the reconnect" });
+    await settle();
+    assert.equal(made[1].url, "ws://x/api/v1/ws?old_client_id=c1");
+    assert.deepEqual(made[1].sent, [{ action: "ping" }], "no subscribe frame, only the sentinel ping");
+    assert.deepEqual(seen, { t1: range(1, 7), t2: range(1, 4) }, "each update once, in order");
+    assert.equal(m.stats.duplicatesDropped, 3, "t1's 4 and 5, t2's 3: repeated by the restore");
+    assert.equal(m.stats.staleDropped, 0);
+    assert.equal(m.stats.sessionsRestored, 1);
+    assert.equal(m.stats.streamsRestored, 2);
+    assert.equal(m.stats.reconnects, 1);
+    made[1].deliver(taskUpdate("t1", 8)); // the restored stream goes on live
+    assert.deepEqual(seen.t1.slice(-2), [7, 8]);
+
+    // The next drop names this connection; a gateway without the session (`restored: false`)
+    // gets every subscription again, as before.
+    history.t1 = 9;
+    made[1].drop(1006);
+    await waitFor(() => made.length === 3 && made[2].sent.filter((x) => x.action === "subscribe").length === 2, { timeoutMs: 2000, what: "the resubscribes" });
+    assert.equal(made[2].url, "ws://x/api/v1/ws?old_client_id=c2");
+    assert.deepEqual(made[2].sent.filter((x) => x.action === "subscribe"), [
+      { action: "subscribe", task_id: "t1", since: 8, epoch: "E" },
+      { action: "subscribe", task_id: "t2", since: 4, epoch: "E" },
+    ]);
+    await waitFor(() => seen.t1.length === 9, { timeoutMs: 2000, what: "t1's 9" });
+    assert.deepEqual(seen, { t1: range(1, 9), t2: range(1, 4) });
+    assert.equal(m.stats.sessionsRestored, 1);
+    assert.equal(m.stats.streamsRestored, 2);
+  } finally {
+    m.disconnect();
+  }
+});
+
+test("a gateway that knows no epochs restores a stream the manager keeps: neither side has one", async () => {
+  const history = { t1: 5 };
+  const noEpoch = (msg) => ({ ...msg, payload: { ...msg.payload, epoch: null } });
+  const { FakeSocket, made } = sessionGateway({
+    greet: (n) => (n === 1 ? connected("c1") : reconnected("c2", "c1", ["t1"])),
+    restore: (s, n) => {
+      if (n === 1) return;
+      s.deliver(noEpoch(subscribedTo("t1", 4, { restored: true })));
+      for (const o of range(5, history.t1)) s.deliver(taskUpdate("t1", o));
+    },
+    answer: (msg, s) => {
+      s.deliver(noEpoch(subscribedTo(msg.task_id, null)));
+      for (const o of range(1, history.t1)) s.deliver(taskUpdate(msg.task_id, o));
+    },
+  });
+  const m = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const seen = [];
+  m.on("progress", (msg) => seen.push(msg.offset));
+  await m.connect();
+  m.subscribe("t1", -1);
+  try {
+    await waitFor(() => seen.length === 5, { timeoutMs: 2000, what: "the first connection's updates" });
+    assert.equal(m.subscription("t1").epoch, null);
+    history.t1 = 6;
+    made[0].drop(1006);
+    await waitFor(() => seen.length === 6, { timeoutMs: 2000, what: "the update written while away" });
+    await settle();
+    assert.deepEqual(made[1].sent, [{ action: "ping" }], "kept: no subscribe");
+    assert.deepEqual(seen, range(1, 6));
+    assert.equal(m.stats.streamsRestored, 1);
+  } finally {
+    m.disconnect();
+  }
+});
+
+const withoutRecovered = (msg) => {
+  const { recovered, ...payload } = msg.payload;
+  return { ...msg, payload };
+};
+/** Restored `subscribed` messages that do not resume t1 (5 delivered, epoch E) exactly. */
+const inexactRestores = {
+  "another epoch": subscribedTo("t1", 3, { epoch: "E2", restored: true }),
+  "recovered: false (a snapshot)": subscribedTo("t1", 7, { recovered: false, restored: true }),
+  "an offset past ours": subscribedTo("t1", 6, { restored: true }),
+  "no offset": subscribedTo("t1", null, { restored: true }),
+  "a negative offset": subscribedTo("t1", -2, { restored: true }),
+  "an offset as a string": subscribedTo("t1", "3", { restored: true }),
+  "recovered as a string": subscribedTo("t1", 3, { recovered: "true", restored: true }),
+  "no recovered": withoutRecovered(subscribedTo("t1", 3, { restored: true })),
+};
+
+for (const [what, restoredAnswer] of Object.entries(inexactRestores)) {
+  test(`a restored stream with ${what} is replaced by the manager's own subscribe, its messages dropped until the answer`, async () => {
+    const history = { t1: 5 };
+    const { FakeSocket, made } = sessionGateway({
+      greet: (n) => (n === 1 ? connected("c1") : reconnected("c2", "c1", ["t1"])),
+      restore: (s, n) => {
+        if (n === 1) return;
+        s.deliver(restoredAnswer);
+        if (restoredAnswer.payload.recovered === false) s.deliver(snapshot(7, "E"));
+        else for (const o of [6, 7]) s.deliver(taskUpdate("t1", o)); // the restored stream's, not to be trusted
+      },
+      answer: replayFrom(history),
+    });
+    const m = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, initialDelayMs: 5 });
+    const seen = [];
+    const snapshots = [];
+    const infos = [];
+    m.on("progress", (msg) => seen.push(msg.offset));
+    m.on("snapshot", (msg) => snapshots.push(msg.offset));
+    m.on("subscribed", (msg) => infos.push(msg.payload));
+    await m.connect();
+    m.subscribe("t1", -1);
+    try {
+      await waitFor(() => seen.length === 5, { timeoutMs: 2000, what: "the first connection's updates" });
+      history.t1 = 7;
+      made[0].drop(1006);
+      await waitFor(() => seen.length === 7, { timeoutMs: 2000, what: `updates after the reconnect (seen ${seen})` });
+      await settle();
+      assert.equal(made[1].url, "ws://x/api/v1/ws?old_client_id=c1");
+      assert.deepEqual(made[1].sent, [
+        { action: "ping" },
+        { action: "subscribe", task_id: "t1", since: 5, epoch: "E" },
+      ], "its own subscribe, from its own offset and epoch");
+      assert.deepEqual(seen, range(1, 7), "each update once, from the manager's own stream");
+      assert.deepEqual(snapshots, [], "the restored snapshot is not delivered");
+      assert.ok(m.stats.staleDropped >= 2, `the restored stream's messages dropped (${m.stats.staleDropped})`);
+      assert.equal(m.stats.streamsRestored, 0);
+      assert.equal(m.stats.sessionsRestored, 1);
+      assert.ok(infos.every((i) => !i.restored), "the replaced restored answer is not delivered");
+      assert.equal(m.subscription("t1").epoch, "E");
+    } finally {
+      m.disconnect();
+    }
+  });
+}
+
+test("a listed task the gateway did not restore is subscribed after the pong to the sentinel ping; a refused restore at once; a listed task no longer followed is unsubscribed", async () => {
+  const history = { t1: 5, t2: 5, t3: 5, t9: 5 };
+  const held = []; // sockets whose pong is held back
+  const { FakeSocket, made } = sessionGateway({
+    greet: (n) => (n === 1 ? connected("c1") : reconnected("c2", "c1", ["t1", "t3", "t9"])),
+    restore: (s, n) => {
+      if (n === 1) return;
+      // t1 skipped (as the gateway skips a task id that is not a uuid); t3's restore refused.
+      s.deliver({ type: "error", task_id: "t3", offset: null, payload: { code: "forbidden", message: "no", details: { restored: true } } });
+      s.deliver(subscribedTo("t9", 5, { restored: true }));
+    },
+    answer: replayFrom(history),
+    onPing: (s) => (s === made[0] ? s.deliver(pong) : held.push(s)),
+  });
+  const m = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const seen = { t1: [], t2: [], t3: [], t9: [] };
+  const errors = [];
+  m.on("progress", (msg) => seen[msg.task_id].push(msg.offset));
+  m.on("error", (msg) => errors.push([msg.task_id, msg.payload.details]));
+  await m.connect();
+  for (const id of ["t1", "t2", "t3", "t9"]) m.subscribe(id, -1);
+  try {
+    await waitFor(() => Object.values(seen).every((s) => s.length === 5), { timeoutMs: 2000, what: "the first connection's updates" });
+    for (const id of ["t1", "t2", "t3"]) history[id] = 6;
+    made[0].drop(1006);
+    m.unsubscribe("t9"); // while the connection is down
+    await waitFor(() => made.length === 2 && made[1].sent.length >= 4, { timeoutMs: 2000, what: "the frames before the pong" });
+    await settle();
+    assert.equal(made[1].url, "ws://x/api/v1/ws?old_client_id=c1");
+    assert.deepEqual(made[1].sent, [
+      { action: "ping" },
+      { action: "unsubscribe", task_id: "t9" },
+      { action: "subscribe", task_id: "t2", since: 5, epoch: "E" },
+      { action: "subscribe", task_id: "t3", since: 5, epoch: "E" },
+    ], "t1 waits for the pong; t2 was not listed; t3's restore was refused");
+    assert.equal(held.length, 1, "the sentinel ping is unanswered so far");
+    held[0].deliver(pong);
+    await waitFor(() => made[1].sent.length === 5, { timeoutMs: 2000, what: "t1's subscribe after the pong" });
+    assert.deepEqual(made[1].sent[4], { action: "subscribe", task_id: "t1", since: 5, epoch: "E" });
+    await waitFor(() => seen.t1.length === 6, { timeoutMs: 2000, what: "t1's 6" });
+    assert.deepEqual(seen, { t1: range(1, 6), t2: range(1, 6), t3: range(1, 6), t9: range(1, 5) });
+    assert.deepEqual(errors, [["t3", { restored: true }]], "the refused restore, dispatched as any message; nothing else");
+    assert.equal(m.stats.streamsRestored, 0);
+    assert.equal(m.stats.sessionsRestored, 1);
+    await settle();
+    assert.equal(made[1].sent.length, 5, "nothing asked twice");
+  } finally {
+    m.disconnect();
+  }
+});
+
+test("a task unsubscribed while its stream is being restored is let go, not subscribed after the pong", async () => {
+  const history = { t1: 3, t2: 3 };
+  const held = [];
+  const { FakeSocket, made } = sessionGateway({
+    greet: (n) => (n === 1 ? connected("c1") : reconnected("c2", "c1", ["t1", "t2"])),
+    answer: replayFrom(history),
+    onPing: (s) => (s === made[0] ? s.deliver(pong) : held.push(s)),
+  });
+  const m = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, initialDelayMs: 5 });
+  await m.connect();
+  m.subscribe("t1", -1);
+  m.subscribe("t2", -1);
+  try {
+    await waitFor(() => m.awaitingAnswer.size === 0, { timeoutMs: 2000, what: "both answered" });
+    made[0].drop(1006);
+    await waitFor(() => made.length === 2 && held.length === 1, { timeoutMs: 2000, what: "the reconnect" });
+    assert.deepEqual([...m.restoring].sort(), ["t1", "t2"]);
+    m.unsubscribe("t1");
+    assert.deepEqual([...m.restoring], ["t2"]);
+    held[0].deliver(pong);
+    await settle();
+    assert.deepEqual(made[1].sent, [
+      { action: "ping" },
+      { action: "unsubscribe", task_id: "t1" },
+      { action: "subscribe", task_id: "t2", since: 3, epoch: "E" },
+    ]);
+    assert.equal(m.restoring.size, 0);
+  } finally {
+    m.disconnect();
+  }
+});
+
+test("no old_client_id on a project stream, after disconnect(), with restoreSession false, or for a client_id that is not a short string", async () => {
+  let greetingId = (n) => `c${n}`;
+  const { FakeSocket, made } = fakeSockets((s, n) => {
+    s.open();
+    s.deliver(connected(greetingId(n)));
+    if (s.url.includes("/projects/")) s.deliver({ type: "initial", task_id: null, offset: null, payload: { project_id: "p1", state: null } });
+  });
+  const urls = (from) => made.slice(from).map((s) => s.url);
+  const fetch = async () => new Response(JSON.stringify({
+    project: { project_id: "p1", owner: "a", title: "T", content: "c", settings: {}, created_at: "2026-01-01T00:00:00Z" },
+    tasks: [],
+  }), { status: 200 });
+
+  // ProgressClient: its task stream restores, its project feed never does.
+  const client = new ProgressClient({ baseUrl: "http://x", WebSocket: FakeSocket, fetch, initialDelayMs: 5 });
+  await client.connect();
+  const stop = client.subscribeToProject("p1", {});
+  const feeds = () => made.filter((s) => s.url.includes("/projects/"));
+  const tasks = () => made.filter((s) => !s.url.includes("/projects/"));
+  try {
+    await waitFor(() => feeds().length === 1, { timeoutMs: 2000, what: "the project feed" });
+    feeds()[0].drop(1006);
+    tasks()[0].drop(1006);
+    await waitFor(() => feeds().length === 2 && tasks().length === 2 && client.getState() === "connected", { timeoutMs: 2000, what: "both reconnects" });
+    assert.ok(feeds().every((s) => !s.url.includes("old_client_id")), `the project feed: ${feeds().map((s) => s.url)}`);
+    assert.equal(tasks()[1].url, "ws://x/api/v1/ws?old_client_id=c1");
+  } finally {
+    stop();
+    client.disconnect();
+  }
+
+  // A fresh connect() after disconnect() is a new client; reconnect() restores.
+  let from = made.length;
+  const m = new WebSocketManager({ url: "ws://x/api/v1/ws?v=1", WebSocket: FakeSocket, initialDelayMs: 5 });
+  await m.connect();
+  const first = m.clientId;
+  m.disconnect();
+  await m.connect();
+  const second = m.clientId;
+  m.reconnect();
+  await waitFor(() => made.length === from + 3 && m.isConnected(), { timeoutMs: 2000, what: "the reconnect()" });
+  assert.deepEqual(urls(from), ["ws://x/api/v1/ws?v=1", "ws://x/api/v1/ws?v=1", `ws://x/api/v1/ws?v=1&old_client_id=${second}`]);
+  assert.notEqual(first, second);
+  m.disconnect();
+
+  // restoreSession: false.
+  from = made.length;
+  const plain = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, initialDelayMs: 5, restoreSession: false });
+  await plain.connect();
+  made.at(-1).drop(1006);
+  await waitFor(() => made.length === from + 2 && plain.isConnected(), { timeoutMs: 2000, what: "the reconnect" });
+  assert.deepEqual(urls(from), ["ws://x/api/v1/ws", "ws://x/api/v1/ws"]);
+  plain.disconnect();
+
+  // A client_id that is empty or longer than 128 characters is not sent back; 128 is.
+  for (const [id, sent] of [["", false], ["c".repeat(129), false], ["c".repeat(128), true]]) {
+    from = made.length;
+    greetingId = () => id;
+    const odd = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, initialDelayMs: 5 });
+    await odd.connect();
+    made.at(-1).drop(1006);
+    await waitFor(() => made.length === from + 2 && odd.isConnected(), { timeoutMs: 2000, what: "the reconnect" });
+    assert.equal(made.at(-1).url, sent ? `ws://x/api/v1/ws?old_client_id=${id}` : "ws://x/api/v1/ws", `client_id of ${id.length} characters`);
+    odd.disconnect();
+  }
+});
+
+test("ProgressClient: a restore the manager replaces reaches no callback; a kept one is announced once", async () => {
+  const history = { t1: 4, t2: 4 };
+  const { FakeSocket, made } = sessionGateway({
+    greet: (n) => (n === 1 ? connected("c1") : reconnected("c2", "c1", ["t1", "t2"])),
+    restore: (s, n) => {
+      if (n === 1) return;
+      s.deliver(subscribedTo("t1", 2, { restored: true })); // kept
+      s.deliver(subscribedTo("t2", 4, { recovered: false, restored: true })); // a snapshot: replaced
+      s.deliver({ type: "snapshot", task_id: "t2", offset: 4, payload: { ...state, task_id: "t2", offset: 4, epoch: "E" } });
+    },
+    answer: replayFrom(history),
+  });
+  const client = new ProgressClient({ baseUrl: "http://x", WebSocket: FakeSocket, initialDelayMs: 5 });
+  await client.connect();
+  const infos = { t1: [], t2: [] };
+  const events = { t1: [], t2: [] };
+  const other = [];
+  for (const id of ["t1", "t2"]) {
+    client.subscribeToTask(id, {
+      onSubscribed: (i) => infos[id].push([i.recovered, i.restored]),
+      onEvent: (u) => events[id].push(u.offset),
+      onSnapshot: () => other.push(`${id} snapshot`),
+      onError: (e) => other.push(`${id} ${e.code}`),
+    });
+  }
+  try {
+    await waitFor(() => events.t1.length === 4 && events.t2.length === 4, { timeoutMs: 2000, what: "the first connection's updates" });
+    made[0].drop(1006);
+    await waitFor(() => made.length === 2 && client.getState() === "connected", { timeoutMs: 2000, what: "the reconnect" });
+    await settle();
+    assert.deepEqual(infos, { t1: [[true, false], [true, true]], t2: [[true, false], [true, false]] });
+    assert.deepEqual(other, []);
+    assert.deepEqual(events, { t1: range(1, 4), t2: range(1, 4) });
+    assert.equal(client.manager.stats.streamsRestored, 1);
+  } finally {
     client.disconnect();
   }
 });

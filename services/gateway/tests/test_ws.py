@@ -392,6 +392,65 @@ async def test_pings_left_unanswered_are_let_go_and_their_late_pongs_vouch_for_n
     await ws.close()
 
 
+async def test_a_reconnect_takes_over_its_connection_still_open(gateway_factory: Factory) -> None:
+    """The client saw its link die before the gateway's heartbeat did: its reconnect with the
+    old id closes the old connection (1000) and restores its session after what the client
+    acknowledged, not `connected` with nothing restored (decision 0141)."""
+    gw = await gateway_factory()
+    ws, client_id, offsets = await _watching(gw)
+    _connection(gw, client_id)._beat()
+    assert await _pong(ws) == []
+    await wait_until(lambda: _connection(gw, client_id).offsets() == {T1: offsets[2]}, timeout=5)
+    missed = [gw.log.append(make_update(T1, n=10 + n)) for n in range(2)]
+
+    again = await _open(gw, old_client_id=client_id)  # `ws` is still open
+    hello = again.hello  # type: ignore[attr-defined]
+    assert hello["type"] == "reconnected" and hello["payload"]["subscribed"] == [T1]
+    sent = []
+    while not sent or sent[-1] != missed[-1]:
+        sent.append((await _recv(again))["offset"])
+    assert sent == [offsets[2], *missed]
+    assert await _closed_with(ws) == 1000
+    assert client_id not in gw.gateway.sessions.active
+    await again.close()
+
+
+async def test_a_restored_stream_whose_replay_fails_says_it_was_restored(
+    gateway_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Marked like its `subscribed`, so that the client's own subscribe decides (0141)."""
+    gw = await gateway_factory()
+    ws, client_id, _ = await _watching(gw)
+    await ws.close()
+    await wait_until(lambda: client_id not in gw.gateway.sessions.active, timeout=5)
+
+    async def the_log_does_not_answer(*_: object, **__: object) -> None:
+        raise TimeoutError("no broker")
+
+    monkeypatch.setattr(gw.gateway.streams, "subscribe", the_log_does_not_answer)
+    again = await _open(gw, old_client_id=client_id)
+    assert again.hello["type"] == "reconnected"  # type: ignore[attr-defined]
+    error = (await _until(again, "error"))[-1]
+    assert error["task_id"] == T1 and error["payload"]["code"] == "replay_failed"
+    assert error["payload"]["details"] == {"restored": True}
+    await again.close()
+
+
+async def test_someone_elses_open_connection_is_neither_restored_nor_closed(
+    gateway_factory: Factory,
+) -> None:
+    gw = await gateway_factory()
+    ws = await _open(gw, "alice")
+    client_id = ws.hello["payload"]["client_id"]  # type: ignore[attr-defined]
+    other = await _open(gw, "bob", old_client_id=client_id)
+    assert other.hello["type"] == "connected"  # type: ignore[attr-defined]
+    await ws.send(json.dumps({"action": "ping"}))
+    assert (await _until(ws, "pong"))[-1]["type"] == "pong"
+    assert client_id in gw.gateway.sessions.active
+    await other.close()
+    await ws.close()
+
+
 async def test_someone_elses_old_client_id_restores_nothing(gateway_factory: Factory) -> None:
     gw = await gateway_factory()
     gw.seed(T1, n=1)

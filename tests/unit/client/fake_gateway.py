@@ -65,6 +65,11 @@ class Script:
     close_at_greeting: set[int] = field(default_factory=set)
     subscribes: list[tuple[int, Any, Any]] = field(default_factory=list)  # (conn, since, epoch)
     ping_after_log: float | None = None  # the timestamp of a ping sent after the whole log
+    # conn → (the tasks `reconnected` lists, the `subscribed` payloads of the streams restored,
+    # each followed by the log after its offset); only for a connection with `old_client_id`
+    restore: dict[int, tuple[list[str], list[dict[str, Any]]]] = field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)  # each connection's request path
+    unsubscribes: list[tuple[int, str]] = field(default_factory=list)  # (conn, task)
     pongs: list[dict[str, Any]] = field(default_factory=list)  # the client's answers
     pings: int = 0
     connections: int = 0
@@ -94,7 +99,12 @@ class FakeGateway:
         if s.auth_close:
             await ws.close(4401, "missing bearer token")
             return
-        await ws.send(_msg("connected", {"client_id": f"c{conn}", "heartbeat_interval": 30}))
+        s.paths.append(ws.request.path if ws.request is not None else "")
+        if conn in s.restore and "old_client_id=" in s.paths[-1]:
+            await self._restore(ws, conn)
+        else:
+            greeting = {"client_id": f"c{conn}", "heartbeat_interval": 30}
+            await ws.send(_msg("connected", greeting))
         if conn in s.close_at_greeting:
             await ws.close(1001, "going away")
             return
@@ -112,6 +122,9 @@ class FakeGateway:
                     continue
                 if action == "pong":
                     s.pongs.append(request)
+                    continue
+                if action == "unsubscribe":
+                    s.unsubscribes.append((conn, request["task_id"]))
                     continue
                 if action != "subscribe":
                     continue
@@ -163,6 +176,22 @@ class FakeGateway:
                     sent += 1
                 if s.ping_after_log is not None:
                     await ws.send(_msg("ping", {"timestamp": s.ping_after_log}))
+
+    async def _restore(self, ws: ServerConnection, conn: int) -> None:
+        """`reconnected`, then each restored stream: its `subscribed`, the log after it."""
+        tasks, restored = self.script.restore[conn]
+        old = ws.request.path.split("old_client_id=", 1)[1] if ws.request is not None else ""
+        greeting = {"client_id": f"c{conn}", "old_client_id": old, "subscribed": tasks}
+        await ws.send(_msg("reconnected", greeting | {"heartbeat_interval": 30}))
+        for payload in restored:
+            task_id = payload["task_id"]
+            await ws.send(_msg("subscribed", payload | {"restored": True}, task_id))
+            after = payload.get("offset")
+            if after is not None and type(after) is not int:
+                continue  # a hostile offset: nothing follows it
+            for item in self.script.log:
+                if item["task_id"] == task_id and (after is None or item["offset"] > after):
+                    await ws.send(json.dumps(item))
 
 
 async def _frames(ws: ServerConnection) -> AsyncIterator[str | bytes]:

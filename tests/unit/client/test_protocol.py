@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ytmaker_client.protocol import (
+    LONGEST_CLIENT_ID,
     SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND,
     SUBSCRIPTION_FRAMES_PER_SECOND,
     Backoff,
@@ -16,8 +17,10 @@ from ytmaker_client.protocol import (
     Liveness,
     ProtocolViolation,
     ServerMessage,
+    client_id,
     parse,
     pong_frame,
+    restored_tasks,
     subscription_frames_per_second,
     to_update,
 )
@@ -183,3 +186,41 @@ def test_a_greeting_without_a_rate_keeps_the_default_pace(limits: object) -> Non
     """A gateway from before the field, or a greeting whose rate is not one."""
     payload = {} if limits is None else {"limits": limits}
     assert subscription_frames_per_second(_greeting(payload)) == SUBSCRIPTION_FRAMES_PER_SECOND
+
+
+@pytest.mark.parametrize(
+    "value", [None, 7, True, "", "c" * (LONGEST_CLIENT_ID + 1), ["c-1"], {"id": "c-1"}]
+)
+def test_a_greeting_without_a_usable_client_id_restores_nothing(value: object) -> None:
+    assert client_id(ServerMessage("connected", None, None, {"client_id": value})) is None
+    assert client_id(ServerMessage("connected", None, None, {"client_id": "c-1"})) == "c-1"
+
+
+@pytest.mark.parametrize(
+    ("kind", "listed", "tasks"),
+    [
+        ("reconnected", ["t1", "t2"], {"t1", "t2"}),
+        ("reconnected", ["t1", 7, None, ["t2"]], {"t1"}),
+        ("reconnected", "t1", set()),
+        ("reconnected", {"t1": 1}, set()),
+        ("reconnected", None, set()),
+        ("connected", ["t1"], set()),  # only `reconnected` restores
+    ],
+)
+def test_the_restored_tasks_are_the_strings_reconnected_lists(
+    kind: str, listed: object, tasks: set[str]
+) -> None:
+    assert restored_tasks(ServerMessage(kind, None, None, {"subscribed": listed})) == tasks
+
+
+def test_a_kept_restored_stream_drops_what_it_repeats_up_to_the_position() -> None:
+    """A caller's `since` is the position until something is delivered: a stream restored
+    after an earlier offset repeats what the caller asked to skip, and it is dropped."""
+    cursor = Cursor(since=10, epoch="E1")
+    assert cursor.takes_restored({"offset": 4, "epoch": "E1", "recovered": True})
+    assert not cursor.accept(to_update(parse(json.dumps(update("t1", 10, 5.0)))))
+    assert cursor.accept(to_update(parse(json.dumps(update("t1", 12, 6.0)))))
+    assert Cursor(since=3).takes_restored({"offset": 3, "recovered": True})  # no epochs
+    assert not Cursor(since=3, epoch="E1").takes_restored({"offset": 3, "recovered": True})
+    assert not Cursor(since=None).takes_restored({"offset": 0, "recovered": True})
+    assert not Cursor(since=-1).takes_restored({"offset": 0, "recovered": True})

@@ -1,6 +1,8 @@
 """One WebSocket to the gateway that stays up: it reconnects with backoff, keeps a heartbeat,
-and after every (re)connect subscribes each of its task streams again from its cursor
-(docs/protocol.md). The decisions are the pure objects of `protocol`; this module carries them out.
+and after every (re)connect resumes each of its task streams from its cursor (docs/protocol.md):
+the gateway restores the old connection's streams for `old_client_id`, and those that do not
+resume a cursor exactly are subscribed again (decision 0141). The decisions are the pure objects
+of `protocol`; this module carries them out.
 
 A `TaskStream` is one task's subscription on a channel: its `Cursor` and where its items go.
 """
@@ -14,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -56,6 +59,9 @@ class TaskStream:
         # Until the `subscribed` answering our subscribe, what comes for the task is an older
         # subscription's (updates in flight when it was unsubscribed): not this stream's.
         self.awaiting_answer = True
+        # The gateway restores it for `old_client_id`: its `subscribed` (`restored`) decides
+        # whether it is kept or subscribed again.
+        self.restoring = False
 
     def cancel_retry(self) -> None:
         if self.retry is not None:
@@ -94,8 +100,9 @@ class Channel:
 
     `on_message` sees every message the channel does not handle itself (a project stream's
     `initial` and updates); `on_connected` runs after every (re)connect; `on_refused` gets a
-    close with 4403 (a project stream that refuses the caller). Call `start()` once, then
-    `close()`."""
+    close with 4403 (a project stream that refuses the caller). `restores_sessions`: reconnect
+    with `old_client_id` (a task stream; the gateway restores no project stream). Call
+    `start()` once, then `close()`."""
 
     def __init__(
         self,
@@ -108,6 +115,7 @@ class Channel:
         on_message: Callable[[ServerMessage], None] | None = None,
         on_connected: Callable[[], Coroutine[Any, Any, None]] | None = None,
         on_refused: Callable[[str], bool] | None = None,
+        restores_sessions: bool = True,
     ) -> None:
         self.url = url
         self.token = token
@@ -129,6 +137,11 @@ class Channel:
         self._background: set[asyncio.Task[None]] = set()
         self._backoff = options.backoff()
         self.connections = 0  # how many times a connection was made (for tests and stats)
+        self.restores_sessions = restores_sessions
+        self.client_id: str | None = None  # the last greeting's: `old_client_id` of the next
+        self.sessions_restored = 0  # reconnects the gateway answered `reconnected`
+        self.streams_restored = 0  # streams it restored that were kept, not asked for again
+        self._restore_pending = False  # a sentinel ping's pong ends the restore
         self._up_since: float | None = None  # when the last connection was greeted
         #: The pace of subscription frames its greeting allows.
         self._frames_per_second = protocol.SUBSCRIPTION_FRAMES_PER_SECOND
@@ -283,11 +296,19 @@ class Channel:
             stream.owner.stream_ended(stream, error)
         self._set_state(ConnectionState.DISCONNECTED, reason=str(error))
 
+    def _connect_url(self) -> str:
+        """The URL of the next connection: with the last one's client id, when it had one, so
+        that the gateway restores its streams (decision 0141)."""
+        if not self.restores_sessions or self.client_id is None:
+            return self.url
+        separator = "&" if "?" in self.url else "?"
+        return f"{self.url}{separator}old_client_id={quote(self.client_id, safe='')}"
+
     async def _connect_and_serve(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             ws = await connect(
-                self.url,
+                self._connect_url(),
                 additional_headers=headers,
                 open_timeout=self.options.open_timeout,
                 close_timeout=self.options.close_timeout,
@@ -411,17 +432,29 @@ class Channel:
         self.connections += 1
         self._up_since = time.monotonic()
         self._frames_per_second = protocol.subscription_frames_per_second(msg)
+        self.client_id = protocol.client_id(msg)
         self._set_state(ConnectionState.CONNECTED)
         if self._first is not None and not self._first.done():
             self._first.set_result(None)
-        # A new socket holds no subscription: every stream is asked for again, in order.
+        # A new socket holds only what the gateway restored (`reconnected`): every other
+        # stream is asked for again, in order; each restored one waits for its `subscribed`.
         self._to_unsubscribe.clear()
         self._to_subscribe.clear()
         self._asked.clear()
         self._waiting.clear()
+        restored = protocol.restored_tasks(msg)
         for stream in list(self.streams.values()):
             stream.awaiting_answer = True
-            self._subscribe_soon(stream)
+            stream.restoring = stream.task_id in restored
+            if not stream.restoring:
+                self._subscribe_soon(stream)
+        self._to_unsubscribe.extend(sorted(restored - self.streams.keys()))
+        self._restore_pending = bool(restored)
+        if msg.type == "reconnected":
+            self.sessions_restored += 1
+            # The gateway restores every stream before it reads a message of ours: by the
+            # `pong` of this ping, each restored `subscribed` has come.
+            self._send_soon(protocol.PING_FRAME)
         if self._on_connected is not None:
             self._in_background(self._on_connected())
 
@@ -430,6 +463,11 @@ class Channel:
     def _dispatch(self, msg: ServerMessage) -> None:
         if msg.type == "ping":
             self._send_soon(protocol.pong_frame(msg))
+            return
+        if msg.type == "pong" and self._restore_pending:
+            self._restore_pending = False
+            for listed in list(self.streams.values()):
+                self._not_restored(listed)  # the gateway skipped it
             return
         if msg.task_id in self._asked and _answers_subscribe(msg):
             self._asked.discard(msg.task_id)
@@ -446,6 +484,13 @@ class Channel:
                 stream.awaiting_answer = False
                 stream.refused_since = None
                 stream.cursor.subscribed(msg.payload)
+            elif stream.restoring:
+                stream.restoring = False
+                if stream.cursor.takes_restored(msg.payload):
+                    stream.awaiting_answer = False
+                    self.streams_restored += 1
+                else:
+                    self._subscribe_soon(stream)  # ours replaces it; until its answer, ignored
         elif stream.awaiting_answer and (msg.type == "snapshot" or msg.is_update):
             log.debug("ignored a message of an earlier subscription of %s", stream.task_id)
         elif msg.type == "snapshot":
@@ -463,6 +508,14 @@ class Channel:
                 self._deliver(stream, update)
         elif msg.type == "error" and not msg.error_details.get("restored"):
             self._refused(stream, msg)
+        elif msg.type == "error" and msg.offset is None:
+            self._not_restored(stream)  # a restore refused: our own subscribe decides
+
+    def _not_restored(self, stream: TaskStream) -> None:
+        """A stream the gateway was to restore and did not: subscribe it ourselves."""
+        if stream.restoring:
+            stream.restoring = False
+            self._subscribe_soon(stream)
 
     def _deliver(self, stream: TaskStream, item: Item) -> None:
         self._delivered = True
@@ -473,6 +526,7 @@ class Channel:
 
     def _refused(self, stream: TaskStream, msg: ServerMessage) -> None:
         code, text = msg.error_code, str(msg.payload.get("message", ""))
+        stream.restoring = False  # answered (a gateway that did not mark a restore's refusal)
         now = time.monotonic()
         if stream.refused_since is None:
             stream.refused_since = now

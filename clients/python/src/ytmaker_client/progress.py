@@ -127,6 +127,7 @@ class ProjectSubscription(_Subscription):
             on_message=self._feed_message,
             on_connected=self._relist,
             on_refused=self._feed_refused,
+            restores_sessions=False,  # a project stream is never restored
         )
 
     @property

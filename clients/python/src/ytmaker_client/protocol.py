@@ -64,6 +64,28 @@ def subscription_frames_per_second(greeting: ServerMessage) -> float:
     return min(SUBSCRIPTION_FRAMES_PER_SECOND, max(SLOWEST_SUBSCRIPTION_FRAMES_PER_SECOND, half))
 
 
+#: The longest client id kept for `old_client_id` (the gateway's: `c-` and 32 hex digits).
+LONGEST_CLIENT_ID = 128
+
+
+def client_id(greeting: ServerMessage) -> str | None:
+    """The `client_id` a greeting gives the connection, for the next one's `old_client_id`;
+    None when it is not a short string (nothing to restore then)."""
+    value = greeting.payload.get("client_id")
+    if isinstance(value, str) and 0 < len(value) <= LONGEST_CLIENT_ID:
+        return value
+    return None
+
+
+def restored_tasks(greeting: ServerMessage) -> frozenset[str]:
+    """The tasks whose streams the gateway restores (`reconnected.subscribed`); none for a
+    `connected`, or where the list is not a list of strings."""
+    tasks = greeting.payload.get("subscribed") if greeting.type == "reconnected" else None
+    if not isinstance(tasks, list):
+        return frozenset()
+    return frozenset(t for t in tasks if isinstance(t, str))
+
+
 class ProtocolViolation(ValueError):
     """A server frame that is not a message of the protocol."""
 
@@ -280,6 +302,26 @@ class Cursor:
             self.last = after if type(after) is int and after >= 0 else None
             if self.last is None:
                 self.since = -1
+
+    def takes_restored(self, payload: dict[str, Any]) -> bool:
+        """Whether the stream the gateway restored for `old_client_id` (a `subscribed` with
+        `restored: true`) resumes this cursor exactly, so that it need not subscribe again
+        (decision 0141): recovered, in our epoch (or neither has one), continuing after an
+        offset at or before our position (`last`, or the offset the caller asked to start
+        after). What it repeats up to the position is then dropped by `accept`. False:
+        subscribe ourselves, which replaces it."""
+        after = payload.get("offset")
+        position = self.last if self.last is not None else self.since
+        if (
+            payload.get("recovered") is not True
+            or payload.get("epoch") != self.epoch  # both None: a gateway without epochs
+            or position is None
+            or type(after) is not int
+            or not 0 <= after <= position
+        ):
+            return False
+        self.last = position
+        return True
 
     def snapshot(self, msg: ServerMessage) -> Snapshot:
         """The `Snapshot` to deliver for a `snapshot` message; moves past its offset."""

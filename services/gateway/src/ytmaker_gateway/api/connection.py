@@ -5,7 +5,8 @@ them in order; a subscribe's replay runs here, paced by the client), the writer 
 queue) and the clock (the heartbeat and the token's expiry). The first of them to finish
 decides how the socket closes: the writer on overflow (1013: a slow client resumes by offset),
 the clock on silence (4408) or when the token expires (4401), the receiver when the client
-leaves or keeps breaking the rules (1008) or sends an oversize frame (1009). Bad messages
+leaves or keeps breaking the rules (1008) or sends an oversize frame (1009); a reconnect of
+its client with its id closes it at once (1000, `replace`). Bad messages
 otherwise get an `error` message and the socket stays. What is allowed is decided by the
 connection's `SessionRules` (rules/session.py); this module only carries it out
 (docs/protocol.md).
@@ -45,6 +46,7 @@ from ytmaker_gateway.rules.position import StreamPosition
 from ytmaker_gateway.rules.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_HEARTBEAT_TIMEOUT,
+    CLOSE_NORMAL,
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
     CLOSE_TRY_AGAIN_LATER,
@@ -112,6 +114,9 @@ class Connection:
         self._subscribing = asyncio.Lock()  # one (re)subscribe at a time, WebSocket or REST
         self._replaying = 0  # subscribes whose replay is running
         self._closed = False  # torn down: a REST subscribe still under way attaches nothing
+        self._clock_task: asyncio.Task[None] | None = None
+        #: Made by `replace()` (a reconnect with this connection's id), done once torn down.
+        self._replaced: asyncio.Future[None] | None = None
         #: Messages received (or why one was refused), waiting for the handler in order (a
         #: replay may keep it a while). Pongs are taken at once by the receiver.
         self._inbox: asyncio.Queue[ClientMessage | ProtocolError] = asyncio.Queue(
@@ -129,7 +134,7 @@ class Connection:
         writer = asyncio.create_task(self.queue.run(), name="ws-writer")
         receiver = asyncio.create_task(self._receive_loop(), name="ws-receiver")
         handler = asyncio.create_task(self._handle_loop(old_client_id), name="ws-handler")
-        clock = asyncio.create_task(self._clock(), name="ws-clock")
+        clock = self._clock_task = asyncio.create_task(self._clock(), name="ws-clock")
         tasks = {writer, receiver, handler, clock}
         close: tuple[int, str] | None = None
         try:
@@ -150,7 +155,20 @@ class Connection:
                         await self.queue.flush(timeout_s=1.0)  # e.g. the error that explains
                     await self.ws.close(*close)
 
+    async def replace(self) -> None:
+        """Close this connection because its client reconnected with its id (it saw the link
+        die before the heartbeat here did); return once it is torn down, its session closed
+        with what the client acknowledged, ready to be restored."""
+        if self._closed or self._clock_task is None:
+            return
+        if self._replaced is None:
+            self._replaced = asyncio.get_running_loop().create_future()
+            self._clock_task.cancel()  # ends `run`'s wait: the clock is one of its tasks
+        await asyncio.shield(self._replaced)
+
     def _close_reason(self, done: set[asyncio.Task[Any]]) -> tuple[int, str] | None:
+        if self._replaced is not None:
+            return CLOSE_NORMAL, "replaced by a reconnect with its client id"
         if self.queue.overflowed:
             metrics.SLOW_CLIENT_CLOSES.inc()
             return CLOSE_TRY_AGAIN_LATER, "too slow: resume with your last offset"
@@ -165,10 +183,13 @@ class Connection:
 
     def _teardown(self) -> None:
         self._closed = True
+        self._clock_task = None  # it holds this connection: no cycle left behind (0106)
         self.session.offsets = self.offsets()  # before the subscriptions go
         self.watching.close()
         self.gateway.sessions.close(self.session)
         metrics.CONNECTED_CLIENTS.dec()
+        if self._replaced is not None and not self._replaced.done():
+            self._replaced.set_result(None)
 
     @property
     def takes_tasks(self) -> bool:
@@ -434,7 +455,10 @@ class Connection:
                 if not isinstance(exc, TimeoutError | KafkaError):
                     raise
                 log.warning("replay failed", extra={"task_id": task_id, "error": repr(exc)})
-                self.queue.push(error_message("replay_failed", "could not read history", task_id))
+                marked = {"restored": True} if restored else {}  # the client's subscribe decides
+                self.queue.push(
+                    error_message("replay_failed", "could not read history", task_id, **marked)
+                )
             finally:
                 self._replaying -= 1
                 if self._closed:  # torn down while the replay ran (a REST subscribe)

@@ -69,6 +69,10 @@ class LiveConnection(Protocol):
 
     async def subscribe_from_rest(self, task_id: str, since: int | None) -> None: ...
 
+    async def replace(self) -> None:
+        """Close it for a reconnect of its client; return once its session is closed."""
+        ...
+
     def unsubscribe(self, task_id: str) -> None: ...
 
 
@@ -180,13 +184,17 @@ class SessionRegistry:
         return session
 
     async def restore(self, old_client_id: str, user: str) -> Session | None:
-        """`take()`, else the session as another replica recorded it in the read model.
+        """`take()`; else, if the connection is still open here, that connection closed and
+        its session taken over (`_take_over`); else the session as another replica recorded
+        it in the read model.
 
-        A record of a connection that is still open (its replica has not seen the drop yet,
-        or died) is waited for up to `restore_wait_s`, then used as last checkpointed when
+        A record of a connection still open on another replica (it has not seen the drop
+        yet, or died) is waited for up to `restore_wait_s`, then used as last checkpointed when
         that checkpoint is within the window. Never raises: an unreachable read model means
         no session (the client still resumes exactly with `since`)."""
         local = self.take(old_client_id, user)
+        if local is None and old_client_id in self.active:
+            local = await self._take_over(old_client_id, user)
         if local is not None or self.store is None or old_client_id in self.active:
             return local
         deadline = time.monotonic() + self.restore_wait_s
@@ -206,6 +214,20 @@ class SessionRegistry:
                 checkpoint = _ts(record.get("updated_at") if record else None) or 0.0
                 return session if checkpoint >= now - self.window_s else None
             await asyncio.sleep(0.1)
+
+    async def _take_over(self, client_id: str, user: str) -> Session | None:
+        """The session of a connection still open here whose client reconnected: it saw the
+        link die first (a half-dead link is noticed by the client's heartbeat, 40 s in the
+        SDKs, before the gateway's two intervals). The old connection is closed and its
+        session restored as it closed, after what the client acknowledged (decision 0141)."""
+        session = self.active.get(client_id)
+        if session is None or session.user != user or session.connection is None:
+            return None
+        try:
+            await asyncio.wait_for(session.connection.replace(), self.restore_wait_s)
+        except TimeoutError:
+            return None
+        return self.take(client_id, user)
 
     async def _fetch(self, client_id: str, user: str) -> dict[str, Any] | None:
         assert self.store is not None
