@@ -8,7 +8,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ytmaker_shared.topics import task_partition
+from ytmaker_shared.topics import partition_by_key, task_partition
 
 #: The Java client's own cases (`UtilsTest.testMurmur2`): key → `Utils.murmur2(key)`.
 JAVA_MURMUR2 = {
@@ -35,3 +35,18 @@ def test_a_task_goes_where_the_producers_partitioner_puts_its_key(
     everyone = list(range(partitions))
     expected = DefaultPartitioner()(task_id.encode(), everyone, everyone)
     assert task_partition(task_id, partitions) == expected
+
+
+@given(st.binary(max_size=64), st.integers(min_value=1, max_value=100))
+def test_the_producers_partitioner_is_the_default_one(key: bytes, partitions: int) -> None:
+    """`EventProducer`'s partitioner, murmur2 cached, puts every key where aiokafka's
+    `DefaultPartitioner` (and the Java client) would, asked once or again."""
+    everyone = list(range(partitions))
+    expected = DefaultPartitioner()(key, everyone, everyone)
+    assert partition_by_key(key, everyone, everyone) == expected
+    assert partition_by_key(key, everyone, everyone) == expected
+
+
+def test_a_record_without_a_key_goes_to_an_available_partition() -> None:
+    assert {partition_by_key(None, [0, 1, 2, 3], [2]) for _ in range(50)} == {2}
+    assert {partition_by_key(None, [0, 1], []) for _ in range(200)} == {0, 1}

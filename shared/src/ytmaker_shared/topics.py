@@ -7,6 +7,7 @@ or a second environment can share a cluster without sharing topics.
 from __future__ import annotations
 
 import functools
+import random
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -64,23 +65,38 @@ CONSUMED_BY: dict[Topic, frozenset[str]] = {
 }
 
 
-@functools.lru_cache(maxsize=16_384)
 def task_partition(task_id: str, partitions: int) -> int:
     """The partition, of `partitions`, that a record keyed by `task_id` goes to.
 
-    Every ytmaker producer keys a record by its task id and leaves the partition to Kafka's
-    default partitioner: murmur2 of the key, sign bit cleared, modulo the partition count
-    (aiokafka's `DefaultPartitioner`, as the Java client's). Every topic the fold reads or
-    writes has the same count (checked at its start), so a task lives in the same partition
-    number of each: its lane, the partition of `progress.updates` holding its updates, the one
-    by whose offsets readers order them and resume. A reader that trusts nothing on a topic
-    checks a record's partition against it.
+    Every ytmaker producer keys a record by its task id and partitions it as Kafka's default
+    partitioner does (`key_partition`). Every topic the fold reads or writes has the same
+    count (checked at its start), so a task lives in the same partition number of each: its
+    lane, the partition of `progress.updates` holding its updates, the one by whose offsets
+    readers order them and resume. A reader that trusts nothing on a topic checks a record's
+    partition against it."""
+    return key_partition(task_id.encode(), partitions)
 
-    Cached: murmur2 in Python takes ~14 µs a key, and a task has dozens of records."""
+
+@functools.lru_cache(maxsize=16_384)
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition, of `partitions`, of a record keyed by `key`: Kafka's default
+    partitioner, murmur2 of the key, sign bit cleared, modulo the partition count (aiokafka's
+    `DefaultPartitioner`, as the Java client's).
+
+    Cached: murmur2 in Python takes ~5 µs a key, and a task has dozens of records."""
     from aiokafka.partitioner import murmur2  # the producers' own; aiokafka only where used
 
-    hashed: int = murmur2(task_id.encode())
+    hashed: int = murmur2(key)
     return (hashed & 0x7FFFFFFF) % partitions
+
+
+def partition_by_key(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """A producer's partitioner (aiokafka's `partitioner=`): `DefaultPartitioner` with its
+    murmur2 cached (`key_partition`); a record without a key goes to a random partition,
+    an available one if any."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[key_partition(key, len(all_partitions))]
 
 
 def misplaced(task_id: str, partition: int, partitions: int) -> DecodeError | None:

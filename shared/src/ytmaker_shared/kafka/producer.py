@@ -14,12 +14,13 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
+from prometheus_client import Counter
 
 from ytmaker_shared.events import Event, encode
 from ytmaker_shared.kafka.connection import NOT_AUTHORIZED, aiokafka_connection
 from ytmaker_shared.metrics import EVENTS_PRODUCED
 from ytmaker_shared.settings import ServiceSettings
-from ytmaker_shared.topics import Topic
+from ytmaker_shared.topics import Topic, partition_by_key
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class EventProducer:
         options: dict[str, Any] = {
             "linger_ms": settings.producer_linger_ms,
             "request_timeout_ms": int(min(self._deadline, 30) * 1000),
+            "partitioner": partition_by_key,  # the default one, its murmur2 cached
         }
         self.kafka = AIOKafkaProducer(
             **aiokafka_connection(settings),
@@ -51,6 +53,7 @@ class EventProducer:
             **(options | producer_options),  # the caller's options win
         )
         self._adding: dict[str, asyncio.Lock] = {}  # per topic, see `send_raw`
+        self._produced: dict[str, Counter] = {}  # per topic: EVENTS_PRODUCED's child
 
     async def start(self) -> None:
         """Connect; raises BrokerUnavailable when no broker answers before the deadline."""
@@ -119,5 +122,8 @@ class EventProducer:
             raise BrokerUnavailable(
                 f"{topic_name}: not acknowledged within {self._deadline:.0f}s: {exc!r}"
             ) from exc
-        EVENTS_PRODUCED.labels(self.service, topic_name).inc()
+        produced = self._produced.get(topic_name)
+        if produced is None:
+            produced = self._produced[topic_name] = EVENTS_PRODUCED.labels(self.service, topic_name)
+        produced.inc()
         return metadata
