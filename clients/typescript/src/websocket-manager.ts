@@ -635,6 +635,7 @@ export class WebSocketManager {
           return;
         }
         if (msg.offset !== null && msg.offset > sub.lastOffset) sub.lastOffset = msg.offset;
+        adoptEpoch(sub, msg.payload);
         this.delivered = true;
         break;
       }
@@ -670,6 +671,7 @@ export class WebSocketManager {
             return;
           }
           sub.lastOffset = msg.offset;
+          adoptEpoch(sub, msg.payload);
           this.delivered = true;
         }
     }
@@ -787,6 +789,16 @@ function resumesExactly(sub: Subscription, payload: { recovered?: unknown; epoch
     after >= 0 &&
     after <= sub.lastOffset
   );
+}
+
+/**
+ * The epoch a delivered update or snapshot names becomes the subscription's (as Python's
+ * cursor): a gateway that learned its log's epoch after the `subscribed` says it in the
+ * updates, and the next resume (or a restored stream, decision 0141) is judged by it.
+ */
+function adoptEpoch(sub: Subscription, payload: unknown): void {
+  const epoch = isRecord(payload) ? payload["epoch"] : undefined;
+  if (typeof epoch === "string" && epoch !== "") sub.epoch = epoch;
 }
 
 /** A `client_id` worth sending back as `old_client_id`: a non-empty string, not too long. */

@@ -796,6 +796,34 @@ test("a gateway that knows no epochs restores a stream the manager keeps: neithe
   }
 });
 
+test("an epoch the updates name after a subscribed without one is the subscription's, for the next resume", async () => {
+  const history = { t1: 3 };
+  const { FakeSocket, made } = sessionGateway({
+    greet: (n) => connected(`c${n}`),
+    answer: (msg, s) => {
+      s.deliver({ ...subscribedTo(msg.task_id, msg.since >= 0 ? msg.since : null), payload: { ...subscribedTo(msg.task_id, null).payload, epoch: null } });
+      for (const o of range(Math.max(1, (msg.since ?? 0) + 1), history.t1)) {
+        const update = taskUpdate(msg.task_id, o);
+        s.deliver({ ...update, payload: { ...update.payload, epoch: "E9" } });
+      }
+    },
+  });
+  const m = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const seen = [];
+  m.on("progress", (msg) => seen.push(msg.offset));
+  await m.connect();
+  m.subscribe("t1", -1);
+  try {
+    await waitFor(() => seen.length === 3, { timeoutMs: 2000, what: "the updates" });
+    assert.equal(m.subscription("t1").epoch, "E9");
+    made[0].drop(1006);
+    await waitFor(() => made.length === 2 && made[1].sent.some((x) => x.action === "subscribe"), { timeoutMs: 2000, what: "the resubscribe" });
+    assert.deepEqual(made[1].sent.find((x) => x.action === "subscribe"), { action: "subscribe", task_id: "t1", since: 3, epoch: "E9" });
+  } finally {
+    m.disconnect();
+  }
+});
+
 const withoutRecovered = (msg) => {
   const { recovered, ...payload } = msg.payload;
   return { ...msg, payload };

@@ -518,6 +518,7 @@ export class WebSocketManager {
                 }
                 if (msg.offset !== null && msg.offset > sub.lastOffset)
                     sub.lastOffset = msg.offset;
+                adoptEpoch(sub, msg.payload);
                 this.delivered = true;
                 break;
             }
@@ -559,6 +560,7 @@ export class WebSocketManager {
                         return;
                     }
                     sub.lastOffset = msg.offset;
+                    adoptEpoch(sub, msg.payload);
                     this.delivered = true;
                 }
         }
@@ -679,6 +681,16 @@ function resumesExactly(sub, payload) {
         Number.isInteger(after) &&
         after >= 0 &&
         after <= sub.lastOffset);
+}
+/**
+ * The epoch a delivered update or snapshot names becomes the subscription's (as Python's
+ * cursor): a gateway that learned its log's epoch after the `subscribed` says it in the
+ * updates, and the next resume (or a restored stream, decision 0141) is judged by it.
+ */
+function adoptEpoch(sub, payload) {
+    const epoch = isRecord(payload) ? payload["epoch"] : undefined;
+    if (typeof epoch === "string" && epoch !== "")
+        sub.epoch = epoch;
 }
 /** A `client_id` worth sending back as `old_client_id`: a non-empty string, not too long. */
 function isClientId(v) {
