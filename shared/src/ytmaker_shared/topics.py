@@ -77,17 +77,30 @@ def task_partition(task_id: str, partitions: int) -> int:
     return key_partition(task_id.encode(), partitions)
 
 
-@functools.lru_cache(maxsize=16_384)
+#: Keys up to this long are cached (a task id is 36 bytes); a longer one, which no ytmaker
+#: producer writes but a hostile record may carry, is hashed each time and kept nowhere.
+LONGEST_CACHED_KEY = 64
+
+
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition, of `partitions`, of a record keyed by `key`: Kafka's default
     partitioner, murmur2 of the key, sign bit cleared, modulo the partition count (aiokafka's
     `DefaultPartitioner`, as the Java client's).
 
     Cached: murmur2 in Python takes ~5 µs a key, and a task has dozens of records."""
+    if len(key) > LONGEST_CACHED_KEY:
+        return _murmur2_partition(key, partitions)
+    return _cached_partition(key, partitions)
+
+
+def _murmur2_partition(key: bytes, partitions: int) -> int:
     from aiokafka.partitioner import murmur2  # the producers' own; aiokafka only where used
 
     hashed: int = murmur2(key)
     return (hashed & 0x7FFFFFFF) % partitions
+
+
+_cached_partition = functools.lru_cache(maxsize=16_384)(_murmur2_partition)
 
 
 def partition_by_key(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
