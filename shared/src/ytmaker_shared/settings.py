@@ -78,7 +78,7 @@ class ServiceSettings(BaseSettings):
         default=30.0, gt=0, description="How long a send may wait for the broker before failing."
     )
     producer_linger_ms: int = Field(
-        default=2,
+        default=3,
         ge=0,
         le=1000,
         description="How long a producer gathers events into one request (decision 0043).",
