@@ -761,6 +761,16 @@ test("a reconnect sends old_client_id and keeps the streams the gateway restores
   }
 });
 
+/** A manager on `FakeSocket` following t1 from the start of its run; the offsets it delivers. */
+async function followingT1(FakeSocket) {
+  const m = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, initialDelayMs: 5 });
+  const seen = [];
+  m.on("progress", (msg) => seen.push(msg.offset));
+  await m.connect();
+  m.subscribe("t1", -1);
+  return { m, seen };
+}
+
 test("a gateway that knows no epochs restores a stream the manager keeps: neither side has one", async () => {
   const history = { t1: 5 };
   const noEpoch = (msg) => ({ ...msg, payload: { ...msg.payload, epoch: null } });
@@ -776,11 +786,7 @@ test("a gateway that knows no epochs restores a stream the manager keeps: neithe
       for (const o of range(1, history.t1)) s.deliver(taskUpdate(msg.task_id, o));
     },
   });
-  const m = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, initialDelayMs: 5 });
-  const seen = [];
-  m.on("progress", (msg) => seen.push(msg.offset));
-  await m.connect();
-  m.subscribe("t1", -1);
+  const { m, seen } = await followingT1(FakeSocket);
   try {
     await waitFor(() => seen.length === 5, { timeoutMs: 2000, what: "the first connection's updates" });
     assert.equal(m.subscription("t1").epoch, null);
@@ -808,11 +814,7 @@ test("an epoch the updates name after a subscribed without one is the subscripti
       }
     },
   });
-  const m = new WebSocketManager({ url: "ws://x/api/v1/ws", WebSocket: FakeSocket, initialDelayMs: 5 });
-  const seen = [];
-  m.on("progress", (msg) => seen.push(msg.offset));
-  await m.connect();
-  m.subscribe("t1", -1);
+  const { m, seen } = await followingT1(FakeSocket);
   try {
     await waitFor(() => seen.length === 3, { timeoutMs: 2000, what: "the updates" });
     assert.equal(m.subscription("t1").epoch, "E9");
