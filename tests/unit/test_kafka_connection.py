@@ -1,16 +1,25 @@
 """The Kafka connection settings (decision 0122): a user only with a protocol that uses it,
-and the same connection handed to aiokafka and to librdkafka."""
+and the same connection handed to aiokafka and to librdkafka; a client's stop is bounded
+(decision 0142)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
-from ytmaker_shared.kafka.connection import aiokafka_connection, librdkafka_connection
+from ytmaker_shared.kafka.connection import (
+    aiokafka_connection,
+    librdkafka_connection,
+    stop_client,
+)
 from ytmaker_shared.settings import ServiceSettings
 
 USER = {"kafka_username": "script", "kafka_password": "s3cret"}
@@ -81,3 +90,49 @@ def test_a_user_without_a_protocol_or_the_reverse_is_refused(
     with pytest.raises(ValidationError, match=says) as refused:
         settings(**values)
     assert "s3cret" not in str(refused.value)
+
+
+class _Client:
+    """A client whose `stop()` takes `takes_s` (None: never ends) or raises `fails`."""
+
+    def __init__(self, takes_s: float | None, fails: Exception | None = None) -> None:
+        self.takes_s, self.fails = takes_s, fails
+        self.stopped = self.cancelled = False
+
+    async def stop(self) -> None:
+        try:
+            await (
+                asyncio.sleep(self.takes_s) if self.takes_s is not None else asyncio.Event().wait()
+            )
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        if self.fails is not None:
+            raise self.fails
+        self.stopped = True
+
+
+async def test_a_client_stop_is_awaited_to_its_end(caplog: pytest.LogCaptureFixture) -> None:
+    client = _Client(takes_s=0.05)
+    await stop_client(client, "reader", within_s=5.0)
+    assert client.stopped and not client.cancelled
+    assert "left to close" not in caplog.text
+
+
+async def test_a_stop_waiting_on_the_broker_is_cut_short(caplog: pytest.LogCaptureFixture) -> None:
+    """A TLS goodbye the broker never answers held a stop for asyncio's 30 s (decision 0142)."""
+    client = _Client(takes_s=None)
+    caplog.set_level(logging.INFO, logger="ytmaker_shared.kafka.connection")
+    started = time.monotonic()
+    await stop_client(client, "progress-restore", within_s=0.2)
+    assert 0.2 <= time.monotonic() - started < 2.0
+    assert client.cancelled and not client.stopped
+    (record,) = [
+        r for r in caplog.records if r.getMessage() == "kafka client left to close on its own"
+    ]
+    assert record.__dict__["client"] == "progress-restore"
+
+
+async def test_a_stop_that_fails_says_so() -> None:
+    with pytest.raises(KafkaConnectionError):
+        await stop_client(_Client(takes_s=0, fails=KafkaConnectionError("gone")), "producer")

@@ -22,7 +22,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.kafka.admin import start_when_reachable
-from ytmaker_shared.kafka.connection import aiokafka_connection
+from ytmaker_shared.kafka.connection import aiokafka_connection, stop_client
 from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS
 from ytmaker_shared.kafka.group import refresh_metadata
 from ytmaker_shared.kafka.polling import poll_or_stop
@@ -85,7 +85,7 @@ class LogReader:
         # raises CancelledError from stop() (a reader opened and closed with nothing asked
         # between); one turn of the loop lets that task start.
         await asyncio.sleep(0)
-        await self.consumer.stop()
+        await stop_client(self.consumer, self.name)
 
     # --- where it reads -----------------------------------------------------------------
 
