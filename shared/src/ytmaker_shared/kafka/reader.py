@@ -85,7 +85,8 @@ class LogReader:
         # raises CancelledError from stop() (a reader opened and closed with nothing asked
         # between); one turn of the loop lets that task start.
         await asyncio.sleep(0)
-        await stop_client(self.consumer, self.name)
+        # no group to leave, nothing to send: only the goodbye is waited for (decision 0142)
+        await stop_client(self.consumer, self.name, within_s=1.0)
 
     # --- where it reads -----------------------------------------------------------------
 
