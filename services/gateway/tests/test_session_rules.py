@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from ytmaker_gateway import metrics
 from ytmaker_gateway.fanout.client_queue import ClientQueue
@@ -104,9 +105,9 @@ def test_a_client_taking_what_was_written_ahead_is_alive_until_it_stops() -> Non
 
 
 def test_the_limits_come_from_the_settings() -> None:
-    settings = GatewaySettings(max_subscriptions=7, max_violations=3)
+    settings = GatewaySettings(max_subscriptions=7, max_violations=6)
     limits = SessionLimits.of(settings)
-    assert (limits.max_subscriptions, limits.max_violations) == (7, 3)
+    assert (limits.max_subscriptions, limits.max_violations) == (7, 6)
     assert limits.heartbeat_interval_s == settings.heartbeat_interval_s
 
 
@@ -161,3 +162,12 @@ def test_watching_pairs_registration_with_the_watchers_metric() -> None:
     assert metrics.PROJECT_WATCHERS._value.get() == before
     watching.close()  # twice is harmless
     assert metrics.PROJECT_WATCHERS._value.get() == before
+
+
+def test_fewer_violations_than_the_sdks_subscribes_in_flight_are_refused() -> None:
+    """The SDKs keep 4 subscribes waiting for their answer; each may be refused (a full
+    connection's `too_many_subscriptions`), so a gateway closing after 3 would close a client
+    that paced itself as it should (decision 0135)."""
+    with pytest.raises(ValidationError, match="greater than or equal to 4"):
+        GatewaySettings(max_violations=3)
+    assert GatewaySettings(max_violations=4).max_violations == 4

@@ -155,7 +155,7 @@ async def test_an_oversize_frame_closes_with_1009(gateway_factory: Factory) -> N
 
 
 async def test_flooding_gets_errors_then_a_close(gateway_factory: Factory) -> None:
-    gw = await gateway_factory(max_messages_per_second=5, max_violations=3)
+    gw = await gateway_factory(max_messages_per_second=5, max_violations=4)
     ws = await _open(gw)
     for _ in range(20):
         await ws.send('{"type": "ping"}')
@@ -164,7 +164,7 @@ async def test_flooding_gets_errors_then_a_close(gateway_factory: Factory) -> No
         while True:
             message = await _recv(ws)
             codes.append(message["payload"].get("code"))
-    assert codes.count("rate_limited") == 3
+    assert codes.count("rate_limited") == 4
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 

@@ -86,7 +86,10 @@ class GatewaySettings(ArtifactSettings):
     max_subscriptions: int = Field(default=100, ge=1, description="Per connection.")
     max_messages_per_second: float = Field(default=50.0, gt=0, description="Per connection.")
     max_violations: int = Field(
-        default=5, ge=1, description="Rate or limit violations in a row before the close."
+        default=5,
+        ge=4,  # the SDKs keep 4 subscribes in flight, each of which may be refused (0135)
+        description="Rate or limit violations in a row before the close; at least 4, the "
+        "subscribes an SDK keeps waiting for their answer.",
     )
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024, description="Larger frames: 1009.")
     write_batch: int = Field(default=64, ge=1, description="Messages sent per writer wake-up.")
