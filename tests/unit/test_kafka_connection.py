@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from ytmaker_shared.kafka.connection import (
     aiokafka_connection,
+    close_client,
     librdkafka_connection,
-    stop_client,
 )
 from ytmaker_shared.settings import ServiceSettings
 
@@ -114,7 +114,7 @@ class _Client:
 
 async def test_a_client_stop_is_awaited_to_its_end(caplog: pytest.LogCaptureFixture) -> None:
     client = _Client(takes_s=0.05)
-    await stop_client(client, "reader", within_s=5.0)
+    await close_client(client.stop(), "reader", within_s=5.0)
     assert client.stopped and not client.cancelled
     assert "left to close" not in caplog.text
 
@@ -124,7 +124,7 @@ async def test_a_stop_waiting_on_the_broker_is_cut_short(caplog: pytest.LogCaptu
     client = _Client(takes_s=None)
     caplog.set_level(logging.INFO, logger="ytmaker_shared.kafka.connection")
     started = time.monotonic()
-    await stop_client(client, "progress-restore", within_s=0.2)
+    await close_client(client.stop(), "progress-restore", within_s=0.2)
     assert 0.2 <= time.monotonic() - started < 2.0
     assert client.cancelled and not client.stopped
     (record,) = [
@@ -135,4 +135,6 @@ async def test_a_stop_waiting_on_the_broker_is_cut_short(caplog: pytest.LogCaptu
 
 async def test_a_stop_that_fails_says_so() -> None:
     with pytest.raises(KafkaConnectionError):
-        await stop_client(_Client(takes_s=0, fails=KafkaConnectionError("gone")), "producer")
+        await close_client(
+            _Client(takes_s=0, fails=KafkaConnectionError("gone")).stop(), "producer"
+        )

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError, KafkaError, for_code
 
-from ytmaker_shared.kafka.connection import aiokafka_connection
+from ytmaker_shared.kafka.connection import aiokafka_connection, close_client
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import TOPIC_SPECS
 
@@ -127,7 +127,7 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
         await _wait_for_coordinators(admin)
         return created
     finally:
-        await admin.close()
+        await close_client(admin.close(), "topics")  # a lookup cut short may be in flight
 
 
 async def delete_topics(settings: ServiceSettings) -> list[str]:
@@ -142,7 +142,7 @@ async def delete_topics(settings: ServiceSettings) -> list[str]:
             log.info("deleted topics", extra={"topics": names})
         return names
     finally:
-        await admin.close()
+        await close_client(admin.close(), "topics")
 
 
 async def _wait_until_listed(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Any
 
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
@@ -24,7 +25,7 @@ from ytmaker_shared.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 #: How long a client's `stop()` may take: what it must still do (leave its group, send its last
-#: batches) takes milliseconds; past this it only waits for a TLS goodbye (`stop_client`).
+#: batches) takes milliseconds; past this it only waits for a TLS goodbye (`close_client`).
 STOP_WAIT_S = 5.0
 
 #: What the broker answers when this service's user lacks an ACL: waiting does not change it.
@@ -75,15 +76,12 @@ def librdkafka_connection(settings: ServiceSettings) -> dict[str, Any]:
     return config
 
 
-class _Stoppable(Protocol):
-    async def stop(self) -> None: ...
+async def close_client(closing: Awaitable[None], name: str, within_s: float = STOP_WAIT_S) -> None:
+    """Await `closing`, an aiokafka client's `stop()` (consumer, producer) or `close()`
+    (admin), for at most `within_s`.
 
-
-async def stop_client(client: _Stoppable, name: str, within_s: float = STOP_WAIT_S) -> None:
-    """`await client.stop()` (an aiokafka consumer or producer), for at most `within_s`.
-
-    A stop ends by closing the client's connections and waiting until each has closed. Over TLS
-    that means waiting for the broker's close_notify, and asyncio gives it 30 s (its
+    A client ends by closing its connections and waiting until each has closed. Over TLS that
+    means waiting for the broker's close_notify, and asyncio gives it 30 s (its
     `ssl_shutdown_timeout`, which aiokafka does not let a caller set). A connection closed with
     a request in flight sometimes never gets one from Kafka, and the stop took the whole 30 s:
     a pod past its termination grace, a fold ready 30 s late after reading its checkpoints
@@ -91,7 +89,7 @@ async def stop_client(client: _Stoppable, name: str, within_s: float = STOP_WAIT
     ends their goodbye by itself."""
     try:
         async with asyncio.timeout(within_s):
-            await client.stop()
+            await closing
     except TimeoutError:
         log.info(
             "kafka client left to close on its own", extra={"client": name, "after_s": within_s}

@@ -31,7 +31,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ytmaker_shared.events import DecodeError, Event, decode
 from ytmaker_shared.kafka.admin import start_when_reachable
-from ytmaker_shared.kafka.connection import aiokafka_connection, stop_client
+from ytmaker_shared.kafka.connection import aiokafka_connection, close_client
 from ytmaker_shared.kafka.dlq import DeadLetterWriter
 from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS
 from ytmaker_shared.kafka.producer import EventProducer
@@ -123,7 +123,7 @@ class ConsumerLoop:
                         self._idle.set()
                 await self._update_lag()
         finally:
-            await stop_client(self.kafka, self.group_id)  # leaves the group; all committed
+            await close_client(self.kafka.stop(), self.group_id)  # leaves the group; all committed
 
     async def _poll(self) -> dict[TopicPartition, list[Record]]:
         poll = asyncio.ensure_future(

@@ -17,7 +17,7 @@ from aiokafka.structs import RecordMetadata
 from prometheus_client import Counter
 
 from ytmaker_shared.events import Event, encode
-from ytmaker_shared.kafka.connection import NOT_AUTHORIZED, aiokafka_connection, stop_client
+from ytmaker_shared.kafka.connection import NOT_AUTHORIZED, aiokafka_connection, close_client
 from ytmaker_shared.metrics import EVENTS_PRODUCED
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import Topic, partition_by_key
@@ -74,7 +74,7 @@ class EventProducer:
                 await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
-        await stop_client(self.kafka, f"{self.service} producer")
+        await close_client(self.kafka.stop(), f"{self.service} producer")
 
     async def __aenter__(self) -> EventProducer:
         await self.start()

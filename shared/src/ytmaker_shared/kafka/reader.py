@@ -22,7 +22,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ytmaker_shared.events import DecodeError
 from ytmaker_shared.kafka.admin import start_when_reachable
-from ytmaker_shared.kafka.connection import aiokafka_connection, stop_client
+from ytmaker_shared.kafka.connection import aiokafka_connection, close_client
 from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS
 from ytmaker_shared.kafka.group import refresh_metadata
 from ytmaker_shared.kafka.polling import poll_or_stop
@@ -86,7 +86,7 @@ class LogReader:
         # between); one turn of the loop lets that task start.
         await asyncio.sleep(0)
         # no group to leave, nothing to send: only the goodbye is waited for (decision 0142)
-        await stop_client(self.consumer, self.name, within_s=1.0)
+        await close_client(self.consumer.stop(), self.name, within_s=1.0)
 
     # --- where it reads -----------------------------------------------------------------
 

@@ -49,7 +49,7 @@ from ytmaker_progress.runners.lane import FoldFatal, LaneWorker
 from ytmaker_progress.settings import ProgressSettings
 from ytmaker_shared.kafka import DeadLetterWriter, EventProducer
 from ytmaker_shared.kafka.batches import transaction_error
-from ytmaker_shared.kafka.connection import aiokafka_connection, stop_client
+from ytmaker_shared.kafka.connection import aiokafka_connection, close_client
 from ytmaker_shared.kafka.fetchwait import CONSUMER_TIMEOUT_MS, AdaptiveFetchWait
 from ytmaker_shared.kafka.group import (
     committed_offsets,
@@ -154,7 +154,7 @@ class FoldService:
             self.ready = False
             async with self._busy:
                 await self._close_lanes()
-            await stop_client(self.consumer, self.group_id)
+            await close_client(self.consumer.stop(), self.group_id)
             await self.letters.stop()
 
     async def _poll(self, stopping: asyncio.Event) -> dict[TopicPartition, list[Record]]:

@@ -30,7 +30,7 @@ from rich.text import Text
 from ytmaker_cli.context import Cli, CliError, cli
 from ytmaker_cli.kafka.reader import KafkaUnavailable, RangeReader, Raw
 from ytmaker_cli.ops.records import dead_letter
-from ytmaker_shared.kafka.connection import aiokafka_connection, stop_client
+from ytmaker_shared.kafka.connection import aiokafka_connection, close_client
 from ytmaker_shared.kafka.dlq import HEADER_PREFIX, DeadLetter
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import PIPELINE_TOPICS, Topic
@@ -268,7 +268,7 @@ async def _send(c: Cli, letters: list[Letter], by: str) -> list[dict[str, Any]]:
     try:
         await producer.start()
     except KafkaError as exc:
-        await stop_client(producer, "requeue")
+        await close_client(producer.stop(), "requeue")
         raise KafkaUnavailable(f"cannot reach Kafka at {c.bootstrap}: {exc}") from None
     sent = []
     try:
@@ -286,7 +286,7 @@ async def _send(c: Cli, letters: list[Letter], by: str) -> list[dict[str, Any]]:
                 x.summary() | {"requeued_to": f"{meta.topic}[{meta.partition}]@{meta.offset}"}
             )
     finally:
-        await stop_client(producer, "requeue")
+        await close_client(producer.stop(), "requeue")
     return sent
 
 

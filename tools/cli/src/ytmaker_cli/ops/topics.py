@@ -17,7 +17,7 @@ from rich.table import Table
 from ytmaker_cli.context import Cli, cli
 from ytmaker_cli.kafka.reader import KafkaUnavailable, RangeReader
 from ytmaker_shared.kafka import ensure_topics
-from ytmaker_shared.kafka.connection import aiokafka_connection
+from ytmaker_shared.kafka.connection import aiokafka_connection, close_client
 from ytmaker_shared.settings import ServiceSettings
 from ytmaker_shared.topics import TOPIC_SPECS
 
@@ -72,7 +72,7 @@ async def describe_topics(c: Cli, groups: list[str] | None) -> list[TopicInfo]:
     try:
         await admin.start()
     except KafkaError as exc:
-        await admin.close()
+        await close_client(admin.close(), "topics")
         raise KafkaUnavailable(f"cannot reach Kafka at {c.bootstrap}: {exc}") from None
     try:
         async with RangeReader(c.bootstrap) as log:
@@ -80,7 +80,7 @@ async def describe_topics(c: Cli, groups: list[str] | None) -> list[TopicInfo]:
     except KafkaError as exc:
         raise KafkaUnavailable(f"cannot describe the topics: {exc}") from None
     finally:
-        await admin.close()
+        await close_client(admin.close(), "topics")
 
 
 async def _describe(
