@@ -522,6 +522,48 @@ def test_my_runs_come_back_at_once_after_signing_in_again(
     page.close()
 
 
+def test_a_refusal_answered_after_signing_in_is_tried_again_not_asked_again(
+    system: System, proxy: TcpProxy, browser: Any
+) -> None:
+    """A request sent with the old token and refused (401) after the user signed in is sent
+    again with the new token; the prompt does not come back for a token already replaced."""
+    config = TokenConfig(secret=system.env["YTMAKER_JWT_SECRET"])
+    expired = mint_token(config, "dev", ttl_s=-60)
+    page = browser.new_page()
+    page.clock.install()  # the list's timer never refreshes it: each request is the test's
+    page.clock.pause_at(int(time.time() * 1000) + 2000)
+    page.goto(f"{proxy.base}/#token={expired}")
+    page.wait_for_function(
+        "() => !document.getElementById('signin').hidden", polling=100, timeout=15_000
+    )
+    held: list[Any] = []
+
+    def hold_the_old_tokens(route: Any) -> None:  # answered once the user has signed in
+        if route.request.headers.get("authorization") == f"Bearer {expired}":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/runs*", hold_the_old_tokens)
+    answers: list[Any] = []
+    page.on("response", lambda r: "/api/v1/runs" in r.url and answers.append(r))
+    page.evaluate("() => { window.ytmaker.runs.load(); }")  # sent with the old token
+    _poll(lambda: page.evaluate("0") or held, 10, "the old token's request held", system)
+    token = mint_token(config, "dev")
+    page.fill("#signin input[name=token]", token)
+    page.click("#signin button")  # the first refusal's retry goes out with the new token
+    _poll(lambda: page.evaluate("0") or answers, 10, "the first refusal's retry", system)
+    assert [a.status for a in answers] == [200]
+    answers.clear()
+    held[0].continue_()  # refused now, after the sign-in
+    _poll(lambda: page.evaluate("0") or len(answers) >= 2, 10, "the refusal, retried", system)
+    refusal, retry = answers
+    assert refusal.status == 401 and retry.status == 200
+    assert retry.request.headers["authorization"] == f"Bearer {token}"
+    assert page.is_hidden("#signin")
+    page.close()
+
+
 def test_a_token_expiring_on_the_live_connection_gets_the_sign_in_prompt(
     system: System, proxy: TcpProxy, browser: Any, short_links: None
 ) -> None:

@@ -25,6 +25,22 @@ const $ = (id) => document.getElementById(id);
 
 // What a refused token stopped, to do again once the user signed in (each once).
 const afterSignIn = new Set();
+// How many times the user signed in: a request notes it when sent, so that a refusal of a
+// token replaced since (answered after the user signed in) is tried again, not asked for again.
+let signIns = 0;
+
+/** The SDK's REST client, its refusals marked with the sign-ins before their request. */
+class PageRest extends RestClient {
+  async request(method, path, body) {
+    const signInsBefore = signIns;
+    try {
+      return await super.request(method, path, body);
+    } catch (err) {
+      if (err instanceof Error) err.signInsBefore = signInsBefore;
+      throw err;
+    }
+  }
+}
 
 /** The gateway no longer takes the token (expired, or signed with an old secret): asks for a
  * new one; `retry` runs once the user gave it. */
@@ -32,16 +48,19 @@ function signIn(retry) {
   if (retry) afterSignIn.add(retry);
   $("signin").hidden = false;
 }
-/** Shows the sign-in prompt for a refusal of the token (401); true if it was one. */
+/** Shows the sign-in prompt for a refusal of the token (401); true if it was one. A request
+ * sent with a token the user replaced since is tried again at once (`retry`), no prompt. */
 function refused(err, retry) {
   if (err?.status !== 401) return false;
-  signIn(retry);
+  if (err.signInsBefore < signIns) retry?.();
+  else signIn(retry);
   return true;
 }
 $("signin").addEventListener("submit", (event) => {
   event.preventDefault();
   localStorage.setItem("ytmaker.token", String(new FormData(event.target).get("token")).trim());
   event.target.reset();
+  signIns += 1;
   $("signin").hidden = true;
   // No reload: the run, its connection and the video's place go on with the new token.
   const waiting = [...afterSignIn];
@@ -49,7 +68,7 @@ $("signin").addEventListener("submit", (event) => {
   for (const retry of waiting) retry();
 });
 
-export const page = { token, signIn, refused, rest: new RestClient({ baseUrl: "", token }) };
+export const page = { token, signIn, refused, rest: new PageRest({ baseUrl: "", token }) };
 window.ytmaker = page; // for tests and curious people
 
 function showForm() {
