@@ -114,6 +114,7 @@ class _Client:
 
 async def test_a_client_stop_is_awaited_to_its_end(caplog: pytest.LogCaptureFixture) -> None:
     client = _Client(takes_s=0.05)
+    caplog.set_level(logging.INFO, logger="ytmaker_shared.kafka.connection")
     await close_client(client.stop(), "reader", within_s=5.0)
     assert client.stopped and not client.cancelled
     assert "left to close" not in caplog.text
