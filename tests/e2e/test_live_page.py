@@ -591,3 +591,35 @@ def test_a_token_expiring_on_the_live_connection_gets_the_sign_in_prompt(
     assert page.inner_text("#event-count") == events
     assert page.evaluate("window.notReloaded")
     page.close()
+
+
+def test_a_connection_refused_after_signing_in_connects_again_without_asking(
+    system: System, proxy: TcpProxy, browser: Any
+) -> None:
+    """The user signed in again while the live connection still ran on the old token; when the
+    gateway closes it at that token's expiry (4401), the page connects again with the new token
+    and resumes, without asking for one it already has."""
+    config = TokenConfig(secret=system.env["YTMAKER_JWT_SECRET"])
+    page = browser.new_page()
+    page.goto(f"{proxy.base}/?token={mint_token(config, 'dev', ttl_s=15)}")
+    _result_page(page, proxy)
+    page.wait_for_selector("#connection[data-state=connected]", timeout=15_000)
+    page.evaluate(
+        "() => { window.states = [];"
+        " window.ytmaker.client.onConnectionState((s, d) => window.states.push([s, d?.code])); }"
+    )
+    events = page.inner_text("#event-count")
+    page.evaluate("window.ytmaker.signIn()")  # as a refused request would ask
+    page.fill("#signin input[name=token]", mint_token(config, "dev"))
+    page.click("#signin button")
+    # The connection, opened with the old token, is closed at its expiry and opened again.
+    page.wait_for_function(
+        "() => { const s = window.states; const i = s.findIndex(([state, code]) =>"
+        " state === 'failed' && code === 4401);"
+        " return i >= 0 && s.slice(i).some(([state]) => state === 'connected'); }",
+        timeout=30_000,
+    )
+    assert page.is_hidden("#signin") and page.is_hidden("#gap")
+    assert page.inner_text("#event-count") == events
+    assert page.evaluate("window.notReloaded")
+    page.close()

@@ -68,7 +68,13 @@ $("signin").addEventListener("submit", (event) => {
   for (const retry of waiting) retry();
 });
 
-export const page = { token, signIn, refused, rest: new PageRest({ baseUrl: "", token }) };
+export const page = {
+  token,
+  signIn,
+  refused,
+  signIns: () => signIns,
+  rest: new PageRest({ baseUrl: "", token }),
+};
 window.ytmaker = page; // for tests and curious people
 
 function showForm() {

@@ -34,7 +34,12 @@ function follow(page) {
   $("task-id").textContent = page.taskId;
   const client = new ProgressClient({
     baseUrl: "",
-    token: page.token,
+    // Read at each connect: noted, so that a close refusing a token replaced since (4401 after
+    // the user signed in) connects again with the new one instead of asking for it again.
+    token: () => {
+      page.signInsAtConnect = page.signIns();
+      return page.token();
+    },
     initialDelayMs: 1000,
     maxDelayMs: 30000,
     heartbeatIntervalMs: 20000,
@@ -190,8 +195,13 @@ function showConnection(page, state, detail) {
     tick();
     page.countdown = setInterval(tick, 500);
   } else {
-    // Refused the token: connect again, resuming after the last update shown, once signed in.
-    if (state === "failed" && detail?.code === 4401) page.signIn(() => page.client.connect().catch(() => undefined));
+    // Refused the token: connect again, resuming after the last update shown, once signed in
+    // (at once when the user signed in since this connection's token was read).
+    if (state === "failed" && detail?.code === 4401) {
+      const connect = () => page.client.connect().catch(() => undefined);
+      if (page.signInsAtConnect < page.signIns()) connect();
+      else page.signIn(connect);
+    }
     el.textContent = { connected: "connected", connecting: "connecting…", failed: `failed${detail ? ` (${detail.code})` : ""}` }[state] || state;
   }
 }
