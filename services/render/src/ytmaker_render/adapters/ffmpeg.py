@@ -179,8 +179,10 @@ async def _stop(process: asyncio.subprocess.Process, kill_after_s: float) -> Non
         _signal_group(process, signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(process.wait()), 2.0)
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:  # cancelled again while it stops: no grace left
         _signal_group(process, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):  # gone before the caller goes on, as promised
+            await asyncio.wait_for(asyncio.shield(process.wait()), 2.0)
         raise
 
 
