@@ -1,4 +1,5 @@
-"""How a client reaches the broker: its address and, beyond one machine, who it is.
+"""How a client reaches the broker: its address and, beyond one machine, who it is; and how
+it leaves (`close_client`: a stop bounded, decision 0142).
 
 Every Kafka client a service or the command line makes takes its connection from here, so that
 a deployment whose brokers want a user (SCRAM over TLS, docs/deploy.md, decision 0122) needs
